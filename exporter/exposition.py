@@ -1,0 +1,249 @@
+"""Prometheus text exposition (format 0.0.4), rendered once per change.
+
+This is the kube-state-metrics metrics-store idea in Python: every number's
+series are rendered into one chunk per metric family and kept with the number;
+when a poll changes nothing about a number, its chunks are reused as they are.
+A scrape is served from the assembled bytes and never renders anything but the
+few process metrics.
+
+The family names, types and label names defined here are the public interface
+that dashboards and alert rules depend on.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from exporter import __version__, model
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    type: str
+    help: str
+
+    def header(self) -> str:
+        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n"
+
+
+CACHED = "Cached: refreshed by the poller, not by the scrape."
+
+# Per-number families, in exposition order.
+N_INFO = Family(
+    "whatsapp_phone_number_info",
+    "gauge",
+    f"Descriptive labels of a WhatsApp Business number; always 1. {CACHED}",
+)
+N_STATUS = Family(
+    "whatsapp_phone_number_status",
+    "gauge",
+    f"Provider status of the number: 1 for the current status, 0 for every other. {CACHED}",
+)
+N_QUALITY = Family(
+    "whatsapp_phone_number_quality_rating",
+    "gauge",
+    f"Meta quality rating of the number: 1 for the current rating, 0 for every other. {CACHED}",
+)
+N_TIER = Family(
+    "whatsapp_phone_number_messaging_limit_tier",
+    "gauge",
+    f"Messaging limit tier of the number: 1 for the current tier, 0 for every other. {CACHED}",
+)
+N_LIMIT = Family(
+    "whatsapp_phone_number_messaging_limit",
+    "gauge",
+    f"Business-initiated conversations allowed per 24 hours by the tier (+Inf when unlimited; absent when unknown). {CACHED}",
+)
+N_CODE = Family(
+    "whatsapp_phone_number_code_verification_status",
+    "gauge",
+    f"Code verification status of the number: 1 for the current status, 0 for every other. {CACHED}",
+)
+N_NAME = Family(
+    "whatsapp_phone_number_name_status",
+    "gauge",
+    f"Review status of the number's display name: 1 for the current status, 0 for every other. {CACHED}",
+)
+N_NEW_NAME = Family(
+    "whatsapp_phone_number_new_name_status",
+    "gauge",
+    f"Review status of a requested display-name change: 1 for the current status, 0 for every other. {CACHED}",
+)
+N_STATUS_CHANGED = Family(
+    "whatsapp_phone_number_status_last_change_timestamp_seconds",
+    "gauge",
+    "Unix time when the exporter saw the status change (or first saw the number).",
+)
+N_QUALITY_CHANGED = Family(
+    "whatsapp_phone_number_quality_rating_last_change_timestamp_seconds",
+    "gauge",
+    "Unix time when the exporter saw the quality rating change (or first saw the number).",
+)
+N_TIER_CHANGED = Family(
+    "whatsapp_phone_number_messaging_limit_tier_last_change_timestamp_seconds",
+    "gauge",
+    "Unix time when the exporter saw the messaging limit tier change (or first saw the number).",
+)
+NUMBER_FAMILIES: tuple[Family, ...] = (
+    N_INFO,
+    N_STATUS,
+    N_QUALITY,
+    N_TIER,
+    N_LIMIT,
+    N_CODE,
+    N_NAME,
+    N_NEW_NAME,
+    N_STATUS_CHANGED,
+    N_QUALITY_CHANGED,
+    N_TIER_CHANGED,
+)
+
+W_INFO = Family("whatsapp_waba_info", "gauge", f"Descriptive labels of a WhatsApp Business Account; always 1. {CACHED}")
+W_REVIEW = Family(
+    "whatsapp_waba_account_review_status",
+    "gauge",
+    f"Meta review status of the WhatsApp Business Account: 1 for the current status, 0 for every other. {CACHED}",
+)
+WABA_FAMILIES = (W_INFO, W_REVIEW)
+
+A_POLL_SUCCESS = Family(
+    "whatsapp_exporter_poll_success", "gauge", "Whether the last poll of the account succeeded for every request (1) or not (0)."
+)
+A_SPACE_SUCCESS = Family(
+    "whatsapp_exporter_space_poll_success",
+    "gauge",
+    "Whether the last poll of the space (CustSpaceId) succeeded (1) or not (0); a failed space keeps its last good data.",
+)
+A_LAST_SUCCESS = Family(
+    "whatsapp_exporter_last_successful_poll_timestamp_seconds",
+    "gauge",
+    "Unix time of the end of the last fully successful poll of the account.",
+)
+A_LAST_POLL = Family(
+    "whatsapp_exporter_last_poll_timestamp_seconds", "gauge", "Unix time of the end of the last poll of the account, successful or not."
+)
+A_DURATION = Family("whatsapp_exporter_poll_duration_seconds", "gauge", "Duration of the last poll of the account.")
+A_INTERVAL = Family("whatsapp_exporter_poll_interval_seconds", "gauge", "Configured poll interval of the account.")
+A_BUDGET = Family(
+    "whatsapp_exporter_api_qps_budget", "gauge", "Requests per second allowed to the credential the account signs with."
+)
+A_NUMBERS = Family("whatsapp_exporter_numbers", "gauge", "Numbers of the account exported from the last good data.")
+A_REQUESTS = Family(
+    "whatsapp_exporter_api_requests_total", "counter", "Provider API requests sent, by action (every attempt counts)."
+)
+A_ERRORS = Family(
+    "whatsapp_exporter_api_request_errors_total",
+    "counter",
+    "Provider API requests that failed, by action and reason (throttled, auth, permission, request, upstream, timeout, parse).",
+)
+ACCOUNT_FAMILIES = (
+    A_POLL_SUCCESS,
+    A_SPACE_SUCCESS,
+    A_LAST_SUCCESS,
+    A_LAST_POLL,
+    A_DURATION,
+    A_INTERVAL,
+    A_BUDGET,
+    A_NUMBERS,
+    A_REQUESTS,
+    A_ERRORS,
+)
+BUILD_INFO = Family(
+    "whatsapp_exporter_build_info", "gauge", "Build information of the exporter; always 1."
+)
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def labels(pairs: Iterable[tuple[str, str]]) -> str:
+    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
+
+
+def fmt(value: float) -> str:
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _stateset(name: str, base: str, label: str, states: Sequence[str], current: str) -> str:
+    return "".join(f'{name}{{{base},{label}="{s}"}} {1 if s == current else 0}\n' for s in states)
+
+
+def render_number(base: str, suffix: str, tracked: model.TrackedNumber) -> tuple[str, ...]:
+    """All series of one number, one chunk per entry of NUMBER_FAMILIES.
+
+    ``base`` holds the identity labels (provider, account, phone_number);
+    ``suffix`` the account's static labels, each with a leading comma.
+    """
+    n = tracked.number
+    ch = tracked.changes
+    b = base + suffix
+    info = labels(
+        (
+            ("verified_name", n.verified_name),
+            ("space_id", n.space_id),
+            ("waba_id", n.waba_id),
+            ("phone_number_id", n.phone_number_id),
+        )
+    )
+    limit = n.messaging_limit
+    return (
+        f"{N_INFO.name}{{{b},{info}}} 1\n",
+        _stateset(N_STATUS.name, b, "status", model.STATUS.states, n.status),
+        _stateset(N_QUALITY.name, b, "quality_rating", model.QUALITY_RATING.states, n.quality_rating),
+        _stateset(N_TIER.name, b, "tier", model.TIER.states, n.messaging_limit_tier),
+        f"{N_LIMIT.name}{{{b}}} {fmt(limit)}\n" if limit is not None else "",
+        _stateset(N_CODE.name, b, "code_verification_status", model.CODE_VERIFICATION_STATUS.states, n.code_verification_status),
+        _stateset(N_NAME.name, b, "name_status", model.NAME_STATUS.states, n.name_status),
+        _stateset(N_NEW_NAME.name, b, "new_name_status", model.NAME_STATUS.states, n.new_name_status),
+        f"{N_STATUS_CHANGED.name}{{{b}}} {fmt(ch.status)}\n",
+        f"{N_QUALITY_CHANGED.name}{{{b}}} {fmt(ch.quality_rating)}\n",
+        f"{N_TIER_CHANGED.name}{{{b}}} {fmt(ch.messaging_limit_tier)}\n",
+    )
+
+
+def render_waba(base: str, suffix: str, waba: model.Waba) -> tuple[str, ...]:
+    b = f'{base},waba_id="{escape(waba.waba_id)}"{suffix}'
+    info = labels((("space_id", waba.space_id), ("name", waba.name), ("currency", waba.currency)))
+    return (
+        f"{W_INFO.name}{{{b},{info}}} 1\n",
+        _stateset(W_REVIEW.name, b, "account_review_status", model.ACCOUNT_REVIEW_STATUS.states, waba.account_review_status),
+    )
+
+
+def build_info() -> str:
+    pairs = (("version", __version__), ("python_version", platform.python_version()))
+    return BUILD_INFO.header() + f"{BUILD_INFO.name}{{{labels(pairs)}}} 1\n"
+
+
+def assemble(families: Sequence[Family], chunks_by_family: Sequence[list[str]]) -> list[str]:
+    """Header plus samples of every family that has samples, in family order."""
+    out: list[str] = []
+    for family, chunks in zip(families, chunks_by_family):
+        body = "".join(chunks)
+        if body:
+            out.append(family.header())
+            out.append(body)
+    return out
+
+
+def account_base(provider: str, account: str) -> str:
+    return labels((("provider", provider), ("account", account)))
+
+
+def static_suffix(extra: Mapping[str, str]) -> str:
+    return "".join(f',{k}="{escape(v)}"' for k, v in sorted(extra.items()))

@@ -1,0 +1,1 @@
+"""Provider clients: each is signing + transport, plus pure parse functions to the model."""

@@ -1,0 +1,177 @@
+"""Pure functions from CAMS (2020-06-06) response JSON to the normalized model.
+
+No I/O here: each function takes the decoded body and returns model objects or
+raises :class:`ProviderError`.  They are tested on the documented example
+payloads (tests/test_cams_parse.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from exporter import model
+from exporter.providers.errors import ProviderError
+
+PROVIDER = "alibaba_cams"
+log = logging.getLogger(__name__)
+
+THROTTLE_CODES = ("System.LimitControl", "Rejected.Throttling")
+AUTH_CODES = (
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidSignatureMethod",
+    "SignatureNonceUsed",
+    "MissingAccessKeyId",
+    "InvalidAccessKeyId",  # prefix: .NotFound, .Inactive
+    "InvalidTimeStamp",  # prefix: .Expired, .Format
+    "InvalidSecurityToken",  # prefix: .Expired, .Malformed, .MismatchWithAccessKey
+)
+PERMISSION_CODES = (
+    "Forbidden",  # prefix: Forbidden.RAM, Forbidden.RiskControl
+    "Ram.PermissionDeny",
+    "Authentication.NoAuth",
+    "Product.Unsubscript",
+    "Unknown.ResourceOwnerId",
+)
+REQUEST_CODES = (
+    "InvalidParameter",
+    "MissingParameter",
+    "InvalidApi.NotFound",
+    "InvalidAction.NotFound",
+    "InvalidProduct.NotFound",
+    "UnsupportedHTTPMethod",
+)
+
+
+def _matches(code: str, prefixes: tuple[str, ...]) -> bool:
+    return any(code == p or code.startswith(p + ".") for p in prefixes)
+
+
+def classify(code: str, http_status: int | None) -> str:
+    """Map a POP gateway or CAMS business error code to a reason (see errors.py)."""
+    if code.startswith("Throttling") or _matches(code, THROTTLE_CODES) or http_status == 429:
+        return "throttled"
+    if _matches(code, AUTH_CODES):
+        return "auth"
+    if _matches(code, PERMISSION_CODES):
+        return "permission"
+    if _matches(code, REQUEST_CODES) or re.fullmatch(r"(Missing|Invalid)[A-Z]\w*(\.\w+)?", code or ""):
+        return "request"
+    return "upstream"
+
+
+def check_envelope(body: Any, http_status: int, retry_after: float | None = None) -> dict:
+    """Return the body if it is a successful CAMS answer, else raise ProviderError.
+
+    A CAMS call succeeds only when the HTTP status is 2xx *and* ``Code`` is
+    ``OK``: CAMS sends business errors with HTTP 200 too.
+    """
+    if not isinstance(body, dict):
+        if http_status >= 500:
+            raise ProviderError("upstream", f"HTTP {http_status} without a JSON error body", http_status=http_status)
+        raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
+    code = body.get("Code", body.get("code"))
+    request_id = str(body.get("RequestId", body.get("requestId", "")) or "")
+    if 200 <= http_status < 300 and isinstance(code, str) and code.upper() == "OK":
+        return body
+    message = str(body.get("Message", body.get("message", "")) or "")[:300]
+    if not isinstance(code, str) or not code:
+        if http_status >= 500:
+            raise ProviderError("upstream", f"HTTP {http_status}", http_status=http_status, request_id=request_id)
+        if 200 <= http_status < 300:
+            raise ProviderError("parse", "response has no Code field", http_status=http_status, request_id=request_id)
+        raise ProviderError(
+            "upstream", f"HTTP {http_status} without an error code", http_status=http_status, request_id=request_id
+        )
+    reason = classify(code, http_status)
+    if reason == "upstream" and 400 <= http_status < 500 and http_status != 429:
+        # An unlisted 4xx business code: the request itself was refused.
+        reason = "request"
+    raise ProviderError(
+        reason, message or code, code=code, http_status=http_status, request_id=request_id, retry_after=retry_after
+    )
+
+
+_DIGITS = re.compile(r"[\s\-().]")
+
+
+def normalize_phone_number(raw: str) -> str:
+    """CAMS returns digits with the country code and no ``+``; export E.164 (``+8613800000000``)."""
+    value = _DIGITS.sub("", raw.strip())
+    if value.startswith("00") and value[2:].isdigit():
+        value = value[2:]
+    if value.isdigit():
+        return "+" + value
+    return value
+
+
+def _text(item: dict, key: str) -> str:
+    value = item.get(key)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def parse_phone_numbers(body: dict, space_id: str, tier_vocabulary: str = "api_reference") -> list[model.PhoneNumber]:
+    """``QueryChatappPhoneNumbers`` → numbers of one space.
+
+    Tolerates missing fields (UNKNOWN), unknown values (OTHER) and malformed
+    entries (skipped and logged); a missing ``PhoneNumbers`` key is an empty space.
+    """
+    items = body.get("PhoneNumbers")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ProviderError("parse", "PhoneNumbers is not a list")
+    numbers: dict[str, model.PhoneNumber] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not _text(item, "PhoneNumber"):
+            log.warning("skipping a malformed PhoneNumbers entry", extra={"space_id": space_id, "index": index})
+            continue
+        phone = normalize_phone_number(item["PhoneNumber"])
+        if phone in numbers:
+            log.warning("duplicate number in one answer; keeping the first", extra={"space_id": space_id, "phone_number": phone})
+            continue
+        numbers[phone] = model.PhoneNumber(
+            phone_number=phone,
+            status=model.STATUS.normalize(item.get("Status"), PROVIDER),
+            quality_rating=model.QUALITY_RATING.normalize(item.get("QualityRating"), PROVIDER),
+            messaging_limit_tier=model.normalize_tier(item.get("MessagingLimitTier"), tier_vocabulary, PROVIDER),
+            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(item.get("CodeVerificationStatus"), PROVIDER),
+            name_status=model.NAME_STATUS.normalize(item.get("NameStatus"), PROVIDER),
+            new_name_status=model.NAME_STATUS.normalize(item.get("NewNameStatus"), PROVIDER),
+            verified_name=_text(item, "VerifiedName"),
+            space_id=space_id,
+        )
+    return list(numbers.values())
+
+
+def parse_bind_waba(body: dict, space_id: str) -> model.Waba | None:
+    """``QueryChatappBindWaba`` → the WABA bound to a space, or None if none is bound."""
+    data = body.get("Data")
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ProviderError("parse", "Data is not an object")
+    waba_id = _text(data, "Id")
+    if not waba_id:
+        return None
+    return model.Waba(
+        waba_id=waba_id,
+        name=_text(data, "Name"),
+        account_review_status=model.ACCOUNT_REVIEW_STATUS.normalize(data.get("AccountReviewStatus"), PROVIDER),
+        space_id=space_id,
+        currency=_text(data, "Currency"),
+    )
+
+
+def parse_verification_status(body: dict) -> model.Verification:
+    """``GetPhoneNumberVerificationStatus`` → the code-verification state of one number."""
+    data = body.get("Data")
+    if not isinstance(data, dict) or not _text(data, "PhoneNumber"):
+        raise ProviderError("parse", "Data.PhoneNumber missing")
+    return model.Verification(
+        phone_number=normalize_phone_number(data["PhoneNumber"]),
+        code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(data.get("CodeVerificationStatus"), PROVIDER),
+        phone_number_id=_text(data, "Id"),
+    )

@@ -1,0 +1,143 @@
+"""The rendered exposition: shape, state sets, escaping, caching and promtool's verdict."""
+
+import gzip
+import math
+import re
+
+import pytest
+
+from exporter import exposition as ex
+from exporter import model
+from exporter.store import AccountSnapshot, PollResult, Store
+from tests.tools import promtool_check_metrics
+
+
+def tracked(phone, **kw):
+    return model.TrackedNumber(model.PhoneNumber(phone, **kw), model.ChangeTimes.first_seen(1700000000.0))
+
+
+def snapshot(name="acct", numbers=(), wabas=(), poll=True, labels=None):
+    return AccountSnapshot(
+        name=name,
+        provider="alibaba_cams",
+        poll_interval=60,
+        qps=10,
+        static_labels=labels or {},
+        actions=("QueryChatappPhoneNumbers", "QueryChatappBindWaba"),
+        numbers={t.number.phone_number: t for t in numbers},
+        wabas={w.space_id: w for w in wabas},
+        poll=PollResult(True, 1700000100.0, 0.25, 1700000100.0, {"cams-1": True}) if poll else None,
+        requests={"QueryChatappPhoneNumbers": 3},
+        errors={("QueryChatappPhoneNumbers", "throttled"): 1},
+    )
+
+
+def samples(body: bytes, name: str) -> dict[str, float]:
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def test_state_sets_have_exactly_one_active_state_per_number():
+    store = Store()
+    store.update(snapshot(numbers=[tracked("+1", status="FLAGGED", quality_rating="RED", messaging_limit_tier="TIER_1K"),
+                                   tracked("+2", status="OTHER")]))
+    body = store.exposition.body
+    for family, vocab in [("whatsapp_phone_number_status", model.STATUS),
+                          ("whatsapp_phone_number_quality_rating", model.QUALITY_RATING),
+                          ("whatsapp_phone_number_messaging_limit_tier", model.TIER),
+                          ("whatsapp_phone_number_code_verification_status", model.CODE_VERIFICATION_STATUS),
+                          ("whatsapp_phone_number_name_status", model.NAME_STATUS),
+                          ("whatsapp_phone_number_new_name_status", model.NAME_STATUS)]:
+        s = samples(body, family)
+        for phone in ("+1", "+2"):
+            mine = {k: v for k, v in s.items() if f'phone_number="{phone}"' in k}
+            assert len(mine) == len(vocab.states)
+            assert sum(mine.values()) == 1
+    assert samples(body, "whatsapp_phone_number_status")[
+        'whatsapp_phone_number_status{provider="alibaba_cams",account="acct",phone_number="+1",status="FLAGGED"}'] == 1
+
+
+def test_messaging_limit_values():
+    store = Store()
+    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_UNLIMITED"),
+                                   tracked("+2", messaging_limit_tier="TIER_2K"),
+                                   tracked("+3", messaging_limit_tier="TIER_NOT_SET")]))
+    s = {k.split('phone_number="')[1].split('"')[0]: v for k, v in samples(store.exposition.body, "whatsapp_phone_number_messaging_limit").items()}
+    assert s["+1"] == math.inf and s["+2"] == 2000 and "+3" not in s
+
+
+def test_label_values_are_escaped_and_promtool_is_clean():
+    store = Store()
+    weird = 'Quote " back\\slash\nnewline 名字'
+    store.update(snapshot(numbers=[tracked("+1", verified_name=weird, space_id="cams-1", waba_id="w1"),
+                                   tracked("+2", status="OTHER")],
+                          wabas=[model.Waba("w1", weird, "APPROVED", "cams-1", "USD")],
+                          labels={"team": "growth"}))
+    store.update(snapshot(name="second", numbers=[tracked("+3")], poll=False))
+    body = store.exposition.body
+    assert 'verified_name="Quote \\" back\\\\slash\\nnewline 名字"' in body.decode()
+    result = promtool_check_metrics(body)
+    assert result.returncode == 0 and result.stdout == b"" and result.stderr == b"", result
+
+
+def test_every_family_has_help_and_type_once():
+    store = Store()
+    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K"), tracked("+2")], wabas=[model.Waba("w", space_id="cams-1")]))
+    text = store.exposition.body.decode()
+    names = re.findall(r"^# TYPE (\S+) ", text, re.M)
+    assert len(names) == len(set(names))
+    assert set(re.findall(r"^# HELP (\S+) ", text, re.M)) == set(names)
+    for family in ex.NUMBER_FAMILIES + ex.WABA_FAMILIES + ex.ACCOUNT_FAMILIES:
+        assert family.name in names, family.name
+
+
+def test_static_labels_on_every_account_series():
+    store = Store()
+    store.update(snapshot(numbers=[tracked("+1")], labels={"team": "growth"}))
+    for line in store.exposition.body.decode().splitlines():
+        if 'account="acct"' in line:
+            assert 'team="growth"' in line, line
+
+
+def test_unchanged_numbers_reuse_rendered_chunks():
+    store = Store()
+    a, b = tracked("+1"), tracked("+2")
+    store.update(snapshot(numbers=[a, b]))
+    before = store._rendered["acct"].numbers["+1"][1]
+    changed = model.TrackedNumber(model.PhoneNumber("+2", status="FLAGGED"), b.changes)
+    store.update(snapshot(numbers=[a, changed]))
+    assert store._rendered["acct"].numbers["+1"][1] is before
+    assert 'phone_number="+2",status="FLAGGED"} 1' in store.exposition.body.decode()
+
+
+def test_gzip_twin_and_generation():
+    store = Store()
+    g = store.exposition.generation
+    store.update(snapshot(numbers=[tracked("+1")]))
+    assert store.exposition.generation == g + 1
+    assert gzip.decompress(store.exposition.gzipped) == store.exposition.body
+
+
+def test_removed_numbers_disappear():
+    store = Store()
+    store.update(snapshot(numbers=[tracked("+1"), tracked("+2")]))
+    store.update(snapshot(numbers=[tracked("+1")]))
+    assert 'phone_number="+2"' not in store.exposition.body.decode()
+
+
+def test_account_without_poll_has_no_poll_success_yet():
+    store = Store()
+    store.update(snapshot(poll=False))
+    text = store.exposition.body.decode()
+    assert "whatsapp_exporter_poll_success{" not in text
+    assert 'whatsapp_exporter_api_request_errors_total{provider="alibaba_cams",account="acct",action="QueryChatappBindWaba",reason="auth"} 0' in text
+    assert not store.ready()
+
+
+@pytest.mark.parametrize("value,text", [(1.0, "1"), (0, "0"), (math.inf, "+Inf"), (1700000000.5, "1700000000.5"), (0.25, "0.25")])
+def test_fmt(value, text):
+    assert ex.fmt(value) == text

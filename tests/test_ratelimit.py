@@ -1,0 +1,125 @@
+"""The per-credential budget, on a fake clock: exact, never a window over budget."""
+
+import threading
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from exporter.ratelimit import TokenBucket
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def max_in_window(times, window=1.0):
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def take(bucket, clock, n):
+    times = []
+    for _ in range(n):
+        assert bucket.acquire()
+        times.append(clock.now)
+    return times
+
+
+def test_burst_up_to_capacity_then_waits_a_window():
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep, margin=0.0)
+    times = take(bucket, clock, 25)
+    assert times[:10] == [1000.0] * 10
+    assert times[10] == pytest.approx(1001.0)
+    assert times[20] == pytest.approx(1002.0)
+    assert max_in_window(times) == 10
+
+
+@given(qps=st.integers(min_value=1, max_value=50), n=st.integers(min_value=1, max_value=300),
+       gaps=st.lists(st.floats(min_value=0, max_value=0.3), max_size=300))
+@settings(max_examples=60, deadline=None)
+def test_no_one_second_window_exceeds_budget(qps, n, gaps):
+    clock = FakeClock()
+    bucket = TokenBucket(qps, clock=clock, sleep=clock.sleep)
+    times = []
+    for i in range(n):
+        if i < len(gaps):
+            clock.sleep(gaps[i])
+        bucket.acquire()
+        times.append(clock.now)
+    assert max_in_window(times) <= qps
+
+
+def test_fractional_budget_below_one():
+    clock = FakeClock()
+    bucket = TokenBucket(0.5, clock=clock, sleep=clock.sleep, margin=0.0)
+    times = take(bucket, clock, 3)
+    assert [t - 1000 for t in times] == pytest.approx([0, 2, 4])
+
+
+def test_fractional_budget_above_one_rounds_down():
+    bucket = TokenBucket(2.7)
+    assert bucket.capacity == 2
+
+
+def test_throughput_is_the_budget():
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep, margin=0.0)
+    times = take(bucket, clock, 1000)
+    # 1000 calls at 10/s take 99 full windows after the first burst.
+    assert times[-1] - times[0] == pytest.approx(99.0)
+
+
+def test_hold_pauses_everyone():
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
+    bucket.acquire()
+    bucket.hold(5)
+    bucket.acquire()
+    assert clock.now >= 1005.0
+
+
+def test_timeout_and_cancellation():
+    clock = FakeClock()
+    bucket = TokenBucket(1, clock=clock, sleep=clock.sleep, margin=0.0)
+    assert bucket.acquire()
+    assert not bucket.acquire(timeout=0.5)
+    assert not bucket.acquire(cancelled=lambda: True)
+    assert bucket.acquire(timeout=5)
+
+
+def test_threads_share_one_budget():
+    """Real clock, real threads: the log of acquisitions never exceeds the budget."""
+    bucket = TokenBucket(20)
+    times, lock = [], threading.Lock()
+
+    def worker():
+        for _ in range(10):
+            bucket.acquire()
+            with lock:
+                times.append(bucket._clock())
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(times) == 50
+    assert max_in_window(times) <= 20
+
+
+def test_rejects_non_positive_budget():
+    with pytest.raises(ValueError):
+        TokenBucket(0)
