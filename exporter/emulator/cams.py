@@ -1,0 +1,1312 @@
+"""An emulator of Alibaba Cloud CAMS (Chat App Message Service, API version 2020-06-06).
+
+It serves the read-only number-health actions over real HTTP on loopback and
+behaves, on the wire, like the POP gateway in front of CAMS:
+
+* RPC style, ``GET`` or ``POST`` on ``/``; parameters from the query string and
+  from an ``application/x-www-form-urlencoded`` body.
+* Signature checks for V3 (``ACS3-HMAC-SHA256`` ``Authorization`` header) and the
+  legacy V2 (``Signature`` parameter, HMAC-SHA1), with the 15 minute clock-skew
+  window and nonce replay protection.
+* Gateway error envelope ``{RequestId, HostId, Code, Message, Recommend}`` with the
+  documented HTTP statuses, per-key flow control (``Throttling.User``), and
+  scenario-driven data and faults.
+
+This module is deliberately written only against the public documentation and
+the recorded vectors: it must never import the exporter's own client code, so a
+bug shared by both sides cannot hide.  Standard library only (plus the scenario
+module, which needs PyYAML).
+
+Choices where the documentation is silent (clients should not depend on the
+exact wording of messages):
+
+* A wrong ``x-acs-version`` / ``Version`` is ``400 InvalidVersion``; a missing one
+  ``400 MissingVersion``; a missing action ``400 MissingAction``.
+* Action names from the SDK catalogue that are not emulated answer
+  ``400 Emulator.ActionNotEmulated``; the ones with side effects answer
+  ``400 Emulator.WriteActionCalled``.  Names outside the catalogue are
+  ``404 InvalidApi.NotFound``.
+* V3 requests missing ``x-acs-date``, ``x-acs-signature-nonce`` or
+  ``x-acs-content-sha256``, or whose ``SignedHeaders`` leave out ``host``, an
+  ``x-acs-*`` header or ``content-type``, are ``400 IncompleteSignature``.  An
+  ``x-acs-content-sha256`` that does not hash the body is ``400 SignatureDoesNotMatch``.
+* V2 requests missing a common parameter get ``400 Missing<Parameter>``.  A V2
+  request without ``Format=JSON`` (any case) is answered in XML, like the real
+  gateway (whose default format is XML); the XML layout here is an approximation.
+* A ``CustSpaceId`` that does not exist or belongs to another account is
+  ``400 Unknown.ResourceOwnerId``.  When a space declares an ``isv_code``, a request
+  to an action that takes ``IsvCode`` (QueryChatappPhoneNumbers, QueryChatappBindWaba) whose
+  ``IsvCode`` is missing or different is ``400 Ram.PermissionDeny``; GetPhoneNumberVerificationStatus
+  and GetWhatsappHealthStatus have no such parameter and never check it.  A
+  credential with ``permissions: denied`` (or a list not naming the action) gets
+  ``400 Ram.PermissionDeny`` with an ``AccessDeniedDetail`` object.
+* Flow control counts accepted requests per account (the key itself unless the
+  scenario groups keys with ``account``) per calendar second of arrival, across
+  all actions, against the credential's ``qps`` (default 10).  The documented
+  5/s of ``GetWhatsappHealthStatus`` is applied as well unless ``qps`` is null.
+  Excess requests get ``400 Throttling.User`` and do not consume quota.
+* ``QueryChatappPhoneNumbers`` without ``CustSpaceId`` uses the caller's space
+  marked ``default`` (else its first space): an inference from the docs.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import parse_qsl, quote, urlsplit
+from xml.sax.saxutils import escape as _xml_escape
+
+from .scenario import Credential, Fault, Scenario, Space
+
+__all__ = [
+    "API_VERSION",
+    "CamsEmulator",
+    "EMULATED_ACTIONS",
+    "ERROR_TABLE",
+    "READ_ACTIONS",
+    "RequestRecord",
+    "WRITE_ACTIONS",
+    "canonical_query_string",
+    "rfc3986",
+    "v2_signature",
+    "v2_string_to_sign",
+    "v3_authorization",
+    "v3_canonical_request",
+    "v3_signature",
+    "v3_string_to_sign",
+]
+
+logger = logging.getLogger("exporter.emulator.cams")
+
+API_VERSION = "2020-06-06"
+DEFAULT_HOST_ID = "cams.ap-southeast-1.aliyuncs.com"
+JSON_CONTENT_TYPE = "application/json;charset=utf-8"
+XML_CONTENT_TYPE = "text/xml;charset=utf-8"
+EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
+MAX_CLOCK_SKEW = 15 * 60          # seconds either side of the server clock
+NONCE_TTL = 15 * 60               # how long a nonce is remembered
+MAX_BODY_BYTES = 1 << 20
+MAX_PARAMS = 1000
+V3_ALGORITHM = "ACS3-HMAC-SHA256"
+
+# Documented per-action, per-user limits stricter than the general 10/s.
+DOCUMENTED_ACTION_QPS = {"GetWhatsappHealthStatus": 5}
+
+EMULATED_ACTIONS = frozenset({
+    "QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus",
+    "GetWhatsappHealthStatus",
+})
+
+# The SDK catalogue (alibabacloud-cams20200606 5.3.1), split by side effects.
+READ_ACTIONS = frozenset("""
+QueryChatappPhoneNumbers QueryChatappBindWaba GetPhoneNumberVerificationStatus GetWhatsappHealthStatus
+GetChatappPhoneNumberMetric GetChatappPhoneNumberSetting QueryPhoneBusinessProfile QueryWabaBusinessInfo
+GetCommerceSetting GetConversationalAutomation GetPhoneEncryptionPublicKey ListPhoneMessageQrdl GetWhatsappUserName
+GetWhatsappUserNameSuggestions QueryMMLActive GetChatappOpenStatus ListInstance QueryInstance GetCustomerSite
+IsvGetAppId GetPermissionByCode GetChatappUploadAuthorization GeneratePresignedUrl ListChatappTemplate
+GetChatappTemplateDetail GetChatappTemplateMetric ListWhatAppTemplate GetAutoGeneratedTemplate
+GetPledgeTemplateAddress CheckDirectSendMessageSample ListChatappMessage GetFlow GetFlowJSONAssest GetFlowPreviewUrl
+ListFlow ReadChatFlow ListChatFlow ReadFlowVersion ListFlowVersion ListBindingRelationsForFlowVersion GetChatFlowMetric
+GetChatFlowTemplate ListChatFlowTemplate ListFlowNodeGroup ListFlowNodePrototypeV2 ReadChatFlowLogSetting ListChatGroup
+ListChatGroupParticipants ListAllGroups GetGroupExist GetDownloadExcelList ListMarketingFlow GetFbMessengerPages
+ListInstagramPage GetFbInstagramPages ListInstagramPosts ListFacebookPosts ListPageAdAccount ListMessageCampaign
+GetMessageCampaignInsights ListCustomAudience ListMessengerSubscriptionToken GetWhatsappConversionApi
+GetWhatsappConnectionCatalog ListProductCatalog ListProduct GetViberByRequestNo GetViberPauseTimes
+ListViberServiceMessage GetAuditRequestByTypeUnAudit ListBindDmAccount ListDmAccount ListDmTag
+""".split())
+
+WRITE_ACTIONS = frozenset("""
+ChatappSyncPhoneNumber AddChatappPhoneNumber GetChatappVerifyCode ChatappVerifyAndRegister ChatappPhoneNumberRegister
+ChatappPhoneNumberDeregister GetPreValidatePhoneId CreateChatappMigrationInitiate GetMigrationVerifyCode
+ChatappMigrationVerified ChatappMigrationRegister UpdatePhoneWebhook UpdateAccountWebhook ModifyPhoneBusinessProfile
+UpdateCommerceSetting UpdateConversationalAutomation UpdatePhoneEncryptionPublicKey CreatePhoneMessageQrdl
+UpdatePhoneMessageQrdl DeletePhoneMessageQrdl UpdateWhatsappUserName DeleteWhatsappUserName SyncBusinessAppHistory
+UpdateWabaMmlStatus EnableWhatsappROIMetric ChatappBindWaba CreateInstance UpdateInstance DeleteInstance
+ChangeResourceGroup OpenChatappService CreateChatappTemplate ModifyChatappTemplate ModifyChatappTemplateProperties
+DeleteChatappTemplate ArchiveChatappTemplate CopyTemplate SendChatappMessage SendChatappMassMessage WhatsappCall
+SubmitVerifyCodeResult CreateFlow ModifyFlow DeleteFlow DeprecateFlow PublishFlow UpdateFlowJSONAsset SyncFlow
+CreateChatFlow CreateChatFlowByImport UpdateChatFlow DeleteChatFlow TriggerChatFlow CreateFlowVersion
+UpdateFlowVersion DeleteFlowVersion OnlineFlowVersion OfflineFlowVersion FlowBindPhone FlowRebindPhone
+FlowUnbindPhone CreateChatFlowLogSetting UpdateChatFlowLogSetting AddChatGroup UpdateChatGroup DeleteChatGroup
+AddChatGroupInviteLink DeleteChatGroupInviteLink DeleteChatGroupParticipants AddContacts DeleteContacts
+DeleteContactsByIds UpdateContactById RemoveContactById MoveContactToGroup AddGroup DeleteGroupById UpdateGroupName
+AddMarketingFlow UpdateMarketingFLow DeleteMarketingFlow PauseMarketingFLow BindMessengerPage CreateMessengerPage
+DeleteMessengerPage BindInstagramPage DeleteInstagramPage CreateMessageCampaign DeleteMessageCampaign
+SyncMessageCampaign CreateCustomAudience AddCustomAudienceUser SyncMessengerSubscriptionToken
+CreateWhatsappConversionApi RequestWhatsappConversionApi AddAuditViberOpen AddAddressRecoverSuspend
+UpdateAuditRequest BindDmAccount UnbindDmAccount
+""".split())
+
+KNOWN_ACTIONS = READ_ACTIONS | WRITE_ACTIONS
+
+# code -> (HTTP status, message).  Gateway codes, then CAMS business codes, then emulator-only codes.
+ERROR_TABLE: dict[str, tuple[int, str]] = {
+    "InvalidAccessKeyId.NotFound": (404, "Specified access key is not found."),
+    "InvalidAccessKeyId.Inactive": (400, "Specified access key is disabled."),
+    "SignatureDoesNotMatch": (400, "Specified signature does not match our calculation."),
+    "IncompleteSignature": (400, "The request signature does not conform to Aliyun standards."),
+    "InvalidSignatureMethod": (400, "Specified signature method is not supported."),
+    "InvalidSignatureVersion": (400, "Specified signature version is not supported."),
+    "SignatureNonceUsed": (400, "Specified signature nonce was used already."),
+    "InvalidTimeStamp.Format": (400, "Specified time stamp or date value is not well formatted."),
+    "InvalidTimeStamp.Expired": (400, "Specified time stamp or date value is expired."),
+    "MissingAccessKeyId": (400, "AccessKeyId is mandatory for this action."),
+    "InvalidApi.NotFound": (404, "Specified api is not found, please check your url and method."),
+    "InvalidAction.NotFound": (404, "Specified api is not found, please check your url and method."),
+    "InvalidProduct.NotFound": (404, "Cannot find product according to your domain."),
+    "InvalidVersion": (400, "Specified parameter Version is not valid."),
+    "UnsupportedHTTPMethod": (400, "This http method is not supported."),
+    "Forbidden.RAM": (403, "User not authorized to operate on the specified resource, or this API doesn't support RAM."),
+    "Forbidden": (403, "User not authorized to operate on the specified resource."),
+    "Forbidden.RiskControl": (403, "This operation is forbidden by Aliyun RiskControl system."),
+    "InvalidSecurityToken.Expired": (400, "Specified SecurityToken is expired."),
+    "InvalidSecurityToken.Malformed": (400, "Specified SecurityToken is malformed."),
+    "InvalidSecurityToken.MismatchWithAccessKey": (400, "Specified SecurityToken mismatch with the AccessKey."),
+    "MissingSecurityToken": (400, "SecurityToken is mandatory for this action."),
+    "Throttling.User": (400, "Request was denied due to user flow control."),
+    "Throttling.Api": (400, "Request was denied due to api flow control."),
+    "Throttling": (400, "Request was denied due to request throttling."),
+    "InternalError": (500, "The request processing has failed due to some unknown error, exception or failure."),
+    "ServiceUnavailable": (503, "The request has failed due to a temporary failure of the server."),
+    "InvalidParameter": (400, "The specified parameter is not valid."),
+    "MissingParameter": (400, "A required parameter is missing."),
+    "RequestEntityTooLarge": (413, "The request body is too large."),
+    # CAMS business errors (documented for every CAMS action as HTTP 400)
+    "Product.Unsubscript": (400, "You have not subscribed to the specified product."),
+    "Ram.PermissionDeny": (400, "You are not authorized to perform the operation."),
+    "System.LimitControl": (400, "The system is under flow control."),
+    "Unknown.ResourceOwnerId": (400, "The resource does not belong to the current user."),
+    "Authentication.NoAuth": (400, "You are not authorized to perform the operation."),
+    "InvalidParameter.PhoneNumberError": (400, "The phone number is invalid."),
+    # emulator-only
+    "Emulator.WriteActionCalled": (400, "The emulator refuses actions with side effects; an exporter must never call them."),
+    "Emulator.ActionNotEmulated": (400, "This CAMS action exists but is not emulated."),
+}
+
+_HTML_502 = (b"<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n"
+             b"<center><h1>502 Bad Gateway</h1></center>\n<hr><center>Tengine</center>\n</body>\n</html>\n")
+
+# snake_case scenario attribute -> CAMS wire key, in documented order
+NUMBER_FIELDS = (
+    ("phone_number", "PhoneNumber"), ("verified_name", "VerifiedName"), ("status", "Status"),
+    ("quality_rating", "QualityRating"), ("messaging_limit_tier", "MessagingLimitTier"),
+    ("code_verification_status", "CodeVerificationStatus"), ("name_status", "NameStatus"),
+    ("new_name_status", "NewNameStatus"), ("is_official", "IsOfficial"),
+    ("status_callback_url", "StatusCallbackUrl"), ("status_queue", "StatusQueue"),
+    ("up_callback_url", "UpCallbackUrl"), ("up_queue", "UpQueue"), ("calling_configure", "CallingConfigure"),
+)
+WABA_FIELDS = (
+    ("id", "Id"), ("name", "Name"), ("account_review_status", "AccountReviewStatus"), ("currency", "Currency"),
+    ("message_template_namespace", "MessageTemplateNamespace"), ("business_id", "BusinessId"),
+    ("business_name", "BusinessName"), ("primary_business_location", "PrimaryBusinessLocation"),
+    ("auth_international_rate_eligibility", "AuthInternationalRateEligibility"),
+    ("marketing_message_lite_status", "MarketingMessageLiteStatus"), ("is_on_biz_app", "IsOnBizApp"),
+)
+_NUMBER_KNOWN = {k for k, _ in NUMBER_FIELDS} | {"id", "present", "wire_extra", "can_send_message", "health_errors"}
+_WABA_KNOWN = {k for k, _ in WABA_FIELDS} | {"present", "wire_extra", "can_send_message", "health_errors"}
+
+_HEALTH_BY_STATUS = {
+    "CONNECTED": "AVAILABLE",
+    "FLAGGED": "LIMITED", "RATE_LIMITED": "LIMITED", "RESTRICTED": "LIMITED",
+    "BANNED": "BLOCKED", "DISCONNECTED": "BLOCKED", "DELETED": "BLOCKED", "OFFLINE": "BLOCKED",
+    "PENDING": "BLOCKED", "UNVERIFIED": "BLOCKED", "MIGRATED": "BLOCKED", "PAUSED": "LIMITED",
+}
+_HEALTH_BY_REVIEW = {"APPROVED": "AVAILABLE", "PENDING": "LIMITED", "REJECTED": "BLOCKED", "DISABLED": "BLOCKED"}
+_HEALTH_RANK = {"AVAILABLE": 0, "LIMITED": 1, "BLOCKED": 2}
+
+
+# ---------------------------------------------------------------------------
+# signing primitives (pure functions; also used by the tests against the vectors)
+
+
+def rfc3986(text: str) -> str:
+    """Percent-encode UTF-8 ``text`` leaving only ``A-Za-z0-9-_.~`` (space -> %20, * -> %2A)."""
+    return quote(text, safe="-_.~", encoding="utf-8", errors="strict")
+
+
+def canonical_query_string(pairs: Iterable[tuple[str, str]]) -> str:
+    """Sorted ``name=value`` pairs, each side RFC 3986 encoded, joined with ``&``."""
+    return "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in sorted(pairs))
+
+
+def v3_canonical_request(method: str, canonical_uri: str, query_pairs: Iterable[tuple[str, str]],
+                         headers: Mapping[str, str | Sequence[str]], signed_headers: Sequence[str],
+                         payload_hash: str) -> str:
+    """The ACS3 canonical request.  ``headers`` keys may use any case; absent signed headers count as empty."""
+    lowered: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        values = [value] if isinstance(value, str) else list(value)
+        lowered.setdefault(name.lower(), []).extend(values)
+    names = sorted(h.lower() for h in signed_headers)
+    lines = []
+    for name in names:
+        values = sorted(v.strip() for v in lowered.get(name, []))
+        lines.append(f"{name}:{','.join(values)}\n")
+    return "\n".join([
+        method.upper(), canonical_uri or "/", canonical_query_string(query_pairs),
+        "".join(lines), ";".join(names), payload_hash,
+    ])
+
+
+def v3_string_to_sign(canonical_request: str) -> str:
+    return f"{V3_ALGORITHM}\n{hashlib.sha256(canonical_request.encode('utf-8')).hexdigest()}"
+
+
+def v3_signature(secret: str, string_to_sign: str) -> str:
+    return hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def v3_authorization(access_key_id: str, signed_headers: Sequence[str], signature: str) -> str:
+    names = ";".join(sorted(h.lower() for h in signed_headers))
+    return f"{V3_ALGORITHM} Credential={access_key_id},SignedHeaders={names},Signature={signature}"
+
+
+def v2_string_to_sign(method: str, params: Iterable[tuple[str, str]]) -> str:
+    """``METHOD&%2F&pct(canonical query)``; ``params`` must not contain ``Signature``."""
+    return f"{method.upper()}&{rfc3986('/')}&{rfc3986(canonical_query_string(params))}"
+
+
+def v2_signature(secret: str, string_to_sign: str) -> str:
+    digest = hmac.new(f"{secret}&".encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+# ---------------------------------------------------------------------------
+# records and internal plumbing
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the emulator saw it.  ``access_key_id`` is the key the request claimed."""
+
+    time: float
+    access_key_id: str | None
+    action: str | None
+    space_id: str | None
+    http_status: int
+    code: str | None                 # "OK", the error Code, or "fault:<kind>" for non-JSON faults
+    phone_number: str | None = None
+    signature_version: str | None = None   # "V3", "V2" or None
+    authenticated: bool = False
+    throttled: bool = False
+    fault: str | None = None         # the kind of the fault applied, if any
+    request_id: str | None = None
+    method: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        """Authenticated and not refused by flow control."""
+        return self.authenticated and not self.throttled
+
+
+class _ApiError(Exception):
+    def __init__(self, code: str, message: str | None = None, status: int | None = None, *,
+                 access_denied: Any = None, retry_after: int | None = None, http200: bool = False):
+        default_status, default_message = ERROR_TABLE.get(code, (400, "The request failed."))
+        super().__init__(code)
+        self.code = code
+        self.status = status if status is not None else default_status
+        self.message = message if message is not None else default_message
+        self.access_denied = access_denied
+        self.retry_after = retry_after
+        self.http200 = http200
+
+
+def _missing(param: str) -> _ApiError:
+    return _ApiError(f"Missing{param}", f"{param} is mandatory for this action.", 400)
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = JSON_CONTENT_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+    code: str | None = None
+    reset: bool = False
+
+
+@dataclass
+class _Request:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    arrival: float
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    def header_map(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            out.setdefault(key.lower(), []).append(value)
+        return out
+
+
+@dataclass
+class _Ctx:
+    request_id: str
+    host_id: str
+    fmt: str = "JSON"
+    action: str | None = None
+    access_key_id: str | None = None
+    space_id: str | None = None
+    phone_number: str | None = None
+    signature_version: str | None = None
+    authenticated: bool = False
+    throttled: bool = False
+    fault: str | None = None
+
+
+class _ActiveFault:
+    __slots__ = ("fault", "remaining")
+
+    def __init__(self, fault: Fault):
+        self.fault = fault
+        self.remaining = fault.count
+
+
+_TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
+
+
+def _parse_timestamp(value: str) -> float | None:
+    match = _TIMESTAMP.match(value)
+    if not match:
+        return None
+    try:
+        moment = datetime(*(int(g) for g in match.groups()[:6]), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return moment.timestamp()
+
+
+def _parse_pairs(text: str, where: str) -> list[tuple[str, str]]:
+    if not text:
+        return []
+    try:
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=False, encoding="utf-8",
+                         errors="strict", max_num_fields=MAX_PARAMS)
+    except UnicodeDecodeError:
+        raise _ApiError("InvalidParameter", f"The {where} is not valid percent-encoded UTF-8.") from None
+    except ValueError:
+        raise _ApiError("InvalidParameter", f"The {where} has too many parameters (limit {MAX_PARAMS}).") from None
+
+
+def _xml_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
+    return cleaned if re.match(r"[A-Za-z_]", cleaned) else f"_{cleaned}"
+
+
+def _to_xml(root: str, payload: Mapping[str, Any]) -> bytes:
+    def emit(tag: str, value: Any) -> str:
+        tag = _xml_name(tag)
+        if isinstance(value, Mapping):
+            return f"<{tag}>{''.join(emit(k, v) for k, v in value.items())}</{tag}>"
+        if isinstance(value, list):
+            return f"<{tag}>{''.join(emit(tag, v) for v in value)}</{tag}>"
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif value is None:
+            text = ""
+        else:
+            text = _xml_escape(str(value))
+        return f"<{tag}>{text}</{tag}>"
+
+    return ("<?xml version='1.0' encoding='UTF-8'?>" + emit(root, payload)).encode("utf-8")
+
+
+def _wire(state: Mapping[str, Any], mapping: Iterable[tuple[str, str]], extra: bool = True) -> dict[str, Any]:
+    """Map snake_case attributes to wire keys; None / absent attributes are omitted.
+
+    With ``extra``, the entity's ``wire_extra`` mapping is merged verbatim (a None value removes a key).
+    """
+    out: dict[str, Any] = {}
+    for attr, key in mapping:
+        value = state.get(attr)
+        if value is not None:
+            out[key] = value
+    extras = state.get("wire_extra") if extra else None
+    if isinstance(extras, Mapping):
+        for key, value in extras.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the emulator
+
+
+class CamsEmulator:
+    """A CAMS endpoint on loopback, driven by a :class:`~exporter.emulator.scenario.Scenario`.
+
+    ``clock`` is the wall clock (epoch seconds) used for signature freshness,
+    nonce expiry and the per-second flow-control windows; scenario time is
+    ``clock() - start time + advance()`` offsets.
+    """
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
+                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
+                 log_level: int = logging.DEBUG, host_id: str | None = None):
+        if not isinstance(scenario, Scenario):
+            raise TypeError("scenario must be a Scenario (see exporter.emulator.scenario)")
+        self.scenario = scenario
+        self.host = host
+        self.port = port
+        self._clock = clock
+        self._log_level = log_level
+        self._host_id = host_id
+        self._lock = threading.RLock()
+        self._records: deque[RequestRecord] = deque(maxlen=max_records)
+        self._nonces: dict[tuple[str, str], float] = {}
+        self._nonce_order: deque[tuple[float, tuple[str, str]]] = deque()
+        self._qps_counts: dict[tuple, int] = {}
+        self._qps_second = None
+        self._scenario_faults = [_ActiveFault(f) for f in scenario.faults]
+        self._injected: list[_ActiveFault] = []
+        self._number_overrides: dict[tuple[str, str], dict[str, Any]] = {}
+        self._waba_overrides: dict[str, dict[str, Any]] = {}
+        self._offset = 0.0
+        self._t0: float | None = None
+        self._stop_event = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._actions = {
+            "QueryChatappPhoneNumbers": self._query_phone_numbers,
+            "QueryChatappBindWaba": self._query_bind_waba,
+            "GetPhoneNumberVerificationStatus": self._get_verification_status,
+            "GetWhatsappHealthStatus": self._get_health_status,
+        }
+        self._warn_unknown_attributes()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> "CamsEmulator":
+        if self._server is not None:
+            return self
+        self._stop_event.clear()
+        server = _Server((self.host, self.port), _Handler, emulator=self)
+        self._server = server
+        self.port = server.server_address[1]
+        if self._t0 is None:
+            self._t0 = self._clock()
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
+                                        name=f"cams-emulator:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stop_event.set()
+        # shutdown() waits for serve_forever to notice; poke the listening socket so that is immediate
+        closer = threading.Thread(target=server.shutdown, daemon=True)
+        closer.start()
+        address = server.server_address[:2]
+        while closer.is_alive():
+            try:
+                socket.create_connection(address, timeout=0.2).close()
+            except OSError:
+                pass
+            closer.join(0.01)
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "CamsEmulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # -- scenario time -----------------------------------------------------
+
+    def scenario_time(self) -> float:
+        with self._lock:
+            elapsed = 0.0 if self._t0 is None else self._clock() - self._t0
+            return max(0.0, elapsed) + self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Move scenario time forward (the wall clock used for signatures is untouched)."""
+        if seconds < 0:
+            raise ValueError("scenario time only moves forward")
+        with self._lock:
+            self._offset += float(seconds)
+        return self.scenario_time()
+
+    # -- runtime control ---------------------------------------------------
+
+    def inject(self, fault: Fault) -> Fault:
+        """Add a fault at runtime; injected faults are checked before the scenario's own."""
+        if not isinstance(fault, Fault):
+            raise TypeError("inject() takes a Fault")
+        with self._lock:
+            self._injected.append(_ActiveFault(replace(fault)))
+        return fault
+
+    def clear_faults(self, include_scenario: bool = False) -> None:
+        """Drop injected faults (and, with ``include_scenario``, the scenario's own)."""
+        with self._lock:
+            self._injected.clear()
+            if include_scenario:
+                self._scenario_faults = []
+
+    def set_number(self, space_id: str, phone_number: str, **attributes: Any) -> None:
+        """Override attributes of one number from now on (on top of its timeline); None omits a field."""
+        space = self.scenario.space(space_id)
+        if space is None or space.number(phone_number) is None:
+            raise KeyError(f"no number {phone_number!r} in space {space_id!r}")
+        with self._lock:
+            self._number_overrides.setdefault((space_id, phone_number), {}).update(attributes)
+
+    def set_waba(self, space_id: str, **attributes: Any) -> None:
+        """Override attributes of a space's WABA from now on; None omits a field."""
+        space = self.scenario.space(space_id)
+        if space is None or space.waba is None:
+            raise KeyError(f"no WABA in space {space_id!r}")
+        with self._lock:
+            self._waba_overrides.setdefault(space_id, {}).update(attributes)
+
+    def clear_overrides(self) -> None:
+        with self._lock:
+            self._number_overrides.clear()
+            self._waba_overrides.clear()
+
+    # -- statistics --------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of every request recorded so far (oldest first)."""
+        with self._lock:
+            return list(self._records)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def per_second_counts(self, access_key_id: str, accepted_only: bool = False) -> dict[int, int]:
+        """Requests that arrived per calendar second (floor of the arrival time) for one key."""
+        counts: dict[int, int] = {}
+        for record in self.requests:
+            if record.access_key_id != access_key_id or (accepted_only and not record.accepted):
+                continue
+            second = math.floor(record.time)
+            counts[second] = counts.get(second, 0) + 1
+        return counts
+
+    def max_requests_in_any_second(self, access_key_id: str, accepted_only: bool = False) -> int:
+        return max(self.per_second_counts(access_key_id, accepted_only).values(), default=0)
+
+    def calls(self, action: str | None = None, access_key_id: str | None = None) -> list[RequestRecord]:
+        """Recorded requests filtered by action and/or key."""
+        return [r for r in self.requests
+                if (action is None or r.action == action)
+                and (access_key_id is None or r.access_key_id == access_key_id)]
+
+    def write_action_calls(self) -> list[RequestRecord]:
+        return [r for r in self.requests if r.action in WRITE_ACTIONS]
+
+    # -- state evaluation --------------------------------------------------
+
+    def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None:
+        number = space.number(phone_number)
+        if number is None:
+            return None
+        state = number.state_at(self.scenario_time() if t is None else t)
+        with self._lock:
+            state.update(self._number_overrides.get((space.space_id, phone_number), {}))
+        state["phone_number"] = phone_number
+        return state
+
+    def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None:
+        if space.waba is None:
+            return None
+        state = space.waba.state_at(self.scenario_time() if t is None else t)
+        with self._lock:
+            state.update(self._waba_overrides.get(space.space_id, {}))
+        if state.get("present") is False:
+            return None
+        return state
+
+    def _warn_unknown_attributes(self) -> None:
+        def check(keys: Iterable[str], known: set[str], where: str) -> None:
+            for key in keys:
+                if key not in known:
+                    close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+                    if close:
+                        logger.warning("scenario %s: attribute %r is not a CAMS field (did you mean %r?)",
+                                       where, key, close[0])
+
+        for space in self.scenario.spaces:
+            for number in space.numbers:
+                keys = set(number.attributes)
+                for tr in number.timeline.transitions:
+                    keys |= set(tr.set)
+                check(keys, _NUMBER_KNOWN, f"{space.space_id}/{number.phone_number}")
+            if space.waba is not None:
+                keys = set(space.waba.attributes)
+                for tr in space.waba.timeline.transitions:
+                    keys |= set(tr.set)
+                check(keys, _WABA_KNOWN, f"{space.space_id}/waba")
+
+    # -- request processing ------------------------------------------------
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _serve(self, req: _Request) -> _Reply:
+        host = (req.header("host") or "").strip()
+        host_id = self._host_id or (host.rsplit(":", 1)[0] if host and not host.endswith("]") else host) \
+            or DEFAULT_HOST_ID
+        ctx = _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=host_id)
+        started = time.monotonic()
+        try:
+            reply = self._process(req, ctx)
+        except _ApiError as exc:
+            reply = self._error_reply(ctx, exc)
+        except Exception:  # never let a bug take the server down
+            logger.exception("CAMS emulator: unexpected error while handling %s %s", req.method, req.target[:200])
+            reply = self._error_reply(ctx, _ApiError("InternalError"))
+        if ctx.fault == "malformed":
+            body = reply.body
+            reply = _Reply(200, body[: max(1, len(body) // 2)], JSON_CONTENT_TYPE,
+                           {"x-acs-request-id": ctx.request_id}, code="fault:malformed")
+        record = RequestRecord(
+            time=req.arrival, access_key_id=ctx.access_key_id, action=ctx.action, space_id=ctx.space_id,
+            http_status=0 if reply.reset else reply.status, code=reply.code, phone_number=ctx.phone_number,
+            signature_version=ctx.signature_version, authenticated=ctx.authenticated, throttled=ctx.throttled,
+            fault=ctx.fault, request_id=ctx.request_id, method=req.method,
+        )
+        with self._lock:
+            self._records.append(record)
+        logger.log(self._log_level, "%s %s ak=%s space=%s -> %s %s (%.1f ms)", req.method, ctx.action or "-",
+                   ctx.access_key_id or "-", ctx.space_id or "-", "reset" if reply.reset else reply.status,
+                   reply.code, (time.monotonic() - started) * 1000)
+        return reply
+
+    def _process(self, req: _Request, ctx: _Ctx) -> _Reply:
+        if req.method not in ("GET", "POST"):
+            raise _ApiError("UnsupportedHTTPMethod", f"HTTP method {req.method} is not supported.")
+        split = urlsplit(req.target)
+        query_pairs = _parse_pairs(split.query, "query string")
+        form_pairs: list[tuple[str, str]] = []
+        content_type = (req.header("content-type") or "").split(";")[0].strip().lower()
+        if req.body and content_type == "application/x-www-form-urlencoded":
+            try:
+                text = req.body.decode("ascii")
+            except UnicodeDecodeError:
+                raise _ApiError("InvalidParameter", "The form body must be percent-encoded.") from None
+            form_pairs = _parse_pairs(text, "form body")
+        params: dict[str, str] = {}
+        for key, value in query_pairs + form_pairs:
+            params.setdefault(key, value)
+        ctx.space_id = params.get("CustSpaceId") or None
+        ctx.phone_number = params.get("PhoneNumber") or None
+
+        authorization = (req.header("authorization") or "").strip()
+        v2_markers = ("Signature", "AccessKeyId", "SignatureMethod", "SignatureNonce", "SignatureVersion")
+        if authorization:
+            style = "V3"
+        elif any(k in params for k in v2_markers):
+            style = "V2"
+        elif req.header("x-acs-action") is not None:
+            style = "V3"
+        else:
+            style = "V2"
+        ctx.signature_version = style
+        if style == "V2":
+            ctx.fmt = "JSON" if (params.get("Format") or "").lower() == "json" else "XML"
+            ctx.access_key_id = params.get("AccessKeyId") or None
+            version, action = params.get("Version"), params.get("Action")
+        else:
+            ctx.access_key_id = _claimed_v3_key(authorization)
+            version, action = req.header("x-acs-version"), req.header("x-acs-action")
+        ctx.action = action or None
+
+        if split.path not in ("", "/"):
+            raise _ApiError("InvalidApi.NotFound")
+        if not version:
+            raise _missing("Version")
+        if version.strip() != API_VERSION:
+            raise _ApiError("InvalidVersion", f"Specified parameter Version is not valid: {version!r}.")
+        if not action:
+            raise _missing("Action")
+        if action not in KNOWN_ACTIONS:
+            raise _ApiError("InvalidApi.NotFound")
+
+        if style == "V3":
+            cred = self._authenticate_v3(req, ctx, authorization, query_pairs)
+        else:
+            cred = self._authenticate_v2(req, ctx, params, query_pairs + form_pairs)
+        ctx.authenticated = True
+
+        self._flow_control(cred, action, req.arrival, ctx)
+        fault_reply = self._apply_faults(ctx)
+        if fault_reply is not None:
+            return fault_reply
+
+        if not cred.allows(action):
+            raise _ApiError("Ram.PermissionDeny", access_denied=_access_denied_detail(cred, action))
+        if action in WRITE_ACTIONS:
+            raise _ApiError("Emulator.WriteActionCalled",
+                            f"{action} has side effects; the emulator records the call and refuses it.")
+        handler = self._actions.get(action)
+        if handler is None:
+            raise _ApiError("Emulator.ActionNotEmulated", f"{action} exists in CAMS but is not emulated.")
+        payload = handler(cred, params)
+        return self._ok_reply(ctx, payload)
+
+    # -- authentication ----------------------------------------------------
+
+    def _lookup(self, access_key_id: str) -> Credential:
+        cred = self.scenario.credential(access_key_id)
+        if cred is None:
+            raise _ApiError("InvalidAccessKeyId.NotFound")
+        if not cred.enabled:
+            raise _ApiError("InvalidAccessKeyId.Inactive")
+        return cred
+
+    def _check_fresh(self, value: str, now: float) -> None:
+        moment = _parse_timestamp(value.strip())
+        if moment is None:
+            raise _ApiError("InvalidTimeStamp.Format",
+                            f"Specified time stamp or date value is not well formatted: {value!r} "
+                            "(expected YYYY-MM-DDThh:mm:ssZ in UTC).")
+        if abs(now - moment) > MAX_CLOCK_SKEW:
+            raise _ApiError("InvalidTimeStamp.Expired",
+                            f"Specified time stamp or date value is expired: {value} is more than 15 minutes "
+                            "away from the server time.")
+
+    def _nonce_seen(self, cred: Credential, nonce: str, now: float) -> bool:
+        with self._lock:
+            while self._nonce_order and self._nonce_order[0][0] <= now:
+                expiry, key = self._nonce_order.popleft()
+                if self._nonces.get(key) == expiry:
+                    del self._nonces[key]
+            expiry = self._nonces.get((cred.access_key_id, nonce))
+            return expiry is not None and expiry > now
+
+    def _remember_nonce(self, cred: Credential, nonce: str, now: float) -> None:
+        with self._lock:
+            key = (cred.access_key_id, nonce)
+            expiry = now + NONCE_TTL
+            self._nonces[key] = expiry
+            self._nonce_order.append((expiry, key))
+
+    def _check_token(self, cred: Credential, token: str | None) -> None:
+        if token:
+            if cred.security_token is None:
+                raise _ApiError("InvalidSecurityToken.Malformed")
+            if not hmac.compare_digest(token.encode(), cred.security_token.encode()):
+                raise _ApiError("InvalidSecurityToken.MismatchWithAccessKey")
+        elif cred.security_token is not None:
+            raise _ApiError("MissingSecurityToken")
+
+    def _authenticate_v3(self, req: _Request, ctx: _Ctx, authorization: str,
+                         query_pairs: list[tuple[str, str]]) -> Credential:
+        if not authorization:
+            raise _ApiError("MissingAccessKeyId", "The request carries neither an Authorization header nor an "
+                                                  "AccessKeyId parameter.")
+        algorithm, _, rest = authorization.partition(" ")
+        if algorithm != V3_ALGORITHM:
+            raise _ApiError("IncompleteSignature", f"Unsupported or malformed Authorization scheme {algorithm[:40]!r}; "
+                                                   f"expected {V3_ALGORITHM}.")
+        parts = _auth_parts(rest)
+        if parts is None:
+            raise _ApiError("IncompleteSignature", "The Authorization header is malformed; expected "
+                                                   "'ACS3-HMAC-SHA256 Credential=..,SignedHeaders=..,Signature=..'.")
+        if not parts.get("Credential"):
+            raise _ApiError("MissingAccessKeyId")
+        signed_raw, signature = parts.get("SignedHeaders", ""), parts.get("Signature", "")
+        if not signed_raw or not re.fullmatch(r"[0-9a-f]{64}", signature):
+            raise _ApiError("IncompleteSignature", "The Authorization header needs SignedHeaders and a 64-digit "
+                                                   "lowercase hex Signature.")
+        cred = self._lookup(parts["Credential"])
+        signed = signed_raw.split(";")
+        if any(not name or name != name.lower() or name.strip() != name for name in signed):
+            raise _ApiError("IncompleteSignature", "SignedHeaders must be lowercase header names separated by ';'.")
+        headers = req.header_map()
+        must_sign = {"host"} | {h for h in headers if h.startswith("x-acs-")}
+        if "content-type" in headers:
+            must_sign.add("content-type")
+        unsigned = sorted(must_sign - set(signed))
+        if unsigned:
+            raise _ApiError("IncompleteSignature", "These headers are present but not signed: "
+                                                   f"{', '.join(unsigned)}.")
+        for required in ("x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"):
+            if not (headers.get(required) or [""])[0].strip():
+                raise _ApiError("IncompleteSignature", f"The header {required} is required.")
+        body_hash = hashlib.sha256(req.body).hexdigest()
+        claimed_hash = headers["x-acs-content-sha256"][0].strip()
+        if claimed_hash != body_hash:
+            raise _ApiError("SignatureDoesNotMatch", "x-acs-content-sha256 does not match the SHA-256 of the "
+                                                     f"request body (server computed {body_hash}).")
+        now = req.arrival
+        self._check_fresh(headers["x-acs-date"][0], now)
+        nonce = headers["x-acs-signature-nonce"][0].strip()
+        if self._nonce_seen(cred, nonce, now):
+            raise _ApiError("SignatureNonceUsed")
+        canonical = v3_canonical_request(req.method, "/", query_pairs, headers, signed, claimed_hash)
+        string_to_sign = v3_string_to_sign(canonical)
+        expected = v3_signature(cred.access_key_secret, string_to_sign)
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            logger.debug("V3 signature mismatch; server canonical request:\n%s", canonical)
+            raise _ApiError("SignatureDoesNotMatch", "Specified signature does not match our calculation. "
+                                                     f"server StringToSign is [{string_to_sign}]")
+        self._check_token(cred, (headers.get("x-acs-security-token") or [None])[0])
+        self._remember_nonce(cred, nonce, now)
+        return cred
+
+    def _authenticate_v2(self, req: _Request, ctx: _Ctx, params: Mapping[str, str],
+                         all_pairs: list[tuple[str, str]]) -> Credential:
+        if not params.get("AccessKeyId"):
+            raise _ApiError("MissingAccessKeyId")
+        if not params.get("Signature"):
+            raise _missing("Signature")
+        cred = self._lookup(params["AccessKeyId"])
+        method = params.get("SignatureMethod")
+        if not method:
+            raise _missing("SignatureMethod")
+        if method != "HMAC-SHA1":
+            raise _ApiError("InvalidSignatureMethod", f"Specified signature method {method!r} is not supported; "
+                                                      "use HMAC-SHA1.")
+        version = params.get("SignatureVersion")
+        if not version:
+            raise _missing("SignatureVersion")
+        if version != "1.0":
+            raise _ApiError("InvalidSignatureVersion", f"Specified signature version {version!r} is not supported; "
+                                                       "use 1.0.")
+        timestamp = params.get("Timestamp")
+        if not timestamp:
+            raise _missing("Timestamp")
+        now = req.arrival
+        self._check_fresh(timestamp, now)
+        nonce = params.get("SignatureNonce")
+        if not nonce:
+            raise _missing("SignatureNonce")
+        if self._nonce_seen(cred, nonce, now):
+            raise _ApiError("SignatureNonceUsed")
+        string_to_sign = v2_string_to_sign(req.method, [(k, v) for k, v in all_pairs if k != "Signature"])
+        expected = v2_signature(cred.access_key_secret, string_to_sign)
+        if not hmac.compare_digest(expected.encode(), params["Signature"].encode()):
+            raise _ApiError("SignatureDoesNotMatch", "Specified signature is not matched with our calculation. "
+                                                     f"server string to sign is:{string_to_sign}")
+        self._check_token(cred, params.get("SecurityToken"))
+        self._remember_nonce(cred, nonce, now)
+        return cred
+
+    # -- flow control and faults -------------------------------------------
+
+    def _flow_control(self, cred: Credential, action: str, arrival: float, ctx: _Ctx) -> None:
+        if cred.qps is None and not cred.action_qps:
+            return
+        second = math.floor(arrival)
+        scope = cred.account_key
+        action_limit = cred.action_qps.get(action)
+        if action_limit is None and cred.qps is not None:
+            action_limit = DOCUMENTED_ACTION_QPS.get(action)
+        with self._lock:
+            if self._qps_second != second:
+                self._qps_counts = {k: v for k, v in self._qps_counts.items() if k[-1] >= second - 1}
+                self._qps_second = second
+            total_key, action_key = (scope, second), (scope, action, second)
+            total, per_action = self._qps_counts.get(total_key, 0), self._qps_counts.get(action_key, 0)
+            if (cred.qps is not None and total >= cred.qps) or (action_limit is not None and per_action >= action_limit):
+                ctx.throttled = True
+                raise _ApiError("Throttling.User")
+            self._qps_counts[total_key] = total + 1
+            self._qps_counts[action_key] = per_action + 1
+
+    def _apply_faults(self, ctx: _Ctx) -> _Reply | None:
+        t = self.scenario_time()
+        delay = 0.0
+        chosen: Fault | None = None
+        with self._lock:
+            for active in self._injected + self._scenario_faults:
+                if active.remaining == 0:
+                    continue
+                if not active.fault.selects(access_key_id=ctx.access_key_id, action=ctx.action,
+                                            space_id=ctx.space_id, phone_number=ctx.phone_number, t=t):
+                    continue
+                if active.remaining is not None:
+                    active.remaining -= 1
+                if active.fault.kind == "delay":
+                    delay += active.fault.seconds or 0.0
+                    ctx.fault = "delay"
+                    continue
+                chosen = active.fault
+                break
+        if delay:
+            self._stop_event.wait(delay)
+        if chosen is None:
+            return None
+        ctx.fault = chosen.kind
+        if chosen.kind == "error":
+            raise _ApiError(chosen.code, chosen.message, chosen.http_status, retry_after=chosen.retry_after,
+                            http200=chosen.http200,
+                            access_denied=_access_denied_detail(None, ctx.action) if chosen.code in
+                            ("Ram.PermissionDeny", "Forbidden.RAM") else None)
+        if chosen.kind == "html":
+            return _Reply(502, _HTML_502, "text/html", {"x-acs-request-id": ctx.request_id}, code="fault:html")
+        if chosen.kind == "reset":
+            return _Reply(0, reset=True, code="fault:reset")
+        return None  # "malformed": answered normally, then truncated in _serve
+
+    # -- replies -----------------------------------------------------------
+
+    def _encode(self, ctx: _Ctx, root: str, payload: Mapping[str, Any]) -> tuple[bytes, str]:
+        if ctx.fmt == "XML":
+            return _to_xml(root, payload), XML_CONTENT_TYPE
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), JSON_CONTENT_TYPE
+
+    def _ok_reply(self, ctx: _Ctx, payload: Mapping[str, Any]) -> _Reply:
+        payload = dict(payload)
+        payload["RequestId"] = ctx.request_id
+        body, ctype = self._encode(ctx, f"{ctx.action}Response", payload)
+        return _Reply(200, body, ctype, {"x-acs-request-id": ctx.request_id}, code=str(payload.get("Code")))
+
+    def _error_reply(self, ctx: _Ctx, err: _ApiError) -> _Reply:
+        headers = {"x-acs-request-id": ctx.request_id}
+        if err.retry_after is not None:
+            headers["x-acs-retry-after"] = str(err.retry_after)
+        if err.http200:
+            payload: dict[str, Any] = {"RequestId": ctx.request_id, "Code": err.code, "Message": err.message}
+            if err.access_denied is not None:
+                payload["AccessDeniedDetail"] = json.dumps(err.access_denied, separators=(",", ":"))
+            if ctx.action != "GetPhoneNumberVerificationStatus":
+                payload["Success"] = False
+            body, ctype = self._encode(ctx, f"{ctx.action or 'Unknown'}Response", payload)
+            return _Reply(200, body, ctype, headers, code=err.code)
+        payload = {
+            "RequestId": ctx.request_id,
+            "HostId": ctx.host_id,
+            "Code": err.code,
+            "Message": err.message,
+            "Recommend": f"https://api.aliyun.com/troubleshoot?q={quote(err.code)}&product=cams"
+                         f"&requestId={ctx.request_id}",
+        }
+        if err.access_denied is not None:
+            payload["AccessDeniedDetail"] = err.access_denied
+        body, ctype = self._encode(ctx, "Error", payload)
+        return _Reply(err.status, body, ctype, headers, code=err.code)
+
+    # -- actions -----------------------------------------------------------
+
+    def _resolve_space(self, cred: Credential, params: Mapping[str, str], required: bool,
+                       takes_isv_code: bool) -> Space:
+        """The space named by CustSpaceId, after the ownership check; ``takes_isv_code`` for the actions
+        whose documented parameters include IsvCode (the others never check it)."""
+        space_id = params.get("CustSpaceId") or None
+        if space_id is None:
+            if required:
+                raise _missing("CustSpaceId")
+            owned = self.scenario.spaces_of(cred.access_key_id)
+            if not owned:
+                raise _ApiError("Unknown.ResourceOwnerId")
+            space = next((s for s in owned if s.default), owned[0])
+        else:
+            space = self.scenario.space(space_id)
+            owner = self.scenario.credential(space.access_key_id) if space is not None else None
+            if space is None or owner is None or owner.account_key != cred.account_key:
+                raise _ApiError("Unknown.ResourceOwnerId")
+        if takes_isv_code and space.isv_code is not None and params.get("IsvCode") != space.isv_code:
+            raise _ApiError("Ram.PermissionDeny", "You are not authorized to perform the operation. "
+                                                  "(IsvCode does not match this space.)")
+        return space
+
+    def _query_phone_numbers(self, cred: Credential, params: Mapping[str, str]) -> dict[str, Any]:
+        space = self._resolve_space(cred, params, required=False, takes_isv_code=True)
+        status_filter = params.get("Status") or None
+        t = self.scenario_time()
+        items = []
+        for number in space.numbers:
+            state = self.number_state(space, number.phone_number, t)
+            if not state.get("present", True):
+                continue
+            if status_filter is not None and state.get("status") != status_filter:
+                continue
+            items.append(_wire(state, NUMBER_FIELDS))
+        return {"RequestId": "", "Code": "OK", "Message": "SUCCESS", "Success": True, "PhoneNumbers": items}
+
+    def _query_bind_waba(self, cred: Credential, params: Mapping[str, str]) -> dict[str, Any]:
+        space = self._resolve_space(cred, params, required=False, takes_isv_code=True)
+        payload: dict[str, Any] = {"RequestId": "", "Code": "OK", "Message": "SUCCESS", "Success": True}
+        state = self.waba_state(space)
+        if state is not None:
+            payload["Data"] = _wire(state, WABA_FIELDS)
+        return payload
+
+    def _get_verification_status(self, cred: Credential, params: Mapping[str, str]) -> dict[str, Any]:
+        if not params.get("CustSpaceId"):
+            raise _missing("CustSpaceId")
+        if not params.get("PhoneNumber"):
+            raise _missing("PhoneNumber")
+        space = self._resolve_space(cred, params, required=True, takes_isv_code=False)
+        state = self.number_state(space, params["PhoneNumber"])
+        if state is None or not state.get("present", True):
+            raise _ApiError("InvalidParameter.PhoneNumberError")
+        data = _wire(state, (("phone_number", "PhoneNumber"), ("id", "Id"),
+                             ("code_verification_status", "CodeVerificationStatus")), extra=False)
+        return {"RequestId": "", "Code": "OK", "Message": "None", "Data": data}
+
+    def _get_health_status(self, cred: Credential, params: Mapping[str, str]) -> dict[str, Any]:
+        if not params.get("CustSpaceId"):
+            raise _missing("CustSpaceId")
+        node_type = params.get("NodeType")
+        if not node_type:
+            raise _missing("NodeType")
+        space = self._resolve_space(cred, params, required=True, takes_isv_code=False)
+        waba = self.waba_state(space) or {}
+        entities = []
+        if node_type == "phone":
+            if not params.get("PhoneNumber"):
+                raise _missing("PhoneNumber")
+            state = self.number_state(space, params["PhoneNumber"])
+            if state is None or not state.get("present", True):
+                raise _ApiError("InvalidParameter.PhoneNumberError")
+            entities.append({"EntityType": "PHONE_NUMBER", "PhoneNumber": state["phone_number"],
+                             **_health(state, _HEALTH_BY_STATUS.get(str(state.get("status")), "AVAILABLE"))})
+        elif node_type == "waba":
+            waba_id = params.get("WabaId")
+            if waba_id and waba_id != waba.get("id"):
+                raise _ApiError("InvalidParameter", "The WabaId does not belong to this space.")
+        else:
+            raise _ApiError("InvalidParameter", f"NodeType {node_type!r} is not supported by the emulator "
+                                                "(use phone or waba).")
+        if waba:
+            entity = {"EntityType": "WABA", **_health(waba, _HEALTH_BY_REVIEW.get(
+                str(waba.get("account_review_status")), "AVAILABLE"))}
+            if waba.get("id") is not None:
+                entity["WabaId"] = waba["id"]
+            entities.append(entity)
+            if waba.get("business_id") is not None:
+                entities.append({"EntityType": "BUSINESS", "BusinessId": waba["business_id"],
+                                 "CanSendMessage": "AVAILABLE", "Errors": []})
+        overall = max((e["CanSendMessage"] for e in entities), key=lambda v: _HEALTH_RANK.get(v, 1),
+                      default="AVAILABLE")
+        return {"RequestId": "", "Code": "OK", "Message": "SUCCESS", "Success": True,
+                "Data": {"CanSendMessage": overall, "Entities": entities}}
+
+
+def _health(state: Mapping[str, Any], derived: str) -> dict[str, Any]:
+    errors = state.get("health_errors")
+    return {"CanSendMessage": state.get("can_send_message") or derived,
+            "Errors": list(errors) if isinstance(errors, list) else []}
+
+
+def _auth_parts(rest: str) -> dict[str, str] | None:
+    """``Credential=..,SignedHeaders=..,Signature=..`` in that order, commas without spaces."""
+    pieces = rest.split(",")
+    expected = ("Credential", "SignedHeaders", "Signature")
+    if len(pieces) != len(expected):
+        return None
+    parts: dict[str, str] = {}
+    for piece, name in zip(pieces, expected):
+        key, sep, value = piece.partition("=")
+        if not sep or key != name:
+            return None
+        parts[key] = value
+    return parts
+
+
+def _claimed_v3_key(authorization: str) -> str | None:
+    match = re.search(r"Credential=([^,\s]*)", authorization)
+    return match.group(1) or None if match else None
+
+
+def _access_denied_detail(cred: Credential | None, action: str | None) -> dict[str, str]:
+    principal = cred.access_key_id if cred is not None else "emulated-user"
+    owner = cred.account_key if cred is not None else "emulated-account"
+    diagnostic = base64.b64encode(f"deny cams:{action} for {principal}".encode()).decode()
+    return {
+        "AuthAction": f"cams:{action}",
+        "AuthPrincipalType": "SubUser",
+        "AuthPrincipalDisplayName": principal,
+        "AuthPrincipalOwnerId": owner,
+        "PolicyType": "AccountLevelIdentityBasedPolicy",
+        "NoPermissionType": "ImplicitDeny",
+        "EncodedDiagnosticMessage": diagnostic,
+    }
+
+
+# ---------------------------------------------------------------------------
+# HTTP plumbing
+
+
+class _BodyError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type, emulator: CamsEmulator):
+        self.emulator = emulator
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # skip HTTPServer.server_bind: its getfqdn() reverse lookup can stall for seconds
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("CAMS emulator: connection error from %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Tengine"
+    sys_version = ""
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.emulator._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        finally:
+            self.server.emulator._track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        logger.debug("http: " + format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks, total = [], 0
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise _BodyError("InvalidParameter", "Malformed chunked body.") from None
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise _BodyError("RequestEntityTooLarge", "The request body is too large.")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""
+        try:
+            length = int(length_header)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            raise _BodyError("InvalidParameter", "Invalid Content-Length header.") from None
+        if length > MAX_BODY_BYTES:
+            raise _BodyError("RequestEntityTooLarge", "The request body is too large.")
+        body = self.rfile.read(length)
+        if len(body) != length:
+            raise _BodyError("InvalidParameter", "The request body is shorter than Content-Length.")
+        return body
+
+    def _dispatch(self) -> None:
+        emulator = self.server.emulator
+        arrival = emulator._clock()
+        try:
+            body = self._read_body()
+        except _BodyError as exc:
+            self.close_connection = True
+            ctx = _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=DEFAULT_HOST_ID)
+            reply = emulator._error_reply(ctx, _ApiError(exc.code, exc.message))
+            with emulator._lock:
+                emulator._records.append(RequestRecord(time=arrival, access_key_id=None, action=None, space_id=None,
+                                                       http_status=reply.status, code=reply.code,
+                                                       request_id=ctx.request_id, method=self.command))
+            self._write(reply)
+            return
+        request = _Request(self.command, self.path, list(self.headers.items()), body, arrival)
+        self._write(emulator._serve(request))
+
+    def _write(self, reply: _Reply) -> None:
+        if reply.reset:
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            except OSError:
+                pass
+            return
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except OSError:
+            self.close_connection = True
