@@ -1,0 +1,130 @@
+"""Command line: ``whatsapp-number-exporter`` / ``python -m exporter``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from exporter import __version__, logsetup
+from exporter.config import Config, ConfigError, load_config
+
+DEFAULT_LISTEN = ":10067"
+log = logging.getLogger("exporter")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="whatsapp-number-exporter",
+        description="Prometheus exporter for the health of WhatsApp Business phone numbers.",
+    )
+    p.add_argument("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file.")
+    p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN, metavar="[HOST]:PORT",
+                   help=f"Address to listen on for HTTP requests (default {DEFAULT_LISTEN}).")
+    p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
+                   help="Path under which to expose metrics (default /metrics).")
+    p.add_argument("--log.level", dest="log_level", default="info", choices=list(logsetup.LEVELS),
+                   help="Only log messages with the given severity or above (default info).")
+    p.add_argument("--log.format", dest="log_format", default="logfmt", choices=list(logsetup.FORMATS),
+                   help="Output format of log messages (default logfmt).")
+    p.add_argument("--demo", action="store_true",
+                   help="Run against the built-in provider emulator on loopback, with its demo fleet; no credentials needed.")
+    p.add_argument("--check-config", action="store_true",
+                   help="Validate the configuration file and exit (0 when valid, 2 with the error), touching no network.")
+    p.add_argument("--version", action="version", version=f"whatsapp-number-exporter {__version__}")
+    return p
+
+
+def _fail_config(err: ConfigError) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/-/healthy", "/-/ready"):
+        print("error: --web.telemetry-path: must start with / and not clash with /, /-/healthy or /-/ready", file=sys.stderr)
+        return 2
+    if not args.demo and not args.config_file:
+        print("error: --config.file is required (or use --demo)", file=sys.stderr)
+        return 2
+
+    if args.check_config:
+        if not args.config_file:
+            print("error: --check-config needs --config.file", file=sys.stderr)
+            return 2
+        try:
+            config = load_config(args.config_file)
+        except ConfigError as err:
+            return _fail_config(err)
+        print(f"config OK: {len(config.accounts)} account(s), "
+              f"{sum(len(a.spaces) for a in config.accounts)} space(s)")
+        return 0
+
+    from exporter.web import parse_listen_address
+
+    try:
+        parse_listen_address(args.listen_address)
+    except ValueError as err:
+        print(f"error: --web.listen-address: {err}", file=sys.stderr)
+        return 2
+
+    logsetup.setup(args.log_level, args.log_format)
+    demo = None
+    try:
+        if args.demo:
+            from exporter.demo import Demo
+
+            demo = Demo().start()
+            config = demo.config
+            log.info("demo mode: polling the built-in emulator", extra={"emulator": demo.url, "accounts": len(config.accounts)})
+        else:
+            config = load_config(args.config_file)
+    except ConfigError as err:
+        return _fail_config(err)
+    return run(config, args, demo)
+
+
+def run(config: Config, args: argparse.Namespace, demo=None) -> int:
+    from exporter.poller import Poller
+    from exporter.store import Store
+    from exporter.web import App, HttpServer
+
+    store = Store()
+    poller = Poller(config, store)
+    try:
+        server = HttpServer(App(store, args.telemetry_path), args.listen_address)
+    except OSError as err:
+        print(f"error: --web.listen-address: cannot listen on {args.listen_address}: {err.strerror}", file=sys.stderr)
+        if demo:
+            demo.stop()
+        return 1
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    server.start()
+    poller.start()
+    log.info("listening", extra={"address": args.listen_address, "url": server.url + args.telemetry_path,
+                                 "version": __version__, "accounts": len(config.accounts)})
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        poller.stop()
+        server.stop()
+        if demo:
+            demo.stop()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
