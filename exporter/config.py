@@ -877,31 +877,23 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
     else:
         signature_version = spec.default_signature_version
 
-    got = pick("waba_poll_interval")
-    if got:
-        waba_poll_interval = got[0]
-        if 0 < waba_poll_interval < poll_interval:
-            p, suffix = where("waba_poll_interval", got)
+    def optional_interval(key: str, default: float) -> float:
+        """0 disables the action; otherwise it may not run more often than the poll."""
+        got = pick(key)
+        if not got:
+            return default
+        interval = got[0]
+        if 0 < interval < poll_interval:
+            p, suffix = where(key, got)
             _fail(
                 p,
                 f"must be 0 (disabled) or at least poll_interval ({_fmt_seconds(poll_interval)}), "
-                f"got {_fmt_seconds(waba_poll_interval)}{suffix}",
+                f"got {_fmt_seconds(interval)}{suffix}",
             )
-    else:
-        waba_poll_interval = max(DEFAULT_WABA_POLL_INTERVAL, poll_interval)
+        return interval
 
-    got = pick("verification_poll_interval")
-    if got:
-        verification_poll_interval = got[0]
-        if 0 < verification_poll_interval < poll_interval:
-            p, suffix = where("verification_poll_interval", got)
-            _fail(
-                p,
-                f"must be 0 (disabled) or at least poll_interval ({_fmt_seconds(poll_interval)}), "
-                f"got {_fmt_seconds(verification_poll_interval)}{suffix}",
-            )
-    else:
-        verification_poll_interval = DEFAULT_VERIFICATION_POLL_INTERVAL
+    waba_poll_interval = optional_interval("waba_poll_interval", max(DEFAULT_WABA_POLL_INTERVAL, poll_interval))
+    verification_poll_interval = optional_interval("verification_poll_interval", DEFAULT_VERIFICATION_POLL_INTERVAL)
 
     got = pick("tier_vocabulary")
     tier_vocabulary = got[0] if got else DEFAULT_TIER_VOCABULARY
