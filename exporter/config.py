@@ -102,13 +102,31 @@ def _fail(path: str, message: str) -> NoReturn:
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    """Static facts about one provider, used for defaults and validation."""
+    """Static facts about one provider, used for defaults and validation.
 
-    default_endpoint: str
-    signature_versions: tuple[str, ...] = ("v3", "v2")
-    default_signature_version: str = "v3"
+    Each provider names its credential and its polling units in its own
+    vocabulary (CAMS: AccessKey + CustSpaceId; NxCloud: accessKey + appkey;
+    Kaleyra: account SID + API key + WABA id).  Internally they all map onto
+    :class:`Credentials` and :class:`Space`.
+    """
+
+    default_endpoint: str | None
+    signature_versions: tuple[str, ...] = ()
+    default_signature_version: str = ""
     description: str = ""
+    default_qps: float = 10.0
+    id_key: str = "access_key_id"
+    secret_key: str = "access_key_secret"
+    units_key: str = "spaces"
+    unit_id_key: str = "cust_space_id"
+    unit_keys: frozenset[str] = frozenset({"cust_space_id", "isv_code"})
+    #: tunables that only make sense for this provider (others reject them)
+    own_tunables: frozenset[str] = frozenset()
+    #: named endpoints (Kaleyra pods)
+    pods: Mapping[str, str] = field(default_factory=dict)
 
+
+_CAMS_TUNABLES = frozenset({"signature_version", "waba_poll_interval", "verification_poll_interval", "tier_vocabulary"})
 
 #: Supported providers.  To add one, add an entry here (and its client
 #: elsewhere); the config schema picks it up automatically.
@@ -118,6 +136,35 @@ PROVIDERS: dict[str, ProviderSpec] = {
         signature_versions=("v3", "v2"),
         default_signature_version="v3",
         description="Alibaba Cloud Chat App Message Service (CAMS)",
+        own_tunables=_CAMS_TUNABLES,
+    ),
+    "nxcloud": ProviderSpec(
+        default_endpoint="https://api2.nxcloud.com",
+        description="NxCloud WhatsApp API (getPhone)",
+        # NxCloud documents no QPS for its WhatsApp API: stay conservative.
+        default_qps=2.0,
+        id_key="access_key",
+        secret_key="access_secret",
+        units_key="apps",
+        unit_id_key="appkey",
+        unit_keys=frozenset({"appkey", "business_phones"}),
+    ),
+    "kaleyra": ProviderSpec(
+        default_endpoint=None,  # choose a pod or an endpoint
+        description="Kaleyra WhatsApp API v2",
+        # No public read limit; one call per WABA plus one per number each poll.
+        default_qps=5.0,
+        id_key="sid",
+        secret_key="api_key",
+        units_key="wabas",
+        unit_id_key="waba_id",
+        unit_keys=frozenset({"waba_id", "phone_numbers"}),
+        pods={
+            "IN": "https://api.in.kaleyra.io",
+            "SG": "https://api.ap.kaleyra.io",
+            "EU": "https://api.eu.kaleyra.io",
+            "NA": "https://api.na.kaleyra.io",
+        },
     ),
 }
 
@@ -220,8 +267,21 @@ class Labels(Mapping[str, str]):
 
 @dataclass(frozen=True)
 class Space:
+    """One polling unit: a CAMS space, an NxCloud app or a Kaleyra WABA.
+
+    ``cust_space_id`` holds the unit's id whatever the provider (CAMS
+    CustSpaceId, NxCloud appkey, Kaleyra WABA id); it is the ``space_id``
+    label.  ``phone_numbers`` restricts the poll to those numbers (NxCloud
+    ``business_phones``, Kaleyra ``phone_numbers``); empty means all.
+    """
+
     cust_space_id: str
     isv_code: str | None = None
+    phone_numbers: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.cust_space_id
 
 
 @dataclass(frozen=True)
@@ -640,11 +700,8 @@ _TUNABLE_KEYS = frozenset(
     }
 )
 _GLOBAL_KEYS = _TUNABLE_KEYS
-_ACCOUNT_KEYS = _TUNABLE_KEYS | {"name", "provider", "endpoint", "credentials", "spaces"}
-_CREDENTIAL_KEYS = frozenset(
-    {"access_key_id", "access_key_id_file", "access_key_secret", "access_key_secret_file"}
-)
-_SPACE_KEYS = frozenset({"cust_space_id", "isv_code"})
+_UNITS_KEYS = frozenset(spec.units_key for spec in PROVIDERS.values())
+_ACCOUNT_KEYS = _TUNABLE_KEYS | {"name", "provider", "endpoint", "pod", "credentials"} | _UNITS_KEYS
 _ALL_SIGNATURE_VERSIONS = tuple(
     dict.fromkeys(v for spec in PROVIDERS.values() for v in spec.signature_versions)
 )
@@ -816,9 +873,23 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
         _fail(provider_path, f"required (one of: {', '.join(PROVIDERS)})")
     provider = _choice(raw["provider"], provider_path, ctx, tuple(PROVIDERS), "provider")
     spec = PROVIDERS[provider]
+    for key in sorted(_UNITS_KEYS - {spec.units_key}):
+        if key in raw:
+            _fail(f"{path}.{key}", f'not valid for provider "{provider}" (use {spec.units_key})')
+    for key in sorted((_CAMS_TUNABLES - spec.own_tunables) & set(raw)):
+        _fail(f"{path}.{key}", f'not supported by provider "{provider}"')
 
     endpoint_path = f"{path}.endpoint"
-    if _get(raw, "endpoint") is None:
+    if _get(raw, "pod") is not None:
+        if not spec.pods:
+            _fail(f"{path}.pod", f'not valid for provider "{provider}"')
+        if _get(raw, "endpoint") is not None:
+            _fail(path, "set only one of pod and endpoint")
+        pod = _choice(raw["pod"], f"{path}.pod", ctx, tuple(spec.pods), "pod")
+        endpoint = spec.pods[pod]
+    elif _get(raw, "endpoint") is None:
+        if spec.default_endpoint is None:
+            _fail(endpoint_path, f"required (or pod: one of {', '.join(spec.pods)})")
         endpoint = spec.default_endpoint
     else:
         endpoint = _parse_endpoint(raw["endpoint"], endpoint_path, ctx)
@@ -826,11 +897,13 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
     cred_path = f"{path}.credentials"
     if _get(raw, "credentials") is None:
         _fail(cred_path, "required")
-    credentials = _parse_credentials(raw["credentials"], cred_path, ctx)
+    credentials = _parse_credentials(raw["credentials"], cred_path, ctx, spec)
 
-    spaces = _parse_spaces(raw.get("spaces"), f"{path}.spaces", ctx)
+    spaces = _parse_spaces(raw.get(spec.units_key), f"{path}.{spec.units_key}", ctx, spec)
 
     local = _parse_tunables(raw, path, ctx)
+    # Provider-specific tunables inherited from global do not apply to other providers.
+    glob = {k: v for k, v in glob.items() if k not in _CAMS_TUNABLES or k in spec.own_tunables}
 
     def pick(key: str) -> tuple[Any, str, bool] | None:
         """(value, defining path, inherited from global) or None."""
@@ -865,7 +938,7 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
     timeout = got[0] if got else DEFAULT_TIMEOUT
 
     got = pick("qps")
-    qps = got[0] if got else DEFAULT_QPS
+    qps = got[0] if got else spec.default_qps
 
     got = pick("signature_version")
     if got:
@@ -892,7 +965,8 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
             )
         return interval
 
-    waba_poll_interval = optional_interval("waba_poll_interval", max(DEFAULT_WABA_POLL_INTERVAL, poll_interval))
+    default_waba = max(DEFAULT_WABA_POLL_INTERVAL, poll_interval) if "waba_poll_interval" in spec.own_tunables else 0.0
+    waba_poll_interval = optional_interval("waba_poll_interval", default_waba)
     verification_poll_interval = optional_interval("verification_poll_interval", DEFAULT_VERIFICATION_POLL_INTERVAL)
 
     got = pick("tier_vocabulary")
@@ -962,35 +1036,61 @@ def _parse_endpoint(raw: Any, path: str, ctx: _Ctx) -> str:
     return value.rstrip("/")
 
 
-def _parse_spaces(raw: Any, path: str, ctx: _Ctx) -> tuple[Space, ...]:
+def _parse_spaces(raw: Any, path: str, ctx: _Ctx, spec: ProviderSpec = PROVIDERS["alibaba_cams"]) -> tuple[Space, ...]:
+    id_key = spec.unit_id_key
     if raw is None:
-        _fail(path, "required (a list of {cust_space_id: ...})")
+        _fail(path, f"required (a list of {{{id_key}: ...}})")
     if not isinstance(raw, list):
         _fail(path, f"must be a list, got {_typename(raw)}")
     if not raw:
-        _fail(path, "must contain at least one space")
+        _fail(path, f"must contain at least one {spec.units_key[:-1]}")
     spaces: list[Space] = []
     seen: dict[str, int] = {}
     for i, raw_space in enumerate(raw):
         spath = f"{path}[{i}]"
         _require_mapping(raw_space, spath)
-        _check_keys(raw_space, _SPACE_KEYS, spath)
-        id_path = f"{spath}.cust_space_id"
-        cust_space_id = _string(_get(raw_space, "cust_space_id"), id_path, ctx)
-        assert cust_space_id is not None
-        cust_space_id = cust_space_id.strip()
-        if not cust_space_id:
+        _check_keys(raw_space, spec.unit_keys, spath)
+        id_path = f"{spath}.{id_key}"
+        unit_id = _string(_get(raw_space, id_key), id_path, ctx)
+        assert unit_id is not None
+        unit_id = unit_id.strip()
+        if not unit_id:
             _fail(id_path, "must not be empty")
-        if cust_space_id in seen:
-            _fail(
-                id_path,
-                f"duplicate cust_space_id {_show(raw_space['cust_space_id'])} "
-                f"(also {path}[{seen[cust_space_id]}])",
-            )
-        seen[cust_space_id] = i
-        isv_code = _string(_get(raw_space, "isv_code"), f"{spath}.isv_code", ctx, required=False)
-        spaces.append(Space(cust_space_id=cust_space_id, isv_code=(isv_code or None)))
+        if unit_id in seen:
+            _fail(id_path, f"duplicate {id_key} {_show(raw_space[id_key])} (also {path}[{seen[unit_id]}])")
+        seen[unit_id] = i
+        isv_code = None
+        if "isv_code" in spec.unit_keys:
+            isv_code = _string(_get(raw_space, "isv_code"), f"{spath}.isv_code", ctx, required=False)
+        numbers: tuple[str, ...] = ()
+        numbers_key = next((k for k in ("business_phones", "phone_numbers") if k in spec.unit_keys), None)
+        if numbers_key and _get(raw_space, numbers_key) is not None:
+            numbers = _parse_phone_list(raw_space[numbers_key], f"{spath}.{numbers_key}", ctx)
+        spaces.append(Space(cust_space_id=unit_id, isv_code=(isv_code or None), phone_numbers=numbers))
     return tuple(spaces)
+
+
+_PHONE_RE = re.compile(r"\+?[0-9]{6,20}")
+
+
+def _parse_phone_list(raw: Any, path: str, ctx: _Ctx) -> tuple[str, ...]:
+    """Phone numbers with country code, as digits (an optional leading + is dropped)."""
+    if not isinstance(raw, list) or not raw:
+        _fail(path, "must be a non-empty list of phone numbers with country code")
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        ipath = f"{path}[{i}]"
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            _fail(ipath, f"must be a phone number string, got {_typename(item)}")
+        value = _expand(item, ipath, ctx) if isinstance(item, str) else str(item)
+        value = re.sub(r"[\s\-()]", "", value)
+        if not _PHONE_RE.fullmatch(value):
+            _fail(ipath, f"invalid phone number {_show(item)} (digits with country code, e.g. \"+8613800000000\")")
+        digits = value.lstrip("+")
+        if digits in out:
+            _fail(ipath, f"duplicate phone number {_show(item)}")
+        out.append(digits)
+    return tuple(out)
 
 
 # -- credentials -----------------------------------------------------------
@@ -999,44 +1099,45 @@ def _parse_spaces(raw: Any, path: str, ctx: _Ctx) -> tuple[Space, ...]:
 # from a file) into an error message.
 
 
-def _parse_credentials(raw: Any, path: str, ctx: _Ctx) -> Credentials:
+def _parse_credentials(raw: Any, path: str, ctx: _Ctx, spec: ProviderSpec = PROVIDERS["alibaba_cams"]) -> Credentials:
     _require_mapping(raw, path)
-    _check_keys(raw, _CREDENTIAL_KEYS, path)
+    id_key, secret_key = spec.id_key, spec.secret_key
+    _check_keys(raw, frozenset({id_key, f"{id_key}_file", secret_key, f"{secret_key}_file"}), path)
 
     # access_key_id: inline, ${ENV} or a file.
-    has_id = _get(raw, "access_key_id") is not None
-    has_id_file = _get(raw, "access_key_id_file") is not None
+    has_id = _get(raw, id_key) is not None
+    has_id_file = _get(raw, f"{id_key}_file") is not None
     if has_id and has_id_file:
-        _fail(path, "set only one of access_key_id and access_key_id_file")
+        _fail(path, f"set only one of {id_key} and {id_key}_file")
     if has_id:
-        id_path = f"{path}.access_key_id"
-        value = raw["access_key_id"]
+        id_path = f"{path}.{id_key}"
+        value = raw[id_key]
         if not isinstance(value, str):
             _fail(id_path, f"must be a string, got {_typename(value)}")
         access_key_id = _check_credential_value(_expand(value, id_path, ctx), id_path, None)
     elif has_id_file:
         access_key_id = _read_credential_file(
-            raw["access_key_id_file"], f"{path}.access_key_id_file", ctx
+            raw[f"{id_key}_file"], f"{path}.{id_key}_file", ctx
         )
     else:
-        _fail(f"{path}.access_key_id", "required (or access_key_id_file)")
+        _fail(f"{path}.{id_key}", f"required (or {id_key}_file)")
 
     # access_key_secret: ONLY ${ENV} or a file, never inline.
-    has_secret = _get(raw, "access_key_secret") is not None
-    has_secret_file = _get(raw, "access_key_secret_file") is not None
+    has_secret = _get(raw, secret_key) is not None
+    has_secret_file = _get(raw, f"{secret_key}_file") is not None
     if has_secret and has_secret_file:
-        _fail(path, "set only one of access_key_secret and access_key_secret_file")
+        _fail(path, f"set only one of {secret_key} and {secret_key}_file")
     if has_secret:
-        s_path = f"{path}.access_key_secret"
-        value = raw["access_key_secret"]
-        inline = "inline secrets are not allowed; use ${ENV_VAR} or access_key_secret_file"
+        s_path = f"{path}.{secret_key}"
+        value = raw[secret_key]
+        inline = f"inline secrets are not allowed; use ${{ENV_VAR}} or {secret_key}_file"
         if not isinstance(value, str):
             _fail(s_path, inline)
         m = _PURE_ENV_REF_RE.fullmatch(value.strip())
         if not m:
             if re.fullmatch(r"\$\{" + _ENV_NAME + r":-.*\}", value.strip(), re.DOTALL):
                 _fail(s_path, "a ${VAR:-default} fallback is an inline secret and is not allowed; "
-                              "use ${ENV_VAR} or access_key_secret_file")
+                              f"use ${{ENV_VAR}} or {secret_key}_file")
             _fail(s_path, inline)
         var = m.group(1)
         secret = ctx.env.get(var)
@@ -1047,10 +1148,10 @@ def _parse_credentials(raw: Any, path: str, ctx: _Ctx) -> Credentials:
         )
     elif has_secret_file:
         access_key_secret = _read_credential_file(
-            raw["access_key_secret_file"], f"{path}.access_key_secret_file", ctx
+            raw[f"{secret_key}_file"], f"{path}.{secret_key}_file", ctx
         )
     else:
-        _fail(path, "access_key_secret (as ${ENV_VAR}) or access_key_secret_file is required")
+        _fail(path, f"{secret_key} (as ${{ENV_VAR}}) or {secret_key}_file is required")
 
     return Credentials(access_key_id=access_key_id, access_key_secret=access_key_secret)
 

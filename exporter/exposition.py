@@ -140,6 +140,11 @@ A_ERRORS = Family(
     "counter",
     "Provider API requests that failed, by action and reason (throttled, auth, permission, request, upstream, timeout, parse).",
 )
+A_NUMBER_SUCCESS = Family(
+    "whatsapp_exporter_number_poll_success",
+    "gauge",
+    "For numbers listed explicitly in the configuration: whether the last poll read the number (1) or the provider refused it (0).",
+)
 ACCOUNT_FAMILIES = (
     A_POLL_SUCCESS,
     A_SPACE_SUCCESS,
@@ -151,6 +156,7 @@ ACCOUNT_FAMILIES = (
     A_NUMBERS,
     A_REQUESTS,
     A_ERRORS,
+    A_NUMBER_SUCCESS,
 )
 BUILD_INFO = Family(
     "whatsapp_exporter_build_info", "gauge", "Build information of the exporter; always 1."

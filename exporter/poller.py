@@ -15,12 +15,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from collections import Counter
-from typing import Callable
+from typing import Callable, Mapping
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -28,20 +27,18 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter import model
 from exporter.config import Account, Config
-from exporter.providers.cams.client import CamsClient
+from exporter.providers import make_provider
+from exporter.providers.base import UNCHANGED, Provider
 from exporter.providers.errors import ProviderError
 from exporter.ratelimit import TokenBucket
 from exporter.store import AccountSnapshot, PollResult, Store
 
 log = logging.getLogger(__name__)
 
-CAMS_ACTIONS = ("QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus")
-
 HINTS = {
-    "auth": "check the AccessKey id and secret of this account, and the host clock (signatures expire after 15 minutes)",
-    "permission": "grant the RAM policy in the README (cams:QueryChatappPhoneNumbers, cams:QueryChatappBindWaba, "
-    "cams:GetPhoneNumberVerificationStatus) and check that the space belongs to this AccessKey's account",
-    "request": "check the configured CustSpaceId / IsvCode of this space",
+    "auth": "check the credential (id and secret) of this account, and the host clock",
+    "permission": "check that this credential may read this space/app/WABA (see the README for the minimal policy)",
+    "request": "check the configured space/app/WABA id and phone numbers of this account",
     "throttled": "the provider throttled the calls; lower qps or raise poll_interval if this persists",
 }
 
@@ -66,15 +63,17 @@ class _Stats:
 
 
 class _AccountRuntime:
-    def __init__(self, account: Account, client: CamsClient, stats: _Stats):
+    def __init__(self, account: Account, provider: Provider, stats: _Stats):
         self.account = account
-        self.client = client
+        self.provider = provider
         self.stats = stats
-        self.waba_checked_at: dict[str, float] = {}
-        self.verification_checked_at = float("-inf")
-        self.verifications: dict[str, model.Verification] = {}
+        self.number_last_success: dict[str, float] = {}
         self.space_last_success: dict[str, float] = {}
         self.last_success_at: float | None = None
+
+    @property
+    def client(self):
+        return getattr(self.provider, "client", None)
 
 
 class Poller:
@@ -84,7 +83,6 @@ class Poller:
         store: Store,
         *,
         clock: Callable[[], float] = time.time,
-        client_factory: Callable[..., CamsClient] = CamsClient,
     ):
         self._config = config
         self._store = store
@@ -95,18 +93,9 @@ class Poller:
         for account in config.accounts:
             bucket = self._buckets.setdefault(account.credential_key, TokenBucket(account.qps))
             stats = _Stats()
-            client = client_factory(
-                endpoint=account.endpoint,
-                access_key_id=account.credentials.access_key_id,
-                access_key_secret=account.credentials.access_key_secret,
-                bucket=bucket,
-                timeout=account.timeout,
-                signature_version=account.signature_version,
-                on_request=stats.observe,
-                cancelled=self._stopping.is_set,
-            )
-            self._runtimes[account.name] = _AccountRuntime(account, client, stats)
-        store.update_many([self._snapshot(rt, None, {}, {}) for rt in self._runtimes.values()])
+            provider = make_provider(account, bucket, stats.observe, self._stopping.is_set)
+            self._runtimes[account.name] = _AccountRuntime(account, provider, stats)
+        store.update_many([self._snapshot(rt, None, {}, {}, {}) for rt in self._runtimes.values()])
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=max(1, min(32, len(self._runtimes))))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -134,7 +123,7 @@ class Poller:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         for rt in self._runtimes.values():
-            rt.client.close()
+            rt.provider.close()
 
     # -- one poll ------------------------------------------------------------
 
@@ -146,9 +135,10 @@ class Poller:
             log.exception("poll failed unexpectedly", extra={"account": name})
             prev = self._store.account(name)
             now = self._clock()
-            result = PollResult(False, now, 0.0, rt.last_success_at, dict(prev.poll.space_success) if prev and prev.poll else {},
-                                "internal error")
-            self._publish(rt, result, dict(prev.numbers) if prev else {}, dict(prev.wabas) if prev else {})
+            result = PollResult(False, now, 0.0, rt.last_success_at,
+                                dict(prev.poll.space_success) if prev and prev.poll else {}, "internal error")
+            self._store.update(self._snapshot(rt, result, dict(prev.numbers) if prev else {},
+                                              dict(prev.wabas) if prev else {}, dict(prev.configured) if prev else {}))
 
     def _poll(self, rt: _AccountRuntime) -> None:
         account = rt.account
@@ -157,51 +147,58 @@ class Poller:
         prev = self._store.account(account.name)
         prev_numbers = prev.numbers if prev else {}
         wabas = dict(prev.wabas) if prev else {}
+        configured: dict[str, tuple[str, bool]] = {}
         found: dict[str, model.PhoneNumber] = {}
         space_ok: dict[str, bool] = {}
         failures: list[ProviderError] = []
 
-        for space in account.spaces:
-            sid = space.cust_space_id
-            ok = True
+        def keep_last_good(phone: str) -> None:
+            """Serve a number's last good data while it is younger than max_staleness."""
+            old = prev_numbers.get(phone)
+            if old is not None and phone not in found and now - rt.number_last_success.get(phone, now) <= account.max_staleness:
+                found[phone] = old.number
+
+        for unit in account.spaces:
+            sid = unit.cust_space_id
             try:
-                for number in rt.client.query_phone_numbers(sid, space.isv_code, account.tier_vocabulary):
-                    if number.phone_number in found:
-                        log.warning("number listed in two spaces; keeping the first",
-                                    extra={"account": account.name, "space_id": sid, "phone_number": number.phone_number})
-                        continue
-                    found[number.phone_number] = number
+                result = rt.provider.poll_unit(unit, now)
             except ProviderError as err:
-                ok = False
                 failures.append(err)
-                self._log_failure(account, "QueryChatappPhoneNumbers", sid, err)
-                if now - rt.space_last_success.get(sid, now) <= account.max_staleness:
-                    for phone, tracked in prev_numbers.items():
-                        if tracked.number.space_id == sid and phone not in found:
-                            found[phone] = tracked.number
-            if account.waba_poll_interval > 0 and now - rt.waba_checked_at.get(sid, float("-inf")) >= account.waba_poll_interval:
-                try:
-                    waba = rt.client.query_bind_waba(sid, space.isv_code)
-                    rt.waba_checked_at[sid] = now
-                    if waba is None:
-                        wabas.pop(sid, None)
-                    else:
-                        wabas[sid] = waba
-                except ProviderError as err:
-                    ok = False
-                    failures.append(err)
-                    self._log_failure(account, "QueryChatappBindWaba", sid, err)
-            space_ok[sid] = ok
-            if ok:
+                self._log_failure(account, sid, err)
+                space_ok[sid] = False
+                for phone, tracked in prev_numbers.items():
+                    if tracked.number.space_id == sid:
+                        keep_last_good(phone)
+                if now - rt.space_last_success.get(sid, now) > account.max_staleness:
+                    wabas.pop(sid, None)
+                continue
+            for number in result.numbers:
+                if number.phone_number in found:
+                    log.warning("number listed twice; keeping the first",
+                                extra={"account": account.name, "space_id": sid, "phone_number": number.phone_number})
+                    continue
+                found[number.phone_number] = number
+                rt.number_last_success[number.phone_number] = now
+            for phone in result.stale:
+                keep_last_good(phone)
+            if result.waba is not UNCHANGED:
+                if result.waba is None:
+                    wabas.pop(sid, None)
+                else:
+                    wabas[sid] = result.waba
+            for err in result.errors:
+                failures.append(err)
+                self._log_failure(account, sid, err)
+            for phone, ok in result.configured.items():
+                configured[phone] = (sid, ok)
+            space_ok[sid] = not result.errors and not result.stale
+            if space_ok[sid]:
                 rt.space_last_success[sid] = now
-            elif now - rt.space_last_success.get(sid, now) > account.max_staleness:
-                wabas.pop(sid, None)
 
-        if account.verification_poll_interval > 0 and now - rt.verification_checked_at >= account.verification_poll_interval:
-            if self._check_verifications(rt, found, failures):
-                rt.verification_checked_at = now
-
-        numbers = self._track(prev_numbers, self._enrich(rt, found, wabas), self._clock())
+        for phone in list(rt.number_last_success):
+            if phone not in found:
+                del rt.number_last_success[phone]
+        numbers = self._track(prev_numbers, found, self._clock())
         finished = self._clock()
         success = not failures
         if success:
@@ -210,42 +207,10 @@ class Poller:
         result = PollResult(success, finished, time.monotonic() - started, rt.last_success_at, space_ok, error)
         log.debug("poll finished", extra={"account": account.name, "success": success, "numbers": len(numbers),
                                          "duration_seconds": round(result.duration, 3)})
-        self._store.update(self._snapshot(rt, result, numbers, wabas))
-
-    def _check_verifications(self, rt: _AccountRuntime, found: dict[str, model.PhoneNumber], failures: list) -> bool:
-        complete = True
-        for phone, number in list(found.items()):
-            if self._stopping.is_set():
-                return False
-            try:
-                rt.verifications[phone] = rt.client.get_verification_status(number.space_id, phone)
-            except ProviderError as err:
-                complete = False
-                failures.append(err)
-                self._log_failure(rt.account, "GetPhoneNumberVerificationStatus", number.space_id, err)
-        for phone in list(rt.verifications):
-            if phone not in found:
-                del rt.verifications[phone]
-        return complete
+        self._store.update(self._snapshot(rt, result, numbers, wabas, configured))
 
     @staticmethod
-    def _enrich(rt: _AccountRuntime, found: dict[str, model.PhoneNumber], wabas: dict[str, model.Waba]) -> dict[str, model.PhoneNumber]:
-        out = {}
-        for phone, number in found.items():
-            changes = {}
-            waba = wabas.get(number.space_id)
-            if waba is not None and number.waba_id != waba.waba_id:
-                changes["waba_id"] = waba.waba_id
-            verification = rt.verifications.get(phone)
-            if verification is not None:
-                changes["code_verification_status"] = verification.code_verification_status
-                if verification.phone_number_id:
-                    changes["phone_number_id"] = verification.phone_number_id
-            out[phone] = dataclasses.replace(number, **changes) if changes else number
-        return out
-
-    @staticmethod
-    def _track(prev: dict, found: dict[str, model.PhoneNumber], now: float) -> dict[str, model.TrackedNumber]:
+    def _track(prev: Mapping[str, model.TrackedNumber], found: dict[str, model.PhoneNumber], now: float) -> dict[str, model.TrackedNumber]:
         tracked = {}
         for phone, number in found.items():
             old = prev.get(phone)
@@ -257,30 +222,29 @@ class Poller:
                 tracked[phone] = model.TrackedNumber(number, old.changes.advanced(old.number, number, now))
         return tracked
 
-    def _publish(self, rt: _AccountRuntime, result: PollResult, numbers: dict, wabas: dict) -> None:
-        self._store.update(self._snapshot(rt, result, numbers, wabas))
-
-    def _snapshot(self, rt: _AccountRuntime, result: PollResult | None, numbers: dict, wabas: dict) -> AccountSnapshot:
+    @staticmethod
+    def _snapshot(rt: _AccountRuntime, result: PollResult | None, numbers: dict, wabas: dict,
+                  configured: dict) -> AccountSnapshot:
         requests, errors = rt.stats.copy()
         account = rt.account
-        actions = CAMS_ACTIONS if account.verification_poll_interval > 0 else CAMS_ACTIONS[:2]
         return AccountSnapshot(
             name=account.name,
             provider=account.provider,
             poll_interval=account.poll_interval,
             qps=account.qps,
             static_labels=dict(account.labels),
-            actions=actions,
+            actions=tuple(rt.provider.actions),
             numbers=numbers,
             wabas=wabas,
             poll=result,
             requests=requests,
             errors=errors,
+            configured=configured,
         )
 
     @staticmethod
-    def _log_failure(account: Account, action: str, space_id: str, err: ProviderError) -> None:
-        extra = {"account": account.name, "provider": account.provider, "action": action, "space_id": space_id,
+    def _log_failure(account: Account, space_id: str, err: ProviderError) -> None:
+        extra = {"account": account.name, "provider": account.provider, "action": err.action, "space_id": space_id,
                  "reason": err.reason, "code": err.code, "error": err.message[:200]}
         hint = HINTS.get(err.reason)
         if hint:

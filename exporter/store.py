@@ -44,6 +44,8 @@ class AccountSnapshot:
     poll: PollResult | None = None  # None until the first poll has finished
     requests: Mapping[str, int] = field(default_factory=dict)  # by action
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)  # by (action, reason)
+    #: explicitly configured numbers: phone -> (space id, whether the last poll read it)
+    configured: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,10 @@ class Store:
             f'{ex.A_ERRORS.name}{{{b},action="{action}",reason="{reason}"}} {snap.errors.get((action, reason), 0)}\n'
             for action in snap.actions
             for reason in REASONS
+        )
+        out[10] = "".join(
+            f'{ex.A_NUMBER_SUCCESS.name}{{{b},space_id="{ex.escape(space)}",phone_number="{ex.escape(phone)}"}} {int(ok)}\n'
+            for phone, (space, ok) in sorted(snap.configured.items())
         )
         return out
 

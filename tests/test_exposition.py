@@ -16,7 +16,7 @@ def tracked(phone, **kw):
     return model.TrackedNumber(model.PhoneNumber(phone, **kw), model.ChangeTimes.first_seen(1700000000.0))
 
 
-def snapshot(name="acct", numbers=(), wabas=(), poll=True, labels=None):
+def snapshot(name="acct", numbers=(), wabas=(), poll=True, labels=None, configured=None):
     return AccountSnapshot(
         name=name,
         provider="alibaba_cams",
@@ -29,6 +29,7 @@ def snapshot(name="acct", numbers=(), wabas=(), poll=True, labels=None):
         poll=PollResult(True, 1700000100.0, 0.25, 1700000100.0, {"cams-1": True}) if poll else None,
         requests={"QueryChatappPhoneNumbers": 3},
         errors={("QueryChatappPhoneNumbers", "throttled"): 1},
+        configured=configured or {},
     )
 
 
@@ -86,7 +87,8 @@ def test_label_values_are_escaped_and_promtool_is_clean():
 
 def test_every_family_has_help_and_type_once():
     store = Store()
-    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K"), tracked("+2")], wabas=[model.Waba("w", space_id="cams-1")]))
+    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K"), tracked("+2")], wabas=[model.Waba("w", space_id="cams-1")],
+                          configured={"+1": ("cams-1", True), "+9": ("cams-1", False)}))
     text = store.exposition.body.decode()
     names = re.findall(r"^# TYPE (\S+) ", text, re.M)
     assert len(names) == len(set(names))

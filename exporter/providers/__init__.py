@@ -1,1 +1,47 @@
 """Provider clients: each is signing + transport, plus pure parse functions to the model."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from exporter.config import Account
+from exporter.providers.base import Provider
+from exporter.providers.transport import RequestObserver
+from exporter.ratelimit import TokenBucket
+
+
+def make_provider(
+    account: Account,
+    bucket: TokenBucket,
+    on_request: RequestObserver,
+    cancelled: Callable[[], bool],
+) -> Provider:
+    """Build the provider object that polls ``account``, sharing the credential's ``bucket``."""
+    common = dict(bucket=bucket, timeout=account.timeout, on_request=on_request, cancelled=cancelled)
+    creds = account.credentials
+    if account.provider == "alibaba_cams":
+        from exporter.providers.cams.client import CamsClient
+        from exporter.providers.cams.provider import CamsProvider
+
+        client = CamsClient(
+            endpoint=account.endpoint,
+            access_key_id=creds.access_key_id,
+            access_key_secret=creds.access_key_secret,
+            signature_version=account.signature_version,
+            **common,
+        )
+        return CamsProvider(account, client)
+    if account.provider == "nxcloud":
+        from exporter.providers.nxcloud.client import NxCloudClient
+        from exporter.providers.nxcloud.provider import NxCloudProvider
+
+        client = NxCloudClient(endpoint=account.endpoint, access_key=creds.access_key_id,
+                               access_secret=creds.access_key_secret, **common)
+        return NxCloudProvider(account, client)
+    if account.provider == "kaleyra":
+        from exporter.providers.kaleyra.client import KaleyraClient
+        from exporter.providers.kaleyra.provider import KaleyraProvider
+
+        client = KaleyraClient(endpoint=account.endpoint, sid=creds.access_key_id, api_key=creds.access_key_secret, **common)
+        return KaleyraProvider(account, client)
+    raise ValueError(f"unknown provider {account.provider!r}")

@@ -33,6 +33,7 @@ class ProviderError(Exception):
         http_status: int | None = None,
         request_id: str = "",
         retry_after: float | None = None,
+        action: str = "",
     ):
         assert reason in REASONS, reason
         super().__init__(message)
@@ -42,6 +43,7 @@ class ProviderError(Exception):
         self.http_status = http_status
         self.request_id = request_id
         self.retry_after = retry_after
+        self.action = action
 
     @property
     def retryable(self) -> bool:
