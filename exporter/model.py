@@ -97,7 +97,7 @@ STATUS = Vocabulary(
 QUALITY_RATING = Vocabulary(
     "quality_rating",
     ("GREEN", "YELLOW", "RED", UNKNOWN),
-    {"NA": UNKNOWN, "N/A": UNKNOWN},
+    {"NA": UNKNOWN, "N/A": UNKNOWN, "UNKNOW": UNKNOWN},  # UNKNOW: NxCloud's spelling
 )
 
 # Meta's messaging-limit tiers, plus the portfolio-era TIER_2K and TIER_NOT_SET.

@@ -1,0 +1,40 @@
+"""Kaleyra polling: discover a WABA's numbers (or use the configured list), then read each number."""
+
+from __future__ import annotations
+
+from exporter.config import Account, Space
+from exporter.providers.base import UnitResult
+from exporter.providers.errors import ProviderError
+from exporter.providers.kaleyra.client import DETAILS_ACTION, LIST_ACTION, KaleyraClient
+
+
+class KaleyraProvider:
+    actions = (LIST_ACTION, DETAILS_ACTION)
+
+    def __init__(self, account: Account, client: KaleyraClient):
+        self.account = account
+        self.client = client
+
+    def close(self) -> None:
+        self.client.close()
+
+    def poll_unit(self, unit: Space, now: float) -> UnitResult:
+        waba_id = unit.cust_space_id
+        configured = bool(unit.phone_numbers)
+        phones = list(unit.phone_numbers) if configured else self.client.list_numbers(waba_id)
+        result = UnitResult(numbers=[])
+        stale = []
+        for digits in phones:
+            try:
+                result.numbers.append(self.client.number_details(waba_id, digits))
+                ok = True
+            except ProviderError as err:
+                if err.reason in ("auth", "throttled"):
+                    raise  # the credential itself is failing: the whole unit is
+                result.errors.append(err)
+                stale.append("+" + digits)
+                ok = False
+            if configured:
+                result.configured["+" + digits] = ok
+        result.stale = tuple(stale)
+        return result

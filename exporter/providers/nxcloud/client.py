@@ -1,0 +1,75 @@
+"""httpx client for NxCloud's WhatsApp ``getPhone`` (POST JSON, MD5-signed headers)."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from typing import Callable
+from urllib.parse import urlsplit
+
+from exporter import model
+from exporter.providers.errors import ProviderError
+from exporter.providers.nxcloud import parse, signer
+from exporter.providers.transport import BudgetedClient
+
+BIZ_TYPE = "2"  # WhatsApp
+ACTION = "getPhone"
+log = logging.getLogger(__name__)
+
+
+class NxCloudClient(BudgetedClient):
+    def __init__(self, *, endpoint: str, access_key: str, access_secret: str,
+                 clock: Callable[[], float] = time.time, **kwargs):
+        super().__init__(**kwargs)
+        split = urlsplit(endpoint)
+        self._url = f"{split.scheme}://{split.netloc}/api/wa/getPhone"
+        self._ak = access_key
+        self._secret = access_secret
+        self._clock = clock
+
+    def _attempt(self, payload: dict) -> object:
+        body = signer.serialize(payload)  # serialized once: these bytes are signed and sent
+        ts = str(int(self._clock() * 1000))
+        headers = {
+            "content-type": "application/json",
+            "accessKey": self._ak,
+            "ts": ts,
+            "bizType": BIZ_TYPE,
+            "action": ACTION,
+            "sign": signer.sign(self._ak, ACTION, BIZ_TYPE, ts, body, self._secret),
+        }
+        status, content, response_headers = self._send("POST", self._url, headers, body)
+        try:
+            decoded = json.loads(content) if content else None
+        except (ValueError, UnicodeDecodeError):
+            reason = "upstream" if status >= 500 else "parse"
+            raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
+        try:
+            return parse.check_envelope(decoded, status)
+        except ProviderError as err:
+            if err.code == "1004":
+                skew = _clock_skew(response_headers.get("date"), self._clock())
+                err.message += f" (clock problem: the local clock is {skew} the provider's; NxCloud allows 60 s)"
+            raise
+
+    def get_phones(self, appkey: str, phones: tuple[str, ...] = ()) -> list[model.PhoneNumber]:
+        """Every number of the app, or only ``phones`` (digits with country code)."""
+        payload = {"appkey": appkey, "messaging_product": "whatsapp"}
+        if phones:
+            payload["business_phones"] = ",".join(phones)
+        data = self.call(ACTION, lambda: self._attempt(payload))
+        return parse.parse_phones(data, appkey)
+
+
+def _clock_skew(date_header: str | None, now: float) -> str:
+    """How far the local clock is from the server's HTTP Date (1 s resolution)."""
+    try:
+        server = email.utils.parsedate_to_datetime(date_header).timestamp() if date_header else None
+    except (TypeError, ValueError):
+        server = None
+    if server is None:
+        return "off from"
+    skew = now - server
+    return f"{abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'}"

@@ -1,0 +1,120 @@
+"""Pure functions from NxCloud ``getPhone`` responses to the normalized model.
+
+The documentation shows two shapes for ``data`` and both are accepted:
+
+* the worked example: an object keyed by phone number (digits), each value a
+  one-item array holding the phone object;
+* the field table: ``data.business_phones`` as an array of phone objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from exporter import model
+from exporter.providers.cams.parse import normalize_phone_number
+from exporter.providers.errors import ProviderError
+
+PROVIDER = "nxcloud"
+log = logging.getLogger(__name__)
+
+# Result codes of the WhatsApp API.
+AUTH_CODES = {1000, 1001, 1002, 1003, 1004}
+PERMISSION_CODES = {1005, 9008, 9010}
+REQUEST_CODES = {9000, 9002, 9003, 9006}
+THROTTLING_META_CODES = {4, 17, 80007, 130429}
+
+
+def classify(code: int, data: Any = None) -> str:
+    if code in AUTH_CODES:
+        return "auth"
+    if code in PERMISSION_CODES:
+        return "permission"
+    if code in REQUEST_CODES:
+        return "request"
+    if code == 9099:
+        # Meta's own error passed through in data.error.
+        meta = data.get("error") if isinstance(data, dict) else None
+        meta_code = meta.get("code") if isinstance(meta, dict) else None
+        if meta_code in THROTTLING_META_CODES:
+            return "throttled"
+        if meta_code == 190:
+            return "auth"
+        if isinstance(meta_code, int) and 200 <= meta_code <= 299:
+            return "permission"
+        if meta_code == 100:
+            return "request"
+    return "upstream"
+
+
+def check_envelope(body: Any, http_status: int) -> Any:
+    """Return ``data`` of a successful answer (``code`` 0), else raise ProviderError."""
+    if http_status == 429:
+        raise ProviderError("throttled", "HTTP 429", http_status=429)
+    if not isinstance(body, dict):
+        if http_status >= 500:
+            raise ProviderError("upstream", f"HTTP {http_status} without a JSON body", http_status=http_status)
+        raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
+    code = body.get("code")
+    if isinstance(code, str) and code.lstrip("-").isdigit():
+        code = int(code)
+    if code == 0 and 200 <= http_status < 300:
+        return body.get("data")
+    message = str(body.get("message") or "")[:300]
+    if not isinstance(code, int) or isinstance(code, bool):
+        reason = "upstream" if http_status >= 500 else "parse"
+        raise ProviderError(reason, f"HTTP {http_status} without a result code", http_status=http_status)
+    raise ProviderError(classify(code, body.get("data")), message or f"code {code}", code=str(code), http_status=http_status)
+
+
+def _text(item: dict, key: str) -> str:
+    value = item.get(key)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _phone_items(data: Any) -> list[tuple[str, dict]]:
+    """(phone key, phone object) pairs from either documented shape."""
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise ProviderError("parse", "data is not an object")
+    items: list[tuple[str, dict]] = []
+    listed = data.get("business_phones")
+    if isinstance(listed, list):
+        for entry in listed:
+            if isinstance(entry, dict):
+                key = _text(entry, "business_phone") or _text(entry, "phone_number") or _text(entry, "display_phone_number")
+                items.append((key, entry))
+        return items
+    for key, value in data.items():
+        entry = value[0] if isinstance(value, list) and value else value
+        if isinstance(entry, dict):
+            items.append((str(key), entry))
+        else:
+            log.warning("skipping a malformed getPhone entry", extra={"phone_number": str(key)[:32]})
+    return items
+
+
+def parse_phones(data: Any, appkey: str) -> list[model.PhoneNumber]:
+    numbers: dict[str, model.PhoneNumber] = {}
+    for key, item in _phone_items(data):
+        raw_phone = key or _text(item, "display_phone_number")
+        if not raw_phone:
+            continue
+        phone = normalize_phone_number(raw_phone)
+        if phone in numbers:
+            continue
+        numbers[phone] = model.PhoneNumber(
+            phone_number=phone,
+            status=model.STATUS.normalize(item.get("status"), PROVIDER),
+            quality_rating=model.QUALITY_RATING.normalize(item.get("quality_rating"), PROVIDER),
+            messaging_limit_tier=model.TIER.normalize(item.get("current_limit"), PROVIDER),
+            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(item.get("code_verification_status"), PROVIDER),
+            name_status=model.NAME_STATUS.normalize(item.get("name_status"), PROVIDER),
+            new_name_status=model.NAME_STATUS.normalize(item.get("new_name_status"), PROVIDER),
+            verified_name=_text(item, "verified_name"),
+            space_id=appkey,
+            waba_id=_text(item, "waba_id"),
+        )
+    return list(numbers.values())

@@ -1,0 +1,96 @@
+"""Configuration of the NxCloud and Kaleyra accounts, in their own vocabulary."""
+
+import pytest
+
+from exporter.config import ConfigError, parse_config
+
+ENV = {"NX_SECRET": "nx-secret-value", "KAL_KEY": "kaleyra-key-value"}
+
+NX = """
+accounts:
+  - name: nx
+    provider: nxcloud
+    credentials: {access_key: ak1, access_secret: "${NX_SECRET}"}
+    apps:
+      - appkey: app-one
+      - appkey: app-two
+        business_phones: ["+86 138 0000 0001", "8613800000002"]
+"""
+
+KAL = """
+accounts:
+  - name: kal
+    provider: kaleyra
+    pod: SG
+    credentials: {sid: HXAP123, api_key: "${KAL_KEY}"}
+    wabas:
+      - waba_id: "1029384756"
+      - waba_id: "1029384757"
+        phone_numbers: ["919876543210"]
+"""
+
+
+def test_nxcloud_account():
+    [a] = parse_config(NX, env=ENV).accounts
+    assert a.endpoint == "https://api2.nxcloud.com"
+    assert a.qps == 2  # conservative: NxCloud documents no QPS
+    assert (a.credentials.access_key_id, a.credentials.access_key_secret) == ("ak1", "nx-secret-value")
+    assert [s.cust_space_id for s in a.spaces] == ["app-one", "app-two"]
+    assert a.spaces[1].phone_numbers == ("8613800000001", "8613800000002")
+    assert a.waba_poll_interval == 0 and a.verification_poll_interval == 0
+
+
+def test_kaleyra_account():
+    [a] = parse_config(KAL, env=ENV).accounts
+    assert a.endpoint == "https://api.ap.kaleyra.io"
+    assert a.qps == 5
+    assert a.credentials.access_key_id == "HXAP123"
+    assert a.spaces[1].phone_numbers == ("919876543210",)
+
+
+def test_cams_only_tunables_from_global_do_not_apply():
+    text = "global: {tier_vocabulary: legacy_console, waba_poll_interval: 20m}\n" + NX.replace("accounts:\n", "accounts:\n", 1)
+    [a] = parse_config(text, env=ENV).accounts
+    assert a.waba_poll_interval == 0
+
+
+@pytest.mark.parametrize(
+    "text,path,fragment",
+    [
+        (NX.replace("apps:", "spaces:").replace("appkey", "cust_space_id"), "accounts[0].spaces", 'not valid for provider "nxcloud"'),
+        (NX.replace("access_key:", "access_key_id:"), "accounts[0].credentials.access_key_id", "unknown key"),
+        (NX.replace('access_secret: "${NX_SECRET}"', "access_secret: plain"), "accounts[0].credentials.access_secret", "inline secrets"),
+        (NX.replace("- appkey: app-one", "- appkey: ''"), "accounts[0].apps[0].appkey", "must not be empty"),
+        (NX.replace('"8613800000002"', '"abc"'), "accounts[0].apps[1].business_phones[1]", "invalid phone number"),
+        (NX.replace('"8613800000002"', '"+8613800000001"'), "accounts[0].apps[1].business_phones[1]", "duplicate"),
+        (NX.replace("business_phones: [", "business_phones: [] #["), "accounts[0].apps[1].business_phones", "non-empty list"),
+        (NX + "    signature_version: v2\n", "accounts[0].signature_version", 'not supported by provider "nxcloud"'),
+        (NX + "    tier_vocabulary: legacy_console\n", "accounts[0].tier_vocabulary", "not supported"),
+        (NX + "    pod: IN\n", "accounts[0].pod", 'not valid for provider "nxcloud"'),
+        (KAL.replace("    pod: SG\n", ""), "accounts[0].endpoint", "required (or pod"),
+        (KAL.replace("pod: SG", "pod: MARS"), "accounts[0].pod", "MARS"),
+        (KAL + "    endpoint: https://api.in.kaleyra.io\n", "accounts[0]", "only one of pod and endpoint"),
+        (KAL.replace("api_key:", "apikey:"), "accounts[0].credentials.apikey", "unknown key"),
+        (KAL.replace("wabas:", "apps:").replace("waba_id", "appkey"), "accounts[0].apps", 'not valid for provider "kaleyra"'),
+        (KAL.replace('"1029384757"', '"1029384756"'), "accounts[0].wabas[1].waba_id", "duplicate"),
+    ],
+)
+def test_provider_config_errors(text, path, fragment):
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, env=ENV)
+    assert err.value.path == path, str(err.value)
+    assert fragment in err.value.message, str(err.value)
+    for secret in ENV.values():
+        assert secret not in str(err.value)
+
+
+def test_three_providers_in_one_file():
+    cams = """
+  - name: cams
+    provider: alibaba_cams
+    credentials: {access_key_id: a, access_key_secret: "${NX_SECRET}"}
+    spaces: [{cust_space_id: cams-1}]
+"""
+    text = NX + cams + KAL.split("accounts:\n", 1)[1]
+    config = parse_config(text, env=ENV)
+    assert [a.provider for a in config.accounts] == ["nxcloud", "alibaba_cams", "kaleyra"]
