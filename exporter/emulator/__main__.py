@@ -1,10 +1,15 @@
 """Run a provider emulator standalone until SIGINT or SIGTERM.
 
     python -m exporter.emulator --scenario demo --listen 127.0.0.1:18777
+    python -m exporter.emulator --provider nxcloud --scenario demo-nxcloud
+    python -m exporter.emulator --provider kaleyra            # scenario demo-kaleyra
 
-``--scenario`` takes a YAML file or the name of a built-in scenario.  The first
-line on stdout is ``CAMS emulator listening on http://HOST:PORT`` (useful with
-port 0); afterwards one log line per request goes to stderr.
+``--provider`` picks the emulated API (``cams``, the default, ``nxcloud`` or
+``kaleyra``).  ``--scenario`` takes a YAML file or the name of a built-in
+scenario; it defaults to the provider's built-in demo (``demo``,
+``demo-nxcloud``, ``demo-kaleyra``).  The first line on stdout is
+``<Provider> emulator listening on http://HOST:PORT`` (useful with port 0);
+afterwards one log line per request goes to stderr.
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ import threading
 from pathlib import Path
 
 from .cams import CamsEmulator
+from .kaleyra import KaleyraEmulator
+from .nxcloud import NxCloudEmulator
 from .scenario import ScenarioError, builtin_scenarios, load_builtin_scenario, load_scenario
+
+
+PROVIDERS = {
+    "cams": (CamsEmulator, "demo"),
+    "nxcloud": (NxCloudEmulator, "demo-nxcloud"),
+    "kaleyra": (KaleyraEmulator, "demo-kaleyra"),
+}
 
 
 def _listen_address(value: str) -> tuple[str, int]:
@@ -46,18 +60,24 @@ def _is_loopback(host: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m exporter.emulator",
-                                     description="Run a provider API emulator (CAMS 2020-06-06) standalone.")
-    parser.add_argument("--scenario", default="demo",
-                        help="scenario YAML file, or a built-in scenario name (default: demo)")
+                                     description="Run a provider API emulator (CAMS 2020-06-06, NxCloud "
+                                                 "getPhone or Kaleyra v2 number reads) standalone.")
+    parser.add_argument("--scenario", default=None,
+                        help="scenario YAML file, or a built-in scenario name (default: the provider's demo: "
+                             "demo, demo-nxcloud or demo-kaleyra)")
     parser.add_argument("--listen", type=_listen_address, default=("127.0.0.1", 18777),
                         help="HOST:PORT to listen on; port 0 picks a free port (default: 127.0.0.1:18777)")
-    parser.add_argument("--provider", choices=["cams"], default="cams", help="which provider to emulate")
+    parser.add_argument("--provider", choices=sorted(PROVIDERS), default="cams",
+                        help="which provider to emulate (default: cams)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("exporter.emulator")
+    emulator_class, default_scenario = PROVIDERS[args.provider]
+    if args.scenario is None:
+        args.scenario = default_scenario
 
     try:
         path = Path(args.scenario)
@@ -75,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     host, port = args.listen
     if not _is_loopback(host):
         log.warning("listening on non-loopback address %s: the emulator has no TLS and fixture credentials", host)
-    emulator = CamsEmulator(scenario, host=host, port=port, log_level=logging.INFO)
+    try:
+        emulator = emulator_class(scenario, host=host, port=port, log_level=logging.INFO)
+    except ScenarioError as exc:
+        print(f"invalid scenario for {args.provider}: {exc}", file=sys.stderr)
+        return 2
     try:
         emulator.start()
     except OSError as exc:
@@ -91,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
 
-    print(f"CAMS emulator listening on {emulator.url}", flush=True)
+    print(f"{emulator.provider_name} emulator listening on {emulator.url}", flush=True)
     log.info("scenario %r: %d credential(s) [%s], %d space(s), %d number(s), %d fault(s)",
              scenario.name or args.scenario, len(scenario.credentials),
              ", ".join(c.access_key_id for c in scenario.credentials), len(scenario.spaces),

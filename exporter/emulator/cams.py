@@ -52,27 +52,34 @@ exact wording of messages):
 from __future__ import annotations
 
 import base64
-import difflib
 import hashlib
 import hmac
 import json
 import logging
-import math
 import re
-import socket
-import struct
-import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, urlsplit
 from xml.sax.saxutils import escape as _xml_escape
 
+from .common import (
+    HEALTH_BY_REVIEW,
+    HEALTH_BY_STATUS,
+    HEALTH_RANK,
+    MAX_BODY_BYTES,  # noqa: F401 - re-exported (cams.MAX_BODY_BYTES)
+    ApiError,
+    BodyError,
+    Context,
+    ProviderEmulator,
+    Reply,
+    Request,
+    RequestRecord,
+    wire_fields,
+)
 from .scenario import Credential, Fault, Scenario, Space
 
 __all__ = [
@@ -102,7 +109,6 @@ XML_CONTENT_TYPE = "text/xml;charset=utf-8"
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_CLOCK_SKEW = 15 * 60          # seconds either side of the server clock
 NONCE_TTL = 15 * 60               # how long a nonce is remembered
-MAX_BODY_BYTES = 1 << 20
 MAX_PARAMS = 1000
 V3_ALGORITHM = "ACS3-HMAC-SHA256"
 
@@ -222,14 +228,9 @@ WABA_FIELDS = (
 _NUMBER_KNOWN = {k for k, _ in NUMBER_FIELDS} | {"id", "present", "wire_extra", "can_send_message", "health_errors"}
 _WABA_KNOWN = {k for k, _ in WABA_FIELDS} | {"present", "wire_extra", "can_send_message", "health_errors"}
 
-_HEALTH_BY_STATUS = {
-    "CONNECTED": "AVAILABLE",
-    "FLAGGED": "LIMITED", "RATE_LIMITED": "LIMITED", "RESTRICTED": "LIMITED",
-    "BANNED": "BLOCKED", "DISCONNECTED": "BLOCKED", "DELETED": "BLOCKED", "OFFLINE": "BLOCKED",
-    "PENDING": "BLOCKED", "UNVERIFIED": "BLOCKED", "MIGRATED": "BLOCKED", "PAUSED": "LIMITED",
-}
-_HEALTH_BY_REVIEW = {"APPROVED": "AVAILABLE", "PENDING": "LIMITED", "REJECTED": "BLOCKED", "DISABLED": "BLOCKED"}
-_HEALTH_RANK = {"AVAILABLE": 0, "LIMITED": 1, "BLOCKED": 2}
+_HEALTH_BY_STATUS = HEALTH_BY_STATUS
+_HEALTH_BY_REVIEW = HEALTH_BY_REVIEW
+_HEALTH_RANK = HEALTH_RANK
 
 
 # ---------------------------------------------------------------------------
@@ -289,103 +290,30 @@ def v2_signature(secret: str, string_to_sign: str) -> str:
 
 
 # ---------------------------------------------------------------------------
-# records and internal plumbing
+# errors and request context
 
 
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request as the emulator saw it.  ``access_key_id`` is the key the request claimed."""
+class _ApiError(ApiError):
+    ERRORS = ERROR_TABLE
 
-    time: float
-    access_key_id: str | None
-    action: str | None
-    space_id: str | None
-    http_status: int
-    code: str | None                 # "OK", the error Code, or "fault:<kind>" for non-JSON faults
-    phone_number: str | None = None
-    signature_version: str | None = None   # "V3", "V2" or None
-    authenticated: bool = False
-    throttled: bool = False
-    fault: str | None = None         # the kind of the fault applied, if any
-    request_id: str | None = None
-    method: str = ""
-
-    @property
-    def accepted(self) -> bool:
-        """Authenticated and not refused by flow control."""
-        return self.authenticated and not self.throttled
-
-
-class _ApiError(Exception):
     def __init__(self, code: str, message: str | None = None, status: int | None = None, *,
                  access_denied: Any = None, retry_after: int | None = None, http200: bool = False):
-        default_status, default_message = ERROR_TABLE.get(code, (400, "The request failed."))
-        super().__init__(code)
-        self.code = code
-        self.status = status if status is not None else default_status
-        self.message = message if message is not None else default_message
+        super().__init__(code, message, status, retry_after=retry_after, http200=http200)
         self.access_denied = access_denied
-        self.retry_after = retry_after
-        self.http200 = http200
 
 
 def _missing(param: str) -> _ApiError:
     return _ApiError(f"Missing{param}", f"{param} is mandatory for this action.", 400)
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: bytes = b""
-    content_type: str = JSON_CONTENT_TYPE
-    headers: dict[str, str] = field(default_factory=dict)
-    code: str | None = None
-    reset: bool = False
+_Reply = Reply
+_Request = Request
 
 
 @dataclass
-class _Request:
-    method: str
-    target: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    arrival: float
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
-
-    def header_map(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for key, value in self.headers:
-            out.setdefault(key.lower(), []).append(value)
-        return out
-
-
-@dataclass
-class _Ctx:
-    request_id: str
-    host_id: str
+class _Ctx(Context):
+    host_id: str = DEFAULT_HOST_ID
     fmt: str = "JSON"
-    action: str | None = None
-    access_key_id: str | None = None
-    space_id: str | None = None
-    phone_number: str | None = None
-    signature_version: str | None = None
-    authenticated: bool = False
-    throttled: bool = False
-    fault: str | None = None
-
-
-class _ActiveFault:
-    __slots__ = ("fault", "remaining")
-
-    def __init__(self, fault: Fault):
-        self.fault = fault
-        self.remaining = fault.count
 
 
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
@@ -437,300 +365,64 @@ def _to_xml(root: str, payload: Mapping[str, Any]) -> bytes:
     return ("<?xml version='1.0' encoding='UTF-8'?>" + emit(root, payload)).encode("utf-8")
 
 
-def _wire(state: Mapping[str, Any], mapping: Iterable[tuple[str, str]], extra: bool = True) -> dict[str, Any]:
-    """Map snake_case attributes to wire keys; None / absent attributes are omitted.
-
-    With ``extra``, the entity's ``wire_extra`` mapping is merged verbatim (a None value removes a key).
-    """
-    out: dict[str, Any] = {}
-    for attr, key in mapping:
-        value = state.get(attr)
-        if value is not None:
-            out[key] = value
-    extras = state.get("wire_extra") if extra else None
-    if isinstance(extras, Mapping):
-        for key, value in extras.items():
-            if value is None:
-                out.pop(key, None)
-            else:
-                out[key] = value
-    return out
+_wire = wire_fields
 
 
 # ---------------------------------------------------------------------------
 # the emulator
 
 
-class CamsEmulator:
+class CamsEmulator(ProviderEmulator):
     """A CAMS endpoint on loopback, driven by a :class:`~exporter.emulator.scenario.Scenario`.
 
     ``clock`` is the wall clock (epoch seconds) used for signature freshness,
     nonce expiry and the per-second flow-control windows; scenario time is
-    ``clock() - start time + advance()`` offsets.
+    ``clock() - start time + advance()`` offsets.  Lifecycle, scenario time,
+    faults, overrides and the request log come from
+    :class:`~exporter.emulator.common.ProviderEmulator`.
     """
+
+    provider_name = "CAMS"
+    thread_prefix = "cams"
+    server_software = "Tengine"
+    json_content_type = JSON_CONTENT_TYPE
+    known_number_attributes = frozenset(_NUMBER_KNOWN)
+    known_waba_attributes = frozenset(_WABA_KNOWN)
+    write_actions = WRITE_ACTIONS
+    _logger = logger
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
                  log_level: int = logging.DEBUG, host_id: str | None = None):
-        if not isinstance(scenario, Scenario):
-            raise TypeError("scenario must be a Scenario (see exporter.emulator.scenario)")
-        self.scenario = scenario
-        self.host = host
-        self.port = port
-        self._clock = clock
-        self._log_level = log_level
+        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level)
         self._host_id = host_id
-        self._lock = threading.RLock()
-        self._records: deque[RequestRecord] = deque(maxlen=max_records)
         self._nonces: dict[tuple[str, str], float] = {}
         self._nonce_order: deque[tuple[float, tuple[str, str]]] = deque()
-        self._qps_counts: dict[tuple, int] = {}
-        self._qps_second = None
-        self._scenario_faults = [_ActiveFault(f) for f in scenario.faults]
-        self._injected: list[_ActiveFault] = []
-        self._number_overrides: dict[tuple[str, str], dict[str, Any]] = {}
-        self._waba_overrides: dict[str, dict[str, Any]] = {}
-        self._offset = 0.0
-        self._t0: float | None = None
-        self._stop_event = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
         self._actions = {
             "QueryChatappPhoneNumbers": self._query_phone_numbers,
             "QueryChatappBindWaba": self._query_bind_waba,
             "GetPhoneNumberVerificationStatus": self._get_verification_status,
             "GetWhatsappHealthStatus": self._get_health_status,
         }
-        self._warn_unknown_attributes()
-
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self) -> "CamsEmulator":
-        if self._server is not None:
-            return self
-        self._stop_event.clear()
-        server = _Server((self.host, self.port), _Handler, emulator=self)
-        self._server = server
-        self.port = server.server_address[1]
-        if self._t0 is None:
-            self._t0 = self._clock()
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
-                                        name=f"cams-emulator:{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stop_event.set()
-        # shutdown() waits for serve_forever to notice; poke the listening socket so that is immediate
-        closer = threading.Thread(target=server.shutdown, daemon=True)
-        closer.start()
-        address = server.server_address[:2]
-        while closer.is_alive():
-            try:
-                socket.create_connection(address, timeout=0.2).close()
-            except OSError:
-                pass
-            closer.join(0.01)
-        server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-            self._connections.clear()
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "CamsEmulator":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    # -- scenario time -----------------------------------------------------
-
-    def scenario_time(self) -> float:
-        with self._lock:
-            elapsed = 0.0 if self._t0 is None else self._clock() - self._t0
-            return max(0.0, elapsed) + self._offset
-
-    def advance(self, seconds: float) -> float:
-        """Move scenario time forward (the wall clock used for signatures is untouched)."""
-        if seconds < 0:
-            raise ValueError("scenario time only moves forward")
-        with self._lock:
-            self._offset += float(seconds)
-        return self.scenario_time()
-
-    # -- runtime control ---------------------------------------------------
-
-    def inject(self, fault: Fault) -> Fault:
-        """Add a fault at runtime; injected faults are checked before the scenario's own."""
-        if not isinstance(fault, Fault):
-            raise TypeError("inject() takes a Fault")
-        with self._lock:
-            self._injected.append(_ActiveFault(replace(fault)))
-        return fault
-
-    def clear_faults(self, include_scenario: bool = False) -> None:
-        """Drop injected faults (and, with ``include_scenario``, the scenario's own)."""
-        with self._lock:
-            self._injected.clear()
-            if include_scenario:
-                self._scenario_faults = []
-
-    def set_number(self, space_id: str, phone_number: str, **attributes: Any) -> None:
-        """Override attributes of one number from now on (on top of its timeline); None omits a field."""
-        space = self.scenario.space(space_id)
-        if space is None or space.number(phone_number) is None:
-            raise KeyError(f"no number {phone_number!r} in space {space_id!r}")
-        with self._lock:
-            self._number_overrides.setdefault((space_id, phone_number), {}).update(attributes)
-
-    def set_waba(self, space_id: str, **attributes: Any) -> None:
-        """Override attributes of a space's WABA from now on; None omits a field."""
-        space = self.scenario.space(space_id)
-        if space is None or space.waba is None:
-            raise KeyError(f"no WABA in space {space_id!r}")
-        with self._lock:
-            self._waba_overrides.setdefault(space_id, {}).update(attributes)
-
-    def clear_overrides(self) -> None:
-        with self._lock:
-            self._number_overrides.clear()
-            self._waba_overrides.clear()
-
-    # -- statistics --------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """A snapshot of every request recorded so far (oldest first)."""
-        with self._lock:
-            return list(self._records)
-
-    def clear_requests(self) -> None:
-        with self._lock:
-            self._records.clear()
-
-    def per_second_counts(self, access_key_id: str, accepted_only: bool = False) -> dict[int, int]:
-        """Requests that arrived per calendar second (floor of the arrival time) for one key."""
-        counts: dict[int, int] = {}
-        for record in self.requests:
-            if record.access_key_id != access_key_id or (accepted_only and not record.accepted):
-                continue
-            second = math.floor(record.time)
-            counts[second] = counts.get(second, 0) + 1
-        return counts
-
-    def max_requests_in_any_second(self, access_key_id: str, accepted_only: bool = False) -> int:
-        return max(self.per_second_counts(access_key_id, accepted_only).values(), default=0)
-
-    def calls(self, action: str | None = None, access_key_id: str | None = None) -> list[RequestRecord]:
-        """Recorded requests filtered by action and/or key."""
-        return [r for r in self.requests
-                if (action is None or r.action == action)
-                and (access_key_id is None or r.access_key_id == access_key_id)]
-
-    def write_action_calls(self) -> list[RequestRecord]:
-        return [r for r in self.requests if r.action in WRITE_ACTIONS]
-
-    # -- state evaluation --------------------------------------------------
-
-    def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None:
-        number = space.number(phone_number)
-        if number is None:
-            return None
-        state = number.state_at(self.scenario_time() if t is None else t)
-        with self._lock:
-            state.update(self._number_overrides.get((space.space_id, phone_number), {}))
-        state["phone_number"] = phone_number
-        return state
-
-    def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None:
-        if space.waba is None:
-            return None
-        state = space.waba.state_at(self.scenario_time() if t is None else t)
-        with self._lock:
-            state.update(self._waba_overrides.get(space.space_id, {}))
-        if state.get("present") is False:
-            return None
-        return state
-
-    def _warn_unknown_attributes(self) -> None:
-        def check(keys: Iterable[str], known: set[str], where: str) -> None:
-            for key in keys:
-                if key not in known:
-                    close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
-                    if close:
-                        logger.warning("scenario %s: attribute %r is not a CAMS field (did you mean %r?)",
-                                       where, key, close[0])
-
-        for space in self.scenario.spaces:
-            for number in space.numbers:
-                keys = set(number.attributes)
-                for tr in number.timeline.transitions:
-                    keys |= set(tr.set)
-                check(keys, _NUMBER_KNOWN, f"{space.space_id}/{number.phone_number}")
-            if space.waba is not None:
-                keys = set(space.waba.attributes)
-                for tr in space.waba.timeline.transitions:
-                    keys |= set(tr.set)
-                check(keys, _WABA_KNOWN, f"{space.space_id}/waba")
 
     # -- request processing ------------------------------------------------
 
-    def _track(self, conn: socket.socket, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
-
-    def _serve(self, req: _Request) -> _Reply:
+    def _new_context(self, req: _Request | None) -> _Ctx:
+        if req is None:
+            return _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=DEFAULT_HOST_ID)
         host = (req.header("host") or "").strip()
         host_id = self._host_id or (host.rsplit(":", 1)[0] if host and not host.endswith("]") else host) \
             or DEFAULT_HOST_ID
-        ctx = _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=host_id)
-        started = time.monotonic()
-        try:
-            reply = self._process(req, ctx)
-        except _ApiError as exc:
-            reply = self._error_reply(ctx, exc)
-        except Exception:  # never let a bug take the server down
-            logger.exception("CAMS emulator: unexpected error while handling %s %s", req.method, req.target[:200])
-            reply = self._error_reply(ctx, _ApiError("InternalError"))
-        if ctx.fault == "malformed":
-            body = reply.body
-            reply = _Reply(200, body[: max(1, len(body) // 2)], JSON_CONTENT_TYPE,
-                           {"x-acs-request-id": ctx.request_id}, code="fault:malformed")
-        record = RequestRecord(
-            time=req.arrival, access_key_id=ctx.access_key_id, action=ctx.action, space_id=ctx.space_id,
-            http_status=0 if reply.reset else reply.status, code=reply.code, phone_number=ctx.phone_number,
-            signature_version=ctx.signature_version, authenticated=ctx.authenticated, throttled=ctx.throttled,
-            fault=ctx.fault, request_id=ctx.request_id, method=req.method,
-        )
-        with self._lock:
-            self._records.append(record)
-        logger.log(self._log_level, "%s %s ak=%s space=%s -> %s %s (%.1f ms)", req.method, ctx.action or "-",
-                   ctx.access_key_id or "-", ctx.space_id or "-", "reset" if reply.reset else reply.status,
-                   reply.code, (time.monotonic() - started) * 1000)
-        return reply
+        return _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=host_id)
+
+    def _internal_error(self) -> _ApiError:
+        return _ApiError("InternalError")
+
+    def _body_error(self, exc: BodyError) -> _ApiError:
+        return _ApiError("RequestEntityTooLarge" if exc.status == 413 else "InvalidParameter", exc.message)
+
+    def _common_headers(self, ctx: _Ctx) -> dict[str, str]:
+        return {"x-acs-request-id": ctx.request_id}
 
     def _process(self, req: _Request, ctx: _Ctx) -> _Reply:
         if req.method not in ("GET", "POST"):
@@ -948,57 +640,22 @@ class CamsEmulator:
     def _flow_control(self, cred: Credential, action: str, arrival: float, ctx: _Ctx) -> None:
         if cred.qps is None and not cred.action_qps:
             return
-        second = math.floor(arrival)
         scope = cred.account_key
         action_limit = cred.action_qps.get(action)
         if action_limit is None and cred.qps is not None:
             action_limit = DOCUMENTED_ACTION_QPS.get(action)
-        with self._lock:
-            if self._qps_second != second:
-                self._qps_counts = {k: v for k, v in self._qps_counts.items() if k[-1] >= second - 1}
-                self._qps_second = second
-            total_key, action_key = (scope, second), (scope, action, second)
-            total, per_action = self._qps_counts.get(total_key, 0), self._qps_counts.get(action_key, 0)
-            if (cred.qps is not None and total >= cred.qps) or (action_limit is not None and per_action >= action_limit):
-                ctx.throttled = True
-                raise _ApiError("Throttling.User")
-            self._qps_counts[total_key] = total + 1
-            self._qps_counts[action_key] = per_action + 1
+        if not self._admit(arrival, [((scope,), cred.qps), ((scope, action), action_limit)]):
+            ctx.throttled = True
+            raise _ApiError("Throttling.User")
 
-    def _apply_faults(self, ctx: _Ctx) -> _Reply | None:
-        t = self.scenario_time()
-        delay = 0.0
-        chosen: Fault | None = None
-        with self._lock:
-            for active in self._injected + self._scenario_faults:
-                if active.remaining == 0:
-                    continue
-                if not active.fault.selects(access_key_id=ctx.access_key_id, action=ctx.action,
-                                            space_id=ctx.space_id, phone_number=ctx.phone_number, t=t):
-                    continue
-                if active.remaining is not None:
-                    active.remaining -= 1
-                if active.fault.kind == "delay":
-                    delay += active.fault.seconds or 0.0
-                    ctx.fault = "delay"
-                    continue
-                chosen = active.fault
-                break
-        if delay:
-            self._stop_event.wait(delay)
-        if chosen is None:
-            return None
-        ctx.fault = chosen.kind
-        if chosen.kind == "error":
-            raise _ApiError(chosen.code, chosen.message, chosen.http_status, retry_after=chosen.retry_after,
-                            http200=chosen.http200,
-                            access_denied=_access_denied_detail(None, ctx.action) if chosen.code in
-                            ("Ram.PermissionDeny", "Forbidden.RAM") else None)
-        if chosen.kind == "html":
-            return _Reply(502, _HTML_502, "text/html", {"x-acs-request-id": ctx.request_id}, code="fault:html")
-        if chosen.kind == "reset":
-            return _Reply(0, reset=True, code="fault:reset")
-        return None  # "malformed": answered normally, then truncated in _serve
+    def _fault_error(self, ctx: _Ctx, fault: Fault) -> _ApiError:
+        return _ApiError(fault.code, fault.message, fault.http_status, retry_after=fault.retry_after,
+                         http200=fault.http200,
+                         access_denied=_access_denied_detail(None, ctx.action) if fault.code in
+                         ("Ram.PermissionDeny", "Forbidden.RAM") else None)
+
+    def _html_reply(self, ctx: _Ctx) -> _Reply:
+        return _Reply(502, _HTML_502, "text/html", {"x-acs-request-id": ctx.request_id}, code="fault:html")
 
     # -- replies -----------------------------------------------------------
 
@@ -1175,138 +832,3 @@ def _access_denied_detail(cred: Credential | None, action: str | None) -> dict[s
         "NoPermissionType": "ImplicitDeny",
         "EncodedDiagnosticMessage": diagnostic,
     }
-
-
-# ---------------------------------------------------------------------------
-# HTTP plumbing
-
-
-class _BodyError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], handler: type, emulator: CamsEmulator):
-        self.emulator = emulator
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # skip HTTPServer.server_bind: its getfqdn() reverse lookup can stall for seconds
-        TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("CAMS emulator: connection error from %s", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "Tengine"
-    sys_version = ""
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.emulator._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.emulator._track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        logger.debug("http: " + format, *args)
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks, total = [], 0
-            while True:
-                line = self.rfile.readline(1024)
-                try:
-                    size = int(line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    raise _BodyError("InvalidParameter", "Malformed chunked body.") from None
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > MAX_BODY_BYTES:
-                    raise _BodyError("RequestEntityTooLarge", "The request body is too large.")
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            return b""
-        try:
-            length = int(length_header)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            raise _BodyError("InvalidParameter", "Invalid Content-Length header.") from None
-        if length > MAX_BODY_BYTES:
-            raise _BodyError("RequestEntityTooLarge", "The request body is too large.")
-        body = self.rfile.read(length)
-        if len(body) != length:
-            raise _BodyError("InvalidParameter", "The request body is shorter than Content-Length.")
-        return body
-
-    def _dispatch(self) -> None:
-        emulator = self.server.emulator
-        arrival = emulator._clock()
-        try:
-            body = self._read_body()
-        except _BodyError as exc:
-            self.close_connection = True
-            ctx = _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=DEFAULT_HOST_ID)
-            reply = emulator._error_reply(ctx, _ApiError(exc.code, exc.message))
-            with emulator._lock:
-                emulator._records.append(RequestRecord(time=arrival, access_key_id=None, action=None, space_id=None,
-                                                       http_status=reply.status, code=reply.code,
-                                                       request_id=ctx.request_id, method=self.command))
-            self._write(reply)
-            return
-        request = _Request(self.command, self.path, list(self.headers.items()), body, arrival)
-        self._write(emulator._serve(request))
-
-    def _write(self, reply: _Reply) -> None:
-        if reply.reset:
-            self.close_connection = True
-            try:
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.connection.close()
-            except OSError:
-                pass
-            return
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(reply.body)
-        except OSError:
-            self.close_connection = True

@@ -55,7 +55,7 @@ Format (YAML; every key not marked "required" is optional)::
             repeat_every: 6m                # the timeline loops with this period
     faults:
       - kind: error                     # error | delay | malformed | html | reset
-        code: Throttling.User           # error: required
+        code: Throttling.User           # error: required (a provider's code; integers such as 9099 allowed)
         http_status: 400                # error: default from the provider's table
         message: ...                    # error: default from the provider's table
         retry_after: 2                  # error: adds a retry-after header (seconds)
@@ -68,6 +68,16 @@ Format (YAML; every key not marked "required" is optional)::
         from: 60                        # active while from <= scenario time < until
         until: 2m
         count: 3                        # only the next 3 matching requests
+
+How each emulator reads the neutral model (see each module's docstring for details):
+
+* CAMS (:mod:`.cams`): credentials are AccessKey pairs; a space is a ``CustSpaceId``.
+* NxCloud (:mod:`.nxcloud`): a credential is an ``accessKey``/``accessSecret`` pair;
+  a space is an application ``appkey`` (``extra: {response_shape: array}`` selects
+  the field-table shape of ``getPhone``); ``messaging_limit_tier`` is sent as
+  ``current_limit``.
+* Kaleyra (:mod:`.kaleyra`): a credential is an account SID (``access_key_id``) and
+  its API key (``access_key_secret``); a space is a WABA id.
 
 Attribute values are the raw wire values: strings are emitted as-is (unknown
 strings are allowed on purpose), ``null`` means "omit the field", and mappings
@@ -477,6 +487,8 @@ def _validate_fault(fault: Fault, path: str) -> None:
     if fault.kind not in FAULT_KINDS:
         raise ScenarioError(_join(path, "kind"), f"must be one of {', '.join(FAULT_KINDS)}, got {fault.kind!r}")
     if fault.kind == "error":
+        if isinstance(fault.code, int) and not isinstance(fault.code, bool):
+            fault.code = str(fault.code)  # numeric provider codes (NxCloud's 1003, 9099, ...)
         _string(fault.code, _join(path, "code"))
     elif fault.code is not None:
         raise ScenarioError(_join(path, "code"), "only valid with kind: error")

@@ -1,0 +1,771 @@
+"""Machinery shared by the provider emulators (CAMS, NxCloud, Kaleyra).
+
+Every emulator is a :class:`ProviderEmulator` subclass.  The base class owns
+everything that does not depend on a provider's wire format:
+
+* a threaded HTTP/1.1 server on loopback with a clean start/stop lifecycle
+  (``start()``, ``stop()``, ``url``, ``port``, ``running``, context manager);
+* robust request reading: chunked bodies, bad or oversized ``Content-Length``,
+  garbage request lines (answered by the stdlib), and a catch-all so a bug in a
+  provider handler becomes an error answer instead of a dead server;
+* an injectable wall clock plus *scenario time* (``scenario_time()``, ``advance()``);
+* a thread-safe request log (:class:`RequestRecord`, ``requests``, ``calls()``,
+  ``per_second_counts()``, ``max_requests_in_any_second()``, ``write_action_calls()``);
+* per-second request counting against limits (:meth:`ProviderEmulator._admit`);
+* fault selection and injection (``inject()``, ``clear_faults()``, ``count`` /
+  ``from`` / ``until`` / selectors), including ``delay``, ``malformed``, ``html``
+  and ``reset``; ``error`` faults are turned into the provider's own error answer;
+* runtime overrides of numbers and WABAs (``set_number()``, ``set_waba()``,
+  ``clear_overrides()``) on top of the scenario timelines.
+
+A subclass implements :meth:`ProviderEmulator._process` (authenticate, count,
+apply faults, answer) and the few hooks that shape its error answers.  Like the
+emulators themselves, this module never imports the exporter's client code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import math
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+
+from .scenario import Fault, Scenario, Space
+
+__all__ = [
+    "ApiError",
+    "BodyError",
+    "Context",
+    "HEALTH_BY_REVIEW",
+    "HEALTH_BY_STATUS",
+    "HEALTH_RANK",
+    "MAX_BODY_BYTES",
+    "ProviderEmulator",
+    "Reply",
+    "Request",
+    "RequestRecord",
+    "country_code_length",
+    "display_number",
+    "json_bytes",
+    "wire_fields",
+    "worst_health",
+]
+
+logger = logging.getLogger("exporter.emulator")
+
+MAX_BODY_BYTES = 1 << 20
+
+# Meta's health_status vocabulary, derived from a number's status / a WABA's review status when a
+# scenario does not set can_send_message explicitly.
+HEALTH_BY_STATUS = {
+    "CONNECTED": "AVAILABLE",
+    "FLAGGED": "LIMITED", "RATE_LIMITED": "LIMITED", "RESTRICTED": "LIMITED",
+    "BANNED": "BLOCKED", "DISCONNECTED": "BLOCKED", "DELETED": "BLOCKED", "OFFLINE": "BLOCKED",
+    "PENDING": "BLOCKED", "UNVERIFIED": "BLOCKED", "MIGRATED": "BLOCKED", "PAUSED": "LIMITED",
+}
+HEALTH_BY_REVIEW = {"APPROVED": "AVAILABLE", "PENDING": "LIMITED", "REJECTED": "BLOCKED", "DISABLED": "BLOCKED"}
+HEALTH_RANK = {"AVAILABLE": 0, "LIMITED": 1, "BLOCKED": 2}
+
+
+def worst_health(values: Iterable[str], default: str = "AVAILABLE") -> str:
+    """BLOCKED if any value is BLOCKED, else LIMITED if any is LIMITED (unknown strings rank as LIMITED)."""
+    return max(values, key=lambda v: HEALTH_RANK.get(v, 1), default=default)
+
+
+# ---------------------------------------------------------------------------
+# small wire helpers
+
+# ITU-T E.164 country calling codes of one and two digits; every other code has three.
+_CC_ONE = {"1", "7"}
+_CC_TWO = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48",
+           "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81",
+           "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"}
+
+
+def country_code_length(digits: str) -> int:
+    """Length of the country calling code at the start of an E.164 number given as digits."""
+    if digits[:1] in _CC_ONE:
+        return 1
+    if digits[:2] in _CC_TWO:
+        return 2
+    return min(3, len(digits))
+
+
+def display_number(digits: str) -> str:
+    """``"+<cc> <national number>"``, e.g. ``8613800000001`` -> ``+86 13800000001``."""
+    if not digits.isdigit():
+        return digits
+    cc = country_code_length(digits)
+    rest = digits[cc:]
+    return f"+{digits[:cc]} {rest}" if rest else f"+{digits}"
+
+
+def json_bytes(payload: Any) -> bytes:
+    """Compact UTF-8 JSON (non-ASCII left unescaped, as the providers' servers send it)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def wire_fields(state: Mapping[str, Any], mapping: Iterable[tuple[str, str]], extra: bool = True) -> dict[str, Any]:
+    """Map snake_case attributes to wire keys; None / absent attributes are omitted.
+
+    With ``extra``, the entity's ``wire_extra`` mapping is merged verbatim (a None value removes a key).
+    """
+    out: dict[str, Any] = {}
+    for attr, key in mapping:
+        value = state.get(attr)
+        if value is not None:
+            out[key] = value
+    if extra:
+        merge_wire_extra(out, state)
+    return out
+
+
+def merge_wire_extra(out: dict[str, Any], state: Mapping[str, Any]) -> dict[str, Any]:
+    extras = state.get("wire_extra")
+    if isinstance(extras, Mapping):
+        for key, value in extras.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------
+# records and request plumbing
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as an emulator saw it.  ``access_key_id`` is the credential the request claimed
+    (CAMS: the AccessKeyId; NxCloud: the accessKey header; Kaleyra: the SID in the path)."""
+
+    time: float
+    access_key_id: str | None
+    action: str | None
+    space_id: str | None
+    http_status: int                 # 0 when the connection was reset
+    code: str | None                 # the provider's result code as a string, or "fault:<kind>"
+    phone_number: str | None = None
+    signature_version: str | None = None   # CAMS "V3"/"V2"; NxCloud "md5"/"sha256"; else None
+    authenticated: bool = False
+    throttled: bool = False
+    fault: str | None = None         # the kind of the fault applied, if any
+    request_id: str | None = None
+    method: str = ""
+    path: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        """Authenticated and not refused by flow control."""
+        return self.authenticated and not self.throttled
+
+
+class ApiError(Exception):
+    """An error answer.  Subclasses set ``ERRORS`` (code -> (HTTP status, message))."""
+
+    ERRORS: Mapping[Any, tuple[int, str]] = {}
+    DEFAULT: tuple[int, str] = (400, "The request failed.")
+
+    def __init__(self, code: Any, message: str | None = None, status: int | None = None, *,
+                 retry_after: int | None = None, http200: bool = False, detail: Any = None):
+        default_status, default_message = self.ERRORS.get(code, self.DEFAULT)
+        super().__init__(code)
+        self.code = code
+        self.status = status if status is not None else default_status
+        self.message = message if message is not None else default_message
+        self.retry_after = retry_after
+        self.http200 = http200
+        self.detail = detail
+
+
+class BodyError(Exception):
+    """The request body could not be read (``status`` 400 or 413)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json;charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    code: str | None = None
+    reset: bool = False
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    arrival: float
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    def header_map(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            out.setdefault(key.lower(), []).append(value)
+        return out
+
+
+@dataclass
+class Context:
+    """What is known about a request while it is processed; becomes its :class:`RequestRecord`."""
+
+    request_id: str = ""
+    action: str | None = None
+    access_key_id: str | None = None
+    space_id: str | None = None
+    phone_number: str | None = None
+    phone_numbers: tuple[str, ...] = ()      # every number a request names (fault selectors match any)
+    signature_version: str | None = None
+    authenticated: bool = False
+    throttled: bool = False
+    fault: str | None = None
+    path: str = ""
+
+
+class ActiveFault:
+    __slots__ = ("fault", "remaining")
+
+    def __init__(self, fault: Fault):
+        self.fault = fault
+        self.remaining = fault.count
+
+
+# ---------------------------------------------------------------------------
+# HTTP server
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type, emulator: "ProviderEmulator"):
+        self.emulator = emulator
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # skip HTTPServer.server_bind: its getfqdn() reverse lookup can stall for seconds
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        self.emulator._logger.debug("%s emulator: connection error from %s", self.emulator.provider_name,
+                                    client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    sys_version = ""
+    server: _Server
+
+    @property
+    def server_version(self) -> str:  # type: ignore[override]
+        return self.server.emulator.server_software
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.emulator._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        finally:
+            self.server.emulator._track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        self.server.emulator._logger.debug("http: " + format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks, total = [], 0
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise BodyError(400, "Malformed chunked body.") from None
+                if size < 0:
+                    raise BodyError(400, "Malformed chunked body.")
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise BodyError(413, "The request body is too large.")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""
+        try:
+            length = int(length_header)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            raise BodyError(400, "Invalid Content-Length header.") from None
+        if length > MAX_BODY_BYTES:
+            raise BodyError(413, "The request body is too large.")
+        body = self.rfile.read(length)
+        if len(body) != length:
+            raise BodyError(400, "The request body is shorter than Content-Length.")
+        return body
+
+    def _dispatch(self) -> None:
+        emulator = self.server.emulator
+        arrival = emulator._clock()
+        try:
+            body = self._read_body()
+        except BodyError as exc:
+            self.close_connection = True
+            self._write(emulator._body_error_reply(self.command, self.path, arrival, exc))
+            return
+        request = Request(self.command, self.path, list(self.headers.items()), body, arrival)
+        self._write(emulator._serve(request))
+
+    def _write(self, reply: Reply) -> None:
+        if reply.reset:
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            except OSError:
+                pass
+            return
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except OSError:
+            self.close_connection = True
+
+
+# ---------------------------------------------------------------------------
+# the base emulator
+
+
+class ProviderEmulator:
+    """Base class of the provider emulators; see the module docstring.
+
+    ``clock`` is the wall clock (epoch seconds) used for signature freshness and
+    the per-second counting windows; scenario time is
+    ``clock() - start time + advance()`` offsets.
+    """
+
+    provider_name = "Provider"            # for log lines and the standalone runner
+    thread_prefix = "provider"
+    server_software = "nginx"
+    json_content_type = "application/json;charset=utf-8"
+    known_number_attributes: frozenset[str] = frozenset()
+    known_waba_attributes: frozenset[str] = frozenset()
+    write_actions: frozenset[str] = frozenset()
+    _logger = logger
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
+                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
+                 log_level: int = logging.DEBUG):
+        if not isinstance(scenario, Scenario):
+            raise TypeError("scenario must be a Scenario (see exporter.emulator.scenario)")
+        self.scenario = scenario
+        self.host = host
+        self.port = port
+        self._clock = clock
+        self._log_level = log_level
+        self._lock = threading.RLock()
+        self._records: deque[RequestRecord] = deque(maxlen=max_records)
+        self._qps_counts: dict[tuple, int] = {}
+        self._qps_second: int | None = None
+        self._scenario_faults = [ActiveFault(f) for f in scenario.faults]
+        self._injected: list[ActiveFault] = []
+        self._number_overrides: dict[tuple[str, str], dict[str, Any]] = {}
+        self._waba_overrides: dict[str, dict[str, Any]] = {}
+        self._offset = 0.0
+        self._t0: float | None = None
+        self._stop_event = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._warn_unknown_attributes()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        if self._server is not None:
+            return self
+        self._stop_event.clear()
+        server = _Server((self.host, self.port), _Handler, emulator=self)
+        self._server = server
+        self.port = server.server_address[1]
+        if self._t0 is None:
+            self._t0 = self._clock()
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
+                                        name=f"{self.thread_prefix}-emulator:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stop_event.set()
+        # shutdown() waits for serve_forever to notice; poke the listening socket so that is immediate
+        closer = threading.Thread(target=server.shutdown, daemon=True)
+        closer.start()
+        address = server.server_address[:2]
+        while closer.is_alive():
+            try:
+                socket.create_connection(address, timeout=0.2).close()
+            except OSError:
+                pass
+            closer.join(0.01)
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # -- scenario time -----------------------------------------------------
+
+    def scenario_time(self) -> float:
+        with self._lock:
+            elapsed = 0.0 if self._t0 is None else self._clock() - self._t0
+            return max(0.0, elapsed) + self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Move scenario time forward (the wall clock used for signatures is untouched)."""
+        if seconds < 0:
+            raise ValueError("scenario time only moves forward")
+        with self._lock:
+            self._offset += float(seconds)
+        return self.scenario_time()
+
+    # -- runtime control ---------------------------------------------------
+
+    def inject(self, fault: Fault) -> Fault:
+        """Add a fault at runtime; injected faults are checked before the scenario's own."""
+        if not isinstance(fault, Fault):
+            raise TypeError("inject() takes a Fault")
+        with self._lock:
+            self._injected.append(ActiveFault(replace(fault)))
+        return fault
+
+    def clear_faults(self, include_scenario: bool = False) -> None:
+        """Drop injected faults (and, with ``include_scenario``, the scenario's own)."""
+        with self._lock:
+            self._injected.clear()
+            if include_scenario:
+                self._scenario_faults = []
+
+    def set_number(self, space_id: str, phone_number: str, **attributes: Any) -> None:
+        """Override attributes of one number from now on (on top of its timeline); None omits a field."""
+        space = self.scenario.space(space_id)
+        if space is None or space.number(phone_number) is None:
+            raise KeyError(f"no number {phone_number!r} in space {space_id!r}")
+        with self._lock:
+            self._number_overrides.setdefault((space_id, phone_number), {}).update(attributes)
+
+    def set_waba(self, space_id: str, **attributes: Any) -> None:
+        """Override attributes of a space's WABA from now on; None omits a field."""
+        space = self.scenario.space(space_id)
+        if space is None or space.waba is None:
+            raise KeyError(f"no WABA in space {space_id!r}")
+        with self._lock:
+            self._waba_overrides.setdefault(space_id, {}).update(attributes)
+
+    def clear_overrides(self) -> None:
+        with self._lock:
+            self._number_overrides.clear()
+            self._waba_overrides.clear()
+
+    # -- statistics --------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of every request recorded so far (oldest first)."""
+        with self._lock:
+            return list(self._records)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def per_second_counts(self, access_key_id: str, accepted_only: bool = False) -> dict[int, int]:
+        """Requests that arrived per calendar second (floor of the arrival time) for one key."""
+        counts: dict[int, int] = {}
+        for record in self.requests:
+            if record.access_key_id != access_key_id or (accepted_only and not record.accepted):
+                continue
+            second = math.floor(record.time)
+            counts[second] = counts.get(second, 0) + 1
+        return counts
+
+    def max_requests_in_any_second(self, access_key_id: str, accepted_only: bool = False) -> int:
+        return max(self.per_second_counts(access_key_id, accepted_only).values(), default=0)
+
+    def calls(self, action: str | None = None, access_key_id: str | None = None) -> list[RequestRecord]:
+        """Recorded requests filtered by action and/or key."""
+        return [r for r in self.requests
+                if (action is None or r.action == action)
+                and (access_key_id is None or r.access_key_id == access_key_id)]
+
+    def write_action_calls(self) -> list[RequestRecord]:
+        """Requests to endpoints with side effects (which the emulator records and refuses)."""
+        return [r for r in self.requests if r.action in self.write_actions]
+
+    # -- state evaluation --------------------------------------------------
+
+    def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None:
+        number = space.number(phone_number)
+        if number is None:
+            return None
+        state = number.state_at(self.scenario_time() if t is None else t)
+        with self._lock:
+            state.update(self._number_overrides.get((space.space_id, phone_number), {}))
+        state["phone_number"] = phone_number
+        return state
+
+    def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None:
+        if space.waba is None:
+            return None
+        state = space.waba.state_at(self.scenario_time() if t is None else t)
+        with self._lock:
+            state.update(self._waba_overrides.get(space.space_id, {}))
+        if state.get("present") is False:
+            return None
+        return state
+
+    def _warn_unknown_attributes(self) -> None:
+        def check(keys: Iterable[str], known: frozenset[str], where: str) -> None:
+            for key in keys:
+                if key not in known:
+                    close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+                    if close:
+                        self._logger.warning("scenario %s: attribute %r is not a %s field (did you mean %r?)",
+                                             where, key, self.provider_name, close[0])
+
+        for space in self.scenario.spaces:
+            for number in space.numbers:
+                keys = set(number.attributes)
+                for tr in number.timeline.transitions:
+                    keys |= set(tr.set)
+                check(keys, self.known_number_attributes, f"{space.space_id}/{number.phone_number}")
+            if space.waba is not None:
+                keys = set(space.waba.attributes)
+                for tr in space.waba.timeline.transitions:
+                    keys |= set(tr.set)
+                check(keys, self.known_waba_attributes, f"{space.space_id}/waba")
+
+    # -- hooks for subclasses ------------------------------------------------
+
+    def _new_context(self, req: Request | None) -> Context:
+        """A fresh context (``req`` is None when the body could not even be read)."""
+        return Context(request_id=str(uuid.uuid4()))
+
+    def _process(self, req: Request, ctx: Context) -> Reply:
+        """Answer one request; raise :class:`ApiError` for error answers."""
+        raise NotImplementedError
+
+    def _error_reply(self, ctx: Context, err: ApiError) -> Reply:
+        raise NotImplementedError
+
+    def _internal_error(self) -> ApiError:
+        """The error answered when a handler crashes."""
+        return ApiError("InternalError", "Internal error.", 500)
+
+    def _body_error(self, exc: BodyError) -> ApiError:
+        """The error answered when the body cannot be read."""
+        return ApiError("InvalidParameter", exc.message, exc.status)
+
+    def _fault_error(self, ctx: Context, fault: Fault) -> ApiError:
+        """The error an ``error`` fault raises."""
+        return ApiError(fault.code, fault.message, fault.http_status, retry_after=fault.retry_after,
+                        http200=fault.http200)
+
+    def _common_headers(self, ctx: Context) -> dict[str, str]:
+        """Headers every answer carries (e.g. a request id)."""
+        return {}
+
+    def _html_reply(self, ctx: Context) -> Reply:
+        """What an ``html`` fault answers: an HTML error page of a proxy in front of the API."""
+        page = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+                b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+        return Reply(502, page, "text/html", self._common_headers(ctx), code="fault:html")
+
+    def _malformed_reply(self, ctx: Context, reply: Reply) -> Reply:
+        """What a ``malformed`` fault answers: HTTP 200 with the first half of the real body."""
+        body = reply.body
+        return Reply(200, body[: max(1, len(body) // 2)], self.json_content_type, self._common_headers(ctx),
+                     code="fault:malformed")
+
+    # -- request processing ------------------------------------------------
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _record(self, req_method: str, path: str, arrival: float, ctx: Context, reply: Reply) -> None:
+        record = RequestRecord(
+            time=arrival, access_key_id=ctx.access_key_id, action=ctx.action, space_id=ctx.space_id,
+            http_status=0 if reply.reset else reply.status, code=reply.code, phone_number=ctx.phone_number,
+            signature_version=ctx.signature_version, authenticated=ctx.authenticated, throttled=ctx.throttled,
+            fault=ctx.fault, request_id=ctx.request_id, method=req_method, path=path,
+        )
+        with self._lock:
+            self._records.append(record)
+
+    def _body_error_reply(self, method: str, target: str, arrival: float, exc: BodyError) -> Reply:
+        ctx = self._new_context(None)
+        reply = self._error_reply(ctx, self._body_error(exc))
+        self._record(method, target.split("?", 1)[0], arrival, ctx, reply)
+        return reply
+
+    def _serve(self, req: Request) -> Reply:
+        ctx = self._new_context(req)
+        ctx.path = req.target.split("?", 1)[0]
+        started = time.monotonic()
+        try:
+            reply = self._process(req, ctx)
+        except ApiError as exc:
+            reply = self._error_reply(ctx, exc)
+        except Exception:  # never let a bug take the server down
+            self._logger.exception("%s emulator: unexpected error while handling %s %s", self.provider_name,
+                                   req.method, req.target[:200])
+            reply = self._error_reply(ctx, self._internal_error())
+        if ctx.fault == "malformed":
+            reply = self._malformed_reply(ctx, reply)
+        self._record(req.method, ctx.path, req.arrival, ctx, reply)
+        self._logger.log(self._log_level, "%s %s ak=%s space=%s -> %s %s (%.1f ms)", req.method,
+                         ctx.action or "-", ctx.access_key_id or "-", ctx.space_id or "-",
+                         "reset" if reply.reset else reply.status, reply.code,
+                         (time.monotonic() - started) * 1000)
+        return reply
+
+    # -- flow control and faults -------------------------------------------
+
+    def _admit(self, arrival: float, buckets: Sequence[tuple[Hashable, int | None]]) -> bool:
+        """Count one request in every bucket for the calendar second of ``arrival``.
+
+        ``buckets`` are ``(key, limit)`` pairs; ``limit`` None means unlimited.  If
+        any bucket is already at its limit, nothing is counted and False is
+        returned (a refused request does not consume quota).
+        """
+        second = math.floor(arrival)
+        with self._lock:
+            if self._qps_second != second:
+                self._qps_counts = {k: v for k, v in self._qps_counts.items() if k[-1] >= second - 1}
+                self._qps_second = second
+            keys = [(key, second) for key, _ in buckets]
+            counts = [self._qps_counts.get(k, 0) for k in keys]
+            if any(limit is not None and count >= limit for (_, limit), count in zip(buckets, counts)):
+                return False
+            for k, count in zip(keys, counts):
+                self._qps_counts[k] = count + 1
+            return True
+
+    def _apply_faults(self, ctx: Context) -> Reply | None:
+        """Pick the first matching fault (after summing matching delays) and apply it.
+
+        ``error`` raises the provider's error (:meth:`_fault_error`); ``html`` and
+        ``reset`` return a reply; ``malformed`` returns None and truncates the
+        normal answer later.
+        """
+        t = self.scenario_time()
+        phones = ctx.phone_numbers or (ctx.phone_number,)
+        delay = 0.0
+        chosen: Fault | None = None
+        with self._lock:
+            for active in self._injected + self._scenario_faults:
+                if active.remaining == 0:
+                    continue
+                fault = active.fault
+                if not any(fault.selects(access_key_id=ctx.access_key_id, action=ctx.action,
+                                         space_id=ctx.space_id, phone_number=phone, t=t) for phone in phones):
+                    continue
+                if active.remaining is not None:
+                    active.remaining -= 1
+                if fault.kind == "delay":
+                    delay += fault.seconds or 0.0
+                    ctx.fault = "delay"
+                    continue
+                chosen = fault
+                break
+        if delay:
+            self._stop_event.wait(delay)
+        if chosen is None:
+            return None
+        ctx.fault = chosen.kind
+        if chosen.kind == "error":
+            raise self._fault_error(ctx, chosen)
+        if chosen.kind == "html":
+            return self._html_reply(ctx)
+        if chosen.kind == "reset":
+            return Reply(0, reset=True, code="fault:reset")
+        return None  # "malformed": answered normally, then truncated in _serve

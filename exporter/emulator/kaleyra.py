@@ -1,0 +1,384 @@
+"""An emulator of Kaleyra's WhatsApp phone-number read APIs (v2).
+
+Kaleyra authenticates with an ``api-key`` header and carries the account SID
+in the path.  Two reads are emulated:
+
+* ``GET /v2/<sid>/whatsapp/<waba_id>/number``: the numbers of one WABA (discovery).
+* ``GET /v2/<sid>/whatsapp/<business_phone_number>/phone_number_details``: one
+  number's details, which Kaleyra passes through from Meta's phone-number node.
+  The number is digits with country code; a leading ``+`` (or ``%2B``) is accepted.
+
+The envelope is ``{"code": str, "message": str, "data": ..., "error": {}}``.
+
+Scenario mapping: ``credentials[].access_key_id`` is the account SID and
+``access_key_secret`` its API key; ``qps`` (default 10, ``null`` = unlimited)
+bounds requests per SID per calendar second; ``permissions`` denied (or a list
+without the action) gives ``WA401``.  A space is a WABA: its ``space_id`` is the
+WABA id (its ``waba.id``, if set, is accepted too), owned by the SID in
+``access_key_id``.  Numbers carry Meta's attributes: ``id``, ``verified_name``,
+``status``, ``quality_rating``, ``quality_score`` (string or mapping; default
+``{"score": <quality_rating>}``), ``messaging_limit_tier``,
+``whatsapp_business_manager_messaging_limit``, ``name_status``,
+``new_name_status``, ``code_verification_status``, ``throughput_level`` (default
+``STANDARD``), ``platform_type`` (default ``CLOUD_API``), ``account_mode`` (default
+``LIVE``), ``is_official_business_account``, ``display_phone_number`` (derived as
+``+<cc> <rest>`` when absent), ``can_send_message`` (default derived from
+``status``), ``health_errors`` (a list of ``{error_code, error_description,
+possible_solution}``, sent verbatim) and ``health_additional_info``.  An attribute
+set to null is left out of the answer; ``wire_extra`` adds raw keys to the details.
+
+Choices where the documents are silent (the response bodies of these two
+endpoints are not in the stored documentation; clients should rely on the
+codes and field names, never on the wording of messages):
+
+* Success is HTTP 200 with code ``WA200`` (the code Kaleyra's v2 error table
+  names as success) and message ``Request Processed Successfully``.
+* Discovery ``data`` is a list of ``{id, display_phone_number, phone_number,
+  verified_name, status, quality_rating, name_status}`` (``phone_number`` as digits),
+  numbers with ``present: false`` left out.  Details ``data`` is Meta's
+  phone-number object: ``id, display_phone_number, verified_name, quality_rating,
+  quality_score{score}, status, messaging_limit_tier,
+  whatsapp_business_manager_messaging_limit, name_status, new_name_status,
+  code_verification_status, throughput{level}, platform_type, account_mode,
+  health_status{can_send_message, entities[...]}``.  ``health_status`` has a
+  ``PHONE_NUMBER`` entity, a ``WABA`` entity and, when the WABA names a
+  ``business_id``, a ``BUSINESS`` entity; the overall value is the worst one.
+* A missing ``api-key``, an unknown or disabled SID, or a wrong key: HTTP 401
+  ``RBC001`` (the ``error`` object carries the detail).  A WABA (or number) that
+  is not in the SID's account: HTTP 400 ``WA401``.  A number that is not digits,
+  or is not known at all: HTTP 400 ``WA400``.  A crash: HTTP 500 ``WA500``.
+* Past ``qps``: HTTP 429 ``{"code": "WA429", "message": "Too Many Requests"}``
+  (Kaleyra documents no number for its read APIs, only that throttling exists).
+* Unknown paths are HTTP 404 ``WA404`` and other methods than GET on the reads
+  HTTP 405 ``WA405`` (invented codes).
+* Every ``/v1/...`` path and the write endpoints ``.../<waba_id>/number/add``,
+  ``/verify``, ``/retry_otp`` and ``/update`` (any method) are recognised,
+  authenticated, recorded as write calls (``write_action_calls()``) and refused
+  with HTTP 400 ``Emulator.WriteActionCalled``: an exporter must never call them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from typing import Any, Callable, Mapping
+from urllib.parse import unquote
+
+from .common import (
+    HEALTH_BY_REVIEW,
+    HEALTH_BY_STATUS,
+    ApiError,
+    BodyError,
+    Context,
+    ProviderEmulator,
+    Reply,
+    Request,
+    display_number,
+    json_bytes,
+    merge_wire_extra,
+    wire_fields,
+    worst_health,
+)
+from .scenario import Credential, Fault, Scenario, Space
+
+__all__ = [
+    "ERROR_TABLE",
+    "KaleyraEmulator",
+    "LIST_ACTION",
+    "DETAILS_ACTION",
+    "READ_ACTIONS",
+    "WRITE_ACTIONS",
+]
+
+logger = logging.getLogger("exporter.emulator.kaleyra")
+
+JSON_CONTENT_TYPE = "application/json"
+LIST_ACTION = "list_numbers"
+DETAILS_ACTION = "phone_number_details"
+READ_ACTIONS = frozenset({LIST_ACTION, DETAILS_ACTION})
+# .../<waba_id>/number/<op> -> action; every /v1/ path is the action "v1"
+WRITE_OPS = {"add": "add_number", "verify": "verify_number", "retry_otp": "retry_otp", "update": "update_number"}
+WRITE_ACTIONS = frozenset(WRITE_OPS.values()) | {"v1"}
+SUCCESS_CODE = "WA200"
+SUCCESS_MESSAGE = "Request Processed Successfully"
+
+# code -> (HTTP status, message)
+ERROR_TABLE: dict[str, tuple[int, str]] = {
+    "RBC001": (401, "Incorrect SID or API key."),
+    "WA400": (400, "Refer to correct payload format"),
+    "WA401": (400, "Unauthorized access"),
+    "WA404": (404, "Not Found"),
+    "WA405": (405, "Method Not Allowed"),
+    "WA429": (429, "Too Many Requests"),
+    "WA500": (500, "Please try again later"),
+    "E110": (400, "Insufficient Balance"),
+    "WAV2101": (400, "Account daily limit reached"),
+    "Emulator.WriteActionCalled": (400, "The emulator refuses endpoints with side effects; an exporter must "
+                                        "never call them."),
+}
+
+LIST_FIELDS = (
+    ("id", "id"), ("display_phone_number", "display_phone_number"), ("phone_number", "phone_number"),
+    ("verified_name", "verified_name"), ("status", "status"), ("quality_rating", "quality_rating"),
+    ("name_status", "name_status"),
+)
+_NUMBER_KNOWN = frozenset({
+    "id", "display_phone_number", "verified_name", "status", "quality_rating", "quality_score",
+    "messaging_limit_tier", "whatsapp_business_manager_messaging_limit", "name_status", "new_name_status",
+    "code_verification_status", "throughput_level", "platform_type", "account_mode",
+    "is_official_business_account", "can_send_message", "health_errors", "health_additional_info", "present",
+    "wire_extra",
+})
+_WABA_KNOWN = frozenset({"id", "name", "account_review_status", "business_id", "can_send_message", "health_errors",
+                         "health_additional_info", "present"})
+# attributes with a default when the scenario does not mention them (an explicit null omits them)
+_DEFAULTS = {"throughput_level": "STANDARD", "platform_type": "CLOUD_API", "account_mode": "LIVE"}
+
+
+class _KError(ApiError):
+    ERRORS = ERROR_TABLE
+    DEFAULT = (400, "Request failed")
+
+
+def _auth_error(detail: str) -> _KError:
+    return _KError("RBC001", detail={"body": ERROR_TABLE["RBC001"][1], "error": detail})
+
+
+class KaleyraEmulator(ProviderEmulator):
+    """Kaleyra's WhatsApp v2 number reads on loopback, driven by a scenario.
+
+    Same public API as :class:`~exporter.emulator.cams.CamsEmulator`; ``set_number``
+    takes the WABA id as the space.
+    """
+
+    provider_name = "Kaleyra"
+    thread_prefix = "kaleyra"
+    server_software = "nginx"
+    json_content_type = JSON_CONTENT_TYPE
+    known_number_attributes = _NUMBER_KNOWN
+    known_waba_attributes = _WABA_KNOWN
+    write_actions = WRITE_ACTIONS
+    _logger = logger
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
+                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
+                 log_level: int = logging.DEBUG):
+        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level)
+
+    # -- hooks ---------------------------------------------------------------
+
+    def _new_context(self, req: Request | None) -> Context:
+        return Context(request_id=str(uuid.uuid4()))
+
+    def _internal_error(self) -> ApiError:
+        return _KError("WA500", detail={"error": "Internal server error"})
+
+    def _body_error(self, exc: BodyError) -> ApiError:
+        return _KError("WA400", exc.message, exc.status, detail={"payload": exc.message})
+
+    def _fault_error(self, ctx: Context, fault: Fault) -> ApiError:
+        status = 200 if fault.http200 else fault.http_status
+        err = _KError(fault.code, fault.message, status, retry_after=fault.retry_after)
+        err.detail = {"error": err.message}
+        return err
+
+    def _error_reply(self, ctx: Context, err: ApiError) -> Reply:
+        headers = {}
+        if err.retry_after is not None:
+            headers["Retry-After"] = str(err.retry_after)
+        error = err.detail if isinstance(err.detail, Mapping) else {"error": err.message}
+        payload = {"code": err.code, "message": err.message, "data": [] if err.code == "RBC001" else {},
+                   "error": dict(error)}
+        return Reply(err.status, json_bytes(payload), JSON_CONTENT_TYPE, headers, code=str(err.code))
+
+    def _ok_reply(self, data: Any) -> Reply:
+        payload = {"code": SUCCESS_CODE, "message": SUCCESS_MESSAGE, "data": data, "error": {}}
+        return Reply(200, json_bytes(payload), JSON_CONTENT_TYPE, code=SUCCESS_CODE)
+
+    # -- request processing ------------------------------------------------
+
+    def _route(self, path: str) -> tuple[str, str | None, str | None]:
+        """(action, sid, target) where target is the WABA id or the phone number of the path."""
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if parts and parts[0] == "v1":
+            return "v1", parts[1] if len(parts) > 1 and parts[1] else None, None
+        if len(parts) < 5 or parts[0] != "v2" or parts[2] != "whatsapp" or not parts[1]:
+            raise _KError("WA404", f"No such endpoint: {path[:200]}")
+        sid, target, rest = parts[1], parts[3], parts[4:]
+        if rest == ["number"]:
+            return LIST_ACTION, sid, target
+        if rest == ["phone_number_details"]:
+            return DETAILS_ACTION, sid, target
+        if len(rest) == 2 and rest[0] == "number" and rest[1] in WRITE_OPS:
+            return WRITE_OPS[rest[1]], sid, target
+        raise _KError("WA404", f"No such endpoint: {path[:200]}")
+
+    def _process(self, req: Request, ctx: Context) -> Reply:
+        action, sid, target = self._route(ctx.path)
+        ctx.action = action
+        ctx.access_key_id = sid
+        number = None
+        if action == DETAILS_ACTION:
+            number = target.lstrip("+") if target else None
+            ctx.phone_number = number or None
+        elif target is not None:
+            ctx.space_id = target
+        if action in READ_ACTIONS and req.method != "GET":
+            raise _KError("WA405", f"{req.method} is not allowed here; use GET")
+
+        cred = self._authenticate(req, sid)
+        if not cred.allows(action):
+            raise _KError("WA401", "Unauthorized access: the account may not use this API",
+                          detail={"error": "permission denied"})
+        ctx.authenticated = True
+        if not self._admit(req.arrival, [((cred.account_key,), cred.qps)]):
+            ctx.throttled = True
+            raise _KError("WA429", detail={"error": "rate limit exceeded"})
+
+        located = self._locate_number(cred, number) if number is not None else None
+        if located is not None and located[0] is not None:
+            ctx.space_id = located[0].space_id
+        fault_reply = self._apply_faults(ctx)
+        if fault_reply is not None:
+            return fault_reply
+        if action in WRITE_ACTIONS:
+            raise _KError("Emulator.WriteActionCalled",
+                          detail={"error": f"{action} has side effects; the emulator records the call and "
+                                           "refuses it"})
+        if action == LIST_ACTION:
+            return self._ok_reply(self._list_numbers(cred, target or ""))
+        return self._ok_reply(self._details(number or "", located))
+
+    def _authenticate(self, req: Request, sid: str | None) -> Credential:
+        api_key = (req.header("api-key") or "").strip()
+        if not api_key:
+            raise _auth_error("api-key header is missing")
+        cred = self.scenario.credential(sid)
+        if cred is None or not cred.enabled or \
+                not hmac.compare_digest(cred.access_key_secret.encode(), api_key.encode("utf-8", "replace")):
+            raise _auth_error("record not found")
+        return cred
+
+    # -- reads ---------------------------------------------------------------
+
+    def _owned(self, cred: Credential, space: Space) -> bool:
+        owner = self.scenario.credential(space.access_key_id)
+        return owner is not None and owner.account_key == cred.account_key
+
+    def _waba_space(self, waba_id: str) -> Space | None:
+        space = self.scenario.space(waba_id)
+        if space is not None:
+            return space
+        for candidate in self.scenario.spaces:
+            if candidate.waba is not None and candidate.waba.attributes.get("id") == waba_id:
+                return candidate
+        return None
+
+    def _list_numbers(self, cred: Credential, waba_id: str) -> list[dict[str, Any]]:
+        space = self._waba_space(waba_id)
+        if space is None or not self._owned(cred, space):
+            raise _KError("WA401", "Waba_id is not present or does not belong to the account.",
+                          detail={"waba_id": "Waba_id is not present or does not belong to the account."})
+        t = self.scenario_time()
+        out = []
+        for number in space.numbers:
+            state = self.number_state(space, number.phone_number, t)
+            if state is None or not state.get("present", True):
+                continue
+            state = _with_display(state)
+            out.append(wire_fields(state, LIST_FIELDS, extra=False))
+        return out
+
+    def _locate_number(self, cred: Credential, number: str) -> tuple[Space | None, bool]:
+        """(space holding the number, owned by the caller); (None, False) if no space lists it."""
+        if not number.isdigit():
+            return None, False
+        foreign: Space | None = None
+        t = self.scenario_time()
+        for space in self.scenario.spaces:
+            state = self.number_state(space, number, t)
+            if state is None or not state.get("present", True):
+                continue
+            if self._owned(cred, space):
+                return space, True
+            foreign = foreign or space
+        return foreign, False
+
+    def _details(self, number: str, located: tuple[Space | None, bool] | None) -> dict[str, Any]:
+        if not number.isdigit():
+            raise _KError("WA400", "invalid phone number", detail={"phone_number": "invalid phone number"})
+        space, owned = located or (None, False)
+        if space is None:
+            raise _KError("WA400", "invalid phone number", detail={"phone_number": "invalid phone number"})
+        if not owned:
+            raise _KError("WA401", "Phone number is not present or does not belong to the account.",
+                          detail={"phone_number": "Phone number is not present or does not belong to the account."})
+        state = self.number_state(space, number)
+        return self._phone_object(space, state or {"phone_number": number})
+
+    def _phone_object(self, space: Space, state: dict[str, Any]) -> dict[str, Any]:
+        values = _with_display(state)
+        for key, default in _DEFAULTS.items():
+            values.setdefault(key, default)
+        quality_score = values.get("quality_score")
+        if isinstance(quality_score, str):
+            quality_score = {"score": quality_score}
+        elif quality_score is None and "quality_score" not in state and values.get("quality_rating") is not None:
+            quality_score = {"score": values["quality_rating"]}
+        throughput = values.get("throughput_level")
+        out: dict[str, Any] = {}
+        for key, value in (
+            ("id", values.get("id")),
+            ("display_phone_number", values.get("display_phone_number")),
+            ("verified_name", values.get("verified_name")),
+            ("quality_rating", values.get("quality_rating")),
+            ("quality_score", quality_score),
+            ("status", values.get("status")),
+            ("messaging_limit_tier", values.get("messaging_limit_tier")),
+            ("whatsapp_business_manager_messaging_limit", values.get("whatsapp_business_manager_messaging_limit")),
+            ("name_status", values.get("name_status")),
+            ("new_name_status", values.get("new_name_status")),
+            ("code_verification_status", values.get("code_verification_status")),
+            ("throughput", {"level": throughput} if throughput is not None else None),
+            ("platform_type", values.get("platform_type")),
+            ("account_mode", values.get("account_mode")),
+            ("is_official_business_account", values.get("is_official_business_account")),
+            ("health_status", self._health_status(space, values)),
+        ):
+            if value is not None:
+                out[key] = value
+        return merge_wire_extra(out, state)
+
+    def _health_status(self, space: Space, state: Mapping[str, Any]) -> dict[str, Any]:
+        phone = _entity("PHONE_NUMBER", state.get("id"), state,
+                        HEALTH_BY_STATUS.get(str(state.get("status")), "AVAILABLE"))
+        waba = self.waba_state(space) or {}
+        waba_entity = _entity("WABA", waba.get("id") or space.space_id, waba,
+                              HEALTH_BY_REVIEW.get(str(waba.get("account_review_status")), "AVAILABLE"))
+        entities = [phone, waba_entity]
+        if waba.get("business_id") is not None:
+            entities.append({"entity_type": "BUSINESS", "id": waba["business_id"], "can_send_message": "AVAILABLE"})
+        return {"can_send_message": worst_health(e["can_send_message"] for e in entities), "entities": entities}
+
+
+def _with_display(state: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(state)
+    if values.get("display_phone_number") is None and "display_phone_number" not in state:
+        values["display_phone_number"] = display_number(state["phone_number"])
+    return values
+
+
+def _entity(kind: str, entity_id: Any, state: Mapping[str, Any], derived: str) -> dict[str, Any]:
+    entity: dict[str, Any] = {"entity_type": kind}
+    if entity_id is not None:
+        entity["id"] = entity_id
+    entity["can_send_message"] = state.get("can_send_message") or derived
+    info = state.get("health_additional_info")
+    if info:
+        entity["additional_info"] = list(info) if isinstance(info, list) else [info]
+    errors = state.get("health_errors")
+    if errors:
+        entity["errors"] = list(errors) if isinstance(errors, list) else [errors]
+    return entity

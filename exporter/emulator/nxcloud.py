@@ -1,0 +1,414 @@
+"""An emulator of NxCloud's WhatsApp number-information API (``POST /api/wa/getPhone``).
+
+It follows NxCloud's "API interface call convention" and the ``getPhone`` page:
+
+* Common headers ``accessKey``, ``ts`` (epoch milliseconds), ``bizType`` (``2`` =
+  WhatsApp), ``action`` (``getPhone``) and ``sign``; optional ``algorithm``
+  (``md5``, the default, or ``sha256``; documented in the Chinese version only).
+* ``sign`` is the lowercase hex digest of
+  ``accessKey=<ak>&action=<action>&bizType=<bizType>&ts=<ts>`` + ``&body=<raw body>``
+  (left out when the body is empty) + ``&accessSecret=<secret>``.  The emulator
+  recomputes it over the exact bytes it received, never over a re-serialisation,
+  so a client that signs one JSON text and sends another fails with ``1003``.
+  The ``algorithm`` header is not part of the signed string.
+* The envelope is ``{"code": int, "message": str, "data": ...}``; ``data`` is
+  ``null`` on failure.
+
+Scenario mapping: ``credentials[].access_key_id`` / ``access_key_secret`` are the
+accessKey / accessSecret; ``qps`` (default 10, ``null`` = unlimited: NxCloud
+documents no limit for its WhatsApp APIs) bounds the requests per accessKey per
+calendar second; ``permissions`` denied (or a list without ``getPhone``) gives
+``1005``.  A space is an application: its ``cust_space_id``/``space_id`` is the
+``appkey``, owned by the space's ``access_key_id``; ``extra.response_shape`` is
+``map`` (default) or ``array``.  Numbers use ``phone_number`` (digits with country
+code), ``verified_name``, ``status``, ``quality_rating``, ``name_status``,
+``code_verification_status``, ``messaging_limit_tier`` (sent as ``current_limit``;
+null is sent as ``""``, like NxCloud's own example) and optionally
+``display_phone_number`` (derived as ``+<cc> <rest>`` when absent).  Values are sent
+verbatim, so NxCloud's ``UNKNOW`` spelling works; ``wire_extra`` adds raw keys.
+
+Choices where the documents are silent (clients should rely on codes, never on
+the wording of messages):
+
+* Every NxCloud code is answered with HTTP 200 (the documents never show a status).
+* The order of checks is: path and method, missing common header (``1001``),
+  ``bizType``/``action`` (``1002``), unknown or disabled ``accessKey`` (``1005``),
+  ``ts`` (``1004``: not digits or more than 60000 ms from the server clock),
+  ``Content-Type`` not ``application/json`` or bad ``sign`` (``1003``), permissions
+  (``1005``), flow control, faults, then the body.
+* Body problems (not a JSON object, no ``appkey``, ``messaging_product`` not
+  ``whatsapp``, ``business_phones`` not a string) are ``9000``; an unknown appkey is
+  ``9003`` (the code NxCloud documents for "application does not exist" on its
+  send API); an appkey of another accessKey is ``1005``; a listed number that is
+  not all digits is ``9002``; a listed number not bound to the appkey fails the
+  whole request with ``9006`` naming the first such number.
+* ``business_phones`` is split on commas, spaces around each number ignored
+  (the page writes the separator both as "," and ", "); empty or absent means
+  every number of the application.  Duplicates are answered once.
+* Past ``qps`` the answer is HTTP 429 with ``{"code": -1, "message": "Request is
+  too frequent", "data": null}``: NxCloud documents no throttling code for its
+  WhatsApp APIs, so this borrows its generic failure code and the wording of its
+  OTA product's rate-limit error.  Refused requests do not consume quota.
+* Paths other than ``/api/wa/getPhone`` are HTTP 404 (code ``-1``); other methods
+  than POST are HTTP 405 (code ``-1``).  ``/api/wa/mt`` (sending a message) is
+  recognised, authenticated, recorded as a write call and refused with code
+  ``-1``, so tests can assert the exporter never sends anything.
+* An ``error`` fault's ``code`` is sent as an integer when it is one (``"1004"`` ->
+  ``1004``).  Code ``9099`` carries a Meta Graph error in ``data.error``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any, Callable, Mapping
+
+from .common import (
+    ApiError,
+    BodyError,
+    Context,
+    ProviderEmulator,
+    Reply,
+    Request,
+    display_number,
+    json_bytes,
+    merge_wire_extra,
+)
+from .scenario import Credential, Fault, Scenario, ScenarioError, Space
+
+__all__ = [
+    "ACTION",
+    "BIZ_TYPE",
+    "ERROR_TABLE",
+    "NxCloudEmulator",
+    "PATH",
+    "RESPONSE_SHAPES",
+    "WRITE_ACTIONS",
+    "sign",
+    "string_to_sign",
+    "verify",
+]
+
+logger = logging.getLogger("exporter.emulator.nxcloud")
+
+PATH = "/api/wa/getPhone"
+ACTION = "getPhone"
+BIZ_TYPE = "2"                      # WhatsApp
+MAX_TS_SKEW_MS = 60_000
+JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+COMMON_HEADERS = ("accessKey", "ts", "bizType", "action", "sign")
+ALGORITHMS = {"md5": hashlib.md5, "sha256": hashlib.sha256}
+RESPONSE_SHAPES = ("map", "array")
+THROTTLE_STATUS = 429
+THROTTLE_MESSAGE = "Request is too frequent"
+
+# path -> action, for the endpoints the emulator recognises; the write ones are refused
+ENDPOINTS = {PATH: ACTION, "/api/wa/mt": "mt"}
+WRITE_ACTIONS = frozenset({"mt"})
+
+# code -> (HTTP status, message).  HTTP 200 throughout is an assumption (see the module docstring).
+ERROR_TABLE: dict[int, tuple[int, str]] = {
+    -1: (200, "Request failed"),
+    1001: (200, "Missing common parameters"),
+    1002: (200, "Parameter error"),
+    1003: (200, "Invalid signature"),
+    1004: (200, "Timestamp has expired"),
+    1005: (200, "Insufficient permissions"),
+    9000: (200, "Parameter exception"),
+    9001: (200, "System business error"),
+    9002: (200, "Merchant phone number error"),
+    9003: (200, "The application does not exist or is unavailable"),
+    9006: (200, "WhatsApp number not bound to the application"),
+    9099: (200, "WhatsApp error"),
+}
+
+# scenario attribute -> wire key, in the order of NxCloud's example
+NUMBER_FIELDS = (
+    ("display_phone_number", "display_phone_number"), ("quality_rating", "quality_rating"),
+    ("name_status", "name_status"), ("verified_name", "verified_name"),
+    ("code_verification_status", "code_verification_status"), ("messaging_limit_tier", "current_limit"),
+    ("status", "status"),
+)
+_NUMBER_KNOWN = frozenset({k for k, _ in NUMBER_FIELDS} | {"id", "present", "wire_extra"})
+
+
+# ---------------------------------------------------------------------------
+# signing (pure functions; the tests check them against the published vectors)
+
+
+def string_to_sign(access_key: str, action: str, biz_type: str, ts: str, body: bytes | str,
+                   access_secret: str) -> bytes:
+    """The bytes NxCloud hashes: sorted common headers, the raw body (if any), then the secret."""
+    raw_body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    out = f"accessKey={access_key}&action={action}&bizType={biz_type}&ts={ts}".encode("utf-8")
+    if raw_body:
+        out += b"&body=" + raw_body
+    return out + f"&accessSecret={access_secret}".encode("utf-8")
+
+
+def sign(access_key: str, action: str, biz_type: str, ts: str, body: bytes | str, access_secret: str,
+         algorithm: str = "md5") -> str:
+    """Lowercase hex MD5 (or SHA-256) of :func:`string_to_sign`."""
+    digest = ALGORITHMS[algorithm.lower()]
+    return digest(string_to_sign(access_key, action, biz_type, ts, body, access_secret)).hexdigest()
+
+
+def verify(access_key: str, action: str, biz_type: str, ts: str, body: bytes | str, access_secret: str,
+           signature: str, algorithm: str = "md5") -> bool:
+    """True if ``signature`` is the lowercase hex digest NxCloud expects for these raw inputs.
+
+    An uppercase digest is refused: the convention asks for lowercase, and
+    accepting both would hide a client bug.
+    """
+    if algorithm.lower() not in ALGORITHMS:
+        return False
+    expected = sign(access_key, action, biz_type, ts, body, access_secret, algorithm)
+    return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
+
+
+# ---------------------------------------------------------------------------
+# errors
+
+
+class _NxError(ApiError):
+    ERRORS = ERROR_TABLE
+    DEFAULT = (200, "Request failed")
+
+
+def _header_text(value: str) -> str:
+    """Header values arrive decoded as ISO-8859-1; give back the UTF-8 text the client sent."""
+    try:
+        return value.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+def _wire_code(code: Any) -> Any:
+    if isinstance(code, str) and re.fullmatch(r"-?\d{1,9}", code.strip()):
+        return int(code)
+    return code
+
+
+def _meta_error(message: str | None) -> dict[str, Any]:
+    """A Graph API error as NxCloud passes it through with code 9099."""
+    return {
+        "message": message or "(#131000) Something went wrong",
+        "type": "OAuthException",
+        "code": 131000,
+        "error_data": {"messaging_product": "whatsapp", "details": "Something went wrong"},
+        "fbtrace_id": uuid.uuid4().hex[:23],
+    }
+
+
+# ---------------------------------------------------------------------------
+# the emulator
+
+
+class NxCloudEmulator(ProviderEmulator):
+    """NxCloud's ``getPhone`` on loopback, driven by a :class:`~exporter.emulator.scenario.Scenario`.
+
+    Same public API as :class:`~exporter.emulator.cams.CamsEmulator`: ``start()``,
+    ``stop()``, ``url``, ``port``, ``advance()``, ``scenario_time()``, ``inject()``,
+    ``clear_faults()``, ``set_number(appkey, phone, ...)``, ``requests``,
+    ``per_second_counts()``, ``max_requests_in_any_second()``, ``write_action_calls()``.
+    """
+
+    provider_name = "NxCloud"
+    thread_prefix = "nxcloud"
+    server_software = "nginx"
+    json_content_type = JSON_CONTENT_TYPE
+    known_number_attributes = _NUMBER_KNOWN
+    known_waba_attributes = frozenset({"id", "name", "present"})
+    write_actions = WRITE_ACTIONS
+    _logger = logger
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
+                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
+                 log_level: int = logging.DEBUG):
+        for i, space in enumerate(scenario.spaces):
+            shape = space.extra.get("response_shape", "map")
+            if shape not in RESPONSE_SHAPES:
+                raise ScenarioError(f"spaces[{i}].extra.response_shape",
+                                    f"must be one of {', '.join(RESPONSE_SHAPES)}, got {shape!r}")
+        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level)
+
+    # -- hooks ---------------------------------------------------------------
+
+    def _new_context(self, req: Request | None) -> Context:
+        return Context(request_id=uuid.uuid4().hex)
+
+    def _internal_error(self) -> ApiError:
+        return _NxError(9001)
+
+    def _body_error(self, exc: BodyError) -> ApiError:
+        return _NxError(9000, f"Parameter exception: {exc.message}", exc.status)
+
+    def _fault_error(self, ctx: Context, fault: Fault) -> ApiError:
+        code = _wire_code(fault.code)
+        status = fault.http_status
+        if fault.http200:
+            status = 200
+        detail = {"error": _meta_error(None)} if code == 9099 else None
+        return _NxError(code, fault.message, status, retry_after=fault.retry_after, detail=detail)
+
+    def _error_reply(self, ctx: Context, err: ApiError) -> Reply:
+        headers = {}
+        if err.retry_after is not None:
+            headers["Retry-After"] = str(err.retry_after)
+        payload = {"code": err.code, "message": err.message, "data": err.detail}
+        return Reply(err.status, json_bytes(payload), JSON_CONTENT_TYPE, headers, code=str(err.code))
+
+    def _ok_reply(self, data: Any) -> Reply:
+        payload = {"code": 0, "message": "Request successful", "data": data}
+        return Reply(200, json_bytes(payload), JSON_CONTENT_TYPE, code="0")
+
+    # -- request processing ------------------------------------------------
+
+    def _process(self, req: Request, ctx: Context) -> Reply:
+        path = ctx.path.rstrip("/") or "/"
+        action = ENDPOINTS.get(path)
+        if action is None:
+            raise _NxError(-1, f"Not found: {path[:200]}", 404)
+        ctx.action = action
+        if req.method != "POST":
+            raise _NxError(-1, f"Request method '{req.method}' not supported", 405)
+
+        headers = {name: _header_text((req.header(name) or "").strip()) for name in COMMON_HEADERS}
+        ctx.access_key_id = headers["accessKey"] or None
+        missing = [name for name in COMMON_HEADERS if not headers[name]]
+        if missing:
+            raise _NxError(1001, f"Missing common parameters: {', '.join(missing)}")
+        if headers["bizType"] != BIZ_TYPE:
+            raise _NxError(1002, f"Parameter error: bizType must be {BIZ_TYPE!r} for WhatsApp")
+        if headers["action"] != action:
+            raise _NxError(1002, f"Parameter error: action must be {action!r} for {path}")
+        cred = self.scenario.credential(headers["accessKey"])
+        if cred is None or not cred.enabled:
+            raise _NxError(1005, "Insufficient permissions: unknown or disabled accessKey")
+        self._check_ts(headers["ts"], req.arrival)
+        self._check_sign(req, ctx, headers, cred)
+        if not cred.allows(action):
+            raise _NxError(1005, f"Insufficient permissions: the account may not call {action}")
+        ctx.authenticated = True
+
+        if not self._admit(req.arrival, [((cred.account_key,), cred.qps)]):
+            ctx.throttled = True
+            raise _NxError(-1, THROTTLE_MESSAGE, THROTTLE_STATUS)
+
+        body = self._peek_body(req.body, ctx)
+        fault_reply = self._apply_faults(ctx)
+        if fault_reply is not None:
+            return fault_reply
+        if action in WRITE_ACTIONS:
+            raise _NxError(-1, f"Request failed: the emulator records {action} calls and refuses them "
+                               "(an exporter must never send anything)")
+        return self._ok_reply(self._get_phone(cred, body))
+
+    def _check_ts(self, ts: str, arrival: float) -> None:
+        if not ts.isdigit() or len(ts) > 16:
+            raise _NxError(1004, f"Timestamp has expired: ts {ts[:40]!r} is not epoch milliseconds")
+        skew = abs(int(arrival * 1000) - int(ts))
+        if skew > MAX_TS_SKEW_MS:
+            raise _NxError(1004, f"Timestamp has expired: ts is {skew} ms away from the server time "
+                                 f"(at most {MAX_TS_SKEW_MS} ms allowed)")
+
+    def _check_sign(self, req: Request, ctx: Context, headers: Mapping[str, str], cred: Credential) -> None:
+        content_type = (req.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise _NxError(1003, "Invalid signature: Content-Type must be application/json")
+        algorithm = (req.header("algorithm") or "").strip().lower() or "md5"
+        if algorithm not in ALGORITHMS:
+            raise _NxError(1003, f"Invalid signature: unsupported algorithm {algorithm[:20]!r} (md5 or sha256)")
+        ctx.signature_version = algorithm
+        if not verify(headers["accessKey"], headers["action"], headers["bizType"], headers["ts"], req.body,
+                      cred.access_key_secret, headers["sign"], algorithm):
+            raise _NxError(1003)
+
+    def _peek_body(self, raw: bytes, ctx: Context) -> Any:
+        """Decode the body (None if it is not JSON) and note the appkey and numbers for fault selectors."""
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, ValueError):
+            return None
+        if isinstance(body, dict):
+            if isinstance(body.get("appkey"), str):
+                ctx.space_id = body["appkey"] or None
+            phones = _split_phones(body.get("business_phones"))
+            if phones:
+                ctx.phone_numbers = tuple(phones)
+                ctx.phone_number = phones[0]
+        return body
+
+    # -- getPhone ------------------------------------------------------------
+
+    def _get_phone(self, cred: Credential, body: Any) -> Any:
+        if not isinstance(body, dict):
+            raise _NxError(9000, "Parameter exception: the body must be a JSON object")
+        appkey = body.get("appkey")
+        if not isinstance(appkey, str) or not appkey:
+            raise _NxError(9000, "Parameter exception: appkey is required")
+        if body.get("messaging_product") != "whatsapp":
+            raise _NxError(9000, "Parameter exception: messaging_product must be \"whatsapp\"")
+        raw_phones = body.get("business_phones")
+        if raw_phones is not None and not isinstance(raw_phones, str):
+            raise _NxError(9000, "Parameter exception: business_phones must be a comma-separated string")
+        space = self.scenario.space(appkey)
+        if space is None:
+            raise _NxError(9003, f"The application does not exist or is unavailable: {appkey[:100]}")
+        owner = self.scenario.credential(space.access_key_id)
+        if owner is None or owner.account_key != cred.account_key:
+            raise _NxError(1005, "Insufficient permissions: the appkey belongs to another account")
+        requested = _split_phones(raw_phones)
+        for phone in requested:
+            if not phone.isdigit():
+                raise _NxError(9002, f"Merchant phone number error: {phone[:40]}")
+
+        t = self.scenario_time()
+        states: list[dict[str, Any]] = []
+        if requested:
+            for phone in requested:
+                state = self.number_state(space, phone, t)
+                if state is None or not state.get("present", True):
+                    raise _NxError(9006, f"WhatsApp number not bound to the application: {phone}")
+                states.append(state)
+        else:
+            for number in space.numbers:
+                state = self.number_state(space, number.phone_number, t)
+                if state is not None and state.get("present", True):
+                    states.append(state)
+        return self._shape(space, states)
+
+    def _shape(self, space: Space, states: list[dict[str, Any]]) -> Any:
+        if space.extra.get("response_shape", "map") == "array":
+            return {"business_phones": [{**_phone_object(s), "business_phone": s["phone_number"]} for s in states]}
+        return {s["phone_number"]: [_phone_object(s)] for s in states}
+
+
+def _split_phones(value: Any) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    out: list[str] = []
+    for piece in value.split(","):
+        piece = piece.strip()
+        if piece and piece not in out:
+            out.append(piece)
+    return out
+
+
+def _phone_object(state: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(state)
+    if values.get("display_phone_number") is None:
+        values["display_phone_number"] = display_number(state["phone_number"])
+    out: dict[str, Any] = {}
+    for attr, key in NUMBER_FIELDS:
+        value = values.get(attr)
+        if value is None and key == "current_limit":
+            value = ""                     # NxCloud's example sends an empty string
+        if value is not None:
+            out[key] = value
+    return merge_wire_extra(out, state)
