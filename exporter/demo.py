@@ -1,69 +1,98 @@
-"""``--demo``: the real exporter polling the built-in provider emulator on loopback.
+"""``--demo``: the real exporter polling the built-in provider emulators on loopback.
 
-The emulator serves the built-in demo scenario (numbers whose quality, status
-and tier change every few minutes).  The configuration is generated from the
-scenario and goes through the same validation as a user's file; the emulator's
-fixture secrets reach it through an environment mapping, never inline.
+One emulator per provider (CAMS, NxCloud, Kaleyra) serves its built-in demo
+scenario, whose numbers change quality, status and tier every few minutes.
+The configuration is generated from the scenarios and goes through the same
+validation as a user's file; the emulators' fixture secrets reach it through
+an environment mapping, never inline.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from exporter.config import Config, parse_config
+from exporter.config import PROVIDERS, Config, parse_config
 from exporter.emulator.cams import CamsEmulator
+from exporter.emulator.kaleyra import KaleyraEmulator
+from exporter.emulator.nxcloud import NxCloudEmulator
 from exporter.emulator.scenario import Scenario, load_builtin_scenario
 
 DEMO_POLL_INTERVAL = 15
 
 
-def config_for(scenario: Scenario, endpoint: str, *, poll_interval: float = DEMO_POLL_INTERVAL,
-               waba_poll_interval: float = 60, verification_poll_interval: float = 120) -> Config:
-    """One account per emulated credential, with every space that credential owns."""
-    env: dict[str, str] = {}
-    lines = ["accounts:"]
-    for index, cred in enumerate(scenario.credentials):
-        spaces = [s for s in scenario.spaces if s.access_key_id == cred.access_key_id]
-        if not spaces:
+@dataclass
+class Fleet:
+    provider: str
+    scenario: Scenario
+    emulator: object
+
+
+EMULATORS = {
+    "alibaba_cams": ("demo", CamsEmulator, "cams"),
+    "nxcloud": ("demo-nxcloud", NxCloudEmulator, "nxcloud"),
+    "kaleyra": ("demo-kaleyra", KaleyraEmulator, "kaleyra"),
+}
+
+
+def account_lines(provider: str, scenario: Scenario, endpoint: str, env: dict[str, str], *,
+                  poll_interval: float = DEMO_POLL_INTERVAL, name_prefix: str = "") -> list[str]:
+    """Config lines for one account per emulated credential, with every unit it owns."""
+    spec = PROVIDERS[provider]
+    lines: list[str] = []
+    for cred in scenario.credentials:
+        units = [s for s in scenario.spaces if s.access_key_id == cred.access_key_id]
+        if not units:
             continue
-        var = f"DEMO_SECRET_{index}"
+        var = f"DEMO_SECRET_{len(env)}"
         env[var] = cred.access_key_secret
-        name = re.sub(r"[^A-Za-z0-9_.:-]", "-", cred.account or cred.access_key_id)
+        name = re.sub(r"[^A-Za-z0-9_.:-]", "-", name_prefix + (cred.account or cred.access_key_id))[:64]
         lines += [
             f"  - name: {name}",
-            "    provider: alibaba_cams",
+            f"    provider: {provider}",
             f"    endpoint: {endpoint}",
             "    credentials:",
-            f"      access_key_id: {cred.access_key_id}",
-            f"      access_key_secret: ${{{var}}}",
+            f"      {spec.id_key}: {cred.access_key_id}",
+            f"      {spec.secret_key}: ${{{var}}}",
             f"    poll_interval: {poll_interval}",
             f"    poll_jitter: {min(2, poll_interval / 10)}",
-            f"    waba_poll_interval: {max(waba_poll_interval, poll_interval)}",
-            f"    verification_poll_interval: {max(verification_poll_interval, poll_interval) if verification_poll_interval else 0}",
             f"    qps: {cred.qps or 10}",
-            "    spaces:",
         ]
-        for space in spaces:
-            lines.append(f"      - cust_space_id: {space.cust_space_id}")
-            if space.isv_code:
-                lines.append(f"        isv_code: {space.isv_code}")
-    return parse_config("\n".join(lines) + "\n", source="<demo>", env=env)
+        if provider == "alibaba_cams":
+            lines += [
+                f"    waba_poll_interval: {max(60, poll_interval)}",
+                f"    verification_poll_interval: {max(120, poll_interval)}",
+            ]
+        lines.append(f"    {spec.units_key}:")
+        for unit in units:
+            lines.append(f"      - {spec.unit_id_key}: '{unit.cust_space_id}'")
+            if unit.isv_code and "isv_code" in spec.unit_keys:
+                lines.append(f"        isv_code: {unit.isv_code}")
+    return lines
 
 
 class Demo:
-    def __init__(self, scenario: Scenario | None = None, host: str = "127.0.0.1", port: int = 0):
-        self.scenario = scenario or load_builtin_scenario("demo")
-        self.emulator = CamsEmulator(self.scenario, host=host, port=port)
+    def __init__(self, host: str = "127.0.0.1"):
+        self.fleets: list[Fleet] = []
+        for provider, (scenario_name, emulator_cls, _) in EMULATORS.items():
+            scenario = load_builtin_scenario(scenario_name)
+            self.fleets.append(Fleet(provider, scenario, emulator_cls(scenario, host=host, port=0)))
         self.config: Config | None = None
 
     @property
     def url(self) -> str:
-        return self.emulator.url
+        return " ".join(f.emulator.url for f in self.fleets)
 
     def start(self) -> "Demo":
-        self.emulator.start()
-        self.config = config_for(self.scenario, self.emulator.url)
+        env: dict[str, str] = {}
+        lines = ["accounts:"]
+        for fleet in self.fleets:
+            fleet.emulator.start()
+            prefix = EMULATORS[fleet.provider][2] + "-"
+            lines += account_lines(fleet.provider, fleet.scenario, fleet.emulator.url, env, name_prefix=prefix)
+        self.config = parse_config("\n".join(lines) + "\n", source="<demo>", env=env)
         return self
 
     def stop(self) -> None:
-        self.emulator.stop()
+        for fleet in self.fleets:
+            fleet.emulator.stop()
