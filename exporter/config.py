@@ -46,6 +46,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from exporter.exposition import DEFAULT_OPTIONS, DISABLEABLE, INFO_LABELS, RenderOptions
+
 __all__ = [
     "Account",
     "Config",
@@ -312,6 +314,8 @@ class Account:
     tier_vocabulary: str
     labels: Mapping[str, str]
     max_staleness: float
+    max_numbers: int = 0  # 0: no cap
+    concurrency: int = 1  # units polled at once (the QPS budget still applies)
 
     @property
     def endpoint_host(self) -> str:
@@ -331,6 +335,7 @@ class Account:
 class Config:
     accounts: tuple[Account, ...]
     source: str | None = None
+    metrics: RenderOptions = DEFAULT_OPTIONS
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -401,7 +406,8 @@ def parse_config(
     doc = _load_yaml(text, root_name)
     ctx = _Ctx(env=env, base_dir=os.path.dirname(source) if source else "")
     accounts = _parse_root(doc, root_name, ctx)
-    return Config(accounts=accounts, source=source)
+    metrics = _parse_metrics(doc.get("metrics"), "metrics", ctx) if isinstance(doc, dict) else DEFAULT_OPTIONS
+    return Config(accounts=accounts, source=source, metrics=metrics)
 
 
 # --------------------------------------------------------------------------
@@ -683,7 +689,8 @@ def _in_range(value: float, path: str, lo: float, hi: float, *, duration: bool =
 # Schema
 # --------------------------------------------------------------------------
 
-_ROOT_KEYS = frozenset({"global", "accounts"})
+_ROOT_KEYS = frozenset({"global", "accounts", "metrics"})
+_METRICS_KEYS = frozenset({"state_sets", "disable", "info_labels"})
 # Keys that may appear both under ``global`` (as defaults) and in an account.
 _TUNABLE_KEYS = frozenset(
     {
@@ -696,6 +703,8 @@ _TUNABLE_KEYS = frozenset(
         "verification_poll_interval",
         "tier_vocabulary",
         "max_staleness",
+        "max_numbers",
+        "concurrency",
         "labels",
     }
 )
@@ -842,6 +851,14 @@ def _parse_tunables(raw: dict, path: str, ctx: _Ctx) -> dict[str, tuple[Any, str
             if v < 0:
                 _fail(p, f"must not be negative, got {_fmt_seconds(v)}")
             out[key] = (v, p)
+    for key, upper in (("max_numbers", 10_000_000), ("concurrency", 64)):
+        if present(key):
+            p = _join(path, key)
+            v = _number(raw[key], p, ctx)
+            if not float(v).is_integer() or not (0 if key == "max_numbers" else 1) <= v <= upper:
+                low = "0 (no cap)" if key == "max_numbers" else "1"
+                _fail(p, f"must be a whole number from {low} to {upper}, got {v:g}")
+            out[key] = (int(v), p)
     if present("tier_vocabulary"):
         p = _join(path, "tier_vocabulary")
         out["tier_vocabulary"] = (
@@ -1005,7 +1022,36 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
         tier_vocabulary=tier_vocabulary,
         labels=Labels(labels),
         max_staleness=max_staleness,
+        max_numbers=pick("max_numbers")[0] if pick("max_numbers") else 0,
+        # By default as many units at once as the budget allows requests per second.
+        concurrency=pick("concurrency")[0] if pick("concurrency") else max(1, min(16, math.ceil(qps))),
     )
+
+
+def _parse_metrics(raw: Any, path: str, ctx: _Ctx) -> RenderOptions:
+    """The ``metrics:`` section: cardinality controls for the whole exporter."""
+    if raw is None:
+        return DEFAULT_OPTIONS
+    _require_mapping(raw, path)
+    _check_keys(raw, _METRICS_KEYS, path)
+    state_sets = "all"
+    if _get(raw, "state_sets") is not None:
+        state_sets = _choice(raw["state_sets"], f"{path}.state_sets", ctx, ("all", "active"), "state_sets mode")
+    disabled: set[str] = set()
+    if _get(raw, "disable") is not None:
+        items = raw["disable"]
+        if not isinstance(items, list):
+            _fail(f"{path}.disable", f"must be a list of metric names, got {_typename(items)}")
+        for i, item in enumerate(items):
+            disabled.add(_choice(item, f"{path}.disable[{i}]", ctx, DISABLEABLE, "metric"))
+    info_labels = INFO_LABELS
+    if _get(raw, "info_labels") is not None:
+        items = raw["info_labels"]
+        if not isinstance(items, list):
+            _fail(f"{path}.info_labels", f"must be a list of label names, got {_typename(items)}")
+        chosen = [_choice(item, f"{path}.info_labels[{i}]", ctx, INFO_LABELS, "info label") for i, item in enumerate(items)]
+        info_labels = tuple(label for label in INFO_LABELS if label in chosen)
+    return RenderOptions(state_sets=state_sets, disabled=frozenset(disabled), info_labels=info_labels)
 
 
 def _parse_endpoint(raw: Any, path: str, ctx: _Ctx) -> str:

@@ -1,10 +1,8 @@
 """Prometheus text exposition (format 0.0.4), rendered once per change.
 
-This is the kube-state-metrics metrics-store idea in Python: every number's
-series are rendered into one chunk per metric family and kept with the number;
-when a poll changes nothing about a number, its chunks are reused as they are.
-A scrape is served from the assembled bytes and never renders anything but the
-few process metrics.
+This module knows the metric families and how one number, WABA or account
+renders into them; :mod:`exporter.store` decides when to render and keeps the
+results (the kube-state-metrics metrics-store idea).
 
 The family names, types and label names defined here are the public interface
 that dashboards and alert rules depend on.
@@ -145,6 +143,11 @@ A_NUMBER_SUCCESS = Family(
     "gauge",
     "For numbers listed explicitly in the configuration: whether the last poll read the number (1) or the provider refused it (0).",
 )
+A_DROPPED = Family(
+    "whatsapp_exporter_numbers_dropped",
+    "gauge",
+    "Numbers of the account left out of the metrics because the account's max_numbers cap was reached.",
+)
 ACCOUNT_FAMILIES = (
     A_POLL_SUCCESS,
     A_SPACE_SUCCESS,
@@ -157,6 +160,7 @@ ACCOUNT_FAMILIES = (
     A_REQUESTS,
     A_ERRORS,
     A_NUMBER_SUCCESS,
+    A_DROPPED,
 )
 BUILD_INFO = Family(
     "whatsapp_exporter_build_info", "gauge", "Build information of the exporter; always 1."
@@ -185,12 +189,45 @@ def fmt(value: float) -> str:
     return repr(float(value))
 
 
-def _stateset(name: str, base: str, label: str, states: Sequence[str], current: str) -> str:
+INFO_LABELS = ("verified_name", "space_id", "waba_id", "phone_number_id")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Cardinality controls (the ``metrics:`` section of the configuration).
+
+    * ``state_sets``: ``all`` emits every state of every state set (0 or 1),
+      as kube-state-metrics and OpenMetrics do; ``active`` emits only the
+      series of the current state (value 1).  Queries written ``== 1`` work
+      in both modes.
+    * ``disabled``: family names that are not emitted at all.
+    * ``info_labels``: the descriptive labels of ``whatsapp_phone_number_info``.
+    """
+
+    state_sets: str = "all"
+    disabled: frozenset[str] = frozenset()
+    info_labels: tuple[str, ...] = INFO_LABELS
+
+    @property
+    def active_only(self) -> bool:
+        return self.state_sets == "active"
+
+    def enabled(self, family: Family) -> bool:
+        return family.name not in self.disabled
+
+
+DEFAULT_OPTIONS = RenderOptions()
+DISABLEABLE = tuple(f.name for f in NUMBER_FAMILIES + WABA_FAMILIES)
+
+
+def _stateset(name: str, base: str, label: str, states: Sequence[str], current: str, active_only: bool) -> str:
+    if active_only:
+        return f'{name}{{{base},{label}="{current}"}} 1\n'
     return "".join(f'{name}{{{base},{label}="{s}"}} {1 if s == current else 0}\n' for s in states)
 
 
-def render_number(base: str, suffix: str, tracked: model.TrackedNumber) -> tuple[str, ...]:
-    """All series of one number, one chunk per entry of NUMBER_FAMILIES.
+def render_number(base: str, suffix: str, tracked: model.TrackedNumber, opts: RenderOptions = DEFAULT_OPTIONS) -> tuple[str, ...]:
+    """All series of one number, one chunk per entry of NUMBER_FAMILIES ("" when disabled).
 
     ``base`` holds the identity labels (provider, account, phone_number);
     ``suffix`` the account's static labels, each with a leading comma.
@@ -198,53 +235,45 @@ def render_number(base: str, suffix: str, tracked: model.TrackedNumber) -> tuple
     n = tracked.number
     ch = tracked.changes
     b = base + suffix
-    info = labels(
-        (
-            ("verified_name", n.verified_name),
-            ("space_id", n.space_id),
-            ("waba_id", n.waba_id),
-            ("phone_number_id", n.phone_number_id),
-        )
-    )
+    a = opts.active_only
+    off = opts.disabled
+    out = []
+    if N_INFO.name not in off:
+        info = labels((k, getattr(n, k)) for k in opts.info_labels)
+        out.append(f"{N_INFO.name}{{{b},{info}}} 1\n" if info else f"{N_INFO.name}{{{b}}} 1\n")
+    else:
+        out.append("")
     limit = n.messaging_limit
-    return (
-        f"{N_INFO.name}{{{b},{info}}} 1\n",
-        _stateset(N_STATUS.name, b, "status", model.STATUS.states, n.status),
-        _stateset(N_QUALITY.name, b, "quality_rating", model.QUALITY_RATING.states, n.quality_rating),
-        _stateset(N_TIER.name, b, "tier", model.TIER.states, n.messaging_limit_tier),
-        f"{N_LIMIT.name}{{{b}}} {fmt(limit)}\n" if limit is not None else "",
-        _stateset(N_CODE.name, b, "code_verification_status", model.CODE_VERIFICATION_STATUS.states, n.code_verification_status),
-        _stateset(N_NAME.name, b, "name_status", model.NAME_STATUS.states, n.name_status),
-        _stateset(N_NEW_NAME.name, b, "new_name_status", model.NAME_STATUS.states, n.new_name_status),
-        f"{N_STATUS_CHANGED.name}{{{b}}} {fmt(ch.status)}\n",
-        f"{N_QUALITY_CHANGED.name}{{{b}}} {fmt(ch.quality_rating)}\n",
-        f"{N_TIER_CHANGED.name}{{{b}}} {fmt(ch.messaging_limit_tier)}\n",
-    )
+    out += [
+        "" if N_STATUS.name in off else _stateset(N_STATUS.name, b, "status", model.STATUS.states, n.status, a),
+        "" if N_QUALITY.name in off else _stateset(N_QUALITY.name, b, "quality_rating", model.QUALITY_RATING.states, n.quality_rating, a),
+        "" if N_TIER.name in off else _stateset(N_TIER.name, b, "tier", model.TIER.states, n.messaging_limit_tier, a),
+        "" if limit is None or N_LIMIT.name in off else f"{N_LIMIT.name}{{{b}}} {fmt(limit)}\n",
+        "" if N_CODE.name in off else _stateset(
+            N_CODE.name, b, "code_verification_status", model.CODE_VERIFICATION_STATUS.states, n.code_verification_status, a),
+        "" if N_NAME.name in off else _stateset(N_NAME.name, b, "name_status", model.NAME_STATUS.states, n.name_status, a),
+        "" if N_NEW_NAME.name in off else _stateset(N_NEW_NAME.name, b, "new_name_status", model.NAME_STATUS.states, n.new_name_status, a),
+        "" if N_STATUS_CHANGED.name in off else f"{N_STATUS_CHANGED.name}{{{b}}} {fmt(ch.status)}\n",
+        "" if N_QUALITY_CHANGED.name in off else f"{N_QUALITY_CHANGED.name}{{{b}}} {fmt(ch.quality_rating)}\n",
+        "" if N_TIER_CHANGED.name in off else f"{N_TIER_CHANGED.name}{{{b}}} {fmt(ch.messaging_limit_tier)}\n",
+    ]
+    return tuple(out)
 
 
-def render_waba(base: str, suffix: str, waba: model.Waba) -> tuple[str, ...]:
+def render_waba(base: str, suffix: str, waba: model.Waba, opts: RenderOptions = DEFAULT_OPTIONS) -> tuple[str, ...]:
     b = f'{base},waba_id="{escape(waba.waba_id)}"{suffix}'
     info = labels((("space_id", waba.space_id), ("name", waba.name), ("currency", waba.currency)))
     return (
-        f"{W_INFO.name}{{{b},{info}}} 1\n",
-        _stateset(W_REVIEW.name, b, "account_review_status", model.ACCOUNT_REVIEW_STATUS.states, waba.account_review_status),
+        "" if W_INFO.name in opts.disabled else f"{W_INFO.name}{{{b},{info}}} 1\n",
+        "" if W_REVIEW.name in opts.disabled else _stateset(
+            W_REVIEW.name, b, "account_review_status", model.ACCOUNT_REVIEW_STATUS.states, waba.account_review_status,
+            opts.active_only),
     )
 
 
 def build_info() -> str:
     pairs = (("version", __version__), ("python_version", platform.python_version()))
     return BUILD_INFO.header() + f"{BUILD_INFO.name}{{{labels(pairs)}}} 1\n"
-
-
-def assemble(families: Sequence[Family], chunks_by_family: Sequence[list[str]]) -> list[str]:
-    """Header plus samples of every family that has samples, in family order."""
-    out: list[str] = []
-    for family, chunks in zip(families, chunks_by_family):
-        body = "".join(chunks)
-        if body:
-            out.append(family.header())
-            out.append(body)
-    return out
 
 
 def account_base(provider: str, account: str) -> str:

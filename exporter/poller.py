@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent import futures
 import time
 from collections import Counter
 from typing import Callable, Mapping
@@ -67,6 +68,9 @@ class _AccountRuntime:
         self.account = account
         self.provider = provider
         self.stats = stats
+        # Units of one account are polled concurrently (the shared token bucket
+        # still paces every request), so one slow space cannot hold the others back.
+        self.pool = futures.ThreadPoolExecutor(max_workers=account.concurrency, thread_name_prefix=f"poll-{account.name}")
         self.number_last_success: dict[str, float] = {}
         self.space_last_success: dict[str, float] = {}
         self.last_success_at: float | None = None
@@ -123,6 +127,7 @@ class Poller:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         for rt in self._runtimes.values():
+            rt.pool.shutdown(wait=True)
             rt.provider.close()
 
     # -- one poll ------------------------------------------------------------
@@ -158,11 +163,21 @@ class Poller:
             if old is not None and phone not in found and now - rt.number_last_success.get(phone, now) <= account.max_staleness:
                 found[phone] = old.number
 
-        for unit in account.spaces:
-            sid = unit.cust_space_id
+        def poll_unit(unit):
             try:
-                result = rt.provider.poll_unit(unit, now)
+                return rt.provider.poll_unit(unit, now)
             except ProviderError as err:
+                return err
+
+        if len(account.spaces) == 1 or account.concurrency == 1:
+            outcomes = [poll_unit(unit) for unit in account.spaces]
+        else:
+            outcomes = list(rt.pool.map(poll_unit, account.spaces))
+
+        for unit, result in zip(account.spaces, outcomes):
+            sid = unit.cust_space_id
+            if isinstance(result, ProviderError):
+                err = result
                 failures.append(err)
                 self._log_failure(account, sid, err)
                 space_ok[sid] = False
@@ -195,6 +210,14 @@ class Poller:
             if space_ok[sid]:
                 rt.space_last_success[sid] = now
 
+        dropped = 0
+        if account.max_numbers and len(found) > account.max_numbers:
+            keep = sorted(found)[: account.max_numbers]
+            dropped = len(found) - len(keep)
+            found = {phone: found[phone] for phone in keep}
+            log.warning("max_numbers reached: numbers left out of the metrics", extra={
+                "account": account.name, "max_numbers": account.max_numbers, "dropped": dropped,
+                "hint": "raise max_numbers, or split the account's spaces over several accounts or exporters"})
         for phone in list(rt.number_last_success):
             if phone not in found:
                 del rt.number_last_success[phone]
@@ -207,7 +230,7 @@ class Poller:
         result = PollResult(success, finished, time.monotonic() - started, rt.last_success_at, space_ok, error)
         log.debug("poll finished", extra={"account": account.name, "success": success, "numbers": len(numbers),
                                          "duration_seconds": round(result.duration, 3)})
-        self._store.update(self._snapshot(rt, result, numbers, wabas, configured))
+        self._store.update(self._snapshot(rt, result, numbers, wabas, configured, dropped))
 
     @staticmethod
     def _track(prev: Mapping[str, model.TrackedNumber], found: dict[str, model.PhoneNumber], now: float) -> dict[str, model.TrackedNumber]:
@@ -224,7 +247,7 @@ class Poller:
 
     @staticmethod
     def _snapshot(rt: _AccountRuntime, result: PollResult | None, numbers: dict, wabas: dict,
-                  configured: dict) -> AccountSnapshot:
+                  configured: dict, dropped: int = 0) -> AccountSnapshot:
         requests, errors = rt.stats.copy()
         account = rt.account
         return AccountSnapshot(
@@ -240,6 +263,7 @@ class Poller:
             requests=requests,
             errors=errors,
             configured=configured,
+            dropped=dropped,
         )
 
     @staticmethod

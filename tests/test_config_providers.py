@@ -94,3 +94,44 @@ def test_three_providers_in_one_file():
     text = NX + cams + KAL.split("accounts:\n", 1)[1]
     config = parse_config(text, env=ENV)
     assert [a.provider for a in config.accounts] == ["nxcloud", "alibaba_cams", "kaleyra"]
+
+
+def test_metrics_section_and_caps():
+    text = NX.replace("accounts:", """metrics:
+  state_sets: active
+  disable: [whatsapp_phone_number_new_name_status, whatsapp_waba_info]
+  info_labels: [space_id]
+global: {max_numbers: 500}
+accounts:""", 1) + "    concurrency: 3\n"
+    config = parse_config(text, env=ENV)
+    assert config.metrics.active_only
+    assert config.metrics.disabled == {"whatsapp_phone_number_new_name_status", "whatsapp_waba_info"}
+    assert config.metrics.info_labels == ("space_id",)
+    [a] = config.accounts
+    assert (a.max_numbers, a.concurrency) == (500, 3)
+
+
+def test_default_concurrency_follows_the_budget():
+    [a] = parse_config(NX, env=ENV).accounts
+    assert a.concurrency == 2 and a.max_numbers == 0
+    assert not parse_config(NX, env=ENV).metrics.active_only
+
+
+@pytest.mark.parametrize(
+    "section,path,fragment",
+    [
+        ("metrics: {state_sets: some}", "metrics.state_sets", "unknown state_sets mode"),
+        ("metrics: {disable: [whatsapp_nope]}", "metrics.disable[0]", "unknown metric"),
+        ("metrics: {disable: whatsapp_waba_info}", "metrics.disable", "must be a list"),
+        ("metrics: {info_labels: [status]}", "metrics.info_labels[0]", "unknown info label"),
+        ("metrics: {colour: blue}", "metrics.colour", "unknown key"),
+        ("global: {max_numbers: -1}", "global.max_numbers", "whole number"),
+        ("global: {concurrency: 0}", "global.concurrency", "whole number"),
+        ("global: {concurrency: 2.5}", "global.concurrency", "whole number"),
+    ],
+)
+def test_metrics_and_cap_errors(section, path, fragment):
+    with pytest.raises(ConfigError) as err:
+        parse_config(section + "\n" + NX, env=ENV)
+    assert err.value.path == path, str(err.value)
+    assert fragment in err.value.message, str(err.value)

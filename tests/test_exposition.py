@@ -105,15 +105,17 @@ def test_static_labels_on_every_account_series():
             assert 'team="growth"' in line, line
 
 
-def test_unchanged_numbers_reuse_rendered_chunks():
+def test_unchanged_numbers_reuse_rendered_blocks():
     store = Store()
-    a, b = tracked("+1"), tracked("+2")
-    store.update(snapshot(numbers=[a, b]))
-    before = store._rendered["acct"].numbers["+1"][1]
-    changed = model.TrackedNumber(model.PhoneNumber("+2", status="FLAGGED"), b.changes)
-    store.update(snapshot(numbers=[a, changed]))
-    assert store._rendered["acct"].numbers["+1"][1] is before
-    assert 'phone_number="+2",status="FLAGGED"} 1' in store.exposition.body.decode()
+    numbers = [tracked(f"+{i}") for i in range(100)]
+    store.update(snapshot(numbers=numbers))
+    before = dict(store._rendered["acct"].blocks)
+    changed = model.TrackedNumber(model.PhoneNumber("+7", status="FLAGGED"), numbers[7].changes)
+    store.update(snapshot(numbers=numbers[:7] + [changed] + numbers[8:]))
+    after = store._rendered["acct"].blocks
+    reused = [i for i in after if after[i] is before.get(i)]
+    assert len(reused) == len(after) - 1  # only the block holding +7 was rendered again
+    assert 'phone_number="+7",status="FLAGGED"} 1' in store.exposition.body.decode()
 
 
 def test_gzip_twin_and_generation():
