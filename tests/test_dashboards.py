@@ -1,0 +1,216 @@
+"""The Grafana dashboards in dashboards/ and their provisioning files in deploy/grafana/.
+
+Every panel query is checked for real: the queries (template variables
+substituted) become recording rules of a generated rules file that the real
+`promtool check rules` parses. The end-to-end test (test_e2e_alerting.py) then
+runs the same queries against a real Prometheus and requires data from each.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from typing import Iterator
+
+import pytest
+import yaml
+
+from exporter import exposition
+from tests.tools import ROOT, binary
+
+DASHBOARDS = ROOT / "dashboards"
+PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+EXPECTED = {
+    "whatsapp-fleet-overview.json": {"provider", "account", "phone_number"},
+    "whatsapp-number-detail.json": {"provider", "account", "phone_number"},
+    "whatsapp-exporter-health.json": {"provider", "account"},
+}
+# Metric names a query may use: the exporter's families plus what Prometheus itself provides.
+KNOWN_METRICS = (
+    {f.name for f in exposition.NUMBER_FAMILIES + exposition.WABA_FAMILIES + exposition.ACCOUNT_FAMILIES}
+    | {exposition.BUILD_INFO.name, "up", "ALERTS"}
+)
+BUILTINS = {"__rate_interval": "5m", "__range": "1h", "__interval": "1m"}
+_LABEL_VALUES = re.compile(r"^label_values\((?:(?P<selector>.+),\s*)?(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)\)$")
+_VAR = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+
+
+# -- helpers shared with the end-to-end test ----------------------------------
+
+
+def load_dashboards() -> dict[str, dict]:
+    return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))}
+
+
+def iter_panels(panels: list[dict]) -> Iterator[dict]:
+    for panel in panels:
+        yield panel
+        yield from iter_panels(panel.get("panels", []))  # collapsed rows hold their panels
+
+
+def iter_queries(dashboard: dict) -> Iterator[tuple[str, str]]:
+    """(where, PromQL with template variables) for every panel target and every query variable."""
+    for panel in iter_panels(dashboard["panels"]):
+        for target in panel.get("targets", []):
+            yield f'{dashboard["uid"]} panel {panel["id"]} "{panel["title"]}" {target["refId"]}', target["expr"]
+    for var in dashboard["templating"]["list"]:
+        if var["type"] == "query":
+            selector = label_values_selector(var)
+            if selector:
+                yield f'{dashboard["uid"]} variable {var["name"]}', selector
+
+
+def label_values_selector(var: dict) -> str | None:
+    query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
+    match = _LABEL_VALUES.match(query.strip())
+    assert match, f"variable {var['name']}: expected label_values(<selector>, <label>), got {query!r}"
+    return match.group("selector")
+
+
+def _promql_regex_literal(value: str) -> str:
+    """A literal value as a regex inside a double-quoted PromQL string, escaped as Grafana's Prometheus
+    datasource escapes multi-value variables (prometheusSpecialRegexEscape)."""
+    regex = re.sub(r"[\\$^*{}\[\]'+?.()|]", lambda m: "\\" + m.group(0), value)
+    return regex.replace("\\", "\\\\")
+
+
+def substitute(expr: str, values: dict[str, str], builtins: dict[str, str] = BUILTINS) -> str:
+    """Replace Grafana variables in ``expr``: ``values`` holds the dashboard variables.
+
+    In a regex matcher (``=~"$x"``) a value other than ``.*`` is escaped, as Grafana does for
+    multi-value and "All" variables; elsewhere it is inserted as it is.
+    """
+    def in_regex(match: re.Match) -> str:
+        value = _lookup(match.group(2) or match.group(3), values, builtins)
+        return f'{match.group(1)}"{value if value == ".*" else _promql_regex_literal(value)}"'
+
+    expr = re.sub(r'(=~|!~)\s*"\$(?:\{(\w+)\}|(\w+))"', in_regex, expr)
+    return _VAR.sub(lambda m: _lookup(m.group(1) or m.group(2), values, builtins), expr)
+
+
+def _lookup(name: str, values: dict[str, str], builtins: dict[str, str]) -> str:
+    if name in builtins:
+        return builtins[name]
+    assert name in values, f"unknown template variable ${name}"
+    return values[name]
+
+
+# -- tests ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dashboards():
+    found = load_dashboards()
+    assert set(found) == set(EXPECTED), sorted(found)
+    return found
+
+
+def test_dashboards_are_grafana_json_with_unique_uids(dashboards):
+    uids = [d["uid"] for d in dashboards.values()]
+    assert len(set(uids)) == len(uids)
+    for name, d in dashboards.items():
+        assert d["schemaVersion"] >= 36, name
+        assert d["title"].startswith("WhatsApp / "), name
+        assert "whatsapp-number-exporter" in d["tags"], name
+        assert d.get("id") is None, f"{name}: provisioned dashboards must not carry a database id"
+
+
+def test_panel_ids_are_unique_and_panels_fit_the_grid(dashboards):
+    for name, d in dashboards.items():
+        ids = [p["id"] for p in iter_panels(d["panels"])]
+        assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
+        for p in iter_panels(d["panels"]):
+            pos = p["gridPos"]
+            assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24 and pos["h"] > 0, (name, p["title"], pos)
+            assert p.get("title"), (name, p["id"])
+
+
+def test_every_panel_queries_prometheus_through_the_datasource_variable(dashboards):
+    for name, d in dashboards.items():
+        for p in iter_panels(d["panels"]):
+            if p["type"] == "row":
+                continue
+            where = f'{name} panel {p["id"]} "{p["title"]}"'
+            assert p["datasource"] == DATASOURCE, where
+            assert p["targets"], f"{where}: no query"
+            refs = [t["refId"] for t in p["targets"]]
+            assert len(refs) == len(set(refs)), f"{where}: duplicate refIds"
+            for t in p["targets"]:
+                assert t["datasource"] == DATASOURCE, where
+                assert t["expr"].strip(), where
+
+
+def test_template_variables(dashboards):
+    for name, d in dashboards.items():
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        ds = variables["datasource"]
+        assert ds["type"] == "datasource" and ds["query"] == "prometheus", name
+        assert EXPECTED[name] <= set(variables), (name, sorted(variables))
+        for var in d["templating"]["list"]:
+            if var["type"] == "query":
+                assert var["datasource"] == DATASOURCE, (name, var["name"])
+                label_values_selector(var)
+                if var.get("includeAll"):
+                    assert var.get("allValue") == ".*", (name, var["name"])
+        # every variable a query uses is defined (or a Grafana built-in)
+        for where, expr in iter_queries(d):
+            for match in _VAR.finditer(expr):
+                used = match.group(1) or match.group(2)
+                assert used in variables or used in BUILTINS, f"{where}: undefined variable ${used}"
+    # one number at a time in the detail dashboard: an exact match, no regex escaping needed
+    detail = {v["name"]: v for v in dashboards["whatsapp-number-detail.json"]["templating"]["list"]}
+    assert not detail["phone_number"]["multi"] and not detail["phone_number"]["includeAll"]
+
+
+def test_single_value_variables_are_matched_exactly_and_multi_value_ones_as_regexes(dashboards):
+    """Grafana escapes regex characters (the + of E.164) only for multi-value or All variables."""
+    for name, d in dashboards.items():
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        for where, expr in iter_queries(d):
+            for match in re.finditer(r'(=~|!~|=|!=)\s*"\$(\w+)"', expr):
+                var = variables[match.group(2)]
+                regex = var.get("multi") or var.get("includeAll")
+                assert (match.group(1) in ("=~", "!~")) == bool(regex), f"{where}: {match.group(0)}"
+
+
+def test_queries_only_use_metrics_the_exporter_exposes(dashboards):
+    for d in dashboards.values():
+        for where, expr in iter_queries(d):
+            for metric in re.findall(r"\b(whatsapp_[a-z_]+|up|ALERTS)\b(?=\s*[{\[)]|\s*$|\s)", expr):
+                assert metric in KNOWN_METRICS, f"{where}: unknown metric {metric}"
+
+
+def test_every_query_is_valid_promql(dashboards, tmp_path):
+    """promtool parses each query (variables substituted) as the expression of a recording rule."""
+    rules, index = [], {}
+    for d in dashboards.values():
+        values = {v["name"]: ".*" for v in d["templating"]["list"]}
+        for n, (where, expr) in enumerate(iter_queries(d)):
+            record = f"dashboard:{d['uid'].replace('-', '_')}:q{n}"
+            index[record] = where
+            rules.append({"record": record, "expr": substitute(expr, values)})
+    assert len(rules) > 30
+    path = tmp_path / "dashboard-queries.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}, sort_keys=False))
+    result = subprocess.run([binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout + result.stderr
+
+
+def test_substitute_escapes_regex_values_like_grafana():
+    expr = 'x{provider=~"$provider", phone_number="$phone_number", account=~"${account}"}[$__rate_interval]'
+    out = substitute(expr, {"provider": ".*", "phone_number": "+861", "account": "a.b"})
+    assert out == 'x{provider=~".*", phone_number="+861", account=~"a\\\\.b"}[5m]'
+
+
+def test_provisioning_files():
+    sources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
+    assert sources["apiVersion"] == 1
+    prometheus = [s for s in sources["datasources"] if s["type"] == "prometheus"]
+    assert len(prometheus) == 1 and prometheus[0]["isDefault"] and prometheus[0]["access"] == "proxy"
+    providers = yaml.safe_load((PROVISIONING / "dashboards" / "whatsapp-number-exporter.yml").read_text())
+    assert providers["apiVersion"] == 1
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"].startswith("/")

@@ -1,0 +1,444 @@
+"""End to end: provider emulator -> exporter -> real Prometheus -> real Alertmanager -> a webhook receiver.
+
+A scenario turns one number GREEN -> YELLOW -> RED (its tier drops with the RED
+rating) and another CONNECTED -> FLAGGED -> CONNECTED. The exporter polls it
+every 5 s in-process. Debian's `prometheus` scrapes it with the shipped
+deploy/prometheus/prometheus.yml and loads the shipped alert rules, with only
+their `for:` shortened. Debian's `prometheus-alertmanager` runs the shipped
+deploy/alertmanager/alertmanager.yml with the receivers pointed at this test.
+
+The test asserts that the pager receives the RED and FLAGGED pages with the
+right labels and annotations, that the FLAGGED page is resolved once the
+number recovers, that warnings reach the ticket receiver and never the pager,
+and that every dashboard query returns data from that Prometheus.
+
+Every wait is a bounded poll that fails with what it was waiting for and the
+tail of the processes' logs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import httpx
+import pytest
+import yaml
+
+from exporter.config import parse_config
+from exporter.emulator.cams import CamsEmulator
+from exporter.emulator.scenario import loads_scenario
+from exporter.poller import Poller
+from exporter.exposition import RenderOptions
+from exporter.store import Store
+from exporter.web import App, HttpServer
+from tests.test_dashboards import iter_queries, load_dashboards, substitute
+from tests.tools import ROOT, binary
+
+PROMETHEUS_YML = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+ALERTMANAGER_YML = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+RULE_FILES = sorted((ROOT / "alerts").glob("*.yml"))
+JOB = "whatsapp-number-exporter"
+ACCOUNT = "e2e-shop"
+PROVIDER = "alibaba_cams"
+RED_NUMBER = "+8613800000001"
+FLAGGED_NUMBER = "+8613800000002"
+HEALTHY_NUMBER = "+8613800000003"
+SHORT_FOR = "2s"
+DEBIAN_TEMPLATES = "/usr/share/prometheus/alertmanager"
+
+SCENARIO = """
+name: e2e-alerting
+credentials:
+  - {access_key_id: e2e-ak, access_key_secret: e2e-secret-VALUE, qps: 10}
+spaces:
+  - cust_space_id: cams-e2e-shop
+    access_key_id: e2e-ak
+    waba: {id: "102938475619999", name: E2E Shop, account_review_status: APPROVED, currency: USD}
+    numbers:
+      - phone_number: "8613800000001"       # GREEN -> YELLOW -> RED, and its tier drops with the RED rating
+        id: "109876543219001"
+        verified_name: E2E Shop
+        status: CONNECTED
+        quality_rating: GREEN
+        messaging_limit_tier: TIER_10K
+        code_verification_status: VERIFIED
+        name_status: APPROVED
+        new_name_status: APPROVED
+        timeline:
+          - {at: 10s, set: {quality_rating: YELLOW}}
+          - {at: 25s, set: {quality_rating: RED, messaging_limit_tier: TIER_1K}}
+      - phone_number: "8613800000002"       # CONNECTED -> FLAGGED -> CONNECTED
+        id: "109876543219002"
+        verified_name: E2E Shop Support
+        status: CONNECTED
+        quality_rating: GREEN
+        messaging_limit_tier: TIER_10K
+        code_verification_status: VERIFIED
+        name_status: APPROVED
+        new_name_status: APPROVED
+        timeline:
+          - {at: 10s, set: {status: FLAGGED}}
+          - {at: 45s, set: {status: CONNECTED}}
+      - phone_number: "8613800000003"       # healthy all along
+        id: "109876543219003"
+        verified_name: E2E Shop Sales
+        status: CONNECTED
+        quality_rating: GREEN
+        messaging_limit_tier: TIER_UNLIMITED
+        code_verification_status: VERIFIED
+        name_status: APPROVED
+        new_name_status: APPROVED
+"""
+
+EXPORTER_CONFIG = """
+accounts:
+  - name: e2e-shop
+    provider: alibaba_cams
+    endpoint: {endpoint}
+    credentials: {{access_key_id: e2e-ak, access_key_secret: "${{E2E_SECRET}}"}}
+    poll_interval: 5s
+    poll_jitter: 0.5s
+    waba_poll_interval: 5s
+    verification_poll_interval: 5s
+    labels: {{team: e2e}}
+    spaces:
+      - cust_space_id: cams-e2e-shop
+"""
+
+# Timeline budget (scenario seconds): the RED and FLAGGED pages come by ~35 s, the FLAGGED page
+# resolves by ~55 s. The bounds below leave generous slack for a slow machine.
+PAGE_TIMEOUT = 90
+RESOLVE_TIMEOUT = 120
+
+
+# -- small infrastructure --------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, predicate: Callable[[], object], timeout: float, diagnostics: Callable[[], str] = lambda: "",
+             interval: float = 0.25):
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except (httpx.HTTPError, OSError) as err:  # not up yet
+            last_error = err
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}"
+                        + (f" (last error: {last_error!r})" if last_error else "") + "\n" + diagnostics(),
+                        pytrace=False)
+        time.sleep(interval)
+
+
+class Process:
+    """A real binary in the background, with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], log: Path):
+        self.name = name
+        self.log = log
+        self._log_file = open(log, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- {self.name} (exit code {self.proc.poll()}) ---\n" + "\n".join(text)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log_file.close()
+
+
+class Receiver:
+    """Collects Alertmanager webhook notifications, by path (/page, /ticket)."""
+
+    def __init__(self):
+        self.notifications: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    receiver.notifications.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def alerts(self, path: str) -> list[dict]:
+        """Every alert notified to ``path``, in arrival order (an alert appears once per notification)."""
+        with self._lock:
+            return [alert for p, body in self.notifications if p == path for alert in body["alerts"]]
+
+    def find(self, path: str, alertname: str, status: str, **labels: str) -> list[dict]:
+        return [a for a in self.alerts(path) if a["status"] == status and a["labels"].get("alertname") == alertname
+                and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+    def summary(self) -> str:
+        with self._lock:
+            lines = [f"{p} {a['status']} {a['labels'].get('alertname')} {a['labels'].get('phone_number', '')}"
+                     for p, body in self.notifications for a in body["alerts"]]
+        return "--- notifications received ---\n" + ("\n".join(lines) or "(none)")
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def alertmanager_command(alertmanager: str, args: list[str]) -> list[str]:
+    """The command that runs Debian's Alertmanager binary, unmodified, as unpacked into .tools/.
+
+    Debian's build reads its default notification templates from the fixed path
+    /usr/share/prometheus/alertmanager/ (they are not embedded in the binary).
+    When the package is not installed system-wide, the binary runs in a private
+    mount namespace where the package's own /usr/share (from the same .deb) is
+    overlaid on the host's: nothing outside that namespace changes.
+    """
+    if Path(DEBIAN_TEMPLATES, "default.tmpl").exists():
+        return [alertmanager, *args]
+    share = Path(alertmanager).resolve().parents[1] / "share"
+    if not (share / "prometheus" / "alertmanager" / "default.tmpl").exists():
+        pytest.fail(f"{DEBIAN_TEMPLATES}/default.tmpl is missing and {share} does not hold it either: "
+                    "run scripts/install-tools.sh (Debian's prometheus-alertmanager package)", pytrace=False)
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.fail(f"Debian's Alertmanager needs {DEBIAN_TEMPLATES}/default.tmpl: install the "
+                    "prometheus-alertmanager package, or util-linux's unshare to run it from .tools/", pytrace=False)
+    user_ns = [] if os.geteuid() == 0 else ["--map-root-user"]
+    script = 'mount -t overlay overlay -o "lowerdir=$1:/usr/share" /usr/share && shift && exec "$@"'
+    return [unshare, "--mount", *user_ns, "sh", "-c", script, "sh", str(share), alertmanager, *args]
+
+
+# -- configuration derived from the shipped files -----------------------------------------
+
+
+def write_short_for_rules(rules_dir: Path) -> None:
+    """Copy the shipped rules with every `for:` shortened, and prove nothing else changed."""
+    for path in RULE_FILES:
+        shipped = yaml.safe_load(path.read_text())
+        short = copy.deepcopy(shipped)
+        for group in short["groups"]:
+            for rule in group["rules"]:
+                if "for" in rule:
+                    rule["for"] = SHORT_FOR
+        (rules_dir / path.name).write_text(yaml.safe_dump(short, sort_keys=False))
+
+        def without_for(doc):
+            return [{k: v for k, v in rule.items() if k != "for"} for g in doc["groups"] for rule in g["rules"]]
+
+        reloaded = yaml.safe_load((rules_dir / path.name).read_text())
+        assert without_for(reloaded) == without_for(shipped)
+        assert [g["name"] for g in reloaded["groups"]] == [g["name"] for g in shipped["groups"]]
+
+
+def prometheus_config(exporter: str, alertmanager: str) -> dict:
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
+    job["scrape_interval"] = "1s"
+    job["scrape_timeout"] = "1s"
+    job["static_configs"] = [{"targets": [exporter]}]
+    (am,) = config["alerting"]["alertmanagers"]
+    am["static_configs"] = [{"targets": [alertmanager]}]
+    assert config["rule_files"] == ["alerts/*.rules.yml"]
+    return config
+
+
+def alertmanager_config(receiver_url: str) -> dict:
+    config = yaml.safe_load(ALERTMANAGER_YML.read_text())
+    routes = [config["route"], *config["route"]["routes"]]
+    for route in routes:
+        for key, value in (("group_wait", "1s"), ("group_interval", "1s"), ("repeat_interval", "1h")):
+            if key in route:
+                route[key] = value
+    urls = {"whatsapp-pager": f"{receiver_url}/page", "whatsapp-tickets": f"{receiver_url}/ticket"}
+    assert {r["name"] for r in config["receivers"]} == set(urls)
+    for receiver in config["receivers"]:
+        (hook,) = receiver["webhook_configs"]
+        assert hook["send_resolved"] is True
+        hook["url"] = urls[receiver["name"]]
+    return config
+
+
+# -- the stack ------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["all", "active"], ids=["state_sets=all", "state_sets=active"])
+def stack(tmp_path, request):
+    """The whole chain, once with every state series emitted and once with only the active ones."""
+    prometheus_bin, alertmanager_bin = binary("prometheus"), binary("prometheus-alertmanager")
+    cleanup: list[Callable[[], None]] = []
+    processes: list[Process] = []
+
+    def diagnostics() -> str:
+        return "\n".join([receiver.summary(), *(p.tail() for p in processes)])
+
+    try:
+        receiver = Receiver()
+        cleanup.append(receiver.stop)
+
+        # The exporter's HTTP side first: Prometheus can scrape it before the first poll.
+        store = Store(options=RenderOptions(state_sets=request.param))
+        server = HttpServer(App(store), "127.0.0.1:0").start()
+        cleanup.append(server.stop)
+
+        am_port = free_port()
+        am_dir = tmp_path / "alertmanager"
+        am_dir.mkdir()
+        (am_dir / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(receiver.url), sort_keys=False))
+        am = Process("alertmanager", alertmanager_command(alertmanager_bin, [
+            f"--config.file={am_dir / 'alertmanager.yml'}", f"--storage.path={am_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=", "--log.level=debug",
+        ]), tmp_path / "alertmanager.log")
+        processes.append(am)
+        cleanup.append(am.stop)
+
+        prom_port = free_port()
+        prom_dir = tmp_path / "prometheus"
+        (prom_dir / "alerts").mkdir(parents=True)
+        write_short_for_rules(prom_dir / "alerts")
+        (prom_dir / "prometheus.yml").write_text(yaml.safe_dump(
+            prometheus_config(f"127.0.0.1:{server.port}", f"127.0.0.1:{am_port}"), sort_keys=False))
+        prom = Process("prometheus", [
+            prometheus_bin, f"--config.file={prom_dir / 'prometheus.yml'}", f"--storage.tsdb.path={prom_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ], tmp_path / "prometheus.log")
+        processes.append(prom)
+        cleanup.append(prom.stop)
+
+        prom_url, am_url = f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}"
+        for name, url, proc in (("Alertmanager", am_url, am), ("Prometheus", prom_url, prom)):
+            wait_for(f"{name} to be ready at {url}/-/ready",
+                     lambda url=url, proc=proc: (proc.alive() or pytest.fail(proc.tail(), pytrace=False))
+                     and httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
+                     timeout=60, diagnostics=diagnostics)
+        rules = httpx.get(f"{prom_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        assert sum(len(g["rules"]) for g in rules) >= 15, rules
+
+        # Only now start the scenario clock and the poller, so the timeline is relative to a ready stack.
+        emulator = CamsEmulator(loads_scenario(SCENARIO)).start()
+        cleanup.append(emulator.stop)
+        config = parse_config(EXPORTER_CONFIG.format(endpoint=emulator.url), env={"E2E_SECRET": "e2e-secret-VALUE"})
+        poller = Poller(config, store)
+        poller.start()
+        cleanup.append(poller.stop)
+
+        yield SimpleNamespace(receiver=receiver, prometheus=prom_url, alertmanager=am_url, emulator=emulator,
+                              diagnostics=diagnostics)
+    finally:
+        for step in reversed(cleanup):
+            try:
+                step()
+            except Exception:  # keep tearing down the rest
+                pass
+
+
+def query(prometheus: str, expr: str) -> list[dict]:
+    response = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10)
+    body = response.json()
+    assert body.get("status") == "success", f"{expr}: {body}"
+    return body["data"]["result"]
+
+
+# -- the test ------------------------------------------------------------------------------
+
+
+def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
+    receiver, diagnostics = stack.receiver, stack.diagnostics
+    number_labels = dict(provider=PROVIDER, account=ACCOUNT, job=JOB, team="e2e")
+
+    red = wait_for("the RED page at the pager receiver",
+                   lambda: receiver.find("/page", "WhatsAppNumberQualityRed", "firing", phone_number=RED_NUMBER),
+                   PAGE_TIMEOUT, diagnostics)[0]
+    assert {k: red["labels"][k] for k in (*number_labels, "severity", "quality_rating")} == {
+        **number_labels, "severity": "critical", "quality_rating": "RED"}
+    assert red["annotations"]["summary"] == "WhatsApp number quality rating is RED."
+    assert f"Number {RED_NUMBER} of account {ACCOUNT} (provider {PROVIDER})" in red["annotations"]["description"]
+    assert red["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumberqualityred")
+
+    flagged = wait_for("the FLAGGED page at the pager receiver",
+                       lambda: receiver.find("/page", "WhatsAppNumberFlagged", "firing", phone_number=FLAGGED_NUMBER),
+                       PAGE_TIMEOUT, diagnostics)[0]
+    assert {k: flagged["labels"][k] for k in (*number_labels, "severity", "status")} == {
+        **number_labels, "severity": "critical", "status": "FLAGGED"}
+    assert f"Number {FLAGGED_NUMBER} of account {ACCOUNT} (provider {PROVIDER})" in flagged["annotations"]["description"]
+    assert flagged["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumberflagged")
+
+    resolved = wait_for("the FLAGGED page to be resolved after the number is CONNECTED again",
+                        lambda: receiver.find("/page", "WhatsAppNumberFlagged", "resolved", phone_number=FLAGGED_NUMBER),
+                        RESOLVE_TIMEOUT, diagnostics)[0]
+    assert resolved["labels"] == flagged["labels"]
+
+    # Warnings are tickets, never pages.
+    wait_for("the YELLOW warning at the ticket receiver",
+             lambda: receiver.find("/ticket", "WhatsAppNumberQualityYellow", "firing", phone_number=RED_NUMBER),
+             10, diagnostics)
+    wait_for("the tier-drop warning at the ticket receiver",
+             lambda: receiver.find("/ticket", "WhatsAppNumberMessagingLimitDropped", "firing", phone_number=RED_NUMBER),
+             10, diagnostics)
+    pages = receiver.alerts("/page")
+    assert {a["labels"]["severity"] for a in pages} == {"critical"}, receiver.summary()
+    assert {a["labels"]["alertname"] for a in pages} == {"WhatsAppNumberQualityRed", "WhatsAppNumberFlagged"}, \
+        receiver.summary()
+    assert not [a for a in pages if a["labels"].get("phone_number") == HEALTHY_NUMBER], receiver.summary()
+    assert not [a for a in receiver.alerts("/ticket") if a["labels"]["severity"] == "critical"], receiver.summary()
+    # The RED number is still RED: its page has not been resolved.
+    assert not receiver.find("/page", "WhatsAppNumberQualityRed", "resolved"), receiver.summary()
+
+    # Every dashboard query returns data from this Prometheus, with the scenario's provider and account
+    # selected, and the RED number where a dashboard takes one number (the fleet overview shows them all).
+    builtins = {"__rate_interval": "30s", "__range": "5m", "__interval": "1s"}
+    empty = []
+    checked = 0
+    for dashboard in load_dashboards().values():
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        values = {"datasource": "prometheus", "provider": PROVIDER, "account": ACCOUNT,
+                  "phone_number": ".*" if variables.get("phone_number", {}).get("includeAll") else RED_NUMBER}
+        for where, expr in iter_queries(dashboard):
+            promql = substitute(expr, values, builtins)
+            checked += 1
+            if not query(stack.prometheus, promql):
+                empty.append(f"{where}: {promql}")
+    assert checked > 30
+    assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
