@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file.")
     p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN, metavar="[HOST]:PORT",
                    help=f"Address to listen on for HTTP requests (default {DEFAULT_LISTEN}).")
+    p.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
+                   help="Web configuration file (exporter-toolkit format) enabling TLS and/or basic auth.")
     p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
                    help="Path under which to expose metrics (default /metrics).")
     p.add_argument("--log.level", dest="log_level", default="info", choices=list(logsetup.LEVELS),
@@ -39,6 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fail_config(err: ConfigError) -> int:
     print(f"error: {err}", file=sys.stderr)
+    return 2
+
+
+def _load_web_config(args: argparse.Namespace):
+    """The parsed ``--web.config.file``, None without one; raises WebConfigError."""
+    if not args.web_config_file:
+        return None
+    from exporter.webconfig import load_web_config
+
+    return load_web_config(args.web_config_file)
+
+
+def _fail_web_config(err) -> int:
+    print(f"error: --web.config.file: {err}", file=sys.stderr)
     return 2
 
 
@@ -59,8 +75,16 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config_file)
         except ConfigError as err:
             return _fail_config(err)
+        from exporter.webconfig import WebConfigError
+
+        try:
+            web_config = _load_web_config(args)
+        except WebConfigError as err:
+            return _fail_web_config(err)
         print(f"config OK: {len(config.accounts)} account(s), "
               f"{sum(len(a.spaces) for a in config.accounts)} space(s)")
+        if web_config is not None:
+            print(f"web config OK: {web_config.describe()}")
         return 0
 
     from exporter.web import parse_listen_address
@@ -71,7 +95,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --web.listen-address: {err}", file=sys.stderr)
         return 2
 
+    from exporter.webconfig import WebConfigError
+
+    try:
+        args.web_config = _load_web_config(args)
+    except WebConfigError as err:
+        return _fail_web_config(err)
+
     logsetup.setup(args.log_level, args.log_format)
+    if args.web_config is not None:
+        log.info("web config loaded", extra={"file": args.web_config_file, "summary": args.web_config.describe()})
+        for note in args.web_config.notes:
+            log.info("web config note", extra={"note": note})
     demo = None
     try:
         if args.demo:
@@ -92,10 +127,11 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
     from exporter.store import Store
     from exporter.web import App, HttpServer
 
-    store = Store()
+    store = Store(options=config.metrics)
     poller = Poller(config, store)
     try:
-        server = HttpServer(App(store, args.telemetry_path), args.listen_address)
+        server = HttpServer(App(store, args.telemetry_path), args.listen_address,
+                            web_config=getattr(args, "web_config", None))
     except OSError as err:
         print(f"error: --web.listen-address: cannot listen on {args.listen_address}: {err.strerror}", file=sys.stderr)
         if demo:

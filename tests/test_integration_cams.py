@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip as gzip_mod
+import zlib
 import logging
 
 import httpx
@@ -237,6 +238,10 @@ def test_gzip_scrape(stack):
     head = plain.split(b"# HELP process_")[0]
     assert decompressed.startswith(head)
     assert raw.startswith(head)
+    # one gzip member: a client that reads only the first member (httpx) still gets the process metrics
+    assert b"# TYPE python_info gauge" in raw and b"# TYPE python_info gauge" in decompressed
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert d.decompress(compressed) == decompressed and d.eof and d.unused_data == b""
 
 
 def test_endpoints(stack):
