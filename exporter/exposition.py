@@ -220,10 +220,26 @@ DEFAULT_OPTIONS = RenderOptions()
 DISABLEABLE = tuple(f.name for f in NUMBER_FAMILIES + WABA_FAMILIES)
 
 
+_TAILS: dict[tuple[str, ...], dict[str, list[str]]] = {}
+
+
+def _tails(states: Sequence[str]) -> dict[str, list[str]]:
+    """For each current state, the end of every state's line (``STATE"} 0|1``), computed once."""
+    key = tuple(states)
+    tails = _TAILS.get(key)
+    if tails is None:
+        tails = _TAILS[key] = {
+            current: [f'{s}"}} {1 if s == current else 0}\n' for s in states] for current in states
+        }
+    return tails
+
+
 def _stateset(name: str, base: str, label: str, states: Sequence[str], current: str, active_only: bool) -> str:
+    prefix = f'{name}{{{base},{label}="'
     if active_only:
-        return f'{name}{{{base},{label}="{current}"}} 1\n'
-    return "".join(f'{name}{{{base},{label}="{s}"}} {1 if s == current else 0}\n' for s in states)
+        return f'{prefix}{current}"}} 1\n'
+    # prefix + prefix.join(tails) puts the prefix in front of every line: one C-level join.
+    return prefix + prefix.join(_tails(states)[current])
 
 
 def render_number(base: str, suffix: str, tracked: model.TrackedNumber, opts: RenderOptions = DEFAULT_OPTIONS) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ How a change stays cheap (the kube-state-metrics metrics store, plus gzip):
 
 from __future__ import annotations
 
+import itertools
+import operator
 import struct
 import threading
 import time
@@ -32,12 +34,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable, Mapping
 
+from exporter import crc
 from exporter import exposition as ex
 from exporter import model
+from exporter.crc import CrcTree
 from exporter.providers.errors import REASONS
 
 BLOCK_SIZE = 8  # numbers per block at most on average (between 4 and 8)
-GZIP_LEVEL = 6
+GZIP_LEVEL = 6  # the per-scrape tail and one-off segments
+SEGMENT_LEVEL = 1  # block segments: re-compressed on every change, so speed wins
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, unknown OS
 DEFLATE_FINAL = b"\x03\x00"  # an empty final block with fixed Huffman codes
 
@@ -85,12 +90,14 @@ class AccountSnapshot:
 class Exposition:
     """One immutable rendering of every account: plain parts and their gzip twin."""
 
-    def __init__(self, parts: list[bytes], segments: list[bytes], generation: int, rendered_at: float):
+    def __init__(self, parts: list[bytes], segments: list[bytes], generation: int, rendered_at: float,
+                 crc: int | None = None):
         self.parts = parts
-        self.length = sum(len(p) for p in parts)
-        crc = 0
-        for part in parts:
-            crc = zlib.crc32(part, crc)
+        self.length = sum(map(len, parts))
+        if crc is None:  # not maintained incrementally: hash everything
+            crc = 0
+            for part in parts:
+                crc = zlib.crc32(part, crc)
         self.crc = crc
         self._gzip_prefix = GZIP_HEADER + b"".join(segments)
         self.generation = generation
@@ -120,16 +127,37 @@ class _Rendered:
     segments: list[bytes]
 
 
-def _render_group(key: tuple, chunks_by_family: Iterable[str]) -> _Rendered:
+def _render_group(key: tuple, chunks_by_family: Iterable[str], previous: _Rendered | None = None) -> _Rendered:
+    """Encode a group's chunks and compress each into its own segment.
+
+    One deflate state serves the whole group: a full flush after each family
+    byte-aligns the output and forgets the history, so every segment stands on
+    its own and can be placed anywhere in a deflate stream.  A family whose
+    bytes did not change (a quality change leaves the tier's series alone)
+    keeps its previous segment.
+    """
     plain = [c.encode() for c in chunks_by_family]
-    return _Rendered(key, plain, [deflate_segment(p) for p in plain])
+    segments: list[bytes] = []
+    c = None
+    for i, p in enumerate(plain):
+        if previous is not None and previous.plain[i] == p:
+            segments.append(previous.segments[i])
+        elif not p:
+            segments.append(b"")
+        else:
+            c = c or zlib.compressobj(SEGMENT_LEVEL, zlib.DEFLATED, -12, 4)
+            segments.append(c.compress(p) + c.flush(zlib.Z_FULL_FLUSH))
+    return _Rendered(key, plain, segments)
 
 
 @dataclass
 class _RenderedAccount:
     phones: frozenset[str]
     layout: dict[int, list[str]]  # block index -> its phone numbers, sorted
-    blocks: dict[int, _Rendered]
+    blocks: list[_Rendered]  # in layout order
+    plain_by_family: list[list[bytes]]  # [family][block position]
+    segments_by_family: list[list[bytes]]
+    crc_by_family: list[CrcTree] | None  # CRC-32 of each family's blocks (None without libz)
     wabas: _Rendered
     self_metrics: _Rendered
 
@@ -142,7 +170,7 @@ class Store:
         self._rendered: dict[str, _RenderedAccount] = {}
         self._options = options
         self._headers = {
-            f.name: (f.header().encode(), deflate_segment(f.header().encode()))
+            f.name: (f.header().encode(), deflate_segment(f.header().encode()), zlib.crc32(f.header().encode()))
             for f in ex.NUMBER_FAMILIES + ex.WABA_FAMILIES + ex.ACCOUNT_FAMILIES
         }
         build = ex.build_info().encode()
@@ -205,29 +233,63 @@ class Store:
         # A power of two, so that the layout (and every block) changes only when
         # the fleet doubles or halves, not whenever a number is added.
         phones = frozenset(snap.numbers)
-        if previous is not None and previous.phones == phones:
-            layout, old_blocks = previous.layout, previous.blocks  # same numbers: same blocks
+        families = range(len(ex.NUMBER_FAMILIES))
+        current = list(map(snap.numbers.__getitem__, (p for block in (previous.layout.values() if previous else ()) for p in block))) \
+            if previous is not None and previous.phones == phones else None
+        if current is not None:
+            # Same numbers, same blocks: re-render only the blocks holding a changed number.
+            layout = previous.layout
+            blocks = list(previous.blocks)
+            plain = [list(f) for f in previous.plain_by_family]
+            segments = [list(f) for f in previous.segments_by_family]
+            trees = previous.crc_by_family
+            before = [t for b in previous.blocks for t in b.key]
+            changed = itertools.compress(range(len(current)), map(operator.is_not, before, current))
+            dirty = sorted({previous_owner for previous_owner in map(self._owner(previous).__getitem__, changed)})
         else:
             layout = self._layout(phones)
-            same = previous is not None and len(previous.layout) == len(layout)
-            old_blocks = previous.blocks if same else {}
-        blocks: dict[int, _Rendered] = {}
-        for index, block_phones in layout.items():
-            numbers = [snap.numbers[p] for p in block_phones]
-            old = old_blocks.get(index)
-            if old is not None and len(old.key) == len(numbers) and all(a is b for a, b in zip(old.key, numbers)):
-                blocks[index] = old
-                continue
+            blocks, plain, segments = [], [[] for _ in families], [[] for _ in families]
+            trees = None
+            dirty = range(len(layout))
+        block_phones = list(layout.values())
+        crc_changes: list[dict[int, bytes]] = [{} for _ in families]
+        for position in dirty:
+            numbers = [snap.numbers[p] for p in block_phones[position]]
             rendered = [
                 ex.render_number(f'{base},phone_number="{ex.escape(t.number.phone_number)}"', suffix, t, opts)
                 for t in numbers
             ]
-            blocks[index] = _render_group(
-                tuple(numbers), ("".join(r[i] for r in rendered) for i in range(len(ex.NUMBER_FAMILIES)))
-            )
+            old = blocks[position] if position < len(blocks) else None
+            group = _render_group(tuple(numbers), ("".join(r[i] for r in rendered) for i in families), old)
+            if old is not None:
+                blocks[position] = group
+                for i in families:
+                    if group.plain[i] is not old.plain[i] and group.plain[i] != old.plain[i]:
+                        plain[i][position] = group.plain[i]
+                        segments[i][position] = group.segments[i]
+                        crc_changes[i][position] = group.plain[i]
+            else:
+                blocks.append(group)
+                for i in families:
+                    plain[i].append(group.plain[i])
+                    segments[i].append(group.segments[i])
+        if not crc.AVAILABLE:
+            trees = None
+        elif trees is None:
+            trees = [CrcTree(plain[i]) for i in families]
+        else:
+            for i in families:
+                if crc_changes[i]:
+                    trees[i].update(crc_changes[i])
         wabas = [ex.render_waba(base, suffix, w, opts) for _, w in sorted(snap.wabas.items())]
         waba_group = _render_group((), ("".join(w[i] for w in wabas) for i in range(len(ex.WABA_FAMILIES))))
-        return _RenderedAccount(phones, layout, blocks, waba_group, _render_group((), self._render_self(snap, base, suffix)))
+        return _RenderedAccount(phones, layout, blocks, plain, segments, trees, waba_group,
+                                _render_group((), self._render_self(snap, base, suffix)))
+
+    @staticmethod
+    def _owner(rendered: _RenderedAccount) -> list[int]:
+        """Block position of each number, in layout order."""
+        return [position for position, block in enumerate(rendered.layout.values()) for _ in block]
 
     @staticmethod
     def _layout(phones: frozenset[str]) -> dict[int, list[str]]:
@@ -281,25 +343,40 @@ class Store:
         rendered = [self._rendered[name] for name in sorted(self._rendered)]
         parts: list[bytes] = []
         segments: list[bytes] = []
+        # (crc, length) of the parts in order, when every account has CRC trees
+        pieces: list[tuple[int, int]] | None = [] if all(r.crc_by_family is not None for r in rendered) else None
 
-        def add_family(family: ex.Family, groups: list[_Rendered], index: int) -> None:
-            chunks = [(g.plain[index], g.segments[index]) for g in groups if g.plain[index]]
-            if not chunks:
+        def add_family(name: str, plain_lists: list[list[bytes]], segment_lists: list[list[bytes]], trees=None) -> None:
+            if not any(any(chunks) for chunks in plain_lists):
                 return
-            header, header_segment = self._headers[family.name]
+            header, header_segment, header_crc = self._headers[name]
             parts.append(header)
             segments.append(header_segment)
-            for plain, segment in chunks:
-                parts.append(plain)
-                segments.append(segment)
+            if pieces is not None:
+                pieces.append((header_crc, len(header)))
+            for k, chunks in enumerate(plain_lists):
+                parts.extend(filter(None, chunks))  # disabled or empty families leave b""
+                if pieces is not None:
+                    if trees is not None:
+                        pieces.append((trees[k].crc, trees[k].length))
+                    else:
+                        pieces.extend((zlib.crc32(c), len(c)) for c in chunks)
+            for chunks in segment_lists:
+                segments.extend(filter(None, chunks))
 
-        blocks = [b for r in rendered for b in r.blocks.values()]
         for i, family in enumerate(ex.NUMBER_FAMILIES):
-            add_family(family, blocks, i)
-        for i, family in enumerate(ex.WABA_FAMILIES):
-            add_family(family, [r.wabas for r in rendered], i)
-        for i, family in enumerate(ex.ACCOUNT_FAMILIES):
-            add_family(family, [r.self_metrics for r in rendered], i)
+            add_family(family.name, [r.plain_by_family[i] for r in rendered], [r.segments_by_family[i] for r in rendered],
+                       [r.crc_by_family[i] for r in rendered] if pieces is not None else None)
+        for group_of, families in ((lambda r: r.wabas, ex.WABA_FAMILIES), (lambda r: r.self_metrics, ex.ACCOUNT_FAMILIES)):
+            for i, family in enumerate(families):
+                add_family(family.name, [[group_of(r).plain[i]] for r in rendered], [[group_of(r).segments[i]] for r in rendered])
         parts.append(self._build_info[0])
         segments.append(self._build_info[1])
-        self.exposition = Exposition(parts, segments, self.exposition.generation + 1, self._clock())
+        checksum = None
+        if pieces is not None:
+            pieces.append((zlib.crc32(self._build_info[0]), len(self._build_info[0])))
+            total = 0
+            for piece_crc, piece_len in pieces:
+                total = crc.combine(total, piece_crc, piece_len)
+            checksum = total
+        self.exposition = Exposition(parts, segments, self.exposition.generation + 1, self._clock(), crc=checksum)

@@ -109,12 +109,12 @@ def test_unchanged_numbers_reuse_rendered_blocks():
     store = Store()
     numbers = [tracked(f"+{i}") for i in range(100)]
     store.update(snapshot(numbers=numbers))
-    before = dict(store._rendered["acct"].blocks)
+    before = list(store._rendered["acct"].blocks)
     changed = model.TrackedNumber(model.PhoneNumber("+7", status="FLAGGED"), numbers[7].changes)
     store.update(snapshot(numbers=numbers[:7] + [changed] + numbers[8:]))
     after = store._rendered["acct"].blocks
-    reused = [i for i in after if after[i] is before.get(i)]
-    assert len(reused) == len(after) - 1  # only the block holding +7 was rendered again
+    reused = [i for i, block in enumerate(after) if block is before[i]]
+    assert len(after) == len(before) and len(reused) == len(after) - 1  # only the block holding +7 was rendered again
     assert 'phone_number="+7",status="FLAGGED"} 1' in store.exposition.body.decode()
 
 
