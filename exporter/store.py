@@ -103,11 +103,14 @@ class Exposition:
         self.generation = generation
         self.rendered_at = rendered_at
 
-    def gzip_with(self, tail: bytes = b"", level: int = 1) -> bytes:
-        """The gzip stream of the exposition followed by ``tail`` (one gzip member)."""
+    def gzip_parts(self, tail: bytes = b"", level: int = 1) -> list[bytes]:
+        """The gzip stream of the exposition followed by ``tail`` (one gzip member), in two pieces."""
         crc = zlib.crc32(tail, self.crc)
         size = self.length + len(tail)
-        return self._gzip_prefix + deflate_segment(tail, level) + DEFLATE_FINAL + struct.pack("<II", crc, size & 0xFFFFFFFF)
+        return [self._gzip_prefix, deflate_segment(tail, level) + DEFLATE_FINAL + struct.pack("<II", crc, size & 0xFFFFFFFF)]
+
+    def gzip_with(self, tail: bytes = b"", level: int = 1) -> bytes:
+        return b"".join(self.gzip_parts(tail, level))
 
     @cached_property
     def body(self) -> bytes:
