@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Run against the built-in provider emulator on loopback, with its demo fleet; no credentials needed.")
     p.add_argument("--check-config", action="store_true",
                    help="Validate the configuration file and exit (0 when valid, 2 with the error), touching no network.")
+    p.add_argument("--shard", type=int, default=0, metavar="N",
+                   help="This replica's shard, 0-based (default 0). Accounts are split by a stable hash of their credential.")
+    p.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",
+                   help="Number of replicas sharing the configuration (default 1: no sharding).")
     p.add_argument("--version", action="version", version=f"whatsapp-number-exporter {__version__}")
     return p
 
@@ -65,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.demo and not args.config_file:
         print("error: --config.file is required (or use --demo)", file=sys.stderr)
+        return 2
+    if args.total_shards < 1 or not 0 <= args.shard < args.total_shards:
+        print(f"error: --shard: must be between 0 and --total-shards - 1 ({args.total_shards - 1}), got {args.shard}",
+              file=sys.stderr)
         return 2
 
     if args.check_config:
@@ -119,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config_file)
     except ConfigError as err:
         return _fail_config(err)
+    from exporter.sharding import select
+
+    config = select(config, args.shard, args.total_shards)
+    if args.total_shards > 1:
+        log.info("sharding", extra={"shard": args.shard, "total_shards": args.total_shards,
+                                    "accounts": ",".join(a.name for a in config.accounts)})
     return run(config, args, demo)
 
 

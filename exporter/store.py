@@ -194,9 +194,8 @@ class Store:
         return self._accounts.get(name)
 
     def ready(self) -> bool:
-        """True once every configured account has finished its first poll."""
-        accounts = self.accounts()
-        return bool(accounts) and all(a.poll is not None for a in accounts)
+        """True once every configured account has finished its first poll (at once for a shard with none)."""
+        return all(a.poll is not None for a in self.accounts())
 
     # -- writes --------------------------------------------------------------
 
