@@ -136,16 +136,53 @@ def main(argv: list[str] | None = None) -> int:
     return run(config, args, demo)
 
 
+class Reloader:
+    """Reload the configuration file on SIGHUP or POST /-/reload, keeping what did not change.
+
+    A configuration that fails validation is refused as a whole: the running
+    configuration and all its data stay, the error is logged, and
+    ``whatsapp_exporter_config_last_reload_successful`` drops to 0 until a
+    reload succeeds.  The web config (``--web.config.file``) is read at start-up only.
+    """
+
+    def __init__(self, args: argparse.Namespace, poller, store):
+        self._args = args
+        self._poller = poller
+        self._store = store
+        self._lock = threading.Lock()
+
+    def reload(self) -> tuple[bool, str]:
+        from exporter.sharding import select
+
+        with self._lock:
+            try:
+                config = select(load_config(self._args.config_file), self._args.shard, self._args.total_shards)
+            except ConfigError as err:
+                log.error("configuration reload failed; the running configuration is kept", extra={"error": str(err)})
+                self._store.set_exporter_state(reload_ok=False)
+                return False, f"reload failed, the running configuration is kept: {err}"
+            kept, added, removed = self._poller.reconfigure(config)
+            if config.metrics != self._store.options:
+                self._store.set_options(config.metrics)
+            self._store.set_exporter_state(reload_ok=True)
+            log.info("configuration reloaded", extra={"unchanged": len(kept), "added_or_changed": len(added),
+                                                      "removed": len(removed)})
+            return True, (f"configuration reloaded: {len(kept)} account(s) unchanged, "
+                          f"{len(added)} added or changed, {len(removed)} removed")
+
+
 def run(config: Config, args: argparse.Namespace, demo=None) -> int:
     from exporter.poller import Poller
     from exporter.store import Store
     from exporter.web import App, HttpServer
 
     store = Store(options=config.metrics)
+    store.set_exporter_state(reload_ok=True, shard=(args.shard, args.total_shards))
     poller = Poller(config, store)
+    reloader = None if demo else Reloader(args, poller, store)
     try:
-        server = HttpServer(App(store, args.telemetry_path), args.listen_address,
-                            web_config=getattr(args, "web_config", None))
+        server = HttpServer(App(store, args.telemetry_path, reload=reloader.reload if reloader else None),
+                            args.listen_address, web_config=getattr(args, "web_config", None))
     except OSError as err:
         print(f"error: --web.listen-address: cannot listen on {args.listen_address}: {err.strerror}", file=sys.stderr)
         if demo:
@@ -153,21 +190,31 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
         return 1
 
     stop = threading.Event()
+    reload_requested = threading.Event()
 
     def on_signal(signum, frame):
         log.info("shutting down", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
+    def on_hup(signum, frame):
+        reload_requested.set()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
 
     server.start()
     poller.start()
     log.info("listening", extra={"address": args.listen_address, "url": server.url + args.telemetry_path,
                                  "version": __version__, "accounts": len(config.accounts)})
     try:
-        while not stop.wait(1.0):
-            pass
+        while not stop.wait(0.2):
+            if reload_requested.is_set():
+                reload_requested.clear()
+                if reloader is None:
+                    log.warning("SIGHUP ignored: demo mode has no configuration file to reload")
+                else:
+                    reloader.reload()
     finally:
         poller.stop()
         server.stop()

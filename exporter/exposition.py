@@ -162,6 +162,16 @@ ACCOUNT_FAMILIES = (
     A_NUMBER_SUCCESS,
     A_DROPPED,
 )
+RELOAD_OK = Family(
+    "whatsapp_exporter_config_last_reload_successful", "gauge",
+    "Whether the last configuration load or reload succeeded (1) or failed and the previous configuration is kept (0).",
+)
+RELOAD_TS = Family(
+    "whatsapp_exporter_config_last_reload_success_timestamp_seconds", "gauge",
+    "Unix time of the last successful configuration load or reload.",
+)
+SHARD = Family("whatsapp_exporter_shard_ordinal", "gauge", "This replica's shard (--shard), 0-based.")
+TOTAL_SHARDS = Family("whatsapp_exporter_total_shards", "gauge", "The number of shards (--total-shards).")
 BUILD_INFO = Family(
     "whatsapp_exporter_build_info", "gauge", "Build information of the exporter; always 1."
 )

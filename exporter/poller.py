@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from concurrent import futures
@@ -74,6 +75,10 @@ class _AccountRuntime:
         self.number_last_success: dict[str, float] = {}
         self.space_last_success: dict[str, float] = {}
         self.last_success_at: float | None = None
+        self.hold_until = 0.0  # auth/permission failures: no polls before this time
+        self.rejections = 0  # consecutive polls refused for auth/permission reasons
+        self.running = threading.Lock()  # held during a poll
+        self.retired = False  # removed by a reload: publish nothing more
 
     @property
     def client(self):
@@ -95,29 +100,39 @@ class Poller:
         self._buckets: dict[tuple, TokenBucket] = {}
         self._runtimes: dict[str, _AccountRuntime] = {}
         for account in config.accounts:
-            bucket = self._buckets.setdefault(account.credential_key, TokenBucket(account.qps))
-            stats = _Stats()
-            provider = make_provider(account, bucket, stats.observe, self._stopping.is_set)
-            self._runtimes[account.name] = _AccountRuntime(account, provider, stats)
+            self._runtimes[account.name] = self._make_runtime(account)
         store.update_many([self._snapshot(rt, None, {}, {}, {}) for rt in self._runtimes.values()])
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max(1, min(32, len(self._runtimes))))},
+            executors={"default": ThreadPoolExecutor(max_workers=32)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
+        self._reconfigure_lock = threading.Lock()
+
+    def _make_runtime(self, account: Account) -> _AccountRuntime:
+        bucket = self._buckets.get(account.credential_key)
+        if bucket is None or bucket.qps != account.qps:
+            bucket = self._buckets[account.credential_key] = TokenBucket(account.qps)
+        stats = _Stats()
+        provider = make_provider(account, bucket, stats.observe, self._stopping.is_set)
+        return _AccountRuntime(account, provider, stats)
 
     # -- lifecycle -----------------------------------------------------------
 
+    def _add_job(self, name: str, rt: _AccountRuntime) -> None:
+        self._scheduler.add_job(
+            self.poll_account,
+            IntervalTrigger(seconds=rt.account.poll_interval, jitter=rt.account.poll_jitter or None),
+            args=[name],
+            id=name,
+            name=f"poll {name}",
+            next_run_time=_now_utc(),
+            replace_existing=True,
+        )
+
     def start(self) -> None:
         for name, rt in self._runtimes.items():
-            self._scheduler.add_job(
-                self.poll_account,
-                IntervalTrigger(seconds=rt.account.poll_interval, jitter=rt.account.poll_jitter or None),
-                args=[name],
-                id=name,
-                name=f"poll {name}",
-                next_run_time=_now_utc(),
-            )
+            self._add_job(name, rt)
         self._scheduler.start()
 
     def stop(self) -> None:
@@ -130,22 +145,102 @@ class Poller:
             rt.pool.shutdown(wait=True)
             rt.provider.close()
 
+    def reconfigure(self, config: Config) -> tuple[list[str], list[str], list[str]]:
+        """Apply a reloaded configuration; returns the (kept, added, removed) account names.
+
+        An account whose configuration did not change keeps its runtime, its
+        schedule and its data.  A changed account starts afresh (its old series
+        go, the new ones come with its first poll); a removed one disappears.
+        """
+        with self._reconfigure_lock:
+            wanted = {a.name: a for a in config.accounts}
+            kept = [n for n, rt in self._runtimes.items() if wanted.get(n) == rt.account]
+            removed = [n for n in self._runtimes if n not in kept]
+            added = [n for n in wanted if n not in kept]
+            for name in removed:
+                rt = self._runtimes.pop(name)
+                rt.retired = True
+                if self._scheduler.running and self._scheduler.get_job(name):
+                    self._scheduler.remove_job(name)
+                if rt.running.acquire(blocking=False):  # not polling: close now, else the poll closes it
+                    try:
+                        rt.pool.shutdown(wait=False)
+                        rt.provider.close()
+                    finally:
+                        rt.running.release()
+            # Buckets still in use keep their state; a credential whose qps changed gets a new one.
+            self._buckets = {rt.account.credential_key: self._buckets[rt.account.credential_key]
+                             for rt in self._runtimes.values()}
+            new = {name: self._make_runtime(wanted[name]) for name in added}
+            self._runtimes.update(new)
+            self._runtimes = {name: self._runtimes[name] for name in wanted}  # config order
+            self._store.update_many([self._snapshot(rt, None, {}, {}, {}) for rt in new.values()], remove=tuple(removed))
+            if self._scheduler.running:
+                for name, rt in new.items():
+                    self._add_job(name, rt)
+            return kept, added, removed
+
     # -- one poll ------------------------------------------------------------
 
     def poll_account(self, name: str) -> None:
-        rt = self._runtimes[name]
-        try:
-            self._poll(rt)
-        except Exception:  # a bug must not kill the scheduler thread or other accounts
-            log.exception("poll failed unexpectedly", extra={"account": name})
-            prev = self._store.account(name)
-            now = self._clock()
-            result = PollResult(False, now, 0.0, rt.last_success_at,
-                                dict(prev.poll.space_success) if prev and prev.poll else {}, "internal error")
-            self._store.update(self._snapshot(rt, result, dict(prev.numbers) if prev else {},
-                                              dict(prev.wabas) if prev else {}, dict(prev.configured) if prev else {}))
+        rt = self._runtimes.get(name)
+        if rt is None or rt.retired:
+            return
+        with rt.running:
+            try:
+                if self._clock() < rt.hold_until:
+                    self._expire(rt)
+                    return
+                failures, any_unit_ok = self._poll(rt)
+                self._after_poll(rt, failures, any_unit_ok)
+            except Exception:  # a bug must not kill the scheduler thread or other accounts
+                log.exception("poll failed unexpectedly", extra={"account": name})
+                prev = self._store.account(name)
+                now = self._clock()
+                result = PollResult(False, now, 0.0, rt.last_success_at,
+                                    dict(prev.poll.space_success) if prev and prev.poll else {}, "internal error")
+                self._publish(rt, self._snapshot(rt, result, dict(prev.numbers) if prev else {},
+                                                 dict(prev.wabas) if prev else {}, dict(prev.configured) if prev else {}))
+            finally:
+                if rt.retired:
+                    rt.pool.shutdown(wait=False)
+                    rt.provider.close()
 
-    def _poll(self, rt: _AccountRuntime) -> None:
+    def _publish(self, rt: _AccountRuntime, snapshot: AccountSnapshot) -> None:
+        if not rt.retired:
+            self._store.update(snapshot)
+
+    def _after_poll(self, rt: _AccountRuntime, failures: list[ProviderError], any_unit_ok: bool) -> None:
+        """Credentials that are refused do not heal by retrying: back off much longer."""
+        refused = [f for f in failures if f.reason in ("auth", "permission")]
+        if not refused or any_unit_ok:
+            rt.rejections = 0
+            return
+        rt.rejections += 1
+        account = rt.account
+        base = max(5 * account.poll_interval, 300.0)
+        hold = min(3600.0, base * 2 ** (rt.rejections - 1))
+        rt.hold_until = self._clock() + hold
+        err = refused[-1]
+        log.error(
+            "credential refused: polls of this account are paused",
+            extra={"account": account.name, "provider": account.provider, "reason": err.reason, "code": err.code,
+                   "paused_seconds": round(hold), "hint": HINTS[err.reason] + "; then reload the configuration "
+                   "(SIGHUP or POST /-/reload) to retry at once"},
+        )
+
+    def _expire(self, rt: _AccountRuntime) -> None:
+        """While polls are paused, still drop numbers older than max_staleness."""
+        prev = self._store.account(rt.account.name)
+        if prev is None:
+            return
+        now = self._clock()
+        keep = {p: t for p, t in prev.numbers.items()
+                if now - rt.number_last_success.get(p, now) <= rt.account.max_staleness}
+        if len(keep) != len(prev.numbers):
+            self._publish(rt, dataclasses.replace(prev, numbers=keep))
+
+    def _poll(self, rt: _AccountRuntime) -> tuple[list[ProviderError], bool]:
         account = rt.account
         started = time.monotonic()
         now = self._clock()
@@ -230,7 +325,8 @@ class Poller:
         result = PollResult(success, finished, time.monotonic() - started, rt.last_success_at, space_ok, error)
         log.debug("poll finished", extra={"account": account.name, "success": success, "numbers": len(numbers),
                                          "duration_seconds": round(result.duration, 3)})
-        self._store.update(self._snapshot(rt, result, numbers, wabas, configured, dropped))
+        self._publish(rt, self._snapshot(rt, result, numbers, wabas, configured, dropped))
+        return failures, any(space_ok.values())
 
     @staticmethod
     def _track(prev: Mapping[str, model.TrackedNumber], found: dict[str, model.PhoneNumber], now: float) -> dict[str, model.TrackedNumber]:

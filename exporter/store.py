@@ -178,6 +178,8 @@ class Store:
         }
         build = ex.build_info().encode()
         self._build_info = (build, deflate_segment(build))
+        self._reload_ok, self._reload_at = True, None  # the CLI records the initial load
+        self._shard = (0, 1)
         self._changed = threading.Condition(self._lock)
         self.exposition = Exposition([], [], 0, clock())
 
@@ -220,6 +222,28 @@ class Store:
             self._rendered = {name: self._render_account(snap, None) for name, snap in self._accounts.items()}
             self._publish()
             self._changed.notify_all()
+
+    def set_exporter_state(self, *, reload_ok: bool | None = None, shard: tuple[int, int] | None = None) -> None:
+        """Record a configuration (re)load result and the replica's shard; re-publishes."""
+        with self._lock:
+            if reload_ok is not None:
+                self._reload_ok = reload_ok
+                if reload_ok:
+                    self._reload_at = self._clock()
+            if shard is not None:
+                self._shard = shard
+            self._publish()
+            self._changed.notify_all()
+
+    def _exporter_state(self) -> bytes:
+        lines = [ex.RELOAD_OK.header(), f"{ex.RELOAD_OK.name} {int(self._reload_ok)}\n"]
+        if self._reload_at is not None:
+            lines += [ex.RELOAD_TS.header(), f"{ex.RELOAD_TS.name} {ex.fmt(self._reload_at)}\n"]
+        lines += [
+            ex.SHARD.header(), f"{ex.SHARD.name} {self._shard[0]}\n",
+            ex.TOTAL_SHARDS.header(), f"{ex.TOTAL_SHARDS.name} {self._shard[1]}\n",
+        ]
+        return "".join(lines).encode()
 
     def wait_for_generation(self, generation: int, timeout: float) -> bool:
         """Block until the exposition is newer than ``generation`` (tests, demos)."""
@@ -372,10 +396,12 @@ class Store:
         for group_of, families in ((lambda r: r.wabas, ex.WABA_FAMILIES), (lambda r: r.self_metrics, ex.ACCOUNT_FAMILIES)):
             for i, family in enumerate(families):
                 add_family(family.name, [[group_of(r).plain[i]] for r in rendered], [[group_of(r).segments[i]] for r in rendered])
-        parts.append(self._build_info[0])
-        segments.append(self._build_info[1])
+        state = self._exporter_state()
+        parts += [state, self._build_info[0]]
+        segments += [deflate_segment(state), self._build_info[1]]
         checksum = None
         if pieces is not None:
+            pieces.append((zlib.crc32(state), len(state)))
             pieces.append((zlib.crc32(self._build_info[0]), len(self._build_info[0])))
             total = 0
             for piece_crc, piece_len in pieces:

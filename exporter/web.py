@@ -366,10 +366,13 @@ class _HeaderLimit:
 
 
 class App:
-    def __init__(self, store: Store, telemetry_path: str = "/metrics", ready: Callable[[], bool] | None = None):
+    def __init__(self, store: Store, telemetry_path: str = "/metrics", ready: Callable[[], bool] | None = None,
+                 reload: Callable[[], tuple[bool, str]] | None = None):
         self.store = store
         self.telemetry_path = telemetry_path
         self.ready = ready or store.ready
+        #: POST /-/reload: returns (success, one-line message); None where there is no file to reload
+        self.reload = reload
         self.started_at = time.time()
         self._process = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self._process)
@@ -538,6 +541,16 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def do_GET(self):
+        self._handle(self._route)
+
+    do_HEAD = do_GET
+
+    def do_POST(self):
+        self._handle(self._route_post)
+
+    do_PUT = do_POST
+
+    def _handle(self, route):
         if not self._discard_body():
             return
         server = self.server
@@ -550,7 +563,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(401, b"Unauthorized\n", headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
             return
         try:
-            self._route()
+            route()
         except OSError:
             raise
         except Exception:
@@ -560,7 +573,16 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self.close_connection = True
 
-    do_HEAD = do_GET
+    def _route_post(self):
+        app: App = self.server.app
+        path = self.path.split("?", 1)[0]
+        if path != "/-/reload":
+            self._send(405, b"Method Not Allowed\n", headers={"Allow": "GET, HEAD"})
+        elif app.reload is None:
+            self._send(503, b"Reloading is not available in this mode\n")
+        else:
+            ok, message = app.reload()
+            self._send(200 if ok else 500, (message + "\n").encode())
 
     def _route(self):
         app: App = self.server.app
@@ -577,6 +599,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, app.landing_page(), "text/html; charset=utf-8")
         elif path == "/-/healthy":
             self._send(200, b"Healthy\n")
+        elif path == "/-/reload":
+            self._send(405, b"Only POST or PUT requests allowed\n", headers={"Allow": "POST, PUT"})
         elif path == "/-/ready":
             if app.ready():
                 self._send(200, b"Ready\n")

@@ -1,0 +1,188 @@
+"""Provider faults: the exporter stays up, keeps the last good data visibly stale, drops it after
+max_staleness, leaves other accounts alone, and recovers by itself."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from exporter.config import parse_config
+from exporter.emulator.scenario import Fault
+from exporter.poller import Poller
+from exporter.store import Store
+from tests.helpers import SECRETS, active_state, samples, value
+
+M = "whatsapp_phone_number_"
+
+
+class Clock:
+    def __init__(self):
+        import time
+
+        self.now = time.time()
+
+    def __call__(self):
+        return self.now
+
+
+def config(url, max_staleness="10m"):
+    return parse_config(f"""
+accounts:
+  - name: shop
+    provider: alibaba_cams
+    endpoint: {url}
+    credentials: {{access_key_id: ak-one, access_key_secret: "${{SK_ONE}}"}}
+    poll_interval: 60s
+    timeout: 0.5s
+    max_staleness: {max_staleness}
+    spaces: [{{cust_space_id: cams-shop}}, {{cust_space_id: cams-support}}]
+  - name: other
+    provider: alibaba_cams
+    endpoint: {url}
+    credentials: {{access_key_id: ak-two, access_key_secret: "${{SK_TWO}}"}}
+    poll_interval: 60s
+    timeout: 0.5s
+    spaces: [{{cust_space_id: cams-other}}]
+""", env=SECRETS)
+
+
+@pytest.fixture
+def setup(emulator):
+    clock = Clock()
+    store = Store(clock=clock)
+    poller = Poller(config(emulator.url), store, clock=clock)
+    for rt in poller._runtimes.values():
+        rt.client._sleep = lambda seconds: None  # retries still happen, without waiting out the backoff
+    poller.poll_account("shop")
+    poller.poll_account("other")
+    yield emulator, poller, store, clock
+    poller.stop()
+
+
+def current(store):
+    return samples(store.exposition.body.decode())
+
+
+FAULTS = [
+    ("http 500", dict(kind="error", code="InternalError"), "upstream"),
+    ("http 503", dict(kind="error", code="ServiceUnavailable"), "upstream"),
+    ("slow answer past the timeout", dict(kind="delay", seconds=1.5), "timeout"),
+    ("connection reset", dict(kind="reset"), "upstream"),
+    ("malformed JSON", dict(kind="malformed"), "parse"),
+    ("HTML error page", dict(kind="html"), "upstream"),
+    ("Throttling.User", dict(kind="error", code="Throttling.User"), "throttled"),
+    ("Throttling.Api", dict(kind="error", code="Throttling.Api"), "throttled"),
+    ("Throttling", dict(kind="error", code="Throttling"), "throttled"),
+    ("System.LimitControl as HTTP 200", dict(kind="error", code="System.LimitControl", http200=True), "throttled"),
+    ("System.LimitControl as HTTP 400", dict(kind="error", code="System.LimitControl"), "throttled"),
+    ("SignatureDoesNotMatch", dict(kind="error", code="SignatureDoesNotMatch"), "auth"),
+    ("InvalidAccessKeyId.NotFound", dict(kind="error", code="InvalidAccessKeyId.NotFound"), "auth"),
+    ("InvalidTimeStamp.Expired", dict(kind="error", code="InvalidTimeStamp.Expired"), "auth"),
+    ("Ram.PermissionDeny", dict(kind="error", code="Ram.PermissionDeny"), "permission"),
+]
+
+
+@pytest.mark.parametrize("name,fault,reason", FAULTS, ids=[f[0] for f in FAULTS])
+def test_a_faulty_account_stays_visibly_stale_and_recovers(setup, name, fault, reason):
+    emulator, poller, store, clock = setup
+    good = current(store)
+    clock.now += 60
+    emulator.inject(Fault(access_key_id="ak-one", **fault))
+    poller.poll_account("shop")
+    poller.poll_account("other")
+    s = current(store)
+    # the last good data is still served ...
+    assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
+    assert active_state(s, M + "status", "status", account="shop", phone_number="+8613800000001") == "CONNECTED"
+    # ... visibly stale
+    assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
+    assert value(s, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop") == value(
+        good, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop")
+    assert value(s, "whatsapp_exporter_last_poll_timestamp_seconds", account="shop") > value(
+        good, "whatsapp_exporter_last_poll_timestamp_seconds", account="shop")
+    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
+                 action="QueryChatappPhoneNumbers", reason=reason) >= 1
+    # the other account is untouched
+    assert value(s, "whatsapp_exporter_poll_success", account="other") == 1
+    assert {k: v for k, v in s.items() if dict(k[1]).get("account") == "other" and k[0].startswith(M)} == {
+        k: v for k, v in good.items() if dict(k[1]).get("account") == "other" and k[0].startswith(M)}
+
+    # recovery is automatic once the fault clears (auth/permission after their longer pause)
+    emulator.clear_faults()
+    clock.now += 3601 if reason in ("auth", "permission") else 60
+    poller.poll_account("shop")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
+    assert value(s, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop") > value(
+        good, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop")
+
+
+def test_stale_series_are_dropped_after_max_staleness(setup):
+    emulator, poller, store, clock = setup
+    emulator.inject(Fault(kind="error", code="InternalError", access_key_id="ak-one"))
+    for _ in range(9):  # 9 minutes of failures: still served
+        clock.now += 60
+        poller.poll_account("shop")
+    assert value(current(store), "whatsapp_exporter_numbers", account="shop") == 3
+    clock.now += 120  # past max_staleness (10 min) since the last success
+    poller.poll_account("shop")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_numbers", account="shop") == 0
+    assert not [k for k in s if k[0] == M + "info" and dict(k[1])["account"] == "shop"]
+    assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
+    assert value(s, "whatsapp_exporter_numbers", account="other") == 1
+    emulator.clear_faults()
+    clock.now += 60
+    poller.poll_account("shop")
+    assert value(current(store), "whatsapp_exporter_numbers", account="shop") == 3
+
+
+def test_refused_connections(setup):
+    emulator, poller, store, clock = setup
+    emulator.stop()
+    clock.now += 60
+    poller.poll_account("shop")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
+    assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
+    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
+                 action="QueryChatappPhoneNumbers", reason="upstream") >= 1
+
+
+@pytest.mark.parametrize("code,reason", [("SignatureDoesNotMatch", "auth"), ("Ram.PermissionDeny", "permission")])
+def test_auth_and_permission_failures_pause_the_account_and_say_what_to_fix(setup, caplog, code, reason):
+    emulator, poller, store, clock = setup
+    emulator.inject(Fault(kind="error", code=code, access_key_id="ak-one"))
+    clock.now += 60
+    with caplog.at_level(logging.INFO):
+        poller.poll_account("shop")
+    calls = len(emulator.requests)
+    paused = [r for r in caplog.records if r.getMessage() == "credential refused: polls of this account are paused"]
+    assert paused and paused[0].reason == reason and paused[0].paused_seconds >= 300
+    assert "reload" in paused[0].hint
+    for record in caplog.records:
+        for secret in SECRETS.values():
+            assert secret not in record.getMessage() and secret not in str(record.__dict__)
+    # the next scheduled polls do not call the provider while paused ...
+    for _ in range(4):
+        clock.now += 60
+        poller.poll_account("shop")
+    assert len(emulator.requests) == calls
+    # ... and the pause grows while the credential keeps being refused
+    clock.now += paused[0].paused_seconds
+    poller.poll_account("shop")
+    assert len(emulator.requests) > calls
+    assert poller._runtimes["shop"].hold_until - clock.now > paused[0].paused_seconds
+
+
+def test_transient_errors_are_retried_and_the_budget_holds(setup):
+    emulator, poller, store, clock = setup
+    emulator.inject(Fault(kind="error", code="ServiceUnavailable", access_key_id="ak-one", count=2))
+    clock.now += 60
+    poller.poll_account("shop")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
+    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
+                 action="QueryChatappPhoneNumbers", reason="upstream") == 2
+    assert emulator.max_requests_in_any_second("ak-one") <= 10
