@@ -1,0 +1,63 @@
+"""Memory: peak and steady-state RSS of the exporter at 10k and 50k numbers over 10 poll cycles.
+
+The emulated fleet runs in its own process, so only the exporter is measured:
+its store, the pre-rendered exposition, the poller and the HTTP server.  Each
+cycle is a full poll of every space followed by one plain and one gzip scrape
+over HTTP.  Usage:  python -m bench.memory [SIZES...] [--active]
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+import httpx
+
+from bench.common import exporter_for, fleet, rss_mb
+from exporter import exposition as ex
+from exporter.web import App, HttpServer
+
+PER_SPACE = 100
+
+
+def run(size: int, options: ex.RenderOptions, cycles: int = 10) -> list[tuple[float, float]]:
+    spaces = size // PER_SPACE
+    samples = []
+    with fleet(spaces, PER_SPACE, timelines=True) as url:
+        config, store, poller = exporter_for(url, spaces, options=options, concurrency=16)
+        server = HttpServer(App(store), "127.0.0.1:0").start()
+        with httpx.Client(timeout=120) as client:
+            for _ in range(cycles):
+                poller.poll_account("bench")
+                for encoding in ("identity", "gzip"):
+                    response = client.get(server.url + "/metrics", headers={"Accept-Encoding": encoding})
+                    assert response.status_code == 200
+                    del response
+                gc.collect()
+                samples.append(rss_mb())
+        server.stop()
+        poller.stop()
+    return samples
+
+
+def main(argv: list[str]) -> None:
+    options = ex.RenderOptions(state_sets="active") if "--active" in argv else ex.DEFAULT_OPTIONS
+    sizes = [int(a) for a in argv if a.isdigit()] or [10_000, 50_000]
+    if len(sizes) > 1:  # one process per size, so one size's peak does not hide the next one's
+        import subprocess
+
+        for size in sizes:
+            subprocess.run([sys.executable, "-m", "bench.memory", str(size)] + (["--active"] if options.active_only else []),
+                           check=True)
+        return
+    size = sizes[0]
+    samples = run(size, options)
+    rss = [round(r) for r, _ in samples]
+    peak = max(p for _, p in samples)
+    drift = (rss[-1] - rss[1]) / rss[1]
+    print(f"numbers={size:,} state_sets={options.state_sets}: peak RSS {peak:.0f} MiB; RSS after each of 10 cycles (MiB): {rss}; "
+          f"cycle 2 -> 10: {drift:+.1%}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
