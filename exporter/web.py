@@ -612,6 +612,7 @@ class Handler(BaseHTTPRequestHandler):
 
 IOV_MAX = 1024  # buffers per sendmsg() call (the Linux limit)
 COALESCE = 1 << 20
+SENDMSG_BYTES = 1 << 20
 
 
 def _send_parts(sock, wfile, parts: list[bytes]) -> None:
@@ -634,13 +635,19 @@ def _send_parts(sock, wfile, parts: list[bytes]) -> None:
             wfile.write(b"".join(batch))
         return
     pending = [memoryview(p) for p in parts if p]
-    i = 0
-    while i < len(pending):
-        sent = sock.sendmsg(pending[i : i + IOV_MAX])
+    i, n = 0, len(pending)
+    while i < n:
+        # Hand the kernel about as much as its send buffer takes: a batch far
+        # larger than that would be rebuilt (buffer by buffer) on every short send.
+        j, size = i, 0
+        while j < n and j - i < IOV_MAX and size < SENDMSG_BYTES:
+            size += len(pending[j])
+            j += 1
+        sent = sock.sendmsg(pending[i:j])
         while sent:
-            n = len(pending[i])
-            if sent >= n:
-                sent -= n
+            length = len(pending[i])
+            if sent >= length:
+                sent -= length
                 i += 1
             else:
                 pending[i] = pending[i][sent:]
