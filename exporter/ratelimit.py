@@ -1,17 +1,16 @@
 """Per-credential QPS budget.
 
 Each credential gets one :class:`TokenBucket`, shared by every account, space
-and action that signs with it.  The bucket holds ``capacity`` tokens; a call
-takes one, and each token comes back exactly ``window`` seconds after it was
-taken (a sliding-window log).  That makes the guarantee exact: no window of
-``window`` seconds ever contains more than ``capacity`` calls, which a classic
-refill-rate bucket cannot promise (it allows a full burst plus a second's
-refill inside one second).
-
-For a budget of ``qps`` >= 1 the bucket holds ``floor(qps)`` tokens per second;
-below 1, one token per ``1/qps`` seconds.  A small safety margin is added to
-the window so that jitter between sending and the provider's arrival clock does
-not push a burst into the previous second.
+and action that signs with it.  The bucket holds one token, refilled every
+``1 / qps`` seconds (plus a small safety margin): calls are *paced*, evenly
+spaced, rather than sent in bursts.  That makes the guarantee hold where it
+matters, at the provider: with a burst of ``qps`` calls at the start of every
+second, any delay between sending and arrival (a busy event loop, a slow
+connection, the provider's own queue) pushes part of one burst into the next
+second's; with even spacing a call would have to be late by several spacings.
+For a budget of ``qps`` >= 1 calls are ``1/floor(qps)`` seconds apart, so no
+one-second window holds more than ``floor(qps)`` of them; below 1, one call
+per ``1/qps`` seconds.
 
 A throttling answer from the provider puts the whole credential on hold
 (:meth:`hold`) for a backoff period: every caller then waits, not just the one
@@ -23,7 +22,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
 from typing import Callable
 
 SAFETY_MARGIN = 0.025  # seconds added to every window
@@ -41,17 +39,12 @@ class TokenBucket:
         if not qps > 0:
             raise ValueError("qps must be > 0")
         self.qps = qps
-        if qps >= 1:
-            self.capacity = int(math.floor(qps))
-            self.window = 1.0 + margin
-        else:
-            self.capacity = 1
-            self.window = 1.0 / qps + margin
+        per_second = math.floor(qps) if qps >= 1 else qps
+        self.interval = (1.0 + margin) / per_second
         self._clock = clock
         self._cond = threading.Condition()
         self._sleep = sleep
-        self._taken: deque[float] = deque()
-        self._hold_until = 0.0
+        self._next = float("-inf")  # earliest time of the next call
         self.waited_seconds = 0.0  # total time callers spent waiting for a token
         self.acquired = 0
 
@@ -69,15 +62,7 @@ class TokenBucket:
     def delay(self) -> float:
         """Seconds until a token is available (0 if one is free now)."""
         with self._cond:
-            return self._delay_locked(self._clock())
-
-    def _delay_locked(self, now: float) -> float:
-        while self._taken and self._taken[0] + self.window <= now:
-            self._taken.popleft()
-        wait = max(0.0, self._hold_until - now)
-        if len(self._taken) >= self.capacity:
-            wait = max(wait, self._taken[0] + self.window - now)
-        return wait
+            return max(0.0, self._next - self._clock())
 
     def acquire(self, timeout: float | None = None, cancelled: Callable[[], bool] | None = None) -> bool:
         """Block until a token is taken.  Returns False on timeout or cancellation."""
@@ -85,9 +70,9 @@ class TokenBucket:
             start = self._clock()
             while True:
                 now = self._clock()
-                wait = self._delay_locked(now)
+                wait = self._next - now
                 if wait <= 0:
-                    self._taken.append(now)
+                    self._next = now + self.interval
                     self.acquired += 1
                     self.waited_seconds += now - start
                     return True
@@ -104,7 +89,7 @@ class TokenBucket:
     def hold(self, seconds: float) -> None:
         """Pause the credential for ``seconds`` (after a throttling answer)."""
         with self._cond:
-            self._hold_until = max(self._hold_until, self._clock() + seconds)
+            self._next = max(self._next, self._clock() + seconds)
             self._cond.notify_all()
 
     def cancel_waiters(self) -> None:

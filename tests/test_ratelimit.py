@@ -37,14 +37,21 @@ def take(bucket, clock, n):
     return times
 
 
-def test_burst_up_to_capacity_then_waits_a_window():
+def test_calls_are_paced_evenly():
     clock = FakeClock()
     bucket = TokenBucket(10, clock=clock, sleep=clock.sleep, margin=0.0)
     times = take(bucket, clock, 25)
-    assert times[:10] == [1000.0] * 10
-    assert times[10] == pytest.approx(1001.0)
-    assert times[20] == pytest.approx(1002.0)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert gaps == pytest.approx([0.1] * 24)
     assert max_in_window(times) == 10
+
+
+def test_the_margin_keeps_closed_windows_within_budget():
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
+    times = take(bucket, clock, 100)
+    closed = max(sum(1 for u in times if t <= u <= t + 1.0) for t in times)
+    assert closed == 10
 
 
 @given(qps=st.integers(min_value=1, max_value=50), n=st.integers(min_value=1, max_value=300),
@@ -70,16 +77,16 @@ def test_fractional_budget_below_one():
 
 
 def test_fractional_budget_above_one_rounds_down():
-    bucket = TokenBucket(2.7)
-    assert bucket.capacity == 2
+    bucket = TokenBucket(2.7, margin=0.0)
+    assert bucket.interval == pytest.approx(0.5)
 
 
 def test_throughput_is_the_budget():
     clock = FakeClock()
     bucket = TokenBucket(10, clock=clock, sleep=clock.sleep, margin=0.0)
     times = take(bucket, clock, 1000)
-    # 1000 calls at 10/s take 99 full windows after the first burst.
-    assert times[-1] - times[0] == pytest.approx(99.0)
+    # 1000 calls at 10/s: 999 spacings of 0.1 s.
+    assert times[-1] - times[0] == pytest.approx(99.9)
 
 
 def test_hold_pauses_everyone():
