@@ -181,7 +181,8 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
     poller = Poller(config, store)
     reloader = None if demo else Reloader(args, poller, store)
     try:
-        server = HttpServer(App(store, args.telemetry_path, reload=reloader.reload if reloader else None),
+        server = HttpServer(App(store, args.telemetry_path, reload=reloader.reload if reloader else None,
+                                shard=(args.shard, args.total_shards) if args.total_shards > 1 else None),
                             args.listen_address, web_config=getattr(args, "web_config", None))
     except OSError as err:
         print(f"error: --web.listen-address: cannot listen on {args.listen_address}: {err.strerror}", file=sys.stderr)

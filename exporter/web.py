@@ -39,12 +39,12 @@ import base64
 import binascii
 import collections
 import hashlib
-import html
 import http.client
 import logging
 import os
 import socket
 import ssl
+from urllib.parse import parse_qs
 import threading
 import time
 from http import HTTPStatus
@@ -53,7 +53,7 @@ from typing import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
-from exporter import __version__
+from exporter import __version__, statusboard
 from exporter.store import Store
 
 log = logging.getLogger(__name__)
@@ -367,12 +367,13 @@ class _HeaderLimit:
 
 class App:
     def __init__(self, store: Store, telemetry_path: str = "/metrics", ready: Callable[[], bool] | None = None,
-                 reload: Callable[[], tuple[bool, str]] | None = None):
+                 reload: Callable[[], tuple[bool, str]] | None = None, shard: tuple[int, int] | None = None):
         self.store = store
         self.telemetry_path = telemetry_path
         self.ready = ready or store.ready
         #: POST /-/reload: returns (success, one-line message); None where there is no file to reload
         self.reload = reload
+        self.shard = shard
         self.started_at = time.time()
         self._process = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self._process)
@@ -381,39 +382,9 @@ class App:
     def process_metrics(self) -> bytes:
         return generate_latest(self._process)
 
-    def landing_page(self) -> bytes:
-        rows = []
-        for acc in sorted(self.store.accounts(), key=lambda a: a.name):
-            poll = acc.poll
-            if poll is None:
-                state, age, err = "pending", "never", ""
-            else:
-                state = "ok" if poll.success else "failing"
-                age = f"{time.time() - poll.last_success_at:.0f}s ago" if poll.last_success_at else "never"
-                err = poll.error
-            rows.append(
-                "<tr>"
-                f"<td>{html.escape(acc.provider)}</td><td>{html.escape(acc.name)}</td>"
-                f'<td class="{state}">{state}</td><td>{age}</td><td>{len(acc.numbers)}</td>'
-                f"<td>{html.escape(err)}</td></tr>"
-            )
-        path = html.escape(self.telemetry_path)
-        page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>WhatsApp number exporter</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:left}}
-.ok{{background:#d4f7d4}}.failing{{background:#ffd6d6}}.pending{{background:#eee}}
-</style></head><body>
-<h1>WhatsApp number exporter</h1>
-<p>Version {html.escape(__version__)}. <a href="{path}">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot; <a href="/-/ready">Readiness</a></p>
-<h2>Accounts</h2>
-<table><tr><th>Provider</th><th>Account</th><th>Last poll</th><th>Last success</th><th>Numbers</th><th>Last error</th></tr>
-{''.join(rows)}
-</table>
-</body></html>
-"""
-        return page.encode()
+    def landing_page(self, query: dict[str, str] | None = None) -> bytes:
+        """The status board: rendered from the store's snapshots, never from a provider."""
+        return statusboard.render(self.store, self.telemetry_path, time.time(), query, shard=self.shard)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -596,7 +567,8 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._send(200, exposition.parts + [tail], CONTENT_TYPE, {"Vary": "Accept-Encoding"})
         elif path == "/":
-            self._send(200, app.landing_page(), "text/html; charset=utf-8")
+            query = {k: v[0] for k, v in parse_qs(self.path.partition("?")[2]).items()}
+            self._send(200, app.landing_page(query), "text/html; charset=utf-8")
         elif path == "/-/healthy":
             self._send(200, b"Healthy\n")
         elif path == "/-/reload":

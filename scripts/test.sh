@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 scripts/install-tools.sh
+scripts/install-browser.sh
 exec .venv/bin/python -m pytest "$@"
