@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import signal
 import sys
@@ -62,8 +63,26 @@ def _fail_web_config(err) -> int:
     return 2
 
 
+def _keep_large_buffers_returnable() -> None:
+    """glibc only: serve large allocations from mmap, so freeing them gives memory back.
+
+    glibc raises its mmap threshold after a large buffer is freed, up to 32 MiB;
+    later multi-megabyte response bodies then come from the heap, and the heap
+    fragments and keeps growing.  A fixed threshold (which turns the dynamic
+    adjustment off) keeps the exporter's RSS flat under big or oversized answers.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 256 * 1024)
+        libc.mallopt(m_trim_threshold, 1024 * 1024)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _keep_large_buffers_returnable()
     if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/-/healthy", "/-/ready"):
         print("error: --web.telemetry-path: must start with / and not clash with /, /-/healthy or /-/ready", file=sys.stderr)
         return 2

@@ -45,6 +45,10 @@ HINTS = {
 }
 
 
+#: consecutive polls refused for auth/permission reasons before the account's polls pause
+REFUSALS_BEFORE_PAUSE = 2
+
+
 class _Stats:
     """Request counters of one account, updated by the client on every attempt."""
 
@@ -217,9 +221,11 @@ class Poller:
             rt.rejections = 0
             return
         rt.rejections += 1
+        if rt.rejections < REFUSALS_BEFORE_PAUSE:
+            return  # one refusal can be a gateway's hiccup: the next poll comes at the usual time
         account = rt.account
         base = max(5 * account.poll_interval, 300.0)
-        hold = min(3600.0, base * 2 ** (rt.rejections - 1))
+        hold = min(3600.0, base * 2 ** (rt.rejections - REFUSALS_BEFORE_PAUSE))
         rt.hold_until = self._clock() + hold
         err = refused[-1]
         log.error(

@@ -155,6 +155,9 @@ def test_auth_and_permission_failures_pause_the_account_and_say_what_to_fix(setu
     emulator, poller, store, clock = setup
     emulator.inject(Fault(kind="error", code=code, access_key_id="ak-one"))
     clock.now += 60
+    poller.poll_account("shop")  # one refusal could be a hiccup: no pause yet
+    assert poller._runtimes["shop"].hold_until < clock.now
+    clock.now += 60
     with caplog.at_level(logging.INFO):
         poller.poll_account("shop")
     calls = len(emulator.requests)

@@ -60,6 +60,11 @@ class BudgetedClient:
         """One HTTP exchange; transport failures become ProviderError, bodies are size-capped."""
         try:
             with self._http.stream(method, url, headers=headers, content=content or None) as response:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                    # Refuse before reading a byte of it.
+                    raise ProviderError("parse", f"response of {declared} bytes is larger than {MAX_BODY_BYTES}",
+                                        http_status=response.status_code)
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     size += len(chunk)
