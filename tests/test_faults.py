@@ -189,3 +189,64 @@ def test_transient_errors_are_retried_and_the_budget_holds(setup):
     assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
                  action="QueryChatappPhoneNumbers", reason="upstream") == 2
     assert emulator.max_requests_in_any_second("ak-one") <= 10
+
+
+MORE_FAULTS = [
+    ("reset mid-body", dict(kind="truncate"), "upstream"),
+    ("a 40 MiB answer", dict(kind="oversize", megabytes=40), "parse"),
+]
+
+
+@pytest.mark.parametrize("name,fault,reason", MORE_FAULTS, ids=[f[0] for f in MORE_FAULTS])
+def test_transport_faults_keep_the_last_good_data(setup, name, fault, reason):
+    emulator, poller, store, clock = setup
+    emulator.inject(Fault(access_key_id="ak-one", **fault))
+    poller._runtimes["shop"].client._max_retries = 0
+    clock.now += 60
+    poller.poll_account("shop")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
+    assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
+    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
+                 action="QueryChatappPhoneNumbers", reason=reason) >= 1
+    emulator.clear_faults()
+    clock.now += 60
+    poller.poll_account("shop")
+    assert value(current(store), "whatsapp_exporter_poll_success", account="shop") == 1
+
+
+def test_a_smaller_oversized_answer_is_read(setup):
+    emulator, poller, store, clock = setup
+    emulator.inject(Fault(kind="oversize", megabytes=3, access_key_id="ak-one", action="QueryChatappPhoneNumbers"))
+    clock.now += 60
+    poller.poll_account("shop")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
+    assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
+
+
+def test_data_faults_are_tolerated(setup, caplog):
+    emulator, poller, store, clock = setup
+    for kind in ("unknown_enum", "duplicate_numbers"):
+        emulator.inject(Fault(kind=kind, access_key_id="ak-one", action="QueryChatappPhoneNumbers", count=2))
+    clock.now += 60
+    with caplog.at_level(logging.WARNING):
+        poller.poll_account("shop")
+    s = current(store)
+    one = dict(account="shop", phone_number="+8613800000001")
+    assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
+    assert value(s, "whatsapp_exporter_numbers", account="shop") == 3  # duplicates kept once
+    assert active_state(s, M + "status", "status", **one) == "OTHER"
+    assert active_state(s, M + "quality_rating", "quality_rating", **one) == "OTHER"
+    assert any(r.getMessage() == "unrecognised value, exported as OTHER" for r in caplog.records)
+    emulator.clear_faults()
+    emulator.inject(Fault(kind="null_fields", access_key_id="ak-one", action="QueryChatappPhoneNumbers", count=2))
+    clock.now += 60
+    poller.poll_account("shop")
+    s = current(store)
+    assert active_state(s, M + "status", "status", **one) == "UNKNOWN"
+    assert active_state(s, M + "quality_rating", "quality_rating", **one) == "UNKNOWN"
+    emulator.clear_faults()
+    clock.now += 60
+    poller.poll_account("shop")
+    assert active_state(current(store), M + "status", "status", **one) == "CONNECTED"

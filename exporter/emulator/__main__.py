@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .cams import CamsEmulator
 from .kaleyra import KaleyraEmulator
+from .meta import MetaEmulator
 from .nxcloud import NxCloudEmulator
 from .scenario import ScenarioError, builtin_scenarios, load_builtin_scenario, load_scenario
 
@@ -32,6 +33,7 @@ PROVIDERS = {
     "cams": (CamsEmulator, "demo"),
     "nxcloud": (NxCloudEmulator, "demo-nxcloud"),
     "kaleyra": (KaleyraEmulator, "demo-kaleyra"),
+    "meta": (MetaEmulator, "demo-meta"),
 }
 
 

@@ -47,6 +47,22 @@ exact wording of messages):
   Excess requests get ``400 Throttling.User`` and do not consume quota.
 * ``QueryChatappPhoneNumbers`` without ``CustSpaceId`` uses the caller's space
   marked ``default`` (else its first space): an inference from the docs.
+
+Faults (see :mod:`.scenario` for the kinds), as CAMS answers carry them:
+
+* ``oversize`` adds an unknown top-level string field ``EmulatorPadding`` to the
+  answer (an element of that name in XML answers).
+* ``unknown_enum``: ``QueryChatappPhoneNumbers`` gets ``Status: BRAND_NEW_STATE``,
+  ``QualityRating: BRAND_NEW_RATING`` and ``MessagingLimitTier: TIER_BRAND_NEW`` on
+  every number; ``QueryChatappBindWaba`` ``Data.AccountReviewStatus``,
+  ``GetPhoneNumberVerificationStatus`` ``Data.CodeVerificationStatus`` and every
+  ``CanSendMessage`` of ``GetWhatsappHealthStatus`` become ``BRAND_NEW_STATE``.
+* ``null_fields``: the same fields are sent as ``null``, and ``VerifiedName``,
+  ``CodeVerificationStatus``, ``NameStatus``, ``NewNameStatus`` and ``IsOfficial``
+  (numbers), ``Name`` and ``Currency`` (WABA), ``Id`` (verification) and ``Errors``
+  (health) are left out.
+* ``duplicate_numbers``: ``QueryChatappPhoneNumbers`` lists every number twice in a
+  row (only that action).
 """
 
 from __future__ import annotations
@@ -71,6 +87,7 @@ from .common import (
     HEALTH_BY_STATUS,
     HEALTH_RANK,
     MAX_BODY_BYTES,  # noqa: F401 - re-exported (cams.MAX_BODY_BYTES)
+    UNKNOWN_ENUM_VALUES,
     ApiError,
     BodyError,
     Context,
@@ -227,6 +244,11 @@ WABA_FIELDS = (
 )
 _NUMBER_KNOWN = {k for k, _ in NUMBER_FIELDS} | {"id", "present", "wire_extra", "can_send_message", "health_errors"}
 _WABA_KNOWN = {k for k, _ in WABA_FIELDS} | {"present", "wire_extra", "can_send_message", "health_errors"}
+
+_NUMBER_ENUMS = (("Status", "status"), ("QualityRating", "quality"), ("MessagingLimitTier", "tier"))
+_NUMBER_DROPPED = ("VerifiedName", "CodeVerificationStatus", "NameStatus", "NewNameStatus", "IsOfficial")
+_ENUM_FAULT_ACTIONS = frozenset({"QueryChatappPhoneNumbers", "QueryChatappBindWaba",
+                                 "GetPhoneNumberVerificationStatus", "GetWhatsappHealthStatus"})
 
 _HEALTH_BY_STATUS = HEALTH_BY_STATUS
 _HEALTH_BY_REVIEW = HEALTH_BY_REVIEW
@@ -389,12 +411,15 @@ class CamsEmulator(ProviderEmulator):
     known_number_attributes = frozenset(_NUMBER_KNOWN)
     known_waba_attributes = frozenset(_WABA_KNOWN)
     write_actions = WRITE_ACTIONS
+    data_fault_actions = {"unknown_enum": _ENUM_FAULT_ACTIONS, "null_fields": _ENUM_FAULT_ACTIONS,
+                          "duplicate_numbers": frozenset({"QueryChatappPhoneNumbers"})}
+    padding_key = "EmulatorPadding"
     _logger = logger
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG, host_id: str | None = None):
-        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level)
+                 log_level: int = logging.DEBUG, host_id: str | None = None, seed: int | None = None):
+        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
         self._host_id = host_id
         self._nonces: dict[tuple[str, str], float] = {}
         self._nonce_order: deque[tuple[float, tuple[str, str]]] = deque()
@@ -657,6 +682,46 @@ class CamsEmulator(ProviderEmulator):
     def _html_reply(self, ctx: _Ctx) -> _Reply:
         return _Reply(502, _HTML_502, "text/html", {"x-acs-request-id": ctx.request_id}, code="fault:html")
 
+    def _corrupt_answer(self, kind: str, action: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        unknown = kind == "unknown_enum"
+        state = UNKNOWN_ENUM_VALUES["status"] if unknown else None
+        if action == "QueryChatappPhoneNumbers":
+            items = [dict(item) for item in payload.get("PhoneNumbers") or []]
+            if kind == "duplicate_numbers":
+                items = [copy for item in items for copy in (item, dict(item))]
+            else:
+                for item in items:
+                    for key, role in _NUMBER_ENUMS:
+                        item[key] = UNKNOWN_ENUM_VALUES[role] if unknown else None
+                    if not unknown:
+                        for key in _NUMBER_DROPPED:
+                            item.pop(key, None)
+            payload["PhoneNumbers"] = items
+            return payload
+        data = payload.get("Data")
+        if not isinstance(data, dict):
+            return payload
+        data = dict(data)
+        if action == "QueryChatappBindWaba":
+            data["AccountReviewStatus"] = state
+            dropped: tuple[str, ...] = ("Name", "Currency")
+        elif action == "GetPhoneNumberVerificationStatus":
+            data["CodeVerificationStatus"] = state
+            dropped = ("Id",)
+        else:  # GetWhatsappHealthStatus
+            data["CanSendMessage"] = state
+            entities = [dict(e, CanSendMessage=state) for e in data.get("Entities") or []]
+            if not unknown:
+                for entity in entities:
+                    entity.pop("Errors", None)
+            data["Entities"] = entities
+            dropped = ()
+        if not unknown:
+            for key in dropped:
+                data.pop(key, None)
+        payload["Data"] = data
+        return payload
+
     # -- replies -----------------------------------------------------------
 
     def _encode(self, ctx: _Ctx, root: str, payload: Mapping[str, Any]) -> tuple[bytes, str]:
@@ -665,7 +730,7 @@ class CamsEmulator(ProviderEmulator):
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), JSON_CONTENT_TYPE
 
     def _ok_reply(self, ctx: _Ctx, payload: Mapping[str, Any]) -> _Reply:
-        payload = dict(payload)
+        payload = self._data_fault(ctx, dict(payload))
         payload["RequestId"] = ctx.request_id
         body, ctype = self._encode(ctx, f"{ctx.action}Response", payload)
         return _Reply(200, body, ctype, {"x-acs-request-id": ctx.request_id}, code=str(payload.get("Code")))

@@ -13,8 +13,13 @@ everything that does not depend on a provider's wire format:
   ``per_second_counts()``, ``max_requests_in_any_second()``, ``write_action_calls()``);
 * per-second request counting against limits (:meth:`ProviderEmulator._admit`);
 * fault selection and injection (``inject()``, ``clear_faults()``, ``count`` /
-  ``from`` / ``until`` / selectors), including ``delay``, ``malformed``, ``html``
-  and ``reset``; ``error`` faults are turned into the provider's own error answer;
+  ``from`` / ``until`` / ``probability`` / selectors), including ``delay``,
+  ``malformed``, ``html``, ``reset``, ``truncate``, ``oversize`` and ``refuse``;
+  ``error`` faults are turned into the provider's own error answer, and the data
+  faults (``unknown_enum``, ``null_fields``, ``duplicate_numbers``) are applied by
+  each provider to its successful answers through :meth:`ProviderEmulator._corrupt_answer`;
+  ``probability`` draws from a random generator private to the emulator
+  (``seed=`` on the constructor), so runs are reproducible;
 * runtime overrides of numbers and WABAs (``set_number()``, ``set_waba()``,
   ``clear_overrides()``) on top of the scenario timelines.
 
@@ -29,6 +34,7 @@ import difflib
 import json
 import logging
 import math
+import random
 import socket
 import struct
 import threading
@@ -40,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
-from .scenario import Fault, Scenario, Space
+from .scenario import DATA_FAULT_KINDS, Fault, Scenario, Space
 
 __all__ = [
     "ApiError",
@@ -54,6 +60,7 @@ __all__ = [
     "Reply",
     "Request",
     "RequestRecord",
+    "UNKNOWN_ENUM_VALUES",
     "country_code_length",
     "display_number",
     "json_bytes",
@@ -75,6 +82,9 @@ HEALTH_BY_STATUS = {
 }
 HEALTH_BY_REVIEW = {"APPROVED": "AVAILABLE", "PENDING": "LIMITED", "REJECTED": "BLOCKED", "DISABLED": "BLOCKED"}
 HEALTH_RANK = {"AVAILABLE": 0, "LIMITED": 1, "BLOCKED": 2}
+
+# What an ``unknown_enum`` fault puts in place of each kind of enumerated value.
+UNKNOWN_ENUM_VALUES = {"status": "BRAND_NEW_STATE", "quality": "BRAND_NEW_RATING", "tier": "TIER_BRAND_NEW"}
 
 
 def worst_health(values: Iterable[str], default: str = "AVAILABLE") -> str:
@@ -206,6 +216,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     code: str | None = None
     reset: bool = False
+    truncate: bool = False          # send the headers and half the body, then close the connection
 
 
 @dataclass
@@ -245,6 +256,7 @@ class Context:
     throttled: bool = False
     fault: str | None = None
     path: str = ""
+    fault_spec: Fault | None = None          # the fault applied (its parameters, e.g. megabytes)
 
 
 class ActiveFault:
@@ -279,6 +291,22 @@ class _Server(ThreadingHTTPServer):
         self.emulator._logger.debug("%s emulator: connection error from %s", self.emulator.provider_name,
                                     client_address, exc_info=True)
 
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """A ``refuse`` fault: accept the connection and close it at once with a reset, without a byte."""
+        if not self.emulator._refuse_now():
+            return True
+        _reset(request)
+        return False
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close a connection with RST (SO_LINGER 0) instead of FIN."""
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    except OSError:
+        pass
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -291,6 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self._served = 0
         self.server.emulator._track(self.connection, True)
 
     def finish(self) -> None:
@@ -351,6 +380,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         emulator = self.server.emulator
         arrival = emulator._clock()
+        self._served += 1
+        if self._served > 1 and emulator._refuse_now(self.command, self.path.split("?", 1)[0]):
+            # a keep-alive connection opened before the endpoint started refusing
+            self.close_connection = True
+            _reset(self.connection)
+            return
         try:
             body = self._read_body()
         except BodyError as exc:
@@ -363,9 +398,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _write(self, reply: Reply) -> None:
         if reply.reset:
             self.close_connection = True
+            _reset(self.connection)
+            return
+        if reply.truncate:
+            # the real status line and headers (full Content-Length, no "Connection: close"), half the body,
+            # then the connection is closed as if the server died mid-body
+            self.close_connection = True
             try:
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.connection.close()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(reply.body[: len(reply.body) // 2])
+                self.connection.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
             return
@@ -402,11 +449,15 @@ class ProviderEmulator:
     known_number_attributes: frozenset[str] = frozenset()
     known_waba_attributes: frozenset[str] = frozenset()
     write_actions: frozenset[str] = frozenset()
+    #: data-fault kind -> the actions whose successful answers it alters (others are never data-faulted)
+    data_fault_actions: Mapping[str, frozenset[str]] = {}
+    #: the ignored field an ``oversize`` fault adds to a JSON (or XML) answer
+    padding_key = "emulator_padding"
     _logger = logger
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG):
+                 log_level: int = logging.DEBUG, seed: int | None = None):
         if not isinstance(scenario, Scenario):
             raise TypeError("scenario must be a Scenario (see exporter.emulator.scenario)")
         self.scenario = scenario
@@ -414,6 +465,7 @@ class ProviderEmulator:
         self.port = port
         self._clock = clock
         self._log_level = log_level
+        self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._records: deque[RequestRecord] = deque(maxlen=max_records)
         self._qps_counts: dict[tuple, int] = {}
@@ -662,6 +714,37 @@ class ProviderEmulator:
         return Reply(200, body[: max(1, len(body) // 2)], self.json_content_type, self._common_headers(ctx),
                      code="fault:malformed")
 
+    def _oversize_reply(self, ctx: Context, reply: Reply, megabytes: float) -> Reply:
+        """What an ``oversize`` fault answers: the real answer with one ignored string field
+        (:attr:`padding_key`) making the body about ``megabytes`` MiB.  Bodies that are neither a JSON
+        object nor an XML document are left alone."""
+        body = reply.body
+        target = int(megabytes * (1 << 20))
+        key = self.padding_key.encode("ascii")
+        stripped = body.rstrip()
+        if stripped.startswith(b"{") and stripped.endswith(b"}"):
+            head = stripped[:-1]
+            opening = head.rstrip() + (b"," if head.strip() != b"{" else b"") + b'"' + key + b'":"'
+            closing = b'"}'
+        elif stripped.startswith(b"<") and stripped.rfind(b"</") > 0:
+            cut = stripped.rfind(b"</")
+            opening, closing = stripped[:cut] + b"<" + key + b">", b"</" + key + b">" + stripped[cut:]
+        else:
+            return reply
+        fill = max(0, target - len(opening) - len(closing))
+        return replace(reply, body=opening + b"x" * fill + closing)
+
+    def _data_fault(self, ctx: Context, payload: Any) -> Any:
+        """Providers pass every successful payload through here before encoding it."""
+        if ctx.fault in DATA_FAULT_KINDS:
+            return self._corrupt_answer(ctx.fault, ctx.action, payload)
+        return payload
+
+    def _corrupt_answer(self, kind: str, action: str | None, payload: Any) -> Any:
+        """Apply a data fault (``unknown_enum``, ``null_fields``, ``duplicate_numbers``) to the decoded
+        successful answer of ``action``; only called for actions in :attr:`data_fault_actions`."""
+        return payload
+
     # -- request processing ------------------------------------------------
 
     def _track(self, conn: socket.socket, add: bool) -> None:
@@ -701,6 +784,10 @@ class ProviderEmulator:
             reply = self._error_reply(ctx, self._internal_error())
         if ctx.fault == "malformed":
             reply = self._malformed_reply(ctx, reply)
+        elif ctx.fault == "truncate" and not reply.reset:
+            reply = replace(reply, truncate=True, code="fault:truncate")
+        elif ctx.fault == "oversize" and ctx.fault_spec is not None and not reply.reset:
+            reply = self._oversize_reply(ctx, reply, ctx.fault_spec.megabytes or 0.0)
         self._record(req.method, ctx.path, req.arrival, ctx, reply)
         self._logger.log(self._log_level, "%s %s ak=%s space=%s -> %s %s (%.1f ms)", req.method,
                          ctx.action or "-", ctx.access_key_id or "-", ctx.space_id or "-",
@@ -733,9 +820,15 @@ class ProviderEmulator:
     def _apply_faults(self, ctx: Context) -> Reply | None:
         """Pick the first matching fault (after summing matching delays) and apply it.
 
-        ``error`` raises the provider's error (:meth:`_fault_error`); ``html`` and
-        ``reset`` return a reply; ``malformed`` returns None and truncates the
-        normal answer later.
+        A fault matches when its selectors and time window do, its kind applies
+        to the request (``refuse`` never does here: see :meth:`_refuse_now`; a data
+        fault only for the actions in :attr:`data_fault_actions`), and, with a
+        ``probability``, a draw from the emulator's generator says so; only then
+        does it consume ``count``.  ``error`` raises the provider's error
+        (:meth:`_fault_error`); ``html`` and ``reset`` return a reply; the other
+        kinds return None and alter the normal answer later (``malformed``,
+        ``truncate`` and ``oversize`` in :meth:`_serve`, data faults in the
+        provider's :meth:`_data_fault` call).
         """
         t = self.scenario_time()
         phones = ctx.phone_numbers or (ctx.phone_number,)
@@ -746,8 +839,14 @@ class ProviderEmulator:
                 if active.remaining == 0:
                     continue
                 fault = active.fault
+                if fault.kind == "refuse":
+                    continue
+                if fault.kind in DATA_FAULT_KINDS and ctx.action not in self.data_fault_actions.get(fault.kind, ()):
+                    continue
                 if not any(fault.selects(access_key_id=ctx.access_key_id, action=ctx.action,
                                          space_id=ctx.space_id, phone_number=phone, t=t) for phone in phones):
+                    continue
+                if fault.probability is not None and self._rng.random() >= fault.probability:
                     continue
                 if active.remaining is not None:
                     active.remaining -= 1
@@ -762,10 +861,39 @@ class ProviderEmulator:
         if chosen is None:
             return None
         ctx.fault = chosen.kind
+        ctx.fault_spec = chosen
         if chosen.kind == "error":
             raise self._fault_error(ctx, chosen)
         if chosen.kind == "html":
             return self._html_reply(ctx)
         if chosen.kind == "reset":
             return Reply(0, reset=True, code="fault:reset")
-        return None  # "malformed": answered normally, then truncated in _serve
+        return None  # answered normally, then altered (see the docstring)
+
+    def _refuse_now(self, method: str = "", path: str = "") -> bool:
+        """True (and recorded) if a ``refuse`` fault takes this connection, or this request on a reused one."""
+        with self._lock:
+            candidates = [a for a in self._injected + self._scenario_faults
+                          if a.fault.kind == "refuse" and a.remaining != 0]
+            if not candidates:
+                return False
+        t = self.scenario_time()
+        chosen: Fault | None = None
+        with self._lock:
+            for active in candidates:
+                fault = active.fault
+                if active.remaining == 0 or not fault.selects(access_key_id=None, action=None, space_id=None,
+                                                              phone_number=None, t=t):
+                    continue
+                if fault.probability is not None and self._rng.random() >= fault.probability:
+                    continue
+                if active.remaining is not None:
+                    active.remaining -= 1
+                chosen = fault
+                break
+        if chosen is None:
+            return False
+        ctx = Context(request_id=str(uuid.uuid4()), fault="refuse", fault_spec=chosen, path=path)
+        self._record(method, path, self._clock(), ctx, Reply(0, reset=True, code="fault:refuse"))
+        self._logger.log(self._log_level, "%s emulator: connection refused (fault)", self.provider_name)
+        return True

@@ -55,6 +55,23 @@ codes and field names, never on the wording of messages):
   ``/verify``, ``/retry_otp`` and ``/update`` (any method) are recognised,
   authenticated, recorded as write calls (``write_action_calls()``) and refused
   with HTTP 400 ``Emulator.WriteActionCalled``: an exporter must never call them.
+
+Faults (see :mod:`.scenario` for the kinds), as Kaleyra answers carry them:
+
+* ``error`` with ``code: WA429`` is the throttling answer (HTTP 429), ``RBC001``
+  the auth error (HTTP 401), ``WA500`` an HTTP 500.
+* ``oversize`` adds an unknown top-level string field ``emulator_padding`` to the
+  envelope.
+* ``unknown_enum``: discovery entries get ``status: BRAND_NEW_STATE`` and
+  ``quality_rating: BRAND_NEW_RATING``; details get those plus
+  ``quality_score: {score: BRAND_NEW_RATING}``, ``messaging_limit_tier:
+  TIER_BRAND_NEW`` (and ``whatsapp_business_manager_messaging_limit`` when sent)
+  and ``health_status.can_send_message: BRAND_NEW_STATE``.
+* ``null_fields``: the same fields are sent as ``null`` (``quality_score`` and the
+  portfolio limit are left out instead), and ``verified_name``, ``name_status``,
+  ``new_name_status`` and ``code_verification_status`` are left out.
+* ``duplicate_numbers``: discovery lists every number twice in a row; it does not
+  apply to the details of one number.
 """
 
 from __future__ import annotations
@@ -69,6 +86,7 @@ from urllib.parse import unquote
 from .common import (
     HEALTH_BY_REVIEW,
     HEALTH_BY_STATUS,
+    UNKNOWN_ENUM_VALUES,
     ApiError,
     BodyError,
     Context,
@@ -160,12 +178,14 @@ class KaleyraEmulator(ProviderEmulator):
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = _WABA_KNOWN
     write_actions = WRITE_ACTIONS
+    data_fault_actions = {"unknown_enum": READ_ACTIONS, "null_fields": READ_ACTIONS,
+                          "duplicate_numbers": frozenset({LIST_ACTION})}
     _logger = logger
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG):
-        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level)
+                 log_level: int = logging.DEBUG, seed: int | None = None):
+        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
 
     # -- hooks ---------------------------------------------------------------
 
@@ -193,7 +213,9 @@ class KaleyraEmulator(ProviderEmulator):
                    "error": dict(error)}
         return Reply(err.status, json_bytes(payload), JSON_CONTENT_TYPE, headers, code=str(err.code))
 
-    def _ok_reply(self, data: Any) -> Reply:
+    def _ok_reply(self, data: Any, ctx: Context | None = None) -> Reply:
+        if ctx is not None:
+            data = self._data_fault(ctx, data)
         payload = {"code": SUCCESS_CODE, "message": SUCCESS_MESSAGE, "data": data, "error": {}}
         return Reply(200, json_bytes(payload), JSON_CONTENT_TYPE, code=SUCCESS_CODE)
 
@@ -248,8 +270,41 @@ class KaleyraEmulator(ProviderEmulator):
                           detail={"error": f"{action} has side effects; the emulator records the call and "
                                            "refuses it"})
         if action == LIST_ACTION:
-            return self._ok_reply(self._list_numbers(cred, target or ""))
-        return self._ok_reply(self._details(number or "", located))
+            return self._ok_reply(self._list_numbers(cred, target or ""), ctx)
+        return self._ok_reply(self._details(number or "", located), ctx)
+
+    def _corrupt_answer(self, kind: str, action: str | None, payload: Any) -> Any:
+        unknown = kind == "unknown_enum"
+        status = UNKNOWN_ENUM_VALUES["status"] if unknown else None
+        quality = UNKNOWN_ENUM_VALUES["quality"] if unknown else None
+        tier = UNKNOWN_ENUM_VALUES["tier"] if unknown else None
+        described = ("verified_name", "name_status", "new_name_status", "code_verification_status")
+        if action == LIST_ACTION and isinstance(payload, list):
+            entries = [dict(e) if isinstance(e, dict) else e for e in payload]
+            if kind == "duplicate_numbers":
+                return [c for e in entries for c in (e, dict(e) if isinstance(e, dict) else e)]
+            for entry in entries:
+                if isinstance(entry, dict):
+                    entry.update(status=status, quality_rating=quality)
+                    if not unknown:
+                        for key in described:
+                            entry.pop(key, None)
+            return entries
+        if action == DETAILS_ACTION and isinstance(payload, dict):
+            obj = dict(payload)
+            obj.update(status=status, quality_rating=quality, messaging_limit_tier=tier)
+            if unknown:
+                obj["quality_score"] = {"score": quality}
+                if "whatsapp_business_manager_messaging_limit" in obj:
+                    obj["whatsapp_business_manager_messaging_limit"] = tier
+            else:
+                for key in ("quality_score", "whatsapp_business_manager_messaging_limit") + described:
+                    obj.pop(key, None)
+            health = obj.get("health_status")
+            if isinstance(health, dict):
+                obj["health_status"] = {**health, "can_send_message": status}
+            return obj
+        return payload
 
     def _authenticate(self, req: Request, sid: str | None) -> Credential:
         api_key = (req.header("api-key") or "").strip()

@@ -54,7 +54,21 @@ the wording of messages):
   recognised, authenticated, recorded as a write call and refused with code
   ``-1``, so tests can assert the exporter never sends anything.
 * An ``error`` fault's ``code`` is sent as an integer when it is one (``"1004"`` ->
-  ``1004``).  Code ``9099`` carries a Meta Graph error in ``data.error``.
+  ``1004``).  Code ``9099`` carries a Meta Graph error in ``data.error``.  The
+  throttling answer is ``{kind: error, code: -1, http_status: 429}`` (its message
+  defaults to the one above).
+
+Faults (see :mod:`.scenario` for the kinds), as ``getPhone`` answers carry them:
+
+* ``oversize`` adds an unknown top-level string field ``emulator_padding`` to the
+  envelope (next to ``code``, ``message`` and ``data``).
+* ``unknown_enum``: every answered number gets ``status: BRAND_NEW_STATE``,
+  ``quality_rating: BRAND_NEW_RATING`` and ``current_limit: TIER_BRAND_NEW``.
+* ``null_fields``: those three are sent as ``null``, and ``verified_name``,
+  ``name_status`` and ``code_verification_status`` are left out.
+* ``duplicate_numbers``: in the map shape every number is listed a second time
+  under the key ``"+<digits>"`` (same number, E.164 spelling; a JSON object cannot
+  repeat a key); in the array shape every entry appears twice in a row.
 """
 
 from __future__ import annotations
@@ -69,6 +83,7 @@ import uuid
 from typing import Any, Callable, Mapping
 
 from .common import (
+    UNKNOWN_ENUM_VALUES,
     ApiError,
     BodyError,
     Context,
@@ -225,17 +240,18 @@ class NxCloudEmulator(ProviderEmulator):
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = frozenset({"id", "name", "present"})
     write_actions = WRITE_ACTIONS
+    data_fault_actions = {kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")}
     _logger = logger
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG):
+                 log_level: int = logging.DEBUG, seed: int | None = None):
         for i, space in enumerate(scenario.spaces):
             shape = space.extra.get("response_shape", "map")
             if shape not in RESPONSE_SHAPES:
                 raise ScenarioError(f"spaces[{i}].extra.response_shape",
                                     f"must be one of {', '.join(RESPONSE_SHAPES)}, got {shape!r}")
-        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level)
+        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
 
     # -- hooks ---------------------------------------------------------------
 
@@ -254,7 +270,10 @@ class NxCloudEmulator(ProviderEmulator):
         if fault.http200:
             status = 200
         detail = {"error": _meta_error(None)} if code == 9099 else None
-        return _NxError(code, fault.message, status, retry_after=fault.retry_after, detail=detail)
+        message = fault.message
+        if message is None and status == THROTTLE_STATUS and code == -1:
+            message = THROTTLE_MESSAGE
+        return _NxError(code, message, status, retry_after=fault.retry_after, detail=detail)
 
     def _error_reply(self, ctx: Context, err: ApiError) -> Reply:
         headers = {}
@@ -263,7 +282,9 @@ class NxCloudEmulator(ProviderEmulator):
         payload = {"code": err.code, "message": err.message, "data": err.detail}
         return Reply(err.status, json_bytes(payload), JSON_CONTENT_TYPE, headers, code=str(err.code))
 
-    def _ok_reply(self, data: Any) -> Reply:
+    def _ok_reply(self, data: Any, ctx: Context | None = None) -> Reply:
+        if ctx is not None:
+            data = self._data_fault(ctx, data)
         payload = {"code": 0, "message": "Request successful", "data": data}
         return Reply(200, json_bytes(payload), JSON_CONTENT_TYPE, code="0")
 
@@ -307,7 +328,36 @@ class NxCloudEmulator(ProviderEmulator):
         if action in WRITE_ACTIONS:
             raise _NxError(-1, f"Request failed: the emulator records {action} calls and refuses them "
                                "(an exporter must never send anything)")
-        return self._ok_reply(self._get_phone(cred, body))
+        return self._ok_reply(self._get_phone(cred, body), ctx)
+
+    def _corrupt_answer(self, kind: str, action: str | None, payload: Any) -> Any:
+        if not isinstance(payload, dict):
+            return payload
+        array = isinstance(payload.get("business_phones"), list)
+        entries = payload["business_phones"] if array else list(payload.items())
+        if kind == "duplicate_numbers":
+            if array:
+                return {**payload, "business_phones": [c for e in entries for c in (e, dict(e))]}
+            out: dict[str, Any] = {}
+            for key, value in entries:
+                out[key] = value
+                out[f"+{key.lstrip('+')}"] = [dict(v) for v in value] if isinstance(value, list) else value
+            return out
+
+        def alter(obj: Any) -> Any:
+            if not isinstance(obj, dict):
+                return obj
+            obj = dict(obj)
+            for key, role in (("status", "status"), ("quality_rating", "quality"), ("current_limit", "tier")):
+                obj[key] = UNKNOWN_ENUM_VALUES[role] if kind == "unknown_enum" else None
+            if kind == "null_fields":
+                for key in ("verified_name", "name_status", "code_verification_status"):
+                    obj.pop(key, None)
+            return obj
+
+        if array:
+            return {**payload, "business_phones": [alter(e) for e in entries]}
+        return {key: [alter(v) for v in value] if isinstance(value, list) else alter(value) for key, value in entries}
 
     def _check_ts(self, ts: str, arrival: float) -> None:
         if not ts.isdigit() or len(ts) > 16:

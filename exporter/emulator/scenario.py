@@ -54,20 +54,70 @@ Format (YAML; every key not marked "required" is optional)::
               - {at: 3m, set: {quality_rating: RED, status: FLAGGED}}
             repeat_every: 6m                # the timeline loops with this period
     faults:
-      - kind: error                     # error | delay | malformed | html | reset
+      - kind: error                     # one of the kinds below
         code: Throttling.User           # error: required (a provider's code; integers such as 9099 allowed)
         http_status: 400                # error: default from the provider's table
         message: ...                    # error: default from the provider's table
         retry_after: 2                  # error: adds a retry-after header (seconds)
         http200: false                  # error: send the business error with HTTP 200
         seconds: 3                      # delay: required; sleep before answering
-        access_key_id: demo-ak-1        # selectors, all optional (AND-ed)
+        megabytes: 40                   # oversize: required; size of the padded answer in MiB (> 0, <= 1024)
+        access_key_id: demo-ak-1        # selectors, all optional (AND-ed); not allowed with kind: refuse
         action: QueryChatappPhoneNumbers
         space_id: cams-demo-shop
         phone_number: "8613800000001"
         from: 60                        # active while from <= scenario time < until
         until: 2m
         count: 3                        # only the next 3 matching requests
+        probability: 0.1                # applied at random to each matching request, 0..1 (default: always)
+
+Fault kinds (a request is checked against the faults after authentication and
+flow control, so throttling and auth answers of the emulator itself come first):
+
+* ``error``: the provider's own error answer for ``code`` (see each emulator's
+  table).  Every documented throttling answer is one: CAMS ``Throttling.User``,
+  ``Throttling.Api``, ``Throttling`` and ``System.LimitControl`` (HTTP 400, or
+  HTTP 200 with ``http200: true``); NxCloud ``code: -1`` with ``http_status: 429``
+  (its rate-limit answer); Kaleyra ``WA429`` (HTTP 429).  So are the auth and
+  permission errors (CAMS ``SignatureDoesNotMatch``, ``InvalidAccessKeyId.NotFound``,
+  ``InvalidTimeStamp.Expired``, ``Ram.PermissionDeny``; NxCloud 1003, 1004, 1005;
+  Kaleyra ``RBC001``) and HTTP 5xx (CAMS ``InternalError``/``ServiceUnavailable``,
+  NxCloud any code with ``http_status: 5xx``, Kaleyra ``WA500``).
+* ``delay``: sleep ``seconds`` before answering (every matching delay adds up;
+  the answer is then chosen by the other faults).  A delay longer than the
+  client's timeout is a timeout.
+* ``malformed``: HTTP 200 with the first half of the real body (invalid JSON).
+* ``html``: an HTML error page of a proxy (HTTP 502, ``text/html``).
+* ``reset``: the connection is reset (RST) before any byte of the answer.
+* ``truncate``: the real status line and headers, with the full ``Content-Length``,
+  then the first half of the body, then the connection is closed: the client
+  sees a body cut short mid-way.
+* ``oversize``: the real answer padded with one large ignored string field to
+  about ``megabytes`` MiB (each emulator names its padding field; the exporter
+  caps bodies at 32 MiB, so 40 tests the cap and 5 a big but valid answer).
+* ``refuse``: the endpoint refuses connections.  It acts on connections, before
+  any request is read, so it takes no request selectors (``access_key_id``,
+  ``action``, ``space_id``, ``phone_number``): only ``from``/``until``, ``count``
+  and ``probability``.  A new connection is accepted and at once closed with a
+  reset, without a byte; a request on a keep-alive connection opened earlier is
+  answered the same way.  Each connection and each reused-connection request is
+  one match (``count``, ``probability``).  A real "connection refused"
+  (ECONNREFUSED) is ``emulator.stop()``; ``start()`` binds the same port again.
+  Refusal is per endpoint: give an account its own emulator to refuse only it.
+* ``unknown_enum``, ``null_fields``, ``duplicate_numbers``: data faults applied
+  to a successful answer of the actions that describe numbers (for CAMS also its
+  WABA and health answers; ``duplicate_numbers`` only where numbers are listed;
+  details in each emulator's module docstring); a matching request of another
+  action is not faulted and does not consume ``count``.  ``unknown_enum`` replaces the
+  status, quality rating and tier of every answered number (and a WABA's review
+  status, a health answer's states) with unknown strings (``BRAND_NEW_STATE``,
+  ``BRAND_NEW_RATING``, ``TIER_BRAND_NEW``); ``null_fields`` sets the status,
+  quality rating and tier to null and drops the other descriptive fields (the
+  phone number itself stays); ``duplicate_numbers`` lists every number twice.
+
+``probability`` uses a random generator private to each emulator (``seed`` on
+the emulator's constructor), so a run with the same requests in the same order
+draws the same faults.  ``count`` counts only the faults actually applied.
 
 How each emulator reads the neutral model (see each module's docstring for details):
 
@@ -110,6 +160,7 @@ import yaml
 __all__ = [
     "Credential",
     "Fault",
+    "DATA_FAULT_KINDS",
     "FAULT_KINDS",
     "Number",
     "Scenario",
@@ -128,7 +179,11 @@ __all__ = [
     "parse_scenario",
 ]
 
-FAULT_KINDS = ("error", "delay", "malformed", "html", "reset")
+FAULT_KINDS = ("error", "delay", "malformed", "html", "reset", "truncate", "oversize", "refuse", "unknown_enum",
+               "null_fields", "duplicate_numbers")
+#: faults that alter the content of a successful answer (only actions that list numbers)
+DATA_FAULT_KINDS = frozenset({"unknown_enum", "null_fields", "duplicate_numbers"})
+MAX_OVERSIZE_MEGABYTES = 1024
 
 _ATTR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -461,6 +516,8 @@ class Fault:
     from_: float | None = None
     until: float | None = None
     count: int | None = None
+    probability: float | None = None
+    megabytes: float | None = None
 
     def __post_init__(self) -> None:
         _validate_fault(self, "Fault")
@@ -498,6 +555,30 @@ def _validate_fault(fault: Fault, path: str) -> None:
         fault.seconds = parse_duration(fault.seconds, _join(path, "seconds"))
     elif fault.seconds is not None:
         raise ScenarioError(_join(path, "seconds"), "only valid with kind: delay")
+    if fault.kind == "oversize":
+        mpath = _join(path, "megabytes")
+        if fault.megabytes is None:
+            raise ScenarioError(mpath, "is required for kind: oversize")
+        if isinstance(fault.megabytes, bool) or not isinstance(fault.megabytes, (int, float)):
+            raise ScenarioError(mpath, f"expected a number, got {_type_name(fault.megabytes)} {fault.megabytes!r}")
+        if not (0 < fault.megabytes <= MAX_OVERSIZE_MEGABYTES) or math.isnan(fault.megabytes):
+            raise ScenarioError(mpath, f"must be > 0 and <= {MAX_OVERSIZE_MEGABYTES}, got {fault.megabytes!r}")
+        fault.megabytes = float(fault.megabytes)
+    elif fault.megabytes is not None:
+        raise ScenarioError(_join(path, "megabytes"), "only valid with kind: oversize")
+    if fault.probability is not None:
+        ppath = _join(path, "probability")
+        if isinstance(fault.probability, bool) or not isinstance(fault.probability, (int, float)):
+            raise ScenarioError(ppath, f"expected a number from 0 to 1, got {_type_name(fault.probability)} "
+                                       f"{fault.probability!r}")
+        if not 0 <= fault.probability <= 1:
+            raise ScenarioError(ppath, f"must be between 0 and 1, got {fault.probability!r}")
+        fault.probability = float(fault.probability)
+    if fault.kind == "refuse":
+        for name in ("access_key_id", "action", "space_id", "phone_number"):
+            if getattr(fault, name) is not None:
+                raise ScenarioError(_join(path, name), "kind: refuse acts on connections before any request is "
+                                                       "read; it takes only from/until, count and probability")
     if fault.kind != "error":
         for name in ("http_status", "message", "retry_after"):
             if getattr(fault, name) is not None:
@@ -577,7 +658,7 @@ _CRED_KEYS = ("access_key_id", "access_key_secret", "qps", "action_qps", "permis
               "account", "security_token")
 _SPACE_KEYS = ("cust_space_id", "space_id", "access_key_id", "isv_code", "default", "waba", "numbers", "extra")
 _FAULT_KEYS = ("kind", "code", "http_status", "message", "retry_after", "http200", "seconds", "access_key_id",
-               "action", "space_id", "phone_number", "from", "until", "count")
+               "action", "space_id", "phone_number", "from", "until", "count", "probability", "megabytes")
 _NUMBER_RESERVED = ("phone_number", "timeline", "repeat_every")
 _WABA_RESERVED = ("timeline", "repeat_every")
 
