@@ -73,9 +73,11 @@ def _keep_large_buffers_returnable() -> None:
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
+        m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
         libc.mallopt(m_mmap_threshold, 256 * 1024)
         libc.mallopt(m_trim_threshold, 1024 * 1024)
+        # One arena per polling thread (glibc's default, up to 8 per core) multiplies fragmentation.
+        libc.mallopt(m_arena_max, 2)
     except (OSError, AttributeError):
         pass  # not glibc: nothing to tune
 
