@@ -14,6 +14,7 @@ import subprocess
 
 from bench.common import ROOT, exporter_for, fleet, rss_mb
 from exporter import exposition as ex
+from exporter.cli import _keep_large_buffers_returnable
 from exporter.web import App, HttpServer
 
 PER_SPACE = 100
@@ -38,6 +39,7 @@ def run(size: int, options: ex.RenderOptions, cycles: int = 10) -> list[tuple[fl
 
 
 def main(argv: list[str]) -> None:
+    _keep_large_buffers_returnable()  # what the CLI does at start-up, so the exporter here runs alike
     options = ex.RenderOptions(state_sets="active") if "--active" in argv else ex.DEFAULT_OPTIONS
     sizes = [int(a) for a in argv if a.isdigit()] or [10_000, 50_000]
     if len(sizes) > 1:  # one process per size, so one size's peak does not hide the next one's

@@ -25,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from bench.common import ROOT, cpu_seconds, exporter_for, fleet, percentile
 from exporter import exposition as ex
+from exporter.cli import _keep_large_buffers_returnable
 from exporter import model
 from exporter.web import App, HttpServer
 
@@ -138,6 +139,7 @@ def run(size: int, options: ex.RenderOptions) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    _keep_large_buffers_returnable()  # what the CLI does at start-up, so the exporter here runs alike
     options = ex.RenderOptions(state_sets="active") if "--active" in argv else ex.DEFAULT_OPTIONS
     sizes = [int(a) for a in argv if a.isdigit()] or [1000, 10_000, 50_000]
     print(f"mode: state_sets={options.state_sets}")

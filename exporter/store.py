@@ -47,6 +47,19 @@ GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, u
 DEFLATE_FINAL = b"\x03\x00"  # an empty final block with fixed Huffman codes
 
 
+def _load_malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc
+
+
+_malloc_trim = _load_malloc_trim()
+TRIM_INTERVAL = 10.0  # seconds between two heap trims
+
+
 def deflate_segment(data: bytes, level: int = GZIP_LEVEL) -> bytes:
     """Raw deflate of ``data`` that ends on a byte boundary and refers to nothing before it."""
     if not data:
@@ -180,6 +193,7 @@ class Store:
         self._build_info = (build, deflate_segment(build))
         self._reload_ok, self._reload_at = True, None  # the CLI records the initial load
         self._shard = (0, 1)
+        self._last_trim = float("-inf")
         self._changed = threading.Condition(self._lock)
         self.exposition = Exposition([], [], 0, clock())
 
@@ -408,3 +422,17 @@ class Store:
                 total = crc.combine(total, piece_crc, piece_len)
             checksum = total
         self.exposition = Exposition(parts, segments, self.exposition.generation + 1, self._clock(), crc=checksum)
+        self._trim_heap()
+
+    def _trim_heap(self) -> None:
+        """Give the pages freed by re-rendering back to the OS (glibc).
+
+        Re-rendered blocks are byte strings of a few KiB; the old ones are freed
+        when the previous exposition goes.  Those holes are reused, but glibc
+        keeps the pages, so RSS would creep up with every burst of changes
+        although the live data does not grow.  malloc_trim releases them.
+        """
+        now = time.monotonic()
+        if _malloc_trim is not None and now - self._last_trim >= TRIM_INTERVAL:
+            self._last_trim = now
+            _malloc_trim(0)
