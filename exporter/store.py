@@ -106,7 +106,8 @@ class Exposition:
     def __init__(self, parts: list[bytes], segments: list[bytes], generation: int, rendered_at: float,
                  crc: int | None = None):
         self.parts = parts
-        self.length = sum(map(len, parts))
+        self.offsets = list(itertools.accumulate(map(len, parts)))  # where each part ends
+        self.length = self.offsets[-1] if parts else 0
         if crc is None:  # not maintained incrementally: hash everything
             crc = 0
             for part in parts:

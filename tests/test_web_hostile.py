@@ -328,3 +328,46 @@ def test_a_bug_in_a_handler_answers_500_and_the_server_goes_on(caplog, store):
         server.stop()
     # a bug (unlike anything a client does) is logged as an error, with its traceback
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == ["request failed"]
+
+
+def test_send_parts_resumes_after_short_sends_and_coalesces_under_tls():
+    import itertools
+    import random
+
+    from exporter.web import _send_parts
+
+    rng = random.Random(3)
+    parts = [bytes([65 + i % 26]) * rng.randrange(1, 3000) for i in range(3000)]
+    offsets = list(itertools.accumulate(map(len, parts)))
+
+    class ShortSocket:
+        def __init__(self):
+            self.data = bytearray()
+
+        def sendmsg(self, buffers):
+            assert len(buffers) <= 1024
+            budget = rng.randrange(1, 70_000)  # the kernel takes what fits
+            sent = 0
+            for b in buffers:
+                chunk = bytes(b)[: budget - sent]
+                self.data += chunk
+                sent += len(chunk)
+                if sent >= budget:
+                    break
+            return sent
+
+    sock = ShortSocket()
+    _send_parts(sock, None, parts, offsets)
+    assert bytes(sock.data) == b"".join(parts)
+
+    class Writer:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, data):
+            self.writes.append(data)
+
+    writer = Writer()
+    _send_parts(object(), writer, parts, offsets)  # no sendmsg: coalesced writes
+    assert b"".join(writer.writes) == b"".join(parts)
+    assert len(writer.writes) < len(parts) / 100
