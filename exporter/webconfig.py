@@ -51,27 +51,15 @@ from typing import Any, NoReturn
 
 import yaml
 
+from exporter.config import ConfigError
+
 from exporter.config import parse_duration
 
 __all__ = ["RateLimit", "TLSConfig", "WebConfig", "WebConfigError", "load_web_config", "parse_web_config"]
 
 
-class WebConfigError(Exception):
+class WebConfigError(ConfigError):
     """An invalid web configuration; ``str()`` is one line ``"<key path>: <problem>"``."""
-
-    def __init__(self, path: str, message: str) -> None:
-        path = _one_line(path)
-        message = _one_line(message)
-        super().__init__(path, message)
-        self.path = path
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-def _one_line(text: Any) -> str:
-    return " ".join(str(text).split())
 
 
 def _fail(path: str, message: str) -> NoReturn:
