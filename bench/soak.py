@@ -28,7 +28,9 @@ After ``--minutes`` the faults are cleared, every number's status, quality
 rating and tier are pinned to their current values (runtime overrides, so the
 looping timelines cannot move them during the check), and the exporter polls
 every account twice more (two ``whatsapp_exporter_last_poll_timestamp_seconds``
-changes after the pin, so the second poll started after it).  Then:
+changes after the pin, so the second poll started after it; up to 8 minutes, so
+that an account the exporter paused for 5 minutes after an auth or permission
+answer has come back).  Then:
 
 * final state: for every number, the active ``status``, ``quality_rating`` and
   ``tier`` series of ``/metrics`` against the emulator's raw wire values.  The
@@ -80,6 +82,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 2.0
 POLL = {"alibaba_cams": 15, "nxcloud": 15, "kaleyra": 30}
 QPS = emulators.QPS
+PAUSE = 300.0  # the exporter's shortest hold of an account after an auth or permission refusal
 SCRAPE_EVERY = 15.0
 RSS_EVERY = 10.0
 COMPARED = (("status", "whatsapp_phone_number_status", "status"),
@@ -190,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     progress = lambda msg: print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
 
+    # SIGTERM ends the run like Ctrl-C: the exporter and the emulators are stopped on the way out
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"soak: terminated by signal {signum}"))
     emu_proc, pipe, hello = emulators.start(args.seed, args.fault_share, exclude)
 
     def ask(*command: Any) -> Any:
@@ -273,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         settle_start = time.monotonic()
         faults_off, expected = ask("faults_off")
         seen: dict[str, list[float]] = {a: [] for a in accounts}
-        settle_deadline = time.monotonic() + 4 * max(POLL.values()) + 120
+        # long enough for an account paused after a credential refusal (the exporter holds it for 300 s) to
+        # come back and poll twice
+        settle_deadline = time.monotonic() + PAUSE + 3 * max(POLL.values()) + 60
         while crashed_at is None and time.monotonic() < settle_deadline:
             if proc.poll() is not None:
                 crashed_at = time.monotonic() - start
@@ -382,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     baseline = next(((t, v) for t, v in rss if t >= minute2), None)
     end_rss = rss[-1] if rss else None
     drift = (end_rss[1] - baseline[1]) / baseline[1] * 100 if baseline and end_rss else math.nan
+    middle = next(((t, v) for t, v in rss if t >= faulted_end / 2), None)
+    late_drift = (end_rss[1] - middle[1]) / middle[1] * 100 if middle and end_rss else math.nan
     per_numbers = ", ".join(f"{LABELS[p]} {info['numbers']}" for p, info in hello.items())
     per_requests = ", ".join(f"{LABELS[p]} {r['total']}" for p, r in report.items())
     kinds = ", ".join(f"{k} {v}" for k, v in faulted.most_common())
@@ -409,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         f"exit code after SIGTERM {exit_code} | {verdict(crashed_at is None and exit_code == 0)} |",
         f"| RSS | at {baseline[0] / 60 if baseline else 0:.1f} min {baseline[1] / 1024 if baseline else 0:.1f} MiB, "
         f"at end {end_rss[1] / 1024 if end_rss else 0:.1f} MiB (drift {drift:+.1f} %), "
-        f"max {max(v for _, v in rss) / 1024 if rss else 0:.1f} MiB, {len(rss)} samples | {verdict(abs(drift) < 10)} |",
+        f"max {max(v for _, v in rss) / 1024 if rss else 0:.1f} MiB; from {faulted_end / 120:.0f} min to the end "
+        f"{late_drift:+.1f} %; {len(rss)} samples in rss.tsv | {verdict(abs(drift) < 10)} |",
         f"| one-second windows over budget | {over_total} (every credential, every arrival counted) | "
         f"{verdict(over_total == 0)} |",
         f"| final-state mismatches | {len(mismatches)} (of {len(expected)} numbers x 3 "

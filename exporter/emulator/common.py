@@ -217,6 +217,7 @@ class Reply:
     code: str | None = None
     reset: bool = False
     truncate: bool = False          # send the headers and half the body, then close the connection
+    tail: tuple[bytes | memoryview, ...] = ()   # more body after ``body`` (an oversize answer's shared padding)
 
 
 @dataclass
@@ -297,6 +298,19 @@ class _Server(ThreadingHTTPServer):
             return True
         _reset(request)
         return False
+
+
+_PADDING = bytearray()
+_PADDING_LOCK = threading.Lock()
+
+
+def _padding(size: int) -> memoryview:
+    """``size`` bytes of ``x``, a read-only view of one buffer that only ever grows."""
+    global _PADDING
+    with _PADDING_LOCK:
+        if len(_PADDING) < size:
+            _PADDING = bytearray(b"x") * size
+        return memoryview(_PADDING).toreadonly()[:size]
 
 
 def _reset(conn: socket.socket) -> None:
@@ -419,13 +433,15 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
+            self.send_header("Content-Length", str(len(reply.body) + sum(len(part) for part in reply.tail)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(reply.body)
+            for part in reply.tail:
+                self.wfile.write(part)
         except OSError:
             self.close_connection = True
 
@@ -732,7 +748,9 @@ class ProviderEmulator:
         else:
             return reply
         fill = max(0, target - len(opening) - len(closing))
-        return replace(reply, body=opening + b"x" * fill + closing)
+        # the padding is one shared buffer sent without a copy: building tens of MiB per answer would hold
+        # the GIL long enough to delay every other request of the process (and their arrival times)
+        return replace(reply, body=opening, tail=(_padding(fill), closing))
 
     def _data_fault(self, ctx: Context, payload: Any) -> Any:
         """Providers pass every successful payload through here before encoding it."""
