@@ -124,13 +124,14 @@ def parse_phone_numbers(body: dict, space_id: str, tier_vocabulary: str = "api_r
     if not isinstance(items, list):
         raise ProviderError("parse", "PhoneNumbers is not a list")
     numbers: dict[str, model.PhoneNumber] = {}
-    for index, item in enumerate(items):
+    malformed = duplicates = 0
+    for item in items:
         if not isinstance(item, dict) or not _text(item, "PhoneNumber"):
-            log.warning("skipping a malformed PhoneNumbers entry", extra={"space_id": space_id, "index": index})
+            malformed += 1
             continue
         phone = normalize_phone_number(item["PhoneNumber"])
         if phone in numbers:
-            log.warning("duplicate number in one answer; keeping the first", extra={"space_id": space_id, "phone_number": phone})
+            duplicates += 1
             continue
         numbers[phone] = model.PhoneNumber(
             phone_number=phone,
@@ -143,6 +144,9 @@ def parse_phone_numbers(body: dict, space_id: str, tier_vocabulary: str = "api_r
             verified_name=_text(item, "VerifiedName"),
             space_id=space_id,
         )
+    if malformed or duplicates:  # once per answer, not once per entry
+        log.warning("skipped malformed or duplicate PhoneNumbers entries",
+                    extra={"space_id": space_id, "malformed": malformed, "duplicates": duplicates})
     return list(numbers.values())
 
 
