@@ -86,6 +86,22 @@ N_TIER_CHANGED = Family(
     "gauge",
     "Unix time when the exporter saw the messaging limit tier change (or first saw the number).",
 )
+N_CAN_SEND = Family(
+    "whatsapp_phone_number_can_send_message",
+    "gauge",
+    "Meta health_status of the number (can it send messages): 1 for the current state, 0 for every other; "
+    f"only for providers that report it. {CACHED}",
+)
+N_THROUGHPUT = Family(
+    "whatsapp_phone_number_throughput_level",
+    "gauge",
+    f"Meta throughput level of the number: 1 for the current level, 0 for every other; only for providers that report it. {CACHED}",
+)
+N_BLOCKING = Family(
+    "whatsapp_phone_number_blocking_error_info",
+    "gauge",
+    f"An error that Meta's health_status lists against the number or an entity above it; always 1. {CACHED}",
+)
 NUMBER_FAMILIES: tuple[Family, ...] = (
     N_INFO,
     N_STATUS,
@@ -98,6 +114,9 @@ NUMBER_FAMILIES: tuple[Family, ...] = (
     N_STATUS_CHANGED,
     N_QUALITY_CHANGED,
     N_TIER_CHANGED,
+    N_CAN_SEND,
+    N_THROUGHPUT,
+    N_BLOCKING,
 )
 
 W_INFO = Family("whatsapp_waba_info", "gauge", f"Descriptive labels of a WhatsApp Business Account; always 1. {CACHED}")
@@ -106,7 +125,13 @@ W_REVIEW = Family(
     "gauge",
     f"Meta review status of the WhatsApp Business Account: 1 for the current status, 0 for every other. {CACHED}",
 )
-WABA_FAMILIES = (W_INFO, W_REVIEW)
+W_ENTITY = Family(
+    "whatsapp_entity_can_send_message",
+    "gauge",
+    "Meta health_status of an entity above the numbers (WABA, BUSINESS portfolio, APP): 1 for the current state, "
+    f"0 for every other. {CACHED}",
+)
+WABA_FAMILIES = (W_INFO, W_REVIEW, W_ENTITY)
 
 A_POLL_SUCCESS = Family(
     "whatsapp_exporter_poll_success", "gauge", "Whether the last poll of the account succeeded for every request (1) or not (0)."
@@ -148,6 +173,17 @@ A_DROPPED = Family(
     "gauge",
     "Numbers of the account left out of the metrics because the account's max_numbers cap was reached.",
 )
+A_USAGE = Family(
+    "whatsapp_exporter_api_usage_ratio",
+    "gauge",
+    "Share of the provider's rate limit used, as the provider reports it (Meta's X-Business-Use-Case-Usage and "
+    "X-App-Usage headers), 0 to 1; the provider throttles at 1.",
+)
+A_REGAIN = Family(
+    "whatsapp_exporter_api_regain_access_seconds",
+    "gauge",
+    "Seconds until the provider lets the credential call again, as it last advertised (0 when not throttled).",
+)
 ACCOUNT_FAMILIES = (
     A_POLL_SUCCESS,
     A_SPACE_SUCCESS,
@@ -161,6 +197,8 @@ ACCOUNT_FAMILIES = (
     A_ERRORS,
     A_NUMBER_SUCCESS,
     A_DROPPED,
+    A_USAGE,
+    A_REGAIN,
 )
 RELOAD_OK = Family(
     "whatsapp_exporter_config_last_reload_successful", "gauge",
@@ -199,7 +237,7 @@ def fmt(value: float) -> str:
     return repr(float(value))
 
 
-INFO_LABELS = ("verified_name", "space_id", "waba_id", "phone_number_id")
+INFO_LABELS = ("verified_name", "space_id", "waba_id", "phone_number_id", "platform_type", "account_mode")
 
 
 @dataclass(frozen=True)
@@ -273,7 +311,8 @@ def render_number(base: str, suffix: str, tracked: model.TrackedNumber, opts: Re
     out += [
         "" if N_STATUS.name in off else _stateset(N_STATUS.name, b, "status", model.STATUS.states, n.status, a),
         "" if N_QUALITY.name in off else _stateset(N_QUALITY.name, b, "quality_rating", model.QUALITY_RATING.states, n.quality_rating, a),
-        "" if N_TIER.name in off else _stateset(N_TIER.name, b, "tier", model.TIER.states, n.messaging_limit_tier, a),
+        "" if N_TIER.name in off else _stateset(
+            N_TIER.name, f'{b},limit_scope="{n.limit_scope}"', "tier", model.TIER.states, n.messaging_limit_tier, a),
         "" if limit is None or N_LIMIT.name in off else f"{N_LIMIT.name}{{{b}}} {fmt(limit)}\n",
         "" if N_CODE.name in off else _stateset(
             N_CODE.name, b, "code_verification_status", model.CODE_VERIFICATION_STATUS.states, n.code_verification_status, a),
@@ -282,8 +321,33 @@ def render_number(base: str, suffix: str, tracked: model.TrackedNumber, opts: Re
         "" if N_STATUS_CHANGED.name in off else f"{N_STATUS_CHANGED.name}{{{b}}} {fmt(ch.status)}\n",
         "" if N_QUALITY_CHANGED.name in off else f"{N_QUALITY_CHANGED.name}{{{b}}} {fmt(ch.quality_rating)}\n",
         "" if N_TIER_CHANGED.name in off else f"{N_TIER_CHANGED.name}{{{b}}} {fmt(ch.messaging_limit_tier)}\n",
+        # Only providers that report Meta's health_status/throughput get these: a
+        # state set stuck on UNKNOWN for every CAMS or NxCloud number is noise.
+        "" if N_CAN_SEND.name in off or n.can_send_message == model.UNKNOWN else _stateset(
+            N_CAN_SEND.name, b, "can_send_message", model.CAN_SEND_MESSAGE.states, n.can_send_message, a),
+        "" if N_THROUGHPUT.name in off or n.throughput_level == model.UNKNOWN else _stateset(
+            N_THROUGHPUT.name, b, "throughput_level", model.THROUGHPUT_LEVEL.states, n.throughput_level, a),
+        "" if N_BLOCKING.name in off or not n.blocking_errors else "".join(
+            f"{N_BLOCKING.name}{{{b},{labels(_error_pairs(e))}}} 1\n" for e in n.blocking_errors),
     ]
     return tuple(out)
+
+
+def _error_pairs(e: model.BlockingError) -> tuple[tuple[str, str], ...]:
+    return (("entity_type", e.entity_type), ("entity_id", e.entity_id), ("error_code", e.error_code),
+            ("error_description", e.error_description[:200]))
+
+
+def render_entities(base: str, suffix: str, entities: Iterable[model.EntityHealth],
+                    opts: RenderOptions = DEFAULT_OPTIONS) -> str:
+    """The WABA/BUSINESS/APP entities of an account's numbers, each once (sorted)."""
+    if W_ENTITY.name in opts.disabled:
+        return ""
+    return "".join(
+        _stateset(W_ENTITY.name, f'{base},entity_type="{escape(e.entity_type)}",entity_id="{escape(e.entity_id)}"{suffix}',
+                  "can_send_message", model.CAN_SEND_MESSAGE.states, e.can_send_message, opts.active_only)
+        for e in sorted(entities, key=lambda e: (e.entity_type, e.entity_id))
+    )
 
 
 def render_waba(base: str, suffix: str, waba: model.Waba, opts: RenderOptions = DEFAULT_OPTIONS) -> tuple[str, ...]:

@@ -185,10 +185,48 @@ NAME_STATUS = Vocabulary(
     },
 )
 
+# Meta's health_status.can_send_message, for a number and for each entity above it.
+CAN_SEND_MESSAGE = Vocabulary("can_send_message", ("AVAILABLE", "LIMITED", "BLOCKED", UNKNOWN))
+
+# Meta's throughput.level: STANDARD is 80 messages/s, HIGH up to 1,000.
+THROUGHPUT_LEVEL = Vocabulary("throughput_level", ("STANDARD", "HIGH", "NOT_APPLICABLE", UNKNOWN))
+
+#: Where a number's messaging-limit tier came from: Meta's portfolio-level
+#: ``whatsapp_business_manager_messaging_limit`` (since October 2025), a
+#: per-number tier (the deprecated ``messaging_limit_tier`` or a provider's own
+#: field), or nowhere.
+LIMIT_SCOPES = ("business_portfolio", "phone_number", "unknown")
+
+
+
+def per_number_scope(tier: str) -> str:
+    """The limit scope of a tier read from a per-number field."""
+    return "unknown" if tier == UNKNOWN else "phone_number"
+
+
 ACCOUNT_REVIEW_STATUS = Vocabulary(
     "account_review_status",
     ("APPROVED", "PENDING", "REJECTED", "DISABLED", UNKNOWN),
 )
+
+
+@dataclass(frozen=True)
+class EntityHealth:
+    """One entity above a number in Meta's health_status (WABA, BUSINESS, APP)."""
+
+    entity_type: str
+    entity_id: str
+    can_send_message: str = UNKNOWN
+
+
+@dataclass(frozen=True)
+class BlockingError:
+    """An error Meta lists in health_status for an entity that is BLOCKED."""
+
+    entity_type: str
+    entity_id: str
+    error_code: str
+    error_description: str = ""
 
 
 @dataclass(frozen=True)
@@ -206,6 +244,14 @@ class PhoneNumber:
     space_id: str = ""
     waba_id: str = ""
     phone_number_id: str = ""  # the provider/Meta id of the number, when known
+    limit_scope: str = "unknown"  # one of LIMIT_SCOPES
+    # Meta's health_status and throughput (Meta Cloud API, Kaleyra); UNKNOWN elsewhere
+    can_send_message: str = UNKNOWN
+    throughput_level: str = UNKNOWN
+    platform_type: str = ""
+    account_mode: str = ""
+    entities: tuple[EntityHealth, ...] = ()
+    blocking_errors: tuple[BlockingError, ...] = ()
 
     @property
     def messaging_limit(self) -> float | None:

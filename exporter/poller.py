@@ -25,6 +25,7 @@ from typing import Callable, Mapping
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter import model
@@ -112,6 +113,7 @@ class Poller:
             timezone="UTC",
         )
         self._reconfigure_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
 
     def _make_runtime(self, account: Account) -> _AccountRuntime:
         bucket = self._buckets.get(account.credential_key)
@@ -183,6 +185,31 @@ class Poller:
                 for name, rt in new.items():
                     self._add_job(name, rt)
             return kept, added, removed
+
+    def request_refresh(self, name: str, delay: float = 0.0) -> bool:
+        """Poll the account once more, ``delay`` seconds from now (a webhook said something changed).
+
+        Debounced: while a refresh of the account is pending, further requests
+        are absorbed by it (returns False).  The refresh is an ordinary poll: it
+        waits for a running poll of the account to finish (polls never overlap),
+        takes its tokens from the same bucket, and does nothing while the
+        account's polls are paused after refused credentials.
+        """
+        rt = self._runtimes.get(name)
+        if rt is None or rt.retired or self._stopping.is_set() or not self._scheduler.running:
+            return False
+        job_id = f"refresh:{name}"
+        with self._refresh_lock:
+            if self._scheduler.get_job(job_id) is not None:
+                return False
+            from datetime import timedelta
+
+            self._scheduler.add_job(
+                self.poll_account, DateTrigger(run_date=_now_utc() + timedelta(seconds=max(0.0, delay))),
+                args=[name], id=job_id, name=f"refresh {name}", misfire_grace_time=None,
+            )
+        log.debug("refresh requested", extra={"account": name, "delay_seconds": delay})
+        return True
 
     # -- one poll ------------------------------------------------------------
 
@@ -351,6 +378,8 @@ class Poller:
     def _snapshot(rt: _AccountRuntime, result: PollResult | None, numbers: dict, wabas: dict,
                   configured: dict, dropped: int = 0) -> AccountSnapshot:
         requests, errors = rt.stats.copy()
+        usage_of = getattr(rt.provider, "usage", None)
+        usage, regain = usage_of() if usage_of is not None else ({}, {})
         account = rt.account
         return AccountSnapshot(
             name=account.name,
@@ -366,6 +395,8 @@ class Poller:
             errors=errors,
             configured=configured,
             dropped=dropped,
+            usage=usage,
+            regain=regain,
         )
 
     @staticmethod

@@ -98,6 +98,26 @@ class AccountSnapshot:
     configured: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
     #: numbers left out because the account's max_numbers cap was reached
     dropped: int = 0
+    #: provider-reported rate-limit usage: (header, business id, type) -> ratio 0..1
+    usage: Mapping[tuple[str, str, str], float] = field(default_factory=dict)
+    #: provider-advertised seconds until calls are allowed again, by business id
+    regain: Mapping[str, float] = field(default_factory=dict)
+
+
+#: when the numbers of an account disagree about an entity, the worst state wins
+_SEVERITY = {"BLOCKED": 4, "LIMITED": 3, model.OTHER: 2, "AVAILABLE": 1}
+
+
+def _entities(snap: AccountSnapshot) -> list[model.EntityHealth]:
+    """The WABA/BUSINESS/APP entities named by the account's numbers, each once."""
+    seen: dict[tuple[str, str], model.EntityHealth] = {}
+    for tracked in snap.numbers.values():
+        for e in tracked.number.entities:
+            key = (e.entity_type, e.entity_id)
+            old = seen.get(key)
+            if old is None or _SEVERITY.get(e.can_send_message, 0) > _SEVERITY.get(old.can_send_message, 0):
+                seen[key] = e
+    return list(seen.values())
 
 
 class Exposition:
@@ -194,6 +214,7 @@ class Store:
         self._build_info = (build, deflate_segment(build))
         self._reload_ok, self._reload_at = True, None  # the CLI records the initial load
         self._shard = (0, 1)
+        self._sections: dict[str, bytes] = {}
         self._last_trim = float("-inf")
         self._changed = threading.Condition(self._lock)
         self.exposition = Exposition([], [], 0, clock())
@@ -250,6 +271,23 @@ class Store:
             self._publish()
             self._changed.notify_all()
 
+    def set_section(self, name: str, text: str) -> None:
+        """Serve ``text`` (complete families with HELP/TYPE lines) after the accounts; "" removes it.
+
+        Parts of the exporter that are not accounts (the webhook receiver) use
+        this to publish their own counters; the exposition is re-rendered once.
+        """
+        with self._lock:
+            data = text.encode()
+            if self._sections.get(name, b"") == data:
+                return
+            if data:
+                self._sections[name] = data
+            else:
+                self._sections.pop(name, None)
+            self._publish()
+            self._changed.notify_all()
+
     def _exporter_state(self) -> bytes:
         lines = [ex.RELOAD_OK.header(), f"{ex.RELOAD_OK.name} {int(self._reload_ok)}\n"]
         if self._reload_at is not None:
@@ -258,7 +296,7 @@ class Store:
             ex.SHARD.header(), f"{ex.SHARD.name} {self._shard[0]}\n",
             ex.TOTAL_SHARDS.header(), f"{ex.TOTAL_SHARDS.name} {self._shard[1]}\n",
         ]
-        return "".join(lines).encode()
+        return "".join(lines).encode() + b"".join(data for _, data in sorted(self._sections.items()))
 
     def wait_for_generation(self, generation: int, timeout: float) -> bool:
         """Block until the exposition is newer than ``generation`` (tests, demos)."""
@@ -323,7 +361,8 @@ class Store:
                 if crc_changes[i]:
                     trees[i].update(crc_changes[i])
         wabas = [ex.render_waba(base, suffix, w, opts) for _, w in sorted(snap.wabas.items())]
-        waba_group = _render_group((), ("".join(w[i] for w in wabas) for i in range(len(ex.WABA_FAMILIES))))
+        waba_group = _render_group((), ["".join(w[0] for w in wabas), "".join(w[1] for w in wabas),
+                                        ex.render_entities(base, suffix, _entities(snap), opts)])
         return _RenderedAccount(phones, layout, blocks, plain, segments, trees, waba_group,
                                 _render_group((), self._render_self(snap, base, suffix)))
 
@@ -378,6 +417,15 @@ class Store:
             for phone, (space, ok) in sorted(snap.configured.items())
         )
         out[11] = f"{ex.A_DROPPED.name}{{{b}}} {snap.dropped}\n"
+        out[12] = "".join(
+            f'{ex.A_USAGE.name}{{{b},header="{ex.escape(header)}",business_id="{ex.escape(business)}",type="{ex.escape(kind)}"}} '
+            f"{ex.fmt(value)}\n"
+            for (header, business, kind), value in sorted(snap.usage.items())
+        )
+        out[13] = "".join(
+            f'{ex.A_REGAIN.name}{{{b},business_id="{ex.escape(business)}"}} {ex.fmt(value)}\n'
+            for business, value in sorted(snap.regain.items())
+        )
         return out
 
     def _publish(self) -> None:

@@ -25,6 +25,7 @@ def test_api_reference_example():
         status="CONNECTED",
         quality_rating="GREEN",
         messaging_limit_tier="TIER_1K",
+        limit_scope="phone_number",
         code_verification_status="VERIFIED",
         name_status="APPROVED",
         new_name_status="APPROVED",

@@ -16,8 +16,10 @@ def tracked(phone, **kw):
     return model.TrackedNumber(model.PhoneNumber(phone, **kw), model.ChangeTimes.first_seen(1700000000.0))
 
 
-def snapshot(name="acct", numbers=(), wabas=(), poll=True, labels=None, configured=None):
+def snapshot(name="acct", numbers=(), wabas=(), poll=True, labels=None, configured=None, usage=None, regain=None):
     return AccountSnapshot(
+        usage=usage or {},
+        regain=regain or {},
         name=name,
         provider="alibaba_cams",
         poll_interval=60,
@@ -85,10 +87,22 @@ def test_label_values_are_escaped_and_promtool_is_clean():
     assert result.returncode == 0 and result.stdout == b"" and result.stderr == b"", result
 
 
+META_HEALTH = dict(
+    can_send_message="BLOCKED",
+    throughput_level="STANDARD",
+    limit_scope="business_portfolio",
+    messaging_limit_tier="TIER_2K",
+    entities=(model.EntityHealth("WABA", "w1", "LIMITED"), model.EntityHealth("BUSINESS", "b1", "AVAILABLE")),
+    blocking_errors=(model.BlockingError("PHONE_NUMBER", "pn1", "141006", 'Payment "method" missing'),),
+)
+
+
 def test_every_family_has_help_and_type_once():
     store = Store()
-    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K"), tracked("+2")], wabas=[model.Waba("w", space_id="cams-1")],
-                          configured={"+1": ("cams-1", True), "+9": ("cams-1", False)}))
+    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K"), tracked("+2"), tracked("+3", **META_HEALTH)],
+                          wabas=[model.Waba("w", space_id="cams-1")],
+                          configured={"+1": ("cams-1", True), "+9": ("cams-1", False)},
+                          usage={("business_use_case", "b1", "call_count"): 0.42}, regain={"b1": 0.0}))
     text = store.exposition.body.decode()
     names = re.findall(r"^# TYPE (\S+) ", text, re.M)
     assert len(names) == len(set(names))
@@ -145,3 +159,66 @@ def test_account_without_poll_has_no_poll_success_yet():
 @pytest.mark.parametrize("value,text", [(1.0, "1"), (0, "0"), (math.inf, "+Inf"), (1700000000.5, "1700000000.5"), (0.25, "0.25")])
 def test_fmt(value, text):
     assert ex.fmt(value) == text
+
+
+def test_meta_health_families():
+    """can-send and throughput only where the provider reported them; errors as info; entities once, worst state."""
+    store = Store()
+    other = dict(META_HEALTH, can_send_message="AVAILABLE", blocking_errors=(),
+                 entities=(model.EntityHealth("WABA", "w1", "BLOCKED"), model.EntityHealth("APP", "a1", "AVAILABLE")))
+    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K", limit_scope="phone_number"),
+                                   tracked("+3", **META_HEALTH), tracked("+4", **other)]))
+    body = store.exposition.body
+    can_send = samples(body, "whatsapp_phone_number_can_send_message")
+    assert can_send['whatsapp_phone_number_can_send_message{provider="alibaba_cams",account="acct",phone_number="+3",'
+                    'can_send_message="BLOCKED"}'] == 1
+    assert not any('phone_number="+1"' in k for k in can_send)  # not reported: not emitted
+    assert len(can_send) == 2 * len(model.CAN_SEND_MESSAGE.states)
+    assert len(samples(body, "whatsapp_phone_number_throughput_level")) == 2 * len(model.THROUGHPUT_LEVEL.states)
+    errors = samples(body, "whatsapp_phone_number_blocking_error_info")
+    assert errors == {'whatsapp_phone_number_blocking_error_info{provider="alibaba_cams",account="acct",phone_number="+3",'
+                      'entity_type="PHONE_NUMBER",entity_id="pn1",error_code="141006",'
+                      'error_description="Payment \\"method\\" missing"}': 1}
+    entities = {k: v for k, v in samples(body, "whatsapp_entity_can_send_message").items() if v == 1}
+    assert entities == {
+        'whatsapp_entity_can_send_message{provider="alibaba_cams",account="acct",entity_type="APP",entity_id="a1",'
+        'can_send_message="AVAILABLE"}': 1,
+        'whatsapp_entity_can_send_message{provider="alibaba_cams",account="acct",entity_type="BUSINESS",entity_id="b1",'
+        'can_send_message="AVAILABLE"}': 1,
+        'whatsapp_entity_can_send_message{provider="alibaba_cams",account="acct",entity_type="WABA",entity_id="w1",'
+        'can_send_message="BLOCKED"}': 1,  # +3 says LIMITED, +4 says BLOCKED: the worst wins
+    }
+    tiers = {k: v for k, v in samples(body, "whatsapp_phone_number_messaging_limit_tier").items() if v == 1}
+    assert 'whatsapp_phone_number_messaging_limit_tier{provider="alibaba_cams",account="acct",phone_number="+3",' \
+           'limit_scope="business_portfolio",tier="TIER_2K"}' in tiers
+    assert 'whatsapp_phone_number_messaging_limit_tier{provider="alibaba_cams",account="acct",phone_number="+1",' \
+           'limit_scope="phone_number",tier="TIER_1K"}' in tiers
+    promtool_check_metrics(body)
+
+
+def test_usage_and_regain_rendered_per_business():
+    store = Store()
+    store.update(snapshot(usage={("business_use_case", "b1", "call_count"): 0.95, ("app", "", "total_time"): 0.1},
+                          regain={"b1": 300.0}))
+    body = store.exposition.body
+    assert samples(body, "whatsapp_exporter_api_usage_ratio") == {
+        'whatsapp_exporter_api_usage_ratio{provider="alibaba_cams",account="acct",header="app",business_id="",type="total_time"}': 0.1,
+        'whatsapp_exporter_api_usage_ratio{provider="alibaba_cams",account="acct",header="business_use_case",business_id="b1",'
+        'type="call_count"}': 0.95,
+    }
+    assert samples(body, "whatsapp_exporter_api_regain_access_seconds") == {
+        'whatsapp_exporter_api_regain_access_seconds{provider="alibaba_cams",account="acct",business_id="b1"}': 300}
+
+
+def test_sections_are_appended_and_removed():
+    store = Store()
+    store.update(snapshot())
+    generation = store.exposition.generation
+    text = "# HELP x_total X.\n# TYPE x_total counter\nx_total 3\n"
+    store.set_section("webhooks", text)
+    assert text.encode() in store.exposition.body
+    assert gzip.decompress(store.exposition.gzipped) == store.exposition.body
+    store.set_section("webhooks", text)  # unchanged: not re-rendered
+    assert store.exposition.generation == generation + 1
+    store.set_section("webhooks", "")
+    assert b"x_total" not in store.exposition.body

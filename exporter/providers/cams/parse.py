@@ -133,11 +133,13 @@ def parse_phone_numbers(body: dict, space_id: str, tier_vocabulary: str = "api_r
         if phone in numbers:
             duplicates += 1
             continue
+        tier = model.normalize_tier(item.get("MessagingLimitTier"), tier_vocabulary, PROVIDER)
         numbers[phone] = model.PhoneNumber(
             phone_number=phone,
             status=model.STATUS.normalize(item.get("Status"), PROVIDER),
             quality_rating=model.QUALITY_RATING.normalize(item.get("QualityRating"), PROVIDER),
-            messaging_limit_tier=model.normalize_tier(item.get("MessagingLimitTier"), tier_vocabulary, PROVIDER),
+            messaging_limit_tier=tier,
+            limit_scope=model.per_number_scope(tier),
             code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(item.get("CodeVerificationStatus"), PROVIDER),
             name_status=model.NAME_STATUS.normalize(item.get("NameStatus"), PROVIDER),
             new_name_status=model.NAME_STATUS.normalize(item.get("NewNameStatus"), PROVIDER),

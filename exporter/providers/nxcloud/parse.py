@@ -105,11 +105,13 @@ def parse_phones(data: Any, appkey: str) -> list[model.PhoneNumber]:
         phone = normalize_phone_number(raw_phone)
         if phone in numbers:
             continue
+        tier = model.TIER.normalize(item.get("current_limit"), PROVIDER)
         numbers[phone] = model.PhoneNumber(
             phone_number=phone,
             status=model.STATUS.normalize(item.get("status"), PROVIDER),
             quality_rating=model.QUALITY_RATING.normalize(item.get("quality_rating"), PROVIDER),
-            messaging_limit_tier=model.TIER.normalize(item.get("current_limit"), PROVIDER),
+            messaging_limit_tier=tier,
+            limit_scope=model.per_number_scope(tier),
             code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(item.get("code_verification_status"), PROVIDER),
             name_status=model.NAME_STATUS.normalize(item.get("name_status"), PROVIDER),
             new_name_status=model.NAME_STATUS.normalize(item.get("new_name_status"), PROVIDER),
