@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter import exposition
+from exporter import exposition, webhooks
 from tests.tools import ROOT, binary
 
 ALERTS_DIR = ROOT / "alerts"
@@ -35,12 +35,17 @@ STATE_SETS = {
     "whatsapp_phone_number_name_status",
     "whatsapp_phone_number_new_name_status",
     "whatsapp_waba_account_review_status",
+    "whatsapp_phone_number_can_send_message",
+    "whatsapp_phone_number_throughput_level",
+    "whatsapp_entity_can_send_message",
 }
 KNOWN_METRICS = (
     {f.name for f in exposition.NUMBER_FAMILIES + exposition.WABA_FAMILIES + exposition.ACCOUNT_FAMILIES}
     | {exposition.BUILD_INFO.name, "up"}
+    | {webhooks.EVENTS_FAMILY, webhooks.REJECTED_FAMILY, webhooks.REFRESHES_FAMILY}
 )
-CRITICAL = {"WhatsAppNumberQualityRed", "WhatsAppNumberFlagged", "WhatsAppNumberCannotSend", "WhatsAppNumberDeleted"}
+CRITICAL = {"WhatsAppNumberQualityRed", "WhatsAppNumberFlagged", "WhatsAppNumberCannotSend", "WhatsAppNumberDeleted",
+            "WhatsAppNumberBlocked", "WhatsAppBusinessEntityBlocked"}
 
 
 def load_rules(path: Path) -> list[dict]:
@@ -114,7 +119,7 @@ def test_names_severities_and_durations():
     found = alerts()
     assert len(found) >= 15
     for name, rule in found.items():
-        assert re.fullmatch(r"WhatsApp(Number|Waba|Exporter)[A-Z][A-Za-z0-9]*", name), name
+        assert re.fullmatch(r"WhatsApp(Number|Waba|Business|Exporter)[A-Z][A-Za-z0-9]*", name), name
         assert set(rule["labels"]) == {"severity"}, name
         assert rule["labels"]["severity"] in ("critical", "warning"), name
         # `for:` of at least 5 minutes: several polls at the default 60 s interval
@@ -144,8 +149,12 @@ def test_annotations():
             needed = ("phone_number", "account", "provider")
         elif name.startswith("WhatsAppWaba"):
             needed = ("waba_id", "account", "provider")
+        elif name.startswith("WhatsAppBusiness"):
+            needed = ("entity_type", "entity_id", "account", "provider")
         elif name == "WhatsAppExporterDown":
             needed = ("instance", "job")  # `up` has no account or provider
+        elif name == "WhatsAppExporterWebhooksRefused":
+            needed = ("instance", "provider")  # webhook events are not tied to an account
         else:
             needed = ("account", "provider")
         for label in needed:

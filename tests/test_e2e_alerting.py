@@ -10,7 +10,8 @@ deploy/alertmanager/alertmanager.yml with the receivers pointed at this test.
 The test asserts that the pager receives the RED and FLAGGED pages with the
 right labels and annotations, that the FLAGGED page is resolved once the
 number recovers, that warnings reach the ticket receiver and never the pager,
-and that every dashboard query returns data from that Prometheus.
+and that every dashboard query returns data from that Prometheus (except queries over
+families that only other providers or the webhook receiver produce; Prometheus must still accept them).
 
 Every wait is a bounded poll that fails with what it was waiting for and the
 tail of the processes' logs.
@@ -42,7 +43,7 @@ from exporter.poller import Poller
 from exporter.exposition import RenderOptions
 from exporter.store import Store
 from exporter.web import App, HttpServer
-from tests.test_dashboards import iter_queries, load_dashboards, substitute
+from tests.test_dashboards import iter_queries, load_dashboards, needs, substitute
 from tests.tools import ROOT, binary
 
 PROMETHEUS_YML = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -428,17 +429,25 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
 
     # Every dashboard query returns data from this Prometheus, with the scenario's provider and account
     # selected, and the RED number where a dashboard takes one number (the fleet overview shows them all).
+    # Queries over families this stack cannot produce (Meta's health and API usage: not reported by CAMS; the
+    # webhook receiver: not running) must still be accepted by Prometheus, but may return nothing; their panels
+    # say which providers they need (tests/test_dashboards.py NEEDS).
     builtins = {"__rate_interval": "30s", "__range": "5m", "__interval": "1s"}
     empty = []
     checked = 0
+    exempt = 0
     for dashboard in load_dashboards().values():
         variables = {v["name"]: v for v in dashboard["templating"]["list"]}
         values = {"datasource": "prometheus", "provider": PROVIDER, "account": ACCOUNT,
                   "phone_number": ".*" if variables.get("phone_number", {}).get("includeAll") else RED_NUMBER}
         for where, expr in iter_queries(dashboard):
             promql = substitute(expr, values, builtins)
+            result = query(stack.prometheus, promql)
+            if needs(expr):
+                exempt += 1
+                continue
             checked += 1
-            if not query(stack.prometheus, promql):
+            if not result:
                 empty.append(f"{where}: {promql}")
-    assert checked > 30
+    assert checked > 30 and exempt < checked
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
