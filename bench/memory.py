@@ -3,7 +3,7 @@
 The emulated fleet runs in its own process, so only the exporter is measured:
 its store, the pre-rendered exposition, the poller and the HTTP server.  Each
 cycle is a full poll of every space followed by one plain and one gzip scrape
-over HTTP.  Usage:  python -m bench.memory [SIZES...] [--active]
+over HTTP.  Usage:  python -m bench.memory [SIZES...] [--active] [--cycles N]
 """
 
 from __future__ import annotations
@@ -41,19 +41,24 @@ def run(size: int, options: ex.RenderOptions, cycles: int = 10) -> list[tuple[fl
 def main(argv: list[str]) -> None:
     _keep_large_buffers_returnable()  # what the CLI does at start-up, so the exporter here runs alike
     options = ex.RenderOptions(state_sets="active") if "--active" in argv else ex.DEFAULT_OPTIONS
+    cycles = 10
+    if "--cycles" in argv:
+        i = argv.index("--cycles")
+        cycles = int(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     sizes = [int(a) for a in argv if a.isdigit()] or [10_000, 50_000]
     if len(sizes) > 1:  # one process per size, so one size's peak does not hide the next one's
         for size in sizes:
-            subprocess.run([sys.executable, "-m", "bench.memory", str(size)] + (["--active"] if options.active_only else []),
-                           check=True)
+            subprocess.run([sys.executable, "-m", "bench.memory", str(size), "--cycles", str(cycles)]
+                           + (["--active"] if options.active_only else []), check=True)
         return
     size = sizes[0]
-    samples = run(size, options)
+    samples = run(size, options, cycles)
     rss = [round(r) for r, _ in samples]
     peak = max(p for _, p in samples)
     drift = (rss[-1] - rss[1]) / rss[1]
-    print(f"numbers={size:,} state_sets={options.state_sets}: peak RSS {peak:.0f} MiB; RSS after each of 10 cycles (MiB): {rss}; "
-          f"cycle 2 -> 10: {drift:+.1%}")
+    print(f"numbers={size:,} state_sets={options.state_sets}: peak RSS {peak:.0f} MiB; RSS after each of {cycles} cycles (MiB): {rss}; "
+          f"cycle 2 -> {cycles}: {drift:+.1%}")
 
 
 if __name__ == "__main__":

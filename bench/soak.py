@@ -124,9 +124,17 @@ def free_port() -> int:
 
 
 def rss_kib(pid: int) -> int | None:
+    return _status_field(pid, "VmRSS:")
+
+
+def threads_of(pid: int) -> int | None:
+    return _status_field(pid, "Threads:")
+
+
+def _status_field(pid: int, name: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(name):
                 return int(line.split()[1])
     except OSError:
         return None
@@ -221,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT)
     crashed_at: float | None = None
     rss: list[tuple[float, int]] = []
+    threads: list[int] = []  # the exporter's thread count at each RSS sample
     scrapes = scrape_failures = 0
     settled = False
     mismatches: list[str] = []
@@ -252,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 value = rss_kib(proc.pid)
                 if value is not None:
                     rss.append((time.monotonic() - start, value))
+                    threads.append(threads_of(proc.pid) or 0)
                 next_rss += RSS_EVERY
 
         while time.monotonic() - start < args.minutes * 60:
@@ -384,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
             if level in ("error", "critical"):
                 unhandled.append(with_exception[-1])
 
-    (workdir / "rss.tsv").write_text("seconds\trss_kib\n" + "".join(f"{t:.0f}\t{v}\n" for t, v in rss))
+    threads += [threads[-1] if threads else 0] * (len(rss) - len(threads))
+    (workdir / "rss.tsv").write_text("seconds\trss_kib\tthreads\n"
+                                     + "".join(f"{t:.0f}\t{v}\t{n}\n" for (t, v), n in zip(rss, threads)))
     minute2 = min(120.0, faulted_end / 2)
     baseline = next(((t, v) for t, v in rss if t >= minute2), None)
     end_rss = rss[-1] if rss else None

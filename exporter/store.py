@@ -178,6 +178,10 @@ def _render_group(key: tuple, chunks_by_family: Iterable[str], previous: _Render
     c = None
     for i, p in enumerate(plain):
         if previous is not None and previous.plain[i] == p:
+            # Keep the previous object, not an equal copy: the exposition's
+            # per-family lists still point at it, and holding both would double
+            # the memory of every block that was ever re-rendered.
+            plain[i] = previous.plain[i]
             segments.append(previous.segments[i])
         elif not p:
             segments.append(b"")

@@ -222,3 +222,17 @@ def test_sections_are_appended_and_removed():
     assert store.exposition.generation == generation + 1
     store.set_section("webhooks", "")
     assert b"x_total" not in store.exposition.body
+
+
+def test_rerender_keeps_one_copy_of_unchanged_family_bytes():
+    """A block re-rendered for a quality change shares its other families' bytes with the exposition (no copies)."""
+    store = Store()
+    numbers = [tracked(f"+{i}", quality_rating="GREEN", status="CONNECTED") for i in range(100)]
+    store.update(snapshot(numbers=numbers))
+    numbers[7] = tracked("+7", quality_rating="RED", status="CONNECTED")
+    store.update(snapshot(numbers=numbers))
+    rendered = store._rendered["acct"]
+    for position, block in enumerate(rendered.blocks):
+        for i in range(len(ex.NUMBER_FAMILIES)):
+            assert block.plain[i] is rendered.plain_by_family[i][position], (position, ex.NUMBER_FAMILIES[i].name)
+            assert block.segments[i] is rendered.segments_by_family[i][position]
