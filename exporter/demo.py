@@ -1,6 +1,6 @@
 """``--demo``: the real exporter polling the built-in provider emulators on loopback.
 
-One emulator per provider (CAMS, NxCloud, Kaleyra) serves its built-in demo
+One emulator per provider (CAMS, NxCloud, Kaleyra, Meta) serves its built-in demo
 scenario, whose numbers change quality, status and tier every few minutes.
 The configuration is generated from the scenarios and goes through the same
 validation as a user's file; the emulators' fixture secrets reach it through
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from exporter.config import PROVIDERS, Config, parse_config
 from exporter.emulator.cams import CamsEmulator
 from exporter.emulator.kaleyra import KaleyraEmulator
+from exporter.emulator.meta import MetaEmulator
 from exporter.emulator.nxcloud import NxCloudEmulator
 from exporter.emulator.scenario import Scenario, load_builtin_scenario
 
@@ -32,6 +33,7 @@ EMULATORS = {
     "alibaba_cams": ("demo", CamsEmulator, "cams"),
     "nxcloud": ("demo-nxcloud", NxCloudEmulator, "nxcloud"),
     "kaleyra": ("demo-kaleyra", KaleyraEmulator, "kaleyra"),
+    "meta": ("demo-meta", MetaEmulator, "meta"),
 }
 
 
@@ -52,7 +54,7 @@ def account_lines(provider: str, scenario: Scenario, endpoint: str, env: dict[st
             f"    provider: {provider}",
             f"    endpoint: {endpoint}",
             "    credentials:",
-            f"      {spec.id_key}: {cred.access_key_id}",
+            f"      {spec.id_key}: '{cred.access_key_id}'",  # quoted: Meta's app id is all digits
             f"      {spec.secret_key}: ${{{var}}}",
             f"    poll_interval: {poll_interval}",
             f"    poll_jitter: {min(2, poll_interval / 10)}",

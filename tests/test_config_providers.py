@@ -4,7 +4,7 @@ import pytest
 
 from exporter.config import ConfigError, parse_config
 
-ENV = {"NX_SECRET": "nx-secret-value", "KAL_KEY": "kaleyra-key-value"}
+ENV = {"NX_SECRET": "nx-secret-value", "KAL_KEY": "kaleyra-key-value", "META_TOKEN": "EAAmeta-token-value"}
 
 NX = """
 accounts:
@@ -29,6 +29,17 @@ accounts:
         phone_numbers: ["919876543210"]
 """
 
+META = """
+accounts:
+  - name: meta
+    provider: meta
+    credentials: {app_id: "1234567890", access_token: "${META_TOKEN}"}
+    wabas:
+      - waba_id: "102290000000001"
+      - waba_id: "102290000000002"
+        phone_numbers: ["+15550100001"]
+"""
+
 
 def test_nxcloud_account():
     [a] = parse_config(NX, env=ENV).accounts
@@ -46,6 +57,33 @@ def test_kaleyra_account():
     assert a.qps == 5
     assert a.credentials.access_key_id == "HXAP123"
     assert a.spaces[1].phone_numbers == ("919876543210",)
+
+
+def test_meta_account():
+    [a] = parse_config(META, env=ENV).accounts
+    assert a.endpoint == "https://graph.facebook.com"
+    assert a.qps == 2 and a.graph_api_version == "v24.0"
+    assert (a.credentials.access_key_id, a.credentials.access_key_secret) == ("1234567890", "EAAmeta-token-value")
+    assert [s.cust_space_id for s in a.spaces] == ["102290000000001", "102290000000002"]
+    assert a.spaces[1].phone_numbers == ("15550100001",)
+    assert a.waba_poll_interval == 0 and a.verification_poll_interval == 0
+
+
+def test_meta_version_and_token_only_credential():
+    text = META.replace('app_id: "1234567890", ', "") + "    graph_api_version: v23.0\n"
+    [a] = parse_config(text, env=ENV).accounts
+    assert a.graph_api_version == "v23.0"
+    # without app_id the budget is named by a digest of the token, never the token itself
+    assert a.credentials.access_key_id.startswith("sha256:")
+    assert "EAAmeta" not in a.credentials.access_key_id and "EAAmeta" not in repr(a)
+    again = parse_config(text.replace("name: meta", "name: meta2"), env=ENV).accounts[0]
+    assert again.credential_key == a.credential_key
+
+
+def test_graph_api_version_from_global_applies_to_meta_only():
+    text = "global: {graph_api_version: v25.0}\n" + META + NX.split("accounts:\n", 1)[1]
+    meta, nx = parse_config(text, env=ENV).accounts
+    assert (meta.graph_api_version, nx.graph_api_version) == ("v25.0", "")
 
 
 def test_cams_only_tunables_from_global_do_not_apply():
@@ -73,6 +111,19 @@ def test_cams_only_tunables_from_global_do_not_apply():
         (KAL.replace("api_key:", "apikey:"), "accounts[0].credentials.apikey", "unknown key"),
         (KAL.replace("wabas:", "apps:").replace("waba_id", "appkey"), "accounts[0].apps", 'not valid for provider "kaleyra"'),
         (KAL.replace('"1029384757"', '"1029384756"'), "accounts[0].wabas[1].waba_id", "duplicate"),
+        (KAL + "    graph_api_version: v24.0\n", "accounts[0].graph_api_version", 'not supported by provider "kaleyra"'),
+        (META + "    graph_api_version: 24\n", "accounts[0].graph_api_version", "must be a string"),
+        (META + "    graph_api_version: v24\n", "accounts[0].graph_api_version", "invalid Graph API version"),
+        (META + "    waba_poll_interval: 10m\n", "accounts[0].waba_poll_interval", 'not supported by provider "meta"'),
+        (META + "    pod: IN\n", "accounts[0].pod", 'not valid for provider "meta"'),
+        (META.replace('access_token: "${META_TOKEN}"', "access_token: EAAinline"), "accounts[0].credentials.access_token",
+         "inline secrets"),
+        (META.replace('"${META_TOKEN}"', '"${NOPE}"'), "accounts[0].credentials.access_token", "NOPE is not set"),
+        (META.replace('app_id: "1234567890"', "app_id: 1234567890"), "accounts[0].credentials.app_id", "must be a string"),
+        (META.replace("access_token:", "token:"), "accounts[0].credentials.token", "unknown key"),
+        (META.replace("wabas:", "spaces:").replace("waba_id", "cust_space_id"), "accounts[0].spaces",
+         'not valid for provider "meta"'),
+        (META.replace('"+15550100001"', '"x"'), "accounts[0].wabas[1].phone_numbers[0]", "invalid phone number"),
     ],
 )
 def test_provider_config_errors(text, path, fragment):

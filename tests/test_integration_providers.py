@@ -10,6 +10,7 @@ import pytest
 from exporter.config import parse_config
 from exporter.emulator.cams import CamsEmulator
 from exporter.emulator.kaleyra import KaleyraEmulator
+from exporter.emulator.meta import MetaEmulator
 from exporter.emulator.nxcloud import NxCloudEmulator
 from exporter.emulator.scenario import Fault, loads_scenario
 from exporter.poller import Poller
@@ -20,7 +21,8 @@ from tests.helpers import active_state, samples, scrape, value
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
-ENV = {"NX": "nx-secret-VALUE", "KAL": "kaleyra-key-VALUE", "SK_ONE": "sk-one-SECRET-VALUE"}
+ENV = {"NX": "nx-secret-VALUE", "KAL": "kaleyra-key-VALUE", "SK_ONE": "sk-one-SECRET-VALUE",
+       "META": "EAAmetaTOKENvalue0001"}
 
 NX_SCENARIO = """
 credentials: [{access_key_id: nx-ak, access_key_secret: nx-secret-VALUE, qps: 10}]
@@ -63,6 +65,30 @@ spaces:
       - {phone_number: "919876543211", status: CONNECTED, quality_rating: YELLOW, messaging_limit_tier: TIER_250}
 """
 
+META_SCENARIO = """
+credentials: [{access_key_id: "7001", access_key_secret: EAAmetaTOKENvalue0001, qps: null}]
+spaces:
+  - space_id: "1022900001"
+    access_key_id: "7001"
+    extra: {calls_per_hour: 5000}
+    waba: {id: "1022900001", name: Meta Shop, account_review_status: APPROVED, business_id: "5241000001"}
+    numbers:
+      - phone_number: "15550100001"
+        id: "1065400001"
+        verified_name: Meta Shop
+        status: CONNECTED
+        quality_rating: GREEN
+        whatsapp_business_manager_messaging_limit: TIER_10K
+        throughput_level: HIGH
+        timeline:
+          - at: 100
+            set:
+              can_send_message: BLOCKED
+              errors: [{error_code: 141006, error_description: Blocked for the test.}]
+      - {phone_number: "15550100002", id: "1065400002", status: FLAGGED, quality_rating: YELLOW,
+         messaging_limit_tier: TIER_1K, whatsapp_business_manager_messaging_limit: null}
+"""
+
 
 def nx_account(url, apps="[{appkey: app-shop}, {appkey: app-travel}]", name="nx"):
     return f"""
@@ -85,6 +111,16 @@ def kal_account(url, wabas='[{waba_id: "1029384756"}]', name="kal"):
 """
 
 
+def meta_account(url, name="meta"):
+    return f"""
+  - name: {name}
+    provider: meta
+    endpoint: {url}
+    credentials: {{app_id: "7001", access_token: "${{META}}"}}
+    wabas: [{{waba_id: "1022900001"}}]
+"""
+
+
 def cams_account(url):
     return f"""
   - name: shop
@@ -104,6 +140,12 @@ def nx():
 @pytest.fixture
 def kal():
     with KaleyraEmulator(loads_scenario(KAL_SCENARIO)) as emu:
+        yield emu
+
+
+@pytest.fixture
+def meta():
+    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
         yield emu
 
 
@@ -273,3 +315,48 @@ def test_three_providers_in_one_scrape_and_one_failing_leaves_the_others(cams, n
         assert value(after, "whatsapp_exporter_numbers", account="nx") == 3
     finally:
         server.stop()
+
+
+def test_meta_list_details_health_and_transitions(meta, make):
+    poller, store = make(meta_account(meta.url))
+    poller.poll_account("meta")
+    s = current(store)
+    one = dict(provider="meta", account="meta", phone_number="+15550100001")
+    assert active_state(s, M + "status", "status", **one) == "CONNECTED"
+    assert active_state(s, M + "messaging_limit_tier", "tier", **one) == "TIER_10K"
+    assert value(s, M + "info", **one, phone_number_id="1065400001", waba_id="1022900001") == 1
+    assert active_state(s, M + "can_send_message", "can_send_message", **one) == "AVAILABLE"
+    assert active_state(s, M + "throughput_level", "throughput_level", **one) == "HIGH"
+    assert active_state(s, M + "status", "status", phone_number="+15550100002") == "FLAGGED"
+    assert active_state(s, M + "messaging_limit_tier", "tier", phone_number="+15550100002") == "TIER_1K"
+    assert value(s, "whatsapp_exporter_api_requests_total", account="meta", action="phone_numbers") == 1
+    assert value(s, "whatsapp_exporter_api_requests_total", account="meta", action="phone_number") == 2
+    assert value(s, "whatsapp_exporter_poll_success", account="meta") == 1
+    meta.advance(150)
+    poller.poll_account("meta")
+    s = current(store)
+    assert active_state(s, M + "can_send_message", "can_send_message", **one) == "BLOCKED"
+    assert not meta.write_action_calls()
+    assert ENV["META"] not in store.exposition.body.decode()
+
+
+def test_meta_wrong_token_is_auth_and_keeps_last_data(meta, make):
+    poller, store = make(meta_account(meta.url))
+    poller.poll_account("meta")
+    poller._runtimes["meta"].client._token = "EAAwrongTOKEN"
+    poller.poll_account("meta")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_api_request_errors_total", action="phone_numbers", reason="auth") == 1
+    assert value(s, "whatsapp_exporter_poll_success", account="meta") == 0
+    assert value(s, "whatsapp_exporter_numbers", account="meta") == 2
+
+
+def test_meta_throttled_is_counted_once_and_not_retried(meta, make):
+    meta.inject(Fault(kind="error", code="80007", count=1, retry_after=300))
+    poller, store = make(meta_account(meta.url))
+    poller.poll_account("meta")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_api_request_errors_total", action="phone_numbers", reason="throttled") == 1
+    assert len(meta.requests) == 1
+    poller.poll_account("meta")  # before the advertised regain time: no request at all
+    assert len(meta.requests) == 1

@@ -44,4 +44,11 @@ def make_provider(
 
         client = KaleyraClient(endpoint=account.endpoint, sid=creds.access_key_id, api_key=creds.access_key_secret, **common)
         return KaleyraProvider(account, client)
+    if account.provider == "meta":
+        from exporter.providers.meta.client import DEFAULT_API_VERSION, MetaClient
+        from exporter.providers.meta.provider import MetaProvider
+
+        client = MetaClient(endpoint=account.endpoint, access_token=creds.access_key_secret,
+                            api_version=account.graph_api_version or DEFAULT_API_VERSION, **common)
+        return MetaProvider(account, client)
     raise ValueError(f"unknown provider {account.provider!r}")
