@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{sum(len(a.spaces) for a in config.accounts)} space(s)")
         if web_config is not None:
             print(f"web config OK: {web_config.describe()}")
+        if config.webhooks is not None:
+            print(f"webhooks OK: {config.webhooks.describe()}")
         return 0
 
     from exporter.web import parse_listen_address
@@ -164,12 +166,15 @@ class Reloader:
     configuration and all its data stay, the error is logged, and
     ``whatsapp_exporter_config_last_reload_successful`` drops to 0 until a
     reload succeeds.  The web config (``--web.config.file``) is read at start-up only.
+    The webhook receiver (``webhooks:``) takes new secrets and routes, and moves
+    to a changed ``listen_address``; a new address that cannot be bound refuses the reload.
     """
 
-    def __init__(self, args: argparse.Namespace, poller, store):
+    def __init__(self, args: argparse.Namespace, poller, store, webhooks=None):
         self._args = args
         self._poller = poller
         self._store = store
+        self._webhooks = webhooks  # exporter.webhooks.WebhookManager, or None
         self._lock = threading.Lock()
 
     def reload(self) -> tuple[bool, str]:
@@ -182,7 +187,18 @@ class Reloader:
                 log.error("configuration reload failed; the running configuration is kept", extra={"error": str(err)})
                 self._store.set_exporter_state(reload_ok=False)
                 return False, f"reload failed, the running configuration is kept: {err}"
+            webhook_plan = None
+            if self._webhooks is not None:
+                try:
+                    webhook_plan = self._webhooks.prepare(config)  # binds a new listen address first
+                except OSError as err:
+                    error = _webhook_listen_error(config, err)
+                    log.error("configuration reload failed; the running configuration is kept", extra={"error": error})
+                    self._store.set_exporter_state(reload_ok=False)
+                    return False, f"reload failed, the running configuration is kept: {error}"
             kept, added, removed = self._poller.reconfigure(config)
+            if webhook_plan is not None:
+                webhook_plan.commit()
             if config.metrics != self._store.options:
                 self._store.set_options(config.metrics)
             self._store.set_exporter_state(reload_ok=True)
@@ -192,21 +208,36 @@ class Reloader:
                           f"{len(added)} added or changed, {len(removed)} removed")
 
 
+def _webhook_listen_error(config: Config, err: OSError) -> str:
+    address = config.webhooks.listen_address if config.webhooks is not None else ""
+    return f"webhooks.listen_address: cannot listen on {address}: {err.strerror or type(err).__name__}"
+
+
 def run(config: Config, args: argparse.Namespace, demo=None) -> int:
     from exporter.poller import Poller
     from exporter.store import Store
     from exporter.web import App, HttpServer
+    from exporter.webhooks import WebhookManager
 
     store = Store(options=config.metrics)
     store.set_exporter_state(reload_ok=True, shard=(args.shard, args.total_shards))
     poller = Poller(config, store)
-    reloader = None if demo else Reloader(args, poller, store)
+    webhooks = WebhookManager(poller, store)
+    try:
+        webhook_plan = webhooks.prepare(config)  # binds the webhook listener, if configured; serves after poller.start()
+    except OSError as err:
+        print(f"error: {_webhook_listen_error(config, err)}", file=sys.stderr)
+        if demo:
+            demo.stop()
+        return 1
+    reloader = None if demo else Reloader(args, poller, store, webhooks)
     try:
         server = HttpServer(App(store, args.telemetry_path, reload=reloader.reload if reloader else None,
                                 shard=(args.shard, args.total_shards) if args.total_shards > 1 else None),
                             args.listen_address, web_config=getattr(args, "web_config", None))
     except OSError as err:
         print(f"error: --web.listen-address: cannot listen on {args.listen_address}: {err.strerror}", file=sys.stderr)
+        webhook_plan.abort()
         if demo:
             demo.stop()
         return 1
@@ -227,6 +258,7 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
 
     server.start()
     poller.start()
+    webhook_plan.commit()
     log.info("listening", extra={"address": args.listen_address, "url": server.url + args.telemetry_path,
                                  "version": __version__, "accounts": len(config.accounts)})
     try:
@@ -238,6 +270,7 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
                 else:
                     reloader.reload()
     finally:
+        webhooks.stop()
         poller.stop()
         server.stop()
         if demo:

@@ -36,6 +36,7 @@ Only the standard library and PyYAML are used.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 import os
 import re
@@ -58,6 +59,7 @@ __all__ = [
     "ProviderSpec",
     "RESERVED_LABEL_NAMES",
     "Space",
+    "WebhooksConfig",
     "load_config",
     "parse_config",
     "parse_duration",
@@ -126,9 +128,15 @@ class ProviderSpec:
     own_tunables: frozenset[str] = frozenset()
     #: named endpoints (Kaleyra pods)
     pods: Mapping[str, str] = field(default_factory=dict)
+    #: the credential's id may be left out (Meta: a token alone); accounts then
+    #: group by a digest of the secret instead (see _parse_credentials)
+    id_optional: bool = False
 
 
 _CAMS_TUNABLES = frozenset({"signature_version", "waba_poll_interval", "verification_poll_interval", "tier_vocabulary"})
+_META_TUNABLES = frozenset({"graph_api_version"})
+#: every provider-specific tunable: an account of another provider rejects them
+_PROVIDER_TUNABLES = _CAMS_TUNABLES | _META_TUNABLES
 
 #: Supported providers.  To add one, add an entry here (and its client
 #: elsewhere); the config schema picks it up automatically.
@@ -168,6 +176,20 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "NA": "https://api.na.kaleyra.io",
         },
     ),
+    "meta": ProviderSpec(
+        default_endpoint="https://graph.facebook.com",
+        description="Meta WhatsApp Cloud API (Graph API)",
+        # Graph budgets these reads per hour (200, or 5,000 once the WABA has a
+        # registered number, per app per WABA); the usage headers steer the rest.
+        default_qps=2.0,
+        id_key="app_id",
+        secret_key="access_token",
+        units_key="wabas",
+        unit_id_key="waba_id",
+        unit_keys=frozenset({"waba_id", "phone_numbers"}),
+        own_tunables=_META_TUNABLES,
+        id_optional=True,
+    ),
 }
 
 
@@ -186,6 +208,8 @@ DEFAULT_VERIFICATION_POLL_INTERVAL = 0.0
 DEFAULT_MAX_STALENESS_FACTOR = 10.0
 TIER_VOCABULARIES = ("api_reference", "legacy_console")
 DEFAULT_TIER_VOCABULARY = "api_reference"
+DEFAULT_GRAPH_API_VERSION = "v24.0"
+_GRAPH_API_VERSION_RE = re.compile(r"v[0-9]{1,3}\.[0-9]{1,2}")
 SECRET_FILE_MAX_BYTES = 64 * 1024
 
 
@@ -315,6 +339,7 @@ class Account:
     labels: Mapping[str, str]
     max_staleness: float
     max_numbers: int = 0  # 0: no cap
+    graph_api_version: str = ""  # Meta only: the Graph API version in every path
     concurrency: int = 1  # units polled at once (the QPS budget still applies)
 
     @property
@@ -336,6 +361,8 @@ class Config:
     accounts: tuple[Account, ...]
     source: str | None = None
     metrics: RenderOptions = DEFAULT_OPTIONS
+    #: the optional webhook receiver (``webhooks:``); None: off
+    webhooks: WebhooksConfig | None = None
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -407,7 +434,8 @@ def parse_config(
     ctx = _Ctx(env=env, base_dir=os.path.dirname(source) if source else "")
     accounts = _parse_root(doc, root_name, ctx)
     metrics = _parse_metrics(doc.get("metrics"), "metrics", ctx) if isinstance(doc, dict) else DEFAULT_OPTIONS
-    return Config(accounts=accounts, source=source, metrics=metrics)
+    webhooks = _parse_webhooks(doc.get("webhooks"), "webhooks", ctx) if isinstance(doc, dict) else None
+    return Config(accounts=accounts, source=source, metrics=metrics, webhooks=webhooks)
 
 
 # --------------------------------------------------------------------------
@@ -689,7 +717,7 @@ def _in_range(value: float, path: str, lo: float, hi: float, *, duration: bool =
 # Schema
 # --------------------------------------------------------------------------
 
-_ROOT_KEYS = frozenset({"global", "accounts", "metrics"})
+_ROOT_KEYS = frozenset({"global", "accounts", "metrics", "webhooks"})
 _METRICS_KEYS = frozenset({"state_sets", "disable", "info_labels"})
 # Keys that may appear both under ``global`` (as defaults) and in an account.
 _TUNABLE_KEYS = frozenset(
@@ -702,6 +730,7 @@ _TUNABLE_KEYS = frozenset(
         "waba_poll_interval",
         "verification_poll_interval",
         "tier_vocabulary",
+        "graph_api_version",
         "max_staleness",
         "max_numbers",
         "concurrency",
@@ -865,6 +894,13 @@ def _parse_tunables(raw: dict, path: str, ctx: _Ctx) -> dict[str, tuple[Any, str
             _choice(raw["tier_vocabulary"], p, ctx, TIER_VOCABULARIES, "tier vocabulary"),
             p,
         )
+    if present("graph_api_version"):
+        p = _join(path, "graph_api_version")
+        v = _string(raw["graph_api_version"], p, ctx)
+        assert v is not None
+        if not _GRAPH_API_VERSION_RE.fullmatch(v.strip()):
+            _fail(p, f"invalid Graph API version {_show(raw['graph_api_version'])} (e.g. \"v24.0\")")
+        out["graph_api_version"] = (v.strip(), p)
     if present("labels"):
         p = _join(path, "labels")
         out["labels"] = (_parse_labels(raw["labels"], p, ctx), p)
@@ -893,7 +929,7 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
     for key in sorted(_UNITS_KEYS - {spec.units_key}):
         if key in raw:
             _fail(f"{path}.{key}", f'not valid for provider "{provider}" (use {spec.units_key})')
-    for key in sorted((_CAMS_TUNABLES - spec.own_tunables) & set(raw)):
+    for key in sorted((_PROVIDER_TUNABLES - spec.own_tunables) & set(raw)):
         _fail(f"{path}.{key}", f'not supported by provider "{provider}"')
 
     endpoint_path = f"{path}.endpoint"
@@ -920,7 +956,7 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
 
     local = _parse_tunables(raw, path, ctx)
     # Provider-specific tunables inherited from global do not apply to other providers.
-    glob = {k: v for k, v in glob.items() if k not in _CAMS_TUNABLES or k in spec.own_tunables}
+    glob = {k: v for k, v in glob.items() if k not in _PROVIDER_TUNABLES or k in spec.own_tunables}
 
     def pick(key: str) -> tuple[Any, str, bool] | None:
         """(value, defining path, inherited from global) or None."""
@@ -989,6 +1025,10 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
     got = pick("tier_vocabulary")
     tier_vocabulary = got[0] if got else DEFAULT_TIER_VOCABULARY
 
+    got = pick("graph_api_version")
+    graph_api_version = "" if "graph_api_version" not in spec.own_tunables else (
+        got[0] if got else DEFAULT_GRAPH_API_VERSION)
+
     got = pick("max_staleness")
     if got:
         max_staleness = got[0]
@@ -1023,6 +1063,7 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
         labels=Labels(labels),
         max_staleness=max_staleness,
         max_numbers=pick("max_numbers")[0] if pick("max_numbers") else 0,
+        graph_api_version=graph_api_version,
         # By default as many units at once as the budget allows requests per second.
         concurrency=pick("concurrency")[0] if pick("concurrency") else max(1, min(16, math.ceil(qps))),
     )
@@ -1052,6 +1093,133 @@ def _parse_metrics(raw: Any, path: str, ctx: _Ctx) -> RenderOptions:
         chosen = [_choice(item, f"{path}.info_labels[{i}]", ctx, INFO_LABELS, "info label") for i, item in enumerate(items)]
         info_labels = tuple(label for label in INFO_LABELS if label in chosen)
     return RenderOptions(state_sets=state_sets, disabled=frozenset(disabled), info_labels=info_labels)
+
+
+# -- webhooks ----------------------------------------------------------------
+#
+# The optional ``webhooks:`` section (see exporter/webhooks.py).  Its secrets
+# follow the credential rules: only ${ENV} or <key>_file, never inline, never
+# quoted in a message.
+
+DEFAULT_WEBHOOK_DEBOUNCE = 2.0
+WEBHOOK_DEBOUNCE_RANGE = (0.0, 60.0)
+#: the Kaleyra token is the only thing that authenticates Kaleyra's callback
+KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH = 16
+_WEBHOOKS_KEYS = frozenset({"listen_address", "debounce", "meta", "kaleyra", "nxcloud"})
+_WEBHOOKS_META_KEYS = frozenset({"app_secret", "app_secret_file", "verify_token", "verify_token_file"})
+_WEBHOOKS_KALEYRA_KEYS = frozenset({"token", "token_file"})
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    """The ``webhooks:`` section: a listener that turns provider events into early polls."""
+
+    listen_address: str
+    debounce: float = DEFAULT_WEBHOOK_DEBOUNCE
+    meta_app_secret: str | None = field(default=None, repr=False)
+    meta_verify_token: str | None = field(default=None, repr=False)
+    kaleyra_token: str | None = field(default=None, repr=False)
+    nxcloud: bool = False
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers whose endpoint is enabled, in a fixed order."""
+        return tuple(p for p, on in (("meta", self.meta_app_secret is not None),
+                                     ("nxcloud", self.nxcloud),
+                                     ("kaleyra", self.kaleyra_token is not None)) if on)
+
+    def describe(self) -> str:
+        return (f"listening on {self.listen_address} for {', '.join(self.providers)}, "
+                f"debounce {_fmt_seconds(self.debounce)}")
+
+    def __repr__(self) -> str:
+        return (f"WebhooksConfig(listen_address={self.listen_address!r}, debounce={self.debounce!r}, "
+                f"providers={self.providers!r}, secrets=<redacted>)")
+
+    __str__ = __repr__
+
+
+def _parse_webhook_secret(raw: dict, key: str, path: str, ctx: _Ctx) -> str:
+    """A required secret: exactly ``${ENV}`` or ``<key>_file``; never quoted in a message."""
+    has_value = _get(raw, key) is not None
+    has_file = _get(raw, f"{key}_file") is not None
+    if has_value and has_file:
+        _fail(path, f"set only one of {key} and {key}_file")
+    if has_file:
+        return _read_credential_file(raw[f"{key}_file"], f"{path}.{key}_file", ctx)
+    if not has_value:
+        _fail(f"{path}.{key}", f"required (as ${{ENV_VAR}} or {key}_file)")
+    s_path = f"{path}.{key}"
+    value = raw[key]
+    inline = f"inline secrets are not allowed; use ${{ENV_VAR}} or {key}_file"
+    if not isinstance(value, str):
+        _fail(s_path, inline)
+    m = _PURE_ENV_REF_RE.fullmatch(value.strip())
+    if not m:
+        if re.fullmatch(r"\$\{" + _ENV_NAME + r":-.*\}", value.strip(), re.DOTALL):
+            _fail(s_path, f"a ${{VAR:-default}} fallback is an inline secret and is not allowed; "
+                          f"use ${{ENV_VAR}} or {key}_file")
+        _fail(s_path, inline)
+    var = m.group(1)
+    secret = ctx.env.get(var)
+    if secret is None:
+        _fail(s_path, f"environment variable {var} is not set")
+    return _check_credential_value(secret, s_path, f"environment variable {var}")
+
+
+def _parse_webhooks(raw: Any, path: str, ctx: _Ctx) -> WebhooksConfig | None:
+    """The ``webhooks:`` section; None when it is absent (the receiver is off)."""
+    if raw is None:
+        return None
+    _require_mapping(raw, path)
+    _check_keys(raw, _WEBHOOKS_KEYS, path)
+
+    la_path = f"{path}.listen_address"
+    listen_address = _string(_get(raw, "listen_address"), la_path, ctx)
+    assert listen_address is not None
+    listen_address = listen_address.strip()
+    # The rules of exporter.web.parse_listen_address (config does not import the web stack).
+    host, sep, port = listen_address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535 or any(c.isspace() for c in host):
+        _fail(la_path, f"invalid listen address {_show(raw['listen_address'])} (expected [host]:port, e.g. \":10068\")")
+
+    debounce = DEFAULT_WEBHOOK_DEBOUNCE
+    if _get(raw, "debounce") is not None:
+        d_path = f"{path}.debounce"
+        debounce = _duration(raw["debounce"], d_path, ctx)
+        _in_range(debounce, d_path, *WEBHOOK_DEBOUNCE_RANGE)
+
+    app_secret = verify_token = kaleyra_token = None
+    if "meta" in raw:
+        m_path = f"{path}.meta"
+        meta = raw["meta"]
+        _require_mapping(meta, m_path)
+        _check_keys(meta, _WEBHOOKS_META_KEYS, m_path)
+        app_secret = _parse_webhook_secret(meta, "app_secret", m_path, ctx)
+        verify_token = _parse_webhook_secret(meta, "verify_token", m_path, ctx)
+    if "kaleyra" in raw:
+        k_path = f"{path}.kaleyra"
+        kaleyra = raw["kaleyra"]
+        _require_mapping(kaleyra, k_path)
+        _check_keys(kaleyra, _WEBHOOKS_KALEYRA_KEYS, k_path)
+        kaleyra_token = _parse_webhook_secret(kaleyra, "token", k_path, ctx)
+        if len(kaleyra_token) < KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH:
+            where = f"{k_path}.token_file" if _get(kaleyra, "token_file") is not None else f"{k_path}.token"
+            _fail(where, f"too short: the token is all that authenticates Kaleyra's callback, "
+                         f"use at least {KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH} random characters")
+    nxcloud = False
+    if "nxcloud" in raw:
+        n_path = f"{path}.nxcloud"
+        nx = raw["nxcloud"]
+        if nx is None:
+            nx = {}
+        _require_mapping(nx, n_path)
+        _check_keys(nx, frozenset(), n_path)
+        nxcloud = True
+    if app_secret is None and kaleyra_token is None and not nxcloud:
+        _fail(path, "enable at least one of meta, kaleyra or nxcloud")
+    return WebhooksConfig(listen_address=listen_address, debounce=debounce, meta_app_secret=app_secret,
+                          meta_verify_token=verify_token, kaleyra_token=kaleyra_token, nxcloud=nxcloud)
 
 
 def _parse_endpoint(raw: Any, path: str, ctx: _Ctx) -> str:
@@ -1165,6 +1333,8 @@ def _parse_credentials(raw: Any, path: str, ctx: _Ctx, spec: ProviderSpec = PROV
         access_key_id = _read_credential_file(
             raw[f"{id_key}_file"], f"{path}.{id_key}_file", ctx
         )
+    elif spec.id_optional:
+        access_key_id = ""  # derived from the secret below
     else:
         _fail(f"{path}.{id_key}", f"required (or {id_key}_file)")
 
@@ -1199,6 +1369,10 @@ def _parse_credentials(raw: Any, path: str, ctx: _Ctx, spec: ProviderSpec = PROV
     else:
         _fail(path, f"{secret_key} (as ${{ENV_VAR}}) or {secret_key}_file is required")
 
+    if not access_key_id:
+        # No id (a Meta token alone): accounts with the same secret still share one
+        # budget.  A short digest names it; the secret itself never leaves here.
+        access_key_id = "sha256:" + hashlib.sha256(access_key_secret.encode("utf-8")).hexdigest()[:16]
     return Credentials(access_key_id=access_key_id, access_key_secret=access_key_secret)
 
 

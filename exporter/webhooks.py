@@ -1,0 +1,918 @@
+"""The optional webhook receiver: provider events trigger an early, debounced poll.
+
+A provider that pushes an event about a number or a WABA (Meta's
+``phone_number_quality_update``, Kaleyra's quality/limit callback, NxCloud's
+phone webhook) does not tell the exporter the new state reliably; Meta's
+quality event does not even carry the rating.  So an event never sets state:
+it asks the poller to poll the accounts concerned once more, ``debounce``
+seconds from now (:meth:`exporter.poller.Poller.request_refresh`).  A burst of
+events for one account ends in one extra poll; polls never overlap and take
+their tokens from the account's usual bucket.
+
+Endpoints, on their own listener (``webhooks.listen_address``)::
+
+    POST /webhooks/meta       X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app_secret, raw body)>
+    GET  /webhooks/meta       ?hub.mode=subscribe&hub.verify_token=...&hub.challenge=... (subscription handshake)
+    POST /webhooks/nxcloud    headers accessKey, ts (ms), bizType, action, sign (NxCloud's request signature)
+    GET  /webhooks/kaleyra    ?token=...&display_phone_number=...&event=...&current_limit=...
+    GET  /-/healthy
+
+Requests that are unsigned, wrongly signed, replayed or unparseable are
+answered 400/401/403/413, counted by reason and never acted on.  Secrets never
+appear in answers, logs or metrics; the query string (which carries the
+Kaleyra token and Meta's verify token) is never logged.
+
+The listener reuses the hardened server of :mod:`exporter.web` (limits on the
+request line, the header section, connections and idle time), without TLS or
+basic auth: providers cannot send basic auth, and Meta needs a publicly
+trusted certificate, which a reverse proxy or ingress usually terminates.
+
+Counters are rendered here as Prometheus text and handed to the store
+(:meth:`exporter.store.Store.set_section`), at most once a second and only
+after a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import parse_qs
+
+from exporter import web
+from exporter.config import Account, Config, WebhooksConfig
+from exporter.exposition import escape
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EVENTS_FAMILY",
+    "REFRESHES_FAMILY",
+    "REJECTED_FAMILY",
+    "WebhookManager",
+    "WebhookPlan",
+    "WebhookMetrics",
+    "WebhookReceiver",
+    "nxcloud_sign",
+]
+
+#: request bodies larger than this are refused (413) unread
+MAX_BODY_BYTES = 1 << 20
+#: NxCloud's own replay window for signed requests
+NXCLOUD_MAX_SKEW = 60.0
+#: connections served at once by the webhook listener (one thread and at most one body buffer each)
+MAX_CONNECTIONS = 64
+#: the longest hub.challenge echoed back (Meta sends a number)
+MAX_CHALLENGE = 256
+#: minimum seconds between two re-renders of the counters
+PUBLISH_INTERVAL = 1.0
+
+PROVIDERS = ("meta", "nxcloud", "kaleyra")
+
+#: Meta / NxCloud change fields that concern a number's or a WABA's health: each triggers a refresh.
+#: Any other field (messages, templates, ...) is acknowledged, counted as ``other`` and ignored.
+HEALTH_FIELDS = (
+    "phone_number_quality_update",
+    "account_update",
+    "phone_number_name_update",
+    "business_capability_update",
+    "account_review_update",
+    "account_alerts",
+)
+#: Kaleyra's quality/limit callback events (Meta's legacy and current ones); others count as ``other``.
+KALEYRA_EVENTS = ("FLAGGED", "UNFLAGGED", "UPGRADE", "DOWNGRADE", "ONBOARDING", "THROUGHPUT_UPGRADE")
+OTHER = "other"
+UNKNOWN = "unknown"  # the event of a request that was refused or could not be parsed
+
+RESULTS = ("accepted", "debounced", "unmatched", "ignored", "refused", "invalid")
+#: rejection reason -> the result it counts as, and the HTTP status of the answer
+REASONS: dict[str, tuple[str, int]] = {
+    "missing_signature": ("refused", 401),
+    "bad_signature": ("refused", 403),
+    "unknown_access_key": ("refused", 403),
+    "expired": ("refused", 403),
+    "missing_token": ("refused", 401),
+    "bad_token": ("refused", 403),
+    "bad_verify_token": ("refused", 403),
+    "invalid_body": ("invalid", 400),
+    "too_large": ("invalid", 413),
+}
+PROVIDER_REASONS = {
+    "meta": ("missing_signature", "bad_signature", "bad_verify_token", "invalid_body", "too_large"),
+    "nxcloud": ("missing_signature", "unknown_access_key", "bad_signature", "expired", "invalid_body", "too_large"),
+    "kaleyra": ("missing_token", "bad_token", "invalid_body"),
+}
+
+EVENTS_FAMILY = "whatsapp_exporter_webhook_events_total"
+REJECTED_FAMILY = "whatsapp_exporter_webhook_rejected_requests_total"
+REFRESHES_FAMILY = "whatsapp_exporter_webhook_refreshes_total"
+_HELP = {
+    EVENTS_FAMILY: "Webhook events received, by provider, event type and result (accepted: an extra poll was "
+                   "scheduled; debounced: one was already pending; unmatched: no account matched; ignored: not "
+                   "about number health; refused, invalid: the request was rejected, see "
+                   f"{REJECTED_FAMILY}).",
+    REJECTED_FAMILY: "Webhook requests rejected, by provider and reason; none of them was acted on.",
+    REFRESHES_FAMILY: "Extra polls of an account scheduled because of a webhook event.",
+}
+_TEXT = "text/plain; charset=utf-8"
+_DIGITS_RE = re.compile(r"\D")
+_HEX64_RE = re.compile(r"[0-9a-fA-F]{64}")
+#: echoed back verbatim, so only harmless characters (Meta sends digits)
+_CHALLENGE_RE = re.compile(r"[A-Za-z0-9._~-]{1,%d}" % MAX_CHALLENGE)
+
+
+def _digits(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return ""
+    return _DIGITS_RE.sub("", str(value))
+
+
+def nxcloud_sign(access_key: str, action: str, biz_type: str, ts: str, body: bytes, secret: str,
+                 algorithm: str = "md5") -> str:
+    """NxCloud's signature (lowercase hex) over the headers, the raw body bytes and the secret.
+
+    ``accessKey=<AK>&action=<ACTION>&bizType=<BIZ>&ts=<TS>[&body=<raw body>]&accessSecret=<secret>``;
+    the body part is left out for an empty body, as for requests.
+    """
+    data = f"accessKey={access_key}&action={action}&bizType={biz_type}&ts={ts}".encode("utf-8")
+    if body:
+        data += b"&body=" + body
+    data += b"&accessSecret=" + secret.encode("utf-8")
+    return hashlib.new(algorithm, data).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Counters
+# --------------------------------------------------------------------------
+
+
+class WebhookMetrics:
+    """The receiver's counters, rendered to Prometheus text and handed to the store.
+
+    A background thread publishes after a change, at most once every
+    ``interval`` seconds, so a flood of requests costs at most one re-render
+    of the exposition per second.
+    """
+
+    def __init__(self, store, interval: float = PUBLISH_INTERVAL):
+        self._store = store
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._events: dict[tuple[str, str, str], int] = {}
+        self._rejected: dict[tuple[str, str], int] = {}
+        self._refreshes: dict[str, int] = {}
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- counting ------------------------------------------------------------
+
+    def prepare(self, providers: Iterable[str], accounts: Iterable[str]) -> None:
+        """Pre-initialize the series of the enabled providers and the given accounts to 0."""
+        with self._lock:
+            for provider in providers:
+                events = KALEYRA_EVENTS + (OTHER,) if provider == "kaleyra" else HEALTH_FIELDS
+                for event in events:
+                    for result in ("accepted", "debounced", "unmatched"):
+                        self._events.setdefault((provider, event, result), 0)
+                if provider != "kaleyra":
+                    self._events.setdefault((provider, OTHER, "ignored"), 0)
+                for result in ("refused", "invalid"):
+                    self._events.setdefault((provider, UNKNOWN, result), 0)
+                for reason in PROVIDER_REASONS[provider]:
+                    self._rejected.setdefault((provider, reason), 0)
+            wanted = set(accounts)
+            self._refreshes = {name: self._refreshes.get(name, 0) for name in sorted(wanted)}
+        self._dirty.set()
+
+    def event(self, provider: str, event: str, result: str) -> None:
+        with self._lock:
+            key = (provider, event, result)
+            self._events[key] = self._events.get(key, 0) + 1
+        self._dirty.set()
+
+    def rejected(self, provider: str, reason: str) -> None:
+        result = REASONS[reason][0]
+        with self._lock:
+            self._rejected[(provider, reason)] = self._rejected.get((provider, reason), 0) + 1
+            key = (provider, UNKNOWN, result)
+            self._events[key] = self._events.get(key, 0) + 1
+        self._dirty.set()
+
+    def refreshed(self, account: str) -> None:
+        with self._lock:
+            self._refreshes[account] = self._refreshes.get(account, 0) + 1
+        self._dirty.set()
+
+    def value(self, family: str, **labels: str) -> int:
+        """One counter's current value (for tests and debugging)."""
+        with self._lock:
+            if family == EVENTS_FAMILY:
+                return self._events.get((labels["provider"], labels["event"], labels["result"]), 0)
+            if family == REJECTED_FAMILY:
+                return self._rejected.get((labels["provider"], labels["reason"]), 0)
+            return self._refreshes.get(labels["account"], 0)
+
+    def render(self) -> str:
+        with self._lock:
+            events = sorted(self._events.items())
+            rejected = sorted(self._rejected.items())
+            refreshes = sorted(self._refreshes.items())
+        out: list[str] = []
+
+        def family(name: str, rows: list[str]) -> None:
+            if rows:
+                out.append(f"# HELP {name} {_HELP[name]}\n# TYPE {name} counter\n")
+                out.extend(rows)
+
+        family(EVENTS_FAMILY, [f'{EVENTS_FAMILY}{{provider="{p}",event="{escape(e)}",result="{r}"}} {v}\n'
+                               for (p, e, r), v in events])
+        family(REJECTED_FAMILY, [f'{REJECTED_FAMILY}{{provider="{p}",reason="{r}"}} {v}\n' for (p, r), v in rejected])
+        family(REFRESHES_FAMILY, [f'{REFRESHES_FAMILY}{{account="{escape(a)}"}} {v}\n' for a, v in refreshes])
+        return "".join(out)
+
+    # -- publishing ----------------------------------------------------------
+
+    def publish(self) -> None:
+        """Hand the current text to the store now."""
+        self._dirty.clear()
+        self._store.set_section("webhooks", self.render())
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self.publish()
+        self._thread = threading.Thread(target=self._run, name="webhook-metrics", daemon=True)
+        self._thread.start()
+
+    def stop(self, clear: bool = False) -> None:
+        """Stop publishing; ``clear`` also takes the families off /metrics (the receiver was turned off)."""
+        thread, self._thread = self._thread, None
+        self._stopping.set()
+        self._dirty.set()
+        if thread is not None:
+            thread.join(timeout=5)
+        if clear:
+            self._store.set_section("webhooks", "")
+        else:
+            self.publish()
+
+    def _run(self) -> None:
+        while True:
+            self._dirty.wait()
+            if self._stopping.is_set():
+                return
+            try:
+                self.publish()
+            except Exception:  # never let a rendering bug kill the thread silently
+                log.error("publishing the webhook counters failed", exc_info=True)
+            if self._stopping.wait(self._interval):
+                return
+
+
+# --------------------------------------------------------------------------
+# Routing
+# --------------------------------------------------------------------------
+
+#: providers whose polling units are WABA ids
+_WABA_UNIT_PROVIDERS = frozenset({"meta", "kaleyra"})
+
+
+@dataclass(frozen=True)
+class _State:
+    """What one request needs, swapped as a whole on reload."""
+
+    settings: WebhooksConfig
+    accounts: Mapping[str, Account]
+    #: NxCloud access key -> its accounts
+    nx_by_key: Mapping[str, tuple[Account, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: WebhooksConfig, config: Config) -> "_State":
+        nx: dict[str, list[Account]] = {}
+        for account in config.accounts:
+            if account.provider == "nxcloud":
+                nx.setdefault(account.credentials.access_key_id, []).append(account)
+        return cls(settings, {a.name: a for a in config.accounts}, {k: tuple(v) for k, v in nx.items()})
+
+    def routable(self) -> list[str]:
+        """The accounts some enabled endpoint can route to (their refresh counters are pre-initialized)."""
+        providers = set(self.settings.providers)
+        if "meta" in providers:
+            return list(self.accounts)
+        return [a.name for a in self.accounts.values() if a.provider in providers]
+
+
+class _Index:
+    """Numbers and WABA ids of accounts, from the configuration and the store's current data; lazy."""
+
+    def __init__(self, store):
+        self._store = store
+        self._numbers: dict[str, frozenset[str]] = {}
+        self._wabas: dict[str, frozenset[str]] = {}
+
+    def numbers(self, account: Account) -> frozenset[str]:
+        got = self._numbers.get(account.name)
+        if got is None:
+            found = {_digits(p) for unit in account.spaces for p in unit.phone_numbers}
+            snap = self._store.account(account.name)
+            if snap is not None:
+                found.update(_digits(p) for p in snap.numbers)
+                found.update(_digits(p) for p in snap.configured)
+            found.discard("")
+            got = self._numbers[account.name] = frozenset(found)
+        return got
+
+    def wabas(self, account: Account) -> frozenset[str]:
+        got = self._wabas.get(account.name)
+        if got is None:
+            found: set[str] = set()
+            if account.provider in _WABA_UNIT_PROVIDERS:
+                found.update(unit.cust_space_id for unit in account.spaces)
+            snap = self._store.account(account.name)
+            if snap is not None:
+                found.update(t.number.waba_id for t in snap.numbers.values())
+                found.update(w.waba_id for w in snap.wabas.values())
+            found.discard("")
+            got = self._wabas[account.name] = frozenset(found)
+        return got
+
+
+# --------------------------------------------------------------------------
+# The receiver
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b"ok\n"
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = _TEXT
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WebhookReceiver:
+    """Turns provider events into refresh requests; the HTTP side is :class:`_Handler`.
+
+    ``poller`` needs ``request_refresh(name, delay) -> bool``; ``store`` needs
+    ``account(name)`` (routing by the numbers and WABAs it holds).  The
+    ``handle_*`` methods take the parts of a request and return a
+    :class:`Reply`, so the HTTP handler stays thin.
+    """
+
+    def __init__(self, settings: WebhooksConfig, config: Config, poller, store, metrics: WebhookMetrics | None = None,
+                 *, clock: Callable[[], float] = time.time):
+        self._poller = poller
+        self._store = store
+        self._clock = clock
+        self.metrics = metrics if metrics is not None else WebhookMetrics(store)
+        self._state = _State.build(settings, config)
+        self.metrics.prepare(settings.providers, self._state.routable())
+        self._listener: _Listener | None = None
+        self._log_limits: dict[tuple[str, str], tuple[float, int]] = {}
+        self._log_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def settings(self) -> WebhooksConfig:
+        return self._state.settings
+
+    def bind(self, listen_address: str | None = None) -> "_Listener":
+        """A new listener on ``listen_address`` (default: the configured one), bound but not serving; raises OSError."""
+        return _Listener(listen_address or self._state.settings.listen_address, self)
+
+    def start(self, listener: "_Listener | None" = None) -> "WebhookReceiver":
+        """Serve on ``listener`` (or a new one); raises OSError when the address cannot be bound."""
+        listener = listener or self.bind()
+        old, self._listener = self._listener, listener.start()
+        if old is not None:
+            old.stop()
+        self.metrics.start()
+        log.info("webhook receiver listening", extra={"address": self.settings.listen_address,
+                                                      "url": listener.url + "/webhooks/",
+                                                      "providers": ",".join(self.settings.providers),
+                                                      "debounce_seconds": self.settings.debounce})
+        return self
+
+    def reconfigure(self, settings: WebhooksConfig, config: Config) -> None:
+        """New secrets, debounce and routes take effect with the next request."""
+        self._state = _State.build(settings, config)
+        self.metrics.prepare(settings.providers, self._state.routable())
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._listener is not None, "not started"
+        return self._listener.url
+
+    @property
+    def port(self) -> int:
+        assert self._listener is not None, "not started"
+        return self._listener.port
+
+    # -- requests ----------------------------------------------------------------
+
+    def enabled(self, provider: str) -> bool:
+        return provider in self._state.settings.providers
+
+    def reject(self, provider: str, reason: str) -> Reply:
+        """Count a rejected request and build its answer (the body names the reason, never a value)."""
+        self.metrics.rejected(provider, reason)
+        self._log_rejection(provider, reason)
+        status = REASONS[reason][1]
+        return Reply(status, f"{HTTPStatus(status).phrase}: {reason.replace('_', ' ')}\n".encode())
+
+    def handle_meta_verify(self, query: str) -> Reply:
+        """Meta's subscription handshake: echo hub.challenge when hub.verify_token matches."""
+        state = self._state
+        try:
+            params = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=20)
+        except ValueError:
+            return self.reject("meta", "invalid_body")
+        mode, token, challenge = (params.get(k, []) for k in ("hub.mode", "hub.verify_token", "hub.challenge"))
+        if len(mode) != 1 or len(challenge) != 1 or len(token) > 1 or mode[0] != "subscribe" \
+                or not _CHALLENGE_RE.fullmatch(challenge[0]):
+            return self.reject("meta", "invalid_body")
+        expected = (state.settings.meta_verify_token or "").encode()
+        if not token or not hmac.compare_digest(token[0].encode("utf-8", "surrogateescape"), expected):
+            return self.reject("meta", "bad_verify_token")
+        log.info("meta webhook subscription verified")
+        return Reply(200, challenge[0].encode("ascii"),
+                     {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+    def handle_meta(self, headers: Mapping[str, list[str]], body: bytes) -> Reply:
+        state = self._state
+        given = headers.get("x-hub-signature-256", [])
+        if not given:
+            return self.reject("meta", "missing_signature")
+        scheme, _, hexdigest = given[0].strip().partition("=")
+        expected = hmac.new((state.settings.meta_app_secret or "").encode(), body, hashlib.sha256).hexdigest()
+        if len(given) != 1 or scheme.lower() != "sha256" or not _HEX64_RE.fullmatch(hexdigest) \
+                or not hmac.compare_digest(hexdigest.lower().encode(), expected.encode()):
+            return self.reject("meta", "bad_signature")
+        try:
+            doc = json.loads(body)
+            if not isinstance(doc, dict) or not isinstance(doc.get("entry", []), list):
+                raise ValueError("not an envelope")
+        except (ValueError, RecursionError):
+            return self.reject("meta", "invalid_body")
+        if doc.get("object") != "whatsapp_business_account":
+            self.metrics.event("meta", OTHER, "ignored")
+            return Reply(200)
+        index = _Index(self._store)
+        for entry in doc.get("entry") or []:
+            if not isinstance(entry, dict):
+                continue
+            waba_id = entry.get("id")
+            waba_id = str(waba_id) if isinstance(waba_id, (str, int)) and not isinstance(waba_id, bool) else ""
+            changes = entry.get("changes")
+            for change in changes if isinstance(changes, list) else []:
+                if not isinstance(change, dict):
+                    continue
+                event = change.get("field")
+                if event not in HEALTH_FIELDS:
+                    self.metrics.event("meta", OTHER, "ignored")
+                    continue
+                value = change.get("value") if isinstance(change.get("value"), dict) else {}
+                phone = _digits(value.get("display_phone_number"))
+                names = self._route_meta(state, index, waba_id, phone)
+                self._refresh("meta", event, names, {"waba_id": waba_id, "phone_number": phone})
+        return Reply(200)
+
+    def handle_nxcloud(self, headers: Mapping[str, list[str]], body: bytes) -> Reply:
+        state = self._state
+        try:
+            access_key, ts, biz_type, action, sign = (self._one(headers, h) for h in
+                                                      ("accesskey", "ts", "biztype", "action", "sign"))
+        except _Rejected as e:
+            return self.reject("nxcloud", e.reason)
+        algorithm = headers.get("algorithm", ["md5"])
+        algorithm = algorithm[0].strip().lower() if len(algorithm) == 1 else ""
+        candidates = state.nx_by_key.get(access_key, ())
+        if not candidates:
+            return self.reject("nxcloud", "unknown_access_key")
+        if algorithm not in ("md5", "sha256"):
+            return self.reject("nxcloud", "bad_signature")
+        try:
+            # Header values arrive decoded as ISO-8859-1: encoding them back gives the bytes as sent.
+            raw = [v.encode("latin-1").decode("utf-8") for v in (access_key, action, biz_type, ts)]
+        except (UnicodeError, ValueError):
+            return self.reject("nxcloud", "bad_signature")
+        given = sign.strip().lower().encode("latin-1", "replace")
+        matched: list[Account] = []
+        for secret in dict.fromkeys(a.credentials.access_key_secret for a in candidates):
+            expected = nxcloud_sign(raw[0], raw[1], raw[2], raw[3], body, secret, algorithm).encode()
+            if hmac.compare_digest(given, expected):
+                matched = [a for a in candidates if a.credentials.access_key_secret == secret]
+                break
+        if not matched:
+            return self.reject("nxcloud", "bad_signature")
+        if not ts.isdigit() or abs(self._clock() - int(ts) / 1000.0) > NXCLOUD_MAX_SKEW:
+            return self.reject("nxcloud", "expired")
+        try:
+            doc = json.loads(body)
+            if not isinstance(doc, dict) or not isinstance(doc.get("field"), str):
+                raise ValueError("not an envelope")
+        except (ValueError, RecursionError):
+            return self.reject("nxcloud", "invalid_body")
+        event = doc["field"]
+        if event not in HEALTH_FIELDS:
+            self.metrics.event("nxcloud", OTHER, "ignored")
+            return Reply(200)
+        value = doc.get("value") if isinstance(doc.get("value"), dict) else {}
+        phone = _digits(value.get("business_phone"))
+        if phone:
+            index = _Index(self._store)
+            narrowed = [a for a in matched if phone in index.numbers(a)]
+            matched = narrowed or matched
+        self._refresh("nxcloud", event, [a.name for a in matched], {"phone_number": phone})
+        return Reply(200)
+
+    def handle_kaleyra(self, query: str) -> Reply:
+        state = self._state
+        try:
+            params = parse_qs(query, keep_blank_values=True, max_num_fields=20)
+        except ValueError:
+            return self.reject("kaleyra", "invalid_body")
+        token = params.get("token", [])
+        if not token:
+            return self.reject("kaleyra", "missing_token")
+        if len(token) != 1 or not hmac.compare_digest(token[0].encode("utf-8", "surrogateescape"),
+                                                      (state.settings.kaleyra_token or "").encode()):
+            return self.reject("kaleyra", "bad_token")
+        raw_event = params.get("event", [""])
+        raw_phone = params.get("display_phone_number", [""])
+        if len(raw_event) != 1 or len(raw_phone) != 1 or not (raw_event[0].strip() or raw_phone[0].strip()):
+            return self.reject("kaleyra", "invalid_body")
+        folded = raw_event[0].strip().upper()
+        event = folded if folded in KALEYRA_EVENTS else OTHER
+        phone = _digits(raw_phone[0])
+        accounts = [a for a in state.accounts.values() if a.provider == "kaleyra"]
+        if phone:
+            index = _Index(self._store)
+            accounts = [a for a in accounts if phone in index.numbers(a)] or accounts
+        self._refresh("kaleyra", event, [a.name for a in accounts], {"phone_number": phone})
+        return Reply(200)
+
+    # -- helpers -----------------------------------------------------------------
+
+    @staticmethod
+    def _one(headers: Mapping[str, list[str]], name: str) -> str:
+        values = headers.get(name, [])
+        if not values or not values[0].strip():
+            raise _Rejected("missing_signature")
+        if len(values) != 1:
+            raise _Rejected("bad_signature")
+        return values[0].strip()
+
+    @staticmethod
+    def _route_meta(state: _State, index: _Index, waba_id: str, phone: str) -> list[str]:
+        names = []
+        for account in state.accounts.values():
+            if (waba_id and waba_id in index.wabas(account)) or (phone and phone in index.numbers(account)):
+                names.append(account.name)
+        return names
+
+    def _refresh(self, provider: str, event: str, names: list[str], context: dict[str, str]) -> None:
+        """Ask for one extra poll of every account in ``names``; count the event once."""
+        delay = self._state.settings.debounce
+        scheduled = []
+        for name in names:
+            if self._poller.request_refresh(name, delay):
+                scheduled.append(name)
+                self.metrics.refreshed(name)
+        if not names:
+            result = "unmatched"
+        elif scheduled:
+            result = "accepted"
+        else:
+            result = "debounced"
+        self.metrics.event(provider, event, result)
+        extra = {"provider": provider, "event": event, "result": result, "accounts": ",".join(names)}
+        extra.update({k: v for k, v in context.items() if v})
+        if result == "debounced":
+            log.debug("webhook event", extra=extra)
+        else:
+            log.info("webhook event", extra=extra)
+
+    def _log_rejection(self, provider: str, reason: str) -> None:
+        """A warning per provider and reason at most once a minute; the rest at debug level."""
+        now = time.monotonic()
+        key = (provider, reason)
+        with self._log_lock:
+            last, suppressed = self._log_limits.get(key, (float("-inf"), 0))
+            if now - last < 60:
+                self._log_limits[key] = (last, suppressed + 1)
+                loud = False
+            else:
+                self._log_limits[key] = (now, 0)
+                loud = True
+        extra = {"provider": provider, "reason": reason}
+        if loud:
+            if suppressed:
+                extra["suppressed_since_last"] = suppressed
+            log.warning("webhook request rejected", extra=extra)
+        else:
+            log.debug("webhook request rejected", extra=extra)
+
+
+# --------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------
+
+_POST_PATHS = {"/webhooks/meta": "meta", "/webhooks/nxcloud": "nxcloud"}
+_GET_PATHS = {"/webhooks/meta": "meta", "/webhooks/kaleyra": "kaleyra"}
+
+
+class _BodyError(Exception):
+    def __init__(self, reason: str, status: int, message: str):
+        super().__init__(message)
+        self.reason, self.status, self.message = reason, status, message
+
+
+class _Handler(web.Handler):
+    """The exporter's hardened handler, with the webhook routes and a capped body reader."""
+
+    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
+        # Never the request line: its query string carries the Kaleyra token or Meta's verify token.
+        path = getattr(self, "path", "") or ""
+        log.debug("webhook http request", extra={"client": self.client_address[0],
+                                                 "method": getattr(self, "command", "") or "",
+                                                 "path": path.partition("?")[0][:200]})
+
+    def _reply(self, reply: Reply) -> None:
+        self._send(reply.status, reply.body, reply.content_type, reply.headers)
+
+    def _headers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            out.setdefault(name.lower(), []).append(value)
+        return out
+
+    def _guard(self, fn: Callable[[], Reply]) -> None:
+        try:
+            reply = fn()
+        except OSError:
+            raise
+        except Exception:
+            log.error("webhook request failed", extra={"path": self.path.partition("?")[0][:200]}, exc_info=True)
+            if not self._responded:
+                self._send(500, b"Internal Server Error\n")
+            else:
+                self.close_connection = True
+            return
+        self._reply(reply)
+
+    def do_GET(self):
+        if not self._discard_body():
+            return
+        app: WebhookReceiver = self.server.app
+        path, _, query = self.path.partition("?")
+        if path == "/-/healthy":
+            self._send(200, b"Healthy\n")
+        elif path in _GET_PATHS and app.enabled(_GET_PATHS[path]):
+            provider = _GET_PATHS[path]
+            self._guard(lambda: app.handle_meta_verify(query) if provider == "meta" else app.handle_kaleyra(query))
+        elif path in _POST_PATHS and app.enabled(_POST_PATHS[path]):
+            self._send(405, b"Method Not Allowed\n", headers={"Allow": "POST"})
+        else:
+            self._send(404, b"Not found\n")
+
+    def do_HEAD(self):
+        if not self._discard_body():
+            return
+        path = self.path.partition("?")[0]
+        if path == "/-/healthy":
+            self._send(200, b"Healthy\n")
+        elif path in _GET_PATHS or path in _POST_PATHS:  # a HEAD never acts on an event
+            allow = ", ".join(m for m, paths in (("GET", _GET_PATHS), ("POST", _POST_PATHS)) if path in paths)
+            self._send(405, b"", headers={"Allow": allow})
+        else:
+            self._send(404, b"")
+
+    def do_POST(self):
+        app: WebhookReceiver = self.server.app
+        path = self.path.partition("?")[0]
+        provider = _POST_PATHS.get(path)
+        if provider is None or not app.enabled(provider):
+            if not self._discard_body():
+                return
+            if path in _GET_PATHS and app.enabled(_GET_PATHS[path]):
+                self._send(405, b"Method Not Allowed\n", headers={"Allow": "GET"})
+            else:
+                self._send(404, b"Not found\n")
+            return
+        try:
+            body = self._read_body()
+        except _BodyError as e:
+            self.close_connection = True
+            self._linger = True  # the client may still be sending what was refused
+            app.reject(provider, e.reason)
+            self._send(e.status, (e.message + "\n").encode(), headers={"Connection": "close"})
+            return
+        if provider == "meta":
+            self._guard(lambda: app.handle_meta(self._headers(), body))
+        else:
+            self._guard(lambda: app.handle_nxcloud(self._headers(), body))
+
+    def do_PUT(self):
+        if self._discard_body():
+            self._send(405, b"Method Not Allowed\n", headers={"Allow": "GET, POST"})
+
+    def _read_body(self) -> bytes:
+        """The request body, at most MAX_BODY_BYTES: by Content-Length or chunked."""
+        te = self.headers.get_all("Transfer-Encoding") or []
+        cl = self.headers.get_all("Content-Length") or []
+        if te:
+            if cl or len(te) != 1 or te[0].strip().lower() != "chunked":
+                raise _BodyError("invalid_body", 400, "Bad Request: unsupported Transfer-Encoding")
+            return self._read_chunked()
+        if not cl:
+            raise _BodyError("invalid_body", 411, "Length Required")
+        if len(cl) != 1 or not cl[0].strip().isdigit():
+            raise _BodyError("invalid_body", 400, "Bad Request: bad Content-Length")
+        n = int(cl[0].strip())
+        if n > MAX_BODY_BYTES:
+            raise _BodyError("too_large", 413, f"Payload Too Large: at most {MAX_BODY_BYTES} bytes")
+        data = self.rfile.read(n)
+        if len(data) != n:
+            raise _BodyError("invalid_body", 400, "Bad Request: body shorter than Content-Length")
+        return data
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1026)
+            if not line.endswith(b"\n"):
+                raise _BodyError("invalid_body", 400, "Bad Request: bad chunk")
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise _BodyError("invalid_body", 400, "Bad Request: bad chunk size") from None
+            if size < 0 or not re.fullmatch(rb"[0-9a-fA-F]+", size_text):
+                raise _BodyError("invalid_body", 400, "Bad Request: bad chunk size")
+            if size == 0:
+                break
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _BodyError("too_large", 413, f"Payload Too Large: at most {MAX_BODY_BYTES} bytes")
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.read(2) != b"\r\n":
+                raise _BodyError("invalid_body", 400, "Bad Request: bad chunk")
+            parts.append(chunk)
+        for _ in range(100):  # trailer section, ends with an empty line
+            line = self.rfile.readline(8192)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(parts)
+            if not line.endswith(b"\n"):
+                break
+        raise _BodyError("invalid_body", 400, "Bad Request: bad chunked trailer")
+
+
+class _Listener:
+    """One bound listening socket of the receiver, served by :class:`exporter.web`'s hardened server class."""
+
+    def __init__(self, listen_address: str, receiver: WebhookReceiver, *, timeout: float = web.CONNECTION_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS):
+        host, port = web.parse_listen_address(listen_address)
+        self.listen_address = listen_address
+        self._server = web._Server((host, port), _Handler, receiver, None, timeout=timeout,
+                                   max_connections=max_connections)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self._server.server_address[0]
+        if host in ("::", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> "_Listener":
+        self._thread = threading.Thread(target=self._server.serve_forever, name="webhooks-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+        self._server.server_close()
+
+
+# --------------------------------------------------------------------------
+# Lifecycle across reloads
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class WebhookPlan:
+    """A prepared change of the receiver: :meth:`commit` it, or :meth:`abort` it (closes a new socket)."""
+
+    _commit: Callable[[], None]
+    listener: "_Listener | None" = None
+
+    def commit(self) -> None:
+        self._commit()
+
+    def abort(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+
+
+class WebhookManager:
+    """Starts, reconfigures and stops the receiver as the configuration says (``config.webhooks``).
+
+    A change is made in two steps so that a reload is refused as a whole when
+    it cannot be applied: :meth:`prepare` binds a new listening socket when the
+    receiver is turned on or its ``listen_address`` changed (and raises
+    OSError, changing nothing, when that fails).  The returned
+    :class:`WebhookPlan` commits the change (serves on the new socket, closes
+    the old one, swaps secrets and routes) or aborts it (closes the new
+    socket).  On a reload, commit after the poller has taken the new accounts,
+    so that no event is routed to an account the poller does not know yet.
+    """
+
+    def __init__(self, poller, store, *, clock: Callable[[], float] = time.time):
+        self._poller = poller
+        self._store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.metrics = WebhookMetrics(store)
+        self.receiver: WebhookReceiver | None = None
+
+    def prepare(self, config: Config) -> "WebhookPlan":
+        settings = config.webhooks
+        with self._lock:
+            current = self.receiver
+            if settings is None:
+                return WebhookPlan(self._commit_off)
+            if current is None:
+                receiver = WebhookReceiver(settings, config, self._poller, self._store, self.metrics, clock=self._clock)
+                listener = receiver.bind()  # may raise OSError: nothing has changed
+                return WebhookPlan(lambda: self._commit_new(receiver, listener), listener)
+            listener = None
+            if settings.listen_address != current.settings.listen_address:
+                listener = current.bind(settings.listen_address)  # may raise OSError
+            return WebhookPlan(lambda: self._commit_change(settings, config, listener), listener)
+
+    def apply(self, config: Config) -> None:
+        """prepare() and commit at once."""
+        self.prepare(config).commit()
+
+    def stop(self) -> None:
+        with self._lock:
+            receiver, self.receiver = self.receiver, None
+        if receiver is not None:
+            receiver.stop()
+            self.metrics.stop()
+
+    # -- the commits -------------------------------------------------------------
+
+    def _commit_off(self) -> None:
+        with self._lock:
+            receiver, self.receiver = self.receiver, None
+        if receiver is not None:
+            receiver.stop()
+            self.metrics.stop(clear=True)
+            log.info("webhook receiver stopped: the configuration has no webhooks section")
+
+    def _commit_new(self, receiver: WebhookReceiver, listener: _Listener) -> None:
+        with self._lock:
+            self.receiver = receiver.start(listener)
+
+    def _commit_change(self, settings: WebhooksConfig, config: Config, listener: _Listener | None) -> None:
+        with self._lock:
+            receiver = self.receiver
+            if receiver is None:  # stopped meanwhile
+                if listener is not None:
+                    listener.stop()
+                return
+            receiver.reconfigure(settings, config)
+            if listener is not None:
+                receiver.start(listener)
