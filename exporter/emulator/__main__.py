@@ -10,6 +10,12 @@ scenario; it defaults to the provider's built-in demo (``demo``,
 ``demo-nxcloud``, ``demo-kaleyra``).  The first line on stdout is
 ``<Provider> emulator listening on http://HOST:PORT`` (useful with port 0);
 afterwards one log line per request goes to stderr.
+
+``--webhook-url URL`` makes the Meta, NxCloud or Kaleyra emulator push its
+webhooks there when a number's state changes (see each emulator's docstring).
+Meta also needs its app secret, read from ``--webhook-secret-file FILE`` (never
+given on the command line; surrounding whitespace is stripped).  A Kaleyra
+receiver's token belongs in the URL; NxCloud signs with the scenario's keys.
 """
 
 from __future__ import annotations
@@ -72,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider", choices=sorted(PROVIDERS), default="cams",
                         help="which provider to emulate (default: cams)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--webhook-url", default=None,
+                        help="push webhooks (meta, nxcloud, kaleyra) to this URL when a number's state changes")
+    parser.add_argument("--webhook-secret-file", type=Path, default=None,
+                        help="file holding the app secret that signs Meta's webhooks (required with "
+                             "--webhook-url for meta)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
@@ -102,6 +113,21 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"invalid scenario for {args.provider}: {exc}", file=sys.stderr)
         return 2
+    if args.webhook_url is not None or args.webhook_secret_file is not None:
+        if args.webhook_url is None:
+            parser.error("--webhook-secret-file needs --webhook-url")
+        secret = None
+        if args.webhook_secret_file is not None:
+            try:
+                secret = args.webhook_secret_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                print(f"cannot read --webhook-secret-file: {exc}", file=sys.stderr)
+                return 2
+        try:
+            emulator.set_webhook(args.webhook_url, secret)
+        except (NotImplementedError, ValueError) as exc:
+            print(f"--webhook-url: {exc}", file=sys.stderr)
+            return 2
     try:
         emulator.start()
     except OSError as exc:
@@ -118,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
 
     print(f"{emulator.provider_name} emulator listening on {emulator.url}", flush=True)
+    if emulator.webhooks_supported and emulator.webhook_url is not None:
+        log.info("pushing webhooks to %s", emulator.webhook_url.split("?", 1)[0])
     log.info("scenario %r: %d credential(s) [%s], %d space(s), %d number(s), %d fault(s)",
              scenario.name or args.scenario, len(scenario.credentials),
              ", ".join(c.access_key_id for c in scenario.credentials), len(scenario.spaces),

@@ -21,7 +21,16 @@ everything that does not depend on a provider's wire format:
   ``probability`` draws from a random generator private to the emulator
   (``seed=`` on the constructor), so runs are reproducible;
 * runtime overrides of numbers and WABAs (``set_number()``, ``set_waba()``,
-  ``clear_overrides()``) on top of the scenario timelines.
+  ``clear_overrides()``) on top of the scenario timelines;
+* a state watcher (a thread started and stopped with the emulator) that
+  evaluates every number's and WABA's observable state against scenario time
+  every :attr:`ProviderEmulator.watch_interval` seconds (at once after
+  ``advance()`` or an override) and records each change (``state_changes()``),
+  whether or not a webhook is configured; the emulators that push webhooks
+  (Meta, NxCloud, Kaleyra: ``set_webhook()``) turn the changes into events and
+  send them asynchronously through :class:`~exporter.emulator.webhooks.WebhookSender`
+  (``webhooks_sent()``), subject to the ``webhook_bad_signature`` and
+  ``webhook_drop`` faults.
 
 A subclass implements :meth:`ProviderEmulator._process` (authenticate, count,
 apply faults, answer) and the few hooks that shape its error answers.  Like the
@@ -46,7 +55,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
-from .scenario import DATA_FAULT_KINDS, Fault, Scenario, Space
+from .scenario import DATA_FAULT_KINDS, WEBHOOK_FAULT_KINDS, Fault, Scenario, Space, Timeline
+from .webhooks import Event, OutgoingRequest, WebhookSender, derive_events, redact_url, validate_url
 
 __all__ = [
     "ApiError",
@@ -469,6 +479,15 @@ class ProviderEmulator:
     data_fault_actions: Mapping[str, frozenset[str]] = {}
     #: the ignored field an ``oversize`` fault adds to a JSON (or XML) answer
     padding_key = "emulator_padding"
+    #: seconds between two evaluations of the scenario by the state watcher
+    watch_interval = 0.1
+    #: number / WABA attributes whose changes the watcher records (subclasses add derived ones, e.g. ``health``)
+    observed_number_fields: tuple[str, ...] = ("present", "status", "quality_rating", "messaging_limit_tier",
+                                               "name_status", "code_verification_status", "verified_name")
+    observed_waba_fields: tuple[str, ...] = ("present", "account_review_status")
+    #: whether :meth:`set_webhook` is available, and whether it needs a ``secret``
+    webhooks_supported = False
+    webhook_secret_required = False
     _logger = logger
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
@@ -496,6 +515,19 @@ class ProviderEmulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        # state watcher and webhooks
+        self._watch_lock = threading.Lock()
+        self._watch_thread: threading.Thread | None = None
+        self._watch_stop = threading.Event()
+        self._watch_wake = threading.Event()
+        self._snapshot: dict[str, dict[str | None, dict[str, Any]]] | None = None
+        self._due: dict[str, float | None] = {}
+        self._dirty: dict[str, float] = {}          # space id -> wall time of the latest override
+        self._last_eval: tuple[float, float, float] = (0.0, 0.0, 0.0)   # scenario time, wall, monotonic
+        self._state_changes: deque[dict[str, Any]] = deque(maxlen=max_records)
+        self._webhook: dict[str, Any] | None = None
+        self._webhook_sender = WebhookSender(self.provider_name, log=self._logger, clock=clock,
+                                             max_records=max_records)
         self._warn_unknown_attributes()
 
     # -- lifecycle ---------------------------------------------------------
@@ -512,6 +544,11 @@ class ProviderEmulator:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
                                         name=f"{self.thread_prefix}-emulator:{self.port}", daemon=True)
         self._thread.start()
+        self.check_states()                      # the baseline (or what changed while stopped)
+        self._watch_stop.clear()
+        self._watch_thread = threading.Thread(target=self._watch, name=f"{self.thread_prefix}-watcher:{self.port}",
+                                              daemon=True)
+        self._watch_thread.start()
         return self
 
     def stop(self) -> None:
@@ -519,6 +556,12 @@ class ProviderEmulator:
         if server is None:
             return
         self._stop_event.set()
+        self._watch_stop.set()
+        self._watch_wake.set()
+        if self._watch_thread is not None:
+            self._watch_thread.join(timeout=5)
+            self._watch_thread = None
+        self._webhook_sender.stop()
         # shutdown() waits for serve_forever to notice; poke the listening socket so that is immediate
         closer = threading.Thread(target=server.shutdown, daemon=True)
         closer.start()
@@ -570,6 +613,7 @@ class ProviderEmulator:
             raise ValueError("scenario time only moves forward")
         with self._lock:
             self._offset += float(seconds)
+        self._watch_wake.set()
         return self.scenario_time()
 
     # -- runtime control ---------------------------------------------------
@@ -596,6 +640,8 @@ class ProviderEmulator:
             raise KeyError(f"no number {phone_number!r} in space {space_id!r}")
         with self._lock:
             self._number_overrides.setdefault((space_id, phone_number), {}).update(attributes)
+            self._dirty[space_id] = self._clock()
+        self._watch_wake.set()
 
     def set_waba(self, space_id: str, **attributes: Any) -> None:
         """Override attributes of a space's WABA from now on; None omits a field."""
@@ -604,11 +650,18 @@ class ProviderEmulator:
             raise KeyError(f"no WABA in space {space_id!r}")
         with self._lock:
             self._waba_overrides.setdefault(space_id, {}).update(attributes)
+            self._dirty[space_id] = self._clock()
+        self._watch_wake.set()
 
     def clear_overrides(self) -> None:
         with self._lock:
+            spaces = {sid for sid, _ in self._number_overrides} | set(self._waba_overrides)
             self._number_overrides.clear()
             self._waba_overrides.clear()
+            now = self._clock()
+            for sid in spaces:
+                self._dirty[sid] = now
+        self._watch_wake.set()
 
     # -- statistics --------------------------------------------------------
 
@@ -687,6 +740,231 @@ class ProviderEmulator:
                 for tr in space.waba.timeline.transitions:
                     keys |= set(tr.set)
                 check(keys, self.known_waba_attributes, f"{space.space_id}/waba")
+
+    # -- state watcher and webhooks ------------------------------------------
+
+    def set_webhook(self, url: str | None, secret: str | None = None, *, timeout: float | None = None,
+                    retries: int | None = None, backoff: float | None = None) -> None:
+        """Push events to ``url`` from now on (``None`` turns webhooks off).
+
+        ``secret`` is Meta's app secret (required there: it keys ``X-Hub-Signature-256``); NxCloud
+        signs with the accessKey/accessSecret of each space's owner and Kaleyra signs nothing (its
+        token is part of ``url``), so both refuse a ``secret``.  ``timeout`` (default 2 s) bounds each
+        attempt, ``retries`` (default 2) and ``backoff`` (default 0.5 s, doubling) shape the retries.
+        """
+        if not self.webhooks_supported:
+            raise NotImplementedError(f"the {self.provider_name} emulator sends no webhooks")
+        if url is None:
+            self.clear_webhook()
+            return
+        validate_url(url)
+        if self.webhook_secret_required and not secret:
+            raise ValueError(f"{self.provider_name} webhooks need a secret (the app secret that signs them)")
+        if not self.webhook_secret_required and secret is not None:
+            raise ValueError(f"{self.provider_name} webhooks take no secret (see set_webhook's docstring)")
+        self._webhook_sender.configure(timeout=timeout, retries=retries, backoff=backoff)
+        with self._lock:
+            self._webhook = {"url": url, "secret": secret}
+
+    def clear_webhook(self) -> None:
+        """Stop pushing events (queued ones are still delivered)."""
+        with self._lock:
+            self._webhook = None
+
+    @property
+    def webhook_url(self) -> str | None:
+        with self._lock:
+            return None if self._webhook is None else self._webhook["url"]
+
+    def webhooks_sent(self) -> list[dict[str, Any]]:
+        """Every event pushed (or dropped by a fault) so far, oldest first, as dicts (copies):
+
+        ``id``, ``provider``, ``field`` (Meta's webhook field), ``event`` (e.g. ``FLAGGED``, or None),
+        ``space_id``, ``phone_number`` (None for a WABA-level event), ``changes`` (the
+        :meth:`state_changes` entries it reports), ``method``, ``url`` (the configured URL's own query
+        values shown as ``***``), ``headers``, ``body`` (text; None for a GET), ``fault``
+        (``webhook_bad_signature``/``webhook_drop`` or None), ``status`` (``pending``, ``delivered``,
+        ``failed``, ``dropped``, ``cancelled``), ``http_status`` (of the last attempt),
+        ``queued_wall``/``queued_monotonic`` (when the watcher produced it), ``sent_wall``/
+        ``sent_monotonic`` (first attempt), ``delivered_wall``/``delivered_monotonic`` (the 2xx answer)
+        and ``attempts`` (``[{wall, monotonic, status, error}]``).
+        """
+        return self._webhook_sender.records()
+
+    def webhooks_idle(self) -> bool:
+        """True when no webhook is queued, waiting for a retry, or being sent."""
+        return self._webhook_sender.idle()
+
+    def state_changes(self) -> list[dict[str, Any]]:
+        """Every change of an observable field the watcher saw, oldest first, as dicts (copies):
+
+        ``wall``/``monotonic`` (when the change took effect: the timeline transition's time mapped to
+        the clocks, the ``set_number``/``set_waba`` call for overrides, else when it was observed),
+        ``scenario_time`` (of the transition, else of the observation), ``observed_wall``/
+        ``observed_monotonic``, ``space_id``, ``phone_number`` (None for a WABA field), ``field``,
+        ``old``, ``new``.  Recorded whether or not a webhook is configured.
+        """
+        with self._lock:
+            return [dict(change) for change in self._state_changes]
+
+    def clear_state_changes(self) -> None:
+        with self._lock:
+            self._state_changes.clear()
+
+    def clear_webhooks_sent(self) -> None:
+        self._webhook_sender.clear_records()
+
+    def check_states(self) -> list[dict[str, Any]]:
+        """Evaluate the scenario now, record and push what changed since the last evaluation, and
+        return the new changes (the watcher calls this every :attr:`watch_interval`)."""
+        with self._watch_lock:
+            s, wall, mono = self.scenario_time(), self._clock(), time.monotonic()
+            with self._lock:
+                dirty, self._dirty = self._dirty, {}
+                target = dict(self._webhook) if self._webhook is not None else None
+            if self._snapshot is None:
+                self._snapshot = {}
+                for space in self.scenario.spaces:
+                    self._snapshot[space.space_id] = self._observe_space(space, s)
+                    self._due[space.space_id] = _next_due(space, s)
+                self._last_eval = (s, wall, mono)
+                return []
+            p, p_wall, _ = self._last_eval
+            self._last_eval = (s, wall, mono)
+            found: list[dict[str, Any]] = []
+            for space in self.scenario.spaces:
+                sid = space.space_id
+                known = sid in self._snapshot
+                due = self._due.get(sid)
+                if known and sid not in dirty and (due is None or due > s):
+                    continue
+                old_space = self._snapshot.get(sid, {})
+                new_space = self._observe_space(space, s)
+                self._snapshot[sid] = new_space
+                self._due[sid] = _next_due(space, s)
+                if not known:
+                    continue
+                space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]] = []
+                for key in list(new_space) + [k for k in old_space if k not in new_space]:
+                    old, new = old_space.get(key, {}), new_space.get(key, {})
+                    fields = [f for f in dict.fromkeys(list(new) + list(old)) if old.get(f) != new.get(f)]
+                    if not fields:
+                        continue
+                    timelines = [space.waba.timeline] if space.waba is not None else []
+                    number = space.number(key) if key is not None else None
+                    if number is not None:
+                        timelines.append(number.timeline)
+                    eff_s = max((t for t in (_last_transition(tl, p, s) for tl in timelines) if t is not None),
+                                default=None)
+                    if eff_s is not None:
+                        eff_wall = max(p_wall, wall - (s - eff_s))
+                    elif sid in dirty:
+                        eff_wall = max(p_wall, min(wall, dirty[sid]))
+                    else:
+                        eff_wall = wall
+                    changes = [{"wall": eff_wall, "monotonic": mono - (wall - eff_wall),
+                                "scenario_time": s if eff_s is None else eff_s, "observed_wall": wall,
+                                "observed_monotonic": mono, "space_id": sid, "phone_number": key, "field": f,
+                                "old": old.get(f), "new": new.get(f)} for f in fields]
+                    space_changes.append((key, old, new, changes))
+                    found.extend(changes)
+                if not space_changes:
+                    continue
+                with self._lock:
+                    for _, _, _, changes in space_changes:
+                        self._state_changes.extend(changes)
+                for _, _, _, changes in space_changes:
+                    for change in changes:
+                        self._logger.log(self._log_level, "%s emulator: %s %s %s: %r -> %r", self.provider_name, sid,
+                                         change["phone_number"] or "waba", change["field"], change["old"],
+                                         change["new"])
+                if target is not None:
+                    self._push(space, space_changes, target, s, wall)
+            return found
+
+    def _watch(self) -> None:
+        while not self._watch_stop.is_set():
+            self._watch_wake.clear()
+            try:
+                self.check_states()
+            except Exception:  # never let a scenario quirk kill the watcher
+                self._logger.exception("%s emulator: state watcher error", self.provider_name)
+            self._watch_wake.wait(self.watch_interval)
+
+    def _observe_space(self, space: Space, t: float) -> dict[str | None, dict[str, Any]]:
+        """Observable state of every number (keyed by phone number) and of the WABA (key None)."""
+        waba = self.waba_state(space, t)
+        out: dict[str | None, dict[str, Any]] = {}
+        for number in space.numbers:
+            state = self.number_state(space, number.phone_number, t) or {"phone_number": number.phone_number}
+            out[number.phone_number] = self._observe_number(space, state, waba)
+        if space.waba is not None:
+            if waba is None:
+                out[None] = {"present": False}
+            else:
+                out[None] = {f: (True if f == "present" else waba.get(f)) for f in self.observed_waba_fields}
+        return out
+
+    def _observe_number(self, space: Space, state: Mapping[str, Any],
+                        waba: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The fields of a number the watcher compares (subclasses add derived ones such as ``health``)."""
+        return {f: state.get(f, True if f == "present" else None) for f in self.observed_number_fields}
+
+    def _push(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
+              target: Mapping[str, Any], t: float, wall: float) -> None:
+        events: list[Event] = []
+        portfolio: dict[Any, list[dict[str, Any]]] = {}
+        for key, old, new, changes in space_changes:
+            events.extend(derive_events(key, old, new, changes, wall))
+            for change in changes:
+                if change["field"] == "whatsapp_business_manager_messaging_limit" and change["new"] is not None \
+                        and new.get("present", True):
+                    portfolio.setdefault(change["new"], []).append(change)
+        for value, changes in portfolio.items():
+            events.append(Event("business_capability_update", {"max_daily_conversations_per_business": value},
+                                None, changes))
+        for event in events:
+            try:
+                fault = self._webhook_fault(space, event, t)
+                request = self._webhook_request(space, event, target, wall, forged=fault == "webhook_bad_signature")
+            except Exception:
+                self._logger.exception("%s emulator: cannot build the %s webhook", self.provider_name, event.field)
+                continue
+            if request is None:
+                continue
+            record = self._webhook_sender.new_record(
+                field=event.field, event=event.event, space_id=space.space_id, phone_number=event.phone_number,
+                changes=[dict(c) for c in event.changes], method=request.method,
+                url=redact_url(request.url, target["url"]), headers=dict(request.headers),
+                body=request.body.decode("utf-8", "replace") if request.body else None, fault=fault,
+                status="dropped" if fault == "webhook_drop" else "pending")
+            if fault == "webhook_drop":
+                self._logger.log(self._log_level, "%s emulator: webhook %s %s dropped (fault)", self.provider_name,
+                                 event.field, event.event or "")
+                continue
+            self._webhook_sender.submit(record, request)
+
+    def _webhook_fault(self, space: Space, event: Event, t: float) -> str | None:
+        """The webhook fault kind that takes this event, if any (consumes ``count``)."""
+        with self._lock:
+            for active in self._injected + self._scenario_faults:
+                fault = active.fault
+                if active.remaining == 0 or fault.kind not in WEBHOOK_FAULT_KINDS:
+                    continue
+                if not fault.selects(access_key_id=space.access_key_id, action=event.field, space_id=space.space_id,
+                                     phone_number=event.phone_number, t=t):
+                    continue
+                if fault.probability is not None and self._rng.random() >= fault.probability:
+                    continue
+                if active.remaining is not None:
+                    active.remaining -= 1
+                return fault.kind
+        return None
+
+    def _webhook_request(self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *,
+                         forged: bool) -> OutgoingRequest | None:
+        """The provider's HTTP request for one event (None: the provider has no such webhook)."""
+        return None
 
     # -- hooks for subclasses ------------------------------------------------
 
@@ -857,7 +1135,7 @@ class ProviderEmulator:
                 if active.remaining == 0:
                     continue
                 fault = active.fault
-                if fault.kind == "refuse":
+                if fault.kind == "refuse" or fault.kind in WEBHOOK_FAULT_KINDS:
                     continue
                 if fault.kind in DATA_FAULT_KINDS and ctx.action not in self.data_fault_actions.get(fault.kind, ()):
                     continue
@@ -915,3 +1193,26 @@ class ProviderEmulator:
         self._record(method, path, self._clock(), ctx, Reply(0, reset=True, code="fault:refuse"))
         self._logger.log(self._log_level, "%s emulator: connection refused (fault)", self.provider_name)
         return True
+
+
+def _next_due(space: Space, t: float) -> float | None:
+    """The earliest scenario time after ``t`` at which a timeline of the space changes something."""
+    times = [n.timeline.next_change_after(t) for n in space.numbers if n.timeline.transitions]
+    if space.waba is not None and space.waba.timeline.transitions:
+        times.append(space.waba.timeline.next_change_after(t))
+    return min((x for x in times if x is not None), default=None)
+
+
+def _last_transition(timeline: Timeline, after: float, until: float) -> float | None:
+    """The scenario time of the latest transition point in ``(after, until]`` (None if there is none)."""
+    if not timeline.transitions or until <= after:
+        return None
+    if timeline.repeat_every:
+        after = max(after, until - timeline.repeat_every)
+    last, t = None, after
+    for _ in range(10_000):
+        nxt = timeline.next_change_after(t)
+        if nxt is None or nxt > until:
+            break
+        last = t = nxt
+    return last

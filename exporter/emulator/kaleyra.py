@@ -72,16 +72,31 @@ Faults (see :mod:`.scenario` for the kinds), as Kaleyra answers carry them:
   ``new_name_status`` and ``code_verification_status`` are left out.
 * ``duplicate_numbers``: discovery lists every number twice in a row; it does not
   apply to the details of one number.
+
+Webhooks (``set_webhook(url)``, no secret; see :mod:`.webhooks`).  Kaleyra's
+quality/limit webhook (reference B.2, "Receive updates about rating and limits
+using webhooks") is an HTTP GET to the client's URL with query parameters:
+``<url>?display_phone_number=<digits>&event=<FLAGGED|UNFLAGGED|UPGRADE|DOWNGRADE>&current_limit=<TIER_...>``.
+Kaleyra signs nothing: a receiver authenticates it by a token it puts in the URL
+it registers (e.g. ``http://host/webhooks/kaleyra?token=XYZ``); the emulator
+appends its parameters after the URL's own (``?`` or ``&``).  Events are the
+``phone_number_quality_update`` ones of the Meta emulator (see :mod:`.meta`):
+FLAGGED/UNFLAGGED when the number becomes or stops being flagged (status
+``FLAGGED`` or quality ``RED``), UPGRADE/DOWNGRADE when ``messaging_limit_tier``
+(else the portfolio limit) rises or drops.  ``current_limit`` is
+``messaging_limit_tier``, else ``whatsapp_business_manager_messaging_limit``,
+and is left out when neither is set.  No other change sends anything.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import secrets
 import time
 import uuid
 from typing import Any, Callable, Mapping
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .common import (
     HEALTH_BY_REVIEW,
@@ -100,6 +115,7 @@ from .common import (
     worst_health,
 )
 from .scenario import Credential, Fault, Scenario, Space
+from .webhooks import Event, OutgoingRequest, append_query
 
 __all__ = [
     "ERROR_TABLE",
@@ -119,6 +135,7 @@ READ_ACTIONS = frozenset({LIST_ACTION, DETAILS_ACTION})
 # .../<waba_id>/number/<op> -> action; every /v1/ path is the action "v1"
 WRITE_OPS = {"add": "add_number", "verify": "verify_number", "retry_otp": "retry_otp", "update": "update_number"}
 WRITE_ACTIONS = frozenset(WRITE_OPS.values()) | {"v1"}
+KALEYRA_EVENTS = frozenset({"FLAGGED", "UNFLAGGED", "UPGRADE", "DOWNGRADE"})
 SUCCESS_CODE = "WA200"
 SUCCESS_MESSAGE = "Request Processed Successfully"
 
@@ -178,6 +195,11 @@ class KaleyraEmulator(ProviderEmulator):
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = _WABA_KNOWN
     write_actions = WRITE_ACTIONS
+    observed_number_fields = ("present", "status", "quality_rating", "messaging_limit_tier",
+                              "whatsapp_business_manager_messaging_limit", "name_status", "new_name_status",
+                              "code_verification_status", "throughput_level", "verified_name")
+    observed_waba_fields = ("present", "account_review_status", "can_send_message")
+    webhooks_supported = True
     data_fault_actions = {"unknown_enum": READ_ACTIONS, "null_fields": READ_ACTIONS,
                           "duplicate_numbers": frozenset({LIST_ACTION})}
     _logger = logger
@@ -188,6 +210,28 @@ class KaleyraEmulator(ProviderEmulator):
         super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
 
     # -- hooks ---------------------------------------------------------------
+
+    def _observe_number(self, space: Space, state: Mapping[str, Any],
+                        waba: Mapping[str, Any] | None) -> dict[str, Any]:
+        observed = super()._observe_number(space, state, waba)
+        observed["health"] = self._health_status(space, _with_display(state))["can_send_message"]
+        return observed
+
+    def _webhook_request(self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *,
+                         forged: bool) -> OutgoingRequest | None:
+        if event.field != "phone_number_quality_update" or event.event not in KALEYRA_EVENTS \
+                or event.phone_number is None:
+            return None
+        url = target["url"]
+        if forged:
+            parts = urlsplit(url)
+            pairs = [(k, "forged-" + secrets.token_hex(4)) for k, _ in parse_qsl(parts.query, keep_blank_values=True)]
+            url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), parts.fragment))
+        params = [("display_phone_number", event.phone_number), ("event", event.event)]
+        limit = event.value.get("current_limit") or event.value.get("max_daily_conversations_per_business")
+        if limit is not None:
+            params.append(("current_limit", str(limit)))
+        return OutgoingRequest("GET", append_query(url, params), [("User-Agent", "Kaleyra-Webhook")])
 
     def _new_context(self, req: Request | None) -> Context:
         return Context(request_id=str(uuid.uuid4()))

@@ -117,6 +117,58 @@ strings); default statuses come from :data:`ERROR_TABLE` (190/104 -> 401,
 ``emulator_padding``.  ``unknown_enum``/``null_fields`` alter the requested
 status, quality, tier and health fields of list entries and number (and WABA)
 nodes; ``duplicate_numbers`` lists each number of a page twice.
+
+Webhooks (``set_webhook(url, secret=<app secret>)``; see :mod:`.webhooks`).  When a
+number's or WABA's observable state changes (the watcher in :mod:`.common`),
+the emulator POSTs, one event per request, ``{"object":
+"whatsapp_business_account", "entry": [{"id": <WABA id = space id>, "time":
+<unix s>, "changes": [{"field": F, "value": {...}}]}]}`` as compact JSON with
+``Content-Type: application/json`` and ``X-Hub-Signature-256: sha256=<hex
+HMAC-SHA256 of the exact body bytes keyed by the app secret>`` (Meta's webhook
+signature; non-ASCII is escaped as JSON ``\\u`` escapes, as Meta does, so a receiver must
+verify the raw bytes, never a re-serialisation).  ``display_phone_number`` is the
+number's digits.  Mapping of the changes (the observed fields are ``status``,
+``quality_rating``, ``messaging_limit_tier``,
+``whatsapp_business_manager_messaging_limit``, ``name_status``,
+``new_name_status``, ``code_verification_status``, ``throughput_level``,
+``verified_name``, ``present`` and ``health`` = the number's overall ``health_status.can_send_message``;
+a WABA's ``account_review_status``, ``can_send_message`` and ``present``):
+
+* ``phone_number_quality_update``, the legacy events (C.3 of the reference: the
+  current doc lists only ONBOARDING/THROUGHPUT_UPGRADE, BSPs document these):
+  ``FLAGGED`` when the number becomes flagged (status ``FLAGGED`` or quality
+  ``RED``), ``UNFLAGGED`` when it stops being so; ``UPGRADE``/``DOWNGRADE`` when
+  ``messaging_limit_tier`` (else the portfolio limit) rises or drops, with
+  ``old_limit``.  Every one carries ``current_limit`` (``messaging_limit_tier``)
+  and ``max_daily_conversations_per_business`` (the portfolio limit) when set.
+  The event never carries the quality rating (Meta's does not), so a GREEN <->
+  YELLOW change sends nothing: only polling sees it.
+* ``business_capability_update`` ``{max_daily_conversations_per_business}``,
+  once per WABA and new value, when a number's
+  ``whatsapp_business_manager_messaging_limit`` changes (sent verbatim, e.g.
+  ``TIER_2K``; Meta's own example sends an integer).
+* ``phone_number_name_update`` ``{display_phone_number, decision,
+  requested_verified_name, rejection_reason: null}`` when ``name_status``
+  changes (``APPROVED``/``Approval`` -> APPROVED, ``DECLINED``/``Rejected`` ->
+  REJECTED, ``PENDING_REVIEW`` -> PENDING, other values verbatim).
+* ``account_update`` with the number in ``phone_number`` (as Meta's older
+  reference did): status to ``BANNED`` -> ``DISABLED_UPDATE`` with ``ban_info
+  {waba_ban_state: DISABLE, waba_ban_date: "April 17, 2025"-style}``, from
+  ``BANNED`` -> the same with ``REINSTATE``; otherwise a change of ``health``:
+  to BLOCKED -> ``ACCOUNT_VIOLATION`` (no ``violation_info``: the scenario knows
+  no violation type), to LIMITED -> ``ACCOUNT_RESTRICTION`` with
+  ``restriction_info [{restriction_type: RESTRICTED_BIZ_INITIATED_MESSAGING,
+  expiration: now + 24 h}]``, back to AVAILABLE -> ``DISABLED_UPDATE``
+  ``REINSTATE`` (from BLOCKED) or ``ACCOUNT_RESTRICTION`` with an empty
+  ``restriction_info`` (from LIMITED; Meta documents no "lifted" event, this is
+  the emulator's choice).  A health change between AVAILABLE and LIMITED that
+  only follows the number becoming (or ceasing to be) flagged sends no
+  ``account_update``: the FLAGGED/UNFLAGGED event tells it.
+* ``account_review_update`` ``{decision}`` when the WABA's
+  ``account_review_status`` changes.
+
+Other changes (e.g. ``code_verification_status``) are recorded by
+``state_changes()`` but send nothing.
 """
 
 from __future__ import annotations
@@ -124,6 +176,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 import logging
 import math
 import re
@@ -151,6 +204,7 @@ from .common import (
     worst_health,
 )
 from .scenario import Credential, Fault, Scenario, Space
+from .webhooks import Event, OutgoingRequest, meta_signature
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -377,6 +431,12 @@ class MetaEmulator(ProviderEmulator):
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = _WABA_KNOWN
     write_actions = WRITE_ACTIONS
+    observed_number_fields = ("present", "status", "quality_rating", "messaging_limit_tier",
+                              "whatsapp_business_manager_messaging_limit", "name_status", "new_name_status",
+                              "code_verification_status", "throughput_level", "verified_name")
+    observed_waba_fields = ("present", "account_review_status", "can_send_message")
+    webhooks_supported = True
+    webhook_secret_required = True
     data_fault_actions = {"unknown_enum": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
                           "null_fields": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
                           "duplicate_numbers": frozenset({LIST_ACTION})}
@@ -448,6 +508,29 @@ class MetaEmulator(ProviderEmulator):
         return out
 
     # -- hooks ---------------------------------------------------------------
+
+    def _observe_number(self, space: Space, state: Mapping[str, Any],
+                        waba: Mapping[str, Any] | None) -> dict[str, Any]:
+        observed = super()._observe_number(space, state, waba)
+        owner = self.scenario.credential(space.access_key_id)
+        if owner is not None:
+            values = dict(state)
+            for key, default in _DEFAULTS.items():
+                values.setdefault(key, default)
+            node_id = str(values.get("id") or state.get("phone_number"))
+            observed["health"] = self._health_status(space, values, owner, node_id)["can_send_message"]
+        return observed
+
+    def _webhook_request(self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *,
+                         forged: bool) -> OutgoingRequest | None:
+        payload = {"object": "whatsapp_business_account",
+                   "entry": [{"id": space.space_id, "time": int(wall),
+                              "changes": [{"field": event.field, "value": event.value}]}]}
+        body = json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        secret = str(target["secret"]) + ("-forged" if forged else "")
+        headers = [("Content-Type", "application/json"), ("User-Agent", "facebookexternalua"),
+                   ("X-Hub-Signature-256", meta_signature(secret, body))]
+        return OutgoingRequest("POST", target["url"], headers, body)
 
     def _new_context(self, req: Request | None) -> Context:
         return _MetaContext(request_id=_fbtrace_id())

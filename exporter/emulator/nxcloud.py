@@ -69,6 +69,25 @@ Faults (see :mod:`.scenario` for the kinds), as ``getPhone`` answers carry them:
 * ``duplicate_numbers``: in the map shape every number is listed a second time
   under the key ``"+<digits>"`` (same number, E.164 spelling; a JSON object cannot
   repeat a key); in the array shape every entry appears twice in a row.
+
+Webhooks (``set_webhook(url)``, no secret; see :mod:`.webhooks`).  NxCloud pushes
+phone and WABA events to the application's webhook URL (reference A.3, "Push
+webhooks", from the newer Chinese wiki): a POST of ``{"field": "<Meta webhook
+field>", "value": {..., "business_phone": "<digits>", "wabaId": "...", "time":
+<unix s>, "event": "..."}}``.  The emulator derives the same events as the Meta
+emulator (see :mod:`.meta` for the mapping of changes to fields and events),
+keeps Meta's value keys and adds ``business_phone`` (number events only),
+``wabaId`` (the space's ``waba.id``, when it has one), ``time`` and ``event`` (when
+the Meta event has one; ``phone_number_name_update`` and the capability and
+review updates carry their ``decision``/limits instead).  The body is compact
+UTF-8 JSON.  The page says callbacks can be signed with "the same signature
+algorithm" as API calls; it does not show the headers, so the header set is an
+inference: ``accessKey`` (the space owner's), ``ts`` (epoch ms), ``bizType: 2``,
+``action`` (= the field, e.g. ``phone_number_quality_update``) and ``sign`` =
+lowercase hex MD5 of ``accessKey=<AK>&action=<ACTION>&bizType=2&ts=<TS>&body=<exact
+body bytes>&accessSecret=<owner's secret>`` (:func:`sign`), plus
+``Content-Type: application/json``.  Only what the scenario models is sent (no
+template events).
 """
 
 from __future__ import annotations
@@ -95,6 +114,7 @@ from .common import (
     merge_wire_extra,
 )
 from .scenario import Credential, Fault, Scenario, ScenarioError, Space
+from .webhooks import Event, OutgoingRequest
 
 __all__ = [
     "ACTION",
@@ -240,6 +260,7 @@ class NxCloudEmulator(ProviderEmulator):
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = frozenset({"id", "name", "present"})
     write_actions = WRITE_ACTIONS
+    webhooks_supported = True
     data_fault_actions = {kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")}
     _logger = logger
 
@@ -254,6 +275,28 @@ class NxCloudEmulator(ProviderEmulator):
         super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
 
     # -- hooks ---------------------------------------------------------------
+
+    def _webhook_request(self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *,
+                         forged: bool) -> OutgoingRequest | None:
+        owner = self.scenario.credential(space.access_key_id)
+        if owner is None:
+            return None
+        value = dict(event.value)
+        if event.phone_number is not None:
+            value["business_phone"] = event.phone_number
+        waba_id = (self.waba_state(space) or {}).get("id")
+        if waba_id is not None:
+            value["wabaId"] = str(waba_id)
+        value["time"] = int(wall)
+        if event.event is not None:
+            value["event"] = event.event
+        body = json_bytes({"field": event.field, "value": value})
+        ts = str(int(wall * 1000))
+        secret = owner.access_key_secret + ("-forged" if forged else "")
+        headers = [("Content-Type", "application/json"), ("accessKey", owner.access_key_id), ("ts", ts),
+                   ("bizType", BIZ_TYPE), ("action", event.field),
+                   ("sign", sign(owner.access_key_id, event.field, BIZ_TYPE, ts, body, secret))]
+        return OutgoingRequest("POST", target["url"], headers, body)
 
     def _new_context(self, req: Request | None) -> Context:
         return Context(request_id=uuid.uuid4().hex)

@@ -115,6 +115,21 @@ flow control, so throttling and auth answers of the emulator itself come first):
   quality rating and tier to null and drops the other descriptive fields (the
   phone number itself stays); ``duplicate_numbers`` lists every number twice.
 
+Webhook fault kinds act on the events an emulator pushes to its configured
+webhook URL (Meta, NxCloud and Kaleyra; see :mod:`.webhooks`), never on an
+answer.  Selectors match the event: ``space_id`` and ``phone_number`` (a WABA-level
+event has none), ``action`` = the Meta webhook field (e.g.
+``phone_number_quality_update``), ``access_key_id`` = the space's owner; ``from``/``until``
+use the scenario time the change was observed; ``count``/``probability`` as usual:
+
+* ``webhook_bad_signature``: the event is sent with a forged signature (Meta: an
+  ``X-Hub-Signature-256`` keyed by a wrong secret; NxCloud: a ``sign`` computed
+  with a wrong accessSecret; Kaleyra, which signs nothing: every query parameter
+  of the configured URL, e.g. its token, gets a wrong value).  A receiver must
+  refuse it.
+* ``webhook_drop``: the event is recorded (status ``dropped``) but never sent,
+  as when a provider loses one; only polling then reports the change.
+
 ``probability`` uses a random generator private to each emulator (``seed`` on
 the emulator's constructor), so a run with the same requests in the same order
 draws the same faults.  ``count`` counts only the faults actually applied.
@@ -168,6 +183,7 @@ __all__ = [
     "Space",
     "Timeline",
     "Transition",
+    "WEBHOOK_FAULT_KINDS",
     "Waba",
     "builtin_scenarios",
     "generate_fleet",
@@ -183,6 +199,8 @@ FAULT_KINDS = ("error", "delay", "malformed", "html", "reset", "truncate", "over
                "null_fields", "duplicate_numbers")
 #: faults that alter the content of a successful answer (only actions that list numbers)
 DATA_FAULT_KINDS = frozenset({"unknown_enum", "null_fields", "duplicate_numbers"})
+#: faults that alter the emulator's outgoing webhooks, never an answer (see the module docstring)
+WEBHOOK_FAULT_KINDS = ("webhook_bad_signature", "webhook_drop")
 MAX_OVERSIZE_MEGABYTES = 1024
 
 _ATTR_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -541,8 +559,9 @@ class Fault:
 
 
 def _validate_fault(fault: Fault, path: str) -> None:
-    if fault.kind not in FAULT_KINDS:
-        raise ScenarioError(_join(path, "kind"), f"must be one of {', '.join(FAULT_KINDS)}, got {fault.kind!r}")
+    if fault.kind not in FAULT_KINDS and fault.kind not in WEBHOOK_FAULT_KINDS:
+        raise ScenarioError(_join(path, "kind"), f"must be one of {', '.join(FAULT_KINDS + WEBHOOK_FAULT_KINDS)}, "
+                                                 f"got {fault.kind!r}")
     if fault.kind == "error":
         if isinstance(fault.code, int) and not isinstance(fault.code, bool):
             fault.code = str(fault.code)  # numeric provider codes (NxCloud's 1003, 9099, ...)
