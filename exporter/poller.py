@@ -21,7 +21,8 @@ import threading
 from concurrent import futures
 import time
 from collections import Counter
-from typing import Callable, Mapping
+from datetime import timedelta
+from typing import Callable, Iterable, Mapping
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -114,6 +115,7 @@ class Poller:
         )
         self._reconfigure_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
+        self._pending: dict[str, frozenset[str] | None] = {}  # account -> numbers of its pending refresh (None: all)
 
     def _make_runtime(self, account: Account) -> _AccountRuntime:
         bucket = self._buckets.get(account.credential_key)
@@ -186,30 +188,87 @@ class Poller:
                     self._add_job(name, rt)
             return kept, added, removed
 
-    def request_refresh(self, name: str, delay: float = 0.0) -> bool:
+    def request_refresh(self, name: str, delay: float = 0.0, phones: Iterable[str] | None = None) -> bool:
         """Poll the account once more, ``delay`` seconds from now (a webhook said something changed).
 
-        Debounced: while a refresh of the account is pending, further requests
-        are absorbed by it (returns False).  The refresh is an ordinary poll: it
-        waits for a running poll of the account to finish (polls never overlap),
-        takes its tokens from the same bucket, and does nothing while the
-        account's polls are paused after refused credentials.
+        With ``phones`` (E.164), and a provider that reads numbers one at a time
+        (Meta, Kaleyra), only those numbers are read again; a number the
+        exporter has not seen yet, or a provider that cannot read one number,
+        means a poll of the whole account.  Debounced: while a refresh of the
+        account is pending, further requests join it (their numbers are added)
+        and the call returns False.  The refresh waits for a running poll of the
+        account to finish (polls never overlap), takes its tokens from the same
+        bucket, and does nothing while the account's polls are paused after
+        refused credentials.
         """
         rt = self._runtimes.get(name)
         if rt is None or rt.retired or self._stopping.is_set() or not self._scheduler.running:
             return False
+        wanted = None if phones is None else frozenset(phones)
         job_id = f"refresh:{name}"
         with self._refresh_lock:
-            if self._scheduler.get_job(job_id) is not None:
+            if name in self._pending:
+                old = self._pending[name]
+                self._pending[name] = None if old is None or wanted is None else old | wanted
                 return False
-            from datetime import timedelta
-
+            self._pending[name] = wanted
             self._scheduler.add_job(
-                self.poll_account, DateTrigger(run_date=_now_utc() + timedelta(seconds=max(0.0, delay))),
-                args=[name], id=job_id, name=f"refresh {name}", misfire_grace_time=None,
+                self._refresh, DateTrigger(run_date=_now_utc() + timedelta(seconds=max(0.0, delay))),
+                args=[name], id=job_id, name=f"refresh {name}", misfire_grace_time=None, replace_existing=True,
             )
-        log.debug("refresh requested", extra={"account": name, "delay_seconds": delay})
+        log.debug("refresh requested", extra={"account": name, "delay_seconds": delay,
+                                              "numbers": "all" if wanted is None else len(wanted)})
         return True
+
+    def _refresh(self, name: str) -> None:
+        with self._refresh_lock:
+            phones = self._pending.pop(name, None)
+        if phones:
+            self.poll_numbers(name, phones)
+        else:
+            self.poll_account(name)
+
+    def poll_numbers(self, name: str, phones: Iterable[str]) -> None:
+        """Read only these numbers of the account again; the rest of its data stays as it is."""
+        rt = self._runtimes.get(name)
+        if rt is None or rt.retired:
+            return
+        with rt.running:
+            try:
+                self._poll_numbers(rt, sorted(set(phones)))
+            except Exception:  # a bug must not kill the scheduler thread or other accounts
+                log.exception("refresh failed unexpectedly", extra={"account": name})
+            finally:
+                if rt.retired:
+                    rt.pool.shutdown(wait=False)
+                    rt.provider.close()
+
+    def _poll_numbers(self, rt: _AccountRuntime, phones: list[str]) -> None:
+        read_one = getattr(rt.provider, "poll_number", None)
+        prev = self._store.account(rt.account.name)
+        units = {unit.cust_space_id: unit for unit in rt.account.spaces}
+        known = [prev.numbers.get(p) for p in phones] if prev is not None and prev.poll is not None else [None]
+        if read_one is None or any(t is None or t.number.space_id not in units for t in known):
+            self._poll_once(rt)  # a new number, or a provider that reads whole units only
+            return
+        if self._clock() < rt.hold_until:
+            self._expire(rt)
+            return
+        now = self._clock()
+        found = {phone: tracked.number for phone, tracked in prev.numbers.items()}
+        for phone, tracked in zip(phones, known):
+            unit = units[tracked.number.space_id]
+            try:
+                number = read_one(unit, tracked.number, now)
+            except ProviderError as err:
+                self._log_failure(rt.account, unit.cust_space_id, err)  # the next scheduled poll tries again
+                continue
+            if number.phone_number != phone:
+                number = dataclasses.replace(number, phone_number=phone)
+            found[phone] = number
+            rt.number_last_success[phone] = now
+        numbers = self._track(prev.numbers, found, self._clock())
+        self._publish(rt, self._snapshot(rt, prev.poll, numbers, dict(prev.wabas), dict(prev.configured), prev.dropped))
 
     # -- one poll ------------------------------------------------------------
 
@@ -219,23 +278,29 @@ class Poller:
             return
         with rt.running:
             try:
-                if self._clock() < rt.hold_until:
-                    self._expire(rt)
-                    return
-                failures, any_unit_ok = self._poll(rt)
-                self._after_poll(rt, failures, any_unit_ok)
-            except Exception:  # a bug must not kill the scheduler thread or other accounts
-                log.exception("poll failed unexpectedly", extra={"account": name})
-                prev = self._store.account(name)
-                now = self._clock()
-                result = PollResult(False, now, 0.0, rt.last_success_at,
-                                    dict(prev.poll.space_success) if prev and prev.poll else {}, "internal error")
-                self._publish(rt, self._snapshot(rt, result, dict(prev.numbers) if prev else {},
-                                                 dict(prev.wabas) if prev else {}, dict(prev.configured) if prev else {}))
+                self._poll_once(rt)
             finally:
                 if rt.retired:
                     rt.pool.shutdown(wait=False)
                     rt.provider.close()
+
+    def _poll_once(self, rt: _AccountRuntime) -> None:
+        """One poll of the whole account; the caller holds ``rt.running``."""
+        name = rt.account.name
+        try:
+            if self._clock() < rt.hold_until:
+                self._expire(rt)
+                return
+            failures, any_unit_ok = self._poll(rt)
+            self._after_poll(rt, failures, any_unit_ok)
+        except Exception:  # a bug must not kill the scheduler thread or other accounts
+            log.exception("poll failed unexpectedly", extra={"account": name})
+            prev = self._store.account(name)
+            now = self._clock()
+            result = PollResult(False, now, 0.0, rt.last_success_at,
+                                dict(prev.poll.space_success) if prev and prev.poll else {}, "internal error")
+            self._publish(rt, self._snapshot(rt, result, dict(prev.numbers) if prev else {},
+                                             dict(prev.wabas) if prev else {}, dict(prev.configured) if prev else {}))
 
     def _publish(self, rt: _AccountRuntime, snapshot: AccountSnapshot) -> None:
         if not rt.retired:

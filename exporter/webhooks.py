@@ -76,6 +76,9 @@ PUBLISH_INTERVAL = 1.0
 
 PROVIDERS = ("meta", "nxcloud", "kaleyra")
 
+#: Meta / NxCloud fields whose event concerns the one number it names (the rest concern a WABA or business)
+NUMBER_EVENTS = frozenset({"phone_number_quality_update", "phone_number_name_update"})
+
 #: Meta / NxCloud change fields that concern a number's or a WABA's health: each triggers a refresh.
 #: Any other field (messages, templates, ...) is acknowledged, counted as ``other`` and ignored.
 HEALTH_FIELDS = (
@@ -593,11 +596,20 @@ class WebhookReceiver:
         return names
 
     def _refresh(self, provider: str, event: str, names: list[str], context: dict[str, str]) -> None:
-        """Ask for one extra poll of every account in ``names``; count the event once."""
+        """Ask for one extra poll of every account in ``names``; count the event once.
+
+        An event about one number (a quality or name update naming it, any
+        Kaleyra callback) asks to read just that number again; the poller
+        widens it to the whole account when the number is new or the provider
+        reads whole units only.  Events about a WABA or the business (limits,
+        reviews, account updates) ask for the whole account.
+        """
         delay = self._state.settings.debounce
+        phone = context.get("phone_number", "")
+        phones = ["+" + phone] if phone and (provider == "kaleyra" or event in NUMBER_EVENTS) else None
         scheduled = []
         for name in names:
-            if self._poller.request_refresh(name, delay):
+            if self._poller.request_refresh(name, delay, phones):
                 scheduled.append(name)
                 self.metrics.refreshed(name)
         if not names:

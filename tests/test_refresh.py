@@ -66,3 +66,60 @@ def test_refresh_of_unknown_or_stopped_accounts_is_refused(emulator):
     finally:
         poller.stop()
     assert not poller.request_refresh("shop")
+
+
+# -- number-level refresh (Meta, Kaleyra read numbers one at a time) -------------------------------
+
+from exporter.config import parse_config  # noqa: E402
+from exporter.emulator.meta import MetaEmulator  # noqa: E402
+from exporter.emulator.scenario import loads_scenario  # noqa: E402
+from tests.test_integration_providers import ENV, META_SCENARIO, meta_account  # noqa: E402
+
+
+def _meta_stack(emu):
+    config = parse_config("accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n", env=ENV)
+    store = Store()
+    poller = Poller(config, store)
+    poller.start()
+    assert _wait(store.ready)
+    return store, poller
+
+
+def test_a_named_number_is_read_alone_and_its_change_is_served():
+    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
+        store, poller = _meta_stack(emu)
+        try:
+            before = dict(store.account("meta").requests)
+            emu.set_number("1022900001", "15550100002", status="CONNECTED")
+            assert poller.request_refresh("meta", 0.05, ["+15550100002"])
+            assert _wait(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED")
+            after = store.account("meta").requests
+            # one number node read, no list call, the other number untouched
+            assert after["phone_number"] == before["phone_number"] + 1
+            assert after["phone_numbers"] == before["phone_numbers"]
+            assert store.account("meta").numbers["+15550100001"].number.status == "CONNECTED"
+        finally:
+            poller.stop()
+
+
+def test_an_unknown_number_widens_the_refresh_to_the_whole_account():
+    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
+        store, poller = _meta_stack(emu)
+        try:
+            before = dict(store.account("meta").requests)
+            assert poller.request_refresh("meta", 0.05, ["+19990000000"])
+            assert _wait(lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1)
+        finally:
+            poller.stop()
+
+
+def test_a_pending_number_refresh_joined_by_an_account_refresh_polls_everything():
+    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
+        store, poller = _meta_stack(emu)
+        try:
+            before = dict(store.account("meta").requests)
+            assert poller.request_refresh("meta", 0.5, ["+15550100002"])
+            assert not poller.request_refresh("meta", 0.5)  # joins the pending one, widening it
+            assert _wait(lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1)
+        finally:
+            poller.stop()

@@ -151,9 +151,11 @@ class FakePoller:
     def __init__(self):
         self.pending: set[str] = set()
         self.calls: list[tuple[str, float]] = []
+        self.phones: list = []
 
-    def request_refresh(self, name: str, delay: float) -> bool:
+    def request_refresh(self, name: str, delay: float, phones=None) -> bool:
         self.calls.append((name, delay))
+        self.phones.append(None if phones is None else tuple(phones))
         if name in self.pending:
             return False
         self.pending.add(name)
@@ -203,6 +205,7 @@ def test_meta_valid_signature_routes_by_waba_and_by_number(routing):
     r = post_meta(url, meta_body(waba_id="1001"))
     assert r.status_code == 200
     assert poller.calls == [("shop", 0.0)]
+    assert poller.phones == [("+8613800000001",)]  # a quality event names its number: only it is read again
     # a Kaleyra WABA is a unit of the account
     assert post_meta(url, meta_body(waba_id="1029384756", phone="")).status_code == 200
     assert poller.accounts()[-1] == "kal"
@@ -211,6 +214,7 @@ def test_meta_valid_signature_routes_by_waba_and_by_number(routing):
     assert poller.accounts()[-1] == "kal2"
     assert count(manager, provider="meta", event="phone_number_quality_update", result="accepted") == 3
     assert count(manager, REFRESHES_FAMILY, account="shop") == 1
+    assert poller.phones[1] is None  # no number named: the whole account
     # nothing matches: still 200 (the provider must not retry), counted, no refresh
     n = len(poller.calls)
     assert post_meta(url, meta_body(waba_id="4242", phone="15550000000", field="account_update")).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exporter import model
 from exporter.config import Account, Space
 from exporter.providers.base import UnitResult
 from exporter.providers.errors import ProviderError
@@ -38,3 +39,7 @@ class KaleyraProvider:
                 result.configured["+" + digits] = ok
         result.stale = tuple(stale)
         return result
+
+    def poll_number(self, unit: Space, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
+        """Read one known number again (a webhook named it): one details call."""
+        return self.client.number_details(unit.cust_space_id, number.phone_number.lstrip("+"))

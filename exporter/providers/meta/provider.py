@@ -87,6 +87,17 @@ class MetaProvider:
         result.stale = tuple(stale)
         return result
 
+    def poll_number(self, unit: Space, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
+        """Read one known number again (a webhook named it): one call, with its health."""
+        waba_id = unit.cust_space_id
+        if not number.phone_number_id:
+            raise ProviderError("request", "the number has no Graph node id yet", action=NUMBER_ACTION)
+        fresh = self.client.number_details(waba_id, number.phone_number_id)
+        fresh = dataclasses.replace(fresh, phone_number=number.phone_number)
+        with self._lock:
+            self._last_detail[(waba_id, fresh.phone_number)] = (now, fresh)
+        return fresh
+
     def _with_last_health(self, waba_id: str, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
         with self._lock:
             last = self._last_detail.get((waba_id, number.phone_number))
