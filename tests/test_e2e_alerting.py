@@ -38,11 +38,13 @@ import yaml
 
 from exporter.config import parse_config
 from exporter.emulator.cams import CamsEmulator
+from exporter.emulator.meta import MetaEmulator
 from exporter.emulator.scenario import loads_scenario
 from exporter.poller import Poller
 from exporter.exposition import RenderOptions
 from exporter.store import Store
 from exporter.web import App, HttpServer
+from exporter.webhooks import WebhookManager
 from tests.test_dashboards import iter_queries, load_dashboards, needs, substitute
 from tests.tools import ROOT, binary
 
@@ -102,8 +104,50 @@ spaces:
         new_name_status: APPROVED
 """
 
+# Meta, polled once an hour: its pages can only come from its webhooks.
+META_ACCOUNT = "e2e-meta"
+META_FLAGGED_NUMBER = "+15550177001"
+META_BLOCKED_NUMBER = "+15550177002"
+META_SECRETS = {"META_TOKEN": "EAAe2eMetaTOKEN0000000001", "META_APP_SECRET": "e2e-app-secret-VALUE",
+                "META_VERIFY_TOKEN": "e2e-verify-token-VALUE"}
+META_SCENARIO = f"""
+name: e2e-meta
+credentials: [{{access_key_id: "7001", access_key_secret: {META_SECRETS["META_TOKEN"]}, qps: null}}]
+spaces:
+  - space_id: "1022900077"
+    access_key_id: "7001"
+    extra: {{calls_per_hour: 100000}}
+    waba: {{id: "1022900077", name: E2E Meta, account_review_status: APPROVED, business_id: "5241000077"}}
+    numbers:
+      - phone_number: "15550177001"       # FLAGGED at 15 s: Meta sends phone_number_quality_update FLAGGED
+        id: "1065400077001"
+        status: CONNECTED
+        quality_rating: GREEN
+        whatsapp_business_manager_messaging_limit: TIER_10K
+        timeline: [{{at: 15s, set: {{status: FLAGGED}}}}]
+      - phone_number: "15550177002"       # BLOCKED at 15 s: Meta sends account_update
+        id: "1065400077002"
+        status: CONNECTED
+        quality_rating: GREEN
+        whatsapp_business_manager_messaging_limit: TIER_10K
+        timeline:
+          - at: 15s
+            set:
+              can_send_message: BLOCKED
+              errors: [{{error_code: 141006, error_description: Blocked in the e2e test.}}]
+"""
+
 EXPORTER_CONFIG = """
+webhooks:
+  listen_address: 127.0.0.1:0
+  meta: {{app_secret: "${{META_APP_SECRET}}", verify_token: "${{META_VERIFY_TOKEN}}"}}
 accounts:
+  - name: e2e-meta
+    provider: meta
+    endpoint: {meta_endpoint}
+    credentials: {{app_id: "7001", access_token: "${{META_TOKEN}}"}}
+    poll_interval: 1h
+    wabas: [{{waba_id: "1022900077"}}]
   - name: e2e-shop
     provider: alibaba_cams
     endpoint: {endpoint}
@@ -360,13 +404,20 @@ def stack(tmp_path, request):
         # Only now start the scenario clock and the poller, so the timeline is relative to a ready stack.
         emulator = CamsEmulator(loads_scenario(SCENARIO)).start()
         cleanup.append(emulator.stop)
-        config = parse_config(EXPORTER_CONFIG.format(endpoint=emulator.url), env={"E2E_SECRET": "e2e-secret-VALUE"})
+        meta = MetaEmulator(loads_scenario(META_SCENARIO)).start()
+        cleanup.append(meta.stop)
+        config = parse_config(EXPORTER_CONFIG.format(endpoint=emulator.url, meta_endpoint=meta.url),
+                              env={"E2E_SECRET": "e2e-secret-VALUE", **META_SECRETS})
         poller = Poller(config, store)
+        webhooks = WebhookManager(poller, store)
+        webhooks.apply(config)
+        cleanup.append(webhooks.stop)
+        meta.set_webhook(f"{webhooks.receiver.url}/webhooks/meta", META_SECRETS["META_APP_SECRET"])
         poller.start()
         cleanup.append(poller.stop)
 
         yield SimpleNamespace(receiver=receiver, prometheus=prom_url, alertmanager=am_url, emulator=emulator,
-                              diagnostics=diagnostics)
+                              meta=meta, store=store, webhooks=webhooks, diagnostics=diagnostics)
     finally:
         for step in reversed(cleanup):
             try:
@@ -420,12 +471,14 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
              10, diagnostics)
     pages = receiver.alerts("/page")
     assert {a["labels"]["severity"] for a in pages} == {"critical"}, receiver.summary()
-    assert {a["labels"]["alertname"] for a in pages} == {"WhatsAppNumberQualityRed", "WhatsAppNumberFlagged"}, \
-        receiver.summary()
+    assert {a["labels"]["alertname"] for a in pages if a["labels"]["provider"] == PROVIDER} == {
+        "WhatsAppNumberQualityRed", "WhatsAppNumberFlagged"}, receiver.summary()
     assert not [a for a in pages if a["labels"].get("phone_number") == HEALTHY_NUMBER], receiver.summary()
     assert not [a for a in receiver.alerts("/ticket") if a["labels"]["severity"] == "critical"], receiver.summary()
     # The RED number is still RED: its page has not been resolved.
     assert not receiver.find("/page", "WhatsAppNumberQualityRed", "resolved"), receiver.summary()
+
+    check_meta_pages_arrive_by_webhook_long_before_the_next_poll(stack)
 
     # Every dashboard query returns data from this Prometheus, with the scenario's provider and account
     # selected, and the RED number where a dashboard takes one number (the fleet overview shows them all).
@@ -451,3 +504,27 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
                 empty.append(f"{where}: {promql}")
     assert checked > 30 and exempt < checked
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+
+
+def check_meta_pages_arrive_by_webhook_long_before_the_next_poll(stack):
+    """The Meta account polls once an hour; its FLAGGED and BLOCKED pages come from Meta's signed webhooks."""
+    receiver, diagnostics = stack.receiver, stack.diagnostics
+    meta_labels = dict(provider="meta", account=META_ACCOUNT, job=JOB)
+    flagged = wait_for("the Meta FLAGGED page, brought by a webhook",
+                       lambda: receiver.find("/page", "WhatsAppNumberFlagged", "firing", phone_number=META_FLAGGED_NUMBER),
+                       PAGE_TIMEOUT, diagnostics)[0]
+    assert {k: flagged["labels"][k] for k in meta_labels} == meta_labels
+    blocked = wait_for("the Meta BLOCKED page, brought by a webhook",
+                       lambda: receiver.find("/page", "WhatsAppNumberBlocked", "firing", phone_number=META_BLOCKED_NUMBER),
+                       PAGE_TIMEOUT, diagnostics)[0]
+    assert blocked["labels"]["severity"] == "critical"
+    assert "141006" in blocked["annotations"]["description"]
+    # Both pages came within PAGE_TIMEOUT of a stack whose Meta account polls every hour: only the
+    # webhooks can have brought the changes.  Check that they did: signed events were delivered,
+    # accepted, and the account's scheduled poll ran once (at start), an hour before its next one.
+    delivered = [h for h in stack.meta.webhooks_sent() if h["status"] == "delivered"]
+    assert {h["field"] for h in delivered} >= {"phone_number_quality_update", "account_update"}, delivered
+    assert stack.webhooks.metrics.value("whatsapp_exporter_webhook_events_total", provider="meta",
+                                        event="phone_number_quality_update", result="accepted") >= 1
+    interval = query(stack.prometheus, f'whatsapp_exporter_poll_interval_seconds{{account="{META_ACCOUNT}"}}')
+    assert float(interval[0]["value"][1]) == 3600
