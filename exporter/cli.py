@@ -259,6 +259,8 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
     server.start()
     poller.start()
     webhook_plan.commit()
+    if demo and webhooks.receiver is not None:
+        demo.connect_webhooks(webhooks.receiver.url)
     log.info("listening", extra={"address": args.listen_address, "url": server.url + args.telemetry_path,
                                  "version": __version__, "accounts": len(config.accounts)})
     try:

@@ -4,12 +4,15 @@ One emulator per provider (CAMS, NxCloud, Kaleyra, Meta) serves its built-in dem
 scenario, whose numbers change quality, status and tier every few minutes.
 The configuration is generated from the scenarios and goes through the same
 validation as a user's file; the emulators' fixture secrets reach it through
-an environment mapping, never inline.
+an environment mapping, never inline.  The webhook receiver is on, on an
+ephemeral loopback port, and the Meta, NxCloud and Kaleyra emulators push
+their signed events to it whenever a timeline changes a number.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 
 from exporter.config import PROVIDERS, Config, parse_config
@@ -80,20 +83,42 @@ class Demo:
             scenario = load_builtin_scenario(scenario_name)
             self.fleets.append(Fleet(provider, scenario, emulator_cls(scenario, host=host, port=0)))
         self.config: Config | None = None
+        # Fresh webhook secrets per run: the emulators sign with them, the receiver checks them.
+        self._hook_secrets = {"DEMO_META_APP_SECRET": secrets.token_hex(16),
+                              "DEMO_META_VERIFY_TOKEN": secrets.token_hex(16),
+                              "DEMO_KALEYRA_HOOK_TOKEN": secrets.token_hex(16)}
 
     @property
     def url(self) -> str:
         return " ".join(f.emulator.url for f in self.fleets)
 
     def start(self) -> "Demo":
-        env: dict[str, str] = {}
-        lines = ["accounts:"]
+        env: dict[str, str] = dict(self._hook_secrets)
+        lines = [
+            "webhooks:",  # on an ephemeral loopback port; connect_webhooks() points the emulators at it
+            "  listen_address: 127.0.0.1:0",
+            '  meta: {app_secret: "${DEMO_META_APP_SECRET}", verify_token: "${DEMO_META_VERIFY_TOKEN}"}',
+            '  kaleyra: {token: "${DEMO_KALEYRA_HOOK_TOKEN}"}',
+            "  nxcloud: {}",
+            "accounts:",
+        ]
         for fleet in self.fleets:
             fleet.emulator.start()
             prefix = EMULATORS[fleet.provider][2] + "-"
             lines += account_lines(fleet.provider, fleet.scenario, fleet.emulator.url, env, name_prefix=prefix)
         self.config = parse_config("\n".join(lines) + "\n", source="<demo>", env=env)
         return self
+
+    def connect_webhooks(self, receiver_url: str) -> None:
+        """Have the Meta, NxCloud and Kaleyra emulators push their signed events to the receiver."""
+        for fleet in self.fleets:
+            emulator = fleet.emulator
+            if fleet.provider == "meta":
+                emulator.set_webhook(f"{receiver_url}/webhooks/meta", self._hook_secrets["DEMO_META_APP_SECRET"])
+            elif fleet.provider == "nxcloud":
+                emulator.set_webhook(f"{receiver_url}/webhooks/nxcloud")
+            elif fleet.provider == "kaleyra":
+                emulator.set_webhook(f"{receiver_url}/webhooks/kaleyra?token={self._hook_secrets['DEMO_KALEYRA_HOOK_TOKEN']}")
 
     def stop(self) -> None:
         for fleet in self.fleets:
