@@ -632,13 +632,18 @@ class HttpServer:
     ``web_config`` is a :class:`exporter.webconfig.WebConfig` (TLS, basic auth,
     headers, rate limit) or None for plain HTTP without auth.  ``timeout`` is
     how long a connection may make no progress; ``max_connections`` how many
-    connections are served at once.
+    connections are served at once.  ``handler`` serves the requests (the
+    webhook receiver brings its own, on the same hardened server).
     """
 
-    def __init__(self, app: App, listen_address: str, web_config=None, *,
-                 timeout: float = CONNECTION_TIMEOUT, max_connections: int = MAX_CONNECTIONS):
+    thread_name = "http"
+
+    def __init__(self, app, listen_address: str, web_config=None, *,
+                 timeout: float = CONNECTION_TIMEOUT, max_connections: int = MAX_CONNECTIONS, handler=None):
         host, port = parse_listen_address(listen_address)
-        self._server = _Server((host, port), Handler, app, web_config, timeout=timeout, max_connections=max_connections)
+        self.listen_address = listen_address
+        self._server = _Server((host, port), handler or Handler, app, web_config, timeout=timeout,
+                               max_connections=max_connections)
         self._thread: threading.Thread | None = None
 
     @property
@@ -664,10 +669,11 @@ class HttpServer:
         return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> "HttpServer":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self.thread_name, daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever, which a bound-only server never ran
+            self._server.shutdown()
         self._server.server_close()

@@ -802,39 +802,15 @@ class _Handler(web.Handler):
         raise _BodyError("invalid_body", 400, "Bad Request: bad chunked trailer")
 
 
-class _Listener:
-    """One bound listening socket of the receiver, served by :class:`exporter.web`'s hardened server class."""
+class _Listener(web.HttpServer):
+    """One bound listening socket of the receiver: the exporter's hardened server with the webhook handler."""
+
+    thread_name = "webhooks-http"
 
     def __init__(self, listen_address: str, receiver: WebhookReceiver, *, timeout: float = web.CONNECTION_TIMEOUT,
                  max_connections: int = MAX_CONNECTIONS):
-        host, port = web.parse_listen_address(listen_address)
-        self.listen_address = listen_address
-        self._server = web._Server((host, port), _Handler, receiver, None, timeout=timeout,
-                                   max_connections=max_connections)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        host = self._server.server_address[0]
-        if host in ("::", "0.0.0.0"):
-            host = "127.0.0.1"
-        elif ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
-
-    def start(self) -> "_Listener":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhooks-http", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-        self._server.server_close()
+        super().__init__(receiver, listen_address, None, timeout=timeout, max_connections=max_connections,
+                         handler=_Handler)
 
 
 # --------------------------------------------------------------------------
