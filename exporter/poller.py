@@ -307,7 +307,11 @@ class Poller:
             self._store.update(snapshot)
 
     def _after_poll(self, rt: _AccountRuntime, failures: list[ProviderError], any_unit_ok: bool) -> None:
-        """Credentials that are refused do not heal by retrying: back off much longer."""
+        """Credentials that are refused do not heal by retrying: back off much longer.
+
+        ``any_unit_ok``: some unit answered, so the credential itself is accepted
+        and only part of what it asked for was refused; no pause then.
+        """
         refused = [f for f in failures if f.reason in ("auth", "permission")]
         if not refused or any_unit_ok:
             rt.rejections = 0
@@ -424,7 +428,9 @@ class Poller:
         log.debug("poll finished", extra={"account": account.name, "success": success, "numbers": len(numbers),
                                          "duration_seconds": round(result.duration, 3)})
         self._publish(rt, self._snapshot(rt, result, numbers, wabas, configured, dropped))
-        return failures, any(space_ok.values())
+        # A unit that answered at all proves the credential works, even if one of its
+        # calls (a number's details, the WABA lookup) was refused: that must not pause the account.
+        return failures, any(not isinstance(outcome, ProviderError) for outcome in outcomes)
 
     @staticmethod
     def _track(prev: Mapping[str, model.TrackedNumber], found: dict[str, model.PhoneNumber], now: float) -> dict[str, model.TrackedNumber]:

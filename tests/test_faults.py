@@ -250,3 +250,18 @@ def test_data_faults_are_tolerated(setup, caplog):
     clock.now += 60
     poller.poll_account("shop")
     assert active_state(current(store), M + "status", "status", **one) == "CONNECTED"
+
+
+def test_a_refused_side_call_does_not_pause_the_account(setup, caplog):
+    """Permission denied on the WABA lookup only: the numbers still come, so the credential works; no pause."""
+    emulator, poller, store, clock = setup
+    emulator.inject(Fault(kind="error", code="Ram.PermissionDeny", access_key_id="ak-one", action="QueryChatappBindWaba"))
+    for _ in range(3):
+        clock.now += 601  # past waba_poll_interval (10 min): every poll looks the WABA up
+        poller.poll_account("shop")
+    assert poller._runtimes["shop"].hold_until < clock.now
+    assert not [r for r in caplog.records if r.getMessage() == "credential refused: polls of this account are paused"]
+    s = current(store)
+    assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
+    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
+                 action="QueryChatappBindWaba", reason="permission") >= 1
