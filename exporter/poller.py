@@ -116,6 +116,7 @@ class Poller:
         self._reconfigure_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._pending: dict[str, frozenset[str] | None] = {}  # account -> numbers of its pending refresh (None: all)
+        self._refresh_seq = 0
 
     def _make_runtime(self, account: Account) -> _AccountRuntime:
         bucket = self._buckets.get(account.credential_key)
@@ -205,16 +206,20 @@ class Poller:
         if rt is None or rt.retired or self._stopping.is_set() or not self._scheduler.running:
             return False
         wanted = None if phones is None else frozenset(phones)
-        job_id = f"refresh:{name}"
         with self._refresh_lock:
             if name in self._pending:
                 old = self._pending[name]
                 self._pending[name] = None if old is None or wanted is None else old | wanted
                 return False
             self._pending[name] = wanted
+            self._refresh_seq += 1
+            # A job id of its own: the previous refresh may still be waiting for the
+            # account's running poll, and APScheduler skips a job whose previous instance
+            # still runs (max_instances=1), which would leave this one pending for ever.
             self._scheduler.add_job(
                 self._refresh, DateTrigger(run_date=_now_utc() + timedelta(seconds=max(0.0, delay))),
-                args=[name], id=job_id, name=f"refresh {name}", misfire_grace_time=None, replace_existing=True,
+                args=[name], id=f"refresh:{name}:{self._refresh_seq}", name=f"refresh {name}",
+                misfire_grace_time=None,
             )
         log.debug("refresh requested", extra={"account": name, "delay_seconds": delay,
                                               "numbers": "all" if wanted is None else len(wanted)})

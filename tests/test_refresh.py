@@ -123,3 +123,23 @@ def test_a_pending_number_refresh_joined_by_an_account_refresh_polls_everything(
             assert _wait(lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1)
         finally:
             poller.stop()
+
+
+def test_a_refresh_requested_while_the_previous_one_waits_for_a_poll_still_runs():
+    """The first refresh waits for a running poll; the second is scheduled meanwhile and must not be lost."""
+    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
+        store, poller = _meta_stack(emu)
+        try:
+            rt = poller._runtimes["meta"]
+            with rt.running:  # a long poll of the account is under way
+                assert poller.request_refresh("meta", 0.0, ["+15550100002"])
+                assert _wait(lambda: "meta" not in poller._pending)  # the first refresh runs and waits for the lock
+                assert poller.request_refresh("meta", 0.0, ["+15550100001"])
+                time.sleep(0.5)  # the second refresh's run time passes while the first still waits
+            before = store.account("meta").requests["phone_number"]
+            assert _wait(lambda: "meta" not in poller._pending)
+            assert _wait(lambda: store.account("meta").requests["phone_number"] >= before + 1)
+            # and nothing is stuck: a new request is accepted, not swallowed as "debounced"
+            assert _wait(lambda: poller.request_refresh("meta", 0.0, ["+15550100001"]), timeout=10)
+        finally:
+            poller.stop()
