@@ -4,7 +4,9 @@
   seconds, with jitter, so many accounts do not hit a provider in lockstep.
 * Polls of one account never overlap (``max_instances=1``); a poll that runs
   longer than its interval delays the next one instead of stacking up
-  (``coalesce=True``).
+  (``coalesce=True``).  The one exception is a webhook's re-read of the few
+  numbers it names, which does not wait for a running poll (see
+  :meth:`Poller.poll_numbers`).
 * Every credential has one :class:`~exporter.ratelimit.TokenBucket`, shared by
   all the accounts, spaces and actions that sign with it.
 * A poll builds a complete new :class:`~exporter.store.AccountSnapshot` and
@@ -84,6 +86,8 @@ class _AccountRuntime:
         self.hold_until = 0.0  # auth/permission failures: no polls before this time
         self.rejections = 0  # consecutive polls refused for auth/permission reasons
         self.running = threading.Lock()  # held during a poll
+        self.publishing = threading.Lock()  # held while a poll or a number refresh merges and publishes its result
+        self.refreshed_at: dict[str, float] = {}  # numbers re-read by a webhook refresh, and when
         self.retired = False  # removed by a reload: publish nothing more
 
     @property
@@ -193,14 +197,14 @@ class Poller:
         """Poll the account once more, ``delay`` seconds from now (a webhook said something changed).
 
         With ``phones`` (E.164), and a provider that reads numbers one at a time
-        (Meta, Kaleyra), only those numbers are read again; a number the
-        exporter has not seen yet, or a provider that cannot read one number,
-        means a poll of the whole account.  Debounced: while a refresh of the
-        account is pending, further requests join it (their numbers are added)
-        and the call returns False.  The refresh waits for a running poll of the
-        account to finish (polls never overlap), takes its tokens from the same
-        bucket, and does nothing while the account's polls are paused after
-        refused credentials.
+        (Meta, Kaleyra), only those numbers are read again, without waiting for
+        a running poll (see :meth:`poll_numbers`); a number the exporter has not
+        seen yet, or a provider that cannot read one number, means a poll of the
+        whole account, which waits for a running one (polls never overlap).
+        Debounced: while a refresh of the account is pending, further requests
+        join it (their numbers are added) and the call returns False.  Every
+        call takes its tokens from the account's usual bucket, and nothing is
+        read while the account's polls are paused after refused credentials.
         """
         rt = self._runtimes.get(name)
         if rt is None or rt.retired or self._stopping.is_set() or not self._scheduler.running:
@@ -234,19 +238,21 @@ class Poller:
             self.poll_account(name)
 
     def poll_numbers(self, name: str, phones: Iterable[str]) -> None:
-        """Read only these numbers of the account again; the rest of its data stays as it is."""
+        """Read only these numbers of the account again; the rest of its data stays as it is.
+
+        Unlike a poll, this does not wait for a running poll of the account: a
+        poll of a large account takes many seconds, and an event is worth
+        acting on now.  The calls still take their tokens from the account's
+        bucket.  Both publish under the account's publish lock, and a poll
+        that started before a number was re-read keeps the newer reading.
+        """
         rt = self._runtimes.get(name)
         if rt is None or rt.retired:
             return
-        with rt.running:
-            try:
-                self._poll_numbers(rt, sorted(set(phones)))
-            except Exception:  # a bug must not kill the scheduler thread or other accounts
-                log.exception("refresh failed unexpectedly", extra={"account": name})
-            finally:
-                if rt.retired:
-                    rt.pool.shutdown(wait=False)
-                    rt.provider.close()
+        try:
+            self._poll_numbers(rt, sorted(set(phones)))
+        except Exception:  # a bug must not kill the scheduler thread or other accounts
+            log.exception("refresh failed unexpectedly", extra={"account": name})
 
     def _poll_numbers(self, rt: _AccountRuntime, phones: list[str]) -> None:
         read_one = getattr(rt.provider, "poll_number", None)
@@ -254,26 +260,34 @@ class Poller:
         units = {unit.cust_space_id: unit for unit in rt.account.spaces}
         known = [prev.numbers.get(p) for p in phones] if prev is not None and prev.poll is not None else [None]
         if read_one is None or any(t is None or t.number.space_id not in units for t in known):
-            self._poll_once(rt)  # a new number, or a provider that reads whole units only
+            self.poll_account(rt.account.name)  # a new number, or a provider that reads whole units only
             return
         if self._clock() < rt.hold_until:
-            self._expire(rt)
-            return
-        now = self._clock()
-        found = {phone: tracked.number for phone, tracked in prev.numbers.items()}
+            return  # refused credentials: the paused schedule decides
+        fresh: dict[str, model.PhoneNumber] = {}
         for phone, tracked in zip(phones, known):
             unit = units[tracked.number.space_id]
+            read_at = self._clock()
             try:
-                number = read_one(unit, tracked.number, now)
+                number = read_one(unit, tracked.number, read_at)
             except ProviderError as err:
                 self._log_failure(rt.account, unit.cust_space_id, err)  # the next scheduled poll tries again
                 continue
             if number.phone_number != phone:
                 number = dataclasses.replace(number, phone_number=phone)
-            found[phone] = number
-            rt.number_last_success[phone] = now
-        numbers = self._track(prev.numbers, found, self._clock())
-        self._publish(rt, self._snapshot(rt, prev.poll, numbers, dict(prev.wabas), dict(prev.configured), prev.dropped))
+            fresh[phone] = number
+            rt.refreshed_at[phone] = read_at
+            rt.number_last_success[phone] = read_at
+        if not fresh:
+            return
+        with rt.publishing:
+            cur = self._store.account(rt.account.name)
+            if cur is None:
+                return
+            found = {phone: tracked.number for phone, tracked in cur.numbers.items()}
+            found.update({phone: number for phone, number in fresh.items() if phone in found})
+            numbers = self._track(cur.numbers, found, self._clock())
+            self._publish(rt, self._snapshot(rt, cur.poll, numbers, dict(cur.wabas), dict(cur.configured), cur.dropped))
 
     # -- one poll ------------------------------------------------------------
 
@@ -300,12 +314,13 @@ class Poller:
             self._after_poll(rt, failures, any_unit_ok)
         except Exception:  # a bug must not kill the scheduler thread or other accounts
             log.exception("poll failed unexpectedly", extra={"account": name})
-            prev = self._store.account(name)
-            now = self._clock()
-            result = PollResult(False, now, 0.0, rt.last_success_at,
-                                dict(prev.poll.space_success) if prev and prev.poll else {}, "internal error")
-            self._publish(rt, self._snapshot(rt, result, dict(prev.numbers) if prev else {},
-                                             dict(prev.wabas) if prev else {}, dict(prev.configured) if prev else {}))
+            with rt.publishing:
+                prev = self._store.account(name)
+                now = self._clock()
+                result = PollResult(False, now, 0.0, rt.last_success_at,
+                                    dict(prev.poll.space_success) if prev and prev.poll else {}, "internal error")
+                self._publish(rt, self._snapshot(rt, result, dict(prev.numbers) if prev else {},
+                                                 dict(prev.wabas) if prev else {}, dict(prev.configured) if prev else {}))
 
     def _publish(self, rt: _AccountRuntime, snapshot: AccountSnapshot) -> None:
         if not rt.retired:
@@ -338,14 +353,15 @@ class Poller:
 
     def _expire(self, rt: _AccountRuntime) -> None:
         """While polls are paused, still drop numbers older than max_staleness."""
-        prev = self._store.account(rt.account.name)
-        if prev is None:
-            return
-        now = self._clock()
-        keep = {p: t for p, t in prev.numbers.items()
-                if now - rt.number_last_success.get(p, now) <= rt.account.max_staleness}
-        if len(keep) != len(prev.numbers):
-            self._publish(rt, dataclasses.replace(prev, numbers=keep))
+        with rt.publishing:
+            prev = self._store.account(rt.account.name)
+            if prev is None:
+                return
+            now = self._clock()
+            keep = {p: t for p, t in prev.numbers.items()
+                    if now - rt.number_last_success.get(p, now) <= rt.account.max_staleness}
+            if len(keep) != len(prev.numbers):
+                self._publish(rt, dataclasses.replace(prev, numbers=keep))
 
     def _poll(self, rt: _AccountRuntime) -> tuple[list[ProviderError], bool]:
         account = rt.account
@@ -423,16 +439,25 @@ class Poller:
         for phone in list(rt.number_last_success):
             if phone not in found:
                 del rt.number_last_success[phone]
-        numbers = self._track(prev_numbers, found, self._clock())
-        finished = self._clock()
-        success = not failures
-        if success:
-            rt.last_success_at = finished
-        error = "" if success else str(failures[-1])[:200]
-        result = PollResult(success, finished, time.monotonic() - started, rt.last_success_at, space_ok, error)
-        log.debug("poll finished", extra={"account": account.name, "success": success, "numbers": len(numbers),
-                                         "duration_seconds": round(result.duration, 3)})
-        self._publish(rt, self._snapshot(rt, result, numbers, wabas, configured, dropped))
+        with rt.publishing:
+            # A number re-read by a webhook refresh after this poll started is newer than this poll's reading.
+            current = self._store.account(account.name)
+            base = current.numbers if current is not None else prev_numbers
+            for phone, read_at in list(rt.refreshed_at.items()):
+                if read_at < now:
+                    del rt.refreshed_at[phone]
+                elif phone in found and phone in base:
+                    found[phone] = base[phone].number
+            numbers = self._track(base, found, self._clock())
+            finished = self._clock()
+            success = not failures
+            if success:
+                rt.last_success_at = finished
+            error = "" if success else str(failures[-1])[:200]
+            result = PollResult(success, finished, time.monotonic() - started, rt.last_success_at, space_ok, error)
+            log.debug("poll finished", extra={"account": account.name, "success": success, "numbers": len(numbers),
+                                             "duration_seconds": round(result.duration, 3)})
+            self._publish(rt, self._snapshot(rt, result, numbers, wabas, configured, dropped))
         # A unit that answered at all proves the credential works, even if one of its
         # calls (a number's details, the WABA lookup) was refused: that must not pause the account.
         return failures, any(not isinstance(outcome, ProviderError) for outcome in outcomes)

@@ -125,21 +125,46 @@ def test_a_pending_number_refresh_joined_by_an_account_refresh_polls_everything(
             poller.stop()
 
 
-def test_a_refresh_requested_while_the_previous_one_waits_for_a_poll_still_runs():
-    """The first refresh waits for a running poll; the second is scheduled meanwhile and must not be lost."""
+def test_a_number_refresh_does_not_wait_for_a_running_poll():
+    """A poll of a large account takes many seconds; the named number is read and served meanwhile."""
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
         store, poller = _meta_stack(emu)
         try:
             rt = poller._runtimes["meta"]
-            with rt.running:  # a long poll of the account is under way
+            emu.set_number("1022900001", "15550100002", status="CONNECTED")
+            with rt.running:  # a poll of the account is under way
                 assert poller.request_refresh("meta", 0.0, ["+15550100002"])
-                assert _wait(lambda: "meta" not in poller._pending)  # the first refresh runs and waits for the lock
-                assert poller.request_refresh("meta", 0.0, ["+15550100001"])
-                time.sleep(0.5)  # the second refresh's run time passes while the first still waits
-            before = store.account("meta").requests["phone_number"]
-            assert _wait(lambda: "meta" not in poller._pending)
-            assert _wait(lambda: store.account("meta").requests["phone_number"] >= before + 1)
-            # and nothing is stuck: a new request is accepted, not swallowed as "debounced"
+                assert _wait(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED")
+            # and a new request is accepted afterwards, not swallowed as "debounced"
             assert _wait(lambda: poller.request_refresh("meta", 0.0, ["+15550100001"]), timeout=10)
+        finally:
+            poller.stop()
+
+
+def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_reading():
+    from exporter.emulator.scenario import Fault
+    import threading
+
+    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
+        store, poller = _meta_stack(emu)
+        try:
+            # The poll reads +15550100001 first, then waits 2 s on +15550100002's node.
+            emu.inject(Fault(kind="delay", seconds=2.0, action="get_phone_number", phone_number="15550100002", count=1))
+            poll = threading.Thread(target=poller.poll_account, args=("meta",))
+            before = store.account("meta").poll.finished_at
+            seen = len(emu.requests)
+
+            def read_first_number():
+                return any(r.action == "get_phone_number" and (r.phone_number or "").lstrip("+") == "15550100001"
+                           for r in emu.requests[seen:])
+
+            poll.start()
+            assert _wait(read_first_number)
+            emu.set_number("1022900001", "15550100001", status="FLAGGED")  # after the poll read it
+            poller.poll_numbers("meta", ["+15550100001"])
+            assert store.account("meta").numbers["+15550100001"].number.status == "FLAGGED"
+            poll.join(timeout=30)
+            assert store.account("meta").poll.finished_at != before  # the poll has published...
+            assert store.account("meta").numbers["+15550100001"].number.status == "FLAGGED"  # ...not its older reading
         finally:
             poller.stop()
