@@ -405,13 +405,17 @@ class Poller:
                 if now - rt.space_last_success.get(sid, now) > account.max_staleness:
                     wabas.pop(sid, None)
                 continue
+            twice = []
             for number in result.numbers:
                 if number.phone_number in found:
-                    log.warning("number listed twice; keeping the first",
-                                extra={"account": account.name, "space_id": sid, "phone_number": number.phone_number})
+                    twice.append(number.phone_number)
                     continue
                 found[number.phone_number] = number
                 rt.number_last_success[number.phone_number] = now
+            if twice:  # once per unit and poll, not once per number
+                log.warning("numbers listed twice; keeping the first of each",
+                            extra={"account": account.name, "space_id": sid, "count": len(twice),
+                                   "phone_numbers": ",".join(twice[:5]) + (",..." if len(twice) > 5 else "")})
             for phone in result.stale:
                 keep_last_good(phone)
             if result.waba is not UNCHANGED:
@@ -500,10 +504,12 @@ class Poller:
             regain=regain,
         )
 
-    @staticmethod
-    def _log_failure(account: Account, space_id: str, err: ProviderError) -> None:
+    def _log_failure(self, account: Account, space_id: str, err: ProviderError) -> None:
         extra = {"account": account.name, "provider": account.provider, "action": err.action, "space_id": space_id,
                  "reason": err.reason, "code": err.code, "error": err.message[:200]}
+        if self._stopping.is_set():  # calls cut short by the shutdown are no provider's fault
+            log.debug("provider call abandoned: shutting down", extra=extra)
+            return
         hint = HINTS.get(err.reason)
         if hint:
             extra["hint"] = hint

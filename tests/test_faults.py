@@ -265,3 +265,68 @@ def test_a_refused_side_call_does_not_pause_the_account(setup, caplog):
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
     assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
                  action="QueryChatappBindWaba", reason="permission") >= 1
+
+
+def test_a_number_listed_by_two_spaces_is_kept_once_and_logged_once_per_poll(caplog):
+    from exporter.emulator.cams import CamsEmulator
+    from exporter.emulator.scenario import loads_scenario
+
+    numbers = "\n".join(f'      - {{phone_number: "86138000001{i:02d}", status: CONNECTED}}' for i in range(12))
+    scenario = loads_scenario(f"""
+credentials: [{{access_key_id: ak-one, access_key_secret: "{SECRETS['SK_ONE']}", qps: null}}]
+spaces:
+  - cust_space_id: cams-a
+    access_key_id: ak-one
+    numbers:
+{numbers}
+  - cust_space_id: cams-b
+    access_key_id: ak-one
+    numbers:
+{numbers}
+""")
+    with CamsEmulator(scenario) as emu:
+        config = parse_config(f"""
+accounts:
+  - name: twice
+    provider: alibaba_cams
+    endpoint: {emu.url}
+    credentials: {{access_key_id: ak-one, access_key_secret: "${{SK_ONE}}"}}
+    spaces: [{{cust_space_id: cams-a}}, {{cust_space_id: cams-b}}]
+""", env=SECRETS)
+        store = Store()
+        poller = Poller(config, store)
+        try:
+            with caplog.at_level(logging.WARNING):
+                poller.poll_account("twice")
+        finally:
+            poller.stop()
+    assert len(store.account("twice").numbers) == 12
+    assert {t.number.space_id for t in store.account("twice").numbers.values()} == {"cams-a"}
+    [record] = [r for r in caplog.records if r.getMessage().startswith("numbers listed twice")]
+    assert record.count == 12 and record.space_id == "cams-b" and record.phone_numbers.endswith(",...")
+
+
+def test_calls_cut_short_by_the_shutdown_are_not_logged_as_provider_failures(emulator, caplog):
+    import time
+
+    config = parse_config(f"""
+accounts:
+  - name: slow
+    provider: alibaba_cams
+    endpoint: {emulator.url}
+    credentials: {{access_key_id: ak-one, access_key_secret: "${{SK_ONE}}"}}
+    qps: 0.5
+    spaces: [{{cust_space_id: cams-shop}}, {{cust_space_id: cams-support}}]
+""", env=SECRETS)
+    poller = Poller(config, Store())
+    with caplog.at_level(logging.DEBUG, logger="exporter.poller"):
+        poller.start()
+        deadline = time.monotonic() + 20
+        while not emulator.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert emulator.requests
+        time.sleep(0.3)  # the second space's call now waits about 1.7 s more for its token
+        poller.stop()
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert (logging.DEBUG, "provider call abandoned: shutting down") in messages
+    assert not [m for m in messages if m[1] == "provider call failed"], messages
