@@ -56,6 +56,7 @@ STATUS_CLASS = {
     "RATE_LIMITED": WARN, "PENDING": WARN, "OFFLINE": WARN, "PAUSED": WARN, "UNVERIFIED": WARN,
 }
 QUALITY_CLASS = {"GREEN": GOOD, "YELLOW": WARN, "RED": BAD}
+CAN_SEND_CLASS = {"AVAILABLE": GOOD, "LIMITED": WARN, "BLOCKED": BAD}
 TIER_CLASS = {
     "TIER_50": WARN, "TIER_250": WARN,
     "TIER_1K": GOOD, "TIER_2K": GOOD, "TIER_10K": GOOD, "TIER_100K": GOOD, "TIER_UNLIMITED": GOOD,
@@ -67,6 +68,8 @@ _TILES = (
     ("Quality RED", lambda n: n.quality_rating == "RED", BAD),
     ("FLAGGED", lambda n: n.status == "FLAGGED", BAD),
     ("Cannot send", lambda n: n.status in ("BANNED", "RESTRICTED", "DISCONNECTED", "DELETED"), BAD),
+    ("BLOCKED", lambda n: n.can_send_message == "BLOCKED", BAD),
+    ("LIMITED", lambda n: n.can_send_message == "LIMITED", WARN),
     ("Quality YELLOW", lambda n: n.quality_rating == "YELLOW", WARN),
     ("RATE_LIMITED", lambda n: n.status == "RATE_LIMITED", WARN),
 )
@@ -141,8 +144,10 @@ def _param(query: Mapping[str, object] | None, name: str) -> str:
 
 
 def state_class(field: str, value: str) -> str:
-    """``good``, ``warn``, ``bad`` or ``grey`` for a state of ``status``, ``quality_rating`` or ``messaging_limit_tier``."""
-    table = {"status": STATUS_CLASS, "quality_rating": QUALITY_CLASS, "messaging_limit_tier": TIER_CLASS}[field]
+    """``good``, ``warn``, ``bad`` or ``grey`` for a state of ``status``, ``quality_rating``,
+    ``messaging_limit_tier`` or ``can_send_message``."""
+    table = {"status": STATUS_CLASS, "quality_rating": QUALITY_CLASS, "messaging_limit_tier": TIER_CLASS,
+             "can_send_message": CAN_SEND_CLASS}[field]
     return table.get(value, GREY)
 
 
@@ -185,8 +190,10 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
         for tracked in snap.numbers.values():
             n = tracked.number
             classes = (state_class("status", n.status), state_class("quality_rating", n.quality_rating),
-                       state_class("messaging_limit_tier", n.messaging_limit_tier))
-            rows.append((min(_RANK[c] for c in classes), snap.provider, snap.name, n.phone_number, snap, tracked, classes))
+                       state_class("messaging_limit_tier", n.messaging_limit_tier),
+                       state_class("can_send_message", n.can_send_message))
+            ranked = classes if n.can_send_message != "UNKNOWN" else classes[:3]  # not reported: no say in the order
+            rows.append((min(_RANK[c] for c in ranked), snap.provider, snap.name, n.phone_number, snap, tracked, classes))
     rows.sort(key=lambda r: r[:4])
     numbers = [r[5].number for r in rows]
 
@@ -268,7 +275,9 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
     w(f"<h2>Numbers ({len(rows)}, worst first)</h2>\n")
     if rows:
         w("<table class=numbers><thead><tr><th>Provider</th><th>Account</th><th>Phone number</th>"
-          "<th>Verified name</th><th>Status</th><th>Quality</th><th>Tier</th></tr></thead><tbody>\n")
+          "<th>Verified name</th><th>Status</th><th>Quality</th><th>Tier</th>"
+          '<th title="Meta health_status: can the number send (Meta Cloud API and Kaleyra only)">Can send</th>'
+          "</tr></thead><tbody>\n")
         for _, prov, name, phone, snap, tracked, classes in rows[:MAX_ROWS]:
             n, changes = tracked.number, tracked.changes
             verified = escape(n.verified_name) if show_names else "&mdash;"
@@ -282,6 +291,12 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
                 w(f'<td class="state {cls}" data-field="{field}" data-value="{escape(value)}" '
                   f'data-changed="{changed:.0f}" title="since {_utc(changed)}">{escape(value)}'
                   f"<small>changed {ago(now - changed)} ago</small></td>")
+            if n.can_send_message == "UNKNOWN":  # the provider does not report it
+                w('<td class="state" data-field="can_send_message" data-value="UNKNOWN">&mdash;</td>')
+            else:
+                codes = ", ".join(sorted({e.error_code for e in n.blocking_errors}))
+                w(f'<td class="state {classes[3]}" data-field="can_send_message" data-value="{escape(n.can_send_message)}">'
+                  f'{escape(n.can_send_message)}{f"<small>error {escape(codes)}</small>" if codes else ""}</td>')
             w("</tr>\n")
         w("</tbody></table>\n")
         if len(rows) > MAX_ROWS:

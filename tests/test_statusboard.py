@@ -173,7 +173,29 @@ def test_every_number_with_colored_cells_worst_first(fleet):
     assert [c["text"] for c in rows[("alibaba_cams", "shop", "+8613800000003")]["cells"][:4]] == \
            ["alibaba_cams", "shop", "+8613800000003", "Shop Sales"]
     assert b.tiles == {"numbers": 5, "Quality RED": 1, "FLAGGED": 1, "Cannot send": 1, "Quality YELLOW": 1,
-                       "RATE_LIMITED": 1, "failing accounts": 1}
+                       "RATE_LIMITED": 1, "BLOCKED": 0, "LIMITED": 0, "failing accounts": 1}
+    # none of these providers reports Meta's health: the column says so instead of UNKNOWN
+    assert rows[("alibaba_cams", "shop", "+8613800000003")]["cells"][-1]["text"] == "\u2014"
+
+
+def test_meta_health_column_and_tiles():
+    blocked = model.TrackedNumber(
+        model.PhoneNumber("+15550100001", status="CONNECTED", quality_rating="GREEN", messaging_limit_tier="TIER_10K",
+                          can_send_message="BLOCKED", space_id="space-1",
+                          blocking_errors=(model.BlockingError("PHONE_NUMBER", "1065", "141006", "Blocked."),)),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
+    limited = model.TrackedNumber(
+        model.PhoneNumber("+15550100002", status="CONNECTED", quality_rating="GREEN", messaging_limit_tier="TIER_10K",
+                          can_send_message="LIMITED", space_id="space-1"),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
+    _, b = board(store_with(account("meta-prod", "meta", [blocked, limited]),
+                            account("shop", "alibaba_cams", [number("+8613800000009")])))
+    rows = b.number_rows()
+    cell = rows[("meta", "meta-prod", "+15550100001")]["fields"]["can_send_message"]
+    assert cell["value"] == "BLOCKED" and "bad" in cell["class"] and "error 141006" in cell["text"]
+    assert "warn" in rows[("meta", "meta-prod", "+15550100002")]["fields"]["can_send_message"]["class"]
+    assert b.tiles["BLOCKED"] == 1 and b.tiles["LIMITED"] == 1
+    assert [r["phone"] for r in b.numbers][0] == "+15550100001"  # a BLOCKED number is among the worst
 
 
 def test_changed_ago_and_account_health(fleet):
