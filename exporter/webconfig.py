@@ -52,6 +52,8 @@ from typing import Any, NoReturn
 import yaml
 
 from exporter.config import ConfigError
+from exporter.config import _show
+from exporter.config import _typename as _bare_typename
 
 from exporter.config import parse_duration
 
@@ -647,24 +649,11 @@ def _join(path: str, key: Any) -> str:
     return f"{path}[{text}]"
 
 
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _typename(value: Any) -> str:
-    if value is None:
+    """The configuration's type name, with an article: "an integer", "a list", "nothing (null)"."""
+    name = _bare_typename(value)
+    if name == "null":
         return "nothing (null)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    if name in ("boolean", "number", "string", "list", "mapping"):
+        return f"a {name}"
+    return "an integer" if name == "integer" else name
