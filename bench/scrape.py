@@ -13,7 +13,6 @@ time per scrape.  Usage:  python -m bench.scrape [SIZES...] [--active]
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys

@@ -54,7 +54,7 @@ from typing import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
-from exporter import __version__, statusboard
+from exporter import statusboard
 from exporter.store import Store
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -71,3 +73,27 @@ def active_state(all_samples, name: str, label: str, **labels) -> str:
     states = [dict(ls)[label] for (n, ls), v in all_samples.items() if n == name and want <= set(ls) and v == 1]
     assert len(states) == 1, (name, labels, states)
     return states[0]
+
+
+class FakeClock:
+    """A wall clock the test sets: ``clock.t = ...``."""
+
+    def __init__(self, t: float):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Resp:
+    """A raw HTTP answer from an emulator; each provider's tests add their own accessors."""
+
+    def __init__(self, status: int, headers, body: bytes):
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"Resp({self.status}, {self.body[:300]!r})"

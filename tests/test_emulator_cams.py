@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from exporter.emulator import cams
 from exporter.emulator.cams import CamsEmulator
 from exporter.emulator.scenario import Fault, generate_fleet, load_builtin_scenario, loads_scenario
+from tests.helpers import FakeClock, Resp as BaseResp
 
 REFERENCE = Path("/work/shared/reference")
 REPO = Path(__file__).resolve().parents[1]
@@ -149,31 +150,13 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class FakeClock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Resp:
-    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def json(self) -> dict:
-        return json.loads(self.body)
-
+class Resp(BaseResp):
     @property
     def code(self) -> str | None:
         try:
             return self.json.get("Code")
         except ValueError:
             return None
-
-    def __repr__(self) -> str:
-        return f"Resp({self.status}, {self.body[:300]!r})"
 
 
 _nonce_counter = [0]

@@ -12,6 +12,7 @@ from exporter.emulator.common import ProviderEmulator, display_number, wire_fiel
 from exporter.emulator.kaleyra import KaleyraEmulator
 from exporter.emulator.nxcloud import NxCloudEmulator
 from exporter.emulator.scenario import Fault, loads_scenario
+from tests.helpers import FakeClock
 
 EMULATORS = [CamsEmulator, NxCloudEmulator, KaleyraEmulator]
 SCENARIO = """
@@ -24,14 +25,6 @@ spaces:
 faults:
   - {kind: error, code: 9099, count: 1}
 """
-
-
-class FakeClock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.mark.parametrize("digits,shown", [("8613800000001", "+86 13800000001"), ("12025550100", "+1 2025550100"),

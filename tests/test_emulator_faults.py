@@ -23,6 +23,7 @@ from exporter.emulator.common import UNKNOWN_ENUM_VALUES
 from exporter.emulator.kaleyra import KaleyraEmulator
 from exporter.emulator.nxcloud import NxCloudEmulator
 from exporter.emulator.scenario import FAULT_KINDS, Fault, ScenarioError, loads_scenario
+from tests.helpers import Resp
 
 SCENARIO = """
 credentials:
@@ -83,15 +84,6 @@ def list_request(provider: str, port: int, space: str = "s1"):
 
 def kaleyra_details(phone: str):
     return "GET", f"/v2/ak/whatsapp/{quote(phone)}/phone_number_details", {"api-key": "sk"}, b""
-
-
-class Resp:
-    def __init__(self, status: int, headers, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def json(self):
-        return json.loads(self.body)
 
 
 def call(port: int, parts, conn: http.client.HTTPConnection | None = None) -> Resp:

@@ -16,6 +16,7 @@ import pytest
 
 from exporter.emulator.kaleyra import KaleyraEmulator
 from exporter.emulator.scenario import Fault, load_builtin_scenario, loads_scenario
+from tests.helpers import FakeClock, Resp as BaseResp
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,22 +90,7 @@ DETAIL_KEYS = {"id", "display_phone_number", "verified_name", "quality_rating", 
 LIST_KEYS = {"id", "display_phone_number", "phone_number", "verified_name", "status", "quality_rating", "name_status"}
 
 
-class FakeClock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Resp:
-    def __init__(self, status: int, headers, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def json(self) -> dict:
-        return json.loads(self.body)
-
+class Resp(BaseResp):
     @property
     def code(self):
         return self.json["code"]
@@ -112,9 +98,6 @@ class Resp:
     @property
     def data(self):
         return self.json["data"]
-
-    def __repr__(self) -> str:
-        return f"Resp({self.status}, {self.body[:300]!r})"
 
 
 class Client:

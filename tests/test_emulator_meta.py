@@ -13,6 +13,7 @@ import pytest
 
 from exporter.emulator.meta import DEFAULT_API_VERSION, MetaEmulator
 from exporter.emulator.scenario import Fault, load_builtin_scenario, loads_scenario
+from tests.helpers import FakeClock, Resp as BaseResp
 
 TOKEN, APP = "EAATestToken0001", "app-1001"
 WABA, BIG_WABA, OTHER_WABA = "102000000000001", "102000000000002", "102000000000009"
@@ -98,22 +99,7 @@ ALL_FIELDS = ("status,quality_rating,quality_score,code_verification_status,name
               "is_official_business_account,display_phone_number,verified_name,health_status")
 
 
-class FakeClock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Resp:
-    def __init__(self, status: int, headers, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def json(self):
-        return json.loads(self.body)
-
+class Resp(BaseResp):
     @property
     def error(self) -> dict:
         return self.json["error"]
@@ -121,9 +107,6 @@ class Resp:
     def usage(self, waba: str = WABA) -> dict:
         (entry,) = json.loads(self.headers["X-Business-Use-Case-Usage"])[waba]
         return entry
-
-    def __repr__(self) -> str:
-        return f"Resp({self.status}, {self.body[:300]!r})"
 
 
 def call(port: int, method: str, target: str, token: str | None = TOKEN, headers: dict | None = None,

@@ -24,6 +24,7 @@ import pytest
 from exporter.emulator import nxcloud
 from exporter.emulator.nxcloud import NxCloudEmulator
 from exporter.emulator.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
+from tests.helpers import FakeClock, Resp as BaseResp
 
 REFERENCE = Path("/work/shared/reference/signing-vectors.json")
 REPO = Path(__file__).resolve().parents[1]
@@ -69,28 +70,10 @@ def nx_sign(ak: str, action: str, biz_type: str, ts: str, body: bytes, secret: s
     return hashlib.new(algo, text).hexdigest()
 
 
-class FakeClock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Resp:
-    def __init__(self, status: int, headers, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def json(self) -> dict:
-        return json.loads(self.body)
-
+class Resp(BaseResp):
     @property
     def code(self):
         return self.json["code"]
-
-    def __repr__(self) -> str:
-        return f"Resp({self.status}, {self.body[:300]!r})"
 
 
 def _post(port: int, path: str, headers: dict, body: bytes, method: str = "POST") -> Resp:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from exporter import model
 from exporter.providers.errors import ProviderError
 from exporter.providers.nxcloud import parse
 

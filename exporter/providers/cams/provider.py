@@ -6,7 +6,7 @@ import dataclasses
 
 from exporter import model
 from exporter.config import Account, Space
-from exporter.providers.base import UNCHANGED, UnitResult
+from exporter.providers.base import UnitResult
 from exporter.providers.cams.client import CamsClient
 from exporter.providers.errors import ProviderError
 
