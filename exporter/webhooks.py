@@ -41,6 +41,7 @@ import logging
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Callable, Iterable, Mapping
@@ -315,38 +316,50 @@ class _State:
 
 
 class _Index:
-    """Numbers and WABA ids of accounts, from the configuration and the store's current data; lazy."""
+    """Numbers and WABA ids of accounts, from the configuration and the store's current data.
+
+    Built lazily and kept per account until its configuration or its snapshot
+    changes (snapshots are immutable), so a burst of events does not walk
+    every number of every account once per event.
+    """
 
     def __init__(self, store):
         self._store = store
-        self._numbers: dict[str, frozenset[str]] = {}
-        self._wabas: dict[str, frozenset[str]] = {}
+        # (kind, account name) -> (account, weak reference to the snapshot, the ids)
+        self._cache: dict[tuple[str, str], tuple[Account, Any, frozenset[str]]] = {}
+
+    def _memo(self, kind: str, account: Account, build: Callable[[Any], set[str]]) -> frozenset[str]:
+        snap = self._store.account(account.name)
+        hit = self._cache.get((kind, account.name))
+        if hit is not None and hit[0] is account and hit[1]() is snap:
+            return hit[2]
+        found = build(snap)
+        found.discard("")
+        ids = frozenset(found)
+        self._cache[(kind, account.name)] = (account, weakref.ref(snap) if snap is not None else lambda: None, ids)
+        return ids
 
     def numbers(self, account: Account) -> frozenset[str]:
-        got = self._numbers.get(account.name)
-        if got is None:
+        def build(snap) -> set[str]:
             found = {_digits(p) for unit in account.spaces for p in unit.phone_numbers}
-            snap = self._store.account(account.name)
             if snap is not None:
                 found.update(_digits(p) for p in snap.numbers)
                 found.update(_digits(p) for p in snap.configured)
-            found.discard("")
-            got = self._numbers[account.name] = frozenset(found)
-        return got
+            return found
+
+        return self._memo("numbers", account, build)
 
     def wabas(self, account: Account) -> frozenset[str]:
-        got = self._wabas.get(account.name)
-        if got is None:
+        def build(snap) -> set[str]:
             found: set[str] = set()
             if account.provider in _WABA_UNIT_PROVIDERS:
                 found.update(unit.cust_space_id for unit in account.spaces)
-            snap = self._store.account(account.name)
             if snap is not None:
                 found.update(t.number.waba_id for t in snap.numbers.values())
                 found.update(w.waba_id for w in snap.wabas.values())
-            found.discard("")
-            got = self._wabas[account.name] = frozenset(found)
-        return got
+            return found
+
+        return self._memo("wabas", account, build)
 
 
 # --------------------------------------------------------------------------
@@ -386,6 +399,7 @@ class WebhookReceiver:
         self._state = _State.build(settings, config)
         self.metrics.prepare(settings.providers, self._state.routable())
         self._listener: _Listener | None = None
+        self._index = _Index(store)
         self._log_limits: dict[tuple[str, str], tuple[float, int]] = {}
         self._log_lock = threading.Lock()
 
@@ -481,7 +495,7 @@ class WebhookReceiver:
         if doc.get("object") != "whatsapp_business_account":
             self.metrics.event("meta", OTHER, "ignored")
             return Reply(200)
-        index = _Index(self._store)
+        index = self._index
         for entry in doc.get("entry") or []:
             if not isinstance(entry, dict):
                 continue
@@ -544,7 +558,7 @@ class WebhookReceiver:
         value = doc.get("value") if isinstance(doc.get("value"), dict) else {}
         phone = _digits(value.get("business_phone"))
         if phone:
-            index = _Index(self._store)
+            index = self._index
             narrowed = [a for a in matched if phone in index.numbers(a)]
             matched = narrowed or matched
         self._refresh("nxcloud", event, [a.name for a in matched], {"phone_number": phone})
@@ -571,7 +585,7 @@ class WebhookReceiver:
         phone = _digits(raw_phone[0])
         accounts = [a for a in state.accounts.values() if a.provider == "kaleyra"]
         if phone:
-            index = _Index(self._store)
+            index = self._index
             accounts = [a for a in accounts if phone in index.numbers(a)] or accounts
         self._refresh("kaleyra", event, [a.name for a in accounts], {"phone_number": phone})
         return Reply(200)
