@@ -284,9 +284,8 @@ class Poller:
             cur = self._store.account(rt.account.name)
             if cur is None:
                 return
-            found = {phone: tracked.number for phone, tracked in cur.numbers.items()}
-            found.update({phone: number for phone, number in fresh.items() if phone in found})
-            numbers = self._track(cur.numbers, found, self._clock())
+            still_there = {phone: number for phone, number in fresh.items() if phone in cur.numbers}
+            numbers = {**cur.numbers, **self._track(cur.numbers, still_there, self._clock())}
             self._publish(rt, self._snapshot(rt, cur.poll, numbers, dict(cur.wabas), dict(cur.configured), cur.dropped))
 
     # -- one poll ------------------------------------------------------------
