@@ -131,9 +131,13 @@ class ProviderSpec:
     #: the credential's id may be left out (Meta: a token alone); accounts then
     #: group by a digest of the secret instead (see _parse_credentials)
     id_optional: bool = False
+    #: documented per-action limits (calls per second per credential) inside the
+    #: credential's overall qps; ``action_qps`` in the config overrides them
+    action_qps: Mapping[str, float] = field(default_factory=dict)
 
 
-_CAMS_TUNABLES = frozenset({"signature_version", "waba_poll_interval", "verification_poll_interval", "tier_vocabulary"})
+_CAMS_TUNABLES = frozenset({"signature_version", "waba_poll_interval", "verification_poll_interval", "tier_vocabulary",
+                            "health_poll_interval"})
 _META_TUNABLES = frozenset({"graph_api_version"})
 #: every provider-specific tunable: an account of another provider rejects them
 _PROVIDER_TUNABLES = _CAMS_TUNABLES | _META_TUNABLES
@@ -147,6 +151,13 @@ PROVIDERS: dict[str, ProviderSpec] = {
         default_signature_version="v3",
         description="Alibaba Cloud Chat App Message Service (CAMS)",
         own_tunables=_CAMS_TUNABLES,
+        # The per-user QPS of each action's API page (alibaba-cams reference, section 7).
+        action_qps={
+            "QueryChatappPhoneNumbers": 10.0,
+            "QueryChatappBindWaba": 10.0,
+            "GetPhoneNumberVerificationStatus": 10.0,
+            "GetWhatsappHealthStatus": 5.0,
+        },
     ),
     "nxcloud": ProviderSpec(
         default_endpoint="https://api2.nxcloud.com",
@@ -205,6 +216,7 @@ DEFAULT_QPS = 10.0
 QPS_MAX = 1000.0
 DEFAULT_WABA_POLL_INTERVAL = 600.0
 DEFAULT_VERIFICATION_POLL_INTERVAL = 0.0
+DEFAULT_HEALTH_POLL_INTERVAL = 300.0
 DEFAULT_MAX_STALENESS_FACTOR = 10.0
 TIER_VOCABULARIES = ("api_reference", "legacy_console")
 DEFAULT_TIER_VOCABULARY = "api_reference"
@@ -341,6 +353,11 @@ class Account:
     max_numbers: int = 0  # 0: no cap
     graph_api_version: str = ""  # Meta only: the Graph API version in every path
     concurrency: int = 1  # units polled at once (the QPS budget still applies)
+    #: CAMS: seconds between two sweeps of GetWhatsappHealthStatus over the account's numbers (0: off)
+    health_poll_interval: float = 0.0
+    #: calls per second per action inside the credential's qps: the provider's documented
+    #: per-action limits, updated with the configured ``action_qps``
+    action_qps: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def endpoint_host(self) -> str:
@@ -735,6 +752,8 @@ _TUNABLE_KEYS = frozenset(
         "max_numbers",
         "concurrency",
         "labels",
+        "health_poll_interval",
+        "action_qps",
     }
 )
 _GLOBAL_KEYS = _TUNABLE_KEYS
@@ -801,6 +820,13 @@ def _parse_root(doc: Any, root_name: str, ctx: _Ctx) -> tuple[Account, ...]:
             continue
         j = first_by_key[key]
         other = accounts[j]
+        if other.action_qps != account.action_qps:
+            _fail(
+                f"accounts[{i}].action_qps",
+                f"accounts[{j}] ({other.name}) and accounts[{i}] ({account.name}) use the same "
+                f"credential and share its per-action limits, but declare different action_qps; "
+                f"set the same action_qps on both",
+            )
         if other.qps != account.qps:
             _fail(
                 f"accounts[{i}].qps",
@@ -873,7 +899,7 @@ def _parse_tunables(raw: dict, path: str, ctx: _Ctx) -> dict[str, tuple[Any, str
             _choice(raw["signature_version"], p, ctx, _ALL_SIGNATURE_VERSIONS, "signature version"),
             p,
         )
-    for key in ("waba_poll_interval", "verification_poll_interval", "max_staleness"):
+    for key in ("waba_poll_interval", "verification_poll_interval", "max_staleness", "health_poll_interval"):
         if present(key):
             p = _join(path, key)
             v = _duration(raw[key], p, ctx)
@@ -904,6 +930,19 @@ def _parse_tunables(raw: dict, path: str, ctx: _Ctx) -> dict[str, tuple[Any, str
     if present("labels"):
         p = _join(path, "labels")
         out["labels"] = (_parse_labels(raw["labels"], p, ctx), p)
+    if present("action_qps"):
+        p = _join(path, "action_qps")
+        _require_mapping(raw["action_qps"], p)
+        limits: dict[str, float] = {}
+        for action, value in raw["action_qps"].items():
+            ap = _join(p, action)
+            if not isinstance(action, str) or not action:
+                _fail(p, f"action names must be strings, got {_typename(action)} {_show(action)}")
+            v = _number(value, ap, ctx)
+            if not 0 < v <= QPS_MAX:
+                _fail(ap, f"must be greater than 0 and at most {QPS_MAX:g}, got {v:g}")
+            limits[action] = v
+        out["action_qps"] = (limits, p)
     return out
 
 
@@ -1042,6 +1081,29 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
     else:
         max_staleness = DEFAULT_MAX_STALENESS_FACTOR * poll_interval
 
+    got = pick("health_poll_interval")
+    if "health_poll_interval" not in spec.own_tunables:
+        health_poll_interval = 0.0
+    elif got and 0 < got[0] < 10:
+        p, suffix = where("health_poll_interval", got)
+        _fail(p, f"must be 0 (disabled) or at least 10s, got {_fmt_seconds(got[0])}{suffix}")
+    else:
+        health_poll_interval = got[0] if got else DEFAULT_HEALTH_POLL_INTERVAL
+
+    action_qps = dict(spec.action_qps)
+    got = pick("action_qps")
+    if got:
+        for action, value in got[0].items():
+            if action not in spec.action_qps:
+                p = f"{got[1]}.{action}"
+                known = ", ".join(spec.action_qps) or "none"
+                hint = _suggest(action, spec.action_qps)
+                if got[2] and not spec.action_qps:
+                    continue  # a global default for another provider's actions
+                _fail(p, f'unknown action for provider "{provider}"'
+                         + (f' (did you mean "{hint}"?)' if hint else f" (known: {known})"))
+            action_qps[action] = value
+
     labels = dict(glob["labels"][0]) if "labels" in glob else {}
     if "labels" in local:
         labels.update(local["labels"][0])
@@ -1066,6 +1128,8 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
         graph_api_version=graph_api_version,
         # By default as many units at once as the budget allows requests per second.
         concurrency=pick("concurrency")[0] if pick("concurrency") else max(1, min(16, math.ceil(qps))),
+        health_poll_interval=health_poll_interval,
+        action_qps=action_qps,
     )
 
 
