@@ -42,8 +42,9 @@ def running(emulator, tmp_path):
     path.write_text(config_yaml(emulator.url))
     port = free_port()
     log = open(tmp_path / "exporter.log", "w")
+    # --web.enable-lifecycle: since issue 13, POST/PUT /-/reload exists only with it (as in Prometheus)
     proc = subprocess.Popen([*CMD, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}",
-                             "--log.level", "debug", "--log.format", "json"],
+                             "--web.enable-lifecycle", "--log.level", "debug", "--log.format", "json"],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SECRETS})
     url = f"http://127.0.0.1:{port}"
     wait(lambda: httpx.get(url + "/-/ready").status_code == 200, "readiness")

@@ -198,7 +198,7 @@ def _handshake(port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
 
 def test_tls11_client_is_refused_when_min_version_is_tls12(pki, serve, logs):
     server = serve(TLS_AUTH)
-    assert server._server.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert server.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2  # (a private attribute before issue 13)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(pki.ca)
     with warnings.catch_warnings():

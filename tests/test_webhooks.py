@@ -610,7 +610,8 @@ webhooks:
     log_path = tmp_path / "exporter.log"
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "exporter", "--config.file", str(tmp_path / "config.yaml"),
-                                 "--web.listen-address", f"127.0.0.1:{port_m}", "--log.level", "debug",
+                                 "--web.listen-address", f"127.0.0.1:{port_m}", "--web.enable-lifecycle",  # issue 13
+                                 "--log.level", "debug",
                                  "--log.format", "json"], stdout=log_file, stderr=subprocess.STDOUT,
                                 env={**os.environ, **CAMS_SECRETS, "META_VERIFY_TOKEN": VERIFY_TOKEN})
         try:
