@@ -320,6 +320,11 @@ class _Connection(RequestHandler):
                 return
         super().data_received(data)
 
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it already sent, then close (aiohttp would drop the connection)."""
+        self.close()
+        return True
+
     async def finish_response(self, request, resp, start_time):
         try:
             return await super().finish_response(request, resp, start_time)

@@ -848,7 +848,8 @@ def test_garbage_input_gets_error_answers_and_server_keeps_serving(client, emu):
     many = client.send("GET", "/?" + "&".join(f"p{i}=1" for i in range(1500)), {})
     assert many.status == 400
     assert client.send("PUT", "/", {}).status == 400
-    _envelope(client.v3("QueryChatappPhoneNumbers", tamper=lambda h: h.update({"x-acs-date": "\x7f"})),
+    # (issue 13: "\x7f", a control character, is now refused by aiohttp's parser before CAMS's own check)
+    _envelope(client.v3("QueryChatappPhoneNumbers", tamper=lambda h: h.update({"x-acs-date": "yesterday"})),
               400, "InvalidTimeStamp.Format")
     assert client.v3("QueryChatappPhoneNumbers").status == 200
 
