@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,8 @@ from exporter import __version__, logsetup
 from exporter.config import Config, ConfigError, load_config
 
 DEFAULT_LISTEN = ":10067"
+DEFAULT_STORAGE_PATH = "data/"
+STATE_FILE_NAME = "state.db"
 log = logging.getLogger("exporter")
 
 
@@ -33,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "SIGHUP always reloads.")
     p.add_argument("--web.gzip-level", dest="gzip_level", type=int, default=1, choices=range(1, 10), metavar="1-9",
                    help="gzip level of the compressed exposition, compressed once per change (default 1).")
+    p.add_argument("--storage.path", dest="storage_path", default=None, metavar="DIR",
+                   help=f"Directory of the state file ({STATE_FILE_NAME}: WABA restrictions, bans and violations, "
+                        f"which only webhooks tell; default {DEFAULT_STORAGE_PATH}, none in --demo).")
     p.add_argument("--log.level", dest="log_level", default="info", choices=list(logsetup.LEVELS),
                    help="Only log messages with the given severity or above (default info).")
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=list(logsetup.FORMATS),
@@ -223,10 +229,14 @@ async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
     from exporter.web import App, HttpServer
     from exporter.webhooks import WebhookManager
 
+    from exporter.wabafacts import StateFile
+
     loop = asyncio.get_running_loop()
     store = Store(options=config.metrics, gzip_level=getattr(args, "gzip_level", 1))
     store.set_exporter_state(reload_ok=True, shard=(args.shard, args.total_shards))
-    poller = Poller(config, store)
+    storage = args.storage_path if args.storage_path is not None else (None if demo else DEFAULT_STORAGE_PATH)
+    state_file = StateFile(os.path.join(storage, STATE_FILE_NAME) if storage else None)
+    poller = Poller(config, store, state_file=state_file)
     webhooks = WebhookManager(poller, store, loop=loop)
     try:
         webhook_plan = webhooks.prepare(config)  # binds the webhook listener, if configured; serves after poller.start()

@@ -252,6 +252,25 @@ RESERVED_LABEL_NAMES = frozenset(
         "quantile",
         "instance",
         "job",
+        # labels of the health, portfolio and webhook families
+        "phone_number_id",
+        "platform_type",
+        "account_mode",
+        "limit_scope",
+        "can_send_message",
+        "throughput_level",
+        "entity_type",
+        "entity_id",
+        "error_code",
+        "error_description",
+        "business_id",
+        "restriction_type",
+        "ban_state",
+        "violation_type",
+        "header",
+        "type",
+        "event",
+        "result",
     }
 )
 
@@ -271,8 +290,8 @@ _PLAIN_NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # --------------------------------------------------------------------------
 
 
-class Labels(Mapping[str, str]):
-    """An immutable, hashable ``str -> str`` mapping (for static labels)."""
+class Labels(Mapping[str, Any]):
+    """An immutable, hashable mapping with string keys (static labels, per-action limits)."""
 
     __slots__ = ("_data",)
 
@@ -1129,7 +1148,7 @@ def _parse_account(raw: Any, path: str, glob: dict[str, tuple[Any, str]], ctx: _
         # By default as many units at once as the budget allows requests per second.
         concurrency=pick("concurrency")[0] if pick("concurrency") else max(1, min(16, math.ceil(qps))),
         health_poll_interval=health_poll_interval,
-        action_qps=action_qps,
+        action_qps=Labels(action_qps),
     )
 
 
