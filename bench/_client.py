@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 
 def scrape(sock: socket.socket, request: bytes, buf: bytearray) -> tuple[int, int]:
-    """(status, body length) of one request on a keep-alive connection."""
+    """(status, body length) of one request on a keep-alive connection (a negative length: the server closed it)."""
     sock.sendall(request)
     head = b""
     while b"\r\n\r\n" not in head:
@@ -28,7 +28,13 @@ def scrape(sock: socket.socket, request: bytes, buf: bytearray) -> tuple[int, in
     head, _, rest = head.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
-    length = next(int(v) for k, _, v in (line.partition(b":") for line in lines[1:]) if k.strip().lower() == b"content-length")
+    lengths = [int(v) for k, _, v in (line.partition(b":") for line in lines[1:]) if k.strip().lower() == b"content-length"]
+    if not lengths:  # an HTTP/1.0 server (prometheus_client's): the body ends when it closes the connection
+        got = len(rest)
+        while chunk := sock.recv(1 << 20):
+            got += len(chunk)
+        return status, -got
+    length = lengths[0]
     if len(buf) < length:
         buf.extend(bytes(length - len(buf)))
     view = memoryview(buf)
@@ -55,6 +61,10 @@ def main() -> None:
     for _ in range(n):
         start = time.perf_counter()
         status, size = scrape(sock, request, buf)
+        if size < 0:  # the server closed the connection: the next request needs a new one
+            size = -size
+            sock.close()
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=600)
         latencies.append(time.perf_counter() - start)
         assert status == 200, status
     print(json.dumps({"latencies": latencies, "bytes": size}))
