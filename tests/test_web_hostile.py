@@ -363,6 +363,23 @@ def test_tls_client_that_never_handshakes_does_not_block_others(pki, tmp_path, s
             sock.close()
 
 
+def test_tls_handshake_and_sniffing_are_bounded_by_the_header_deadline(pki, tmp_path, serve):
+    path = tmp_path / "web.yml"
+    path.write_text(f"tls_server_config: {{cert_file: {pki.server_crt}, key_file: {pki.server_key}}}\n")
+    server = serve(load_web_config(str(path)), header_timeout=1.0)
+    silent = connect(server)
+    partial = connect(server)
+    partial.sendall(b"\x16\x03\x01\x02\x00\x01")  # half a ClientHello
+    try:
+        assert _closed_within(silent, 10) is not None
+        assert _closed_within(partial, 10) is not None
+    finally:
+        silent.close()
+        partial.close()
+    with httpx.Client(verify=client_context(pki), timeout=5) as client:
+        assert client.get(server.url + "/-/healthy").status_code == 200
+
+
 def test_tls_hostile_requests_inside_the_tunnel(pki, tmp_path, serve):
     path = tmp_path / "web.yml"
     path.write_text(f"tls_server_config: {{cert_file: {pki.server_crt}, key_file: {pki.server_key}}}\n")
