@@ -28,7 +28,9 @@ def scrape(sock: socket.socket, request: bytes, buf: bytearray) -> tuple[int, in
     head, _, rest = head.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
-    lengths = [int(v) for k, _, v in (line.partition(b":") for line in lines[1:]) if k.strip().lower() == b"content-length"]
+    fields = {k.strip().lower(): v.strip().lower() for k, _, v in (line.partition(b":") for line in lines[1:])}
+    closing = lines[0].startswith(b"HTTP/1.0") or fields.get(b"connection") == b"close"
+    lengths = [int(fields[b"content-length"])] if b"content-length" in fields else []
     if not lengths:  # an HTTP/1.0 server (prometheus_client's): the body ends when it closes the connection
         got = len(rest)
         while chunk := sock.recv(1 << 20):
@@ -45,7 +47,7 @@ def scrape(sock: socket.socket, request: bytes, buf: bytearray) -> tuple[int, in
         if not n:
             raise ConnectionError("closed in the body")
         got += n
-    return status, length
+    return status, -length if closing else length
 
 
 def main() -> None:
