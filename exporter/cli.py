@@ -267,8 +267,11 @@ async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
     def reload_on_hup() -> None:  # in an executor thread; Reloader serializes reloads
         if reloader is None:
             log.warning("SIGHUP ignored: demo mode has no configuration file to reload")
-        else:
+            return
+        try:
             reloader.reload()
+        except Exception:  # a bug: logged, and the exporter goes on with the running configuration
+            log.error("configuration reload failed", exc_info=True)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)

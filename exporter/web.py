@@ -590,7 +590,9 @@ class App:
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         query = {k: v for k, v in request.query.items()}
-        return web.Response(body=self.landing_page(query), content_type="text/html", charset="utf-8")
+        # a page of thousands of numbers takes a while to render: not on the loop, which keeps serving scrapes
+        page = await asyncio.get_running_loop().run_in_executor(None, self.landing_page, query)
+        return web.Response(body=page, content_type="text/html", charset="utf-8")
 
     async def healthy(self, request: web.Request) -> web.StreamResponse:
         return _text(200, "Healthy")
