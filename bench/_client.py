@@ -6,7 +6,9 @@ the status line and headers are read up to the blank line, and then exactly
 decoding, no decompression, no copies).  Python's HTTP clients add tens of
 milliseconds at 80 MB.
 
-Usage: python -m bench._client URL N gzip|plain
+Usage: python -m bench._client URL N gzip|plain [EVERY]
+(EVERY: seconds from the start of one request to the start of the next, as a
+scrape interval; default 0, back to back.)
 """
 
 import json
@@ -52,6 +54,7 @@ def scrape(sock: socket.socket, request: bytes, buf: bytearray) -> tuple[int, in
 
 def main() -> None:
     url, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    every = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     parts = urlsplit(url)
     encoding = b"gzip" if mode == "gzip" else b"identity"
     request = (b"GET %s HTTP/1.1\r\nHost: %s\r\nAccept-Encoding: %s\r\n\r\n"
@@ -69,6 +72,8 @@ def main() -> None:
             sock = socket.create_connection((parts.hostname, parts.port), timeout=600)
         latencies.append(time.perf_counter() - start)
         assert status == 200, status
+        if every:
+            time.sleep(max(0.0, every - (time.perf_counter() - start)))
     print(json.dumps({"latencies": latencies, "bytes": size}))
 
 

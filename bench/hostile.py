@@ -8,10 +8,11 @@ for ``--seconds``.  The server closes each of them at its 10 s header deadline;
 a closed dripper reconnects at once and starts again, so the pressure holds
 for the whole run.
 
-The scrapes are made with curl (``-w %{time_total}``, gzip asked for and not
-decompressed, as Prometheus scrapes), one every ``--every`` seconds; first for
-``--baseline`` seconds without drippers (the baseline of the same run), then
-with them.  Reported: status codes, p50/p99 of both phases, and how many
+The scrapes are made as Prometheus makes them: over one keep-alive connection,
+gzip asked for, one every ``--every`` seconds, by the raw-socket client of
+bench/_client.py in its own process (the body read whole, not decompressed);
+first for ``--baseline`` seconds without drippers (the baseline of the same
+run), then with them.  Reported: status codes, p50/p99 of both phases, and how many
 dripping connections the server closed.  Open-file limits are raised in both
 processes.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import subprocess
 import sys
 import threading
@@ -49,15 +51,16 @@ def serve(numbers: int) -> None:
     server.stop()
 
 
-def curl_scrapes(url: str, seconds: float, every: float, out: list[tuple[int, float]]) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        started = time.monotonic()
-        result = subprocess.run(["curl", "-s", "-o", "/dev/null", "-H", "Accept-Encoding: gzip", "--max-time", "30",
-                                 "-w", "%{http_code} %{time_total}", url], capture_output=True, text=True)
-        code, _, total = result.stdout.partition(" ")
-        out.append((int(code or 0), float(total or "nan")))
-        time.sleep(max(0.0, every - (time.monotonic() - started)))
+def scrapes(url: str, seconds: float, every: float, out: list[tuple[int, float]]) -> None:
+    """Scrape every ``every`` seconds for ``seconds`` over one keep-alive connection (bench/_client.py)."""
+    n = max(1, int(seconds / every))
+    result = subprocess.run([sys.executable, "-m", "bench._client", url, str(n), "gzip", str(every)], cwd=ROOT,
+                            capture_output=True, text=True)
+    if result.returncode != 0:  # a refused or failed scrape: the client stops at the first non-200
+        out.append((0, float("nan")))
+        print(result.stderr.strip().splitlines()[-1], file=sys.stderr)
+        return
+    out.extend((200, t) for t in json.loads(result.stdout)["latencies"])
 
 
 async def drippers(host: str, port: int, clients: int, seconds: float, drip: float, stats: dict) -> None:
@@ -120,10 +123,10 @@ def main(argv: list[str]) -> None:
         url = base_url + "/metrics"
         host, port = base_url.split("//")[1].rsplit(":", 1)
         baseline: list[tuple[int, float]] = []
-        curl_scrapes(url, args.baseline, args.every, baseline)
+        scrapes(url, args.baseline, args.every, baseline)
         loaded: list[tuple[int, float]] = []
         stats = {"connections": 0, "closed_by_server": 0, "answered": 0, "connect_errors": 0}
-        scraper = threading.Thread(target=curl_scrapes, args=(url, args.seconds, args.every, loaded))
+        scraper = threading.Thread(target=scrapes, args=(url, args.seconds - min(5.0, args.drip), args.every, loaded))
         loop = asyncio.new_event_loop()
         task = loop.create_task(drippers(host, int(port), args.clients, args.seconds, args.drip, stats))
         loop.run_until_complete(asyncio.sleep(min(5.0, args.drip)))  # let every dripper connect first

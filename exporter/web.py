@@ -86,6 +86,8 @@ MAX_HEADERS = 100
 MAX_HEADER_BYTES = 32 * 1024
 MAX_BODY_BYTES = 64 * 1024
 LINGER_SECONDS = 1.0
+LISTEN_BACKLOG = 1024  # connections the kernel queues before accept
+ACCEPT_BATCH = 8  # connections accepted per event-loop iteration
 WRITE_PIECE = 4 << 20  # bytes handed to the transport at once (then drained): a cached gzip body in one write
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
@@ -721,7 +723,7 @@ def bind(host: str, port: int) -> socket.socket:
             except OSError:
                 pass
         sock.bind(address)
-        sock.listen(1024)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -832,7 +834,12 @@ class HttpServer:
                                max_headers=MAX_HEADERS, lingering_time=LINGER_SECONDS)
 
         factory = http if self.ssl_context is None else (lambda: _TLSGate(loop, self, http))
-        self._server = await loop.create_server(factory, sock=self._sock, backlog=1024)
+        # asyncio accepts up to `backlog` connections per wakeup of the listening socket and sets them all
+        # up before anything else runs (bpo-27906); a burst of a thousand new connections would then hold a
+        # keep-alive scrape for ~0.1 s.  Accept in batches of ACCEPT_BATCH, and give the kernel its deep
+        # queue back (create_server() re-listens with `backlog`).
+        self._server = await loop.create_server(factory, sock=self._sock, backlog=ACCEPT_BATCH)
+        self._sock.listen(LISTEN_BACKLOG)
 
     async def close(self) -> None:
         if self._server is not None:
