@@ -20,6 +20,7 @@ WORKDIR /src
 # Only what the wheel is built from (.dockerignore keeps everything else out).
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
+COPY emulators ./emulators
 RUN python -m pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /wheels /src
 RUN python -m venv /opt/whatsapp-number-exporter \
  && /opt/whatsapp-number-exporter/bin/pip install --no-cache-dir --disable-pip-version-check /wheels/*.whl

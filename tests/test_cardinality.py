@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 from exporter import exposition as ex
 from exporter import model
 from exporter.config import parse_config
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.scenario import generate_fleet
+from emulators.cams import CamsEmulator
+from emulators.scenario import generate_fleet
 from exporter.poller import Poller
 from exporter.store import AccountSnapshot, PollResult, Store
 from tests.helpers import samples, value

@@ -14,7 +14,7 @@ def imported_modules(path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative import inside the emulator package
-                found.add("exporter.emulator." + (node.module or ""))
+                found.add("emulators." + (node.module or ""))
             else:
                 found.add(node.module or "")
     return found
@@ -25,7 +25,7 @@ def test_emulators_never_import_client_code():
     for path in (PACKAGE / "emulator").rglob("*.py"):
         for module in imported_modules(path):
             if module.startswith("exporter"):
-                assert module.startswith("exporter.emulator"), f"{path.name} imports {module}"
+                assert module.startswith("emulators"), f"{path.name} imports {module}"
 
 
 def test_clients_never_import_the_emulators():
@@ -33,4 +33,4 @@ def test_clients_never_import_the_emulators():
         if "emulator" in path.parts or path.name in ("demo.py", "cli.py"):
             continue
         for module in imported_modules(path):
-            assert not module.startswith("exporter.emulator"), f"{path} imports {module}"
+            assert not module.startswith("emulators"), f"{path} imports {module}"

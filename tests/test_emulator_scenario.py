@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from exporter.emulator.scenario import (
+from emulators.scenario import (
     Fault,
     Scenario,
     ScenarioError,

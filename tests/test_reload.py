@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from exporter.emulator.scenario import Fault
+from emulators.scenario import Fault
 from tests.helpers import SECRETS, config_yaml, samples, value
 
 CMD = [sys.executable, "-m", "exporter"]

@@ -16,9 +16,9 @@ import pytest
 
 from exporter import model
 from exporter.config import parse_config
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import loads_scenario
+from emulators.kaleyra import KaleyraEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import loads_scenario
 from exporter.poller import Poller
 from exporter.store import AccountSnapshot, Store
 from exporter.web import App, HttpServer

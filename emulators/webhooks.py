@@ -2,7 +2,7 @@
 
 The emulators (Meta, NxCloud, Kaleyra) push an event to a configured URL when a
 number's observable state changes in their scenario, as the real providers do.
-The state watcher lives in :class:`~exporter.emulator.common.ProviderEmulator`;
+The state watcher lives in :class:`~emulators.common.ProviderEmulator`;
 this module holds what is shared by the three wire formats:
 
 * :func:`derive_events` turns the changes of one number (old and new observable
@@ -10,7 +10,7 @@ this module holds what is shared by the three wire formats:
   ``phone_number_quality_update`` plus its Meta-shaped ``value``).  Meta sends
   them as they are, NxCloud wraps each in its own envelope, Kaleyra forwards the
   quality/limit ones as query parameters.  The mapping is documented in
-  :mod:`exporter.emulator.meta`'s docstring.
+  :mod:`emulators.meta`'s docstring.
 * :class:`WebhookSender` delivers :class:`OutgoingRequest` objects from a few
   worker threads: a short timeout per attempt, a couple of retries with
   exponential backoff on a connection error, a timeout or any non-2xx answer
@@ -53,7 +53,7 @@ __all__ = [
     "tier_rank",
 ]
 
-logger = logging.getLogger("exporter.emulator.webhooks")
+logger = logging.getLogger("emulators.webhooks")
 
 #: messaging-limit tiers in increasing order (Meta's per-number and portfolio vocabularies merged)
 TIER_RANK = {"TIER_NOT_SET": None, "TIER_10": 10, "TIER_50": 50, "TIER_250": 250, "TIER_1K": 1_000, "TIER_2K": 2_000,
@@ -110,7 +110,7 @@ def derive_events(phone_number: str | None, old: Mapping[str, Any], new: Mapping
     """Meta events for the changes of one number (``phone_number``) or one WABA (``phone_number`` None).
 
     ``old``/``new`` are the observable states before and after (the watcher's field names, with the
-    derived ``health``).  See :mod:`exporter.emulator.meta` for the mapping.
+    derived ``health``).  See :mod:`emulators.meta` for the mapping.
     """
     changed = {c["field"] for c in changes}
     events: list[Event] = []

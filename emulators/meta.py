@@ -217,7 +217,7 @@ __all__ = [
     "WRITE_ACTIONS",
 ]
 
-logger = logging.getLogger("exporter.emulator.meta")
+logger = logging.getLogger("emulators.meta")
 
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 DEFAULT_API_VERSION = "v24.0"

@@ -30,7 +30,7 @@ everything that does not depend on a provider's wire format:
   ``advance()`` or an override) and records each change (``state_changes()``),
   whether or not a webhook is configured; the emulators that push webhooks
   (Meta, NxCloud, Kaleyra: ``set_webhook()``) turn the changes into events and
-  send them asynchronously through :class:`~exporter.emulator.webhooks.WebhookSender`
+  send them asynchronously through :class:`~emulators.webhooks.WebhookSender`
   (``webhooks_sent()``), subject to the ``webhook_bad_signature`` and
   ``webhook_drop`` faults.
 
@@ -85,7 +85,7 @@ __all__ = [
     "worst_health",
 ]
 
-logger = logging.getLogger("exporter.emulator")
+logger = logging.getLogger("emulators")
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -423,7 +423,7 @@ class ProviderEmulator:
                  clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
                  log_level: int = logging.DEBUG, seed: int | None = None):
         if not isinstance(scenario, Scenario):
-            raise TypeError("scenario must be a Scenario (see exporter.emulator.scenario)")
+            raise TypeError("scenario must be a Scenario (see emulators.scenario)")
         self.scenario = scenario
         self.host = host
         self.port = port
