@@ -88,7 +88,7 @@ MAX_BODY_BYTES = 64 * 1024
 LINGER_SECONDS = 1.0
 LISTEN_BACKLOG = 1024  # connections the kernel queues before accept
 ACCEPT_BATCH = 8  # connections accepted per event-loop iteration
-WRITE_PIECE = 4 << 20  # bytes handed to the transport at once (then drained): a cached gzip body in one write
+WRITE_PIECE = 4 << 20  # bytes handed to the transport at once, then drained: what the socket cannot take is copied
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
 
@@ -619,6 +619,9 @@ async def send(request: web.Request, pieces: list[bytes], content_type: str,
     resp.headers["Content-Type"] = content_type
     resp.content_length = sum(map(len, pieces))
     await resp.prepare(request)
+    # The headers go out on their own: aiohttp would otherwise join them with the first piece, a copy of
+    # that piece on Python < 3.12.9 (it avoids transport.writelines there).
+    request.writer.send_headers()
     if request.method != "HEAD":
         for piece in pieces:
             view = memoryview(piece)
