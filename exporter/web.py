@@ -53,6 +53,7 @@ import base64
 import binascii
 import collections
 import hashlib
+import itertools
 import logging
 import os
 import socket
@@ -61,7 +62,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Awaitable, Callable, Mapping
+from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
@@ -69,7 +70,7 @@ from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
 from exporter import statusboard
-from exporter.store import Store
+from exporter.store import EXECUTOR, Store
 
 log = logging.getLogger(__name__)
 
@@ -583,12 +584,13 @@ class App:
         tail = self.process_metrics()
         headers = {"Vary": "Accept-Encoding"}
         if accepts_gzip(request.headers.get("Accept-Encoding")):
-            gz = await asyncio.wrap_future(exposition.gzip())
-            body = [gz.prefix, gz.finish(tail)]
+            compressed = exposition.gzip()
+            gz = compressed.result() if compressed.done() else await asyncio.wrap_future(compressed)
             headers["Content-Encoding"] = "gzip"
-        else:
-            body = [*await asyncio.wrap_future(exposition.plain()), tail]
-        return await send(request, body, CONTENT_TYPE, headers)
+            end = gz.finish(tail)
+            return await send(request, [gz.prefix, end], len(gz.prefix) + len(end), CONTENT_TYPE, headers)
+        return await send(request, _joined_ahead(itertools.chain(exposition.pieces(), [tail])),
+                          exposition.length + len(tail), CONTENT_TYPE, headers)
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         query = {k: v for k, v in request.query.items()}
@@ -611,22 +613,42 @@ class App:
         return _text(200 if ok else 500, message)
 
 
-async def send(request: web.Request, pieces: list[bytes], content_type: str,
+async def _write(resp: web.StreamResponse, piece: bytes) -> None:
+    view = memoryview(piece)
+    for start in range(0, len(view), WRITE_PIECE):
+        await resp.write(view[start:start + WRITE_PIECE])
+
+
+async def _joined_ahead(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """``pieces``, each produced in a worker thread while the previous one is being written.
+
+    The uncompressed body's 1 MiB pieces are joins of many rendered parts: the
+    copying is done off the loop (and on the other core), one piece ahead.
+    """
+    loop = asyncio.get_running_loop()
+    ahead = loop.run_in_executor(EXECUTOR, next, pieces, None)
+    while (piece := await ahead) is not None:
+        ahead = loop.run_in_executor(EXECUTOR, next, pieces, None)
+        yield piece
+
+
+async def send(request: web.Request, pieces: Iterable[bytes] | AsyncIterator[bytes], length: int, content_type: str,
                headers: Mapping[str, str] | None = None) -> web.StreamResponse:
-    """Answer 200 with the concatenation of ``pieces``, never joining them: 1 MiB at a time, drained."""
+    """Answer 200 with the ``length`` bytes of ``pieces``, written one after the other, each drained."""
     resp = web.StreamResponse(status=200, headers=headers)
-    resp.content_type = content_type.split(";")[0]
     resp.headers["Content-Type"] = content_type
-    resp.content_length = sum(map(len, pieces))
+    resp.content_length = length
     await resp.prepare(request)
     # The headers go out on their own: aiohttp would otherwise join them with the first piece, a copy of
     # that piece on Python < 3.12.9 (it avoids transport.writelines there).
     request.writer.send_headers()
     if request.method != "HEAD":
-        for piece in pieces:
-            view = memoryview(piece)
-            for start in range(0, len(view), WRITE_PIECE):
-                await resp.write(view[start:start + WRITE_PIECE])
+        if isinstance(pieces, AsyncIterator):
+            async for piece in pieces:
+                await _write(resp, piece)
+        else:
+            for piece in pieces:
+                await _write(resp, piece)
     await resp.write_eof()
     return resp
 
