@@ -15,11 +15,11 @@ How a change stays cheap (the kube-state-metrics metrics store):
   that changes 1 % of the numbers re-renders only the blocks holding them.
 * The plain exposition is the list of those byte strings in family order.
 
-What a scrape is served comes from an :class:`Exposition` and is built at most
-once per generation, lazily, in a worker thread (:data:`EXECUTOR`), never on
-the HTTP server's event loop: the gzip body on the first gzip scrape after a
-change, and the plain body joined into 1 MiB pieces on the first uncompressed
-scrape.  The gzip body is one ordinary zlib stream (level :data:`GZIP_LEVEL`
+What a scrape is served comes from an :class:`Exposition`: the gzip body is
+compressed once per generation, on the first gzip scrape after a change, in a
+worker thread (:data:`EXECUTOR`), never on the HTTP server's event loop, and
+kept; an uncompressed scrape writes the rendered pieces joined 1 MiB at a
+time, so the body is never held twice in memory.  The gzip body is one ordinary zlib stream (level :data:`GZIP_LEVEL`
 by default) stopped with a sync flush; a scrape appends the per-scrape process
 metrics by continuing a copy of that compressor, so zlib writes the gzip
 header, trailer and CRC, and the answer is a single gzip member.  Concurrent
@@ -148,22 +148,12 @@ class Exposition:
         self.ready = ready
         self.gzip_level = gzip_level
         self._lock = threading.Lock()
-        self._pieces: Future | None = None
         self._gzip: Future | None = None
 
-    def plain(self) -> "Future[list[bytes]]":
-        """The plain body in pieces of about 1 MiB, joined once per generation (in :data:`EXECUTOR`), on the
-        first uncompressed scrape, and kept until the next change.
-
-        Joining 80 MB on every scrape would cost more CPU than the sending (3x
-        the static server's time in bench.scrape); keeping the pieces costs one
-        more copy of the body in memory, and only once someone has scraped
-        without gzip (Prometheus asks for gzip).
-        """
-        with self._lock:
-            if self._pieces is None:
-                self._pieces = EXECUTOR.submit(lambda: list(_pieces(self.parts)))
-            return self._pieces
+    def pieces(self) -> Iterator[bytes]:
+        """The plain body in pieces of about 1 MiB, each joined when it is asked for (a scrape writes one,
+        waits for the socket, then asks for the next): the body is never held twice in memory."""
+        return _pieces(self.parts)
 
     def gzip(self) -> "Future[GzipBody]":
         """The gzip body, compressed at most once per generation (in :data:`EXECUTOR`); callers share it."""
