@@ -152,7 +152,13 @@ class Exposition:
 
     def pieces(self) -> Iterator[bytes]:
         """The plain body in pieces of about 1 MiB, each joined when it is asked for (a scrape writes one,
-        waits for the socket, then asks for the next): the body is never held twice in memory."""
+        waits for the socket, then asks for the next): the body is never held twice in memory.
+
+        Keeping the joined body per generation instead would make uncompressed
+        scrapes as cheap as the static server's, but costs one more copy of the
+        body (82 MB at 10,000 numbers) until the next change, past the 200 MB
+        memory target at 10,000 numbers; Prometheus asks for gzip, so memory wins.
+        """
         return _pieces(self.parts)
 
     def gzip(self) -> "Future[GzipBody]":

@@ -585,6 +585,7 @@ class App:
         headers = {"Vary": "Accept-Encoding"}
         if accepts_gzip(request.headers.get("Accept-Encoding")):
             compressed = exposition.gzip()
+            # cached (the usual case): no round trip through the loop's thread-safe wakeup
             gz = compressed.result() if compressed.done() else await asyncio.wrap_future(compressed)
             headers["Content-Encoding"] = "gzip"
             end = gz.finish(tail)
