@@ -389,6 +389,21 @@ class Timeline:
             state.update(transition.set)
         return state
 
+    def set_time(self, attribute: str, t: float) -> float:
+        """The scenario time at which the value of ``attribute`` in force at ``t`` was set: the latest
+        transition at or before ``t`` that sets it, else the start of the current period (0 without
+        ``repeat_every``), when the base value took effect."""
+        t = max(0.0, float(t))
+        local = self.local_time(t)
+        start = t - local
+        latest = None
+        for transition in self.transitions:
+            if transition.at > local:
+                break
+            if attribute in transition.set:
+                latest = transition.at
+        return start + (latest if latest is not None else 0.0)
+
     def next_change_after(self, t: float) -> float | None:
         """The scenario time of the next transition strictly after ``t`` (None if nothing changes any more)."""
         t = max(0.0, float(t))
