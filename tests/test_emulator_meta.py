@@ -76,7 +76,7 @@ spaces:
         quality_rating: GREEN
         timeline:
           - {{at: 60, set: {{quality_rating: YELLOW}}}}
-          - {{at: 120, set: {{quality_rating: RED, status: FLAGGED}}}}
+          - {{at: 120, set: {{quality_rating: RED}}}}
         repeat_every: 180
       - phone_number: "15550000005"
         id: "{N_GONE}"
@@ -431,7 +431,7 @@ def test_timeline_transitions_loop(emu):
     emu.advance(60)
     assert state() == ("CONNECTED", "YELLOW", "AVAILABLE")
     emu.advance(60)
-    assert state() == ("FLAGGED", "RED", "LIMITED")
+    assert state() == ("CONNECTED", "RED", "AVAILABLE")       # a RED rating changes neither status nor health
     emu.advance(60)
     assert state() == ("CONNECTED", "GREEN", "AVAILABLE")
     emu.set_number(WABA, "15550000004", quality_rating="UNKNOWN")

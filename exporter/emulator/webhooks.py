@@ -66,6 +66,7 @@ __all__ = [
     "TIER_RANK",
     "WebhookSender",
     "append_query",
+    "ban_date_text",
     "derive_events",
     "is_flagged",
     "legacy_quality_events",
@@ -125,7 +126,7 @@ class Event:
         return event if isinstance(event, str) else None
 
 
-def _date_text(wall: float) -> str:
+def ban_date_text(wall: float) -> str:
     """Meta's ``waba_ban_date`` style, e.g. ``April 17, 2025``."""
     t = time.gmtime(wall)
     return f"{time.strftime('%B', t)} {t.tm_mday}, {t.tm_year}"
@@ -274,9 +275,9 @@ def _account_update(old: Mapping[str, Any], new: Mapping[str, Any], changed: set
                     wall: float) -> dict[str, Any] | None:
     old_status, new_status = old.get("status"), new.get("status")
     if "status" in changed and new_status == "BANNED":
-        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": _date_text(wall)}}
+        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": ban_date_text(wall)}}
     if "status" in changed and old_status == "BANNED":
-        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": _date_text(wall)}}
+        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)}}
     health_key = "health" if "health" in new or "health" in old else "can_send_message"
     if health_key in changed:
         after, before = new.get(health_key), old.get(health_key)
@@ -287,7 +288,7 @@ def _account_update(old: Mapping[str, Any], new: Mapping[str, Any], changed: set
                     "restriction_info": [{"restriction_type": RESTRICTION_TYPE, "expiration": int(wall) + 86_400}]}
         if after == "AVAILABLE" and before == "BLOCKED":
             return {"event": "DISABLED_UPDATE",
-                    "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": _date_text(wall)}}
+                    "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)}}
         if after == "AVAILABLE":
             return {"event": "ACCOUNT_RESTRICTION", "restriction_info": []}
         return None
