@@ -438,6 +438,35 @@ def test_timeline_transitions_loop(emu):
     assert state()[1] == "UNKNOWN"
 
 
+def test_spec_variants_are_served_as_seeded(clock):
+    """The values Meta's own specs disagree on (and unknown strings) reach the client verbatim."""
+    seeded = [("LINKED", "NA"), ("UNLINKED", "GREEN"), ("MESSAGING_LIMIT_TIER_2", "UNKNOWN"),
+              ("BRAND_NEW_STATUS", "BRAND_NEW_RATING")]
+    numbers = "\n".join(f'      - {{phone_number: "1555000010{i}", id: "10610000000000{i}", status: {st}, '
+                        f'quality_rating: {q}}}' for i, (st, q) in enumerate(seeded))
+    scenario = loads_scenario(f"""
+credentials: [{{access_key_id: {APP}, access_key_secret: {TOKEN}, qps: null}}]
+spaces:
+  - space_id: "{WABA}"
+    access_key_id: {APP}
+    waba: {{id: "{WABA}", portfolio_messaging_limit: TIER_BRAND_NEW}}
+    numbers:
+{numbers}
+""")
+    with MetaEmulator(scenario, clock=clock) as emu:
+        listed = ok(get(emu.port, f"/v24.0/{WABA}/phone_numbers?fields=status,quality_rating"))["data"]
+        assert [(n["status"], n["quality_rating"]) for n in listed] == seeded
+        health = {}
+        for i, (status, quality) in enumerate(seeded):
+            node = ok(get(emu.port, f"/v24.0/10610000000000{i}?fields=status,quality_rating,quality_score,"
+                                    "whatsapp_business_manager_messaging_limit,health_status"))
+            assert (node["status"], node["quality_rating"], node["quality_score"]) == (status, quality,
+                                                                                       {"score": quality})
+            assert node["whatsapp_business_manager_messaging_limit"] == "TIER_BRAND_NEW"
+            health[status] = node["health_status"]["entities"][0]["can_send_message"]
+        assert health["LINKED"] == "AVAILABLE" and health["UNLINKED"] == "BLOCKED"
+
+
 # ---------------------------------------------------------------------------
 # faults
 
