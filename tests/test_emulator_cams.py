@@ -1105,6 +1105,25 @@ def test_demo_scenario_and_fleet_are_servable(clock):
         assert codes == ["OK"] * 15  # qps: null means unlimited
 
 
+def test_demo_shows_a_number_blocked_by_its_business_payment_method(clock):
+    """Within the demo's first minute a CAMS number cannot send (BUSINESS BLOCKED, "141006"), then recovers."""
+    with CamsEmulator(load_builtin_scenario("demo"), clock=clock) as emu:
+        c = Client(emu, "demo-ak-1", "demo-secret-1", clock)
+        seen = []
+        for step in range(0, 300, 10):                     # five minutes, one read every 10 s
+            if step:
+                clock.t += 10
+            data = c.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-demo-pay", "NodeType": "phone",
+                                                     "PhoneNumber": "8613700000001"}).json["Data"]
+            business = next(e for e in data["Entities"] if e["EntityType"] == "BUSINESS")
+            seen.append((step, data["CanSendMessage"], [e["ErrorCode"] for e in business["Errors"]]))
+        blocked = [step for step, state, codes in seen if state == "BLOCKED"]
+        assert blocked and blocked[0] <= 60 and all(seen[i][2] == ["141006"] for i in range(len(seen))
+                                                     if seen[i][1] == "BLOCKED")
+        assert any(state == "AVAILABLE" for step, state, _ in seen if step > blocked[0])      # recovers
+        assert seen[0][1] == "AVAILABLE"
+
+
 def test_stop_is_idempotent_and_closes_the_port(clock):
     emu = CamsEmulator(loads_scenario(SCENARIO_YAML), clock=clock).start()
     port = emu.port

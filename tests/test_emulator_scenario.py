@@ -249,7 +249,7 @@ def test_generate_large_fleet():
 def test_demo_scenario_covers_the_vocabulary():
     assert "demo" in builtin_scenarios()
     demo = load_builtin_scenario("demo")
-    assert len(demo.credentials) == 2 and 3 <= len(demo.spaces) <= 4 and 10 <= demo.number_count() <= 14
+    assert len(demo.credentials) == 2 and 3 <= len(demo.spaces) <= 5 and 10 <= demo.number_count() <= 14
     states = [n.state_at(0) for s in demo.spaces for n in s.numbers]
     statuses = {st.get("status") for st in states}
     assert {"CONNECTED", "FLAGGED", "RATE_LIMITED", "PENDING"} <= statuses

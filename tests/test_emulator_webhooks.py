@@ -27,7 +27,7 @@ from exporter.emulator.cams import CamsEmulator
 from exporter.emulator.kaleyra import KaleyraEmulator
 from exporter.emulator.meta import MetaEmulator
 from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import Fault, ScenarioError, loads_scenario
+from exporter.emulator.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 APP_SECRET = "meta-app-secret-0001"
@@ -589,6 +589,65 @@ spaces:
         conn.request("GET", "/v23.0/106000000000001?fields=messaging_limit_tier", headers={"Authorization": "Bearer token-1"})
         assert json.loads(conn.getresponse().read())["messaging_limit_tier"] == "TIER_1K"
         conn.close()
+
+
+def test_meta_demo_shows_each_new_state_within_three_minutes():
+    demo = load_builtin_scenario("demo-meta")
+    market, outlet = (s.space_id for s in demo.spaces)
+    token = demo.credentials[0].access_key_secret
+    with Receiver() as rx, MetaEmulator(demo) as emu:
+        emu.set_webhook(rx.url + "/webhooks/meta", secret=APP_SECRET)
+
+        def events():
+            out = []
+            for req in rx.got():
+                assert req["headers"]["X-Hub-Signature-256"] == independent_meta_signature(APP_SECRET, req["body"])
+                [entry] = json.loads(req["body"])["entry"]
+                [change] = entry["changes"]
+                out.append((entry["id"], change["field"], change["value"]))
+            return out
+
+        def waba_state(waba):
+            conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
+            conn.request("GET", f"/v24.0/{waba}?fields=health_status", headers={"Authorization": f"Bearer {token}"})
+            body = json.loads(conn.getresponse().read())
+            conn.close()
+            return next(e for e in body["health_status"]["entities"] if e["entity_type"] == "WABA")["can_send_message"]
+
+        before = time.time()
+        emu.advance(61)                          # restriction 45 s, violation 50 s, ban scheduled 60 s
+        wait_for(lambda: len(events()) >= 3, what="the demo's first Meta events")
+        after = time.time()
+        emu.advance(30)                          # portfolio limit raised at 75 s
+        wait_for(lambda: len(events()) >= 4, what="the capability update")
+        emu.advance(89)                          # 180 s: nothing more until the restriction expires
+        wait_for(emu.webhooks_idle, what="deliveries to settle")
+        got = {(waba, field, value.get("event")): value for waba, field, value in events()}
+        assert set(got) == {(market, "account_update", "ACCOUNT_RESTRICTION"),
+                            (market, "account_update", "ACCOUNT_VIOLATION"),
+                            (market, "business_capability_update", None),
+                            (outlet, "account_update", "DISABLED_UPDATE")}
+        [restriction] = got[(market, "account_update", "ACCOUNT_RESTRICTION")]["restriction_info"]
+        assert restriction["restriction_type"] == "RESTRICTED_BIZ_INITIATED_MESSAGING"
+        # set at 45 s for 4 minutes, seen at 61 s: it ends 224 s after that moment, a countdown to watch
+        assert before + 224 - 2 <= restriction["expiration"] <= after + 224
+        assert got[(market, "business_capability_update", None)] == {"max_daily_conversations_per_business": 100000,
+                                                                     "max_phone_numbers_per_waba": 25}
+        ban = got[(outlet, "account_update", "DISABLED_UPDATE")]["ban_info"]
+        def date_text(wall):
+            t = time.gmtime(wall)
+            return f"{time.strftime('%B', t)} {t.tm_mday}, {t.tm_year}"
+
+        assert ban["waba_ban_state"] == "SCHEDULE_FOR_DISABLE"
+        assert ban["waba_ban_date"] in {date_text(before - 2 + 30 * 86400), date_text(after + 30 * 86400)}
+        assert waba_state(market) == "LIMITED"
+        emu.advance(110)                         # 290 s: the restriction has expired
+        wait_for(lambda: any(c["field"] == "restrictions" and c["new"] == [] for c in emu.state_changes()),
+                 what="the restriction's expiry")
+        assert waba_state(market) == "AVAILABLE"
+        emu.advance(15)                          # 305 s: reinstated
+        wait_for(lambda: len(events()) >= 5, what="REINSTATE")
+        assert events()[-1][0] == outlet and events()[-1][2]["ban_info"]["waba_ban_state"] == "REINSTATE"
 
 
 # ---------------------------------------------------------------------------
