@@ -363,6 +363,22 @@ spaces:
         assert [v["event"] for _, v in meta_events(rx.got())] == ["THROUGHPUT_UPGRADE"]
 
 
+def test_meta_onboarding_when_a_number_goes_pending():
+    with Receiver() as rx, MetaEmulator(loads_scenario(META_ONE_YAML)) as emu:
+        emu.set_webhook(rx.url, secret=APP_SECRET)
+        emu.set_number(WABA, "15550000001", status="PENDING")
+        wait_for(lambda: len(rx.got()) >= 1, what="ONBOARDING")
+        emu.set_number(WABA, "15550000001", status="CONNECTED", quality_rating="RED")     # sends nothing
+        wait_for(lambda: len([c for c in emu.state_changes() if c["field"] == "status"]) == 2, what="CONNECTED")
+        emu.set_number(WABA, "15550000001", throughput_level="HIGH")                     # a marker event
+        wait_for(lambda: len(rx.got()) >= 2, what="THROUGHPUT_UPGRADE")
+        wait_for(emu.webhooks_idle, what="deliveries to settle")
+        assert [check_meta_envelope(req)["value"]["event"] for req in rx.got()] == ["ONBOARDING", "THROUGHPUT_UPGRADE"]
+        assert check_meta_envelope(rx.got()[0])["value"] == {
+            "display_phone_number": "15550000001", "event": "ONBOARDING", "current_limit": "TIER_UNLIMITED",
+            "max_daily_conversations_per_business": "TIER_UNLIMITED"}
+
+
 def test_meta_waba_review_and_number_health_send_no_number_account_update():
     yaml = f"""
 credentials:
@@ -463,9 +479,11 @@ spaces:
         emu.advance(60)
         wait_for(lambda: restrictions()[-1] == [], what="the lift")
         assert health()[0] == "AVAILABLE"
+        emu.set_waba(WABA, violation_type="SCAM")          # a marker: every earlier event was sent before it
+        wait_for(lambda: len(rx.got()) >= 4, what="the marker")
         wait_for(emu.webhooks_idle, what="deliveries to settle")
-        assert len(rx.got()) == 3        # Meta documents no event for an expiry or a lift
-        assert [v["event"] for _, v in meta_events(rx.got())] == ["ACCOUNT_RESTRICTION"] * 3
+        # Meta documents no event for an expiry or a lift
+        assert [v["event"] for _, v in meta_events(rx.got())] == ["ACCOUNT_RESTRICTION"] * 3 + ["ACCOUNT_VIOLATION"]
 
 
 def test_meta_ban_states_and_their_health():
