@@ -124,13 +124,16 @@ def dead_port() -> int:
 WABA = "102000000000001"
 BUSINESS = "524000000000001"
 
-META_YAML = f"""
+# one token (app-1, token-1) owning one WABA; what follows is the space's remaining keys
+META_PRELUDE = f"""
 credentials:
   - {{access_key_id: app-1, access_key_secret: token-1, qps: null}}
 spaces:
   - space_id: "{WABA}"
     access_key_id: app-1
-    waba:
+"""
+
+META_YAML = META_PRELUDE + f"""    waba:
       id: "{WABA}"
       name: Shop
       account_review_status: APPROVED
@@ -186,13 +189,7 @@ spaces:
 META_EVENTS = 7     # THROUGHPUT_UPGRADE, ONBOARDING, name update, capability, restriction, ban, violation
 
 # one event only: a throughput upgrade
-META_ONE_YAML = f"""
-credentials:
-  - {{access_key_id: app-1, access_key_secret: token-1, qps: null}}
-spaces:
-  - space_id: "{WABA}"
-    access_key_id: app-1
-    waba: {{id: "{WABA}", portfolio_messaging_limit: TIER_UNLIMITED}}
+META_ONE_YAML = META_PRELUDE + f"""    waba: {{id: "{WABA}", portfolio_messaging_limit: TIER_UNLIMITED}}
     numbers:
       - phone_number: "15550000001"
         status: CONNECTED
@@ -222,6 +219,38 @@ def check_meta_envelope(req: dict, secret: str = APP_SECRET) -> dict:
     [change] = entry["changes"]
     assert set(change) == {"field", "value"}
     return change
+
+
+def meta_scenario(waba: str, numbers: str = '      - {phone_number: "15550000001", id: "106000000000001", '
+                                        'status: CONNECTED}', extra: str = ""):
+    """One token, one WABA (``waba``: its YAML lines after ``id``, indented 6), its ``numbers`` (indented 6)."""
+    return loads_scenario(META_PRELUDE + f"""{extra}    waba:
+      id: "{WABA}"
+{waba}
+    numbers:
+{numbers}
+""")
+
+
+def date_text(wall: float) -> str:
+    """Meta's ``waba_ban_date`` style, e.g. ``April 17, 2025``, written here independently."""
+    t = time.gmtime(wall)
+    return f"{time.strftime('%B', t)} {t.tm_mday}, {t.tm_year}"
+
+
+def graph_get(emu, target: str, token: str = "token-1") -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
+    try:
+        conn.request("GET", target, headers={"Authorization": f"Bearer {token}"})
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def waba_entity(emu, node: str, token: str = "token-1") -> dict:
+    """The WABA entity of a node's ``health_status``."""
+    health = graph_get(emu, f"/v24.0/{node}?fields=health_status", token)["health_status"]
+    return next(e for e in health["entities"] if e["entity_type"] == "WABA")
 
 
 # ---------------------------------------------------------------------------
@@ -303,24 +332,15 @@ def test_meta_quality_updates_carry_no_deprecated_fields_when_switched_off():
 
 
 def test_meta_legacy_switch_sends_the_relays_forms():
-    yaml = f"""
-credentials:
-  - {{access_key_id: app-1, access_key_secret: token-1}}
-spaces:
-  - space_id: "{WABA}"
-    access_key_id: app-1
-    extra: {{legacy_quality_events: true}}
-    waba: {{id: "{WABA}"}}
-    numbers:
-      - phone_number: "15550000001"
+    scenario = meta_scenario("", """      - phone_number: "15550000001"
         status: CONNECTED
         quality_rating: GREEN
         messaging_limit_tier: TIER_10K
         timeline:
-          - {{at: 300ms, set: {{quality_rating: RED}}}}
-          - {{at: 600ms, set: {{quality_rating: GREEN, messaging_limit_tier: TIER_1K}}}}
-"""
-    with Receiver() as rx, MetaEmulator(loads_scenario(yaml)) as emu:
+          - {at: 300ms, set: {quality_rating: RED}}
+          - {at: 600ms, set: {quality_rating: GREEN, messaging_limit_tier: TIER_1K}}""",
+                             extra="    extra: {legacy_quality_events: true}\n")
+    with Receiver() as rx, MetaEmulator(scenario) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
         wait_for(lambda: len(rx.got()) >= 3, what="FLAGGED, UNFLAGGED and DOWNGRADE")
         events = [v for _, v in meta_events(rx.got())]
@@ -339,22 +359,13 @@ spaces:
 
 
 def test_meta_fast_timeline_without_legacy_switch_sends_nothing():
-    yaml = f"""
-credentials:
-  - {{access_key_id: app-1, access_key_secret: token-1}}
-spaces:
-  - space_id: "{WABA}"
-    access_key_id: app-1
-    waba: {{id: "{WABA}"}}
-    numbers:
-      - phone_number: "15550000001"
+    scenario = meta_scenario("", """      - phone_number: "15550000001"
         status: CONNECTED
         quality_rating: GREEN
         timeline:
-          - {{at: 100ms, set: {{quality_rating: RED}}}}
-          - {{at: 200ms, set: {{quality_rating: GREEN, throughput_level: HIGH}}}}
-"""
-    with Receiver() as rx, MetaEmulator(loads_scenario(yaml)) as emu:
+          - {at: 100ms, set: {quality_rating: RED}}
+          - {at: 200ms, set: {quality_rating: GREEN, throughput_level: HIGH}}""")
+    with Receiver() as rx, MetaEmulator(scenario) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
         wait_for(lambda: len(rx.got()) >= 1, what="the throughput upgrade")
         wait_for(lambda: len([c for c in emu.state_changes() if c["field"] == "quality_rating"]) == 2,
@@ -380,23 +391,12 @@ def test_meta_onboarding_when_a_number_goes_pending():
 
 
 def test_meta_waba_review_and_number_health_send_no_number_account_update():
-    yaml = f"""
-credentials:
-  - {{access_key_id: app-1, access_key_secret: token-1}}
-spaces:
-  - space_id: "{WABA}"
-    access_key_id: app-1
-    waba:
-      id: "{WABA}"
-      account_review_status: APPROVED
+    scenario = meta_scenario("""      account_review_status: APPROVED
       timeline:
-        - {{at: 60, set: {{account_review_status: PENDING}}}}
-    numbers:
-      - {{phone_number: "15550000001", status: CONNECTED, quality_rating: GREEN}}
-      - {{phone_number: "15550000002", status: CONNECTED, quality_rating: GREEN,
-         timeline: [{{at: 60, set: {{status: BANNED}}}}]}}
-"""
-    with Receiver() as rx, MetaEmulator(loads_scenario(yaml)) as emu:
+        - {at: 60, set: {account_review_status: PENDING}}""", """      - {phone_number: "15550000001", status: CONNECTED, quality_rating: GREEN}
+      - {phone_number: "15550000002", status: CONNECTED, quality_rating: GREEN,
+         timeline: [{at: 60, set: {status: BANNED}}]}""")
+    with Receiver() as rx, MetaEmulator(scenario) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
         emu.advance(61)
         wait_for(lambda: len(rx.got()) >= 1, what="the review event")
@@ -421,32 +421,17 @@ spaces:
 
 
 def test_meta_restriction_expires_and_health_follows():
-    yaml = f"""
-credentials:
-  - {{access_key_id: app-1, access_key_secret: token-1, qps: null}}
-spaces:
-  - space_id: "{WABA}"
-    access_key_id: app-1
-    waba:
-      id: "{WABA}"
-      timeline:
-        - {{at: 60, set: {{restrictions: [{{restriction_type: RESTRICTED_BIZ_INITIATED_MESSAGING, duration: 5m}}]}}}}
-        - {{at: 120, set: {{restrictions: [{{restriction_type: RESTRICTED_BIZ_INITIATED_MESSAGING, duration: 4m}},
-                                          {{restriction_type: RESTRICTED_CUSTOMER_INITIATED_MESSAGING, duration: 1m}}]}}}}
-        - {{at: 600, set: {{restrictions: [{{restriction_type: RESTRICTED_UTILITY_TEMPLATES, duration: 10m}}]}}}}
-        - {{at: 660, set: {{restrictions: []}}}}
-    numbers:
-      - {{phone_number: "15550000001", id: "106000000000001", status: CONNECTED}}
-"""
-    with Receiver() as rx, MetaEmulator(loads_scenario(yaml)) as emu:
+    scenario = meta_scenario("""      timeline:
+        - {at: 60, set: {restrictions: [{restriction_type: RESTRICTED_BIZ_INITIATED_MESSAGING, duration: 5m}]}}
+        - {at: 120, set: {restrictions: [{restriction_type: RESTRICTED_BIZ_INITIATED_MESSAGING, duration: 4m},
+                                        {restriction_type: RESTRICTED_CUSTOMER_INITIATED_MESSAGING, duration: 1m}]}}
+        - {at: 600, set: {restrictions: [{restriction_type: RESTRICTED_UTILITY_TEMPLATES, duration: 10m}]}}
+        - {at: 660, set: {restrictions: []}}""")
+    with Receiver() as rx, MetaEmulator(scenario) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
 
         def health():
-            conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
-            conn.request("GET", "/v24.0/106000000000001?fields=health_status", headers={"Authorization": "Bearer token-1"})
-            body = json.loads(conn.getresponse().read())
-            conn.close()
-            top = body["health_status"]
+            top = graph_get(emu, "/v24.0/106000000000001?fields=health_status")["health_status"]
             return top["can_send_message"], top["entities"][1]
 
         def restrictions():
@@ -487,34 +472,15 @@ spaces:
 
 
 def test_meta_ban_states_and_their_health():
-    yaml = f"""
-credentials:
-  - {{access_key_id: app-1, access_key_secret: token-1, qps: null}}
-spaces:
-  - space_id: "{WABA}"
-    access_key_id: app-1
-    waba:
-      id: "{WABA}"
-      timeline:
-        - {{at: 60, set: {{ban_state: SCHEDULE_FOR_DISABLE, ban_after: 7d}}}}
-        - {{at: 120, set: {{ban_state: DISABLE, ban_after: null}}}}
-        - {{at: 180, set: {{ban_state: REINSTATE}}}}
-    numbers:
-      - {{phone_number: "15550000001", id: "106000000000001", status: CONNECTED}}
-"""
-    with Receiver() as rx, MetaEmulator(loads_scenario(yaml)) as emu:
+    scenario = meta_scenario("""      timeline:
+        - {at: 60, set: {ban_state: SCHEDULE_FOR_DISABLE, ban_after: 7d}}
+        - {at: 120, set: {ban_state: DISABLE, ban_after: null}}
+        - {at: 180, set: {ban_state: REINSTATE}}""")
+    with Receiver() as rx, MetaEmulator(scenario) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
 
         def waba_health():
-            conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
-            conn.request("GET", f"/v24.0/{WABA}?fields=health_status", headers={"Authorization": "Bearer token-1"})
-            body = json.loads(conn.getresponse().read())
-            conn.close()
-            return body["health_status"]
-
-        def date_text(wall):
-            t = time.gmtime(wall)
-            return f"{time.strftime('%B', t)} {t.tm_mday}, {t.tm_year}"
+            return graph_get(emu, f"/v24.0/{WABA}?fields=health_status")["health_status"]
 
         emu.advance(61)
         wait_for(lambda: len(rx.got()) >= 1, what="SCHEDULE_FOR_DISABLE")
@@ -572,15 +538,10 @@ spaces:
     with Receiver() as rx, MetaEmulator(loads_scenario(yaml)) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
 
-        def limits(version="v24.0"):
-            out = {}
-            for node in ("106000000000001", "106000000000002", "106000000000003"):
-                conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
-                conn.request("GET", f"/{version}/{node}?fields=whatsapp_business_manager_messaging_limit",
-                             headers={"Authorization": "Bearer token-1"})
-                out[node] = json.loads(conn.getresponse().read()).get("whatsapp_business_manager_messaging_limit")
-                conn.close()
-            return set(out.values())
+        def limits():
+            return {graph_get(emu, f"/v24.0/{node}?fields=whatsapp_business_manager_messaging_limit")
+                    .get("whatsapp_business_manager_messaging_limit")
+                    for node in ("106000000000001", "106000000000002", "106000000000003")}
 
         assert limits() == {"TIER_250"}            # every number of the portfolio reports its limit
         for step, tier in ((61, "TIER_2K"), (60, "TIER_UNLIMITED"), (60, "TIER_250")):
@@ -603,10 +564,7 @@ spaces:
                           {"max_daily_conversations_per_business": "TIER_250", "max_phone_numbers_per_business": 2}]
         assert sorted(wid for wid, _ in entries) == [WABA] * 3 + ["102000000000002"] * 3
         # the deprecated per-number tier is left alone, and a number's limit changes send no quality event
-        conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
-        conn.request("GET", "/v23.0/106000000000001?fields=messaging_limit_tier", headers={"Authorization": "Bearer token-1"})
-        assert json.loads(conn.getresponse().read())["messaging_limit_tier"] == "TIER_1K"
-        conn.close()
+        assert graph_get(emu, "/v23.0/106000000000001?fields=messaging_limit_tier")["messaging_limit_tier"] == "TIER_1K"
 
 
 def test_meta_demo_shows_each_new_state_within_three_minutes():
@@ -626,11 +584,7 @@ def test_meta_demo_shows_each_new_state_within_three_minutes():
             return out
 
         def waba_state(waba):
-            conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
-            conn.request("GET", f"/v24.0/{waba}?fields=health_status", headers={"Authorization": f"Bearer {token}"})
-            body = json.loads(conn.getresponse().read())
-            conn.close()
-            return next(e for e in body["health_status"]["entities"] if e["entity_type"] == "WABA")["can_send_message"]
+            return waba_entity(emu, waba, token)["can_send_message"]
 
         before = time.time()
         emu.advance(61)                          # restriction 45 s, violation 50 s, ban scheduled 60 s
@@ -652,10 +606,6 @@ def test_meta_demo_shows_each_new_state_within_three_minutes():
         assert got[(market, "business_capability_update", None)] == {"max_daily_conversations_per_business": 100000,
                                                                      "max_phone_numbers_per_waba": 25}
         ban = got[(outlet, "account_update", "DISABLED_UPDATE")]["ban_info"]
-        def date_text(wall):
-            t = time.gmtime(wall)
-            return f"{time.strftime('%B', t)} {t.tm_mday}, {t.tm_year}"
-
         assert ban["waba_ban_state"] == "SCHEDULE_FOR_DISABLE"
         assert ban["waba_ban_date"] in {date_text(before - 2 + 30 * 86400), date_text(after + 30 * 86400)}
         assert waba_state(market) == "LIMITED"
