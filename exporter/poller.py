@@ -669,6 +669,9 @@ class Poller:
                     del rt.refreshed_at[phone]
                 elif phone in found and phone in base:
                     found[phone] = base[phone].number
+            # Likewise a health read published after this poll's units were read: keep it, not the older one.
+            if rt.health_read_at:
+                found.update(merge.newer_health(base, found, rt.health_read_at, now))
             changed = merge.changed_numbers(base, found) if prev is not None and prev.poll is not None else []
             numbers = self._track(base, found, self._clock())
             rt.tiers_read_at = now

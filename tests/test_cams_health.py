@@ -210,3 +210,16 @@ def test_a_sweep_slower_than_its_interval_says_so_once(emulator, make, caplog):
     [warning] = [r for r in caplog.records if "longer than health_poll_interval" in r.getMessage()]
     assert warning.sweep_seconds_at_least == 15  # 3 calls at one per 5 s
     assert len(emulator.calls(HEALTH)) <= 1
+
+
+def test_a_poll_that_read_its_numbers_before_a_health_read_keeps_the_newer_health():
+    """A sweep publishes a number's health while a poll is under way; the poll, which enriched its numbers with
+    the health known before, must not overwrite the newer reading (found as a flaky count under load)."""
+    from exporter import merge, model
+
+    old = model.TrackedNumber(model.PhoneNumber("+1", can_send_message="BLOCKED", business_id="b"),
+                              model.ChangeTimes.first_seen(0))
+    polled = {"+1": model.PhoneNumber("+1", status="CONNECTED"), "+2": model.PhoneNumber("+2")}
+    kept = merge.newer_health({"+1": old}, polled, {"+1": 105.0, "+2": 90.0}, poll_started=100.0)
+    assert kept == {"+1": model.PhoneNumber("+1", status="CONNECTED", can_send_message="BLOCKED", business_id="b")}
+    assert merge.newer_health({"+1": old}, polled, {"+1": 95.0}, poll_started=100.0) == {}
