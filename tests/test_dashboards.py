@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from exporter import exposition, webhooks
+from tests.test_alert_rules import STATE_SETS
 from tests.tools import ROOT, binary
 
 DASHBOARDS = ROOT / "dashboards"
@@ -233,6 +234,18 @@ def test_panels_over_provider_specific_families_say_which_providers(dashboards):
                         f'"{NEEDS[family]}"'
     # every family listed here exists, and the exemption stays narrow
     assert set(NEEDS) <= KNOWN_METRICS
+
+
+def test_state_sets_are_only_queried_with_eq_1(dashboards):
+    """Panels must show the same with `metrics.state_sets: active` (only the current state's series)."""
+    for d in dashboards.values():
+        for where, expr in iter_queries(d):
+            if " variable " in where:
+                continue  # label_values() lists label values; it compares nothing
+            for family in STATE_SETS:
+                uses = len(re.findall(rf"\b{family}\b", expr))
+                as_active = len(re.findall(rf"\b{family}(\{{[^}}]*\}})?(\[[^\]]*\])?\)*\s*==\s*1\b", expr))
+                assert uses == as_active, f"{where}: {family} must be compared with == 1"
 
 
 def test_every_query_is_valid_promql(dashboards, tmp_path):
