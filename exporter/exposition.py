@@ -434,7 +434,7 @@ def render_waba_facts(base: str, suffix: str, facts: model.WabaFacts,
             for r in restrictions),
         "" if W_RESTRICTION_EXPIRY.name in off else "".join(
             f'{W_RESTRICTION_EXPIRY.name}{{{waba(r.waba_id)},restriction_type="{escape(r.restriction_type)}"}} '
-            f"{fmt(r.expiration)}\n" for r in restrictions),
+            f"{fmt(r.expiration)}\n" for r in restrictions if math.isfinite(r.expiration)),
         "" if W_BAN.name in off else "".join(
             _stateset(W_BAN.name, waba(ban.waba_id), "ban_state", model.BAN_STATE.states, ban.ban_state, opts.active_only)
             for ban in bans),

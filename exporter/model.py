@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 log = logging.getLogger(__name__)
@@ -273,6 +273,17 @@ class BlockingError:
 
 
 @dataclass(frozen=True)
+class Health:
+    """A node's sending health as one read of Meta's health_status tells it (directly, or relayed by CAMS)."""
+
+    can_send_message: str = UNKNOWN
+    entities: tuple[EntityHealth, ...] = ()
+    blocking_errors: tuple[BlockingError, ...] = ()
+    #: the BUSINESS entity's id ("" when not named)
+    business_id: str = ""
+
+
+@dataclass(frozen=True)
 class PhoneNumber:
     """One number as the exporter sees it, identical for every provider."""
 
@@ -297,6 +308,11 @@ class PhoneNumber:
     blocking_errors: tuple[BlockingError, ...] = ()
     #: the business portfolio that owns the number (from health_status' BUSINESS entity), when known
     business_id: str = ""
+
+    def with_health(self, health: Health) -> "PhoneNumber":
+        """This number with the health read for it (its business too, when the read names one)."""
+        return replace(self, can_send_message=health.can_send_message, entities=health.entities,
+                       blocking_errors=health.blocking_errors, business_id=health.business_id or self.business_id)
 
     @property
     def shares_portfolio_limit(self) -> bool:
@@ -370,7 +386,8 @@ class WabaFacts:
         return self if len(kept) == len(self.restrictions) else WabaFacts(kept, self.bans, self.violations)
 
     def next_expiry(self) -> float | None:
-        return min((r.expiration for r in self.restrictions.values()), default=None)
+        """When the next restriction expires (None: none with a known expiration)."""
+        return min((r.expiration for r in self.restrictions.values() if r.expiration != math.inf), default=None)
 
     def __bool__(self) -> bool:
         return bool(self.restrictions or self.bans or self.violations)

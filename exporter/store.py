@@ -108,18 +108,19 @@ class AccountSnapshot:
     waba_facts: model.WabaFacts = model.NO_FACTS
     #: seconds the last complete health sweep took (None: none finished yet, or no sweeps)
     health_sweep_duration: float | None = None
+    #: WABA/BUSINESS/APP health read from the WABA nodes themselves (CAMS), besides what the numbers name
+    node_entities: tuple[model.EntityHealth, ...] = ()
 
 
 def _entities(snap: AccountSnapshot) -> list[model.EntityHealth]:
     """The WABA/BUSINESS/APP entities named by the account's numbers, each once (the worst reading wins)."""
     seen: dict[tuple[str, str], model.EntityHealth] = {}
     severity = model.CAN_SEND_SEVERITY
-    for tracked in snap.numbers.values():
-        for e in tracked.number.entities:
-            key = (e.entity_type, e.entity_id)
-            old = seen.get(key)
-            if old is None or severity.get(e.can_send_message, 2) > severity.get(old.can_send_message, 2):
-                seen[key] = e
+    for e in itertools.chain(snap.node_entities, (e for t in snap.numbers.values() for e in t.number.entities)):
+        key = (e.entity_type, e.entity_id)
+        old = seen.get(key)
+        if old is None or severity.get(e.can_send_message, 2) > severity.get(old.can_send_message, 2):
+            seen[key] = e
     return list(seen.values())
 
 
