@@ -316,7 +316,8 @@ def _promtool_eval(tmp_path, series: list[dict], tests: list[dict]) -> subproces
 
 
 def test_cannot_send_tile_counts_each_number_once_and_the_table_gives_every_reason(dashboards, tmp_path):
-    """Whatever the provider and state-set mode: status, health BLOCKED, or both (counted once), with each error."""
+    """Whatever the provider and state-set mode: status, health BLOCKED, a disabled WABA, or several of them (counted
+    once), with each blocking error."""
     fleet = dashboards["whatsapp-fleet-overview.json"]
     pay = ("BUSINESS", "39920000", "141006", "Payment method error.")
     own = ("PHONE_NUMBER", "8613800000001", "131031", "Account locked.")
@@ -327,7 +328,17 @@ def test_cannot_send_tile_counts_each_number_once_and_the_table_gives_every_reas
         + _number("+8613800000004", "CONNECTED", "AVAILABLE", True)  # can send
         + _number("+8613800000005", "CONNECTED", "BLOCKED", False, [pay, own[:1] + ("8613800000005",) + own[2:]])
         + _number("+8613800000006", "CONNECTED", "LIMITED", True)  # can send, with limits
+        + _number("+15550000007", "CONNECTED", None, False)  # its WABA is disabled (only the active ban state)
+        + _number("+15550000008", "CONNECTED", None, True)  # its WABA is only scheduled for disable (every state)
     )
+    for phone, waba in (("+15550000007", "1022901"), ("+15550000008", "1022902"), ("+8613800000001", "1022903")):
+        series.append({"series": f'whatsapp_phone_number_info{{provider="alibaba_cams",account="shop",phone_number="{phone}",'
+                                 f'{_JOB},verified_name="Shop",waba_id="{waba}"}}', "values": "1x15"})
+    wabas = {"1022901": ("DISABLE",), "1022902": ("NONE", "SCHEDULE_FOR_DISABLE", "DISABLE", "REINSTATE")}
+    for waba, states in wabas.items():
+        current = states[0] if len(states) == 1 else "SCHEDULE_FOR_DISABLE"
+        series += [{"series": f'whatsapp_waba_ban_state{{provider="alibaba_cams",account="shop",{_JOB},waba_id="{waba}",'
+                              f'ban_state="{s}"}}', "values": f"{int(s == current)}x15"} for s in states]
 
     def row(phone, **labels):
         return {"labels": "{" + ",".join(f'{k}="{v}"' for k, v in
@@ -338,7 +349,7 @@ def test_cannot_send_tile_counts_each_number_once_and_the_table_gives_every_reas
         return dict(can_send_message="BLOCKED", entity_type=t, entity_id=i, error_code=code, error_description=text)
 
     result = _promtool_eval(tmp_path, series, [
-        {"expr": _panel_query(fleet, "Cannot send"), "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 4}]},
+        {"expr": _panel_query(fleet, "Cannot send"), "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 5}]},
         {"expr": _panel_query(fleet, "Numbers that cannot send"), "eval_time": "10m", "exp_samples": [
             row("+8613800000001", status="BANNED"),
             row("+8613800000001", **error(*own)),
@@ -346,6 +357,7 @@ def test_cannot_send_tile_counts_each_number_once_and_the_table_gives_every_reas
             row("+8613800000003", status="RESTRICTED"),
             row("+8613800000005", **error(*pay)),
             row("+8613800000005", **error("PHONE_NUMBER", "8613800000005", "131031", "Account locked.")),
+            row("+15550000007", waba_id="1022901", ban_state="DISABLE"),
         ]},
     ])
     assert result.returncode == 0, result.stdout + result.stderr
