@@ -20,7 +20,7 @@ from exporter.emulator.cams import CamsEmulator
 from exporter.emulator.scenario import generate_fleet, loads_scenario
 from exporter.poller import Poller
 from exporter.store import Store
-from tests.helpers import active_state, samples, value
+from tests.helpers import wait_for, active_state, samples, value
 
 HEALTH = "GetWhatsappHealthStatus"
 SECRET = {"SK": "sk-health-SECRET"}
@@ -87,16 +87,6 @@ def make():
 
 def current(store: Store):
     return samples(store.exposition.body.decode())
-
-
-def wait_for(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_a_number_is_blocked_only_once_its_health_was_read(emulator, make):

@@ -18,7 +18,7 @@ from exporter.demo import Demo
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.webhooks import WebhookManager
-from tests.helpers import active_state, samples, value
+from tests.helpers import wait_for, active_state, samples, value
 
 AHEAD = 90  # scenario seconds: everything below has happened by then, well within 3 minutes
 
@@ -37,16 +37,6 @@ def demo():
         webhooks.stop()
         poller.stop()
         demo.stop()
-
-
-def wait_for(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_every_new_health_state_shows_within_three_minutes(demo):
