@@ -257,7 +257,7 @@ class Poller:
     def _poll_numbers(self, rt: _AccountRuntime, phones: list[str]) -> None:
         read_one = getattr(rt.provider, "poll_number", None)
         prev = self._store.account(rt.account.name)
-        units = {unit.cust_space_id: unit for unit in rt.account.spaces}
+        units = {unit.id: unit for unit in rt.account.units}
         known = [prev.numbers.get(p) for p in phones] if prev is not None and prev.poll is not None else [None]
         if read_one is None or any(t is None or t.number.space_id not in units for t in known):
             self.poll_account(rt.account.name)  # a new number, or a provider that reads whole units only
@@ -271,7 +271,7 @@ class Poller:
             try:
                 number = read_one(unit, tracked.number, read_at)
             except ProviderError as err:
-                self._log_failure(rt.account, unit.cust_space_id, err)  # the next scheduled poll tries again
+                self._log_failure(rt.account, unit.id, err)  # the next scheduled poll tries again
                 continue
             if number.phone_number != phone:
                 number = dataclasses.replace(number, phone_number=phone)
@@ -386,13 +386,13 @@ class Poller:
             except ProviderError as err:
                 return err
 
-        if len(account.spaces) == 1 or account.concurrency == 1:
-            outcomes = [poll_unit(unit) for unit in account.spaces]
+        if len(account.units) == 1 or account.concurrency == 1:
+            outcomes = [poll_unit(unit) for unit in account.units]
         else:
-            outcomes = list(rt.pool.map(poll_unit, account.spaces))
+            outcomes = list(rt.pool.map(poll_unit, account.units))
 
-        for unit, result in zip(account.spaces, outcomes):
-            sid = unit.cust_space_id
+        for unit, result in zip(account.units, outcomes):
+            sid = unit.id
             if isinstance(result, ProviderError):
                 err = result
                 failures.append(err)

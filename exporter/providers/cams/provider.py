@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from exporter import model
-from exporter.config import Account, Space
+from exporter.config import Account, Unit
 from exporter.providers.base import UnitResult
 from exporter.providers.cams.client import CamsClient
 from exporter.providers.errors import ProviderError
@@ -30,14 +30,14 @@ class CamsProvider:
     def _due(last: float | None, interval: float, now: float) -> bool:
         return interval > 0 and (last is None or now - last >= interval)
 
-    def poll_unit(self, unit: Space, now: float) -> UnitResult:
-        account, sid = self.account, unit.cust_space_id
-        numbers = self.client.query_phone_numbers(sid, unit.isv_code, account.tier_vocabulary)
+    def poll_unit(self, unit: Unit, now: float) -> UnitResult:
+        account, sid = self.account, unit.id
+        numbers = self.client.query_phone_numbers(sid, unit.params.get("isv_code"), account.tier_vocabulary)
         result = UnitResult(numbers=numbers)
 
         if self._due(self._waba_checked_at.get(sid), account.waba_poll_interval, now):
             try:
-                result.waba = self._wabas[sid] = self.client.query_bind_waba(sid, unit.isv_code)
+                result.waba = self._wabas[sid] = self.client.query_bind_waba(sid, unit.params.get("isv_code"))
                 self._waba_checked_at[sid] = now
             except ProviderError as err:
                 result.errors.append(err)
