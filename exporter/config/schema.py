@@ -230,10 +230,11 @@ class ConfigFile(Section):
 
     required_hints = {"accounts": "a list of accounts"}
 
-    global_: Annotated[GlobalSection, BeforeValidator(_none_is_empty)] = Field(
+    global_: Annotated[Optional[GlobalSection], BeforeValidator(_none_is_empty)] = Field(
         default_factory=GlobalSection, alias="global")
     #: validated one by one into neutral :class:`~exporter.config.model.Account` objects
     accounts: Annotated[list[AccountFile], WrapValidator(_accounts)] = Field(
-        description="The provider accounts to poll.")
-    metrics: Annotated[MetricsSection, BeforeValidator(_none_is_empty)] = Field(default_factory=MetricsSection)
+        min_length=1, description="The provider accounts to poll.")
+    metrics: Annotated[Optional[MetricsSection], BeforeValidator(_none_is_empty)] = Field(
+        default_factory=MetricsSection)
     webhooks: Optional[WebhooksSection] = Field(None, description="The webhook receiver (default: off).")
