@@ -93,30 +93,31 @@ def _accounts(raw: Any, handler: Any, info: ValidationInfo) -> list[Account]:
     glob = info.data.get("global_") or GlobalSection()
     ctx = ctx_of(info)
     errors: list[dict] = []
+    names: dict[str, int] = {}
     accounts: dict[int, Account] = {}
     for i, item in enumerate(raw):
         try:
             provider = _provider(item, info)
             spec = PROVIDERS[provider]
             model = spec.model.model_validate({**item, "provider": provider}, context=replace(ctx, path=f"accounts[{i}]"))
+            if model.name in names:
+                errors.append(custom((i, "name"), f'duplicate account name "{model.name}" '
+                                     f"(also accounts[{names[model.name]}])"))
+            names.setdefault(model.name, i)
             accounts[i] = model.resolve(spec, glob)
         except ValidationError as e:
             errors += [dict(entry, loc=(i, *entry["loc"])) for entry in e.errors(include_url=False)]
         except PydanticCustomError as e:  # about the item itself
             errors.append(custom((i,), e.message()))
-    errors += _between_accounts(accounts)
-    raise_all(errors)
+    errors += _shared_credentials(accounts)
+    raise_all(sorted(errors, key=lambda entry: entry["loc"][0]))
     return list(accounts.values())
 
 
-def _between_accounts(accounts: dict[int, Account]) -> list[dict]:
+def _shared_credentials(accounts: dict[int, Account]) -> list[dict]:
     errors = []
-    names: dict[str, int] = {}
     credentials: dict[tuple, int] = {}
     for i, account in accounts.items():
-        if account.name in names:
-            errors.append(custom((i, "name"), f'duplicate account name "{account.name}" (also accounts[{names[account.name]}])'))
-        names.setdefault(account.name, i)
         # Accounts using one credential (same provider, endpoint host and id) are limited by the
         # provider as one caller: they share one token bucket, so they must declare one budget.
         j = credentials.setdefault(account.credential_key, i)
