@@ -151,43 +151,27 @@ _FastLoader = type("_FastLoader", (_Checks, getattr(yaml, "CSafeLoader", yaml.Sa
 
 
 def _check_expansion(root: yaml.Node) -> None:
-    """Refuse a node graph that is recursive or expands past MAX_NODES (iteratively: no recursion limit)."""
-    size: dict[int, int] = {}
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    open_nodes: set[int] = set()
-    while stack:
-        node, done = stack.pop()
+    """Refuse a node graph that is recursive or would expand past MAX_NODES once aliases are followed."""
+    sizes: dict[int, int] = {}
+    within: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
         key = id(node)
-        if done:
-            open_nodes.discard(key)
-            children = _children(node)
-            total = 1 + sum(size[id(c)] for c in children)
-            if total > MAX_NODES:
+        if key not in sizes:
+            if key in within:
+                raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
+                                                  node.start_mark)
+            within.add(key)
+            children = (node.value if isinstance(node, yaml.SequenceNode) else
+                        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else ())
+            sizes[key] = 1 + sum(map(size, children))
+            within.discard(key)
+            if sizes[key] > MAX_NODES:
                 raise yaml.composer.ComposerError(
                     None, None, f"the aliases would expand the document past {MAX_NODES} nodes", node.start_mark)
-            size[key] = total
-            continue
-        if key in size:
-            continue
-        if key in open_nodes:
-            raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
-                                              node.start_mark)
-        open_nodes.add(key)
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) in open_nodes:
-                raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
-                                                  child.start_mark)
-            if id(child) not in size:
-                stack.append((child, False))
+        return sizes[key]
 
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
+    size(root)
 
 
 def load_yaml(text: str, name: str) -> Any:

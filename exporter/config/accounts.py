@@ -16,7 +16,7 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from exporter.config.errors import custom, fmt_seconds, raise_all, show, suggest
 from exporter.config.model import Account, Labels, Unit
-from exporter.config.types import Duration, NotNegative, OffOrAtLeast, Qps, Section, between, choice, ctx_of, whole_number
+from exporter.config.types import Duration, NotNegative, Qps, Section, between, choice, ctx_of, rule, whole_number
 from exporter.config.values import AccountName, ActionLimits, Endpoint, GraphVersion, label_map
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class CamsTunables(Section):
     verification_poll_interval: Annotated[Duration, NotNegative] = Field(
         None, description="Code verification checks: 0 (off, the default) or at least poll_interval.")
     tier_vocabulary: choice(TIER_VOCABULARIES, "tier vocabulary") = Field(None, description="Default api_reference.")
-    health_poll_interval: Annotated[Duration, NotNegative, OffOrAtLeast(10.0)] = Field(
+    health_poll_interval: Annotated[Duration, NotNegative, rule(lambda v: v == 0 or v >= 10, "must be 0 (disabled) or at least 10s, got {got}")] = Field(
         None, description="GetWhatsappHealthStatus sweeps: 0 (off) or at least 10s (default 5m).")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -27,27 +27,14 @@ def _one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
-class Problem(tuple):
-    """``(path, message)``, each one line."""
+class Problem(NamedTuple):
+    """One problem: the key path and what is wrong, each one line."""
 
-    __slots__ = ()
-
-    def __new__(cls, path: str, message: str) -> "Problem":
-        return super().__new__(cls, (_one_line(path), _one_line(message)))
-
-    def __getnewargs__(self) -> tuple[str, str]:
-        return (self[0], self[1])
-
-    @property
-    def path(self) -> str:
-        return self[0]
-
-    @property
-    def message(self) -> str:
-        return self[1]
+    path: str
+    message: str
 
     def __str__(self) -> str:
-        return f"{self[0]}: {self[1]}" if self[0] else self[1]
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class ConfigError(Exception):
@@ -58,34 +45,26 @@ class ConfigError(Exception):
     :meth:`lines` gives one line per problem (for ``--check-config``).
     """
 
-    def __init__(self, path: str, message: str = "", *more: Problem) -> None:
-        first = Problem(path, message)
-        problems = (first, *(Problem(*p) for p in more))
-        super().__init__(*problems)
-        self.problems: tuple[Problem, ...] = problems
-        self.path, self.message = first
+    def __init__(self, path: str, message: str = "", *more: tuple[str, str]) -> None:
+        self.problems = tuple(Problem(_one_line(p), _one_line(m)) for p, m in ((path, message), *more))
+        super().__init__(*self.problems)
+        self.path, self.message = self.problems[0]
 
     @classmethod
-    def of(cls, problems: Sequence[Problem]) -> "ConfigError":
+    def of(cls, problems: Sequence[tuple[str, str]]) -> "ConfigError":
         return cls(*problems[0], *problems[1:])
 
     def __reduce__(self):
-        return (_rebuild, (type(self), self.problems))
+        return (type(self).of, (self.problems,))
 
     def __str__(self) -> str:
-        return "; ".join(str(p) for p in self.problems)
+        return "; ".join(map(str, self.problems))
 
     def lines(self) -> list[str]:
         return [str(p) for p in self.problems]
 
 
-def _rebuild(cls: type, problems: tuple) -> ConfigError:
-    return cls.of([Problem(*p) for p in problems])
-
-
-# --------------------------------------------------------------------------
-# Wording helpers
-# --------------------------------------------------------------------------
+# -- wording -----------------------------------------------------------------
 
 def typename(value: Any) -> str:
     if value is None:
@@ -136,9 +115,7 @@ def suggest(word: str, options: Iterable[str]) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------
-# pydantic errors
-# --------------------------------------------------------------------------
+# -- pydantic's errors --------------------------------------------------------
 
 def bad(message: str) -> NoReturn:
     """Fail the value being validated with *message* (a final, one-line message)."""

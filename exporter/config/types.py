@@ -237,57 +237,28 @@ Duration = value_type(float, _duration, {"anyOf": [{"type": "number", "minimum":
 
 # -- checks on a parsed value (None: unset, nothing to check) ----------------
 
-def between(lo: float, hi: float, *, duration: bool = True) -> AfterValidator:
-    fmt = fmt_seconds if duration else (lambda v: f"{v:g}")
-
-    def check(value: float | None) -> float | None:
-        if value is not None and not lo <= value <= hi:
-            bad(f"must be between {fmt(lo)} and {fmt(hi)}, got {fmt(value)}")
+def rule(ok: Callable[[Any], bool], message: str, fmt: Callable[[Any], str] = fmt_seconds) -> AfterValidator:
+    """Refuse a set value for which *ok* is false; *message* may show it as ``{got}``."""
+    def check(value: Any) -> Any:
+        if value is not None and not ok(value):
+            bad(message.format(got=fmt(value)))
         return value
     return AfterValidator(check)
 
 
-def _not_negative(value: float | None) -> float | None:
-    if value is not None and value < 0:
-        bad(f"must not be negative, got {fmt_seconds(value)}")
-    return value
+def between(lo: float, hi: float) -> AfterValidator:
+    return rule(lambda v: lo <= v <= hi, f"must be between {fmt_seconds(lo)} and {fmt_seconds(hi)}, got {{got}}")
 
 
-NotNegative = AfterValidator(_not_negative)
+NotNegative = rule(lambda v: v >= 0, "must not be negative, got {got}")
+QPS_MAX = 1000.0
+QPS_RULE = rule(lambda v: 0 < v <= QPS_MAX, f"must be greater than 0 and at most {QPS_MAX:g}, got {{got}}", "{:g}".format)
+Qps = Annotated[Number, QPS_RULE]
 
 
 def whole_number(lo: int, hi: int, low_text: str) -> Any:
     """A whole number from *lo* to *hi* (a number, or a string through ``${VAR}``)."""
     schema = {"anyOf": [{"type": "integer", "minimum": lo, "maximum": hi}, ENV_STRING]}
-    return Annotated[value_type(float, number_value, schema), whole(lo, hi, low_text)]
-
-
-def qps_range(value: float | None) -> float | None:
-    if value is not None and not 0 < value <= QPS_MAX:
-        bad(f"must be greater than 0 and at most {QPS_MAX:g}, got {value:g}")
-    return value
-
-
-QPS_MAX = 1000.0
-Qps = Annotated[Number, AfterValidator(qps_range)]
-
-
-def whole(lo: int, hi: int, low_text: str) -> AfterValidator:
-    def check(value: float | None) -> int | None:
-        if value is None:
-            return None
-        if not float(value).is_integer() or not lo <= value <= hi:
-            bad(f"must be a whole number from {low_text} to {hi}, got {value:g}")
-        return int(value)
-    return AfterValidator(check)
-
-
-def _off_or_at_least(minimum: float) -> AfterValidator:
-    def check(value: float | None) -> float | None:
-        if value is not None and 0 < value < minimum:
-            bad(f"must be 0 (disabled) or at least {fmt_seconds(minimum)}, got {fmt_seconds(value)}")
-        return value
-    return AfterValidator(check)
-
-
-OffOrAtLeast = _off_or_at_least
+    ok = rule(lambda v: float(v).is_integer() and lo <= v <= hi,
+              f"must be a whole number from {low_text} to {hi}, got {{got}}", "{:g}".format)
+    return Annotated[value_type(float, number_value, schema), ok, AfterValidator(lambda v: v if v is None else int(v))]

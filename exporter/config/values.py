@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from exporter.config import env as envvars
 from exporter.config.errors import bad, custom, raise_all, show, typename
-from exporter.config.types import ENV_STRING, ctx_of, number_value, qps_range, text_value, value_type
+from exporter.config.types import ENV_STRING, QPS_RULE, ctx_of, number_value, text_value, value_type
 
 # -- names, labels, phone numbers --------------------------------------------
 
@@ -116,7 +116,7 @@ def _action_limits(raw: Any, info: ValidationInfo) -> dict[str, float]:
             errors.append(custom((), f"action names must be strings, got {typename(action)} {show(action)}"))
             continue
         try:
-            limits[action] = qps_range(number_value(value, info))
+            limits[action] = QPS_RULE.func(number_value(value, info))
         except PydanticCustomError as e:
             errors.append(custom((action,), e.message()))
     raise_all(errors)
