@@ -30,7 +30,7 @@ ARG PYTHON_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="whatsapp-number-exporter" \
-      org.opencontainers.image.description="Prometheus exporter for the health of WhatsApp Business phone numbers (Alibaba Cloud CAMS, NxCloud, Kaleyra)" \
+      org.opencontainers.image.description="Prometheus exporter for the health of WhatsApp Business phone numbers (Alibaba Cloud CAMS, NxCloud, Kaleyra, Meta Cloud API)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
@@ -40,9 +40,15 @@ LABEL org.opencontainers.image.title="whatsapp-number-exporter" \
 
 # A fixed, non-root UID/GID (10001), so Kubernetes' runAsUser and file
 # permissions of mounted secrets can rely on it.
+# /var/lib/whatsapp-number-exporter holds the state file (--storage.path): the
+# WABA restrictions, bans and violations that only webhooks tell. Mount a volume
+# there to keep them across container restarts.
 RUN groupadd --system --gid 10001 exporter \
  && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
-      --shell /usr/sbin/nologin exporter
+      --shell /usr/sbin/nologin exporter \
+ && mkdir -p /var/lib/whatsapp-number-exporter \
+ && chown 10001:10001 /var/lib/whatsapp-number-exporter
+VOLUME ["/var/lib/whatsapp-number-exporter"]
 
 COPY --from=build /opt/whatsapp-number-exporter /opt/whatsapp-number-exporter
 ENV PATH="/opt/whatsapp-number-exporter/bin:${PATH}" \
@@ -58,4 +64,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["/opt/whatsapp-number-exporter/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:10067/-/healthy', timeout=4)"]
 # Exec form: the exporter is PID 1 and gets SIGTERM, and exits 0 on it.
 ENTRYPOINT ["/opt/whatsapp-number-exporter/bin/whatsapp-number-exporter"]
-CMD ["--config.file=/etc/whatsapp-number-exporter/config.yaml"]
+CMD ["--config.file=/etc/whatsapp-number-exporter/config.yaml", "--storage.path=/var/lib/whatsapp-number-exporter"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,8 @@ from exporter import __version__, logsetup
 from exporter.config import Config, ConfigError, load_config
 
 DEFAULT_LISTEN = ":10067"
+DEFAULT_STORAGE_PATH = "data/"
+STATE_FILE_NAME = "state.db"
 log = logging.getLogger("exporter")
 
 
@@ -28,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Web configuration file (exporter-toolkit format) enabling TLS and/or basic auth.")
     p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
                    help="Path under which to expose metrics (default /metrics).")
+    p.add_argument("--storage.path", dest="storage_path", default=None, metavar="DIR",
+                   help=f"Directory of the state file ({STATE_FILE_NAME}: WABA restrictions, bans and violations, "
+                        f"which only webhooks tell; default {DEFAULT_STORAGE_PATH}, none in --demo).")
     p.add_argument("--log.level", dest="log_level", default="info", choices=list(logsetup.LEVELS),
                    help="Only log messages with the given severity or above (default info).")
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=list(logsetup.FORMATS),
@@ -232,9 +238,13 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
     from exporter.web import App, HttpServer
     from exporter.webhooks import WebhookManager
 
+    from exporter.wabafacts import StateFile
+
     store = Store(options=config.metrics)
     store.set_exporter_state(reload_ok=True, shard=(args.shard, args.total_shards))
-    poller = Poller(config, store)
+    storage = args.storage_path if args.storage_path is not None else (None if demo else DEFAULT_STORAGE_PATH)
+    state_file = StateFile(os.path.join(storage, STATE_FILE_NAME) if storage else None)
+    poller = Poller(config, store, state_file=state_file)
     webhooks = WebhookManager(poller, store)
     try:
         webhook_plan = webhooks.prepare(config)  # binds the webhook listener, if configured; serves after poller.start()

@@ -89,8 +89,9 @@ N_TIER_CHANGED = Family(
 N_CAN_SEND = Family(
     "whatsapp_phone_number_can_send_message",
     "gauge",
-    "Meta health_status of the number (can it send messages): 1 for the current state, 0 for every other; "
-    f"only for providers that report it. {CACHED}",
+    "Whether the number can send messages (Meta's health_status: the worst of the number and the WABA, business "
+    "and app above it): 1 for the current state, 0 for every other; only numbers whose health was read. "
+    f"{CACHED}",
 )
 N_THROUGHPUT = Family(
     "whatsapp_phone_number_throughput_level",
@@ -100,7 +101,8 @@ N_THROUGHPUT = Family(
 N_BLOCKING = Family(
     "whatsapp_phone_number_blocking_error_info",
     "gauge",
-    f"An error that Meta's health_status lists against the number or an entity above it; always 1. {CACHED}",
+    "An error that Meta's health_status lists against the number or an entity above it (why it is BLOCKED); "
+    f"always 1. {CACHED}",
 )
 NUMBER_FAMILIES: tuple[Family, ...] = (
     N_INFO,
@@ -131,7 +133,49 @@ W_ENTITY = Family(
     "Meta health_status of an entity above the numbers (WABA, BUSINESS portfolio, APP): 1 for the current state, "
     f"0 for every other. {CACHED}",
 )
-WABA_FAMILIES = (W_INFO, W_REVIEW, W_ENTITY)
+W_RESTRICTION = Family(
+    "whatsapp_waba_restriction_info",
+    "gauge",
+    "A restriction Meta put on the WhatsApp Business Account (account_update ACCOUNT_RESTRICTION webhook), "
+    "present while it lasts; always 1.",
+)
+W_RESTRICTION_EXPIRY = Family(
+    "whatsapp_waba_restriction_expiration_timestamp_seconds",
+    "gauge",
+    "Unix time at which a restriction of the WhatsApp Business Account expires, as Meta announced it.",
+)
+W_BAN = Family(
+    "whatsapp_waba_ban_state",
+    "gauge",
+    "Last ban decision about the WhatsApp Business Account (account_update DISABLED_UPDATE webhook): 1 for the "
+    "current state, 0 for every other; only WABAs Meta sent a decision about.",
+)
+W_BAN_DATE = Family(
+    "whatsapp_waba_ban_timestamp_seconds",
+    "gauge",
+    "Unix time (midnight UTC of the date Meta gave) at which the ban decision takes or took effect.",
+)
+W_VIOLATIONS = Family(
+    "whatsapp_waba_violations_total",
+    "counter",
+    "Policy violations Meta reported for the WhatsApp Business Account (account_update ACCOUNT_VIOLATION webhook), "
+    "by violation type; kept across restarts.",
+)
+B_TIER = Family(
+    "whatsapp_business_messaging_limit_tier",
+    "gauge",
+    "Messaging limit tier of the business portfolio, shared by all its numbers since October 2025: 1 for the "
+    f"current tier, 0 for every other. {CACHED}",
+)
+B_LIMIT = Family(
+    "whatsapp_business_messaging_limit",
+    "gauge",
+    "Business-initiated conversations the business portfolio may start per 24 hours (+Inf when unlimited; absent "
+    f"when unknown). {CACHED}",
+)
+#: families of the entities above the numbers: WABAs, their health and webhook facts, business portfolios
+WABA_FAMILIES = (W_INFO, W_REVIEW, W_ENTITY, W_RESTRICTION, W_RESTRICTION_EXPIRY, W_BAN, W_BAN_DATE, W_VIOLATIONS,
+                 B_TIER, B_LIMIT)
 
 A_POLL_SUCCESS = Family(
     "whatsapp_exporter_poll_success", "gauge", "Whether the last poll of the account succeeded for every request (1) or not (0)."
@@ -184,6 +228,13 @@ A_REGAIN = Family(
     "gauge",
     "Seconds until the provider lets the credential call again, as it last advertised (0 when not throttled).",
 )
+A_HEALTH_SWEEP = Family(
+    "whatsapp_exporter_health_sweep_duration_seconds",
+    "gauge",
+    "How long the last complete sweep of health reads over the account's numbers took (CAMS "
+    "GetWhatsappHealthStatus); longer than the configured health_poll_interval when the per-action budget is the "
+    "limit.",
+)
 ACCOUNT_FAMILIES = (
     A_POLL_SUCCESS,
     A_SPACE_SUCCESS,
@@ -199,6 +250,7 @@ ACCOUNT_FAMILIES = (
     A_DROPPED,
     A_USAGE,
     A_REGAIN,
+    A_HEALTH_SWEEP,
 )
 RELOAD_OK = Family(
     "whatsapp_exporter_config_last_reload_successful", "gauge",
@@ -307,11 +359,14 @@ def render_number(base: str, suffix: str, tracked: model.TrackedNumber, opts: Re
         out.append(f"{N_INFO.name}{{{b},{info}}} 1\n" if info else f"{N_INFO.name}{{{b}}} 1\n")
     else:
         out.append("")
-    limit = n.messaging_limit
+    # A tier that is the business portfolio's is exported once per business
+    # (B_TIER, B_LIMIT), not repeated on every number of the portfolio.
+    per_number = not n.shares_portfolio_limit
+    limit = n.messaging_limit if per_number else None
     out += [
         "" if N_STATUS.name in off else _stateset(N_STATUS.name, b, "status", model.STATUS.states, n.status, a),
         "" if N_QUALITY.name in off else _stateset(N_QUALITY.name, b, "quality_rating", model.QUALITY_RATING.states, n.quality_rating, a),
-        "" if N_TIER.name in off else _stateset(
+        "" if N_TIER.name in off or not per_number else _stateset(
             N_TIER.name, f'{b},limit_scope="{n.limit_scope}"', "tier", model.TIER.states, n.messaging_limit_tier, a),
         "" if limit is None or N_LIMIT.name in off else f"{N_LIMIT.name}{{{b}}} {fmt(limit)}\n",
         "" if N_CODE.name in off else _stateset(
@@ -320,9 +375,11 @@ def render_number(base: str, suffix: str, tracked: model.TrackedNumber, opts: Re
         "" if N_NEW_NAME.name in off else _stateset(N_NEW_NAME.name, b, "new_name_status", model.NAME_STATUS.states, n.new_name_status, a),
         "" if N_STATUS_CHANGED.name in off else f"{N_STATUS_CHANGED.name}{{{b}}} {fmt(ch.status)}\n",
         "" if N_QUALITY_CHANGED.name in off else f"{N_QUALITY_CHANGED.name}{{{b}}} {fmt(ch.quality_rating)}\n",
-        "" if N_TIER_CHANGED.name in off else f"{N_TIER_CHANGED.name}{{{b}}} {fmt(ch.messaging_limit_tier)}\n",
-        # Only providers that report Meta's health_status/throughput get these: a
-        # state set stuck on UNKNOWN for every CAMS or NxCloud number is noise.
+        "" if N_TIER_CHANGED.name in off or not per_number else
+        f"{N_TIER_CHANGED.name}{{{b}}} {fmt(ch.messaging_limit_tier)}\n",
+        # Only numbers whose health_status/throughput was read get these: a state
+        # set stuck on UNKNOWN for every NxCloud number (or a CAMS number not yet
+        # swept) would be noise, and a fake UNKNOWN.
         "" if N_CAN_SEND.name in off or n.can_send_message == model.UNKNOWN else _stateset(
             N_CAN_SEND.name, b, "can_send_message", model.CAN_SEND_MESSAGE.states, n.can_send_message, a),
         "" if N_THROUGHPUT.name in off or n.throughput_level == model.UNKNOWN else _stateset(
@@ -358,6 +415,51 @@ def render_waba(base: str, suffix: str, waba: model.Waba, opts: RenderOptions = 
         "" if W_REVIEW.name in opts.disabled else _stateset(
             W_REVIEW.name, b, "account_review_status", model.ACCOUNT_REVIEW_STATUS.states, waba.account_review_status,
             opts.active_only),
+    )
+
+
+def render_waba_facts(base: str, suffix: str, facts: model.WabaFacts,
+                      opts: RenderOptions = DEFAULT_OPTIONS) -> tuple[str, str, str, str, str]:
+    """Restrictions, ban state and violations of an account's WABAs (sorted), one chunk per family."""
+    off = opts.disabled
+
+    def waba(waba_id: str) -> str:
+        return f'{base},waba_id="{escape(waba_id)}"{suffix}'
+
+    restrictions = sorted(facts.restrictions.values(), key=lambda r: (r.waba_id, r.restriction_type))
+    bans = sorted(facts.bans.values(), key=lambda b: b.waba_id)
+    return (
+        "" if W_RESTRICTION.name in off else "".join(
+            f'{W_RESTRICTION.name}{{{waba(r.waba_id)},restriction_type="{escape(r.restriction_type)}"}} 1\n'
+            for r in restrictions),
+        "" if W_RESTRICTION_EXPIRY.name in off else "".join(
+            f'{W_RESTRICTION_EXPIRY.name}{{{waba(r.waba_id)},restriction_type="{escape(r.restriction_type)}"}} '
+            f"{fmt(r.expiration)}\n" for r in restrictions if math.isfinite(r.expiration)),
+        "" if W_BAN.name in off else "".join(
+            _stateset(W_BAN.name, waba(ban.waba_id), "ban_state", model.BAN_STATE.states, ban.ban_state, opts.active_only)
+            for ban in bans),
+        "" if W_BAN_DATE.name in off else "".join(
+            f"{W_BAN_DATE.name}{{{waba(ban.waba_id)}}} {fmt(ban.ban_date)}\n" for ban in bans if ban.ban_date is not None),
+        "" if W_VIOLATIONS.name in off else "".join(
+            f'{W_VIOLATIONS.name}{{{waba(waba_id)},violation_type="{escape(kind)}"}} {count}\n'
+            for (waba_id, kind), count in sorted(facts.violations.items())),
+    )
+
+
+def render_businesses(base: str, suffix: str, businesses: Iterable[model.BusinessLimit],
+                      opts: RenderOptions = DEFAULT_OPTIONS) -> tuple[str, str]:
+    """The messaging limit of each business portfolio (sorted), one chunk per family."""
+    ordered = sorted(businesses, key=lambda b: b.business_id)
+
+    def b(limit: model.BusinessLimit) -> str:
+        return f'{base},business_id="{escape(limit.business_id)}"{suffix}'
+
+    return (
+        "" if B_TIER.name in opts.disabled else "".join(
+            _stateset(B_TIER.name, b(x), "tier", model.TIER.states, x.messaging_limit_tier, opts.active_only)
+            for x in ordered),
+        "" if B_LIMIT.name in opts.disabled else "".join(
+            f"{B_LIMIT.name}{{{b(x)}}} {fmt(x.messaging_limit)}\n" for x in ordered if x.messaging_limit is not None),
     )
 
 

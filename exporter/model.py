@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ STATUS = Vocabulary(
         "UNVERIFIED",
         UNKNOWN,
     ),
+    # Meta's OpenAPI spec lists LINKED/UNLINKED for the phone_numbers edge (its other
+    # schemas and every SDK say CONNECTED/DISCONNECTED): the same states, spelt otherwise.
+    {"LINKED": "CONNECTED", "UNLINKED": "DISCONNECTED"},
 )
 
 # Meta returns NA for numbers that have not been rated yet: that is UNKNOWN.
@@ -134,6 +137,30 @@ TIER_LIMITS: dict[str, float] = {
 }
 
 TIER_VOCABULARIES = ("api_reference", "legacy_console")
+
+#: Meta's integer form of a limit (business_capability_update, -1 = unlimited) -> tier
+_TIER_BY_CONVERSATIONS = {50: "TIER_50", 250: "TIER_250", 1_000: "TIER_1K", 2_000: "TIER_2K", 10_000: "TIER_10K",
+                          100_000: "TIER_100K", -1: "TIER_UNLIMITED"}
+
+
+def tier_of_limit(raw: object, provider: str = "") -> str:
+    """A business-initiated conversation limit in any of Meta's spellings -> a tier.
+
+    Meta documents ``max_daily_conversations_per_business`` as ``TIER_*`` strings
+    but labels it an integer, and its own example sends ``2000``; the older
+    ``max_daily_conversation_per_phone`` is an integer with -1 for unlimited.
+    Integers (or digit strings) of a known level map to their tier; any other
+    integer is OTHER; strings go through :data:`TIER`.
+    """
+    if isinstance(raw, bool):
+        return TIER.normalize(str(raw), provider)
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, int):
+        return _TIER_BY_CONVERSATIONS.get(raw) or TIER.normalize(f"conversations:{raw}", provider)
+    return TIER.normalize(raw, provider)
 
 
 def normalize_tier(raw: object, vocabulary: str = "api_reference", provider: str = "") -> str:
@@ -185,8 +212,24 @@ NAME_STATUS = Vocabulary(
     },
 )
 
-# Meta's health_status.can_send_message, for a number and for each entity above it.
+# Meta's health_status.can_send_message, for a number and for each entity above it
+# (Meta Cloud API, Kaleyra, and CAMS through GetWhatsappHealthStatus).
 CAN_SEND_MESSAGE = Vocabulary("can_send_message", ("AVAILABLE", "LIMITED", "BLOCKED", UNKNOWN))
+
+#: how bad each can_send_message state is: when several readings of one entity
+#: disagree (two numbers name the same WABA), or a number's own state is combined
+#: with the entities above it, the worst wins
+CAN_SEND_SEVERITY = {"BLOCKED": 4, "LIMITED": 3, OTHER: 2, "AVAILABLE": 1, UNKNOWN: 0}
+
+
+def worst_can_send(*states: str) -> str:
+    """The worst of several can_send_message states (UNKNOWN when none is known)."""
+    return max(states, key=lambda s: CAN_SEND_SEVERITY.get(s, 2), default=UNKNOWN)
+
+
+# The ban state of a WABA, from Meta's account_update DISABLED_UPDATE event.
+# NONE is kept for a provider that reports "no ban" explicitly; Meta only sends events.
+BAN_STATE = Vocabulary("ban_state", ("NONE", "SCHEDULE_FOR_DISABLE", "DISABLE", "REINSTATE", UNKNOWN))
 
 # Meta's throughput.level: STANDARD is 80 messages/s, HIGH up to 1,000.
 THROUGHPUT_LEVEL = Vocabulary("throughput_level", ("STANDARD", "HIGH", "NOT_APPLICABLE", UNKNOWN))
@@ -230,6 +273,17 @@ class BlockingError:
 
 
 @dataclass(frozen=True)
+class Health:
+    """A node's sending health as one read of Meta's health_status tells it (directly, or relayed by CAMS)."""
+
+    can_send_message: str = UNKNOWN
+    entities: tuple[EntityHealth, ...] = ()
+    blocking_errors: tuple[BlockingError, ...] = ()
+    #: the BUSINESS entity's id ("" when not named)
+    business_id: str = ""
+
+
+@dataclass(frozen=True)
 class PhoneNumber:
     """One number as the exporter sees it, identical for every provider."""
 
@@ -252,6 +306,18 @@ class PhoneNumber:
     account_mode: str = ""
     entities: tuple[EntityHealth, ...] = ()
     blocking_errors: tuple[BlockingError, ...] = ()
+    #: the business portfolio that owns the number (from health_status' BUSINESS entity), when known
+    business_id: str = ""
+
+    def with_health(self, health: Health) -> "PhoneNumber":
+        """This number with the health read for it (its business too, when the read names one)."""
+        return replace(self, can_send_message=health.can_send_message, entities=health.entities,
+                       blocking_errors=health.blocking_errors, business_id=health.business_id or self.business_id)
+
+    @property
+    def shares_portfolio_limit(self) -> bool:
+        """The tier is its business portfolio's (exported once per business, not per number)."""
+        return self.limit_scope == "business_portfolio" and bool(self.business_id)
 
     @property
     def messaging_limit(self) -> float | None:
@@ -265,6 +331,69 @@ class Waba:
     account_review_status: str = UNKNOWN
     space_id: str = ""
     currency: str = ""
+
+
+@dataclass(frozen=True)
+class BusinessLimit:
+    """The messaging limit of a business portfolio (shared by all its numbers since October 2025)."""
+
+    business_id: str
+    messaging_limit_tier: str
+    #: when the exporter read it (a poll) or was told it (a webhook)
+    observed_at: float = 0.0
+    source: str = "poll"  # "poll" or "webhook"
+
+    @property
+    def messaging_limit(self) -> float | None:
+        return TIER_LIMITS.get(self.messaging_limit_tier)
+
+
+@dataclass(frozen=True)
+class WabaRestriction:
+    """One restriction of a WABA (account_update ACCOUNT_RESTRICTION), active until ``expiration``."""
+
+    waba_id: str
+    restriction_type: str
+    expiration: float  # Unix time
+    remediation: str = ""
+
+
+@dataclass(frozen=True)
+class WabaBan:
+    """The last ban decision about a WABA (account_update DISABLED_UPDATE)."""
+
+    waba_id: str
+    ban_state: str
+    #: Unix time of ``waba_ban_date`` (a free-text date, read as midnight UTC); None when absent or unreadable
+    ban_date: float | None = None
+    received_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class WabaFacts:
+    """What only webhooks tell about an account's WABAs: restrictions, bans and violations.
+
+    Kept in the exporter's state file so that a restart does not forget them.
+    """
+
+    restrictions: Mapping[tuple[str, str], WabaRestriction] = field(default_factory=dict)  # (waba, type)
+    bans: Mapping[str, WabaBan] = field(default_factory=dict)  # by WABA id
+    violations: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (waba, violation type) -> count
+
+    def active(self, now: float) -> "WabaFacts":
+        """The same facts without the restrictions that expired by ``now``."""
+        kept = {k: r for k, r in self.restrictions.items() if r.expiration > now}
+        return self if len(kept) == len(self.restrictions) else WabaFacts(kept, self.bans, self.violations)
+
+    def next_expiry(self) -> float | None:
+        """When the next restriction expires (None: none with a known expiration)."""
+        return min((r.expiration for r in self.restrictions.values() if r.expiration != math.inf), default=None)
+
+    def __bool__(self) -> bool:
+        return bool(self.restrictions or self.bans or self.violations)
+
+
+NO_FACTS = WabaFacts()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,13 @@
   :meth:`Poller.poll_numbers`).
 * Every credential has one :class:`~exporter.ratelimit.TokenBucket`, shared by
   all the accounts, spaces and actions that sign with it.
+* Providers whose health is a read of its own (CAMS ``GetWhatsappHealthStatus``,
+  5 calls per second) get a second job per account, the health sweep, every
+  ``health_poll_interval``: it reads every number's health (and each WABA's)
+  within the action's own budget, numbers that a poll found changed first.
+* Facts that only webhooks tell (WABA restrictions, bans, violations, a
+  portfolio's new limit) are merged into the account's snapshot here too, and
+  the WABA facts are kept in the state file (:mod:`exporter.wabafacts`).
 * A poll builds a complete new :class:`~exporter.store.AccountSnapshot` and
   hands it to the store in one step.  A space whose call failed keeps its last
   good data until ``max_staleness`` has passed since its last success; after
@@ -31,7 +38,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from exporter import model
+from exporter import merge, model, wabafacts
 from exporter.config import Account, Config
 from exporter.providers import make_provider
 from exporter.providers.base import UNCHANGED, Provider
@@ -51,6 +58,10 @@ HINTS = {
 
 #: consecutive polls refused for auth/permission reasons before the account's polls pause
 REFUSALS_BEFORE_PAUSE = 2
+#: the provider action of a health read (CAMS)
+HEALTH_ACTION = "GetWhatsappHealthStatus"
+#: a sweep publishes what it read at most this often
+HEALTH_PUBLISH_INTERVAL = 1.0
 
 
 class _Stats:
@@ -89,6 +100,11 @@ class _AccountRuntime:
         self.publishing = threading.Lock()  # held while a poll or a number refresh merges and publishes its result
         self.refreshed_at: dict[str, float] = {}  # numbers re-read by a webhook refresh, and when
         self.retired = False  # removed by a reload: publish nothing more
+        self.facts = model.NO_FACTS  # WABA restrictions, bans, violations (webhooks; the state file)
+        self.told_limits: dict[str, model.BusinessLimit] = {}  # portfolio limits webhooks told, by business
+        self.health_read_at: dict[str, float] = {}  # number -> when the sweep last read its health
+        self.slow_sweep_warned = False
+        self.tiers_read_at = 0.0  # when the last poll that read the numbers' tiers started
 
     @property
     def client(self):
@@ -102,10 +118,13 @@ class Poller:
         store: Store,
         *,
         clock: Callable[[], float] = time.time,
+        state_file: wabafacts.StateFile | None = None,
     ):
         self._config = config
         self._store = store
         self._clock = clock
+        self._state_file = state_file or wabafacts.StateFile(None)
+        self._restored = self._state_file.load(clock())
         self._stopping = threading.Event()
         self._buckets: dict[tuple, TokenBucket] = {}
         self._runtimes: dict[str, _AccountRuntime] = {}
@@ -124,11 +143,13 @@ class Poller:
 
     def _make_runtime(self, account: Account) -> _AccountRuntime:
         bucket = self._buckets.get(account.credential_key)
-        if bucket is None or bucket.qps != account.qps:
-            bucket = self._buckets[account.credential_key] = TokenBucket(account.qps)
+        if bucket is None or bucket.qps != account.qps or bucket.action_qps != _binding(account):
+            bucket = self._buckets[account.credential_key] = TokenBucket(account.qps, action_qps=account.action_qps)
         stats = _Stats()
         provider = make_provider(account, bucket, stats.observe, self._stopping.is_set)
-        return _AccountRuntime(account, provider, stats)
+        rt = _AccountRuntime(account, provider, stats)
+        rt.facts = wabafacts.restored(self._restored, account.name, self._clock())
+        return rt
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -143,9 +164,25 @@ class Poller:
             replace_existing=True,
         )
 
+    def _add_health_job(self, name: str, rt: _AccountRuntime) -> None:
+        """The account's health sweep; its first run comes right after the first poll (see :meth:`_poll`)."""
+        if not getattr(rt.provider, "health_sweeps", False):
+            return
+        interval = rt.account.health_poll_interval
+        self._scheduler.add_job(
+            self.sweep_health, IntervalTrigger(seconds=interval, jitter=min(interval / 10, 30.0)), args=[name],
+            id=f"health:{name}", name=f"health sweep {name}", next_run_time=None, replace_existing=True)
+
+    def _remove_jobs(self, name: str) -> None:
+        for job in self._scheduler.get_jobs():
+            if job.id == name or job.id.startswith((f"health:{name}", f"expire:{name}")):
+                job.remove()
+
     def start(self) -> None:
         for name, rt in self._runtimes.items():
             self._add_job(name, rt)
+            self._add_health_job(name, rt)
+            self._schedule_expiry(rt)
         self._scheduler.start()
 
     def stop(self) -> None:
@@ -157,6 +194,7 @@ class Poller:
         for rt in self._runtimes.values():
             rt.pool.shutdown(wait=True)
             rt.provider.close()
+        self._state_file.close()
 
     def reconfigure(self, config: Config) -> tuple[list[str], list[str], list[str]]:
         """Apply a reloaded configuration; returns the (kept, added, removed) account names.
@@ -170,11 +208,12 @@ class Poller:
             kept = [n for n, rt in self._runtimes.items() if wanted.get(n) == rt.account]
             removed = [n for n in self._runtimes if n not in kept]
             added = [n for n in wanted if n not in kept]
+            retired = [self._runtimes[n] for n in removed]
             for name in removed:
                 rt = self._runtimes.pop(name)
                 rt.retired = True
-                if self._scheduler.running and self._scheduler.get_job(name):
-                    self._scheduler.remove_job(name)
+                if self._scheduler.running:
+                    self._remove_jobs(name)
                 if rt.running.acquire(blocking=False):  # not polling: close now, else the poll closes it
                     try:
                         rt.pool.shutdown(wait=False)
@@ -185,12 +224,18 @@ class Poller:
             self._buckets = {rt.account.credential_key: self._buckets[rt.account.credential_key]
                              for rt in self._runtimes.values()}
             new = {name: self._make_runtime(wanted[name]) for name in added}
+            for name in added:
+                old = next((rt for rt in retired if rt.account.name == name), None)
+                if old is not None:  # a changed account keeps what only webhooks told about its WABAs
+                    new[name].facts, new[name].told_limits = old.facts, old.told_limits
             self._runtimes.update(new)
             self._runtimes = {name: self._runtimes[name] for name in wanted}  # config order
             self._store.update_many([self._snapshot(rt, None, {}, {}, {}) for rt in new.values()], remove=tuple(removed))
             if self._scheduler.running:
                 for name, rt in new.items():
                     self._add_job(name, rt)
+                    self._add_health_job(name, rt)
+                    self._schedule_expiry(rt)
             return kept, added, removed
 
     def request_refresh(self, name: str, delay: float = 0.0, phones: Iterable[str] | None = None) -> bool:
@@ -287,6 +332,179 @@ class Poller:
             still_there = {phone: number for phone, number in fresh.items() if phone in cur.numbers}
             numbers = {**cur.numbers, **self._track(cur.numbers, still_there, self._clock())}
             self._publish(rt, self._snapshot(rt, cur.poll, numbers, dict(cur.wabas), dict(cur.configured), cur.dropped))
+
+    # -- health sweeps (CAMS GetWhatsappHealthStatus) --------------------------
+
+    def _kick_health(self, name: str) -> None:
+        job = self._scheduler.get_job(f"health:{name}") if self._scheduler.running else None
+        if job is not None:
+            job.modify(next_run_time=_now_utc())
+
+    def request_health(self, name: str, phones: Iterable[str]) -> bool:
+        """Read the health of these numbers now, before the sweep reaches them (a poll saw them change)."""
+        rt = self._runtimes.get(name)
+        if rt is None or rt.retired or self._stopping.is_set() or not self._scheduler.running:
+            return False
+        with self._refresh_lock:
+            self._refresh_seq += 1
+            seq = self._refresh_seq
+        self._scheduler.add_job(self._read_health_job, DateTrigger(run_date=_now_utc()), args=[name, sorted(set(phones))],
+                                id=f"health:{name}:{seq}", name=f"health read {name}", misfire_grace_time=None)
+        return True
+
+    def _read_health_job(self, name: str, phones: list[str]) -> None:
+        rt = self._runtimes.get(name)
+        if rt is None or rt.retired:
+            return
+        try:
+            self._read_health(rt, phones, include_wabas=False)
+        except Exception:  # a bug must not kill the scheduler thread or other accounts
+            log.exception("health read failed unexpectedly", extra={"account": name})
+
+    def sweep_health(self, name: str) -> None:
+        """Read the health of every number of the account (and of its WABAs), within the action's budget.
+
+        Numbers whose health was never read go first, then the longest unread.
+        Results are published as they come (at most once a second), so a
+        BLOCKED number shows up without waiting for the end of a long sweep.
+        """
+        rt = self._runtimes.get(name)
+        if rt is None or rt.retired:
+            return
+        try:
+            snap = self._store.account(name)
+            if snap is None or snap.poll is None:
+                return  # not polled yet: the first poll starts the first sweep
+            phones = sorted(snap.numbers, key=lambda p: (rt.health_read_at.get(p, float("-inf")), p))
+            self._warn_if_slow(rt, len(phones) + len(snap.wabas))
+            started = time.monotonic()
+            if self._read_health(rt, phones, include_wabas=True):
+                rt.provider.sweep_duration = time.monotonic() - started
+                self._republish(rt)
+        except Exception:  # a bug must not kill the scheduler thread or other accounts
+            log.exception("health sweep failed unexpectedly", extra={"account": name})
+
+    def _warn_if_slow(self, rt: _AccountRuntime, calls: int) -> None:
+        """Say once when the action's budget makes a sweep longer than health_poll_interval."""
+        account = rt.account
+        qps = min(account.action_qps.get(HEALTH_ACTION, account.qps), account.qps)
+        needed = calls / qps
+        slow = needed > account.health_poll_interval
+        if slow and not rt.slow_sweep_warned:
+            log.warning("health sweeps take longer than health_poll_interval: each number's health is read less often",
+                        extra={"account": account.name, "calls": calls, "action_qps": qps,
+                               "sweep_seconds_at_least": round(needed), "health_poll_interval_seconds":
+                               account.health_poll_interval, "hint": "see whatsapp_exporter_health_sweep_duration_seconds"})
+        rt.slow_sweep_warned = slow
+
+    def _read_health(self, rt: _AccountRuntime, phones: list[str], *, include_wabas: bool) -> bool:
+        """Read and publish health; True when every read was made (a complete sweep)."""
+        account = rt.account
+        units = {unit.id: unit for unit in account.units}
+        complete = True
+        if include_wabas:
+            for unit in account.units:
+                if self._stopping.is_set() or rt.retired or self._clock() < rt.hold_until:
+                    return False
+                try:
+                    rt.provider.read_waba_health(unit, self._clock())
+                except ProviderError as err:
+                    complete = False
+                    self._log_failure(account, unit.id, err)
+        readings: dict[str, model.Health] = {}
+        last_publish = time.monotonic()
+        for phone in phones:
+            if self._stopping.is_set() or rt.retired or self._clock() < rt.hold_until:
+                return False
+            snap = self._store.account(account.name)
+            tracked = snap.numbers.get(phone) if snap is not None else None
+            unit = units.get(tracked.number.space_id) if tracked is not None else None
+            if unit is None:
+                continue  # left the account meanwhile
+            try:
+                readings[phone] = rt.provider.read_health(unit, phone, self._clock())
+                rt.health_read_at[phone] = self._clock()
+            except ProviderError as err:
+                complete = False
+                self._log_failure(account, unit.id, err)
+                if err.reason in ("auth", "permission", "throttled"):
+                    break  # the credential or its budget is failing: the next sweep tries again
+            if readings and time.monotonic() - last_publish >= HEALTH_PUBLISH_INTERVAL:
+                self._publish_health(rt, readings)
+                readings, last_publish = {}, time.monotonic()
+        self._publish_health(rt, readings)
+        return complete
+
+    def _publish_health(self, rt: _AccountRuntime, readings: Mapping[str, model.Health]) -> None:
+        with rt.publishing:
+            cur = self._store.account(rt.account.name)
+            if cur is None:
+                return
+            fresh = merge.with_health(cur.numbers, readings)
+            numbers = {**cur.numbers, **self._track(cur.numbers, fresh, self._clock())} if fresh else dict(cur.numbers)
+            snapshot = self._snapshot(rt, cur.poll, numbers, dict(cur.wabas), dict(cur.configured), cur.dropped)
+            if fresh or snapshot.node_entities != cur.node_entities:
+                self._publish(rt, snapshot)
+
+    def _republish(self, rt: _AccountRuntime) -> None:
+        """Publish the account again as it is (its facts or sweep figures changed)."""
+        with rt.publishing:
+            cur = self._store.account(rt.account.name)
+            if cur is not None:
+                self._publish(rt, self._snapshot(rt, cur.poll, dict(cur.numbers), dict(cur.wabas),
+                                                 dict(cur.configured), cur.dropped))
+
+    # -- what webhooks tell --------------------------------------------------
+
+    def apply_waba_update(self, name: str, update: wabafacts.WabaUpdate) -> bool:
+        """Merge a restriction, ban or violation of one of the account's WABAs; kept in the state file."""
+        rt = self._runtimes.get(name)
+        if rt is None or rt.retired:
+            return False
+        with rt.publishing:
+            rt.facts = wabafacts.apply(rt.facts, update, self._clock())
+            self._state_file.save(name, rt.facts)
+        self._republish(rt)
+        self._schedule_expiry(rt)
+        return True
+
+    def apply_business_limit(self, name: str, waba_id: str, tier: str) -> bool:
+        """A webhook told the limit of the portfolio that owns ``waba_id``; False when that business is unknown."""
+        rt = self._runtimes.get(name)
+        snap = self._store.account(name)
+        if rt is None or rt.retired or snap is None:
+            return False
+        business = next((t.number.business_id for t in snap.numbers.values()
+                         if t.number.waba_id == waba_id and t.number.business_id), "")
+        if not business or tier == model.UNKNOWN:
+            return False
+        with rt.publishing:
+            rt.told_limits[business] = model.BusinessLimit(business, tier, self._clock(), "webhook")
+        self._republish(rt)
+        return True
+
+    def _schedule_expiry(self, rt: _AccountRuntime) -> None:
+        """Re-publish the account when its next restriction expires, so that it disappears on time."""
+        at = rt.facts.next_expiry()
+        if at is None or not self._scheduler.running:
+            return
+        from datetime import datetime, timezone
+
+        self._scheduler.add_job(self._expire_facts, DateTrigger(run_date=datetime.fromtimestamp(at, timezone.utc)),
+                                args=[rt.account.name], id=f"expire:{rt.account.name}", replace_existing=True,
+                                misfire_grace_time=None)
+
+    def _expire_facts(self, name: str) -> None:
+        rt = self._runtimes.get(name)
+        if rt is None or rt.retired:
+            return
+        with rt.publishing:
+            active = rt.facts.active(self._clock())
+            if active is not rt.facts:
+                rt.facts = active
+                self._state_file.save(name, active)
+        self._republish(rt)
+        self._schedule_expiry(rt)
 
     # -- one poll ------------------------------------------------------------
 
@@ -451,7 +669,10 @@ class Poller:
                     del rt.refreshed_at[phone]
                 elif phone in found and phone in base:
                     found[phone] = base[phone].number
+            changed = merge.changed_numbers(base, found) if prev is not None and prev.poll is not None else []
             numbers = self._track(base, found, self._clock())
+            rt.tiers_read_at = now
+            rt.told_limits = {b: limit for b, limit in rt.told_limits.items() if limit.observed_at > now}
             finished = self._clock()
             success = not failures
             if success:
@@ -461,6 +682,11 @@ class Poller:
             log.debug("poll finished", extra={"account": account.name, "success": success, "numbers": len(numbers),
                                              "duration_seconds": round(result.duration, 3)})
             self._publish(rt, self._snapshot(rt, result, numbers, wabas, configured, dropped))
+        if getattr(rt.provider, "health_sweeps", False):
+            if prev is None or prev.poll is None:
+                self._kick_health(account.name)  # the first sweep needs the numbers: it starts now
+            elif changed:
+                self.request_health(account.name, changed)
         # A unit that answered at all proves the credential works, even if one of its
         # calls (a number's details, the WABA lookup) was refused: that must not pause the account.
         return failures, any(not isinstance(outcome, ProviderError) for outcome in outcomes)
@@ -478,12 +704,13 @@ class Poller:
                 tracked[phone] = model.TrackedNumber(number, old.changes.advanced(old.number, number, now))
         return tracked
 
-    @staticmethod
-    def _snapshot(rt: _AccountRuntime, result: PollResult | None, numbers: dict, wabas: dict,
+    def _snapshot(self, rt: _AccountRuntime, result: PollResult | None, numbers: dict, wabas: dict,
                   configured: dict, dropped: int = 0) -> AccountSnapshot:
         requests, errors = rt.stats.copy()
         usage_of = getattr(rt.provider, "usage", None)
         usage, regain = usage_of() if usage_of is not None else ({}, {})
+        node_entities = getattr(rt.provider, "node_entities", None)
+        now = self._clock()
         account = rt.account
         return AccountSnapshot(
             name=account.name,
@@ -501,6 +728,10 @@ class Poller:
             dropped=dropped,
             usage=usage,
             regain=regain,
+            businesses=merge.business_limits((t.number for t in numbers.values()), rt.told_limits, rt.tiers_read_at),
+            waba_facts=rt.facts.active(now),
+            health_sweep_duration=getattr(rt.provider, "sweep_duration", None),
+            node_entities=node_entities(now) if node_entities is not None else (),
         )
 
     def _log_failure(self, account: Account, space_id: str, err: ProviderError) -> None:
@@ -514,6 +745,11 @@ class Poller:
             extra["hint"] = hint
         level = logging.ERROR if err.reason in ("auth", "permission", "request") else logging.WARNING
         log.log(level, "provider call failed", extra=extra)
+
+
+def _binding(account: Account) -> dict[str, float]:
+    """The per-action limits a bucket for this account keeps (those tighter than its qps)."""
+    return TokenBucket(account.qps, action_qps=account.action_qps).action_qps
 
 
 def _now_utc():

@@ -12,6 +12,16 @@ For a budget of ``qps`` >= 1 calls are ``1/floor(qps)`` seconds apart, so no
 one-second window holds more than ``floor(qps)`` of them; below 1, one call
 per ``1/qps`` seconds.
 
+Per-action limits live inside the credential's bucket: a provider documents
+some actions with a lower limit than the credential's overall budget (CAMS:
+``GetWhatsappHealthStatus`` at 5 per second, inside the account's 10).  Each
+such action has its own next-call time, and a call of it waits until *both*
+the credential and the action allow it; both times advance at the same
+instant, under one lock.  (Taking two tokens one after the other would not do:
+a call that waited for the second could be sent right after the next call of
+its action, closer than the action's spacing.)  Actions without a limit of
+their own wait only for the credential.
+
 A throttling answer from the provider puts the whole credential on hold
 (:meth:`hold`) for a backoff period: every caller then waits, not just the one
 that was refused.
@@ -22,9 +32,17 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 SAFETY_MARGIN = 0.025  # seconds added to every window
+
+
+def spacing(qps: float, margin: float = SAFETY_MARGIN) -> float:
+    """Seconds between two calls so that no one-second window holds more than ``qps`` of them."""
+    if not qps > 0:
+        raise ValueError("qps must be > 0")
+    per_second = math.floor(qps) if qps >= 1 else qps
+    return (1.0 + margin) / per_second
 
 
 class TokenBucket:
@@ -32,15 +50,17 @@ class TokenBucket:
         self,
         qps: float,
         *,
+        action_qps: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         margin: float = SAFETY_MARGIN,
     ):
-        if not qps > 0:
-            raise ValueError("qps must be > 0")
         self.qps = qps
-        per_second = math.floor(qps) if qps >= 1 else qps
-        self.interval = (1.0 + margin) / per_second
+        self.interval = spacing(qps, margin)
+        #: per-action limits that are tighter than the credential's (others would never bind)
+        self.action_qps = {a: q for a, q in (action_qps or {}).items() if spacing(q, margin) > self.interval}
+        self._action_interval = {a: spacing(q, margin) for a, q in self.action_qps.items()}
+        self._action_next = dict.fromkeys(self.action_qps, float("-inf"))
         self._clock = clock
         self._cond = threading.Condition()
         self._sleep = sleep
@@ -64,15 +84,24 @@ class TokenBucket:
         with self._cond:
             return max(0.0, self._next - self._clock())
 
-    def acquire(self, timeout: float | None = None, cancelled: Callable[[], bool] | None = None) -> bool:
-        """Block until a token is taken.  Returns False on timeout or cancellation."""
+    def acquire(self, timeout: float | None = None, cancelled: Callable[[], bool] | None = None,
+                action: str = "") -> bool:
+        """Block until a token is taken (for ``action``: within its own limit too).
+
+        Returns False on timeout or cancellation.
+        """
+        limited = action in self._action_next
         with self._cond:
             start = self._clock()
             while True:
                 now = self._clock()
                 wait = self._next - now
+                if limited:
+                    wait = max(wait, self._action_next[action] - now)
                 if wait <= 0:
                     self._next = now + self.interval
+                    if limited:
+                        self._action_next[action] = now + self._action_interval[action]
                     self.acquired += 1
                     self.waited_seconds += now - start
                     return True

@@ -102,21 +102,25 @@ class AccountSnapshot:
     usage: Mapping[tuple[str, str, str], float] = field(default_factory=dict)
     #: provider-advertised seconds until calls are allowed again, by business id
     regain: Mapping[str, float] = field(default_factory=dict)
-
-
-#: when the numbers of an account disagree about an entity, the worst state wins
-_SEVERITY = {"BLOCKED": 4, "LIMITED": 3, model.OTHER: 2, "AVAILABLE": 1}
+    #: messaging limits of the business portfolios that own the account's numbers
+    businesses: Mapping[str, model.BusinessLimit] = field(default_factory=dict)
+    #: restrictions, bans and violations of the account's WABAs (webhooks only; kept in the state file)
+    waba_facts: model.WabaFacts = model.NO_FACTS
+    #: seconds the last complete health sweep took (None: none finished yet, or no sweeps)
+    health_sweep_duration: float | None = None
+    #: WABA/BUSINESS/APP health read from the WABA nodes themselves (CAMS), besides what the numbers name
+    node_entities: tuple[model.EntityHealth, ...] = ()
 
 
 def _entities(snap: AccountSnapshot) -> list[model.EntityHealth]:
-    """The WABA/BUSINESS/APP entities named by the account's numbers, each once."""
+    """The WABA/BUSINESS/APP entities named by the account's numbers, each once (the worst reading wins)."""
     seen: dict[tuple[str, str], model.EntityHealth] = {}
-    for tracked in snap.numbers.values():
-        for e in tracked.number.entities:
-            key = (e.entity_type, e.entity_id)
-            old = seen.get(key)
-            if old is None or _SEVERITY.get(e.can_send_message, 0) > _SEVERITY.get(old.can_send_message, 0):
-                seen[key] = e
+    severity = model.CAN_SEND_SEVERITY
+    for e in itertools.chain(snap.node_entities, (e for t in snap.numbers.values() for e in t.number.entities)):
+        key = (e.entity_type, e.entity_id)
+        old = seen.get(key)
+        if old is None or severity.get(e.can_send_message, 2) > severity.get(old.can_send_message, 2):
+            seen[key] = e
     return list(seen.values())
 
 
@@ -366,7 +370,9 @@ class Store:
                     trees[i].update(crc_changes[i])
         wabas = [ex.render_waba(base, suffix, w, opts) for _, w in sorted(snap.wabas.items())]
         waba_group = _render_group((), ["".join(w[0] for w in wabas), "".join(w[1] for w in wabas),
-                                        ex.render_entities(base, suffix, _entities(snap), opts)])
+                                        ex.render_entities(base, suffix, _entities(snap), opts),
+                                        *ex.render_waba_facts(base, suffix, snap.waba_facts, opts),
+                                        *ex.render_businesses(base, suffix, snap.businesses.values(), opts)])
         return _RenderedAccount(phones, layout, blocks, plain, segments, trees, waba_group,
                                 _render_group((), self._render_self(snap, base, suffix)))
 
@@ -430,6 +436,8 @@ class Store:
             f'{ex.A_REGAIN.name}{{{b},business_id="{ex.escape(business)}"}} {ex.fmt(value)}\n'
             for business, value in sorted(snap.regain.items())
         )
+        if snap.health_sweep_duration is not None:
+            out[14] = f"{ex.A_HEALTH_SWEEP.name}{{{b}}} {ex.fmt(round(snap.health_sweep_duration, 3))}\n"
         return out
 
     def _publish(self) -> None:

@@ -47,7 +47,7 @@ from http import HTTPStatus
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs
 
-from exporter import web
+from exporter import model, web, wabafacts
 from exporter.config import Account, Config, WebhooksConfig
 from exporter.exposition import escape
 
@@ -512,6 +512,7 @@ class WebhookReceiver:
                 value = change.get("value") if isinstance(change.get("value"), dict) else {}
                 phone = _digits(value.get("display_phone_number"))
                 names = self._route_meta(state, index, waba_id, phone)
+                self._record_facts(event, waba_id, value, names)
                 self._refresh("meta", event, names, {"waba_id": waba_id, "phone_number": phone})
         return Reply(200)
 
@@ -591,6 +592,32 @@ class WebhookReceiver:
         return Reply(200)
 
     # -- helpers -----------------------------------------------------------------
+
+    def _record_facts(self, event: str, waba_id: str, value: Mapping[str, Any], names: list[str]) -> None:
+        """Facts that only webhooks carry, handed to the accounts as they arrive (a poll follows anyway).
+
+        ``account_update``: a WABA's restrictions, ban state and violations.
+        ``business_capability_update`` and ``phone_number_quality_update``:
+        the portfolio's limit (``max_daily_conversations_per_business``; the
+        older ``max_daily_conversation_per_phone`` carries the same value until
+        Meta removes it).
+        """
+        if event == "account_update":
+            update = wabafacts.parse_account_update(waba_id, value, self._clock())
+            if update is not None:
+                for name in names:
+                    self._poller.apply_waba_update(name, update)
+            return
+        if event not in ("business_capability_update", "phone_number_quality_update"):
+            return
+        raw = value.get("max_daily_conversations_per_business")
+        if raw is None and event == "business_capability_update":
+            raw = value.get("max_daily_conversation_per_phone")
+        if raw is None or not waba_id:
+            return
+        tier = model.tier_of_limit(raw, "meta")
+        for name in names:
+            self._poller.apply_business_limit(name, waba_id, tier)
 
     @staticmethod
     def _one(headers: Mapping[str, list[str]], name: str) -> str:

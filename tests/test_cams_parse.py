@@ -242,3 +242,55 @@ def test_phone_number_normalization():
     assert parse.normalize_phone_number("+86 138-0000-0000") == "+8613800000000"
     assert parse.normalize_phone_number("008613800000000") == "+8613800000000"
     assert parse.normalize_phone_number("86138****") == "86138****"
+
+
+# -- GetWhatsappHealthStatus ------------------------------------------------------------------------------------
+
+
+def test_health_status_blocked_by_the_business_payment_method():
+    """The reference's consistent example: the BUSINESS entity is BLOCKED by error 141006 (a string in CAMS)."""
+    health = parse.parse_health_status(parse.check_envelope(load("get_whatsapp_health_status_blocked.json"), 200))
+    assert health == model.Health(
+        can_send_message="BLOCKED",
+        entities=(model.EntityHealth("WABA", "39939000", "AVAILABLE"), model.EntityHealth("BUSINESS", "39920000", "BLOCKED")),
+        blocking_errors=(model.BlockingError("BUSINESS", "39920000", "141006", "There is an error with the payment method."),),
+        business_id="39920000",
+    )
+
+
+def test_health_status_worst_entity_wins_over_the_overall_value():
+    """The CAMS doc example says AVAILABLE overall with a LIMITED business: the number is LIMITED, as Meta
+    computes it (the worst of the entities)."""
+    health = parse.parse_health_status(load("get_whatsapp_health_status_doc.json"))
+    assert health.can_send_message == "LIMITED"
+    assert [e.entity_type for e in health.entities] == ["WABA", "BUSINESS"]
+    assert health.blocking_errors[0].error_code == "141006"
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({}, "UNKNOWN"),
+    ({"CanSendMessage": None, "Entities": None}, "UNKNOWN"),
+    ({"CanSendMessage": "SOMETHING_NEW"}, "OTHER"),
+    ({"CanSendMessage": "AVAILABLE", "Entities": ["junk", 7, {"EntityType": 5}, {"CanSendMessage": "BLOCKED"}]},
+     "AVAILABLE"),
+    ({"Entities": [{"EntityType": "APP", "CanSendMessage": "BLOCKED"}]}, "BLOCKED"),
+    ({"CanSendMessage": "AVAILABLE", "Entities": [{"EntityType": "MESSAGE_TEMPLATE", "CanSendMessage": "BLOCKED"}]},
+     "AVAILABLE"),
+])
+def test_health_status_tolerates_odd_answers(data, expected):
+    health = parse.parse_health_status({"Code": "OK", "Data": data})
+    assert health.can_send_message == expected
+
+
+def test_health_status_error_codes_numbers_or_strings_and_an_app_without_id():
+    health = parse.parse_health_status({"Data": {"CanSendMessage": "BLOCKED", "Entities": [
+        {"EntityType": "APP", "CanSendMessage": "BLOCKED", "Errors": [{"ErrorCode": 138025, "ErrorDescription": "x"},
+                                                                    {"ErrorCode": None}, "junk"]}]}})
+    assert health.entities == (model.EntityHealth("APP", "", "BLOCKED"),)
+    assert health.blocking_errors == (model.BlockingError("APP", "", "138025", "x"),)
+
+
+def test_health_status_without_data_is_a_parse_error():
+    with pytest.raises(ProviderError) as err:
+        parse.parse_health_status({"Code": "OK"})
+    assert err.value.reason == "parse"

@@ -630,6 +630,10 @@ def test_reserved_label_names_cover_spec():
         "tier", "code_verification_status", "name_status", "new_name_status",
         "account_review_status", "action", "reason", "verified_name", "le", "quantile",
         "instance", "job",
+        # the labels of the health, portfolio and webhook families
+        "phone_number_id", "platform_type", "account_mode", "limit_scope", "can_send_message", "throughput_level",
+        "entity_type", "entity_id", "error_code", "error_description", "business_id", "restriction_type",
+        "ban_state", "violation_type", "header", "type", "event", "result",
     }
     assert set(RESERVED_LABEL_NAMES) == expected
     for name in sorted(expected):

@@ -145,7 +145,11 @@ def test_runtime_stage_conventions(dockerfile):
     (entrypoint,) = get("ENTRYPOINT")
     assert exec_form(entrypoint) == [f"{VENV}/bin/whatsapp-number-exporter"]
     (cmd,) = get("CMD")
-    assert exec_form(cmd) == ["--config.file=/etc/whatsapp-number-exporter/config.yaml"]
+    assert exec_form(cmd) == ["--config.file=/etc/whatsapp-number-exporter/config.yaml",
+                              "--storage.path=/var/lib/whatsapp-number-exporter"]
+    # the state file's directory exists, belongs to the runtime user, and is a volume
+    assert f"chown {uid}:{gid} /var/lib/whatsapp-number-exporter" in " ".join(get("RUN"))
+    assert get("VOLUME") == ['["/var/lib/whatsapp-number-exporter"]']
     (healthcheck,) = get("HEALTHCHECK")
     options, _, command = healthcheck.partition(" CMD ")
     assert re.search(r"--interval=\d+s", options) and re.search(r"--timeout=\d+s", options)

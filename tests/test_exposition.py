@@ -16,8 +16,12 @@ def tracked(phone, **kw):
     return model.TrackedNumber(model.PhoneNumber(phone, **kw), model.ChangeTimes.first_seen(1700000000.0))
 
 
-def snapshot(name="acct", numbers=(), wabas=(), poll=True, labels=None, configured=None, usage=None, regain=None):
+def snapshot(name="acct", numbers=(), wabas=(), poll=True, labels=None, configured=None, usage=None, regain=None,
+             businesses=(), facts=model.NO_FACTS, sweep=None):
     return AccountSnapshot(
+        businesses={b.business_id: b for b in businesses},
+        waba_facts=facts,
+        health_sweep_duration=sweep,
         usage=usage or {},
         regain=regain or {},
         name=name,
@@ -97,12 +101,21 @@ META_HEALTH = dict(
 )
 
 
+FACTS = model.WabaFacts(
+    restrictions={("w1", "RESTRICTED_BIZ_INITIATED_MESSAGING"): model.WabaRestriction(
+        "w1", "RESTRICTED_BIZ_INITIATED_MESSAGING", 1700086400.0)},
+    bans={"w1": model.WabaBan("w1", "SCHEDULE_FOR_DISABLE", 1744848000.0, 1700000000.0)},
+    violations={("w1", "ADULT"): 2},
+)
+
+
 def test_every_family_has_help_and_type_once():
     store = Store()
     store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K"), tracked("+2"), tracked("+3", **META_HEALTH)],
                           wabas=[model.Waba("w", space_id="cams-1")],
                           configured={"+1": ("cams-1", True), "+9": ("cams-1", False)},
-                          usage={("business_use_case", "b1", "call_count"): 0.42}, regain={"b1": 0.0}))
+                          usage={("business_use_case", "b1", "call_count"): 0.42}, regain={"b1": 0.0},
+                          businesses=[model.BusinessLimit("b1", "TIER_10K")], facts=FACTS, sweep=12.5))
     text = store.exposition.body.decode()
     names = re.findall(r"^# TYPE (\S+) ", text, re.M)
     assert len(names) == len(set(names))
@@ -236,3 +249,53 @@ def test_rerender_keeps_one_copy_of_unchanged_family_bytes():
         for i in range(len(ex.NUMBER_FAMILIES)):
             assert block.plain[i] is rendered.plain_by_family[i][position], (position, ex.NUMBER_FAMILIES[i].name)
             assert block.segments[i] is rendered.segments_by_family[i][position]
+
+
+def test_portfolio_limit_is_exported_once_per_business_not_per_number():
+    store = Store()
+    portfolio = dict(limit_scope="business_portfolio", messaging_limit_tier="TIER_10K", business_id="b1")
+    store.update(snapshot(numbers=[tracked("+1", **portfolio), tracked("+2", **portfolio),
+                                   tracked("+3", messaging_limit_tier="TIER_1K", limit_scope="phone_number")],
+                          businesses=[model.BusinessLimit("b1", "TIER_10K"), model.BusinessLimit("b2", "TIER_UNLIMITED")]))
+    body = store.exposition.body
+    per_number = samples(body, "whatsapp_phone_number_messaging_limit")
+    assert list(per_number) == ['whatsapp_phone_number_messaging_limit{provider="alibaba_cams",account="acct",phone_number="+3"}']
+    tiers = samples(body, "whatsapp_phone_number_messaging_limit_tier")
+    assert {k.split('phone_number="')[1].split('"')[0] for k in tiers} == {"+3"}
+    assert samples(body, "whatsapp_business_messaging_limit") == {
+        'whatsapp_business_messaging_limit{provider="alibaba_cams",account="acct",business_id="b1"}': 10_000,
+        'whatsapp_business_messaging_limit{provider="alibaba_cams",account="acct",business_id="b2"}': math.inf,
+    }
+    business_tiers = samples(body, "whatsapp_business_messaging_limit_tier")
+    assert len(business_tiers) == 2 * len(model.TIER.states)
+    assert business_tiers['whatsapp_business_messaging_limit_tier{provider="alibaba_cams",account="acct",'
+                          'business_id="b1",tier="TIER_10K"}'] == 1
+
+
+def test_waba_facts_render_restrictions_bans_and_violations():
+    store = Store()
+    store.update(snapshot(facts=FACTS, labels={"team": "growth"}))
+    body = store.exposition.body
+    base = 'provider="alibaba_cams",account="acct",waba_id="w1",team="growth"'
+    kind = 'restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING"'
+    assert samples(body, "whatsapp_waba_restriction_info") == {f"whatsapp_waba_restriction_info{{{base},{kind}}}": 1}
+    assert samples(body, "whatsapp_waba_restriction_expiration_timestamp_seconds") == {
+        f"whatsapp_waba_restriction_expiration_timestamp_seconds{{{base},{kind}}}": 1700086400}
+    bans = samples(body, "whatsapp_waba_ban_state")
+    assert len(bans) == len(model.BAN_STATE.states)
+    assert bans[f'whatsapp_waba_ban_state{{{base},ban_state="SCHEDULE_FOR_DISABLE"}}'] == 1
+    assert sum(bans.values()) == 1
+    assert samples(body, "whatsapp_waba_ban_timestamp_seconds") == {
+        f"whatsapp_waba_ban_timestamp_seconds{{{base}}}": 1744848000}
+    assert samples(body, "whatsapp_waba_violations_total") == {
+        f'whatsapp_waba_violations_total{{{base},violation_type="ADULT"}}': 2}
+    result = promtool_check_metrics(body)
+    assert result.returncode == 0 and result.stdout == b"" and result.stderr == b"", result
+
+
+def test_health_sweep_duration_only_once_a_sweep_finished():
+    store = Store()
+    store.update(snapshot(name="a"))
+    store.update(snapshot(name="b", sweep=42.0))
+    assert samples(store.exposition.body, "whatsapp_exporter_health_sweep_duration_seconds") == {
+        'whatsapp_exporter_health_sweep_duration_seconds{provider="alibaba_cams",account="b"}': 42}

@@ -323,11 +323,16 @@ def test_meta_list_details_health_and_transitions(meta, make):
     s = current(store)
     one = dict(provider="meta", account="meta", phone_number="+15550100001")
     assert active_state(s, M + "status", "status", **one) == "CONNECTED"
-    assert active_state(s, M + "messaging_limit_tier", "tier", **one) == "TIER_10K"
+    # Since October 2025 the limit is the business portfolio's: once per business, not on the number.
+    assert not [k for k in s if k[0] == M + "messaging_limit_tier" and dict(k[1])["phone_number"] == one["phone_number"]]
+    assert active_state(s, "whatsapp_business_messaging_limit_tier", "tier", account="meta",
+                        business_id="5241000001") == "TIER_10K"
+    assert value(s, "whatsapp_business_messaging_limit", account="meta", business_id="5241000001") == 10_000
     assert value(s, M + "info", **one, phone_number_id="1065400001", waba_id="1022900001") == 1
     assert active_state(s, M + "can_send_message", "can_send_message", **one) == "AVAILABLE"
     assert active_state(s, M + "throughput_level", "throughput_level", **one) == "HIGH"
     assert active_state(s, M + "status", "status", phone_number="+15550100002") == "FLAGGED"
+    # the deprecated per-number field, where the portfolio's is absent, stays per number
     assert active_state(s, M + "messaging_limit_tier", "tier", phone_number="+15550100002") == "TIER_1K"
     assert value(s, "whatsapp_exporter_api_requests_total", account="meta", action="phone_numbers") == 1
     assert value(s, "whatsapp_exporter_api_requests_total", account="meta", action="phone_number") == 2

@@ -130,3 +130,51 @@ def test_threads_share_one_budget():
 def test_rejects_non_positive_budget():
     with pytest.raises(ValueError):
         TokenBucket(0)
+
+
+def test_an_action_limit_inside_the_credential_budget():
+    """Health reads at 5/s inside a 10/s credential: neither budget is exceeded in any window, other actions
+    fill the credential's remaining budget, and the slow action keeps its own pace."""
+    clock = FakeClock()
+    bucket = TokenBucket(10, action_qps={"GetWhatsappHealthStatus": 5, "QueryChatappPhoneNumbers": 10},
+                         clock=clock, sleep=clock.sleep)
+    assert bucket.action_qps == {"GetWhatsappHealthStatus": 5}  # a limit equal to the credential's never binds
+    calls = []
+    for i in range(120):
+        action = "GetWhatsappHealthStatus" if i % 3 else "QueryChatappPhoneNumbers"
+        assert bucket.acquire(action=action)
+        calls.append((clock.now, action))
+    health = [t for t, a in calls if a == "GetWhatsappHealthStatus"]
+    assert max_in_window(health) == 5
+    assert max_in_window([t for t, _ in calls]) <= 10
+    gaps = [b - a for a, b in zip(health, health[1:])]
+    assert min(gaps) == pytest.approx(1.025 / 5)
+
+
+def test_a_call_that_waits_for_the_credential_does_not_crowd_its_action():
+    """Both times advance at the instant the call goes: a health call delayed by the credential's pace is
+    never followed by the next health call sooner than the action's spacing."""
+    clock = FakeClock()
+    bucket = TokenBucket(2, action_qps={"health": 1}, clock=clock, sleep=clock.sleep, margin=0.0)
+    sent = []
+    for action in ["other", "health", "other", "health", "health", "other", "health"]:
+        assert bucket.acquire(action=action)
+        sent.append((clock.now, action))
+    health = [t for t, a in sent if a == "health"]
+    assert all(b - a >= 1.0 - 1e-9 for a, b in zip(health, health[1:]))
+    everything = [t for t, _ in sent]
+    assert all(b - a >= 0.5 - 1e-9 for a, b in zip(everything, everything[1:]))
+
+
+@given(plan=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=200))
+@settings(max_examples=60, deadline=None)
+def test_no_window_exceeds_either_budget(plan):
+    clock = FakeClock()
+    bucket = TokenBucket(7, action_qps={"a": 2, "b": 3.5}, clock=clock, sleep=clock.sleep)
+    sent = []
+    for action in plan:
+        assert bucket.acquire(action=action)
+        sent.append((clock.now, action))
+    assert max_in_window([t for t, _ in sent]) <= 7
+    assert max_in_window([t for t, a in sent if a == "a"]) <= 2
+    assert max_in_window([t for t, a in sent if a == "b"]) <= 3

@@ -146,12 +146,23 @@ accounts:
 
 
 class FakePoller:
-    """Implements only request_refresh, with the real one's contract: one pending refresh per account."""
+    """Implements only request_refresh, with the real one's contract: one pending refresh per account,
+    and records the facts handed to it."""
 
     def __init__(self):
         self.pending: set[str] = set()
         self.calls: list[tuple[str, float]] = []
         self.phones: list = []
+        self.facts: list = []
+        self.limits: list = []
+
+    def apply_waba_update(self, name, update) -> bool:
+        self.facts.append((name, update))
+        return True
+
+    def apply_business_limit(self, name, waba_id, tier) -> bool:
+        self.limits.append((name, waba_id, tier))
+        return True
 
     def request_refresh(self, name: str, delay: float, phones=None) -> bool:
         self.calls.append((name, delay))

@@ -38,6 +38,10 @@ RESERVED_LABEL_NAMES = frozenset({
     "provider", "account", "phone_number", "space_id", "waba_id", "status", "quality_rating", "tier",
     "code_verification_status", "name_status", "new_name_status", "account_review_status", "action", "reason",
     "verified_name", "le", "quantile", "instance", "job",
+    # labels of the health, portfolio and webhook families
+    "phone_number_id", "platform_type", "account_mode", "limit_scope", "can_send_message", "throughput_level",
+    "entity_type", "entity_id", "error_code", "error_description", "business_id", "restriction_type", "ban_state",
+    "violation_type", "header", "type", "event", "result",
 })
 
 

@@ -19,15 +19,15 @@ from exporter.exposition import DEFAULT_OPTIONS, RenderOptions
 __all__ = ["Account", "Config", "Credentials", "Labels", "Unit", "WebhooksConfig"]
 
 
-class Labels(Mapping[str, str]):
-    """An immutable, hashable ``str -> str`` mapping."""
+class Labels(Mapping[str, Any]):
+    """An immutable, hashable mapping with string keys (static labels, per-action limits, unit parameters)."""
 
     __slots__ = ("_data",)
 
     def __init__(self, data: Mapping[str, str] | None = None) -> None:
         object.__setattr__(self, "_data", dict(sorted((data or {}).items())))
 
-    def __getitem__(self, key: str) -> str:
+    def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
     def __iter__(self) -> Iterator[str]:

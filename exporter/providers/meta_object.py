@@ -128,6 +128,7 @@ def parse_phone_object(item: Any, provider: str, space_id: str, phone_hint: str 
         return None
     tier, limit_scope = tier_and_scope(item, provider)
     can_send, entities, blocking = parse_health_status(item.get("health_status"), provider)
+    business_id = next((e.entity_id for e in entities if e.entity_type == "BUSINESS" and e.entity_id), "")
     return model.PhoneNumber(
         phone_number=normalize_phone_number(raw_phone),
         status=model.STATUS.normalize(item.get("status"), provider),
@@ -146,4 +147,5 @@ def parse_phone_object(item: Any, provider: str, space_id: str, phone_hint: str 
         account_mode=_token(item.get("account_mode")),
         entities=entities,
         blocking_errors=blocking,
+        business_id=business_id,
     )

@@ -83,7 +83,7 @@ class BudgetedClient:
         """One logical call: budgeted, with bounded retries for transient failures."""
         tries = 0
         while True:
-            if not self._bucket.acquire(cancelled=self._cancelled):
+            if not self._bucket.acquire(cancelled=self._cancelled, action=action):
                 raise ProviderError("timeout", "cancelled while waiting for the QPS budget", action=action)
             try:
                 result = attempt()

@@ -19,7 +19,7 @@ from exporter.providers.transport import BudgetedClient, retry_after_seconds
 API_VERSION = "2020-06-06"
 DEFAULT_ENDPOINT = "https://cams.ap-southeast-1.aliyuncs.com"
 READ_ONLY_ACTIONS = frozenset(
-    {"QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus"}
+    {"QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus", "GetWhatsappHealthStatus"}
 )
 
 
@@ -108,3 +108,12 @@ class CamsClient(BudgetedClient):
         digits = phone_number.lstrip("+")
         body = self.request("GetPhoneNumberVerificationStatus", {"CustSpaceId": space_id, "PhoneNumber": digits})
         return parse.parse_verification_status(body)
+
+    def get_health_status(self, space_id: str, *, phone_number: str = "", waba_id: str = "") -> model.Health:
+        """``GetWhatsappHealthStatus`` of one number (NodeType ``phone``) or one WABA (NodeType ``waba``)."""
+        params = {"CustSpaceId": space_id}
+        if phone_number:
+            params.update(NodeType="phone", PhoneNumber=phone_number.lstrip("+"))
+        else:
+            params.update(NodeType="waba", WabaId=waba_id)
+        return parse.parse_health_status(self.request("GetWhatsappHealthStatus", params))

@@ -181,3 +181,74 @@ def parse_verification_status(body: dict) -> model.Verification:
         code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(data.get("CodeVerificationStatus"), PROVIDER),
         phone_number_id=_text(data, "Id"),
     )
+
+
+#: the typed id field of each entity in GetWhatsappHealthStatus (CAMS has no EntityId, and none for APP)
+_ENTITY_ID_FIELDS = {"PHONE_NUMBER": "PhoneNumber", "WABA": "WabaId", "BUSINESS": "BusinessId"}
+#: entities that are the node itself, not above it (a template never belongs to a number)
+_OWN_ENTITIES = ("PHONE_NUMBER", "MESSAGE_TEMPLATE")
+MAX_ENTITIES = 16
+MAX_ERRORS = 16
+
+
+def _short(value: Any, limit: int = 64) -> str:
+    """A wire value as a short one-line string ("" for garbage); CAMS sends error codes as strings, Meta as numbers."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        value = str(int(value))
+    if not isinstance(value, str):
+        return ""
+    return " ".join(value.split())[:limit]
+
+
+def parse_health_status(body: dict) -> model.Health:
+    """``GetWhatsappHealthStatus`` → the node's sending health (Meta's ``health_status``, in CAMS' PascalCase).
+
+    The node's own state is the worst of ``Data.CanSendMessage`` and every
+    entity's (a number cannot send when the WABA or business above it cannot).
+    Entities above the node (WABA, BUSINESS, APP) are kept with their ids
+    (``WabaId``, ``BusinessId``; an APP has none); ``Errors`` of any entity
+    become blocking errors.  Garbage inside the answer is skipped, never raised.
+    """
+    data = body.get("Data")
+    if not isinstance(data, dict):
+        raise ProviderError("parse", "Data is not an object")
+    raw = data.get("CanSendMessage")
+    overall = model.CAN_SEND_MESSAGE.normalize(raw if isinstance(raw, str) else None, PROVIDER)
+    states = [overall]
+    entities: list[model.EntityHealth] = []
+    errors: list[model.BlockingError] = []
+    business_id = ""
+    raw_entities = data.get("Entities")
+    for entity in raw_entities if isinstance(raw_entities, list) else ():
+        if not isinstance(entity, dict):
+            continue
+        entity_type = _short(entity.get("EntityType")).upper()
+        if not entity_type:
+            continue
+        entity_id = _short(entity.get(_ENTITY_ID_FIELDS.get(entity_type, ""), ""))
+        if entity_type == "PHONE_NUMBER":
+            entity_id = normalize_phone_number(entity_id) if entity_id else ""
+        raw_state = entity.get("CanSendMessage")
+        state = model.CAN_SEND_MESSAGE.normalize(raw_state if isinstance(raw_state, str) else None, PROVIDER)
+        if entity_type != "MESSAGE_TEMPLATE":
+            states.append(state)
+        if entity_type == "BUSINESS" and entity_id:
+            business_id = entity_id
+        if entity_type not in _OWN_ENTITIES and len(entities) < MAX_ENTITIES:
+            entities.append(model.EntityHealth(entity_type, entity_id, state))
+        raw_errors = entity.get("Errors")
+        for error in raw_errors if isinstance(raw_errors, list) else ():
+            if not isinstance(error, dict) or len(errors) >= MAX_ERRORS:
+                continue
+            code, description = _short(error.get("ErrorCode")), _short(error.get("ErrorDescription"), 256)
+            if code or description:
+                errors.append(model.BlockingError(entity_type, entity_id, code, description))
+    known = [s for s in states if s != model.UNKNOWN]
+    return model.Health(
+        can_send_message=model.worst_can_send(*known) if known else model.UNKNOWN,
+        entities=tuple(entities),
+        blocking_errors=tuple(errors),
+        business_id=business_id,
+    )

@@ -1,8 +1,18 @@
-"""CAMS polling: numbers per space, the bound WABA and (optionally) code verification."""
+"""CAMS polling: numbers per space, the bound WABA, code verification and sending health.
+
+Health (``GetWhatsappHealthStatus``, Meta's ``health_status`` relayed) is not
+part of a poll: CAMS allows only 5 such calls per second, so the poller sweeps
+them over the account's numbers on their own schedule
+(``health_poll_interval``) through :meth:`CamsProvider.read_health`.  The
+provider keeps the last reading of every number and WABA, and each poll's
+numbers carry it (:meth:`poll_unit`) until it is older than
+:meth:`health_max_age`; a number whose health was never read carries none.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 from exporter import model
 from exporter.config import Account, Unit
@@ -10,18 +20,27 @@ from exporter.providers.base import UnitResult
 from exporter.providers.cams.client import CamsClient
 from exporter.providers.errors import ProviderError
 
-ACTIONS = ("QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus")
+HEALTH_ACTION = "GetWhatsappHealthStatus"
+ACTIONS = ("QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus", HEALTH_ACTION)
 
 
 class CamsProvider:
     def __init__(self, account: Account, client: CamsClient):
         self.account = account
         self.client = client
-        self.actions = ACTIONS if account.verification_poll_interval > 0 else ACTIONS[:2]
+        self.actions = tuple(a for a in ACTIONS if (a != "GetPhoneNumberVerificationStatus"
+                                                      or account.verification_poll_interval > 0)
+                             and (a != HEALTH_ACTION or account.health_poll_interval > 0))
+        #: health is read by sweeps of its own, not by polls
+        self.health_sweeps = account.health_poll_interval > 0
         self._wabas: dict[str, model.Waba | None] = {}
         self._waba_checked_at: dict[str, float] = {}
         self._verifications: dict[str, dict[str, model.Verification]] = {}  # by space, then number
         self._verified_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._health: dict[tuple[str, str], tuple[float, model.Health]] = {}  # (space, phone) -> (read at, health)
+        self._waba_health: dict[str, tuple[float, model.Health]] = {}  # by space
+        self.sweep_duration: float | None = None  # the last complete sweep (set by the poller)
 
     def close(self) -> None:
         self.client.close()
@@ -29,6 +48,58 @@ class CamsProvider:
     @staticmethod
     def _due(last: float | None, interval: float, now: float) -> bool:
         return interval > 0 and (last is None or now - last >= interval)
+
+    # -- health ----------------------------------------------------------------
+
+    def health_max_age(self) -> float:
+        """A health reading older than this is no longer exported: three sweeps (as long as they really take)."""
+        sweep = max(self.account.health_poll_interval, self.sweep_duration or 0.0)
+        return max(self.account.max_staleness, 3 * sweep)
+
+    def read_health(self, unit: Unit, phone_number: str, now: float) -> model.Health:
+        """One number's health (one call), remembered for the following polls."""
+        health = self.client.get_health_status(unit.id, phone_number=phone_number)
+        with self._lock:
+            self._health[(unit.id, phone_number)] = (now, health)
+        return health
+
+    def read_waba_health(self, unit: Unit, now: float) -> model.Health | None:
+        """The health of the space's bound WABA (and the business and app above it); None without a WABA."""
+        waba = self._wabas.get(unit.id)
+        if waba is None:
+            return None
+        health = self.client.get_health_status(unit.id, waba_id=waba.waba_id)
+        with self._lock:
+            self._waba_health[unit.id] = (now, health)
+        return health
+
+    def node_entities(self, now: float) -> tuple[model.EntityHealth, ...]:
+        """WABA, BUSINESS and APP entities read from the WABA nodes (not too old), for every space."""
+        oldest = now - self.health_max_age()
+        with self._lock:
+            readings = [(sid, health) for sid, (at, health) in self._waba_health.items() if at >= oldest]
+        entities = []
+        for sid, health in readings:
+            waba = self._wabas.get(sid)
+            for entity in health.entities:
+                if entity.entity_type == "WABA" and not entity.entity_id and waba is not None:
+                    entity = dataclasses.replace(entity, entity_id=waba.waba_id)
+                entities.append(entity)
+        return tuple(entities)
+
+    def with_health(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
+        with self._lock:
+            reading = self._health.get((unit.id, number.phone_number))
+        if reading is None or now - reading[0] > self.health_max_age():
+            return number
+        return number.with_health(reading[1])
+
+    def _forget_health(self, space_id: str, phones: set[str]) -> None:
+        with self._lock:
+            for key in [k for k in self._health if k[0] == space_id and k[1] not in phones]:
+                del self._health[key]
+
+    # -- polls -------------------------------------------------------------------
 
     def poll_unit(self, unit: Unit, now: float) -> UnitResult:
         account, sid = self.account, unit.id
@@ -59,7 +130,9 @@ class CamsProvider:
             if complete:
                 self._verified_at[sid] = now
         verifications = self._verifications.get(sid, {})
-        result.numbers = [self._enrich(n, self._wabas.get(sid), verifications.get(n.phone_number)) for n in numbers]
+        self._forget_health(sid, {n.phone_number for n in numbers})
+        result.numbers = [self.with_health(unit, self._enrich(n, self._wabas.get(sid), verifications.get(n.phone_number)), now)
+                          for n in numbers]
         return result
 
     @staticmethod

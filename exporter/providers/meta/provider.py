@@ -23,7 +23,7 @@ from exporter.providers.meta.client import LIST_ACTION, NUMBER_ACTION, MetaClien
 
 #: at this usage ratio (of Graph's hourly budget) the per-number calls stop for the poll
 SLOWDOWN_RATIO = 0.9
-HEALTH_FIELDS = ("can_send_message", "entities", "blocking_errors")
+HEALTH_FIELDS = ("can_send_message", "entities", "blocking_errors", "business_id")
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +36,8 @@ class MetaProvider:
         self._lock = threading.Lock()
         # (WABA, phone number) -> (when read, the number as its detail call returned it)
         self._last_detail: dict[tuple[str, str], tuple[float, model.PhoneNumber]] = {}
+        # WABA -> the business portfolio that owns it, as the numbers' health_status names it
+        self._business_of: dict[str, str] = {}
 
     def close(self) -> None:
         self.client.close()
@@ -84,8 +86,21 @@ class MetaProvider:
                        "threshold_percent": round(100 * SLOWDOWN_RATIO)},
             )
         self._forget_except(waba_id, {n.phone_number for n in listed})
+        result.numbers = self._with_business(waba_id, result.numbers)
         result.stale = tuple(stale)
         return result
+
+    def _with_business(self, waba_id: str, numbers: list[model.PhoneNumber]) -> list[model.PhoneNumber]:
+        """Every number of a WABA belongs to the WABA's business: fill it in where the number's own read did not
+        name it (the list edge carries no health_status)."""
+        named = next((n.business_id for n in numbers if n.business_id), "")
+        with self._lock:
+            if named:
+                self._business_of[waba_id] = named
+            business = self._business_of.get(waba_id, "")
+        if not business:
+            return numbers
+        return [n if n.business_id else dataclasses.replace(n, business_id=business) for n in numbers]
 
     def poll_number(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
         """Read one known number again (a webhook named it): one call, with its health."""
@@ -94,6 +109,7 @@ class MetaProvider:
             raise ProviderError("request", "the number has no Graph node id yet", action=NUMBER_ACTION)
         fresh = self.client.number_details(waba_id, number.phone_number_id)
         fresh = dataclasses.replace(fresh, phone_number=number.phone_number)
+        fresh = self._with_business(waba_id, [fresh])[0]
         with self._lock:
             self._last_detail[(waba_id, fresh.phone_number)] = (now, fresh)
         return fresh
