@@ -120,13 +120,6 @@ def test_web_config_fifo_and_certificate_fifo_are_refused(tmp_path, fifo):
     assert str(info.value) == f"tls_server_config.cert_file: cannot read {fifo}: not a regular file (a named pipe)"
 
 
-def test_non_utf8_config_is_refused_cleanly(tmp_path):
-    path = tmp_path / "latin1.yaml"
-    path.write_bytes(good().encode() + b"# caf\xe9\n")
-    line = one_error_line(check("--config.file", str(path)))
-    assert "config file is not valid UTF-8 (invalid byte at offset" in line
-
-
 def test_aliases_may_not_expand_without_bound():
     laughs = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     laughs += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
