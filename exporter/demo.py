@@ -23,6 +23,8 @@ from exporter.emulator.nxcloud import NxCloudEmulator
 from exporter.emulator.scenario import Scenario, load_builtin_scenario
 
 DEMO_POLL_INTERVAL = 15
+#: CAMS health sweeps in the demo: often enough that a number that gets blocked shows up within a minute
+DEMO_HEALTH_POLL_INTERVAL = 30
 
 
 @dataclass
@@ -67,6 +69,7 @@ def account_lines(provider: str, scenario: Scenario, endpoint: str, env: dict[st
             lines += [
                 f"    waba_poll_interval: {max(60, poll_interval)}",
                 f"    verification_poll_interval: {max(120, poll_interval)}",
+                f"    health_poll_interval: {DEMO_HEALTH_POLL_INTERVAL}",
             ]
         lines.append(f"    {spec.units_key}:")
         for unit in units:

@@ -369,7 +369,7 @@ class Poller:
         BLOCKED number shows up without waiting for the end of a long sweep.
         """
         rt = self._runtimes.get(name)
-        if rt is None or rt.retired:
+        if rt is None or rt.retired or not getattr(rt.provider, "health_sweeps", False):
             return
         try:
             snap = self._store.account(name)

@@ -11,7 +11,16 @@ offline and behind the exporter's own TLS and basic auth.
   RESTRICTED, DISCONNECTED, DELETED; amber: YELLOW, RATE_LIMITED, PENDING,
   OFFLINE, PAUSED, UNVERIFIED and the low tiers TIER_50/TIER_250; green:
   GREEN, CONNECTED and tiers from TIER_1K up; grey: unknown), each with how
-  long ago the exporter saw it change. Worst first.
+  long ago the exporter saw it change, and whether it can send (Meta's
+  health_status, for every provider that relays it) with the blocking error
+  codes. A number whose limit is its business portfolio's shows that tier.
+  Worst first.
+* **Cannot send**: one tile counts every number that cannot send, whatever
+  the reason (a status such as BANNED, health_status BLOCKED, or a WABA that
+  Meta disabled), with the count per reason beside it; LIMITED numbers have
+  a tile of their own.
+* **WABA restrictions and bans** (from Meta's webhooks): each active
+  restriction with the time left, and each ban decision with its date.
 * **Accounts**: poll health (ok, failing, pending), data age (since the last
   fully successful poll; amber past 3 poll intervals, as the
   WhatsAppExporterDataStale alert), last poll, number count and the last
@@ -63,12 +72,26 @@ TIER_CLASS = {
 }
 POLL_CLASS = {"ok": GOOD, "failing": BAD, "pending": GREY}
 
-# (label, test on a number) of the summary tiles, with the color a non-zero count gets.
+#: statuses in which a number cannot send at all
+CANNOT_SEND_STATUSES = ("BANNED", "RESTRICTED", "DISCONNECTED", "DELETED")
+
+
+def cannot_send_reason(n, disabled_wabas: frozenset[str] = frozenset()) -> str:
+    """Why the number cannot send ("" when nothing says it cannot): its status, Meta's health, or its WABA's ban."""
+    if n.status in CANNOT_SEND_STATUSES:
+        return f"status {n.status}"
+    if n.can_send_message == "BLOCKED":
+        return "health BLOCKED"
+    if n.waba_id and n.waba_id in disabled_wabas:
+        return "WABA disabled"
+    return ""
+
+
+# (label, test on a number) of the summary tiles, with the color a non-zero count gets; "Cannot send" comes first
+# and is counted with its reasons (see cannot_send_reason).
 _TILES = (
     ("Quality RED", lambda n: n.quality_rating == "RED", BAD),
     ("FLAGGED", lambda n: n.status == "FLAGGED", BAD),
-    ("Cannot send", lambda n: n.status in ("BANNED", "RESTRICTED", "DISCONNECTED", "DELETED"), BAD),
-    ("BLOCKED", lambda n: n.can_send_message == "BLOCKED", BAD),
     ("LIMITED", lambda n: n.can_send_message == "LIMITED", WARN),
     ("Quality YELLOW", lambda n: n.quality_rating == "YELLOW", WARN),
     ("RATE_LIMITED", lambda n: n.status == "RATE_LIMITED", WARN),
@@ -85,6 +108,7 @@ h2{font-size:1.05em;margin:1.4em 0 .5em}
 .tile{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:.4em .9em;min-width:8.5em}
 .tile b{display:block;font-size:1.6em}
 .tile.bad{background:#ffebe9;border-color:#ff8182}.tile.warn{background:#fff8c5;border-color:#d4a72c}
+.tile small{display:block;color:#57606a;font-size:.85em}
 form.filters{display:flex;flex-wrap:wrap;gap:.6em 1.2em;align-items:center;background:#fff;border:1px solid #d0d7de;
 border-radius:6px;padding:.5em .9em;margin-top:1em}
 form.filters select{font:inherit;padding:.1em .3em}form.filters button{font:inherit;padding:.15em .9em}
@@ -173,6 +197,43 @@ def _href(**params: str) -> str:
     return escape("?" + urlencode(kept) if kept else "?")
 
 
+def _tier(snap, n) -> str:
+    """The number's tier, or its business portfolio's when the limit is the portfolio's."""
+    if n.shares_portfolio_limit:
+        business = snap.businesses.get(n.business_id)
+        if business is not None:
+            return business.messaging_limit_tier
+    return n.messaging_limit_tier
+
+
+def _render_wabas(w, accounts, now: float) -> None:
+    """Restrictions and ban decisions Meta's webhooks told about the accounts' WABAs (nothing when none)."""
+    restrictions = [(snap, r) for snap in accounts for r in snap.waba_facts.active(now).restrictions.values()]
+    bans = [(snap, b) for snap in accounts for b in snap.waba_facts.bans.values()]
+    if not restrictions and not bans:
+        return
+    w("<h2>WABA restrictions and bans</h2>\n<table class=wabas><thead><tr><th>Provider</th><th>Account</th>"
+      "<th>WABA</th><th>What</th><th>Until / when</th><th>Remediation</th></tr></thead><tbody>\n")
+    for snap, r in sorted(restrictions, key=lambda x: (x[1].expiration, x[1].waba_id, x[1].restriction_type)):
+        if r.expiration == float("inf"):
+            left = '<td class="num">until lifted</td>'
+        else:
+            left = (f'<td class="num" data-expires="{r.expiration:.0f}" title="{_utc(r.expiration)}">'
+                    f"{ago(r.expiration - now)} left</td>")
+        w(f'<tr class="restriction" data-account="{escape(snap.name)}" data-waba="{escape(r.waba_id)}" '
+          f'data-type="{escape(r.restriction_type)}"><td>{escape(snap.provider)}</td><td>{escape(snap.name)}</td>'
+          f'<td class="phone">{escape(r.waba_id)}</td><td class="state warn">{escape(r.restriction_type)}</td>'
+          f"{left}<td>{escape(r.remediation)}</td></tr>\n")
+    for snap, b in sorted(bans, key=lambda x: x[1].waba_id):
+        cls = {"DISABLE": BAD, "SCHEDULE_FOR_DISABLE": BAD, "REINSTATE": GOOD}.get(b.ban_state, GREY)
+        when = _utc(b.ban_date)[:10] if b.ban_date is not None else "&mdash;"
+        w(f'<tr class="ban" data-account="{escape(snap.name)}" data-waba="{escape(b.waba_id)}" '
+          f'data-state="{escape(b.ban_state)}"><td>{escape(snap.provider)}</td><td>{escape(snap.name)}</td>'
+          f'<td class="phone">{escape(b.waba_id)}</td><td class="state {cls}">ban: {escape(b.ban_state)}</td>'
+          f'<td class="num">{when}</td><td></td></tr>\n')
+    w("</tbody></table>\n")
+
+
 def _poll_state(snap) -> str:
     if snap.poll is None:
         return "pending"
@@ -186,14 +247,21 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
     show_names = "verified_name" in getattr(store.options, "info_labels", ("verified_name",))
 
     rows = []
+    reasons: collections.Counter[str] = collections.Counter()
     for snap in accounts:
+        disabled = frozenset(w for w, ban in snap.waba_facts.bans.items() if ban.ban_state == "DISABLE")
         for tracked in snap.numbers.values():
             n = tracked.number
+            tier = _tier(snap, n)
+            reason = cannot_send_reason(n, disabled)
+            if reason:
+                reasons[reason] += 1
             classes = (state_class("status", n.status), state_class("quality_rating", n.quality_rating),
-                       state_class("messaging_limit_tier", n.messaging_limit_tier),
-                       state_class("can_send_message", n.can_send_message))
-            ranked = classes if n.can_send_message != "UNKNOWN" else classes[:3]  # not reported: no say in the order
-            rows.append((min(_RANK[c] for c in ranked), snap.provider, snap.name, n.phone_number, snap, tracked, classes))
+                       state_class("messaging_limit_tier", tier),
+                       BAD if reason else state_class("can_send_message", n.can_send_message))
+            ranked = classes if n.can_send_message != "UNKNOWN" or reason else classes[:3]  # not read: no say
+            rows.append((min(_RANK[c] for c in ranked), snap.provider, snap.name, n.phone_number, snap, tracked, classes,
+                         tier, reason))
     rows.sort(key=lambda r: r[:4])
     numbers = [r[5].number for r in rows]
 
@@ -218,6 +286,10 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
     # -- summary ---------------------------------------------------------------
     w('<section class="tiles" aria-label="summary">')
     w(f'<div class="tile" data-tile="numbers"><b>{len(numbers)}</b>numbers</div>')
+    cannot = sum(reasons.values())
+    detail = ", ".join(f"{count} {escape(reason)}" for reason, count in sorted(reasons.items()))
+    w(f'<div class="tile{" bad" if cannot else ""}" data-tile="Cannot send"><b>{cannot}</b>Cannot send'
+      f'{f"<small>{detail}</small>" if detail else ""}</div>')
     for label, test, color in _TILES:
         count = sum(1 for n in numbers if test(n))
         w(f'<div class="tile{" " + color if count else ""}" data-tile="{escape(label)}"><b>{count}</b>{escape(label)}</div>')
@@ -271,32 +343,47 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
           f'<td class="error">{escape(poll.error) if poll is not None and not poll.success else ""}</td></tr>\n')
     w("</tbody></table>\n")
 
+    _render_wabas(w, accounts, now)
+
     # -- numbers ---------------------------------------------------------------
     w(f"<h2>Numbers ({len(rows)}, worst first)</h2>\n")
     if rows:
         w("<table class=numbers><thead><tr><th>Provider</th><th>Account</th><th>Phone number</th>"
           "<th>Verified name</th><th>Status</th><th>Quality</th><th>Tier</th>"
-          '<th title="Meta health_status: can the number send (Meta Cloud API and Kaleyra only)">Can send</th>'
+          '<th title="Can the number send? Its status, and Meta&#39;s health_status where the provider relays it '
+          '(Meta, Kaleyra, CAMS); &mdash; where not read yet">Can send</th>'
           "</tr></thead><tbody>\n")
-        for _, prov, name, phone, snap, tracked, classes in rows[:MAX_ROWS]:
+        for _, prov, name, phone, snap, tracked, classes, tier, reason in rows[:MAX_ROWS]:
             n, changes = tracked.number, tracked.changes
             verified = escape(n.verified_name) if show_names else "&mdash;"
             w(f'<tr class="number" data-provider="{escape(prov)}" data-account="{escape(name)}" data-phone="{escape(phone)}">'
               f"<td>{escape(prov)}</td><td>{escape(name)}</td>"
               f'<td class="phone">{escape(phone)}</td><td>{verified}</td>')
             for field, value, changed, cls in (("status", n.status, changes.status, classes[0]),
-                                               ("quality_rating", n.quality_rating, changes.quality_rating, classes[1]),
-                                               ("messaging_limit_tier", n.messaging_limit_tier,
-                                                changes.messaging_limit_tier, classes[2])):
+                                               ("quality_rating", n.quality_rating, changes.quality_rating, classes[1])):
                 w(f'<td class="state {cls}" data-field="{field}" data-value="{escape(value)}" '
                   f'data-changed="{changed:.0f}" title="since {_utc(changed)}">{escape(value)}'
                   f"<small>changed {ago(now - changed)} ago</small></td>")
-            if n.can_send_message == "UNKNOWN":  # the provider does not report it
+            if n.shares_portfolio_limit:
+                w(f'<td class="state {classes[2]}" data-field="messaging_limit_tier" data-value="{escape(tier)}" '
+                  f'title="the limit of business portfolio {escape(n.business_id)}, shared by all its numbers">'
+                  f"{escape(tier)}<small>portfolio {escape(n.business_id)}</small></td>")
+            else:
+                changed = changes.messaging_limit_tier
+                w(f'<td class="state {classes[2]}" data-field="messaging_limit_tier" data-value="{escape(tier)}" '
+                  f'data-changed="{changed:.0f}" title="since {_utc(changed)}">{escape(tier)}'
+                  f"<small>changed {ago(now - changed)} ago</small></td>")
+            codes = ", ".join(sorted({e.error_code for e in n.blocking_errors if e.error_code}))
+            why = f"<small>{escape(reason)}</small>" if reason and reason != "health BLOCKED" else ""
+            why += f"<small>error {escape(codes)}</small>" if codes else ""
+            if n.can_send_message == "UNKNOWN" and not reason:  # not read (yet), or the provider does not relay it
                 w('<td class="state" data-field="can_send_message" data-value="UNKNOWN">&mdash;</td>')
             else:
-                codes = ", ".join(sorted({e.error_code for e in n.blocking_errors}))
-                w(f'<td class="state {classes[3]}" data-field="can_send_message" data-value="{escape(n.can_send_message)}">'
-                  f'{escape(n.can_send_message)}{f"<small>error {escape(codes)}</small>" if codes else ""}</td>')
+                # health_status' own word where it was read; otherwise the status or the WABA's ban says it
+                shown = n.can_send_message if n.can_send_message != "UNKNOWN" and not why.startswith(
+                    "<small>status") and reason != "WABA disabled" else "cannot send"
+                w(f'<td class="state {classes[3]}" data-field="can_send_message" '
+                  f'data-value="{escape(n.can_send_message)}" data-reason="{escape(reason)}">{escape(shown)}{why}</td>')
             w("</tr>\n")
         w("</tbody></table>\n")
         if len(rows) > MAX_ROWS:

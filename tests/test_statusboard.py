@@ -8,6 +8,7 @@ screenshot the README shows (docs/status-board.png).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import struct
@@ -172,8 +173,11 @@ def test_every_number_with_colored_cells_worst_first(fleet):
                                                                         "+919876543210"))
     assert [c["text"] for c in rows[("alibaba_cams", "shop", "+8613800000003")]["cells"][:4]] == \
            ["alibaba_cams", "shop", "+8613800000003", "Shop Sales"]
+    # one "Cannot send" tile, whatever the reason (issue 12: no separate BLOCKED tile that overlaps it)
     assert b.tiles == {"numbers": 5, "Quality RED": 1, "FLAGGED": 1, "Cannot send": 1, "Quality YELLOW": 1,
-                       "RATE_LIMITED": 1, "BLOCKED": 0, "LIMITED": 0, "failing accounts": 1}
+                       "RATE_LIMITED": 1, "LIMITED": 0, "failing accounts": 1}
+    banned = rows[("kaleyra", "kaleyra-prod", "+919876543210")]["fields"]["can_send_message"]
+    assert banned["text"] == "cannot sendstatus BANNED" and "bad" in banned["class"]
     # none of these providers reports Meta's health: the column says so instead of UNKNOWN
     assert rows[("alibaba_cams", "shop", "+8613800000003")]["cells"][-1]["text"] == "\u2014"
 
@@ -194,7 +198,7 @@ def test_meta_health_column_and_tiles():
     cell = rows[("meta", "meta-prod", "+15550100001")]["fields"]["can_send_message"]
     assert cell["value"] == "BLOCKED" and "bad" in cell["class"] and "error 141006" in cell["text"]
     assert "warn" in rows[("meta", "meta-prod", "+15550100002")]["fields"]["can_send_message"]["class"]
-    assert b.tiles["BLOCKED"] == 1 and b.tiles["LIMITED"] == 1
+    assert b.tiles["Cannot send"] == 1 and b.tiles["LIMITED"] == 1
     assert [r["phone"] for r in b.numbers][0] == "+15550100001"  # a BLOCKED number is among the worst
 
 
@@ -451,10 +455,27 @@ def test_board_in_chromium_matches_the_metrics(demo_store, serve_board, tmp_path
                     and dict(ls)["phone_number"] == phone]
         return value
 
+    def business_tier(key, business: str) -> str:
+        provider, account, _ = key
+        (state,) = [dict(ls)["tier"] for (n, ls), v in s.items() if n == "whatsapp_business_messaging_limit_tier"
+                    and v == 1 and dict(ls)["provider"] == provider and dict(ls)["account"] == account
+                    and dict(ls)["business_id"] == business]
+        return state
+
     classes = set()
+    portfolio = 0
     for key, row in rows.items():
-        for field, family, label in (("status", "status", "status"), ("quality_rating", "quality_rating", "quality_rating"),
-                                     ("messaging_limit_tier", "messaging_limit_tier", "tier")):
+        tier = row["fields"]["messaging_limit_tier"]
+        if "portfolio " in tier["text"]:
+            # since October 2025 the limit is the business portfolio's: the board shows that one
+            business = tier["text"].split("portfolio ", 1)[1]
+            assert tier["value"] == business_tier(key, business) and tier["text"] == f"{tier['value']}portfolio {business}"
+            portfolio += 1
+            fields = (("status", "status", "status"), ("quality_rating", "quality_rating", "quality_rating"))
+        else:
+            fields = (("status", "status", "status"), ("quality_rating", "quality_rating", "quality_rating"),
+                      ("messaging_limit_tier", "messaging_limit_tier", "tier"))
+        for field, family, label in fields:
             cell = row["fields"][field]
             assert cell["value"] == active(family, label, key), (key, field)
             assert cell["text"].startswith(cell["value"] + "changed ")
@@ -463,6 +484,7 @@ def test_board_in_chromium_matches_the_metrics(demo_store, serve_board, tmp_path
             classes.add(cell["class"].split()[-1])
         assert row["cells"][3]["text"] == info[key].get("verified_name", "")
     assert {"good", "warn", "bad"} <= classes, "the demo shows green, amber and red cells"
+    assert portfolio, "the demo shows portfolio limits"
 
     accounts = b.account_rows()
     for (n, ls), v in s.items():
@@ -496,3 +518,37 @@ def test_committed_screenshot_is_a_board_screenshot():
     assert SCREENSHOT.exists(), "docs/status-board.png is missing: run the browser test (UPDATE_SCREENSHOTS=1)"
     data = SCREENSHOT.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", data[16:24]) == WINDOW
+
+
+def test_restrictions_bans_portfolio_limits_and_why_a_number_cannot_send():
+    """Issue 12: a restrictions section with time left, ban decisions, the portfolio's tier on its numbers, and one
+    Cannot send tile whose reasons are visible."""
+    facts = model.WabaFacts(
+        restrictions={("w1", "RESTRICTED_BIZ_INITIATED_MESSAGING"): model.WabaRestriction(
+            "w1", "RESTRICTED_BIZ_INITIATED_MESSAGING", NOW + 5400, "Appeal in Business Support Home")},
+        bans={"w2": model.WabaBan("w2", "DISABLE", 1744848000.0, NOW)})
+    portfolio = model.TrackedNumber(
+        model.PhoneNumber("+15550100001", messaging_limit_tier="TIER_2K", limit_scope="business_portfolio",
+                          business_id="b1", waba_id="w1", space_id="w1", can_send_message="AVAILABLE"),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
+    disabled = model.TrackedNumber(model.PhoneNumber("+15550100002", waba_id="w2", space_id="w2"),
+                                   model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
+    blocked = model.TrackedNumber(
+        model.PhoneNumber("+8613800000001", can_send_message="BLOCKED", space_id="s", blocking_errors=(
+            model.BlockingError("BUSINESS", "39920000", "141006", "payment method"),)),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
+    meta = dataclasses.replace(account("meta-prod", "meta", [portfolio, disabled]), waba_facts=facts,
+                               businesses={"b1": model.BusinessLimit("b1", "TIER_10K", NOW, "webhook")})
+    html, b = board(store_with(meta, account("shop", "alibaba_cams", [blocked])))
+    assert b.tiles["Cannot send"] == 2
+    assert "1 WABA disabled, 1 health BLOCKED" in html
+    rows = b.number_rows()
+    tier = rows[("meta", "meta-prod", "+15550100001")]["fields"]["messaging_limit_tier"]
+    assert tier["value"] == "TIER_10K" and tier["text"] == "TIER_10Kportfolio b1"  # the business's, not the number's
+    cams = rows[("alibaba_cams", "shop", "+8613800000001")]["fields"]["can_send_message"]
+    assert cams["text"] == "BLOCKEDerror 141006" and "bad" in cams["class"]
+    ban = rows[("meta", "meta-prod", "+15550100002")]["fields"]["can_send_message"]
+    assert ban["text"] == "cannot sendWABA disabled" and "bad" in ban["class"]
+    assert 'data-type="RESTRICTED_BIZ_INITIATED_MESSAGING"' in html and "1 h 30 min left" in html
+    assert "Appeal in Business Support Home" in html
+    assert 'data-state="DISABLE"' in html and "2025-04-17" in html
