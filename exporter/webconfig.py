@@ -402,7 +402,11 @@ def parse_web_config(text: str, source: str | None = None, base_dir: str | None 
     try:
         parsed = WebConfigFile.model_validate(doc, context=Ctx(base_dir=base_dir))
     except ValidationError as e:
-        raise WebConfigError.of(problems_from(e, root_name)) from None
+        problems = problems_from(e, root_name)
+    else:
+        problems = []
+    if problems:  # outside the except block: pydantic's error (and the hashes in it) stays behind
+        raise WebConfigError.of(problems)
     notes: list[str] = []
     tls = _tls(parsed.tls_server_config, base_dir, notes) if parsed.tls_server_config else None
     http = parsed.http_server_config or HTTPServerConfig()

@@ -186,10 +186,11 @@ def load_yaml(text: str, name: str) -> Any:
         # Not str(e): that quotes the offending line, which could hold a secret.
         mark = e.problem_mark or e.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
-        raise YAMLProblem(where, f"YAML syntax error: {e.problem or e.context or 'invalid YAML'}") from None
+        problem = YAMLProblem(where, f"YAML syntax error: {e.problem or e.context or 'invalid YAML'}")
     except yaml.YAMLError:
-        raise YAMLProblem(name, "YAML syntax error") from None
+        problem = YAMLProblem(name, "YAML syntax error")
     except RecursionError:
-        raise YAMLProblem(name, "YAML syntax error: document is nested too deeply") from None
+        problem = YAMLProblem(name, "YAML syntax error: document is nested too deeply")
     except Exception as e:  # e.g. ValueError from an impossible timestamp
-        raise YAMLProblem(name, f"YAML error: {type(e).__name__}") from None
+        problem = YAMLProblem(name, f"YAML error: {type(e).__name__}")
+    raise problem  # outside the except blocks: PyYAML's error, which holds the document, stays behind

@@ -216,3 +216,14 @@ def test_config_and_web_config_problems_are_listed_together(tmp_path):
         "error: --web.config.file: basic_auth_users.alice: must be a bcrypt hash string, got an integer",
         "error: --web.config.file: rate_limit.interval: malformed duration 'soon'; expected e.g. 100ms, 1s or 1m",
     ]
+
+
+def test_no_trace_of_pydantic_or_the_values_behind_the_error():
+    """The ConfigError has no chained pydantic error that a logger could print with the raw values."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(good(f"access_key_secret: {SECRET}"), env=ENV)
+    assert info.value.__context__ is None and info.value.__cause__ is None
+    assert SECRET not in repr(info.value.problems)
+    with pytest.raises(ConfigError) as info:
+        parse_config(f'accounts:\n- credentials: {{access_key_secret: "{SECRET}\n', env=ENV)
+    assert info.value.path == "<config>:3:1" and info.value.__context__ is None

@@ -131,10 +131,11 @@ def raise_all(errors: Sequence[dict], title: str = "config") -> None:
     """Raise *errors* (pydantic error entries, e.g. from ``ValidationError.errors()``) together."""
     if not errors:
         return
+    # The inputs are dropped: they may be secrets, and no message of this package shows them.
     details = [InitErrorDetails(type=PydanticCustomError(ERROR_TYPE, e["msg"]) if e["type"] == ERROR_TYPE
-                                else e["type"], loc=tuple(e["loc"]), input=e.get("input"), ctx=e.get("ctx") or {})
+                                else e["type"], loc=tuple(e["loc"]), input=None, ctx=e.get("ctx") or {})
                for e in errors]
-    raise ValidationError.from_exception_data(title, details)
+    raise ValidationError.from_exception_data(title, details, hide_input=True)
 
 
 def problems_from(err: ValidationError, root: str, prefix: tuple = ()) -> list[Problem]:

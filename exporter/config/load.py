@@ -36,7 +36,8 @@ def load_yaml(text: str, root: str, error: type[ConfigError] = ConfigError) -> A
     try:
         return yamlfile.load_yaml(text, root)
     except yamlfile.YAMLProblem as e:
-        raise error(e.where, e.message) from None
+        problem = e
+    raise error(problem.where, problem.message)
 
 
 def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
@@ -65,7 +66,11 @@ def parse_config(text: str | bytes, source: str | None = None, env: Mapping[str,
     try:
         parsed = ConfigFile.model_validate(doc, context=ctx)
     except ValidationError as e:
-        raise ConfigError.of(problems_from(e, root)) from None
+        problems = problems_from(e, root)
+    else:
+        problems = []
+    if problems:  # raised here, not in the except block: pydantic's error (and the values in it) stays behind
+        raise ConfigError.of(problems)
     return Config(accounts=tuple(parsed.accounts), source=source, metrics=parsed.metrics.options(),
                   webhooks=parsed.webhooks.neutral() if parsed.webhooks else None)
 
