@@ -20,7 +20,7 @@ from exporter.config.accounts import Tunables, interval_rules
 from exporter.config.errors import bad, custom, raise_all, show, suggest, typename
 from exporter.config.model import Account, WebhooksConfig
 from exporter.config.providers import PROVIDERS
-from exporter.config.secrets import pick_secret, secret_section
+from exporter.config.secrets import secret_section
 from exporter.config.types import Duration, Section, between, choice, ctx_of, text_value, value_type
 from exporter.exposition import DISABLEABLE, INFO_LABELS, RenderOptions
 
@@ -203,8 +203,7 @@ class WebhooksSection(Section):
     def _rules(self) -> "WebhooksSection":
         errors: list[dict] = []
         if self.kaleyra is not None:
-            token = pick_secret(self.kaleyra, "token", errors)
-            if token is not None and len(token) < KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH:
+            if len(self.kaleyra.value("token")) < KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH:
                 key = "token" if self.kaleyra.token is not None else "token_file"
                 errors.append(custom(("kaleyra", key), "too short: the token is all that authenticates Kaleyra's "
                                      f"callback, use at least {KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH} random characters"))
@@ -217,9 +216,8 @@ class WebhooksSection(Section):
         meta, kaleyra = self.meta, self.kaleyra
         return WebhooksConfig(
             listen_address=self.listen_address, debounce=2.0 if self.debounce is None else self.debounce,
-            meta_app_secret=meta and (meta.app_secret or meta.app_secret_file),
-            meta_verify_token=meta and (meta.verify_token or meta.verify_token_file),
-            kaleyra_token=kaleyra and (kaleyra.token or kaleyra.token_file), nxcloud=self.nxcloud is not None)
+            meta_app_secret=meta and meta.value("app_secret"), meta_verify_token=meta and meta.value("verify_token"),
+            kaleyra_token=kaleyra and kaleyra.value("token"), nxcloud=self.nxcloud is not None)
 
 
 # --------------------------------------------------------------------------

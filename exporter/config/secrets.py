@@ -24,7 +24,7 @@ from exporter.config.errors import bad, custom, raise_all, typename
 from exporter.config.model import Credentials
 from exporter.config.types import Section, ctx_of, value_type
 
-__all__ = ["CredentialsBase", "SECRET_FILE_MAX_BYTES", "credentials_model", "pick_secret"]
+__all__ = ["CredentialsBase", "SECRET_FILE_MAX_BYTES", "SecretPairs", "credentials_model", "secret_section"]
 
 SECRET_FILE_MAX_BYTES = 64 * 1024
 
@@ -96,88 +96,73 @@ def env_secret(key: str) -> Any:
     return value_type(str, lambda raw, info: _from_env(raw, info, key), _SECRET_SCHEMA)
 
 
-def _secret_fields(key: str, value_type_: Any) -> dict[str, Any]:
-    return {key: (value_type_, Field(None, repr=False)), f"{key}_file": (SecretFile, Field(None, repr=False))}
+def _fields(key: str, value: Any) -> dict[str, Any]:
+    return {key: (value, Field(None, repr=False)), f"{key}_file": (SecretFile, Field(None, repr=False))}
 
 
-def pick_secret(model: Section, key: str, errors: list[dict], *, required: bool = True) -> str | None:
-    """The value of ``key`` or ``key_file``, whichever is set; adds to *errors* when both or neither is."""
-    value, from_file = getattr(model, key), getattr(model, f"{key}_file")
-    if value is not None and from_file is not None:
-        errors.append(custom((), f"set only one of {key} and {key}_file"))
-        return None
-    if value is None and from_file is None and required:
-        errors.append(custom((key,), f"required (as ${{ENV_VAR}} or {key}_file)"))
-    return value if value is not None else from_file
+class SecretPairs(Section):
+    """A section whose keys are given as ``<key>`` or as ``<key>_file``, never both."""
 
-
-class _Pairs(Section):
-    """A section with ``<key>`` / ``<key>_file`` pairs: setting both is refused before any file is read."""
-
+    #: the keys given either way, and those of them that must be set
     pairs: ClassVar[tuple[str, ...]] = ()
+    required: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="before")
     @classmethod
-    def _not_both(cls, data: Any) -> Any:
+    def _not_both(cls, data: Any) -> Any:  # before any file is read
         if isinstance(data, dict):
             raise_all([custom((), f"set only one of {key} and {key}_file") for key in cls.pairs
                        if data.get(key) is not None and data.get(f"{key}_file") is not None])
         return data
 
+    @model_validator(mode="after")
+    def _required(self) -> "SecretPairs":
+        raise_all([custom((key,), f"required ({'as ${ENV_VAR} or ' if key in self.secrets() else 'or '}{key}_file)")
+                   for key in self.required if self.value(key) is None])
+        return self
 
-def secret_section(name: str, *keys: str, doc: str = "") -> type[Section]:
-    """A section holding the secrets *keys*, each as ``${ENV_VAR}`` or ``<key>_file``."""
-    fields: dict[str, Any] = {}
-    for key in keys:
-        fields.update(_secret_fields(key, env_secret(key)))
+    @classmethod
+    def secrets(cls) -> tuple[str, ...]:
+        return cls.pairs
 
-    class Secrets(_Pairs):
-        pairs: ClassVar[tuple[str, ...]] = keys
-
-        @model_validator(mode="after")
-        def _one_of_each(self) -> "Secrets":
-            errors: list[dict] = []
-            for key in keys:
-                pick_secret(self, key, errors)
-            raise_all(errors)
-            return self
-
-    return create_model(name, __base__=Secrets, __doc__=doc or None, **fields)
+    def value(self, key: str) -> str | None:
+        """The value of ``key``, or read from ``key_file``."""
+        value = getattr(self, key)
+        return value if value is not None else getattr(self, f"{key}_file")
 
 
-class CredentialsBase(_Pairs):
+def _model(name: str, base: type, fields: dict[str, Any], doc: str, **class_vars: Any) -> Any:
+    base = type(f"{name}Base", (base,), {**class_vars, "__module__": __name__})
+    return create_model(name, __base__=base, __doc__=doc or None, **fields)
+
+
+def secret_section(name: str, *keys: str, doc: str = "") -> type[SecretPairs]:
+    """A section of required secrets *keys*, each as ``${ENV_VAR}`` or ``<key>_file``."""
+    fields = {k: v for key in keys for k, v in _fields(key, env_secret(key)).items()}
+    return _model(name, SecretPairs, fields, doc, pairs=keys, required=keys)
+
+
+class CredentialsBase(SecretPairs):
     """A provider's credential: an id (inline, ``${VAR}`` or a file) and a secret (``${VAR}`` or a file)."""
 
     id_key: ClassVar[str]
     secret_key: ClassVar[str]
-    #: the id may be left out (Meta: a token alone); accounts then group by a digest of the secret
-    id_optional: ClassVar[bool] = False
 
-    @model_validator(mode="after")
-    def _one_of_each(self) -> "CredentialsBase":
-        errors: list[dict] = []
-        if (getattr(self, self.id_key), getattr(self, f"{self.id_key}_file")) == (None, None) and not self.id_optional:
-            errors.append(custom((self.id_key,), f"required (or {self.id_key}_file)"))
-        pick_secret(self, self.secret_key, errors)
-        raise_all(errors)
-        return self
+    @classmethod
+    def secrets(cls) -> tuple[str, ...]:
+        return (cls.secret_key,)
 
     def neutral(self) -> Credentials:
-        secret = getattr(self, self.secret_key) or getattr(self, f"{self.secret_key}_file")
-        key_id = getattr(self, self.id_key) or getattr(self, f"{self.id_key}_file")
-        if not key_id:
-            # No id: accounts with the same secret still share one budget, named by a short
-            # digest; the secret itself never leaves here.
-            key_id = "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
+        secret = self.value(self.secret_key)
+        # Without an id (a Meta token alone) accounts with the same secret still share one budget,
+        # named by a short digest; the secret itself never leaves here.
+        key_id = self.value(self.id_key) or "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
         return Credentials(access_key_id=key_id, access_key_secret=secret)
 
 
 def credentials_model(name: str, id_key: str, secret_key: str, *, id_optional: bool = False,
                       doc: str = "") -> type[CredentialsBase]:
-    """The credentials section of one provider, in its own key names."""
-    base = type(f"{name}Base", (CredentialsBase,), {"id_key": id_key, "secret_key": secret_key,
-                                                    "id_optional": id_optional, "pairs": (id_key, secret_key),
-                                                    "__module__": __name__})
-    fields = {id_key: (CredentialId, None), f"{id_key}_file": (SecretFile, Field(None, repr=False)),
-              **_secret_fields(secret_key, env_secret(secret_key))}
-    return create_model(name, __base__=base, __doc__=doc or None, **fields)
+    """The credentials section of one provider, in its own key names (*id_optional*: a secret alone will do)."""
+    fields = {**_fields(id_key, CredentialId), **_fields(secret_key, env_secret(secret_key))}
+    return _model(name, CredentialsBase, fields, doc, id_key=id_key, secret_key=secret_key,
+                  pairs=(id_key, secret_key), required=(secret_key,) if id_optional else (id_key, secret_key))
