@@ -107,7 +107,7 @@ def build(emu, clock):
         provider.client._sleep = lambda seconds: None
         provider.seen = seen
         made.append(provider)
-        return provider, account.spaces[0]
+        return provider, account.units[0]
 
     yield make
     for provider in made:
@@ -314,7 +314,7 @@ def test_demo_scenario_through_make_provider():
         assert cred.access_key_secret not in repr(account)
         provider = make_provider(account, TokenBucket(100), lambda a, r: None, lambda: False)
         try:
-            numbers = provider.poll_unit(account.spaces[0], 0.0).numbers
+            numbers = provider.poll_unit(account.units[0], 0.0).numbers
         finally:
             provider.close()
         assert len(numbers) == 4

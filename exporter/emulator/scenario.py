@@ -180,7 +180,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
+from exporter.yamlfile import YAMLProblem, load_yaml  # the exporter's neutral YAML loader, nothing else
 
 __all__ = [
     "Credential",
@@ -839,33 +839,11 @@ def _parse_scenario(data: Any) -> Scenario:
     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys (a silent source of scenario typos)."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    out: dict = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "unhashable mapping key", key_node.start_mark)
-        if key in out:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        out[key] = loader.construct_object(value_node, deep=deep)
-    return out
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def loads_scenario(text: str, source: str | None = None) -> Scenario:
     """Parse scenario YAML text."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
+        data = load_yaml(text, source or "<scenario>")
+    except YAMLProblem as exc:
         raise ScenarioError("", f"invalid YAML: {exc}", source) from None
     return parse_scenario(data, source)
 
