@@ -25,7 +25,8 @@ def main(argv: list[str]) -> None:
     qps = int(argv[1]) if len(argv) > 1 else 10
     scenario = generate_fleet(spaces=spaces, numbers_per_space=5, access_key_id="bench-ak", secret="bench-secret",
                               qps=None, seed=1, timelines=False)
-    with CamsEmulator(scenario, max_records=10_000_000) as emu:
+    # throttling off (the documented per-action limits included), so nothing hides a breach
+    with CamsEmulator(scenario, max_records=10_000_000, flow_control=False) as emu:
         config, store, poller = exporter_for(emu.url, spaces, qps=qps, waba=False)
         start = time.monotonic()
         poller.poll_account("bench")

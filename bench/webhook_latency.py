@@ -3,13 +3,17 @@
 What runs, once per mode (``on`` then ``off``):
 
 * In this process, one emulator per provider that pushes events (Meta, NxCloud,
-  Kaleyra), each with ``--numbers`` numbers.  Every number flips CONNECTED ->
-  FLAGGED -> CONNECTED on a looping timeline (period 2 minutes, a random
-  phase per number), so about one number per provider changes every few
-  seconds.  With webhooks on, each emulator sends its provider's signed event
-  for every flip to the exporter's receiver (Meta: ``phone_number_quality_update``
-  FLAGGED/UNFLAGGED signed with the app secret; NxCloud: the same field in its
-  envelope, signed with the app's key; Kaleyra: the GET callback with the token).
+  Kaleyra), each with ``--numbers`` numbers.  Every NxCloud and Kaleyra number
+  flips CONNECTED -> FLAGGED -> CONNECTED on a looping timeline (period 2
+  minutes, a random phase per number), so about one number per provider
+  changes every few seconds.  Meta's numbers cannot be FLAGGED since October
+  2025: they flip CONNECTED -> PENDING -> CONNECTED instead, which Meta
+  announces (``phone_number_quality_update`` ONBOARDING) when the number goes
+  PENDING; the way back sends nothing, as at Meta, and only the polls see it.
+  With webhooks on, each emulator sends its provider's signed event to the
+  exporter's receiver (Meta: signed with the app secret; NxCloud: its
+  envelope, signed with the app's key; Kaleyra: the GET callback with the
+  token).
 * The exporter as a real process (``python -m exporter``), polling every
   account every ``--poll-interval`` (60 s by default, the exporter's default)
   within its default QPS budgets, with ``webhooks:`` configured in mode ``on``
@@ -49,7 +53,7 @@ from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import loads_scenario
 
-PERIOD = 120  # seconds: each number is FLAGGED for half of it
+PERIOD = 120  # seconds: each number is FLAGGED (Meta: PENDING) for half of it
 SCRAPE_EVERY = 0.1
 FIXTURE = {  # secrets of this benchmark only; they reach the exporter through its environment
     "META_TOKEN": "EAAbenchTOKEN000000000000000001",
@@ -71,13 +75,14 @@ def free_port() -> int:
 
 def numbers_yaml(prefix: str, count: int, rng: random.Random, meta: bool = False) -> str:
     lines = []
+    flipped = "PENDING" if meta else "FLAGGED"  # Meta's numbers are never FLAGGED since October 2025
     for i in range(count):
         phase = rng.uniform(2, PERIOD / 2 - 2)
-        extra = f'id: "{prefix}{i:04d}9", whatsapp_business_manager_messaging_limit: TIER_10K, ' if meta else ""
+        extra = f'id: "{prefix}{i:04d}9", ' if meta else "messaging_limit_tier: TIER_10K, "
         lines.append(
             f'      - {{phone_number: "{prefix}{i:04d}", {extra}status: CONNECTED, quality_rating: GREEN, '
-            f'messaging_limit_tier: TIER_10K, repeat_every: {PERIOD}, timeline: ['
-            f'{{at: {phase:.2f}, set: {{status: FLAGGED}}}}, {{at: {phase + PERIOD / 2:.2f}, set: {{status: CONNECTED}}}}]}}')
+            f'repeat_every: {PERIOD}, timeline: ['
+            f'{{at: {phase:.2f}, set: {{status: {flipped}}}}}, {{at: {phase + PERIOD / 2:.2f}, set: {{status: CONNECTED}}}}]}}')
     return "\n".join(lines)
 
 
@@ -90,7 +95,8 @@ spaces:
   - space_id: "1022900001"
     access_key_id: "7001"
     extra: {{calls_per_hour: 100000}}
-    waba: {{id: "1022900001", name: Bench, account_review_status: APPROVED, business_id: "5241000001"}}
+    waba: {{id: "1022900001", name: Bench, account_review_status: APPROVED, business_id: "5241000001",
+           portfolio_messaging_limit: 10000}}
     numbers:
 {numbers_yaml("1555010", count, rng, meta=True)}
 """,
@@ -249,7 +255,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="webhook-latency-"))
     modes = ("on", "off") if args.mode == "both" else (args.mode,)
-    print(f"{args.numbers} numbers per provider (Meta, NxCloud, Kaleyra), each flipping FLAGGED/CONNECTED every "
+    print(f"{args.numbers} numbers per provider (Meta, NxCloud, Kaleyra), each flipping FLAGGED (Meta: PENDING)/CONNECTED every "
           f"{PERIOD // 2} s; poll interval {args.poll_interval} s; {args.minutes:g} min per mode; workdir {workdir}",
           flush=True)
     for mode in modes:

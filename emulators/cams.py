@@ -42,9 +42,35 @@ exact wording of messages):
   ``400 Ram.PermissionDeny`` with an ``AccessDeniedDetail`` object.
 * Flow control counts accepted requests per account (the key itself unless the
   scenario groups keys with ``account``) per calendar second of arrival, across
-  all actions, against the credential's ``qps`` (default 10).  The documented
-  5/s of ``GetWhatsappHealthStatus`` is applied as well unless ``qps`` is null.
-  Excess requests get ``400 Throttling.User`` and do not consume quota.
+  all actions, against the credential's ``qps`` (default 10; null = no overall
+  limit), and per action against the documented per-user limits
+  (:data:`DOCUMENTED_ACTION_QPS`: ``GetWhatsappHealthStatus`` 5/s), which apply
+  whatever ``qps`` says; a credential's ``action_qps`` overrides them.  Excess
+  requests get the gateway's ``400 Throttling.User`` envelope and do not consume
+  quota.  ``CamsEmulator(..., flow_control=False)`` switches all of it off (for
+  a measurement that must see every request answered).
+  ``per_second_counts(key, action=...)`` counts the requests of one action.
+* ``GetWhatsappHealthStatus`` (Meta's ``health_status`` relayed): ``CustSpaceId``
+  and ``NodeType`` are required (``400 MissingParameter`` naming the one
+  missing); ``NodeType`` is ``phone`` (with ``PhoneNumber``; without it
+  ``400 InvalidParameter``; an unknown number ``InvalidParameter.PhoneNumberError``)
+  or ``waba`` (an optional ``WabaId`` must be the space's); ``template`` is not
+  emulated (``400 InvalidParameter``).  ``Data.Entities`` lists, in this order,
+  the ``PHONE_NUMBER`` (``phone`` only; ``PhoneNumber``), ``WABA`` (``WabaId``),
+  ``BUSINESS`` (when the WABA names a ``business_id``; ``BusinessId``) and, only
+  when the WABA sets ``app_can_send_message``, ``APP`` entity (no id: CAMS has
+  no field for it), each ``{EntityType, CanSendMessage, <id field>, Errors}``;
+  ``Data.CanSendMessage`` is the worst one (BLOCKED > LIMITED > AVAILABLE).
+  Scenario attributes, all following timelines: a number's
+  ``can_send_message`` (default derived from ``status``) and ``health_errors``;
+  the WABA's ``can_send_message`` (default derived from
+  ``account_review_status``) and ``health_errors``,
+  ``business_can_send_message`` (default AVAILABLE) and ``business_errors``,
+  ``app_can_send_message`` and ``app_errors``.  Errors are given snake_case
+  (``error_code``, ``error_description``, ``possible_solution``, as Meta's) or
+  PascalCase and are answered as ``{ErrorCode, ErrorDescription,
+  PossibleSolution}`` with ``ErrorCode`` a string (``"141006"``), as CAMS sends
+  it.  There is never an ``AdditionalInfo`` (CAMS' SDK has none).
 * ``QueryChatappPhoneNumbers`` without ``CustSpaceId`` uses the caller's space
   marked ``default`` (else its first space): an inference from the docs.
 
@@ -243,7 +269,9 @@ WABA_FIELDS = (
     ("marketing_message_lite_status", "MarketingMessageLiteStatus"), ("is_on_biz_app", "IsOnBizApp"),
 )
 _NUMBER_KNOWN = {k for k, _ in NUMBER_FIELDS} | {"id", "present", "wire_extra", "can_send_message", "health_errors"}
-_WABA_KNOWN = {k for k, _ in WABA_FIELDS} | {"present", "wire_extra", "can_send_message", "health_errors"}
+_WABA_KNOWN = {k for k, _ in WABA_FIELDS} | {"present", "wire_extra", "can_send_message", "health_errors",
+                                             "business_can_send_message", "business_errors", "app_can_send_message",
+                                             "app_errors"}
 
 _NUMBER_ENUMS = (("Status", "status"), ("QualityRating", "quality"), ("MessagingLimitTier", "tier"))
 _NUMBER_DROPPED = ("VerifiedName", "CodeVerificationStatus", "NameStatus", "NewNameStatus", "IsOfficial")
@@ -418,8 +446,10 @@ class CamsEmulator(ProviderEmulator):
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG, host_id: str | None = None, seed: int | None = None):
+                 log_level: int = logging.DEBUG, host_id: str | None = None, seed: int | None = None,
+                 flow_control: bool = True):
         super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
+        self.flow_control = flow_control
         self._host_id = host_id
         self._nonces: dict[tuple[str, str], float] = {}
         self._nonce_order: deque[tuple[float, tuple[str, str]]] = deque()
@@ -663,12 +693,12 @@ class CamsEmulator(ProviderEmulator):
     # -- flow control and faults -------------------------------------------
 
     def _flow_control(self, cred: Credential, action: str, arrival: float, ctx: _Ctx) -> None:
-        if cred.qps is None and not cred.action_qps:
+        if not self.flow_control:
             return
         scope = cred.account_key
-        action_limit = cred.action_qps.get(action)
-        if action_limit is None and cred.qps is not None:
-            action_limit = DOCUMENTED_ACTION_QPS.get(action)
+        action_limit = cred.action_qps.get(action, DOCUMENTED_ACTION_QPS.get(action))
+        if cred.qps is None and action_limit is None:
+            return
         if not self._admit(arrival, [((scope,), cred.qps), ((scope, action), action_limit)]):
             ctx.throttled = True
             raise _ApiError("Throttling.User")
@@ -820,48 +850,74 @@ class CamsEmulator(ProviderEmulator):
         return {"RequestId": "", "Code": "OK", "Message": "None", "Data": data}
 
     def _get_health_status(self, cred: Credential, params: Mapping[str, str]) -> dict[str, Any]:
-        if not params.get("CustSpaceId"):
-            raise _missing("CustSpaceId")
-        node_type = params.get("NodeType")
-        if not node_type:
-            raise _missing("NodeType")
+        for required in ("CustSpaceId", "NodeType"):
+            if not params.get(required):
+                raise _ApiError("MissingParameter", f"The input parameter {required} that is mandatory for "
+                                                    "processing this request is not supplied.")
+        node_type = params["NodeType"]
+        if node_type not in ("phone", "waba"):
+            raise _ApiError("InvalidParameter", f"NodeType {node_type!r} is not supported by the emulator "
+                                                "(use phone or waba).")
         space = self._resolve_space(cred, params, required=True, takes_isv_code=False)
-        waba = self.waba_state(space) or {}
+        t = self.scenario_time()
+        waba = self.waba_state(space, t) or {}
         entities = []
         if node_type == "phone":
             if not params.get("PhoneNumber"):
-                raise _missing("PhoneNumber")
-            state = self.number_state(space, params["PhoneNumber"])
+                raise _ApiError("InvalidParameter", "PhoneNumber is needed when NodeType is phone.")
+            state = self.number_state(space, params["PhoneNumber"], t)
             if state is None or not state.get("present", True):
                 raise _ApiError("InvalidParameter.PhoneNumberError")
-            entities.append({"EntityType": "PHONE_NUMBER", "PhoneNumber": state["phone_number"],
-                             **_health(state, _HEALTH_BY_STATUS.get(str(state.get("status")), "AVAILABLE"))})
-        elif node_type == "waba":
-            waba_id = params.get("WabaId")
-            if waba_id and waba_id != waba.get("id"):
-                raise _ApiError("InvalidParameter", "The WabaId does not belong to this space.")
-        else:
-            raise _ApiError("InvalidParameter", f"NodeType {node_type!r} is not supported by the emulator "
-                                                "(use phone or waba).")
+            entities.append(_health_entity("PHONE_NUMBER", ("PhoneNumber", state["phone_number"]),
+                                           state.get("can_send_message"),
+                                           _HEALTH_BY_STATUS.get(str(state.get("status")), "AVAILABLE"),
+                                           state.get("health_errors")))
+        elif params.get("WabaId") and params["WabaId"] != waba.get("id"):
+            raise _ApiError("InvalidParameter", "The WabaId does not belong to this space.")
         if waba:
-            entity = {"EntityType": "WABA", **_health(waba, _HEALTH_BY_REVIEW.get(
-                str(waba.get("account_review_status")), "AVAILABLE"))}
-            if waba.get("id") is not None:
-                entity["WabaId"] = waba["id"]
-            entities.append(entity)
+            entities.append(_health_entity("WABA", ("WabaId", waba.get("id")), waba.get("can_send_message"),
+                                           _HEALTH_BY_REVIEW.get(str(waba.get("account_review_status")), "AVAILABLE"),
+                                           waba.get("health_errors")))
             if waba.get("business_id") is not None:
-                entities.append({"EntityType": "BUSINESS", "BusinessId": waba["business_id"],
-                                 "CanSendMessage": "AVAILABLE", "Errors": []})
+                entities.append(_health_entity("BUSINESS", ("BusinessId", waba["business_id"]),
+                                               waba.get("business_can_send_message"), "AVAILABLE",
+                                               waba.get("business_errors")))
+            if waba.get("app_can_send_message") is not None:
+                entities.append(_health_entity("APP", None, waba["app_can_send_message"], "AVAILABLE",
+                                               waba.get("app_errors")))
         overall = max((e["CanSendMessage"] for e in entities), key=lambda v: _HEALTH_RANK.get(v, 1),
                       default="AVAILABLE")
         return {"RequestId": "", "Code": "OK", "Message": "SUCCESS", "Success": True,
                 "Data": {"CanSendMessage": overall, "Entities": entities}}
 
 
-def _health(state: Mapping[str, Any], derived: str) -> dict[str, Any]:
-    errors = state.get("health_errors")
-    return {"CanSendMessage": state.get("can_send_message") or derived,
-            "Errors": list(errors) if isinstance(errors, list) else []}
+def _health_entity(kind: str, typed_id: tuple[str, Any] | None, explicit: Any, derived: str,
+                   errors: Any) -> dict[str, Any]:
+    """One ``Entities`` item: ``EntityType``, ``CanSendMessage``, the typed id field (none for APP) and
+    ``Errors`` (always a list; never ``AdditionalInfo``, which CAMS does not relay)."""
+    entity: dict[str, Any] = {"EntityType": kind, "CanSendMessage": explicit or derived}
+    if typed_id is not None and typed_id[1] is not None:
+        entity[typed_id[0]] = str(typed_id[1])
+    entity["Errors"] = _health_errors(errors)
+    return entity
+
+
+def _health_errors(raw: Any) -> list[dict[str, Any]]:
+    """Scenario errors (snake_case like Meta's, or CAMS' PascalCase) in CAMS' shape, ``ErrorCode`` a string."""
+    if raw is None:
+        return []
+    out = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        if not isinstance(item, Mapping):
+            continue
+        error = {}
+        for wire, snake in (("ErrorCode", "error_code"), ("ErrorDescription", "error_description"),
+                            ("PossibleSolution", "possible_solution")):
+            value = item.get(wire, item.get(snake))
+            if value is not None:
+                error[wire] = str(value)
+        out.append(error)
+    return out
 
 
 def _auth_parts(rest: str) -> dict[str, str] | None:

@@ -96,6 +96,8 @@ HEALTH_BY_STATUS = {
     "FLAGGED": "LIMITED", "RATE_LIMITED": "LIMITED", "RESTRICTED": "LIMITED",
     "BANNED": "BLOCKED", "DISCONNECTED": "BLOCKED", "DELETED": "BLOCKED", "OFFLINE": "BLOCKED",
     "PENDING": "BLOCKED", "UNVERIFIED": "BLOCKED", "MIGRATED": "BLOCKED", "PAUSED": "LIMITED",
+    # the list edge's spelling in Meta's OpenAPI (WhatsAppPhoneNumberStatus)
+    "LINKED": "AVAILABLE", "UNLINKED": "BLOCKED",
 }
 HEALTH_BY_REVIEW = {"APPROVED": "AVAILABLE", "PENDING": "LIMITED", "REJECTED": "BLOCKED", "DISABLED": "BLOCKED"}
 HEALTH_RANK = {"AVAILABLE": 0, "LIMITED": 1, "BLOCKED": 2}
@@ -622,18 +624,23 @@ class ProviderEmulator:
         with self._lock:
             self._records.clear()
 
-    def per_second_counts(self, access_key_id: str, accepted_only: bool = False) -> dict[int, int]:
-        """Requests that arrived per calendar second (floor of the arrival time) for one key."""
+    def per_second_counts(self, access_key_id: str, accepted_only: bool = False, *,
+                          action: str | None = None) -> dict[int, int]:
+        """Requests that arrived per calendar second (floor of the arrival time) for one key, optionally
+        only those of one ``action`` (e.g. ``GetWhatsappHealthStatus``)."""
         counts: dict[int, int] = {}
         for record in self.requests:
             if record.access_key_id != access_key_id or (accepted_only and not record.accepted):
+                continue
+            if action is not None and record.action != action:
                 continue
             second = math.floor(record.time)
             counts[second] = counts.get(second, 0) + 1
         return counts
 
-    def max_requests_in_any_second(self, access_key_id: str, accepted_only: bool = False) -> int:
-        return max(self.per_second_counts(access_key_id, accepted_only).values(), default=0)
+    def max_requests_in_any_second(self, access_key_id: str, accepted_only: bool = False, *,
+                                   action: str | None = None) -> int:
+        return max(self.per_second_counts(access_key_id, accepted_only, action=action).values(), default=0)
 
     def calls(self, action: str | None = None, access_key_id: str | None = None) -> list[RequestRecord]:
         """Recorded requests filtered by action and/or key."""
@@ -773,7 +780,7 @@ class ProviderEmulator:
                 self._snapshot = {}
                 for space in self.scenario.spaces:
                     self._snapshot[space.space_id] = self._observe_space(space, s)
-                    self._due[space.space_id] = _next_due(space, s)
+                    self._due[space.space_id] = self._next_due(space, s)
                 self._last_eval = (s, wall, mono)
                 return []
             p, p_wall, _ = self._last_eval
@@ -788,7 +795,7 @@ class ProviderEmulator:
                 old_space = self._snapshot.get(sid, {})
                 new_space = self._observe_space(space, s)
                 self._snapshot[sid] = new_space
-                self._due[sid] = _next_due(space, s)
+                self._due[sid] = self._next_due(space, s)
                 if not known:
                     continue
                 space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]] = []
@@ -849,7 +856,7 @@ class ProviderEmulator:
             if waba is None:
                 out[None] = {"present": False}
             else:
-                out[None] = {f: (True if f == "present" else waba.get(f)) for f in self.observed_waba_fields}
+                out[None] = self._observe_waba(space, waba, t)
         return out
 
     def _observe_number(self, space: Space, state: Mapping[str, Any],
@@ -857,8 +864,20 @@ class ProviderEmulator:
         """The fields of a number the watcher compares (subclasses add derived ones such as ``health``)."""
         return {f: state.get(f, True if f == "present" else None) for f in self.observed_number_fields}
 
-    def _push(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
-              target: Mapping[str, Any], t: float, wall: float) -> None:
+    def _observe_waba(self, space: Space, waba: Mapping[str, Any], t: float) -> dict[str, Any]:
+        """The fields of a present WABA the watcher compares (subclasses may derive some)."""
+        return {f: (True if f == "present" else waba.get(f)) for f in self.observed_waba_fields}
+
+    def _next_due(self, space: Space, t: float) -> float | None:
+        """The earliest scenario time after ``t`` at which the space's observable state may change by
+        itself (its timelines; subclasses add e.g. expiries)."""
+        return _next_due(space, t)
+
+    def _events(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
+                t: float, wall: float) -> list[Event]:
+        """The webhook events (Meta vocabulary) for one space's changes.  The default is the BSP relays'
+        form (:func:`~emulators.webhooks.derive_events`, plus one ``business_capability_update``
+        per new per-number portfolio value); the Meta emulator has its own."""
         events: list[Event] = []
         portfolio: dict[Any, list[dict[str, Any]]] = {}
         for key, old, new, changes in space_changes:
@@ -870,6 +889,16 @@ class ProviderEmulator:
         for value, changes in portfolio.items():
             events.append(Event("business_capability_update", {"max_daily_conversations_per_business": value},
                                 None, changes))
+        return events
+
+    def _push(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
+              target: Mapping[str, Any], t: float, wall: float) -> None:
+        try:
+            events = self._events(space, space_changes, t, wall)
+        except Exception:
+            self._logger.exception("%s emulator: cannot derive the webhook events of %s", self.provider_name,
+                                   space.space_id)
+            return
         for event in events:
             try:
                 fault = self._webhook_fault(space, event, t)

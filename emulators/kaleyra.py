@@ -80,7 +80,8 @@ using webhooks") is an HTTP GET to the client's URL with query parameters:
 Kaleyra signs nothing: a receiver authenticates it by a token it puts in the URL
 it registers (e.g. ``http://host/webhooks/kaleyra?token=XYZ``); the emulator
 appends its parameters after the URL's own (``?`` or ``&``).  Events are the
-``phone_number_quality_update`` ones of the Meta emulator (see :mod:`.meta`):
+``phone_number_quality_update`` ones of the BSP relays' vocabulary (see
+:mod:`.webhooks`; a relay still sends the legacy forms Meta itself dropped):
 FLAGGED/UNFLAGGED when the number becomes or stops being flagged (status
 ``FLAGGED`` or quality ``RED``), UPGRADE/DOWNGRADE when ``messaging_limit_tier``
 (else the portfolio limit) rises or drops.  ``current_limit`` is

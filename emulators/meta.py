@@ -54,16 +54,82 @@ ones: ``display_phone_number`` defaults to ``+<cc> <rest>``; ``quality_score``
 (string or mapping) defaults to ``{"score": <quality_rating>}``;
 ``throughput_level`` (default ``STANDARD``) is sent as ``throughput: {level}``;
 ``platform_type`` defaults to ``CLOUD_API`` and ``account_mode`` to ``LIVE``; a
-number without ``id`` has its digits as node id.  ``health_status`` is computed:
-entities ``PHONE_NUMBER`` (``can_send_message``, default derived from ``status``;
-``errors``/``health_errors``; ``additional_info``/``health_additional_info``),
-``WABA`` (the WABA's ``can_send_message`` or one derived from
-``account_review_status``, ``errors``, ``additional_info``), ``BUSINESS`` when
+number without ``id`` has its digits as node id.  Values are sent verbatim, so
+the spellings Meta's own specs disagree on can be seeded: statuses ``LINKED``/
+``UNLINKED`` (the list edge's) and ``MESSAGING_LIMIT_TIER_0..4``, quality
+``NA``, and unknown strings.  ``wire_extra`` keys are merged into number objects
+verbatim, requested or not.
+
+Meta since 7 October 2025 (reference: meta-health-2025.md §1) is what the
+emulator plays:
+
+* **No number is ever FLAGGED.**  A scenario whose number (base or timeline)
+  has ``status: FLAGGED`` is refused when the emulator is built
+  (:class:`~emulators.scenario.ScenarioError` naming the key), and
+  ``set_number(status="FLAGGED")`` raises ``ValueError``.  A ``RED`` quality
+  rating changes no limit and no health (it is only served).
+* **The messaging limit belongs to the business portfolio.**  WABA attribute
+  ``portfolio_messaging_limit``: ``250``, ``2000``, ``10000``, ``100000`` or
+  ``-1`` (unlimited), a ``TIER_*`` string, or ``UNLIMITED``.  Every number of
+  the WABA reports it as ``whatsapp_business_manager_messaging_limit`` in its
+  ``TIER_*`` form (``2000`` -> ``TIER_2K``, ``-1``/``UNLIMITED`` ->
+  ``TIER_UNLIMITED``; other strings verbatim), under the version rule above
+  (v24.0+).  A number of such a WABA must not set its own
+  ``whatsapp_business_manager_messaging_limit`` (refused at load); without the
+  WABA attribute a number's own value is served as before.  WABAs naming the
+  same ``business_id`` must carry the same limit and timeline (refused
+  otherwise).  The deprecated per-number ``messaging_limit_tier`` is left
+  alone.
+* **Restrictions, bans and violations are WABA-level state**, with timelines:
+
+  - ``restrictions``: a list of ``{restriction_type, duration, remediation?}``.
+    Each one is in force from the moment the list is set (a timeline
+    transition, the start of a period for a base value, or a ``set_waba``
+    call) for ``duration``, then expires by itself; setting another list (e.g.
+    ``[]``) lifts the old one at once.
+  - ``ban_state``: ``SCHEDULE_FOR_DISABLE``, ``DISABLE``, ``REINSTATE`` (or any
+    string; null = none), with ``ban_date`` (free text, sent verbatim, e.g.
+    ``"April 17, 2025"``) or else ``ban_after`` (a duration: the ban date is
+    that long after the state was set; default 0), written Meta's way
+    (``April 17, 2025``).
+  - ``violation_type``: e.g. ``ADULT``; every change to a new non-null value
+    is one violation.
+  - ``max_phone_numbers_per_waba`` (default 25, Meta's example) and
+    ``max_phone_numbers_per_business`` (default 2, the emulator's choice) for
+    ``business_capability_update``.
+
+``health_status`` is computed: entities ``PHONE_NUMBER`` (``can_send_message``,
+default derived from ``status``; ``errors``/``health_errors``;
+``additional_info``/``health_additional_info``), ``WABA``, ``BUSINESS`` when
 the WABA names a ``business_id`` (its ``business_can_send_message``,
 ``business_errors``, ``business_additional_info``) and ``APP`` (id = the token's
 label; ``app_can_send_message``, ``app_errors``, ``app_additional_info`` on the
-WABA).  The overall ``can_send_message`` is the worst entity.  ``wire_extra``
-keys are merged into number objects verbatim, requested or not.
+WABA).  The WABA entity takes the WABA's explicit ``can_send_message``
+(``errors``, ``additional_info``) when set; otherwise the worst of:
+
+* its ``account_review_status`` (PENDING -> LIMITED, REJECTED/DISABLED ->
+  BLOCKED);
+* ``ban_state: DISABLE`` -> BLOCKED, with an error of code 368 (Graph's
+  "temporarily blocked for policy violations" integrity code: Meta's
+  health-status page lists no code for a disabled WABA, so this is the
+  emulator's choice).  ``SCHEDULE_FOR_DISABLE`` and ``REINSTATE`` change
+  nothing: the WABA can still send;
+* its active restrictions.  The emulator's choice: a restriction of
+  messaging (``RESTRICTED_BIZ_INITIATED_MESSAGING``,
+  ``RESTRICTED_CUSTOMER_INITIATED_MESSAGING``, the utility-template ones, and
+  any unknown type) makes the WABA LIMITED, with one ``additional_info``
+  line per restriction naming it and its end: Meta's LIMITED means "can send,
+  with limits", and a WABA barred from business-initiated messaging still
+  answers its customers inside their service windows.  Business-initiated and
+  customer-initiated messaging restricted together leave nothing to send:
+  BLOCKED, with an error of code 368.  Calling and
+  ``RESTRICTED_ADD_PHONE_NUMBER_ACTION`` restrictions do not affect
+  ``can_send_message``.
+
+``errors`` are attached only to a derived BLOCKED state and ``additional_info``
+only to a derived LIMITED one (explicit scenario values are sent as given).  The
+overall ``can_send_message`` is the worst entity (BLOCKED > LIMITED >
+AVAILABLE).
 
 Rate limits (using *scenario time*, so ``advance(3600)`` empties the windows):
 
@@ -127,48 +193,55 @@ the emulator POSTs, one event per request, ``{"object":
 HMAC-SHA256 of the exact body bytes keyed by the app secret>`` (Meta's webhook
 signature; non-ASCII is escaped as JSON ``\\u`` escapes, as Meta does, so a receiver must
 verify the raw bytes, never a re-serialisation).  ``display_phone_number`` is the
-number's digits.  Mapping of the changes (the observed fields are ``status``,
-``quality_rating``, ``messaging_limit_tier``,
-``whatsapp_business_manager_messaging_limit``, ``name_status``,
-``new_name_status``, ``code_verification_status``, ``throughput_level``,
-``verified_name``, ``present`` and ``health`` = the number's overall ``health_status.can_send_message``;
-a WABA's ``account_review_status``, ``can_send_message`` and ``present``):
+number's digits.  The watched fields are a number's ``present``, ``status``,
+``quality_rating``, the two limit fields, ``name_status``, ``new_name_status``,
+``code_verification_status``, ``throughput_level``, ``verified_name`` and
+``health`` (its overall ``health_status.can_send_message``); a WABA's
+``present``, ``account_review_status``, ``can_send_message``,
+``portfolio_messaging_limit``, ``restrictions`` (the active ones: ``[{restriction_type,
+until (scenario time), remediation?}]``), ``ban_state``, ``ban_date``,
+``ban_after`` and ``violation_type``.  Events (Meta's current forms):
 
-* ``phone_number_quality_update``, the legacy events (C.3 of the reference: the
-  current doc lists only ONBOARDING/THROUGHPUT_UPGRADE, BSPs document these):
-  ``FLAGGED`` when the number becomes flagged (status ``FLAGGED`` or quality
-  ``RED``), ``UNFLAGGED`` when it stops being so; ``UPGRADE``/``DOWNGRADE`` when
-  ``messaging_limit_tier`` (else the portfolio limit) rises or drops, with
-  ``old_limit``.  Every one carries ``current_limit`` (``messaging_limit_tier``)
-  and ``max_daily_conversations_per_business`` (the portfolio limit) when set.
-  The event never carries the quality rating (Meta's does not), so a GREEN <->
-  YELLOW change sends nothing: only polling sees it.
-* ``business_capability_update`` ``{max_daily_conversations_per_business}``,
-  once per WABA and new value, when a number's
-  ``whatsapp_business_manager_messaging_limit`` changes (sent verbatim, e.g.
-  ``TIER_2K``; Meta's own example sends an integer).
+* ``phone_number_quality_update`` ``ONBOARDING`` when a number appears
+  (``present`` false -> true) or its status becomes ``PENDING``, and
+  ``THROUGHPUT_UPGRADE`` when its ``throughput_level`` goes up
+  (NOT_APPLICABLE < STANDARD < HIGH).  Both carry
+  ``max_daily_conversations_per_business`` = the limit the number reports
+  (``TIER_*``) and, as the deprecated field Meta still documents,
+  ``current_limit`` with the same value (``extra: {deprecated_limit_fields:
+  false}`` on the space leaves it out, as after its removal).  A quality change
+  alone sends nothing (Meta's payload never carried the rating): only polling
+  sees it.
+* ``business_capability_update`` when the WABA's ``portfolio_messaging_limit``
+  changes: ``{max_daily_conversations_per_business: <the attribute as given:
+  2000, -1, "TIER_2K", "UNLIMITED", ...>}`` plus ``max_phone_numbers_per_business``
+  when the limit is 250, else ``max_phone_numbers_per_waba``.  Each WABA of a
+  portfolio gets its own (entry id = its id).
+* ``account_update`` (WABA-level: no phone number in the value):
+  ``ACCOUNT_RESTRICTION`` ``{restriction_info: [{restriction_type, expiration
+  (unix s), remediation?}]}`` listing every active restriction, when one that
+  was not in force before starts (an expiry or a lift sends nothing: Meta
+  documents no such event; the receiver has the expiration);
+  ``DISABLED_UPDATE`` ``{ban_info: {waba_ban_state, waba_ban_date}}`` when
+  ``ban_state`` (or its date) changes to a non-null value;
+  ``ACCOUNT_VIOLATION`` ``{violation_info: {violation_type}}`` when
+  ``violation_type`` changes to a non-null value.  A number's status or health
+  sends no ``account_update``.
 * ``phone_number_name_update`` ``{display_phone_number, decision,
   requested_verified_name, rejection_reason: null}`` when ``name_status``
   changes (``APPROVED``/``Approval`` -> APPROVED, ``DECLINED``/``Rejected`` ->
   REJECTED, ``PENDING_REVIEW`` -> PENDING, other values verbatim).
-* ``account_update`` with the number in ``phone_number`` (as Meta's older
-  reference did): status to ``BANNED`` -> ``DISABLED_UPDATE`` with ``ban_info
-  {waba_ban_state: DISABLE, waba_ban_date: "April 17, 2025"-style}``, from
-  ``BANNED`` -> the same with ``REINSTATE``; otherwise a change of ``health``:
-  to BLOCKED -> ``ACCOUNT_VIOLATION`` (no ``violation_info``: the scenario knows
-  no violation type), to LIMITED -> ``ACCOUNT_RESTRICTION`` with
-  ``restriction_info [{restriction_type: RESTRICTED_BIZ_INITIATED_MESSAGING,
-  expiration: now + 24 h}]``, back to AVAILABLE -> ``DISABLED_UPDATE``
-  ``REINSTATE`` (from BLOCKED) or ``ACCOUNT_RESTRICTION`` with an empty
-  ``restriction_info`` (from LIMITED; Meta documents no "lifted" event, this is
-  the emulator's choice).  A health change between AVAILABLE and LIMITED that
-  only follows the number becoming (or ceasing to be) flagged sends no
-  ``account_update``: the FLAGGED/UNFLAGGED event tells it.
 * ``account_review_update`` ``{decision}`` when the WABA's
   ``account_review_status`` changes.
 
-Other changes (e.g. ``code_verification_status``) are recorded by
-``state_changes()`` but send nothing.
+``extra: {legacy_quality_events: true}`` on a space also sends the legacy
+``phone_number_quality_update`` forms BSP relays still send (``FLAGGED`` when the
+quality becomes RED, ``UNFLAGGED`` when it stops being RED, ``UPGRADE``/``DOWNGRADE``
+with ``old_limit`` when ``messaging_limit_tier``, else the portfolio limit, rises
+or drops; see :func:`~emulators.webhooks.legacy_quality_events`), so a
+receiver can be tested for tolerance.  Other changes (e.g.
+``code_verification_status``) are recorded by ``state_changes()`` but send
+nothing.
 """
 
 from __future__ import annotations
@@ -203,12 +276,14 @@ from .common import (
     merge_wire_extra,
     worst_health,
 )
-from .scenario import Credential, Fault, Scenario, Space
-from .webhooks import Event, OutgoingRequest, meta_signature
+from .scenario import Credential, Fault, Scenario, ScenarioError, Space, Timeline, parse_duration
+from .webhooks import Event, OutgoingRequest, ban_date_text, meta_number_events, meta_signature, review_event
 
 __all__ = [
     "DEFAULT_API_VERSION",
     "ERROR_TABLE",
+    "MESSAGING_RESTRICTIONS",
+    "PORTFOLIO_TIERS",
     "LIST_ACTION",
     "MetaEmulator",
     "NUMBER_ACTION",
@@ -293,10 +368,151 @@ _NUMBER_KNOWN = (NUMBER_FIELDS - {"throughput", "health_status"}) | frozenset({
 _WABA_KNOWN = (WABA_FIELDS - {"health_status"}) | frozenset({
     "business_id", "can_send_message", "errors", "health_errors", "additional_info", "health_additional_info",
     "business_can_send_message", "business_errors", "business_additional_info", "app_can_send_message",
-    "app_errors", "app_additional_info", "present",
+    "app_errors", "app_additional_info", "present", "portfolio_messaging_limit", "restrictions", "ban_state",
+    "ban_date", "ban_after", "violation_type", "max_phone_numbers_per_waba", "max_phone_numbers_per_business",
 })
 # attributes with a default when the scenario does not mention them (an explicit null omits them)
 _DEFAULTS = {"throughput_level": "STANDARD", "platform_type": "CLOUD_API", "account_mode": "LIVE"}
+
+# -- the business portfolio, restrictions, bans and violations (WABA-level state since October 2025) --------
+
+#: a portfolio limit given as an integer (Meta's business_capability_update example form; -1 = unlimited)
+#: -> the TIER_* string its numbers report in whatsapp_business_manager_messaging_limit
+PORTFOLIO_TIERS = {250: "TIER_250", 2000: "TIER_2K", 10000: "TIER_10K", 100000: "TIER_100K", -1: "TIER_UNLIMITED"}
+#: restriction types that do not restrict sending messages (calling, adding numbers); every other type does
+NON_MESSAGING_RESTRICTIONS = frozenset({
+    "RESTRICTED_ADD_PHONE_NUMBER_ACTION", "RESTRICTED_BUSINESS_INITIATED_CALLING", "RESTRICTED_USER_INITIATED_CALLING",
+    "RESTRICTED_BIZ_INITIATED_AND_USER_INITIATED_CALLING", "RESTRICTED_USER_INITIATED_CALLING_CALL_BUTTON_HIDDEN",
+})
+MESSAGING_RESTRICTIONS = frozenset({"RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTED_CUSTOMER_INITIATED_MESSAGING",
+                                    "RESTRICTED_UTILITY_TEMPLATES", "RESTRICTED_DIRECT_SEND_UTILITY_TEMPLATES"})
+#: restricted together, these leave a WABA nothing it can send: its entity is BLOCKED (see the docstring)
+ALL_MESSAGING = frozenset({"RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTED_CUSTOMER_INITIATED_MESSAGING"})
+#: Graph's integrity code ("temporarily blocked for policy violations"), the emulator's error for a WABA
+#: that is disabled or cannot send because of restrictions (Meta's health-status page lists no code for it)
+POLICY_ERROR_CODE = 368
+MAX_NUMBERS_PER_WABA = 25           # Meta's business_capability_update example
+MAX_NUMBERS_PER_BUSINESS = 2        # the emulator's choice for a portfolio at the 250 level
+WABA_LEVEL_ATTRIBUTES = ("portfolio_messaging_limit", "restrictions", "ban_state", "ban_date", "ban_after",
+                         "violation_type", "max_phone_numbers_per_waba", "max_phone_numbers_per_business")
+SPACE_SWITCHES = ("legacy_quality_events", "deprecated_limit_fields")
+_RESTRICTION_KEYS = ("restriction_type", "duration", "remediation")
+FLAGGED_REFUSED = ("Meta numbers cannot be FLAGGED since 7 October 2025 (the state no longer exists and a low "
+                   "rating no longer lowers a limit); use quality_rating RED, or the CAMS, NxCloud or Kaleyra "
+                   "emulators, whose APIs still report FLAGGED (extra.legacy_quality_events sends Meta's legacy "
+                   "webhook forms)")
+
+
+def portfolio_tier(value: Any) -> Any:
+    """The ``TIER_*`` form of a portfolio limit given as an integer, a ``TIER_*`` string or ``UNLIMITED``
+    (other strings are kept: unknown values are served as they are)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return PORTFOLIO_TIERS.get(value, value)
+    if value == "UNLIMITED":
+        return "TIER_UNLIMITED"
+    return value
+
+
+def _attribute_sets(attributes: Mapping[str, Any], timeline: Timeline, path: str):
+    """(key path, attributes) of an entity's base attributes and of each timeline ``set``."""
+    yield path, attributes
+    for transition in timeline.transitions:
+        yield f"{path}.timeline[at={transition.at:g}s].set", transition.set
+
+
+def _check_waba_attributes(attrs: Mapping[str, Any], path: str) -> None:
+    """Validate the WABA-level attributes of one attribute set (raises :class:`ScenarioError`)."""
+    if "portfolio_messaging_limit" in attrs:
+        value = attrs["portfolio_messaging_limit"]
+        if isinstance(value, bool) or not (value is None or isinstance(value, str) and value
+                                           or isinstance(value, int) and value in PORTFOLIO_TIERS):
+            raise ScenarioError(f"{path}.portfolio_messaging_limit",
+                                f"expected 250, 2000, 10000, 100000, -1 (unlimited), a TIER_* string or UNLIMITED, "
+                                f"got {value!r}")
+    if "restrictions" in attrs and attrs["restrictions"] is not None:
+        rpath = f"{path}.restrictions"
+        entries = attrs["restrictions"]
+        if not isinstance(entries, list):
+            raise ScenarioError(rpath, "expected a list of {restriction_type, duration, remediation?}")
+        seen = set()
+        for k, entry in enumerate(entries):
+            epath = f"{rpath}[{k}]"
+            if not isinstance(entry, Mapping):
+                raise ScenarioError(epath, "expected a mapping {restriction_type, duration, remediation?}")
+            for key in entry:
+                if key not in _RESTRICTION_KEYS:
+                    raise ScenarioError(f"{epath}.{key}", f"unknown key (allowed: {', '.join(_RESTRICTION_KEYS)})")
+            kind = entry.get("restriction_type")
+            if not isinstance(kind, str) or not kind:
+                raise ScenarioError(f"{epath}.restriction_type", "is required (a string such as "
+                                                                 "RESTRICTED_BIZ_INITIATED_MESSAGING)")
+            if kind in seen:
+                raise ScenarioError(f"{epath}.restriction_type", f"duplicate restriction {kind!r}")
+            seen.add(kind)
+            if "duration" not in entry:
+                raise ScenarioError(f"{epath}.duration", "is required (how long the restriction lasts, e.g. 10m)")
+            if parse_duration(entry["duration"], f"{epath}.duration") <= 0:
+                raise ScenarioError(f"{epath}.duration", "must be > 0")
+            if entry.get("remediation") is not None and not isinstance(entry["remediation"], str):
+                raise ScenarioError(f"{epath}.remediation", "expected a string")
+    for key in ("ban_state", "ban_date", "violation_type"):
+        value = attrs.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ScenarioError(f"{path}.{key}", f"expected a non-empty string or null, got {value!r}")
+    if attrs.get("ban_after") is not None:
+        parse_duration(attrs["ban_after"], f"{path}.ban_after")
+    for key in ("max_phone_numbers_per_waba", "max_phone_numbers_per_business"):
+        value = attrs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ScenarioError(f"{path}.{key}", f"expected a positive integer or null, got {value!r}")
+
+
+def _portfolio_signature(space: Space) -> tuple:
+    waba = space.waba
+    assert waba is not None
+    return (waba.attributes.get("portfolio_messaging_limit"), waba.timeline.repeat_every,
+            tuple((tr.at, tr.set["portfolio_messaging_limit"]) for tr in waba.timeline.transitions
+                  if "portfolio_messaging_limit" in tr.set))
+
+
+def validate_meta_scenario(scenario: Scenario) -> None:
+    """The rules a Meta scenario must follow since October 2025 (raises :class:`ScenarioError`):
+    no number is ever FLAGGED; the WABA-level attributes are valid and set on WABAs only; a WABA with a
+    portfolio limit leaves the per-number limit alone; WABAs of one business share one limit."""
+    portfolios: dict[str, tuple[int, tuple]] = {}
+    for i, space in enumerate(scenario.spaces):
+        spath = f"spaces[{i}]"
+        for key in SPACE_SWITCHES:
+            value = space.extra.get(key)
+            if value is not None and not isinstance(value, bool):
+                raise ScenarioError(f"{spath}.extra.{key}", f"expected true or false, got {value!r}")
+        has_portfolio = False
+        if space.waba is not None:
+            for path, attrs in _attribute_sets(space.waba.attributes, space.waba.timeline, f"{spath}.waba"):
+                _check_waba_attributes(attrs, path)
+                has_portfolio = has_portfolio or attrs.get("portfolio_messaging_limit") is not None
+                if "active_restrictions" in attrs:
+                    raise ScenarioError(f"{path}.active_restrictions", "is derived by the emulator; set restrictions")
+            business = space.waba.attributes.get("business_id")
+            if business is not None and has_portfolio:
+                signature = _portfolio_signature(space)
+                other = portfolios.setdefault(str(business), (i, signature))
+                if other[1] != signature:
+                    raise ScenarioError(f"{spath}.waba.portfolio_messaging_limit",
+                                        f"WABAs of one business portfolio share its limit, but business "
+                                        f"{business} has another limit (or timeline) in spaces[{other[0]}].waba")
+        for j, number in enumerate(space.numbers):
+            for path, attrs in _attribute_sets(number.attributes, number.timeline, f"{spath}.numbers[{j}]"):
+                if attrs.get("status") == "FLAGGED":
+                    raise ScenarioError(f"{path}.status", FLAGGED_REFUSED)
+                for key in WABA_LEVEL_ATTRIBUTES:
+                    if key in attrs:
+                        raise ScenarioError(f"{path}.{key}", "is a WABA-level attribute: set it on the space's waba")
+                if has_portfolio and attrs.get("whatsapp_business_manager_messaging_limit") is not None:
+                    raise ScenarioError(f"{path}.whatsapp_business_manager_messaging_limit",
+                                        "the messaging limit lives on the business portfolio: this WABA sets "
+                                        "portfolio_messaging_limit, which every number of it reports; leave "
+                                        "the per-number value out")
 
 
 class GraphError(ApiError):
@@ -434,7 +650,8 @@ class MetaEmulator(ProviderEmulator):
     observed_number_fields = ("present", "status", "quality_rating", "messaging_limit_tier",
                               "whatsapp_business_manager_messaging_limit", "name_status", "new_name_status",
                               "code_verification_status", "throughput_level", "verified_name")
-    observed_waba_fields = ("present", "account_review_status", "can_send_message")
+    observed_waba_fields = ("present", "account_review_status", "can_send_message", "portfolio_messaging_limit",
+                            "restrictions", "ban_state", "ban_date", "ban_after", "violation_type")
     webhooks_supported = True
     webhook_secret_required = True
     data_fault_actions = {"unknown_enum": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
@@ -449,6 +666,8 @@ class MetaEmulator(ProviderEmulator):
         for name, value in (("calls_per_hour", calls_per_hour), ("app_calls_per_hour", app_calls_per_hour)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None")
+        validate_meta_scenario(scenario)
+        self._waba_set_times: dict[tuple[str, str], float] = {}    # (space, attribute) -> scenario time of set_waba
         super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
         self.calls_per_hour = calls_per_hour
         self.app_calls_per_hour = app_calls_per_hour
@@ -507,6 +726,80 @@ class MetaEmulator(ProviderEmulator):
             out.append(first if _VERSION.match(first) else None)
         return out
 
+    # -- state: the portfolio limit and the WABA's restrictions ---------------
+
+    def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None:
+        """A number's state; under a WABA with ``portfolio_messaging_limit`` it reports that limit (as
+        ``TIER_*``) in ``whatsapp_business_manager_messaging_limit``."""
+        t = self.scenario_time() if t is None else t
+        state = super().number_state(space, phone_number, t)
+        if state is not None and space.waba is not None:
+            waba = super().waba_state(space, t)
+            if waba is not None and waba.get("portfolio_messaging_limit") is not None:
+                state["whatsapp_business_manager_messaging_limit"] = portfolio_tier(waba["portfolio_messaging_limit"])
+        return state
+
+    def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None:
+        """A WABA's state, plus the derived ``active_restrictions``: the ``restrictions`` still in force at
+        ``t``, each ``{restriction_type, until (scenario time), remediation?}``."""
+        t = self.scenario_time() if t is None else t
+        state = super().waba_state(space, t)
+        if state is not None:
+            state["active_restrictions"] = self._active_restrictions(space, state, t)
+        return state
+
+    def _set_time(self, space: Space, attribute: str, t: float) -> float:
+        """The scenario time at which the WABA attribute's value in force at ``t`` was set."""
+        with self._lock:
+            if attribute in self._waba_overrides.get(space.space_id, {}):
+                return self._waba_set_times.get((space.space_id, attribute), 0.0)
+        assert space.waba is not None
+        return space.waba.timeline.set_time(attribute, t)
+
+    def _active_restrictions(self, space: Space, state: Mapping[str, Any], t: float) -> list[dict[str, Any]]:
+        entries = state.get("restrictions")
+        if not isinstance(entries, list) or not entries:
+            return []
+        since = self._set_time(space, "restrictions", t)
+        active = []
+        for entry in entries:
+            until = since + parse_duration(entry["duration"])
+            if t < until:
+                item = {"restriction_type": entry["restriction_type"], "until": until}
+                if entry.get("remediation") is not None:
+                    item["remediation"] = entry["remediation"]
+                active.append(item)
+        return active
+
+    def set_number(self, space_id: str, phone_number: str, **attributes: Any) -> None:
+        """As the base class; a Meta number cannot become FLAGGED, nor carry WABA-level attributes."""
+        if attributes.get("status") == "FLAGGED":
+            raise ValueError(FLAGGED_REFUSED)
+        for key in WABA_LEVEL_ATTRIBUTES:
+            if key in attributes:
+                raise ValueError(f"{key} is a WABA-level attribute: use set_waba()")
+        space = self.scenario.space(space_id)
+        waba = super().waba_state(space) if space is not None else None
+        if waba is not None and waba.get("portfolio_messaging_limit") is not None \
+                and attributes.get("whatsapp_business_manager_messaging_limit") is not None:
+            raise ValueError("the messaging limit lives on the business portfolio: set portfolio_messaging_limit "
+                             "with set_waba()")
+        super().set_number(space_id, phone_number, **attributes)
+
+    def set_waba(self, space_id: str, **attributes: Any) -> None:
+        """As the base class; a ``restrictions`` override starts its durations now (scenario time)."""
+        _check_waba_attributes(attributes, "set_waba")
+        now = self.scenario_time()
+        with self._lock:
+            for key in attributes:
+                self._waba_set_times[(space_id, key)] = now
+        super().set_waba(space_id, **attributes)
+
+    def clear_overrides(self) -> None:
+        super().clear_overrides()
+        with self._lock:
+            self._waba_set_times.clear()
+
     # -- hooks ---------------------------------------------------------------
 
     def _observe_number(self, space: Space, state: Mapping[str, Any],
@@ -518,8 +811,83 @@ class MetaEmulator(ProviderEmulator):
             for key, default in _DEFAULTS.items():
                 values.setdefault(key, default)
             node_id = str(values.get("id") or state.get("phone_number"))
-            observed["health"] = self._health_status(space, values, owner, node_id)["can_send_message"]
+            observed["health"] = self._health_status(space, values, owner, node_id, waba or {})["can_send_message"]
+            observed["throughput_level"] = values.get("throughput_level")     # as served (default STANDARD)
         return observed
+
+    def _observe_waba(self, space: Space, waba: Mapping[str, Any], t: float) -> dict[str, Any]:
+        observed = super()._observe_waba(space, waba, t)
+        observed["restrictions"] = [dict(r) for r in waba.get("active_restrictions") or []]
+        return observed
+
+    def _next_due(self, space: Space, t: float) -> float | None:
+        due = super()._next_due(space, t)
+        waba = self.waba_state(space, t) if space.waba is not None else None
+        ends = [r["until"] for r in (waba or {}).get("active_restrictions", [])]
+        return min([x for x in [due, *ends] if x is not None and x > t], default=None)
+
+    def _events(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
+                t: float, wall: float) -> list[Event]:
+        legacy = space.extra.get("legacy_quality_events") is True
+        deprecated = space.extra.get("deprecated_limit_fields") is not False
+        events: list[Event] = []
+        for key, old, new, changes in space_changes:
+            if key is None:
+                events.extend(self._waba_events(space, old, new, changes, t, wall))
+            else:
+                events.extend(meta_number_events(key, old, new, changes, legacy=legacy, deprecated_fields=deprecated))
+        return events
+
+    def _waba_events(self, space: Space, old: Mapping[str, Any], new: Mapping[str, Any],
+                     changes: list[dict[str, Any]], t: float, wall: float) -> list[Event]:
+        """The WABA-level events: review, portfolio limit, restrictions, ban state and violations."""
+        if new.get("present") is False:
+            return []
+        changed = {c["field"] for c in changes}
+
+        def related(*names: str) -> list[dict[str, Any]]:
+            return [c for c in changes if c["field"] in names]
+
+        events: list[Event] = []
+        review = review_event(new, changes)
+        if review is not None:
+            events.append(review)
+        limit = new.get("portfolio_messaging_limit")
+        if "portfolio_messaging_limit" in changed and limit is not None:
+            waba = super().waba_state(space, t) or {}
+            value: dict[str, Any] = {"max_daily_conversations_per_business": limit}
+            key, default = (("max_phone_numbers_per_business", MAX_NUMBERS_PER_BUSINESS)
+                            if portfolio_tier(limit) == "TIER_250" else
+                            ("max_phone_numbers_per_waba", MAX_NUMBERS_PER_WABA))
+            numbers = waba[key] if key in waba else default
+            if numbers is not None:
+                value[key] = numbers
+            events.append(Event("business_capability_update", value, None, related("portfolio_messaging_limit")))
+        restrictions = new.get("restrictions") or []
+        if any(r not in (old.get("restrictions") or []) for r in restrictions):
+            info = []
+            for r in restrictions:
+                item = {"restriction_type": r["restriction_type"], "expiration": int(wall - (t - r["until"]))}
+                if "remediation" in r:
+                    item["remediation"] = r["remediation"]
+                info.append(item)
+            events.append(Event("account_update", {"event": "ACCOUNT_RESTRICTION", "restriction_info": info}, None,
+                                related("restrictions")))
+        if changed & {"ban_state", "ban_date", "ban_after"} and new.get("ban_state") is not None:
+            date = new.get("ban_date")
+            if date is None:
+                since = self._set_time(space, "ban_state", t)
+                after = parse_duration(new["ban_after"]) if new.get("ban_after") is not None else 0.0
+                date = ban_date_text(wall - (t - since) + after)
+            events.append(Event("account_update", {"event": "DISABLED_UPDATE",
+                                                   "ban_info": {"waba_ban_state": new["ban_state"],
+                                                                "waba_ban_date": date}},
+                                None, related("ban_state", "ban_date", "ban_after")))
+        if "violation_type" in changed and new.get("violation_type") is not None:
+            events.append(Event("account_update", {"event": "ACCOUNT_VIOLATION",
+                                                   "violation_info": {"violation_type": new["violation_type"]}},
+                                None, related("violation_type")))
+        return events
 
     def _webhook_request(self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *,
                          forged: bool) -> OutgoingRequest | None:
@@ -895,19 +1263,52 @@ class MetaEmulator(ProviderEmulator):
         return out
 
     def _health_status(self, space: Space, values: Mapping[str, Any], cred: Credential,
-                       node_id: str) -> dict[str, Any]:
+                       node_id: str, waba: Mapping[str, Any] | None = None) -> dict[str, Any]:
         phone = _entity("PHONE_NUMBER", node_id, values.get("can_send_message"),
                         HEALTH_BY_STATUS.get(str(values.get("status")), "AVAILABLE"),
                         _first(values, "errors", "health_errors"),
                         _first(values, "additional_info", "health_additional_info"))
-        entities = [phone] + self._waba_entities(space, self.waba_state(space) or {}, cred)
+        if waba is None:
+            waba = self.waba_state(space) or {}
+        entities = [phone] + self._waba_entities(space, waba, cred)
         return {"can_send_message": worst_health(e["can_send_message"] for e in entities), "entities": entities}
 
+    def _waba_health(self, waba: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], list[str]]:
+        """The WABA entity's derived ``(can_send_message, errors, additional_info)``: from its review status,
+        its ban state and its active restrictions (see the module docstring)."""
+        states = [HEALTH_BY_REVIEW.get(str(waba.get("account_review_status")), "AVAILABLE")]
+        errors: list[dict[str, Any]] = []
+        info: list[str] = []
+        if waba.get("ban_state") == "DISABLE":
+            states.append("BLOCKED")
+            errors.append({"error_code": POLICY_ERROR_CODE,
+                           "error_description": "This WhatsApp Business Account is disabled for violating "
+                                                "WhatsApp Business policies.",
+                           "possible_solution": "Request a review of the decision in WhatsApp Manager."})
+        restricted = [r for r in waba.get("active_restrictions") or []
+                      if r["restriction_type"] not in NON_MESSAGING_RESTRICTIONS]
+        if ALL_MESSAGING <= {r["restriction_type"] for r in restricted}:
+            states.append("BLOCKED")
+            errors.append({"error_code": POLICY_ERROR_CODE,
+                           "error_description": "Business-initiated and customer-initiated messaging are both "
+                                                "restricted for this WhatsApp Business Account.",
+                           "possible_solution": "Wait for the restrictions to end, or request a review in "
+                                                "WhatsApp Manager."})
+        elif restricted:
+            states.append("LIMITED")
+            now_wall, now = self._clock(), self.scenario_time()
+            for r in restricted:
+                ends = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now_wall - (now - r["until"])))
+                info.append(f"{r['restriction_type']}: this WhatsApp Business Account is restricted until {ends}.")
+        state = worst_health(states)
+        return state, errors if state == "BLOCKED" else [], info if state == "LIMITED" else []
+
     def _waba_entities(self, space: Space, waba: Mapping[str, Any], cred: Credential) -> list[dict[str, Any]]:
-        entities = [_entity("WABA", space.space_id, waba.get("can_send_message"),
-                            HEALTH_BY_REVIEW.get(str(waba.get("account_review_status")), "AVAILABLE"),
-                            _first(waba, "errors", "health_errors"),
-                            _first(waba, "additional_info", "health_additional_info"))]
+        explicit = waba.get("can_send_message")
+        derived, errors, info = self._waba_health(waba) if explicit is None else (explicit, [], [])
+        entities = [_entity("WABA", space.space_id, explicit, derived,
+                            _first(waba, "errors", "health_errors") or errors,
+                            _first(waba, "additional_info", "health_additional_info") or info)]
         if waba.get("business_id") is not None:
             entities.append(_entity("BUSINESS", waba["business_id"], waba.get("business_can_send_message"),
                                     "AVAILABLE", waba.get("business_errors"), waba.get("business_additional_info")))

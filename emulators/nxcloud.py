@@ -74,9 +74,10 @@ Webhooks (``set_webhook(url)``, no secret; see :mod:`.webhooks`).  NxCloud pushe
 phone and WABA events to the application's webhook URL (reference A.3, "Push
 webhooks", from the newer Chinese wiki): a POST of ``{"field": "<Meta webhook
 field>", "value": {..., "business_phone": "<digits>", "wabaId": "...", "time":
-<unix s>, "event": "..."}}``.  The emulator derives the same events as the Meta
-emulator (see :mod:`.meta` for the mapping of changes to fields and events),
-keeps Meta's value keys and adds ``business_phone`` (number events only),
+<unix s>, "event": "..."}}``.  The emulator derives the events of the BSP relays'
+vocabulary (see :mod:`.webhooks` for the mapping of changes to fields and
+events: the legacy quality events, and ``account_update`` derived from a
+number's status or health), keeps Meta's value keys and adds ``business_phone`` (number events only),
 ``wabaId`` (the space's ``waba.id``, when it has one), ``time`` and ``event`` (when
 the Meta event has one; ``phone_number_name_update`` and the capability and
 review updates carry their ``decision``/limits instead).  The body is compact

@@ -137,6 +137,16 @@ draws the same faults.  ``count`` counts only the faults actually applied.
 How each emulator reads the neutral model (see each module's docstring for details):
 
 * CAMS (:mod:`.cams`): credentials are AccessKey pairs; a space is a ``CustSpaceId``.
+  ``GetWhatsappHealthStatus`` reads ``can_send_message``/``health_errors`` of a
+  number and of the WABA, and the WABA's ``business_can_send_message``/
+  ``business_errors`` (and ``app_can_send_message``/``app_errors``).
+* Meta (:mod:`.meta`): a credential is a token; a space is a WABA.  Meta since
+  October 2025: no number may be ``FLAGGED`` (refused when the emulator is
+  built); the WABA carries the portfolio limit (``portfolio_messaging_limit``),
+  ``restrictions`` (``[{restriction_type, duration, remediation?}]``, expiring by
+  themselves), ``ban_state``/``ban_date``/``ban_after`` and ``violation_type``;
+  ``extra: {legacy_quality_events: true}`` and ``extra: {deprecated_limit_fields:
+  false}`` shape its webhooks.
 * NxCloud (:mod:`.nxcloud`): a credential is an ``accessKey``/``accessSecret`` pair;
   a space is an application ``appkey`` (``extra: {response_shape: array}`` selects
   the field-table shape of ``getPhone``); ``messaging_limit_tier`` is sent as
@@ -170,7 +180,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
+from exporter.yamlfile import YAMLProblem, load_yaml  # the exporter's neutral YAML loader, nothing else
 
 __all__ = [
     "Credential",
@@ -388,6 +398,21 @@ class Timeline:
                 break
             state.update(transition.set)
         return state
+
+    def set_time(self, attribute: str, t: float) -> float:
+        """The scenario time at which the value of ``attribute`` in force at ``t`` was set: the latest
+        transition at or before ``t`` that sets it, else the start of the current period (0 without
+        ``repeat_every``), when the base value took effect."""
+        t = max(0.0, float(t))
+        local = self.local_time(t)
+        start = t - local
+        latest = None
+        for transition in self.transitions:
+            if transition.at > local:
+                break
+            if attribute in transition.set:
+                latest = transition.at
+        return start + (latest if latest is not None else 0.0)
 
     def next_change_after(self, t: float) -> float | None:
         """The scenario time of the next transition strictly after ``t`` (None if nothing changes any more)."""
@@ -814,33 +839,11 @@ def _parse_scenario(data: Any) -> Scenario:
     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys (a silent source of scenario typos)."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    out: dict = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "unhashable mapping key", key_node.start_mark)
-        if key in out:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        out[key] = loader.construct_object(value_node, deep=deep)
-    return out
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def loads_scenario(text: str, source: str | None = None) -> Scenario:
     """Parse scenario YAML text."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
+        data = load_yaml(text, source or "<scenario>")
+    except YAMLProblem as exc:
         raise ScenarioError("", f"invalid YAML: {exc}", source) from None
     return parse_scenario(data, source)
 

@@ -5,12 +5,32 @@ number's observable state changes in their scenario, as the real providers do.
 The state watcher lives in :class:`~emulators.common.ProviderEmulator`;
 this module holds what is shared by the three wire formats:
 
-* :func:`derive_events` turns the changes of one number (old and new observable
-  state) into events in Meta's webhook vocabulary (a ``field`` such as
-  ``phone_number_quality_update`` plus its Meta-shaped ``value``).  Meta sends
+* the events, in Meta's webhook vocabulary (a ``field`` such as
+  ``phone_number_quality_update`` plus its Meta-shaped ``value``), derived from
+  the changes of one number or WABA (old and new observable state).  Meta sends
   them as they are, NxCloud wraps each in its own envelope, Kaleyra forwards the
-  quality/limit ones as query parameters.  The mapping is documented in
-  :mod:`emulators.meta`'s docstring.
+  quality/limit ones as query parameters.  Two vocabularies:
+
+  - Meta's own since 7 October 2025 (:func:`meta_number_events`, plus the
+    WABA-level events the Meta emulator builds itself; see
+    :mod:`emulators.meta`);
+  - the BSP relays' form (:func:`derive_events`, used by NxCloud and Kaleyra):
+    the legacy ``FLAGGED``/``UNFLAGGED`` events when a number becomes or stops
+    being flagged (status ``FLAGGED`` or quality ``RED``), ``UPGRADE``/
+    ``DOWNGRADE`` when ``messaging_limit_tier`` (else the per-number portfolio
+    limit) rises or drops, with ``old_limit``; each with ``current_limit``
+    (``messaging_limit_tier``) and ``max_daily_conversations_per_business``
+    when set; ``phone_number_name_update`` when ``name_status`` changes; a
+    ``business_capability_update`` per new per-number portfolio limit; and an
+    ``account_update`` carrying the number in ``phone_number``, derived from
+    its status or health: status to ``BANNED`` -> ``DISABLED_UPDATE``
+    ``DISABLE``, from ``BANNED`` -> ``REINSTATE``; health to BLOCKED ->
+    ``ACCOUNT_VIOLATION``, to LIMITED -> ``ACCOUNT_RESTRICTION`` (24 h), back to
+    AVAILABLE -> ``REINSTATE`` (from BLOCKED) or an empty
+    ``ACCOUNT_RESTRICTION`` (from LIMITED).  A health change that only follows
+    the number becoming (or ceasing to be) flagged is told by FLAGGED/UNFLAGGED
+    alone.  A WABA's ``account_review_status`` change is an
+    ``account_review_update`` in both vocabularies.
 * :class:`WebhookSender` delivers :class:`OutgoingRequest` objects from a few
   worker threads: a short timeout per attempt, a couple of retries with
   exponential backoff on a connection error, a timeout or any non-2xx answer
@@ -46,9 +66,14 @@ __all__ = [
     "TIER_RANK",
     "WebhookSender",
     "append_query",
+    "ban_date_text",
     "derive_events",
     "is_flagged",
+    "legacy_quality_events",
+    "meta_number_events",
     "meta_signature",
+    "name_update_event",
+    "review_event",
     "redact_url",
     "tier_rank",
 ]
@@ -64,6 +89,8 @@ NAME_DECISIONS = {"APPROVED": "APPROVED", "Approval": "APPROVED", "AVAILABLE_WIT
                   "PENDING_REVIEW": "PENDING", "Pending_Review": "PENDING", "PENDING": "PENDING",
                   "DEFERRED": "DEFERRED"}
 RESTRICTION_TYPE = "RESTRICTED_BIZ_INITIATED_MESSAGING"
+#: a number's throughput levels in increasing order (standard 80 mps, higher 1,000 mps; NOT_APPLICABLE lowest)
+THROUGHPUT_RANK = {"NOT_APPLICABLE": 0, "STANDARD": 1, "HIGH": 2}
 RESPONSE_CAP = 64 * 1024
 
 
@@ -99,7 +126,7 @@ class Event:
         return event if isinstance(event, str) else None
 
 
-def _date_text(wall: float) -> str:
+def ban_date_text(wall: float) -> str:
     """Meta's ``waba_ban_date`` style, e.g. ``April 17, 2025``."""
     t = time.gmtime(wall)
     return f"{time.strftime('%B', t)} {t.tm_mday}, {t.tm_year}"
@@ -107,27 +134,69 @@ def _date_text(wall: float) -> str:
 
 def derive_events(phone_number: str | None, old: Mapping[str, Any], new: Mapping[str, Any],
                   changes: list[dict[str, Any]], wall: float) -> list[Event]:
-    """Meta events for the changes of one number (``phone_number``) or one WABA (``phone_number`` None).
+    """The BSP relays' events (NxCloud, Kaleyra) for the changes of one number (``phone_number``) or one
+    WABA (``phone_number`` None): the legacy quality events, name updates, and an ``account_update``
+    derived from the number's status or health.  The Meta emulator sends Meta's current forms instead
+    (:func:`meta_number_events`, and WABA-level events built in :mod:`emulators.meta`).
 
     ``old``/``new`` are the observable states before and after (the watcher's field names, with the
-    derived ``health``).  See :mod:`emulators.meta` for the mapping.
+    derived ``health``).  The mapping is described in :mod:`emulators.nxcloud` and
+    :mod:`emulators.kaleyra`.
     """
     changed = {c["field"] for c in changes}
-    events: list[Event] = []
-
-    def related(*names: str) -> list[dict[str, Any]]:
-        return [c for c in changes if c["field"] in names]
-
     if phone_number is None:
-        if "account_review_status" in changed and new.get("account_review_status") is not None:
-            decision = str(new["account_review_status"])
-            events.append(Event("account_review_update", {"decision": decision}, None,
-                                related("account_review_status")))
-        return events
+        review = review_event(new, changes)
+        return [review] if review is not None else []
     if new.get("present") is False:
-        return events       # a number that disappeared says nothing more (a removal is not a health event)
-
+        return []       # a number that disappeared says nothing more (a removal is not a health event)
     digits = phone_number
+    events = legacy_quality_events(digits, old, new, changes)
+    name = name_update_event(digits, new, changes)
+    if name is not None:
+        events.append(name)
+    # bans, restrictions and sending health
+    account = _account_update(old, new, changed, wall)
+    if account is not None and account["event"] == "ACCOUNT_RESTRICTION" and is_flagged(old) != is_flagged(new) \
+            and "RESTRICTED" not in (old.get("status"), new.get("status")):
+        account = None      # a number's health going LIMITED because it is flagged is told by FLAGGED alone
+    if account is not None:
+        account = {"phone_number": digits, **account}
+        events.append(Event("account_update", account, digits, _related(changes, "status", "health",
+                                                                          "can_send_message")))
+    return events
+
+
+def _related(changes: list[dict[str, Any]], *names: str) -> list[dict[str, Any]]:
+    return [c for c in changes if c["field"] in names]
+
+
+def review_event(new: Mapping[str, Any], changes: list[dict[str, Any]]) -> Event | None:
+    """``account_review_update`` ``{decision}`` when a WABA's ``account_review_status`` changed."""
+    related = _related(changes, "account_review_status")
+    if not related or new.get("account_review_status") is None:
+        return None
+    return Event("account_review_update", {"decision": str(new["account_review_status"])}, None, related)
+
+
+def name_update_event(digits: str, new: Mapping[str, Any], changes: list[dict[str, Any]]) -> Event | None:
+    """``phone_number_name_update`` when a number's ``name_status`` changed (display name review)."""
+    related = _related(changes, "name_status")
+    if not related or new.get("name_status") is None:
+        return None
+    raw = str(new["name_status"])
+    value = {"display_phone_number": digits, "decision": NAME_DECISIONS.get(raw, raw),
+             "requested_verified_name": new.get("verified_name"), "rejection_reason": None}
+    return Event("phone_number_name_update", value, digits, related)
+
+
+def legacy_quality_events(digits: str, old: Mapping[str, Any], new: Mapping[str, Any],
+                          changes: list[dict[str, Any]]) -> list[Event]:
+    """The legacy ``phone_number_quality_update`` events that BSPs still relay: ``FLAGGED`` when the number
+    becomes flagged (status ``FLAGGED`` or quality ``RED``), ``UNFLAGGED`` when it stops being so,
+    ``UPGRADE``/``DOWNGRADE`` when ``messaging_limit_tier`` (else the portfolio limit) rises or drops, with
+    ``old_limit``.  Each carries ``current_limit`` (``messaging_limit_tier``) and
+    ``max_daily_conversations_per_business`` (the portfolio limit) when set."""
+    changed = {c["field"] for c in changes}
     tier, portfolio = new.get("messaging_limit_tier"), new.get("whatsapp_business_manager_messaging_limit")
 
     def quality_value(event: str, old_limit: Any = None) -> dict[str, Any]:
@@ -140,12 +209,11 @@ def derive_events(phone_number: str | None, old: Mapping[str, Any], new: Mapping
             value["max_daily_conversations_per_business"] = portfolio
         return value
 
-    # FLAGGED / UNFLAGGED (status FLAGGED or quality RED, the legacy meaning)
+    events: list[Event] = []
     if is_flagged(old) != is_flagged(new):
         events.append(Event("phone_number_quality_update",
                             quality_value("FLAGGED" if is_flagged(new) else "UNFLAGGED"), digits,
-                            related("status", "quality_rating")))
-    # UPGRADE / DOWNGRADE of the messaging limit (per number, else the portfolio's)
+                            _related(changes, "status", "quality_rating")))
     for key in ("messaging_limit_tier", "whatsapp_business_manager_messaging_limit"):
         if key not in changed:
             continue
@@ -154,23 +222,52 @@ def derive_events(phone_number: str | None, old: Mapping[str, Any], new: Mapping
             continue
         events.append(Event("phone_number_quality_update",
                             quality_value("UPGRADE" if after > before else "DOWNGRADE", old.get(key)), digits,
-                            related("messaging_limit_tier", "whatsapp_business_manager_messaging_limit")))
+                            _related(changes, "messaging_limit_tier", "whatsapp_business_manager_messaging_limit")))
         break
-    # display name review
-    if "name_status" in changed and new.get("name_status") is not None:
-        raw = str(new["name_status"])
-        decision = NAME_DECISIONS.get(raw, raw)
-        value = {"display_phone_number": digits, "decision": decision,
-                 "requested_verified_name": new.get("verified_name"), "rejection_reason": None}
-        events.append(Event("phone_number_name_update", value, digits, related("name_status")))
-    # bans, restrictions and sending health
-    account = _account_update(old, new, changed, wall)
-    if account is not None and account["event"] == "ACCOUNT_RESTRICTION" and is_flagged(old) != is_flagged(new) \
-            and "RESTRICTED" not in (old.get("status"), new.get("status")):
-        account = None      # a number's health going LIMITED because it is flagged is told by FLAGGED alone
-    if account is not None:
-        account = {"phone_number": digits, **account}
-        events.append(Event("account_update", account, digits, related("status", "health", "can_send_message")))
+    return events
+
+
+def meta_number_events(digits: str, old: Mapping[str, Any], new: Mapping[str, Any], changes: list[dict[str, Any]],
+                       *, legacy: bool = False, deprecated_fields: bool = True) -> list[Event]:
+    """Meta's number-level events since the October 2025 change (see :mod:`emulators.meta`):
+
+    * ``phone_number_quality_update`` ``ONBOARDING`` when the number appears (``present`` false -> true)
+      or its status becomes ``PENDING``, and ``THROUGHPUT_UPGRADE`` when its ``throughput_level`` rises
+      (:data:`THROUGHPUT_RANK`).  Both carry ``max_daily_conversations_per_business``, the portfolio
+      limit the number reports (``whatsapp_business_manager_messaging_limit``, a ``TIER_*`` string), and,
+      with ``deprecated_fields``, the same value as ``current_limit``.  A quality change alone sends
+      nothing (the event never carried the rating).
+    * with ``legacy``, also the legacy forms BSP relays still send (:func:`legacy_quality_events`);
+    * ``phone_number_name_update`` (:func:`name_update_event`).
+    """
+    if new.get("present") is False:
+        return []
+    changed = {c["field"] for c in changes}
+    portfolio = new.get("whatsapp_business_manager_messaging_limit")
+
+    def value(event: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"display_phone_number": digits, "event": event}
+        if portfolio is not None:
+            if deprecated_fields:
+                out["current_limit"] = portfolio
+            out["max_daily_conversations_per_business"] = portfolio
+        return out
+
+    events: list[Event] = []
+    appeared = "present" in changed and old.get("present") is False
+    if appeared or ("status" in changed and new.get("status") == "PENDING"):
+        events.append(Event("phone_number_quality_update", value("ONBOARDING"), digits,
+                            _related(changes, "present", "status")))
+    if "throughput_level" in changed and not appeared:
+        before, after = THROUGHPUT_RANK.get(old.get("throughput_level")), THROUGHPUT_RANK.get(new.get("throughput_level"))
+        if before is not None and after is not None and after > before:
+            events.append(Event("phone_number_quality_update", value("THROUGHPUT_UPGRADE"), digits,
+                                _related(changes, "throughput_level")))
+    if legacy:
+        events.extend(legacy_quality_events(digits, old, new, changes))
+    name = name_update_event(digits, new, changes)
+    if name is not None:
+        events.append(name)
     return events
 
 
@@ -178,9 +275,9 @@ def _account_update(old: Mapping[str, Any], new: Mapping[str, Any], changed: set
                     wall: float) -> dict[str, Any] | None:
     old_status, new_status = old.get("status"), new.get("status")
     if "status" in changed and new_status == "BANNED":
-        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": _date_text(wall)}}
+        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": ban_date_text(wall)}}
     if "status" in changed and old_status == "BANNED":
-        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": _date_text(wall)}}
+        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)}}
     health_key = "health" if "health" in new or "health" in old else "can_send_message"
     if health_key in changed:
         after, before = new.get(health_key), old.get(health_key)
@@ -191,7 +288,7 @@ def _account_update(old: Mapping[str, Any], new: Mapping[str, Any], changed: set
                     "restriction_info": [{"restriction_type": RESTRICTION_TYPE, "expiration": int(wall) + 86_400}]}
         if after == "AVAILABLE" and before == "BLOCKED":
             return {"event": "DISABLED_UPDATE",
-                    "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": _date_text(wall)}}
+                    "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)}}
         if after == "AVAILABLE":
             return {"event": "ACCOUNT_RESTRICTION", "restriction_info": []}
         return None

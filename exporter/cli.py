@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="Run against the built-in provider emulator on loopback, with its demo fleet; no credentials needed.")
     p.add_argument("--check-config", action="store_true",
-                   help="Validate the configuration file and exit (0 when valid, 2 with the error), touching no network.")
+                   help="Validate the configuration file and exit (0 when valid, 2 with one line per problem), "
+                        "touching no network.")
+    p.add_argument("--config.schema", dest="config_schema", action="store_true",
+                   help="Print the JSON Schema of the configuration file (for editors) and exit.")
     p.add_argument("--shard", type=int, default=0, metavar="N",
                    help="This replica's shard, 0-based (default 0). Accounts are split by a stable hash of their credential.")
     p.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",
@@ -55,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail_config(err: ConfigError) -> int:
-    print(f"error: {err}", file=sys.stderr)
+def _fail_config(err: ConfigError, prefix: str = "") -> int:
+    for line in err.lines():
+        print(f"error: {prefix}{line}", file=sys.stderr)
     return 2
 
 
@@ -69,13 +73,17 @@ def _load_web_config(args: argparse.Namespace):
     return load_web_config(args.web_config_file)
 
 
-def _fail_web_config(err) -> int:
-    print(f"error: --web.config.file: {err}", file=sys.stderr)
-    return 2
+def _fail_web_config(err: ConfigError) -> int:
+    return _fail_config(err, "--web.config.file: ")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.config_schema:
+        from exporter.config import config_schema_json
+
+        sys.stdout.write(config_schema_json())
+        return 0
     if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/-/healthy", "/-/ready", "/-/reload"):
         print("error: --web.telemetry-path: must start with / and not clash with /, /-/healthy, /-/ready or /-/reload",
               file=sys.stderr)
@@ -92,18 +100,23 @@ def main(argv: list[str] | None = None) -> int:
         if not args.config_file:
             print("error: --check-config needs --config.file", file=sys.stderr)
             return 2
+        # Both files are checked, so that every problem of both shows in one run.
+        from exporter.webconfig import WebConfigError
+
+        config = web_config = None
+        failed = 0
         try:
             config = load_config(args.config_file)
         except ConfigError as err:
-            return _fail_config(err)
-        from exporter.webconfig import WebConfigError
-
+            failed = _fail_config(err)
         try:
             web_config = _load_web_config(args)
         except WebConfigError as err:
-            return _fail_web_config(err)
+            failed = _fail_web_config(err)
+        if failed or config is None:
+            return 2
         print(f"config OK: {len(config.accounts)} account(s), "
-              f"{sum(len(a.spaces) for a in config.accounts)} space(s)")
+              f"{sum(len(a.units) for a in config.accounts)} unit(s) (spaces, apps or WABAs)")
         if web_config is not None:
             print(f"web config OK: {web_config.describe()}")
         if config.webhooks is not None:

@@ -54,6 +54,24 @@ def with_health(numbers: Mapping[str, model.TrackedNumber],
     return out
 
 
+def newer_health(current: Mapping[str, model.TrackedNumber], polled: Mapping[str, model.PhoneNumber],
+                 health_read_at: Mapping[str, float], poll_started: float) -> dict[str, model.PhoneNumber]:
+    """Polled numbers whose health was read (and published) after the poll started: with that newer health.
+
+    A poll enriches its numbers with the health known when it read them; a
+    health sweep running meanwhile may have published a newer reading, which
+    the poll must not overwrite with the older one.
+    """
+    out = {}
+    for phone, read_at in health_read_at.items():
+        if read_at < poll_started or phone not in polled or phone not in current:
+            continue
+        have = current[phone].number
+        out[phone] = polled[phone].with_health(
+            model.Health(have.can_send_message, have.entities, have.blocking_errors, have.business_id))
+    return out
+
+
 def changed_numbers(before: Mapping[str, model.TrackedNumber], after: Mapping[str, model.PhoneNumber]) -> list[str]:
     """Numbers whose status or quality rating differs from before (not new ones): their health is read first."""
     return sorted(phone for phone, number in after.items()

@@ -302,7 +302,7 @@ class Poller:
     def _poll_numbers(self, rt: _AccountRuntime, phones: list[str]) -> None:
         read_one = getattr(rt.provider, "poll_number", None)
         prev = self._store.account(rt.account.name)
-        units = {unit.cust_space_id: unit for unit in rt.account.spaces}
+        units = {unit.id: unit for unit in rt.account.units}
         known = [prev.numbers.get(p) for p in phones] if prev is not None and prev.poll is not None else [None]
         if read_one is None or any(t is None or t.number.space_id not in units for t in known):
             self.poll_account(rt.account.name)  # a new number, or a provider that reads whole units only
@@ -316,7 +316,7 @@ class Poller:
             try:
                 number = read_one(unit, tracked.number, read_at)
             except ProviderError as err:
-                self._log_failure(rt.account, unit.cust_space_id, err)  # the next scheduled poll tries again
+                self._log_failure(rt.account, unit.id, err)  # the next scheduled poll tries again
                 continue
             if number.phone_number != phone:
                 number = dataclasses.replace(number, phone_number=phone)
@@ -400,17 +400,17 @@ class Poller:
     def _read_health(self, rt: _AccountRuntime, phones: list[str], *, include_wabas: bool) -> bool:
         """Read and publish health; True when every read was made (a complete sweep)."""
         account = rt.account
-        units = {unit.cust_space_id: unit for unit in account.spaces}
+        units = {unit.id: unit for unit in account.units}
         complete = True
         if include_wabas:
-            for unit in account.spaces:
+            for unit in account.units:
                 if self._stopping.is_set() or rt.retired or self._clock() < rt.hold_until:
                     return False
                 try:
                     rt.provider.read_waba_health(unit, self._clock())
                 except ProviderError as err:
                     complete = False
-                    self._log_failure(account, unit.cust_space_id, err)
+                    self._log_failure(account, unit.id, err)
         readings: dict[str, model.Health] = {}
         last_publish = time.monotonic()
         for phone in phones:
@@ -426,7 +426,7 @@ class Poller:
                 rt.health_read_at[phone] = self._clock()
             except ProviderError as err:
                 complete = False
-                self._log_failure(account, unit.cust_space_id, err)
+                self._log_failure(account, unit.id, err)
                 if err.reason in ("auth", "permission", "throttled"):
                     break  # the credential or its budget is failing: the next sweep tries again
             if readings and time.monotonic() - last_publish >= HEALTH_PUBLISH_INTERVAL:
@@ -604,13 +604,13 @@ class Poller:
             except ProviderError as err:
                 return err
 
-        if len(account.spaces) == 1 or account.concurrency == 1:
-            outcomes = [poll_unit(unit) for unit in account.spaces]
+        if len(account.units) == 1 or account.concurrency == 1:
+            outcomes = [poll_unit(unit) for unit in account.units]
         else:
-            outcomes = list(rt.pool.map(poll_unit, account.spaces))
+            outcomes = list(rt.pool.map(poll_unit, account.units))
 
-        for unit, result in zip(account.spaces, outcomes):
-            sid = unit.cust_space_id
+        for unit, result in zip(account.units, outcomes):
+            sid = unit.id
             if isinstance(result, ProviderError):
                 err = result
                 failures.append(err)
@@ -669,6 +669,9 @@ class Poller:
                     del rt.refreshed_at[phone]
                 elif phone in found and phone in base:
                     found[phone] = base[phone].number
+            # Likewise a health read published after this poll's units were read: keep it, not the older one.
+            if rt.health_read_at:
+                found.update(merge.newer_health(base, found, rt.health_read_at, now))
             changed = merge.changed_numbers(base, found) if prev is not None and prev.poll is not None else []
             numbers = self._track(base, found, self._clock())
             rt.tiers_read_at = now

@@ -195,6 +195,9 @@ class StateFile:
                              "hint": "check that --storage.path is a writable directory; move a corrupt "
                                      "state.db aside to start afresh"})
         self.failed = True
+        self._close()
+
+    def _close(self) -> None:
         if self._db is not None:
             try:
                 self._db.close()
@@ -254,12 +257,7 @@ class StateFile:
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None:
-                try:
-                    self._db.close()
-                except sqlite3.Error:
-                    pass
-                self._db = None
+            self._close()
 
 
 def restored(facts: Mapping[str, model.WabaFacts], account: str, now: float) -> model.WabaFacts:

@@ -17,9 +17,12 @@ can reuse the web-config file of any Go exporter::
 
 Everything is validated once, when the file is loaded; the file and the
 certificates are not re-read while the exporter runs (restart it to pick up a
-renewed certificate).  Every failure raises :class:`WebConfigError`, whose
-``str()`` is one line ``"<key path>: <problem>"``.  Messages never quote a
-password hash, a password, or the contents of a certificate or key file.
+renewed certificate).  The keys are checked by pydantic models (the ones of
+:mod:`exporter.config`), so every problem of the file is reported at once, each
+as one line ``"<key path>: <problem>"`` of a :class:`WebConfigError`.  Messages
+never quote a password hash, a password, or the contents of a certificate or
+key file.  Files are read as the configuration is: regular files only, capped,
+never blocking.
 
 Where Python's ``ssl`` module cannot do what Go's ``crypto/tls`` does, the
 setting is either mapped to the nearest *stricter* behaviour or accepted and
@@ -47,21 +50,20 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Optional
 
-import yaml
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
-from exporter.config import ConfigError
-from exporter.config import _show
-from exporter.config import _typename as _bare_typename
-
-from exporter.config import parse_duration
+from exporter import yamlfile
+from exporter.config.errors import ConfigError, bad, custom, problems_from, raise_all, show, typename
+from exporter.config.load import CONFIG_FILE_MAX_BYTES, load_yaml, read_file
+from exporter.config.types import Ctx, Section, parse_duration, value_type
 
 __all__ = ["RateLimit", "TLSConfig", "WebConfig", "WebConfigError", "load_web_config", "parse_web_config"]
 
 
 class WebConfigError(ConfigError):
-    """An invalid web configuration; ``str()`` is one line ``"<key path>: <problem>"``."""
+    """An invalid web configuration: one or more one-line problems ``"<key path>: <problem>"``."""
 
 
 def _fail(path: str, message: str) -> NoReturn:
@@ -120,6 +122,7 @@ HEADERS: dict[str, tuple[str, ...] | None] = {
     "Strict-Transport-Security": None,
 }
 
+PEM_FILE_MAX_BYTES = 1024 * 1024
 _BCRYPT_RE = re.compile(rb"\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}")
 
 
@@ -194,6 +197,189 @@ class WebConfig:
 
 
 # --------------------------------------------------------------------------
+# The file
+# --------------------------------------------------------------------------
+
+def _a(value: Any) -> str:
+    """The type name with an article: "an integer", "a list", "nothing (null)"."""
+    name = typename(value)
+    if name == "null":
+        return "nothing (null)"
+    if name in ("boolean", "number", "string", "list", "mapping"):
+        return f"a {name}"
+    return "an integer" if name == "integer" else name
+
+
+class _Section(Section):
+    @classmethod
+    def unknown_key(cls, key: str) -> str:
+        return f"unknown key; expected one of {', '.join(cls.file_keys())}"
+
+    @classmethod
+    def not_a_mapping(cls, data: Any) -> str:
+        return f"must be a mapping, got {_a(data)}"
+
+
+def _string(raw: Any, info: ValidationInfo) -> str | None:
+    if not isinstance(raw, str):
+        bad(f"must be a string, got {_a(raw)}")
+    return raw or None
+
+
+def _strings(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        bad(f"must be a list of strings, got {_a(raw)}")
+    raise_all([custom((i,), f"must be a non-empty string, got {_a(item)}")
+               for i, item in enumerate(raw) if not isinstance(item, str) or not item])
+    return tuple(raw)
+
+
+def _flag(raw: Any, info: ValidationInfo) -> bool:
+    if not isinstance(raw, bool):
+        bad(f"must be true or false, got {_a(raw)}")
+    return raw
+
+
+def _one_of(allowed: Mapping[str, Any], what: str) -> Any:
+    def parse(raw: Any, info: ValidationInfo) -> str | None:
+        value = _string(raw, info)
+        if value is not None and value not in allowed:
+            bad(f"unknown {what} {show(value)}; expected one of {', '.join(allowed)}")
+        return value
+    return value_type(str, parse, {"enum": list(allowed)})
+
+
+Str = value_type(str, _string, {"type": "string"})
+Strings = value_type(tuple[str, ...], _strings, {"type": "array", "items": {"type": "string", "minLength": 1}})
+Flag = value_type(bool, _flag, {"type": "boolean"})
+
+
+class TLSServerConfig(_Section):
+    cert_file: Str = None
+    key_file: Str = None
+    cert: Str = Field(None, repr=False)
+    key: Str = Field(None, repr=False)
+    client_ca_file: Str = None
+    client_ca: Str = None
+    client_auth_type: _one_of(CLIENT_AUTH_TYPES, "client auth type") = None
+    client_allowed_sans: Strings = None
+    min_version: _one_of(TLS_VERSIONS, "TLS version") = None
+    max_version: _one_of(TLS_VERSIONS, "TLS version") = None
+    cipher_suites: Strings = None
+    prefer_server_cipher_suites: Flag = None
+    curve_preferences: Strings = None
+
+    @model_validator(mode="after")
+    def _known_names(self) -> "TLSServerConfig":
+        raise_all([custom(("cipher_suites", i), f"unknown or insecure cipher suite {show(name)}")
+                   for i, name in enumerate(self.cipher_suites or ()) if name not in CIPHER_SUITES | dict.fromkeys(TLS13_SUITES)]
+                  + [custom(("curve_preferences", i), f"unknown curve {show(name)}; expected one of {', '.join(sorted(CURVES))}")
+                     for i, name in enumerate(self.curve_preferences or ()) if name not in CURVES])
+        return self
+
+
+class HTTPServerConfig(_Section):
+    http2: Flag = None
+    headers: value_type(tuple[tuple[str, str], ...], lambda raw, info: _headers(raw), {
+        "type": "object", "properties": {name: {"type": "string"} for name in HEADERS},
+        "additionalProperties": False}) = None
+
+
+def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        bad(f"must be a mapping, got {_a(raw)}")
+    canonical = {name.lower(): name for name in HEADERS}
+    out, errors = [], []
+    for name, value in raw.items():
+        if not isinstance(name, str) or name.lower() not in canonical:
+            errors.append(custom((name,), f"unsupported header; expected one of {', '.join(HEADERS)}"))
+            continue
+        name = canonical[name.lower()]
+        allowed = HEADERS[name]
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            problem = f"must be a string, got {_a(value)}"
+        elif any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
+            problem = "must not contain control characters (line breaks would split the response)"
+        elif allowed is not None and value.lower() not in allowed:
+            problem = f"invalid value {show(value)}; expected one of {', '.join(allowed)}"
+        else:
+            out.append((name, value))
+            continue
+        errors.append(custom((name,), problem))
+    raise_all(errors)
+    return tuple(out)
+
+
+def _users(raw: Any, info: ValidationInfo) -> dict[str, bytes]:
+    if not isinstance(raw, dict):
+        bad(f"must be a mapping of user name to bcrypt hash, got {_a(raw)}")
+    users, errors = {}, []
+    for user, hashed in raw.items():
+        # The value is a secret: never quote it, not even its type's repr.
+        data = hashed.strip().encode("utf-8", "replace") if isinstance(hashed, str) else b""
+        m = _BCRYPT_RE.fullmatch(data)
+        if not isinstance(user, str):
+            problem = f"user name must be a string, got {_a(user)}"
+        elif ":" in user:
+            problem = "user name must not contain ':' (basic auth cannot carry it)"
+        elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in user):
+            problem = "user name must not contain control characters"
+        elif not isinstance(hashed, str):
+            problem = f"must be a bcrypt hash string, got {_a(hashed)}"
+        elif not m:
+            problem = ("not a bcrypt hash (expected $2a$, $2b$ or $2y$, a two-digit cost and 53 characters; "
+                       "make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')")
+        elif not 4 <= int(m.group(1)) <= 31:
+            problem = f"bcrypt cost {int(m.group(1))} is out of range 4-31"
+        else:
+            users[user] = data
+            continue
+        errors.append(custom((user,), problem))
+    raise_all(errors)
+    return users
+
+
+def _interval(raw: Any, info: ValidationInfo) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        bad(f"must be a duration such as 100ms or 1s, got {_a(raw)}")
+    try:
+        interval = parse_duration(raw) if isinstance(raw, str) else float(raw)
+    except ValueError:
+        bad(f"malformed duration {show(raw)}; expected e.g. 100ms, 1s or 1m")
+    if not math.isfinite(interval) or interval < 0:
+        bad("must be a finite duration ≥ 0")
+    return interval
+
+
+def _burst(raw: Any, info: ValidationInfo) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        bad(f"must be an integer, got {_a(raw)}")
+    return raw
+
+
+class RateLimitConfig(_Section):
+    interval: value_type(float, _interval, {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}) = None
+    burst: value_type(int, _burst, {"type": "integer", "minimum": 0}) = None
+
+    def limit(self) -> RateLimit | None:
+        if not self.interval:
+            return None  # exporter-toolkit: an interval of 0 disables the limiter
+        if (self.burst or 0) < 1:
+            _fail("rate_limit.burst", "must be at least 1 when interval is set (0 would refuse every request)")
+        return RateLimit(interval=self.interval, burst=self.burst)
+
+
+class WebConfigFile(_Section):
+    tls_server_config: Optional[TLSServerConfig] = None
+    http_server_config: Optional[HTTPServerConfig] = None
+    basic_auth_users: value_type(dict[str, bytes], _users, {
+        "type": "object", "additionalProperties": {"type": "string"}}) = Field(None, repr=False)
+    rate_limit: Optional[RateLimitConfig] = None
+
+
+# --------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------
 
@@ -201,61 +387,46 @@ class WebConfig:
 def load_web_config(path: str) -> WebConfig:
     """Read and validate the web config at *path*; relative paths in it resolve against its directory."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as e:
-        _fail(path, f"cannot read web config file: {e.strerror or type(e).__name__}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        _fail(path, f"web config file is not valid UTF-8 (invalid byte at offset {e.start})")
-    return parse_web_config(text, source=path)
+    return parse_web_config(read_file(path, "web config file", CONFIG_FILE_MAX_BYTES, WebConfigError), source=path)
 
 
 def parse_web_config(text: str, source: str | None = None, base_dir: str | None = None) -> WebConfig:
     root_name = source or "<web config>"
     if base_dir is None:
         base_dir = os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
-    doc = _load_yaml(text, root_name)
+    doc = load_yaml(text, root_name, WebConfigError)
     if doc is None:
         return WebConfig(source=source)
     if not isinstance(doc, dict):
-        _fail(root_name, f"the web config must be a mapping, got {_typename(doc)}")
-    _check_keys(doc, "", root_name, ("tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"))
+        _fail(root_name, f"the web config must be a mapping, got {_a(doc)}")
+    try:
+        parsed = WebConfigFile.model_validate(doc, context=Ctx(base_dir=base_dir))
+    except ValidationError as e:
+        problems = problems_from(e, root_name)
+    else:
+        problems = []
+    if problems:  # outside the except block: pydantic's error (and the hashes in it) stays behind
+        raise WebConfigError.of(problems)
     notes: list[str] = []
-    tls = _parse_tls(doc.get("tls_server_config"), base_dir, notes)
-    headers, http2 = _parse_http(doc.get("http_server_config"))
-    users = _parse_users(doc.get("basic_auth_users"))
-    rate_limit = _parse_rate_limit(doc.get("rate_limit"))
-    return WebConfig(source=source, tls=tls, users=users, headers=headers, http2=http2,
-                     rate_limit=rate_limit, notes=tuple(notes))
+    tls = _tls(parsed.tls_server_config, base_dir, notes) if parsed.tls_server_config else None
+    http = parsed.http_server_config or HTTPServerConfig()
+    return WebConfig(source=source, tls=tls, users=parsed.basic_auth_users or {}, headers=http.headers or (),
+                     http2=True if http.http2 is None else http.http2,
+                     rate_limit=parsed.rate_limit.limit() if parsed.rate_limit else None, notes=tuple(notes))
 
 
 # --------------------------------------------------------------------------
-# tls_server_config
+# tls_server_config: the rules between its keys, and the SSL context
 # --------------------------------------------------------------------------
 
-_TLS_KEYS = ("cert_file", "key_file", "cert", "key", "client_ca_file", "client_ca", "client_auth_type",
-             "client_allowed_sans", "min_version", "max_version", "cipher_suites",
-             "prefer_server_cipher_suites", "curve_preferences")
 
-
-def _parse_tls(raw: Any, base_dir: str, notes: list[str]) -> TLSConfig | None:
+def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | None:
     P = "tls_server_config"
-    if raw is None or raw == {}:
+    if not raw.model_dump(exclude_none=True):
         return None
-    if not isinstance(raw, dict):
-        _fail(P, f"must be a mapping, got {_typename(raw)}")
-    _check_keys(raw, P, P, _TLS_KEYS)
 
     def s(key: str) -> str | None:
-        value = raw.get(key)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            _fail(f"{P}.{key}", f"must be a string, got {_typename(value)}")
-        return value
+        return getattr(raw, key)
 
     cert_file, key_file, cert, key = s("cert_file"), s("key_file"), s("cert"), s("key")
     if cert_file and cert:
@@ -267,21 +438,11 @@ def _parse_tls(raw: Any, base_dir: str, notes: list[str]) -> TLSConfig | None:
     if not key_file and not key:
         _fail(f"{P}.key_file", "required (or key) when cert_file or cert is set")
 
-    def version(key: str, default: str) -> str:
-        value = s(key) or default
-        if value not in TLS_VERSIONS:
-            _fail(f"{P}.{key}", f"unknown TLS version {_show(value)}; expected one of {', '.join(TLS_VERSIONS)}")
-        return value
-
-    min_version = version("min_version", "TLS12")
-    max_version = version("max_version", "TLS13")
+    min_version, max_version = s("min_version") or "TLS12", s("max_version") or "TLS13"
     if TLS_VERSIONS[max_version] < TLS_VERSIONS[min_version]:
         _fail(f"{P}.max_version", f"{max_version} is lower than min_version {min_version}")
 
     client_auth_type = s("client_auth_type") or "NoClientCert"
-    if client_auth_type not in CLIENT_AUTH_TYPES:
-        _fail(f"{P}.client_auth_type",
-              f"unknown client auth type {_show(client_auth_type)}; expected one of {', '.join(CLIENT_AUTH_TYPES)}")
     verify_mode, needs_ca = CLIENT_AUTH_TYPES[client_auth_type]
     client_ca_file, client_ca = s("client_ca_file"), s("client_ca")
     if client_ca_file and client_ca:
@@ -299,30 +460,16 @@ def _parse_tls(raw: Any, base_dir: str, notes: list[str]) -> TLSConfig | None:
         notes.append("tls_server_config.client_auth_type: RequireAnyClientCert is enforced as "
                      "RequireAndVerifyClientCert (OpenSSL verifies every certificate it requires)")
 
-    sans = _string_list(raw.get("client_allowed_sans"), f"{P}.client_allowed_sans")
+    sans = raw.client_allowed_sans or ()
     if sans and verify_mode != ssl.CERT_REQUIRED:
         _fail(f"{P}.client_allowed_sans", "needs client_auth_type RequireAndVerifyClientCert (or RequireAnyClientCert)")
 
-    suites = _string_list(raw.get("cipher_suites"), f"{P}.cipher_suites")
-    openssl_suites = []
-    for i, name in enumerate(suites):
-        if name in CIPHER_SUITES:
-            openssl_suites.append(CIPHER_SUITES[name])
-        elif name in TLS13_SUITES:
-            notes.append(f"tls_server_config.cipher_suites[{i}]: {name} is a TLS 1.3 suite; TLS 1.3 suites are not configurable and it is ignored")
-        else:
-            _fail(f"{P}.cipher_suites[{i}]", f"unknown or insecure cipher suite {_show(name)}")
-
-    prefer = raw.get("prefer_server_cipher_suites", True)
-    if prefer is None:
-        prefer = True
-    if not isinstance(prefer, bool):
-        _fail(f"{P}.prefer_server_cipher_suites", f"must be true or false, got {_typename(prefer)}")
-
-    curves = _string_list(raw.get("curve_preferences"), f"{P}.curve_preferences")
-    for i, name in enumerate(curves):
-        if name not in CURVES:
-            _fail(f"{P}.curve_preferences[{i}]", f"unknown curve {_show(name)}; expected one of {', '.join(sorted(CURVES))}")
+    suites = raw.cipher_suites or ()
+    openssl_suites = [CIPHER_SUITES[name] for name in suites if name in CIPHER_SUITES]
+    notes.extend(f"tls_server_config.cipher_suites[{i}]: {name} is a TLS 1.3 suite; TLS 1.3 suites are not "
+                 "configurable and it is ignored" for i, name in enumerate(suites) if name in TLS13_SUITES)
+    prefer = True if raw.prefer_server_cipher_suites is None else raw.prefer_server_cipher_suites
+    curves = raw.curve_preferences or ()
     if curves:
         notes.append("tls_server_config.curve_preferences is accepted and ignored: OpenSSL's default groups are used")
 
@@ -409,21 +556,21 @@ def _resolve(path: str, base_dir: str) -> str:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
 
 
-def _readable(path: str, where: str) -> None:
+def _read_pem(path: str, where: str) -> bytes:
+    """A certificate or key file: a regular file (never blocking), at most 1 MiB, read once."""
     try:
-        with open(path, "rb") as fh:
-            fh.read(1)
-    except OSError as e:
-        _fail(where, f"cannot read {path}: {e.strerror or type(e).__name__}")
+        return yamlfile.read_text_file(path, PEM_FILE_MAX_BYTES).encode()
+    except yamlfile.FileProblem as e:
+        _fail(where, f"cannot read {path}: {e.reason}" if e.kind == "unreadable" else f"{path} is {e.reason}")
+
+
+def _readable(path: str, where: str) -> None:
+    _read_pem(path, where)
 
 
 def _check_certificates(path: str, where: str) -> None:
     """The file holds at least one PEM certificate (checked without quoting any of it)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(4 * 1024 * 1024)
-    except OSError as e:
-        _fail(where, f"cannot read {path}: {e.strerror or type(e).__name__}")
+    data = _read_pem(path, where)
     if b"-----BEGIN CERTIFICATE-----" not in data:
         _fail(where, "no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
     probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -434,11 +581,7 @@ def _check_certificates(path: str, where: str) -> None:
 
 
 def _check_key(path: str, where: str) -> None:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(1024 * 1024)
-    except OSError as e:
-        _fail(where, f"cannot read {path}: {e.strerror or type(e).__name__}")
+    data = _read_pem(path, where)
     if not re.search(rb"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----", data):
         _fail(where, "no PEM private key found (expected -----BEGIN ... PRIVATE KEY-----)")
     if b"ENCRYPTED" in data:
@@ -482,178 +625,3 @@ def _ssl_reason(e: Exception) -> str:
     return type(e).__name__
 
 
-# --------------------------------------------------------------------------
-# http_server_config, basic_auth_users, rate_limit
-# --------------------------------------------------------------------------
-
-
-def _parse_http(raw: Any) -> tuple[tuple[tuple[str, str], ...], bool]:
-    P = "http_server_config"
-    if raw is None:
-        return (), True
-    if not isinstance(raw, dict):
-        _fail(P, f"must be a mapping, got {_typename(raw)}")
-    _check_keys(raw, P, P, ("http2", "headers"))
-    http2 = raw.get("http2", True)
-    if http2 is None:
-        http2 = True
-    if not isinstance(http2, bool):
-        _fail(f"{P}.http2", f"must be true or false, got {_typename(http2)}")
-    headers_raw = raw.get("headers")
-    if headers_raw is None:
-        return (), http2
-    if not isinstance(headers_raw, dict):
-        _fail(f"{P}.headers", f"must be a mapping, got {_typename(headers_raw)}")
-    canonical = {name.lower(): name for name in HEADERS}
-    out = []
-    for name, value in headers_raw.items():
-        if not isinstance(name, str) or name.lower() not in canonical:
-            _fail(_join(f"{P}.headers", name),
-                  f"unsupported header; expected one of {', '.join(HEADERS)}")
-        name = canonical[name.lower()]
-        where = f"{P}.headers.{name}"
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str):
-            _fail(where, f"must be a string, got {_typename(value)}")
-        if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
-            _fail(where, "must not contain control characters (line breaks would split the response)")
-        allowed = HEADERS[name]
-        if allowed is not None and value.lower() not in allowed:
-            _fail(where, f"invalid value {_show(value)}; expected one of {', '.join(allowed)}")
-        out.append((name, value))
-    return tuple(out), http2
-
-
-def _parse_users(raw: Any) -> dict[str, bytes]:
-    P = "basic_auth_users"
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        _fail(P, f"must be a mapping of user name to bcrypt hash, got {_typename(raw)}")
-    users: dict[str, bytes] = {}
-    for user, hashed in raw.items():
-        where = _join(P, user)
-        if not isinstance(user, str):
-            _fail(where, f"user name must be a string, got {_typename(user)}")
-        if ":" in user:
-            _fail(where, "user name must not contain ':' (basic auth cannot carry it)")
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in user):
-            _fail(where, "user name must not contain control characters")
-        # The value is a secret: never quote it, not even its type's repr.
-        if not isinstance(hashed, str):
-            _fail(where, f"must be a bcrypt hash string, got {_typename(hashed)}")
-        data = hashed.strip().encode("utf-8", "replace")
-        m = _BCRYPT_RE.fullmatch(data)
-        if not m:
-            _fail(where, "not a bcrypt hash (expected $2a$, $2b$ or $2y$, a two-digit cost and 53 characters; "
-                         "make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')")
-        cost = int(m.group(1))
-        if not 4 <= cost <= 31:
-            _fail(where, f"bcrypt cost {cost} is out of range 4-31")
-        users[user] = data
-    return users
-
-
-def _parse_rate_limit(raw: Any) -> RateLimit | None:
-    P = "rate_limit"
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        _fail(P, f"must be a mapping, got {_typename(raw)}")
-    _check_keys(raw, P, P, ("interval", "burst"))
-    interval_raw = raw.get("interval", 0)
-    if isinstance(interval_raw, bool) or not isinstance(interval_raw, (int, float, str)):
-        _fail(f"{P}.interval", f"must be a duration such as 100ms or 1s, got {_typename(interval_raw)}")
-    try:
-        interval = parse_duration(interval_raw) if isinstance(interval_raw, str) else float(interval_raw)
-    except ValueError:
-        _fail(f"{P}.interval", f"malformed duration {_show(interval_raw)}; expected e.g. 100ms, 1s or 1m")
-    if not math.isfinite(interval) or interval < 0:
-        _fail(f"{P}.interval", "must be a finite duration ≥ 0")
-    burst = raw.get("burst", 0)
-    if isinstance(burst, bool) or not isinstance(burst, int):
-        _fail(f"{P}.burst", f"must be an integer, got {_typename(burst)}")
-    if interval == 0:
-        return None  # exporter-toolkit: an interval of 0 disables the limiter
-    if burst < 1:
-        _fail(f"{P}.burst", "must be at least 1 when interval is set (0 would refuse every request)")
-    return RateLimit(interval=interval, burst=burst)
-
-
-# --------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys in a mapping."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen = set()
-            for key_node, _value in node.value:
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    duplicate = key in seen
-                except TypeError:
-                    continue
-                if duplicate:
-                    shown = key if isinstance(key, str) and len(key) <= 60 else type(key).__name__
-                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {shown!r}", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _load_yaml(text: str, root_name: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except yaml.MarkedYAMLError as e:
-        # Not str(e): that quotes the offending line, which could hold a hash.
-        mark = e.problem_mark or e.context_mark
-        where = f"{root_name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else root_name
-        _fail(where, f"YAML syntax error: {e.problem or e.context or 'invalid YAML'}")
-    except yaml.YAMLError:
-        _fail(root_name, "YAML syntax error")
-    except RecursionError:
-        _fail(root_name, "YAML syntax error: document is nested too deeply")
-    except Exception as e:  # e.g. ValueError from an impossible timestamp
-        _fail(root_name, f"YAML error: {type(e).__name__}")
-
-
-def _check_keys(raw: dict, path: str, where: str, allowed: tuple[str, ...]) -> None:
-    for key in raw:
-        if not isinstance(key, str):
-            _fail(where, f"keys must be strings, got {_typename(key)}")
-        if key not in allowed:
-            _fail(_join(path, key), f"unknown key; expected one of {', '.join(allowed)}")
-
-
-def _string_list(raw: Any, where: str) -> list[str]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        _fail(where, f"must be a list of strings, got {_typename(raw)}")
-    for i, item in enumerate(raw):
-        if not isinstance(item, str) or not item:
-            _fail(f"{where}[{i}]", f"must be a non-empty string, got {_typename(item)}")
-    return list(raw)
-
-
-def _join(path: str, key: Any) -> str:
-    if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_@+-]{1,64}", key):
-        return f"{path}.{key}" if path else key
-    text = repr(key)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{path}[{text}]"
-
-
-def _typename(value: Any) -> str:
-    """The configuration's type name, with an article: "an integer", "a list", "nothing (null)"."""
-    name = _bare_typename(value)
-    if name == "null":
-        return "nothing (null)"
-    if name in ("boolean", "number", "string", "list", "mapping"):
-        return f"a {name}"
-    return "an integer" if name == "integer" else name

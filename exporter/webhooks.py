@@ -344,7 +344,7 @@ class _Index:
 
     def numbers(self, account: Account) -> frozenset[str]:
         def build(snap) -> set[str]:
-            found = {_digits(p) for unit in account.spaces for p in unit.phone_numbers}
+            found = {_digits(p) for unit in account.units for p in unit.phone_numbers}
             if snap is not None:
                 found.update(_digits(p) for p in snap.numbers)
                 found.update(_digits(p) for p in snap.configured)
@@ -356,7 +356,7 @@ class _Index:
         def build(snap) -> set[str]:
             found: set[str] = set()
             if account.provider in _WABA_UNIT_PROVIDERS:
-                found.update(unit.cust_space_id for unit in account.spaces)
+                found.update(unit.id for unit in account.units)
             if snap is not None:
                 found.update(t.number.waba_id for t in snap.numbers.values())
                 found.update(w.waba_id for w in snap.wabas.values())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
+
+import pytest
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -97,3 +100,17 @@ class Resp:
 
     def __repr__(self) -> str:
         return f"Resp({self.status}, {self.body[:300]!r})"
+
+
+def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05):
+    """Wait for a condition and return its truthy value; fail with ``what`` after ``timeout`` seconds.
+
+    Bounded, and never asserts on how long it took (speed is for benchmarks).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {what}")

@@ -38,6 +38,8 @@ STATE_SETS = {
     "whatsapp_phone_number_can_send_message",
     "whatsapp_phone_number_throughput_level",
     "whatsapp_entity_can_send_message",
+    "whatsapp_waba_ban_state",
+    "whatsapp_business_messaging_limit_tier",
 }
 KNOWN_METRICS = (
     {f.name for f in exposition.NUMBER_FAMILIES + exposition.WABA_FAMILIES + exposition.ACCOUNT_FAMILIES}
@@ -45,7 +47,8 @@ KNOWN_METRICS = (
     | {webhooks.EVENTS_FAMILY, webhooks.REJECTED_FAMILY, webhooks.REFRESHES_FAMILY}
 )
 CRITICAL = {"WhatsAppNumberQualityRed", "WhatsAppNumberFlagged", "WhatsAppNumberCannotSend", "WhatsAppNumberDeleted",
-            "WhatsAppNumberBlocked", "WhatsAppBusinessEntityBlocked"}
+            "WhatsAppNumberBlocked", "WhatsAppBusinessEntityBlocked", "WhatsAppWabaDisabled",
+            "WhatsAppWabaScheduledForDisable"}
 
 
 def load_rules(path: Path) -> list[dict]:
@@ -149,8 +152,10 @@ def test_annotations():
             needed = ("phone_number", "account", "provider")
         elif name.startswith("WhatsAppWaba"):
             needed = ("waba_id", "account", "provider")
-        elif name.startswith("WhatsAppBusiness"):
+        elif name == "WhatsAppBusinessEntityBlocked":
             needed = ("entity_type", "entity_id", "account", "provider")
+        elif name.startswith("WhatsAppBusiness"):
+            needed = ("business_id", "account", "provider")  # a business portfolio
         elif name == "WhatsAppExporterDown":
             needed = ("instance", "job")  # `up` has no account or provider
         elif name == "WhatsAppExporterWebhooksRefused":
@@ -176,19 +181,24 @@ def test_every_alert_has_a_runbook_section_and_no_section_is_stale():
 
 
 def test_metric_names_exist():
+    """In the expressions, and in the queries the descriptions run (`query` in their templates)."""
     for name, rule in alerts().items():
-        for metric in re.findall(r"\b(whatsapp_[a-z_]+|up)\b(?=\s*[{\[)]|\s*$|\s)", rule["expr"]):
-            assert metric in KNOWN_METRICS, f"{name}: unknown metric {metric}"
+        for where in (rule["expr"], *rule["annotations"].values()):
+            for metric in re.findall(r"\b(whatsapp_[a-z_]+|up)\b(?=\s*[{\[)]|\s*$|\s)", where):
+                assert metric in KNOWN_METRICS, f"{name}: unknown metric {metric}"
 
 
 def test_state_sets_are_only_queried_with_eq_1():
-    """Rules must work when the exporter emits only the active state: never use a state's 0 series."""
+    """Rules must work when the exporter emits only the active state: never use a state's 0 series.
+
+    The queries of the description templates too: they would name a state that is not the current one.
+    """
     for name, rule in alerts().items():
-        expr = rule["expr"]
-        for family in STATE_SETS:
-            uses = len(re.findall(rf"\b{family}\b", expr))
-            as_active = len(re.findall(rf"\b{family}(\{{[^}}]*\}})?(\[[^\]]*\])?\)*\s*==\s*1\b", expr))
-            assert uses == as_active, f"{name}: {family} must be compared with == 1"
+        for expr in (rule["expr"], *rule["annotations"].values()):
+            for family in STATE_SETS:
+                uses = len(re.findall(rf"\b{family}\b", expr))
+                as_active = len(re.findall(rf"\b{family}(\{{[^}}]*\}})?(\[[^\]]*\])?\)*\s*==\s*1\b", expr))
+                assert uses == as_active, f"{name}: {family} must be compared with == 1"
 
 
 def test_every_alert_is_unit_tested_firing_and_not_firing():

@@ -20,7 +20,7 @@ from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet, loads_scenario
 from exporter.poller import Poller
 from exporter.store import Store
-from tests.helpers import active_state, samples, value
+from tests.helpers import wait_for, active_state, samples, value
 
 HEALTH = "GetWhatsappHealthStatus"
 SECRET = {"SK": "sk-health-SECRET"}
@@ -87,16 +87,6 @@ def make():
 
 def current(store: Store):
     return samples(store.exposition.body.decode())
-
-
-def wait_for(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_a_number_is_blocked_only_once_its_health_was_read(emulator, make):
@@ -210,3 +200,16 @@ def test_a_sweep_slower_than_its_interval_says_so_once(emulator, make, caplog):
     [warning] = [r for r in caplog.records if "longer than health_poll_interval" in r.getMessage()]
     assert warning.sweep_seconds_at_least == 15  # 3 calls at one per 5 s
     assert len(emulator.calls(HEALTH)) <= 1
+
+
+def test_a_poll_that_read_its_numbers_before_a_health_read_keeps_the_newer_health():
+    """A sweep publishes a number's health while a poll is under way; the poll, which enriched its numbers with
+    the health known before, must not overwrite the newer reading (found as a flaky count under load)."""
+    from exporter import merge, model
+
+    old = model.TrackedNumber(model.PhoneNumber("+1", can_send_message="BLOCKED", business_id="b"),
+                              model.ChangeTimes.first_seen(0))
+    polled = {"+1": model.PhoneNumber("+1", status="CONNECTED"), "+2": model.PhoneNumber("+2")}
+    kept = merge.newer_health({"+1": old}, polled, {"+1": 105.0, "+2": 90.0}, poll_started=100.0)
+    assert kept == {"+1": model.PhoneNumber("+1", status="CONNECTED", can_send_message="BLOCKED", business_id="b")}
+    assert merge.newer_health({"+1": old}, polled, {"+1": 95.0}, poll_started=100.0) == {}

@@ -46,8 +46,8 @@ def test_nxcloud_account():
     assert a.endpoint == "https://api2.nxcloud.com"
     assert a.qps == 2  # conservative: NxCloud documents no QPS
     assert (a.credentials.access_key_id, a.credentials.access_key_secret) == ("ak1", "nx-secret-value")
-    assert [s.cust_space_id for s in a.spaces] == ["app-one", "app-two"]
-    assert a.spaces[1].phone_numbers == ("8613800000001", "8613800000002")
+    assert [u.id for u in a.units] == ["app-one", "app-two"]
+    assert a.units[1].phone_numbers == ("8613800000001", "8613800000002")
     assert a.waba_poll_interval == 0 and a.verification_poll_interval == 0
 
 
@@ -56,7 +56,7 @@ def test_kaleyra_account():
     assert a.endpoint == "https://api.ap.kaleyra.io"
     assert a.qps == 5
     assert a.credentials.access_key_id == "HXAP123"
-    assert a.spaces[1].phone_numbers == ("919876543210",)
+    assert a.units[1].phone_numbers == ("919876543210",)
 
 
 def test_meta_account():
@@ -64,8 +64,8 @@ def test_meta_account():
     assert a.endpoint == "https://graph.facebook.com"
     assert a.qps == 2 and a.graph_api_version == "v24.0"
     assert (a.credentials.access_key_id, a.credentials.access_key_secret) == ("1234567890", "EAAmeta-token-value")
-    assert [s.cust_space_id for s in a.spaces] == ["102290000000001", "102290000000002"]
-    assert a.spaces[1].phone_numbers == ("15550100001",)
+    assert [u.id for u in a.units] == ["102290000000001", "102290000000002"]
+    assert a.units[1].phone_numbers == ("15550100001",)
     assert a.waba_poll_interval == 0 and a.verification_poll_interval == 0
 
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from exporter import exposition, webhooks
+from tests.test_alert_rules import STATE_SETS
 from tests.tools import ROOT, binary
 
 DASHBOARDS = ROOT / "dashboards"
@@ -36,16 +37,30 @@ KNOWN_METRICS = (
     | {webhooks.EVENTS_FAMILY, webhooks.REJECTED_FAMILY, webhooks.REFRESHES_FAMILY}
 )
 # Families only some providers or an optional feature produce, with the words every panel that queries one must
-# have in its description (so a user of another provider knows why the panel is empty). The end-to-end test's stack
-# has one CAMS account and no webhook receiver: it runs these queries but cannot require data from them.
+# have in its description (so a user of another provider knows why the panel is empty). The end-to-end test runs
+# these queries but does not require data from them: its stack cannot produce all of them (health only once a
+# number's health was read, and blocking errors only for a blocked number; no NxCloud; Meta's portfolio limit and
+# account_update facts only for a Meta account with its webhooks).
+_HEALTH = "Meta Cloud API, Kaleyra and CAMS only"  # health_status, or CAMS' GetWhatsappHealthStatus
 _META_HEALTH = "Meta Cloud API and Kaleyra only"
 _META_API = "Meta Cloud API only"
+_PORTFOLIO = "Only where Meta reports the limit per portfolio"
+_ACCOUNT_UPDATE = "Only with Meta's account_update webhook"
+_CAMS = "Alibaba CAMS only"
 _WEBHOOKS = "Only with the webhook receiver"
 NEEDS = {
-    "whatsapp_phone_number_can_send_message": _META_HEALTH,
+    "whatsapp_phone_number_can_send_message": _HEALTH,
     "whatsapp_phone_number_throughput_level": _META_HEALTH,
-    "whatsapp_phone_number_blocking_error_info": _META_HEALTH,
-    "whatsapp_entity_can_send_message": _META_HEALTH,
+    "whatsapp_phone_number_blocking_error_info": _HEALTH,
+    "whatsapp_entity_can_send_message": _HEALTH,
+    "whatsapp_business_messaging_limit_tier": _PORTFOLIO,
+    "whatsapp_business_messaging_limit": _PORTFOLIO,
+    "whatsapp_waba_restriction_info": _ACCOUNT_UPDATE,
+    "whatsapp_waba_restriction_expiration_timestamp_seconds": _ACCOUNT_UPDATE,
+    "whatsapp_waba_ban_state": _ACCOUNT_UPDATE,
+    "whatsapp_waba_ban_timestamp_seconds": _ACCOUNT_UPDATE,
+    "whatsapp_waba_violations_total": _ACCOUNT_UPDATE,
+    "whatsapp_exporter_health_sweep_duration_seconds": _CAMS,
     "whatsapp_exporter_api_usage_ratio": _META_API,
     "whatsapp_exporter_api_regain_access_seconds": _META_API,
     webhooks.EVENTS_FAMILY: _WEBHOOKS,
@@ -221,6 +236,18 @@ def test_panels_over_provider_specific_families_say_which_providers(dashboards):
     assert set(NEEDS) <= KNOWN_METRICS
 
 
+def test_state_sets_are_only_queried_with_eq_1(dashboards):
+    """Panels must show the same with `metrics.state_sets: active` (only the current state's series)."""
+    for d in dashboards.values():
+        for where, expr in iter_queries(d):
+            if " variable " in where:
+                continue  # label_values() lists label values; it compares nothing
+            for family in STATE_SETS:
+                uses = len(re.findall(rf"\b{family}\b", expr))
+                as_active = len(re.findall(rf"\b{family}(\{{[^}}]*\}})?(\[[^\]]*\])?\)*\s*==\s*1\b", expr))
+                assert uses == as_active, f"{where}: {family} must be compared with == 1"
+
+
 def test_every_query_is_valid_promql(dashboards, tmp_path):
     """promtool parses each query (variables substituted) as the expression of a recording rule."""
     rules, index = [], {}
@@ -253,3 +280,100 @@ def test_provisioning_files():
     assert providers["apiVersion"] == 1
     (provider,) = providers["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
+
+
+# -- what the non-trivial queries return, evaluated by promtool ---------------------------------------------------
+
+_JOB = 'job="whatsapp-number-exporter",instance="exporter:10067"'
+_CAN = ("AVAILABLE", "LIMITED", "BLOCKED", "UNKNOWN", "OTHER")
+_STATUS = ("CONNECTED", "FLAGGED", "BANNED", "RESTRICTED", "DISCONNECTED", "DELETED")
+
+
+def _number(phone: str, status: str, can_send: str | None, all_states: bool, errors=()) -> list[dict]:
+    """The series of one CAMS number as the exporter exposes it, in one state-set mode."""
+    base = f'provider="alibaba_cams",account="shop",phone_number="{phone}",{_JOB}'
+    out = [{"series": f'whatsapp_phone_number_status{{{base},status="{s}"}}', "values": f"{int(s == status)}x15"}
+           for s in (_STATUS if all_states else (status,))]
+    if can_send:
+        out += [{"series": f'whatsapp_phone_number_can_send_message{{{base},can_send_message="{c}"}}',
+                 "values": f"{int(c == can_send)}x15"} for c in (_CAN if all_states else (can_send,))]
+    out += [{"series": f'whatsapp_phone_number_blocking_error_info{{{base},entity_type="{t}",entity_id="{i}",'
+                       f'error_code="{code}",error_description="{text}"}}', "values": "1x15"}
+            for t, i, code, text in errors]
+    return out
+
+
+def _panel_query(dashboard: dict, title: str) -> str:
+    (expr,) = [e for where, e in iter_queries(dashboard) if f'"{title}" ' in where]
+    return substitute(expr, {v["name"]: ".*" for v in dashboard["templating"]["list"]})
+
+
+def _promtool_eval(tmp_path, series: list[dict], tests: list[dict]) -> subprocess.CompletedProcess:
+    path = tmp_path / "queries.test.yml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": [
+        {"interval": "1m", "input_series": series, "promql_expr_test": tests}]}, sort_keys=False))
+    return subprocess.run([binary("promtool"), "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+
+
+def test_cannot_send_tile_counts_each_number_once_and_the_table_gives_every_reason(dashboards, tmp_path):
+    """Whatever the provider and state-set mode: status, health BLOCKED, a disabled WABA, or several of them (counted
+    once), with each blocking error."""
+    fleet = dashboards["whatsapp-fleet-overview.json"]
+    pay = ("BUSINESS", "39920000", "141006", "Payment method error.")
+    own = ("PHONE_NUMBER", "8613800000001", "131031", "Account locked.")
+    series = (
+        _number("+8613800000001", "BANNED", "BLOCKED", True, [own])  # status and health: one number
+        + _number("+8613800000002", "CONNECTED", "BLOCKED", False)  # health only, no error listed
+        + _number("+8613800000003", "RESTRICTED", None, False)  # status only, health never read
+        + _number("+8613800000004", "CONNECTED", "AVAILABLE", True)  # can send
+        + _number("+8613800000005", "CONNECTED", "BLOCKED", False, [pay, own[:1] + ("8613800000005",) + own[2:]])
+        + _number("+8613800000006", "CONNECTED", "LIMITED", True)  # can send, with limits
+        + _number("+15550000007", "CONNECTED", None, False)  # its WABA is disabled (only the active ban state)
+        + _number("+15550000008", "CONNECTED", None, True)  # its WABA is only scheduled for disable (every state)
+    )
+    for phone, waba in (("+15550000007", "1022901"), ("+15550000008", "1022902"), ("+8613800000001", "1022903")):
+        series.append({"series": f'whatsapp_phone_number_info{{provider="alibaba_cams",account="shop",phone_number="{phone}",'
+                                 f'{_JOB},verified_name="Shop",waba_id="{waba}"}}', "values": "1x15"})
+    wabas = {"1022901": ("DISABLE",), "1022902": ("NONE", "SCHEDULE_FOR_DISABLE", "DISABLE", "REINSTATE")}
+    for waba, states in wabas.items():
+        current = states[0] if len(states) == 1 else "SCHEDULE_FOR_DISABLE"
+        series += [{"series": f'whatsapp_waba_ban_state{{provider="alibaba_cams",account="shop",{_JOB},waba_id="{waba}",'
+                              f'ban_state="{s}"}}', "values": f"{int(s == current)}x15"} for s in states]
+
+    def row(phone, **labels):
+        return {"labels": "{" + ",".join(f'{k}="{v}"' for k, v in
+                                         {"account": "shop", "phone_number": phone, "provider": "alibaba_cams",
+                                          **labels}.items()) + "}", "value": 1}
+
+    def error(t, i, code, text):
+        return dict(can_send_message="BLOCKED", entity_type=t, entity_id=i, error_code=code, error_description=text)
+
+    result = _promtool_eval(tmp_path, series, [
+        {"expr": _panel_query(fleet, "Cannot send"), "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 5}]},
+        {"expr": _panel_query(fleet, "Numbers that cannot send"), "eval_time": "10m", "exp_samples": [
+            row("+8613800000001", status="BANNED"),
+            row("+8613800000001", **error(*own)),
+            row("+8613800000002", can_send_message="BLOCKED"),
+            row("+8613800000003", status="RESTRICTED"),
+            row("+8613800000005", **error(*pay)),
+            row("+8613800000005", **error("PHONE_NUMBER", "8613800000005", "131031", "Account locked.")),
+            row("+15550000007", waba_id="1022901", ban_state="DISABLE"),
+        ]},
+    ])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_waba_restriction_table_gives_expiry_and_time_left(dashboards, tmp_path):
+    fleet = dashboards["whatsapp-fleet-overview.json"]
+    waba = f'provider="meta",account="brand",{_JOB},waba_id="102290000000001",restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING"'
+    (expiry, left) = [substitute(e, {v["name"]: ".*" for v in fleet["templating"]["list"]})
+                      for where, e in iter_queries(fleet) if '"WABA restrictions" ' in where and "restriction_info" not in e]
+    labels = '{account="brand",provider="meta",restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING",waba_id="102290000000001"}'
+    result = _promtool_eval(tmp_path, [
+        {"series": f"whatsapp_waba_restriction_info{{{waba}}}", "values": "1x15"},
+        {"series": f"whatsapp_waba_restriction_expiration_timestamp_seconds{{{waba}}}", "values": "3600x15"},
+    ], [
+        {"expr": expiry, "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 3_600_000}]},
+        {"expr": left, "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 3000}]},
+    ])
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,8 +1,11 @@
 """End to end: provider emulator -> exporter -> real Prometheus -> real Alertmanager -> a webhook receiver.
 
-A scenario turns one number GREEN -> YELLOW -> RED (its tier drops with the RED
-rating) and another CONNECTED -> FLAGGED -> CONNECTED. The exporter polls it
-every 5 s in-process. Debian's `prometheus` scrapes it with the shipped
+A CAMS scenario turns one number GREEN -> YELLOW -> RED (its tier drops with the
+RED rating), another CONNECTED -> FLAGGED -> CONNECTED, and a third BLOCKED (its
+health, read by GetWhatsappHealthStatus sweeps). The exporter polls it every 5 s
+in-process. A Meta account, polled once an hour, gets a WABA restriction that
+expires after 30 s and a WABA disabled by Meta, both by Meta's signed
+account_update webhooks (since October 2025 Meta numbers are never FLAGGED). Debian's `prometheus` scrapes it with the shipped
 deploy/prometheus/prometheus.yml and loads the shipped alert rules, with only
 their `for:` shortened. Debian's `prometheus-alertmanager` runs the shipped
 deploy/alertmanager/alertmanager.yml with the receivers pointed at this test.
@@ -57,6 +60,7 @@ PROVIDER = "alibaba_cams"
 RED_NUMBER = "+8613800000001"
 FLAGGED_NUMBER = "+8613800000002"
 HEALTHY_NUMBER = "+8613800000003"
+CAMS_BLOCKED_NUMBER = "+8613800000004"
 SHORT_FOR = "2s"
 DEBIAN_TEMPLATES = "/usr/share/prometheus/alertmanager"
 
@@ -102,39 +106,61 @@ spaces:
         code_verification_status: VERIFIED
         name_status: APPROVED
         new_name_status: APPROVED
+      - phone_number: "8613800000004"       # CONNECTED all along, but its health turns BLOCKED at 10 s
+        id: "109876543219004"
+        verified_name: E2E Shop Billing
+        status: CONNECTED
+        quality_rating: GREEN
+        messaging_limit_tier: TIER_10K
+        code_verification_status: VERIFIED
+        name_status: APPROVED
+        new_name_status: APPROVED
+        timeline:
+          - at: 10s
+            set:
+              can_send_message: BLOCKED
+              health_errors: [{error_code: "141006", error_description: There is an error with the payment method.}]
 """
 
-# Meta, polled once an hour: its pages can only come from its webhooks.
+# Meta, polled once an hour: its alerts can only come from its webhooks.
 META_ACCOUNT = "e2e-meta"
-META_FLAGGED_NUMBER = "+15550177001"
-META_BLOCKED_NUMBER = "+15550177002"
+META_RESTRICTED_WABA = "1022900077"
+META_DISABLED_WABA = "1022900078"
+RESTRICTION = "RESTRICTED_BIZ_INITIATED_MESSAGING"
 META_SECRETS = {"META_TOKEN": "EAAe2eMetaTOKEN0000000001", "META_APP_SECRET": "e2e-app-secret-VALUE",
                 "META_VERIFY_TOKEN": "e2e-verify-token-VALUE"}
 META_SCENARIO = f"""
 name: e2e-meta
 credentials: [{{access_key_id: "7001", access_key_secret: {META_SECRETS["META_TOKEN"]}, qps: null}}]
 spaces:
-  - space_id: "1022900077"
+  - space_id: "{META_RESTRICTED_WABA}"     # restricted at 15 s for 30 s: account_update ACCOUNT_RESTRICTION
     access_key_id: "7001"
     extra: {{calls_per_hour: 100000}}
-    waba: {{id: "1022900077", name: E2E Meta, account_review_status: APPROVED, business_id: "5241000077"}}
+    waba:
+      id: "{META_RESTRICTED_WABA}"
+      name: E2E Meta
+      account_review_status: APPROVED
+      business_id: "5241000077"
+      portfolio_messaging_limit: 10000
+      timeline:
+        - at: 15s
+          set: {{restrictions: [{{restriction_type: {RESTRICTION}, duration: 30s}}]}}
     numbers:
-      - phone_number: "15550177001"       # FLAGGED at 15 s: Meta sends phone_number_quality_update FLAGGED
-        id: "1065400077001"
-        status: CONNECTED
-        quality_rating: GREEN
-        whatsapp_business_manager_messaging_limit: TIER_10K
-        timeline: [{{at: 15s, set: {{status: FLAGGED}}}}]
-      - phone_number: "15550177002"       # BLOCKED at 15 s: Meta sends account_update
-        id: "1065400077002"
-        status: CONNECTED
-        quality_rating: GREEN
-        whatsapp_business_manager_messaging_limit: TIER_10K
-        timeline:
-          - at: 15s
-            set:
-              can_send_message: BLOCKED
-              errors: [{{error_code: 141006, error_description: Blocked in the e2e test.}}]
+      - {{phone_number: "15550177001", id: "1065400077001", status: CONNECTED, quality_rating: GREEN}}
+  - space_id: "{META_DISABLED_WABA}"       # disabled at 15 s: account_update DISABLED_UPDATE
+    access_key_id: "7001"
+    extra: {{calls_per_hour: 100000}}
+    waba:
+      id: "{META_DISABLED_WABA}"
+      name: E2E Meta Banned
+      account_review_status: APPROVED
+      business_id: "5241000078"
+      portfolio_messaging_limit: 2000
+      timeline:
+        - at: 15s
+          set: {{ban_state: DISABLE, ban_date: "April 17, 2027"}}
+    numbers:
+      - {{phone_number: "15550177002", id: "1065400077002", status: CONNECTED, quality_rating: GREEN}}
 """
 
 EXPORTER_CONFIG = """
@@ -147,7 +173,7 @@ accounts:
     endpoint: {meta_endpoint}
     credentials: {{app_id: "7001", access_token: "${{META_TOKEN}}"}}
     poll_interval: 1h
-    wabas: [{{waba_id: "1022900077"}}]
+    wabas: [{{waba_id: "1022900077"}}, {{waba_id: "1022900078"}}]
   - name: e2e-shop
     provider: alibaba_cams
     endpoint: {endpoint}
@@ -156,6 +182,7 @@ accounts:
     poll_jitter: 0.5s
     waba_poll_interval: 5s
     verification_poll_interval: 5s
+    health_poll_interval: 10s
     labels: {{team: e2e}}
     spaces:
       - cust_space_id: cams-e2e-shop
@@ -471,14 +498,20 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
              10, diagnostics)
     pages = receiver.alerts("/page")
     assert {a["labels"]["severity"] for a in pages} == {"critical"}, receiver.summary()
+    blocked = wait_for("the CAMS BLOCKED page (GetWhatsappHealthStatus)",
+                       lambda: receiver.find("/page", "WhatsAppNumberBlocked", "firing", phone_number=CAMS_BLOCKED_NUMBER),
+                       PAGE_TIMEOUT, diagnostics)[0]
+    assert {k: blocked["labels"][k] for k in (*number_labels, "severity")} == {**number_labels, "severity": "critical"}
+    assert "141006" in blocked["annotations"]["description"]
+    pages = receiver.alerts("/page")
     assert {a["labels"]["alertname"] for a in pages if a["labels"]["provider"] == PROVIDER} == {
-        "WhatsAppNumberQualityRed", "WhatsAppNumberFlagged"}, receiver.summary()
+        "WhatsAppNumberQualityRed", "WhatsAppNumberFlagged", "WhatsAppNumberBlocked"}, receiver.summary()
     assert not [a for a in pages if a["labels"].get("phone_number") == HEALTHY_NUMBER], receiver.summary()
     assert not [a for a in receiver.alerts("/ticket") if a["labels"]["severity"] == "critical"], receiver.summary()
     # The RED number is still RED: its page has not been resolved.
     assert not receiver.find("/page", "WhatsAppNumberQualityRed", "resolved"), receiver.summary()
 
-    check_meta_pages_arrive_by_webhook_long_before_the_next_poll(stack)
+    check_meta_alerts_arrive_by_webhook_long_before_the_next_poll(stack)
 
     # Every dashboard query returns data from this Prometheus, with the scenario's provider and account
     # selected, and the RED number where a dashboard takes one number (the fleet overview shows them all).
@@ -506,30 +539,42 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
 
 
-def check_meta_pages_arrive_by_webhook_long_before_the_next_poll(stack):
-    """The Meta account polls once an hour; its FLAGGED and BLOCKED pages come from Meta's signed webhooks."""
+def check_meta_alerts_arrive_by_webhook_long_before_the_next_poll(stack):
+    """The Meta account polls once an hour: a WABA restriction (a ticket that resolves when the restriction
+    expires) and a disabled WABA (a page, once, not also for its BLOCKED number) come from Meta's signed
+    account_update webhooks."""
     receiver, diagnostics = stack.receiver, stack.diagnostics
     meta_labels = dict(provider="meta", account=META_ACCOUNT, job=JOB)
-    flagged = wait_for("the Meta FLAGGED page, brought by a webhook",
-                       lambda: receiver.find("/page", "WhatsAppNumberFlagged", "firing", phone_number=META_FLAGGED_NUMBER),
-                       PAGE_TIMEOUT, diagnostics)[0]
-    assert {k: flagged["labels"][k] for k in meta_labels} == meta_labels
-    blocked = wait_for("the Meta BLOCKED page, brought by a webhook",
-                       lambda: receiver.find("/page", "WhatsAppNumberBlocked", "firing", phone_number=META_BLOCKED_NUMBER),
-                       PAGE_TIMEOUT, diagnostics)[0]
-    assert blocked["labels"]["severity"] == "critical"
-    assert "141006" in blocked["annotations"]["description"]
-    # Both pages came within PAGE_TIMEOUT of a stack whose Meta account polls every hour: only the
-    # webhooks can have brought the changes.  Check that they did: signed events were delivered,
-    # accepted, and the account's scheduled poll ran once (at start), an hour before its next one.
+    disabled = wait_for("the disabled-WABA page, brought by a webhook",
+                        lambda: receiver.find("/page", "WhatsAppWabaDisabled", "firing", waba_id=META_DISABLED_WABA),
+                        PAGE_TIMEOUT, diagnostics)[0]
+    assert {k: disabled["labels"][k] for k in meta_labels} == meta_labels
+    assert disabled["labels"]["severity"] == "critical"
+    assert "17 April 2027" in disabled["annotations"]["description"]
+    restricted = wait_for("the restriction ticket, brought by a webhook",
+                          lambda: receiver.find("/ticket", "WhatsAppWabaRestricted", "firing",
+                                                waba_id=META_RESTRICTED_WABA, restriction_type=RESTRICTION),
+                          PAGE_TIMEOUT, diagnostics)[0]
+    assert {k: restricted["labels"][k] for k in meta_labels} == meta_labels
+    assert restricted["labels"]["severity"] == "warning"
+    wait_for("the restriction ticket to resolve when the restriction expires",
+             lambda: receiver.find("/ticket", "WhatsAppWabaRestricted", "resolved", waba_id=META_RESTRICTED_WABA),
+             RESOLVE_TIMEOUT, diagnostics)
+    assert not query(stack.prometheus, "whatsapp_waba_restriction_info")
+    # The disabled WABA's number is BLOCKED in its health too (the DISABLED_UPDATE made the exporter read it
+    # again at once), but it pages once, for the WABA.
+    wait_for("the disabled WABA's number read as BLOCKED",
+             lambda: query(stack.prometheus, 'whatsapp_phone_number_can_send_message{can_send_message="BLOCKED",'
+                                             f'account="{META_ACCOUNT}"}} == 1'), PAGE_TIMEOUT, diagnostics)
+    assert {a["labels"]["alertname"] for a in receiver.alerts("/page") if a["labels"]["provider"] == "meta"} == {
+        "WhatsAppWabaDisabled"}, receiver.summary()
+    # Signed events were delivered and acted on, and the account's scheduled poll ran once (at start),
+    # an hour before its next one.
     delivered = [h for h in stack.meta.webhooks_sent() if h["status"] == "delivered"]
-    assert {h["field"] for h in delivered} >= {"phone_number_quality_update", "account_update"}, delivered
-    # Both events come at the same instant: whichever is first schedules the refresh, the other may join it.
-    counted = {(event, result): stack.webhooks.metrics.value("whatsapp_exporter_webhook_events_total", provider="meta",
-                                                             event=event, result=result)
-               for event in ("phone_number_quality_update", "account_update") for result in ("accepted", "debounced")}
-    assert counted[("phone_number_quality_update", "accepted")] + counted[("phone_number_quality_update", "debounced")] >= 1
-    assert counted[("account_update", "accepted")] + counted[("account_update", "debounced")] >= 1
-    assert counted[("phone_number_quality_update", "accepted")] + counted[("account_update", "accepted")] >= 1
+    assert {h["field"] for h in delivered} >= {"account_update"}, delivered
+    counted = sum(stack.webhooks.metrics.value("whatsapp_exporter_webhook_events_total", provider="meta",
+                                               event="account_update", result=result)
+                  for result in ("accepted", "debounced"))
+    assert counted >= 2
     interval = query(stack.prometheus, f'whatsapp_exporter_poll_interval_seconds{{account="{META_ACCOUNT}"}}')
     assert float(interval[0]["value"][1]) == 3600

@@ -652,6 +652,134 @@ def test_health_status(client, emu):
     assert waba["Data"]["CanSendMessage"] == "AVAILABLE"
 
 
+HEALTH_YAML = """
+credentials:
+  - {access_key_id: hk, access_key_secret: hk-secret, qps: null}
+  - {access_key_id: hk-10, access_key_secret: hk-10-secret, action_qps: {GetWhatsappHealthStatus: 8}}
+spaces:
+  - cust_space_id: cams-pay
+    access_key_id: hk
+    waba:
+      id: "39939000"
+      account_review_status: APPROVED
+      business_id: "39920000"
+      timeline:
+        - at: 60
+          set:
+            business_can_send_message: BLOCKED
+            business_errors:
+              - error_code: 141006
+                error_description: There is an error with the payment method.
+                possible_solution: Add a new payment method to the account.
+        - {at: 120, set: {business_can_send_message: AVAILABLE, business_errors: null}}
+      repeat_every: 180
+    numbers:
+      - phone_number: "8613800000000"
+        status: CONNECTED
+        timeline:
+          - {at: 30, set: {can_send_message: LIMITED, health_additional_info: [Not relayed by CAMS.]}}
+          - {at: 90, set: {can_send_message: BLOCKED,
+                           health_errors: [{ErrorCode: 131031, ErrorDescription: Locked., PossibleSolution: Appeal.}]}}
+          - {at: 150, set: {can_send_message: null, health_errors: null, health_additional_info: null}}
+        repeat_every: 180
+  - cust_space_id: cams-app
+    access_key_id: hk-10
+    waba: {id: "39939001", app_can_send_message: LIMITED}
+    numbers: [{phone_number: "8613800000001", status: CONNECTED}]
+"""
+
+
+@pytest.fixture
+def health_emu(clock):
+    """Flow control off: these tests read many times within one second of the fake clock."""
+    with CamsEmulator(loads_scenario(HEALTH_YAML), clock=clock, flow_control=False) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def throttled_health_emu(clock):
+    with CamsEmulator(loads_scenario(HEALTH_YAML), clock=clock) as emulator:
+        yield emulator
+
+
+def test_health_status_follows_the_timelines(health_emu, clock):
+    client = Client(health_emu, "hk", "hk-secret", clock)
+
+    def read(node_type="phone"):
+        params = {"CustSpaceId": "cams-pay", "NodeType": node_type}
+        if node_type == "phone":
+            params["PhoneNumber"] = "8613800000000"
+        resp = client.v3("GetWhatsappHealthStatus", params)
+        assert resp.status == 200 and b"AdditionalInfo" not in resp.body and b"additional" not in resp.body
+        body = resp.json
+        assert set(body) == {"RequestId", "Code", "Message", "Success", "Data"} and body["Success"] is True
+        assert set(body["Data"]) == {"CanSendMessage", "Entities"}
+        return body["Data"]
+
+    def states(data):
+        return data["CanSendMessage"], [(e["EntityType"], e["CanSendMessage"]) for e in data["Entities"]]
+
+    data = read()
+    assert data == {"CanSendMessage": "AVAILABLE", "Entities": [
+        {"EntityType": "PHONE_NUMBER", "CanSendMessage": "AVAILABLE", "PhoneNumber": "8613800000000", "Errors": []},
+        {"EntityType": "WABA", "CanSendMessage": "AVAILABLE", "WabaId": "39939000", "Errors": []},
+        {"EntityType": "BUSINESS", "CanSendMessage": "AVAILABLE", "BusinessId": "39920000", "Errors": []}]}
+    health_emu.advance(30)
+    assert states(read()) == ("LIMITED", [("PHONE_NUMBER", "LIMITED"), ("WABA", "AVAILABLE"),
+                                          ("BUSINESS", "AVAILABLE")])
+    health_emu.advance(30)                                   # 60 s: the business's payment method fails
+    data = read()
+    assert states(data) == ("BLOCKED", [("PHONE_NUMBER", "LIMITED"), ("WABA", "AVAILABLE"), ("BUSINESS", "BLOCKED")])
+    assert data["Entities"][2] == {"EntityType": "BUSINESS", "CanSendMessage": "BLOCKED", "BusinessId": "39920000",
+                                   "Errors": [{"ErrorCode": "141006",
+                                               "ErrorDescription": "There is an error with the payment method.",
+                                               "PossibleSolution": "Add a new payment method to the account."}]}
+    waba = read("waba")
+    assert states(waba) == ("BLOCKED", [("WABA", "AVAILABLE"), ("BUSINESS", "BLOCKED")])
+    health_emu.advance(30)                                   # 90 s: the number itself is blocked too
+    data = read()
+    assert data["Entities"][0]["Errors"] == [{"ErrorCode": "131031", "ErrorDescription": "Locked.",
+                                              "PossibleSolution": "Appeal."}]
+    health_emu.advance(30)                                   # 120 s: payment fixed
+    assert states(read()) == ("BLOCKED", [("PHONE_NUMBER", "BLOCKED"), ("WABA", "AVAILABLE"),
+                                          ("BUSINESS", "AVAILABLE")])
+    health_emu.advance(30)                                   # 150 s: recovered
+    assert states(read())[0] == "AVAILABLE"
+    health_emu.advance(40)                                   # 190 s: the loop starts again
+    assert states(read())[0] == "AVAILABLE"
+    health_emu.advance(30)
+    assert states(read())[0] == "LIMITED"
+    # an APP entity only when the scenario names its state, and without an id (CAMS has no field for it)
+    app = Client(health_emu, "hk-10", "hk-10-secret", clock).v3("GetWhatsappHealthStatus",
+                                                                {"CustSpaceId": "cams-app", "NodeType": "waba"})
+    assert app.json["Data"] == {"CanSendMessage": "LIMITED", "Entities": [
+        {"EntityType": "WABA", "CanSendMessage": "AVAILABLE", "WabaId": "39939001", "Errors": []},
+        {"EntityType": "APP", "CanSendMessage": "LIMITED", "Errors": []}]}
+
+
+def test_health_status_parameters(health_emu, clock):
+    client = Client(health_emu, "hk", "hk-secret", clock)
+    for params, missing in (({"NodeType": "phone", "PhoneNumber": "8613800000000"}, "CustSpaceId"),
+                            ({"CustSpaceId": "cams-pay", "PhoneNumber": "8613800000000"}, "NodeType"),
+                            ({}, "CustSpaceId")):
+        body = _envelope(client.v3("GetWhatsappHealthStatus", params), 400, "MissingParameter")
+        assert missing in body["Message"]
+        body = _envelope(client.v2("GetWhatsappHealthStatus", params), 400, "MissingParameter")
+    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "template"}),
+              400, "InvalidParameter")
+    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "phone"}),
+              400, "InvalidParameter")
+    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "phone",
+                                                    "PhoneNumber": "8613899999999"}),
+              400, "InvalidParameter.PhoneNumberError")
+    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "waba",
+                                                    "WabaId": "1"}), 400, "InvalidParameter")
+    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-app", "NodeType": "waba"}),
+              400, "Unknown.ResourceOwnerId")
+    ok = client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "waba", "WabaId": "39939000"})
+    assert ok.status == 200 and ok.json["Data"]["CanSendMessage"] == "AVAILABLE"
+
+
 def test_ownership_and_isv_code(client):
     _envelope(client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-other"}), 400, "Unknown.ResourceOwnerId")
     _envelope(client.v3("QueryChatappBindWaba", {"CustSpaceId": "cams-nope"}), 400, "Unknown.ResourceOwnerId")
@@ -701,6 +829,60 @@ def test_health_status_documented_limit(client):
     params = {"CustSpaceId": "cams-abc123", "NodeType": "waba"}
     codes = [client.v3("GetWhatsappHealthStatus", params).code for _ in range(7)]
     assert codes == ["OK"] * 5 + ["Throttling.User"] * 2
+
+
+HEALTH = "GetWhatsappHealthStatus"
+
+
+def test_health_status_limit_applies_without_an_overall_qps(throttled_health_emu, clock):
+    """5 calls of GetWhatsappHealthStatus per second per account, even when the key sets no overall qps."""
+    health_emu = throttled_health_emu
+    client = Client(health_emu, "hk", "hk-secret", clock)
+    params = {"CustSpaceId": "cams-pay", "NodeType": "phone", "PhoneNumber": "8613800000000"}
+    second = int(clock.t)
+    answers = [client.v3(HEALTH, params) for _ in range(8)]
+    assert [a.status for a in answers] == [200] * 5 + [400] * 3
+    for refused in answers[5:]:
+        body = _envelope(refused, 400, "Throttling.User")
+        assert body["Message"] == "Request was denied due to user flow control."
+        assert body["HostId"] == "127.0.0.1" and body["RequestId"] == refused.headers["x-acs-request-id"]
+    # other actions of the same key are not held back by this action's limit (its qps is null)
+    assert all(client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-pay"}).status == 200 for _ in range(12))
+    assert health_emu.per_second_counts("hk", action=HEALTH) == {second: 8}
+    assert health_emu.per_second_counts("hk", accepted_only=True, action=HEALTH) == {second: 5}
+    assert health_emu.max_requests_in_any_second("hk", accepted_only=True, action=HEALTH) == 5
+    assert health_emu.per_second_counts("hk", accepted_only=True) == {second: 17}
+    clock.t += 1                                                   # a new calendar second starts afresh
+    assert [client.v3(HEALTH, params).code for _ in range(6)] == ["OK"] * 5 + ["Throttling.User"]
+    assert health_emu.per_second_counts("hk", accepted_only=True, action=HEALTH) == {second: 5, second + 1: 5}
+    # a credential's action_qps overrides the documented limit
+    other = Client(health_emu, "hk-10", "hk-10-secret", clock)
+    codes = [other.v3(HEALTH, {"CustSpaceId": "cams-app", "NodeType": "waba"}).code for _ in range(10)]
+    assert codes == ["OK"] * 8 + ["Throttling.User"] * 2
+
+
+def test_health_status_throttling_with_the_real_clock():
+    """Bursts well above 5/s from concurrent clients: no calendar second accepts more than 5."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with CamsEmulator(loads_scenario(HEALTH_YAML)) as emu:
+        params = {"CustSpaceId": "cams-pay", "NodeType": "waba"}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = []
+            for _ in range(3):
+                codes += list(pool.map(lambda _: Client(emu, "hk", "hk-secret").v3(HEALTH, params).code, range(16)))
+        assert set(codes) == {"OK", "Throttling.User"} and len(codes) == 48
+        accepted = emu.per_second_counts("hk", accepted_only=True, action=HEALTH)
+        assert max(accepted.values()) <= 5 and sum(accepted.values()) == codes.count("OK")
+        assert sum(emu.per_second_counts("hk", action=HEALTH).values()) == 48
+        assert all(r.throttled == (r.code == "Throttling.User") for r in emu.calls(HEALTH))
+
+
+def test_flow_control_can_be_switched_off(clock):
+    with CamsEmulator(loads_scenario(HEALTH_YAML), clock=clock, flow_control=False) as emu:
+        client = Client(emu, "hk-10", "hk-10-secret", clock)
+        codes = [client.v3(HEALTH, {"CustSpaceId": "cams-app", "NodeType": "waba"}).code for _ in range(15)]
+        assert codes == ["OK"] * 15 and emu.max_requests_in_any_second("hk-10", accepted_only=True) == 15
 
 
 # ---------------------------------------------------------------------------
@@ -922,6 +1104,25 @@ def test_demo_scenario_and_fleet_are_servable(clock):
         codes = [c.v3("QueryChatappPhoneNumbers", {"CustSpaceId": s.space_id}).code
                  for s in fleet.spaces for _ in range(5)]
         assert codes == ["OK"] * 15  # qps: null means unlimited
+
+
+def test_demo_shows_a_number_blocked_by_its_business_payment_method(clock):
+    """Within the demo's first minute a CAMS number cannot send (BUSINESS BLOCKED, "141006"), then recovers."""
+    with CamsEmulator(load_builtin_scenario("demo"), clock=clock) as emu:
+        c = Client(emu, "demo-ak-1", "demo-secret-1", clock)
+        seen = []
+        for step in range(0, 300, 10):                     # five minutes, one read every 10 s
+            if step:
+                clock.t += 10
+            data = c.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-demo-pay", "NodeType": "phone",
+                                                     "PhoneNumber": "8613700000001"}).json["Data"]
+            business = next(e for e in data["Entities"] if e["EntityType"] == "BUSINESS")
+            seen.append((step, data["CanSendMessage"], [e["ErrorCode"] for e in business["Errors"]]))
+        blocked = [step for step, state, codes in seen if state == "BLOCKED"]
+        assert blocked and blocked[0] <= 60 and all(seen[i][2] == ["141006"] for i in range(len(seen))
+                                                     if seen[i][1] == "BLOCKED")
+        assert any(state == "AVAILABLE" for step, state, _ in seen if step > blocked[0])      # recovers
+        assert seen[0][1] == "AVAILABLE"
 
 
 def test_stop_is_idempotent_and_closes_the_port(clock):

@@ -76,7 +76,7 @@ spaces:
         quality_rating: GREEN
         timeline:
           - {{at: 60, set: {{quality_rating: YELLOW}}}}
-          - {{at: 120, set: {{quality_rating: RED, status: FLAGGED}}}}
+          - {{at: 120, set: {{quality_rating: RED}}}}
         repeat_every: 180
       - phone_number: "15550000005"
         id: "{N_GONE}"
@@ -431,11 +431,40 @@ def test_timeline_transitions_loop(emu):
     emu.advance(60)
     assert state() == ("CONNECTED", "YELLOW", "AVAILABLE")
     emu.advance(60)
-    assert state() == ("FLAGGED", "RED", "LIMITED")
+    assert state() == ("CONNECTED", "RED", "AVAILABLE")       # a RED rating changes neither status nor health
     emu.advance(60)
     assert state() == ("CONNECTED", "GREEN", "AVAILABLE")
     emu.set_number(WABA, "15550000004", quality_rating="UNKNOWN")
     assert state()[1] == "UNKNOWN"
+
+
+def test_spec_variants_are_served_as_seeded(clock):
+    """The values Meta's own specs disagree on (and unknown strings) reach the client verbatim."""
+    seeded = [("LINKED", "NA"), ("UNLINKED", "GREEN"), ("MESSAGING_LIMIT_TIER_2", "UNKNOWN"),
+              ("BRAND_NEW_STATUS", "BRAND_NEW_RATING")]
+    numbers = "\n".join(f'      - {{phone_number: "1555000010{i}", id: "10610000000000{i}", status: {st}, '
+                        f'quality_rating: {q}}}' for i, (st, q) in enumerate(seeded))
+    scenario = loads_scenario(f"""
+credentials: [{{access_key_id: {APP}, access_key_secret: {TOKEN}, qps: null}}]
+spaces:
+  - space_id: "{WABA}"
+    access_key_id: {APP}
+    waba: {{id: "{WABA}", portfolio_messaging_limit: TIER_BRAND_NEW}}
+    numbers:
+{numbers}
+""")
+    with MetaEmulator(scenario, clock=clock) as emu:
+        listed = ok(get(emu.port, f"/v24.0/{WABA}/phone_numbers?fields=status,quality_rating"))["data"]
+        assert [(n["status"], n["quality_rating"]) for n in listed] == seeded
+        health = {}
+        for i, (status, quality) in enumerate(seeded):
+            node = ok(get(emu.port, f"/v24.0/10610000000000{i}?fields=status,quality_rating,quality_score,"
+                                    "whatsapp_business_manager_messaging_limit,health_status"))
+            assert (node["status"], node["quality_rating"], node["quality_score"]) == (status, quality,
+                                                                                       {"score": quality})
+            assert node["whatsapp_business_manager_messaging_limit"] == "TIER_BRAND_NEW"
+            health[status] = node["health_status"]["entities"][0]["can_send_message"]
+        assert health["LINKED"] == "AVAILABLE" and health["UNLINKED"] == "BLOCKED"
 
 
 # ---------------------------------------------------------------------------
@@ -552,7 +581,7 @@ def test_garbage_requests_get_graph_answers(emu):
 
 def test_demo_scenario(clock):
     demo = load_builtin_scenario("demo-meta")
-    assert len(demo.credentials) == 1 and len(demo.spaces) == 1 and demo.number_count() == 4
+    assert len(demo.credentials) == 1 and len(demo.spaces) == 2 and demo.number_count() == 5
     token, waba = demo.credentials[0].access_key_secret, demo.spaces[0].space_id
     with MetaEmulator(demo, clock=clock) as emu:
         assert emu.budget_of(waba) == 5000
@@ -567,8 +596,8 @@ def test_demo_scenario(clock):
         start = snapshot()
         assert any(d["health_status"]["can_send_message"] == "LIMITED"
                    and d["health_status"]["entities"][0].get("additional_info") for d in start.values())
-        assert any("messaging_limit_tier" not in d and d["whatsapp_business_manager_messaging_limit"] == "TIER_2K"
-                   for d in start.values())
+        assert any("messaging_limit_tier" not in d for d in start.values())
+        assert {d["whatsapp_business_manager_messaging_limit"] for d in start.values()} == {"TIER_10K"}
         quality, blocked_codes = {}, set()
         for _ in range(24):                            # 4 minutes in 10 s steps
             clock.t += 10

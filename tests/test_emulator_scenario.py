@@ -249,7 +249,7 @@ def test_generate_large_fleet():
 def test_demo_scenario_covers_the_vocabulary():
     assert "demo" in builtin_scenarios()
     demo = load_builtin_scenario("demo")
-    assert len(demo.credentials) == 2 and 3 <= len(demo.spaces) <= 4 and 10 <= demo.number_count() <= 14
+    assert len(demo.credentials) == 2 and 3 <= len(demo.spaces) <= 5 and 10 <= demo.number_count() <= 14
     states = [n.state_at(0) for s in demo.spaces for n in s.numbers]
     statuses = {st.get("status") for st in states}
     assert {"CONNECTED", "FLAGGED", "RATE_LIMITED", "PENDING"} <= statuses
@@ -287,6 +287,133 @@ def test_demo_transitions_loop_and_start_within_a_minute():
     assert review[:3] == ["APPROVED", "PENDING", "APPROVED"]
     first_change = min(t for n in numbers.values() for t in [n.timeline.next_change_after(0)] if t is not None)
     assert first_change <= 60
+
+
+def test_timeline_set_time():
+    timeline = Timeline((Transition(30, {"a": 1}), Transition(60, {"b": 2}), Transition(90, {"a": 3})), 120)
+    assert timeline.set_time("a", 10) == 0.0              # the base value, set when the period began
+    assert timeline.set_time("a", 45) == 30.0
+    assert timeline.set_time("a", 75) == 30.0             # a transition of another attribute does not count
+    assert timeline.set_time("a", 100) == 90.0
+    assert timeline.set_time("a", 250) == 240.0           # third period (240..360), before its first transition
+    assert timeline.set_time("a", 275) == 270.0
+    assert Timeline((Transition(30, {"a": 1}),)).set_time("a", 1000) == 30.0
+
+
+# ---------------------------------------------------------------------------
+# Meta scenarios follow Meta since October 2025 (checked when the Meta emulator is built)
+
+META_BASE = """
+credentials: [{access_key_id: app, access_key_secret: token}]
+spaces:
+  - space_id: "102"
+    access_key_id: app
+    waba:
+      id: "102"
+      business_id: "524"
+WABA_EXTRA
+    numbers:
+      - phone_number: "15550000001"
+        status: CONNECTED
+NUMBER_EXTRA
+"""
+
+
+def _meta(waba_extra: str = "", number_extra: str = "", more: str = ""):
+    from emulators.meta import MetaEmulator
+
+    text = META_BASE.replace("WABA_EXTRA", textwrap.indent(textwrap.dedent(waba_extra).strip("\n"), " " * 6)) \
+        .replace("NUMBER_EXTRA", textwrap.indent(textwrap.dedent(number_extra).strip("\n"), " " * 8)) + more
+    return MetaEmulator(loads_scenario(text))
+
+
+def _meta_error(**kw) -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        _meta(**kw)
+    return info.value
+
+
+@pytest.mark.parametrize("number_extra,path", [
+    ("status: FLAGGED", "spaces[0].numbers[1].status"),
+    ("timeline: [{at: 90, set: {quality_rating: RED}}, {at: 30, set: {status: FLAGGED}}]",
+     "spaces[0].numbers[1].timeline[at=30s].set.status"),
+])
+def test_meta_scenarios_cannot_flag_a_number(number_extra, path):
+    second = f"""
+quality_rating: GREEN
+timeline: [{{at: 30, set: {{quality_rating: RED}}}}]
+"""
+    err = _meta_error(number_extra=second, more=f"""      - phone_number: "15550000002"
+        {number_extra}
+""")
+    assert err.path == path
+    assert "FLAGGED since 7 October 2025" in err.message and "quality_rating RED" in err.message
+    # the same scenario is fine for the emulators of the BSPs, whose APIs still report FLAGGED
+    from emulators.cams import CamsEmulator
+
+    flagged = META_BASE.replace("WABA_EXTRA", "").replace("NUMBER_EXTRA", "").replace("CONNECTED", "FLAGGED")
+    cams = CamsEmulator(loads_scenario(flagged))
+    assert cams.number_state(cams.scenario.spaces[0], "15550000001")["status"] == "FLAGGED"
+
+
+def test_meta_refuses_flagging_at_run_time_too():
+    emu = _meta()
+    with pytest.raises(ValueError, match="FLAGGED since 7 October 2025"):
+        emu.set_number("102", "15550000001", status="FLAGGED")
+    with pytest.raises(ValueError, match="WABA-level"):
+        emu.set_number("102", "15550000001", ban_state="DISABLE")
+    emu.set_number("102", "15550000001", quality_rating="RED", status="RESTRICTED")    # everything else is fine
+    with pytest.raises(ScenarioError, match="restriction_type"):
+        emu.set_waba("102", restrictions=[{"duration": "1h"}])
+
+
+@pytest.mark.parametrize("waba_extra,number_extra,path,words", [
+    ("portfolio_messaging_limit: 2000", "whatsapp_business_manager_messaging_limit: TIER_2K",
+     "spaces[0].numbers[0].whatsapp_business_manager_messaging_limit", "lives on the business portfolio"),
+    ("timeline: [{at: 10, set: {portfolio_messaging_limit: -1}}]",
+     "timeline: [{at: 20, set: {whatsapp_business_manager_messaging_limit: TIER_10K}}]",
+     "spaces[0].numbers[0].timeline[at=20s].set.whatsapp_business_manager_messaging_limit", "portfolio"),
+    ("portfolio_messaging_limit: 1000", "", "spaces[0].waba.portfolio_messaging_limit", "TIER_* string"),
+    ("portfolio_messaging_limit: true", "", "spaces[0].waba.portfolio_messaging_limit", "UNLIMITED"),
+    ("", "ban_state: DISABLE", "spaces[0].numbers[0].ban_state", "WABA-level"),
+    ("", "restrictions: []", "spaces[0].numbers[0].restrictions", "WABA-level"),
+    ("restrictions: {restriction_type: X}", "", "spaces[0].waba.restrictions", "list"),
+    ("restrictions: [{duration: 1h}]", "", "spaces[0].waba.restrictions[0].restriction_type", "required"),
+    ("restrictions: [{restriction_type: X}]", "", "spaces[0].waba.restrictions[0].duration", "required"),
+    ("restrictions: [{restriction_type: X, duration: 0}]", "", "spaces[0].waba.restrictions[0].duration", "> 0"),
+    ("restrictions: [{restriction_type: X, duration: soon}]", "", "spaces[0].waba.restrictions[0].duration",
+     "invalid duration"),
+    ("restrictions: [{restriction_type: X, duration: 1h, until: 5}]", "", "spaces[0].waba.restrictions[0].until",
+     "unknown key"),
+    ("restrictions: [{restriction_type: X, duration: 1h}, {restriction_type: X, duration: 2h}]", "",
+     "spaces[0].waba.restrictions[1].restriction_type", "duplicate"),
+    ("timeline: [{at: 5, set: {ban_state: 3}}]", "", "spaces[0].waba.timeline[at=5s].set.ban_state", "string"),
+    ("ban_after: later", "", "spaces[0].waba.ban_after", "invalid duration"),
+    ("violation_type: ''", "", "spaces[0].waba.violation_type", "string"),
+    ("max_phone_numbers_per_waba: 0", "", "spaces[0].waba.max_phone_numbers_per_waba", "positive integer"),
+])
+def test_meta_waba_level_attributes_are_validated(waba_extra, number_extra, path, words):
+    err = _meta_error(waba_extra=waba_extra, number_extra=number_extra)
+    assert err.path == path and words in err.message, (err.path, err.message)
+
+
+def test_meta_wabas_of_one_business_share_its_limit():
+    second = """  - space_id: "103"
+    access_key_id: app
+    waba: {id: "103", business_id: "524", portfolio_messaging_limit: LIMIT}
+    numbers: []
+"""
+    _meta(waba_extra="portfolio_messaging_limit: 2000", more=second.replace("LIMIT", "2000"))
+    err = _meta_error(waba_extra="portfolio_messaging_limit: 2000", more=second.replace("LIMIT", "10000"))
+    assert err.path == "spaces[1].waba.portfolio_messaging_limit" and "business 524" in err.message
+    err = _meta_error(waba_extra="portfolio_messaging_limit: 2000", more=second.replace("LIMIT", "TIER_2K"))
+    assert "spaces[0].waba" in err.message      # the same level spelled differently is still another value
+    from emulators.meta import MetaEmulator
+
+    switched = loads_scenario(META_BASE.replace("WABA_EXTRA", "").replace("NUMBER_EXTRA", ""))
+    switched.spaces[0].extra["legacy_quality_events"] = "yes"
+    with pytest.raises(ScenarioError, match="legacy_quality_events"):
+        MetaEmulator(switched)
 
 
 def test_unknown_builtin_scenario():

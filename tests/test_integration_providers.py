@@ -85,7 +85,7 @@ spaces:
             set:
               can_send_message: BLOCKED
               errors: [{error_code: 141006, error_description: Blocked for the test.}]
-      - {phone_number: "15550100002", id: "1065400002", status: FLAGGED, quality_rating: YELLOW,
+      - {phone_number: "15550100002", id: "1065400002", status: RESTRICTED, quality_rating: YELLOW,
          messaging_limit_tier: TIER_1K, whatsapp_business_manager_messaging_limit: null}
 """
 
@@ -331,7 +331,7 @@ def test_meta_list_details_health_and_transitions(meta, make):
     assert value(s, M + "info", **one, phone_number_id="1065400001", waba_id="1022900001") == 1
     assert active_state(s, M + "can_send_message", "can_send_message", **one) == "AVAILABLE"
     assert active_state(s, M + "throughput_level", "throughput_level", **one) == "HIGH"
-    assert active_state(s, M + "status", "status", phone_number="+15550100002") == "FLAGGED"
+    assert active_state(s, M + "status", "status", phone_number="+15550100002") == "RESTRICTED"
     # the deprecated per-number field, where the portfolio's is absent, stays per number
     assert active_state(s, M + "messaging_limit_tier", "tier", phone_number="+15550100002") == "TIER_1K"
     assert value(s, "whatsapp_exporter_api_requests_total", account="meta", action="phone_numbers") == 1

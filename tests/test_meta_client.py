@@ -42,7 +42,7 @@ spaces:
         quality_rating: RED
         can_send_message: BLOCKED
         errors: [{{error_code: 141006, error_description: Blocked., possible_solution: Appeal.}}]
-      - {{phone_number: "15550000004", id: "{N4}", status: FLAGGED, quality_rating: RED, messaging_limit_tier: TIER_250}}
+      - {{phone_number: "15550000004", id: "{N4}", status: RESTRICTED, quality_rating: RED, messaging_limit_tier: TIER_250}}
   - space_id: "{BIG_WABA}"
     access_key_id: "{APP}"
     extra: {{calls_per_hour: 5000}}
@@ -107,7 +107,7 @@ def build(emu, clock):
         provider.client._sleep = lambda seconds: None
         provider.seen = seen
         made.append(provider)
-        return provider, account.spaces[0]
+        return provider, account.units[0]
 
     yield make
     for provider in made:
@@ -133,7 +133,7 @@ def test_numbers_and_health_with_a_bearer_token(emu, build):
     assert [(b.entity_type, b.entity_id, b.error_code) for b in by_id[N3].blocking_errors] == [
         ("PHONE_NUMBER", N3, "141006")]
     assert (by_id[N4].status, by_id[N4].messaging_limit_tier, by_id[N4].limit_scope) == (
-        "FLAGGED", "TIER_250", "phone_number")
+        "RESTRICTED", "TIER_250", "phone_number")
     assert [r.action for r in emu.requests] == [EMU_LIST] + [EMU_NUMBER] * 4
     assert all(r.authenticated and r.method == "GET" for r in emu.requests)
     assert not any(TOKEN in r.path for r in emu.requests)
@@ -314,7 +314,7 @@ def test_demo_scenario_through_make_provider():
         assert cred.access_key_secret not in repr(account)
         provider = make_provider(account, TokenBucket(100), lambda a, r: None, lambda: False)
         try:
-            numbers = provider.poll_unit(account.spaces[0], 0.0).numbers
+            numbers = provider.poll_unit(account.units[0], 0.0).numbers
         finally:
             provider.close()
         assert len(numbers) == 4

@@ -203,3 +203,17 @@ def test_fields_follow_the_version():
     assert "messaging_limit_tier" in fields_for("v23.0", health=True)
     assert fields_for("v25.0", health=True).endswith(",health_status")
     assert "health_status" not in fields_for("v25.0", health=False)
+
+
+@pytest.mark.parametrize("status, quality, expected", [
+    ("LINKED", "NA", ("CONNECTED", "UNKNOWN")),            # the OpenAPI spec's list-edge spellings
+    ("UNLINKED", "UNKNOWN", ("DISCONNECTED", "UNKNOWN")),
+    ("MESSAGING_LIMIT_TIER_2", "GREEN", ("OTHER", "GREEN")),  # a connection_status value, not a status
+    ("SOMETHING_NEW", "PURPLE", ("OTHER", "OTHER")),
+])
+def test_values_metas_own_specs_disagree_on_are_known_or_other(status, quality, expected):
+    """Issue 12: never a failed poll, whatever spelling of Meta's enums arrives."""
+    n = parse.parse_number({"id": "1", "display_phone_number": "+1 555 0100", "status": status,
+                            "quality_rating": quality, "whatsapp_business_manager_messaging_limit": "TIER_2K"}, "w")
+    assert (n.status, n.quality_rating) == expected
+    assert (n.messaging_limit_tier, n.limit_scope) == ("TIER_2K", "business_portfolio")

@@ -160,11 +160,11 @@ def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_readin
 
             poll.start()
             assert _wait(read_first_number)
-            emu.set_number("1022900001", "15550100001", status="FLAGGED")  # after the poll read it
+            emu.set_number("1022900001", "15550100001", status="RESTRICTED")  # after the poll read it
             poller.poll_numbers("meta", ["+15550100001"])
-            assert store.account("meta").numbers["+15550100001"].number.status == "FLAGGED"
+            assert store.account("meta").numbers["+15550100001"].number.status == "RESTRICTED"
             poll.join(timeout=30)
             assert store.account("meta").poll.finished_at != before  # the poll has published...
-            assert store.account("meta").numbers["+15550100001"].number.status == "FLAGGED"  # ...not its older reading
+            assert store.account("meta").numbers["+15550100001"].number.status == "RESTRICTED"  # ...not its older reading
         finally:
             poller.stop()

@@ -24,7 +24,7 @@ from exporter.store import AccountSnapshot, Store
 from exporter.web import App, HttpServer
 from exporter.webhooks import (EVENTS_FAMILY, MAX_BODY_BYTES, REFRESHES_FAMILY, REJECTED_FAMILY, WebhookManager,
                                nxcloud_sign)
-from tests.helpers import active_state, samples, scrape, value
+from tests.helpers import wait_for, active_state, samples, scrape, value
 from tests.test_integration_providers import KAL_SCENARIO, NX_SCENARIO
 from tests.tools import promtool_check_metrics
 
@@ -101,17 +101,6 @@ def checked(response: httpx.Response) -> httpx.Response:
     for secret in SECRETS:
         assert secret not in text
     return response
-
-
-def wait_for(predicate, what: str, timeout: float = 30.0):
-    """Wait for a condition (bounded; never asserts on how long it took)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 # --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from exporter import model
-from exporter.config import Space
+from exporter.config import Unit
 from exporter.providers.errors import ProviderError
 
 
@@ -42,6 +42,6 @@ class Provider(Protocol):
     #: every action this provider may call (pre-initializes the request counters)
     actions: tuple[str, ...]
 
-    def poll_unit(self, unit: Space, now: float) -> UnitResult: ...
+    def poll_unit(self, unit: Unit, now: float) -> UnitResult: ...
 
     def close(self) -> None: ...

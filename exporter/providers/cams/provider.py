@@ -15,7 +15,7 @@ import dataclasses
 import threading
 
 from exporter import model
-from exporter.config import Account, Space
+from exporter.config import Account, Unit
 from exporter.providers.base import UnitResult
 from exporter.providers.cams.client import CamsClient
 from exporter.providers.errors import ProviderError
@@ -56,21 +56,21 @@ class CamsProvider:
         sweep = max(self.account.health_poll_interval, self.sweep_duration or 0.0)
         return max(self.account.max_staleness, 3 * sweep)
 
-    def read_health(self, unit: Space, phone_number: str, now: float) -> model.Health:
+    def read_health(self, unit: Unit, phone_number: str, now: float) -> model.Health:
         """One number's health (one call), remembered for the following polls."""
-        health = self.client.get_health_status(unit.cust_space_id, phone_number=phone_number)
+        health = self.client.get_health_status(unit.id, phone_number=phone_number)
         with self._lock:
-            self._health[(unit.cust_space_id, phone_number)] = (now, health)
+            self._health[(unit.id, phone_number)] = (now, health)
         return health
 
-    def read_waba_health(self, unit: Space, now: float) -> model.Health | None:
+    def read_waba_health(self, unit: Unit, now: float) -> model.Health | None:
         """The health of the space's bound WABA (and the business and app above it); None without a WABA."""
-        waba = self._wabas.get(unit.cust_space_id)
+        waba = self._wabas.get(unit.id)
         if waba is None:
             return None
-        health = self.client.get_health_status(unit.cust_space_id, waba_id=waba.waba_id)
+        health = self.client.get_health_status(unit.id, waba_id=waba.waba_id)
         with self._lock:
-            self._waba_health[unit.cust_space_id] = (now, health)
+            self._waba_health[unit.id] = (now, health)
         return health
 
     def node_entities(self, now: float) -> tuple[model.EntityHealth, ...]:
@@ -87,9 +87,9 @@ class CamsProvider:
                 entities.append(entity)
         return tuple(entities)
 
-    def with_health(self, unit: Space, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
+    def with_health(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
         with self._lock:
-            reading = self._health.get((unit.cust_space_id, number.phone_number))
+            reading = self._health.get((unit.id, number.phone_number))
         if reading is None or now - reading[0] > self.health_max_age():
             return number
         return number.with_health(reading[1])
@@ -101,14 +101,14 @@ class CamsProvider:
 
     # -- polls -------------------------------------------------------------------
 
-    def poll_unit(self, unit: Space, now: float) -> UnitResult:
-        account, sid = self.account, unit.cust_space_id
-        numbers = self.client.query_phone_numbers(sid, unit.isv_code, account.tier_vocabulary)
+    def poll_unit(self, unit: Unit, now: float) -> UnitResult:
+        account, sid = self.account, unit.id
+        numbers = self.client.query_phone_numbers(sid, unit.params.get("isv_code"), account.tier_vocabulary)
         result = UnitResult(numbers=numbers)
 
         if self._due(self._waba_checked_at.get(sid), account.waba_poll_interval, now):
             try:
-                result.waba = self._wabas[sid] = self.client.query_bind_waba(sid, unit.isv_code)
+                result.waba = self._wabas[sid] = self.client.query_bind_waba(sid, unit.params.get("isv_code"))
                 self._waba_checked_at[sid] = now
             except ProviderError as err:
                 result.errors.append(err)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exporter import model
-from exporter.config import Account, Space
+from exporter.config import Account, Unit
 from exporter.providers.base import UnitResult
 from exporter.providers.errors import ProviderError
 from exporter.providers.kaleyra.client import DETAILS_ACTION, LIST_ACTION, KaleyraClient
@@ -19,8 +19,8 @@ class KaleyraProvider:
     def close(self) -> None:
         self.client.close()
 
-    def poll_unit(self, unit: Space, now: float) -> UnitResult:
-        waba_id = unit.cust_space_id
+    def poll_unit(self, unit: Unit, now: float) -> UnitResult:
+        waba_id = unit.id
         configured = bool(unit.phone_numbers)
         phones = list(unit.phone_numbers) if configured else self.client.list_numbers(waba_id)
         result = UnitResult(numbers=[])
@@ -40,6 +40,6 @@ class KaleyraProvider:
         result.stale = tuple(stale)
         return result
 
-    def poll_number(self, unit: Space, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
+    def poll_number(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
         """Read one known number again (a webhook named it): one details call."""
-        return self.client.number_details(unit.cust_space_id, number.phone_number.lstrip("+"))
+        return self.client.number_details(unit.id, number.phone_number.lstrip("+"))

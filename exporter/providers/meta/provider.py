@@ -16,7 +16,7 @@ import logging
 import threading
 
 from exporter import model
-from exporter.config import Account, Space
+from exporter.config import Account, Unit
 from exporter.providers.base import UnitResult
 from exporter.providers.errors import ProviderError
 from exporter.providers.meta.client import LIST_ACTION, NUMBER_ACTION, MetaClient
@@ -46,8 +46,8 @@ class MetaProvider:
         """Graph's latest usage ratios and seconds to regain access (see :meth:`MetaClient.usage`)."""
         return self.client.usage()
 
-    def poll_unit(self, unit: Space, now: float) -> UnitResult:
-        waba_id = unit.cust_space_id
+    def poll_unit(self, unit: Unit, now: float) -> UnitResult:
+        waba_id = unit.id
         listed = self.client.list_numbers(waba_id)
         result = UnitResult(numbers=[])
         if unit.phone_numbers:
@@ -102,9 +102,9 @@ class MetaProvider:
             return numbers
         return [n if n.business_id else dataclasses.replace(n, business_id=business) for n in numbers]
 
-    def poll_number(self, unit: Space, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
+    def poll_number(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
         """Read one known number again (a webhook named it): one call, with its health."""
-        waba_id = unit.cust_space_id
+        waba_id = unit.id
         if not number.phone_number_id:
             raise ProviderError("request", "the number has no Graph node id yet", action=NUMBER_ACTION)
         fresh = self.client.number_details(waba_id, number.phone_number_id)

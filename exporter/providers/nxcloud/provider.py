@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.config import Account, Space
+from exporter.config import Account, Unit
 from exporter.providers.base import UnitResult
 from exporter.providers.errors import ProviderError
 from exporter.providers.nxcloud.client import ACTION, NxCloudClient
@@ -18,11 +18,11 @@ class NxCloudProvider:
     def close(self) -> None:
         self.client.close()
 
-    def poll_unit(self, unit: Space, now: float) -> UnitResult:
+    def poll_unit(self, unit: Unit, now: float) -> UnitResult:
         if not unit.phone_numbers:
-            return UnitResult(numbers=self.client.get_phones(unit.cust_space_id))
+            return UnitResult(numbers=self.client.get_phones(unit.id))
         try:
-            numbers = self.client.get_phones(unit.cust_space_id, unit.phone_numbers)
+            numbers = self.client.get_phones(unit.id, unit.phone_numbers)
         except ProviderError as err:
             if err.code != "9006":
                 raise
@@ -34,13 +34,13 @@ class NxCloudProvider:
         stale = tuple(p for p, ok in configured.items() if not ok)
         return UnitResult(numbers=numbers, configured=configured, stale=stale)
 
-    def _one_by_one(self, unit: Space, batch_error: ProviderError) -> UnitResult:
+    def _one_by_one(self, unit: Unit, batch_error: ProviderError) -> UnitResult:
         result = UnitResult(numbers=[], errors=[batch_error])
         stale = []
         for digits in unit.phone_numbers:
             phone = "+" + digits
             try:
-                numbers = self.client.get_phones(unit.cust_space_id, (digits,))
+                numbers = self.client.get_phones(unit.id, (digits,))
             except ProviderError as err:
                 if err.reason not in ("request", "permission"):
                     raise

@@ -1,0 +1,173 @@
+"""The validated configuration, as the rest of the exporter sees it: provider-neutral and immutable.
+
+Each provider names its credential and its polling units in its own words
+(CAMS: AccessKey and CustSpaceId; NxCloud: accessKey and appkey; Kaleyra and
+Meta: a key and WABA ids).  The file models in :mod:`exporter.config.providers`
+map them all onto :class:`Credentials` and :class:`Unit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from exporter.config.errors import fmt_seconds
+from exporter.exposition import DEFAULT_OPTIONS, RenderOptions
+
+__all__ = ["Account", "Config", "Credentials", "Labels", "Unit", "WebhooksConfig"]
+
+
+class Labels(Mapping[str, Any]):
+    """An immutable, hashable mapping with string keys (static labels, per-action limits, unit parameters)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+        object.__setattr__(self, "_data", dict(sorted((data or {}).items())))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._data.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Labels is immutable")
+
+    def __repr__(self) -> str:
+        return f"Labels({self._data!r})"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One polling unit: a CAMS space, an NxCloud app, a Kaleyra or Meta WABA.
+
+    ``id`` is the unit's id in its provider's words (CustSpaceId, appkey, WABA
+    id); it is the ``space_id`` label.  ``phone_numbers`` restricts the poll to
+    those numbers (digits with country code); empty means all.  ``params`` holds
+    what only its provider reads (CAMS: ``isv_code``).
+    """
+
+    id: str
+    phone_numbers: tuple[str, ...] = ()
+    params: Labels = field(default_factory=Labels)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(access_key_id={self.access_key_id!r}, access_key_secret=<redacted>)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    provider: str
+    credentials: Credentials
+    endpoint: str
+    units: tuple[Unit, ...]
+    poll_interval: float
+    poll_jitter: float
+    timeout: float
+    qps: float
+    signature_version: str
+    waba_poll_interval: float
+    verification_poll_interval: float
+    tier_vocabulary: str
+    labels: Mapping[str, str]
+    max_staleness: float
+    max_numbers: int = 0  # 0: no cap
+    graph_api_version: str = ""  # Meta only: the Graph API version in every path
+    concurrency: int = 1  # units polled at once (the QPS budget still applies)
+    #: CAMS: seconds between two sweeps of GetWhatsappHealthStatus over the account's numbers (0: off)
+    health_poll_interval: float = 0.0
+    #: calls per second per action inside the credential's qps: the provider's documented
+    #: per-action limits, updated with the configured ``action_qps``
+    action_qps: Mapping[str, float] = field(default_factory=Labels)
+
+    @property
+    def endpoint_host(self) -> str:
+        return (urlsplit(self.endpoint).hostname or "").lower()
+
+    @property
+    def credential_key(self) -> tuple[str, str, str]:
+        """``(provider, endpoint host, credential id)``.
+
+        Accounts with the same key use the same credential, so they share one
+        rate limiter (token bucket) in the scheduler.
+        """
+        return (self.provider, self.endpoint_host, self.credentials.access_key_id)
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    """The ``webhooks:`` section: a listener that turns provider events into early polls."""
+
+    listen_address: str
+    debounce: float = 2.0
+    meta_app_secret: str | None = field(default=None, repr=False)
+    meta_verify_token: str | None = field(default=None, repr=False)
+    kaleyra_token: str | None = field(default=None, repr=False)
+    nxcloud: bool = False
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers whose endpoint is enabled, in a fixed order."""
+        return tuple(p for p, on in (("meta", self.meta_app_secret is not None),
+                                     ("nxcloud", self.nxcloud),
+                                     ("kaleyra", self.kaleyra_token is not None)) if on)
+
+    def describe(self) -> str:
+        return (f"listening on {self.listen_address} for {', '.join(self.providers)}, "
+                f"debounce {fmt_seconds(self.debounce)}")
+
+    def __repr__(self) -> str:
+        return (f"WebhooksConfig(listen_address={self.listen_address!r}, debounce={self.debounce!r}, "
+                f"providers={self.providers!r}, secrets=<redacted>)")
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Config:
+    accounts: tuple[Account, ...]
+    source: str | None = None
+    metrics: RenderOptions = DEFAULT_OPTIONS
+    #: the optional webhook receiver (``webhooks:``); None: off
+    webhooks: WebhooksConfig | None = None
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Sorted union of the static label names of all accounts (missing values render as "")."""
+        return tuple(sorted({k for a in self.accounts for k in a.labels}))
+
+    def credential_groups(self) -> dict[tuple[str, str, str], tuple[Account, ...]]:
+        """Accounts grouped by :attr:`Account.credential_key` (config order)."""
+        groups: dict[tuple[str, str, str], list[Account]] = {}
+        for account in self.accounts:
+            groups.setdefault(account.credential_key, []).append(account)
+        return {k: tuple(v) for k, v in groups.items()}
+
+    def account(self, name: str) -> Account:
+        for a in self.accounts:
+            if a.name == name:
+                return a
+        raise KeyError(name)
