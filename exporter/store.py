@@ -152,17 +152,25 @@ class Exposition:
         self.gzip_level = gzip_level
         self._lock = threading.Lock()
         self._gzip: Future | None = None
+        self._plain: Future | None = None
 
     def pieces(self) -> Iterator[bytes]:
-        """The plain body in pieces of about 128 KiB, each joined when it is asked for (a scrape writes one,
-        waits for the socket, then asks for the next): the body is never held twice in memory.
-
-        Keeping the joined body per generation instead would make uncompressed
-        scrapes as cheap as the static server's, but costs one more copy of the
-        body (82 MB at 10,000 numbers) until the next change, past the 200 MB
-        memory target at 10,000 numbers; Prometheus asks for gzip, so memory wins.
-        """
+        """The plain body in pieces of about 128 KiB, each joined when it is asked for (never held twice)."""
         return _pieces(self.parts)
+
+    def plain(self) -> "Future[bytes]":
+        """The plain body joined once per generation, on the first uncompressed scrape (in :data:`EXECUTOR`).
+
+        Like the gzip body it is built lazily and shared by every uncompressed
+        scrape of this generation, so such a scrape costs what serving static
+        bytes costs.  Prometheus asks for gzip, so a fleet scraped only by
+        Prometheus never pays the memory of this second copy of the body; a
+        tool that scrapes uncompressed does, until the next change.
+        """
+        with self._lock:
+            if self._plain is None:
+                self._plain = EXECUTOR.submit(b"".join, self.parts)
+            return self._plain
 
     def gzip(self) -> "Future[GzipBody]":
         """The gzip body, compressed at most once per generation (in :data:`EXECUTOR`); callers share it."""
