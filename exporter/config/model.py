@@ -1,9 +1,9 @@
-"""The validated configuration, as the rest of the exporter sees it: provider-neutral and immutable.
+"""The validated configuration as the rest of the exporter sees it: provider-neutral and immutable.
 
 Each provider names its credential and its polling units in its own words
 (CAMS: AccessKey and CustSpaceId; NxCloud: accessKey and appkey; Kaleyra and
-Meta: a key and WABA ids).  The file models in :mod:`exporter.config.providers`
-map them all onto :class:`Credentials` and :class:`Unit`.
+Meta: a key and WABA ids); :mod:`exporter.config.providers` maps them onto
+:class:`Credentials` and :class:`Unit`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,12 @@ from urllib.parse import urlsplit
 from exporter.config.errors import fmt_seconds
 from exporter.exposition import DEFAULT_OPTIONS, RenderOptions
 
-__all__ = ["Account", "Config", "Credentials", "Labels", "Unit", "WebhooksConfig"]
-
-
 class Labels(Mapping[str, Any]):
-    """An immutable, hashable mapping with string keys (static labels, per-action limits, unit parameters)."""
+    """An immutable, hashable mapping sorted by key (static labels, per-action limits, unit parameters)."""
 
     __slots__ = ("_data",)
 
-    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(sorted((data or {}).items())))
 
     def __getitem__(self, key: str) -> Any:
@@ -38,11 +35,6 @@ class Labels(Mapping[str, Any]):
 
     def __hash__(self) -> int:
         return hash(tuple(self._data.items()))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return dict(self.items()) == dict(other.items())
-        return NotImplemented
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Labels is immutable")
@@ -73,8 +65,6 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(access_key_id={self.access_key_id!r}, access_key_secret=<redacted>)"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -142,8 +132,6 @@ class WebhooksConfig:
     def __repr__(self) -> str:
         return (f"WebhooksConfig(listen_address={self.listen_address!r}, debounce={self.debounce!r}, "
                 f"providers={self.providers!r}, secrets=<redacted>)")
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True)
