@@ -55,8 +55,7 @@ from typing import Any, NoReturn, Optional
 from pydantic import Field, ValidationInfo, model_validator
 
 from exporter import yamlfile
-from exporter.config.errors import ConfigError, bad, custom, raise_all, show, typename
-from exporter.config.schema import load_yaml, read_file, validate
+from exporter.config.errors import ConfigError, bad, custom, load_yaml, raise_all, read_file, show, typename, validate
 from exporter.config.values import Section, parse_duration, value_type
 
 __all__ = ["RateLimit", "TLSConfig", "WebConfig", "WebConfigError", "load_web_config", "parse_web_config"]

@@ -1,8 +1,8 @@
-"""One-line configuration errors, ``<key path>: <what is wrong>``, and how pydantic's errors become them.
+"""One-line problems, ``<key path>: <what is wrong>``: from pydantic's errors and from reading a file.
 
 A file with several problems raises one :class:`ConfigError` holding them all.
 Messages quote a value only as written in the file (before ``${VAR}``
-expansion), and never a credential.
+expansion), and never a credential.  Shared with the web configuration.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, NoReturn
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from exporter import yamlfile
 
 #: the error type of this package's messages (pydantic's own become "invalid value (...)")
 ERROR_TYPE = "config"
+CONFIG_FILE_MAX_BYTES = 4 * 1024 * 1024
 
 
 class Problem(NamedTuple):
@@ -68,15 +71,6 @@ def show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def join(path: str, key: Any) -> str:
-    """``path.key`` for plain keys, ``path[0]`` for indexes, ``path['odd key']`` for others."""
-    if isinstance(key, int) and not isinstance(key, bool):
-        return f"{path}[{key}]"
-    if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_@+-]{1,64}", key):
-        return f"{path}.{key}" if path else key
-    return f"{path}[{show(key)}]"
-
-
 def fmt_seconds(seconds: float) -> str:
     if seconds == 0:
         return "0s"
@@ -99,7 +93,6 @@ def suggest(word: str, options: Iterable[str]) -> str | None:
 
 
 def did_you_mean(word: str, options: Iterable[str], otherwise: str = "") -> str:
-    """`` (did you mean "x"?)`` for the closest option, else *otherwise*."""
     hint = suggest(word, options)
     return f' (did you mean "{hint}"?)' if hint else otherwise
 
@@ -137,13 +130,44 @@ def each(items: Iterable[tuple[Any, Any]], check: Callable[[Any, Any], Any],
     return out
 
 
-def problems_from(err: ValidationError, root: str) -> list[Problem]:
-    """One :class:`Problem` per entry of *err*; *root* names the document for entries at its top."""
-    out = []
-    for entry in err.errors(include_url=False):
-        path = ""
-        for part in entry["loc"]:
-            path = join(path, part)
-        out.append(Problem(path or root, entry["msg"] if entry["type"] == ERROR_TYPE
-                           else f"invalid value ({entry['msg']})"))
-    return out
+def _path(loc: tuple, root: str) -> str:
+    """``a.b[0]`` for plain keys and indexes, ``a['odd key']`` for others; *root* for the top."""
+    path = ""
+    for key in loc:
+        if isinstance(key, int) and not isinstance(key, bool):
+            path = f"{path}[{key}]"
+        elif isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_@+-]{1,64}", key):
+            path = f"{path}.{key}" if path else key
+        else:
+            path = f"{path}[{show(key)}]"
+    return path or root
+
+
+# -- a document ----------------------------------------------------------------
+
+def read_file(path: str, what: str, error: type[ConfigError] = ConfigError) -> str:
+    """The text of the regular file *path*, at most 4 MiB (*what* names it in messages)."""
+    try:
+        return yamlfile.read_text_file(path, CONFIG_FILE_MAX_BYTES)
+    except yamlfile.FileProblem as e:
+        problem = f"cannot read {what}: {e.reason}" if e.kind == "unreadable" else f"{what} is {e.reason}"
+    raise error(path, problem)
+
+
+def load_yaml(text: str, root: str, error: type[ConfigError] = ConfigError) -> Any:
+    try:
+        return yamlfile.load_yaml(text, root)
+    except yamlfile.YAMLProblem as e:
+        problem = e
+    raise error(problem.where, problem.message)
+
+
+def validate(model: type[BaseModel], doc: Any, root: str, context: Any = None,
+             error: type[ConfigError] = ConfigError) -> Any:
+    """*doc* validated by *model*, or *error* with one problem per error entry."""
+    try:
+        return model.model_validate(doc, context=context)
+    except ValidationError as e:
+        problems = [(_path(x["loc"], root), x["msg"] if x["type"] == ERROR_TYPE else f"invalid value ({x['msg']})")
+                    for x in e.errors(include_url=False)]
+    raise error.of(problems)  # outside the except block: pydantic's error (and the values in it) stays behind

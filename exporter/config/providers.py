@@ -1,17 +1,11 @@
-"""The accounts: the settings every provider shares with ``global:``, one model per provider, and the registry.
+"""The accounts: settings shared with ``global:``, one model per provider in its own words, and the registry.
 
-Each provider's account model names its credential and its polling units as
-the provider does, and maps them onto the neutral :class:`~exporter.config.model.Unit`
-and :class:`~exporter.config.model.Credentials`.  To add a provider, write its
-account model (a ``provider`` literal, a ``credentials`` section made by
-:func:`~exporter.config.secrets.secret_pairs`, a list of its units, and a mixin
-of its own settings if it has any) and add one :class:`ProviderSpec` to
-:data:`PROVIDERS`; ``global:``, the JSON Schema and the messages follow.
-
-A setting is taken from the account, else from ``global:``, else from its
-default.  The rules between settings are stated once, in :func:`interval_rules`,
-checked on ``global:`` alone and on every account, naming the key the
-offending value came from.
+To add a provider, write its account model (a ``provider`` literal, a
+``credentials`` section from :func:`~exporter.config.secrets.secret_pairs`, a
+list of its units, and a mixin of its own settings if it has any) and add one
+:class:`ProviderSpec` to :data:`PROVIDERS`; ``global:``, the JSON Schema and
+the messages follow.  A setting comes from the account, else from ``global:``,
+else from its default; :func:`interval_rules` states the rules between them.
 """
 
 from __future__ import annotations
@@ -50,9 +44,7 @@ def default_poll_jitter(poll_interval: float) -> float:
     return min(5.0, poll_interval / 10.0)
 
 
-# --------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------
+# -- Settings ----------------------------------------------------------------
 
 Interval = Annotated[Duration, NotNegative]
 
@@ -99,8 +91,7 @@ class MetaTunables(Section):
     graph_api_version: GraphVersion = Field(
         None, description=f"Graph API version in every path (default {DEFAULT_GRAPH_API_VERSION}).")
 
-
-#: the value of a provider's own setting for the accounts of the other providers
+#: a provider's own settings, in the accounts of the other providers
 NOT_APPLICABLE = {"signature_version": "", "waba_poll_interval": 0.0, "verification_poll_interval": 0.0,
                   "health_poll_interval": 0.0, "graph_api_version": ""}
 
@@ -124,9 +115,7 @@ def interval_rules(interval: float, pick: Callable[[str], tuple[Any, str]]) -> l
     return errors
 
 
-# --------------------------------------------------------------------------
-# Units
-# --------------------------------------------------------------------------
+# -- Units -------------------------------------------------------------------
 
 class UnitModel(Section):
     """One polling unit in the file; ``id_key`` names its id."""
@@ -177,9 +166,7 @@ class Waba(UnitModel):
     phone_numbers: PhoneList = Field(None, description="Only these numbers (default: all of the WABA's).")
 
 
-# --------------------------------------------------------------------------
-# Accounts
-# --------------------------------------------------------------------------
+# -- Accounts ----------------------------------------------------------------
 
 class AccountBase(Tunables):
     """What every provider's account has; each provider adds ``provider``, ``credentials`` and its units."""
@@ -221,14 +208,12 @@ class AccountBase(Tunables):
                 return getattr(glob, key), f" (inherited from global.{key})"
             return default, ""
 
-        errors, seen = [], {}
+        errors, seen, key = [], {}, spec.unit_id_key
         units = [item.unit() for item in getattr(self, self.units_key)]
         for i, unit in enumerate(units):
             if seen.setdefault(unit.id, i) != i:
-                id_key = spec.unit_id_key
-                errors.append(custom((self.units_key, i, id_key), f"duplicate {id_key} {show(unit.id)} "
+                errors.append(custom((self.units_key, i, key), f"duplicate {key} {show(unit.id)} "
                                      f"(also {here}.{self.units_key}[{seen[unit.id]}])"))
-
         interval = pick("poll_interval", 60.0)[0]
         defaults = {"poll_jitter": default_poll_jitter(interval), "timeout": min(10.0, interval / 2),
                     "max_staleness": 10 * interval, "waba_poll_interval": max(600.0, interval),
@@ -237,7 +222,6 @@ class AccountBase(Tunables):
                     "graph_api_version": DEFAULT_GRAPH_API_VERSION, "max_numbers": 0, "qps": spec.default_qps}
         errors += interval_rules(interval, lambda key: pick(key, defaults[key]))
         value = {key: pick(key, default)[0] for key, default in defaults.items()}
-
         action_qps = dict(spec.action_qps)
         action_qps.update({a: v for a, v in (glob.action_qps or {}).items() if a in spec.action_qps})
         for action, limit in (self.action_qps or {}).items():
@@ -246,7 +230,6 @@ class AccountBase(Tunables):
                                      + did_you_mean(action, spec.action_qps,
                                                     f" (known: {', '.join(spec.action_qps) or 'none'})")))
             action_qps[action] = limit
-
         endpoint, pod = self.endpoint, getattr(self, "pod", None)
         if pod is not None and endpoint is not None:
             errors.append(custom((), "set only one of pod and endpoint"))
@@ -255,7 +238,6 @@ class AccountBase(Tunables):
         elif endpoint is None and spec.default_endpoint is None:
             errors.append(custom(("endpoint",), f"required (or pod: one of {', '.join(spec.pods)})"))
         raise_all(errors)
-
         qps = value.pop("qps")
         return Account(
             name=self.name, provider=self.provider, credentials=self.credentials.neutral(),
@@ -310,9 +292,7 @@ class MetaAccount(AccountBase, MetaTunables):
     wabas: unit_list(Waba, "waba")
 
 
-# --------------------------------------------------------------------------
-# Registry
-# --------------------------------------------------------------------------
+# -- Registry ----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ProviderSpec:
@@ -327,7 +307,7 @@ class ProviderSpec:
     #: credential's overall qps; ``action_qps`` in the configuration overrides them
     action_qps: Mapping[str, float] = field(default_factory=dict)
 
-    # -- the model's key names, for code that writes configurations (the demo, benchmarks)
+    # the model's key names, for code that writes configurations (the demo, benchmarks)
     id_key = property(lambda self: self.model.model_fields["credentials"].annotation.ids[0])
     secret_key = property(lambda self: self.model.model_fields["credentials"].annotation.secrets[0])
     units_key = property(lambda self: self.model.units_key)
@@ -353,9 +333,7 @@ for _name, _spec in PROVIDERS.items():
     assert get_args(_spec.model.model_fields["provider"].annotation) == (_name,), (_name, _spec.model)
 
 
-# --------------------------------------------------------------------------
-# global:
-# --------------------------------------------------------------------------
+# -- global: -----------------------------------------------------------------
 
 class _GlobalRules(Section):
     @model_validator(mode="after")
@@ -368,7 +346,6 @@ class _GlobalRules(Section):
         return self
 
 
-#: every provider's own settings, each applied to that provider's accounts only
 GlobalSection = create_model(
     "GlobalSection", __doc__="Defaults for every account; a provider's own settings apply to its accounts only.",
     __base__=(_GlobalRules, Tunables, *dict.fromkeys(

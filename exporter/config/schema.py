@@ -14,19 +14,17 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError, ValidationInfo, WrapValidator, \
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, WrapValidator, \
     model_validator
 from pydantic_core import PydanticCustomError
 
-from exporter import yamlfile
-from exporter.config.errors import ConfigError, bad, custom, problems_from, raise_all, show, typename
+from exporter.config.errors import ConfigError, bad, custom, load_yaml, raise_all, read_file, show, typename, validate
 from exporter.config.model import Account, Config, WebhooksConfig
 from exporter.config.providers import PROVIDERS, GlobalSection
 from exporter.config.secrets import secret_pairs
 from exporter.config.values import Duration, Section, between, choice, choose, text_value, value_type
 from exporter.exposition import DISABLEABLE, INFO_LABELS, RenderOptions
 
-CONFIG_FILE_MAX_BYTES = 4 * 1024 * 1024
 #: where the committed schema is published, for the ``$id``
 SCHEMA_ID = "https://github.com/whatsapp-number-exporter/whatsapp-number-exporter/blob/main/config.schema.json"
 
@@ -35,9 +33,7 @@ def _none_is_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
-# --------------------------------------------------------------------------
-# accounts:
-# --------------------------------------------------------------------------
+# -- accounts: ---------------------------------------------------------------
 
 def _provider(item: Any, info: ValidationInfo) -> str:
     if not isinstance(item, dict):
@@ -93,9 +89,7 @@ def _accounts(raw: Any, handler: Any, info: ValidationInfo) -> list[Account]:
     return list(accounts.values())
 
 
-# --------------------------------------------------------------------------
-# metrics:
-# --------------------------------------------------------------------------
+# -- metrics: ----------------------------------------------------------------
 
 def _list_of(allowed: tuple[str, ...], what: str, plural: str) -> Any:
     def check(raw: Any) -> Any:
@@ -118,9 +112,7 @@ class MetricsSection(Section):
                              info_labels=info)
 
 
-# --------------------------------------------------------------------------
-# webhooks:
-# --------------------------------------------------------------------------
+# -- webhooks: ---------------------------------------------------------------
 
 #: the Kaleyra token is the only thing that authenticates Kaleyra's callback
 KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH = 16
@@ -171,9 +163,7 @@ class WebhooksSection(Section):
             kaleyra_token=kaleyra and kaleyra.value("token"), nxcloud=self.nxcloud is not None)
 
 
-# --------------------------------------------------------------------------
-# The file
-# --------------------------------------------------------------------------
+# -- The file ----------------------------------------------------------------
 
 class ConfigFile(Section):
     """whatsapp-number-exporter configuration (--config.file)."""
@@ -191,36 +181,7 @@ class ConfigFile(Section):
     webhooks: Optional[WebhooksSection] = Field(None, description="The webhook receiver (default: off).")
 
 
-# --------------------------------------------------------------------------
-# Reading a file (shared with the web configuration)
-# --------------------------------------------------------------------------
-
-def read_file(path: str, what: str, error: type[ConfigError] = ConfigError) -> str:
-    """The text of the file *path* (*what* names it in messages), at most 4 MiB."""
-    try:
-        return yamlfile.read_text_file(path, CONFIG_FILE_MAX_BYTES)
-    except yamlfile.FileProblem as e:
-        problem = f"cannot read {what}: {e.reason}" if e.kind == "unreadable" else f"{what} is {e.reason}"
-    raise error(path, problem)
-
-
-def load_yaml(text: str, root: str, error: type[ConfigError] = ConfigError) -> Any:
-    try:
-        return yamlfile.load_yaml(text, root)
-    except yamlfile.YAMLProblem as e:
-        problem = e
-    raise error(problem.where, problem.message)
-
-
-def validate(model: type[BaseModel], doc: Any, root: str, context: Any = None,
-             error: type[ConfigError] = ConfigError) -> Any:
-    """*doc* validated by *model*, or *error* listing every problem (*root* names the top of the document)."""
-    try:
-        return model.model_validate(doc, context=context)
-    except ValidationError as e:
-        problems = problems_from(e, root)
-    raise error.of(problems)  # outside the except block: pydantic's error (and the values in it) stays behind
-
+# -- Reading it -------------------------------------------------------------
 
 def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate the configuration file at *path*; relative ``*_file`` paths are against its directory."""

@@ -1,10 +1,9 @@
 """The building blocks of the file models: :class:`Section` for mappings, annotated types for values.
 
 A :class:`Section` reports unknown keys with a "did you mean" hint (and then
-not the key it was meant to be as missing).  Each value type validates one
-value with a message of its own, expands ``${VAR}`` (the environment is the
-``env`` of the validation context) and quotes a value only as written.  An
-optional key set to null means its default.
+not the key meant as missing).  A value type validates one value with a
+message of its own, expands ``${VAR}`` (from the ``env`` of the validation
+context) and quotes a value only as written; null means unset (the default).
 """
 
 from __future__ import annotations
@@ -66,11 +65,12 @@ class Section(BaseModel):
         except ValidationError as e:
             result = None
             for entry in e.errors(include_url=False):
-                if entry["type"] == "missing" and len(entry["loc"]) == 1:
-                    if entry["loc"][0] in meant:
+                loc = entry["loc"]
+                if entry["type"] == "missing" and len(loc) == 1:
+                    if loc[0] in meant:
                         continue  # 'nmae: unknown key (did you mean "name"?)' says it all
-                    hint = cls.required_hint(entry["loc"][0])
-                    entry = custom(entry["loc"], f"required ({hint})" if hint else "required")
+                    hint = cls.required_hint(loc[0])
+                    entry = custom(loc, f"required ({hint})" if hint else "required")
                 errors.append(entry)
         raise_all(errors)
         return result
@@ -94,13 +94,16 @@ ENV_STRING = {"type": "string", "pattern": r"\$\{"}
 def value_type(py_type: Any, parse: Callable, schema: dict, *, required: bool = False) -> Any:
     """An annotated type: *parse* turns a raw value (never None) into *py_type*; None means unset."""
     def validate(raw: Any, info: ValidationInfo) -> Any:
-        if raw is None:
-            return bad("required") if required else None
-        return parse(raw, info)
+        return parse(raw, info) if raw is not None else bad("required") if required else None
 
     if not required:
         schema = {"anyOf": [*(schema["anyOf"] if set(schema) == {"anyOf"} else [schema]), {"type": "null"}]}
     return Annotated[py_type if required else Optional[py_type], BeforeValidator(validate), WithJsonSchema(schema)]
+
+
+def value(py_type: Any, schema: dict, *, required: bool = False) -> Callable[[Callable], Any]:
+    """A decorator: the parse function becomes its :func:`value_type`."""
+    return lambda parse: value_type(py_type, parse, schema, required=required)
 
 
 def choose(allowed: tuple[str, ...], what: str) -> Callable[[Any, ValidationInfo], str]:
@@ -127,19 +130,14 @@ def number_value(raw: Any, info: ValidationInfo) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         bad(f"must be a number, got {typename(raw)}")
     if isinstance(raw, str):
-        if "${" not in raw:
-            bad(f"must be a number, got string {show(raw)}")
-        text = expand(raw, info).strip()
+        text = expand(raw, info).strip() if "${" in raw else bad(f"must be a number, got string {show(raw)}")
         if not _PLAIN_NUMBER_RE.fullmatch(text):
             bad(f"must be a number ({show(raw)} did not expand to a number)")
         raw = text
-    if not math.isfinite(float(raw)):
-        bad("must be a finite number")
-    return float(raw)
+    return float(raw) if math.isfinite(float(raw)) else bad("must be a finite number")
 
 
 Number = value_type(float, number_value, {"anyOf": [{"type": "number"}, ENV_STRING]})
-
 _DURATION_RE = re.compile("".join(rf"(?:(\d+(?:\.\d+)?|\.\d+){unit})?" for unit in ("h", "m", "s", "ms")))
 
 
@@ -156,7 +154,9 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * size for n, size in zip(m.groups(), (3600, 60, 1, 0.001)) if n)
 
 
-def _duration(raw: Any, info: ValidationInfo) -> float:
+@value(float, {"anyOf": [{"type": "number", "minimum": 0}, {
+    "type": "string", "pattern": r"^\s*((\d+(\.\d+)?|\.\d+)(h|m|s|ms))+\s*$|^\s*(\d+(\.\d*)?|\.\d+)\s*$|\$\{"}]})
+def Duration(raw: Any, info: ValidationInfo) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         bad(f"must be a duration (e.g. 90s, 5m, 1h30m or a number of seconds), got {typename(raw)}")
     if not isinstance(raw, str):
@@ -166,10 +166,6 @@ def _duration(raw: Any, info: ValidationInfo) -> float:
         return parse_duration(text)
     except ValueError:
         bad(f"invalid duration {show(raw)} (use e.g. 90s, 5m, 1h30m, 500ms or a number of seconds)")
-
-
-Duration = value_type(float, _duration, {"anyOf": [{"type": "number", "minimum": 0}, {
-    "type": "string", "pattern": r"^\s*((\d+(\.\d+)?|\.\d+)(h|m|s|ms))+\s*$|^\s*(\d+(\.\d*)?|\.\d+)\s*$|\$\{"}]})
 
 
 # -- checks on a parsed value (None: unset, nothing to check) ----------------
@@ -212,17 +208,13 @@ AccountName = matching(r"[A-Za-z0-9_.:-]{1,64}", "invalid account name {} (1-64 
 GraphVersion = matching(r"v[0-9]{1,3}\.[0-9]{1,2}", 'invalid Graph API version {} (e.g. "v24.0")', strip=True)
 
 
-def _unit_id(raw: Any, info: ValidationInfo) -> str:
+@value(str, {"type": "string", "minLength": 1}, required=True)
+def UnitId(raw: Any, info: ValidationInfo) -> str:
     return text_value(raw, info).strip() or bad("must not be empty")
 
 
-UnitId = value_type(str, _unit_id, {"type": "string", "minLength": 1}, required=True)
-
-_PHONE_RE = re.compile(r"\+?[0-9]{6,20}")
-_PHONE_NOISE_RE = re.compile(r"[\s\-()]")
-
-
-def _phone_list(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
+@value(tuple[str, ...], {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}})
+def PhoneList(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
     """Phone numbers with country code, as digits (a leading + dropped), in linear time."""
     if not isinstance(raw, list) or not raw:
         bad("must be a non-empty list of phone numbers with country code")
@@ -231,18 +223,14 @@ def _phone_list(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
     def check(i: int, item: Any) -> None:
         if isinstance(item, bool) or not isinstance(item, (str, int)):
             bad(f"must be a phone number string, got {typename(item)}")
-        value = _PHONE_NOISE_RE.sub("", expand(item, info) if isinstance(item, str) else str(item))
-        if not _PHONE_RE.fullmatch(value):
+        value = re.sub(r"[\s\-()]", "", expand(item, info) if isinstance(item, str) else str(item))
+        if not re.fullmatch(r"\+?[0-9]{6,20}", value):
             bad(f'invalid phone number {show(item)} (digits with country code, e.g. "+8613800000000")')
         if seen.setdefault(value.lstrip("+"), i) != i:
             bad(f"duplicate phone number {show(item)}")
 
     each(enumerate(raw), check)
     return tuple(seen)
-
-
-PhoneList = value_type(tuple[str, ...], _phone_list, {"type": "array", "minItems": 1, "items": {
-    "anyOf": [{"type": "string"}, {"type": "integer"}]}})
 
 
 def _mapping(raw: Any) -> dict:
@@ -268,12 +256,13 @@ def label_map(reserved: frozenset[str]) -> Any:
 
         return dict(each(_mapping(raw).items(), check, at=lambda key: (key,) if isinstance(key, str) else ()))
 
-    return value_type(dict[str, str], parse, {
-        "type": "object", "propertyNames": {"pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"},
-        "additionalProperties": {"type": "string"}})
+    return value_type(dict[str, str], parse, {"type": "object", "additionalProperties": {"type": "string"},
+                                              "propertyNames": {"pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}})
 
 
-def _action_limits(raw: Any, info: ValidationInfo) -> dict[str, float]:
+@value(dict[str, float], {"type": "object", "additionalProperties": {
+    "anyOf": [{"type": "number", "exclusiveMinimum": 0}, ENV_STRING]}})
+def ActionLimits(raw: Any, info: ValidationInfo) -> dict[str, float]:
     def check(action: Any, value: Any) -> tuple[str, float]:
         if not isinstance(action, str) or not action:
             bad(f"action names must be strings, got {typename(action)} {show(action)}")
@@ -282,11 +271,8 @@ def _action_limits(raw: Any, info: ValidationInfo) -> dict[str, float]:
     return dict(each(_mapping(raw).items(), check, at=lambda key: (key,) if isinstance(key, str) and key else ()))
 
 
-ActionLimits = value_type(dict[str, float], _action_limits, {
-    "type": "object", "additionalProperties": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, ENV_STRING]}})
-
-
-def _endpoint(raw: Any, info: ValidationInfo) -> str:
+@value(str, {"type": "string", "pattern": "^https?://"})
+def Endpoint(raw: Any, info: ValidationInfo) -> str:
     """An http(s) base URL; never quoted in messages (a URL could carry userinfo)."""
     value = text_value(raw, info)
     example = "e.g. https://cams.ap-southeast-1.aliyuncs.com"
@@ -299,17 +285,13 @@ def _endpoint(raw: Any, info: ValidationInfo) -> str:
         parts.port  # noqa: B018 - validates the port
     except ValueError as e:
         bad(f"invalid URL ({e})")
-    if parts.scheme.lower() not in ("http", "https"):
-        bad(f'scheme must be http or https, got "{parts.scheme}"')
-    if parts.username is not None or parts.password is not None:
-        bad("must not contain user information (credentials belong under credentials)")
-    if not parts.hostname:
-        bad(f"must have a host, {example}")
-    if parts.path not in ("", "/"):
-        bad("must not have a path (only scheme, host and optional port)")
-    if parts.query or parts.fragment or value.rstrip("/").endswith(("?", "#")):
-        bad("must not have a query or fragment")
+    for broken, problem in (
+            (parts.scheme.lower() not in ("http", "https"), f'scheme must be http or https, got "{parts.scheme}"'),
+            (parts.username is not None or parts.password is not None,
+             "must not contain user information (credentials belong under credentials)"),
+            (not parts.hostname, f"must have a host, {example}"),
+            (parts.path not in ("", "/"), "must not have a path (only scheme, host and optional port)"),
+            (parts.query or parts.fragment or value.rstrip("/").endswith(("?", "#")), "must not have a query or fragment")):
+        if broken:
+            bad(problem)
     return value.rstrip("/")
-
-
-Endpoint = value_type(str, _endpoint, {"type": "string", "pattern": "^https?://"})
