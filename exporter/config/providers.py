@@ -40,7 +40,6 @@ RESERVED_LABEL_NAMES = frozenset({
 
 
 def default_poll_jitter(poll_interval: float) -> float:
-    """Jitter used when none is configured: ``min(5s, interval / 10)``."""
     return min(5.0, poll_interval / 10.0)
 
 
@@ -118,13 +117,15 @@ def interval_rules(interval: float, pick: Callable[[str], tuple[Any, str]]) -> l
 # -- Units -------------------------------------------------------------------
 
 class UnitModel(Section):
-    """One polling unit in the file; ``id_key`` names its id."""
+    """One polling unit in the file: its id (the key ``id_key``), maybe the only numbers to poll, maybe params."""
 
     id_key: ClassVar[str]
 
     def unit(self) -> Unit:
         numbers = getattr(self, "phone_numbers", None) or getattr(self, "business_phones", None) or ()
-        return Unit(id=getattr(self, self.id_key), phone_numbers=numbers)
+        isv_code = getattr(self, "isv_code", None)
+        return Unit(id=getattr(self, self.id_key), phone_numbers=numbers,
+                    params=Labels({"isv_code": isv_code} if isv_code else {}))
 
 
 def unit_list(model: type[UnitModel], noun: str) -> Any:
@@ -145,9 +146,6 @@ class CamsSpace(UnitModel):
     id_key: ClassVar[str] = "cust_space_id"
     cust_space_id: UnitId
     isv_code: value_type(str, text_value, {"type": "string"}) = None
-
-    def unit(self) -> Unit:
-        return Unit(id=self.cust_space_id, params=Labels({"isv_code": self.isv_code} if self.isv_code else {}))
 
 
 class NxCloudApp(UnitModel):
@@ -173,15 +171,7 @@ class AccountBase(Tunables):
 
     name: AccountName = Field(description="Unique name of the account: its account label.")
     endpoint: Endpoint = Field(None, description="API base URL (default: the provider's).")
-
-    #: the key of the unit list (spaces, apps, wabas)
-    units_key: ClassVar[str]
-
-    @classmethod
-    def required_hint(cls, key: str) -> str | None:
-        if key == cls.units_key:
-            return f"a list of {{{get_args(cls.model_fields[key].annotation)[0].id_key}: ...}}"
-        return super().required_hint(key)
+    units_key: ClassVar[str]  # spaces, apps, wabas
 
     @classmethod
     def unknown_key(cls, key: str) -> str:
@@ -198,8 +188,7 @@ class AccountBase(Tunables):
         """The account with every setting decided, or a ValidationError listing every broken rule."""
         fields = type(self).model_fields
 
-        def pick(key: str, default: Any = None) -> tuple[Any, str]:
-            """(value, message suffix naming where an inherited value came from)."""
+        def pick(key: str, default: Any = None) -> tuple[Any, str]:  # (value, where an inherited one came from)
             if key not in fields:
                 return NOT_APPLICABLE.get(key, default), ""
             if getattr(self, key) is not None:

@@ -168,8 +168,6 @@ class WebhooksSection(Section):
 class ConfigFile(Section):
     """whatsapp-number-exporter configuration (--config.file)."""
 
-    required_hints = {"accounts": "a list of accounts"}
-
     global_: Annotated[Optional[GlobalSection], BeforeValidator(_none_is_empty)] = Field(
         default_factory=GlobalSection, alias="global")
     #: validated one by one into neutral :class:`~exporter.config.model.Account` objects

@@ -25,17 +25,11 @@ class Section(BaseModel):
     """A mapping of the configuration file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-    #: per key: the hint after "required"
-    required_hints: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def file_keys(cls) -> dict[str, str]:
         """Key in the file → field name."""
         return {(f.alias or name): name for name, f in cls.model_fields.items()}
-
-    @classmethod
-    def required_hint(cls, key: str) -> str | None:
-        return cls.required_hints.get(key)
 
     @classmethod
     def unknown_key(cls, key: str) -> str:
@@ -60,18 +54,15 @@ class Section(BaseModel):
             elif key not in keys:
                 errors.append(custom((key,), cls.unknown_key(key)))
                 meant.add(suggest(key, keys))
+        # A required key left out is null, for its own validator to say what it needs ("required (a list of
+        # ...)"); unless a mistyped key meant it: 'nmae: unknown key (did you mean "name"?)' says it all.
+        left_out = {k: None for k, name in keys.items()
+                    if k not in data and k not in meant and cls.model_fields[name].is_required()}
         try:
-            result = handler({k: v for k, v in data.items() if k in keys} if errors else data)
+            result = handler({k: v for k, v in data.items() if k in keys} | left_out)
         except ValidationError as e:
             result = None
-            for entry in e.errors(include_url=False):
-                loc = entry["loc"]
-                if entry["type"] == "missing" and len(loc) == 1:
-                    if loc[0] in meant:
-                        continue  # 'nmae: unknown key (did you mean "name"?)' says it all
-                    hint = cls.required_hint(loc[0])
-                    entry = custom(loc, f"required ({hint})" if hint else "required")
-                errors.append(entry)
+            errors += [entry for entry in e.errors(include_url=False) if entry["type"] != "missing"]
         raise_all(errors)
         return result
 
