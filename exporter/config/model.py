@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from exporter.config.errors import fmt_seconds
 from exporter.exposition import DEFAULT_OPTIONS, RenderOptions
 
+
 class Labels(Mapping[str, Any]):
     """An immutable, hashable mapping sorted by key (static labels, per-action limits, unit parameters)."""
 
@@ -47,9 +48,8 @@ class Labels(Mapping[str, Any]):
 class Unit:
     """One polling unit: a CAMS space, an NxCloud app, a Kaleyra or Meta WABA.
 
-    ``id`` is the unit's id in its provider's words (CustSpaceId, appkey, WABA
-    id); it is the ``space_id`` label.  ``phone_numbers`` restricts the poll to
-    those numbers (digits with country code); empty means all.  ``params`` holds
+    ``id`` (CustSpaceId, appkey, WABA id) is the ``space_id`` label; ``phone_numbers``
+    (digits with country code) restricts the poll, empty means all; ``params`` holds
     what only its provider reads (CAMS: ``isv_code``).
     """
 
@@ -61,7 +61,7 @@ class Unit:
 @dataclass(frozen=True)
 class Credentials:
     access_key_id: str
-    access_key_secret: str = field(repr=False)
+    access_key_secret: str
 
     def __repr__(self) -> str:
         return f"Credentials(access_key_id={self.access_key_id!r}, access_key_secret=<redacted>)"
@@ -99,11 +99,7 @@ class Account:
 
     @property
     def credential_key(self) -> tuple[str, str, str]:
-        """``(provider, endpoint host, credential id)``.
-
-        Accounts with the same key use the same credential, so they share one
-        rate limiter (token bucket) in the scheduler.
-        """
+        """``(provider, endpoint host, credential id)``: accounts with one key share one rate limiter."""
         return (self.provider, self.endpoint_host, self.credentials.access_key_id)
 
 
@@ -113,9 +109,9 @@ class WebhooksConfig:
 
     listen_address: str
     debounce: float = 2.0
-    meta_app_secret: str | None = field(default=None, repr=False)
-    meta_verify_token: str | None = field(default=None, repr=False)
-    kaleyra_token: str | None = field(default=None, repr=False)
+    meta_app_secret: str | None = None
+    meta_verify_token: str | None = None
+    kaleyra_token: str | None = None
     nxcloud: bool = False
 
     @property
@@ -155,7 +151,4 @@ class Config:
         return {k: tuple(v) for k, v in groups.items()}
 
     def account(self, name: str) -> Account:
-        for a in self.accounts:
-            if a.name == name:
-                return a
-        raise KeyError(name)
+        return {a.name: a for a in self.accounts}[name]

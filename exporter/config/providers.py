@@ -97,21 +97,14 @@ NOT_APPLICABLE = {"signature_version": "", "waba_poll_interval": 0.0, "verificat
 
 def interval_rules(interval: float, pick: Callable[[str], tuple[Any, str]]) -> list[dict]:
     """The rules between the poll interval and the other durations; *pick* gives (value or None, suffix)."""
-    errors = []
-    every = fmt_seconds(interval)
-
-    def check(key: str, broken: Callable[[float], bool], message: str) -> None:
-        value, suffix = pick(key)
-        if value is not None and broken(value):
-            errors.append(custom((key,), message.format(got=fmt_seconds(value)) + suffix))
-
-    check("poll_jitter", lambda v: v > interval / 2,
-          f"must be at most half of poll_interval ({fmt_seconds(interval / 2)}), got {{got}}")
-    check("timeout", lambda v: v >= interval, f"must be less than poll_interval ({every}), got {{got}}")
-    check("max_staleness", lambda v: v < interval, f"must be at least poll_interval ({every}), got {{got}}")
-    for key in ("waba_poll_interval", "verification_poll_interval"):
-        check(key, lambda v: 0 < v < interval, f"must be 0 (disabled) or at least poll_interval ({every}), got {{got}}")
-    return errors
+    every, half = fmt_seconds(interval), fmt_seconds(interval / 2)
+    rules = [("poll_jitter", lambda v: v > interval / 2, f"must be at most half of poll_interval ({half})"),
+             ("timeout", lambda v: v >= interval, f"must be less than poll_interval ({every})"),
+             ("max_staleness", lambda v: v < interval, f"must be at least poll_interval ({every})")]
+    rules += [(key, lambda v: 0 < v < interval, f"must be 0 (disabled) or at least poll_interval ({every})")
+              for key in ("waba_poll_interval", "verification_poll_interval")]
+    return [custom((key,), f"{message}, got {fmt_seconds(value)}{suffix}") for key, broken, message in rules
+            for value, suffix in [pick(key)] if value is not None and broken(value)]
 
 
 # -- Units -------------------------------------------------------------------
@@ -128,11 +121,14 @@ class UnitModel(Section):
                     params=Labels({"isv_code": isv_code} if isv_code else {}))
 
 
-def unit_list(model: type[UnitModel], noun: str) -> Any:
-    """A non-empty list of *model* (*noun* names one unit in messages)."""
+def unit_list(name: str, doc: str, noun: str, id_key: str, **extra: Any) -> Any:
+    """A non-empty list of units (*noun* names one in messages): model *name*, its id *id_key* and *extra* keys."""
+    model = create_model(name, __base__=UnitModel, __doc__=doc, __module__=__name__,
+                         id_key=(ClassVar, id_key), **{id_key: (UnitId, ...)}, **extra)
+
     def check(raw: Any) -> Any:
         if raw is None:
-            bad(f"required (a list of {{{model.id_key}: ...}})")
+            bad(f"required (a list of {{{id_key}: ...}})")
         if not isinstance(raw, list):
             bad(f"must be a list, got {typename(raw)}")
         return raw or bad(f"must contain at least one {noun}")
@@ -140,28 +136,13 @@ def unit_list(model: type[UnitModel], noun: str) -> Any:
     return Annotated[list[model], BeforeValidator(check), Field(min_length=1)]
 
 
-class CamsSpace(UnitModel):
-    """A CAMS space (CustSpaceId), optionally with the ISV code of the partner that owns it."""
-
-    id_key: ClassVar[str] = "cust_space_id"
-    cust_space_id: UnitId
-    isv_code: value_type(str, text_value, {"type": "string"}) = None
-
-
-class NxCloudApp(UnitModel):
-    """An NxCloud app (appkey), optionally limited to some of its business numbers."""
-
-    id_key: ClassVar[str] = "appkey"
-    appkey: UnitId
-    business_phones: PhoneList = Field(None, description="Only these numbers (default: all of the app's).")
-
-
-class Waba(UnitModel):
-    """A WhatsApp Business Account id, optionally limited to some of its numbers."""
-
-    id_key: ClassVar[str] = "waba_id"
-    waba_id: UnitId
-    phone_numbers: PhoneList = Field(None, description="Only these numbers (default: all of the WABA's).")
+ONLY = "Only these numbers (default: all of the {}'s)."
+SPACES = unit_list("CamsSpace", "A CAMS space (CustSpaceId), optionally with the ISV code of the partner that owns it.",
+                   "space", "cust_space_id", isv_code=(value_type(str, text_value, {"type": "string"}), None))
+APPS = unit_list("NxCloudApp", "An NxCloud app (appkey), optionally limited to some of its business numbers.", "app",
+                 "appkey", business_phones=(PhoneList, Field(None, description=ONLY.format("app"))))
+WABAS = unit_list("Waba", "A WhatsApp Business Account id, optionally limited to some of its numbers.", "waba",
+                  "waba_id", phone_numbers=(PhoneList, Field(None, description=ONLY.format("WABA"))))
 
 
 # -- Accounts ----------------------------------------------------------------
@@ -243,7 +224,7 @@ class CamsAccount(AccountBase, CamsTunables):
     provider: Literal["alibaba_cams"]
     credentials: secret_pairs("CamsCredentials", "A RAM user's AccessKey pair.",
                               ids=("access_key_id",), secrets=("access_key_secret",))
-    spaces: unit_list(CamsSpace, "space")
+    spaces: SPACES
 
 
 class NxCloudAccount(AccountBase):
@@ -253,7 +234,7 @@ class NxCloudAccount(AccountBase):
     provider: Literal["nxcloud"]
     credentials: secret_pairs("NxCloudCredentials", "An NxCloud accessKey and its secret.",
                               ids=("access_key",), secrets=("access_secret",))
-    apps: unit_list(NxCloudApp, "app")
+    apps: APPS
 
 
 KALEYRA_PODS = {"IN": "https://api.in.kaleyra.io", "SG": "https://api.ap.kaleyra.io",
@@ -268,7 +249,7 @@ class KaleyraAccount(AccountBase):
     pod: choice(tuple(KALEYRA_PODS), "pod") = Field(None, description="Kaleyra's region; or set endpoint.")
     credentials: secret_pairs("KaleyraCredentials", "The account SID and an API key.",
                               ids=("sid",), secrets=("api_key",))
-    wabas: unit_list(Waba, "waba")
+    wabas: WABAS
 
 
 class MetaAccount(AccountBase, MetaTunables):
@@ -278,7 +259,7 @@ class MetaAccount(AccountBase, MetaTunables):
     provider: Literal["meta"]
     credentials: secret_pairs("MetaCredentials", "A system user's access token, and optionally the app's id.",
                               ids=("app_id",), secrets=("access_token",), optional=("app_id",))
-    wabas: unit_list(Waba, "waba")
+    wabas: WABAS
 
 
 # -- Registry ----------------------------------------------------------------

@@ -64,7 +64,8 @@ def _accounts(raw: Any, handler: Any, info: ValidationInfo) -> list[Account]:
             spec = PROVIDERS[provider]
             model = spec.model.model_validate({**item, "provider": provider}, context=info.context)
             if names.setdefault(model.name, i) != i:
-                errors.append(custom((i, "name"), f'duplicate account name "{model.name}" (also accounts[{names[model.name]}])'))
+                errors.append(custom((i, "name"), f'duplicate account name "{model.name}" '
+                                     f"(also accounts[{names[model.name]}])"))
             accounts[i] = model.resolve(spec, glob, f"accounts[{i}]")
         except ValidationError as e:
             errors += [dict(entry, loc=(i, *entry["loc"])) for entry in e.errors(include_url=False)]

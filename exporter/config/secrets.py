@@ -18,46 +18,31 @@ from exporter import yamlfile
 from exporter.config import env as envvars
 from exporter.config.errors import bad, custom, raise_all, typename
 from exporter.config.model import Credentials
-from exporter.config.values import Section, expand, value_type
+from exporter.config.values import Section, expand, value, value_type
 
 SECRET_FILE_MAX_BYTES = 64 * 1024
 
 
-def _check(value: str, what: str | None) -> str:
-    if value == "":
+def _check(text: str, what: str | None) -> str:
+    if text == "":
         bad(f"{what} is empty" if what else "must not be empty")
-    if any(c.isspace() or not c.isprintable() for c in value):
+    if any(c.isspace() or not c.isprintable() for c in text):
         bad(f"{what} contains whitespace or control characters" if what
             else "must not contain whitespace or control characters")
-    return value
+    return text
 
 
-def _inline(raw: Any, info: ValidationInfo) -> str:
-    """A credential id: inline or ``${VAR}``."""
+@value(str, {"type": "string"})
+def CredentialId(raw: Any, info: ValidationInfo) -> str:
+    """Inline or ``${VAR}``."""
     return _check(expand(raw, info), None) if isinstance(raw, str) else bad(f"must be a string, got {typename(raw)}")
 
 
-def _from_env(key: str) -> Any:
-    """A secret: exactly ``${VAR}``."""
-    def parse(raw: Any, info: ValidationInfo) -> str:
-        var = envvars.sole_reference(raw) if isinstance(raw, str) else None
-        if var is None:
-            bad(("a ${VAR:-default} fallback is an inline secret and is not allowed" if isinstance(raw, str) and
-                 envvars.is_reference_with_default(raw) else "inline secrets are not allowed")
-                + f"; use ${{ENV_VAR}} or {key}_file")
-        value = (info.context or {}).get("env", os.environ).get(var)
-        return bad(f"environment variable {var} is not set") if value is None else \
-            _check(value, f"environment variable {var}")
-
-    return value_type(str, parse, {"type": "string", "pattern": r"^\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*$",
-                                   "description": "${ENV_VAR} only: inline secrets are refused"})
-
-
-def _from_file(raw: Any, info: ValidationInfo) -> str:
+@value(str, {"type": "string", "description": "path of a file holding the value"})
+def SecretFile(raw: Any, info: ValidationInfo) -> str:
     if not isinstance(raw, str):
         bad(f"must be a file path (string), got {typename(raw)}")
-    name = expand(raw, info).strip() or bad("must not be empty")
-    full = os.path.join((info.context or {}).get("base_dir", ""), name)  # an absolute name stays as it is
+    full = os.path.join((info.context or {}).get("base_dir", ""), expand(raw, info).strip() or bad("must not be empty"))
     try:
         return _check(yamlfile.read_text_file(full, SECRET_FILE_MAX_BYTES).strip(), f"file {full}")
     except yamlfile.FileProblem as e:
@@ -66,8 +51,20 @@ def _from_file(raw: Any, info: ValidationInfo) -> str:
             f"{full} is not valid UTF-8 text")
 
 
-CredentialId = value_type(str, _inline, {"type": "string"})
-SecretFile = value_type(str, _from_file, {"type": "string", "description": "path of a file holding the value"})
+def env_secret(key: str) -> Any:
+    """Exactly ``${VAR}``."""
+    def parse(raw: Any, info: ValidationInfo) -> str:
+        var = envvars.sole_reference(raw) if isinstance(raw, str) else None
+        if var is None:
+            bad(("a ${VAR:-default} fallback is an inline secret and is not allowed" if isinstance(raw, str) and
+                 envvars.is_reference_with_default(raw) else "inline secrets are not allowed")
+                + f"; use ${{ENV_VAR}} or {key}_file")
+        text = (info.context or {}).get("env", os.environ).get(var)
+        return bad(f"environment variable {var} is not set") if text is None else \
+            _check(text, f"environment variable {var}")
+
+    return value_type(str, parse, {"type": "string", "pattern": r"^\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*$",
+                                   "description": "${ENV_VAR} only: inline secrets are refused"})
 
 
 class SecretPairs(Section):
@@ -93,11 +90,10 @@ class SecretPairs(Section):
 
     def value(self, key: str) -> str | None:
         """The value of ``key``, or read from ``key_file``."""
-        value = getattr(self, key)
-        return value if value is not None else getattr(self, f"{key}_file")
+        return getattr(self, key) if getattr(self, key) is not None else getattr(self, f"{key}_file")
 
     def neutral(self) -> Credentials:
-        """The neutral credential: the first id and the first secret."""
+        """The first id and the first secret."""
         secret = self.value(self.secrets[0])
         # Without an id (a Meta token alone) accounts with the same secret still share one budget,
         # named by a short digest; the secret itself never leaves here.
@@ -111,6 +107,6 @@ def secret_pairs(name: str, doc: str, *, ids: tuple[str, ...] = (), secrets: tup
     fields: dict[str, Any] = {"ids": (ClassVar, ids), "secrets": (ClassVar, secrets),
                               "required": (ClassVar, tuple(k for k in (*ids, *secrets) if k not in optional))}
     for key in (*ids, *secrets):
-        fields[key] = (CredentialId if key in ids else _from_env(key), Field(None, repr=False))
+        fields[key] = (CredentialId if key in ids else env_secret(key), Field(None, repr=False))
         fields[f"{key}_file"] = (SecretFile, Field(None, repr=False))
     return create_model(name, __base__=SecretPairs, __doc__=doc, __module__=__name__, **fields)

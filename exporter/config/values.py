@@ -282,7 +282,8 @@ def Endpoint(raw: Any, info: ValidationInfo) -> str:
              "must not contain user information (credentials belong under credentials)"),
             (not parts.hostname, f"must have a host, {example}"),
             (parts.path not in ("", "/"), "must not have a path (only scheme, host and optional port)"),
-            (parts.query or parts.fragment or value.rstrip("/").endswith(("?", "#")), "must not have a query or fragment")):
+            (parts.query or parts.fragment or value.rstrip("/").endswith(("?", "#")),
+             "must not have a query or fragment")):
         if broken:
             bad(problem)
     return value.rstrip("/")
