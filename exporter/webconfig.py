@@ -344,7 +344,7 @@ def _interval(raw: Any, info: ValidationInfo) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         bad(f"must be a duration such as 100ms or 1s, got {_a(raw)}")
     try:
-        interval = parse_duration(raw) if isinstance(raw, str) else float(raw)
+        interval = parse_duration(raw) if isinstance(raw, str) else float(str(raw))  # a huge integer: inf
     except ValueError:
         bad(f"malformed duration {show(raw)}; expected e.g. 100ms, 1s or 1m")
     if not math.isfinite(interval) or interval < 0:

@@ -125,7 +125,8 @@ def number_value(raw: Any, info: ValidationInfo) -> float:
         if not _PLAIN_NUMBER_RE.fullmatch(text):
             bad(f"must be a number ({show(raw)} did not expand to a number)")
         raw = text
-    return float(raw) if math.isfinite(float(raw)) else bad("must be a finite number")
+    number = float(str(raw))  # a huge integer becomes inf, not an OverflowError
+    return number if math.isfinite(number) else bad("must be a finite number")
 
 
 Number = value_type(float, number_value, {"anyOf": [{"type": "number"}, ENV_STRING]})
@@ -151,7 +152,8 @@ def Duration(raw: Any, info: ValidationInfo) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         bad(f"must be a duration (e.g. 90s, 5m, 1h30m or a number of seconds), got {typename(raw)}")
     if not isinstance(raw, str):
-        return float(raw) if math.isfinite(raw) else bad("must be a finite duration")
+        seconds = float(str(raw))  # a huge integer becomes inf, not an OverflowError
+        return seconds if math.isfinite(seconds) else bad("must be a finite duration")
     text = expand(raw, info)
     try:
         return parse_duration(text)
