@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Any, ClassVar
 
 from pydantic import Field, ValidationInfo, create_model, model_validator
 
 from exporter import yamlfile
-from exporter.config import env as envvars
 from exporter.config.errors import bad, custom, raise_all, typename
 from exporter.config.model import Credentials
 from exporter.config.values import Section, expand, value, value_type
 
 SECRET_FILE_MAX_BYTES = 64 * 1024
+_SOLE_REF = r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*"
 
 
 def _check(text: str, what: str | None) -> str:
@@ -54,16 +55,16 @@ def SecretFile(raw: Any, info: ValidationInfo) -> str:
 def env_secret(key: str) -> Any:
     """Exactly ``${VAR}``."""
     def parse(raw: Any, info: ValidationInfo) -> str:
-        var = envvars.sole_reference(raw) if isinstance(raw, str) else None
-        if var is None:
-            bad(("a ${VAR:-default} fallback is an inline secret and is not allowed" if isinstance(raw, str) and
-                 envvars.is_reference_with_default(raw) else "inline secrets are not allowed")
-                + f"; use ${{ENV_VAR}} or {key}_file")
+        if not isinstance(raw, str) or not re.fullmatch(_SOLE_REF, raw):
+            fallback = isinstance(raw, str) and re.fullmatch(r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*:-.*\}\s*", raw, re.DOTALL)
+            bad(("a ${VAR:-default} fallback is an inline secret and is not allowed" if fallback
+                 else "inline secrets are not allowed") + f"; use ${{ENV_VAR}} or {key}_file")
+        var = raw.strip()[2:-1]
         text = (info.context or {}).get("env", os.environ).get(var)
         return bad(f"environment variable {var} is not set") if text is None else \
             _check(text, f"environment variable {var}")
 
-    return value_type(str, parse, {"type": "string", "pattern": r"^\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*$",
+    return value_type(str, parse, {"type": "string", "pattern": f"^{_SOLE_REF}$",
                                    "description": "${ENV_VAR} only: inline secrets are refused"})
 
 

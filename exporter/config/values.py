@@ -1,9 +1,9 @@
-"""The building blocks of the file models: :class:`Section` for mappings, annotated types for values.
+"""The building blocks of the file models: :class:`Section` for mappings, ``${VAR}``, annotated value types.
 
 A :class:`Section` reports unknown keys with a "did you mean" hint (and then
 not the key meant as missing).  A value type validates one value with a
-message of its own, expands ``${VAR}`` (from the ``env`` of the validation
-context) and quotes a value only as written; null means unset (the default).
+message of its own, expands ``${VAR}`` and quotes a value only as written;
+null means unset (the default).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, \
     WithJsonSchema, model_validator
 
-from exporter.config import env as envvars
 from exporter.config.errors import bad, custom, did_you_mean, each, fmt_seconds, raise_all, show, suggest, typename
 
 
@@ -69,8 +68,36 @@ class Section(BaseModel):
 
 # -- values ------------------------------------------------------------------
 
+_DOLLAR_RE = re.compile(r"\$(\$|\{[^}]*\}?|.?)", re.DOTALL)
+_REF_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+
+
 def expand(raw: str, info: ValidationInfo) -> str:
-    return envvars.expand(raw, (info.context or {}).get("env", os.environ))
+    """*raw* with ``${VAR}`` (an error when unset), ``${VAR:-default}`` (when unset or empty) and ``$$`` replaced.
+
+    ``$NAME`` without braces is an error (a likely typo), any other ``$`` is
+    kept.  The environment is the context's ``env``; messages never show a value.
+    """
+    env = (info.context or {}).get("env", os.environ)
+
+    def one(m: re.Match) -> str:
+        token = m.group(1)
+        if token == "$":
+            return "$"
+        if not token.startswith("{"):
+            if token.isalpha() or token == "_":
+                bad("use ${VAR} to reference an environment variable (write $$ for a literal $)")
+            return "$" + token
+        if not token.endswith("}"):
+            bad("unterminated ${ (write $$ for a literal $)")
+        ref = _REF_RE.fullmatch(token[1:-1]) or bad(f"invalid environment reference {show('$' + token)}")
+        name, default = ref.groups()
+        value = env.get(name)
+        if value is None or (default is not None and value == ""):
+            return bad(f"environment variable {name} is not set") if default is None else default
+        return value
+
+    return _DOLLAR_RE.sub(one, raw) if "$" in raw else raw
 
 
 def text_value(raw: Any, info: ValidationInfo) -> str:
