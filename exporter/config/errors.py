@@ -41,12 +41,8 @@ class ConfigError(Exception):
         super().__init__(*self.problems)
         self.path, self.message = self.problems[0]
 
-    @classmethod
-    def of(cls, problems: Sequence[tuple[str, str]]) -> "ConfigError":
-        return cls(*problems[0], *problems[1:])
-
     def __reduce__(self):
-        return (type(self).of, (self.problems,))
+        return type(self), (*self.problems[0], *self.problems[1:])
 
     def __str__(self) -> str:
         return "; ".join(self.lines())
@@ -170,4 +166,4 @@ def validate(model: type[BaseModel], doc: Any, root: str, context: Any = None,
     except ValidationError as e:
         problems = [(_path(x["loc"], root), x["msg"] if x["type"] == ERROR_TYPE else f"invalid value ({x['msg']})")
                     for x in e.errors(include_url=False)]
-    raise error.of(problems)  # outside the except block: pydantic's error (and the values in it) stays behind
+    raise error(*problems[0], *problems[1:])  # outside the except block: pydantic's error (and the values in it) stays behind

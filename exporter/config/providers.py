@@ -17,11 +17,11 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, get_args
 
 from pydantic import BeforeValidator, Field, create_model, model_validator
 
-from exporter.config.errors import bad, custom, did_you_mean, fmt_seconds, raise_all, show, typename
+from exporter.config.errors import custom, did_you_mean, fmt_seconds, raise_all, show
 from exporter.config.model import Account, Labels, Unit
 from exporter.config.secrets import secret_pairs
 from exporter.config.values import ActionLimits, AccountName, Duration, Endpoint, GraphVersion, NotNegative, \
-    PhoneList, Qps, Section, UnitId, between, choice, label_map, rule, text_value, value_type, whole_number
+    PhoneList, Qps, Section, UnitId, between, choice, label_map, listed, rule, text_value, value_type, whole_number
 
 TIER_VOCABULARIES = ("api_reference", "legacy_console")
 SIGNATURE_VERSIONS = ("v3", "v2")
@@ -126,14 +126,8 @@ def unit_list(name: str, doc: str, noun: str, id_key: str, **extra: Any) -> Any:
     model = create_model(name, __base__=UnitModel, __doc__=doc, __module__=__name__,
                          id_key=(ClassVar, id_key), **{id_key: (UnitId, ...)}, **extra)
 
-    def check(raw: Any) -> Any:
-        if raw is None:
-            bad(f"required (a list of {{{id_key}: ...}})")
-        if not isinstance(raw, list):
-            bad(f"must be a list, got {typename(raw)}")
-        return raw or bad(f"must contain at least one {noun}")
-
-    return Annotated[list[model], BeforeValidator(check), Field(min_length=1)]
+    check = BeforeValidator(lambda raw: listed(raw, noun, f"a list of {{{id_key}: ...}}"))
+    return Annotated[list[model], check, Field(min_length=1)]
 
 
 ONLY = "Only these numbers (default: all of the {}'s)."

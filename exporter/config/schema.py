@@ -1,10 +1,6 @@
 """The configuration file as a whole (``global:``, ``accounts:``, ``metrics:``, ``webhooks:``), and reading it.
 
-:class:`ConfigFile` is the root model; its JSON Schema is what editors use
-(``--config.schema`` prints it).  Accounts are validated one by one, each with
-the model of its ``provider``, so that every account's problems are reported
-in the same run, together with the rules between accounts (unique names, one
-budget per shared credential).
+:class:`ConfigFile` is the root model, and its JSON Schema the one editors use.
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ from exporter.config.errors import ConfigError, bad, custom, load_yaml, raise_al
 from exporter.config.model import Account, Config, WebhooksConfig
 from exporter.config.providers import PROVIDERS, GlobalSection
 from exporter.config.secrets import secret_pairs
-from exporter.config.values import Duration, Section, between, choice, choose, text_value, value_type
+from exporter.config.values import Duration, Section, between, choice, choose, listed, text_value, value_type
 from exporter.exposition import DISABLEABLE, INFO_LABELS, RenderOptions
 
 #: where the committed schema is published, for the ``$id``
@@ -47,13 +43,8 @@ def _provider(item: Any, info: ValidationInfo) -> str:
 
 
 def _accounts(raw: Any, handler: Any, info: ValidationInfo) -> list[Account]:
-    """Each account with its provider's model, then the rules between accounts; all problems at once."""
-    if raw is None:
-        bad("required (a list of accounts)")
-    if not isinstance(raw, list):
-        bad(f"must be a list of accounts, got {typename(raw)}")
-    if not raw:
-        bad("must contain at least one account")
+    """Each account with its provider's model, then the rules between accounts (all problems at once)."""
+    listed(raw, "account", "a list of accounts", " of accounts")
     glob = info.data.get("global_") or GlobalSection()
     errors: list[dict] = []
     names: dict[str, int] = {}
@@ -77,15 +68,12 @@ def _accounts(raw: Any, handler: Any, info: ValidationInfo) -> list[Account]:
     for i, account in accounts.items():
         j = first.setdefault(account.credential_key, i)
         other = accounts[j]
-        if other.action_qps != account.action_qps:
-            errors.append(custom((i, "action_qps"), f"accounts[{j}] ({other.name}) and accounts[{i}] ({account.name}) "
-                                 "use the same credential and share its per-action limits, but declare different "
-                                 "action_qps; set the same action_qps on both"))
-        if other.qps != account.qps:
-            errors.append(custom((i, "qps"), f"accounts[{j}] ({other.name}) and accounts[{i}] ({account.name}) use the "
-                                 "same credential (same provider, endpoint host and access_key_id) and share one QPS "
-                                 f"budget, but declare different qps ({other.qps:g} vs {account.qps:g}); "
-                                 "set the same qps on both"))
+        for key, shared, values in (("action_qps", "its per-action limits", ""),
+                                    ("qps", "one QPS budget", f" ({other.qps:g} vs {account.qps:g})")):
+            if getattr(other, key) != getattr(account, key):
+                errors.append(custom((i, key), f"accounts[{j}] ({other.name}) and accounts[{i}] ({account.name}) use "
+                                     "the same credential (same provider, endpoint host and access_key_id) and share "
+                                     f"{shared}, but declare different {key}{values}; set the same {key} on both"))
     raise_all(sorted(errors, key=lambda entry: entry["loc"][0]))
     return list(accounts.values())
 
@@ -171,7 +159,6 @@ class ConfigFile(Section):
 
     global_: Annotated[Optional[GlobalSection], BeforeValidator(_none_is_empty)] = Field(
         default_factory=GlobalSection, alias="global")
-    #: validated one by one into neutral :class:`~exporter.config.model.Account` objects
     accounts: Annotated[list[Annotated[Union[tuple(spec.model for spec in PROVIDERS.values())],
                                        Field(discriminator="provider")]], WrapValidator(_accounts)] = Field(
         min_length=1, description="The provider accounts to poll.")
@@ -189,9 +176,9 @@ def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
 
 
 def parse_config(text: str | bytes, source: str | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Validate configuration *text*; *source* names it in messages and is the base of relative paths.
+    """Configuration *text* validated, or :class:`ConfigError` listing every problem.
 
-    Raises :class:`ConfigError` listing every problem.
+    *source* names it in messages and is the base of relative paths.
     """
     root = source or "<config>"
     if isinstance(text, bytes):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Annotated, Any, Callable, ClassVar, Optional
+from typing import Annotated, Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, \
@@ -251,6 +251,15 @@ def PhoneList(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
 
     each(enumerate(raw), check)
     return tuple(seen)
+
+
+def listed(raw: Any, noun: str, hint: str, kind: str = "") -> list:
+    """*raw*, a non-empty list of *noun* (*hint* follows "required", *kind* "must be a list")."""
+    if raw is None:
+        bad(f"required ({hint})")
+    if not isinstance(raw, list):
+        bad(f"must be a list{kind}, got {typename(raw)}")
+    return raw or bad(f"must contain at least one {noun}")
 
 
 def _mapping(raw: Any) -> dict:
