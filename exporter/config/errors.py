@@ -166,4 +166,5 @@ def validate(model: type[BaseModel], doc: Any, root: str, context: Any = None,
     except ValidationError as e:
         problems = [(_path(x["loc"], root), x["msg"] if x["type"] == ERROR_TYPE else f"invalid value ({x['msg']})")
                     for x in e.errors(include_url=False)]
-    raise error(*problems[0], *problems[1:])  # outside the except block: pydantic's error (and the values in it) stays behind
+    # raised outside the except block: pydantic's error (and the values in it) stays behind
+    raise error(*problems[0], *problems[1:])

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationInfo, create_model, model_validator
 from exporter import yamlfile
 from exporter.config.errors import bad, custom, raise_all, typename
 from exporter.config.model import Credentials
-from exporter.config.values import Section, expand, value, value_type
+from exporter.config.values import Section, as_type, expand, value_type
 
 SECRET_FILE_MAX_BYTES = 64 * 1024
 _SOLE_REF = r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*"
@@ -33,13 +33,13 @@ def _check(text: str, what: str | None) -> str:
     return text
 
 
-@value(str, {"type": "string"})
+@as_type(str, {"type": "string"})
 def CredentialId(raw: Any, info: ValidationInfo) -> str:
     """Inline or ``${VAR}``."""
     return _check(expand(raw, info), None) if isinstance(raw, str) else bad(f"must be a string, got {typename(raw)}")
 
 
-@value(str, {"type": "string", "description": "path of a file holding the value"})
+@as_type(str, {"type": "string", "description": "path of a file holding the value"})
 def SecretFile(raw: Any, info: ValidationInfo) -> str:
     if not isinstance(raw, str):
         bad(f"must be a file path (string), got {typename(raw)}")

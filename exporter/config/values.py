@@ -119,7 +119,7 @@ def value_type(py_type: Any, parse: Callable, schema: dict, *, required: bool = 
     return Annotated[py_type if required else Optional[py_type], BeforeValidator(validate), WithJsonSchema(schema)]
 
 
-def value(py_type: Any, schema: dict, *, required: bool = False) -> Callable[[Callable], Any]:
+def as_type(py_type: Any, schema: dict, *, required: bool = False) -> Callable[[Callable], Any]:
     """A decorator: the parse function becomes its :func:`value_type`."""
     return lambda parse: value_type(py_type, parse, schema, required=required)
 
@@ -173,7 +173,7 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * size for n, size in zip(m.groups(), (3600, 60, 1, 0.001)) if n)
 
 
-@value(float, {"anyOf": [{"type": "number", "minimum": 0}, {
+@as_type(float, {"anyOf": [{"type": "number", "minimum": 0}, {
     "type": "string", "pattern": r"^\s*((\d+(\.\d+)?|\.\d+)(h|m|s|ms))+\s*$|^\s*(\d+(\.\d*)?|\.\d+)\s*$|\$\{"}]})
 def Duration(raw: Any, info: ValidationInfo) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
@@ -228,12 +228,13 @@ AccountName = matching(r"[A-Za-z0-9_.:-]{1,64}", "invalid account name {} (1-64 
 GraphVersion = matching(r"v[0-9]{1,3}\.[0-9]{1,2}", 'invalid Graph API version {} (e.g. "v24.0")', strip=True)
 
 
-@value(str, {"type": "string", "minLength": 1}, required=True)
+@as_type(str, {"type": "string", "minLength": 1}, required=True)
 def UnitId(raw: Any, info: ValidationInfo) -> str:
     return text_value(raw, info).strip() or bad("must not be empty")
 
 
-@value(tuple[str, ...], {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}})
+@as_type(tuple[str, ...], {"type": "array", "minItems": 1,
+                           "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}})
 def PhoneList(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
     """Phone numbers with country code, as digits (a leading + dropped), in linear time."""
     if not isinstance(raw, list) or not raw:
@@ -289,7 +290,7 @@ def label_map(reserved: frozenset[str]) -> Any:
                                               "propertyNames": {"pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}})
 
 
-@value(dict[str, float], {"type": "object", "additionalProperties": {
+@as_type(dict[str, float], {"type": "object", "additionalProperties": {
     "anyOf": [{"type": "number", "exclusiveMinimum": 0}, ENV_STRING]}})
 def ActionLimits(raw: Any, info: ValidationInfo) -> dict[str, float]:
     def check(action: Any, value: Any) -> tuple[str, float]:
@@ -300,7 +301,7 @@ def ActionLimits(raw: Any, info: ValidationInfo) -> dict[str, float]:
     return dict(each(_mapping(raw).items(), check, at=lambda key: (key,) if isinstance(key, str) and key else ()))
 
 
-@value(str, {"type": "string", "pattern": "^https?://"})
+@as_type(str, {"type": "string", "pattern": "^https?://"})
 def Endpoint(raw: Any, info: ValidationInfo) -> str:
     """An http(s) base URL; never quoted in messages (a URL could carry userinfo)."""
     value = text_value(raw, info)
