@@ -17,9 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def fleet(spaces: int, per_space: int, qps: str = "none", timelines: bool = False):
-    """A CAMS emulator serving ``spaces`` x ``per_space`` numbers, in its own process."""
-    args = [str(spaces), str(per_space), qps] + (["timelines"] if timelines else [])
+def fleet(spaces: int, per_space: int, qps: str = "none", timelines: bool = False, flow_control: bool = True):
+    """A CAMS emulator serving ``spaces`` x ``per_space`` numbers, in its own process.
+
+    ``flow_control=False`` switches its throttling off, documented per-action limits included.
+    """
+    args = [str(spaces), str(per_space), qps, "timelines" if timelines else "-", "flow" if flow_control else "noflow"]
     proc = subprocess.Popen([sys.executable, "-m", "bench._fleet", *args],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
