@@ -10,8 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Optional, Union
 
-from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, WrapValidator, \
-    model_validator
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, WrapValidator, model_validator
 from pydantic_core import PydanticCustomError
 
 from exporter.config.errors import ConfigError, bad, custom, load_yaml, raise_all, read_file, show, typename, validate
@@ -23,10 +22,7 @@ from exporter.exposition import DISABLEABLE, INFO_LABELS, RenderOptions
 
 #: where the committed schema is published, for the ``$id``
 SCHEMA_ID = "https://github.com/whatsapp-number-exporter/whatsapp-number-exporter/blob/main/config.schema.json"
-
-
-def _none_is_empty(value: Any) -> Any:
-    return {} if value is None else value
+NULL_IS_EMPTY = BeforeValidator(lambda value: {} if value is None else value)
 
 
 # -- accounts: ---------------------------------------------------------------
@@ -47,8 +43,7 @@ def _accounts(raw: Any, handler: Any, info: ValidationInfo) -> list[Account]:
     listed(raw, "account", "a list of accounts", " of accounts")
     glob = info.data.get("global_") or GlobalSection()
     errors: list[dict] = []
-    names: dict[str, int] = {}
-    accounts: dict[int, Account] = {}
+    names, accounts = {}, {}  # name -> first index; index -> account
     for i, item in enumerate(raw):
         try:
             provider = _provider(item, info)
@@ -130,7 +125,7 @@ class WebhooksSection(Section):
                                 "token of the subscription.", secrets=("app_secret", "verify_token"))] = None
     kaleyra: Optional[secret_pairs("KaleyraWebhookSecrets", "The token Kaleyra's callback URL carries.",
                                    secrets=("token",))] = None
-    nxcloud: Annotated[Optional[NxCloudHook], BeforeValidator(_none_is_empty)] = None
+    nxcloud: Annotated[Optional[NxCloudHook], NULL_IS_EMPTY] = None
 
     @model_validator(mode="after")
     def _rules(self) -> "WebhooksSection":
@@ -157,12 +152,12 @@ class WebhooksSection(Section):
 class ConfigFile(Section):
     """whatsapp-number-exporter configuration (--config.file)."""
 
-    global_: Annotated[Optional[GlobalSection], BeforeValidator(_none_is_empty)] = Field(
+    global_: Annotated[Optional[GlobalSection], NULL_IS_EMPTY] = Field(
         default_factory=GlobalSection, alias="global")
     accounts: Annotated[list[Annotated[Union[tuple(spec.model for spec in PROVIDERS.values())],
                                        Field(discriminator="provider")]], WrapValidator(_accounts)] = Field(
         min_length=1, description="The provider accounts to poll.")
-    metrics: Annotated[Optional[MetricsSection], BeforeValidator(_none_is_empty)] = Field(
+    metrics: Annotated[Optional[MetricsSection], NULL_IS_EMPTY] = Field(
         default_factory=MetricsSection)
     webhooks: Optional[WebhooksSection] = Field(None, description="The webhook receiver (default: off).")
 
