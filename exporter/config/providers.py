@@ -79,8 +79,8 @@ class CamsTunables(Section):
     verification_poll_interval: Interval = Field(
         None, description="Code verification checks: 0 (off, the default) or at least poll_interval.")
     tier_vocabulary: choice(TIER_VOCABULARIES, "tier vocabulary") = Field(None, description="Default api_reference.")
-    health_poll_interval: Annotated[Interval, rule(lambda v: v == 0 or v >= 10, "must be 0 (disabled) or at least "
-                                                   "10s, got {got}")] = Field(
+    health_poll_interval: Annotated[Interval, rule(
+        lambda v: v == 0 or v >= 10, "must be 0 (disabled) or at least 10s, got {got}")] = Field(
         None, description="GetWhatsappHealthStatus sweeps: 0 (off) or at least 10s (default 5m).")
 
 
@@ -89,6 +89,7 @@ class MetaTunables(Section):
 
     graph_api_version: GraphVersion = Field(
         None, description=f"Graph API version in every path (default {DEFAULT_GRAPH_API_VERSION}).")
+
 
 #: a provider's own settings, in the accounts of the other providers
 NOT_APPLICABLE = {"signature_version": "", "waba_poll_interval": 0.0, "verification_poll_interval": 0.0,
