@@ -7,8 +7,8 @@ Prints the emulator URL on the first line, then serves until killed.
 import sys
 import time
 
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.scenario import generate_fleet
+from emulators.cams import CamsEmulator
+from emulators.scenario import generate_fleet
 
 spaces, per_space, qps = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 scenario = generate_fleet(spaces=spaces, numbers_per_space=per_space, access_key_id="bench-ak",

@@ -21,11 +21,11 @@ import random
 import time
 from typing import Any
 
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.common import ProviderEmulator
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import Fault, Scenario, parse_scenario
+from emulators.cams import CamsEmulator
+from emulators.common import ProviderEmulator
+from emulators.kaleyra import KaleyraEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import Fault, Scenario, parse_scenario
 
 QPS = {"alibaba_cams": 10, "nxcloud": 5, "kaleyra": 20}
 MAX_RECORDS = 400_000
@@ -192,8 +192,8 @@ def _report(emus: dict[str, ProviderEmulator], scenarios: dict[str, Scenario], o
 
 def serve(conn, seed: int, share: float, exclude: frozenset[str] = frozenset()) -> None:
     warnings = _Warnings()
-    logging.getLogger("exporter.emulator").addHandler(warnings)
-    logging.getLogger("exporter.emulator").propagate = False
+    logging.getLogger("emulators").addHandler(warnings)
+    logging.getLogger("emulators").propagate = False
     scenarios = build_scenarios(seed)
     emus = {p: CLASSES[p](scenarios[p], max_records=MAX_RECORDS, seed=seed + i) for i, p in enumerate(CLASSES)}
     for emu in emus.values():

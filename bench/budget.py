@@ -16,8 +16,8 @@ import sys
 import time
 
 from bench.common import exporter_for
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.scenario import generate_fleet
+from emulators.cams import CamsEmulator
+from emulators.scenario import generate_fleet
 
 
 def main(argv: list[str]) -> None:

@@ -75,3 +75,29 @@ def percentile(values: list[float], p: float) -> float:
 def cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
+
+
+#: glibc malloc tuning the container image sets (see the Dockerfile): large buffers from mmap, so freeing
+#: them returns memory; a trim threshold; two arenas instead of eight per core
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144", "MALLOC_TRIM_THRESHOLD_": "1048576"}
+
+
+def with_malloc_env(module: str) -> None:
+    """Run ``module`` again with :data:`MALLOC_ENV` unless it is set already, so the bench runs as the image does.
+
+    glibc reads these variables once, at process start, so the process must be started with them.
+    """
+    if all(os.environ.get(k) == v for k, v in MALLOC_ENV.items()):
+        return
+    env = {**os.environ, **MALLOC_ENV}
+    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+
+
+def raise_open_files() -> int:
+    """Raise this process's RLIMIT_NOFILE soft limit to its hard limit; returns the new soft limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -12,9 +12,8 @@ import gc
 import sys
 import subprocess
 
-from bench.common import ROOT, exporter_for, fleet, rss_mb
+from bench.common import ROOT, exporter_for, fleet, rss_mb, with_malloc_env
 from exporter import exposition as ex
-from exporter.cli import _keep_large_buffers_returnable
 from exporter.web import App, HttpServer
 
 PER_SPACE = 100
@@ -39,7 +38,7 @@ def run(size: int, options: ex.RenderOptions, cycles: int = 10) -> list[tuple[fl
 
 
 def main(argv: list[str]) -> None:
-    _keep_large_buffers_returnable()  # what the CLI does at start-up, so the exporter here runs alike
+    with_malloc_env("bench.memory")  # the container image's malloc settings, so the exporter here runs alike
     options = ex.RenderOptions(state_sets="active") if "--active" in argv else ex.DEFAULT_OPTIONS
     cycles = 10
     if "--cycles" in argv:

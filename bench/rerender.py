@@ -1,9 +1,11 @@
 """Re-render cost: a poll that changes 1% of 10k numbers, against a full re-render.
 
-"Ready" means the new plain and gzip expositions are in place (Store.update
-returned).  The full re-render is the same snapshot handed to a fresh Store
-(every block rendered and compressed), i.e. what a design without the block
-cache would do after every poll.  Usage:  python -m bench.rerender [NUMBERS] [--active]
+"Ready" means the new exposition is published (Store.update returned).  Its
+gzip body is compressed later, once, by the first gzip scrape (in a worker
+thread; bench.scrape reports that cost per generation).  The full re-render is
+the same snapshot handed to a fresh Store (every block rendered), i.e. what a
+design without the block cache would do after every poll.
+Usage:  python -m bench.rerender [NUMBERS] [--active]
 """
 
 from __future__ import annotations

@@ -48,10 +48,10 @@ from pathlib import Path
 import httpx
 
 from bench.common import ROOT, percentile
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.meta import MetaEmulator
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import loads_scenario
+from emulators.kaleyra import KaleyraEmulator
+from emulators.meta import MetaEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import loads_scenario
 
 PERIOD = 120  # seconds: each number is FLAGGED (Meta: PENDING) for half of it
 SCRAPE_EVERY = 0.1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
+import asyncio
 import logging
 import os
 import signal
@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Web configuration file (exporter-toolkit format) enabling TLS and/or basic auth.")
     p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
                    help="Path under which to expose metrics (default /metrics).")
+    p.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                   help="Enable reloading the configuration via HTTP (POST or PUT /-/reload); off by default. "
+                        "SIGHUP always reloads.")
+    p.add_argument("--web.gzip-level", dest="gzip_level", type=int, default=1, choices=range(1, 10), metavar="1-9",
+                   help="gzip level of the compressed exposition, compressed once per change (default 1).")
     p.add_argument("--storage.path", dest="storage_path", default=None, metavar="DIR",
                    help=f"Directory of the state file ({STATE_FILE_NAME}: WABA restrictions, bans and violations, "
                         f"which only webhooks tell; default {DEFAULT_STORAGE_PATH}, none in --demo).")
@@ -72,25 +77,6 @@ def _fail_web_config(err: ConfigError) -> int:
     return _fail_config(err, "--web.config.file: ")
 
 
-def _keep_large_buffers_returnable() -> None:
-    """glibc only: serve large allocations from mmap, so freeing them gives memory back.
-
-    glibc raises its mmap threshold after a large buffer is freed, up to 32 MiB;
-    later multi-megabyte response bodies then come from the heap, and the heap
-    fragments and keeps growing.  A fixed threshold (which turns the dynamic
-    adjustment off) keeps the exporter's RSS flat under big or oversized answers.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-        libc.mallopt(m_mmap_threshold, 256 * 1024)
-        libc.mallopt(m_trim_threshold, 1024 * 1024)
-        # One arena per polling thread (glibc's default, up to 8 per core) multiplies fragmentation.
-        libc.mallopt(m_arena_max, 2)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.config_schema:
@@ -98,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(config_schema_json())
         return 0
-    _keep_large_buffers_returnable()
-    if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/-/healthy", "/-/ready"):
-        print("error: --web.telemetry-path: must start with / and not clash with /, /-/healthy or /-/ready", file=sys.stderr)
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/-/healthy", "/-/ready", "/-/reload"):
+        print("error: --web.telemetry-path: must start with / and not clash with /, /-/healthy, /-/ready or /-/reload",
+              file=sys.stderr)
         return 2
     if not args.demo and not args.config_file:
         print("error: --config.file is required (or use --demo)", file=sys.stderr)
@@ -233,6 +219,24 @@ def _webhook_listen_error(config: Config, err: OSError) -> str:
 
 
 def run(config: Config, args: argparse.Namespace, demo=None) -> int:
+    """Serve until SIGTERM or SIGINT: HTTP on an asyncio event loop in this (the main) thread.
+
+    The poller keeps its own threads (APScheduler's BackgroundScheduler) and
+    publishes into the store; the loop's handlers only read what was published.
+    Blocking work started from the loop (a reload, starting or stopping the
+    poller and the webhook listener) runs in the loop's default executor.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_serve(config, args, demo))
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
     from exporter.poller import Poller
     from exporter.store import Store
     from exporter.web import App, HttpServer
@@ -240,12 +244,13 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
 
     from exporter.wabafacts import StateFile
 
-    store = Store(options=config.metrics)
+    loop = asyncio.get_running_loop()
+    store = Store(options=config.metrics, gzip_level=getattr(args, "gzip_level", 1))
     store.set_exporter_state(reload_ok=True, shard=(args.shard, args.total_shards))
     storage = args.storage_path if args.storage_path is not None else (None if demo else DEFAULT_STORAGE_PATH)
     state_file = StateFile(os.path.join(storage, STATE_FILE_NAME) if storage else None)
     poller = Poller(config, store, state_file=state_file)
-    webhooks = WebhookManager(poller, store)
+    webhooks = WebhookManager(poller, store, loop=loop)
     try:
         webhook_plan = webhooks.prepare(config)  # binds the webhook listener, if configured; serves after poller.start()
     except OSError as err:
@@ -256,8 +261,9 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
     reloader = None if demo else Reloader(args, poller, store, webhooks)
     try:
         server = HttpServer(App(store, args.telemetry_path, reload=reloader.reload if reloader else None,
-                                shard=(args.shard, args.total_shards) if args.total_shards > 1 else None),
-                            args.listen_address, web_config=getattr(args, "web_config", None))
+                                shard=(args.shard, args.total_shards) if args.total_shards > 1 else None,
+                                lifecycle=getattr(args, "enable_lifecycle", False)),
+                            args.listen_address, web_config=getattr(args, "web_config", None), loop=loop)
     except OSError as err:
         print(f"error: --web.listen-address: cannot listen on {args.listen_address}: {err.strerror}", file=sys.stderr)
         webhook_plan.abort()
@@ -265,41 +271,43 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
             demo.stop()
         return 1
 
-    stop = threading.Event()
-    reload_requested = threading.Event()
+    stop = asyncio.Event()
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int) -> None:
         log.info("shutting down", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
-    def on_hup(signum, frame):
-        reload_requested.set()
+    def reload_on_hup() -> None:  # in an executor thread; Reloader serializes reloads
+        if reloader is None:
+            log.warning("SIGHUP ignored: demo mode has no configuration file to reload")
+            return
+        try:
+            reloader.reload()
+        except Exception:  # a bug: logged, and the exporter goes on with the running configuration
+            log.error("configuration reload failed", exc_info=True)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_hup)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, reload_on_hup))
 
-    server.start()
-    poller.start()
-    webhook_plan.commit()
-    if demo and webhooks.receiver is not None:
-        demo.connect_webhooks(webhooks.receiver.url)
-    log.info("listening", extra={"address": args.listen_address, "url": server.url + args.telemetry_path,
-                                 "version": __version__, "accounts": len(config.accounts)})
+    await server.serve()
     try:
-        while not stop.wait(0.2):
-            if reload_requested.is_set():
-                reload_requested.clear()
-                if reloader is None:
-                    log.warning("SIGHUP ignored: demo mode has no configuration file to reload")
-                else:
-                    reloader.reload()
+        poller.start()
+        await loop.run_in_executor(None, webhook_plan.commit)  # starts the listener on this loop, from a thread
+        if demo and webhooks.receiver is not None:
+            demo.connect_webhooks(webhooks.receiver.url)
+        log.info("listening", extra={"address": args.listen_address, "url": server.url + args.telemetry_path,
+                                     "version": __version__, "accounts": len(config.accounts),
+                                     "lifecycle": getattr(args, "enable_lifecycle", False)})
+        await stop.wait()
     finally:
-        webhooks.stop()
-        poller.stop()
-        server.stop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        await loop.run_in_executor(None, webhooks.stop)
+        await loop.run_in_executor(None, poller.stop)
+        await server.close()
         if demo:
-            demo.stop()
+            await loop.run_in_executor(None, demo.stop)
     return 0
 
 

@@ -16,11 +16,11 @@ import secrets
 from dataclasses import dataclass
 
 from exporter.config import PROVIDERS, Config, parse_config
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.meta import MetaEmulator
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import Scenario, load_builtin_scenario
+from emulators.cams import CamsEmulator
+from emulators.kaleyra import KaleyraEmulator
+from emulators.meta import MetaEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import Scenario, load_builtin_scenario
 
 DEMO_POLL_INTERVAL = 15
 #: CAMS health sweeps in the demo: often enough that a number that gets blocked shows up within a minute

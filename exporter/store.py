@@ -5,70 +5,84 @@ the store re-renders what changed, and swaps the result in with a single
 attribute assignment.  Scrapes read whatever :attr:`Store.exposition` holds at
 that instant: a whole old one or a whole new one, never a mix.
 
-How a change stays cheap (the kube-state-metrics metrics store, plus gzip):
+How a change stays cheap (the kube-state-metrics metrics store):
 
 * The numbers of an account are spread over *blocks* of about
   :data:`BLOCK_SIZE` numbers by a stable hash of the phone number.  A block is
-  rendered into one byte string per metric family, and that string is also
-  compressed on its own into a raw deflate segment (ended with a sync flush,
-  so segments can be concatenated).
+  rendered into one byte string per metric family.
 * A block whose numbers are the very same objects as last time (the poller
-  reuses the object of a number that did not change) keeps its bytes and its
-  compressed segment.  A poll that changes 1 % of the numbers re-renders and
-  re-compresses only the blocks holding them.
-* The plain exposition is the list of those byte strings in family order; the
-  gzip exposition is a gzip header, the concatenated segments, an empty final
-  block and the CRC-32 of the plain bytes.  Neither is ever built by
-  re-rendering or re-compressing the whole fleet.
+  reuses the object of a number that did not change) keeps its bytes.  A poll
+  that changes 1 % of the numbers re-renders only the blocks holding them.
+* The plain exposition is the list of those byte strings in family order.
+
+What a scrape is served comes from an :class:`Exposition`: the gzip body is
+compressed once per generation, on the first gzip scrape after a change, in a
+worker thread (:data:`EXECUTOR`), never on the HTTP server's event loop, and
+kept; an uncompressed scrape writes the rendered pieces joined 128 KiB at a
+time, so the body is never held twice in memory.  The gzip body is one ordinary zlib stream (level :data:`GZIP_LEVEL`
+by default) stopped with a sync flush; a scrape appends the per-scrape process
+metrics by continuing a copy of that compressor, so zlib writes the gzip
+header, trailer and CRC, and the answer is a single gzip member.  Concurrent
+scrapers of a new generation share the one compression in flight.
 """
 
 from __future__ import annotations
 
 import itertools
 import operator
-import struct
 import threading
 import time
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
-from exporter import crc
 from exporter import exposition as ex
 from exporter import model
-from exporter.crc import CrcTree
 from exporter.providers.errors import REASONS
 
 BLOCK_SIZE = 8  # numbers per block at most on average (between 4 and 8)
-GZIP_LEVEL = 6  # the per-scrape tail and one-off segments
-SEGMENT_LEVEL = 1  # block segments: re-compressed on every change, so speed wins
-GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, unknown OS
-DEFLATE_FINAL = b"\x03\x00"  # an empty final block with fixed Huffman codes
+GZIP_LEVEL = 1  # the whole exposition is compressed once per generation: speed wins (gzip -1 ratio)
+#: the plain body is served (and fed to zlib) in pieces of about this size: joined on demand, and below
+#: glibc's mmap threshold (the image sets 256 KiB), so a piece reuses heap memory instead of faulting in
+#: fresh pages (1 MiB pieces cost three times the CPU of the sending)
+PIECE_BYTES = 128 << 10
+
+#: where bodies are joined and compressed: off the event loop, two at most at once
+EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exposition")
 
 
-def _load_malloc_trim():
-    try:
-        import ctypes
+def _pieces(parts: list[bytes], size: int = PIECE_BYTES) -> Iterator[bytes]:
+    """``parts`` concatenated and cut again into pieces of about ``size`` bytes (each join is short)."""
+    batch: list[bytes] = []
+    held = 0
+    for part in parts:
+        batch.append(part)
+        held += len(part)
+        if held >= size:
+            yield b"".join(batch)
+            batch, held = [], 0
+    if batch:
+        yield b"".join(batch)
 
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc
 
+class GzipBody:
+    """The gzip stream of one exposition, compressed once; :meth:`finish` ends it after a per-scrape tail."""
 
-_malloc_trim = _load_malloc_trim()
-TRIM_INTERVAL = 10.0  # seconds between two heap trims
+    def __init__(self, pieces: Iterable[bytes], level: int):
+        started = time.perf_counter()
+        c = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: a gzip header and trailer
+        out = [c.compress(piece) for piece in pieces]
+        out.append(c.flush(zlib.Z_SYNC_FLUSH))  # byte-aligned, the stream still open
+        self.prefix = b"".join(out)
+        self._open = c
+        #: CPU-bound seconds this compression took (reported by bench.scrape)
+        self.seconds = time.perf_counter() - started
 
-
-def deflate_segment(data: bytes, level: int = GZIP_LEVEL) -> bytes:
-    """Raw deflate of ``data`` that ends on a byte boundary and refers to nothing before it."""
-    if not data:
-        return b""
-    # A 4 KiB window and a small hash table: segments are a few KiB of lines that
-    # repeat within a few hundred bytes, and setting up a full-size deflate
-    # state would cost more than compressing them.  Any inflater can read it.
-    c = zlib.compressobj(level, zlib.DEFLATED, -12, 4)
-    return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    def finish(self, tail: bytes = b"") -> bytes:
+        """The rest of the stream: ``tail`` compressed, then the gzip trailer (CRC-32 and size of everything)."""
+        c = self._open.copy()  # the cached state is never advanced: every scrape continues its own copy
+        return c.compress(tail) + c.flush(zlib.Z_FINISH)
 
 
 @dataclass(frozen=True)
@@ -125,38 +139,52 @@ def _entities(snap: AccountSnapshot) -> list[model.EntityHealth]:
 
 
 class Exposition:
-    """One immutable rendering of every account: plain parts and their gzip twin."""
+    """One immutable rendering of every account, and the bodies served from it (built once, on demand)."""
 
-    def __init__(self, parts: list[bytes], segments: list[bytes], generation: int, rendered_at: float,
-                 crc: int | None = None):
+    def __init__(self, parts: list[bytes], generation: int, rendered_at: float, *, ready: bool = False,
+                 gzip_level: int = GZIP_LEVEL):
         self.parts = parts
-        self.offsets = list(itertools.accumulate(map(len, parts)))  # where each part ends
-        self.length = self.offsets[-1] if parts else 0
-        if crc is None:  # not maintained incrementally: hash everything
-            crc = 0
-            for part in parts:
-                crc = zlib.crc32(part, crc)
-        self.crc = crc
-        self._gzip_prefix = GZIP_HEADER + b"".join(segments)
+        self.length = sum(map(len, parts))
         self.generation = generation
         self.rendered_at = rendered_at
+        #: every account had finished its first poll when this was rendered (``/-/ready``)
+        self.ready = ready
+        self.gzip_level = gzip_level
+        self._lock = threading.Lock()
+        self._gzip: Future | None = None
 
-    def gzip_parts(self, tail: bytes = b"", level: int = 1) -> list[bytes]:
-        """The gzip stream of the exposition followed by ``tail`` (one gzip member), in two pieces."""
-        crc = zlib.crc32(tail, self.crc)
-        size = self.length + len(tail)
-        return [self._gzip_prefix, deflate_segment(tail, level) + DEFLATE_FINAL + struct.pack("<II", crc, size & 0xFFFFFFFF)]
+    def pieces(self) -> Iterator[bytes]:
+        """The plain body in pieces of about 128 KiB, each joined when it is asked for (a scrape writes one,
+        waits for the socket, then asks for the next): the body is never held twice in memory.
 
-    def gzip_with(self, tail: bytes = b"", level: int = 1) -> bytes:
-        return b"".join(self.gzip_parts(tail, level))
+        Keeping the joined body per generation instead would make uncompressed
+        scrapes as cheap as the static server's, but costs one more copy of the
+        body (82 MB at 10,000 numbers) until the next change, past the 200 MB
+        memory target at 10,000 numbers; Prometheus asks for gzip, so memory wins.
+        """
+        return _pieces(self.parts)
 
-    @cached_property
+    def gzip(self) -> "Future[GzipBody]":
+        """The gzip body, compressed at most once per generation (in :data:`EXECUTOR`); callers share it."""
+        with self._lock:
+            if self._gzip is None:
+                self._gzip = EXECUTOR.submit(lambda: GzipBody(_pieces(self.parts), self.gzip_level))
+            return self._gzip
+
+    # -- synchronous forms (tests, tools) ---------------------------------------
+
+    @property
     def body(self) -> bytes:
         return b"".join(self.parts)
 
-    @cached_property
+    @property
     def gzipped(self) -> bytes:
         return self.gzip_with(b"")
+
+    def gzip_with(self, tail: bytes = b"") -> bytes:
+        """One gzip member holding the exposition followed by ``tail``."""
+        gz = self.gzip().result()
+        return gz.prefix + gz.finish(tail)
 
 
 @dataclass
@@ -165,34 +193,21 @@ class _Rendered:
 
     key: tuple
     plain: list[bytes]
-    segments: list[bytes]
 
 
 def _render_group(key: tuple, chunks_by_family: Iterable[str], previous: _Rendered | None = None) -> _Rendered:
-    """Encode a group's chunks and compress each into its own segment.
+    """Encode a group's chunks; a family whose bytes did not change keeps its previous object.
 
-    One deflate state serves the whole group: a full flush after each family
-    byte-aligns the output and forgets the history, so every segment stands on
-    its own and can be placed anywhere in a deflate stream.  A family whose
-    bytes did not change (a quality change leaves the tier's series alone)
-    keeps its previous segment.
+    Keeping the previous object, not an equal copy, matters: the exposition's
+    per-family lists still point at it, and holding both would double the
+    memory of every block that was ever re-rendered.
     """
     plain = [c.encode() for c in chunks_by_family]
-    segments: list[bytes] = []
-    c = None
-    for i, p in enumerate(plain):
-        if previous is not None and previous.plain[i] == p:
-            # Keep the previous object, not an equal copy: the exposition's
-            # per-family lists still point at it, and holding both would double
-            # the memory of every block that was ever re-rendered.
-            plain[i] = previous.plain[i]
-            segments.append(previous.segments[i])
-        elif not p:
-            segments.append(b"")
-        else:
-            c = c or zlib.compressobj(SEGMENT_LEVEL, zlib.DEFLATED, -12, 4)
-            segments.append(c.compress(p) + c.flush(zlib.Z_FULL_FLUSH))
-    return _Rendered(key, plain, segments)
+    if previous is not None:
+        for i, p in enumerate(plain):
+            if previous.plain[i] == p:
+                plain[i] = previous.plain[i]
+    return _Rendered(key, plain)
 
 
 @dataclass
@@ -201,31 +216,25 @@ class _RenderedAccount:
     layout: dict[int, list[str]]  # block index -> its phone numbers, sorted
     blocks: list[_Rendered]  # in layout order
     plain_by_family: list[list[bytes]]  # [family][block position]
-    segments_by_family: list[list[bytes]]
-    crc_by_family: list[CrcTree] | None  # CRC-32 of each family's blocks (None without libz)
     wabas: _Rendered
     self_metrics: _Rendered
 
 
 class Store:
-    def __init__(self, clock=time.time, options: ex.RenderOptions = ex.DEFAULT_OPTIONS):
+    def __init__(self, clock=time.time, options: ex.RenderOptions = ex.DEFAULT_OPTIONS, *, gzip_level: int = GZIP_LEVEL):
         self._clock = clock
         self._lock = threading.Lock()
         self._accounts: dict[str, AccountSnapshot] = {}
         self._rendered: dict[str, _RenderedAccount] = {}
         self._options = options
-        self._headers = {
-            f.name: (f.header().encode(), deflate_segment(f.header().encode()), zlib.crc32(f.header().encode()))
-            for f in ex.NUMBER_FAMILIES + ex.WABA_FAMILIES + ex.ACCOUNT_FAMILIES
-        }
-        build = ex.build_info().encode()
-        self._build_info = (build, deflate_segment(build))
+        self._headers = {f.name: f.header().encode() for f in ex.NUMBER_FAMILIES + ex.WABA_FAMILIES + ex.ACCOUNT_FAMILIES}
+        self._build_info = ex.build_info().encode()
+        self._gzip_level = gzip_level
         self._reload_ok, self._reload_at = True, None  # the CLI records the initial load
         self._shard = (0, 1)
         self._sections: dict[str, bytes] = {}
-        self._last_trim = float("-inf")
         self._changed = threading.Condition(self._lock)
-        self.exposition = Exposition([], [], 0, clock())
+        self.exposition = Exposition([], 0, clock(), ready=True, gzip_level=gzip_level)
 
     # -- reads (lock-free: the dict values are immutable snapshots) -----------
 
@@ -240,8 +249,13 @@ class Store:
         return self._accounts.get(name)
 
     def ready(self) -> bool:
-        """True once every configured account has finished its first poll (at once for a shard with none)."""
-        return all(a.poll is not None for a in self.accounts())
+        """True once the exposition holds the first poll of every configured account (at once for a shard with none).
+
+        Read from the published exposition, not from the snapshots handed in:
+        those are stored before their numbers are rendered, and a replica must
+        not turn ready while its numbers are still missing from /metrics.
+        """
+        return self.exposition.ready
 
     # -- writes --------------------------------------------------------------
 
@@ -328,18 +342,14 @@ class Store:
             layout = previous.layout
             blocks = list(previous.blocks)
             plain = [list(f) for f in previous.plain_by_family]
-            segments = [list(f) for f in previous.segments_by_family]
-            trees = previous.crc_by_family
             before = [t for b in previous.blocks for t in b.key]
             changed = itertools.compress(range(len(current)), map(operator.is_not, before, current))
             dirty = sorted({previous_owner for previous_owner in map(self._owner(previous).__getitem__, changed)})
         else:
             layout = self._layout(phones)
-            blocks, plain, segments = [], [[] for _ in families], [[] for _ in families]
-            trees = None
+            blocks, plain = [], [[] for _ in families]
             dirty = range(len(layout))
         block_phones = list(layout.values())
-        crc_changes: list[dict[int, bytes]] = [{} for _ in families]
         for position in dirty:
             numbers = [snap.numbers[p] for p in block_phones[position]]
             rendered = [
@@ -353,27 +363,16 @@ class Store:
                 for i in families:
                     if group.plain[i] is not old.plain[i] and group.plain[i] != old.plain[i]:
                         plain[i][position] = group.plain[i]
-                        segments[i][position] = group.segments[i]
-                        crc_changes[i][position] = group.plain[i]
             else:
                 blocks.append(group)
                 for i in families:
                     plain[i].append(group.plain[i])
-                    segments[i].append(group.segments[i])
-        if not crc.AVAILABLE:
-            trees = None
-        elif trees is None:
-            trees = [CrcTree(plain[i]) for i in families]
-        else:
-            for i in families:
-                if crc_changes[i]:
-                    trees[i].update(crc_changes[i])
         wabas = [ex.render_waba(base, suffix, w, opts) for _, w in sorted(snap.wabas.items())]
         waba_group = _render_group((), ["".join(w[0] for w in wabas), "".join(w[1] for w in wabas),
                                         ex.render_entities(base, suffix, _entities(snap), opts),
                                         *ex.render_waba_facts(base, suffix, snap.waba_facts, opts),
                                         *ex.render_businesses(base, suffix, snap.businesses.values(), opts)])
-        return _RenderedAccount(phones, layout, blocks, plain, segments, trees, waba_group,
+        return _RenderedAccount(phones, layout, blocks, plain, waba_group,
                                 _render_group((), self._render_self(snap, base, suffix)))
 
     @staticmethod
@@ -443,57 +442,20 @@ class Store:
     def _publish(self) -> None:
         rendered = [self._rendered[name] for name in sorted(self._rendered)]
         parts: list[bytes] = []
-        segments: list[bytes] = []
-        # (crc, length) of the parts in order, when every account has CRC trees
-        pieces: list[tuple[int, int]] | None = [] if all(r.crc_by_family is not None for r in rendered) else None
 
-        def add_family(name: str, plain_lists: list[list[bytes]], segment_lists: list[list[bytes]], trees=None) -> None:
+        def add_family(name: str, plain_lists: list[list[bytes]]) -> None:
             if not any(any(chunks) for chunks in plain_lists):
                 return
-            header, header_segment, header_crc = self._headers[name]
-            parts.append(header)
-            segments.append(header_segment)
-            if pieces is not None:
-                pieces.append((header_crc, len(header)))
-            for k, chunks in enumerate(plain_lists):
+            parts.append(self._headers[name])
+            for chunks in plain_lists:
                 parts.extend(filter(None, chunks))  # disabled or empty families leave b""
-                if pieces is not None:
-                    if trees is not None:
-                        pieces.append((trees[k].crc, trees[k].length))
-                    else:
-                        pieces.extend((zlib.crc32(c), len(c)) for c in chunks)
-            for chunks in segment_lists:
-                segments.extend(filter(None, chunks))
 
         for i, family in enumerate(ex.NUMBER_FAMILIES):
-            add_family(family.name, [r.plain_by_family[i] for r in rendered], [r.segments_by_family[i] for r in rendered],
-                       [r.crc_by_family[i] for r in rendered] if pieces is not None else None)
+            add_family(family.name, [r.plain_by_family[i] for r in rendered])
         for group_of, families in ((lambda r: r.wabas, ex.WABA_FAMILIES), (lambda r: r.self_metrics, ex.ACCOUNT_FAMILIES)):
             for i, family in enumerate(families):
-                add_family(family.name, [[group_of(r).plain[i]] for r in rendered], [[group_of(r).segments[i]] for r in rendered])
-        state = self._exporter_state()
-        parts += [state, self._build_info[0]]
-        segments += [deflate_segment(state), self._build_info[1]]
-        checksum = None
-        if pieces is not None:
-            pieces.append((zlib.crc32(state), len(state)))
-            pieces.append((zlib.crc32(self._build_info[0]), len(self._build_info[0])))
-            total = 0
-            for piece_crc, piece_len in pieces:
-                total = crc.combine(total, piece_crc, piece_len)
-            checksum = total
-        self.exposition = Exposition(parts, segments, self.exposition.generation + 1, self._clock(), crc=checksum)
-        self._trim_heap()
-
-    def _trim_heap(self) -> None:
-        """Give the pages freed by re-rendering back to the OS (glibc).
-
-        Re-rendered blocks are byte strings of a few KiB; the old ones are freed
-        when the previous exposition goes.  Those holes are reused, but glibc
-        keeps the pages, so RSS would creep up with every burst of changes
-        although the live data does not grow.  malloc_trim releases them.
-        """
-        now = time.monotonic()
-        if _malloc_trim is not None and now - self._last_trim >= TRIM_INTERVAL:
-            self._last_trim = now
-            _malloc_trim(0)
+                add_family(family.name, [[group_of(r).plain[i]] for r in rendered])
+        parts += [self._exporter_state(), self._build_info]
+        ready = all(a.poll is not None for a in self._accounts.values())
+        self.exposition = Exposition(parts, self.exposition.generation + 1, self._clock(), ready=ready,
+                                     gzip_level=self._gzip_level)

@@ -1,57 +1,72 @@
-"""The exporter's HTTP endpoints: ``/``, the telemetry path, ``/-/healthy`` and ``/-/ready``.
+"""The exporter's HTTP endpoints on aiohttp: ``/``, the telemetry path, ``/-/healthy``, ``/-/ready``, ``/-/reload``.
 
 The telemetry path serves the pre-rendered exposition from the store (or its
-pre-compressed gzip twin when the scraper accepts gzip), followed by the handful of
-process metrics that prometheus_client renders per scrape.  Nothing here ever
-calls a provider.
+gzip twin, compressed once per generation off the event loop, when the scraper
+accepts gzip), followed by the handful of process metrics that
+prometheus_client renders per scrape.  Nothing here ever calls a provider.
+
+The server is aiohttp's (request parsing, keep-alive, chunked bodies), run on
+an asyncio event loop: the command line's main loop, or, for tests and tools
+that call :meth:`HttpServer.start` from ordinary threads, a loop of its own in
+a background thread.  Handlers only read the store's published, immutable
+exposition; the poller threads that publish never touch the loop.
 
 With a ``--web.config.file`` (:mod:`exporter.webconfig`) the server speaks TLS
-and/or asks for HTTP basic auth, as exporter-toolkit does:
+and/or asks for HTTP basic auth, as exporter-toolkit does, through an
+``ssl.SSLContext`` and aiohttp middleware:
 
-* TLS is negotiated per connection in that connection's worker thread, never
-  in the accept loop, under the connection timeout: a client that connects and
-  never finishes its handshake holds one worker, not the server.  Plain HTTP
-  sent to the TLS port gets a short ``400`` ("Client sent an HTTP request to an
-  HTTPS server"), like Go's server.
+* TLS: plain HTTP sent to the TLS port gets a short ``400`` ("Client sent an
+  HTTP request to an HTTPS server"), like Go's server; a handshake must finish
+  within the header timeout; ``client_allowed_sans`` is checked on the
+  verified client certificate before any request is read.
 * Basic auth applies to every path, ``/-/healthy`` and ``/-/ready`` included
-  (as in exporter-toolkit).  Passwords are checked with ``bcrypt.checkpw``;
-  successful checks are cached in memory, keyed by a SHA-256 of user, hash and
-  password, so a scrape every few seconds does not pay bcrypt every time.
+  (as in exporter-toolkit).  Passwords are checked with ``bcrypt.checkpw`` in
+  worker threads; successful checks are cached in memory, keyed by a SHA-256 of
+  user, hash and password, so a scrape every few seconds does not pay bcrypt.
+* ``rate_limit`` answers ``429`` past the bucket; ``http_server_config.headers``
+  go on every answer.
 
-Against hostile clients:
+Against hostile clients (each covered by tests over real sockets):
 
-* request line at most 8 KiB (``414``), header section at most 32 KiB and 100
-  fields (``431``), malformed requests ``400``; the connection is then closed
-  after reading what the client still sends for a moment, so it sees the
-  answer instead of a reset;
-* every read and write on a connection times out after 10 s without progress
-  (the client is dropped; this also bounds idle keep-alive connections);
-* at most 512 connections are served at once (one thread each); past that a new
-  connection is answered ``503`` (plain HTTP) and closed at once.  Slow clients hold their
-  slot for at most the timeout; a scrape needs just one free slot;
-* no traceback is logged for anything a client does: connection errors are
-  logged at debug level, without the exception.
+* a request's header section must arrive complete within
+  :data:`HEADER_TIMEOUT` (10 s, Go's ``ReadHeaderTimeout`` in exporter-toolkit)
+  of the connection's start or of the request's first byte, and may hold at
+  most :data:`MAX_HEADER_BYTES` (``431``), :data:`MAX_HEADERS` fields
+  (``431``) of :data:`MAX_FIELD_SIZE` bytes (``431``); the request line at most
+  :data:`MAX_REQUEST_LINE` bytes (``414``); an idle keep-alive connection is
+  closed after :data:`IDLE_TIMEOUT`;
+* aiohttp's parser answers ``400`` to malformed request lines, conflicting or
+  repeated ``Content-Length`` and ``Transfer-Encoding`` with ``Content-Length``
+  (no request smuggling); an HTTP/0.9 request line (``GET /`` and nothing
+  else) gets ``400`` at once; unknown methods ``501``; bodies over
+  :data:`MAX_BODY_BYTES` ``413``;
+* ``POST``/``PUT /-/reload`` exists only with ``--web.enable-lifecycle``
+  (``404`` otherwise), behind basic auth when it is configured;
+* no traceback is logged for anything a client does (debug level, without the
+  exception); a bug in a handler answers ``500`` and is logged as an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import collections
 import hashlib
-import http.client
+import itertools
 import logging
 import os
 import socket
-import bisect
 import ssl
-from urllib.parse import parse_qs
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Mapping
+from typing import Awaitable, Callable, Iterable, Mapping
 
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
 from exporter import statusboard
@@ -61,19 +76,25 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REALM = "whatsapp-number-exporter"
+SERVER = "whatsapp-number-exporter"
 
-#: Defaults of the limits described in the module docstring.
-CONNECTION_TIMEOUT = 10.0
-MAX_CONNECTIONS = 512
-MAX_REQUEST_LINE = 8 * 1024
+#: Limits described in the module docstring.
+HEADER_TIMEOUT = 10.0
+IDLE_TIMEOUT = 120.0
+MAX_REQUEST_LINE = 8192
+MAX_FIELD_SIZE = 8190  # one less than the request line: tells aiohttp's two LineTooLong apart (414 / 431)
+MAX_HEADERS = 100
 MAX_HEADER_BYTES = 32 * 1024
-MAX_DISCARDED_BODY = 64 * 1024
+MAX_BODY_BYTES = 64 * 1024
 LINGER_SECONDS = 1.0
+LISTEN_BACKLOG = 1024  # connections the kernel queues before accept
+ACCEPT_BATCH = 8  # connections accepted per event-loop iteration
+WRITE_PIECE = 4 << 20  # bytes handed to the transport at once, then drained: what the socket cannot take is copied
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
 
 _PLAIN_TO_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
                  b"Client sent an HTTP request to an HTTPS server.\n")
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\n"
-         b"Retry-After: 1\r\nConnection: close\r\n\r\nToo many connections")
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -86,6 +107,31 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def accepts_gzip(header: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip, q-values honoured (``gzip;q=0`` forbids it)."""
+    if not header:
+        return False
+    gz = star = None
+    for item in header.split(","):
+        name, _, params = item.partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        name = name.strip().lower()
+        if name in ("gzip", "x-gzip"):
+            gz = max(q, gz or 0.0)
+        elif name == "*":
+            star = q
+    if gz is not None:
+        return gz > 0
+    return star is not None and star > 0
+
+
 class BasicAuth:
     """HTTP basic auth against bcrypt hashes, with a cache of successful checks.
 
@@ -93,7 +139,8 @@ class BasicAuth:
     answer takes as long as for a known user with a wrong password.  Failures
     are never cached (each costs one bcrypt), and at most ``max_parallel``
     bcrypt checks run at once, so a flood of wrong passwords cannot take every
-    core.
+    core.  :meth:`check` blocks (bcrypt): the server calls it in a worker
+    thread, after :meth:`cached` found no cached success.
     """
 
     CACHE_SIZE = 256
@@ -110,33 +157,52 @@ class BasicAuth:
         self._parallel = threading.BoundedSemaphore(max_parallel)
         self.bcrypt_checks = 0  # how many times bcrypt actually ran (for tests and debugging)
 
-    def check(self, authorization: str | None) -> bool:
+    def _key(self, authorization: str | None) -> tuple[bytes, bytes, bytes, bool] | None:
+        """(cache key, password, hash, known user) of a well-formed basic credential, else None."""
         if not authorization:
-            return False
+            return None
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "basic" or not token.strip():
-            return False
+            return None
         try:
             raw = base64.b64decode(token.strip(), validate=True)
         except (binascii.Error, ValueError):
-            return False
+            return None
         user, sep, password = raw.partition(b":")
         if not sep:
-            return False
+            return None
         hashed = self._users.get(user)
         known = hashed is not None
         if hashed is None:
             hashed = self._dummy
         key = hashlib.sha256(b"%d:%s:%s:%s" % (len(user), user, hashed, password)).digest()
+        return key, password, hashed, known
+
+    def _hit(self, key: bytes) -> bool:
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
-                return known
+                return True
+            return False
+
+    def cached(self, authorization: str | None) -> bool | None:
+        """True for a cached success, False for a malformed credential, None when bcrypt must decide."""
+        parsed = self._key(authorization)
+        if parsed is None:
+            return False
+        return True if self._hit(parsed[0]) and parsed[3] else None
+
+    def check(self, authorization: str | None) -> bool:
+        parsed = self._key(authorization)
+        if parsed is None:
+            return False
+        key, password, hashed, known = parsed
+        if self._hit(key):
+            return known
         with self._parallel:
-            with self._lock:  # another thread may have verified the same credentials meanwhile
-                if key in self._cache:
-                    self._cache.move_to_end(key)
-                    return known
+            if self._hit(key):  # another thread verified the same credentials meanwhile
+                return known
+            with self._lock:
                 self.bcrypt_checks += 1
             try:
                 ok = self._bcrypt.checkpw(password, hashed)
@@ -160,157 +226,15 @@ class _TokenBucket:
         self._tokens = float(burst)
         self._clock = clock
         self._last = clock()
-        self._lock = threading.Lock()
 
-    def allow(self) -> bool:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self._burst, self._tokens + (now - self._last) / self._interval)
-            self._last = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return True
-            return False
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], handler, app: "App", web_config=None,
-                 timeout: float = CONNECTION_TIMEOUT, max_connections: int = MAX_CONNECTIONS):
-        host = address[0]
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        elif host == "":
-            # Listen on every interface, IPv6 and IPv4 where the host has IPv6.
-            if socket.has_ipv6:
-                try:
-                    socket.socket(socket.AF_INET6).close()
-                    self.address_family = socket.AF_INET6
-                    address = ("::", address[1])
-                except OSError:
-                    address = ("0.0.0.0", address[1])
-            else:
-                address = ("0.0.0.0", address[1])
-        self.app = app
-        self.web_config = web_config
-        self.tls = web_config.tls if web_config is not None else None
-        self.ssl_context = self.tls.context if self.tls is not None else None
-        self.auth = BasicAuth(web_config.users) if web_config is not None and web_config.users else None
-        rl = web_config.rate_limit if web_config is not None else None
-        self.rate_limiter = _TokenBucket(rl.interval, rl.burst) if rl else None
-        self.extra_headers = tuple(web_config.headers) if web_config is not None else ()
-        self.connection_timeout = timeout
-        self.max_connections = max_connections
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._refused = 0
-        self._refused_logged_at = 0.0
-        super().__init__(address, handler)
-
-    def server_bind(self):
-        if self.address_family == socket.AF_INET6:
-            try:
-                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            except OSError:
-                pass
-        super().server_bind()
-
-    # -- one thread per connection, at most max_connections of them ----------
-
-    def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
-            self._refuse(request, client_address)
-            return
-        try:
-            threading.Thread(target=self.process_request_thread, args=(request, client_address),
-                             name="http-conn", daemon=True).start()
-        except RuntimeError:  # the OS would not give us another thread
-            self._slots.release()
-            self._refuse(request, client_address)
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def _refuse(self, request, client_address):
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._refused_logged_at >= 60:
-            self._refused_logged_at = now
-            log.warning("connection limit reached, refusing new connections",
-                        extra={"max_connections": self.max_connections, "refused_total": self._refused})
-        try:
-            if self.ssl_context is None:
-                request.setblocking(False)
-                request.send(_BUSY)
-        except OSError:
-            pass
-        self.shutdown_request(request)
-
-    def finish_request(self, request, client_address):
-        request.settimeout(self.connection_timeout)
-        if self.ssl_context is None:
-            self.RequestHandlerClass(request, client_address, self)
-            return
-        conn = self._handshake(request, client_address)
-        if conn is None:
-            return
-        try:
-            self.RequestHandlerClass(conn, client_address, self)
-        finally:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            conn.close()
-
-    def _handshake(self, sock: socket.socket, client_address) -> ssl.SSLSocket | None:
-        """TLS server handshake on an accepted socket, in its worker thread, under the connection timeout."""
-        client = str(client_address[0])
-        try:
-            first = sock.recv(1, socket.MSG_PEEK)
-        except OSError as e:
-            log.debug("connection closed before TLS handshake", extra={"client": client, "error": _err(e)})
-            return None
-        if not first:
-            return None
-        if first[0] != 0x16:  # not a TLS handshake record: most likely plain HTTP
-            log.debug("plain HTTP request on the TLS port", extra={"client": client})
-            try:
-                sock.sendall(_PLAIN_TO_TLS)
-            except OSError:
-                return None
-            _linger(sock)
-            return None
-        try:
-            conn = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        except (OSError, ValueError) as e:
-            log.debug("TLS setup failed", extra={"client": client, "error": _err(e)})
-            return None
-        try:
-            conn.do_handshake()
-        except (OSError, ValueError) as e:
-            log.debug("TLS handshake failed", extra={"client": client, "error": _err(e)})
-            conn.close()
-            return None
-        if self.tls.client_allowed_sans and not self.tls.allowed_san(conn.getpeercert()):
-            log.debug("client certificate has none of client_allowed_sans", extra={"client": client})
-            conn.close()
-            return None
-        return conn
-
-    def handle_error(self, request, client_address):
-        import sys
-
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (OSError, ValueError)):  # resets, timeouts, TLS errors: the client's doing
-            log.debug("connection error", extra={"client": str(client_address[0]), "error": _err(exc)})
-        else:
-            log.error("connection handler failed", extra={"client": str(client_address[0])}, exc_info=True)
+    def allow(self) -> bool:  # called on the event loop only
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) / self._interval)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
 
 
 def _err(e: BaseException) -> str:
@@ -319,61 +243,316 @@ def _err(e: BaseException) -> str:
     return type(e).__name__ + (f": {e.strerror}" if isinstance(e, OSError) and e.strerror else "")
 
 
-def _linger(sock, seconds: float = LINGER_SECONDS, limit: int = 1024 * 1024) -> None:
-    """Half-close, then read and drop what the client still sends for a moment.
+def _text(status: int, message: str | None = None, headers: Mapping[str, str] | None = None) -> web.Response:
+    body = f"{message or HTTPStatus(status).phrase}\n"
+    return web.Response(status=status, text=body, content_type="text/plain", charset="utf-8", headers=headers)
 
-    Closing a socket with unread input makes the kernel send a reset, and the
-    client may then lose the error answer it has not read yet.
+
+def _closing(resp: web.StreamResponse) -> web.StreamResponse:
+    """``resp``, after which the connection is closed (the client may still be sending what was refused)."""
+    resp.force_close()
+    return resp
+
+
+# --------------------------------------------------------------------------
+# The connection: aiohttp's, with a header deadline and a cap on the header section
+# --------------------------------------------------------------------------
+
+
+class _Connection(RequestHandler):
+    """aiohttp's per-connection protocol, plus the two limits it lacks.
+
+    Why here: aiohttp bounds the *idle* wait for a request (``keepalive_timeout``)
+    and each header line, but not how long a client may take to send its
+    header section, nor its total size.  A client that sends one header line
+    every few seconds keeps a connection (and its parser state) forever, and a
+    thousand of them are cheap for an attacker.  Go's ``http.Server`` has
+    ``ReadHeaderTimeout`` for that; aiohttp has no option, and its parser is C
+    code that reports only complete messages.  The protocol object is the one
+    place that sees every byte before the parser and the moment a response is
+    done, so the deadline lives here, as a timer on the event loop (no thread,
+    no socket option):
+
+    * it is armed when the connection is made (a client that connects and
+      sends nothing is bounded too) and, after a response, at the first byte of
+      the next request; it is disarmed when the blank line ending the header
+      section arrives; on expiry the connection is closed without an answer
+      (as Go does);
+    * the bytes of the header section are counted on the way in; past
+      :data:`MAX_HEADER_BYTES` the client gets ``431`` and the connection is
+      closed, before the parser buffers more;
+    * a first line that has the HTTP/0.9 shape (method and path, no version)
+      gets ``400`` at once instead of waiting for headers that never come.
+
+    Only the first request of a pipelined burst is watched this way; the ones
+    queued behind it are bounded by aiohttp's own per-line and per-count
+    limits and by the idle timeout.  Nothing here parses the request: that
+    stays aiohttp's.
     """
-    try:
-        sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        return
-    deadline = time.monotonic() + seconds
-    total = 0
-    try:
-        while total < limit:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            sock.settimeout(left)
-            data = sock.recv(65536)
-            if not data:
-                break
-            total += len(data)
-    except (OSError, ValueError):
-        pass
+
+    def __init__(self, manager, *, loop, header_timeout: float, max_header_bytes: int, **kwargs):
+        super().__init__(manager, loop=loop, **kwargs)
+        self._header_timeout = header_timeout
+        self._max_header_bytes = max_header_bytes
+        self._deadline: asyncio.TimerHandle | None = None
+        self._awaiting = True  # the next bytes belong to a request's header section
+        self._seen = 0  # bytes of that header section so far
+        self._tail = b""  # its last bytes, to find the blank line across reads
+        self._first_line: bytes | None = b""  # None once checked
+        self._refused = False
+
+    # -- the watch ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # an answer was sent: read and drop what the client still sends, until the close
+        if self._awaiting and data:
+            if self._deadline is None:
+                self._arm()
+            problem = self._watch(data)
+            if problem is not None:
+                self._refuse(*problem)
+                return
+        super().data_received(data)
+
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it already sent, then close (aiohttp would drop the connection)."""
+        self.close()
+        return True
+
+    async def finish_response(self, request, resp, start_time):
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            # the next bytes start the next request: its deadline is armed when its first byte arrives
+            self._awaiting, self._seen, self._tail, self._first_line = True, 0, b"", b""
+
+    def _watch(self, data: bytes) -> tuple[int, str] | None:
+        if self._first_line is not None:
+            line = (self._first_line + data[:MAX_REQUEST_LINE + 2]).lstrip(b"\r\n")
+            end = line.find(b"\n")
+            if end >= 0:
+                self._first_line = None
+                if len(line[:end].split()) == 2:  # "GET /": HTTP/0.9, which nothing legitimate sends
+                    return 400, "HTTP/0.9 is not supported"
+            elif len(line) <= MAX_REQUEST_LINE:
+                self._first_line = line
+            else:
+                self._first_line = None  # aiohttp answers 414
+        window = self._tail + data
+        end = window.find(b"\r\n\r\n")
+        if end < 0:
+            end = window.find(b"\n\n")
+        if end >= 0:
+            self._seen += end - len(self._tail)
+            self._awaiting = False
+            self._disarm()
+        else:
+            self._seen += len(data)
+            self._tail = window[-3:]
+        if self._seen > self._max_header_bytes:
+            return 431, "Request Header Fields Too Large"
+        return None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self._loop.call_later(self._header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self._awaiting and self.transport is not None:
+            log.debug("request headers not received in time: connection closed",
+                      extra={"client": _peer(self.transport), "header_timeout_seconds": self._header_timeout})
+            self.force_close()
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` and close, after a moment in which what the client still sends is dropped.
+
+        Closing with unread input makes the kernel send a reset, and the client
+        could lose the answer it has not read yet.
+        """
+        self._refused = True
+        self._disarm()
+        transport = self.transport
+        if transport is None:
+            return
+        log.debug("request refused", extra={"client": _peer(transport), "status": status, "reason": message})
+        body = f"{message}\n".encode()
+        transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+                        b"Connection: close\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(body), body))
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(LINGER_SECONDS, self.force_close)
+
+    # -- aiohttp's error answers ---------------------------------------------------
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """Parse errors: a short answer that never echoes the request, logged at debug level without a traceback."""
+        if isinstance(exc, LineTooLong):
+            limit = exc.args[1] if len(exc.args) > 1 else None
+            status = 414 if limit == MAX_REQUEST_LINE else 431
+        elif isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc):
+            status = 431
+        log.debug("bad request", extra={"client": request.remote or "", "status": status,
+                                        "error": type(exc).__name__ if exc else ""})
+        if request.writer.output_size > 0:
+            raise ConnectionError("the answer had begun")
+        resp = _text(status)
+        resp.force_close()
+        return resp
+
+    def log_exception(self, *args, **kwargs) -> None:  # aiohttp's "Error handling request": the client's doing
+        exc = kwargs.get("exc_info")
+        log.debug("connection error", extra={"error": _err(exc) if isinstance(exc, BaseException) else ""})
 
 
-class _HeaderLimit:
-    """Wraps the request's input while its header section is read: caps its total size."""
+def _peer(transport) -> str:
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if peer else ""
 
-    def __init__(self, raw, limit: int):
-        self._raw = raw
-        self._left = limit
 
-    def readline(self, size: int = -1) -> bytes:
-        if self._left <= 0:
-            raise http.client.LineTooLong("header section")
-        cap = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
-        line = self._raw.readline(cap)
-        self._left -= len(line)
-        if self._left < 0:
-            raise http.client.LineTooLong("header section")
-        return line
+class _TLSGate(asyncio.Protocol):
+    """The first protocol of a TLS connection: sniffs plain HTTP, then hands over to TLS and aiohttp.
 
-    def __getattr__(self, name):
-        return getattr(self._raw, name)
+    The first byte is peeked (not read) on a duplicate of the socket: a TLS
+    handshake record (0x16) goes to ``loop.start_tls``, which performs the
+    handshake under the header timeout; anything else is plain HTTP sent to the
+    TLS port and gets Go's short ``400``.  After the handshake the client
+    certificate is checked against ``client_allowed_sans``, and only then is
+    the HTTP protocol attached.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, server: "HttpServer", make_protocol: Callable[[], asyncio.Protocol]):
+        self._loop = loop
+        self._server = server
+        self._make_protocol = make_protocol
+        self._transport: asyncio.Transport | None = None
+        self._sock: socket.socket | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task | None = None
+        self._early: list[bytes] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._server.gates.add(self)
+        transport.pause_reading()  # type: ignore[attr-defined]
+        self._sock = transport.get_extra_info("socket").dup()
+        self._sock.setblocking(False)
+        self._loop.add_reader(self._sock.fileno(), self._peek)
+        self._timer = self._loop.call_later(self._server.header_timeout, self._give_up)
+
+    def _drop_peek(self) -> None:
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _give_up(self) -> None:
+        self._timer = None
+        self._drop_peek()
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._drop_peek()
+        self._server.gates.discard(self)
+
+    def close(self) -> None:
+        self._drop_peek()
+        if self._task is not None:
+            self._task.cancel()
+        if self._transport is not None:
+            self._transport.close()
+
+    def _peek(self) -> None:
+        assert self._sock is not None and self._transport is not None
+        try:
+            first = self._sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            first = b""
+        self._drop_peek()
+        transport = self._transport
+        if not first:
+            transport.close()
+        elif first[0] != 0x16:  # not a TLS handshake record: most likely plain HTTP
+            log.debug("plain HTTP request on the TLS port", extra={"client": _peer(transport)})
+            transport.write(_PLAIN_TO_TLS)
+            transport.resume_reading()  # read and drop what follows for a moment, then close
+            self._loop.call_later(LINGER_SECONDS, transport.close)
+        else:
+            self._early = []
+            self._task = self._loop.create_task(self._upgrade(transport))
+
+    def data_received(self, data: bytes) -> None:
+        # Plaintext from the TLS layer between the handshake and the HTTP protocol taking over (kept
+        # for it), or what follows a refused plain-HTTP request (dropped).
+        if self._early is not None:
+            self._early.append(data)
+
+    async def _upgrade(self, transport: asyncio.Transport) -> None:
+        client = _peer(transport)
+        server = self._server
+        try:
+            tls = await self._loop.start_tls(transport, self, server.ssl_context, server_side=True,
+                                             ssl_handshake_timeout=server.header_timeout)
+        except (OSError, ValueError, asyncio.TimeoutError, ConnectionError) as e:
+            log.debug("TLS handshake failed", extra={"client": client, "error": _err(e)})
+            transport.close()
+            return
+        if tls is None:
+            transport.close()
+            return
+        tls_config = server.tls
+        if tls_config is not None and tls_config.client_allowed_sans and not tls_config.allowed_san(
+                tls.get_extra_info("peercert")):
+            log.debug("client certificate has none of client_allowed_sans", extra={"client": client})
+            tls.close()
+            return
+        self._server.gates.discard(self)
+        protocol = self._make_protocol()
+        tls.set_protocol(protocol)
+        protocol.connection_made(tls)
+        early, self._early = self._early, None
+        if early:
+            protocol.data_received(b"".join(early))
+
+
+# --------------------------------------------------------------------------
+# The exporter's application
+# --------------------------------------------------------------------------
 
 
 class App:
     def __init__(self, store: Store, telemetry_path: str = "/metrics", ready: Callable[[], bool] | None = None,
-                 reload: Callable[[], tuple[bool, str]] | None = None, shard: tuple[int, int] | None = None):
+                 reload: Callable[[], tuple[bool, str]] | None = None, shard: tuple[int, int] | None = None,
+                 lifecycle: bool = False):
         self.store = store
         self.telemetry_path = telemetry_path
         self.ready = ready or store.ready
-        #: POST /-/reload: returns (success, one-line message); None where there is no file to reload
+        #: POST /-/reload: returns (success, one-line message); None where there is no file to reload.
+        #: Blocking: the server runs it in a worker thread.
         self.reload = reload
+        #: --web.enable-lifecycle: whether /-/reload exists at all
+        self.lifecycle = lifecycle
         self.shard = shard
         self.started_at = time.time()
         self._process = CollectorRegistry(auto_describe=True)
@@ -387,293 +566,321 @@ class App:
         """The status board: rendered from the store's snapshots, never from a provider."""
         return statusboard.render(self.store, self.telemetry_path, time.time(), query, shard=self.shard)
 
+    # -- routes ------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
-    server_version = "whatsapp-number-exporter"
-    sys_version = ""
-    protocol_version = "HTTP/1.1"
-    timeout = CONNECTION_TIMEOUT  # replaced by the server's connection timeout in setup()
-    disable_nagle_algorithm = True
-    error_content_type = "text/plain; charset=utf-8"
-    error_message_format = "%(code)d %(message)s\n"
-    # Answer even an unparsable request line with a status line (the stdlib would answer it as HTTP/0.9).
-    default_request_version = "HTTP/1.0"
+    def routes(self, server: "HttpServer") -> list[web.AbstractRouteDef]:
+        out = [
+            web.get(self.telemetry_path, self.metrics),
+            web.get("/", self.index),
+            web.get("/-/healthy", self.healthy),
+            web.get("/-/ready", self.readiness),
+        ]
+        if self.lifecycle:
+            out += [web.post("/-/reload", self.reload_config), web.put("/-/reload", self.reload_config)]
+        return out
 
-    def setup(self):
-        self.timeout = getattr(self.server, "connection_timeout", CONNECTION_TIMEOUT)
-        self._linger = False
-        self._responded = False
-        super().setup()
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        exposition = self.store.exposition
+        tail = self.process_metrics()
+        headers = {"Vary": "Accept-Encoding"}
+        if accepts_gzip(request.headers.get("Accept-Encoding")):
+            compressed = exposition.gzip()
+            # cached (the usual case): no round trip through the loop's thread-safe wakeup
+            gz = compressed.result() if compressed.done() else await asyncio.wrap_future(compressed)
+            headers["Content-Encoding"] = "gzip"
+            end = gz.finish(tail)
+            return await send(request, [gz.prefix, end], len(gz.prefix) + len(end), CONTENT_TYPE, headers)
+        # joined 128 KiB at a time on the loop (tens of microseconds each), between the writes
+        return await send(request, itertools.chain(exposition.pieces(), [tail]), exposition.length + len(tail),
+                          CONTENT_TYPE, headers)
 
-    def finish(self):
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        query = {k: v for k, v in request.query.items()}
+        # a page of thousands of numbers takes a while to render: not on the loop, which keeps serving scrapes
+        page = await asyncio.get_running_loop().run_in_executor(None, self.landing_page, query)
+        return web.Response(body=page, content_type="text/html", charset="utf-8")
+
+    async def healthy(self, request: web.Request) -> web.StreamResponse:
+        return _text(200, "Healthy")
+
+    async def readiness(self, request: web.Request) -> web.StreamResponse:
+        if self.ready():
+            return _text(200, "Ready")
+        return _text(503, "Not ready: the first poll round has not been published yet")
+
+    async def reload_config(self, request: web.Request) -> web.StreamResponse:
+        if self.reload is None:
+            return _text(503, "Reloading is not available in this mode")
+        ok, message = await asyncio.get_running_loop().run_in_executor(None, self.reload)
+        return _text(200 if ok else 500, message)
+
+
+async def send(request: web.Request, pieces: Iterable[bytes], length: int, content_type: str,
+               headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+    """Answer 200 with the ``length`` bytes of ``pieces``, written one after the other, each drained."""
+    resp = web.StreamResponse(status=200, headers=headers)
+    resp.headers["Content-Type"] = content_type
+    resp.content_length = length
+    await resp.prepare(request)
+    # The headers go out on their own: aiohttp would otherwise join them with the first piece, a copy of
+    # that piece on Python < 3.12.9 (it avoids transport.writelines there).
+    request.writer.send_headers()
+    if request.method != "HEAD":
+        for piece in pieces:
+            view = memoryview(piece)
+            for start in range(0, len(view), WRITE_PIECE):
+                await resp.write(view[start:start + WRITE_PIECE])
+    await resp.write_eof()
+    return resp
+
+
+# --------------------------------------------------------------------------
+# Middleware: the exporter-toolkit web config, errors, methods, body limit
+# --------------------------------------------------------------------------
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _middlewares(server: "HttpServer") -> list:
+    @web.middleware
+    async def guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Unknown methods 501, HTTP/0.9 400, bodies over the limit 413; a bug answers 500 and is logged."""
+        if request.version < (1, 0):
+            return _closing(_text(400, "HTTP/0.9 is not supported"))
+        if request.method not in server.methods:
+            return _closing(_text(501, "Not Implemented"))
+        length = request.content_length
+        if server.refuse_large_bodies and length is not None and length > server.max_body:
+            return _closing(_text(413, f"Payload Too Large: at most {server.max_body} bytes"))
         try:
-            super().finish()
-        finally:
-            if self._linger:
-                _linger(self.connection)
-
-    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
-        log.debug("http request", extra={"client": self.client_address[0], "line": (format % args)[:200]})
-
-    def handle_one_request(self):
-        """The stdlib's, with tighter limits on the request line and the header section."""
-        self._responded = False
-        self._status = 200
-        try:
-            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
-            if len(self.raw_requestline) > MAX_REQUEST_LINE:
-                self.requestline = ""
-                self.request_version = ""
-                self.command = ""
-                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
-                return
-            if not self.raw_requestline:
-                self.close_connection = True
-                return
-            rfile = self.rfile
-            self.rfile = _HeaderLimit(rfile, MAX_HEADER_BYTES)
-            try:
-                parsed = self.parse_request()
-            finally:
-                self.rfile = rfile
-            if not parsed:
-                return
-            if len(self.requestline.split()) == 2:  # "GET /": HTTP/0.9, which nothing legitimate sends
-                self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 is not supported")
-                return
-            method = getattr(self, "do_" + self.command, None)
-            if method is None:
-                self.send_error(HTTPStatus.NOT_IMPLEMENTED, "Unsupported method")
-                return
-            method()
-            self.wfile.flush()
-        except TimeoutError:
-            self.log_error("request timed out")
-            self.close_connection = True
-
-    def send_error(self, code, message=None, explain=None):
-        if code >= 400:
-            self._linger = True  # the client may still be sending what we refused
-        super().send_error(code, message, explain)
-
-    def send_response_only(self, code, message=None):
-        self._status = code
-        super().send_response_only(code, message)
-
-    def send_response(self, code, message=None):
-        self._responded = True
-        super().send_response(code, message)
-
-    def end_headers(self):
-        if getattr(self, "_status", 200) >= 200:  # not on an interim "100 Continue"
-            for name, value in getattr(self.server, "extra_headers", ()):
-                self.send_header(name, value)
-        super().end_headers()
-
-    def _send(self, status: int, body: bytes | list[bytes], content_type: str = "text/plain; charset=utf-8",
-              headers: dict | None = None):
-        """Answer with ``body``: bytes, or a short list of byte strings sent one after the other."""
-        parts = body if isinstance(body, list) else [body]
-        self._send_head(status, sum(map(len, parts)), content_type, headers)
-        if self.command != "HEAD":
-            for part in parts:
-                self.wfile.write(part)
-
-    def _send_head(self, status: int, length: int, content_type: str, headers: dict | None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(length))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-
-    def _send_exposition(self, exposition, tail: bytes) -> None:
-        """The plain exposition: its pre-rendered pieces, never joined, then the process metrics."""
-        self._send_head(200, exposition.length + len(tail), CONTENT_TYPE, {"Vary": "Accept-Encoding"})
-        if self.command != "HEAD":
-            _send_parts(self.connection, self.wfile, exposition.parts, exposition.offsets)
-            self.wfile.write(tail)
-
-    def _discard_body(self) -> bool:
-        """Read and drop a request body (GET has none that matters); False when the connection must close."""
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            self._linger = True
-            return True
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return True
-        length = length.strip()
-        if not length.isdigit():
-            self.send_error(HTTPStatus.BAD_REQUEST, "Bad Content-Length")
-            return False
-        n = int(length)
-        if n > MAX_DISCARDED_BODY:
-            self.close_connection = True
-            self._linger = True
-            return True
-        while n > 0:
-            chunk = self.rfile.read(min(n, 65536))
-            if not chunk:
-                self.close_connection = True
-                break
-            n -= len(chunk)
-        return True
-
-    def do_GET(self):
-        self._handle(self._route)
-
-    do_HEAD = do_GET
-
-    def do_POST(self):
-        self._handle(self._route_post)
-
-    do_PUT = do_POST
-
-    def _handle(self, route):
-        if not self._discard_body():
-            return
-        server = self.server
-        limiter = getattr(server, "rate_limiter", None)
-        if limiter is not None and not limiter.allow():
-            self._send(429, b"Too Many Requests\n", headers={"Retry-After": "1"})
-            return
-        auth = getattr(server, "auth", None)
-        if auth is not None and not auth.check(self.headers.get("Authorization")):
-            self._send(401, b"Unauthorized\n", headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
-            return
-        try:
-            route()
-        except OSError:
+            resp = await handler(request)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            # aiohttp's 404 and 405 (with its Allow header), in the exporter's short form
+            resp = _text(e.status, None, {k: v for k, v in e.headers.items() if k.lower() == "allow"})
+        except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception:
-            log.error("request failed", extra={"path": self.path[:200]}, exc_info=True)
-            if not self._responded:
-                self._send(500, b"Internal Server Error\n")
-            else:
-                self.close_connection = True
+            log.error("request failed", extra={"path": request.path[:200]}, exc_info=True)
+            resp = _text(500, "Internal Server Error")
+        # never the query string: on the webhook port it carries tokens
+        log.debug("http request", extra={"client": request.remote or "", "method": request.method,
+                                         "path": request.path[:200], "status": resp.status})
+        return resp
 
-    def _route_post(self):
-        app: App = self.server.app
-        path = self.path.split("?", 1)[0]
-        if path != "/-/reload":
-            self._send(405, b"Method Not Allowed\n", headers={"Allow": "GET, HEAD"})
-        elif app.reload is None:
-            self._send(503, b"Reloading is not available in this mode\n")
-        else:
-            ok, message = app.reload()
-            self._send(200 if ok else 500, (message + "\n").encode())
+    @web.middleware
+    async def rate_limit(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if not server.rate_limiter.allow():
+            return _text(429, "Too Many Requests", {"Retry-After": "1"})
+        return await handler(request)
 
-    def _route(self):
-        app: App = self.server.app
-        path = self.path.split("?", 1)[0]
-        if path == app.telemetry_path:
-            exposition = app.store.exposition
-            tail = app.process_metrics()
-            if "gzip" in self.headers.get("Accept-Encoding", ""):
-                # One gzip member: the pre-compressed exposition, then the tail compressed now.
-                self._send(200, exposition.gzip_parts(tail), CONTENT_TYPE, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
-            else:
-                self._send_exposition(exposition, tail)
-        elif path == "/":
-            query = {k: v[0] for k, v in parse_qs(self.path.partition("?")[2]).items()}
-            self._send(200, app.landing_page(query), "text/html; charset=utf-8")
-        elif path == "/-/healthy":
-            self._send(200, b"Healthy\n")
-        elif path == "/-/reload":
-            self._send(405, b"Only POST or PUT requests allowed\n", headers={"Allow": "POST, PUT"})
-        elif path == "/-/ready":
-            if app.ready():
-                self._send(200, b"Ready\n")
-            else:
-                self._send(503, b"Not ready: the first poll round has not finished\n")
-        else:
-            self._send(404, b"Not found\n")
+    @web.middleware
+    async def basic_auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        auth = server.auth
+        header = request.headers.get("Authorization")
+        ok = auth.cached(header)
+        if ok is None:
+            ok = await asyncio.get_running_loop().run_in_executor(_BCRYPT, auth.check, header)
+        if not ok:
+            return _text(401, "Unauthorized", {"WWW-Authenticate": f'Basic realm="{REALM}"'})
+        return await handler(request)
+
+    out = [guard]
+    if server.rate_limiter is not None:
+        out.append(rate_limit)
+    if server.auth is not None:
+        out.append(basic_auth)
+    return out
 
 
-IOV_MAX = 1024  # buffers per sendmsg() call (the Linux limit)
-COALESCE = 1 << 20
-SENDMSG_BYTES = 1 << 20
+#: where bcrypt runs (it takes ~0.1 s of CPU; BasicAuth lets 4 run at once)
+_BCRYPT = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bcrypt")
 
 
-def _send_parts(sock, wfile, parts: list[bytes], offsets: list[int]) -> None:
-    """Send many byte strings without joining them: scatter-gather on plain sockets.
+# --------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------
 
-    The exposition is tens of thousands of pre-rendered pieces, and
-    ``offsets[k]`` is where piece ``k`` ends.  One ``sendmsg`` hands the kernel
-    up to 1024 pieces or about 1 MiB; after a short send a bisection finds
-    where to resume, so the Python work per call does not grow with the
-    number of pieces.  TLS sockets cannot scatter-gather, so pieces are
-    coalesced into 1 MiB writes there.
-    """
-    n = len(parts)
-    if not n:
-        return
-    if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
-        start = 0
-        while start < n:
-            end = min(n, bisect.bisect_right(offsets, (offsets[start - 1] if start else 0) + COALESCE) + 1)
-            wfile.write(b"".join(parts[start:end]))
-            start = end
-        return
-    total, pos, i, head = offsets[-1], 0, 0, None
-    while pos < total:
-        j = min(n, i + IOV_MAX, bisect.bisect_right(offsets, pos + SENDMSG_BYTES) + 1)
-        batch = parts[i:j] if head is None else [head, *parts[i + 1 : j]]
-        pos += sock.sendmsg(batch)
-        i = bisect.bisect_right(offsets, pos)  # the first piece not completely sent
-        begin = offsets[i - 1] if i else 0
-        head = memoryview(parts[i])[pos - begin :] if i < n and pos > begin else None
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; ``""`` listens on every interface (IPv6 and IPv4 where the host has IPv6)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if host == "":
+        host = "0.0.0.0"
+        if socket.has_ipv6:
+            try:
+                socket.socket(socket.AF_INET6).close()
+                family, host = socket.AF_INET6, "::"
+            except OSError:
+                pass
+    if family == socket.AF_INET and host not in ("", "0.0.0.0"):
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family = infos[0][0]
+        address = infos[0][4]
+    else:
+        address = (host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            try:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            except OSError:
+                pass
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread, for servers started from ordinary (non-async) code."""
+
+    def __init__(self, name: str):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class HttpServer:
-    """The exporter's HTTP(S) server.
+    """An aiohttp server on one pre-bound socket, plain HTTP or TLS, with the web config's middleware.
 
-    ``web_config`` is a :class:`exporter.webconfig.WebConfig` (TLS, basic auth,
-    headers, rate limit) or None for plain HTTP without auth.  ``timeout`` is
-    how long a connection may make no progress; ``max_connections`` how many
-    connections are served at once.  ``handler`` serves the requests (the
-    webhook receiver brings its own, on the same hardened server).
+    The socket is bound by the constructor, so a port that is taken raises
+    ``OSError`` at once.  ``app`` provides ``routes(server)`` (the exporter's
+    :class:`App`, or the webhook receiver).  ``loop`` is the event loop to
+    serve on; without one, :meth:`start` runs a loop in a background thread.
+    :meth:`start` and :meth:`stop` block until done and may be called from any
+    thread except the loop's own; on the loop, await :meth:`serve` and
+    :meth:`close` instead.
     """
 
     thread_name = "http"
 
-    def __init__(self, app, listen_address: str, web_config=None, *,
-                 timeout: float = CONNECTION_TIMEOUT, max_connections: int = MAX_CONNECTIONS, handler=None):
+    def __init__(self, app, listen_address: str, web_config=None, *, header_timeout: float = HEADER_TIMEOUT,
+                 idle_timeout: float = IDLE_TIMEOUT, max_body: int = MAX_BODY_BYTES,
+                 methods: frozenset[str] = METHODS, refuse_large_bodies: bool = True,
+                 loop: asyncio.AbstractEventLoop | None = None):
         host, port = parse_listen_address(listen_address)
         self.listen_address = listen_address
-        self._server = _Server((host, port), handler or Handler, app, web_config, timeout=timeout,
-                               max_connections=max_connections)
-        self._thread: threading.Thread | None = None
+        self.app = app
+        self.tls = web_config.tls if web_config is not None else None
+        self.ssl_context: ssl.SSLContext | None = self.tls.context if self.tls is not None else None
+        self.auth = BasicAuth(web_config.users) if web_config is not None and web_config.users else None
+        rl = web_config.rate_limit if web_config is not None else None
+        self.rate_limiter = _TokenBucket(rl.interval, rl.burst) if rl else None
+        self.extra_headers = tuple(web_config.headers) if web_config is not None else ()
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.max_body = max_body
+        self.methods = methods
+        #: answer 413 before routing when Content-Length says too much (False: the routes do it themselves)
+        self.refuse_large_bodies = refuse_large_bodies
+        self._loop = loop
+        self._own: _LoopThread | None = None
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        #: TLS connections still before their handshake (not yet known to aiohttp)
+        self.gates: set[_TLSGate] = set()
+        self._sock = bind(host, port)
+        self._address = self._sock.getsockname()
+
+    # -- addresses -----------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1]
-
-    @property
-    def tls(self) -> bool:
-        return self._server.ssl_context is not None
-
-    @property
-    def auth(self) -> BasicAuth | None:
-        return self._server.auth
+        return self._address[1]
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
+        host = self._address[0]
         if host in ("::", "0.0.0.0"):
             host = "127.0.0.1"
         elif ":" in host:
             host = f"[{host}]"
-        scheme = "https" if self.tls else "http"
+        scheme = "https" if self.ssl_context is not None else "http"
         return f"{scheme}://{host}:{self.port}"
 
+    # -- on the loop -----------------------------------------------------------------
+
+    def application(self) -> web.Application:
+        application = web.Application(middlewares=_middlewares(self), client_max_size=self.max_body)
+        application.add_routes(self.app.routes(self))
+
+        async def headers(request: web.Request, response: web.StreamResponse) -> None:
+            response.headers["Server"] = SERVER
+            for name, value in self.extra_headers:
+                response.headers[name] = value
+
+        application.on_response_prepare.append(headers)
+        return application
+
+    async def serve(self) -> None:
+        """Start serving on the running loop."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        runner = web.AppRunner(self.application(), handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        self._runner = runner
+        manager = runner.server
+
+        def http() -> _Connection:
+            return _Connection(manager, loop=loop, header_timeout=self.header_timeout,
+                               max_header_bytes=MAX_HEADER_BYTES, keepalive_timeout=self.idle_timeout,
+                               access_log=None, max_line_size=MAX_REQUEST_LINE, max_field_size=MAX_FIELD_SIZE,
+                               max_headers=MAX_HEADERS, lingering_time=LINGER_SECONDS)
+
+        factory = http if self.ssl_context is None else (lambda: _TLSGate(loop, self, http))
+        # asyncio accepts up to `backlog` connections per wakeup of the listening socket and sets them all
+        # up before anything else runs (bpo-27906); a burst of a thousand new connections would then hold a
+        # keep-alive scrape for ~0.1 s.  Accept in batches of ACCEPT_BATCH, and give the kernel its deep
+        # queue back (create_server() re-listens with `backlog`).
+        self._server = await loop.create_server(factory, sock=self._sock, backlog=ACCEPT_BATCH)
+        self._sock.listen(LISTEN_BACKLOG)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for gate in list(self.gates):
+            gate.close()
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes the connections still open
+        self._server = self._runner = None
+
+    # -- from ordinary threads ---------------------------------------------------------
+
+    def _not_on_the_loop(self) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if running is self._loop:
+            raise RuntimeError("HttpServer.start()/stop() would block the loop it serves on: await serve()/close()")
+
     def start(self) -> "HttpServer":
-        self._thread = threading.Thread(target=self._server.serve_forever, name=self.thread_name, daemon=True)
-        self._thread.start()
+        self._not_on_the_loop()
+        if self._loop is None:
+            self._own = _LoopThread(f"{self.thread_name}:{self.port}")
+            self._loop = self._own.loop
+        asyncio.run_coroutine_threadsafe(self.serve(), self._loop).result(timeout=30)
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:  # shutdown() waits for serve_forever, which a bound-only server never ran
-            self._server.shutdown()
-        self._server.server_close()
+        self._not_on_the_loop()
+        if self._server is None and self._runner is None:  # bound, never started
+            self._sock.close()
+        elif self._loop is not None and not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(timeout=30)
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+            self._loop = None

@@ -22,8 +22,8 @@ answered 400/401/403/413, counted by reason and never acted on.  Secrets never
 appear in answers, logs or metrics; the query string (which carries the
 Kaleyra token and Meta's verify token) is never logged.
 
-The listener reuses the hardened server of :mod:`exporter.web` (limits on the
-request line, the header section, connections and idle time), without TLS or
+The listener is the aiohttp server of :mod:`exporter.web` (limits on the
+request line, the header section, its deadline and idle time), without TLS or
 basic auth: providers cannot send basic auth, and Meta needs a publicly
 trusted certificate, which a reverse proxy or ingress usually terminates.
 
@@ -34,6 +34,7 @@ after a change.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -46,6 +47,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs
+
+from aiohttp import web as aioweb
 
 from exporter import model, web, wabafacts
 from exporter.config import Account, Config, WebhooksConfig
@@ -68,8 +71,8 @@ __all__ = [
 MAX_BODY_BYTES = 1 << 20
 #: NxCloud's own replay window for signed requests
 NXCLOUD_MAX_SKEW = 60.0
-#: connections served at once by the webhook listener (one thread and at most one body buffer each)
-MAX_CONNECTIONS = 64
+#: seconds a request body may take to arrive
+BODY_TIMEOUT = 10.0
 #: the longest hub.challenge echoed back (Meta sends a number)
 MAX_CHALLENGE = 256
 #: minimum seconds between two re-renders of the counters
@@ -391,7 +394,8 @@ class WebhookReceiver:
     """
 
     def __init__(self, settings: WebhooksConfig, config: Config, poller, store, metrics: WebhookMetrics | None = None,
-                 *, clock: Callable[[], float] = time.time):
+                 *, clock: Callable[[], float] = time.time, loop=None):
+        self._loop = loop  # the event loop the listeners serve on (None: a loop thread of their own)
         self._poller = poller
         self._store = store
         self._clock = clock
@@ -411,7 +415,7 @@ class WebhookReceiver:
 
     def bind(self, listen_address: str | None = None) -> "_Listener":
         """A new listener on ``listen_address`` (default: the configured one), bound but not serving; raises OSError."""
-        return _Listener(listen_address or self._state.settings.listen_address, self)
+        return _Listener(listen_address or self._state.settings.listen_address, self, loop=self._loop)
 
     def start(self, listener: "_Listener | None" = None) -> "WebhookReceiver":
         """Serve on ``listener`` (or a new one); raises OSError when the address cannot be bound."""
@@ -702,156 +706,110 @@ class _BodyError(Exception):
         self.reason, self.status, self.message = reason, status, message
 
 
-class _Handler(web.Handler):
-    """The exporter's hardened handler, with the webhook routes and a capped body reader."""
+def _answer(status: int, body: bytes = b"", content_type: str = _TEXT,
+            headers: Mapping[str, str] | None = None) -> aioweb.Response:
+    return aioweb.Response(status=status, body=body, headers={"Content-Type": content_type, **(headers or {})})
 
-    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
-        # Never the request line: its query string carries the Kaleyra token or Meta's verify token.
-        path = getattr(self, "path", "") or ""
-        log.debug("webhook http request", extra={"client": self.client_address[0],
-                                                 "method": getattr(self, "command", "") or "",
-                                                 "path": path.partition("?")[0][:200]})
 
-    def _reply(self, reply: Reply) -> None:
-        self._send(reply.status, reply.body, reply.content_type, reply.headers)
+class _Routes:
+    """The receiver's HTTP side: one catch-all aiohttp route, since which endpoints exist changes on reload."""
 
-    def _headers(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for name, value in self.headers.items():
-            out.setdefault(name.lower(), []).append(value)
-        return out
+    def __init__(self, receiver: WebhookReceiver):
+        self.receiver = receiver
 
-    def _guard(self, fn: Callable[[], Reply]) -> None:
+    def routes(self, server: web.HttpServer) -> list:
+        return [aioweb.route("*", "/{path:.*}", self.dispatch)]
+
+    async def dispatch(self, request: aioweb.Request) -> aioweb.StreamResponse:
+        app, path, method = self.receiver, request.path, request.method
+        if method == "HEAD":  # a HEAD never acts on an event
+            if path == "/-/healthy":
+                return _answer(200, b"Healthy\n")
+            if path in _GET_PATHS or path in _POST_PATHS:
+                allow = ", ".join(m for m, paths in (("GET", _GET_PATHS), ("POST", _POST_PATHS)) if path in paths)
+                return _answer(405, headers={"Allow": allow})
+            return _answer(404)
+        if method == "GET":
+            if path == "/-/healthy":
+                return _answer(200, b"Healthy\n")
+            if path in _GET_PATHS and app.enabled(_GET_PATHS[path]):
+                query = request.query_string
+                if _GET_PATHS[path] == "meta":
+                    return self._reply(request, lambda: app.handle_meta_verify(query))
+                return self._reply(request, lambda: app.handle_kaleyra(query))
+            if path in _POST_PATHS and app.enabled(_POST_PATHS[path]):
+                return _answer(405, b"Method Not Allowed\n", headers={"Allow": "POST"})
+            return _answer(404, b"Not found\n")
+        if method == "POST":
+            provider = _POST_PATHS.get(path)
+            if provider is None or not app.enabled(provider):
+                if path in _GET_PATHS and app.enabled(_GET_PATHS[path]):
+                    return _answer(405, b"Method Not Allowed\n", headers={"Allow": "GET"})
+                return _answer(404, b"Not found\n")
+            try:
+                body = await self._read_body(request)
+            except _BodyError as e:
+                app.reject(provider, e.reason)
+                resp = _answer(e.status, (e.message + "\n").encode())
+                resp.force_close()  # the client may still be sending what was refused
+                return resp
+            headers = _header_lists(request)
+            if provider == "meta":
+                return self._reply(request, lambda: app.handle_meta(headers, body))
+            return self._reply(request, lambda: app.handle_nxcloud(headers, body))
+        return _answer(405, b"Method Not Allowed\n", headers={"Allow": "GET, POST"})
+
+    @staticmethod
+    def _reply(request: aioweb.Request, fn: Callable[[], Reply]) -> aioweb.StreamResponse:
         try:
             reply = fn()
-        except OSError:
-            raise
         except Exception:
-            log.error("webhook request failed", extra={"path": self.path.partition("?")[0][:200]}, exc_info=True)
-            if not self._responded:
-                self._send(500, b"Internal Server Error\n")
-            else:
-                self.close_connection = True
-            return
-        self._reply(reply)
+            log.error("webhook request failed", extra={"path": request.path[:200]}, exc_info=True)
+            return _answer(500, b"Internal Server Error\n")
+        return _answer(reply.status, reply.body, reply.content_type, reply.headers)
 
-    def do_GET(self):
-        if not self._discard_body():
-            return
-        app: WebhookReceiver = self.server.app
-        path, _, query = self.path.partition("?")
-        if path == "/-/healthy":
-            self._send(200, b"Healthy\n")
-        elif path in _GET_PATHS and app.enabled(_GET_PATHS[path]):
-            provider = _GET_PATHS[path]
-            self._guard(lambda: app.handle_meta_verify(query) if provider == "meta" else app.handle_kaleyra(query))
-        elif path in _POST_PATHS and app.enabled(_POST_PATHS[path]):
-            self._send(405, b"Method Not Allowed\n", headers={"Allow": "POST"})
-        else:
-            self._send(404, b"Not found\n")
-
-    def do_HEAD(self):
-        if not self._discard_body():
-            return
-        path = self.path.partition("?")[0]
-        if path == "/-/healthy":
-            self._send(200, b"Healthy\n")
-        elif path in _GET_PATHS or path in _POST_PATHS:  # a HEAD never acts on an event
-            allow = ", ".join(m for m, paths in (("GET", _GET_PATHS), ("POST", _POST_PATHS)) if path in paths)
-            self._send(405, b"", headers={"Allow": allow})
-        else:
-            self._send(404, b"")
-
-    def do_POST(self):
-        app: WebhookReceiver = self.server.app
-        path = self.path.partition("?")[0]
-        provider = _POST_PATHS.get(path)
-        if provider is None or not app.enabled(provider):
-            if not self._discard_body():
-                return
-            if path in _GET_PATHS and app.enabled(_GET_PATHS[path]):
-                self._send(405, b"Method Not Allowed\n", headers={"Allow": "GET"})
-            else:
-                self._send(404, b"Not found\n")
-            return
-        try:
-            body = self._read_body()
-        except _BodyError as e:
-            self.close_connection = True
-            self._linger = True  # the client may still be sending what was refused
-            app.reject(provider, e.reason)
-            self._send(e.status, (e.message + "\n").encode(), headers={"Connection": "close"})
-            return
-        if provider == "meta":
-            self._guard(lambda: app.handle_meta(self._headers(), body))
-        else:
-            self._guard(lambda: app.handle_nxcloud(self._headers(), body))
-
-    def do_PUT(self):
-        if self._discard_body():
-            self._send(405, b"Method Not Allowed\n", headers={"Allow": "GET, POST"})
-
-    def _read_body(self) -> bytes:
-        """The request body, at most MAX_BODY_BYTES: by Content-Length or chunked."""
-        te = self.headers.get_all("Transfer-Encoding") or []
-        cl = self.headers.get_all("Content-Length") or []
-        if te:
-            if cl or len(te) != 1 or te[0].strip().lower() != "chunked":
-                raise _BodyError("invalid_body", 400, "Bad Request: unsupported Transfer-Encoding")
-            return self._read_chunked()
-        if not cl:
+    @staticmethod
+    async def _read_body(request: aioweb.Request) -> bytes:
+        """The request body, at most MAX_BODY_BYTES, by Content-Length or chunked (aiohttp decodes both)."""
+        if request.content_length is None and "Transfer-Encoding" not in request.headers:
             raise _BodyError("invalid_body", 411, "Length Required")
-        if len(cl) != 1 or not cl[0].strip().isdigit():
-            raise _BodyError("invalid_body", 400, "Bad Request: bad Content-Length")
-        n = int(cl[0].strip())
-        if n > MAX_BODY_BYTES:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise _BodyError("too_large", 413, f"Payload Too Large: at most {MAX_BODY_BYTES} bytes")
-        data = self.rfile.read(n)
-        if len(data) != n:
-            raise _BodyError("invalid_body", 400, "Bad Request: body shorter than Content-Length")
-        return data
+        try:
+            # aiohttp stops at client_max_size (MAX_BODY_BYTES); a client that stops sending is cut off
+            return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        except aioweb.HTTPRequestEntityTooLarge:
+            raise _BodyError("too_large", 413, f"Payload Too Large: at most {MAX_BODY_BYTES} bytes") from None
+        except asyncio.TimeoutError:
+            raise _BodyError("invalid_body", 408, "Request Timeout: the body did not arrive in time") from None
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:  # a malformed chunked body
+            raise _BodyError("invalid_body", 400, "Bad Request: malformed body") from None
 
-    def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1026)
-            if not line.endswith(b"\n"):
-                raise _BodyError("invalid_body", 400, "Bad Request: bad chunk")
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise _BodyError("invalid_body", 400, "Bad Request: bad chunk size") from None
-            if size < 0 or not re.fullmatch(rb"[0-9a-fA-F]+", size_text):
-                raise _BodyError("invalid_body", 400, "Bad Request: bad chunk size")
-            if size == 0:
-                break
-            total += size
-            if total > MAX_BODY_BYTES:
-                raise _BodyError("too_large", 413, f"Payload Too Large: at most {MAX_BODY_BYTES} bytes")
-            chunk = self.rfile.read(size)
-            if len(chunk) != size or self.rfile.read(2) != b"\r\n":
-                raise _BodyError("invalid_body", 400, "Bad Request: bad chunk")
-            parts.append(chunk)
-        for _ in range(100):  # trailer section, ends with an empty line
-            line = self.rfile.readline(8192)
-            if line in (b"\r\n", b"\n"):
-                return b"".join(parts)
-            if not line.endswith(b"\n"):
-                break
-        raise _BodyError("invalid_body", 400, "Bad Request: bad chunked trailer")
+
+def _header_lists(request: aioweb.Request) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        out.setdefault(name.lower(), []).append(value)
+    return out
 
 
 class _Listener(web.HttpServer):
-    """One bound listening socket of the receiver: the exporter's hardened server with the webhook handler."""
+    """One bound listening socket of the receiver: the exporter's aiohttp server with the webhook routes.
+
+    No TLS, no basic auth: providers cannot send basic auth, and Meta needs a
+    publicly trusted certificate, which a reverse proxy or ingress usually
+    terminates.  The hardening of :mod:`exporter.web` applies (header deadline,
+    header limits, idle timeout); bodies are capped at :data:`MAX_BODY_BYTES`.
+    """
 
     thread_name = "webhooks-http"
 
-    def __init__(self, listen_address: str, receiver: WebhookReceiver, *, timeout: float = web.CONNECTION_TIMEOUT,
-                 max_connections: int = MAX_CONNECTIONS):
-        super().__init__(receiver, listen_address, None, timeout=timeout, max_connections=max_connections,
-                         handler=_Handler)
+    def __init__(self, listen_address: str, receiver: WebhookReceiver, *, loop=None,
+                 header_timeout: float = web.HEADER_TIMEOUT):
+        super().__init__(_Routes(receiver), listen_address, None, header_timeout=header_timeout,
+                         max_body=MAX_BODY_BYTES, refuse_large_bodies=False, loop=loop)
 
 
 # --------------------------------------------------------------------------
@@ -887,7 +845,8 @@ class WebhookManager:
     so that no event is routed to an account the poller does not know yet.
     """
 
-    def __init__(self, poller, store, *, clock: Callable[[], float] = time.time):
+    def __init__(self, poller, store, *, clock: Callable[[], float] = time.time, loop=None):
+        self._loop = loop  # the event loop the listeners serve on (None: a loop thread of their own)
         self._poller = poller
         self._store = store
         self._clock = clock
@@ -902,7 +861,8 @@ class WebhookManager:
             if settings is None:
                 return WebhookPlan(self._commit_off)
             if current is None:
-                receiver = WebhookReceiver(settings, config, self._poller, self._store, self.metrics, clock=self._clock)
+                receiver = WebhookReceiver(settings, config, self._poller, self._store, self.metrics, clock=self._clock,
+                                           loop=self._loop)
                 listener = receiver.bind()  # may raise OSError: nothing has changed
                 return WebhookPlan(lambda: self._commit_new(receiver, listener), listener)
             listener = None

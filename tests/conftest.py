@@ -1,7 +1,7 @@
 import pytest
 
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.scenario import loads_scenario
+from emulators.cams import CamsEmulator
+from emulators.scenario import loads_scenario
 
 SCENARIO = """
 credentials:

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from exporter.config import parse_config
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.scenario import generate_fleet, loads_scenario
+from emulators.cams import CamsEmulator
+from emulators.scenario import generate_fleet, loads_scenario
 from exporter.poller import Poller
 from exporter.store import Store
 from tests.helpers import wait_for, active_state, samples, value

@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 from exporter import exposition as ex
 from exporter import model
 from exporter.config import parse_config
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.scenario import generate_fleet
+from emulators.cams import CamsEmulator
+from emulators.scenario import generate_fleet
 from exporter.poller import Poller
 from exporter.store import AccountSnapshot, PollResult, Store
 from tests.helpers import samples, value
@@ -177,27 +177,3 @@ def test_gzip_stream_is_one_member_with_a_valid_trailer():
     assert d.eof and d.unused_data == b""  # a single gzip member, CRC and size checked by zlib
 
 
-def test_crc_tree_matches_zlib_and_the_fallback_path(monkeypatch):
-    import random
-
-    from exporter import crc
-
-    rng = random.Random(5)
-    pieces = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300))) for _ in range(37)]
-    tree = crc.CrcTree(pieces)
-    assert (tree.crc, tree.length) == (zlib.crc32(b"".join(pieces)), sum(map(len, pieces)))
-    for _ in range(20):
-        changes = {rng.randrange(37): bytes(rng.randrange(256) for _ in range(rng.randrange(0, 50))) for _ in range(3)}
-        tree.update(changes)
-        for i, piece in changes.items():
-            pieces[i] = piece
-        assert tree.crc == zlib.crc32(b"".join(pieces))
-    # without libz the store hashes everything and must produce the same gzip stream
-    numbers = [tracked(p) for p in PHONES]
-    with_tree = Store()
-    with_tree.update(snap(numbers))
-    monkeypatch.setattr(crc, "AVAILABLE", False)
-    without = Store()
-    without.update(snap(numbers))
-    assert without._rendered["acct"].crc_by_family is None
-    assert without.exposition.gzipped == with_tree.exposition.gzipped

@@ -242,8 +242,8 @@ def test_wheel_installs_into_a_fresh_venv_and_serves_the_demo(dockerfile, tmp_pa
     assert wheel.name.startswith(f"whatsapp_number_exporter-{__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
     assert "exporter/cli.py" in names and "exporter/statusboard.py" in names
-    assert {"exporter/emulator/scenarios/demo.yaml", "exporter/emulator/scenarios/demo-nxcloud.yaml",
-            "exporter/emulator/scenarios/demo-kaleyra.yaml"} <= set(names)
+    assert {"emulators/scenarios/demo.yaml", "emulators/scenarios/demo-nxcloud.yaml",
+            "emulators/scenarios/demo-kaleyra.yaml"} <= set(names)
     assert not [n for n in names if n.startswith("tests/")]
 
     # The installed package is the wheel's, not this checkout's.

@@ -30,8 +30,8 @@ import yaml
 
 from exporter.cli import DEFAULT_LISTEN
 from exporter.config import parse_config
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.scenario import loads_scenario
+from emulators.cams import CamsEmulator
+from emulators.scenario import loads_scenario
 from exporter.sharding import select, shard_of
 from tests import test_e2e_alerting as e2e
 from tests.helpers import samples

@@ -40,9 +40,9 @@ import pytest
 import yaml
 
 from exporter.config import parse_config
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.meta import MetaEmulator
-from exporter.emulator.scenario import loads_scenario
+from emulators.cams import CamsEmulator
+from emulators.meta import MetaEmulator
+from emulators.scenario import loads_scenario
 from exporter.poller import Poller
 from exporter.exposition import RenderOptions
 from exporter.store import Store

@@ -1,4 +1,4 @@
-"""The machinery shared by the three emulators (exporter.emulator.common)."""
+"""The machinery shared by the three emulators (emulators.common)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import socket
 
 import pytest
 
-from exporter.emulator import cams, common
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.common import ProviderEmulator, display_number, wire_fields, worst_health
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import Fault, loads_scenario
+from emulators import cams, common
+from emulators.cams import CamsEmulator
+from emulators.common import ProviderEmulator, display_number, wire_fields, worst_health
+from emulators.kaleyra import KaleyraEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import Fault, loads_scenario
 from tests.helpers import FakeClock
 
 EMULATORS = [CamsEmulator, NxCloudEmulator, KaleyraEmulator]

@@ -17,12 +17,12 @@ from urllib.parse import quote
 
 import pytest
 
-from exporter.emulator import cams, nxcloud
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.common import UNKNOWN_ENUM_VALUES
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import FAULT_KINDS, Fault, ScenarioError, loads_scenario
+from emulators import cams, nxcloud
+from emulators.cams import CamsEmulator
+from emulators.common import UNKNOWN_ENUM_VALUES
+from emulators.kaleyra import KaleyraEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import FAULT_KINDS, Fault, ScenarioError, loads_scenario
 from tests.helpers import Resp
 
 SCENARIO = """

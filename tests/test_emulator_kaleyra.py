@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.scenario import Fault, load_builtin_scenario, loads_scenario
+from emulators.kaleyra import KaleyraEmulator
+from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
 from tests.helpers import FakeClock, Resp as BaseResp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -463,7 +463,7 @@ def test_demo_scenario(clock):
 
 def test_standalone_module_runs_and_answers():
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "exporter.emulator", "--provider", "kaleyra",
+    proc = subprocess.Popen([sys.executable, "-m", "emulators", "--provider", "kaleyra",
                              "--listen", "127.0.0.1:0"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from exporter.emulator.meta import DEFAULT_API_VERSION, MetaEmulator
-from exporter.emulator.scenario import Fault, load_builtin_scenario, loads_scenario
+from emulators.meta import DEFAULT_API_VERSION, MetaEmulator
+from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
 from tests.helpers import FakeClock, Resp as BaseResp
 
 TOKEN, APP = "EAATestToken0001", "app-1001"

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from exporter.emulator import nxcloud
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
+from emulators import nxcloud
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
 from tests.helpers import FakeClock, Resp as BaseResp
 
 REFERENCE = Path("/work/shared/reference/signing-vectors.json")
@@ -674,7 +674,7 @@ def test_demo_scenario(clock):
 
 def test_standalone_module_runs_and_answers():
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "exporter.emulator", "--provider", "nxcloud", "--scenario",
+    proc = subprocess.Popen([sys.executable, "-m", "emulators", "--provider", "nxcloud", "--scenario",
                              "demo-nxcloud", "--listen", "127.0.0.1:0"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from exporter.emulator.scenario import (
+from emulators.scenario import (
     Fault,
     Scenario,
     ScenarioError,
@@ -320,7 +320,7 @@ NUMBER_EXTRA
 
 
 def _meta(waba_extra: str = "", number_extra: str = "", more: str = ""):
-    from exporter.emulator.meta import MetaEmulator
+    from emulators.meta import MetaEmulator
 
     text = META_BASE.replace("WABA_EXTRA", textwrap.indent(textwrap.dedent(waba_extra).strip("\n"), " " * 6)) \
         .replace("NUMBER_EXTRA", textwrap.indent(textwrap.dedent(number_extra).strip("\n"), " " * 8)) + more
@@ -349,7 +349,7 @@ timeline: [{{at: 30, set: {{quality_rating: RED}}}}]
     assert err.path == path
     assert "FLAGGED since 7 October 2025" in err.message and "quality_rating RED" in err.message
     # the same scenario is fine for the emulators of the BSPs, whose APIs still report FLAGGED
-    from exporter.emulator.cams import CamsEmulator
+    from emulators.cams import CamsEmulator
 
     flagged = META_BASE.replace("WABA_EXTRA", "").replace("NUMBER_EXTRA", "").replace("CONNECTED", "FLAGGED")
     cams = CamsEmulator(loads_scenario(flagged))
@@ -408,7 +408,7 @@ def test_meta_wabas_of_one_business_share_its_limit():
     assert err.path == "spaces[1].waba.portfolio_messaging_limit" and "business 524" in err.message
     err = _meta_error(waba_extra="portfolio_messaging_limit: 2000", more=second.replace("LIMIT", "TIER_2K"))
     assert "spaces[0].waba" in err.message      # the same level spelled differently is still another value
-    from exporter.emulator.meta import MetaEmulator
+    from emulators.meta import MetaEmulator
 
     switched = loads_scenario(META_BASE.replace("WABA_EXTRA", "").replace("NUMBER_EXTRA", ""))
     switched.spaces[0].extra["legacy_quality_events"] = "yes"

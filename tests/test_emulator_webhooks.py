@@ -23,11 +23,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.meta import MetaEmulator
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
+from emulators.cams import CamsEmulator
+from emulators.kaleyra import KaleyraEmulator
+from emulators.meta import MetaEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 APP_SECRET = "meta-app-secret-0001"
@@ -895,7 +895,7 @@ def test_standalone_runner_pushes_meta_webhooks(tmp_path):
     secret_file.write_text(APP_SECRET + "\n", encoding="utf-8")
     with Receiver() as rx:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter.emulator", "--provider", "meta", "--scenario", str(scenario_file),
+            [sys.executable, "-m", "emulators", "--provider", "meta", "--scenario", str(scenario_file),
              "--listen", "127.0.0.1:0", "--webhook-url", rx.url + "/hook", "--webhook-secret-file",
              str(secret_file), "--log-level", "WARNING"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -913,7 +913,7 @@ def test_standalone_runner_pushes_meta_webhooks(tmp_path):
 
 def test_standalone_runner_refuses_bad_webhook_options(tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "exporter.emulator", "--listen", "127.0.0.1:0", *args],
+        return subprocess.run([sys.executable, "-m", "emulators", "--listen", "127.0.0.1:0", *args],
                               cwd=REPO, capture_output=True, text=True, timeout=60,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
 

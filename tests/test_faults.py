@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from exporter.config import parse_config
-from exporter.emulator.scenario import Fault
+from emulators.scenario import Fault
 from exporter.poller import Poller
 from exporter.store import Store
 from tests.helpers import SECRETS, active_state, samples, value
@@ -268,8 +268,8 @@ def test_a_refused_side_call_does_not_pause_the_account(setup, caplog):
 
 
 def test_a_number_listed_by_two_spaces_is_kept_once_and_logged_once_per_poll(caplog):
-    from exporter.emulator.cams import CamsEmulator
-    from exporter.emulator.scenario import loads_scenario
+    from emulators.cams import CamsEmulator
+    from emulators.scenario import loads_scenario
 
     numbers = "\n".join(f'      - {{phone_number: "86138000001{i:02d}", status: CONNECTED}}' for i in range(12))
     scenario = loads_scenario(f"""

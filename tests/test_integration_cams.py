@@ -9,8 +9,8 @@ import logging
 import httpx
 import pytest
 
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.scenario import Fault, generate_fleet
+from emulators.cams import CamsEmulator
+from emulators.scenario import Fault, generate_fleet
 from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store

@@ -8,11 +8,11 @@ import time
 import pytest
 
 from exporter.config import parse_config
-from exporter.emulator.cams import CamsEmulator
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.meta import MetaEmulator
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import Fault, loads_scenario
+from emulators.cams import CamsEmulator
+from emulators.kaleyra import KaleyraEmulator
+from emulators.meta import MetaEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import Fault, loads_scenario
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer

@@ -71,8 +71,8 @@ def test_refresh_of_unknown_or_stopped_accounts_is_refused(emulator):
 # -- number-level refresh (Meta, Kaleyra read numbers one at a time) -------------------------------
 
 from exporter.config import parse_config  # noqa: E402
-from exporter.emulator.meta import MetaEmulator  # noqa: E402
-from exporter.emulator.scenario import loads_scenario  # noqa: E402
+from emulators.meta import MetaEmulator  # noqa: E402
+from emulators.scenario import loads_scenario  # noqa: E402
 from tests.test_integration_providers import ENV, META_SCENARIO, meta_account  # noqa: E402
 
 
@@ -142,7 +142,7 @@ def test_a_number_refresh_does_not_wait_for_a_running_poll():
 
 
 def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_reading():
-    from exporter.emulator.scenario import Fault
+    from emulators.scenario import Fault
     import threading
 
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:

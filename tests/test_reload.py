@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from exporter.emulator.scenario import Fault
+from emulators.scenario import Fault
 from tests.helpers import SECRETS, config_yaml, samples, value
 
 CMD = [sys.executable, "-m", "exporter"]
@@ -42,8 +42,9 @@ def running(emulator, tmp_path):
     path.write_text(config_yaml(emulator.url))
     port = free_port()
     log = open(tmp_path / "exporter.log", "w")
+    # --web.enable-lifecycle: since issue 13, POST/PUT /-/reload exists only with it (as in Prometheus)
     proc = subprocess.Popen([*CMD, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}",
-                             "--log.level", "debug", "--log.format", "json"],
+                             "--web.enable-lifecycle", "--log.level", "debug", "--log.format", "json"],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SECRETS})
     url = f"http://127.0.0.1:{port}"
     wait(lambda: httpx.get(url + "/-/ready").status_code == 200, "readiness")
@@ -128,3 +129,24 @@ def test_no_secret_in_anything_the_exporter_writes(running, emulator):
     for secret in SECRETS.values():
         for output in outputs:
             assert secret not in output
+
+
+def test_http_reload_needs_web_enable_lifecycle_and_sighup_always_reloads(emulator, tmp_path):
+    """Issue 13: like Prometheus, /-/reload exists only with --web.enable-lifecycle; SIGHUP works regardless."""
+    path = tmp_path / "config.yaml"
+    path.write_text(config_yaml(emulator.url))
+    port = free_port()
+    proc = subprocess.Popen([*CMD, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **SECRETS})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait(lambda: httpx.get(url + "/-/ready").status_code == 200, "readiness")
+        path.write_text(config_yaml(emulator.url, two=False))
+        for method in ("POST", "PUT", "GET"):
+            assert httpx.request(method, url + "/-/reload").status_code == 404, method
+        assert value(metrics(url), "whatsapp_exporter_numbers", account="other") == 1  # nothing was reloaded
+        proc.send_signal(signal.SIGHUP)
+        wait(lambda: value(metrics(url), "whatsapp_exporter_numbers", account="other") is None, "the SIGHUP reload")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0

@@ -399,7 +399,7 @@ def demo_store():
     real time, with one CAMS credential refused, so one account is failing.
     """
     from exporter.demo import Demo
-    from exporter.emulator.scenario import Fault
+    from emulators.scenario import Fault
     from exporter.poller import Poller
 
     demo = Demo().start()

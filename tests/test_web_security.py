@@ -198,7 +198,7 @@ def _handshake(port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
 
 def test_tls11_client_is_refused_when_min_version_is_tls12(pki, serve, logs):
     server = serve(TLS_AUTH)
-    assert server._server.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert server.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2  # (a private attribute before issue 13)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(pki.ca)
     with warnings.catch_warnings():
@@ -359,3 +359,61 @@ def test_cli_demo_serves_https_with_auth(pki, tmp_path):
     assert listening and listening[0]["url"].startswith("https://")
     assert not [r for r in records if r["level"] == "error"], err
     assert "Traceback" not in err and PASSWORD not in err and HASH not in err
+
+
+# --------------------------------------------------------------------------
+# /-/reload and --web.enable-lifecycle (issue 13)
+# --------------------------------------------------------------------------
+
+
+def _reload_server(lifecycle: bool, web_config=None, reload=True):
+    calls = []
+
+    def do_reload():
+        calls.append(1)
+        return True, "configuration reloaded"
+
+    app = App(filled_store(5), reload=do_reload if reload else None, lifecycle=lifecycle)
+    return HttpServer(app, "127.0.0.1:0", web_config=web_config).start(), calls
+
+
+def test_reload_is_not_served_without_web_enable_lifecycle():
+    server, calls = _reload_server(lifecycle=False)
+    try:
+        for method in ("POST", "PUT", "GET"):
+            assert httpx.request(method, server.url + "/-/reload", timeout=5).status_code == 404, method
+        assert calls == []
+    finally:
+        server.stop()
+
+
+def test_reload_with_web_enable_lifecycle():
+    server, calls = _reload_server(lifecycle=True)
+    try:
+        response = httpx.post(server.url + "/-/reload", timeout=5)
+        assert response.status_code == 200 and response.text == "configuration reloaded\n"
+        assert httpx.put(server.url + "/-/reload", timeout=5).status_code == 200
+        get = httpx.get(server.url + "/-/reload", timeout=5)
+        assert get.status_code == 405 and set(get.headers["Allow"].replace(" ", "").split(",")) == {"POST", "PUT"}
+        assert calls == [1, 1]
+    finally:
+        server.stop()
+    demo, _ = _reload_server(lifecycle=True, reload=False)  # --demo has no file to reload
+    try:
+        assert httpx.post(demo.url + "/-/reload", timeout=5).status_code == 503
+    finally:
+        demo.stop()
+
+
+def test_reload_is_behind_basic_auth(tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  prometheus: '{HASH}'\n")
+    server, calls = _reload_server(lifecycle=True, web_config=load_web_config(str(path)))
+    try:
+        assert httpx.post(server.url + "/-/reload", timeout=5).status_code == 401
+        assert httpx.post(server.url + "/-/reload", auth=("prometheus", "wrong"), timeout=5).status_code == 401
+        assert calls == []
+        assert httpx.post(server.url + "/-/reload", auth=("prometheus", PASSWORD), timeout=5).status_code == 200
+        assert calls == [1]
+    finally:
+        server.stop()

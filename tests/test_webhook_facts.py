@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from exporter.config import parse_config
-from exporter.emulator.meta import MetaEmulator
-from exporter.emulator.scenario import loads_scenario
+from emulators.meta import MetaEmulator
+from emulators.scenario import loads_scenario
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.wabafacts import StateFile

@@ -16,9 +16,9 @@ import pytest
 
 from exporter import model
 from exporter.config import parse_config
-from exporter.emulator.kaleyra import KaleyraEmulator
-from exporter.emulator.nxcloud import NxCloudEmulator
-from exporter.emulator.scenario import loads_scenario
+from emulators.kaleyra import KaleyraEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import loads_scenario
 from exporter.poller import Poller
 from exporter.store import AccountSnapshot, Store
 from exporter.web import App, HttpServer
@@ -376,6 +376,35 @@ def test_limits_and_paths(routing):
     assert len(poller.calls) == 1
 
 
+def test_slow_header_clients_do_not_block_events(routing):
+    """Issue 13: 64 clients dripping header lines used to fill the listener's slots (503 for everyone)."""
+    url, poller, manager, _ = routing
+    port = manager.receiver.port
+    drippers = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(200)]
+    try:
+        for sock in drippers:
+            sock.sendall(b"POST /webhooks/meta HTTP/1.1\r\nHost: x\r\n")
+        for i, sock in enumerate(drippers):
+            sock.sendall(b"X-Drip: %d\r\n" % i)
+        assert post_meta(url, meta_body()).status_code == 200
+        assert poller.accounts() == ["shop"]
+    finally:
+        for sock in drippers:
+            sock.close()
+
+
+def test_a_body_that_does_not_arrive_is_cut_off(routing, monkeypatch):
+    from exporter import webhooks
+
+    monkeypatch.setattr(webhooks, "BODY_TIMEOUT", 0.5)
+    url, poller, manager, _ = routing
+    with socket.create_connection(("127.0.0.1", manager.receiver.port), timeout=10) as s:
+        s.sendall(b"POST /webhooks/meta HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        assert s.recv(100).startswith(b"HTTP/1.1 408")
+    assert count(manager, REJECTED_FAMILY, provider="meta", reason="invalid_body") == 1
+    assert poller.calls == []
+
+
 def test_only_the_enabled_endpoints_exist(no_secret_logged):
     config = parse_config(ROUTING + """
 webhooks:
@@ -610,7 +639,8 @@ webhooks:
     log_path = tmp_path / "exporter.log"
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "exporter", "--config.file", str(tmp_path / "config.yaml"),
-                                 "--web.listen-address", f"127.0.0.1:{port_m}", "--log.level", "debug",
+                                 "--web.listen-address", f"127.0.0.1:{port_m}", "--web.enable-lifecycle",  # issue 13
+                                 "--log.level", "debug",
                                  "--log.format", "json"], stdout=log_file, stderr=subprocess.STDOUT,
                                 env={**os.environ, **CAMS_SECRETS, "META_VERIFY_TOKEN": VERIFY_TOKEN})
         try:

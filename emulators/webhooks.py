@@ -2,7 +2,7 @@
 
 The emulators (Meta, NxCloud, Kaleyra) push an event to a configured URL when a
 number's observable state changes in their scenario, as the real providers do.
-The state watcher lives in :class:`~exporter.emulator.common.ProviderEmulator`;
+The state watcher lives in :class:`~emulators.common.ProviderEmulator`;
 this module holds what is shared by the three wire formats:
 
 * the events, in Meta's webhook vocabulary (a ``field`` such as
@@ -13,7 +13,7 @@ this module holds what is shared by the three wire formats:
 
   - Meta's own since 7 October 2025 (:func:`meta_number_events`, plus the
     WABA-level events the Meta emulator builds itself; see
-    :mod:`exporter.emulator.meta`);
+    :mod:`emulators.meta`);
   - the BSP relays' form (:func:`derive_events`, used by NxCloud and Kaleyra):
     the legacy ``FLAGGED``/``UNFLAGGED`` events when a number becomes or stops
     being flagged (status ``FLAGGED`` or quality ``RED``), ``UPGRADE``/
@@ -78,7 +78,7 @@ __all__ = [
     "tier_rank",
 ]
 
-logger = logging.getLogger("exporter.emulator.webhooks")
+logger = logging.getLogger("emulators.webhooks")
 
 #: messaging-limit tiers in increasing order (Meta's per-number and portfolio vocabularies merged)
 TIER_RANK = {"TIER_NOT_SET": None, "TIER_10": 10, "TIER_50": 50, "TIER_250": 250, "TIER_1K": 1_000, "TIER_2K": 2_000,
@@ -137,11 +137,11 @@ def derive_events(phone_number: str | None, old: Mapping[str, Any], new: Mapping
     """The BSP relays' events (NxCloud, Kaleyra) for the changes of one number (``phone_number``) or one
     WABA (``phone_number`` None): the legacy quality events, name updates, and an ``account_update``
     derived from the number's status or health.  The Meta emulator sends Meta's current forms instead
-    (:func:`meta_number_events`, and WABA-level events built in :mod:`exporter.emulator.meta`).
+    (:func:`meta_number_events`, and WABA-level events built in :mod:`emulators.meta`).
 
     ``old``/``new`` are the observable states before and after (the watcher's field names, with the
-    derived ``health``).  The mapping is described in :mod:`exporter.emulator.nxcloud` and
-    :mod:`exporter.emulator.kaleyra`.
+    derived ``health``).  The mapping is described in :mod:`emulators.nxcloud` and
+    :mod:`emulators.kaleyra`.
     """
     changed = {c["field"] for c in changes}
     if phone_number is None:
@@ -229,7 +229,7 @@ def legacy_quality_events(digits: str, old: Mapping[str, Any], new: Mapping[str,
 
 def meta_number_events(digits: str, old: Mapping[str, Any], new: Mapping[str, Any], changes: list[dict[str, Any]],
                        *, legacy: bool = False, deprecated_fields: bool = True) -> list[Event]:
-    """Meta's number-level events since the October 2025 change (see :mod:`exporter.emulator.meta`):
+    """Meta's number-level events since the October 2025 change (see :mod:`emulators.meta`):
 
     * ``phone_number_quality_update`` ``ONBOARDING`` when the number appears (``present`` false -> true)
       or its status becomes ``PENDING``, and ``THROUGHPUT_UPGRADE`` when its ``throughput_level`` rises

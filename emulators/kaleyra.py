@@ -127,7 +127,7 @@ __all__ = [
     "WRITE_ACTIONS",
 ]
 
-logger = logging.getLogger("exporter.emulator.kaleyra")
+logger = logging.getLogger("emulators.kaleyra")
 
 JSON_CONTENT_TYPE = "application/json"
 LIST_ACTION = "list_numbers"
@@ -185,7 +185,7 @@ def _auth_error(detail: str) -> _KError:
 class KaleyraEmulator(ProviderEmulator):
     """Kaleyra's WhatsApp v2 number reads on loopback, driven by a scenario.
 
-    Same public API as :class:`~exporter.emulator.cams.CamsEmulator`; ``set_number``
+    Same public API as :class:`~emulators.cams.CamsEmulator`; ``set_number``
     takes the WABA id as the space.
     """
 

@@ -143,7 +143,7 @@ __all__ = [
     "v3_string_to_sign",
 ]
 
-logger = logging.getLogger("exporter.emulator.cams")
+logger = logging.getLogger("emulators.cams")
 
 API_VERSION = "2020-06-06"
 DEFAULT_HOST_ID = "cams.ap-southeast-1.aliyuncs.com"
@@ -423,13 +423,13 @@ _wire = wire_fields
 
 
 class CamsEmulator(ProviderEmulator):
-    """A CAMS endpoint on loopback, driven by a :class:`~exporter.emulator.scenario.Scenario`.
+    """A CAMS endpoint on loopback, driven by a :class:`~emulators.scenario.Scenario`.
 
     ``clock`` is the wall clock (epoch seconds) used for signature freshness,
     nonce expiry and the per-second flow-control windows; scenario time is
     ``clock() - start time + advance()`` offsets.  Lifecycle, scenario time,
     faults, overrides and the request log come from
-    :class:`~exporter.emulator.common.ProviderEmulator`.
+    :class:`~emulators.common.ProviderEmulator`.
     """
 
     provider_name = "CAMS"

@@ -130,7 +130,7 @@ __all__ = [
     "verify",
 ]
 
-logger = logging.getLogger("exporter.emulator.nxcloud")
+logger = logging.getLogger("emulators.nxcloud")
 
 PATH = "/api/wa/getPhone"
 ACTION = "getPhone"
@@ -246,9 +246,9 @@ def _meta_error(message: str | None) -> dict[str, Any]:
 
 
 class NxCloudEmulator(ProviderEmulator):
-    """NxCloud's ``getPhone`` on loopback, driven by a :class:`~exporter.emulator.scenario.Scenario`.
+    """NxCloud's ``getPhone`` on loopback, driven by a :class:`~emulators.scenario.Scenario`.
 
-    Same public API as :class:`~exporter.emulator.cams.CamsEmulator`: ``start()``,
+    Same public API as :class:`~emulators.cams.CamsEmulator`: ``start()``,
     ``stop()``, ``url``, ``port``, ``advance()``, ``scenario_time()``, ``inject()``,
     ``clear_faults()``, ``set_number(appkey, phone, ...)``, ``requests``,
     ``per_second_counts()``, ``max_requests_in_any_second()``, ``write_action_calls()``.

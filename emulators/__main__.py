@@ -1,8 +1,8 @@
 """Run a provider emulator standalone until SIGINT or SIGTERM.
 
-    python -m exporter.emulator --scenario demo --listen 127.0.0.1:18777
-    python -m exporter.emulator --provider nxcloud --scenario demo-nxcloud
-    python -m exporter.emulator --provider kaleyra            # scenario demo-kaleyra
+    python -m emulators --scenario demo --listen 127.0.0.1:18777
+    python -m emulators --provider nxcloud --scenario demo-nxcloud
+    python -m emulators --provider kaleyra            # scenario demo-kaleyra
 
 ``--provider`` picks the emulated API (``cams``, the default, ``nxcloud`` or
 ``kaleyra``).  ``--scenario`` takes a YAML file or the name of a built-in
@@ -67,7 +67,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m exporter.emulator",
+    parser = argparse.ArgumentParser(prog="python -m emulators",
                                      description="Run a provider API emulator (CAMS 2020-06-06, NxCloud "
                                                  "getPhone or Kaleyra v2 number reads) standalone.")
     parser.add_argument("--scenario", default=None,
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("exporter.emulator")
+    log = logging.getLogger("emulators")
     emulator_class, default_scenario = PROVIDERS[args.provider]
     if args.scenario is None:
         args.scenario = default_scenario

@@ -3,11 +3,13 @@
 Every emulator is a :class:`ProviderEmulator` subclass.  The base class owns
 everything that does not depend on a provider's wire format:
 
-* a threaded HTTP/1.1 server on loopback with a clean start/stop lifecycle
-  (``start()``, ``stop()``, ``url``, ``port``, ``running``, context manager);
-* robust request reading: chunked bodies, bad or oversized ``Content-Length``,
-  garbage request lines (answered by the stdlib), and a catch-all so a bug in a
-  provider handler becomes an error answer instead of a dead server;
+* an aiohttp HTTP/1.1 server on loopback, on an event loop in a thread of its
+  own, with a clean start/stop lifecycle (``start()``, ``stop()``, ``url``,
+  ``port``, ``running``, context manager);
+* robust request reading: chunked bodies, bad or oversized ``Content-Length``
+  and garbage request lines (aiohttp's parser; answered with the provider's
+  error envelope), and a catch-all so a bug in a provider handler becomes an
+  error answer instead of a dead server;
 * an injectable wall clock plus *scenario time* (``scenario_time()``, ``advance()``);
 * a thread-safe request log (:class:`RequestRecord`, ``requests``, ``calls()``,
   ``per_second_counts()``, ``max_requests_in_any_second()``, ``write_action_calls()``);
@@ -28,7 +30,7 @@ everything that does not depend on a provider's wire format:
   ``advance()`` or an override) and records each change (``state_changes()``),
   whether or not a webhook is configured; the emulators that push webhooks
   (Meta, NxCloud, Kaleyra: ``set_webhook()``) turn the changes into events and
-  send them asynchronously through :class:`~exporter.emulator.webhooks.WebhookSender`
+  send them asynchronously through :class:`~emulators.webhooks.WebhookSender`
   (``webhooks_sent()``), subject to the ``webhook_bad_signature`` and
   ``webhook_drop`` faults.
 
@@ -39,6 +41,7 @@ emulators themselves, this module never imports the exporter's client code.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 import logging
@@ -51,9 +54,13 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+
+from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 from .scenario import DATA_FAULT_KINDS, WEBHOOK_FAULT_KINDS, Fault, Scenario, Space, Timeline
 from .webhooks import Event, OutgoingRequest, WebhookSender, derive_events, redact_url, validate_url
@@ -78,7 +85,7 @@ __all__ = [
     "worst_health",
 ]
 
-logger = logging.getLogger("exporter.emulator")
+logger = logging.getLogger("emulators")
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -281,36 +288,17 @@ class ActiveFault:
 
 
 # ---------------------------------------------------------------------------
-# HTTP server
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], handler: type, emulator: "ProviderEmulator"):
-        self.emulator = emulator
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # skip HTTPServer.server_bind: its getfqdn() reverse lookup can stall for seconds
-        TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        self.emulator._logger.debug("%s emulator: connection error from %s", self.emulator.provider_name,
-                                    client_address, exc_info=True)
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        """A ``refuse`` fault: accept the connection and close it at once with a reset, without a byte."""
-        if not self.emulator._refuse_now():
-            return True
-        _reset(request)
-        return False
-
+# HTTP server: aiohttp on an event loop in a thread of the emulator's own
+#
+# Request parsing, keep-alive and chunked bodies are aiohttp's.  The emulator
+# answers with the provider's shapes, so a request aiohttp cannot parse still
+# gets the provider's error envelope (``handle_error``).  Faults that need the
+# connection itself use the transport aiohttp hands over: ``refuse`` aborts a
+# new connection before aiohttp sees it (or a reused one before its request is
+# read), ``reset`` aborts with SO_LINGER 0 so the peer sees RST, ``truncate``
+# sends the headers and half the body and closes, ``oversize`` streams a
+# shared padding buffer.  ``delay`` and the providers' own processing run in
+# worker threads (``_serve`` is synchronous), never on the loop.
 
 _PADDING = bytearray()
 _PADDING_LOCK = threading.Lock()
@@ -325,137 +313,78 @@ def _padding(size: int) -> memoryview:
         return memoryview(_PADDING).toreadonly()[:size]
 
 
-def _reset(conn: socket.socket) -> None:
+def _reset(transport: asyncio.BaseTransport | None) -> None:
     """Close a connection with RST (SO_LINGER 0) instead of FIN."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
     try:
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     except OSError:
         pass
+    transport.abort()  # type: ignore[attr-defined]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    sys_version = ""
-    server: _Server
+class _Connection(RequestHandler):
+    """aiohttp's connection protocol, with the ``refuse`` fault and provider-shaped parse errors."""
 
-    @property
-    def server_version(self) -> str:  # type: ignore[override]
-        return self.server.emulator.server_software
+    def __init__(self, manager: Any, emulator: "ProviderEmulator", **kwargs: Any):
+        super().__init__(manager, **kwargs)
+        self.emulator = emulator
+        self.served = 0
 
-    def setup(self) -> None:
-        super().setup()
-        self._served = 0
-        self.server.emulator._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.emulator._track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        self.server.emulator._logger.debug("http: " + format, *args)
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks, total = [], 0
-            while True:
-                line = self.rfile.readline(1024)
-                try:
-                    size = int(line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    raise BodyError(400, "Malformed chunked body.") from None
-                if size < 0:
-                    raise BodyError(400, "Malformed chunked body.")
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > MAX_BODY_BYTES:
-                    raise BodyError(413, "The request body is too large.")
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            return b""
-        try:
-            length = int(length_header)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            raise BodyError(400, "Invalid Content-Length header.") from None
-        if length > MAX_BODY_BYTES:
-            raise BodyError(413, "The request body is too large.")
-        body = self.rfile.read(length)
-        if len(body) != length:
-            raise BodyError(400, "The request body is shorter than Content-Length.")
-        return body
-
-    def _dispatch(self) -> None:
-        emulator = self.server.emulator
-        arrival = emulator._clock()
-        self._served += 1
-        if self._served > 1 and emulator._refuse_now(self.command, self.path.split("?", 1)[0]):
-            # a keep-alive connection opened before the endpoint started refusing
-            self.close_connection = True
-            _reset(self.connection)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.emulator._refuse_now():  # accept the connection and close it at once with a reset, without a byte
+            _reset(transport)
             return
-        try:
-            body = self._read_body()
-        except BodyError as exc:
-            self.close_connection = True
-            self._write(emulator._body_error_reply(self.command, self.path, arrival, exc))
-            return
-        request = Request(self.command, self.path, list(self.headers.items()), body, arrival)
-        self._write(emulator._serve(request))
+        super().connection_made(transport)
 
-    def _write(self, reply: Reply) -> None:
-        if reply.reset:
-            self.close_connection = True
-            _reset(self.connection)
-            return
-        if reply.truncate:
-            # the real status line and headers (full Content-Length, no "Connection: close"), half the body,
-            # then the connection is closed as if the server died mid-body
-            self.close_connection = True
-            try:
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(reply.body)))
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(reply.body[: len(reply.body) // 2])
-                self.connection.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            return
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body) + sum(len(part) for part in reply.tail)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(reply.body)
-            for part in reply.tail:
-                self.wfile.write(part)
-        except OSError:
-            self.close_connection = True
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it already sent, then close (aiohttp would drop the connection)."""
+        self.close()
+        return True
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        emulator = self.emulator
+        if isinstance(exc, LineTooLong):
+            status = 414 if exc.args[1:2] == (MAX_REQUEST_LINE,) else 431
+        emulator._logger.debug("%s emulator: unparsable request: %s", emulator.provider_name, exc)
+        if status == 400:
+            reply = emulator._body_error_reply("", "", emulator._clock(), BodyError(400, "Malformed HTTP request."))
+            resp = _response(reply, emulator)
+        else:
+            resp = web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}\n")
+        resp.force_close()
+        return resp
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        self.emulator._logger.debug("%s emulator: connection error", self.emulator.provider_name)
+
+
+MAX_REQUEST_LINE = 65536 + 64  # long query strings (a CAMS GET carries every parameter) are legitimate
+
+
+def _response(reply: Reply, emulator: "ProviderEmulator") -> web.Response:
+    resp = web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type,
+                                                                        "Server": emulator.server_software,
+                                                                        **reply.headers})
+    return resp
+
+
+async def _read_body(request: web.BaseRequest) -> bytes:
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise BodyError(413, "The request body is too large.")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BodyError(413, "The request body is too large.") from None
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception:
+        raise BodyError(400, "Malformed request body.") from None
 
 
 # ---------------------------------------------------------------------------
@@ -496,7 +425,7 @@ class ProviderEmulator:
                  clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
                  log_level: int = logging.DEBUG, seed: int | None = None):
         if not isinstance(scenario, Scenario):
-            raise TypeError("scenario must be a Scenario (see exporter.emulator.scenario)")
+            raise TypeError("scenario must be a Scenario (see emulators.scenario)")
         self.scenario = scenario
         self.host = host
         self.port = port
@@ -514,9 +443,11 @@ class ProviderEmulator:
         self._offset = 0.0
         self._t0: float | None = None
         self._stop_event = threading.Event()
-        self._server: _Server | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._runner: web.ServerRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
+        self._workers: ThreadPoolExecutor | None = None
         # state watcher and webhooks
         self._watch_lock = threading.Lock()
         self._watch_thread: threading.Thread | None = None
@@ -538,13 +469,19 @@ class ProviderEmulator:
         if self._server is not None:
             return self
         self._stop_event.clear()
-        server = _Server((self.host, self.port), _Handler, emulator=self)
-        self._server = server
-        self.port = server.server_address[1]
+        loop = asyncio.new_event_loop()
+        try:
+            server = loop.run_until_complete(self._open(loop))
+        except BaseException:
+            loop.close()
+            raise
+        self._loop, self._server = loop, server
+        self.port = server.sockets[0].getsockname()[1]
+        self._workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix=f"{self.thread_prefix}-emulator")
         if self._t0 is None:
             self._t0 = self._clock()
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
-                                        name=f"{self.thread_prefix}-emulator:{self.port}", daemon=True)
+        self._thread = threading.Thread(target=loop.run_forever, name=f"{self.thread_prefix}-emulator:{self.port}",
+                                        daemon=True)
         self._thread.start()
         self.check_states()                      # the baseline (or what changed while stopped)
         self._watch_stop.clear()
@@ -553,39 +490,49 @@ class ProviderEmulator:
         self._watch_thread.start()
         return self
 
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractServer:
+        runner = web.ServerRunner(web.Server(self._handle), handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        self._runner = runner
+        manager = runner.server
+
+        def protocol() -> _Connection:
+            return _Connection(manager, self, loop=loop, access_log=None, max_line_size=MAX_REQUEST_LINE,
+                               max_field_size=16384, lingering_time=1.0)
+
+        return await loop.create_server(protocol, self.host, self.port, reuse_address=True, backlog=128)
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes the connections still open
+
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
+        server, loop = self._server, self._loop
+        if server is None or loop is None:
             return
-        self._stop_event.set()
+        self._stop_event.set()                   # delays end at once
         self._watch_stop.set()
         self._watch_wake.set()
         if self._watch_thread is not None:
             self._watch_thread.join(timeout=5)
             self._watch_thread = None
         self._webhook_sender.stop()
-        # shutdown() waits for serve_forever to notice; poke the listening socket so that is immediate
-        closer = threading.Thread(target=server.shutdown, daemon=True)
-        closer.start()
-        address = server.server_address[:2]
-        while closer.is_alive():
-            try:
-                socket.create_connection(address, timeout=0.2).close()
-            except OSError:
-                pass
-            closer.join(0.01)
-        server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-            self._connections.clear()
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=10)
+        except Exception:  # a timeout or an error while closing: the port is released below anyway
+            self._logger.debug("%s emulator: error while stopping", self.provider_name, exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if not loop.is_running():
+            loop.close()
+        if self._workers is not None:
+            self._workers.shutdown(wait=False)
+            self._workers = None
+        self._server = self._runner = self._loop = None
 
     def __enter__(self):
         return self.start()
@@ -929,7 +876,7 @@ class ProviderEmulator:
     def _events(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
                 t: float, wall: float) -> list[Event]:
         """The webhook events (Meta vocabulary) for one space's changes.  The default is the BSP relays'
-        form (:func:`~exporter.emulator.webhooks.derive_events`, plus one ``business_capability_update``
+        form (:func:`~emulators.webhooks.derive_events`, plus one ``business_capability_update``
         per new per-number portfolio value); the Meta emulator has its own."""
         events: list[Event] = []
         portfolio: dict[Any, list[dict[str, Any]]] = {}
@@ -1072,12 +1019,51 @@ class ProviderEmulator:
 
     # -- request processing ------------------------------------------------
 
-    def _track(self, conn: socket.socket, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The one aiohttp handler: read the body, let the provider answer (in a worker thread), write it."""
+        arrival = self._clock()
+        conn = request.protocol
+        conn.served += 1
+        target = request.raw_path
+        if conn.served > 1 and self._refuse_now(request.method, target.split("?", 1)[0]):
+            # a keep-alive connection opened before the endpoint started refusing
+            _reset(request.transport)
+            return web.Response(status=500)  # never sent: the connection is gone
+        try:
+            body = await _read_body(request)
+        except BodyError as exc:
+            resp = _response(self._body_error_reply(request.method, target, arrival, exc), self)
+            resp.force_close()
+            return resp
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+        req = Request(request.method, target, headers, body, arrival)
+        reply = await asyncio.get_running_loop().run_in_executor(self._workers, self._serve, req)
+        return await self._write(request, reply)
+
+    async def _write(self, request: web.BaseRequest, reply: Reply) -> web.StreamResponse:
+        if reply.reset:
+            _reset(request.transport)
+            return web.Response(status=500)  # never sent: the connection is gone
+        headers = {"Content-Type": reply.content_type, "Server": self.server_software, **reply.headers}
+        resp = web.StreamResponse(status=reply.status, headers=headers)
+        resp.content_length = len(reply.body) + sum(len(part) for part in reply.tail)
+        if reply.truncate:
+            # the real status line and headers (full Content-Length, no "Connection: close"), half the body,
+            # then the connection is closed as if the server died mid-body
+            await resp.prepare(request)
+            await resp.write(reply.body[: len(reply.body) // 2])
+            transport = request.transport
+            if transport is not None:
+                if transport.can_write_eof():
+                    transport.write_eof()
+                transport.close()
+            return resp
+        await resp.prepare(request)
+        await resp.write(reply.body)
+        for part in reply.tail:
+            for start in range(0, len(part), 1 << 20):
+                await resp.write(part[start:start + (1 << 20)])
+        return resp
 
     def _record(self, req_method: str, path: str, arrival: float, ctx: Context, reply: Reply) -> None:
         record = RequestRecord(

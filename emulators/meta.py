@@ -65,7 +65,7 @@ emulator plays:
 
 * **No number is ever FLAGGED.**  A scenario whose number (base or timeline)
   has ``status: FLAGGED`` is refused when the emulator is built
-  (:class:`~exporter.emulator.scenario.ScenarioError` naming the key), and
+  (:class:`~emulators.scenario.ScenarioError` naming the key), and
   ``set_number(status="FLAGGED")`` raises ``ValueError``.  A ``RED`` quality
   rating changes no limit and no health (it is only served).
 * **The messaging limit belongs to the business portfolio.**  WABA attribute
@@ -238,7 +238,7 @@ until (scenario time), remediation?}]``), ``ban_state``, ``ban_date``,
 ``phone_number_quality_update`` forms BSP relays still send (``FLAGGED`` when the
 quality becomes RED, ``UNFLAGGED`` when it stops being RED, ``UPGRADE``/``DOWNGRADE``
 with ``old_limit`` when ``messaging_limit_tier``, else the portfolio limit, rises
-or drops; see :func:`~exporter.emulator.webhooks.legacy_quality_events`), so a
+or drops; see :func:`~emulators.webhooks.legacy_quality_events`), so a
 receiver can be tested for tolerance.  Other changes (e.g.
 ``code_verification_status``) are recorded by ``state_changes()`` but send
 nothing.
@@ -292,7 +292,7 @@ __all__ = [
     "WRITE_ACTIONS",
 ]
 
-logger = logging.getLogger("exporter.emulator.meta")
+logger = logging.getLogger("emulators.meta")
 
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 DEFAULT_API_VERSION = "v24.0"

@@ -859,8 +859,8 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def builtin_scenarios() -> list[str]:
-    """Names of the scenarios shipped in ``exporter/emulator/scenarios``."""
-    folder = resources.files("exporter.emulator").joinpath("scenarios")
+    """Names of the scenarios shipped in ``emulators/scenarios``."""
+    folder = resources.files("emulators").joinpath("scenarios")
     return sorted(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
 
 
@@ -868,7 +868,7 @@ def load_builtin_scenario(name: str = "demo") -> Scenario:
     """Load a built-in scenario by name (e.g. ``"demo"``)."""
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name or ""):
         raise ScenarioError("", f"invalid built-in scenario name {name!r}")
-    entry = resources.files("exporter.emulator").joinpath("scenarios", f"{name}.yaml")
+    entry = resources.files("emulators").joinpath("scenarios", f"{name}.yaml")
     if not entry.is_file():
         raise ScenarioError("", f"no built-in scenario {name!r} (available: {', '.join(builtin_scenarios())})")
     return loads_scenario(entry.read_text(encoding="utf-8"), f"builtin:{name}")
