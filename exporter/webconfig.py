@@ -52,12 +52,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Optional
 
-from pydantic import Field, ValidationError, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from exporter import yamlfile
-from exporter.config.errors import ConfigError, bad, custom, problems_from, raise_all, show, typename
-from exporter.config.load import CONFIG_FILE_MAX_BYTES, load_yaml, read_file
-from exporter.config.types import Ctx, Section, parse_duration, value_type
+from exporter.config.errors import ConfigError, bad, custom, load_yaml, raise_all, read_file, show, typename, validate
+from exporter.config.values import Section, parse_duration, value_type
 
 __all__ = ["RateLimit", "TLSConfig", "WebConfig", "WebConfigError", "load_web_config", "parse_web_config"]
 
@@ -345,7 +344,7 @@ def _interval(raw: Any, info: ValidationInfo) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         bad(f"must be a duration such as 100ms or 1s, got {_a(raw)}")
     try:
-        interval = parse_duration(raw) if isinstance(raw, str) else float(raw)
+        interval = parse_duration(raw) if isinstance(raw, str) else float(str(raw))  # a huge integer: inf
     except ValueError:
         bad(f"malformed duration {show(raw)}; expected e.g. 100ms, 1s or 1m")
     if not math.isfinite(interval) or interval < 0:
@@ -387,7 +386,7 @@ class WebConfigFile(_Section):
 def load_web_config(path: str) -> WebConfig:
     """Read and validate the web config at *path*; relative paths in it resolve against its directory."""
     path = os.fspath(path)
-    return parse_web_config(read_file(path, "web config file", CONFIG_FILE_MAX_BYTES, WebConfigError), source=path)
+    return parse_web_config(read_file(path, "web config file", WebConfigError), source=path)
 
 
 def parse_web_config(text: str, source: str | None = None, base_dir: str | None = None) -> WebConfig:
@@ -399,14 +398,7 @@ def parse_web_config(text: str, source: str | None = None, base_dir: str | None 
         return WebConfig(source=source)
     if not isinstance(doc, dict):
         _fail(root_name, f"the web config must be a mapping, got {_a(doc)}")
-    try:
-        parsed = WebConfigFile.model_validate(doc, context=Ctx(base_dir=base_dir))
-    except ValidationError as e:
-        problems = problems_from(e, root_name)
-    else:
-        problems = []
-    if problems:  # outside the except block: pydantic's error (and the hashes in it) stays behind
-        raise WebConfigError.of(problems)
+    parsed = validate(WebConfigFile, doc, root_name, error=WebConfigError)
     notes: list[str] = []
     tls = _tls(parsed.tls_server_config, base_dir, notes) if parsed.tls_server_config else None
     http = parsed.http_server_config or HTTPServerConfig()

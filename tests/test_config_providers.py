@@ -179,6 +179,10 @@ def test_default_concurrency_follows_the_budget():
         ("global: {max_numbers: -1}", "global.max_numbers", "whole number"),
         ("global: {concurrency: 0}", "global.concurrency", "whole number"),
         ("global: {concurrency: 2.5}", "global.concurrency", "whole number"),
+        # an integer too large for a float is refused like an infinite number (it used to raise OverflowError)
+        ("global: {qps: " + "9" * 400 + "}", "global.qps", "must be a finite number"),
+        ("global: {max_numbers: " + "9" * 400 + "}", "global.max_numbers", "must be a finite number"),
+        ("global: {poll_interval: " + "9" * 400 + "}", "global.poll_interval", "must be a finite duration"),
     ],
 )
 def test_metrics_and_cap_errors(section, path, fragment):

@@ -251,6 +251,7 @@ BAD = [
     ("http2 not a boolean", "http_server_config:\n  http2: maybe\n", "http_server_config.http2: must be true or false"),
     ("bad rate interval", "rate_limit: {{interval: soon, burst: 1}}\n", "rate_limit.interval: malformed duration"),
     ("zero burst", "rate_limit: {{interval: 1s, burst: 0}}\n", "rate_limit.burst: must be at least 1"),
+    ("huge interval", "rate_limit: {{interval: " + "9" * 400 + ", burst: 1}}\n", "rate_limit.interval: must be a finite"),
 ]
 
 

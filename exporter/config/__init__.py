@@ -1,24 +1,19 @@
 """The configuration: a YAML file validated by pydantic models into provider-neutral objects.
 
 See ``examples/config.yaml`` for the format and ``config.schema.json`` (printed
-by ``--config.schema``) for every key.  Modules:
-
-* :mod:`~exporter.config.model`: what the rest of the exporter uses (:class:`Config`,
-  :class:`Account`, :class:`Unit`, :class:`Credentials`, :class:`WebhooksConfig`);
-* :mod:`~exporter.config.providers`: one file model per provider and the registry;
-* :mod:`~exporter.config.accounts`: the settings shared with ``global:`` and the rules between them;
-* :mod:`~exporter.config.schema`: the file as a whole;
-* :mod:`~exporter.config.types`, :mod:`~exporter.config.secrets`, :mod:`~exporter.config.env`:
-  values, secrets, ``${VAR}`` expansion;
-* :mod:`~exporter.config.errors`: one-line problems; :mod:`~exporter.config.load`: entry points.
+by ``--config.schema``) for every key.  Modules, from the bottom up:
+:mod:`~exporter.config.errors` (one-line problems, reading a file),
+:mod:`~exporter.config.values` (sections, ``${VAR}``, value types),
+:mod:`~exporter.config.secrets`, :mod:`~exporter.config.providers` (accounts and
+the registry), :mod:`~exporter.config.schema` (the file, reading it) and
+:mod:`~exporter.config.model` (what the rest of the exporter uses).
 """
 
-from exporter.config.accounts import RESERVED_LABEL_NAMES, default_poll_jitter
 from exporter.config.errors import ConfigError, Problem
-from exporter.config.load import config_schema, config_schema_json, load_config, parse_config
 from exporter.config.model import Account, Config, Credentials, Labels, Unit, WebhooksConfig
-from exporter.config.providers import PROVIDERS, ProviderSpec
-from exporter.config.types import parse_duration
+from exporter.config.providers import PROVIDERS, RESERVED_LABEL_NAMES, ProviderSpec, default_poll_jitter
+from exporter.config.schema import config_schema, config_schema_json, load_config, parse_config
+from exporter.config.values import parse_duration
 
 __all__ = [
     "Account", "Config", "ConfigError", "Credentials", "Labels", "PROVIDERS", "Problem", "ProviderSpec",

@@ -1,35 +1,28 @@
-"""One-line configuration errors, and how pydantic's errors become them.
+"""One-line problems, ``<key path>: <what is wrong>``: from pydantic's errors and from reading a file.
 
-Every problem is one line ``<key path>: <what is wrong>``.  A configuration
-with several problems raises one :class:`ConfigError` that holds them all;
-``--check-config`` prints one line each.  Messages quote a value only as it is
-written in the file (before ``${VAR}`` expansion) and never a credential.
+A file with several problems raises one :class:`ConfigError` holding them all.
+Messages quote a value only as written in the file (before ``${VAR}``
+expansion), and never a credential.  Shared with the web configuration.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, NoReturn
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["ConfigError", "Problem", "bad", "fmt_seconds", "join", "problems_from", "raise_all", "show",
-           "suggest", "typename"]
+from exporter import yamlfile
 
-#: the error type of every message written by this package (pydantic's own are translated)
+#: the error type of this package's messages (pydantic's own become "invalid value (...)")
 ERROR_TYPE = "config"
-
-
-def _one_line(text: Any) -> str:
-    return " ".join(str(text).split())
+CONFIG_FILE_MAX_BYTES = 4 * 1024 * 1024
 
 
 class Problem(NamedTuple):
-    """One problem: the key path and what is wrong, each one line."""
-
     path: str
     message: str
 
@@ -38,27 +31,21 @@ class Problem(NamedTuple):
 
 
 class ConfigError(Exception):
-    """An invalid configuration: one or more :class:`Problem`.
+    """One or more :class:`Problem`; ``path`` and ``message`` are the first one's.
 
-    ``path`` and ``message`` are those of the first problem; ``str()`` joins
-    every problem's line with "; " (one line, for a log record), and
-    :meth:`lines` gives one line per problem (for ``--check-config``).
+    ``str()`` joins every problem with "; " (one log line); :meth:`lines` gives one line each.
     """
 
     def __init__(self, path: str, message: str = "", *more: tuple[str, str]) -> None:
-        self.problems = tuple(Problem(_one_line(p), _one_line(m)) for p, m in ((path, message), *more))
+        self.problems = tuple(Problem(*(" ".join(str(t).split()) for t in p)) for p in ((path, message), *more))
         super().__init__(*self.problems)
         self.path, self.message = self.problems[0]
 
-    @classmethod
-    def of(cls, problems: Sequence[tuple[str, str]]) -> "ConfigError":
-        return cls(*problems[0], *problems[1:])
-
     def __reduce__(self):
-        return (type(self).of, (self.problems,))
+        return type(self), (*self.problems[0], *self.problems[1:])
 
     def __str__(self) -> str:
-        return "; ".join(map(str, self.problems))
+        return "; ".join(self.lines())
 
     def lines(self) -> list[str]:
         return [str(p) for p in self.problems]
@@ -66,29 +53,18 @@ class ConfigError(Exception):
 
 # -- wording -----------------------------------------------------------------
 
+_TYPE_NAMES = ((type(None), "null"), (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+               (list, "list"), (dict, "mapping"))
+
+
 def typename(value: Any) -> str:
-    if value is None:
-        return "null"
-    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-                       (list, "list"), (dict, "mapping")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
+    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)), type(value).__name__)
 
 
 def show(value: Any, limit: int = 60) -> str:
     """Quote a raw (pre-expansion, non-secret) value for a message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def join(path: str, key: Any) -> str:
-    """``path.key`` for plain keys; others (spaces, dots, colons, ...) as ``path['key']``, indexes as ``path[0]``."""
-    if isinstance(key, int) and not isinstance(key, bool):
-        return f"{path}[{key}]"
-    if isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_@+-]{1,64}", key):
-        return f"{path}.{key}" if path else key
-    return f"{path}[{show(key)}]"
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -108,43 +84,87 @@ def suggest(word: str, options: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
         return close[0]
-    if len(word) >= 3:
-        prefixed = [o for o in options if o.startswith(word) or word.startswith(o)]
-        if len(prefixed) == 1:
-            return prefixed[0]
-    return None
+    prefixed = [o for o in options if o.startswith(word) or word.startswith(o)] if len(word) >= 3 else []
+    return prefixed[0] if len(prefixed) == 1 else None
+
+
+def did_you_mean(word: str, options: Iterable[str], otherwise: str = "") -> str:
+    hint = suggest(word, options)
+    return f' (did you mean "{hint}"?)' if hint else otherwise
 
 
 # -- pydantic's errors --------------------------------------------------------
 
 def bad(message: str) -> NoReturn:
-    """Fail the value being validated with *message* (a final, one-line message)."""
+    """Fail the value being validated with *message* (final and one line)."""
     raise PydanticCustomError(ERROR_TYPE, message)
 
 
 def custom(loc: tuple, message: str) -> dict:
-    """A pydantic error entry at *loc* (relative to the model being validated) with *message*."""
+    """An error entry at *loc* (relative to the model being validated)."""
     return {"type": ERROR_TYPE, "loc": loc, "msg": message, "input": None}
 
 
-def raise_all(errors: Sequence[dict], title: str = "config") -> None:
-    """Raise *errors* (pydantic error entries, e.g. from ``ValidationError.errors()``) together."""
-    if not errors:
-        return
-    # The inputs are dropped: they may be secrets, and no message of this package shows them.
-    details = [InitErrorDetails(type=PydanticCustomError(ERROR_TYPE, e["msg"]) if e["type"] == ERROR_TYPE
-                                else e["type"], loc=tuple(e["loc"]), input=None, ctx=e.get("ctx") or {})
-               for e in errors]
-    raise ValidationError.from_exception_data(title, details, hide_input=True)
+def raise_all(errors: Sequence[dict]) -> None:
+    """Raise error entries (ours or ``ValidationError.errors()``) together, without their inputs (secrets)."""
+    if errors:
+        raise ValidationError.from_exception_data("config", [InitErrorDetails(
+            type=PydanticCustomError(ERROR_TYPE, e["msg"]) if e["type"] == ERROR_TYPE else e["type"],
+            loc=tuple(e["loc"]), input=None, ctx=e.get("ctx") or {}) for e in errors], hide_input=True)
 
 
-def problems_from(err: ValidationError, root: str, prefix: tuple = ()) -> list[Problem]:
-    """One :class:`Problem` per entry of *err*; *root* names the document for entries at its top."""
-    out = []
-    for entry in err.errors(include_url=False):
-        path = ""
-        for part in (*prefix, *entry["loc"]):
-            path = join(path, part)
-        message = entry["msg"] if entry["type"] == ERROR_TYPE else f"invalid value ({entry['msg']})"
-        out.append(Problem(path or root, message))
+def each(items: Iterable[tuple[Any, Any]], check: Callable[[Any, Any], Any],
+         at: Callable[[Any], tuple] = lambda key: (key,)) -> list:
+    """``check(key, value)`` for every item, every failure reported at once at ``at(key)``."""
+    out, errors = [], []
+    for key, value in items:
+        try:
+            out.append(check(key, value))
+        except PydanticCustomError as e:
+            errors.append(custom(at(key), e.message()))
+    raise_all(errors)
     return out
+
+
+def _path(loc: tuple, root: str) -> str:
+    """``a.b[0]`` for plain keys and indexes, ``a['odd key']`` for others; *root* for the top."""
+    path = ""
+    for key in loc:
+        if isinstance(key, int) and not isinstance(key, bool):
+            path = f"{path}[{key}]"
+        elif isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_@+-]{1,64}", key):
+            path = f"{path}.{key}" if path else key
+        else:
+            path = f"{path}[{show(key)}]"
+    return path or root
+
+
+# -- a document ----------------------------------------------------------------
+
+def read_file(path: str, what: str, error: type[ConfigError] = ConfigError) -> str:
+    """The text of the regular file *path*, at most 4 MiB (*what* names it in messages)."""
+    try:
+        return yamlfile.read_text_file(path, CONFIG_FILE_MAX_BYTES)
+    except yamlfile.FileProblem as e:
+        problem = f"cannot read {what}: {e.reason}" if e.kind == "unreadable" else f"{what} is {e.reason}"
+    raise error(path, problem)
+
+
+def load_yaml(text: str, root: str, error: type[ConfigError] = ConfigError) -> Any:
+    try:
+        return yamlfile.load_yaml(text, root)
+    except yamlfile.YAMLProblem as e:
+        problem = e
+    raise error(problem.where, problem.message)
+
+
+def validate(model: type[BaseModel], doc: Any, root: str, context: Any = None,
+             error: type[ConfigError] = ConfigError) -> Any:
+    """*doc* validated by *model*, or *error* with one problem per error entry."""
+    try:
+        return model.model_validate(doc, context=context)
+    except ValidationError as e:
+        problems = [(_path(x["loc"], root), x["msg"] if x["type"] == ERROR_TYPE else f"invalid value ({x['msg']})")
+                    for x in e.errors(include_url=False)]
+    # raised outside the except block: pydantic's error (and the values in it) stays behind
+    raise error(*problems[0], *problems[1:])

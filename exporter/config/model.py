@@ -1,9 +1,9 @@
-"""The validated configuration, as the rest of the exporter sees it: provider-neutral and immutable.
+"""The validated configuration as the rest of the exporter sees it: provider-neutral and immutable.
 
 Each provider names its credential and its polling units in its own words
 (CAMS: AccessKey and CustSpaceId; NxCloud: accessKey and appkey; Kaleyra and
-Meta: a key and WABA ids).  The file models in :mod:`exporter.config.providers`
-map them all onto :class:`Credentials` and :class:`Unit`.
+Meta: a key and WABA ids); :mod:`exporter.config.providers` maps them onto
+:class:`Credentials` and :class:`Unit`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,13 @@ from urllib.parse import urlsplit
 from exporter.config.errors import fmt_seconds
 from exporter.exposition import DEFAULT_OPTIONS, RenderOptions
 
-__all__ = ["Account", "Config", "Credentials", "Labels", "Unit", "WebhooksConfig"]
-
 
 class Labels(Mapping[str, Any]):
-    """An immutable, hashable mapping with string keys (static labels, per-action limits, unit parameters)."""
+    """An immutable, hashable mapping sorted by key (static labels, per-action limits, unit parameters)."""
 
     __slots__ = ("_data",)
 
-    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(sorted((data or {}).items())))
 
     def __getitem__(self, key: str) -> Any:
@@ -39,11 +37,6 @@ class Labels(Mapping[str, Any]):
     def __hash__(self) -> int:
         return hash(tuple(self._data.items()))
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return dict(self.items()) == dict(other.items())
-        return NotImplemented
-
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Labels is immutable")
 
@@ -55,9 +48,8 @@ class Labels(Mapping[str, Any]):
 class Unit:
     """One polling unit: a CAMS space, an NxCloud app, a Kaleyra or Meta WABA.
 
-    ``id`` is the unit's id in its provider's words (CustSpaceId, appkey, WABA
-    id); it is the ``space_id`` label.  ``phone_numbers`` restricts the poll to
-    those numbers (digits with country code); empty means all.  ``params`` holds
+    ``id`` (CustSpaceId, appkey, WABA id) is the ``space_id`` label; ``phone_numbers``
+    (digits with country code) restricts the poll, empty means all; ``params`` holds
     what only its provider reads (CAMS: ``isv_code``).
     """
 
@@ -69,12 +61,10 @@ class Unit:
 @dataclass(frozen=True)
 class Credentials:
     access_key_id: str
-    access_key_secret: str = field(repr=False)
+    access_key_secret: str
 
     def __repr__(self) -> str:
         return f"Credentials(access_key_id={self.access_key_id!r}, access_key_secret=<redacted>)"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -109,11 +99,7 @@ class Account:
 
     @property
     def credential_key(self) -> tuple[str, str, str]:
-        """``(provider, endpoint host, credential id)``.
-
-        Accounts with the same key use the same credential, so they share one
-        rate limiter (token bucket) in the scheduler.
-        """
+        """``(provider, endpoint host, credential id)``: accounts with one key share one rate limiter."""
         return (self.provider, self.endpoint_host, self.credentials.access_key_id)
 
 
@@ -123,9 +109,9 @@ class WebhooksConfig:
 
     listen_address: str
     debounce: float = 2.0
-    meta_app_secret: str | None = field(default=None, repr=False)
-    meta_verify_token: str | None = field(default=None, repr=False)
-    kaleyra_token: str | None = field(default=None, repr=False)
+    meta_app_secret: str | None = None
+    meta_verify_token: str | None = None
+    kaleyra_token: str | None = None
     nxcloud: bool = False
 
     @property
@@ -142,8 +128,6 @@ class WebhooksConfig:
     def __repr__(self) -> str:
         return (f"WebhooksConfig(listen_address={self.listen_address!r}, debounce={self.debounce!r}, "
                 f"providers={self.providers!r}, secrets=<redacted>)")
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -167,7 +151,4 @@ class Config:
         return {k: tuple(v) for k, v in groups.items()}
 
     def account(self, name: str) -> Account:
-        for a in self.accounts:
-            if a.name == name:
-                return a
-        raise KeyError(name)
+        return {a.name: a for a in self.accounts}[name]

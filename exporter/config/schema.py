@@ -1,151 +1,84 @@
-"""The configuration file as a whole: ``global:``, ``accounts:``, ``metrics:`` and ``webhooks:``.
+"""The configuration file as a whole (``global:``, ``accounts:``, ``metrics:``, ``webhooks:``), and reading it.
 
-:class:`ConfigFile` is the root model; its JSON Schema is what editors use
-(``--config.schema`` prints it).  Accounts are validated one by one, each with
-the model of its ``provider``, so every account's problems are reported in the
-same run, together with the rules between accounts (unique names, one budget
-per shared credential).
+:class:`ConfigFile` is the root model, and its JSON Schema the one editors use.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+import os
+from collections.abc import Mapping
 from typing import Annotated, Any, Optional, Union
 
-from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, WrapValidator, create_model, \
-    model_validator
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, WrapValidator, model_validator
 from pydantic_core import PydanticCustomError
 
-from exporter.config.accounts import Tunables, interval_rules
-from exporter.config.errors import bad, custom, raise_all, show, suggest, typename
-from exporter.config.model import Account, WebhooksConfig
-from exporter.config.providers import PROVIDERS
-from exporter.config.secrets import secret_section
-from exporter.config.types import Duration, Section, between, choice, ctx_of, text_value, value_type
+from exporter.config.errors import ConfigError, bad, custom, load_yaml, raise_all, read_file, show, typename, validate
+from exporter.config.model import Account, Config, WebhooksConfig
+from exporter.config.providers import PROVIDERS, GlobalSection
+from exporter.config.secrets import secret_pairs
+from exporter.config.values import Duration, Section, between, choice, choose, listed, text_value, value_type
 from exporter.exposition import DISABLEABLE, INFO_LABELS, RenderOptions
 
-__all__ = ["ConfigFile", "GlobalSection"]
+#: where the committed schema is published, for the ``$id``
+SCHEMA_ID = "https://github.com/whatsapp-number-exporter/whatsapp-number-exporter/blob/main/config.schema.json"
+NULL_IS_EMPTY = BeforeValidator(lambda value: {} if value is None else value)
 
 
-def _none_is_empty(value: Any) -> Any:
-    return {} if value is None else value
+# -- accounts: ---------------------------------------------------------------
 
-
-# --------------------------------------------------------------------------
-# global:
-# --------------------------------------------------------------------------
-
-class _GlobalRules(Section):
-    @model_validator(mode="after")
-    def _rules(self) -> "_GlobalRules":
-        errors = []
-        if self.poll_interval is not None:
-            errors += interval_rules(self.poll_interval, lambda key: (getattr(self, key, None), ""))
-        known = {a for spec in PROVIDERS.values() for a in spec.action_qps}
-        for action in self.action_qps or {}:
-            if action not in known:
-                hint = suggest(action, known)
-                errors.append(custom(("action_qps", action), "unknown action" + (
-                    f' (did you mean "{hint}"?)' if hint else f" (known: {', '.join(sorted(known))})")))
-        raise_all(errors)
-        return self
-
-
-GlobalSection = create_model(
-    "GlobalSection", __doc__="Defaults for every account; a provider's own settings apply to its accounts only.",
-    __base__=(_GlobalRules, Tunables, *dict.fromkeys(s.tunables for s in PROVIDERS.values() if s.tunables)))
-
-
-# --------------------------------------------------------------------------
-# accounts:
-# --------------------------------------------------------------------------
-
-AccountFile = Annotated[Union[tuple(spec.model for spec in PROVIDERS.values())], Field(discriminator="provider")]
-
-
-def _provider(raw: Any, info: ValidationInfo) -> str:
-    if not isinstance(raw, dict):
-        bad(f"must be a mapping, got {typename(raw)}")
-    value = raw.get("provider")
-    where = ("provider",)
-    if value is None:
-        raise_all([custom(where, f"required (one of: {', '.join(PROVIDERS)})")])
+def _provider(item: Any, info: ValidationInfo) -> str:
+    if not isinstance(item, dict):
+        bad(f"must be a mapping, got {typename(item)}")
     try:
-        name = text_value(value, info)
-    except PydanticCustomError as e:  # report it at the key
-        raise_all([custom(where, e.message())])
-    if name not in PROVIDERS:
-        hint = suggest(name, PROVIDERS)
-        options = ", ".join(f'"{p}"' for p in PROVIDERS)
-        raise_all([custom(where, f"unknown provider {show(value)} (allowed: {options})"
-                          + (f'; did you mean "{hint}"?' if hint else ""))])
-    return name
+        if item.get("provider") is None:
+            bad(f"required (one of: {', '.join(PROVIDERS)})")
+        return choose(tuple(PROVIDERS), "provider")(item["provider"], info)
+    except PydanticCustomError as e:  # reported at the key
+        raise_all([custom(("provider",), e.message())])
 
 
 def _accounts(raw: Any, handler: Any, info: ValidationInfo) -> list[Account]:
-    """Each account with its provider's model, then the rules between accounts; all problems at once."""
-    if raw is None:
-        bad("required (a list of accounts)")
-    if not isinstance(raw, list):
-        bad(f"must be a list of accounts, got {typename(raw)}")
-    if not raw:
-        bad("must contain at least one account")
+    """Each account with its provider's model, then the rules between accounts (all problems at once)."""
+    listed(raw, "account", "a list of accounts", " of accounts")
     glob = info.data.get("global_") or GlobalSection()
-    ctx = ctx_of(info)
     errors: list[dict] = []
-    names: dict[str, int] = {}
-    accounts: dict[int, Account] = {}
+    names, accounts = {}, {}  # name -> first index; index -> account
     for i, item in enumerate(raw):
         try:
             provider = _provider(item, info)
             spec = PROVIDERS[provider]
-            model = spec.model.model_validate({**item, "provider": provider}, context=replace(ctx, path=f"accounts[{i}]"))
-            if model.name in names:
+            model = spec.model.model_validate({**item, "provider": provider}, context=info.context)
+            if names.setdefault(model.name, i) != i:
                 errors.append(custom((i, "name"), f'duplicate account name "{model.name}" '
                                      f"(also accounts[{names[model.name]}])"))
-            names.setdefault(model.name, i)
-            accounts[i] = model.resolve(spec, glob)
+            accounts[i] = model.resolve(spec, glob, f"accounts[{i}]")
         except ValidationError as e:
             errors += [dict(entry, loc=(i, *entry["loc"])) for entry in e.errors(include_url=False)]
         except PydanticCustomError as e:  # about the item itself
             errors.append(custom((i,), e.message()))
-    errors += _shared_credentials(accounts)
+    # Accounts using one credential (same provider, endpoint host and id) are limited by the provider
+    # as one caller: they share one token bucket, so they must declare one budget.
+    first: dict[tuple, int] = {}
+    for i, account in accounts.items():
+        j = first.setdefault(account.credential_key, i)
+        other = accounts[j]
+        for key, shared, values in (("action_qps", "its per-action limits", ""),
+                                    ("qps", "one QPS budget", f" ({other.qps:g} vs {account.qps:g})")):
+            if getattr(other, key) != getattr(account, key):
+                errors.append(custom((i, key), f"accounts[{j}] ({other.name}) and accounts[{i}] ({account.name}) use "
+                                     "the same credential (same provider, endpoint host and access_key_id) and share "
+                                     f"{shared}, but declare different {key}{values}; set the same {key} on both"))
     raise_all(sorted(errors, key=lambda entry: entry["loc"][0]))
     return list(accounts.values())
 
 
-def _shared_credentials(accounts: dict[int, Account]) -> list[dict]:
-    errors = []
-    credentials: dict[tuple, int] = {}
-    for i, account in accounts.items():
-        # Accounts using one credential (same provider, endpoint host and id) are limited by the
-        # provider as one caller: they share one token bucket, so they must declare one budget.
-        j = credentials.setdefault(account.credential_key, i)
-        other = accounts[j]
-        if other.action_qps != account.action_qps:
-            errors.append(custom((i, "action_qps"), f"accounts[{j}] ({other.name}) and accounts[{i}] ({account.name}) "
-                                 "use the same credential and share its per-action limits, but declare different "
-                                 "action_qps; set the same action_qps on both"))
-        if other.qps != account.qps:
-            errors.append(custom((i, "qps"), f"accounts[{j}] ({other.name}) and accounts[{i}] ({account.name}) use the "
-                                 "same credential (same provider, endpoint host and access_key_id) and share one QPS "
-                                 f"budget, but declare different qps ({other.qps:g} vs {account.qps:g}); "
-                                 "set the same qps on both"))
-    return errors
-
-
-# --------------------------------------------------------------------------
-# metrics:
-# --------------------------------------------------------------------------
+# -- metrics: ----------------------------------------------------------------
 
 def _list_of(allowed: tuple[str, ...], what: str, plural: str) -> Any:
-    item = choice(allowed, what, required=True)
-
     def check(raw: Any) -> Any:
-        if not isinstance(raw, list):
-            bad(f"must be a list of {plural}, got {typename(raw)}")
-        return raw
-    return Optional[Annotated[list[item], BeforeValidator(check)]]
+        return raw if isinstance(raw, list) else bad(f"must be a list of {plural}, got {typename(raw)}")
+    return Optional[Annotated[list[choice(allowed, what, required=True)], BeforeValidator(check)]]
 
 
 class MetricsSection(Section):
@@ -163,9 +96,7 @@ class MetricsSection(Section):
                              info_labels=info)
 
 
-# --------------------------------------------------------------------------
-# webhooks:
-# --------------------------------------------------------------------------
+# -- webhooks: ---------------------------------------------------------------
 
 #: the Kaleyra token is the only thing that authenticates Kaleyra's callback
 KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH = 16
@@ -180,11 +111,6 @@ def _listen_address(raw: Any, info: ValidationInfo) -> str:
     return value
 
 
-MetaHook = secret_section("MetaWebhookSecrets", "app_secret", "verify_token",
-                          doc="The Meta app's secret (checks signatures) and the verify token of the subscription.")
-KaleyraHook = secret_section("KaleyraWebhookSecrets", "token", doc="The token Kaleyra's callback URL carries.")
-
-
 class NxCloudHook(Section):
     """NxCloud's callbacks carry no secret: an empty mapping turns them on."""
 
@@ -195,18 +121,19 @@ class WebhooksSection(Section):
     listen_address: value_type(str, _listen_address, {"type": "string", "pattern": r":[0-9]+$"}, required=True) = \
         Field(description='[host]:port, e.g. ":10068".')
     debounce: Annotated[Duration, between(0.0, 60.0)] = Field(None, description="Default 2s.")
-    meta: Optional[MetaHook] = None
-    kaleyra: Optional[KaleyraHook] = None
-    nxcloud: Annotated[Optional[NxCloudHook], BeforeValidator(_none_is_empty)] = None
+    meta: Optional[secret_pairs("MetaWebhookSecrets", "The Meta app's secret (checks signatures) and the verify "
+                                "token of the subscription.", secrets=("app_secret", "verify_token"))] = None
+    kaleyra: Optional[secret_pairs("KaleyraWebhookSecrets", "The token Kaleyra's callback URL carries.",
+                                   secrets=("token",))] = None
+    nxcloud: Annotated[Optional[NxCloudHook], NULL_IS_EMPTY] = None
 
     @model_validator(mode="after")
     def _rules(self) -> "WebhooksSection":
-        errors: list[dict] = []
-        if self.kaleyra is not None:
-            if len(self.kaleyra.value("token")) < KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH:
-                key = "token" if self.kaleyra.token is not None else "token_file"
-                errors.append(custom(("kaleyra", key), "too short: the token is all that authenticates Kaleyra's "
-                                     f"callback, use at least {KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH} random characters"))
+        errors = []
+        if self.kaleyra is not None and len(self.kaleyra.value("token")) < KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH:
+            errors.append(custom(("kaleyra", "token" if self.kaleyra.token is not None else "token_file"),
+                                 "too short: the token is all that authenticates Kaleyra's callback, use at least "
+                                 f"{KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH} random characters"))
         if self.meta is None and self.kaleyra is None and self.nxcloud is None:
             errors.append(custom((), "enable at least one of meta, kaleyra or nxcloud"))
         raise_all(errors)
@@ -220,20 +147,56 @@ class WebhooksSection(Section):
             kaleyra_token=kaleyra and kaleyra.value("token"), nxcloud=self.nxcloud is not None)
 
 
-# --------------------------------------------------------------------------
-# The file
-# --------------------------------------------------------------------------
+# -- The file ----------------------------------------------------------------
 
 class ConfigFile(Section):
     """whatsapp-number-exporter configuration (--config.file)."""
 
-    required_hints = {"accounts": "a list of accounts"}
-
-    global_: Annotated[Optional[GlobalSection], BeforeValidator(_none_is_empty)] = Field(
+    global_: Annotated[Optional[GlobalSection], NULL_IS_EMPTY] = Field(
         default_factory=GlobalSection, alias="global")
-    #: validated one by one into neutral :class:`~exporter.config.model.Account` objects
-    accounts: Annotated[list[AccountFile], WrapValidator(_accounts)] = Field(
+    accounts: Annotated[list[Annotated[Union[tuple(spec.model for spec in PROVIDERS.values())],
+                                       Field(discriminator="provider")]], WrapValidator(_accounts)] = Field(
         min_length=1, description="The provider accounts to poll.")
-    metrics: Annotated[Optional[MetricsSection], BeforeValidator(_none_is_empty)] = Field(
+    metrics: Annotated[Optional[MetricsSection], NULL_IS_EMPTY] = Field(
         default_factory=MetricsSection)
     webhooks: Optional[WebhooksSection] = Field(None, description="The webhook receiver (default: off).")
+
+
+# -- Reading it -------------------------------------------------------------
+
+def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the configuration file at *path*; relative ``*_file`` paths are against its directory."""
+    path = os.fspath(path)
+    return parse_config(read_file(path, "config file"), source=path, env=env)
+
+
+def parse_config(text: str | bytes, source: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Configuration *text* validated, or :class:`ConfigError` listing every problem.
+
+    *source* names it in messages and is the base of relative paths.
+    """
+    root = source or "<config>"
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise ConfigError(root, f"config is not valid UTF-8 (invalid byte at offset {e.start})") from None
+    doc = load_yaml(text, root)
+    if doc is None:
+        raise ConfigError(root, 'config is empty; expected a mapping with an "accounts" list')
+    if not isinstance(doc, dict):
+        raise ConfigError(root, f'top level must be a mapping with an "accounts" list, got {typename(doc)}')
+    parsed = validate(ConfigFile, doc, root, {"env": os.environ if env is None else env,
+                                              "base_dir": os.path.dirname(source) if source else ""})
+    return Config(accounts=tuple(parsed.accounts), source=source, metrics=parsed.metrics.options(),
+                  webhooks=parsed.webhooks.neutral() if parsed.webhooks else None)
+
+
+def config_schema() -> dict:
+    """The JSON Schema of the configuration file, generated from the models."""
+    schema = ConfigFile.model_json_schema(by_alias=True)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def config_schema_json() -> str:
+    return json.dumps(config_schema(), indent=2) + "\n"
