@@ -296,15 +296,15 @@ INFO_LABELS = ("verified_name", "space_id", "waba_id", "phone_number_id", "platf
 class RenderOptions:
     """Cardinality controls (the ``metrics:`` section of the configuration).
 
-    * ``state_sets``: ``all`` emits every state of every state set (0 or 1),
-      as kube-state-metrics and OpenMetrics do; ``active`` emits only the
-      series of the current state (value 1).  Queries written ``== 1`` work
-      in both modes.
+    * ``state_sets``: ``active`` (the default) emits only the series of the
+      current state (value 1); ``all`` emits every state of every state set
+      (0 or 1), as kube-state-metrics and OpenMetrics do, at about five times
+      the series.  Queries written ``== 1`` work in both modes.
     * ``disabled``: family names that are not emitted at all.
     * ``info_labels``: the descriptive labels of ``whatsapp_phone_number_info``.
     """
 
-    state_sets: str = "all"
+    state_sets: str = "active"
     disabled: frozenset[str] = frozenset()
     info_labels: tuple[str, ...] = INFO_LABELS
 

@@ -63,7 +63,7 @@ def test_active_only_emits_one_series_per_state_set():
 
 
 def test_series_counts_per_mode():
-    full = series_per_number(ex.DEFAULT_OPTIONS)
+    full = series_per_number(ex.RenderOptions(state_sets="all"))
     active = series_per_number(ex.RenderOptions(state_sets="active"))
     assert full == 1 + sum(len(v.states) for v in (model.STATUS, model.QUALITY_RATING, model.TIER,
                                                    model.CODE_VERIFICATION_STATUS, model.NAME_STATUS, model.NAME_STATUS)) + 1 + 3

@@ -165,7 +165,7 @@ accounts:""", 1) + "    concurrency: 3\n"
 def test_default_concurrency_follows_the_budget():
     [a] = parse_config(NX, env=ENV).accounts
     assert a.concurrency == 2 and a.max_numbers == 0
-    assert not parse_config(NX, env=ENV).metrics.active_only
+    assert parse_config(NX, env=ENV).metrics.active_only  # the default since issue 17: only the current state
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from exporter import model
 from exporter.store import AccountSnapshot, PollResult, Store
 from tests.tools import promtool_check_metrics
 
+ALL = ex.RenderOptions(state_sets="all")
+
 
 def tracked(phone, **kw):
     return model.TrackedNumber(model.PhoneNumber(phone, **kw), model.ChangeTimes.first_seen(1700000000.0))
@@ -49,7 +51,7 @@ def samples(body: bytes, name: str) -> dict[str, float]:
 
 
 def test_state_sets_have_exactly_one_active_state_per_number():
-    store = Store()
+    store = Store(options=ALL)  # every state of each state set (the default is active only, issue 17)
     store.update(snapshot(numbers=[tracked("+1", status="FLAGGED", quality_rating="RED", messaging_limit_tier="TIER_1K"),
                                    tracked("+2", status="OTHER")]))
     body = store.exposition.body
@@ -176,7 +178,7 @@ def test_fmt(value, text):
 
 def test_meta_health_families():
     """can-send and throughput only where the provider reported them; errors as info; entities once, worst state."""
-    store = Store()
+    store = Store(options=ALL)  # every state of each state set (the default is active only, issue 17)
     other = dict(META_HEALTH, can_send_message="AVAILABLE", blocking_errors=(),
                  entities=(model.EntityHealth("WABA", "w1", "BLOCKED"), model.EntityHealth("APP", "a1", "AVAILABLE")))
     store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K", limit_scope="phone_number"),
@@ -252,7 +254,7 @@ def test_rerender_keeps_one_copy_of_unchanged_family_bytes():
 
 
 def test_portfolio_limit_is_exported_once_per_business_not_per_number():
-    store = Store()
+    store = Store(options=ALL)  # every state of each state set (the default is active only, issue 17)
     portfolio = dict(limit_scope="business_portfolio", messaging_limit_tier="TIER_10K", business_id="b1")
     store.update(snapshot(numbers=[tracked("+1", **portfolio), tracked("+2", **portfolio),
                                    tracked("+3", messaging_limit_tier="TIER_1K", limit_scope="phone_number")],
@@ -273,7 +275,7 @@ def test_portfolio_limit_is_exported_once_per_business_not_per_number():
 
 
 def test_waba_facts_render_restrictions_bans_and_violations():
-    store = Store()
+    store = Store(options=ALL)  # every state of each state set (the default is active only, issue 17)
     store.update(snapshot(facts=FACTS, labels={"team": "growth"}))
     body = store.exposition.body
     base = 'provider="alibaba_cams",account="acct",waba_id="w1",team="growth"'

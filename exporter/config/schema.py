@@ -85,14 +85,15 @@ class MetricsSection(Section):
     """Cardinality controls for the whole exporter."""
 
     state_sets: choice(("all", "active"), "state_sets mode") = Field(
-        None, description="all: one series per state (default); active: only the current state's series.")
+        None, description="active: only the current state's series (default); all: one series per state, 0 or 1, "
+                          "about five times the series.")
     disable: _list_of(DISABLEABLE, "metric", "metric names") = Field(None, description="Metric families not exposed.")
     info_labels: _list_of(INFO_LABELS, "info label", "label names") = Field(
         None, description="Labels of whatsapp_phone_number_info (default: all).")
 
     def options(self) -> RenderOptions:
         info = INFO_LABELS if self.info_labels is None else tuple(x for x in INFO_LABELS if x in self.info_labels)
-        return RenderOptions(state_sets=self.state_sets or "all", disabled=frozenset(self.disable or ()),
+        return RenderOptions(state_sets=self.state_sets or "active", disabled=frozenset(self.disable or ()),
                              info_labels=info)
 
 
