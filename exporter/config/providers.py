@@ -67,6 +67,9 @@ class Tunables(Section):
         None, description="Most numbers kept for the account (0: no cap, the default).")
     concurrency: whole_number(1, 64, "1") = Field(
         None, description="Units polled at once (default: qps rounded up, at most 16).")
+    retries: whole_number(0, 10, "0") = Field(
+        None, description="Retries of a call after a transient failure (timeout, 5xx, throttling), 0 to 10 "
+                          "(default 3).")
     labels: label_map(RESERVED_LABEL_NAMES) = Field(None, description="Static labels added to every series.")
 
 
@@ -184,7 +187,8 @@ class AccountBase(Tunables):
                     "max_staleness": 10 * interval, "waba_poll_interval": max(600.0, interval),
                     "verification_poll_interval": 0.0, "health_poll_interval": 300.0,
                     "signature_version": SIGNATURE_VERSIONS[0], "tier_vocabulary": TIER_VOCABULARIES[0],
-                    "graph_api_version": DEFAULT_GRAPH_API_VERSION, "max_numbers": 0, "qps": spec.default_qps}
+                    "graph_api_version": DEFAULT_GRAPH_API_VERSION, "max_numbers": 0, "qps": spec.default_qps,
+                    "retries": 3}
         errors += interval_rules(interval, lambda key: pick(key, defaults[key]))
         value = {key: pick(key, default)[0] for key, default in defaults.items()}
         action_qps = dict(spec.action_qps)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import httpx
 
 from exporter.config import Account
 from exporter.providers.base import Provider
@@ -14,10 +14,11 @@ def make_provider(
     account: Account,
     bucket: TokenBucket,
     on_request: RequestObserver,
-    cancelled: Callable[[], bool],
+    http: httpx.AsyncClient | None = None,
 ) -> Provider:
-    """Build the provider object that polls ``account``, sharing the credential's ``bucket``."""
-    common = dict(bucket=bucket, timeout=account.timeout, on_request=on_request, cancelled=cancelled)
+    """Build the provider object that polls ``account``, sharing the credential's ``bucket`` and pooled ``http``
+    client (None: the provider's client makes, and closes, its own)."""
+    common = dict(bucket=bucket, timeout=account.timeout, max_retries=account.retries, on_request=on_request, http=http)
     creds = account.credentials
     if account.provider == "alibaba_cams":
         from exporter.providers.cams.client import CamsClient
