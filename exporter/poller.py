@@ -46,7 +46,7 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -602,8 +602,12 @@ class Poller:
         *,
         clock: Callable[[], float] = time.time,
         state_file: wabafacts.StateFile | None = None,
+        backoff_sleep: Callable[[float], Awaitable[None]] | None = None,
     ):
+        """``backoff_sleep``: how clients wait out a retry's backoff (default asyncio.sleep; tests pass
+        a coroutine that returns at once)."""
         self._config = config
+        self._backoff_sleep = backoff_sleep
         self._store = store
         self._clock = clock
         self._state_file = state_file or wabafacts.StateFile(None)
@@ -628,7 +632,7 @@ class Poller:
             credential = self._credentials[account.credential_key] = _Credential(account)
         credential.users += 1
         stats = _Stats()
-        provider = make_provider(account, credential.bucket, stats.observe, credential.http)
+        provider = make_provider(account, credential.bucket, stats.observe, credential.http, sleep=self._backoff_sleep)
         state = _AccountState(facts=facts if facts is not None else
                               wabafacts.restored(self._restored, account.name, self._clock()),
                               told_limits=dict(told_limits or {}))
@@ -726,6 +730,9 @@ class Poller:
         for credential in self._credentials.values():
             credential.bucket.close()
         for actor in self._actors.values():
+            if actor.work:  # calls cut short by the shutdown are no provider's fault
+                log.debug("provider call abandoned: shutting down", extra={"account": actor.name,
+                                                                          "tasks": len(actor.work)})
             actor.cancel()
 
     async def aclose(self) -> None:
@@ -972,6 +979,11 @@ class Poller:
 
     def poll_numbers(self, name: str, phones: Iterable[str]) -> None:
         self._run(lambda: self.apoll_numbers(name, phones))
+
+    def paused_until(self, name: str) -> float:
+        """When the account's polls resume after refused credentials (0: not paused; in the clock's time)."""
+        actor = self._actors.get(name)
+        return actor.state.hold_until if actor is not None else 0.0
 
     # -- snapshots and logs -------------------------------------------------------------------
 

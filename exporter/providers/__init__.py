@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
 import httpx
 
 from exporter.config import Account
@@ -15,10 +17,12 @@ def make_provider(
     bucket: TokenBucket,
     on_request: RequestObserver,
     http: httpx.AsyncClient | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> Provider:
     """Build the provider object that polls ``account``, sharing the credential's ``bucket`` and pooled ``http``
     client (None: the provider's client makes, and closes, its own)."""
-    common = dict(bucket=bucket, timeout=account.timeout, max_retries=account.retries, on_request=on_request, http=http)
+    common = dict(bucket=bucket, timeout=account.timeout, max_retries=account.retries, on_request=on_request,
+                  http=http, sleep=sleep)
     creds = account.credentials
     if account.provider == "alibaba_cams":
         from exporter.providers.cams.client import CamsClient
