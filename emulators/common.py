@@ -41,6 +41,8 @@ emulators themselves, this module never imports the exporter's client code.
 
 from __future__ import annotations
 
+from email.utils import formatdate
+
 import asyncio
 import difflib
 import json
@@ -367,8 +369,10 @@ MAX_REQUEST_LINE = 65536 + 64  # long query strings (a CAMS GET carries every pa
 
 
 def _response(reply: Reply, emulator: "ProviderEmulator") -> web.Response:
+    # The Date header comes from the emulator's clock, as a real server's from its own.
     resp = web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type,
                                                                         "Server": emulator.server_software,
+                                                                        "Date": formatdate(emulator._clock(), usegmt=True),
                                                                         **reply.headers})
     return resp
 
@@ -1044,7 +1048,9 @@ class ProviderEmulator:
         if reply.reset:
             _reset(request.transport)
             return web.Response(status=500)  # never sent: the connection is gone
-        headers = {"Content-Type": reply.content_type, "Server": self.server_software, **reply.headers}
+        # The Date header comes from the emulator's clock, as a real server's from its own.
+        headers = {"Content-Type": reply.content_type, "Server": self.server_software,
+                   "Date": formatdate(self._clock(), usegmt=True), **reply.headers}
         resp = web.StreamResponse(status=reply.status, headers=headers)
         resp.content_length = len(reply.body) + sum(len(part) for part in reply.tail)
         if reply.truncate:
