@@ -667,6 +667,8 @@ class Poller:
         """Run ``make()`` (a coroutine) on the poller's loop from another thread and wait for its result."""
         if self._on_loop():
             raise RuntimeError("called on the event loop: await the coroutine instead")
+        if self._stopping:
+            return None  # shut down: nothing runs any more
         loop = self._ensure_loop()
         return asyncio.run_coroutine_threadsafe(make(), loop).result(timeout)
 
@@ -678,6 +680,8 @@ class Poller:
         """
         if self._on_loop():
             return func(*args)
+        if self._stopping:
+            return False  # shut down: every request is refused
         loop = self._ensure_loop()
 
         async def call() -> Any:
@@ -750,10 +754,11 @@ class Poller:
 
     def stop(self) -> None:
         """:meth:`aclose` from another thread; stops the poller's own loop thread if it has one."""
-        if self._loop is None:
+        if self._loop is None or self._stopping:
+            self._stopping = True
             self._state_file.close()
             return
-        self._run(self.aclose)
+        asyncio.run_coroutine_threadsafe(self.aclose(), self._loop).result()
         if self._own_thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._own_thread.join(timeout=10)

@@ -130,11 +130,24 @@ def test_a_number_refresh_does_not_wait_for_a_running_poll():
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
         store, poller = _meta_stack(emu)
         try:
-            rt = poller._runtimes["meta"]
+            from emulators.meta import LIST_ACTION
+            from emulators.scenario import Fault
+            import threading
+
+            # A poll of the account is under way: it has listed the numbers (the emulator records a request
+            # once answered), and its read of the first number waits 3 s at the provider.
+            emu.inject(Fault(kind="delay", seconds=3.0, action="get_phone_number", phone_number="15550100001",
+                             count=1))
+            seen = len(emu.requests)
+            before = store.account("meta").poll.finished_at
+            poll = threading.Thread(target=poller.poll_account, args=("meta",))
+            poll.start()
+            assert _wait(lambda: any(r.action == LIST_ACTION for r in emu.requests[seen:]))
             emu.set_number("1022900001", "15550100002", status="CONNECTED")
-            with rt.running:  # a poll of the account is under way
-                assert poller.request_refresh("meta", 0.0, ["+15550100002"])
-                assert _wait(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED")
+            assert poller.request_refresh("meta", 0.0, ["+15550100002"])
+            assert _wait(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED")
+            assert store.account("meta").poll.finished_at == before  # served while the poll still runs
+            poll.join(timeout=30)
             # and a new request is accepted afterwards, not swallowed as "debounced"
             assert _wait(lambda: poller.request_refresh("meta", 0.0, ["+15550100001"]), timeout=10)
         finally:
