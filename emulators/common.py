@@ -16,7 +16,9 @@ everything that does not depend on a provider's wire format:
 * per-second request counting against limits (:meth:`ProviderEmulator._admit`);
 * fault selection and injection (``inject()``, ``clear_faults()``, ``count`` /
   ``from`` / ``until`` / ``probability`` / selectors), including ``delay``,
-  ``malformed``, ``html``, ``reset``, ``truncate``, ``oversize`` and ``refuse``;
+  ``malformed``, ``html``, ``reset``, ``truncate``, ``oversize``, ``refuse`` and
+  ``hang`` (never answers: the request is held until the emulator stops, then
+  reset and recorded with its arrival time; ``hanging()`` counts those held);
   ``error`` faults are turned into the provider's own error answer, and the data
   faults (``unknown_enum``, ``null_fields``, ``duplicate_numbers``) are applied by
   each provider to its successful answers through :meth:`ProviderEmulator._corrupt_answer`;
@@ -446,6 +448,7 @@ class ProviderEmulator:
         self._waba_overrides: dict[str, dict[str, Any]] = {}
         self._offset = 0.0
         self._t0: float | None = None
+        self._hanging = 0  # requests held by a ``hang`` fault right now
         self._stop_event = threading.Event()
         self._server: asyncio.AbstractServer | None = None
         self._runner: web.ServerRunner | None = None
@@ -617,6 +620,11 @@ class ProviderEmulator:
         self._watch_wake.set()
 
     # -- statistics --------------------------------------------------------
+
+    def hanging(self) -> int:
+        """How many requests a ``hang`` fault holds right now (they get no answer while the emulator runs)."""
+        with self._lock:
+            return self._hanging
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -1185,6 +1193,17 @@ class ProviderEmulator:
             return self._html_reply(ctx)
         if chosen.kind == "reset":
             return Reply(0, reset=True, code="fault:reset")
+        if chosen.kind == "hang":
+            # Never answers: held until the emulator stops, then the connection is reset.  The request is
+            # recorded then, with its arrival time; :meth:`hanging` counts the ones held meanwhile.
+            with self._lock:
+                self._hanging += 1
+            try:
+                self._stop_event.wait()
+            finally:
+                with self._lock:
+                    self._hanging -= 1
+            return Reply(0, reset=True, code="fault:hang")
         return None  # answered normally, then altered (see the docstring)
 
     def _refuse_now(self, method: str = "", path: str = "") -> bool:

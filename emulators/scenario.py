@@ -206,7 +206,7 @@ __all__ = [
 ]
 
 FAULT_KINDS = ("error", "delay", "malformed", "html", "reset", "truncate", "oversize", "refuse", "unknown_enum",
-               "null_fields", "duplicate_numbers")
+               "null_fields", "duplicate_numbers", "hang")
 #: faults that alter the content of a successful answer (only actions that list numbers)
 DATA_FAULT_KINDS = frozenset({"unknown_enum", "null_fields", "duplicate_numbers"})
 #: faults that alter the emulator's outgoing webhooks, never an answer (see the module docstring)
