@@ -155,6 +155,7 @@ class _Actor:
         self.next_waiters: list[asyncio.Future] = []  # ... by the poll that follows it
         self.poll_again = False
         self.publishing: asyncio.Future | None = None  # a snapshot being rendered in a worker thread
+        self.waiters: set[asyncio.Future] = set()  # callers waiting for a request to be done (Poller._ask)
         self.retired = False
 
     @property
@@ -195,7 +196,7 @@ class _Actor:
             task.cancel()
         if self.task is not None:
             self.task.cancel()
-        for waiter in self.poll_waiters + self.next_waiters:
+        for waiter in [*self.poll_waiters, *self.next_waiters, *self.waiters]:
             if not waiter.done():
                 waiter.cancel()
 
@@ -972,8 +973,15 @@ class Poller:
         if actor.task is None:
             actor.start()
         waiter = asyncio.get_running_loop().create_future()
+        actor.waiters.add(waiter)
+        waiter.add_done_callback(actor.waiters.discard)
         actor.post(kind, *args, waiter)
-        await waiter
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if not actor.retired:
+                raise  # our own caller was cancelled
+            # the account was retired or the poller shut down: the request is void
 
     def poll_account(self, name: str) -> None:
         """:meth:`apoll` from another thread (tests, benchmarks)."""
