@@ -346,3 +346,27 @@ accounts:
     messages = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert (logging.DEBUG, "provider call abandoned: shutting down") in messages
     assert not [m for m in messages if m[1] == "provider call failed"], messages
+
+
+def test_a_reload_with_an_unchanged_configuration_resumes_a_paused_credential(setup, caplog):
+    """The pause log says "reload the configuration to retry at once": a reload of the same file does."""
+    from tests.helpers import wait_for
+
+    emulator, poller, store, clock = setup
+    emulator.inject(Fault(kind="error", code="SignatureDoesNotMatch", access_key_id="ak-one"))
+    for _ in range(2):
+        clock.now += 60
+        poller.poll_account("shop")
+    assert poller.paused_until("shop") > clock.now
+    assert value(current(store), "whatsapp_exporter_poll_success", account="shop") == 0
+    emulator.clear_faults()  # the operator fixed the credential (or the clock)
+    calls = len(emulator.requests)
+    poller.poll_account("shop")
+    assert len(emulator.requests) == calls  # still paused: no call
+    with caplog.at_level(logging.INFO):
+        kept, added, removed = poller.reconfigure(config(emulator.url))
+    assert (kept, added, removed) == (["shop", "other"], [], [])
+    wait_for(lambda: value(current(store), "whatsapp_exporter_poll_success", account="shop") == 1,
+             "a poll right after the reload")
+    assert poller.paused_until("shop") == 0
+    assert any(r.getMessage() == "polls resumed by a reload" and r.account == "shop" for r in caplog.records)
