@@ -970,6 +970,8 @@ class Poller:
         actor = self._actors.get(name)
         if actor is None or self._stopping:
             return
+        if self._loop is None:  # first use, on the caller's running loop
+            await self._start_actors()
         if actor.task is None:
             actor.start()
         waiter = asyncio.get_running_loop().create_future()
