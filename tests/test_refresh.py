@@ -181,3 +181,34 @@ def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_readin
             assert store.account("meta").numbers["+15550100001"].number.status == "RESTRICTED"  # ...not its older reading
         finally:
             poller.stop()
+
+
+def test_a_reload_that_replaces_the_credential_cancels_a_refresh_in_flight(caplog):
+    """The retired provider's refresh is cancelled and awaited before its client is closed: the reload does not
+    wait for the provider, nothing fails on a closed client, and the new credential polls."""
+    import logging
+    import threading
+
+    from emulators.scenario import Fault
+
+    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
+        store, poller = _meta_stack(emu)
+        try:
+            emu.inject(Fault(kind="hang", action="get_phone_number", phone_number="15550100002", count=1))
+            assert poller.request_refresh("meta", 0.0, ["+15550100002"])
+            assert _wait(lambda: emu.hanging() == 1)  # the refresh waits on the provider
+            changed = parse_config("accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n    qps: 5\n",
+                                   env=ENV)
+            answer = []
+            with caplog.at_level(logging.DEBUG):
+                reload = threading.Thread(target=lambda: answer.append(poller.reconfigure(changed)))
+                reload.start()
+                reload.join(timeout=10)
+                assert not reload.is_alive()
+                assert answer == [([], ["meta"], ["meta"])]
+                assert _wait(lambda: store.account("meta").poll is not None and store.account("meta").poll.success)
+            assert store.account("meta").qps == 5
+            assert not [r for r in caplog.records if r.levelno >= logging.WARNING], \
+                [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        finally:
+            poller.stop()
