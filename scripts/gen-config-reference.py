@@ -109,8 +109,9 @@ def table(defn: dict) -> list[str]:
     rows = ["| Key | Accepts | Default | Description |", "|---|---|---|---|"]
     for key, node in defn.get("properties", {}).items():
         name = f"`{key}`" + (" (required)" if key in required else "")
-        rows.append(f"| {name} | {cell(describe_type(node))} | {cell(default_of(node))} | "
-                    f"{cell(node.get('description', ''))} |")
+        rows.append(
+            f"| {name} | {cell(describe_type(node))} | {cell(default_of(node))} | {cell(node.get('description', ''))} |"
+        )
     return rows
 
 
@@ -120,8 +121,10 @@ def render(schema: dict) -> str:
     out.append("")
     accounts = schema["properties"]["accounts"]["items"]["discriminator"]["mapping"]
     out += ["Each item of `accounts` is chosen by its `provider`:", ""]
-    out += [f"- `provider: {p}`: [{ref.rsplit('/', 1)[-1]}](#{ref.rsplit('/', 1)[-1].lower()})"
-            for p, ref in sorted(accounts.items())]
+    out += [
+        f"- `provider: {p}`: [{ref.rsplit('/', 1)[-1]}](#{ref.rsplit('/', 1)[-1].lower()})"
+        for p, ref in sorted(accounts.items())
+    ]
     out.append("")
     for name, defn in sorted(schema.get("$defs", {}).items()):
         out += [f"## {name}", ""]
@@ -139,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     text = render(json.loads(SCHEMA.read_text()))
     if args.check:
         if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE.relative_to(ROOT)} is out of date: run python scripts/gen-config-reference.py",
-                  file=sys.stderr)
+            print(
+                f"{PAGE.relative_to(ROOT)} is out of date: run python scripts/gen-config-reference.py", file=sys.stderr
+            )
             return 1
         return 0
     PAGE.write_text(text)

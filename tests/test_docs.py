@@ -18,8 +18,7 @@ from tests.tools import ROOT
 # How the docs name a provider, where it is not its configuration key capitalized.
 NAMES = {"alibaba_cams": "CAMS", "nxcloud": "NxCloud"}
 PAGES = {"alibaba_cams": "cams"}
-DEMO_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install -q . && "
-                ".venv/bin/whatsapp-number-exporter --demo")
+DEMO_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/whatsapp-number-exporter --demo"
 TEST_COMMAND = "./scripts/test.sh"
 
 
@@ -41,8 +40,13 @@ def nav_files(nav) -> list[str]:
 
 
 def mkdocs_build(cwd: Path, site: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_mkdocs_build_strict_has_no_warnings(tmp_path):
@@ -102,8 +106,12 @@ def test_every_provider_is_named_everywhere():
     listed = nav_files(mkdocs_yml()["nav"])
     for key in PROVIDERS:  # every configured provider, so a new one must be documented too
         name = NAMES.get(key, key.capitalize())
-        for where, text in (("Dockerfile description", description), ("pyproject description", pyproject),
-                            ("README", readme), ("docs/providers/index.md", index)):
+        for where, text in (
+            ("Dockerfile description", description),
+            ("pyproject description", pyproject),
+            ("README", readme),
+            ("docs/providers/index.md", index),
+        ):
             assert name in text, f"{where} does not name {name}"
         assert f"`{key}`" in index, f"docs/providers/index.md does not give provider: {key}"
         page = PAGES.get(key, key)
@@ -116,7 +124,7 @@ def test_version_is_single_sourced_and_the_changelog_names_it():
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "exporter.__version__"}
     releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", (ROOT / "CHANGELOG.md").read_text(), re.M)
     assert releases and releases[0] == exporter.__version__, (releases, exporter.__version__)
-    assert re.search(r'^ARG VERSION=(\S+)$', (ROOT / "Dockerfile").read_text(), re.M).group(1) == exporter.__version__
+    assert re.search(r"^ARG VERSION=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M).group(1) == exporter.__version__
 
 
 def test_wheel_long_description_is_the_short_readme():
@@ -125,8 +133,12 @@ def test_wheel_long_description_is_the_short_readme():
 
 
 def test_configuration_reference_is_generated_from_the_schema():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-config-reference.py"), "--check"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen-config-reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     page = (ROOT / "docs" / "configuration-reference.md").read_text()
     for key in ("poll_interval", "state_sets", "listen_address", "graph_api_version", "appkey", "waba_id"):
@@ -140,7 +152,8 @@ def test_configuration_reference_check_detects_a_stale_page(tmp_path, monkeypatc
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     stale = tmp_path / "configuration-reference.md"
-    stale.write_text((ROOT / "docs" / "configuration-reference.md").read_text().replace("poll_interval", "pol_interval"))
+    current = (ROOT / "docs" / "configuration-reference.md").read_text()
+    stale.write_text(current.replace("poll_interval", "pol_interval"))
     monkeypatch.setattr(module, "PAGE", stale)
     monkeypatch.setattr(module, "ROOT", tmp_path)
     assert module.main(["--check"]) == 1
