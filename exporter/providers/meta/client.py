@@ -23,7 +23,6 @@ a request until the advertised ``estimated_time_to_regain_access`` (else
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Awaitable, Callable, Mapping, TypeVar
