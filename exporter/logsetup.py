@@ -19,7 +19,9 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 
 def _fields(record: logging.LogRecord) -> dict:
     out = {
-        "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ts": datetime.fromtimestamp(record.created, tz=timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "level": record.levelname.lower().replace("warning", "warn"),
         "logger": record.name,
         "msg": record.getMessage(),
@@ -33,7 +35,13 @@ def _fields(record: logging.LogRecord) -> dict:
 
 
 def _logfmt_value(value) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str) if not isinstance(value, (int, float)) else str(value)
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, default=str)
+        if not isinstance(value, (int, float))
+        else str(value)
+    )
     if text == "" or any(c in text for c in ' ="\\\n\t'):
         return json.dumps(text, ensure_ascii=False)
     return text
@@ -59,4 +67,6 @@ def setup(level: str = "info", fmt: str = "logfmt", stream=None) -> None:
     root.setLevel(LEVELS[level])
     # Third-party chatter stays at warning unless debugging.
     for noisy in ("apscheduler", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" and noisy == "apscheduler" else logging.WARNING)
+        logging.getLogger(noisy).setLevel(
+            logging.DEBUG if level == "debug" and noisy == "apscheduler" else logging.WARNING
+        )

@@ -139,8 +139,15 @@ TIER_LIMITS: dict[str, float] = {
 TIER_VOCABULARIES = ("api_reference", "legacy_console")
 
 #: Meta's integer form of a limit (business_capability_update, -1 = unlimited) -> tier
-_TIER_BY_CONVERSATIONS = {50: "TIER_50", 250: "TIER_250", 1_000: "TIER_1K", 2_000: "TIER_2K", 10_000: "TIER_10K",
-                          100_000: "TIER_100K", -1: "TIER_UNLIMITED"}
+_TIER_BY_CONVERSATIONS = {
+    50: "TIER_50",
+    250: "TIER_250",
+    1_000: "TIER_1K",
+    2_000: "TIER_2K",
+    10_000: "TIER_10K",
+    100_000: "TIER_100K",
+    -1: "TIER_UNLIMITED",
+}
 
 
 def tier_of_limit(raw: object, provider: str = "") -> str:
@@ -241,7 +248,6 @@ THROUGHPUT_LEVEL = Vocabulary("throughput_level", ("STANDARD", "HIGH", "NOT_APPL
 LIMIT_SCOPES = ("business_portfolio", "phone_number", "unknown")
 
 
-
 def per_number_scope(tier: str) -> str:
     """The limit scope of a tier read from a per-number field."""
     return "unknown" if tier == UNKNOWN else "phone_number"
@@ -311,8 +317,13 @@ class PhoneNumber:
 
     def with_health(self, health: Health) -> "PhoneNumber":
         """This number with the health read for it (its business too, when the read names one)."""
-        return replace(self, can_send_message=health.can_send_message, entities=health.entities,
-                       blocking_errors=health.blocking_errors, business_id=health.business_id or self.business_id)
+        return replace(
+            self,
+            can_send_message=health.can_send_message,
+            entities=health.entities,
+            blocking_errors=health.blocking_errors,
+            business_id=health.business_id or self.business_id,
+        )
 
     @property
     def shares_portfolio_limit(self) -> bool:

@@ -141,8 +141,15 @@ def _entities(snap: AccountSnapshot) -> list[model.EntityHealth]:
 class Exposition:
     """One immutable rendering of every account, and the bodies served from it (built once, on demand)."""
 
-    def __init__(self, parts: list[bytes], generation: int, rendered_at: float, *, ready: bool = False,
-                 gzip_level: int = GZIP_LEVEL):
+    def __init__(
+        self,
+        parts: list[bytes],
+        generation: int,
+        rendered_at: float,
+        *,
+        ready: bool = False,
+        gzip_level: int = GZIP_LEVEL,
+    ):
         self.parts = parts
         self.length = sum(map(len, parts))
         self.generation = generation
@@ -229,13 +236,17 @@ class _RenderedAccount:
 
 
 class Store:
-    def __init__(self, clock=time.time, options: ex.RenderOptions = ex.DEFAULT_OPTIONS, *, gzip_level: int = GZIP_LEVEL):
+    def __init__(
+        self, clock=time.time, options: ex.RenderOptions = ex.DEFAULT_OPTIONS, *, gzip_level: int = GZIP_LEVEL
+    ):
         self._clock = clock
         self._lock = threading.Lock()
         self._accounts: dict[str, AccountSnapshot] = {}
         self._rendered: dict[str, _RenderedAccount] = {}
         self._options = options
-        self._headers = {f.name: f.header().encode() for f in ex.NUMBER_FAMILIES + ex.WABA_FAMILIES + ex.ACCOUNT_FAMILIES}
+        self._headers = {
+            f.name: f.header().encode() for f in ex.NUMBER_FAMILIES + ex.WABA_FAMILIES + ex.ACCOUNT_FAMILIES
+        }
         self._build_info = ex.build_info().encode()
         self._gzip_level = gzip_level
         self._reload_ok, self._reload_at = True, None  # the CLI records the initial load
@@ -323,8 +334,10 @@ class Store:
         if self._reload_at is not None:
             lines += [ex.RELOAD_TS.header(), f"{ex.RELOAD_TS.name} {ex.fmt(self._reload_at)}\n"]
         lines += [
-            ex.SHARD.header(), f"{ex.SHARD.name} {self._shard[0]}\n",
-            ex.TOTAL_SHARDS.header(), f"{ex.TOTAL_SHARDS.name} {self._shard[1]}\n",
+            ex.SHARD.header(),
+            f"{ex.SHARD.name} {self._shard[0]}\n",
+            ex.TOTAL_SHARDS.header(),
+            f"{ex.TOTAL_SHARDS.name} {self._shard[1]}\n",
         ]
         return "".join(lines).encode() + b"".join(data for _, data in sorted(self._sections.items()))
 
@@ -343,8 +356,16 @@ class Store:
         # the fleet doubles or halves, not whenever a number is added.
         phones = frozenset(snap.numbers)
         families = range(len(ex.NUMBER_FAMILIES))
-        current = list(map(snap.numbers.__getitem__, (p for block in (previous.layout.values() if previous else ()) for p in block))) \
-            if previous is not None and previous.phones == phones else None
+        current = (
+            list(
+                map(
+                    snap.numbers.__getitem__,
+                    (p for block in (previous.layout.values() if previous else ()) for p in block),
+                )
+            )
+            if previous is not None and previous.phones == phones
+            else None
+        )
         if current is not None:
             # Same numbers, same blocks: re-render only the blocks holding a changed number.
             layout = previous.layout
@@ -376,12 +397,19 @@ class Store:
                 for i in families:
                     plain[i].append(group.plain[i])
         wabas = [ex.render_waba(base, suffix, w, opts) for _, w in sorted(snap.wabas.items())]
-        waba_group = _render_group((), ["".join(w[0] for w in wabas), "".join(w[1] for w in wabas),
-                                        ex.render_entities(base, suffix, _entities(snap), opts),
-                                        *ex.render_waba_facts(base, suffix, snap.waba_facts, opts),
-                                        *ex.render_businesses(base, suffix, snap.businesses.values(), opts)])
-        return _RenderedAccount(phones, layout, blocks, plain, waba_group,
-                                _render_group((), self._render_self(snap, base, suffix)))
+        waba_group = _render_group(
+            (),
+            [
+                "".join(w[0] for w in wabas),
+                "".join(w[1] for w in wabas),
+                ex.render_entities(base, suffix, _entities(snap), opts),
+                *ex.render_waba_facts(base, suffix, snap.waba_facts, opts),
+                *ex.render_businesses(base, suffix, snap.businesses.values(), opts),
+            ],
+        )
+        return _RenderedAccount(
+            phones, layout, blocks, plain, waba_group, _render_group((), self._render_self(snap, base, suffix))
+        )
 
     @staticmethod
     def _owner(rendered: _RenderedAccount) -> list[int]:
@@ -460,10 +488,14 @@ class Store:
 
         for i, family in enumerate(ex.NUMBER_FAMILIES):
             add_family(family.name, [r.plain_by_family[i] for r in rendered])
-        for group_of, families in ((lambda r: r.wabas, ex.WABA_FAMILIES), (lambda r: r.self_metrics, ex.ACCOUNT_FAMILIES)):
+        for group_of, families in (
+            (lambda r: r.wabas, ex.WABA_FAMILIES),
+            (lambda r: r.self_metrics, ex.ACCOUNT_FAMILIES),
+        ):
             for i, family in enumerate(families):
                 add_family(family.name, [[group_of(r).plain[i]] for r in rendered])
         parts += [self._exporter_state(), self._build_info]
         ready = all(a.poll is not None for a in self._accounts.values())
-        self.exposition = Exposition(parts, self.exposition.generation + 1, self._clock(), ready=ready,
-                                     gzip_level=self._gzip_level)
+        self.exposition = Exposition(
+            parts, self.exposition.generation + 1, self._clock(), ready=ready, gzip_level=self._gzip_level
+        )

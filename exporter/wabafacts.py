@@ -111,13 +111,16 @@ def parse_account_update(waba_id: str, value: Any, now: float) -> WabaUpdate | N
             if not isinstance(item, dict):
                 continue
             kind = _text(item.get("restriction_type")).upper() or model.UNKNOWN
-            restrictions.append(model.WabaRestriction(waba_id, kind, _unix(item.get("expiration")),
-                                                      _text(item.get("remediation"), 256)))
+            restrictions.append(
+                model.WabaRestriction(waba_id, kind, _unix(item.get("expiration")), _text(item.get("remediation"), 256))
+            )
         return WabaUpdate(waba_id, event, restrictions=tuple(restrictions))
     if event == "DISABLED_UPDATE":
         info = value.get("ban_info") if isinstance(value.get("ban_info"), dict) else {}
         state = model.BAN_STATE.normalize(_text(info.get("waba_ban_state")) or None, "meta")
-        return WabaUpdate(waba_id, event, ban=model.WabaBan(waba_id, state, parse_ban_date(info.get("waba_ban_date")), now))
+        return WabaUpdate(
+            waba_id, event, ban=model.WabaBan(waba_id, state, parse_ban_date(info.get("waba_ban_date")), now)
+        )
     if event == "ACCOUNT_VIOLATION":
         info = value.get("violation_info") if isinstance(value.get("violation_info"), dict) else {}
         return WabaUpdate(waba_id, event, violation_type=_text(info.get("violation_type")).upper() or model.UNKNOWN)
@@ -189,11 +192,17 @@ class StateFile:
 
     def _fail(self, what: str, err: Exception) -> None:
         if not self.failed:
-            log.error("state file unusable: WABA restrictions, bans and violations are kept in memory only and "
-                      "will not survive a restart",
-                      extra={"path": self.path, "operation": what, "error": f"{type(err).__name__}: {err}"[:200],
-                             "hint": "check that --storage.path is a writable directory; move a corrupt "
-                                     "state.db aside to start afresh"})
+            log.error(
+                "state file unusable: WABA restrictions, bans and violations are kept in memory only and "
+                "will not survive a restart",
+                extra={
+                    "path": self.path,
+                    "operation": what,
+                    "error": f"{type(err).__name__}: {err}"[:200],
+                    "hint": "check that --storage.path is a writable directory; move a corrupt "
+                    "state.db aside to start afresh",
+                },
+            )
         self.failed = True
         self._close()
 
@@ -215,7 +224,8 @@ class StateFile:
                 db.execute("DELETE FROM restriction WHERE expiration IS NOT NULL AND expiration <= ?", (now,))
                 db.commit()
                 restrictions = db.execute(
-                    "SELECT account, waba_id, restriction_type, expiration, remediation FROM restriction").fetchall()
+                    "SELECT account, waba_id, restriction_type, expiration, remediation FROM restriction"
+                ).fetchall()
                 bans = db.execute("SELECT account, waba_id, ban_state, ban_date, received_at FROM ban").fetchall()
                 violations = db.execute("SELECT account, waba_id, violation_type, count FROM violation").fetchall()
             except sqlite3.Error as err:
@@ -228,7 +238,8 @@ class StateFile:
 
         for account, waba, kind, expiration, remediation in restrictions:
             of(account)["restrictions"][(waba, kind)] = model.WabaRestriction(
-                waba, kind, math.inf if expiration is None else float(expiration), remediation or "")
+                waba, kind, math.inf if expiration is None else float(expiration), remediation or ""
+            )
         for account, waba, state, ban_date, received_at in bans:
             of(account)["bans"][waba] = model.WabaBan(waba, model.BAN_STATE.normalize(state), ban_date, received_at)
         for account, waba, kind, count in violations:
@@ -245,13 +256,27 @@ class StateFile:
                 with db:
                     for table in ("restriction", "ban", "violation"):
                         db.execute(f"DELETE FROM {table} WHERE account = ?", (account,))  # noqa: S608 - fixed names
-                    db.executemany("INSERT INTO restriction VALUES (?, ?, ?, ?, ?)", [
-                        (account, r.waba_id, r.restriction_type, r.expiration if math.isfinite(r.expiration) else None,
-                         r.remediation) for r in facts.restrictions.values()])
-                    db.executemany("INSERT INTO ban VALUES (?, ?, ?, ?, ?)", [
-                        (account, b.waba_id, b.ban_state, b.ban_date, b.received_at) for b in facts.bans.values()])
-                    db.executemany("INSERT INTO violation VALUES (?, ?, ?, ?)", [
-                        (account, waba, kind, count) for (waba, kind), count in facts.violations.items()])
+                    db.executemany(
+                        "INSERT INTO restriction VALUES (?, ?, ?, ?, ?)",
+                        [
+                            (
+                                account,
+                                r.waba_id,
+                                r.restriction_type,
+                                r.expiration if math.isfinite(r.expiration) else None,
+                                r.remediation,
+                            )
+                            for r in facts.restrictions.values()
+                        ],
+                    )
+                    db.executemany(
+                        "INSERT INTO ban VALUES (?, ?, ?, ?, ?)",
+                        [(account, b.waba_id, b.ban_state, b.ban_date, b.received_at) for b in facts.bans.values()],
+                    )
+                    db.executemany(
+                        "INSERT INTO violation VALUES (?, ?, ?, ?)",
+                        [(account, waba, kind, count) for (waba, kind), count in facts.violations.items()],
+                    )
             except sqlite3.Error as err:
                 self._fail("save", err)
 

@@ -97,8 +97,10 @@ COMPRESSED_PIECE = 8 << 20
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
 
-_PLAIN_TO_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-                 b"Client sent an HTTP request to an HTTPS server.\n")
+_PLAIN_TO_TLS = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+    b"Client sent an HTTP request to an HTTPS server.\n"
+)
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -341,7 +343,7 @@ class _Connection(RequestHandler):
 
     def _watch(self, data: bytes) -> tuple[int, str] | None:
         if self._first_line is not None:
-            line = (self._first_line + data[:MAX_REQUEST_LINE + 2]).lstrip(b"\r\n")
+            line = (self._first_line + data[: MAX_REQUEST_LINE + 2]).lstrip(b"\r\n")
             end = line.find(b"\n")
             if end >= 0:
                 self._first_line = None
@@ -378,8 +380,10 @@ class _Connection(RequestHandler):
     def _expire(self) -> None:
         self._deadline = None
         if self._awaiting and self.transport is not None:
-            log.debug("request headers not received in time: connection closed",
-                      extra={"client": _peer(self.transport), "header_timeout_seconds": self._header_timeout})
+            log.debug(
+                "request headers not received in time: connection closed",
+                extra={"client": _peer(self.transport), "header_timeout_seconds": self._header_timeout},
+            )
             self.force_close()
 
     def _refuse(self, status: int, message: str) -> None:
@@ -395,24 +399,29 @@ class _Connection(RequestHandler):
             return
         log.debug("request refused", extra={"client": _peer(transport), "status": status, "reason": message})
         body = f"{message}\n".encode()
-        transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-                        b"Connection: close\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(body), body))
+        transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(body), body)
+        )
         if transport.can_write_eof():
             transport.write_eof()
         self._loop.call_later(LINGER_SECONDS, self.force_close)
 
     # -- aiohttp's error answers ---------------------------------------------------
 
-    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         """Parse errors: a short answer that never echoes the request, logged at debug level without a traceback."""
         if isinstance(exc, LineTooLong):
             limit = exc.args[1] if len(exc.args) > 1 else None
             status = 414 if limit == MAX_REQUEST_LINE else 431
         elif isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc):
             status = 431
-        log.debug("bad request", extra={"client": request.remote or "", "status": status,
-                                        "error": type(exc).__name__ if exc else ""})
+        log.debug(
+            "bad request",
+            extra={"client": request.remote or "", "status": status, "error": type(exc).__name__ if exc else ""},
+        )
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had begun")
         resp = _text(status)
@@ -440,7 +449,9 @@ class _TLSGate(asyncio.Protocol):
     the HTTP protocol attached.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, server: "HttpServer", make_protocol: Callable[[], asyncio.Protocol]):
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, server: "HttpServer", make_protocol: Callable[[], asyncio.Protocol]
+    ):
         self._loop = loop
         self._server = server
         self._make_protocol = make_protocol
@@ -516,8 +527,9 @@ class _TLSGate(asyncio.Protocol):
         client = _peer(transport)
         server = self._server
         try:
-            tls = await self._loop.start_tls(transport, self, server.ssl_context, server_side=True,
-                                             ssl_handshake_timeout=server.header_timeout)
+            tls = await self._loop.start_tls(
+                transport, self, server.ssl_context, server_side=True, ssl_handshake_timeout=server.header_timeout
+            )
         except (OSError, ValueError, asyncio.TimeoutError, ConnectionError) as e:
             log.debug("TLS handshake failed", extra={"client": client, "error": _err(e)})
             transport.close()
@@ -526,8 +538,11 @@ class _TLSGate(asyncio.Protocol):
             transport.close()
             return
         tls_config = server.tls
-        if tls_config is not None and tls_config.client_allowed_sans and not tls_config.allowed_san(
-                tls.get_extra_info("peercert")):
+        if (
+            tls_config is not None
+            and tls_config.client_allowed_sans
+            and not tls_config.allowed_san(tls.get_extra_info("peercert"))
+        ):
             log.debug("client certificate has none of client_allowed_sans", extra={"client": client})
             tls.close()
             return
@@ -546,9 +561,15 @@ class _TLSGate(asyncio.Protocol):
 
 
 class App:
-    def __init__(self, store: Store, telemetry_path: str = "/metrics", ready: Callable[[], bool] | None = None,
-                 reload: Callable[[], tuple[bool, str]] | None = None, shard: tuple[int, int] | None = None,
-                 lifecycle: bool = False):
+    def __init__(
+        self,
+        store: Store,
+        telemetry_path: str = "/metrics",
+        ready: Callable[[], bool] | None = None,
+        reload: Callable[[], tuple[bool, str]] | None = None,
+        shard: tuple[int, int] | None = None,
+        lifecycle: bool = False,
+    ):
         self.store = store
         self.telemetry_path = telemetry_path
         self.ready = ready or store.ready
@@ -593,8 +614,9 @@ class App:
             gz = compressed.result() if compressed.done() else await asyncio.wrap_future(compressed)
             headers["Content-Encoding"] = "gzip"
             end = gz.finish(tail)
-            return await send(request, [gz.prefix, end], len(gz.prefix) + len(end), CONTENT_TYPE, headers,
-                              write_size=COMPRESSED_PIECE)
+            return await send(
+                request, [gz.prefix, end], len(gz.prefix) + len(end), CONTENT_TYPE, headers, write_size=COMPRESSED_PIECE
+            )
         joined = exposition.plain()
         body = joined.result() if joined.done() else await asyncio.wrap_future(joined)
         return await send(request, [body, tail], len(body) + len(tail), CONTENT_TYPE, headers)
@@ -620,8 +642,14 @@ class App:
         return _text(200 if ok else 500, message)
 
 
-async def send(request: web.Request, pieces: Iterable[bytes], length: int, content_type: str,
-               headers: Mapping[str, str] | None = None, write_size: int = WRITE_PIECE) -> web.StreamResponse:
+async def send(
+    request: web.Request,
+    pieces: Iterable[bytes],
+    length: int,
+    content_type: str,
+    headers: Mapping[str, str] | None = None,
+    write_size: int = WRITE_PIECE,
+) -> web.StreamResponse:
     """Answer 200 with the ``length`` bytes of ``pieces``, written one after the other, each drained."""
     resp = web.StreamResponse(status=200, headers=headers)
     resp.headers["Content-Type"] = content_type
@@ -634,7 +662,7 @@ async def send(request: web.Request, pieces: Iterable[bytes], length: int, conte
         for piece in pieces:
             view = memoryview(piece)
             for start in range(0, len(view), write_size):
-                await resp.write(view[start:start + write_size])
+                await resp.write(view[start : start + write_size])
     await resp.write_eof()
     return resp
 
@@ -670,8 +698,15 @@ def _middlewares(server: "HttpServer") -> list:
             log.error("request failed", extra={"path": request.path[:200]}, exc_info=True)
             resp = _text(500, "Internal Server Error")
         # never the query string: on the webhook port it carries tokens
-        log.debug("http request", extra={"client": request.remote or "", "method": request.method,
-                                         "path": request.path[:200], "status": resp.status})
+        log.debug(
+            "http request",
+            extra={
+                "client": request.remote or "",
+                "method": request.method,
+                "path": request.path[:200],
+                "status": resp.status,
+            },
+        )
         return resp
 
     @web.middleware
@@ -771,10 +806,19 @@ class HttpServer:
 
     thread_name = "http"
 
-    def __init__(self, app, listen_address: str, web_config=None, *, header_timeout: float = HEADER_TIMEOUT,
-                 idle_timeout: float = IDLE_TIMEOUT, max_body: int = MAX_BODY_BYTES,
-                 methods: frozenset[str] = METHODS, refuse_large_bodies: bool = True,
-                 loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(
+        self,
+        app,
+        listen_address: str,
+        web_config=None,
+        *,
+        header_timeout: float = HEADER_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_body: int = MAX_BODY_BYTES,
+        methods: frozenset[str] = METHODS,
+        refuse_large_bodies: bool = True,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ):
         host, port = parse_listen_address(listen_address)
         self.listen_address = listen_address
         self.app = app
@@ -839,10 +883,18 @@ class HttpServer:
         manager = runner.server
 
         def http() -> _Connection:
-            return _Connection(manager, loop=loop, header_timeout=self.header_timeout,
-                               max_header_bytes=MAX_HEADER_BYTES, keepalive_timeout=self.idle_timeout,
-                               access_log=None, max_line_size=MAX_REQUEST_LINE, max_field_size=MAX_FIELD_SIZE,
-                               max_headers=MAX_HEADERS, lingering_time=LINGER_SECONDS)
+            return _Connection(
+                manager,
+                loop=loop,
+                header_timeout=self.header_timeout,
+                max_header_bytes=MAX_HEADER_BYTES,
+                keepalive_timeout=self.idle_timeout,
+                access_log=None,
+                max_line_size=MAX_REQUEST_LINE,
+                max_field_size=MAX_FIELD_SIZE,
+                max_headers=MAX_HEADERS,
+                lingering_time=LINGER_SECONDS,
+            )
 
         factory = http if self.ssl_context is None else (lambda: _TLSGate(loop, self, http))
         # asyncio accepts up to `backlog` connections per wakeup of the listening socket and sets them all

@@ -188,7 +188,9 @@ class WebConfig:
         return self.tls.context if self.tls else None
 
     def describe(self) -> str:
-        parts = [f"TLS on (min {self.tls.min_version}, client auth {self.tls.client_auth_type})" if self.tls else "TLS off"]
+        parts = [
+            f"TLS on (min {self.tls.min_version}, client auth {self.tls.client_auth_type})" if self.tls else "TLS off"
+        ]
         parts.append(f"{len(self.users)} basic-auth user(s)" if self.users else "no basic auth")
         if self.rate_limit:
             parts.append(f"rate limit {self.rate_limit.interval:g}s burst {self.rate_limit.burst}")
@@ -198,6 +200,7 @@ class WebConfig:
 # --------------------------------------------------------------------------
 # The file
 # --------------------------------------------------------------------------
+
 
 def _a(value: Any) -> str:
     """The type name with an article: "an integer", "a list", "nothing (null)"."""
@@ -228,8 +231,13 @@ def _string(raw: Any, info: ValidationInfo) -> str | None:
 def _strings(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
     if not isinstance(raw, list):
         bad(f"must be a list of strings, got {_a(raw)}")
-    raise_all([custom((i,), f"must be a non-empty string, got {_a(item)}")
-               for i, item in enumerate(raw) if not isinstance(item, str) or not item])
+    raise_all(
+        [
+            custom((i,), f"must be a non-empty string, got {_a(item)}")
+            for i, item in enumerate(raw)
+            if not isinstance(item, str) or not item
+        ]
+    )
     return tuple(raw)
 
 
@@ -245,6 +253,7 @@ def _one_of(allowed: Mapping[str, Any], what: str) -> Any:
         if value is not None and value not in allowed:
             bad(f"unknown {what} {show(value)}; expected one of {', '.join(allowed)}")
         return value
+
     return value_type(str, parse, {"enum": list(allowed)})
 
 
@@ -270,18 +279,30 @@ class TLSServerConfig(_Section):
 
     @model_validator(mode="after")
     def _known_names(self) -> "TLSServerConfig":
-        raise_all([custom(("cipher_suites", i), f"unknown or insecure cipher suite {show(name)}")
-                   for i, name in enumerate(self.cipher_suites or ()) if name not in CIPHER_SUITES | dict.fromkeys(TLS13_SUITES)]
-                  + [custom(("curve_preferences", i), f"unknown curve {show(name)}; expected one of {', '.join(sorted(CURVES))}")
-                     for i, name in enumerate(self.curve_preferences or ()) if name not in CURVES])
+        raise_all(
+            [
+                custom(("cipher_suites", i), f"unknown or insecure cipher suite {show(name)}")
+                for i, name in enumerate(self.cipher_suites or ())
+                if name not in CIPHER_SUITES | dict.fromkeys(TLS13_SUITES)
+            ]
+            + [
+                custom(
+                    ("curve_preferences", i), f"unknown curve {show(name)}; expected one of {', '.join(sorted(CURVES))}"
+                )
+                for i, name in enumerate(self.curve_preferences or ())
+                if name not in CURVES
+            ]
+        )
         return self
 
 
 class HTTPServerConfig(_Section):
     http2: Flag = None
-    headers: value_type(tuple[tuple[str, str], ...], lambda raw, info: _headers(raw), {
-        "type": "object", "properties": {name: {"type": "string"} for name in HEADERS},
-        "additionalProperties": False}) = None
+    headers: value_type(
+        tuple[tuple[str, str], ...],
+        lambda raw, info: _headers(raw),
+        {"type": "object", "properties": {name: {"type": "string"} for name in HEADERS}, "additionalProperties": False},
+    ) = None
 
 
 def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
@@ -328,8 +349,10 @@ def _users(raw: Any, info: ValidationInfo) -> dict[str, bytes]:
         elif not isinstance(hashed, str):
             problem = f"must be a bcrypt hash string, got {_a(hashed)}"
         elif not m:
-            problem = ("not a bcrypt hash (expected $2a$, $2b$ or $2y$, a two-digit cost and 53 characters; "
-                       "make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')")
+            problem = (
+                "not a bcrypt hash (expected $2a$, $2b$ or $2y$, a two-digit cost and 53 characters; "
+                "make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')"
+            )
         elif not 4 <= int(m.group(1)) <= 31:
             problem = f"bcrypt cost {int(m.group(1))} is out of range 4-31"
         else:
@@ -373,8 +396,9 @@ class RateLimitConfig(_Section):
 class WebConfigFile(_Section):
     tls_server_config: Optional[TLSServerConfig] = None
     http_server_config: Optional[HTTPServerConfig] = None
-    basic_auth_users: value_type(dict[str, bytes], _users, {
-        "type": "object", "additionalProperties": {"type": "string"}}) = Field(None, repr=False)
+    basic_auth_users: value_type(
+        dict[str, bytes], _users, {"type": "object", "additionalProperties": {"type": "string"}}
+    ) = Field(None, repr=False)
     rate_limit: Optional[RateLimitConfig] = None
 
 
@@ -402,9 +426,15 @@ def parse_web_config(text: str, source: str | None = None, base_dir: str | None 
     notes: list[str] = []
     tls = _tls(parsed.tls_server_config, base_dir, notes) if parsed.tls_server_config else None
     http = parsed.http_server_config or HTTPServerConfig()
-    return WebConfig(source=source, tls=tls, users=parsed.basic_auth_users or {}, headers=http.headers or (),
-                     http2=True if http.http2 is None else http.http2,
-                     rate_limit=parsed.rate_limit.limit() if parsed.rate_limit else None, notes=tuple(notes))
+    return WebConfig(
+        source=source,
+        tls=tls,
+        users=parsed.basic_auth_users or {},
+        headers=http.headers or (),
+        http2=True if http.http2 is None else http.http2,
+        rate_limit=parsed.rate_limit.limit() if parsed.rate_limit else None,
+        notes=tuple(notes),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -443,14 +473,20 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
     if needs_ca and not has_ca:
         _fail(f"{P}.client_ca_file", f"required when client_auth_type is {client_auth_type}")
     if has_ca and client_auth_type in ("NoClientCert", "RequestClientCert"):
-        _fail(f"{P}.client_auth_type",
-              f"client_ca_file is set but client_auth_type is {client_auth_type}; use RequireAndVerifyClientCert")
+        _fail(
+            f"{P}.client_auth_type",
+            f"client_ca_file is set but client_auth_type is {client_auth_type}; use RequireAndVerifyClientCert",
+        )
     if client_auth_type == "RequestClientCert":
-        notes.append("tls_server_config.client_auth_type: RequestClientCert behaves as NoClientCert "
-                     "(a requested certificate would never be used)")
+        notes.append(
+            "tls_server_config.client_auth_type: RequestClientCert behaves as NoClientCert "
+            "(a requested certificate would never be used)"
+        )
     if client_auth_type == "RequireAnyClientCert":
-        notes.append("tls_server_config.client_auth_type: RequireAnyClientCert is enforced as "
-                     "RequireAndVerifyClientCert (OpenSSL verifies every certificate it requires)")
+        notes.append(
+            "tls_server_config.client_auth_type: RequireAnyClientCert is enforced as "
+            "RequireAndVerifyClientCert (OpenSSL verifies every certificate it requires)"
+        )
 
     sans = raw.client_allowed_sans or ()
     if sans and verify_mode != ssl.CERT_REQUIRED:
@@ -458,8 +494,12 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
 
     suites = raw.cipher_suites or ()
     openssl_suites = [CIPHER_SUITES[name] for name in suites if name in CIPHER_SUITES]
-    notes.extend(f"tls_server_config.cipher_suites[{i}]: {name} is a TLS 1.3 suite; TLS 1.3 suites are not "
-                 "configurable and it is ignored" for i, name in enumerate(suites) if name in TLS13_SUITES)
+    notes.extend(
+        f"tls_server_config.cipher_suites[{i}]: {name} is a TLS 1.3 suite; TLS 1.3 suites are not "
+        "configurable and it is ignored"
+        for i, name in enumerate(suites)
+        if name in TLS13_SUITES
+    )
     prefer = True if raw.prefer_server_cipher_suites is None else raw.prefer_server_cipher_suites
     curves = raw.curve_preferences or ()
     if curves:
@@ -527,10 +567,17 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
         ctx.verify_mode = ssl.CERT_NONE
 
     return TLSConfig(
-        cert_file=cert_path, key_file=key_path, min_version=min_version, max_version=max_version,
-        client_auth_type=client_auth_type, client_ca_file=_resolve(client_ca_file, base_dir) if client_ca_file else None,
-        client_allowed_sans=tuple(sans), cipher_suites=tuple(suites), prefer_server_cipher_suites=prefer,
-        curve_preferences=tuple(curves), context=ctx,
+        cert_file=cert_path,
+        key_file=key_path,
+        min_version=min_version,
+        max_version=max_version,
+        client_auth_type=client_auth_type,
+        client_ca_file=_resolve(client_ca_file, base_dir) if client_ca_file else None,
+        client_allowed_sans=tuple(sans),
+        cipher_suites=tuple(suites),
+        prefer_server_cipher_suites=prefer,
+        curve_preferences=tuple(curves),
+        context=ctx,
     )
 
 
@@ -615,5 +662,3 @@ def _ssl_reason(e: Exception) -> str:
     if reason:
         return f"{lib} {reason}" if lib else str(reason)
     return type(e).__name__
-
-

@@ -29,9 +29,13 @@ __all__ = ["FileProblem", "MAX_NODES", "YAMLProblem", "load_yaml", "read_text_fi
 #: nodes a document may expand to once every alias is followed
 MAX_NODES = 1_000_000
 
-_KINDS = ((stat.S_ISDIR, os.strerror(errno.EISDIR)), (stat.S_ISFIFO, "not a regular file (a named pipe)"),
-          (stat.S_ISCHR, "not a regular file (a character device)"),
-          (stat.S_ISBLK, "not a regular file (a block device)"), (stat.S_ISSOCK, "not a regular file (a socket)"))
+_KINDS = (
+    (stat.S_ISDIR, os.strerror(errno.EISDIR)),
+    (stat.S_ISFIFO, "not a regular file (a named pipe)"),
+    (stat.S_ISCHR, "not a regular file (a character device)"),
+    (stat.S_ISBLK, "not a regular file (a block device)"),
+    (stat.S_ISSOCK, "not a regular file (a socket)"),
+)
 
 
 class FileProblem(Exception):
@@ -137,7 +141,8 @@ class _Checks:
                     continue
                 if duplicate:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {_show_key(key)}", key_node.start_mark)
+                        None, None, f"duplicate key {_show_key(key)}", key_node.start_mark
+                    )
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -159,16 +164,23 @@ def _check_expansion(root: yaml.Node) -> None:
         key = id(node)
         if key not in sizes:
             if key in within:
-                raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
-                                                  node.start_mark)
+                raise yaml.composer.ComposerError(
+                    None, None, "an alias refers to a node that contains it", node.start_mark
+                )
             within.add(key)
-            children = (node.value if isinstance(node, yaml.SequenceNode) else
-                        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else ())
+            children = (
+                node.value
+                if isinstance(node, yaml.SequenceNode)
+                else [n for pair in node.value for n in pair]
+                if isinstance(node, yaml.MappingNode)
+                else ()
+            )
             sizes[key] = 1 + sum(map(size, children))
             within.discard(key)
             if sizes[key] > MAX_NODES:
                 raise yaml.composer.ComposerError(
-                    None, None, f"the aliases would expand the document past {MAX_NODES} nodes", node.start_mark)
+                    None, None, f"the aliases would expand the document past {MAX_NODES} nodes", node.start_mark
+                )
         return sizes[key]
 
     size(root)

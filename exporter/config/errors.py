@@ -53,8 +53,15 @@ class ConfigError(Exception):
 
 # -- wording -----------------------------------------------------------------
 
-_TYPE_NAMES = ((type(None), "null"), (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-               (list, "list"), (dict, "mapping"))
+_TYPE_NAMES = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "list"),
+    (dict, "mapping"),
+)
 
 
 def typename(value: Any) -> str:
@@ -95,6 +102,7 @@ def did_you_mean(word: str, options: Iterable[str], otherwise: str = "") -> str:
 
 # -- pydantic's errors --------------------------------------------------------
 
+
 def bad(message: str) -> NoReturn:
     """Fail the value being validated with *message* (final and one line)."""
     raise PydanticCustomError(ERROR_TYPE, message)
@@ -108,13 +116,24 @@ def custom(loc: tuple, message: str) -> dict:
 def raise_all(errors: Sequence[dict]) -> None:
     """Raise error entries (ours or ``ValidationError.errors()``) together, without their inputs (secrets)."""
     if errors:
-        raise ValidationError.from_exception_data("config", [InitErrorDetails(
-            type=PydanticCustomError(ERROR_TYPE, e["msg"]) if e["type"] == ERROR_TYPE else e["type"],
-            loc=tuple(e["loc"]), input=None, ctx=e.get("ctx") or {}) for e in errors], hide_input=True)
+        raise ValidationError.from_exception_data(
+            "config",
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError(ERROR_TYPE, e["msg"]) if e["type"] == ERROR_TYPE else e["type"],
+                    loc=tuple(e["loc"]),
+                    input=None,
+                    ctx=e.get("ctx") or {},
+                )
+                for e in errors
+            ],
+            hide_input=True,
+        )
 
 
-def each(items: Iterable[tuple[Any, Any]], check: Callable[[Any, Any], Any],
-         at: Callable[[Any], tuple] = lambda key: (key,)) -> list:
+def each(
+    items: Iterable[tuple[Any, Any]], check: Callable[[Any, Any], Any], at: Callable[[Any], tuple] = lambda key: (key,)
+) -> list:
     """``check(key, value)`` for every item, every failure reported at once at ``at(key)``."""
     out, errors = [], []
     for key, value in items:
@@ -141,6 +160,7 @@ def _path(loc: tuple, root: str) -> str:
 
 # -- a document ----------------------------------------------------------------
 
+
 def read_file(path: str, what: str, error: type[ConfigError] = ConfigError) -> str:
     """The text of the regular file *path*, at most 4 MiB (*what* names it in messages)."""
     try:
@@ -158,13 +178,16 @@ def load_yaml(text: str, root: str, error: type[ConfigError] = ConfigError) -> A
     raise error(problem.where, problem.message)
 
 
-def validate(model: type[BaseModel], doc: Any, root: str, context: Any = None,
-             error: type[ConfigError] = ConfigError) -> Any:
+def validate(
+    model: type[BaseModel], doc: Any, root: str, context: Any = None, error: type[ConfigError] = ConfigError
+) -> Any:
     """*doc* validated by *model*, or *error* with one problem per error entry."""
     try:
         return model.model_validate(doc, context=context)
     except ValidationError as e:
-        problems = [(_path(x["loc"], root), x["msg"] if x["type"] == ERROR_TYPE else f"invalid value ({x['msg']})")
-                    for x in e.errors(include_url=False)]
+        problems = [
+            (_path(x["loc"], root), x["msg"] if x["type"] == ERROR_TYPE else f"invalid value ({x['msg']})")
+            for x in e.errors(include_url=False)
+        ]
     # raised outside the except block: pydantic's error (and the values in it) stays behind
     raise error(*problems[0], *problems[1:])

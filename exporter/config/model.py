@@ -117,17 +117,26 @@ class WebhooksConfig:
     @property
     def providers(self) -> tuple[str, ...]:
         """The providers whose endpoint is enabled, in a fixed order."""
-        return tuple(p for p, on in (("meta", self.meta_app_secret is not None),
-                                     ("nxcloud", self.nxcloud),
-                                     ("kaleyra", self.kaleyra_token is not None)) if on)
+        return tuple(
+            p
+            for p, on in (
+                ("meta", self.meta_app_secret is not None),
+                ("nxcloud", self.nxcloud),
+                ("kaleyra", self.kaleyra_token is not None),
+            )
+            if on
+        )
 
     def describe(self) -> str:
-        return (f"listening on {self.listen_address} for {', '.join(self.providers)}, "
-                f"debounce {fmt_seconds(self.debounce)}")
+        return (
+            f"listening on {self.listen_address} for {', '.join(self.providers)}, debounce {fmt_seconds(self.debounce)}"
+        )
 
     def __repr__(self) -> str:
-        return (f"WebhooksConfig(listen_address={self.listen_address!r}, debounce={self.debounce!r}, "
-                f"providers={self.providers!r}, secrets=<redacted>)")
+        return (
+            f"WebhooksConfig(listen_address={self.listen_address!r}, debounce={self.debounce!r}, "
+            f"providers={self.providers!r}, secrets=<redacted>)"
+        )
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ NULL_IS_EMPTY = BeforeValidator(lambda value: {} if value is None else value)
 
 # -- accounts: ---------------------------------------------------------------
 
+
 def _provider(item: Any, info: ValidationInfo) -> str:
     if not isinstance(item, dict):
         bad(f"must be a mapping, got {typename(item)}")
@@ -50,8 +51,9 @@ def _accounts(raw: Any, handler: Any, info: ValidationInfo) -> list[Account]:
             spec = PROVIDERS[provider]
             model = spec.model.model_validate({**item, "provider": provider}, context=info.context)
             if names.setdefault(model.name, i) != i:
-                errors.append(custom((i, "name"), f'duplicate account name "{model.name}" '
-                                     f"(also accounts[{names[model.name]}])"))
+                errors.append(
+                    custom((i, "name"), f'duplicate account name "{model.name}" (also accounts[{names[model.name]}])')
+                )
             accounts[i] = model.resolve(spec, glob, f"accounts[{i}]")
         except ValidationError as e:
             errors += [dict(entry, loc=(i, *entry["loc"])) for entry in e.errors(include_url=False)]
@@ -63,21 +65,30 @@ def _accounts(raw: Any, handler: Any, info: ValidationInfo) -> list[Account]:
     for i, account in accounts.items():
         j = first.setdefault(account.credential_key, i)
         other = accounts[j]
-        for key, shared, values in (("action_qps", "its per-action limits", ""),
-                                    ("qps", "one QPS budget", f" ({other.qps:g} vs {account.qps:g})")):
+        for key, shared, values in (
+            ("action_qps", "its per-action limits", ""),
+            ("qps", "one QPS budget", f" ({other.qps:g} vs {account.qps:g})"),
+        ):
             if getattr(other, key) != getattr(account, key):
-                errors.append(custom((i, key), f"accounts[{j}] ({other.name}) and accounts[{i}] ({account.name}) use "
-                                     "the same credential (same provider, endpoint host and access_key_id) and share "
-                                     f"{shared}, but declare different {key}{values}; set the same {key} on both"))
+                errors.append(
+                    custom(
+                        (i, key),
+                        f"accounts[{j}] ({other.name}) and accounts[{i}] ({account.name}) use "
+                        "the same credential (same provider, endpoint host and access_key_id) and share "
+                        f"{shared}, but declare different {key}{values}; set the same {key} on both",
+                    )
+                )
     raise_all(sorted(errors, key=lambda entry: entry["loc"][0]))
     return list(accounts.values())
 
 
 # -- metrics: ----------------------------------------------------------------
 
+
 def _list_of(allowed: tuple[str, ...], what: str, plural: str) -> Any:
     def check(raw: Any) -> Any:
         return raw if isinstance(raw, list) else bad(f"must be a list of {plural}, got {typename(raw)}")
+
     return Optional[Annotated[list[choice(allowed, what, required=True)], BeforeValidator(check)]]
 
 
@@ -85,16 +96,20 @@ class MetricsSection(Section):
     """Cardinality controls for the whole exporter."""
 
     state_sets: choice(("all", "active"), "state_sets mode") = Field(
-        None, description="active: only the current state's series (default); all: one series per state, 0 or 1, "
-                          "about five times the series.")
+        None,
+        description="active: only the current state's series (default); all: one series per state, 0 or 1, "
+        "about five times the series.",
+    )
     disable: _list_of(DISABLEABLE, "metric", "metric names") = Field(None, description="Metric families not exposed.")
     info_labels: _list_of(INFO_LABELS, "info label", "label names") = Field(
-        None, description="Labels of whatsapp_phone_number_info (default: all).")
+        None, description="Labels of whatsapp_phone_number_info (default: all)."
+    )
 
     def options(self) -> RenderOptions:
         info = INFO_LABELS if self.info_labels is None else tuple(x for x in INFO_LABELS if x in self.info_labels)
-        return RenderOptions(state_sets=self.state_sets or "active", disabled=frozenset(self.disable or ()),
-                             info_labels=info)
+        return RenderOptions(
+            state_sets=self.state_sets or "active", disabled=frozenset(self.disable or ()), info_labels=info
+        )
 
 
 # -- webhooks: ---------------------------------------------------------------
@@ -119,22 +134,33 @@ class NxCloudHook(Section):
 class WebhooksSection(Section):
     """A listener that turns provider events into early polls."""
 
-    listen_address: value_type(str, _listen_address, {"type": "string", "pattern": r":[0-9]+$"}, required=True) = \
-        Field(description='[host]:port, e.g. ":10068".')
+    listen_address: value_type(str, _listen_address, {"type": "string", "pattern": r":[0-9]+$"}, required=True) = Field(
+        description='[host]:port, e.g. ":10068".'
+    )
     debounce: Annotated[Duration, between(0.0, 60.0)] = Field(None, description="Default 2s.")
-    meta: Optional[secret_pairs("MetaWebhookSecrets", "The Meta app's secret (checks signatures) and the verify "
-                                "token of the subscription.", secrets=("app_secret", "verify_token"))] = None
-    kaleyra: Optional[secret_pairs("KaleyraWebhookSecrets", "The token Kaleyra's callback URL carries.",
-                                   secrets=("token",))] = None
+    meta: Optional[
+        secret_pairs(
+            "MetaWebhookSecrets",
+            "The Meta app's secret (checks signatures) and the verify token of the subscription.",
+            secrets=("app_secret", "verify_token"),
+        )
+    ] = None
+    kaleyra: Optional[
+        secret_pairs("KaleyraWebhookSecrets", "The token Kaleyra's callback URL carries.", secrets=("token",))
+    ] = None
     nxcloud: Annotated[Optional[NxCloudHook], NULL_IS_EMPTY] = None
 
     @model_validator(mode="after")
     def _rules(self) -> "WebhooksSection":
         errors = []
         if self.kaleyra is not None and len(self.kaleyra.value("token")) < KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH:
-            errors.append(custom(("kaleyra", "token" if self.kaleyra.token is not None else "token_file"),
-                                 "too short: the token is all that authenticates Kaleyra's callback, use at least "
-                                 f"{KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH} random characters"))
+            errors.append(
+                custom(
+                    ("kaleyra", "token" if self.kaleyra.token is not None else "token_file"),
+                    "too short: the token is all that authenticates Kaleyra's callback, use at least "
+                    f"{KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH} random characters",
+                )
+            )
         if self.meta is None and self.kaleyra is None and self.nxcloud is None:
             errors.append(custom((), "enable at least one of meta, kaleyra or nxcloud"))
         raise_all(errors)
@@ -143,27 +169,32 @@ class WebhooksSection(Section):
     def neutral(self) -> WebhooksConfig:
         meta, kaleyra = self.meta, self.kaleyra
         return WebhooksConfig(
-            listen_address=self.listen_address, debounce=2.0 if self.debounce is None else self.debounce,
-            meta_app_secret=meta and meta.value("app_secret"), meta_verify_token=meta and meta.value("verify_token"),
-            kaleyra_token=kaleyra and kaleyra.value("token"), nxcloud=self.nxcloud is not None)
+            listen_address=self.listen_address,
+            debounce=2.0 if self.debounce is None else self.debounce,
+            meta_app_secret=meta and meta.value("app_secret"),
+            meta_verify_token=meta and meta.value("verify_token"),
+            kaleyra_token=kaleyra and kaleyra.value("token"),
+            nxcloud=self.nxcloud is not None,
+        )
 
 
 # -- The file ----------------------------------------------------------------
 
+
 class ConfigFile(Section):
     """whatsapp-number-exporter configuration (--config.file)."""
 
-    global_: Annotated[Optional[GlobalSection], NULL_IS_EMPTY] = Field(
-        default_factory=GlobalSection, alias="global")
-    accounts: Annotated[list[Annotated[Union[tuple(spec.model for spec in PROVIDERS.values())],
-                                       Field(discriminator="provider")]], WrapValidator(_accounts)] = Field(
-        min_length=1, description="The provider accounts to poll.")
-    metrics: Annotated[Optional[MetricsSection], NULL_IS_EMPTY] = Field(
-        default_factory=MetricsSection)
+    global_: Annotated[Optional[GlobalSection], NULL_IS_EMPTY] = Field(default_factory=GlobalSection, alias="global")
+    accounts: Annotated[
+        list[Annotated[Union[tuple(spec.model for spec in PROVIDERS.values())], Field(discriminator="provider")]],
+        WrapValidator(_accounts),
+    ] = Field(min_length=1, description="The provider accounts to poll.")
+    metrics: Annotated[Optional[MetricsSection], NULL_IS_EMPTY] = Field(default_factory=MetricsSection)
     webhooks: Optional[WebhooksSection] = Field(None, description="The webhook receiver (default: off).")
 
 
 # -- Reading it -------------------------------------------------------------
+
 
 def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate the configuration file at *path*; relative ``*_file`` paths are against its directory."""
@@ -187,10 +218,18 @@ def parse_config(text: str | bytes, source: str | None = None, env: Mapping[str,
         raise ConfigError(root, 'config is empty; expected a mapping with an "accounts" list')
     if not isinstance(doc, dict):
         raise ConfigError(root, f'top level must be a mapping with an "accounts" list, got {typename(doc)}')
-    parsed = validate(ConfigFile, doc, root, {"env": os.environ if env is None else env,
-                                              "base_dir": os.path.dirname(source) if source else ""})
-    return Config(accounts=tuple(parsed.accounts), source=source, metrics=parsed.metrics.options(),
-                  webhooks=parsed.webhooks.neutral() if parsed.webhooks else None)
+    parsed = validate(
+        ConfigFile,
+        doc,
+        root,
+        {"env": os.environ if env is None else env, "base_dir": os.path.dirname(source) if source else ""},
+    )
+    return Config(
+        accounts=tuple(parsed.accounts),
+        source=source,
+        metrics=parsed.metrics.options(),
+        webhooks=parsed.webhooks.neutral() if parsed.webhooks else None,
+    )
 
 
 def config_schema() -> dict:

@@ -28,8 +28,11 @@ def _check(text: str, what: str | None) -> str:
     if text == "":
         bad(f"{what} is empty" if what else "must not be empty")
     if any(c.isspace() or not c.isprintable() for c in text):
-        bad(f"{what} contains whitespace or control characters" if what
-            else "must not contain whitespace or control characters")
+        bad(
+            f"{what} contains whitespace or control characters"
+            if what
+            else "must not contain whitespace or control characters"
+        )
     return text
 
 
@@ -47,25 +50,42 @@ def SecretFile(raw: Any, info: ValidationInfo) -> str:
     try:
         return _check(yamlfile.read_text_file(full, SECRET_FILE_MAX_BYTES).strip(), f"file {full}")
     except yamlfile.FileProblem as e:
-        bad(f"cannot read {full}: {e.reason}" if e.kind == "unreadable" else
-            f"{full} is too large (more than {SECRET_FILE_MAX_BYTES} bytes)" if e.kind == "too_large" else
-            f"{full} is not valid UTF-8 text")
+        bad(
+            f"cannot read {full}: {e.reason}"
+            if e.kind == "unreadable"
+            else f"{full} is too large (more than {SECRET_FILE_MAX_BYTES} bytes)"
+            if e.kind == "too_large"
+            else f"{full} is not valid UTF-8 text"
+        )
 
 
 def env_secret(key: str) -> Any:
     """Exactly ``${VAR}``."""
+
     def parse(raw: Any, info: ValidationInfo) -> str:
         if not isinstance(raw, str) or not re.fullmatch(_SOLE_REF, raw):
             fallback = isinstance(raw, str) and re.fullmatch(r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*:-.*\}\s*", raw, re.DOTALL)
-            bad(("a ${VAR:-default} fallback is an inline secret and is not allowed" if fallback
-                 else "inline secrets are not allowed") + f"; use ${{ENV_VAR}} or {key}_file")
+            bad(
+                (
+                    "a ${VAR:-default} fallback is an inline secret and is not allowed"
+                    if fallback
+                    else "inline secrets are not allowed"
+                )
+                + f"; use ${{ENV_VAR}} or {key}_file"
+            )
         var = raw.strip()[2:-1]
         text = (info.context or {}).get("env", os.environ).get(var)
-        return bad(f"environment variable {var} is not set") if text is None else \
-            _check(text, f"environment variable {var}")
+        return (
+            bad(f"environment variable {var} is not set")
+            if text is None
+            else _check(text, f"environment variable {var}")
+        )
 
-    return value_type(str, parse, {"type": "string", "pattern": f"^{_SOLE_REF}$",
-                                   "description": "${ENV_VAR} only: inline secrets are refused"})
+    return value_type(
+        str,
+        parse,
+        {"type": "string", "pattern": f"^{_SOLE_REF}$", "description": "${ENV_VAR} only: inline secrets are refused"},
+    )
 
 
 class SecretPairs(Section):
@@ -79,14 +99,24 @@ class SecretPairs(Section):
     @classmethod
     def _not_both(cls, data: Any) -> Any:  # before any file is read
         if isinstance(data, dict):
-            raise_all([custom((), f"set only one of {key} and {key}_file") for key in (*cls.ids, *cls.secrets)
-                       if data.get(key) is not None and data.get(f"{key}_file") is not None])
+            raise_all(
+                [
+                    custom((), f"set only one of {key} and {key}_file")
+                    for key in (*cls.ids, *cls.secrets)
+                    if data.get(key) is not None and data.get(f"{key}_file") is not None
+                ]
+            )
         return data
 
     @model_validator(mode="after")
     def _required(self) -> "SecretPairs":
-        raise_all([custom((key,), f"required ({'as ${ENV_VAR} or ' if key in self.secrets else 'or '}{key}_file)")
-                   for key in self.required if self.value(key) is None])
+        raise_all(
+            [
+                custom((key,), f"required ({'as ${ENV_VAR} or ' if key in self.secrets else 'or '}{key}_file)")
+                for key in self.required
+                if self.value(key) is None
+            ]
+        )
         return self
 
     def value(self, key: str) -> str | None:
@@ -102,11 +132,15 @@ class SecretPairs(Section):
         return Credentials(access_key_id=key_id, access_key_secret=secret)
 
 
-def secret_pairs(name: str, doc: str, *, ids: tuple[str, ...] = (), secrets: tuple[str, ...] = (),
-                 optional: tuple[str, ...] = ()) -> type[SecretPairs]:
+def secret_pairs(
+    name: str, doc: str, *, ids: tuple[str, ...] = (), secrets: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+) -> type[SecretPairs]:
     """A section of *ids* and *secrets*, each as ``<key>`` or ``<key>_file``, required unless *optional*."""
-    fields: dict[str, Any] = {"ids": (ClassVar, ids), "secrets": (ClassVar, secrets),
-                              "required": (ClassVar, tuple(k for k in (*ids, *secrets) if k not in optional))}
+    fields: dict[str, Any] = {
+        "ids": (ClassVar, ids),
+        "secrets": (ClassVar, secrets),
+        "required": (ClassVar, tuple(k for k in (*ids, *secrets) if k not in optional)),
+    }
     for key in (*ids, *secrets):
         fields[key] = (CredentialId if key in ids else env_secret(key), Field(None, repr=False))
         fields[f"{key}_file"] = (SecretFile, Field(None, repr=False))

@@ -14,8 +14,16 @@ import re
 from typing import Annotated, Any, Callable, Optional
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, \
-    WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
 
 from exporter.config.errors import bad, custom, did_you_mean, each, fmt_seconds, raise_all, show, suggest, typename
 
@@ -55,8 +63,11 @@ class Section(BaseModel):
                 meant.add(suggest(key, keys))
         # A required key left out is null, for its own validator to say what it needs ("required (a list of
         # ...)"); unless a mistyped key meant it: 'nmae: unknown key (did you mean "name"?)' says it all.
-        left_out = {k: None for k, name in keys.items()
-                    if k not in data and k not in meant and cls.model_fields[name].is_required()}
+        left_out = {
+            k: None
+            for k, name in keys.items()
+            if k not in data and k not in meant and cls.model_fields[name].is_required()
+        }
         try:
             result = handler({k: v for k, v in data.items() if k in keys} | left_out)
         except ValidationError as e:
@@ -111,6 +122,7 @@ ENV_STRING = {"type": "string", "pattern": r"\$\{"}
 
 def value_type(py_type: Any, parse: Callable, schema: dict, *, required: bool = False) -> Any:
     """An annotated type: *parse* turns a raw value (never None) into *py_type*; None means unset."""
+
     def validate(raw: Any, info: ValidationInfo) -> Any:
         return parse(raw, info) if raw is not None else bad("required") if required else None
 
@@ -126,6 +138,7 @@ def as_type(py_type: Any, schema: dict, *, required: bool = False) -> Callable[[
 
 def choose(allowed: tuple[str, ...], what: str) -> Callable[[Any, ValidationInfo], str]:
     """A parser of one of *allowed* (after ``${VAR}`` expansion), with a "did you mean" hint."""
+
     def parse(raw: Any, info: ValidationInfo) -> str:
         value = text_value(raw, info)
         if value not in allowed:
@@ -133,6 +146,7 @@ def choose(allowed: tuple[str, ...], what: str) -> Callable[[Any, ValidationInfo
             options = ", ".join(f'"{a}"' for a in allowed)
             bad(f"unknown {what} {show(raw)} (allowed: {options})" + (f'; did you mean "{hint}"?' if hint else ""))
         return value
+
     return parse
 
 
@@ -173,8 +187,15 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * size for n, size in zip(m.groups(), (3600, 60, 1, 0.001)) if n)
 
 
-@as_type(float, {"anyOf": [{"type": "number", "minimum": 0}, {
-    "type": "string", "pattern": r"^\s*((\d+(\.\d+)?|\.\d+)(h|m|s|ms))+\s*$|^\s*(\d+(\.\d*)?|\.\d+)\s*$|\$\{"}]})
+@as_type(
+    float,
+    {
+        "anyOf": [
+            {"type": "number", "minimum": 0},
+            {"type": "string", "pattern": r"^\s*((\d+(\.\d+)?|\.\d+)(h|m|s|ms))+\s*$|^\s*(\d+(\.\d*)?|\.\d+)\s*$|\$\{"},
+        ]
+    },
+)
 def Duration(raw: Any, info: ValidationInfo) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         bad(f"must be a duration (e.g. 90s, 5m, 1h30m or a number of seconds), got {typename(raw)}")
@@ -189,6 +210,7 @@ def Duration(raw: Any, info: ValidationInfo) -> float:
 
 
 # -- checks on a parsed value (None: unset, nothing to check) ----------------
+
 
 def rule(ok: Callable[[Any], bool], message: str, fmt: Callable[[Any], str] = fmt_seconds) -> AfterValidator:
     """Refuse a set value for which *ok* is false; *message* may show it as ``{got}``."""
@@ -206,16 +228,21 @@ Qps = Annotated[Number, QPS_RULE]
 
 def whole_number(lo: int, hi: int, low_text: str) -> Any:
     """A whole number from *lo* to *hi* (a number, or a string through ``${VAR}``)."""
-    ok = rule(lambda v: float(v).is_integer() and lo <= v <= hi,
-              f"must be a whole number from {low_text} to {hi}, got {{got}}", "{:g}".format)
+    ok = rule(
+        lambda v: float(v).is_integer() and lo <= v <= hi,
+        f"must be a whole number from {low_text} to {hi}, got {{got}}",
+        "{:g}".format,
+    )
     schema = {"anyOf": [{"type": "integer", "minimum": lo, "maximum": hi}, ENV_STRING]}
     return Annotated[value_type(float, number_value, schema), ok, AfterValidator(lambda v: v if v is None else int(v))]
 
 
 # -- names, ids, phone numbers, labels, limits, URLs ---------------------------
 
+
 def matching(pattern: str, problem: str, *, strip: bool = False, required: bool = False) -> Any:
     """A string (after ``${VAR}``) matching *pattern*; *problem* shows the raw value as ``{}``."""
+
     def parse(raw: Any, info: ValidationInfo) -> str:
         value = text_value(raw, info).strip() if strip else text_value(raw, info)
         return value if re.fullmatch(pattern, value) else bad(problem.format(show(raw)))
@@ -223,8 +250,9 @@ def matching(pattern: str, problem: str, *, strip: bool = False, required: bool 
     return value_type(str, parse, {"type": "string", "pattern": f"^{pattern}$|\\$\\{{"}, required=required)
 
 
-AccountName = matching(r"[A-Za-z0-9_.:-]{1,64}", "invalid account name {} (1-64 characters from A-Z a-z 0-9 _ . : -)",
-                       required=True)
+AccountName = matching(
+    r"[A-Za-z0-9_.:-]{1,64}", "invalid account name {} (1-64 characters from A-Z a-z 0-9 _ . : -)", required=True
+)
 GraphVersion = matching(r"v[0-9]{1,3}\.[0-9]{1,2}", 'invalid Graph API version {} (e.g. "v24.0")', strip=True)
 
 
@@ -233,8 +261,9 @@ def UnitId(raw: Any, info: ValidationInfo) -> str:
     return text_value(raw, info).strip() or bad("must not be empty")
 
 
-@as_type(tuple[str, ...], {"type": "array", "minItems": 1,
-                           "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}})
+@as_type(
+    tuple[str, ...], {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}
+)
 def PhoneList(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
     """Phone numbers with country code, as digits (a leading + dropped), in linear time."""
     if not isinstance(raw, list) or not raw:
@@ -269,6 +298,7 @@ def _mapping(raw: Any) -> dict:
 
 def label_map(reserved: frozenset[str]) -> Any:
     """Static labels: name → value; *reserved* names are the exporter's own."""
+
     def parse(raw: Any, info: ValidationInfo) -> dict[str, str]:
         def check(key: Any, value: Any) -> tuple[str, str]:
             if not isinstance(key, str):
@@ -286,12 +316,21 @@ def label_map(reserved: frozenset[str]) -> Any:
 
         return dict(each(_mapping(raw).items(), check, at=lambda key: (key,) if isinstance(key, str) else ()))
 
-    return value_type(dict[str, str], parse, {"type": "object", "additionalProperties": {"type": "string"},
-                                              "propertyNames": {"pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}})
+    return value_type(
+        dict[str, str],
+        parse,
+        {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "propertyNames": {"pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"},
+        },
+    )
 
 
-@as_type(dict[str, float], {"type": "object", "additionalProperties": {
-    "anyOf": [{"type": "number", "exclusiveMinimum": 0}, ENV_STRING]}})
+@as_type(
+    dict[str, float],
+    {"type": "object", "additionalProperties": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, ENV_STRING]}},
+)
 def ActionLimits(raw: Any, info: ValidationInfo) -> dict[str, float]:
     def check(action: Any, value: Any) -> tuple[str, float]:
         if not isinstance(action, str) or not action:
@@ -316,13 +355,15 @@ def Endpoint(raw: Any, info: ValidationInfo) -> str:
     except ValueError as e:
         bad(f"invalid URL ({e})")
     for broken, problem in (
-            (parts.scheme.lower() not in ("http", "https"), f'scheme must be http or https, got "{parts.scheme}"'),
-            (parts.username is not None or parts.password is not None,
-             "must not contain user information (credentials belong under credentials)"),
-            (not parts.hostname, f"must have a host, {example}"),
-            (parts.path not in ("", "/"), "must not have a path (only scheme, host and optional port)"),
-            (parts.query or parts.fragment or value.rstrip("/").endswith(("?", "#")),
-             "must not have a query or fragment")):
+        (parts.scheme.lower() not in ("http", "https"), f'scheme must be http or https, got "{parts.scheme}"'),
+        (
+            parts.username is not None or parts.password is not None,
+            "must not contain user information (credentials belong under credentials)",
+        ),
+        (not parts.hostname, f"must have a host, {example}"),
+        (parts.path not in ("", "/"), "must not have a path (only scheme, host and optional port)"),
+        (parts.query or parts.fragment or value.rstrip("/").endswith(("?", "#")), "must not have a query or fragment"),
+    ):
         if broken:
             bad(problem)
     return value.rstrip("/")
