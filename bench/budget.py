@@ -34,7 +34,7 @@ def main(argv: list[str]) -> None:
     )
     # throttling off (the documented per-action limits included), so nothing hides a breach
     with CamsEmulator(scenario, max_records=10_000_000, flow_control=False) as emu:
-        config, store, poller = exporter_for(emu.url, spaces, qps=qps, waba=False)
+        _config, store, poller = exporter_for(emu.url, spaces, qps=qps, waba=False)
         start = time.monotonic()
         poller.poll_account("bench")
         elapsed = time.monotonic() - start

@@ -85,7 +85,7 @@ async def drippers(host: str, port: int, clients: int, seconds: float, drip: flo
                 while time.monotonic() < stop_at:
                     try:
                         data = await asyncio.wait_for(reader.read(4096), timeout=drip)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         writer.write(b"X-Drip-%d: %d\r\n" % (i, n))  # one more header line, never the blank one
                         n += 1
                         continue

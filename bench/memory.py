@@ -12,8 +12,8 @@ Usage:  python -m bench.memory [SIZES...] [--active] [--plain] [--cycles N]
 from __future__ import annotations
 
 import gc
-import sys
 import subprocess
+import sys
 
 from bench.common import ROOT, exporter_for, fleet, rss_mb, with_malloc_env
 from exporter import exposition as ex
@@ -26,7 +26,7 @@ def run(size: int, options: ex.RenderOptions, cycles: int = 10, plain: bool = Fa
     spaces = size // PER_SPACE
     samples = []
     with fleet(spaces, PER_SPACE, timelines=True) as url:
-        config, store, poller = exporter_for(url, spaces, options=options, concurrency=16)
+        _config, store, poller = exporter_for(url, spaces, options=options, concurrency=16)
         server = HttpServer(App(store), "127.0.0.1:0").start()
         for _ in range(cycles):
             poller.poll_account("bench")
@@ -68,7 +68,8 @@ def main(argv: list[str]) -> None:
     peak = max(p for _, p in samples)
     drift = (rss[-1] - rss[1]) / rss[1]
     print(
-        f"numbers={size:,} state_sets={options.state_sets}{' (plain scrapes too)' if '--plain' in argv else ''}: peak RSS {peak:.0f} MiB; RSS after each of {cycles} cycles (MiB): {rss}; "
+        f"numbers={size:,} state_sets={options.state_sets}{' (plain scrapes too)' if '--plain' in argv else ''}: "
+        f"peak RSS {peak:.0f} MiB; RSS after each of {cycles} cycles (MiB): {rss}; "
         f"cycle 2 -> {cycles}: {drift:+.1%}"
     )
 

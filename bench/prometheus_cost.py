@@ -136,7 +136,7 @@ class Prometheus:
                 }
             )
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = open(workdir / "prometheus.log", "wb")
+        self.log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 - the server's log, open while it runs
         self.proc = subprocess.Popen(
             [
                 prometheus_binary(),
@@ -207,7 +207,7 @@ def measure(numbers: int, mode: str, minutes: float, scrape_interval: int, workd
         config = path / "config.yml"
         config.write_text(exporter_config(url, spaces, mode))
         port = free_port()
-        log = open(path / "exporter.log", "wb")
+        log = open(path / "exporter.log", "wb")  # noqa: SIM115 - the exporter's log, open while it runs
         exporter = subprocess.Popen(
             [
                 sys.executable,

@@ -57,8 +57,8 @@ class NaiveCollector:
             (ex.N_NAME, "name_status", model.NAME_STATUS.states, "name_status"),
             (ex.N_NEW_NAME, "new_name_status", model.NAME_STATUS.states, "new_name_status"),
         ]
-        info = GaugeMetricFamily(ex.N_INFO.name, ex.N_INFO.help, labels=base + list(self.options.info_labels))
-        families = [GaugeMetricFamily(f.name, f.help, labels=base + [label]) for f, label, _, _ in sets]
+        info = GaugeMetricFamily(ex.N_INFO.name, ex.N_INFO.help, labels=[*base, *self.options.info_labels])
+        families = [GaugeMetricFamily(f.name, f.help, labels=[*base, label]) for f, label, _, _ in sets]
         limit = GaugeMetricFamily(ex.N_LIMIT.name, ex.N_LIMIT.help, labels=base)
         changed = [
             GaugeMetricFamily(f.name, f.help, labels=base)
@@ -67,15 +67,15 @@ class NaiveCollector:
         for acc in self.store.accounts():
             for phone, t in acc.numbers.items():
                 n, ids = t.number, [acc.provider, acc.name, phone]
-                info.add_metric(ids + [getattr(n, k) for k in self.options.info_labels], 1)
-                for family, (_, _, states, attr) in zip(families, sets):
+                info.add_metric([*ids, *(getattr(n, k) for k in self.options.info_labels)], 1)
+                for family, (_, _, states, attr) in zip(families, sets, strict=True):
                     current = getattr(n, attr)
                     for state in (current,) if self.options.active_only else states:
-                        family.add_metric(ids + [state], 1 if state == current else 0)
+                        family.add_metric([*ids, state], 1 if state == current else 0)
                 if n.messaging_limit is not None:
                     limit.add_metric(ids, n.messaging_limit)
                 for family, ts in zip(
-                    changed, (t.changes.status, t.changes.quality_rating, t.changes.messaging_limit_tier)
+                    changed, (t.changes.status, t.changes.quality_rating, t.changes.messaging_limit_tier), strict=True
                 ):
                     family.add_metric(ids, ts)
         yield info
@@ -151,13 +151,13 @@ def compression_cost(store, rounds: int = 5) -> dict:
 def run(size: int, options: ex.RenderOptions) -> dict:
     spaces = max(1, size // PER_SPACE)
     with fleet(spaces, PER_SPACE) as url:
-        config, store, poller = exporter_for(url, spaces, options=options, concurrency=16)
+        _config, store, poller = exporter_for(url, spaces, options=options, concurrency=16)
         poller.poll_account("bench")
         poller.stop()
     ours = HttpServer(App(store), "127.0.0.1:0").start()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NaiveCollector(store, options))
-    naive_server, naive_thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    naive_server, _naive_thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     naive_url = f"http://127.0.0.1:{naive_server.server_port}/metrics"
     exposition = store.exposition
     compression = compression_cost(store)
@@ -190,7 +190,8 @@ def main(argv: list[str]) -> None:
     sizes = [int(a) for a in argv if a.isdigit()] or [1000, 10_000, 50_000]
     print(f"mode: state_sets={options.state_sets}")
     print(
-        "| numbers | series | encoding | ours p50 / p99 (ms) | static p50 / p99 (ms) | naive p50 / p99 (ms) | CPU per scrape ours / static / naive (ms) | body (bytes) | naive ÷ ours (p99) | ours ÷ static (p99) |"
+        "| numbers | series | encoding | ours p50 / p99 (ms) | static p50 / p99 (ms) | naive p50 / p99 (ms) "
+        "| CPU per scrape ours / static / naive (ms) | body (bytes) | naive ÷ ours (p99) | ours ÷ static (p99) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     compression_rows = []
@@ -209,13 +210,15 @@ def main(argv: list[str]) -> None:
 
     print()
     print(
-        "| numbers | plain body | gzip body (ours) | `gzip -1` of the same text | ours ÷ gzip -1 | compression per generation: wall / CPU | `gzip -1` wall (a process) |"
+        "| numbers | plain body | gzip body (ours) | `gzip -1` of the same text | ours ÷ gzip -1 "
+        "| compression per generation: wall / CPU | `gzip -1` wall (a process) |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in compression_rows:
         c = r["compression"]
         print(
-            f"| {r['numbers']:,} | {c['plain_bytes'] / 1e6:.1f} MB | {c['ours_bytes'] / 1e6:.2f} MB | {c['gzip1_bytes'] / 1e6:.2f} MB | "
+            f"| {r['numbers']:,} | {c['plain_bytes'] / 1e6:.1f} MB | {c['ours_bytes'] / 1e6:.2f} MB | "
+            f"{c['gzip1_bytes'] / 1e6:.2f} MB | "
             f"{c['ours_bytes'] / c['gzip1_bytes']:.3f}× | {c['seconds'] * 1e3:.0f} ms / {c['cpu'] * 1e3:.0f} ms | "
             f"{c['gzip1_seconds'] * 1e3:.0f} ms |",
             flush=True,

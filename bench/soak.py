@@ -74,9 +74,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exporter.config import PROVIDERS, parse_config
-
 from bench import _soak_emulators as emulators
+from exporter.config import PROVIDERS, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 2.0
@@ -350,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                     exported[lbls["phone_number"]][family] = lbls[label_of[family]]
             for _, lbls, value in series(text_metrics, {"whatsapp_exporter_poll_success"}):
                 final_poll_success[lbls["account"]] = float(value)
-            for phone, (provider, unit, state) in sorted(expected.items()):
+            for phone, (_provider, unit, state) in sorted(expected.items()):
                 where = f"{phone} ({unit_account[unit]})"
                 got = exported.get(phone)
                 if got is None:
@@ -432,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
 
     threads += [threads[-1] if threads else 0] * (len(rss) - len(threads))
     (workdir / "rss.tsv").write_text(
-        "seconds\trss_kib\tthreads\n" + "".join(f"{t:.0f}\t{v}\t{n}\n" for (t, v), n in zip(rss, threads))
+        "seconds\trss_kib\tthreads\n" + "".join(f"{t:.0f}\t{v}\t{n}\n" for (t, v), n in zip(rss, threads, strict=True))
     )
     minute2 = min(120.0, faulted_end / 2)
     baseline = next(((t, v) for t, v in rss if t >= minute2), None)
@@ -444,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     per_requests = ", ".join(f"{LABELS[p]} {r['total']}" for p, r in report.items())
     kinds = ", ".join(f"{k} {v}" for k, v in faulted.most_common())
     full_logs = [LABELS[p] for p, r in report.items() if r["full"]]
+    by_account = (
+        "; by account: " + ", ".join(f"{a} {n}" for a, n in mismatched_accounts.most_common())
+        if mismatched_accounts
+        else ""
+    )
+    crashed = f"crashed at {crashed_at:.0f} s" if crashed_at is not None else "ran throughout"
     poll_ok = bool(final_poll_success) and all(v == 1 for v in final_poll_success.values())
 
     def verdict(ok: bool) -> str:
@@ -463,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{verdict(scrape_failures == 0)} |",
         f"| faulted share | {sum(faulted.values()) / max(1, in_window) * 100:.1f} % of the {in_window} requests while "
         f"faults were on ({kinds}) | |",
-        f"| exporter process | {'crashed at %.0f s' % crashed_at if crashed_at is not None else 'ran throughout'}; "
+        f"| exporter process | {crashed}; "
         f"exit code after SIGTERM {exit_code} | {verdict(crashed_at is None and exit_code == 0)} |",
         f"| RSS | at {baseline[0] / 60 if baseline else 0:.1f} min {baseline[1] / 1024 if baseline else 0:.1f} MiB, "
         f"at end {end_rss[1] / 1024 if end_rss else 0:.1f} MiB (drift {drift:+.1f} %), "
@@ -472,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| one-second windows over budget | {over_total} (every credential, every arrival counted) | "
         f"{verdict(over_total == 0)} |",
         f"| final-state mismatches | {len(mismatches)} (of {len(expected)} numbers x 3 "
-        f"fields){'; by account: ' + ', '.join(f'{a} {n}' for a, n in mismatched_accounts.most_common()) if mismatched_accounts else ''}"
+        f"fields){by_account}"
         f" | {verdict(not mismatches and crashed_at is None)} |",
         f"| accounts paused after a credential refusal | {'; '.join(paused) if paused else 'none'} | |",
         f"| unhandled exceptions in the log | {len(unhandled)} ({len(with_exception)} records with an exception "

@@ -85,7 +85,8 @@ def numbers_yaml(prefix: str, count: int, rng: random.Random, meta: bool = False
         lines.append(
             f'      - {{phone_number: "{prefix}{i:04d}", {extra}status: CONNECTED, quality_rating: GREEN, '
             f"repeat_every: {PERIOD}, timeline: ["
-            f"{{at: {phase:.2f}, set: {{status: {flipped}}}}}, {{at: {phase + PERIOD / 2:.2f}, set: {{status: CONNECTED}}}}]}}"
+            f"{{at: {phase:.2f}, set: {{status: {flipped}}}}}, "
+            f"{{at: {phase + PERIOD / 2:.2f}, set: {{status: CONNECTED}}}}]}}"
         )
     return "\n".join(lines)
 
@@ -174,7 +175,7 @@ def run_mode(mode: str, minutes: float, count: int, poll_interval: int, seed: in
             emu.start()
         config = workdir / f"config-{mode}.yml"
         config.write_text(exporter_config({p: e.url for p, e in emulators.items()}, poll_interval, hook_port))
-        log = open(workdir / f"exporter-{mode}.log", "wb")
+        log = open(workdir / f"exporter-{mode}.log", "wb")  # noqa: SIM115 - the exporter's log, open while it runs
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -285,7 +286,8 @@ def main(argv: list[str]) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="webhook-latency-"))
     modes = ("on", "off") if args.mode == "both" else (args.mode,)
     print(
-        f"{args.numbers} numbers per provider (Meta, NxCloud, Kaleyra), each flipping FLAGGED (Meta: PENDING)/CONNECTED every "
+        f"{args.numbers} numbers per provider (Meta, NxCloud, Kaleyra), "
+        f"each flipping FLAGGED (Meta: PENDING)/CONNECTED every "
         f"{PERIOD // 2} s; poll interval {args.poll_interval} s; {args.minutes:g} min per mode; workdir {workdir}",
         flush=True,
     )

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import platform
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 from exporter import __version__, model
 
@@ -54,7 +54,8 @@ N_TIER = Family(
 N_LIMIT = Family(
     "whatsapp_phone_number_messaging_limit",
     "gauge",
-    f"Business-initiated conversations allowed per 24 hours by the tier (+Inf when unlimited; absent when unknown). {CACHED}",
+    "Business-initiated conversations allowed per 24 hours by the tier (+Inf when unlimited; absent when unknown). "
+    f"{CACHED}",
 )
 N_CODE = Family(
     "whatsapp_phone_number_code_verification_status",
@@ -96,7 +97,8 @@ N_CAN_SEND = Family(
 N_THROUGHPUT = Family(
     "whatsapp_phone_number_throughput_level",
     "gauge",
-    f"Meta throughput level of the number: 1 for the current level, 0 for every other; only for providers that report it. {CACHED}",
+    "Meta throughput level of the number: 1 for the current level, 0 for every other; "
+    f"only for providers that report it. {CACHED}",
 )
 N_BLOCKING = Family(
     "whatsapp_phone_number_blocking_error_info",
@@ -195,7 +197,8 @@ A_POLL_SUCCESS = Family(
 A_SPACE_SUCCESS = Family(
     "whatsapp_exporter_space_poll_success",
     "gauge",
-    "Whether the last poll of the space (CustSpaceId) succeeded (1) or not (0); a failed space keeps its last good data.",
+    "Whether the last poll of the space (CustSpaceId) succeeded (1) or not (0); "
+    "a failed space keeps its last good data.",
 )
 A_LAST_SUCCESS = Family(
     "whatsapp_exporter_last_successful_poll_timestamp_seconds",
@@ -219,12 +222,14 @@ A_REQUESTS = Family(
 A_ERRORS = Family(
     "whatsapp_exporter_api_request_errors_total",
     "counter",
-    "Provider API requests that failed, by action and reason (throttled, auth, permission, request, upstream, timeout, parse).",
+    "Provider API requests that failed, by action and reason "
+    "(throttled, auth, permission, request, upstream, timeout, parse).",
 )
 A_NUMBER_SUCCESS = Family(
     "whatsapp_exporter_number_poll_success",
     "gauge",
-    "For numbers listed explicitly in the configuration: whether the last poll read the number (1) or the provider refused it (0).",
+    "For numbers listed explicitly in the configuration: "
+    "whether the last poll read the number (1) or the provider refused it (0).",
 )
 A_DROPPED = Family(
     "whatsapp_exporter_numbers_dropped",

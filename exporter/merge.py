@@ -7,7 +7,7 @@ what it holds next.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from exporter import model
 

@@ -39,9 +39,9 @@ from __future__ import annotations
 import collections
 import threading
 import weakref
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from html import escape
-from typing import Mapping
 from urllib.parse import urlencode
 
 from exporter import __version__
@@ -141,7 +141,7 @@ p.note{color:#57606a}
 footer{padding:1em 1.5em;color:#57606a;font-size:.85em}
 """
 
-_cache: "weakref.WeakKeyDictionary[object, collections.OrderedDict[tuple, bytes]]" = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[object, collections.OrderedDict[tuple, bytes]] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
@@ -210,7 +210,7 @@ def ago(seconds: float) -> str:
 
 
 def _utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _href(**params: str) -> str:
@@ -328,7 +328,7 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
     w(
         f"<header><h1>{escape(title)}</h1>"
         f'<span class="meta">whatsapp-number-exporter {escape(__version__)}{shard_text} &middot; '
-        f'as of <time datetime="{escape(datetime.fromtimestamp(now, timezone.utc).isoformat())}">{_utc(now)}</time></span>'
+        f'as of <time datetime="{escape(datetime.fromtimestamp(now, UTC).isoformat())}">{_utc(now)}</time></span>'
         f'<span class="links"><a href="{metrics}">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot; '
         f'<a href="/-/ready">Readiness</a></span></header>\n<main>\n'
     )
@@ -345,7 +345,8 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
     for label, test, color in _TILES:
         count = sum(1 for n in numbers if test(n))
         w(
-            f'<div class="tile{" " + color if count else ""}" data-tile="{escape(label)}"><b>{count}</b>{escape(label)}</div>'
+            f'<div class="tile{" " + color if count else ""}" data-tile="{escape(label)}">'
+            f"<b>{count}</b>{escape(label)}</div>"
         )
     failing = sum(1 for a in accounts if _poll_state(a) == "failing")
     w(
@@ -359,7 +360,8 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
     for p in providers:
         count = sum(len(a.numbers) for a in snapshots if a.provider == p)
         w(
-            f'<a href="{_href(provider=p, account=account)}"{" class=on" if p == provider else ""}>{escape(p)} ({count})</a>'
+            f'<a href="{_href(provider=p, account=account)}"{" class=on" if p == provider else ""}>'
+            f"{escape(p)} ({count})</a>"
         )
     w('</span><label>Provider <select name="provider"><option value="">all</option>')
     for p in providers:
@@ -424,11 +426,12 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
             '(Meta, Kaleyra, CAMS); &mdash; where not read yet">Can send</th>'
             "</tr></thead><tbody>\n"
         )
-        for _, prov, name, phone, snap, tracked, classes, tier, reason in rows[:MAX_ROWS]:
+        for _, prov, name, phone, _snap, tracked, classes, tier, reason in rows[:MAX_ROWS]:
             n, changes = tracked.number, tracked.changes
             verified = escape(n.verified_name) if show_names else "&mdash;"
             w(
-                f'<tr class="number" data-provider="{escape(prov)}" data-account="{escape(name)}" data-phone="{escape(phone)}">'
+                f'<tr class="number" data-provider="{escape(prov)}" data-account="{escape(name)}" '
+                f'data-phone="{escape(phone)}">'
                 f"<td>{escape(prov)}</td><td>{escape(name)}</td>"
                 f'<td class="phone">{escape(phone)}</td><td>{verified}</td>'
             )
@@ -470,7 +473,8 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
                 )
                 w(
                     f'<td class="state {classes[3]}" data-field="can_send_message" '
-                    f'data-value="{escape(n.can_send_message)}" data-reason="{escape(reason)}">{escape(shown)}{why}</td>'
+                    f'data-value="{escape(n.can_send_message)}" data-reason="{escape(reason)}">'
+                    f"{escape(shown)}{why}</td>"
                 )
             w("</tr>\n")
         w("</tbody></table>\n")

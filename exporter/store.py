@@ -33,9 +33,9 @@ import operator
 import threading
 import time
 import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping
 
 from exporter import exposition as ex
 from exporter import model
@@ -165,7 +165,7 @@ class Exposition:
         """The plain body in pieces of about 128 KiB, each joined when it is asked for (never held twice)."""
         return _pieces(self.parts)
 
-    def plain(self) -> "Future[bytes]":
+    def plain(self) -> Future[bytes]:
         """The plain body joined once per generation, on the first uncompressed scrape (in :data:`EXECUTOR`).
 
         Like the gzip body it is built lazily and shared by every uncompressed
@@ -179,7 +179,7 @@ class Exposition:
                 self._plain = EXECUTOR.submit(b"".join, self.parts)
             return self._plain
 
-    def gzip(self) -> "Future[GzipBody]":
+    def gzip(self) -> Future[GzipBody]:
         """The gzip body, compressed at most once per generation (in :data:`EXECUTOR`); callers share it."""
         with self._lock:
             if self._gzip is None:
@@ -458,12 +458,14 @@ class Store:
             for reason in REASONS
         )
         out[10] = "".join(
-            f'{ex.A_NUMBER_SUCCESS.name}{{{b},space_id="{ex.escape(space)}",phone_number="{ex.escape(phone)}"}} {int(ok)}\n'
+            f'{ex.A_NUMBER_SUCCESS.name}{{{b},space_id="{ex.escape(space)}",'
+            f'phone_number="{ex.escape(phone)}"}} {int(ok)}\n'
             for phone, (space, ok) in sorted(snap.configured.items())
         )
         out[11] = f"{ex.A_DROPPED.name}{{{b}}} {snap.dropped}\n"
         out[12] = "".join(
-            f'{ex.A_USAGE.name}{{{b},header="{ex.escape(header)}",business_id="{ex.escape(business)}",type="{ex.escape(kind)}"}} '
+            f'{ex.A_USAGE.name}{{{b},header="{ex.escape(header)}",business_id="{ex.escape(business)}",'
+            f'type="{ex.escape(kind)}"}} '
             f"{ex.fmt(value)}\n"
             for (header, business, kind), value in sorted(snap.usage.items())
         )

@@ -27,14 +27,16 @@ How the events are read (Meta documents the payloads, not every rule):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from exporter import model
 
@@ -94,7 +96,7 @@ def parse_ban_date(value: Any) -> float | None:
             day = datetime.strptime(text, fmt)
         except ValueError:
             continue
-        return day.replace(tzinfo=timezone.utc).timestamp()
+        return day.replace(tzinfo=UTC).timestamp()
     return None
 
 
@@ -208,10 +210,8 @@ class StateFile:
 
     def _close(self) -> None:
         if self._db is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._db.close()
-            except sqlite3.Error:
-                pass
         self._db = None
 
     def load(self, now: float) -> dict[str, model.WabaFacts]:
@@ -255,7 +255,7 @@ class StateFile:
             try:
                 with db:
                     for table in ("restriction", "ban", "violation"):
-                        db.execute(f"DELETE FROM {table} WHERE account = ?", (account,))  # noqa: S608 - fixed names
+                        db.execute(f"DELETE FROM {table} WHERE account = ?", (account,))  # fixed table names
                     db.executemany(
                         "INSERT INTO restriction VALUES (?, ?, ?, ?, ?)",
                         [

@@ -52,17 +52,17 @@ import asyncio
 import base64
 import binascii
 import collections
+import contextlib
 import hashlib
-import itertools
 import logging
 import os
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Awaitable, Callable, Iterable, Mapping
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
@@ -450,7 +450,7 @@ class _TLSGate(asyncio.Protocol):
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, server: "HttpServer", make_protocol: Callable[[], asyncio.Protocol]
+        self, loop: asyncio.AbstractEventLoop, server: HttpServer, make_protocol: Callable[[], asyncio.Protocol]
     ):
         self._loop = loop
         self._server = server
@@ -530,7 +530,7 @@ class _TLSGate(asyncio.Protocol):
             tls = await self._loop.start_tls(
                 transport, self, server.ssl_context, server_side=True, ssl_handshake_timeout=server.header_timeout
             )
-        except (OSError, ValueError, asyncio.TimeoutError, ConnectionError) as e:
+        except (TimeoutError, OSError, ValueError, ConnectionError) as e:
             log.debug("TLS handshake failed", extra={"client": client, "error": _err(e)})
             transport.close()
             return
@@ -593,7 +593,7 @@ class App:
 
     # -- routes ------------------------------------------------------------------
 
-    def routes(self, server: "HttpServer") -> list[web.AbstractRouteDef]:
+    def routes(self, server: HttpServer) -> list[web.AbstractRouteDef]:
         out = [
             web.get(self.telemetry_path, self.metrics),
             web.get("/", self.index),
@@ -674,7 +674,7 @@ async def send(
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _middlewares(server: "HttpServer") -> list:
+def _middlewares(server: HttpServer) -> list:
     @web.middleware
     async def guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
         """Unknown methods 501, HTTP/0.9 400, bodies over the limit 413; a bug answers 500 and is logged."""
@@ -764,10 +764,8 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            except OSError:
-                pass
         sock.bind(address)
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
@@ -923,7 +921,7 @@ class HttpServer:
         if running is self._loop:
             raise RuntimeError("HttpServer.start()/stop() would block the loop it serves on: await serve()/close()")
 
-    def start(self) -> "HttpServer":
+    def start(self) -> HttpServer:
         self._not_on_the_loop()
         if self._loop is None:
             self._own = _LoopThread(f"{self.thread_name}:{self.port}")

@@ -41,6 +41,7 @@ command line logs at startup:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import os
@@ -50,7 +51,7 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 from pydantic import Field, ValidationInfo, model_validator
 
@@ -148,10 +149,8 @@ class TLSConfig:
             return False
         wanted_ips = set()
         for want in self.client_allowed_sans:
-            try:
+            with contextlib.suppress(ValueError):
                 wanted_ips.add(ipaddress.ip_address(want))
-            except ValueError:
-                pass
         for kind, value in peer_cert.get("subjectAltName", ()):
             value = value.strip()
             if kind == "IP Address":
@@ -278,7 +277,7 @@ class TLSServerConfig(_Section):
     curve_preferences: Strings = None
 
     @model_validator(mode="after")
-    def _known_names(self) -> "TLSServerConfig":
+    def _known_names(self) -> TLSServerConfig:
         raise_all(
             [
                 custom(("cipher_suites", i), f"unknown or insecure cipher suite {show(name)}")
@@ -320,7 +319,7 @@ def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
             continue
         if not isinstance(value, str):
             problem = f"must be a string, got {_a(value)}"
-        elif any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
+        elif any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
             problem = "must not contain control characters (line breaks would split the response)"
         elif allowed is not None and value.lower() not in allowed:
             problem = f"invalid value {show(value)}; expected one of {', '.join(allowed)}"
@@ -394,12 +393,12 @@ class RateLimitConfig(_Section):
 
 
 class WebConfigFile(_Section):
-    tls_server_config: Optional[TLSServerConfig] = None
-    http_server_config: Optional[HTTPServerConfig] = None
+    tls_server_config: TLSServerConfig | None = None
+    http_server_config: HTTPServerConfig | None = None
     basic_auth_users: value_type(
         dict[str, bytes], _users, {"type": "object", "additionalProperties": {"type": "string"}}
     ) = Field(None, repr=False)
-    rate_limit: Optional[RateLimitConfig] = None
+    rate_limit: RateLimitConfig | None = None
 
 
 # --------------------------------------------------------------------------
@@ -517,10 +516,8 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
     else:
         ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.options |= ssl.OP_NO_COMPRESSION
-    try:
+    with contextlib.suppress(NotImplementedError):  # OpenSSL without ALPN
         ctx.set_alpn_protocols(["http/1.1"])
-    except NotImplementedError:  # pragma: no cover - OpenSSL without ALPN
-        pass
     if openssl_suites:
         try:
             ctx.set_ciphers(":".join(openssl_suites))
@@ -649,10 +646,8 @@ class _pem_files:
 
     def __exit__(self, *exc):
         for tmp in self._temps:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
         return False
 
 

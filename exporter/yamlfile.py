@@ -17,6 +17,7 @@ importing anything else of the exporter.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -24,7 +25,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FileProblem", "MAX_NODES", "YAMLProblem", "load_yaml", "read_text_file"]
+__all__ = ["MAX_NODES", "FileProblem", "YAMLProblem", "load_yaml", "read_text_file"]
 
 #: nodes a document may expand to once every alias is followed
 MAX_NODES = 1_000_000
@@ -67,10 +68,8 @@ def read_text_file(path: str, max_bytes: int) -> str:
     except OSError as e:
         reason = e.strerror or type(e).__name__
         if e.errno == errno.ENXIO:  # a socket cannot be opened: say what it is
-            try:
+            with contextlib.suppress(OSError):
                 reason = _kind_reason(os.stat(path).st_mode) or reason
-            except OSError:
-                pass
         raise FileProblem("unreadable", reason) from None
     try:
         info = os.fstat(fd)
@@ -189,11 +188,11 @@ def _check_expansion(root: yaml.Node) -> None:
 def load_yaml(text: str, name: str) -> Any:
     """Parse one YAML document; raises :class:`YAMLProblem` naming *name* (and the line and column)."""
     try:
-        return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a safe loader
-    except Exception:  # noqa: BLE001 - parsed again below, for the same message with or without libyaml
+        return yaml.load(text, Loader=_FastLoader)  # a safe loader
+    except Exception:  # parsed again below, for the same message with or without libyaml
         pass
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
         # Not str(e): that quotes the offending line, which could hold a secret.
         mark = e.problem_mark or e.context_mark

@@ -17,15 +17,15 @@ from exporter.config.settings import RESERVED_LABEL_NAMES, default_poll_jitter
 from exporter.config.values import parse_duration
 
 __all__ = [
+    "PROVIDERS",
+    "RESERVED_LABEL_NAMES",
     "Account",
     "Config",
     "ConfigError",
     "Credentials",
     "Labels",
-    "PROVIDERS",
     "Problem",
     "ProviderSpec",
-    "RESERVED_LABEL_NAMES",
     "Unit",
     "WebhooksConfig",
     "config_schema",

@@ -309,7 +309,7 @@ for _name, _spec in PROVIDERS.items():
 
 class _GlobalRules(Section):
     @model_validator(mode="after")
-    def _rules(self) -> "_GlobalRules":
+    def _rules(self) -> _GlobalRules:
         errors = (
             []
             if self.poll_interval is None

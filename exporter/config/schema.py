@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Union
 
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, WrapValidator, model_validator
 from pydantic_core import PydanticCustomError
@@ -89,7 +89,7 @@ def _list_of(allowed: tuple[str, ...], what: str, plural: str) -> Any:
     def check(raw: Any) -> Any:
         return raw if isinstance(raw, list) else bad(f"must be a list of {plural}, got {typename(raw)}")
 
-    return Optional[Annotated[list[choice(allowed, what, required=True)], BeforeValidator(check)]]
+    return Annotated[list[choice(allowed, what, required=True)], BeforeValidator(check)] | None
 
 
 class MetricsSection(Section):
@@ -138,20 +138,21 @@ class WebhooksSection(Section):
         description='[host]:port, e.g. ":10068".'
     )
     debounce: Annotated[Duration, between(0.0, 60.0)] = Field(None, description="Default 2s.")
-    meta: Optional[
+    meta: (
         secret_pairs(
             "MetaWebhookSecrets",
             "The Meta app's secret (checks signatures) and the verify token of the subscription.",
             secrets=("app_secret", "verify_token"),
         )
-    ] = None
-    kaleyra: Optional[
-        secret_pairs("KaleyraWebhookSecrets", "The token Kaleyra's callback URL carries.", secrets=("token",))
-    ] = None
-    nxcloud: Annotated[Optional[NxCloudHook], NULL_IS_EMPTY] = None
+        | None
+    ) = None
+    kaleyra: (
+        secret_pairs("KaleyraWebhookSecrets", "The token Kaleyra's callback URL carries.", secrets=("token",)) | None
+    ) = None
+    nxcloud: Annotated[NxCloudHook | None, NULL_IS_EMPTY] = None
 
     @model_validator(mode="after")
-    def _rules(self) -> "WebhooksSection":
+    def _rules(self) -> WebhooksSection:
         errors = []
         if self.kaleyra is not None and len(self.kaleyra.value("token")) < KALEYRA_WEBHOOK_TOKEN_MIN_LENGTH:
             errors.append(
@@ -184,13 +185,13 @@ class WebhooksSection(Section):
 class ConfigFile(Section):
     """whatsapp-number-exporter configuration (--config.file)."""
 
-    global_: Annotated[Optional[GlobalSection], NULL_IS_EMPTY] = Field(default_factory=GlobalSection, alias="global")
+    global_: Annotated[GlobalSection | None, NULL_IS_EMPTY] = Field(default_factory=GlobalSection, alias="global")
     accounts: Annotated[
-        list[Annotated[Union[tuple(spec.model for spec in PROVIDERS.values())], Field(discriminator="provider")]],
+        list[Annotated[Union[tuple(spec.model for spec in PROVIDERS.values())], Field(discriminator="provider")]],  # noqa: UP007 - the registry's models, at run time
         WrapValidator(_accounts),
     ] = Field(min_length=1, description="The provider accounts to poll.")
-    metrics: Annotated[Optional[MetricsSection], NULL_IS_EMPTY] = Field(default_factory=MetricsSection)
-    webhooks: Optional[WebhooksSection] = Field(None, description="The webhook receiver (default: off).")
+    metrics: Annotated[MetricsSection | None, NULL_IS_EMPTY] = Field(default_factory=MetricsSection)
+    webhooks: WebhooksSection | None = Field(None, description="The webhook receiver (default: off).")
 
 
 # -- Reading it -------------------------------------------------------------

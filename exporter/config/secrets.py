@@ -109,7 +109,7 @@ class SecretPairs(Section):
         return data
 
     @model_validator(mode="after")
-    def _required(self) -> "SecretPairs":
+    def _required(self) -> SecretPairs:
         raise_all(
             [
                 custom((key,), f"required ({'as ${ENV_VAR} or ' if key in self.secrets else 'or '}{key}_file)")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Annotated, Any, Callable, Optional
+from collections.abc import Callable
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -128,7 +129,7 @@ def value_type(py_type: Any, parse: Callable, schema: dict, *, required: bool = 
 
     if not required:
         schema = {"anyOf": [*(schema["anyOf"] if set(schema) == {"anyOf"} else [schema]), {"type": "null"}]}
-    return Annotated[py_type if required else Optional[py_type], BeforeValidator(validate), WithJsonSchema(schema)]
+    return Annotated[py_type if required else py_type | None, BeforeValidator(validate), WithJsonSchema(schema)]
 
 
 def as_type(py_type: Any, schema: dict, *, required: bool = False) -> Callable[[Callable], Any]:
@@ -184,7 +185,7 @@ def parse_duration(text: str) -> float:
     m = _DURATION_RE.fullmatch(s)
     if not s or not m:
         raise ValueError("malformed duration: units in the order h, m, s, ms, each at most once")
-    return sum(float(n) * size for n, size in zip(m.groups(), (3600, 60, 1, 0.001)) if n)
+    return sum(float(n) * size for n, size in zip(m.groups(), (3600, 60, 1, 0.001), strict=True) if n)
 
 
 @as_type(
