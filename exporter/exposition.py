@@ -294,7 +294,7 @@ def labels(pairs: Iterable[tuple[str, str]]) -> str:
     return ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
 
 
-def fmt(value: float) -> str:
+def fmt(value: float | bool) -> str:
     if value is True:
         return "1"
     if value is False:

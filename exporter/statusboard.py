@@ -39,12 +39,17 @@ from __future__ import annotations
 import collections
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from html import escape
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from exporter import __version__
+
+if TYPE_CHECKING:
+    from exporter.model import PhoneNumber
+    from exporter.store import AccountSnapshot, Store
 
 #: Numbers listed at most (worst first); the summary counts cover all of them.
 MAX_ROWS = 1000
@@ -89,7 +94,7 @@ POLL_CLASS = {"ok": GOOD, "failing": BAD, "pending": GREY}
 CANNOT_SEND_STATUSES = ("BANNED", "RESTRICTED", "DISCONNECTED", "DELETED")
 
 
-def cannot_send_reason(n, disabled_wabas: frozenset[str] = frozenset()) -> str:
+def cannot_send_reason(n: PhoneNumber, disabled_wabas: frozenset[str] = frozenset()) -> str:
     """Why the number cannot send ("" when nothing says it cannot): its status, Meta's health, or its WABA's ban."""
     if n.status in CANNOT_SEND_STATUSES:
         return f"status {n.status}"
@@ -102,7 +107,7 @@ def cannot_send_reason(n, disabled_wabas: frozenset[str] = frozenset()) -> str:
 
 # (label, test on a number) of the summary tiles, with the color a non-zero count gets; "Cannot send" comes first
 # and is counted with its reasons (see cannot_send_reason).
-_TILES = (
+_TILES: tuple[tuple[str, Callable[[PhoneNumber], bool], str], ...] = (
     ("Quality RED", lambda n: n.quality_rating == "RED", BAD),
     ("FLAGGED", lambda n: n.status == "FLAGGED", BAD),
     ("LIMITED", lambda n: n.can_send_message == "LIMITED", WARN),
@@ -141,12 +146,14 @@ p.note{color:#57606a}
 footer{padding:1em 1.5em;color:#57606a;font-size:.85em}
 """
 
-_cache: weakref.WeakKeyDictionary[object, collections.OrderedDict[tuple, bytes]] = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[object, collections.OrderedDict[tuple[object, ...], bytes]] = (
+    weakref.WeakKeyDictionary()
+)
 _cache_lock = threading.Lock()
 
 
 def render(
-    store,
+    store: Store,
     telemetry_path: str,
     now: float,
     query: Mapping[str, object] | None = None,
@@ -219,7 +226,7 @@ def _href(**params: str) -> str:
     return escape("?" + urlencode(kept) if kept else "?")
 
 
-def _tier(snap, n) -> str:
+def _tier(snap: AccountSnapshot, n: PhoneNumber) -> str:
     """The number's tier, or its business portfolio's when the limit is the portfolio's."""
     if n.shares_portfolio_limit:
         business = snap.businesses.get(n.business_id)
@@ -228,7 +235,7 @@ def _tier(snap, n) -> str:
     return n.messaging_limit_tier
 
 
-def _render_wabas(w, accounts, now: float) -> None:
+def _render_wabas(w: Callable[[str], None], accounts: list[AccountSnapshot], now: float) -> None:
     """Restrictions and ban decisions Meta's webhooks told about the accounts' WABAs (nothing when none)."""
     restrictions = [(snap, r) for snap in accounts for r in snap.waba_facts.active(now).restrictions.values()]
     bans = [(snap, b) for snap in accounts for b in snap.waba_facts.bans.values()]
@@ -264,13 +271,15 @@ def _render_wabas(w, accounts, now: float) -> None:
     w("</tbody></table>\n")
 
 
-def _poll_state(snap) -> str:
+def _poll_state(snap: AccountSnapshot) -> str:
     if snap.poll is None:
         return "pending"
     return "ok" if snap.poll.success else "failing"
 
 
-def _render(store, telemetry_path: str, now: float, provider: str, account: str, shard) -> bytes:
+def _render(
+    store: Store, telemetry_path: str, now: float, provider: str, account: str, shard: tuple[int, int] | None
+) -> bytes:
     snapshots = sorted(store.accounts(), key=lambda a: (a.provider, a.name))
     providers = sorted({a.provider for a in snapshots})
     accounts = [a for a in snapshots if (not provider or a.provider == provider) and (not account or a.name == account)]
@@ -402,14 +411,14 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
             if poll is not None
             else '<td class="num">not yet</td>'
         )
-        count = f"{len(snap.numbers)}" + (f" (+{snap.dropped} over max_numbers)" if snap.dropped else "")
+        kept = f"{len(snap.numbers)}" + (f" (+{snap.dropped} over max_numbers)" if snap.dropped else "")
         w(
             f'<tr class="account" data-provider="{escape(snap.provider)}" data-account="{escape(snap.name)}" '
             f'data-poll="{state}" data-numbers="{len(snap.numbers)}">'
             f"<td>{escape(snap.provider)}</td>"
             f'<td><a href="{_href(account=snap.name)}">{escape(snap.name)}</a></td>'
             f'<td class="state {POLL_CLASS[state]}">{state}</td>{age}{last}'
-            f'<td class="num">{escape(count)}</td>'
+            f'<td class="num">{escape(kept)}</td>'
             f'<td class="error">{escape(poll.error) if poll is not None and not poll.success else ""}</td></tr>\n'
         )
     w("</tbody></table>\n")

@@ -33,7 +33,7 @@ import operator
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -158,8 +158,8 @@ class Exposition:
         self.ready = ready
         self.gzip_level = gzip_level
         self._lock = threading.Lock()
-        self._gzip: Future | None = None
-        self._plain: Future | None = None
+        self._gzip: Future[GzipBody] | None = None
+        self._plain: Future[bytes] | None = None
 
     def pieces(self) -> Iterator[bytes]:
         """The plain body in pieces of about 128 KiB, each joined when it is asked for (never held twice)."""
@@ -206,11 +206,13 @@ class Exposition:
 class _Rendered:
     """Bytes of one group (a block of numbers, the WABAs or the self-metrics) per family."""
 
-    key: tuple
+    key: tuple[object, ...]  # the tracked numbers rendered, compared by identity
     plain: list[bytes]
 
 
-def _render_group(key: tuple, chunks_by_family: Iterable[str], previous: _Rendered | None = None) -> _Rendered:
+def _render_group(
+    key: tuple[object, ...], chunks_by_family: Iterable[str], previous: _Rendered | None = None
+) -> _Rendered:
     """Encode a group's chunks; a family whose bytes did not change keeps its previous object.
 
     Keeping the previous object, not an equal copy, matters: the exposition's
@@ -237,7 +239,11 @@ class _RenderedAccount:
 
 class Store:
     def __init__(
-        self, clock=time.time, options: ex.RenderOptions = ex.DEFAULT_OPTIONS, *, gzip_level: int = GZIP_LEVEL
+        self,
+        clock: Callable[[], float] = time.time,
+        options: ex.RenderOptions = ex.DEFAULT_OPTIONS,
+        *,
+        gzip_level: int = GZIP_LEVEL,
     ):
         self._clock = clock
         self._lock = threading.Lock()
@@ -249,7 +255,8 @@ class Store:
         }
         self._build_info = ex.build_info().encode()
         self._gzip_level = gzip_level
-        self._reload_ok, self._reload_at = True, None  # the CLI records the initial load
+        self._reload_ok = True
+        self._reload_at: float | None = None  # the CLI records the initial load
         self._shard = (0, 1)
         self._sections: dict[str, bytes] = {}
         self._changed = threading.Condition(self._lock)
@@ -366,7 +373,8 @@ class Store:
             if previous is not None and previous.phones == phones
             else None
         )
-        if current is not None:
+        dirty: Iterable[int]
+        if current is not None and previous is not None:
             # Same numbers, same blocks: re-render only the blocks holding a changed number.
             layout = previous.layout
             blocks = list(previous.blocks)
@@ -490,12 +498,12 @@ class Store:
 
         for i, family in enumerate(ex.NUMBER_FAMILIES):
             add_family(family.name, [r.plain_by_family[i] for r in rendered])
-        for group_of, families in (
-            (lambda r: r.wabas, ex.WABA_FAMILIES),
-            (lambda r: r.self_metrics, ex.ACCOUNT_FAMILIES),
+        for groups, families in (
+            ([r.wabas for r in rendered], ex.WABA_FAMILIES),
+            ([r.self_metrics for r in rendered], ex.ACCOUNT_FAMILIES),
         ):
             for i, family in enumerate(families):
-                add_family(family.name, [[group_of(r).plain[i]] for r in rendered])
+                add_family(family.name, [[group.plain[i]] for group in groups])
         parts += [self._exporter_state(), self._build_info]
         ready = all(a.poll is not None for a in self._accounts.values())
         self.exposition = Exposition(

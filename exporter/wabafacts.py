@@ -100,6 +100,12 @@ def parse_ban_date(value: Any) -> float | None:
     return None
 
 
+def _section(value: dict[str, Any], key: str) -> dict[str, Any]:
+    """``value[key]`` when it is an object, else an empty one."""
+    inner = value.get(key)
+    return inner if isinstance(inner, dict) else {}
+
+
 def parse_account_update(waba_id: str, value: Any, now: float) -> WabaUpdate | None:
     """An ``account_update`` change value → the update it makes, or None (another event, or garbage)."""
     if not waba_id or not isinstance(value, dict):
@@ -118,13 +124,13 @@ def parse_account_update(waba_id: str, value: Any, now: float) -> WabaUpdate | N
             )
         return WabaUpdate(waba_id, event, restrictions=tuple(restrictions))
     if event == "DISABLED_UPDATE":
-        info = value.get("ban_info") if isinstance(value.get("ban_info"), dict) else {}
+        info = _section(value, "ban_info")
         state = model.BAN_STATE.normalize(_text(info.get("waba_ban_state")) or None, "meta")
         return WabaUpdate(
             waba_id, event, ban=model.WabaBan(waba_id, state, parse_ban_date(info.get("waba_ban_date")), now)
         )
     if event == "ACCOUNT_VIOLATION":
-        info = value.get("violation_info") if isinstance(value.get("violation_info"), dict) else {}
+        info = _section(value, "violation_info")
         return WabaUpdate(waba_id, event, violation_type=_text(info.get("violation_type")).upper() or model.UNKNOWN)
     return None
 
@@ -231,9 +237,9 @@ class StateFile:
             except sqlite3.Error as err:
                 self._fail("load", err)
                 return {}
-        out: dict[str, dict[str, dict]] = {}
+        out: dict[str, dict[str, dict[Any, Any]]] = {}
 
-        def of(account: str) -> dict[str, dict]:
+        def of(account: str) -> dict[str, dict[Any, Any]]:
             return out.setdefault(account, {"restrictions": {}, "bans": {}, "violations": {}})
 
         for account, waba, kind, expiration, remediation in restrictions:

@@ -21,7 +21,7 @@ import contextlib
 import errno
 import os
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -73,9 +73,9 @@ def read_text_file(path: str, max_bytes: int) -> str:
         raise FileProblem("unreadable", reason) from None
     try:
         info = os.fstat(fd)
-        reason = _kind_reason(info.st_mode)
-        if reason:
-            raise FileProblem("unreadable", reason)
+        kind = _kind_reason(info.st_mode)
+        if kind:
+            raise FileProblem("unreadable", kind)
         if info.st_size > max_bytes:
             raise FileProblem("too_large", f"too large (more than {max_bytes} bytes)")
         chunks, total = [], 0
@@ -118,7 +118,13 @@ def _show_key(key: Any) -> str:
     return type(key).__name__
 
 
-class _Checks:
+if TYPE_CHECKING:  # the loader the mixin goes into: SafeLoader or its libyaml twin, same interface
+    _SafeLoaderBase = yaml.SafeLoader
+else:
+    _SafeLoaderBase = object
+
+
+class _Checks(_SafeLoaderBase):
     """Refuse duplicate keys, and aliases that expand too far (mixed into a PyYAML safe loader)."""
 
     def get_single_node(self) -> yaml.Node | None:
@@ -127,9 +133,9 @@ class _Checks:
             _check_expansion(node)
         return node
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
-            seen: set = set()
+            seen: set[Any] = set()
             for key_node, _value in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
