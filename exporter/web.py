@@ -60,17 +60,23 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
 from exporter import statusboard
 from exporter.store import Store
+
+if TYPE_CHECKING:
+    from exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +232,7 @@ class BasicAuth:
 class _TokenBucket:
     """exporter-toolkit's ``rate_limit``: one request per *interval*, bursts up to *burst*, for the whole server."""
 
-    def __init__(self, interval: float, burst: int, clock=time.monotonic):
+    def __init__(self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic):
         self._interval = interval
         self._burst = burst
         self._tokens = float(burst)
@@ -296,7 +302,15 @@ class _Connection(RequestHandler):
     stays aiohttp's.
     """
 
-    def __init__(self, manager, *, loop, header_timeout: float, max_header_bytes: int, **kwargs):
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        header_timeout: float,
+        max_header_bytes: int,
+        **kwargs: Any,
+    ):
         super().__init__(manager, loop=loop, **kwargs)
         self._header_timeout = header_timeout
         self._max_header_bytes = max_header_bytes
@@ -329,12 +343,14 @@ class _Connection(RequestHandler):
                 return
         super().data_received(data)
 
-    def eof_received(self) -> bool:
+    def eof_received(self) -> bool:  # type: ignore[override]  # aiohttp says None; asyncio.Protocol allows True
         """The client half-closed: answer what it already sent, then close (aiohttp would drop the connection)."""
         self.close()
         return True
 
-    async def finish_response(self, request, resp, start_time):
+    async def finish_response(
+        self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
         try:
             return await super().finish_response(request, resp, start_time)
         finally:
@@ -410,7 +426,7 @@ class _Connection(RequestHandler):
     # -- aiohttp's error answers ---------------------------------------------------
 
     def handle_error(
-        self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
         """Parse errors: a short answer that never echoes the request, logged at debug level without a traceback."""
         if isinstance(exc, LineTooLong):
@@ -428,12 +444,13 @@ class _Connection(RequestHandler):
         resp.force_close()
         return resp
 
-    def log_exception(self, *args, **kwargs) -> None:  # aiohttp's "Error handling request": the client's doing
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """aiohttp's "Error handling request": the client's doing, logged at debug level."""
         exc = kwargs.get("exc_info")
         log.debug("connection error", extra={"error": _err(exc) if isinstance(exc, BaseException) else ""})
 
 
-def _peer(transport) -> str:
+def _peer(transport: asyncio.BaseTransport | None) -> str:
     peer = transport.get_extra_info("peername") if transport is not None else None
     return str(peer[0]) if peer else ""
 
@@ -458,7 +475,7 @@ class _TLSGate(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._early: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -526,9 +543,11 @@ class _TLSGate(asyncio.Protocol):
     async def _upgrade(self, transport: asyncio.Transport) -> None:
         client = _peer(transport)
         server = self._server
+        ssl_context = server.ssl_context
+        assert ssl_context is not None  # a gate is made only on a TLS listener
         try:
             tls = await self._loop.start_tls(
-                transport, self, server.ssl_context, server_side=True, ssl_handshake_timeout=server.header_timeout
+                transport, self, ssl_context, server_side=True, ssl_handshake_timeout=server.header_timeout
             )
         except (TimeoutError, OSError, ValueError, ConnectionError) as e:
             log.debug("TLS handshake failed", extra={"client": client, "error": _err(e)})
@@ -594,7 +613,7 @@ class App:
     # -- routes ------------------------------------------------------------------
 
     def routes(self, server: HttpServer) -> list[web.AbstractRouteDef]:
-        out = [
+        out: list[web.AbstractRouteDef] = [
             web.get(self.telemetry_path, self.metrics),
             web.get("/", self.index),
             web.get("/-/healthy", self.healthy),
@@ -674,7 +693,7 @@ async def send(
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _middlewares(server: HttpServer) -> list:
+def _middlewares(server: HttpServer) -> list[Middleware]:
     @web.middleware
     async def guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
         """Unknown methods 501, HTTP/0.9 400, bodies over the limit 413; a bug answers 500 and is logged."""
@@ -709,15 +728,18 @@ def _middlewares(server: HttpServer) -> list:
         )
         return resp
 
+    limiter, auth = server.rate_limiter, server.auth
+
     @web.middleware
     async def rate_limit(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if not server.rate_limiter.allow():
+        assert limiter is not None  # installed only with a limiter
+        if not limiter.allow():
             return _text(429, "Too Many Requests", {"Retry-After": "1"})
         return await handler(request)
 
     @web.middleware
     async def basic_auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        auth = server.auth
+        assert auth is not None  # installed only with users
         header = request.headers.get("Authorization")
         ok = auth.cached(header)
         if ok is None:
@@ -726,10 +748,10 @@ def _middlewares(server: HttpServer) -> list:
             return _text(401, "Unauthorized", {"WWW-Authenticate": f'Basic realm="{REALM}"'})
         return await handler(request)
 
-    out = [guard]
-    if server.rate_limiter is not None:
+    out: list[Middleware] = [guard]
+    if limiter is not None:
         out.append(rate_limit)
-    if server.auth is not None:
+    if auth is not None:
         out.append(basic_auth)
     return out
 
@@ -790,6 +812,12 @@ class _LoopThread:
             self.loop.close()
 
 
+class WebApp(Protocol):
+    """What an :class:`HttpServer` serves: an application that lists its routes."""
+
+    def routes(self, server: HttpServer) -> Sequence[web.AbstractRouteDef]: ...
+
+
 class HttpServer:
     """An aiohttp server on one pre-bound socket, plain HTTP or TLS, with the web config's middleware.
 
@@ -806,9 +834,9 @@ class HttpServer:
 
     def __init__(
         self,
-        app,
+        app: WebApp,
         listen_address: str,
-        web_config=None,
+        web_config: WebConfig | None = None,
         *,
         header_timeout: float = HEADER_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
@@ -839,7 +867,8 @@ class HttpServer:
         #: TLS connections still before their handshake (not yet known to aiohttp)
         self.gates: set[_TLSGate] = set()
         self._sock = bind(host, port)
-        self._address = self._sock.getsockname()
+        #: (host, port), or (host, port, flowinfo, scope_id) for IPv6
+        self._address: tuple[str, int] | tuple[str, int, int, int] = self._sock.getsockname()
 
     # -- addresses -----------------------------------------------------------------
 
@@ -879,6 +908,7 @@ class HttpServer:
         await runner.setup()
         self._runner = runner
         manager = runner.server
+        assert manager is not None  # made by setup()
 
         def http() -> _Connection:
             return _Connection(

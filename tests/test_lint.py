@@ -27,6 +27,7 @@ CLEAN: tuple[str, ...] | None = (
     "exporter/statusboard.py",
     "exporter/store.py",
     "exporter/wabafacts.py",
+    "exporter/web.py",
     "exporter/yamlfile.py",
     "scripts",
     "tests/test_lint.py",
