@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CLEAN: tuple[str, ...] | None = (
     "bench",
+    "exporter/config",
     "exporter/exposition.py",
     "exporter/logsetup.py",
     "exporter/merge.py",

@@ -3,7 +3,7 @@
 See ``examples/config.yaml`` for the format and ``config.schema.json`` (printed
 by ``--config.schema``) for every key.  Modules, from the bottom up:
 :mod:`~exporter.config.errors` (one-line problems, reading a file),
-:mod:`~exporter.config.values` (sections, ``${VAR}``, value types),
+:mod:`~exporter.config.values` (sections, ``${VAR}``, value types), :mod:`~exporter.config.fields`,
 :mod:`~exporter.config.secrets`, :mod:`~exporter.config.settings` (the tunables),
 :mod:`~exporter.config.providers` (accounts and the registry), :mod:`~exporter.config.schema` (the file, reading it) and
 :mod:`~exporter.config.model` (what the rest of the exporter uses).

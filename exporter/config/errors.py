@@ -10,16 +10,18 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from exporter import yamlfile
 
 #: the error type of this package's messages (pydantic's own become "invalid value (...)")
 ERROR_TYPE = "config"
 CONFIG_FILE_MAX_BYTES = 4 * 1024 * 1024
+
+T = TypeVar("T")
 
 
 class Problem(NamedTuple):
@@ -41,7 +43,7 @@ class ConfigError(Exception):
         super().__init__(*self.problems)
         self.path, self.message = self.problems[0]
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str | Problem, ...]]:
         return type(self), (*self.problems[0], *self.problems[1:])
 
     def __str__(self) -> str:
@@ -108,12 +110,16 @@ def bad(message: str) -> NoReturn:
     raise PydanticCustomError(ERROR_TYPE, message)
 
 
-def custom(loc: tuple, message: str) -> dict:
+#: where an error is: keys and indexes from the model being validated
+Loc = tuple[int | str, ...]
+
+
+def custom(loc: Loc, message: str) -> ErrorDetails:
     """An error entry at *loc* (relative to the model being validated)."""
     return {"type": ERROR_TYPE, "loc": loc, "msg": message, "input": None}
 
 
-def raise_all(errors: Sequence[dict]) -> None:
+def raise_all(errors: Sequence[ErrorDetails]) -> None:
     """Raise error entries (ours or ``ValidationError.errors()``) together, without their inputs (secrets)."""
     if errors:
         raise ValidationError.from_exception_data(
@@ -131,11 +137,18 @@ def raise_all(errors: Sequence[dict]) -> None:
         )
 
 
+def fail(loc: Loc, message: str) -> NoReturn:
+    """Raise one error entry at *loc* (relative to the model being validated)."""
+    raise_all([custom(loc, message)])
+    raise AssertionError("raise_all raised")  # for the type checker: raise_all raises when given errors
+
+
 def each(
-    items: Iterable[tuple[Any, Any]], check: Callable[[Any, Any], Any], at: Callable[[Any], tuple] = lambda key: (key,)
-) -> list:
+    items: Iterable[tuple[Any, Any]], check: Callable[[Any, Any], T], at: Callable[[Any], Loc] = lambda key: (key,)
+) -> list[T]:
     """``check(key, value)`` for every item, every failure reported at once at ``at(key)``."""
-    out, errors = [], []
+    out: list[T] = []
+    errors: list[ErrorDetails] = []
     for key, value in items:
         try:
             out.append(check(key, value))
@@ -145,7 +158,7 @@ def each(
     return out
 
 
-def _path(loc: tuple, root: str) -> str:
+def _path(loc: Loc, root: str) -> str:
     """``a.b[0]`` for plain keys and indexes, ``a['odd key']`` for others; *root* for the top."""
     path = ""
     for key in loc:

@@ -21,6 +21,7 @@ class Labels(Mapping[str, Any]):
     """An immutable, hashable mapping sorted by key (static labels, per-action limits, unit parameters)."""
 
     __slots__ = ("_data",)
+    _data: dict[str, Any]
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(sorted((data or {}).items())))

@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BeforeValidator, Field, create_model, model_validator
+from pydantic_core import ErrorDetails
 
 from exporter.config.errors import custom, did_you_mean, raise_all, show
+from exporter.config.fields import AccountName, Endpoint, PhoneList, UnitId, listed
 from exporter.config.model import Account, Labels, Unit
-from exporter.config.secrets import secret_pairs
+from exporter.config.secrets import SecretPairs, secret_pairs
 from exporter.config.settings import (
     DEFAULT_GRAPH_API_VERSION,
     NOT_APPLICABLE,
@@ -31,17 +33,7 @@ from exporter.config.settings import (
     default_poll_jitter,
     interval_rules,
 )
-from exporter.config.values import (
-    AccountName,
-    Endpoint,
-    PhoneList,
-    Section,
-    UnitId,
-    choice,
-    listed,
-    text_value,
-    value_type,
-)
+from exporter.config.values import Section, choice, text_value, value_type
 
 # -- Units -------------------------------------------------------------------
 
@@ -63,42 +55,61 @@ class UnitModel(Section):
 
 def unit_list(name: str, doc: str, noun: str, id_key: str, **extra: Any) -> Any:
     """A non-empty list of units (*noun* names one in messages): model *name*, its id *id_key* and *extra* keys."""
-    model = create_model(
-        name,
-        __base__=UnitModel,
-        __doc__=doc,
-        __module__=__name__,
-        id_key=(ClassVar, id_key),
-        **{id_key: (UnitId, ...)},
-        **extra,
-    )
+    fields: dict[str, Any] = {"id_key": (ClassVar, id_key), id_key: (UnitId, ...), **extra}
+    model = create_model(name, __base__=UnitModel, __doc__=doc, __module__=__name__, **fields)
 
     check = BeforeValidator(lambda raw: listed(raw, noun, f"a list of {{{id_key}: ...}}"))
     return Annotated[list[model], check, Field(min_length=1)]
 
 
 ONLY = "Only these numbers (default: all of the {}'s)."
-SPACES = unit_list(
-    "CamsSpace",
-    "A CAMS space (CustSpaceId), optionally with the ISV code of the partner that owns it.",
-    "space",
-    "cust_space_id",
-    isv_code=(value_type(str, text_value, {"type": "string"}), None),
-)
-APPS = unit_list(
-    "NxCloudApp",
-    "An NxCloud app (appkey), optionally limited to some of its business numbers.",
-    "app",
-    "appkey",
-    business_phones=(PhoneList, Field(None, description=ONLY.format("app"))),
-)
-WABAS = unit_list(
-    "Waba",
-    "A WhatsApp Business Account id, optionally limited to some of its numbers.",
-    "waba",
-    "waba_id",
-    phone_numbers=(PhoneList, Field(None, description=ONLY.format("WABA"))),
-)
+
+if TYPE_CHECKING:  # the models are made at run time; statically, what they all are
+    SPACES = list[UnitModel]
+    APPS = list[UnitModel]
+    WABAS = list[UnitModel]
+    CamsCredentials = SecretPairs
+    NxCloudCredentials = SecretPairs
+    KaleyraCredentials = SecretPairs
+    MetaCredentials = SecretPairs
+else:
+    SPACES = unit_list(
+        "CamsSpace",
+        "A CAMS space (CustSpaceId), optionally with the ISV code of the partner that owns it.",
+        "space",
+        "cust_space_id",
+        isv_code=(value_type(str, text_value, {"type": "string"}), None),
+    )
+    APPS = unit_list(
+        "NxCloudApp",
+        "An NxCloud app (appkey), optionally limited to some of its business numbers.",
+        "app",
+        "appkey",
+        business_phones=(PhoneList, Field(None, description=ONLY.format("app"))),
+    )
+    WABAS = unit_list(
+        "Waba",
+        "A WhatsApp Business Account id, optionally limited to some of its numbers.",
+        "waba",
+        "waba_id",
+        phone_numbers=(PhoneList, Field(None, description=ONLY.format("WABA"))),
+    )
+    CamsCredentials = secret_pairs(
+        "CamsCredentials", "A RAM user's AccessKey pair.", ids=("access_key_id",), secrets=("access_key_secret",)
+    )
+    NxCloudCredentials = secret_pairs(
+        "NxCloudCredentials", "An NxCloud accessKey and its secret.", ids=("access_key",), secrets=("access_secret",)
+    )
+    KaleyraCredentials = secret_pairs(
+        "KaleyraCredentials", "The account SID and an API key.", ids=("sid",), secrets=("api_key",)
+    )
+    MetaCredentials = secret_pairs(
+        "MetaCredentials",
+        "A system user's access token, and optionally the app's id.",
+        ids=("app_id",),
+        secrets=("access_token",),
+        optional=("app_id",),
+    )
 
 
 # -- Accounts ----------------------------------------------------------------
@@ -110,6 +121,9 @@ class AccountBase(Tunables):
     name: AccountName = Field(description="Unique name of the account: its account label.")
     endpoint: Endpoint = Field(None, description="API base URL (default: the provider's).")
     units_key: ClassVar[str]  # spaces, apps, wabas
+    if TYPE_CHECKING:  # fields of every provider's model
+        provider: str
+        credentials: SecretPairs
 
     @classmethod
     def unknown_key(cls, key: str) -> str:
@@ -122,7 +136,7 @@ class AccountBase(Tunables):
             return f'not valid for provider "{provider}"'
         return super().unknown_key(key)
 
-    def resolve(self, spec: ProviderSpec, glob: Section, here: str) -> Account:
+    def resolve(self, spec: ProviderSpec, glob: Tunables, here: str) -> Account:
         """The account with every setting decided, or a ValidationError listing every broken rule."""
         fields = type(self).model_fields
 
@@ -135,7 +149,9 @@ class AccountBase(Tunables):
                 return getattr(glob, key), f" (inherited from global.{key})"
             return default, ""
 
-        errors, seen, key = [], {}, spec.unit_id_key
+        errors: list[ErrorDetails] = []
+        seen: dict[str, int] = {}
+        key = spec.unit_id_key
         units = [item.unit() for item in getattr(self, self.units_key)]
         for i, unit in enumerate(units):
             if seen.setdefault(unit.id, i) != i:
@@ -160,7 +176,7 @@ class AccountBase(Tunables):
             "qps": spec.default_qps,
         }
         errors += interval_rules(interval, lambda key: pick(key, defaults[key]))
-        value = {key: pick(key, default)[0] for key, default in defaults.items()}
+        value: dict[str, Any] = {key: pick(key, default)[0] for key, default in defaults.items()}
         action_qps = dict(spec.action_qps)
         action_qps.update({a: v for a, v in (glob.action_qps or {}).items() if a in spec.action_qps})
         for action, limit in (self.action_qps or {}).items():
@@ -181,12 +197,14 @@ class AccountBase(Tunables):
         elif endpoint is None and spec.default_endpoint is None:
             errors.append(custom(("endpoint",), f"required (or pod: one of {', '.join(spec.pods)})"))
         raise_all(errors)
+        url = endpoint or spec.default_endpoint
+        assert url is not None  # else an error was raised above
         qps = value.pop("qps")
         return Account(
             name=self.name,
             provider=self.provider,
             credentials=self.credentials.neutral(),
-            endpoint=endpoint or spec.default_endpoint,
+            endpoint=url,
             units=tuple(units),
             qps=qps,
             poll_interval=interval,
@@ -203,9 +221,7 @@ class CamsAccount(AccountBase, CamsTunables):
 
     units_key: ClassVar[str] = "spaces"
     provider: Literal["alibaba_cams"]
-    credentials: secret_pairs(
-        "CamsCredentials", "A RAM user's AccessKey pair.", ids=("access_key_id",), secrets=("access_key_secret",)
-    )
+    credentials: CamsCredentials
     spaces: SPACES
 
 
@@ -214,9 +230,7 @@ class NxCloudAccount(AccountBase):
 
     units_key: ClassVar[str] = "apps"
     provider: Literal["nxcloud"]
-    credentials: secret_pairs(
-        "NxCloudCredentials", "An NxCloud accessKey and its secret.", ids=("access_key",), secrets=("access_secret",)
-    )
+    credentials: NxCloudCredentials
     apps: APPS
 
 
@@ -233,10 +247,10 @@ class KaleyraAccount(AccountBase):
 
     units_key: ClassVar[str] = "wabas"
     provider: Literal["kaleyra"]
-    pod: choice(tuple(KALEYRA_PODS), "pod") = Field(None, description="Kaleyra's region; or set endpoint.")
-    credentials: secret_pairs(
-        "KaleyraCredentials", "The account SID and an API key.", ids=("sid",), secrets=("api_key",)
+    pod: Annotated[str | None, choice(tuple(KALEYRA_PODS), "pod")] = Field(
+        None, description="Kaleyra's region; or set endpoint."
     )
+    credentials: KaleyraCredentials
     wabas: WABAS
 
 
@@ -245,13 +259,7 @@ class MetaAccount(AccountBase, MetaTunables):
 
     units_key: ClassVar[str] = "wabas"
     provider: Literal["meta"]
-    credentials: secret_pairs(
-        "MetaCredentials",
-        "A system user's access token, and optionally the app's id.",
-        ids=("app_id",),
-        secrets=("access_token",),
-        optional=("app_id",),
-    )
+    credentials: MetaCredentials
     wabas: WABAS
 
 
@@ -272,12 +280,35 @@ class ProviderSpec:
     action_qps: Mapping[str, float] = field(default_factory=dict)
 
     # the model's key names, for code that writes configurations (the demo, benchmarks)
-    id_key = property(lambda self: self.model.model_fields["credentials"].annotation.ids[0])
-    secret_key = property(lambda self: self.model.model_fields["credentials"].annotation.secrets[0])
-    units_key = property(lambda self: self.model.units_key)
-    unit_model = property(lambda self: get_args(self.model.model_fields[self.units_key].annotation)[0])
-    unit_id_key = property(lambda self: self.unit_model.id_key)
-    unit_keys = property(lambda self: frozenset(self.unit_model.file_keys()))
+    @property
+    def credentials_model(self) -> type[SecretPairs]:
+        model: type[SecretPairs] = self.model.model_fields["credentials"].annotation  # type: ignore[assignment]  # a model of secret_pairs()
+        return model
+
+    @property
+    def id_key(self) -> str:
+        return self.credentials_model.ids[0]
+
+    @property
+    def secret_key(self) -> str:
+        return self.credentials_model.secrets[0]
+
+    @property
+    def units_key(self) -> str:
+        return self.model.units_key
+
+    @property
+    def unit_model(self) -> type[UnitModel]:
+        model: type[UnitModel] = get_args(self.model.model_fields[self.units_key].annotation)[0]
+        return model
+
+    @property
+    def unit_id_key(self) -> str:
+        return self.unit_model.id_key
+
+    @property
+    def unit_keys(self) -> frozenset[str]:
+        return frozenset(self.unit_model.file_keys())
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -307,10 +338,10 @@ for _name, _spec in PROVIDERS.items():
 # -- global: -----------------------------------------------------------------
 
 
-class _GlobalRules(Section):
+class _GlobalRules(Tunables):
     @model_validator(mode="after")
     def _rules(self) -> _GlobalRules:
-        errors = (
+        errors: list[ErrorDetails] = (
             []
             if self.poll_interval is None
             else interval_rules(self.poll_interval, lambda key: (getattr(self, key, None), ""))
@@ -330,12 +361,18 @@ class _GlobalRules(Section):
         return self
 
 
-GlobalSection = create_model(
-    "GlobalSection",
-    __doc__="Defaults for every account; a provider's own settings apply to its accounts only.",
-    __base__=(
-        _GlobalRules,
-        Tunables,
-        *dict.fromkeys(b for spec in PROVIDERS.values() for b in spec.model.__bases__ if b is not AccountBase),
-    ),
-)
+if TYPE_CHECKING:  # made from the registry at run time; statically, with today's providers' settings
+
+    class GlobalSection(_GlobalRules, Tunables, CamsTunables, MetaTunables):
+        pass
+
+else:
+    GlobalSection = create_model(
+        "GlobalSection",
+        __doc__="Defaults for every account; a provider's own settings apply to its accounts only.",
+        __base__=(
+            _GlobalRules,
+            Tunables,
+            *dict.fromkeys(b for spec in PROVIDERS.values() for b in spec.model.__bases__ if b is not AccountBase),
+        ),
+    )

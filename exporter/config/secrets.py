@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, ValidationInfo, create_model, model_validator
 
 from exporter import yamlfile
 from exporter.config.errors import bad, custom, raise_all, typename
 from exporter.config.model import Credentials
-from exporter.config.values import Section, as_type, expand, value_type
+from exporter.config.values import Parsed, Section, expand, value_type
 
 SECRET_FILE_MAX_BYTES = 64 * 1024
 _SOLE_REF = r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*"
@@ -36,14 +36,15 @@ def _check(text: str, what: str | None) -> str:
     return text
 
 
-@as_type(str, {"type": "string"})
-def CredentialId(raw: Any, info: ValidationInfo) -> str:
+def _credential_id(raw: Any, info: ValidationInfo) -> str:
     """Inline or ``${VAR}``."""
     return _check(expand(raw, info), None) if isinstance(raw, str) else bad(f"must be a string, got {typename(raw)}")
 
 
-@as_type(str, {"type": "string", "description": "path of a file holding the value"})
-def SecretFile(raw: Any, info: ValidationInfo) -> str:
+CredentialId = Annotated[str | None, Parsed(_credential_id, {"type": "string"})]
+
+
+def _secret_file(raw: Any, info: ValidationInfo) -> str:
     if not isinstance(raw, str):
         bad(f"must be a file path (string), got {typename(raw)}")
     full = os.path.join((info.context or {}).get("base_dir", ""), expand(raw, info).strip() or bad("must not be empty"))
@@ -57,6 +58,11 @@ def SecretFile(raw: Any, info: ValidationInfo) -> str:
             if e.kind == "too_large"
             else f"{full} is not valid UTF-8 text"
         )
+
+
+SecretFile = Annotated[
+    str | None, Parsed(_secret_file, {"type": "string", "description": "path of a file holding the value"})
+]
 
 
 def env_secret(key: str) -> Any:
@@ -121,11 +127,18 @@ class SecretPairs(Section):
 
     def value(self, key: str) -> str | None:
         """The value of ``key``, or read from ``key_file``."""
-        return getattr(self, key) if getattr(self, key) is not None else getattr(self, f"{key}_file")
+        inline: str | None = getattr(self, key)
+        from_file: str | None = getattr(self, f"{key}_file")
+        return inline if inline is not None else from_file
+
+    def given_as(self, key: str) -> str:
+        """Where ``key`` was given: ``key`` itself or ``key_file``."""
+        return key if getattr(self, key) is not None else f"{key}_file"
 
     def neutral(self) -> Credentials:
         """The first id and the first secret."""
         secret = self.value(self.secrets[0])
+        assert secret is not None, "the first secret is required (checked by _required)"
         # Without an id (a Meta token alone) accounts with the same secret still share one budget,
         # named by a short digest; the secret itself never leaves here.
         key_id = self.value(self.ids[0]) or "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]

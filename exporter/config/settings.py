@@ -6,21 +6,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import Field
+from pydantic_core import ErrorDetails
 
 from exporter.config.errors import custom, fmt_seconds
-from exporter.config.values import (
-    ActionLimits,
-    Duration,
-    GraphVersion,
-    NotNegative,
-    Qps,
-    Section,
-    between,
-    choice,
-    label_map,
-    rule,
-    whole_number,
-)
+from exporter.config.fields import ActionLimits, GraphVersion, label_map
+from exporter.config.values import Duration, NotNegative, Qps, Section, between, choice, rule, whole_number
 
 TIER_VOCABULARIES = ("api_reference", "legacy_console")
 SIGNATURE_VERSIONS = ("v3", "v2")
@@ -70,26 +60,32 @@ class Tunables(Section):
         description="How long the numbers of a failing account are kept, at least poll_interval "
         "(default 10 × poll_interval).",
     )
-    max_numbers: whole_number(0, 10_000_000, "0 (no cap)") = Field(
+    max_numbers: Annotated[float | None, whole_number(0, 10_000_000, "0 (no cap)")] = Field(
         None, description="Most numbers kept for the account (0: no cap, the default)."
     )
-    concurrency: whole_number(1, 64, "1") = Field(
+    concurrency: Annotated[float | None, whole_number(1, 64, "1")] = Field(
         None, description="Units polled at once (default: qps rounded up, at most 16)."
     )
-    labels: label_map(RESERVED_LABEL_NAMES) = Field(None, description="Static labels added to every series.")
+    labels: Annotated[dict[str, str] | None, label_map(RESERVED_LABEL_NAMES)] = Field(
+        None, description="Static labels added to every series."
+    )
 
 
 class CamsTunables(Section):
     """Settings of Alibaba Cloud CAMS only."""
 
-    signature_version: choice(SIGNATURE_VERSIONS, "signature version") = Field(None, description="Default v3.")
+    signature_version: Annotated[str | None, choice(SIGNATURE_VERSIONS, "signature version")] = Field(
+        None, description="Default v3."
+    )
     waba_poll_interval: Interval = Field(
         None, description="WABA lookups: 0 (off) or at least poll_interval (default 10m)."
     )
     verification_poll_interval: Interval = Field(
         None, description="Code verification checks: 0 (off, the default) or at least poll_interval."
     )
-    tier_vocabulary: choice(TIER_VOCABULARIES, "tier vocabulary") = Field(None, description="Default api_reference.")
+    tier_vocabulary: Annotated[str | None, choice(TIER_VOCABULARIES, "tier vocabulary")] = Field(
+        None, description="Default api_reference."
+    )
     health_poll_interval: Annotated[
         Interval, rule(lambda v: v == 0 or v >= 10, "must be 0 (disabled) or at least 10s, got {got}")
     ] = Field(None, description="GetWhatsappHealthStatus sweeps: 0 (off) or at least 10s (default 5m).")
@@ -104,7 +100,7 @@ class MetaTunables(Section):
 
 
 #: a provider's own settings, in the accounts of the other providers
-NOT_APPLICABLE = {
+NOT_APPLICABLE: dict[str, str | float] = {
     "signature_version": "",
     "waba_poll_interval": 0.0,
     "verification_poll_interval": 0.0,
@@ -113,10 +109,10 @@ NOT_APPLICABLE = {
 }
 
 
-def interval_rules(interval: float, pick: Callable[[str], tuple[Any, str]]) -> list[dict]:
+def interval_rules(interval: float, pick: Callable[[str], tuple[Any, str]]) -> list[ErrorDetails]:
     """The rules between the poll interval and the other durations; *pick* gives (value or None, suffix)."""
     every, half = fmt_seconds(interval), fmt_seconds(interval / 2)
-    rules = [
+    rules: list[tuple[str, Callable[[float], bool], str]] = [
         ("poll_jitter", lambda v: v > interval / 2, f"must be at most half of poll_interval ({half})"),
         ("timeout", lambda v: v >= interval, f"must be less than poll_interval ({every})"),
         ("max_staleness", lambda v: v < interval, f"must be at least poll_interval ({every})"),
