@@ -51,13 +51,14 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 from pydantic import Field, ValidationInfo, model_validator
+from pydantic_core import ErrorDetails
 
 from exporter import yamlfile
 from exporter.config.errors import ConfigError, bad, custom, load_yaml, raise_all, read_file, show, typename, validate
-from exporter.config.values import Section, parse_duration, value_type
+from exporter.config.values import Parsed, Section, parse_duration
 
 __all__ = ["RateLimit", "TLSConfig", "WebConfig", "WebConfigError", "load_web_config", "parse_web_config"]
 
@@ -141,13 +142,13 @@ class TLSConfig:
     #: the server-side context, built and loaded while validating
     context: ssl.SSLContext = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
-    def allowed_san(self, peer_cert: Mapping | None) -> bool:
+    def allowed_san(self, peer_cert: Mapping[str, Any] | None) -> bool:
         """Whether a verified client certificate carries one of ``client_allowed_sans``."""
         if not self.client_allowed_sans:
             return True
         if not peer_cert:
             return False
-        wanted_ips = set()
+        wanted_ips: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
         for want in self.client_allowed_sans:
             with contextlib.suppress(ValueError):
                 wanted_ips.add(ipaddress.ip_address(want))
@@ -246,19 +247,21 @@ def _flag(raw: Any, info: ValidationInfo) -> bool:
     return raw
 
 
-def _one_of(allowed: Mapping[str, Any], what: str) -> Any:
+def _one_of(allowed: Mapping[str, Any], what: str) -> Parsed:
     def parse(raw: Any, info: ValidationInfo) -> str | None:
         value = _string(raw, info)
         if value is not None and value not in allowed:
             bad(f"unknown {what} {show(value)}; expected one of {', '.join(allowed)}")
         return value
 
-    return value_type(str, parse, {"enum": list(allowed)})
+    return Parsed(parse, {"enum": list(allowed)})
 
 
-Str = value_type(str, _string, {"type": "string"})
-Strings = value_type(tuple[str, ...], _strings, {"type": "array", "items": {"type": "string", "minLength": 1}})
-Flag = value_type(bool, _flag, {"type": "boolean"})
+Str = Annotated[str | None, Parsed(_string, {"type": "string"})]
+Strings = Annotated[
+    tuple[str, ...] | None, Parsed(_strings, {"type": "array", "items": {"type": "string", "minLength": 1}})
+]
+Flag = Annotated[bool | None, Parsed(_flag, {"type": "boolean"})]
 
 
 class TLSServerConfig(_Section):
@@ -268,10 +271,10 @@ class TLSServerConfig(_Section):
     key: Str = Field(None, repr=False)
     client_ca_file: Str = None
     client_ca: Str = None
-    client_auth_type: _one_of(CLIENT_AUTH_TYPES, "client auth type") = None
+    client_auth_type: Annotated[str | None, _one_of(CLIENT_AUTH_TYPES, "client auth type")] = None
     client_allowed_sans: Strings = None
-    min_version: _one_of(TLS_VERSIONS, "TLS version") = None
-    max_version: _one_of(TLS_VERSIONS, "TLS version") = None
+    min_version: Annotated[str | None, _one_of(TLS_VERSIONS, "TLS version")] = None
+    max_version: Annotated[str | None, _one_of(TLS_VERSIONS, "TLS version")] = None
     cipher_suites: Strings = None
     prefer_server_cipher_suites: Flag = None
     curve_preferences: Strings = None
@@ -297,18 +300,25 @@ class TLSServerConfig(_Section):
 
 class HTTPServerConfig(_Section):
     http2: Flag = None
-    headers: value_type(
-        tuple[tuple[str, str], ...],
-        lambda raw, info: _headers(raw),
-        {"type": "object", "properties": {name: {"type": "string"} for name in HEADERS}, "additionalProperties": False},
-    ) = None
+    headers: Annotated[
+        tuple[tuple[str, str], ...] | None,
+        Parsed(
+            lambda raw, info: _headers(raw),
+            {
+                "type": "object",
+                "properties": {name: {"type": "string"} for name in HEADERS},
+                "additionalProperties": False,
+            },
+        ),
+    ] = None
 
 
 def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, dict):
         bad(f"must be a mapping, got {_a(raw)}")
     canonical = {name.lower(): name for name in HEADERS}
-    out, errors = [], []
+    out: list[tuple[str, str]] = []
+    errors: list[ErrorDetails] = []
     for name, value in raw.items():
         if not isinstance(name, str) or name.lower() not in canonical:
             errors.append(custom((name,), f"unsupported header; expected one of {', '.join(HEADERS)}"))
@@ -334,7 +344,8 @@ def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
 def _users(raw: Any, info: ValidationInfo) -> dict[str, bytes]:
     if not isinstance(raw, dict):
         bad(f"must be a mapping of user name to bcrypt hash, got {_a(raw)}")
-    users, errors = {}, []
+    users: dict[str, bytes] = {}
+    errors: list[ErrorDetails] = []
     for user, hashed in raw.items():
         # The value is a secret: never quote it, not even its type's repr.
         data = hashed.strip().encode("utf-8", "replace") if isinstance(hashed, str) else b""
@@ -381,23 +392,26 @@ def _burst(raw: Any, info: ValidationInfo) -> int:
 
 
 class RateLimitConfig(_Section):
-    interval: value_type(float, _interval, {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}) = None
-    burst: value_type(int, _burst, {"type": "integer", "minimum": 0}) = None
+    interval: Annotated[
+        float | None, Parsed(_interval, {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]})
+    ] = None
+    burst: Annotated[int | None, Parsed(_burst, {"type": "integer", "minimum": 0})] = None
 
     def limit(self) -> RateLimit | None:
         if not self.interval:
             return None  # exporter-toolkit: an interval of 0 disables the limiter
-        if (self.burst or 0) < 1:
+        burst = self.burst or 0
+        if burst < 1:
             _fail("rate_limit.burst", "must be at least 1 when interval is set (0 would refuse every request)")
-        return RateLimit(interval=self.interval, burst=self.burst)
+        return RateLimit(interval=self.interval, burst=burst)
 
 
 class WebConfigFile(_Section):
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig | None = None
-    basic_auth_users: value_type(
-        dict[str, bytes], _users, {"type": "object", "additionalProperties": {"type": "string"}}
-    ) = Field(None, repr=False)
+    basic_auth_users: Annotated[
+        dict[str, bytes] | None, Parsed(_users, {"type": "object", "additionalProperties": {"type": "string"}})
+    ] = Field(None, repr=False)
     rate_limit: RateLimitConfig | None = None
 
 
@@ -447,7 +461,8 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
         return None
 
     def s(key: str) -> str | None:
-        return getattr(raw, key)
+        value: str | None = getattr(raw, key)
+        return value
 
     cert_file, key_file, cert, key = s("cert_file"), s("key_file"), s("cert"), s("key")
     if cert_file and cert:
@@ -582,7 +597,7 @@ class _PasswordNeeded(Exception):
     pass
 
 
-def _no_password():
+def _no_password() -> NoReturn:
     # Called by OpenSSL only for an encrypted key; raising keeps it from prompting on the terminal.
     raise _PasswordNeeded()
 
@@ -627,16 +642,18 @@ def _check_key(path: str, where: str) -> None:
 class _pem_files:
     """Paths for the certificate and key, writing inline PEM (``cert:``/``key:``) to private temp files."""
 
-    def __init__(self, cert_path, cert, key_path, key):
+    def __init__(self, cert_path: str | None, cert: str | None, key_path: str | None, key: str | None) -> None:
         self._items = [(cert_path, cert), (key_path, key)]
         self._temps: list[str] = []
 
-    def __enter__(self):
-        paths = []
+    def __enter__(self) -> tuple[str, ...]:
+        paths: list[str] = []
         for path, inline in self._items:
             if path:
                 paths.append(path)
                 continue
+            if inline is None:
+                raise ValueError("neither a file nor inline PEM")  # the rules before this require one
             fd, tmp = tempfile.mkstemp(prefix="webcfg-", suffix=".pem")  # mode 0600
             self._temps.append(tmp)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -644,11 +661,10 @@ class _pem_files:
             paths.append(tmp)
         return tuple(paths)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         for tmp in self._temps:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        return False
 
 
 def _ssl_reason(e: Exception) -> str:

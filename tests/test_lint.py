@@ -29,6 +29,7 @@ CLEAN: tuple[str, ...] | None = (
     "exporter/store.py",
     "exporter/wabafacts.py",
     "exporter/web.py",
+    "exporter/webconfig.py",
     "exporter/yamlfile.py",
     "scripts",
     "tests/test_lint.py",
