@@ -9,6 +9,15 @@ seconds from now (:meth:`exporter.poller.Poller.request_refresh`).  A burst of
 events for one account ends in one extra poll; polls never overlap and take
 their tokens from the account's usual bucket.
 
+Bounded (docs/webhooks-bounds.md): a signed delivery seen again within
+``replay_window`` is answered 200 and counted as ``replayed``, never acted on;
+an account gets at most one webhook refresh per ``min_refresh_interval``
+(events inside it join one refresh at its end, their numbers added) and, for
+Meta accounts, at most ``meta_refreshes_per_hour`` (more are deferred until the
+hour allows, never dropped) -- :class:`RefreshGate`; an event about a number no
+account knows is logged at most once an hour per number.  All of it in bounded
+memory (:class:`ExpiringSet`).
+
 Endpoints, on their own listener (``webhooks.listen_address``)::
 
     POST /webhooks/meta       X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app_secret, raw body)>
@@ -17,8 +26,10 @@ Endpoints, on their own listener (``webhooks.listen_address``)::
     GET  /webhooks/kaleyra    ?token=...&display_phone_number=...&event=...&current_limit=...
     GET  /-/healthy
 
-Requests that are unsigned, wrongly signed, replayed or unparseable are
-answered 400/401/403/413, counted by reason and never acted on.  Secrets never
+Requests that are unsigned, wrongly signed, expired or unparseable are
+answered 400/401/403/413, counted by reason and never acted on; replays of a
+valid delivery are answered 200 (providers retry until they get one) and
+counted.  Secrets never
 appear in answers, logs or metrics; the query string (which carries the
 Kaleyra token and Meta's verify token) is never logged.
 
@@ -104,8 +115,9 @@ RESULTS = ("accepted", "debounced", "unmatched", "ignored", "replayed", "refused
 REFRESH_RESULTS = ("scheduled", "coalesced", "over_budget")
 #: providers of accounts whose webhook refreshes have a documented hourly budget (Meta's Graph BUC limits)
 BUDGETED_PROVIDERS = frozenset({"meta"})
-#: the most signed requests remembered for replay detection (about 100 bytes each); the oldest go first
-REPLAY_CACHE_SIZE = 50_000
+#: the most signed requests remembered for replay detection (about 200 bytes each, 4 MB in all); the oldest
+#: go first, so a sender needs this many fresh signed deliveries within the window to make a replay pass again
+REPLAY_CACHE_SIZE = 20_000
 #: the most numbers remembered for the once-an-hour log of events about unknown numbers
 UNKNOWN_LOG_SIZE = 10_000
 #: seconds between two log lines about the same unknown number
@@ -435,7 +447,7 @@ def replay_key(provider: str, signature: str | bytes, payload: bytes) -> bytes:
 
     A digest, so neither a body nor a token is kept in memory longer than the request.
     """
-    h = hashlib.sha256(provider.encode())
+    h = hashlib.blake2b(provider.encode(), digest_size=16)  # 128 bits: no accidental collision in practice
     for part in (signature.encode("latin-1", "replace") if isinstance(signature, str) else signature, payload):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
@@ -643,14 +655,14 @@ class WebhookReceiver:
         if len(given) != 1 or scheme.lower() != "sha256" or not _HEX64_RE.fullmatch(hexdigest) \
                 or not hmac.compare_digest(hexdigest.lower().encode(), expected.encode()):
             return self.reject("meta", "bad_signature")
-        if self._replayed("meta", hexdigest.lower(), body):
-            return Reply(200)  # Meta retries until it gets a 200: answer, but act only once
         try:
             doc = json.loads(body)
             if not isinstance(doc, dict) or not isinstance(doc.get("entry", []), list):
                 raise ValueError("not an envelope")
         except (ValueError, RecursionError):
             return self.reject("meta", "invalid_body")
+        if self._replayed("meta", hexdigest.lower(), body):
+            return Reply(200)  # Meta retries a delivery until it gets a 200: answer it, act only once
         if doc.get("object") != "whatsapp_business_account":
             self.metrics.event("meta", OTHER, "ignored")
             return Reply(200)
@@ -705,14 +717,14 @@ class WebhookReceiver:
             return self.reject("nxcloud", "bad_signature")
         if not ts.isdigit() or abs(self._clock() - int(ts) / 1000.0) > NXCLOUD_MAX_SKEW:
             return self.reject("nxcloud", "expired")
-        if self._replayed("nxcloud", given, body):
-            return Reply(200)
         try:
             doc = json.loads(body)
             if not isinstance(doc, dict) or not isinstance(doc.get("field"), str):
                 raise ValueError("not an envelope")
         except (ValueError, RecursionError):
             return self.reject("nxcloud", "invalid_body")
+        if self._replayed("nxcloud", given, body):  # the signature covers ts: a re-sent event is signed anew
+            return Reply(200)
         event = doc["field"]
         if event not in HEALTH_FIELDS:
             self.metrics.event("nxcloud", OTHER, "ignored")
@@ -812,7 +824,8 @@ class WebhookReceiver:
         return True
 
     def _refresh(self, provider: str, event: str, names: list[str], context: dict[str, str]) -> None:
-        """Ask for one extra poll of every account in ``names``; count the event once.
+        """Ask for one extra poll of every account in ``names``, as each one's :class:`RefreshGate` allows;
+        count the event once, and each account's share of it (scheduled, coalesced or over_budget).
 
         An event about one number (a quality or name update naming it, any
         Kaleyra callback) asks to read just that number again; the poller

@@ -192,6 +192,22 @@ def test_replays_are_caught_for_every_provider_and_forgotten_after_the_window(st
     assert [run["name"] for run in poller.runs].count("shop") == 2
 
 
+def test_a_signed_but_unreadable_body_is_refused_each_time_and_replays_survive_a_reload(stack):
+    url, poller, manager, clock = stack()
+    for _ in range(2):
+        assert post_meta(url, b"{not json").status_code == 400
+    assert events(manager, "meta", "unknown", "invalid") == 2
+    body = meta_body()
+    assert post_meta(url, body).status_code == 200
+    config = parse_config(ROUTING + META_ROUTED + BOUNDS.format(debounce="0s", interval="0s", window="10m",
+                                                                 per_hour=20),
+                          env={**ENV, "META": "EAAmetaTOKENvalue0001"})
+    manager.apply(config)  # a reload
+    assert post_meta(manager.receiver.url, body).status_code == 200
+    assert events(manager, "meta", "unknown", "replayed") == 1
+    assert len(poller.of("shop")) == 1
+
+
 def test_the_replay_cache_is_bounded_and_drops_the_oldest():
     cache = ExpiringSet(3)
     assert all(cache.add(k, 0.0, 60.0) for k in "abcd")
