@@ -164,6 +164,38 @@ def test_a_replayed_signed_meta_event_makes_one_provider_call(logs):
             poller.stop()
 
 
+def test_the_real_poller_holds_an_event_inside_the_interval_until_its_end(logs):
+    """Real Poller and Meta emulator: after one refresh, a distinct event inside min_refresh_interval is pending
+    in the poller (scheduled at the interval's end), not read now; later events join it."""
+    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
+        config = parse_config("accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n"
+                              + BOUNDS.format(debounce="0s", interval="1h", window="10m", per_hour=100),
+                              env={**PROVIDER_ENV, **ENV})
+        store = Store()
+        poller = Poller(config, store)
+        webhooks = WebhookManager(poller, store)
+        plan = webhooks.prepare(config)
+        poller.start()
+        plan.commit()
+        try:
+            url = webhooks.receiver.url
+            wait_for(store.ready, "the first poll")
+            reads = lambda: sum(1 for r in emu.requests if r.action == "get_phone_number")  # noqa: E731
+            before = reads()
+            assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100002")).status_code == 200
+            wait_for(lambda: reads() == before + 1, "the first event's read")
+            for i in range(5):
+                assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454400 + i)
+                                 ).status_code == 200
+            assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
+            assert refreshes(webhooks, "meta", "meta", "coalesced") == 4
+            assert not poller.request_refresh("meta", 0.0, ["+15550100001"])  # the poller holds one pending
+            assert reads() == before + 1
+        finally:
+            webhooks.stop()
+            poller.stop()
+
+
 def test_replays_are_caught_for_every_provider_and_forgotten_after_the_window(stack):
     url, poller, manager, clock = stack(window="10m")
     body = meta_body()
