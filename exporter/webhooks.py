@@ -434,8 +434,11 @@ class ExpiringSet:
     def add(self, key: Any, now: float, ttl: float) -> bool:
         """Remember ``key`` until ``now + ttl``; False (and nothing changed) when it is remembered already."""
         self._expire(now)
-        if key in self._expires:
-            return False
+        at = self._expires.get(key)
+        if at is not None:
+            if at > now:
+                return False
+            del self._expires[key]  # expired behind an entry of a longer ttl (before a reload shortened it)
         self._expires[key] = now + ttl
         while len(self._expires) > self.capacity:
             self._expires.popitem(last=False)
@@ -750,13 +753,13 @@ class WebhookReceiver:
         if len(token) != 1 or not hmac.compare_digest(token[0].encode("utf-8", "surrogateescape"),
                                                       (state.settings.kaleyra_token or "").encode()):
             return self.reject("kaleyra", "bad_token")
-        # Unsigned: the query itself (token, number, event, limit) identifies a delivery, in any order
-        if self._replayed("kaleyra", b"", "&".join(sorted(query.split("&"))).encode("utf-8", "surrogateescape")):
-            return Reply(200)
         raw_event = params.get("event", [""])
         raw_phone = params.get("display_phone_number", [""])
         if len(raw_event) != 1 or len(raw_phone) != 1 or not (raw_event[0].strip() or raw_phone[0].strip()):
             return self.reject("kaleyra", "invalid_body")
+        # Unsigned: the query itself (token, number, event, limit) identifies a delivery, in any order
+        if self._replayed("kaleyra", b"", "&".join(sorted(query.split("&"))).encode("utf-8", "surrogateescape")):
+            return Reply(200)
         folded = raw_event[0].strip().upper()
         event = folded if folded in KALEYRA_EVENTS else OTHER
         phone = _digits(raw_phone[0])

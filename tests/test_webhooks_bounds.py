@@ -208,6 +208,8 @@ def test_replays_are_caught_for_every_provider_and_forgotten_after_the_window(st
     assert post_nx(url, nx, ts=ts + 1).status_code == 200  # signed again with a new timestamp: a new delivery
     assert get_kaleyra(url).status_code == 200
     assert get_kaleyra(url).status_code == 200
+    for _ in range(2):  # an unreadable callback stays refused, however often it comes
+        assert get_kaleyra(url, event="", display_phone_number="").status_code == 400
     assert [events(manager, p, "unknown", "replayed") for p in ("meta", "nxcloud", "kaleyra")] == [1, 1, 1]
     # (Kaleyra: a number no account knows goes to every Kaleyra account)
     assert [run["name"] for run in poller.runs] == ["shop", "nx-a", "nx-a", "kal", "kal2"]
@@ -247,6 +249,11 @@ def test_the_replay_cache_is_bounded_and_drops_the_oldest():
     assert not cache.add("d", 1.0, 60.0) and not cache.add("b", 1.0, 60.0)
     assert cache.add("a", 1.0, 60.0)  # dropped as the oldest: seen as new
     assert cache.add("b", 61.0, 60.0)  # expired
+    # a shorter ttl after a longer one (a reload): the newer key still expires on time
+    mixed = ExpiringSet(10)
+    assert mixed.add("long", 0.0, 3600.0) and mixed.add("short", 0.0, 600.0)
+    assert not mixed.add("short", 599.0, 600.0)
+    assert mixed.add("short", 601.0, 600.0)
     many = ExpiringSet(1000)
     for i in range(100_000):
         many.add(i, float(i), 600.0)
