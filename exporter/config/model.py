@@ -110,6 +110,12 @@ class WebhooksConfig:
 
     listen_address: str
     debounce: float = 2.0
+    #: a signed event seen again within this many seconds (same provider, body and signature) is a replay
+    replay_window: float = 600.0
+    #: at most one webhook refresh of an account per this many seconds; later events join the next one
+    min_refresh_interval: float = 30.0
+    #: webhook refreshes of a Meta account per hour (within Graph's 200 calls/hour per app per WABA)
+    meta_refreshes_per_hour: int = 20
     meta_app_secret: str | None = None
     meta_verify_token: str | None = None
     kaleyra_token: str | None = None
@@ -130,13 +136,18 @@ class WebhooksConfig:
 
     def describe(self) -> str:
         return (
-            f"listening on {self.listen_address} for {', '.join(self.providers)}, debounce {fmt_seconds(self.debounce)}"
+            f"listening on {self.listen_address} for {', '.join(self.providers)}, "
+            f"debounce {fmt_seconds(self.debounce)}, replay window {fmt_seconds(self.replay_window)}, "
+            f"at most one refresh per account every {fmt_seconds(self.min_refresh_interval)}, "
+            f"{self.meta_refreshes_per_hour} per hour for Meta accounts"
         )
 
     def __repr__(self) -> str:
         return (
             f"WebhooksConfig(listen_address={self.listen_address!r}, debounce={self.debounce!r}, "
-            f"providers={self.providers!r}, secrets=<redacted>)"
+            f"replay_window={self.replay_window!r}, min_refresh_interval={self.min_refresh_interval!r}, "
+            f"meta_refreshes_per_hour={self.meta_refreshes_per_hour!r}, providers={self.providers!r}, "
+            "secrets=<redacted>)"
         )
 
 

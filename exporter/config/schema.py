@@ -29,7 +29,7 @@ from exporter.config.fields import listed
 from exporter.config.model import Account, Config, WebhooksConfig
 from exporter.config.providers import PROVIDERS, GlobalSection
 from exporter.config.secrets import SecretPairs, secret_pairs
-from exporter.config.values import Duration, Parsed, Section, between, choice, choose, text_value
+from exporter.config.values import Duration, Parsed, Section, between, choice, choose, text_value, whole_number
 from exporter.exposition import DISABLEABLE, INFO_LABELS, RenderOptions
 
 #: where the committed schema is published, for the ``$id``
@@ -170,6 +170,21 @@ class WebhooksSection(Section):
         str, Parsed(_listen_address, {"type": "string", "pattern": r":[0-9]+$"}, required=True)
     ] = Field(description='[host]:port, e.g. ":10068".')
     debounce: Annotated[Duration, between(0.0, 60.0)] = Field(None, description="Default 2s.")
+    replay_window: Annotated[Duration, between(1.0, 86400.0)] = Field(
+        None,
+        description="A signed event received again within this time (same provider, body and signature) is a "
+        "replay: answered 200, counted, never acted on. Default 10m.",
+    )
+    min_refresh_interval: Annotated[Duration, between(0.0, 3600.0)] = Field(
+        None,
+        description="At most one webhook-triggered refresh of an account per this interval; events inside it "
+        "join one refresh at its end. Default 30s.",
+    )
+    meta_refreshes_per_hour: Annotated[float | None, whole_number(1, 5000, "1")] = Field(
+        None,
+        description="Webhook-triggered refreshes of one Meta account per hour, within Graph's documented "
+        "200 calls/hour per app per WABA; more are deferred until the hour allows. Default 20.",
+    )
     meta: MetaWebhookSecrets | None = None
     kaleyra: KaleyraWebhookSecrets | None = None
     nxcloud: Annotated[NxCloudHook | None, NULL_IS_EMPTY] = None
@@ -195,6 +210,9 @@ class WebhooksSection(Section):
         return WebhooksConfig(
             listen_address=self.listen_address,
             debounce=2.0 if self.debounce is None else self.debounce,
+            replay_window=600.0 if self.replay_window is None else self.replay_window,
+            min_refresh_interval=30.0 if self.min_refresh_interval is None else self.min_refresh_interval,
+            meta_refreshes_per_hour=20 if self.meta_refreshes_per_hour is None else int(self.meta_refreshes_per_hour),
             meta_app_secret=meta.value("app_secret") if meta is not None else None,
             meta_verify_token=meta.value("verify_token") if meta is not None else None,
             kaleyra_token=kaleyra.value("token") if kaleyra is not None else None,
