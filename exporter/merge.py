@@ -7,14 +7,19 @@ what it holds next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from exporter import model
 
+if TYPE_CHECKING:
+    from exporter.providers.base import UnitResult
 
-def business_limits(numbers: Iterable[model.PhoneNumber], told: Mapping[str, model.BusinessLimit],
-                    read_at: float) -> dict[str, model.BusinessLimit]:
+
+def business_limits(
+    numbers: Iterable[model.PhoneNumber], told: Mapping[str, model.BusinessLimit], read_at: float
+) -> dict[str, model.BusinessLimit]:
     """The messaging limit of every business portfolio the numbers belong to.
 
     A number whose tier is its portfolio's (:attr:`~model.PhoneNumber.shares_portfolio_limit`)
@@ -37,8 +42,9 @@ def business_limits(numbers: Iterable[model.PhoneNumber], told: Mapping[str, mod
     return out
 
 
-def with_health(numbers: Mapping[str, model.TrackedNumber],
-                readings: Mapping[str, model.Health]) -> dict[str, model.PhoneNumber]:
+def with_health(
+    numbers: Mapping[str, model.TrackedNumber], readings: Mapping[str, model.Health]
+) -> dict[str, model.PhoneNumber]:
     """The numbers that a health read changed, each as it is now with its new health.
 
     Health lands on the number as it is *now*, not as it was when the read
@@ -55,8 +61,12 @@ def with_health(numbers: Mapping[str, model.TrackedNumber],
     return out
 
 
-def newer_health(current: Mapping[str, model.TrackedNumber], polled: Mapping[str, model.PhoneNumber],
-                 health_read_at: Mapping[str, float], poll_started: float) -> dict[str, model.PhoneNumber]:
+def newer_health(
+    current: Mapping[str, model.TrackedNumber],
+    polled: Mapping[str, model.PhoneNumber],
+    health_read_at: Mapping[str, float],
+    poll_started: float,
+) -> dict[str, model.PhoneNumber]:
     """Polled numbers whose health was read (and published) after the poll started: with that newer health.
 
     A poll enriches its numbers with the health known when it read them; a
@@ -69,19 +79,26 @@ def newer_health(current: Mapping[str, model.TrackedNumber], polled: Mapping[str
             continue
         have = current[phone].number
         out[phone] = polled[phone].with_health(
-            model.Health(have.can_send_message, have.entities, have.blocking_errors, have.business_id))
+            model.Health(have.can_send_message, have.entities, have.blocking_errors, have.business_id)
+        )
     return out
 
 
 def changed_numbers(before: Mapping[str, model.TrackedNumber], after: Mapping[str, model.PhoneNumber]) -> list[str]:
     """Numbers whose status or quality rating differs from before (not new ones): their health is read first."""
-    return sorted(phone for phone, number in after.items()
-                  if phone in before and (before[phone].number.status != number.status
-                                          or before[phone].number.quality_rating != number.quality_rating))
+    return sorted(
+        phone
+        for phone, number in after.items()
+        if phone in before
+        and (
+            before[phone].number.status != number.status or before[phone].number.quality_rating != number.quality_rating
+        )
+    )
 
 
-def track(prev: Mapping[str, model.TrackedNumber], found: Mapping[str, model.PhoneNumber],
-          now: float) -> dict[str, model.TrackedNumber]:
+def track(
+    prev: Mapping[str, model.TrackedNumber], found: Mapping[str, model.PhoneNumber], now: float
+) -> dict[str, model.TrackedNumber]:
     """The tracked numbers after a reading: a number unchanged keeps its very object (the store reuses its
     rendered chunks); a changed one advances its change times."""
     tracked = {}
@@ -115,10 +132,17 @@ class PollFold:
     any_unit_ok: bool
 
 
-def fold_poll(unit_ids: list[str], outcomes: list[object], prev_numbers: Mapping[str, model.TrackedNumber],
-              prev_wabas: Mapping[str, model.Waba], number_last_success: Mapping[str, float],
-              space_last_success: Mapping[str, float], now: float, max_staleness: float,
-              max_numbers: int = 0) -> PollFold:
+def fold_poll(
+    unit_ids: list[str],
+    outcomes: list[UnitResult | Exception],
+    prev_numbers: Mapping[str, model.TrackedNumber],
+    prev_wabas: Mapping[str, model.Waba],
+    number_last_success: Mapping[str, float],
+    space_last_success: Mapping[str, float],
+    now: float,
+    max_staleness: float,
+    max_numbers: int = 0,
+) -> PollFold:
     """Fold one poll's outcomes (a UnitResult, or the exception that refused the whole unit, per unit).
 
     A unit that failed keeps its numbers' last good data while they are
@@ -126,8 +150,6 @@ def fold_poll(unit_ids: list[str], outcomes: list[object], prev_numbers: Mapping
     WABA goes once the unit has not answered for ``max_staleness``.  Beyond
     ``max_numbers`` the numbers sorting last are left out.
     """
-    from exporter.providers.base import UNCHANGED
-
     found: dict[str, model.PhoneNumber] = {}
     wabas = dict(prev_wabas)
     configured: dict[str, tuple[str, bool]] = {}
@@ -142,7 +164,7 @@ def fold_poll(unit_ids: list[str], outcomes: list[object], prev_numbers: Mapping
         if old is not None and phone not in found and now - last_ok.get(phone, now) <= max_staleness:
             found[phone] = old.number
 
-    for sid, result in zip(unit_ids, outcomes):
+    for sid, result in zip(unit_ids, outcomes, strict=True):
         if isinstance(result, Exception):
             failures.append((sid, result))
             space_ok[sid] = False
@@ -160,11 +182,10 @@ def fold_poll(unit_ids: list[str], outcomes: list[object], prev_numbers: Mapping
             last_ok[number.phone_number] = now
         for phone in result.stale:
             keep_last_good(phone)
-        if result.waba is not UNCHANGED:
-            if result.waba is None:
-                wabas.pop(sid, None)
-            else:
-                wabas[sid] = result.waba
+        if isinstance(result.waba, model.Waba):
+            wabas[sid] = result.waba
+        elif result.waba is None:
+            wabas.pop(sid, None)  # UNCHANGED: the WABA was not looked up this time
         failures.extend((sid, err) for err in result.errors)
         for phone, ok in result.configured.items():
             configured[phone] = (sid, ok)
@@ -177,5 +198,15 @@ def fold_poll(unit_ids: list[str], outcomes: list[object], prev_numbers: Mapping
         dropped = len(found) - len(keep)
         found = {phone: found[phone] for phone in keep}
     last_ok = {phone: t for phone, t in last_ok.items() if phone in found}
-    return PollFold(found, wabas, configured, space_ok, failures, last_ok, space_last, twice, dropped,
-                    any(not isinstance(o, Exception) for o in outcomes))
+    return PollFold(
+        found,
+        wabas,
+        configured,
+        space_ok,
+        failures,
+        last_ok,
+        space_last,
+        twice,
+        dropped,
+        any(not isinstance(o, Exception) for o in outcomes),
+    )
