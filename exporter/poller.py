@@ -880,7 +880,9 @@ class Poller:
                     del self._credentials[credential.key]
 
     def reconfigure(self, config: Config) -> tuple[list[str], list[str], list[str]]:
-        """:meth:`areconfigure` from another thread (the reload thread)."""
+        """:meth:`areconfigure` from another thread (the reload thread); RuntimeError once shutdown began."""
+        if self._stopping:
+            raise RuntimeError("shutting down")
         return self._run(lambda: self.areconfigure(config))
 
     # -- requests (webhooks, tests) ---------------------------------------------------------
