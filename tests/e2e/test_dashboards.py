@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from exporter import exposition, webhooks
-from tests.test_alert_rules import STATE_SETS
+from tests.e2e.test_alert_rules import STATE_SETS
 from tests.tools import ROOT, binary
 
 DASHBOARDS = ROOT / "dashboards"

@@ -2,7 +2,7 @@
 
 This machine has no container engine and no cluster, so what cannot run here
 is checked statically (every file the compose stack mounts exists and is the
-very file tests/test_e2e_alerting.py runs with a real Prometheus and
+very file tests/e2e/test_e2e_alerting.py runs with a real Prometheus and
 Alertmanager; the manifests are consistent with each other, with the image and
 with the alert rules) and by running the same steps outside a container (the
 compose stack's inline helper scripts, the ConfigMap's configuration through
@@ -33,7 +33,7 @@ from exporter.config import parse_config
 from emulators.cams import CamsEmulator
 from emulators.scenario import loads_scenario
 from exporter.sharding import select, shard_of
-from tests import test_e2e_alerting as e2e
+from tests.e2e import test_e2e_alerting as e2e
 from tests.helpers import samples
 from tests.tools import ROOT, binary
 

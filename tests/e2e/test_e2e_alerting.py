@@ -48,7 +48,7 @@ from exporter.exposition import RenderOptions
 from exporter.store import Store
 from exporter.web import App, HttpServer
 from exporter.webhooks import WebhookManager
-from tests.test_dashboards import iter_queries, load_dashboards, needs, substitute
+from tests.e2e.test_dashboards import iter_queries, load_dashboards, needs, substitute
 from tests.tools import ROOT, binary
 
 PROMETHEUS_YML = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -517,7 +517,7 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
     # selected, and the RED number where a dashboard takes one number (the fleet overview shows them all).
     # Queries over families this stack cannot produce (Meta's health and API usage: not reported by CAMS; the
     # webhook receiver: not running) must still be accepted by Prometheus, but may return nothing; their panels
-    # say which providers they need (tests/test_dashboards.py NEEDS).
+    # say which providers they need (tests/e2e/test_dashboards.py NEEDS).
     builtins = {"__rate_interval": "30s", "__range": "5m", "__interval": "1s"}
     empty = []
     checked = 0

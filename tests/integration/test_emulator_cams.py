@@ -31,7 +31,7 @@ from emulators.scenario import Fault, generate_fleet, load_builtin_scenario, loa
 from tests.helpers import FakeClock, Resp as BaseResp
 
 REFERENCE = Path("/work/shared/reference")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VECTORS = json.loads((REFERENCE / "signing-vectors.json").read_text()) if (REFERENCE / "signing-vectors.json").exists() else None
 CAPTURES = ([json.loads(line) for line in (REFERENCE / "sdk-captured-requests.jsonl").read_text().splitlines() if line]
             if (REFERENCE / "sdk-captured-requests.jsonl").exists() else None)

@@ -18,7 +18,7 @@ from emulators.kaleyra import KaleyraEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
 from tests.helpers import FakeClock, Resp as BaseResp
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 SID, KEY = "HXAP1600000097IN", "A0000000000000000000000000000003"
 WABA = "109000000000123"

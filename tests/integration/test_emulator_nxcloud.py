@@ -27,7 +27,7 @@ from emulators.scenario import Fault, ScenarioError, load_builtin_scenario, load
 from tests.helpers import FakeClock, Resp as BaseResp
 
 REFERENCE = Path("/work/shared/reference/signing-vectors.json")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # A copy of the reference vectors, so the tests still run where /work/shared is absent.
 _FALLBACK_VECTORS = [

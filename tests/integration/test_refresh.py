@@ -73,7 +73,7 @@ def test_refresh_of_unknown_or_stopped_accounts_is_refused(emulator):
 from exporter.config import parse_config  # noqa: E402
 from emulators.meta import MetaEmulator  # noqa: E402
 from emulators.scenario import loads_scenario  # noqa: E402
-from tests.test_integration_providers import ENV, META_SCENARIO, meta_account  # noqa: E402
+from tests.integration.test_integration_providers import ENV, META_SCENARIO, meta_account  # noqa: E402
 
 
 def _meta_stack(emu):

@@ -16,7 +16,7 @@ import pytest
 
 from exporter.web import App, HttpServer
 from exporter.webconfig import load_web_config
-from tests.test_webconfig import HASH, PASSWORD, client_context, filled_store, make_pki
+from tests.integration.test_webconfig import HASH, PASSWORD, client_context, filled_store, make_pki
 
 AUTH = "Basic " + base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()
 

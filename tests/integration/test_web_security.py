@@ -21,7 +21,7 @@ import pytest
 from exporter.logsetup import LogfmtFormatter
 from exporter.web import REALM, App, HttpServer
 from exporter.webconfig import load_web_config
-from tests.test_webconfig import HASH, PASSWORD, client_context, filled_store, make_pki
+from tests.integration.test_webconfig import HASH, PASSWORD, client_context, filled_store, make_pki
 
 CMD = [sys.executable, "-m", "exporter"]
 

@@ -289,7 +289,7 @@ def test_yaml_error_does_not_quote_the_line(tmp_path):
 
 
 def test_the_example_file_is_valid_and_its_hash_is_of_the_documented_password(pki):
-    example = Path(__file__).resolve().parent.parent / "examples" / "web-config.yml"
+    example = Path(__file__).resolve().parents[2] / "examples" / "web-config.yml"
     copy = pki.dir / "example-web-config.yml"  # next to a server.crt and server.key
     copy.write_text(example.read_text())
     wc = load_web_config(str(copy))

@@ -17,8 +17,8 @@ from exporter.store import Store
 from exporter.wabafacts import StateFile
 from exporter.webhooks import WebhookManager
 from tests.helpers import active_state, samples, value
-from tests.test_integration_providers import META_SCENARIO
-from tests.test_webhooks import ENV, meta_signature
+from tests.integration.test_integration_providers import META_SCENARIO
+from tests.integration.test_webhooks import ENV, meta_signature
 
 WABA = "1022900001"
 BIZ = "RESTRICTED_BIZ_INITIATED_MESSAGING"

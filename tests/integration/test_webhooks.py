@@ -25,7 +25,7 @@ from exporter.web import App, HttpServer
 from exporter.webhooks import (EVENTS_FAMILY, MAX_BODY_BYTES, REFRESHES_FAMILY, REJECTED_FAMILY, WebhookManager,
                                nxcloud_sign)
 from tests.helpers import wait_for, active_state, samples, scrape, value
-from tests.test_integration_providers import KAL_SCENARIO, NX_SCENARIO
+from tests.integration.test_integration_providers import KAL_SCENARIO, NX_SCENARIO
 from tests.tools import promtool_check_metrics
 
 META_SECRET = "meta-app-SECRET-0123456789"

@@ -10,7 +10,7 @@ from exporter import model
 from exporter.providers.cams import parse
 from exporter.providers.errors import ProviderError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "cams"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "cams"
 
 
 def load(name):

@@ -8,7 +8,7 @@ import pytest
 
 from exporter.providers.cams import signer
 
-REFERENCE = Path(__file__).resolve().parent / "fixtures"
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures"
 VECTORS = json.loads((REFERENCE / "signing-vectors.json").read_text())
 CAPTURED = [json.loads(line) for line in (REFERENCE / "sdk-captured-requests.jsonl").read_text().splitlines() if line]
 

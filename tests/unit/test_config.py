@@ -27,7 +27,7 @@ from exporter.config import (
     parse_duration,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 SECRET = "EnvSecret-9f8e7d6c5b4a"
 FILE_SECRET = "FileSecret-1a2b3c4d5e6f"

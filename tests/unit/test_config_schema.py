@@ -18,7 +18,7 @@ import yaml
 
 from exporter.config import config_schema, config_schema_json, parse_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "config.schema.json"
 MODELINE = "# yaml-language-server: $schema="
 

@@ -8,7 +8,7 @@ import pytest
 from exporter.providers.errors import ProviderError
 from exporter.providers.kaleyra import parse
 
-FIXTURES = Path(__file__).parent / "fixtures" / "kaleyra"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "kaleyra"
 
 
 def load(name):

@@ -8,7 +8,7 @@ import pytest
 from exporter.providers.errors import ProviderError
 from exporter.providers.nxcloud import parse
 
-FIXTURES = Path(__file__).parent / "fixtures" / "nxcloud"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "nxcloud"
 
 
 def load(name):

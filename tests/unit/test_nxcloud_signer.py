@@ -7,7 +7,7 @@ import pytest
 
 from exporter.providers.nxcloud import signer
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "signing-vectors.json").read_text())["nxcloud_md5"]
+VECTORS = json.loads((Path(__file__).parents[1] / "fixtures" / "signing-vectors.json").read_text())["nxcloud_md5"]
 
 
 @pytest.mark.parametrize("v", VECTORS, ids=lambda v: v["name"])
