@@ -9,13 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from exporter import exposition as ex
 from exporter import model
-from exporter.config import parse_config
-from emulators.cams import CamsEmulator
-from emulators.scenario import generate_fleet
-from exporter.poller import Poller
 from exporter.store import AccountSnapshot, PollResult, Store
 from tests.helpers import samples, value
-from tests.tools import promtool_check_metrics
 
 STATE_SETS = {
     "whatsapp_phone_number_status": "status",
@@ -46,11 +41,15 @@ def series_per_number(options):
                if line.startswith("whatsapp_phone_number_") and 'phone_number="+1"' in line)
 
 
-def test_active_only_emits_one_series_per_state_set():
+def active_only_body() -> bytes:
     store = Store(options=ex.RenderOptions(state_sets="active"))
     store.update(snap([tracked("+1", status="FLAGGED", quality_rating="RED"), tracked("+2")],
                       wabas=[model.Waba("w", "n", "REJECTED", "s")]))
-    s = samples(store.exposition.body.decode())
+    return store.exposition.body
+
+
+def test_active_only_emits_one_series_per_state_set():
+    s = samples(active_only_body().decode())
     for family, label in STATE_SETS.items():
         for phone in ("+1", "+2"):
             mine = [v for (n, ls), v in s.items() if n == family and dict(ls)["phone_number"] == phone]
@@ -58,8 +57,6 @@ def test_active_only_emits_one_series_per_state_set():
     assert value(s, "whatsapp_phone_number_status", phone_number="+1", status="FLAGGED") == 1
     assert value(s, "whatsapp_waba_account_review_status", account_review_status="REJECTED") == 1
     assert value(s, "whatsapp_waba_account_review_status", account_review_status="APPROVED") is None
-    check = promtool_check_metrics(store.exposition.body)
-    assert check.returncode == 0 and not check.stdout and not check.stderr, check
 
 
 def test_series_counts_per_mode():
@@ -92,33 +89,6 @@ def test_set_options_rerenders_everything():
     store.update(snap([tracked("+1")]))
     store.set_options(ex.RenderOptions(state_sets="active"))
     assert 'status="FLAGGED"' not in store.exposition.body.decode()
-
-
-def test_max_numbers_cap_drops_with_a_warning(caplog):
-    scenario = generate_fleet(spaces=4, numbers_per_space=5, access_key_id="cap-ak", secret="cap-sk", qps=10, seed=3)
-    with CamsEmulator(scenario) as emu:
-        spaces = ", ".join(f"{{cust_space_id: {s.cust_space_id}}}" for s in scenario.spaces)
-        config = parse_config(f"""
-accounts:
-  - name: capped
-    provider: alibaba_cams
-    endpoint: {emu.url}
-    credentials: {{access_key_id: cap-ak, access_key_secret: "${{SK}}"}}
-    max_numbers: 7
-    spaces: [{spaces}]
-""", env={"SK": "cap-sk"})
-        store = Store()
-        poller = Poller(config, store)
-        try:
-            with caplog.at_level("WARNING"):
-                poller.poll_account("capped")
-        finally:
-            poller.stop()
-    s = samples(store.exposition.body.decode())
-    assert value(s, "whatsapp_exporter_numbers", account="capped") == 7
-    assert value(s, "whatsapp_exporter_numbers_dropped", account="capped") == scenario.number_count() - 7
-    assert len({dict(ls)["phone_number"] for (n, ls) in s if n == "whatsapp_phone_number_info"}) == 7
-    assert any("max_numbers reached" in r.getMessage() for r in caplog.records)
 
 
 # -- the incremental exposition is exactly a fresh full render ------------------

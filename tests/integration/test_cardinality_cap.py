@@ -1,0 +1,37 @@
+"""max_numbers against the CAMS emulator over a real socket: numbers past the cap are dropped, counted and logged."""
+
+from __future__ import annotations
+
+from emulators.cams import CamsEmulator
+from emulators.scenario import generate_fleet
+from exporter.config import parse_config
+from exporter.poller import Poller
+from exporter.store import Store
+from tests.helpers import samples, value
+
+
+def test_max_numbers_cap_drops_with_a_warning(caplog):
+    scenario = generate_fleet(spaces=4, numbers_per_space=5, access_key_id="cap-ak", secret="cap-sk", qps=10, seed=3)
+    with CamsEmulator(scenario) as emu:
+        spaces = ", ".join(f"{{cust_space_id: {s.cust_space_id}}}" for s in scenario.spaces)
+        config = parse_config(f"""
+accounts:
+  - name: capped
+    provider: alibaba_cams
+    endpoint: {emu.url}
+    credentials: {{access_key_id: cap-ak, access_key_secret: "${{SK}}"}}
+    max_numbers: 7
+    spaces: [{spaces}]
+""", env={"SK": "cap-sk"})
+        store = Store()
+        poller = Poller(config, store)
+        try:
+            with caplog.at_level("WARNING"):
+                poller.poll_account("capped")
+        finally:
+            poller.stop()
+    s = samples(store.exposition.body.decode())
+    assert value(s, "whatsapp_exporter_numbers", account="capped") == 7
+    assert value(s, "whatsapp_exporter_numbers_dropped", account="capped") == scenario.number_count() - 7
+    assert len({dict(ls)["phone_number"] for (n, ls) in s if n == "whatsapp_phone_number_info"}) == 7
+    assert any("max_numbers reached" in r.getMessage() for r in caplog.records)
