@@ -73,11 +73,17 @@ def test_bad_reload_keeps_running_config_and_data_then_good_reload_applies(runni
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
     assert value(s, "whatsapp_exporter_numbers", account="other") == 1
 
-    # SIGHUP with a broken file: same
+    # SIGHUP with a broken file: same. A good reload first sets the gauge back to 1, so that the failed
+    # SIGHUP reload is seen as the change it makes (1 -> 0), not as a value that was already there
+    path.write_text(config_yaml(emulator.url))
+    assert httpx.post(url + "/-/reload").status_code == 200
+    assert value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 1
     path.write_text("accounts: [")
     proc.send_signal(signal.SIGHUP)
-    time.sleep(1)
-    assert value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 0
+    wait(lambda: value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 0, "the SIGHUP reload to fail")
+    s = metrics(url)
+    assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
+    assert value(s, "whatsapp_exporter_numbers", account="other") == 1
     assert proc.poll() is None
 
     # a good file: "other" changes (new label), a third account appears, "shop" is kept as it is

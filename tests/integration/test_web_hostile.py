@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import logging
+import select
 import socket
 import threading
 import time
@@ -223,10 +224,20 @@ def test_stalled_and_idle_clients_are_dropped_after_the_timeout(serve):
 
 
 def _closed_within(sock: socket.socket, seconds: float, drip: bytes = b"") -> float | None:
-    """Seconds until the server closed ``sock`` (dripping ``drip`` every 0.25 s meanwhile), None if it did not."""
+    """Seconds until the server closed ``sock`` (dripping ``drip`` every 0.25 s meanwhile), None if it did not.
+
+    Waits on the socket itself (select), so that a close is seen when it happens, not at the next drip."""
     start = time.monotonic()
+    next_drip = start
     sock.setblocking(False)
-    while time.monotonic() - start < seconds:
+    while (left := start + seconds - time.monotonic()) > 0:
+        if drip and time.monotonic() >= next_drip:
+            try:
+                sock.sendall(drip)
+            except OSError:
+                return time.monotonic() - start
+            next_drip += 0.25
+        select.select([sock], [], [], min(left, max(0.0, next_drip - time.monotonic())) if drip else left)
         try:
             if not sock.recv(65536):
                 return time.monotonic() - start
@@ -234,12 +245,6 @@ def _closed_within(sock: socket.socket, seconds: float, drip: bytes = b"") -> fl
             pass
         except OSError:
             return time.monotonic() - start
-        if drip:
-            try:
-                sock.sendall(drip)
-            except OSError:
-                return time.monotonic() - start
-        time.sleep(0.25)
     return None
 
 
