@@ -1,8 +1,9 @@
-"""Shared helpers for the integration tests: configs for the emulator, scraping, parsing."""
+"""Helpers shared by every tier: configs for the emulator, scraping, parsing, waiting, raw sockets."""
 
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from emulators.scenario import loads_scenario
 from exporter.config import parse_config
 
 SECRETS = {"SK_ONE": "sk-one-SECRET-VALUE", "SK_TWO": "sk-two-SECRET-VALUE"}
@@ -88,6 +90,22 @@ class FakeClock:
         return self.t
 
 
+def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float):
+    """One emulator's ``clock`` (a FakeClock at ``t0``) and ``emu`` (the emulator on that clock, serving on a real
+    socket) fixtures; a test module takes them with ``clock, emu = emulator_fixtures(...)``."""
+
+    @pytest.fixture
+    def clock():
+        return FakeClock(t0)
+
+    @pytest.fixture
+    def emu(clock):
+        with emulator_class(loads_scenario(scenario_yaml), clock=clock) as emulator:
+            yield emulator
+
+    return clock, emu
+
+
 class Resp:
     """A raw HTTP answer from an emulator; each provider's tests add their own accessors."""
 
@@ -102,15 +120,61 @@ class Resp:
         return f"Resp({self.status}, {self.body[:300]!r})"
 
 
-def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05):
+def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05, *,
+             ignore: tuple[type[BaseException], ...] = (), diagnostics=None):
     """Wait for a condition and return its truthy value; fail with ``what`` after ``timeout`` seconds.
 
-    Bounded, and never asserts on how long it took (speed is for benchmarks).
+    ``ignore``: exceptions that mean "not yet" (a server not listening yet: ``httpx.TransportError``, ``OSError``);
+    ``diagnostics``: a callable whose text is added to the failure (a process's log). Bounded, and never asserts
+    on how long it took (speed is for benchmarks).
     """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
+    last_error = None
+    while True:
+        try:
+            got = predicate()
+            if got:
+                return got
+        except ignore as err:
+            last_error = err
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}"
+                        + (f" (last error: {last_error!r})" if last_error else "")
+                        + ("\n" + diagnostics() if diagnostics else ""), pytrace=False)
         time.sleep(interval)
-    pytest.fail(f"timed out waiting for {what}")
+
+
+def wait_ready(url: str, what: str = "readiness", timeout: float = 60.0, *, client=None, process=None, **kw):
+    """Wait until ``url`` + ``/-/ready`` answers 200 (connection errors mean "not up yet"); fail at once if
+    ``process`` (a Popen) exited meanwhile."""
+    get = (client or httpx).get
+
+    def ready():
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the process exited ({process.returncode}) before {what}", pytrace=False)
+        return get(url + "/-/ready", timeout=2, **kw).status_code == 200
+
+    return wait_for(ready, what, timeout, 0.1, ignore=(httpx.TransportError,))
+
+
+# -- raw sockets --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (as the kernel hands out)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5, half_close: bool = True) -> bytes:
+    """Send ``data`` as is over a new connection (then half-close it, unless told not to) and return everything
+    answered until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from emulators import cams
 from emulators.cams import CamsEmulator
 from emulators.scenario import Fault, generate_fleet, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp
+from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures
 
 REFERENCE = Path("/work/shared/reference")
 REPO = Path(__file__).resolve().parents[2]
@@ -310,15 +310,7 @@ AUTH_CODES = {"SignatureDoesNotMatch", "IncompleteSignature", "InvalidAccessKeyI
               "InvalidTimeStamp.Expired", "InvalidTimeStamp.Format", "SignatureNonceUsed"}
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def emu(clock):
-    with CamsEmulator(loads_scenario(SCENARIO_YAML), clock=clock) as emulator:
-        yield emulator
+clock, emu = emulator_fixtures(CamsEmulator, SCENARIO_YAML, T0)
 
 
 @pytest.fixture
@@ -1002,30 +994,17 @@ def test_runtime_overrides(client, emu):
 # robustness
 
 
-def _raw(emu, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def test_garbage_input_gets_error_answers_and_server_keeps_serving(client, emu):
-    assert b"400" in _raw(emu, b"GARBAGE\r\n\r\n")          # HTTP/0.9-style: the error page only
-    assert _raw(emu, b"\x00\xff junk HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.")
-    assert _raw(emu, b"GET / HTTP/1.1\r\nthis is not a header\r\n\r\n").startswith(b"HTTP/1.")
-    assert b" 414" in _raw(emu, b"GET /?" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")[:20]
+    assert b"400" in raw_exchange(emu.port, b"GARBAGE\r\n\r\n")          # HTTP/0.9-style: the error page only
+    assert raw_exchange(emu.port, b"\x00\xff junk HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.")
+    assert raw_exchange(emu.port, b"GET / HTTP/1.1\r\nthis is not a header\r\n\r\n").startswith(b"HTTP/1.")
+    assert b" 414" in raw_exchange(emu.port, b"GET /?" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")[:20]
     bad_pct = client.send("POST", "/?CustSpaceId=%FF%FE", {"x-acs-action": "QueryChatappPhoneNumbers",
                                                             "x-acs-version": "2020-06-06"})
     _envelope(bad_pct, 400, "InvalidParameter")
-    bad_len = _raw(emu, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+    bad_len = raw_exchange(emu.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
     assert b" 400 " in bad_len.split(b"\r\n")[0]
-    huge = _raw(emu, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+    huge = raw_exchange(emu.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
     assert b" 413 " in huge.split(b"\r\n")[0]
     many = client.send("GET", "/?" + "&".join(f"p{i}=1" for i in range(1500)), {})
     assert many.status == 400

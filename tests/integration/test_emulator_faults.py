@@ -23,6 +23,7 @@ from emulators.common import UNKNOWN_ENUM_VALUES
 from emulators.kaleyra import KaleyraEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import FAULT_KINDS, Fault, ScenarioError, loads_scenario
+from tests import helpers
 from tests.helpers import Resp
 
 SCENARIO = """
@@ -104,14 +105,7 @@ def raw_exchange(port: int, parts) -> bytes:
     method, target, headers, body = parts
     head = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head.encode("latin-1") + b"\r\n" + body)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+    return helpers.raw_exchange(port, head.encode("latin-1") + b"\r\n" + body, timeout=10, half_close=False)
 
 
 def numbers(provider: str, payload: dict) -> list[dict]:

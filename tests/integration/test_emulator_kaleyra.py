@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -15,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from emulators.kaleyra import KaleyraEmulator
-from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp
+from emulators.scenario import Fault, load_builtin_scenario
+from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,15 +125,7 @@ class Client:
         return self.request("GET", f"/v2/{sid or self.sid}/whatsapp/{number}/phone_number_details", **kw)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def emu(clock):
-    with KaleyraEmulator(loads_scenario(SCENARIO_YAML), clock=clock) as emulator:
-        yield emulator
+clock, emu = emulator_fixtures(KaleyraEmulator, SCENARIO_YAML, T0)
 
 
 @pytest.fixture
@@ -409,24 +400,11 @@ def test_faults_come_after_auth_and_flow_control(client, emu):
 # robustness, demo, standalone
 
 
-def _raw(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def test_garbage_requests_get_answers_and_server_keeps_serving(client, emu):
-    assert b"400" in _raw(emu.port, b"GARBAGE\r\n\r\n")
-    bad_len = _raw(emu.port, b"POST /v2/x/whatsapp/y/number HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+    assert b"400" in raw_exchange(emu.port, b"GARBAGE\r\n\r\n")
+    bad_len = raw_exchange(emu.port, b"POST /v2/x/whatsapp/y/number HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
     assert b" 400 " in bad_len.split(b"\r\n")[0] and b'"code":"WA400"' in bad_len
-    huge = _raw(emu.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+    huge = raw_exchange(emu.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
     assert b" 413 " in huge.split(b"\r\n")[0]
     _failure(client.request("GET", "/v2/%FF%FE/whatsapp/%00/phone_number_details"), 401, "RBC001")
     assert _ok(client.numbers())

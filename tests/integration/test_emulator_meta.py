@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import socket
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +12,7 @@ import pytest
 
 from emulators.meta import DEFAULT_API_VERSION, MetaEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp
+from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures
 
 TOKEN, APP = "EAATestToken0001", "app-1001"
 WABA, BIG_WABA, OTHER_WABA = "102000000000001", "102000000000002", "102000000000009"
@@ -150,15 +149,7 @@ def graph_error(resp: Resp, status: int, code: int, subcode: int | None = None) 
     return error
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def emu(clock):
-    with MetaEmulator(loads_scenario(SCENARIO_YAML), clock=clock) as emulator:
-        yield emulator
+clock, emu = emulator_fixtures(MetaEmulator, SCENARIO_YAML, T0)
 
 
 # ---------------------------------------------------------------------------
@@ -558,21 +549,8 @@ def test_data_faults(emu):
 # robustness and the demo scenario
 
 
-def _raw(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def test_garbage_requests_get_graph_answers(emu):
-    bad_len = _raw(emu.port, b"POST /v24.0/x HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+    bad_len = raw_exchange(emu.port, b"POST /v24.0/x HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
     assert b" 400 " in bad_len.split(b"\r\n")[0] and b'"code":100' in bad_len
     graph_error(get(emu.port, "/v24.0/%FF%FE/%00"), 400, 100, 33)
     graph_error(get(emu.port, "/"), 400, 100, 33)

@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import pytest
 from emulators import nxcloud
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp
+from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures
 
 REFERENCE = Path("/work/shared/reference/signing-vectors.json")
 REPO = Path(__file__).resolve().parents[2]
@@ -181,15 +180,7 @@ PHONE_KEYS = {"display_phone_number", "quality_rating", "name_status", "verified
               "current_limit", "status"}
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def emu(clock):
-    with NxCloudEmulator(loads_scenario(SCENARIO_YAML), clock=clock) as emulator:
-        yield emulator
+clock, emu = emulator_fixtures(NxCloudEmulator, SCENARIO_YAML, T0)
 
 
 @pytest.fixture
@@ -598,27 +589,14 @@ faults:
 # robustness
 
 
-def _raw(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def test_garbage_requests_get_answers_and_server_keeps_serving(client, emu):
-    assert b"400" in _raw(emu.port, b"GARBAGE\r\n\r\n")
-    assert _raw(emu.port, b"\x00\xff junk HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.")
-    bad_len = _raw(emu.port, b"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+    assert b"400" in raw_exchange(emu.port, b"GARBAGE\r\n\r\n")
+    assert raw_exchange(emu.port, b"\x00\xff junk HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.")
+    bad_len = raw_exchange(emu.port, b"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
     assert b" 400 " in bad_len.split(b"\r\n")[0] and b'"code":9000' in bad_len
-    huge = _raw(emu.port, b"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+    huge = raw_exchange(emu.port, b"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
     assert b" 413 " in huge.split(b"\r\n")[0]
-    chunked = _raw(emu.port, b"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    chunked = raw_exchange(emu.port, b"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
     assert b" 400 " in chunked.split(b"\r\n")[0]
     assert client.app(headers={"accessKey": "n\u00e9"}).code == 1005
     assert client.app().code == 0
@@ -633,7 +611,7 @@ def test_chunked_body_is_signed_as_received(client, emu, clock):
                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
     half = len(body) // 2
     chunks = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, body[:half], len(body) - half, body[half:])
-    answer = _raw(emu.port, headers + chunks)
+    answer = raw_exchange(emu.port, headers + chunks)
     assert b" 200 " in answer.split(b"\r\n")[0] and b'"code":0' in answer
 
 
