@@ -151,7 +151,8 @@ def wait_ready(url: str, what: str = "readiness", timeout: float = 60.0, *, clie
 
     def ready():
         if process is not None and process.poll() is not None:
-            pytest.fail(f"the process exited ({process.returncode}) before {what}", pytrace=False)
+            output = process.communicate(timeout=10)[1] if process.stderr else ""
+            pytest.fail(f"the process exited ({process.returncode}) before {what}\n{output or ''}", pytrace=False)
         return get(url + "/-/ready", timeout=2, **kw).status_code == 200
 
     return wait_for(ready, what, timeout, 0.1, ignore=(httpx.TransportError,))

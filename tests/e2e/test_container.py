@@ -16,10 +16,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import pytest
 
 from exporter import __version__
 from exporter.cli import DEFAULT_LISTEN
-from tests.helpers import samples
+from tests.helpers import samples, free_port, wait_ready
 from tests.tools import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -192,12 +190,6 @@ def test_dockerignore_lets_in_only_what_the_dockerfile_copies(dockerfile):
 # -- the build steps, outside a container -----------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def docker_copy(sources: list[str], dest: str, workdir: Path) -> None:
     """``COPY sources dest`` from the repository into ``workdir`` (the stage's WORKDIR), minus .dockerignore's
     ``**/__pycache__`` and ``**/*.pyc``."""
@@ -265,16 +257,7 @@ def test_wheel_installs_into_a_fresh_venv_and_serves_the_demo(dockerfile, tmp_pa
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the installed exporter never became ready"
-            time.sleep(0.2)
+        wait_ready(url, "the installed exporter's readiness", process=proc)
         s = samples(httpx.get(url + "/metrics", timeout=10).text)
         providers = {dict(ls)["provider"] for (n, ls) in s if n == "whatsapp_phone_number_info"}
         from exporter.demo import EMULATORS

@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,7 +33,8 @@ from emulators.cams import CamsEmulator
 from emulators.scenario import loads_scenario
 from exporter.sharding import select, shard_of
 from tests.e2e import test_e2e_alerting as e2e
-from tests.helpers import samples
+from tests.e2e.test_e2e_alerting import wait_for
+from tests.helpers import free_port, samples
 from tests.tools import ROOT, binary
 
 DEPLOY = ROOT / "deploy"
@@ -42,28 +42,6 @@ COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 K8S = DEPLOY / "kubernetes"
 JOB = "whatsapp-number-exporter"
 EXPORTER_PORT = int(DEFAULT_LISTEN.rsplit(":", 1)[1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what: str, predicate, timeout: float, diagnostics=lambda: ""):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except (httpx.HTTPError, OSError) as err:
-            last = err
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}"
-                        + (f" (last error: {last!r})" if last else "") + "\n" + diagnostics(), pytrace=False)
-        time.sleep(0.2)
 
 
 # =====================================================================================

@@ -26,10 +26,8 @@ import copy
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,6 +47,8 @@ from exporter.store import Store
 from exporter.web import App, HttpServer
 from exporter.webhooks import WebhookManager
 from tests.e2e.test_dashboards import iter_queries, load_dashboards, needs, substitute
+from tests import helpers
+from tests.helpers import free_port
 from tests.tools import ROOT, binary
 
 PROMETHEUS_YML = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -197,29 +197,11 @@ RESOLVE_TIMEOUT = 120
 # -- small infrastructure --------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what: str, predicate: Callable[[], object], timeout: float, diagnostics: Callable[[], str] = lambda: "",
+def wait_for(what: str, predicate: Callable[[], object], timeout: float, diagnostics: Callable[[], str] | None = None,
              interval: float = 0.25):
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while True:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except (httpx.HTTPError, OSError) as err:  # not up yet
-            last_error = err
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}"
-                        + (f" (last error: {last_error!r})" if last_error else "") + "\n" + diagnostics(),
-                        pytrace=False)
-        time.sleep(interval)
+    """tests.helpers.wait_for as the e2e tests call it: a service that is not up yet is "not yet"; its log on failure."""
+    return helpers.wait_for(predicate, what, timeout, interval, ignore=(httpx.HTTPError, OSError),
+                            diagnostics=diagnostics)
 
 
 class Process:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from exporter import __version__
-from tests.helpers import samples
+from tests.helpers import samples, free_port, wait_ready
 from tests.tools import promtool_check_metrics
 
 CMD = [sys.executable, "-m", "exporter"]
@@ -23,12 +21,6 @@ CMD = [sys.executable, "-m", "exporter"]
 def run(*args, env=None, timeout=30):
     return subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 GOOD = """
@@ -102,17 +94,7 @@ def test_demo_serves_changing_metrics_and_stops_cleanly():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        ready = False
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/-/ready", timeout=2).status_code == 200:
-                    ready = True
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        assert ready, "demo never became ready"
+        wait_ready(url, "the demo's readiness", process=proc)
         body = httpx.get(url + "/metrics").content
         s = samples(body.decode())
         numbers = {dict(ls)["phone_number"] for (n, ls) in s if n == "whatsapp_phone_number_info"}

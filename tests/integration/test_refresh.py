@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 
 from exporter.poller import Poller
 from exporter.store import Store
-from tests.helpers import make_config
+from tests.helpers import make_config, wait_for
 
 
 def _polls(store: Store, name: str) -> float | None:
@@ -14,26 +13,17 @@ def _polls(store: Store, name: str) -> float | None:
     return snap.poll.finished_at if snap and snap.poll else None
 
 
-def _wait(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_refresh_polls_again_long_before_the_interval(emulator):
     store = Store()
     poller = Poller(make_config(emulator.url), store)
     poller.start()
     try:
-        assert _wait(store.ready)
+        wait_for(store.ready, "the first poll")
         first = _polls(store, "shop")
         requests_before = dict(store.account("shop").requests)
         assert poller.request_refresh("shop", delay=0.2)
         # poll_interval is 30 s: a new poll within the wait can only be the refresh
-        assert _wait(lambda: _polls(store, "shop") != first, timeout=10)
+        wait_for(lambda: _polls(store, "shop") != first, "the refresh poll", timeout=10)
         assert store.account("shop").requests != requests_before
         assert _polls(store, "other") is not None
     finally:
@@ -45,13 +35,13 @@ def test_refresh_requests_are_debounced(emulator):
     poller = Poller(make_config(emulator.url), store)
     poller.start()
     try:
-        assert _wait(store.ready)
+        wait_for(store.ready, "the first poll")
         before = store.account("shop").poll.finished_at
         answers = [poller.request_refresh("shop", delay=1.0) for _ in range(20)]
         assert answers[0] is True and not any(answers[1:])  # one pending refresh absorbs the burst
-        assert _wait(lambda: store.account("shop").poll.finished_at != before, timeout=10)
+        wait_for(lambda: store.account("shop").poll.finished_at != before, "the one debounced refresh", timeout=10)
         # once it has run, a new request schedules a new refresh
-        assert _wait(lambda: poller.request_refresh("shop", delay=0.1), timeout=10)
+        wait_for(lambda: poller.request_refresh("shop", delay=0.1), "a new refresh accepted", timeout=10)
     finally:
         poller.stop()
 
@@ -81,7 +71,7 @@ def _meta_stack(emu):
     store = Store()
     poller = Poller(config, store)
     poller.start()
-    assert _wait(store.ready)
+    wait_for(store.ready, "the first poll")
     return store, poller
 
 
@@ -92,7 +82,8 @@ def test_a_named_number_is_read_alone_and_its_change_is_served():
             before = dict(store.account("meta").requests)
             emu.set_number("1022900001", "15550100002", status="CONNECTED")
             assert poller.request_refresh("meta", 0.05, ["+15550100002"])
-            assert _wait(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED")
+            wait_for(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED",
+                     "+15550100002 CONNECTED")
             after = store.account("meta").requests
             # one number node read, no list call, the other number untouched
             assert after["phone_number"] == before["phone_number"] + 1
@@ -108,7 +99,8 @@ def test_an_unknown_number_widens_the_refresh_to_the_whole_account():
         try:
             before = dict(store.account("meta").requests)
             assert poller.request_refresh("meta", 0.05, ["+19990000000"])
-            assert _wait(lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1)
+            wait_for(lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1,
+                     "one more phone_numbers call")
         finally:
             poller.stop()
 
@@ -120,7 +112,8 @@ def test_a_pending_number_refresh_joined_by_an_account_refresh_polls_everything(
             before = dict(store.account("meta").requests)
             assert poller.request_refresh("meta", 0.5, ["+15550100002"])
             assert not poller.request_refresh("meta", 0.5)  # joins the pending one, widening it
-            assert _wait(lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1)
+            wait_for(lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1,
+                     "one more phone_numbers call")
         finally:
             poller.stop()
 
@@ -134,9 +127,11 @@ def test_a_number_refresh_does_not_wait_for_a_running_poll():
             emu.set_number("1022900001", "15550100002", status="CONNECTED")
             with rt.running:  # a poll of the account is under way
                 assert poller.request_refresh("meta", 0.0, ["+15550100002"])
-                assert _wait(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED")
+                wait_for(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED",
+                         "+15550100002 CONNECTED")
             # and a new request is accepted afterwards, not swallowed as "debounced"
-            assert _wait(lambda: poller.request_refresh("meta", 0.0, ["+15550100001"]), timeout=10)
+            wait_for(lambda: poller.request_refresh("meta", 0.0, ["+15550100001"]),
+                     "a refresh of +15550100001 accepted", timeout=10)
         finally:
             poller.stop()
 
@@ -159,7 +154,7 @@ def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_readin
                            for r in emu.requests[seen:])
 
             poll.start()
-            assert _wait(read_first_number)
+            wait_for(read_first_number, "the first number read")
             emu.set_number("1022900001", "15550100001", status="RESTRICTED")  # after the poll read it
             poller.poll_numbers("meta", ["+15550100001"])
             assert store.account("meta").numbers["+15550100001"].number.status == "RESTRICTED"

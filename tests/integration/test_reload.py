@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from emulators.scenario import Fault
-from tests.helpers import SECRETS, config_yaml, samples, value
+from tests.helpers import SECRETS, config_yaml, samples, value, free_port, wait_for, wait_ready
 
 CMD = [sys.executable, "-m", "exporter"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(predicate, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -47,7 +27,7 @@ def running(emulator, tmp_path):
                              "--web.enable-lifecycle", "--log.level", "debug", "--log.format", "json"],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SECRETS})
     url = f"http://127.0.0.1:{port}"
-    wait(lambda: httpx.get(url + "/-/ready").status_code == 200, "readiness")
+    wait_ready(url)
     yield proc, url, path, tmp_path / "exporter.log"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
@@ -80,7 +60,7 @@ def test_bad_reload_keeps_running_config_and_data_then_good_reload_applies(runni
     assert value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 1
     path.write_text("accounts: [")
     proc.send_signal(signal.SIGHUP)
-    wait(lambda: value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 0, "the SIGHUP reload to fail")
+    wait_for(lambda: value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 0, "the SIGHUP reload to fail")
     s = metrics(url)
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
     assert value(s, "whatsapp_exporter_numbers", account="other") == 1
@@ -98,13 +78,15 @@ def test_bad_reload_keeps_running_config_and_data_then_good_reload_applies(runni
     spaces: [{{cust_space_id: cams-other}}]
 """)
     proc.send_signal(signal.SIGHUP)
-    wait(lambda: value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 1, "a successful reload")
-    wait(lambda: value(metrics(url), "whatsapp_exporter_poll_success", account="third") == 1, "the new account's poll")
+    wait_for(lambda: value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 1, "a successful reload")
+    wait_for(lambda: value(metrics(url), "whatsapp_exporter_poll_success", account="third") == 1, "the new account's poll")
+    # "other" changed (a new label): it is polled again under its new configuration
+    wait_for(lambda: value(metrics(url), "whatsapp_phone_number_info", account="other", team="support") == 1,
+             "the changed account's numbers with the new label")
     s = metrics(url)
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
     # the unchanged account kept its runtime: its counters did not restart from zero
     assert value(s, "whatsapp_exporter_api_requests_total", account="shop", action="QueryChatappPhoneNumbers") >= requests_before
-    assert value(s, "whatsapp_phone_number_info", account="other", team="support") == 1
     assert value(s, "whatsapp_exporter_config_last_reload_success_timestamp_seconds") > value(
         before, "whatsapp_exporter_config_last_reload_success_timestamp_seconds")
 
@@ -146,13 +128,13 @@ def test_http_reload_needs_web_enable_lifecycle_and_sighup_always_reloads(emulat
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **SECRETS})
     url = f"http://127.0.0.1:{port}"
     try:
-        wait(lambda: httpx.get(url + "/-/ready").status_code == 200, "readiness")
+        wait_ready(url)
         path.write_text(config_yaml(emulator.url, two=False))
         for method in ("POST", "PUT", "GET"):
             assert httpx.request(method, url + "/-/reload").status_code == 404, method
         assert value(metrics(url), "whatsapp_exporter_numbers", account="other") == 1  # nothing was reloaded
         proc.send_signal(signal.SIGHUP)
-        wait(lambda: value(metrics(url), "whatsapp_exporter_numbers", account="other") is None, "the SIGHUP reload")
+        wait_for(lambda: value(metrics(url), "whatsapp_exporter_numbers", account="other") is None, "the SIGHUP reload")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

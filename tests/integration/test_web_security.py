@@ -12,7 +12,6 @@ import ssl
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
 
 import httpx
@@ -21,6 +20,7 @@ import pytest
 from exporter.logsetup import LogfmtFormatter
 from exporter.web import REALM, App, HttpServer
 from exporter.webconfig import load_web_config
+from tests.helpers import free_port, wait_for, wait_ready
 from tests.integration.test_webconfig import HASH, PASSWORD, client_context, filled_store, make_pki
 
 CMD = [sys.executable, "-m", "exporter"]
@@ -212,12 +212,8 @@ def test_tls11_client_is_refused_when_min_version_is_tls12(pki, serve, logs):
     with pytest.raises((ssl.SSLError, OSError)):
         _handshake(server.port, ctx)
     # the server itself saw the TLS 1.1 hello and refused it (it logs that just after sending its alert)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        refusals = [r.error for r in logs.records if r.getMessage() == "TLS handshake failed"]
-        if refusals:
-            break
-        time.sleep(0.05)
+    refusals = wait_for(lambda: [r.error for r in logs.records if r.getMessage() == "TLS handshake failed"],
+                        "the server's log of the refused handshake", timeout=5)
     assert refusals == ["UNSUPPORTED_PROTOCOL"]
     # ... while a TLS 1.2 client on the same server gets in
     ok = client_context(pki)
@@ -277,12 +273,6 @@ def test_rate_limit(serve):
 # --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("text,key", [
     ("tls_server_config:\n  cert_file: {crt}\n", "tls_server_config.key_file"),
     ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: {key}\n", "tls_server_config.cert_file: cannot read"),
@@ -293,7 +283,7 @@ def _free_port() -> int:
 def test_cli_bad_web_config_exits_2_with_one_line(pki, tmp_path, text, key):
     path = tmp_path / "web.yml"
     path.write_text(text.format(crt=pki.server_crt, key=pki.server_key, hash=HASH))
-    port = _free_port()
+    port = free_port()
     result = subprocess.run([*CMD, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
@@ -326,24 +316,14 @@ def test_cli_check_config_accepts_a_good_web_config(pki, tmp_path):
 def test_cli_demo_serves_https_with_auth(pki, tmp_path):
     path = tmp_path / "web.yml"
     path.write_text(TLS_AUTH.format(crt=os.path.relpath(pki.server_crt, tmp_path), key=pki.server_key, hash=HASH))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([*CMD, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(path),
                              "--log.format", "json", "--log.level", "debug"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"https://127.0.0.1:{port}"
     try:
         with httpx.Client(verify=client_context(pki), timeout=2) as client:
-            deadline = time.monotonic() + 60
-            ready = False
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    if client.get(url + "/-/ready", auth=("prometheus", PASSWORD)).status_code == 200:
-                        ready = True
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-            assert ready, "the demo never became ready over https"
+            wait_ready(url, "the demo's readiness over https", client=client, process=proc, auth=("prometheus", PASSWORD))
             metrics = client.get(url + "/metrics", auth=("prometheus", PASSWORD))
             assert metrics.status_code == 200 and b"whatsapp_phone_number_info{" in metrics.content
             assert client.get(url + "/metrics").status_code == 401

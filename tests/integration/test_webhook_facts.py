@@ -16,7 +16,7 @@ from exporter.poller import Poller
 from exporter.store import Store
 from exporter.wabafacts import StateFile
 from exporter.webhooks import WebhookManager
-from tests.helpers import active_state, samples, value
+from tests.helpers import active_state, samples, value, wait_for
 from tests.integration.test_integration_providers import META_SCENARIO
 from tests.integration.test_webhooks import ENV, meta_signature
 
@@ -116,10 +116,7 @@ def test_a_restriction_disappears_when_it_expires(tmp_path, exporters):
     kinds = lambda: {dict(k[1])["restriction_type"] for k in exporter.samples()  # noqa: E731
                      if k[0] == "whatsapp_waba_restriction_info"}
     assert kinds() == {BIZ, "RESTRICTED_ADD_PHONE_NUMBER_ACTION"}
-    deadline = time.monotonic() + 30
-    while kinds() != {"RESTRICTED_ADD_PHONE_NUMBER_ACTION"}:
-        assert time.monotonic() < deadline, "the expired restriction is still exported"
-        time.sleep(0.05)
+    wait_for(lambda: kinds() == {"RESTRICTED_ADD_PHONE_NUMBER_ACTION"}, "the expired restriction to go")
     # ... and is gone from the state file too
     assert {k[1] for k in StateFile(str(tmp_path / "state.db")).load(time.time())["meta"].restrictions} == {
         "RESTRICTED_ADD_PHONE_NUMBER_ACTION"}

@@ -24,7 +24,7 @@ from exporter.store import AccountSnapshot, Store
 from exporter.web import App, HttpServer
 from exporter.webhooks import (EVENTS_FAMILY, MAX_BODY_BYTES, REFRESHES_FAMILY, REJECTED_FAMILY, WebhookManager,
                                nxcloud_sign)
-from tests.helpers import wait_for, active_state, samples, scrape, value
+from tests.helpers import wait_for, active_state, samples, scrape, value, free_port
 from tests.integration.test_integration_providers import KAL_SCENARIO, NX_SCENARIO
 from tests.tools import promtool_check_metrics
 
@@ -605,12 +605,6 @@ def test_a_burst_of_events_leaves_one_pending_refresh(live):
 # --------------------------------------------------------------------------
 # The command line: start-up, reload (new secret, new address, refused address), shutdown
 # --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_exporter_process_serves_reloads_and_never_logs_secrets(emulator, tmp_path):
