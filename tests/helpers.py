@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
+from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emulators.scenario import loads_scenario
 from exporter.config import parse_config
+from tests.tools import ROOT
 
 SECRETS = {"SK_ONE": "sk-one-SECRET-VALUE", "SK_TWO": "sk-two-SECRET-VALUE"}
 
@@ -179,3 +186,27 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5, half_close: bool = 
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+@contextmanager
+def standalone_emulator(*args: str, banner: str = "listening on http://127.0.0.1:"):
+    """``python -m emulators ARGS --listen 127.0.0.1:0`` run as a user runs it; yields ``run`` with ``run.port``.
+
+    On leaving it is terminated and must exit 0; what it logged (its stderr) is then in ``run.log``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "emulators", *args, "--listen", "127.0.0.1:0"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = SimpleNamespace(port=None, log="")
+    try:
+        line = proc.stdout.readline()
+        assert banner in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        run.port = urlsplit(line.split()[-1]).port
+        yield run
+    finally:
+        proc.terminate()
+        try:
+            run.log = proc.communicate(timeout=10)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            run.log = proc.communicate()[1]
+    assert proc.returncode == 0, run.log

@@ -14,12 +14,10 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,10 +26,9 @@ from hypothesis import strategies as st
 from emulators import cams
 from emulators.cams import CamsEmulator
 from emulators.scenario import Fault, generate_fleet, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures
+from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator
 
 REFERENCE = Path("/work/shared/reference")
-REPO = Path(__file__).resolve().parents[2]
 VECTORS = json.loads((REFERENCE / "signing-vectors.json").read_text()) if (REFERENCE / "signing-vectors.json").exists() else None
 CAPTURES = ([json.loads(line) for line in (REFERENCE / "sdk-captured-requests.jsonl").read_text().splitlines() if line]
             if (REFERENCE / "sdk-captured-requests.jsonl").exists() else None)
@@ -1114,27 +1111,11 @@ def test_stop_is_idempotent_and_closes_the_port(clock):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
-def test_standalone_module_runs_and_answers(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "emulators", "--scenario", "demo",
-                             "--listen", "127.0.0.1:0"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert "listening on http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
-        port = int(urlsplit(line.split()[-1]).port)
-        emu_like = type("E", (), {"port": port})()
-        c = Client(emu_like, "demo-ak-2", "demo-secret-2")
+def test_standalone_module_runs_and_answers():
+    with standalone_emulator("--scenario", "demo") as run:
+        c = Client(SimpleNamespace(port=run.port), "demo-ak-2", "demo-secret-2")
         resp = c.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-demo-isv", "IsvCode": "demo-isv-0001"})
         assert resp.status == 200 and len(resp.json["PhoneNumbers"]) == 4
         assert c.v2("QueryChatappBindWaba", {"CustSpaceId": "cams-demo-new"}).json["Data"]["AccountReviewStatus"] \
             == "PENDING"
-    finally:
-        proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-    assert proc.returncode == 0, err
-    assert "QueryChatappPhoneNumbers" in err and "-> 200 OK" in err
+    assert "QueryChatappPhoneNumbers" in run.log and "-> 200 OK" in run.log

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from emulators.kaleyra import KaleyraEmulator
 from emulators.scenario import Fault, load_builtin_scenario
-from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures
+from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator
 
-REPO = Path(__file__).resolve().parents[2]
 
 SID, KEY = "HXAP1600000097IN", "A0000000000000000000000000000003"
 WABA = "109000000000123"
@@ -440,23 +434,7 @@ def test_demo_scenario(clock):
 
 
 def test_standalone_module_runs_and_answers():
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "emulators", "--provider", "kaleyra",
-                             "--listen", "127.0.0.1:0"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("Kaleyra emulator listening on http://127.0.0.1:"), \
-            (line, proc.stderr.read() if proc.poll() is not None else "")
-        port = urlsplit(line.split()[-1]).port
-        c = Client(port, "HXDEMO00000001IN", "Akdemo0000000000000000000000000001")
+    with standalone_emulator("--provider", "kaleyra", banner="Kaleyra emulator listening on http://127.0.0.1:") as run:
+        c = Client(run.port, "HXDEMO00000001IN", "Akdemo0000000000000000000000000001")
         assert len(_ok(c.numbers("109000000000001"))) == 4
-    finally:
-        proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-    assert proc.returncode == 0, err
-    assert "list_numbers" in err and "-> 200 WA200" in err
+    assert "list_numbers" in run.log and "-> 200 WA200" in run.log

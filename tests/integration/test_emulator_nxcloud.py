@@ -10,23 +10,18 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from emulators import nxcloud
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures
+from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator
 
 REFERENCE = Path("/work/shared/reference/signing-vectors.json")
-REPO = Path(__file__).resolve().parents[2]
 
 # A copy of the reference vectors, so the tests still run where /work/shared is absent.
 _FALLBACK_VECTORS = [
@@ -651,24 +646,9 @@ def test_demo_scenario(clock):
 
 
 def test_standalone_module_runs_and_answers():
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "emulators", "--provider", "nxcloud", "--scenario",
-                             "demo-nxcloud", "--listen", "127.0.0.1:0"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("NxCloud emulator listening on http://127.0.0.1:"), \
-            (line, proc.stderr.read() if proc.poll() is not None else "")
-        port = urlsplit(line.split()[-1]).port
-        c = Client(port, "nxdemo-ak-0001", "nxdemo-secret-0001")
+    with standalone_emulator("--provider", "nxcloud", "--scenario", "demo-nxcloud",
+                             banner="NxCloud emulator listening on http://127.0.0.1:") as run:
+        c = Client(run.port, "nxdemo-ak-0001", "nxdemo-secret-0001")
         resp = c.app("nx-demo-shop")
         assert resp.status == 200 and resp.code == 0 and len(resp.json["data"]) == 3, resp
-    finally:
-        proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-    assert proc.returncode == 0, err
-    assert "getPhone" in err and "-> 200 0" in err
+    assert "getPhone" in run.log and "-> 200 0" in run.log
