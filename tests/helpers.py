@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -17,7 +18,7 @@ import pytest
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from emulators.scenario import loads_scenario
+from emulators.scenario import Fault, loads_scenario
 from exporter.config import parse_config
 from tests.tools import ROOT
 
@@ -111,6 +112,28 @@ def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float):
             yield emulator
 
     return clock, emu
+
+
+def check_transport_faults(emu, call, ok):
+    """The delay, malformed, html and reset faults, each injected once into ``emu`` and seen through ``call()`` (one
+    request, answering a :class:`Resp`); ``ok(resp)`` says an answer is good. Returns the html fault's page."""
+    emu.inject(Fault(kind="delay", seconds=0.05, count=1))
+    assert ok(call())
+    assert emu.requests[-1].fault == "delay"
+    emu.inject(Fault(kind="malformed", count=1))
+    bad = call()
+    assert bad.status == 200
+    with pytest.raises(ValueError):
+        json.loads(bad.body)
+    emu.inject(Fault(kind="html", count=1))
+    page = call()
+    assert page.status == 502 and page.headers["Content-Type"].startswith("text/html")
+    emu.inject(Fault(kind="reset", count=1))
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        call()
+    assert emu.requests[-1].code == "fault:reset" and emu.requests[-1].http_status == 0
+    assert ok(call())  # still serving
+    return page
 
 
 class Resp:

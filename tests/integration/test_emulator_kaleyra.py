@@ -10,7 +10,7 @@ import pytest
 
 from emulators.kaleyra import KaleyraEmulator
 from emulators.scenario import Fault, load_builtin_scenario
-from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator
+from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults
 
 
 SID, KEY = "HXAP1600000097IN", "A0000000000000000000000000000003"
@@ -364,22 +364,7 @@ def test_fault_selector_by_waba_applies_to_its_numbers(client, emu):
 
 
 def test_fault_delay_malformed_html_reset(client, emu):
-    emu.inject(Fault(kind="delay", seconds=0.05, count=1))
-    assert _ok(client.numbers())
-    assert emu.requests[-1].fault == "delay"
-    emu.inject(Fault(kind="malformed", count=1))
-    bad = client.numbers()
-    assert bad.status == 200
-    with pytest.raises(ValueError):
-        json.loads(bad.body)
-    emu.inject(Fault(kind="html", count=1))
-    page = client.numbers()
-    assert page.status == 502 and page.headers["Content-Type"].startswith("text/html")
-    emu.inject(Fault(kind="reset", count=1))
-    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
-        client.numbers()
-    assert emu.requests[-1].code == "fault:reset"
-    assert _ok(client.numbers())
+    check_transport_faults(emu, client.numbers, _ok)
 
 
 def test_faults_come_after_auth_and_flow_control(client, emu):

@@ -19,7 +19,7 @@ import pytest
 from emulators import nxcloud
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator
+from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults
 
 REFERENCE = Path("/work/shared/reference/signing-vectors.json")
 
@@ -537,25 +537,7 @@ def test_fault_selectors_by_appkey_and_number(client, emu):
 
 
 def test_fault_delay_malformed_html_reset(client, emu):
-    emu.inject(Fault(kind="delay", seconds=0.05, count=1))
-    assert client.app().code == 0
-    assert emu.requests[-1].fault == "delay"
-
-    emu.inject(Fault(kind="malformed", count=1))
-    bad = client.app()
-    assert bad.status == 200
-    with pytest.raises(ValueError):
-        json.loads(bad.body)
-
-    emu.inject(Fault(kind="html", count=1))
-    page = client.app()
-    assert page.status == 502 and page.headers["Content-Type"].startswith("text/html")
-
-    emu.inject(Fault(kind="reset", count=1))
-    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
-        client.app()
-    assert emu.requests[-1].code == "fault:reset" and emu.requests[-1].http_status == 0
-    assert client.app().code == 0
+    check_transport_faults(emu, client.app, lambda r: r.code == 0)
 
 
 def test_faults_come_after_auth_and_flow_control(client, emu):
