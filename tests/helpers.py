@@ -198,6 +198,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def read_until_closed(sock: socket.socket, limit: int = 1 << 20, seconds: float = 5.0) -> bytes:
+    """What the peer sends until it closes or resets the connection, a read times out, ``seconds`` pass, or
+    ``limit`` bytes came."""
+    out = b""
+    deadline = time.monotonic() + seconds
+    while len(out) < limit and time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def raw_exchange(port: int, data: bytes, timeout: float = 5, half_close: bool = True) -> bytes:
     """Send ``data`` as is over a new connection (then half-close it, unless told not to) and return everything
     answered until the server closes."""

@@ -17,6 +17,7 @@ import pytest
 
 from exporter.web import App, HttpServer
 from exporter.webconfig import load_web_config
+from tests.helpers import read_until_closed
 from tests.integration.test_webconfig import HASH, PASSWORD, client_context, filled_store, make_pki
 
 AUTH = "Basic " + base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()
@@ -62,25 +63,10 @@ def connect(server: HttpServer, timeout: float = 5) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
 
 
-def read_response(sock: socket.socket) -> bytes:
-    """Read until the peer closes (or 5 s pass, or a reset): everything it answered."""
-    out = b""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, socket.timeout):
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
 def raw(server: HttpServer, data: bytes) -> bytes:
     with connect(server) as sock:
         sock.sendall(data)
-        return read_response(sock)
+        return read_until_closed(sock)
 
 
 def still_serving(server: HttpServer, **kw) -> None:
@@ -214,9 +200,9 @@ def test_stalled_and_idle_clients_are_dropped_after_the_timeout(serve):
     try:
         for sock in stalled + idle + [keepalive]:
             sock.settimeout(10)  # bounded wait; the server should close well before
-            data = read_response(sock)
+            data = read_until_closed(sock)
             assert b"200 OK" not in data or sock is keepalive
-        assert read_response(keepalive) == b""  # already fully read above; the server closed the idle keep-alive
+        assert read_until_closed(keepalive) == b""  # already fully read above; the server closed the idle keep-alive
     finally:
         for sock in stalled + idle + [keepalive]:
             sock.close()
@@ -277,7 +263,7 @@ def test_http09_request_line_gets_400_at_once(serve):
         with connect(server, timeout=5) as sock:
             sock.sendall(line)
             started = time.monotonic()
-            answer = read_response(sock)
+            answer = read_until_closed(sock)
         assert answer.split(b" ")[1] == b"400" and b"whatsapp_" not in answer, answer[:100]
         assert time.monotonic() - started < 4  # not after the 30 s header deadline
     still_serving(server)
@@ -305,7 +291,7 @@ def test_a_body_over_the_limit_gets_413(serve):
     server = serve()
     with connect(server) as sock:
         sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 65536)
-        answer = read_response(sock)
+        answer = read_until_closed(sock)
     assert answer.split(b" ")[1] == b"413", answer[:100]
     still_serving(server)
 
@@ -362,7 +348,7 @@ def test_tls_client_that_never_handshakes_does_not_block_others(pki, tmp_path, s
                 assert response.status_code == 200 and b"whatsapp_phone_number_info{" in response.content
         for sock in garbage:  # the server gives up on those at once
             sock.settimeout(5)
-            assert b"HTTP/" not in read_response(sock)
+            assert b"HTTP/" not in read_until_closed(sock)
     finally:
         for sock in silent + partial + garbage:
             sock.close()
@@ -394,7 +380,7 @@ def test_tls_hostile_requests_inside_the_tunnel(pki, tmp_path, serve):
                             (b"GET / HTTP/1.1\r\nX-Huge: " + b"h" * 100_000 + b"\r\n\r\n", b"431")]:
         with ctx.wrap_socket(connect(server), server_hostname="localhost") as tls:
             tls.sendall(payload)
-            answer = read_response(tls)
+            answer = read_until_closed(tls)
         assert answer.split(b" ")[1] == status, answer[:100]
     with httpx.Client(verify=ctx, timeout=5) as client:
         assert client.get(server.url + "/metrics").status_code == 200

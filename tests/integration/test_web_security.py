@@ -20,7 +20,7 @@ import pytest
 from exporter.logsetup import LogfmtFormatter
 from exporter.web import REALM, App, HttpServer
 from exporter.webconfig import load_web_config
-from tests.helpers import free_port, wait_for, wait_ready
+from tests.helpers import free_port, wait_for, wait_ready, read_until_closed
 from tests.integration.test_webconfig import HASH, PASSWORD, client_context, filled_store, make_pki
 
 CMD = [sys.executable, "-m", "exporter"]
@@ -158,25 +158,12 @@ def test_plain_http_to_the_tls_port_is_refused(serve):
     server = serve(TLS_AUTH)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: " + basic("prometheus", PASSWORD).encode() + b"\r\n\r\n")
-        answer = _read_all(sock)
+        answer = read_until_closed(sock)
     assert not answer.startswith(b"HTTP/1.1 200") and b"whatsapp_" not in answer
     assert answer.startswith(b"HTTP/1.0 400") and b"HTTPS server" in answer
     # an ordinary HTTP client gets that answer too
     response = httpx.get(server.url.replace("https://", "http://") + "/metrics", auth=("prometheus", PASSWORD), timeout=5)
     assert response.status_code == 400 and "HTTPS" in response.text
-
-
-def _read_all(sock: socket.socket, limit: int = 1 << 20) -> bytes:
-    out = b""
-    while len(out) < limit:
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, socket.timeout):
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out
 
 
 def _handshake(port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
@@ -186,7 +173,7 @@ def _handshake(port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
         tls.negotiated = tls.version()
         # with TLS 1.3 a refused client certificate is reported after the handshake: make one round trip
         tls.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        answer = _read_all(tls)
+        answer = read_until_closed(tls)
         if not answer:
             raise ssl.SSLError("connection closed without an answer")
         tls.answer = answer
