@@ -4,25 +4,16 @@ from __future__ import annotations
 
 from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet
-from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
-from tests.helpers import samples, value
+from tests.helpers import samples, value, cams_config
 
 
 def test_max_numbers_cap_drops_with_a_warning(caplog):
     scenario = generate_fleet(spaces=4, numbers_per_space=5, access_key_id="cap-ak", secret="cap-sk", qps=10, seed=3)
     with CamsEmulator(scenario) as emu:
-        spaces = ", ".join(f"{{cust_space_id: {s.cust_space_id}}}" for s in scenario.spaces)
-        config = parse_config(f"""
-accounts:
-  - name: capped
-    provider: alibaba_cams
-    endpoint: {emu.url}
-    credentials: {{access_key_id: cap-ak, access_key_secret: "${{SK}}"}}
-    max_numbers: 7
-    spaces: [{spaces}]
-""", env={"SK": "cap-sk"})
+        config = cams_config(emu.url, "capped", "cap-ak", "cap-sk", [s.cust_space_id for s in scenario.spaces],
+                             max_numbers=7)
         store = Store()
         poller = Poller(config, store)
         try:

@@ -13,7 +13,7 @@ from emulators.scenario import Fault
 from exporter.poller import Poller
 from exporter.ratelimit import TokenBucket
 from exporter.store import Store
-from tests.helpers import SECRETS, active_state, samples, value, wait_for
+from tests.helpers import SECRETS, active_state, samples, value, wait_for, cams_config
 
 M = "whatsapp_phone_number_"
 
@@ -287,14 +287,7 @@ spaces:
 {numbers}
 """)
     with CamsEmulator(scenario) as emu:
-        config = parse_config(f"""
-accounts:
-  - name: twice
-    provider: alibaba_cams
-    endpoint: {emu.url}
-    credentials: {{access_key_id: ak-one, access_key_secret: "${{SK_ONE}}"}}
-    spaces: [{{cust_space_id: cams-a}}, {{cust_space_id: cams-b}}]
-""", env=SECRETS)
+        config = cams_config(emu.url, "twice", "ak-one", SECRETS["SK_ONE"], ["cams-a", "cams-b"])
         store = Store()
         poller = Poller(config, store)
         try:
@@ -319,15 +312,7 @@ def test_calls_cut_short_by_the_shutdown_are_not_logged_as_provider_failures(emu
         return real_acquire(bucket, *args, **kwargs)
 
     monkeypatch.setattr(TokenBucket, "acquire", acquire)
-    config = parse_config(f"""
-accounts:
-  - name: slow
-    provider: alibaba_cams
-    endpoint: {emulator.url}
-    credentials: {{access_key_id: ak-one, access_key_secret: "${{SK_ONE}}"}}
-    qps: 0.5
-    spaces: [{{cust_space_id: cams-shop}}, {{cust_space_id: cams-support}}]
-""", env=SECRETS)
+    config = cams_config(emulator.url, "slow", "ak-one", SECRETS["SK_ONE"], ["cams-shop", "cams-support"], qps=0.5)
     poller = Poller(config, Store())
     with caplog.at_level(logging.DEBUG, logger="exporter.poller"):
         poller.start()

@@ -11,11 +11,10 @@ import pytest
 
 from emulators.cams import CamsEmulator
 from emulators.scenario import Fault, generate_fleet
-from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
-from tests.helpers import SECRETS, active_state, make_config, samples, scrape, value
+from tests.helpers import SECRETS, active_state, make_config, samples, scrape, value, cams_config
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
@@ -147,15 +146,7 @@ def test_errors_are_classified_and_counted(stack, fault, reason):
 
 
 def test_timeouts_are_classified(emulator):
-    config = parse_config(f"""
-accounts:
-  - name: other
-    provider: alibaba_cams
-    endpoint: {emulator.url}
-    credentials: {{access_key_id: ak-two, access_key_secret: "${{SK_TWO}}"}}
-    timeout: 0.3s
-    spaces: [{{cust_space_id: cams-other}}]
-""", env=SECRETS)
+    config = cams_config(emulator.url, "other", "ak-two", SECRETS["SK_TWO"], ["cams-other"], timeout="0.3s")
     store = Store()
     poller = Poller(config, store)
     emulator.inject(Fault(kind="delay", seconds=1.0, access_key_id="ak-two"))
@@ -286,19 +277,8 @@ def test_scheduler_polls_at_once_and_budget_holds_across_50_spaces():
     """50 spaces behind one AccessKey: the emulator never sees more than 10 requests in a second."""
     scenario = generate_fleet(spaces=50, numbers_per_space=4, access_key_id="fleet-ak", secret="fleet-sk", qps=10, seed=7)
     with CamsEmulator(scenario) as emu:
-        spaces = "\n".join(f"      - cust_space_id: {s.cust_space_id}" for s in scenario.spaces)
-        config = parse_config(f"""
-accounts:
-  - name: fleet
-    provider: alibaba_cams
-    endpoint: {emu.url}
-    credentials: {{access_key_id: fleet-ak, access_key_secret: "${{SK}}"}}
-    poll_interval: 1h
-    waba_poll_interval: 1h
-    qps: 10
-    spaces:
-{spaces}
-""", env={"SK": "fleet-sk"})
+        config = cams_config(emu.url, "fleet", "fleet-ak", "fleet-sk", [s.cust_space_id for s in scenario.spaces],
+                             poll_interval="1h", waba_poll_interval="1h", qps=10)
         store = Store()
         poller = Poller(config, store)
         generation = store.exposition.generation
