@@ -112,6 +112,17 @@ class FakeClock:
         return self.t
 
 
+def emulator_fixture(name: str, emulator_class, scenario_yaml: str):
+    """A fixture ``name``: the emulator serving ``scenario_yaml`` on a real socket for one test."""
+
+    @pytest.fixture(name=name)
+    def serving():
+        with emulator_class(loads_scenario(scenario_yaml)) as emulator:
+            yield emulator
+
+    return serving
+
+
 def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float):
     """One emulator's ``clock`` (a FakeClock at ``t0``) and ``emu`` (the emulator on that clock, serving on a real
     socket) fixtures; a test module takes them with ``clock, emu = emulator_fixtures(...)``."""
@@ -200,6 +211,19 @@ def wait_ready(url: str, what: str = "readiness", timeout: float = 60.0, *, clie
         return get(url + "/-/ready", timeout=2, **kw).status_code == 200
 
     return wait_for(ready, what, timeout, 0.1, ignore=(httpx.TransportError,))
+
+
+def http_exchange(port: int, method: str, target: str, body: bytes | None = None, headers: dict | None = None, *,
+                  timeout: float = 5.0, answer=Resp):
+    """One HTTP request to 127.0.0.1:``port`` with http.client, headers exactly as given; the answer as ``answer``
+    (a :class:`Resp` or a provider's subclass of it)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return answer(r.status, r.headers, r.read())
+    finally:
+        conn.close()
 
 
 # -- raw sockets --------------------------------------------------------------------------------------------

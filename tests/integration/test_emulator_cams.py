@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from emulators import cams
 from emulators.cams import CamsEmulator
 from emulators.scenario import Fault, generate_fleet, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults
+from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults, http_exchange
 
 REFERENCE = Path("/work/shared/reference")
 VECTORS = json.loads((REFERENCE / "signing-vectors.json").read_text()) if (REFERENCE / "signing-vectors.json").exists() else None
@@ -173,13 +173,8 @@ class Client:
         return self.clock.t if self.clock else time.time()
 
     def send(self, method: str, target: str, headers: dict[str, str], body: bytes = b"", timeout: float = 5) -> Resp:
-        conn = http.client.HTTPConnection("127.0.0.1", self.emu.port, timeout=timeout)
-        try:
-            conn.request(method, target, body=body, headers={"Host": self.host, **headers})
-            r = conn.getresponse()
-            return Resp(r.status, r.headers, r.read())
-        finally:
-            conn.close()
+        return http_exchange(self.emu.port, method, target, body, {"Host": self.host, **headers}, timeout=timeout,
+                             answer=Resp)
 
     def v3(self, action: str, params: dict[str, str] | None = None, *, method: str = "POST", ak: str | None = None,
            secret: str | None = None, date: str | None = None, nonce: str | None = None, version: str = "2020-06-06",

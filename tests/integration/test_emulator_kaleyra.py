@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 from datetime import datetime, timezone
 
@@ -10,7 +9,7 @@ import pytest
 
 from emulators.kaleyra import KaleyraEmulator
 from emulators.scenario import Fault, load_builtin_scenario
-from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults
+from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults, http_exchange
 
 
 SID, KEY = "HXAP1600000097IN", "A0000000000000000000000000000003"
@@ -104,13 +103,7 @@ class Client:
         if key is not None:
             h["api-key"] = key
         h.update(headers or {})
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            conn.request(method, path, body=body, headers=h)
-            r = conn.getresponse()
-            return Resp(r.status, r.headers, r.read())
-        finally:
-            conn.close()
+        return http_exchange(self.port, method, path, body, h, answer=Resp)
 
     def numbers(self, waba: str = WABA, sid: str | None = None, **kw) -> Resp:
         return self.request("GET", f"/v2/{sid or self.sid}/whatsapp/{waba}/number", **kw)

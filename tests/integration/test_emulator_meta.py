@@ -12,7 +12,7 @@ import pytest
 
 from emulators.meta import DEFAULT_API_VERSION, MetaEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
-from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, check_transport_faults
+from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, check_transport_faults, http_exchange
 
 TOKEN, APP = "EAATestToken0001", "app-1001"
 WABA, BIG_WABA, OTHER_WABA = "102000000000001", "102000000000002", "102000000000009"
@@ -114,13 +114,7 @@ def call(port: int, method: str, target: str, token: str | None = TOKEN, headers
     if token is not None:
         h["Authorization"] = f"Bearer {token}"
     h.update(headers or {})
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request(method, target, body=body or None, headers=h)
-        r = conn.getresponse()
-        return Resp(r.status, r.headers, r.read())
-    finally:
-        conn.close()
+    return http_exchange(port, method, target, body or None, h, answer=Resp)
 
 
 def get(port: int, target: str, **kw) -> Resp:

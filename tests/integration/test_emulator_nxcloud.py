@@ -8,7 +8,6 @@ the recorded vectors.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import time
 from datetime import datetime, timezone
@@ -19,7 +18,7 @@ import pytest
 from emulators import nxcloud
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults
+from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults, http_exchange
 
 REFERENCE = Path("/work/shared/reference/signing-vectors.json")
 
@@ -71,13 +70,7 @@ class Resp(BaseResp):
 
 
 def _post(port: int, path: str, headers: dict, body: bytes, method: str = "POST") -> Resp:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        r = conn.getresponse()
-        return Resp(r.status, r.headers, r.read())
-    finally:
-        conn.close()
+    return http_exchange(port, method, path, body, headers, answer=Resp)
 
 
 class Client:

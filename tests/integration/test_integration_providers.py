@@ -12,12 +12,12 @@ from emulators.cams import CamsEmulator
 from emulators.kaleyra import KaleyraEmulator
 from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
-from emulators.scenario import Fault, loads_scenario
+from emulators.scenario import Fault
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
 from tests.conftest import SCENARIO as CAMS_SCENARIO
-from tests.helpers import active_state, samples, scrape, value
+from tests.helpers import active_state, samples, scrape, value, emulator_fixture
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
@@ -131,28 +131,10 @@ def cams_account(url):
 """
 
 
-@pytest.fixture
-def nx():
-    with NxCloudEmulator(loads_scenario(NX_SCENARIO)) as emu:
-        yield emu
-
-
-@pytest.fixture
-def kal():
-    with KaleyraEmulator(loads_scenario(KAL_SCENARIO)) as emu:
-        yield emu
-
-
-@pytest.fixture
-def meta():
-    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
-        yield emu
-
-
-@pytest.fixture
-def cams():
-    with CamsEmulator(loads_scenario(CAMS_SCENARIO)) as emu:
-        yield emu
+nx = emulator_fixture("nx", NxCloudEmulator, NX_SCENARIO)
+kal = emulator_fixture("kal", KaleyraEmulator, KAL_SCENARIO)
+meta = emulator_fixture("meta", MetaEmulator, META_SCENARIO)
+cams = emulator_fixture("cams", CamsEmulator, CAMS_SCENARIO)
 
 
 @pytest.fixture
