@@ -20,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emulators.scenario import Fault, loads_scenario
 from exporter.config import parse_config
+from exporter.poller import Poller
+from exporter.store import Store
 from tests.tools import ROOT
 
 SECRETS = {"SK_ONE": "sk-one-SECRET-VALUE", "SK_TWO": "sk-two-SECRET-VALUE"}
@@ -70,6 +72,18 @@ accounts:
     credentials: {{access_key_id: {access_key_id}, access_key_secret: "${{CAMS_SECRET}}"}}
 {extra}    spaces: [{", ".join(f"{{cust_space_id: {space}}}" for space in spaces)}]
 """, env={"CAMS_SECRET": secret})
+
+
+def poll_once(config, *accounts: str):
+    """A Poller on ``config`` polls each of ``accounts`` once, in this thread, and is stopped; returns its Store."""
+    store = Store()
+    poller = Poller(config, store)
+    try:
+        for name in accounts:
+            poller.poll_account(name)
+    finally:
+        poller.stop()
+    return store
 
 
 def scrape(url: str, path: str = "/metrics", gzip: bool = False) -> httpx.Response:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet
-from exporter.poller import Poller
-from exporter.store import Store
-from tests.helpers import samples, value, cams_config
+from tests.helpers import samples, value, cams_config, poll_once
 
 
 def test_max_numbers_cap_drops_with_a_warning(caplog):
@@ -14,13 +12,8 @@ def test_max_numbers_cap_drops_with_a_warning(caplog):
     with CamsEmulator(scenario) as emu:
         config = cams_config(emu.url, "capped", "cap-ak", "cap-sk", [s.cust_space_id for s in scenario.spaces],
                              max_numbers=7)
-        store = Store()
-        poller = Poller(config, store)
-        try:
-            with caplog.at_level("WARNING"):
-                poller.poll_account("capped")
-        finally:
-            poller.stop()
+        with caplog.at_level("WARNING"):
+            store = poll_once(config, "capped")
     s = samples(store.exposition.body.decode())
     assert value(s, "whatsapp_exporter_numbers", account="capped") == 7
     assert value(s, "whatsapp_exporter_numbers_dropped", account="capped") == scenario.number_count() - 7

@@ -13,7 +13,7 @@ from emulators.scenario import Fault
 from exporter.poller import Poller
 from exporter.ratelimit import TokenBucket
 from exporter.store import Store
-from tests.helpers import SECRETS, active_state, samples, value, wait_for, cams_config
+from tests.helpers import SECRETS, active_state, samples, value, wait_for, cams_config, poll_once
 
 M = "whatsapp_phone_number_"
 
@@ -288,13 +288,8 @@ spaces:
 """)
     with CamsEmulator(scenario) as emu:
         config = cams_config(emu.url, "twice", "ak-one", SECRETS["SK_ONE"], ["cams-a", "cams-b"])
-        store = Store()
-        poller = Poller(config, store)
-        try:
-            with caplog.at_level(logging.WARNING):
-                poller.poll_account("twice")
-        finally:
-            poller.stop()
+        with caplog.at_level(logging.WARNING):
+            store = poll_once(config, "twice")
     assert len(store.account("twice").numbers) == 12
     assert {t.number.space_id for t in store.account("twice").numbers.values()} == {"cams-a"}
     [record] = [r for r in caplog.records if r.getMessage().startswith("numbers listed twice")]

@@ -14,7 +14,7 @@ from emulators.scenario import Fault, generate_fleet
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
-from tests.helpers import SECRETS, active_state, make_config, samples, scrape, value, cams_config
+from tests.helpers import SECRETS, active_state, make_config, samples, scrape, value, cams_config, poll_once
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
@@ -181,12 +181,7 @@ def test_only_read_only_actions_are_called(stack):
 
 def test_verification_checks_when_enabled(emulator):
     config = make_config(emulator.url, extra_one="    verification_poll_interval: 1h", two=False)
-    store = Store()
-    poller = Poller(config, store)
-    try:
-        poller.poll_account("shop")
-    finally:
-        poller.stop()
+    store = poll_once(config, "shop")
     calls = [r for r in emulator.requests if r.action == "GetPhoneNumberVerificationStatus"]
     assert len(calls) == 3
     s = samples(store.exposition.body.decode())
@@ -196,12 +191,7 @@ def test_verification_checks_when_enabled(emulator):
 
 def test_v2_signatures_work_end_to_end(emulator):
     config = make_config(emulator.url, extra_two="    signature_version: v2")
-    store = Store()
-    poller = Poller(config, store)
-    try:
-        poller.poll_account("other")
-    finally:
-        poller.stop()
+    store = poll_once(config, "other")
     s = samples(store.exposition.body.decode())
     assert value(s, "whatsapp_exporter_poll_success", account="other") == 1
 
