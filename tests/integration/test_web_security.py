@@ -260,6 +260,16 @@ def test_rate_limit(serve):
 # --------------------------------------------------------------------------
 
 
+def check_config(tmp_path, web_config) -> subprocess.CompletedProcess:
+    """``--check-config`` of a one-account configuration together with ``web_config``."""
+    config = tmp_path / "c.yaml"
+    config.write_text("accounts:\n  - name: shop\n    provider: alibaba_cams\n"
+                      "    credentials: {access_key_id: ak, access_key_secret: \"${WEB_TEST_SECRET}\"}\n"
+                      "    spaces: [{cust_space_id: cams-1}]\n")
+    return subprocess.run([*CMD, "--check-config", "--config.file", str(config), "--web.config.file", str(web_config)],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "WEB_TEST_SECRET": "x"})
+
+
 @pytest.mark.parametrize("text,key", [
     ("tls_server_config:\n  cert_file: {crt}\n", "tls_server_config.key_file"),
     ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: {key}\n", "tls_server_config.cert_file: cannot read"),
@@ -278,24 +288,14 @@ def test_cli_bad_web_config_exits_2_with_one_line(pki, tmp_path, text, key):
     assert len(lines) == 1 and lines[0].startswith("error: --web.config.file: ") and key in lines[0], result.stderr
     assert "Traceback" not in result.stderr and HASH not in result.stderr
 
-    config = tmp_path / "c.yaml"
-    config.write_text("accounts:\n  - name: shop\n    provider: alibaba_cams\n"
-                      "    credentials: {access_key_id: ak, access_key_secret: \"${WEB_TEST_SECRET}\"}\n"
-                      "    spaces: [{cust_space_id: cams-1}]\n")
-    check = subprocess.run([*CMD, "--check-config", "--config.file", str(config), "--web.config.file", str(path)],
-                           capture_output=True, text=True, timeout=60, env={**os.environ, "WEB_TEST_SECRET": "x"})
+    check = check_config(tmp_path, path)
     assert check.returncode == 2 and len(check.stderr.strip().splitlines()) == 1 and key in check.stderr
 
 
 def test_cli_check_config_accepts_a_good_web_config(pki, tmp_path):
     path = tmp_path / "web.yml"
     path.write_text(TLS_AUTH.format(crt=pki.server_crt, key=pki.server_key, hash=HASH))
-    config = tmp_path / "c.yaml"
-    config.write_text("accounts:\n  - name: shop\n    provider: alibaba_cams\n"
-                      "    credentials: {access_key_id: ak, access_key_secret: \"${WEB_TEST_SECRET}\"}\n"
-                      "    spaces: [{cust_space_id: cams-1}]\n")
-    result = subprocess.run([*CMD, "--check-config", "--config.file", str(config), "--web.config.file", str(path)],
-                            capture_output=True, text=True, timeout=60, env={**os.environ, "WEB_TEST_SECRET": "x"})
+    result = check_config(tmp_path, path)
     assert result.returncode == 0, result.stderr
     assert "web config OK: TLS on" in result.stdout and "1 basic-auth user(s)" in result.stdout
 

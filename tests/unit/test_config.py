@@ -56,22 +56,21 @@ def account(**overrides):
         "credentials": {"access_key_id": "${CAMS_ID}", "access_key_secret": "${CAMS_SECRET}"},
         "spaces": [{"cust_space_id": "cams-abc123"}],
     }
-    for key, value in overrides.items():
-        if value is DEL:
-            acct.pop(key, None)
-        else:
-            acct[key] = value
-    return acct
+    return overridden(acct, overrides)
 
 
 def creds(**overrides):
-    c = {"access_key_id": "${CAMS_ID}", "access_key_secret": "${CAMS_SECRET}"}
+    return overridden({"access_key_id": "${CAMS_ID}", "access_key_secret": "${CAMS_SECRET}"}, overrides)
+
+
+def overridden(d: dict, overrides: dict) -> dict:
+    """``d`` with ``overrides`` applied; a value of DEL removes the key."""
     for key, value in overrides.items():
         if value is DEL:
-            c.pop(key, None)
+            d.pop(key, None)
         else:
-            c[key] = value
-    return c
+            d[key] = value
+    return d
 
 
 def doc(*accounts, glob=None, **top):
