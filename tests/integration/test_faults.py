@@ -18,6 +18,11 @@ from tests.helpers import SECRETS, active_state, samples, value, wait_for, cams_
 M = "whatsapp_phone_number_"
 
 
+def poll_a_minute_later(clock, poller, account: str = "shop") -> None:
+    clock.now += 60
+    poller.poll_account(account)
+
+
 class Clock:
     def __init__(self):
         import time
@@ -124,8 +129,7 @@ def test_stale_series_are_dropped_after_max_staleness(setup):
     emulator, poller, store, clock = setup
     emulator.inject(Fault(kind="error", code="InternalError", access_key_id="ak-one"))
     for _ in range(9):  # 9 minutes of failures: still served
-        clock.now += 60
-        poller.poll_account("shop")
+        poll_a_minute_later(clock, poller)
     assert value(current(store), "whatsapp_exporter_numbers", account="shop") == 3
     clock.now += 120  # past max_staleness (10 min) since the last success
     poller.poll_account("shop")
@@ -135,16 +139,14 @@ def test_stale_series_are_dropped_after_max_staleness(setup):
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
     assert value(s, "whatsapp_exporter_numbers", account="other") == 1
     emulator.clear_faults()
-    clock.now += 60
-    poller.poll_account("shop")
+    poll_a_minute_later(clock, poller)
     assert value(current(store), "whatsapp_exporter_numbers", account="shop") == 3
 
 
 def test_refused_connections(setup):
     emulator, poller, store, clock = setup
     emulator.stop()
-    clock.now += 60
-    poller.poll_account("shop")
+    poll_a_minute_later(clock, poller)
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
@@ -171,8 +173,7 @@ def test_auth_and_permission_failures_pause_the_account_and_say_what_to_fix(setu
             assert secret not in record.getMessage() and secret not in str(record.__dict__)
     # the next scheduled polls do not call the provider while paused ...
     for _ in range(4):
-        clock.now += 60
-        poller.poll_account("shop")
+        poll_a_minute_later(clock, poller)
     assert len(emulator.requests) == calls
     # ... and the pause grows while the credential keeps being refused
     clock.now += paused[0].paused_seconds
@@ -184,8 +185,7 @@ def test_auth_and_permission_failures_pause_the_account_and_say_what_to_fix(setu
 def test_transient_errors_are_retried_and_the_budget_holds(setup):
     emulator, poller, store, clock = setup
     emulator.inject(Fault(kind="error", code="ServiceUnavailable", access_key_id="ak-one", count=2))
-    clock.now += 60
-    poller.poll_account("shop")
+    poll_a_minute_later(clock, poller)
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
     assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
@@ -204,24 +204,21 @@ def test_transport_faults_keep_the_last_good_data(setup, name, fault, reason):
     emulator, poller, store, clock = setup
     emulator.inject(Fault(access_key_id="ak-one", **fault))
     poller._runtimes["shop"].client._max_retries = 0
-    clock.now += 60
-    poller.poll_account("shop")
+    poll_a_minute_later(clock, poller)
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
     assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
                  action="QueryChatappPhoneNumbers", reason=reason) >= 1
     emulator.clear_faults()
-    clock.now += 60
-    poller.poll_account("shop")
+    poll_a_minute_later(clock, poller)
     assert value(current(store), "whatsapp_exporter_poll_success", account="shop") == 1
 
 
 def test_a_smaller_oversized_answer_is_read(setup):
     emulator, poller, store, clock = setup
     emulator.inject(Fault(kind="oversize", megabytes=3, access_key_id="ak-one", action="QueryChatappPhoneNumbers"))
-    clock.now += 60
-    poller.poll_account("shop")
+    poll_a_minute_later(clock, poller)
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
@@ -243,14 +240,12 @@ def test_data_faults_are_tolerated(setup, caplog):
     assert any(r.getMessage() == "unrecognised value, exported as OTHER" for r in caplog.records)
     emulator.clear_faults()
     emulator.inject(Fault(kind="null_fields", access_key_id="ak-one", action="QueryChatappPhoneNumbers", count=2))
-    clock.now += 60
-    poller.poll_account("shop")
+    poll_a_minute_later(clock, poller)
     s = current(store)
     assert active_state(s, M + "status", "status", **one) == "UNKNOWN"
     assert active_state(s, M + "quality_rating", "quality_rating", **one) == "UNKNOWN"
     emulator.clear_faults()
-    clock.now += 60
-    poller.poll_account("shop")
+    poll_a_minute_later(clock, poller)
     assert active_state(current(store), M + "status", "status", **one) == "CONNECTED"
 
 
