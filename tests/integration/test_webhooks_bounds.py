@@ -21,8 +21,8 @@ from exporter.poller import Poller
 from exporter.store import Store
 from exporter.webhooks import EVENTS_FAMILY, REFRESHES_FAMILY, ExpiringSet, RefreshGate, WebhookManager
 from tests.helpers import FakeClock, wait_for
-from tests.test_integration_providers import ENV as PROVIDER_ENV, META_SCENARIO, meta_account
-from tests.test_webhooks import (ENV, ROUTING, SECRETS, get_kaleyra, meta_body, nx_body, post_meta, post_nx,
+from tests.integration.test_integration_providers import ENV as PROVIDER_ENV, META_SCENARIO, meta_account
+from tests.integration.test_webhooks import (ENV, ROUTING, SECRETS, get_kaleyra, meta_body, nx_body, post_meta, post_nx,
                                  snapshot)
 
 BOUNDS = """

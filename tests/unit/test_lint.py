@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CLEAN: tuple[str, ...] | None = (
     "bench",
@@ -32,7 +32,7 @@ CLEAN: tuple[str, ...] | None = (
     "exporter/webconfig.py",
     "exporter/yamlfile.py",
     "scripts",
-    "tests/test_lint.py",
+    "tests/unit/test_lint.py",
 )
 #: the paths mypy checks while CLEAN is set: the Python packages among CLEAN (mypy skips scripts' dashed names)
 TYPED = tuple(p for p in CLEAN or () if p.startswith("exporter"))
