@@ -304,14 +304,16 @@ def test_nxcloud_valid_signature_routes_to_the_access_key_narrowed_by_number(rou
 @pytest.mark.parametrize("kw,status,reason", [
     ({"sign": "0" * 32}, 403, "bad_signature"),
     ({"secret": "not-the-secret"}, 403, "bad_signature"),
-    ({"ts": int((time.time() - 120) * 1000)}, 403, "expired"),
-    ({"ts": int((time.time() + 120) * 1000)}, 403, "expired"),
+    ({"ts_offset": -120}, 403, "expired"),
+    ({"ts_offset": 120}, 403, "expired"),
     ({"ak": "someone-else"}, 403, "unknown_access_key"),
     ({"drop": "sign"}, 401, "missing_signature"),
     ({"drop": "ts"}, 401, "missing_signature"),
 ])
 def test_nxcloud_refusals(routing, kw, status, reason):
     url, poller, manager, _ = routing
+    if "ts_offset" in kw:  # taken when the test runs, not when the module is collected
+        kw = {"ts": int((time.time() + kw["ts_offset"]) * 1000)}
     assert post_nx(url, nx_body(), **kw).status_code == status
     assert poller.calls == []
     assert count(manager, REJECTED_FAMILY, provider="nxcloud", reason=reason) == 1
