@@ -12,7 +12,7 @@ from emulators.cams import CamsEmulator
 from emulators.kaleyra import KaleyraEmulator
 from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
-from emulators.scenario import Fault
+from emulators.scenario import Fault, loads_scenario
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
