@@ -28,7 +28,7 @@ CLEAN: tuple[str, ...] | None = (
     "exporter/statusboard.py",
     "exporter/store.py",
     "exporter/wabafacts.py",
-    "exporter/web.py",
+    "exporter/web",
     "exporter/webconfig.py",
     "exporter/yamlfile.py",
     "scripts",
