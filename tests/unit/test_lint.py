@@ -29,7 +29,7 @@ CLEAN: tuple[str, ...] | None = (
     "exporter/store.py",
     "exporter/wabafacts.py",
     "exporter/web",
-    "exporter/webconfig.py",
+    "exporter/webconfig",
     "exporter/yamlfile.py",
     "scripts",
     "tests/unit/test_lint.py",
