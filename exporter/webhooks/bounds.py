@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 
 class ExpiringSet:
@@ -63,7 +64,7 @@ class _Gate:
     """One account's webhook refreshes: when the last one was due, and when the recent ones were (an hour's)."""
 
     due: float = float("-inf")  # when the last scheduled refresh runs (or ran)
-    recent: deque = field(default_factory=deque)  # due times within the last hour, oldest first
+    recent: deque[float] = field(default_factory=deque)  # due times within the last hour, oldest first
 
 
 class RefreshGate:
@@ -85,8 +86,9 @@ class RefreshGate:
     def __init__(self) -> None:
         self._gates: dict[str, _Gate] = {}
 
-    def plan(self, name: str, now: float, debounce: float, min_interval: float,
-             per_hour: int | None) -> tuple[str, float]:
+    def plan(
+        self, name: str, now: float, debounce: float, min_interval: float, per_hour: int | None
+    ) -> tuple[str, float]:
         """("coalesced", seconds until the pending refresh) or ("scheduled"|"over_budget", delay of a new one)."""
         gate = self._gates.get(name)
         if gate is None:

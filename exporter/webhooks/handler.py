@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from aiohttp import web as aioweb
 
@@ -34,8 +35,9 @@ class _BodyError(Exception):
         self.reason, self.status, self.message = reason, status, message
 
 
-def _answer(status: int, body: bytes = b"", content_type: str = _TEXT,
-            headers: Mapping[str, str] | None = None) -> aioweb.Response:
+def _answer(
+    status: int, body: bytes = b"", content_type: str = _TEXT, headers: Mapping[str, str] | None = None
+) -> aioweb.Response:
     return aioweb.Response(status=status, body=body, headers={"Content-Type": content_type, **(headers or {})})
 
 
@@ -45,7 +47,7 @@ class _Routes:
     def __init__(self, receiver: WebhookReceiver):
         self.receiver = receiver
 
-    def routes(self, server: web.HttpServer) -> list:
+    def routes(self, server: web.HttpServer) -> list[aioweb.AbstractRouteDef]:
         return [aioweb.route("*", "/{path:.*}", self.dispatch)]
 
     async def dispatch(self, request: aioweb.Request) -> aioweb.StreamResponse:
@@ -108,7 +110,7 @@ class _Routes:
             return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
         except aioweb.HTTPRequestEntityTooLarge:
             raise _BodyError("too_large", 413, f"Payload Too Large: at most {MAX_BODY_BYTES} bytes") from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _BodyError("invalid_body", 408, "Request Timeout: the body did not arrive in time") from None
         except (ConnectionError, asyncio.CancelledError):
             raise
@@ -134,7 +136,20 @@ class _Listener(web.HttpServer):
 
     thread_name = "webhooks-http"
 
-    def __init__(self, listen_address: str, receiver: WebhookReceiver, *, loop=None,
-                 header_timeout: float = web.HEADER_TIMEOUT):
-        super().__init__(_Routes(receiver), listen_address, None, header_timeout=header_timeout,
-                         max_body=MAX_BODY_BYTES, refuse_large_bodies=False, loop=loop)
+    def __init__(
+        self,
+        listen_address: str,
+        receiver: WebhookReceiver,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        header_timeout: float = web.HEADER_TIMEOUT,
+    ):
+        super().__init__(
+            _Routes(receiver),
+            listen_address,
+            None,
+            header_timeout=header_timeout,
+            max_body=MAX_BODY_BYTES,
+            refuse_large_bodies=False,
+            loop=loop,
+        )

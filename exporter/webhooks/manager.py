@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from exporter.config import Config, WebhooksConfig
 from exporter.webhooks.handler import _Listener
 from exporter.webhooks.metrics import WebhookMetrics
 from exporter.webhooks.receiver import WebhookReceiver
+from exporter.webhooks.routing import RefreshTarget
+
+if TYPE_CHECKING:
+    from exporter.store import Store
 
 log = logging.getLogger("exporter.webhooks")  # the name of the module this package was split from
 
@@ -21,7 +27,7 @@ class WebhookPlan:
     """A prepared change of the receiver: :meth:`commit` it, or :meth:`abort` it (closes a new socket)."""
 
     _commit: Callable[[], None]
-    listener: "_Listener | None" = None
+    listener: _Listener | None = None
 
     def commit(self) -> None:
         self._commit()
@@ -44,8 +50,15 @@ class WebhookManager:
     so that no event is routed to an account the poller does not know yet.
     """
 
-    def __init__(self, poller, store, *, clock: Callable[[], float] = time.time,
-                 timer: Callable[[], float] = time.monotonic, loop=None):
+    def __init__(
+        self,
+        poller: RefreshTarget,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ):
         self._loop = loop  # the event loop the listeners serve on (None: a loop thread of their own)
         self._poller = poller
         self._store = store
@@ -55,21 +68,29 @@ class WebhookManager:
         self.metrics = WebhookMetrics(store)
         self.receiver: WebhookReceiver | None = None
 
-    def prepare(self, config: Config) -> "WebhookPlan":
+    def prepare(self, config: Config) -> WebhookPlan:
         settings = config.webhooks
         with self._lock:
             current = self.receiver
             if settings is None:
                 return WebhookPlan(self._commit_off)
             if current is None:
-                receiver = WebhookReceiver(settings, config, self._poller, self._store, self.metrics, clock=self._clock,
-                                           timer=self._timer, loop=self._loop)
+                receiver = WebhookReceiver(
+                    settings,
+                    config,
+                    self._poller,
+                    self._store,
+                    self.metrics,
+                    clock=self._clock,
+                    timer=self._timer,
+                    loop=self._loop,
+                )
                 listener = receiver.bind()  # may raise OSError: nothing has changed
                 return WebhookPlan(lambda: self._commit_new(receiver, listener), listener)
-            listener = None
+            moved: _Listener | None = None
             if settings.listen_address != current.settings.listen_address:
-                listener = current.bind(settings.listen_address)  # may raise OSError
-            return WebhookPlan(lambda: self._commit_change(settings, config, listener), listener)
+                moved = current.bind(settings.listen_address)  # may raise OSError
+            return WebhookPlan(lambda: self._commit_change(settings, config, moved), moved)
 
     def apply(self, config: Config) -> None:
         """prepare() and commit at once."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from exporter.exposition import escape
 from exporter.webhooks.vocabulary import (
@@ -19,6 +20,9 @@ from exporter.webhooks.vocabulary import (
     UNKNOWN,
 )
 
+if TYPE_CHECKING:
+    from exporter.store import Store
+
 log = logging.getLogger("exporter.webhooks")  # the name of the module this package was split from
 
 
@@ -27,15 +31,15 @@ REJECTED_FAMILY = "whatsapp_exporter_webhook_rejected_requests_total"
 REFRESHES_FAMILY = "whatsapp_exporter_webhook_refreshes_total"
 _HELP = {
     EVENTS_FAMILY: "Webhook events received, by provider, event type and result (accepted: an extra poll was "
-                   "scheduled; debounced: one was already pending; unmatched: no account matched; ignored: not "
-                   "about number health; replayed: a signed request seen before within the replay window, not "
-                   "acted on; refused, invalid: the request was rejected, see "
-                   f"{REJECTED_FAMILY}).",
+    "scheduled; debounced: one was already pending; unmatched: no account matched; ignored: not "
+    "about number health; replayed: a signed request seen before within the replay window, not "
+    "acted on; refused, invalid: the request was rejected, see "
+    f"{REJECTED_FAMILY}).",
     REJECTED_FAMILY: "Webhook requests rejected, by provider and reason; none of them was acted on.",
     REFRESHES_FAMILY: "Webhook events routed to an account, by the account's provider and what became of its refresh "
-                      "(scheduled: a new extra poll; coalesced: joined the pending one, at most one per "
-                      "min_refresh_interval; over_budget: the hourly budget was spent, the poll deferred until it "
-                      "allows).",
+    "(scheduled: a new extra poll; coalesced: joined the pending one, at most one per "
+    "min_refresh_interval; over_budget: the hourly budget was spent, the poll deferred until it "
+    "allows).",
 }
 
 
@@ -47,7 +51,7 @@ class WebhookMetrics:
     of the exposition per second.
     """
 
-    def __init__(self, store, interval: float = PUBLISH_INTERVAL):
+    def __init__(self, store: Store, interval: float = PUBLISH_INTERVAL):
         self._store = store
         self._interval = interval
         self._lock = threading.Lock()
@@ -64,7 +68,7 @@ class WebhookMetrics:
         """Pre-initialize the series of the enabled providers and the given (account, provider) pairs to 0."""
         with self._lock:
             for provider in providers:
-                events = KALEYRA_EVENTS + (OTHER,) if provider == "kaleyra" else HEALTH_FIELDS
+                events = (*KALEYRA_EVENTS, OTHER) if provider == "kaleyra" else HEALTH_FIELDS
                 for event in events:
                     for result in ("accepted", "debounced", "unmatched"):
                         self._events.setdefault((provider, event, result), 0)
@@ -114,8 +118,7 @@ class WebhookMetrics:
             if "result" in labels:
                 return self._refreshes.get((labels["provider"], labels["account"], labels["result"]), 0)
             # all refreshes of the account that were scheduled (within budget or deferred)
-            return sum(v for (p, a, r), v in self._refreshes.items()
-                       if a == labels["account"] and r != "coalesced")
+            return sum(v for (p, a, r), v in self._refreshes.items() if a == labels["account"] and r != "coalesced")
 
     def render(self) -> str:
         with self._lock:
@@ -129,11 +132,18 @@ class WebhookMetrics:
                 out.append(f"# HELP {name} {_HELP[name]}\n# TYPE {name} counter\n")
                 out.extend(rows)
 
-        family(EVENTS_FAMILY, [f'{EVENTS_FAMILY}{{provider="{p}",event="{escape(e)}",result="{r}"}} {v}\n'
-                               for (p, e, r), v in events])
+        family(
+            EVENTS_FAMILY,
+            [f'{EVENTS_FAMILY}{{provider="{p}",event="{escape(e)}",result="{r}"}} {v}\n' for (p, e, r), v in events],
+        )
         family(REJECTED_FAMILY, [f'{REJECTED_FAMILY}{{provider="{p}",reason="{r}"}} {v}\n' for (p, r), v in rejected])
-        family(REFRESHES_FAMILY, [f'{REFRESHES_FAMILY}{{provider="{p}",account="{escape(a)}",result="{r}"}} {v}\n'
-                                  for (p, a, r), v in refreshes])
+        family(
+            REFRESHES_FAMILY,
+            [
+                f'{REFRESHES_FAMILY}{{provider="{p}",account="{escape(a)}",result="{r}"}} {v}\n'
+                for (p, a, r), v in refreshes
+            ],
+        )
         return "".join(out)
 
     # -- publishing ----------------------------------------------------------

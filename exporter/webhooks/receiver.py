@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from exporter import model, wabafacts
@@ -18,7 +20,7 @@ from exporter.config import Account, Config, WebhooksConfig
 from exporter.webhooks.bounds import ExpiringSet, RefreshGate, replay_key
 from exporter.webhooks.handler import _Listener
 from exporter.webhooks.metrics import WebhookMetrics
-from exporter.webhooks.routing import _Index, _State
+from exporter.webhooks.routing import RefreshTarget, _Index, _State
 from exporter.webhooks.signatures import nxcloud_sign
 from exporter.webhooks.vocabulary import (
     _CHALLENGE_RE,
@@ -37,6 +39,9 @@ from exporter.webhooks.vocabulary import (
     UNKNOWN_LOG_SIZE,
     _digits,
 )
+
+if TYPE_CHECKING:
+    from exporter.store import Store
 
 log = logging.getLogger("exporter.webhooks")  # the name of the module this package was split from
 
@@ -64,8 +69,18 @@ class WebhookReceiver:
     :class:`Reply`, so the HTTP handler stays thin.
     """
 
-    def __init__(self, settings: WebhooksConfig, config: Config, poller, store, metrics: WebhookMetrics | None = None,
-                 *, clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.monotonic, loop=None):
+    def __init__(
+        self,
+        settings: WebhooksConfig,
+        config: Config,
+        poller: RefreshTarget,
+        store: Store,
+        metrics: WebhookMetrics | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ):
         self._loop = loop  # the event loop the listeners serve on (None: a loop thread of their own)
         self._poller = poller
         self._store = store
@@ -89,21 +104,27 @@ class WebhookReceiver:
     def settings(self) -> WebhooksConfig:
         return self._state.settings
 
-    def bind(self, listen_address: str | None = None) -> "_Listener":
+    def bind(self, listen_address: str | None = None) -> _Listener:
         """A new listener on ``listen_address`` (default: the configured one), bound but not serving; raises OSError."""
         return _Listener(listen_address or self._state.settings.listen_address, self, loop=self._loop)
 
-    def start(self, listener: "_Listener | None" = None) -> "WebhookReceiver":
+    def start(self, listener: _Listener | None = None) -> WebhookReceiver:
         """Serve on ``listener`` (or a new one); raises OSError when the address cannot be bound."""
         listener = listener or self.bind()
-        old, self._listener = self._listener, listener.start()
+        listener.start()
+        old, self._listener = self._listener, listener
         if old is not None:
             old.stop()
         self.metrics.start()
-        log.info("webhook receiver listening", extra={"address": self.settings.listen_address,
-                                                      "url": listener.url + "/webhooks/",
-                                                      "providers": ",".join(self.settings.providers),
-                                                      "debounce_seconds": self.settings.debounce})
+        log.info(
+            "webhook receiver listening",
+            extra={
+                "address": self.settings.listen_address,
+                "url": listener.url + "/webhooks/",
+                "providers": ",".join(self.settings.providers),
+                "debounce_seconds": self.settings.debounce,
+            },
+        )
         return self
 
     def reconfigure(self, settings: WebhooksConfig, config: Config) -> None:
@@ -151,15 +172,21 @@ class WebhookReceiver:
         except ValueError:
             return self.reject("meta", "invalid_body")
         mode, token, challenge = (params.get(k, []) for k in ("hub.mode", "hub.verify_token", "hub.challenge"))
-        if len(mode) != 1 or len(challenge) != 1 or len(token) > 1 or mode[0] != "subscribe" \
-                or not _CHALLENGE_RE.fullmatch(challenge[0]):
+        if (
+            len(mode) != 1
+            or len(challenge) != 1
+            or len(token) > 1
+            or mode[0] != "subscribe"
+            or not _CHALLENGE_RE.fullmatch(challenge[0])
+        ):
             return self.reject("meta", "invalid_body")
         expected = (state.settings.meta_verify_token or "").encode()
         if not token or not hmac.compare_digest(token[0].encode("utf-8", "surrogateescape"), expected):
             return self.reject("meta", "bad_verify_token")
         log.info("meta webhook subscription verified")
-        return Reply(200, challenge[0].encode("ascii"),
-                     {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+        return Reply(
+            200, challenge[0].encode("ascii"), {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+        )
 
     def handle_meta(self, headers: Mapping[str, list[str]], body: bytes) -> Reply:
         state = self._state
@@ -168,8 +195,12 @@ class WebhookReceiver:
             return self.reject("meta", "missing_signature")
         scheme, _, hexdigest = given[0].strip().partition("=")
         expected = hmac.new((state.settings.meta_app_secret or "").encode(), body, hashlib.sha256).hexdigest()
-        if len(given) != 1 or scheme.lower() != "sha256" or not _HEX64_RE.fullmatch(hexdigest) \
-                or not hmac.compare_digest(hexdigest.lower().encode(), expected.encode()):
+        if (
+            len(given) != 1
+            or scheme.lower() != "sha256"
+            or not _HEX64_RE.fullmatch(hexdigest)
+            or not hmac.compare_digest(hexdigest.lower().encode(), expected.encode())
+        ):
             return self.reject("meta", "bad_signature")
         try:
             doc = json.loads(body)
@@ -196,7 +227,8 @@ class WebhookReceiver:
                 if event not in HEALTH_FIELDS:
                     self.metrics.event("meta", OTHER, "ignored")
                     continue
-                value = change.get("value") if isinstance(change.get("value"), dict) else {}
+                raw_value = change.get("value")
+                value: dict[str, Any] = raw_value if isinstance(raw_value, dict) else {}
                 phone = _digits(value.get("display_phone_number"))
                 names = self._route_meta(state, index, waba_id, phone)
                 self._record_facts(event, waba_id, value, names)
@@ -206,12 +238,13 @@ class WebhookReceiver:
     def handle_nxcloud(self, headers: Mapping[str, list[str]], body: bytes) -> Reply:
         state = self._state
         try:
-            access_key, ts, biz_type, action, sign = (self._one(headers, h) for h in
-                                                      ("accesskey", "ts", "biztype", "action", "sign"))
+            access_key, ts, biz_type, action, sign = (
+                self._one(headers, h) for h in ("accesskey", "ts", "biztype", "action", "sign")
+            )
         except _Rejected as e:
             return self.reject("nxcloud", e.reason)
-        algorithm = headers.get("algorithm", ["md5"])
-        algorithm = algorithm[0].strip().lower() if len(algorithm) == 1 else ""
+        algorithms = headers.get("algorithm", ["md5"])
+        algorithm = algorithms[0].strip().lower() if len(algorithms) == 1 else ""
         candidates = state.nx_by_key.get(access_key, ())
         if not candidates:
             return self.reject("nxcloud", "unknown_access_key")
@@ -245,7 +278,8 @@ class WebhookReceiver:
         if event not in HEALTH_FIELDS:
             self.metrics.event("nxcloud", OTHER, "ignored")
             return Reply(200)
-        value = doc.get("value") if isinstance(doc.get("value"), dict) else {}
+        raw_value = doc.get("value")
+        value: dict[str, Any] = raw_value if isinstance(raw_value, dict) else {}
         phone = _digits(value.get("business_phone"))
         if phone:
             index = self._index
@@ -263,8 +297,9 @@ class WebhookReceiver:
         token = params.get("token", [])
         if not token:
             return self.reject("kaleyra", "missing_token")
-        if len(token) != 1 or not hmac.compare_digest(token[0].encode("utf-8", "surrogateescape"),
-                                                      (state.settings.kaleyra_token or "").encode()):
+        if len(token) != 1 or not hmac.compare_digest(
+            token[0].encode("utf-8", "surrogateescape"), (state.settings.kaleyra_token or "").encode()
+        ):
             return self.reject("kaleyra", "bad_token")
         raw_event = params.get("event", [""])
         raw_phone = params.get("display_phone_number", [""])
@@ -391,7 +426,7 @@ class WebhookReceiver:
         else:
             log.info("webhook event", extra=extra)
 
-    def _log_unmatched(self, provider: str, extra: dict, context: Mapping[str, str]) -> None:
+    def _log_unmatched(self, provider: str, extra: dict[str, str], context: Mapping[str, str]) -> None:
         """An event no account matched: logged at most once an hour per number (or WABA), the rest at debug."""
         subject = context.get("phone_number") or ("waba:" + context["waba_id"] if context.get("waba_id") else "")
         key = (provider, subject)
@@ -414,7 +449,7 @@ class WebhookReceiver:
             else:
                 self._log_limits[key] = (now, 0)
                 loud = True
-        extra = {"provider": provider, "reason": reason}
+        extra: dict[str, object] = {"provider": provider, "reason": reason}
         if loud:
             if suppressed:
                 extra["suppressed_since_last"] = suppressed

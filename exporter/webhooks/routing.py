@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from exporter.config import Account, Config, WebhooksConfig
-from exporter.webhooks.vocabulary import (
-    _digits,
-)
+from exporter.webhooks.vocabulary import _digits
+
+if TYPE_CHECKING:
+    from exporter.store import AccountSnapshot, Store
+    from exporter.wabafacts import WabaUpdate
+
+
+class RefreshTarget(Protocol):
+    """What the receiver asks of the poller (:class:`exporter.poller.Poller`): polls, and facts only webhooks carry."""
+
+    def request_refresh(self, name: str, delay: float, phones: Iterable[str] | None) -> bool: ...
+
+    def apply_waba_update(self, name: str, update: WabaUpdate) -> object: ...
+
+    def apply_business_limit(self, name: str, waba_id: str, tier: str) -> object: ...
+
 
 #: providers whose polling units are WABA ids
 _WABA_UNIT_PROVIDERS = frozenset({"meta", "kaleyra"})
@@ -25,7 +39,7 @@ class _State:
     nx_by_key: Mapping[str, tuple[Account, ...]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: WebhooksConfig, config: Config) -> "_State":
+    def build(cls, settings: WebhooksConfig, config: Config) -> _State:
         nx: dict[str, list[Account]] = {}
         for account in config.accounts:
             if account.provider == "nxcloud":
@@ -46,7 +60,7 @@ class _Index:
     every number of every account once per event.
     """
 
-    def __init__(self, store):
+    def __init__(self, store: Store) -> None:
         self._store = store
         # (kind, account name) -> (account, weak reference to the snapshot, the ids)
         self._cache: dict[tuple[str, str], tuple[Account, Any, frozenset[str]]] = {}
@@ -63,7 +77,7 @@ class _Index:
         return ids
 
     def numbers(self, account: Account) -> frozenset[str]:
-        def build(snap) -> set[str]:
+        def build(snap: AccountSnapshot | None) -> set[str]:
             found = {_digits(p) for unit in account.units for p in unit.phone_numbers}
             if snap is not None:
                 found.update(_digits(p) for p in snap.numbers)
@@ -73,7 +87,7 @@ class _Index:
         return self._memo("numbers", account, build)
 
     def wabas(self, account: Account) -> frozenset[str]:
-        def build(snap) -> set[str]:
+        def build(snap: AccountSnapshot | None) -> set[str]:
             found: set[str] = set()
             if account.provider in _WABA_UNIT_PROVIDERS:
                 found.update(unit.id for unit in account.units)

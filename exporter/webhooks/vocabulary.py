@@ -71,7 +71,7 @@ _TEXT = "text/plain; charset=utf-8"
 _DIGITS_RE = re.compile(r"\D")
 _HEX64_RE = re.compile(r"[0-9a-fA-F]{64}")
 #: echoed back verbatim, so only harmless characters (Meta sends digits)
-_CHALLENGE_RE = re.compile(r"[A-Za-z0-9._~-]{1,%d}" % MAX_CHALLENGE)
+_CHALLENGE_RE = re.compile(rf"[A-Za-z0-9._~-]{{1,{MAX_CHALLENGE}}}")
 
 
 def _digits(value: Any) -> str:

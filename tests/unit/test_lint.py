@@ -30,6 +30,7 @@ CLEAN: tuple[str, ...] | None = (
     "exporter/wabafacts.py",
     "exporter/web",
     "exporter/webconfig",
+    "exporter/webhooks",
     "exporter/yamlfile.py",
     "scripts",
     "tests/unit/test_lint.py",
