@@ -360,6 +360,12 @@ def wait_for(predicate, timeout: float, every: float = 0.5, what: str = "a condi
         time.sleep(every)
 
 
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
 def raise_open_files() -> int:
     """Raise this process's RLIMIT_NOFILE soft limit to its hard limit (children inherit it); the new limit."""
     import resource

@@ -7,7 +7,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench._blackbox import MALLOC_ENV, Fleet, raise_open_files  # noqa: F401 (used by other benches)
+from bench._blackbox import MALLOC_ENV, Fleet, percentile, raise_open_files  # noqa: F401 (used by other benches)
 from exporter import exposition as ex
 from exporter.config import parse_config
 from exporter.poller import Poller
@@ -56,12 +56,6 @@ def rss_mb() -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def cpu_seconds() -> float:
