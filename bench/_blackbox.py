@@ -140,15 +140,21 @@ class Fleet:
 
 
 def cams_config(fleet: Fleet, *, accounts: int = 1, poll_interval: float = 60, qps: float = 1000,
-                concurrency: int = 1, timeout: float | None = None, state_sets: str | None = None) -> str:
+                concurrency: int = 1, timeout: float | None = None, state_sets: str | None = None,
+                unpaced: bool = False) -> str:
     """A configuration polling ``fleet`` as ``accounts`` CAMS accounts (space *s* to account ``s % accounts``).
 
-    Accounts on one AccessKey share its budget (``qps``).  WABA polling is off and the jitter is 0, so a
-    poll cycle is one QueryChatappPhoneNumbers per space, every ``poll_interval``.
+    Accounts on one AccessKey share its budget (``qps``).  WABA polls and health sweeps are off and the
+    jitter is 0, so a
+    poll cycle is one QueryChatappPhoneNumbers per space, every ``poll_interval``.  ``unpaced`` raises
+    that action's own documented limit (10 per second) to ``qps``, so a poll is as fast as the exporter
+    can make its calls and parse the answers.
     """
     timeout = min(10.0, poll_interval / 2) if timeout is None else timeout
     lines = ["global:", f"  poll_interval: {poll_interval:g}s", "  poll_jitter: 0s", f"  timeout: {timeout:g}s",
-             f"  qps: {qps:g}", "  waba_poll_interval: 0"]
+             f"  qps: {qps:g}", "  waba_poll_interval: 0", "  health_poll_interval: 0"]
+    if unpaced:
+        lines.append(f"  action_qps: {{QueryChatappPhoneNumbers: {qps:g}}}")
     if state_sets:
         lines += ["metrics:", f"  state_sets: {state_sets}"]
     lines.append("accounts:")
