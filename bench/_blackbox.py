@@ -354,6 +354,50 @@ def polls(body: bytes) -> dict[str, tuple[float, float]]:
     return {a: (end, durations.get(a, 0.0)) for a, end in ends.items() if end > 0}
 
 
+class PollWatcher:
+    """Tells when the exporter has published a new poll of an account, scraping as Prometheus does.
+
+    Every ``every`` seconds one gzip scrape; the body is decompressed only when it differs from the
+    previous one (all but its last 8 KiB, which carry the process metrics), so watching costs the
+    exporter one cached scrape per step.
+    """
+
+    TAIL = 8192
+
+    def __init__(self, exporter: Exporter, account: str, every: float = 0.5):
+        self.exporter, self.account, self.every = exporter, account, every
+        self.previous = b""
+        self.last: tuple[float, float] | None = None  # (end, duration) of the last poll seen
+        self.scrapes = 0
+
+    def _check(self) -> tuple[float, float] | None:
+        status, body = get(self.exporter.port, "/metrics", gz=True, timeout=120)
+        self.scrapes += 1
+        n = max(0, min(len(body), len(self.previous)) - self.TAIL)
+        if n > 0 and body[:n] == self.previous[:n]:  # a small body (no poll yet) is always read
+            return None
+        self.previous = body
+        seen = polls(gzip.decompress(body)).get(self.account)
+        if seen is not None and (self.last is None or seen[0] > self.last[0]):
+            self.last = seen
+            return seen
+        return None
+
+    def next_poll(self, timeout: float) -> tuple[float, float]:
+        """(end, duration) of the next poll published after the last one seen (the first: any poll)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.exporter.alive():
+                raise RuntimeError(f"the exporter exited ({self.exporter.proc.returncode}); see {self.exporter.log_path}")
+            started = time.monotonic()
+            seen = self._check()
+            if seen is not None:
+                return seen
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no new poll of {self.account} within {timeout:g} s")
+            time.sleep(max(0.0, self.every - (time.monotonic() - started)))
+
+
 def wait_for(predicate, timeout: float, every: float = 0.5, what: str = "a condition"):
     """Call ``predicate`` every ``every`` seconds until it returns something true; that value, or TimeoutError."""
     deadline = time.monotonic() + timeout

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> None:
             continue
         latency = time.perf_counter() - started
         n = max(0, min(len(body), len(previous)) - TAIL)
-        if not previous or body[:n] != previous[:n]:
+        if n == 0 or body[:n] != previous[:n]:
             generation += 1
         previous = body
         scrapes.append([wall, latency, resp.status, len(body), generation])
