@@ -313,7 +313,12 @@ def series(text: str, names: set[str]) -> list[tuple[str, dict[str, str], str]]:
         if not line.startswith(prefixes):
             continue
         brace = line.find("{")
-        name = line[:brace] if brace > 0 else line.split(" ", 1)[0]
+        if brace < 0:  # no labels
+            name, _, value = line.partition(" ")
+            if name in names:
+                out.append((name, {}, value.split(" ")[0].strip()))
+            continue
+        name = line[:brace]
         if name not in names:
             continue
         labels_part, _, value = line[brace + 1:].rpartition("} ")
