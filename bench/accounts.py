@@ -6,12 +6,14 @@ The fleet emulator (its own process) serves ``--accounts`` spaces of
 them as ``--accounts`` accounts of one space each, every ``--interval``
 seconds with no jitter and no WABA polls, so one poll is one
 QueryChatappPhoneNumbers.  Accounts on one key share its budget of ``--qps``
-calls per second, so the budgets set a floor under every poll cycle:
+calls per second, so the budgets set a floor under every poll cycle: the N
+calls a key makes in a cycle (accounts per key x calls per poll) are at best
+``1 / qps`` apart, so from the first to the last of them
 
-    floor = accounts per key x calls per poll / qps
+    floor = (N - 1) / qps
 
-(the exporter spaces calls ``1.025 / qps`` apart, so 1.025x the floor is the
-best a cycle can be).  The bench scrapes ``/metrics`` (gzip, decompressed)
+(the exporter spaces calls ``1.025 / qps`` apart, so about 1.025x the floor
+is the best a cycle can be).  The bench scrapes ``/metrics`` (gzip, decompressed)
 every second and records every account's polls from the exporter's own
 families: the end of each poll (``whatsapp_exporter_last_poll_timestamp_seconds``)
 and its duration (``whatsapp_exporter_poll_duration_seconds``), until every
@@ -104,7 +106,7 @@ def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -
     requests = sum(v for labels, v in family(body, REQUESTS) if labels.get("action") == "QueryChatappPhoneNumbers")
     result["calls_per_poll"] = requests / max(1, sum(counts))
     per_key = args.accounts // args.keys
-    result["floor"] = per_key * max(1.0, round(result["calls_per_poll"], 2)) / args.qps
+    result["floor"] = (per_key * max(1.0, round(result["calls_per_poll"], 2)) - 1) / args.qps
     # the n-th poll of every account: per key, first start to last end
     spans = []
     for n in range(min(counts)):
@@ -139,9 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", metavar="REF", help="also measure git REF (a temporary worktree), side by side")
     parser.add_argument("--workdir", help="where configs and exporter logs go (default: a new temporary directory)")
     args = parser.parse_args(argv)
-    if args.accounts % args.keys:
-        parser.error("--accounts must be a multiple of --keys")
-    floor = args.accounts // args.keys / args.qps
+    if args.accounts % args.keys or args.accounts // args.keys < 2:
+        parser.error("--accounts must be a multiple of --keys, with at least 2 accounts per key")
+    floor = (args.accounts // args.keys - 1) / args.qps
     if args.interval < floor * 1.1:
         parser.error(f"--interval must leave room for the floor of a cycle ({floor:g} s): at least {floor * 1.1:g}")
     raise_open_files()  # the exporter and the emulator inherit it: one connection per account
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     row("poll_success = 1 at the end", lambda r: "%d of %d" % r["success"])
     row("calls per poll (QueryChatappPhoneNumbers)", lambda r: f"{r['calls_per_poll']:.2f}")
     row("cycle, worst key, per poll round (s)", lambda r: ", ".join(f"{s:.1f}" for s in r["spans"]))
-    row("floor: accounts per key x calls per poll / qps (s)", lambda r: f"{r['floor']:.1f}")
+    row("floor: (accounts per key x calls per poll - 1) / qps (s)", lambda r: f"{r['floor']:.1f}")
     row("**cycle / floor**, worst round (target <= 1.05)",
         lambda r: f"**{max(r['spans']) / r['floor']:.3f}**" if r["spans"] else "n/a")
     row("cycle / floor, rounds after the first",
