@@ -29,10 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,8 +57,9 @@ class Tree:
 
 def describe_head(root: Path) -> str:
     out = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h %cs"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return out.stdout.strip() + (" +changes" if dirty else "")
 
 
@@ -69,14 +70,16 @@ def trees(baseline: str | None) -> Iterator[list[Tree]]:
     if not baseline:
         yield [candidate]
         return
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{baseline}^{{commit}}"],
-                            capture_output=True, text=True)
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{baseline}^{{commit}}"], capture_output=True, text=True
+    )
     if commit.returncode != 0:
         raise SystemExit(f"error: --baseline: {baseline!r} is not a git commit: {commit.stderr.strip()}")
     path = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
     path.rmdir()  # git creates it
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(path),
-                    commit.stdout.strip()], check=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(path), commit.stdout.strip()], check=True
+    )
     try:
         yield [Tree(f"baseline {baseline} ({describe_head(path)})", path), candidate]
     finally:
@@ -97,14 +100,34 @@ class Fleet:
     emulator's throttling off, documented per-action limits included.
     """
 
-    def __init__(self, spaces: int, per_space: int, qps: str = "none", timelines: bool = False,
-                 flow_control: bool = True, keys: int = 1):
+    def __init__(
+        self,
+        spaces: int,
+        per_space: int,
+        qps: str = "none",
+        timelines: bool = False,
+        flow_control: bool = True,
+        keys: int = 1,
+    ):
         self.spaces, self.per_space, self.keys = spaces, per_space, keys
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench._fleet", str(spaces), str(per_space), qps,
-             "timelines" if timelines else "-", "flow" if flow_control else "noflow", str(keys)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)})
+            [
+                sys.executable,
+                "-m",
+                "bench._fleet",
+                str(spaces),
+                str(per_space),
+                qps,
+                "timelines" if timelines else "-",
+                "flow" if flow_control else "noflow",
+                str(keys),
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http"):
             self.stop()
@@ -132,16 +155,24 @@ class Fleet:
             self.proc.terminate()
         self.proc.wait(timeout=30)
 
-    def __enter__(self) -> "Fleet":
+    def __enter__(self) -> Fleet:
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
 
-def cams_config(fleet: Fleet, *, accounts: int = 1, poll_interval: float = 60, qps: float = 1000,
-                concurrency: int = 1, timeout: float | None = None, state_sets: str | None = None,
-                unpaced: bool = False) -> str:
+def cams_config(
+    fleet: Fleet,
+    *,
+    accounts: int = 1,
+    poll_interval: float = 60,
+    qps: float = 1000,
+    concurrency: int = 1,
+    timeout: float | None = None,
+    state_sets: str | None = None,
+    unpaced: bool = False,
+) -> str:
     """A configuration polling ``fleet`` as ``accounts`` CAMS accounts (space *s* to account ``s % accounts``).
 
     Accounts on one AccessKey share its budget (``qps``).  WABA polls and health sweeps are off and the
@@ -151,8 +182,15 @@ def cams_config(fleet: Fleet, *, accounts: int = 1, poll_interval: float = 60, q
     can make its calls and parse the answers.
     """
     timeout = min(10.0, poll_interval / 2) if timeout is None else timeout
-    lines = ["global:", f"  poll_interval: {poll_interval:g}s", "  poll_jitter: 0s", f"  timeout: {timeout:g}s",
-             f"  qps: {qps:g}", "  waba_poll_interval: 0", "  health_poll_interval: 0"]
+    lines = [
+        "global:",
+        f"  poll_interval: {poll_interval:g}s",
+        "  poll_jitter: 0s",
+        f"  timeout: {timeout:g}s",
+        f"  qps: {qps:g}",
+        "  waba_poll_interval: 0",
+        "  health_poll_interval: 0",
+    ]
     if unpaced:
         lines.append(f"  action_qps: {{QueryChatappPhoneNumbers: {qps:g}}}")
     if state_sets:
@@ -167,8 +205,12 @@ def cams_config(fleet: Fleet, *, accounts: int = 1, poll_interval: float = 60, q
         key = fleet.key_of(spaces[0]) if spaces else "bench-ak"
         if len({fleet.key_of(s) for s in spaces}) > 1:
             raise ValueError("an account's spaces must share one AccessKey: accounts must be a multiple of keys")
-        lines += [f"  - name: bench-{a:0{width}d}", "    provider: alibaba_cams", f"    endpoint: {fleet.url}",
-                  f"    credentials: {{access_key_id: {key}, access_key_secret: \"${{BENCH_SECRET}}\"}}"]
+        lines += [
+            f"  - name: bench-{a:0{width}d}",
+            "    provider: alibaba_cams",
+            f"    endpoint: {fleet.url}",
+            f'    credentials: {{access_key_id: {key}, access_key_secret: "${{BENCH_SECRET}}"}}',
+        ]
         if concurrency > 1:
             lines.append(f"    concurrency: {concurrency}")
         lines.append("    spaces:")
@@ -222,7 +264,7 @@ def status_field(pid: int, name: str) -> int | None:
 def cpu_seconds_of(pid: int) -> float:
     """utime + stime of a process, from /proc/<pid>/stat (every thread's)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
 
 
@@ -233,7 +275,9 @@ class Exporter:
     Its log (JSON, warnings and above) goes to ``workdir/exporter.log``.
     """
 
-    def __init__(self, tree: Tree, config: str, workdir: Path, *, args: tuple[str, ...] = (), ready_timeout: float = 120):
+    def __init__(
+        self, tree: Tree, config: str, workdir: Path, *, args: tuple[str, ...] = (), ready_timeout: float = 120
+    ):
         self.tree = tree
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.yaml"
@@ -243,10 +287,27 @@ class Exporter:
         env = {**os.environ, **MALLOC_ENV, "BENCH_SECRET": FLEET_SECRET, "PYTHONPATH": str(tree.root)}
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "exporter", "--config.file", str(self.config_path), "--log.format", "json",
-                 "--log.level", "warn", "--web.listen-address", f"127.0.0.1:{self.port}",
-                 "--storage.path", str(workdir / "data"), *args],
-                cwd=tree.root, env=env, stdout=log, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "exporter",
+                    "--config.file",
+                    str(self.config_path),
+                    "--log.format",
+                    "json",
+                    "--log.level",
+                    "warn",
+                    "--web.listen-address",
+                    f"127.0.0.1:{self.port}",
+                    "--storage.path",
+                    str(workdir / "data"),
+                    *args,
+                ],
+                cwd=tree.root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.pid = self.proc.pid
         deadline = time.monotonic() + ready_timeout
         while True:
@@ -257,8 +318,10 @@ class Exporter:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the exporter from {tree.root} did not come up (exit {self.proc.poll()}); "
-                                   f"see {self.log_path}:\n{self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"the exporter from {tree.root} did not come up (exit {self.proc.poll()}); "
+                    f"see {self.log_path}:\n{self.log_path.read_text()[-2000:]}"
+                )
             time.sleep(0.2)
 
     def metrics(self, timeout: float = 60) -> bytes:
@@ -291,7 +354,7 @@ class Exporter:
                 self.proc.wait()
         return self.proc.returncode
 
-    def __enter__(self) -> "Exporter":
+    def __enter__(self) -> Exporter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -321,7 +384,7 @@ def series(text: str, names: set[str]) -> list[tuple[str, dict[str, str], str]]:
         name = line[:brace]
         if name not in names:
             continue
-        labels_part, _, value = line[brace + 1:].rpartition("} ")
+        labels_part, _, value = line[brace + 1 :].rpartition("} ")
         out.append((name, dict(_LABEL.findall(labels_part)), value.strip()))
     return out
 
@@ -337,7 +400,7 @@ def family(body: bytes, name: str) -> list[tuple[dict[str, str], float]]:
         if start != 0:
             return []
     end = body.find(b"\n# ", start + 1 + len(name) + 8)
-    block = body[start:end if end > 0 else len(body)].decode()
+    block = body[start : end if end > 0 else len(body)].decode()
     return [(labels, float(value)) for _, labels, value in series(block, {name})]
 
 
@@ -376,7 +439,7 @@ class PollWatcher:
         self.scrapes = 0
 
     def _check(self) -> tuple[float, float] | None:
-        status, body = get(self.exporter.port, "/metrics", gz=True, timeout=120)
+        _status, body = get(self.exporter.port, "/metrics", gz=True, timeout=120)
         self.scrapes += 1
         n = max(0, min(len(body), len(self.previous)) - self.TAIL)
         if n > 0 and body[:n] == self.previous[:n]:  # a small body (no poll yet) is always read
@@ -393,7 +456,9 @@ class PollWatcher:
         deadline = time.monotonic() + timeout
         while True:
             if not self.exporter.alive():
-                raise RuntimeError(f"the exporter exited ({self.exporter.proc.returncode}); see {self.exporter.log_path}")
+                raise RuntimeError(
+                    f"the exporter exited ({self.exporter.proc.returncode}); see {self.exporter.log_path}"
+                )
             started = time.monotonic()
             seen = self._check()
             if seen is not None:
@@ -433,5 +498,7 @@ def raise_open_files() -> int:
 
 def machine_note() -> str:
     load = os.getloadavg()
-    return (f"{os.cpu_count()} cores shared with other work (load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
-            f"at the start); Python {sys.version.split()[0]}")
+    return (
+        f"{os.cpu_count()} cores shared with other work (load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+        f"at the start); Python {sys.version.split()[0]}"
+    )

@@ -41,13 +41,23 @@ def wave(emu: CamsEmulator, share: float, seed: int) -> int:
 def main(argv: list[str]) -> None:
     spaces, per_space, qps = int(argv[0]), int(argv[1]), argv[2]
     keys = int(argv[5]) if len(argv) > 5 else 1
-    scenario = generate_fleet(spaces=spaces, numbers_per_space=per_space, access_key_id="bench-ak",
-                              secret="bench-secret", qps=None if qps == "none" else int(qps), seed=1,
-                              timelines=len(argv) > 3 and argv[3] == "timelines")
+    scenario = generate_fleet(
+        spaces=spaces,
+        numbers_per_space=per_space,
+        access_key_id="bench-ak",
+        secret="bench-secret",
+        qps=None if qps == "none" else int(qps),
+        seed=1,
+        timelines=len(argv) > 3 and argv[3] == "timelines",
+    )
     if keys > 1:
         template = scenario.credentials[0]
-        scenario.credentials = [Credential(access_key_id=f"bench-ak-{k + 1}", access_key_secret=template.access_key_secret,
-                                           qps=template.qps) for k in range(keys)]
+        scenario.credentials = [
+            Credential(
+                access_key_id=f"bench-ak-{k + 1}", access_key_secret=template.access_key_secret, qps=template.qps
+            )
+            for k in range(keys)
+        ]
         for i, space in enumerate(scenario.spaces):
             space.access_key_id = f"bench-ak-{i % keys + 1}"
         scenario.reindex()

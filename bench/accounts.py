@@ -42,14 +42,28 @@ Usage:  python -m bench.accounts [--accounts 2000] [--keys 50] [--qps 2] [--numb
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench._blackbox import (POLL_SUCCESS, Exporter, Fleet, Tree, by_account, cams_config, family, machine_note,
-                             percentile, polls, raise_open_files, threads_of, trees)
+from bench._blackbox import (
+    POLL_SUCCESS,
+    Exporter,
+    Fleet,
+    Tree,
+    by_account,
+    cams_config,
+    family,
+    machine_note,
+    percentile,
+    polls,
+    raise_open_files,
+    threads_of,
+    trees,
+)
 
 REQUESTS = "whatsapp_exporter_api_requests_total"
 
@@ -120,7 +134,7 @@ def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -
     worst_account = ("", 0.0)
     for name in names:
         starts = sorted(end - d for end, d in seen.get(name, {}).items())
-        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
         intervals += gaps
         if gaps and max(gaps) > worst_account[1]:
             worst_account = (name, max(gaps))
@@ -155,9 +169,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[accounts] measuring {tree.label} ...", flush=True)
             results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}")))
     print()
-    print(f"accounts={args.accounts:,} (one space of {args.numbers} numbers each; {args.accounts * args.numbers:,} numbers) "
-          f"on {args.keys} AccessKeys of {args.qps:g} QPS; poll_interval {args.interval:g} s, no jitter; "
-          f"{args.cycles} intervals after the first poll")
+    print(
+        f"accounts={args.accounts:,} (one space of {args.numbers} numbers each; "
+        f"{args.accounts * args.numbers:,} numbers) "
+        f"on {args.keys} AccessKeys of {args.qps:g} QPS; poll_interval {args.interval:g} s, no jitter; "
+        f"{args.cycles} intervals after the first poll"
+    )
     print(f"machine: {note}; work directory {workdir}")
     print()
     print("| | " + " | ".join(t.label for t, _ in results) + " |")
@@ -167,29 +184,49 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {label} | " + " | ".join(fn(r) for _, r in results) + " |")
 
     row("exporter ran throughout; exit code after SIGTERM", lambda r: f"{'yes' if r['alive'] else 'NO'}; {r['exit']}")
-    row("polls per account (min / max)", lambda r: "%d / %d" % r["polls_min_max"])
+    row("polls per account (min / max)", lambda r: "{} / {}".format(*r["polls_min_max"]))
     row("accounts starved (fewer polls than intervals run)", lambda r: f"{r['starved']}")
-    row("poll_success = 1 at the end", lambda r: "%d of %d" % r["success"])
+    row("poll_success = 1 at the end", lambda r: "{} of {}".format(*r["success"]))
     row("calls per poll (QueryChatappPhoneNumbers)", lambda r: f"{r['calls_per_poll']:.2f}")
     row("cycle, worst key, per poll round (s)", lambda r: ", ".join(f"{s:.1f}" for s in r["spans"]))
     row("floor: (accounts per key x calls per poll - 1) / qps (s)", lambda r: f"{r['floor']:.1f}")
-    row("**cycle / floor**, worst round (target <= 1.05)",
-        lambda r: f"**{max(r['spans']) / r['floor']:.3f}**" if r["spans"] else "n/a")
-    row("cycle / floor, rounds after the first",
-        lambda r: f"{max(r['spans'][1:]) / r['floor']:.3f}" if len(r["spans"]) > 1 else "n/a")
-    row("observed interval p50 / p99 / max (s)",
-        lambda r: (f"{statistics.median(r['intervals']):.1f} / {percentile(r['intervals'], 99):.1f} / "
-                   f"{max(r['intervals']):.1f}") if r["intervals"] else "n/a")
-    row("**slowest account's interval / configured** (target <= 1.1)",
-        lambda r: f"**{r['worst_account'][1] / args.interval:.3f}** ({r['worst_account'][0]})")
+    row(
+        "**cycle / floor**, worst round (target <= 1.05)",
+        lambda r: f"**{max(r['spans']) / r['floor']:.3f}**" if r["spans"] else "n/a",
+    )
+    row(
+        "cycle / floor, rounds after the first",
+        lambda r: f"{max(r['spans'][1:]) / r['floor']:.3f}" if len(r["spans"]) > 1 else "n/a",
+    )
+    row(
+        "observed interval p50 / p99 / max (s)",
+        lambda r: (
+            (
+                f"{statistics.median(r['intervals']):.1f} / {percentile(r['intervals'], 99):.1f} / "
+                f"{max(r['intervals']):.1f}"
+            )
+            if r["intervals"]
+            else "n/a"
+        ),
+    )
+    row(
+        "**slowest account's interval / configured** (target <= 1.1)",
+        lambda r: f"**{r['worst_account'][1] / args.interval:.3f}** ({r['worst_account'][0]})",
+    )
     row("RSS, 0 accounts (MiB)", lambda r: f"{r['rss0']:.1f}")
-    row(f"RSS, {args.accounts:,} accounts, after the cycles (peak) (MiB)", lambda r: f"{r['rss']:.1f} ({r['peak']:.1f})")
-    row("**RSS per account** (above 0 accounts / total) (KiB)",
-        lambda r: f"**{(r['rss'] - r['rss0']) * 1024 / args.accounts:.1f}** / {r['rss'] * 1024 / args.accounts:.1f}")
+    row(
+        f"RSS, {args.accounts:,} accounts, after the cycles (peak) (MiB)", lambda r: f"{r['rss']:.1f} ({r['peak']:.1f})"
+    )
+    row(
+        "**RSS per account** (above 0 accounts / total) (KiB)",
+        lambda r: f"**{(r['rss'] - r['rss0']) * 1024 / args.accounts:.1f}** / {r['rss'] * 1024 / args.accounts:.1f}",
+    )
     row("threads, 0 / loaded", lambda r: f"{r['threads0']} / {r['threads']}")
     row("exporter CPU over the run (s)", lambda r: f"{r['cpu']:.1f}")
-    row("bench's scrape (gzip) p50 / max (ms)",
-        lambda r: f"{statistics.median(r['scrape']) * 1e3:.0f} / {max(r['scrape']) * 1e3:.0f}")
+    row(
+        "bench's scrape (gzip) p50 / max (ms)",
+        lambda r: f"{statistics.median(r['scrape']) * 1e3:.0f} / {max(r['scrape']) * 1e3:.0f}",
+    )
 
 
 if __name__ == "__main__":

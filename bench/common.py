@@ -27,12 +27,22 @@ def fleet(spaces: int, per_space: int, qps: str = "none", timelines: bool = Fals
         yield emulator.url
 
 
-def exporter_for(url: str, spaces: int, *, qps: float = 1000, options: ex.RenderOptions = ex.DEFAULT_OPTIONS,
-                 waba: bool = True, concurrency: int | None = None):
+def exporter_for(
+    url: str,
+    spaces: int,
+    *,
+    qps: float = 1000,
+    options: ex.RenderOptions = ex.DEFAULT_OPTIONS,
+    waba: bool = True,
+    concurrency: int | None = None,
+):
     """Store + Poller for the fleet (not started: the caller drives polls)."""
-    space_lines = "\n".join(f"      - cust_space_id: cams-fleet-{s + 1:0{max(4, len(str(spaces)))}d}" for s in range(spaces))
+    space_lines = "\n".join(
+        f"      - cust_space_id: cams-fleet-{s + 1:0{max(4, len(str(spaces)))}d}" for s in range(spaces)
+    )
     extra = f"    concurrency: {concurrency}\n" if concurrency else ""
-    config = parse_config(f"""
+    config = parse_config(
+        f"""
 accounts:
   - name: bench
     provider: alibaba_cams
@@ -43,7 +53,9 @@ accounts:
     waba_poll_interval: {"1h" if waba else 0}
 {extra}    spaces:
 {space_lines}
-""", env={"BENCH_SECRET": "bench-secret"})
+""",
+        env={"BENCH_SECRET": "bench-secret"},
+    )
     store = Store(options=options)
     return config, store, Poller(config, store)
 

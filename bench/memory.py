@@ -35,8 +35,9 @@ ACCOUNT = "bench-0"
 
 
 def run(tree: Tree, fleet: Fleet, args: argparse.Namespace, interval: float, workdir: Path) -> dict:
-    config = cams_config(fleet, poll_interval=interval, qps=1000, concurrency=16,
-                         state_sets=args.state_sets, unpaced=True)
+    config = cams_config(
+        fleet, poll_interval=interval, qps=1000, concurrency=16, state_sets=args.state_sets, unpaced=True
+    )
     rss, changed = [], 0
     with Exporter(tree, config, workdir) as exp:
         watch = PollWatcher(exp, ACCOUNT)
@@ -54,13 +55,22 @@ def run(tree: Tree, fleet: Fleet, args: argparse.Namespace, interval: float, wor
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", type=int, nargs="*", default=[10_000, 50_000], help="numbers (default 10000 50000)")
-    parser.add_argument("--active", dest="state_sets", action="store_const", const="active",
-                        help="state_sets: active (the exporter's default since issue 17)")
+    parser.add_argument(
+        "--active",
+        dest="state_sets",
+        action="store_const",
+        const="active",
+        help="state_sets: active (the exporter's default since issue 17)",
+    )
     parser.add_argument("--all", dest="state_sets", action="store_const", const="all", help="state_sets: all")
     parser.add_argument("--plain", action="store_true", help="an uncompressed scrape after each poll too")
     parser.add_argument("--cycles", type=int, default=10)
-    parser.add_argument("--change", type=float, default=0.05,
-                        help="share of the numbers changed after each cycle (default 0.05; 0: none)")
+    parser.add_argument(
+        "--change",
+        type=float,
+        default=0.05,
+        help="share of the numbers changed after each cycle (default 0.05; 0: none)",
+    )
     parser.add_argument("--interval", type=float, default=None, help="poll interval in seconds (default by size)")
     parser.add_argument("--baseline", metavar="REF", help="also measure git REF (a temporary worktree), side by side")
     parser.add_argument("--workdir", help="where configs and exporter logs go (default: a new temporary directory)")
@@ -71,8 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {machine_note()}; work directory {workdir}", flush=True)
     mode = args.state_sets or "default"
     print()
-    print(f"| numbers | state_sets | tree | peak RSS | RSS after each of {args.cycles} cycles (MiB) | "
-          f"cycle 2 -> {args.cycles} | max - min over cycles 2-{args.cycles} |")
+    print(
+        f"| numbers | state_sets | tree | peak RSS | RSS after each of {args.cycles} cycles (MiB) | "
+        f"cycle 2 -> {args.cycles} | max - min over cycles 2-{args.cycles} |"
+    )
     print("|---|---|---|---|---|---|---|")
     with trees(args.baseline) as under_test:
         for size in args.sizes:
@@ -82,10 +94,12 @@ def main(argv: list[str] | None = None) -> None:
                     r = run(tree, fleet, args, interval, workdir / f"{size}-tree-{i}")
                     rss = r["rss"]
                     steady = rss[1:]
-                    print(f"| {size:,} | {mode}{' (plain scrapes too)' if args.plain else ''} | {tree.label} | "
-                          f"{r['peak']:.0f} MiB | {', '.join(f'{v:.0f}' for v in rss)} | "
-                          f"{(rss[-1] - rss[1]) / rss[1]:+.1%} | {(max(steady) - min(steady)) / min(steady):.1%} |",
-                          flush=True)
+                    print(
+                        f"| {size:,} | {mode}{' (plain scrapes too)' if args.plain else ''} | {tree.label} | "
+                        f"{r['peak']:.0f} MiB | {', '.join(f'{v:.0f}' for v in rss)} | "
+                        f"{(rss[-1] - rss[1]) / rss[1]:+.1%} | {(max(steady) - min(steady)) / min(steady):.1%} |",
+                        flush=True,
+                    )
     print(f"\nchange waves: {args.change:.0%} of the numbers (status and quality rating) after each cycle")
 
 

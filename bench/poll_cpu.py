@@ -41,8 +41,7 @@ ACCOUNT = "bench-0"
 
 def idle_rate(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -> float:
     """CPU seconds per second of the exporter between polls, under the watching scrapes."""
-    config = cams_config(fleet, poll_interval=3600, qps=1000, concurrency=16, state_sets=args.state_sets,
-                         unpaced=True)
+    config = cams_config(fleet, poll_interval=3600, qps=1000, concurrency=16, state_sets=args.state_sets, unpaced=True)
     with Exporter(tree, config, workdir) as exp:
         watch = PollWatcher(exp, ACCOUNT)
         watch.next_poll(timeout=300)
@@ -56,8 +55,9 @@ def idle_rate(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path)
 
 def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -> dict:
     idle = idle_rate(tree, fleet, args, workdir / "idle")
-    config = cams_config(fleet, poll_interval=args.interval, qps=1000, concurrency=16, state_sets=args.state_sets,
-                         unpaced=True)
+    config = cams_config(
+        fleet, poll_interval=args.interval, qps=1000, concurrency=16, state_sets=args.state_sets, unpaced=True
+    )
     durations = []
     with Exporter(tree, config, workdir / "polling") as exp:
         watch = PollWatcher(exp, ACCOUNT)
@@ -73,9 +73,17 @@ def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -
         cpu, elapsed = exp.cpu_seconds() - cpu0, time.monotonic() - t0
         rss = exp.rss_mib()
     per_cycle = (cpu - idle * elapsed) / args.cycles
-    return {"idle": idle, "cpu": cpu, "elapsed": elapsed, "raw": cpu / args.cycles, "per_cycle": per_cycle,
-            "per_1000": per_cycle / (fleet.spaces * PER_SPACE / 1000), "durations": durations, "rss": rss,
-            "scrapes": watch.scrapes}
+    return {
+        "idle": idle,
+        "cpu": cpu,
+        "elapsed": elapsed,
+        "raw": cpu / args.cycles,
+        "per_cycle": per_cycle,
+        "per_1000": per_cycle / (fleet.spaces * PER_SPACE / 1000),
+        "durations": durations,
+        "rss": rss,
+        "scrapes": watch.scrapes,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,11 +91,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--numbers", type=int, default=10_000)
     parser.add_argument("--interval", type=float, default=5, help="poll interval in seconds (default 5)")
     parser.add_argument("--cycles", type=int, default=10, help="poll cycles measured (default 10)")
-    parser.add_argument("--change", type=float, default=0.01,
-                        help="share of the numbers changed after each poll (default 0.01; 0: none)")
+    parser.add_argument(
+        "--change",
+        type=float,
+        default=0.01,
+        help="share of the numbers changed after each poll (default 0.01; 0: none)",
+    )
     parser.add_argument("--idle", type=float, default=20, help="seconds of the idle measurement (default 20)")
-    parser.add_argument("--state-sets", choices=("active", "all"), default=None,
-                        help="the metrics: state_sets setting (default: the exporter's default)")
+    parser.add_argument(
+        "--state-sets",
+        choices=("active", "all"),
+        default=None,
+        help="the metrics: state_sets setting (default: the exporter's default)",
+    )
     parser.add_argument("--baseline", metavar="REF", help="also measure git REF (a temporary worktree), side by side")
     parser.add_argument("--workdir", help="where configs and exporter logs go (default: a new temporary directory)")
     args = parser.parse_args(argv)
@@ -99,9 +115,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[poll_cpu] measuring {tree.label} ...", flush=True)
             results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}")))
     print()
-    print(f"numbers={fleet.spaces * PER_SPACE:,} (one account, {fleet.spaces} spaces); poll_interval {args.interval:g} s; "
-          f"{args.cycles} cycles; {args.change:.0%} of the numbers changed after each poll; "
-          f"state_sets {args.state_sets or 'default'}; idle measured over {args.idle:g} s")
+    print(
+        f"numbers={fleet.spaces * PER_SPACE:,} (one account, {fleet.spaces} spaces); "
+        f"poll_interval {args.interval:g} s; "
+        f"{args.cycles} cycles; {args.change:.0%} of the numbers changed after each poll; "
+        f"state_sets {args.state_sets or 'default'}; idle measured over {args.idle:g} s"
+    )
     print(f"machine: {note}; work directory {workdir}")
     print()
     print("| | " + " | ".join(t.label for t, _ in results) + " |")
@@ -114,8 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     row("CPU over the cycles (s) / their duration (s)", lambda r: f"{r['cpu']:.2f} / {r['elapsed']:.1f}")
     row("CPU per cycle, before / after subtracting idle (s)", lambda r: f"{r['raw']:.3f} / {r['per_cycle']:.3f}")
     row("**CPU per cycle per 1,000 numbers (s)**", lambda r: f"**{r['per_1000']:.4f}**")
-    row("poll duration p50 / max (s)",
-        lambda r: f"{statistics.median(r['durations']):.2f} / {max(r['durations']):.2f}")
+    row("poll duration p50 / max (s)", lambda r: f"{statistics.median(r['durations']):.2f} / {max(r['durations']):.2f}")
     row("RSS at the end (MiB)", lambda r: f"{r['rss']:.0f}")
     if len(results) == 2:
         base, cand = results[0][1]["per_1000"], results[1][1]["per_1000"]

@@ -5,8 +5,9 @@ The exporter (``python -m exporter``, its own process) polls a fleet emulator
 account, every ``--interval`` seconds with no jitter, at a budget high enough
 (1,000 QPS, QueryChatappPhoneNumbers' own documented limit of 10 per second
 raised to it, 16 spaces at once) that a poll is as fast as the exporter can
-parse and publish it: its CPU is concentrated, the worst case for scrapes.  Between two polls the emulator changes ``--change``
-of the numbers (status and quality rating), so every poll publishes a new
+parse and publish it: its CPU is concentrated, the worst case for scrapes.
+Between two polls the emulator changes ``--change`` of the numbers (status
+and quality rating), so every poll publishes a new
 exposition with re-rendered numbers.
 
 A scraper in another process (``bench/_scraper.py``: ``http.client``, one
@@ -72,20 +73,34 @@ def classify(scrapes: list[list], poll_list: list[tuple[float, float]]) -> dict:
             other.append(latency)  # a new exposition between polls: not idle
         elif all(wall > w_end + GUARD or end < w_start - GUARD for w_start, w_end, _ in windows):
             idle.append(latency)
-    return {"windows": windows, "busy": busy, "busy_later": busy_later, "idle": idle, "firsts": first_latencies, "other": other,
-            "failed": sum(1 for s in scrapes if s[2] != 200), "scrapes": len(scrapes),
-            "body": scrapes[-1][3] if scrapes else 0, "generations": len(firsts)}
+    return {
+        "windows": windows,
+        "busy": busy,
+        "busy_later": busy_later,
+        "idle": idle,
+        "firsts": first_latencies,
+        "other": other,
+        "failed": sum(1 for s in scrapes if s[2] != 200),
+        "scrapes": len(scrapes),
+        "body": scrapes[-1][3] if scrapes else 0,
+        "generations": len(firsts),
+    }
 
 
 def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -> dict:
-    config = cams_config(fleet, poll_interval=args.interval, qps=1000, concurrency=16, state_sets=args.state_sets,
-                         unpaced=True)
+    config = cams_config(
+        fleet, poll_interval=args.interval, qps=1000, concurrency=16, state_sets=args.state_sets, unpaced=True
+    )
     with Exporter(tree, config, workdir) as exp:
         first = wait_for(lambda: polls(exp.metrics()), timeout=args.interval * 3 + 60, what="the first poll")
         end, duration = next(iter(first.values()))
         anchor = end - duration  # polls start at anchor + n x interval
-        scraper = subprocess.Popen([sys.executable, "-m", "bench._scraper", str(exp.port), str(args.seconds),
-                                    str(args.every)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        scraper = subprocess.Popen(
+            [sys.executable, "-m", "bench._scraper", str(exp.port), str(args.seconds), str(args.every)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         started = time.time()
         seen: dict[float, float] = {}  # every poll's end -> duration, from the exporter's own families
         changed = 0
@@ -106,9 +121,12 @@ def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -
     scrapes = json.loads(out)["scrapes"]
     in_run = [(e, d) for e, d in sorted(seen.items()) if e - d >= scrapes[0][0] and e <= scrapes[-1][0]]
     result = classify(scrapes, in_run)
-    result.update(alive=alive, changed=changed,
-                  poll_seconds=[d for _, d in in_run],
-                  window_seconds=[w_end - w_start for w_start, w_end, _ in result["windows"]])
+    result.update(
+        alive=alive,
+        changed=changed,
+        poll_seconds=[d for _, d in in_run],
+        window_seconds=[w_end - w_start for w_start, w_end, _ in result["windows"]],
+    )
     return result
 
 
@@ -118,10 +136,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=10, help="poll interval in seconds (default 10)")
     parser.add_argument("--seconds", type=float, default=120, help="how long the scraper runs (default 120)")
     parser.add_argument("--every", type=float, default=0.05, help="seconds between two scrapes (default 0.05)")
-    parser.add_argument("--change", type=float, default=0.01,
-                        help="share of the numbers changed between two polls (default 0.01)")
-    parser.add_argument("--state-sets", choices=("active", "all"), default=None,
-                        help="the metrics: state_sets setting (default: the exporter's default)")
+    parser.add_argument(
+        "--change", type=float, default=0.01, help="share of the numbers changed between two polls (default 0.01)"
+    )
+    parser.add_argument(
+        "--state-sets",
+        choices=("active", "all"),
+        default=None,
+        help="the metrics: state_sets setting (default: the exporter's default)",
+    )
     parser.add_argument("--baseline", metavar="REF", help="also measure git REF (a temporary worktree), side by side")
     parser.add_argument("--workdir", help="where configs and exporter logs go (default: a new temporary directory)")
     args = parser.parse_args(argv)
@@ -133,9 +156,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[scrape_poll] measuring {tree.label} ...", flush=True)
             results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}")))
     print()
-    print(f"numbers={fleet.spaces * PER_SPACE:,} (one account, {fleet.spaces} spaces); poll_interval {args.interval:g} s; "
-          f"{args.change:.0%} of the numbers changed between polls; state_sets {args.state_sets or 'default'}; "
-          f"gzip scrapes every {args.every:g} s for {args.seconds:g} s")
+    print(
+        f"numbers={fleet.spaces * PER_SPACE:,} (one account, {fleet.spaces} spaces); "
+        f"poll_interval {args.interval:g} s; "
+        f"{args.change:.0%} of the numbers changed between polls; state_sets {args.state_sets or 'default'}; "
+        f"gzip scrapes every {args.every:g} s for {args.seconds:g} s"
+    )
     print(f"machine: {note}; work directory {workdir}")
     print()
     print("| | " + " | ".join(t.label for t, _ in results) + " |")
@@ -150,23 +176,48 @@ def main(argv: list[str] | None = None) -> None:
         return f"{statistics.median(values) * 1e3:.1f} / {percentile(values, 99) * 1e3:.1f} / {max(values) * 1e3:.1f}"
 
     row("scrapes (failed); gzip body (bytes)", lambda r: f"{r['scrapes']} ({r['failed']}); {r['body']:,}")
-    row("polls in the run; their duration p50 / max (s)",
-        lambda r: f"{len(r['windows'])}; " + (f"{statistics.median(r['poll_seconds']):.2f} / "
-                                              f"{max(r['poll_seconds']):.2f}" if r["poll_seconds"] else "n/a"))
-    row("busy window (poll start to the end of the first scrape of its exposition) p50 / max (s)",
-        lambda r: f"{statistics.median(r['window_seconds']):.2f} / {max(r['window_seconds']):.2f}"
-        if r["window_seconds"] else "n/a")
+    row(
+        "polls in the run; their duration p50 / max (s)",
+        lambda r: (
+            f"{len(r['windows'])}; "
+            + (
+                f"{statistics.median(r['poll_seconds']):.2f} / {max(r['poll_seconds']):.2f}"
+                if r["poll_seconds"]
+                else "n/a"
+            )
+        ),
+    )
+    row(
+        "busy window (poll start to the end of the first scrape of its exposition) p50 / max (s)",
+        lambda r: (
+            f"{statistics.median(r['window_seconds']):.2f} / {max(r['window_seconds']):.2f}"
+            if r["window_seconds"]
+            else "n/a"
+        ),
+    )
     row("generations seen by the scraper; numbers changed per wave", lambda r: f"{r['generations']}; {r['changed']}")
-    row("new expositions between polls: n; their first scrape p50 / max (ms)",
-        lambda r: f"{len(r['other'])}; " + (f"{statistics.median(r['other']) * 1e3:.1f} / {max(r['other']) * 1e3:.1f}"
-                                            if r["other"] else "n/a"))
+    row(
+        "new expositions between polls: n; their first scrape p50 / max (ms)",
+        lambda r: (
+            f"{len(r['other'])}; "
+            + (f"{statistics.median(r['other']) * 1e3:.1f} / {max(r['other']) * 1e3:.1f}" if r["other"] else "n/a")
+        ),
+    )
     row("idle scrapes: n; p50 / p99 / max (ms)", lambda r: f"{len(r['idle'])}; {ms(r['idle'])}")
     row("busy scrapes: n; p50 / p99 / max (ms)", lambda r: f"{len(r['busy'])}; {ms(r['busy'])}")
     row("busy, without the first scrape of a generation: p50 / p99 / max (ms)", lambda r: ms(r["busy_later"]))
-    row("first scrape of a new generation (waits for its compression): p50 / max (ms)",
-        lambda r: f"{statistics.median(r['firsts']) * 1e3:.1f} / {max(r['firsts']) * 1e3:.1f}" if r["firsts"] else "n/a")
-    row("**busy p99 / idle p99** (target <= 2)",
-        lambda r: f"**{percentile(r['busy'], 99) / percentile(r['idle'], 99):.1f}×**" if r["busy"] and r["idle"] else "n/a")
+    row(
+        "first scrape of a new generation (waits for its compression): p50 / max (ms)",
+        lambda r: (
+            f"{statistics.median(r['firsts']) * 1e3:.1f} / {max(r['firsts']) * 1e3:.1f}" if r["firsts"] else "n/a"
+        ),
+    )
+    row(
+        "**busy p99 / idle p99** (target <= 2)",
+        lambda r: (
+            f"**{percentile(r['busy'], 99) / percentile(r['idle'], 99):.1f}×**" if r["busy"] and r["idle"] else "n/a"
+        ),
+    )
     row("exporter ran throughout", lambda r: "yes" if r["alive"] else "NO")
 
 
