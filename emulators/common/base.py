@@ -9,7 +9,8 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -87,7 +88,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._records: deque[RequestRecord] = deque(maxlen=max_records)
-        self._qps_counts: dict[tuple, int] = {}
+        self._qps_counts: dict[tuple[Hashable, int], int] = {}
         self._qps_second: int | None = None
         self._scenario_faults = [ActiveFault(f) for f in scenario.faults]
         self._injected: list[ActiveFault] = []
@@ -96,7 +97,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._offset = 0.0
         self._t0: float | None = None
         self._stop_event = threading.Event()
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._runner: web.ServerRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -118,7 +119,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self):
+    def start(self) -> Self:
         if self._server is not None:
             return self
         self._stop_event.clear()
@@ -143,7 +144,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._watch_thread.start()
         return self
 
-    async def _open(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractServer:
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> asyncio.Server:
         runner = web.ServerRunner(web.Server(self._handle), handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         self._runner = runner
@@ -187,7 +188,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
             self._workers = None
         self._server = self._runner = self._loop = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

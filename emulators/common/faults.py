@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import random
+import threading
 import uuid
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
-from typing import Hashable, Sequence
+from typing import TYPE_CHECKING
 
 from ..scenario import DATA_FAULT_KINDS, WEBHOOK_FAULT_KINDS, Fault
-from .records import ActiveFault, Context, Reply
+from .records import ActiveFault, ApiError, Context, Reply
 
 
 class _FaultsMixin:
     """Fault injection and admission of :class:`ProviderEmulator`."""
+
+    # what this mixin uses of the emulator (see the package docstring)
+    provider_name: str
+    data_fault_actions: Mapping[str, frozenset[str]]
+    _logger: logging.Logger
+    _log_level: int
+    _clock: Callable[[], float]
+    _lock: threading.RLock
+    _rng: random.Random
+    _stop_event: threading.Event
+    _scenario_faults: list[ActiveFault]
+    _injected: list[ActiveFault]
+    _qps_counts: dict[tuple[Hashable, int], int]
+    _qps_second: int | None
+
+    if TYPE_CHECKING:
+        def scenario_time(self) -> float: ...
+        def _fault_error(self, ctx: Context, fault: Fault) -> ApiError: ...
+        def _html_reply(self, ctx: Context) -> Reply: ...
+        def _record(self, req_method: str, path: str, arrival: float, ctx: Context, reply: Reply) -> None: ...
 
     # -- runtime control ---------------------------------------------------
 

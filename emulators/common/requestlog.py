@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections import deque
 
 from .records import RequestRecord
 
 
 class _RequestLogMixin:
     """The request log of :class:`ProviderEmulator`."""
+
+    # what this mixin uses of the emulator (see the package docstring)
+    write_actions: frozenset[str]
+    _lock: threading.RLock
+    _records: deque[RequestRecord]
 
     # -- statistics --------------------------------------------------------
 

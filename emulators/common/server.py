@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 import asyncio
+import logging
 import socket
 import struct
 import threading
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
@@ -80,7 +83,8 @@ class _Connection(RequestHandler):
             return
         super().connection_made(transport)
 
-    def eof_received(self) -> bool:
+    # asyncio's Protocol.eof_received returns bool | None (True keeps the transport open); aiohttp narrows it to None
+    def eof_received(self) -> bool:  # type: ignore[override]
         """The client half-closed: answer what it already sent, then close (aiohttp would drop the connection)."""
         self.close()
         return True
@@ -93,7 +97,7 @@ class _Connection(RequestHandler):
         emulator._logger.debug("%s emulator: unparsable request: %s", emulator.provider_name, exc)
         if status == 400:
             reply = emulator._body_error_reply("", "", emulator._clock(), BodyError(400, "Malformed HTTP request."))
-            resp = _response(reply, emulator)
+            resp = _response(reply, emulator.server_software)
         else:
             resp = web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}\n")
         resp.force_close()
@@ -106,9 +110,9 @@ class _Connection(RequestHandler):
 MAX_REQUEST_LINE = 65536 + 64  # long query strings (a CAMS GET carries every parameter) are legitimate
 
 
-def _response(reply: Reply, emulator: "ProviderEmulator") -> web.Response:
+def _response(reply: Reply, server_software: str) -> web.Response:
     resp = web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type,
-                                                                        "Server": emulator.server_software,
+                                                                        "Server": server_software,
                                                                         **reply.headers})
     return resp
 
@@ -129,6 +133,21 @@ async def _read_body(request: web.BaseRequest) -> bytes:
 
 class _ServerMixin:
     """Request handling and error replies of :class:`ProviderEmulator`."""
+
+    # what this mixin uses of the emulator (see the package docstring)
+    provider_name: str
+    server_software: str
+    json_content_type: str
+    padding_key: str
+    _logger: logging.Logger
+    _log_level: int
+    _clock: Callable[[], float]
+    _lock: threading.RLock
+    _records: deque[RequestRecord]
+    _workers: ThreadPoolExecutor | None
+
+    if TYPE_CHECKING:
+        def _refuse_now(self, method: str = "", path: str = "") -> bool: ...
 
     # -- hooks for subclasses ------------------------------------------------
 
@@ -210,7 +229,7 @@ class _ServerMixin:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """The one aiohttp handler: read the body, let the provider answer (in a worker thread), write it."""
         arrival = self._clock()
-        conn = request.protocol
+        conn = cast(_Connection, request.protocol)  # the protocol factory of ProviderEmulator._open
         conn.served += 1
         target = request.raw_path
         if conn.served > 1 and self._refuse_now(request.method, target.split("?", 1)[0]):
@@ -220,7 +239,7 @@ class _ServerMixin:
         try:
             body = await _read_body(request)
         except BodyError as exc:
-            resp = _response(self._body_error_reply(request.method, target, arrival, exc), self)
+            resp = _response(self._body_error_reply(request.method, target, arrival, exc), self.server_software)
             resp.force_close()
             return resp
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]

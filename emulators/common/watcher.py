@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
 import time
-from typing import Any, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..scenario import WEBHOOK_FAULT_KINDS, Space, Timeline
-from ..webhooks import Event, OutgoingRequest, derive_events, redact_url, validate_url
+from ..scenario import WEBHOOK_FAULT_KINDS, Scenario, Space, Timeline
+from ..webhooks import Event, OutgoingRequest, WebhookSender, derive_events, redact_url, validate_url
+from .records import ActiveFault
+
+#: the changes of one space the watcher found: (phone number or None for the WABA, old observed fields,
+#: new observed fields, the :meth:`_WatcherMixin.state_changes` entries)
+SpaceChanges = list[tuple[str | None, dict[str, Any], dict[str, Any], list[dict[str, Any]]]]
 
 
 def _next_due(space: Space, t: float) -> float | None:
@@ -34,6 +44,37 @@ def _last_transition(timeline: Timeline, after: float, until: float) -> float | 
 
 class _WatcherMixin:
     """The state watcher and webhooks of :class:`ProviderEmulator`."""
+
+    # what this mixin uses of the emulator (see the package docstring)
+    scenario: Scenario
+    provider_name: str
+    watch_interval: float
+    observed_number_fields: tuple[str, ...]
+    observed_waba_fields: tuple[str, ...]
+    webhooks_supported: bool
+    webhook_secret_required: bool
+    _logger: logging.Logger
+    _log_level: int
+    _clock: Callable[[], float]
+    _lock: threading.RLock
+    _rng: random.Random
+    _scenario_faults: list[ActiveFault]
+    _injected: list[ActiveFault]
+    _watch_lock: threading.Lock
+    _watch_stop: threading.Event
+    _watch_wake: threading.Event
+    _snapshot: dict[str, dict[str | None, dict[str, Any]]] | None
+    _due: dict[str, float | None]
+    _dirty: dict[str, float]
+    _last_eval: tuple[float, float, float]
+    _state_changes: deque[dict[str, Any]]
+    _webhook: dict[str, Any] | None
+    _webhook_sender: WebhookSender
+
+    if TYPE_CHECKING:
+        def scenario_time(self) -> float: ...
+        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
+        def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None: ...
 
     # -- state watcher and webhooks ------------------------------------------
 
@@ -138,7 +179,7 @@ class _WatcherMixin:
                 self._due[sid] = self._next_due(space, s)
                 if not known:
                     continue
-                space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]] = []
+                space_changes: SpaceChanges = []
                 for key in list(new_space) + [k for k in old_space if k not in new_space]:
                     old, new = old_space.get(key, {}), new_space.get(key, {})
                     fields = [f for f in dict.fromkeys(list(new) + list(old)) if old.get(f) != new.get(f)]
@@ -213,7 +254,7 @@ class _WatcherMixin:
         itself (its timelines; subclasses add e.g. expiries)."""
         return _next_due(space, t)
 
-    def _events(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
+    def _events(self, space: Space, space_changes: SpaceChanges,
                 t: float, wall: float) -> list[Event]:
         """The webhook events (Meta vocabulary) for one space's changes.  The default is the BSP relays'
         form (:func:`~emulators.webhooks.derive_events`, plus one ``business_capability_update``
@@ -231,7 +272,7 @@ class _WatcherMixin:
                                 None, changes))
         return events
 
-    def _push(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
+    def _push(self, space: Space, space_changes: SpaceChanges,
               target: Mapping[str, Any], t: float, wall: float) -> None:
         try:
             events = self._events(space, space_changes, t, wall)
