@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from ..common import HEALTH_BY_REVIEW, HEALTH_BY_STATUS, UNKNOWN_ENUM_VALUES, Request, display_number, merge_wire_extra, worst_health
-from ..scenario import Credential, Space
+from ..common.server import _ServerMixin
+from ..scenario import Credential, Scenario, Space
 from .model import ALL_MESSAGING, DEFAULT_NUMBER_FIELDS, FIELDS_SINCE, LIST_ACTION, NON_MESSAGING_RESTRICTIONS, NUMBER_ACTION, NUMBER_FIELDS, POLICY_ERROR_CODE, WABA_ACTION, _DEFAULTS
 from .graph import GraphError, _MetaContext, _Target, _corrupt_health, _corrupt_number, _decode_cursor, _encode_cursor, _entity, _first, _split_fields, _version_tuple
 
 
-class _AnswersMixin:
+class _AnswersMixin(_ServerMixin):
     """Lookups and answers of :class:`MetaEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+
+    if TYPE_CHECKING:
+        @property
+        def url(self) -> str: ...
+        def scenario_time(self) -> float: ...
+        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
+        def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None: ...
 
     # -- lookups -------------------------------------------------------------
 

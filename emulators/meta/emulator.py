@@ -82,9 +82,9 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"space {space.space_id}: extra.calls_per_hour must be a positive integer or null")
 
-    def api_versions(self) -> list[str]:
+    def api_versions(self) -> list[str | None]:
         """The Graph version of every recorded request, oldest first (None: no version in the path)."""
-        out = []
+        out: list[str | None] = []
         for record in self.requests:
             first = record.path.lstrip("/").split("/", 1)[0]
             out.append(first if _VERSION.match(first) else None)

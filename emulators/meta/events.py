@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..scenario import Space, parse_duration
+from ..common.watcher import SpaceChanges, _WatcherMixin
+from ..scenario import Credential, Space, parse_duration
 from ..webhooks import Event, OutgoingRequest, ban_date_text, meta_number_events, meta_signature, review_event
 from .model import MAX_NUMBERS_PER_BUSINESS, MAX_NUMBERS_PER_WABA, _DEFAULTS, portfolio_tier
 
 
-class _MetaEventsMixin:
+class _MetaEventsMixin(_WatcherMixin):
     """Observed state and webhooks of :class:`MetaEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    if TYPE_CHECKING:
+        def _set_time(self, space: Space, attribute: str, t: float) -> float: ...
+        def _health_status(self, space: Space, values: Mapping[str, Any], cred: Credential,
+                           node_id: str, waba: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
 
     # -- hooks ---------------------------------------------------------------
 
@@ -39,7 +47,7 @@ class _MetaEventsMixin:
         ends = [r["until"] for r in (waba or {}).get("active_restrictions", [])]
         return min([x for x in [due, *ends] if x is not None and x > t], default=None)
 
-    def _events(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
+    def _events(self, space: Space, space_changes: SpaceChanges,
                 t: float, wall: float) -> list[Event]:
         legacy = space.extra.get("legacy_quality_events") is True
         deprecated = space.extra.get("deprecated_limit_fields") is not False

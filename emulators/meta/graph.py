@@ -76,7 +76,8 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
 def _split_fields(raw: str) -> list[str]:
     """Top-level names of a ``fields`` value: ``a,b{c,d},e.limit(3)`` -> ``[a, b, e]``."""
     names: list[str] = []
-    depth, current = 0, []
+    depth = 0
+    current: list[str] = []
     for ch in raw:
         if ch in "{(":
             depth += 1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from ..scenario import Scenario, ScenarioError, Space, Timeline, parse_duration
 
@@ -194,7 +195,8 @@ def portfolio_tier(value: Any) -> Any:
     return value
 
 
-def _attribute_sets(attributes: Mapping[str, Any], timeline: Timeline, path: str):
+def _attribute_sets(attributes: Mapping[str, Any], timeline: Timeline,
+                    path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(key path, attributes) of an entity's base attributes and of each timeline ``set``."""
     yield path, attributes
     for transition in timeline.transitions:
@@ -248,7 +250,11 @@ def _check_waba_attributes(attrs: Mapping[str, Any], path: str) -> None:
             raise ScenarioError(f"{path}.{key}", f"expected a positive integer or null, got {value!r}")
 
 
-def _portfolio_signature(space: Space) -> tuple:
+#: a WABA's portfolio limit: (base value, the timeline's repeat period, ((time, value) of each change))
+_PortfolioSignature = tuple[Any, float | None, tuple[tuple[float, Any], ...]]
+
+
+def _portfolio_signature(space: Space) -> _PortfolioSignature:
     waba = space.waba
     assert waba is not None
     return (waba.attributes.get("portfolio_messaging_limit"), waba.timeline.repeat_every,
@@ -260,7 +266,7 @@ def validate_meta_scenario(scenario: Scenario) -> None:
     """The rules a Meta scenario must follow since October 2025 (raises :class:`ScenarioError`):
     no number is ever FLAGGED; the WABA-level attributes are valid and set on WABAs only; a WABA with a
     portfolio limit leaves the per-number limit alone; WABAs of one business share one limit."""
-    portfolios: dict[str, tuple[int, tuple]] = {}
+    portfolios: dict[str, tuple[int, _PortfolioSignature]] = {}
     for i, space in enumerate(scenario.spaces):
         spath = f"spaces[{i}]"
         for key in SPACE_SWITCHES:

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import hmac
 import math
-from typing import Any, Mapping
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from ..common import ApiError, BodyError, Context, Reply, Request, json_bytes
-from ..scenario import Credential, Fault
+from ..common.server import _ServerMixin
+from ..scenario import Credential, Fault, Scenario, Space
 from .model import DEFAULT_NUMBER_FIELDS, DEFAULT_WABA_FIELDS, JSON_CONTENT_TYPE, LIST_ACTION, NUMBER_ACTION, NUMBER_FIELDS, TRANSIENT_CODES, UNKNOWN_EDGE_ACTION, UNKNOWN_NODE_ACTION, WABA_ACTION, WABA_FIELDS, WRITE_ACTIONS, WRITE_EDGES, WRITE_METHODS, _VERSION
 from .graph import GraphError, _MetaContext, _Target, _fbtrace_id, _int_code
 
 
-class _RoutesMixin:
+class _RoutesMixin(_ServerMixin):
     """Routing, authentication and error replies of :class:`MetaEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+    throttle_status: int
+
+    if TYPE_CHECKING:
+        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
+        def _admit(self, arrival: float, buckets: Sequence[tuple[Hashable, int | None]]) -> bool: ...
+        def _apply_faults(self, ctx: Context) -> Reply | None: ...
+        def _count_hourly(self, ctx: _MetaContext, cred: Credential) -> None: ...
+        def _resolve(self, cred: Credential, node: str) -> _Target: ...
+        def _fields(self, query: Mapping[str, str], known: frozenset[str], default: tuple[str, ...], node_type: str,
+                    version: str | None, *, wire_extra_keys: frozenset[str] = frozenset()) -> list[str]: ...
+        def _list(self, req: Request, query: Mapping[str, str], ctx: _MetaContext, space: Space,
+                  version: str | None) -> dict[str, Any]: ...
+        def _number_object(self, space: Space, state: Mapping[str, Any], fields: list[str], cred: Credential,
+                           *, health: bool) -> dict[str, Any]: ...
+        def _waba_object(self, space: Space, fields: list[str], cred: Credential) -> dict[str, Any]: ...
 
     def _new_context(self, req: Request | None) -> Context:
         return _MetaContext(request_id=_fbtrace_id())

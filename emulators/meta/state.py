@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..common.state import _StateMixin
 from ..scenario import Space, parse_duration
 from .model import FLAGGED_REFUSED, WABA_LEVEL_ATTRIBUTES, _check_waba_attributes, portfolio_tier
 
 
-class _MetaStateMixin:
+class _MetaStateMixin(_StateMixin):
     """Portfolio and restriction state of :class:`MetaEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    _waba_set_times: dict[tuple[str, str], float]
 
     # -- state: the portfolio limit and the WABA's restrictions ---------------
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
+from typing import TYPE_CHECKING
 
 from ..common import Context, json_bytes
-from ..scenario import Credential
+from ..common.server import _ServerMixin
+from ..scenario import Credential, Scenario, Space
 from .model import BUC_TYPE, DEFAULT_API_VERSION, HOUR
 from .graph import GraphError, _MetaContext
 
@@ -36,8 +39,21 @@ class _Window:
         return max(1, math.ceil((oldest + HOUR - now) / 60))
 
 
-class _ThrottlingMixin:
+class _ThrottlingMixin(_ServerMixin):
     """Usage counters and usage headers of :class:`MetaEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+    calls_per_hour: int | None
+    app_calls_per_hour: int | None
+    throttle_status: int
+    _rate_lock: threading.Lock
+    _buc: dict[tuple[str, str], _Window]
+    _app: dict[str, _Window]
+
+    if TYPE_CHECKING:
+        def scenario_time(self) -> float: ...
+        def _waba_space(self, waba_id: str) -> Space | None: ...
 
     # -- public helpers ----------------------------------------------------
 
@@ -45,7 +61,8 @@ class _ThrottlingMixin:
         """The hourly BUC budget of a WABA (its space's ``extra.calls_per_hour``, else the constructor's)."""
         space = self._waba_space(waba_id)
         if space is not None and "calls_per_hour" in space.extra:
-            return space.extra["calls_per_hour"]
+            budget: int | None = space.extra["calls_per_hour"]  # checked by MetaEmulator.__init__
+            return budget
         return self.calls_per_hour
 
     def buc_usage(self, waba_id: str, app: str | None = None) -> dict[str, int]:
