@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..scenario import Credential, Space
+from ..scenario import Credential, Scenario, Space
 from .model import NUMBER_FIELDS, WABA_FIELDS, _HEALTH_BY_REVIEW, _HEALTH_BY_STATUS, _HEALTH_RANK
 from .wire import _ApiError, _health_entity, _missing, _wire
 
 
 class _ActionsMixin:
     """The actions of :class:`CamsEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+
+    if TYPE_CHECKING:
+        def scenario_time(self) -> float: ...
+        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
+        def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None: ...
 
     # -- actions -----------------------------------------------------------
 
@@ -27,10 +36,11 @@ class _ActionsMixin:
                 raise _ApiError("Unknown.ResourceOwnerId")
             space = next((s for s in owned if s.default), owned[0])
         else:
-            space = self.scenario.space(space_id)
-            owner = self.scenario.credential(space.access_key_id) if space is not None else None
-            if space is None or owner is None or owner.account_key != cred.account_key:
+            named = self.scenario.space(space_id)
+            owner = self.scenario.credential(named.access_key_id) if named is not None else None
+            if named is None or owner is None or owner.account_key != cred.account_key:
                 raise _ApiError("Unknown.ResourceOwnerId")
+            space = named
         if takes_isv_code and space.isv_code is not None and params.get("IsvCode") != space.isv_code:
             raise _ApiError("Ram.PermissionDeny", "You are not authorized to perform the operation. "
                                                   "(IsvCode does not match this space.)")
@@ -43,6 +53,7 @@ class _ActionsMixin:
         items = []
         for number in space.numbers:
             state = self.number_state(space, number.phone_number, t)
+            assert state is not None  # a number of the space always has a state
             if not state.get("present", True):
                 continue
             if status_filter is not None and state.get("status") != status_filter:

@@ -6,9 +6,11 @@ import base64
 import hashlib
 import hmac
 import re
-from typing import Mapping
+import threading
+from collections import deque
+from collections.abc import Mapping
 
-from ..scenario import Credential
+from ..scenario import Credential, Scenario
 from .model import MAX_CLOCK_SKEW, NONCE_TTL, V3_ALGORITHM, logger
 from .signing import v2_signature, v2_string_to_sign, v3_canonical_request, v3_signature, v3_string_to_sign
 from .wire import _ApiError, _Ctx, _Request, _missing, _parse_timestamp
@@ -52,6 +54,12 @@ def _access_denied_detail(cred: Credential | None, action: str | None) -> dict[s
 class _AuthMixin:
     """Authentication of :class:`CamsEmulator`."""
 
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+    _lock: threading.RLock
+    _nonces: dict[tuple[str, str], float]
+    _nonce_order: deque[tuple[float, tuple[str, str]]]
+
     # -- authentication ----------------------------------------------------
 
     def _lookup(self, access_key_id: str) -> Credential:
@@ -79,8 +87,8 @@ class _AuthMixin:
                 expiry, key = self._nonce_order.popleft()
                 if self._nonces.get(key) == expiry:
                     del self._nonces[key]
-            expiry = self._nonces.get((cred.access_key_id, nonce))
-            return expiry is not None and expiry > now
+            until = self._nonces.get((cred.access_key_id, nonce))
+            return until is not None and until > now
 
     def _remember_nonce(self, cred: Credential, nonce: str, now: float) -> None:
         with self._lock:
@@ -149,7 +157,8 @@ class _AuthMixin:
             logger.debug("V3 signature mismatch; server canonical request:\n%s", canonical)
             raise _ApiError("SignatureDoesNotMatch", "Specified signature does not match our calculation. "
                                                      f"server StringToSign is [{string_to_sign}]")
-        self._check_token(cred, (headers.get("x-acs-security-token") or [None])[0])
+        tokens = headers.get("x-acs-security-token")
+        self._check_token(cred, tokens[0] if tokens else None)
         self._remember_nonce(cred, nonce, now)
         return cred
 

@@ -9,7 +9,7 @@ from collections import deque
 from typing import Callable
 from urllib.parse import urlsplit
 
-from ..common import BodyError, ProviderEmulator
+from ..common import BodyError, Context, ProviderEmulator
 from ..scenario import Scenario
 from .model import (
     API_VERSION, DEFAULT_HOST_ID, JSON_CONTENT_TYPE, KNOWN_ACTIONS, WRITE_ACTIONS, _ENUM_FAULT_ACTIONS, _NUMBER_KNOWN,
@@ -88,10 +88,11 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
     def _body_error(self, exc: BodyError) -> _ApiError:
         return _ApiError("RequestEntityTooLarge" if exc.status == 413 else "InvalidParameter", exc.message)
 
-    def _common_headers(self, ctx: _Ctx) -> dict[str, str]:
+    def _common_headers(self, ctx: Context) -> dict[str, str]:
         return {"x-acs-request-id": ctx.request_id}
 
-    def _process(self, req: _Request, ctx: _Ctx) -> _Reply:
+    def _process(self, req: _Request, ctx: Context) -> _Reply:
+        assert isinstance(ctx, _Ctx)  # see _new_context
         if req.method not in ("GET", "POST"):
             raise _ApiError("UnsupportedHTTPMethod", f"HTTP method {req.method} is not supported.")
         split = urlsplit(req.target)

@@ -50,7 +50,8 @@ def _parse_timestamp(value: str) -> float | None:
     if not match:
         return None
     try:
-        moment = datetime(*(int(g) for g in match.groups()[:6]), tzinfo=timezone.utc)
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError:
         return None
     return moment.timestamp()
