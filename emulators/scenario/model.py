@@ -137,8 +137,9 @@ def _validate_fault(fault: Fault, path: str) -> None:
         raise ScenarioError(_join(path, "kind"), f"must be one of {', '.join(FAULT_KINDS + WEBHOOK_FAULT_KINDS)}, "
                                                  f"got {fault.kind!r}")
     if fault.kind == "error":
-        if isinstance(fault.code, int) and not isinstance(fault.code, bool):
-            fault.code = str(fault.code)  # numeric provider codes (NxCloud's 1003, 9099, ...)
+        code: object = fault.code  # as written in the YAML or passed to Fault(): possibly a number
+        if isinstance(code, int) and not isinstance(code, bool):
+            fault.code = str(code)  # numeric provider codes (NxCloud's 1003, 9099, ...)
         _string(fault.code, _join(path, "code"))
     elif fault.code is not None:
         raise ScenarioError(_join(path, "code"), "only valid with kind: error")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, overload
 
 
 FAULT_KINDS = ("error", "delay", "malformed", "html", "reset", "truncate", "oversize", "refuse", "unknown_enum",
@@ -68,7 +69,7 @@ def _mapping(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
-def _list(value: Any, path: str) -> list:
+def _list(value: Any, path: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -81,6 +82,14 @@ def _check_keys(value: Mapping[str, Any], allowed: Iterable[str], path: str) -> 
     for key in value:
         if key not in allowed:
             raise ScenarioError(_join(path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+@overload
+def _string(value: Any, path: str, *, required: Literal[True] = True, allow_empty: bool = False) -> str: ...
+
+
+@overload
+def _string(value: Any, path: str, *, required: bool, allow_empty: bool = False) -> str | None: ...
 
 
 def _string(value: Any, path: str, *, required: bool = True, allow_empty: bool = False) -> str | None:
@@ -102,6 +111,16 @@ def _bool(value: Any, path: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ScenarioError(path, f"expected true or false, got {_type_name(value)} {value!r}")
     return value
+
+
+@overload
+def _int(value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None,
+         nullable: Literal[False]) -> int: ...
+
+
+@overload
+def _int(value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None,
+         nullable: bool = True) -> int | None: ...
 
 
 def _int(value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None,

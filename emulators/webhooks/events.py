@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 
@@ -27,7 +28,8 @@ RESTRICTION_TYPE = "RESTRICTED_BIZ_INITIATED_MESSAGING"
 
 
 #: a number's throughput levels in increasing order (standard 80 mps, higher 1,000 mps; NOT_APPLICABLE lowest)
-THROUGHPUT_RANK = {"NOT_APPLICABLE": 0, "STANDARD": 1, "HIGH": 2}
+#: keyed by any scenario value (one that is not a level has no rank)
+THROUGHPUT_RANK: Mapping[object, int] = {"NOT_APPLICABLE": 0, "STANDARD": 1, "HIGH": 2}
 
 
 RESPONSE_CAP = 64 * 1024
@@ -57,7 +59,7 @@ class Event:
     field: str                          # Meta webhook field, e.g. "phone_number_quality_update"
     value: dict[str, Any]               # Meta-shaped value (display_phone_number as digits)
     phone_number: str | None            # None for WABA-level events
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # (the field ``field`` shadows it)
 
     @property
     def event(self) -> str | None:

@@ -172,18 +172,25 @@ class WebhookSender:
             heapq.heappush(self._heap, (time.monotonic(), record["id"], record, request))
             self._cond.notify()
 
+    def _take(self) -> tuple[dict[str, Any], OutgoingRequest] | None:
+        """Wait for the next delivery that is due and count it in flight (None: the sender is stopping)."""
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return None
+                now = time.monotonic()
+                if self._heap and self._heap[0][0] <= now:
+                    _, _, record, request = heapq.heappop(self._heap)
+                    self._in_flight += 1
+                    return record, request
+                self._cond.wait(None if not self._heap else max(0.001, self._heap[0][0] - now))
+
     def _work(self) -> None:
         while True:
-            with self._cond:
-                while True:
-                    if self._stopping:
-                        return
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        _, _, record, request = heapq.heappop(self._heap)
-                        self._in_flight += 1
-                        break
-                    self._cond.wait(None if not self._heap else max(0.001, self._heap[0][0] - now))
+            taken = self._take()
+            if taken is None:
+                return
+            record, request = taken
             try:
                 retry_at = self._attempt(record, request)
             except Exception:  # never let a bug kill a worker
@@ -221,7 +228,7 @@ class WebhookSender:
                                   self.provider, record["id"], record.get("field"), record.get("event") or "",
                                   tries, error or f"HTTP {status}")
                 return None
-            delay = self.backoff * (2 ** (tries - 1))
+            delay = self.backoff * 2.0 ** (tries - 1)
         self._log.info("%s webhooks: event %s attempt %d failed (%s); retrying in %.2fs", self.provider,
                        record["id"], tries, error or f"HTTP {status}", delay)
         return time.monotonic() + delay
@@ -231,12 +238,15 @@ class WebhookSender:
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
+        host = parts.hostname
+        if not host:  # validate_url refuses such a URL before it is ever used
+            return None, "the webhook URL has no host"
         try:
             if parts.scheme == "https":
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    parts.hostname, parts.port, timeout=self.timeout, context=ssl.create_default_context())
+                    host, parts.port, timeout=self.timeout, context=ssl.create_default_context())
             else:
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+                conn = http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
             try:
                 conn.putrequest(request.method, target, skip_accept_encoding=True)
                 for name, value in request.headers:
