@@ -34,7 +34,6 @@ from .meta import MetaEmulator
 from .nxcloud import NxCloudEmulator
 from .scenario import ScenarioError, builtin_scenarios, load_builtin_scenario, load_scenario
 
-
 PROVIDERS = {
     "cams": (CamsEmulator, "demo"),
     "nxcloud": (NxCloudEmulator, "demo-nxcloud"),

@@ -96,7 +96,8 @@ import logging
 import secrets
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .common import (
@@ -119,12 +120,12 @@ from .scenario import Credential, Fault, Scenario, Space
 from .webhooks import Event, OutgoingRequest, append_query
 
 __all__ = [
-    "ERROR_TABLE",
-    "KaleyraEmulator",
-    "LIST_ACTION",
     "DETAILS_ACTION",
+    "ERROR_TABLE",
+    "LIST_ACTION",
     "READ_ACTIONS",
     "WRITE_ACTIONS",
+    "KaleyraEmulator",
 ]
 
 logger = logging.getLogger("emulators.kaleyra")
@@ -201,8 +202,8 @@ class KaleyraEmulator(ProviderEmulator):
                               "code_verification_status", "throughput_level", "verified_name")
     observed_waba_fields = ("present", "account_review_status", "can_send_message")
     webhooks_supported = True
-    data_fault_actions = {"unknown_enum": READ_ACTIONS, "null_fields": READ_ACTIONS,
-                          "duplicate_numbers": frozenset({LIST_ACTION})}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
+        "unknown_enum": READ_ACTIONS, "null_fields": READ_ACTIONS, "duplicate_numbers": frozenset({LIST_ACTION})}
     _logger = logger
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
@@ -343,7 +344,7 @@ class KaleyraEmulator(ProviderEmulator):
                 if "whatsapp_business_manager_messaging_limit" in obj:
                     obj["whatsapp_business_manager_messaging_limit"] = tier
             else:
-                for key in ("quality_score", "whatsapp_business_manager_messaging_limit") + described:
+                for key in ("quality_score", "whatsapp_business_manager_messaging_limit", *described):
                     obj.pop(key, None)
             health = obj.get("health_status")
             if isinstance(health, dict):

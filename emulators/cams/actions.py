@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..scenario import Credential, Scenario, Space
-from .model import NUMBER_FIELDS, WABA_FIELDS, _HEALTH_BY_REVIEW, _HEALTH_BY_STATUS, _HEALTH_RANK
+from .model import _HEALTH_BY_REVIEW, _HEALTH_BY_STATUS, _HEALTH_RANK, NUMBER_FIELDS, WABA_FIELDS
 from .wire import _ApiError, _health_entity, _missing, _wire
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from ..scenario import Credential, Scenario
 from .model import MAX_CLOCK_SKEW, NONCE_TTL, V3_ALGORITHM, logger
 from .signing import v2_signature, v2_string_to_sign, v3_canonical_request, v3_signature, v3_string_to_sign
-from .wire import _ApiError, _Ctx, _Request, _missing, _parse_timestamp
+from .wire import _ApiError, _Ctx, _missing, _parse_timestamp, _Request
 
 
 def _auth_parts(rest: str) -> dict[str, str] | None:
@@ -23,7 +23,7 @@ def _auth_parts(rest: str) -> dict[str, str] | None:
     if len(pieces) != len(expected):
         return None
     parts: dict[str, str] = {}
-    for piece, name in zip(pieces, expected):
+    for piece, name in zip(pieces, expected, strict=True):
         key, sep, value = piece.partition("=")
         if not sep or key != name:
             return None

@@ -6,20 +6,27 @@ import logging
 import time
 import uuid
 from collections import deque
-from typing import Callable
+from collections.abc import Callable, Mapping
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from ..common import BodyError, Context, ProviderEmulator
 from ..scenario import Scenario
-from .model import (
-    API_VERSION, DEFAULT_HOST_ID, JSON_CONTENT_TYPE, KNOWN_ACTIONS, WRITE_ACTIONS, _ENUM_FAULT_ACTIONS, _NUMBER_KNOWN,
-    _WABA_KNOWN, logger,
-)
-from .wire import _ApiError, _Ctx, _Reply, _Request, _missing, _parse_pairs
-from .auth import _AuthMixin, _access_denied_detail, _claimed_v3_key
-from .replies import _RepliesMixin
 from .actions import _ActionsMixin
-
+from .auth import _access_denied_detail, _AuthMixin, _claimed_v3_key
+from .model import (
+    _ENUM_FAULT_ACTIONS,
+    _NUMBER_KNOWN,
+    _WABA_KNOWN,
+    API_VERSION,
+    DEFAULT_HOST_ID,
+    JSON_CONTENT_TYPE,
+    KNOWN_ACTIONS,
+    WRITE_ACTIONS,
+    logger,
+)
+from .replies import _RepliesMixin
+from .wire import _ApiError, _Ctx, _missing, _parse_pairs, _Reply, _Request
 
 # ---------------------------------------------------------------------------
 # the emulator
@@ -49,8 +56,9 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
 
     write_actions = WRITE_ACTIONS
 
-    data_fault_actions = {"unknown_enum": _ENUM_FAULT_ACTIONS, "null_fields": _ENUM_FAULT_ACTIONS,
-                          "duplicate_numbers": frozenset({"QueryChatappPhoneNumbers"})}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
+        "unknown_enum": _ENUM_FAULT_ACTIONS, "null_fields": _ENUM_FAULT_ACTIONS,
+        "duplicate_numbers": frozenset({"QueryChatappPhoneNumbers"})}
 
     padding_key = "EmulatorPadding"
 

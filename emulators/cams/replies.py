@@ -10,11 +10,16 @@ from urllib.parse import quote
 from ..common import UNKNOWN_ENUM_VALUES, ApiError, Context
 from ..common.server import _ServerMixin
 from ..scenario import Credential, Fault
+from .auth import _access_denied_detail
 from .model import (
-    DOCUMENTED_ACTION_QPS, JSON_CONTENT_TYPE, XML_CONTENT_TYPE, _HTML_502, _NUMBER_DROPPED, _NUMBER_ENUMS,
+    _HTML_502,
+    _NUMBER_DROPPED,
+    _NUMBER_ENUMS,
+    DOCUMENTED_ACTION_QPS,
+    JSON_CONTENT_TYPE,
+    XML_CONTENT_TYPE,
 )
 from .wire import _ApiError, _Ctx, _Reply, _to_xml
-from .auth import _access_denied_detail
 
 
 class _RepliesMixin(_ServerMixin):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from .model import V3_ALGORITHM
-
 
 # ---------------------------------------------------------------------------
 # signing primitives (pure functions; also used by the tests against the vectors)
@@ -63,5 +62,5 @@ def v2_string_to_sign(method: str, params: Iterable[tuple[str, str]]) -> str:
 
 
 def v2_signature(secret: str, string_to_sign: str) -> str:
-    digest = hmac.new(f"{secret}&".encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
+    digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")

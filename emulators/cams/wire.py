@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as _xml_escape
 
 from ..common import ApiError, Context, Reply, Request, wire_fields
 from .model import DEFAULT_HOST_ID, ERROR_TABLE, MAX_PARAMS
-
 
 # ---------------------------------------------------------------------------
 # errors and request context
@@ -51,7 +51,7 @@ def _parse_timestamp(value: str) -> float | None:
         return None
     try:
         year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         return None
     return moment.timestamp()

@@ -70,48 +70,52 @@ so every mixin states what it relies on, in one pattern applied everywhere:
 
 from __future__ import annotations
 
-from .wire import (
-    MAX_BODY_BYTES,
-    HEALTH_BY_STATUS,
-    HEALTH_BY_REVIEW,
-    HEALTH_RANK,
-    UNKNOWN_ENUM_VALUES,
-    worst_health,
-    country_code_length,
-    display_number,
-    json_bytes,
-    wire_fields,
-    merge_wire_extra as merge_wire_extra,
+from .base import (
+    ProviderEmulator,
 )
 from .records import (
-    RequestRecord,
+    ActiveFault as ActiveFault,
+)
+from .records import (
     ApiError,
     BodyError,
+    Context,
     Reply,
     Request,
-    Context,
-    ActiveFault as ActiveFault,
+    RequestRecord,
 )
 from .server import (
     MAX_REQUEST_LINE as MAX_REQUEST_LINE,
 )
-from .base import (
-    ProviderEmulator,
+from .wire import (
+    HEALTH_BY_REVIEW,
+    HEALTH_BY_STATUS,
+    HEALTH_RANK,
+    MAX_BODY_BYTES,
+    UNKNOWN_ENUM_VALUES,
+    country_code_length,
+    display_number,
+    json_bytes,
+    wire_fields,
+    worst_health,
+)
+from .wire import (
+    merge_wire_extra as merge_wire_extra,
 )
 
 __all__ = [
-    "ApiError",
-    "BodyError",
-    "Context",
     "HEALTH_BY_REVIEW",
     "HEALTH_BY_STATUS",
     "HEALTH_RANK",
     "MAX_BODY_BYTES",
+    "UNKNOWN_ENUM_VALUES",
+    "ApiError",
+    "BodyError",
+    "Context",
     "ProviderEmulator",
     "Reply",
     "Request",
     "RequestRecord",
-    "UNKNOWN_ENUM_VALUES",
     "country_code_length",
     "display_number",
     "json_bytes",

@@ -8,21 +8,20 @@ import random
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Self
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
 from ..scenario import Scenario
 from ..webhooks import WebhookSender
-from .records import ActiveFault, RequestRecord
-from .server import MAX_REQUEST_LINE, _Connection, _ServerMixin
 from .faults import _FaultsMixin
+from .records import ActiveFault, RequestRecord
 from .requestlog import _RequestLogMixin
+from .server import MAX_REQUEST_LINE, _Connection, _ServerMixin
 from .state import _StateMixin
 from .watcher import _WatcherMixin
-
 
 logger = logging.getLogger("emulators")
 
@@ -54,7 +53,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
     write_actions: frozenset[str] = frozenset()
 
     #: data-fault kind -> the actions whose successful answers it alters (others are never data-faulted)
-    data_fault_actions: Mapping[str, frozenset[str]] = {}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {}
 
     #: the ignored field an ``oversize`` fault adds to a JSON (or XML) answer
     padding_key = "emulator_padding"

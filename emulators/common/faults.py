@@ -9,7 +9,7 @@ import threading
 import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ..scenario import DATA_FAULT_KINDS, WEBHOOK_FAULT_KINDS, Fault
 from .records import ActiveFault, ApiError, Context, Reply
@@ -20,7 +20,7 @@ class _FaultsMixin:
 
     # what this mixin uses of the emulator (see the package docstring)
     provider_name: str
-    data_fault_actions: Mapping[str, frozenset[str]]
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]]
     _logger: logging.Logger
     _log_level: int
     _clock: Callable[[], float]
@@ -71,9 +71,9 @@ class _FaultsMixin:
                 self._qps_second = second
             keys = [(key, second) for key, _ in buckets]
             counts = [self._qps_counts.get(k, 0) for k in keys]
-            if any(limit is not None and count >= limit for (_, limit), count in zip(buckets, counts)):
+            if any(limit is not None and count >= limit for (_, limit), count in zip(buckets, counts, strict=True)):
                 return False
-            for k, count in zip(keys, counts):
+            for k, count in zip(keys, counts, strict=True):
                 self._qps_counts[k] = count + 1
             return True
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..scenario import Fault
-
 
 # ---------------------------------------------------------------------------
 # records and request plumbing

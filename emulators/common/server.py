@@ -1,4 +1,5 @@
-"""The emulators' HTTP layer: aiohttp connection protocol, connection-level faults, request handling and error replies."""
+"""The emulators' HTTP layer: aiohttp connection protocol, connection-level faults, request handling and error
+replies."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from ..scenario import DATA_FAULT_KINDS, Fault
-from .wire import MAX_BODY_BYTES
 from .records import ApiError, BodyError, Context, Reply, Request, RequestRecord
+from .wire import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from .base import ProviderEmulator
@@ -72,7 +73,7 @@ def _reset(transport: asyncio.BaseTransport | None) -> None:
 class _Connection(RequestHandler):
     """aiohttp's connection protocol, with the ``refuse`` fault and provider-shaped parse errors."""
 
-    def __init__(self, manager: Any, emulator: "ProviderEmulator", **kwargs: Any):
+    def __init__(self, manager: Any, emulator: ProviderEmulator, **kwargs: Any):
         super().__init__(manager, **kwargs)
         self.emulator = emulator
         self.served = 0

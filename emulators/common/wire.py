@@ -1,10 +1,11 @@
-"""Wire helpers shared by the emulators: health ranks, unknown enum values, phone display, JSON bytes, wire field lists."""
+"""Wire helpers shared by the emulators: health ranks, unknown enum values, phone display, JSON bytes, wire field
+lists."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
-
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 MAX_BODY_BYTES = 1 << 20
 

@@ -7,11 +7,42 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from ..common import HEALTH_BY_REVIEW, HEALTH_BY_STATUS, UNKNOWN_ENUM_VALUES, Request, display_number, merge_wire_extra, worst_health
+from ..common import (
+    HEALTH_BY_REVIEW,
+    HEALTH_BY_STATUS,
+    UNKNOWN_ENUM_VALUES,
+    Request,
+    display_number,
+    merge_wire_extra,
+    worst_health,
+)
 from ..common.server import _ServerMixin
 from ..scenario import Credential, Scenario, Space
-from .model import ALL_MESSAGING, DEFAULT_NUMBER_FIELDS, FIELDS_SINCE, LIST_ACTION, NON_MESSAGING_RESTRICTIONS, NUMBER_ACTION, NUMBER_FIELDS, POLICY_ERROR_CODE, WABA_ACTION, _DEFAULTS
-from .graph import GraphError, _MetaContext, _Target, _corrupt_health, _corrupt_number, _decode_cursor, _encode_cursor, _entity, _first, _split_fields, _version_tuple
+from .graph import (
+    GraphError,
+    _corrupt_health,
+    _corrupt_number,
+    _decode_cursor,
+    _encode_cursor,
+    _entity,
+    _first,
+    _MetaContext,
+    _split_fields,
+    _Target,
+    _version_tuple,
+)
+from .model import (
+    _DEFAULTS,
+    ALL_MESSAGING,
+    DEFAULT_NUMBER_FIELDS,
+    FIELDS_SINCE,
+    LIST_ACTION,
+    NON_MESSAGING_RESTRICTIONS,
+    NUMBER_ACTION,
+    NUMBER_FIELDS,
+    POLICY_ERROR_CODE,
+    WABA_ACTION,
+)
 
 
 class _AnswersMixin(_ServerMixin):
@@ -73,7 +104,7 @@ class _AnswersMixin(_ServerMixin):
         vt = _version_tuple(version)
         for name in names:
             since = FIELDS_SINCE.get(name)
-            if name not in known and name not in wire_extra_keys or (since is not None and vt < since):
+            if (name not in known and name not in wire_extra_keys) or (since is not None and vt < since):
                 raise GraphError(100, f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})")
         out = ["id"]
         for name in names:
@@ -193,7 +224,7 @@ class _AnswersMixin(_ServerMixin):
                         _first(values, "additional_info", "health_additional_info"))
         if waba is None:
             waba = self.waba_state(space) or {}
-        entities = [phone] + self._waba_entities(space, waba, cred)
+        entities = [phone, *self._waba_entities(space, waba, cred)]
         return {"can_send_message": worst_health(e["can_send_message"] for e in entities), "entities": entities}
 
     def _waba_health(self, waba: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], list[str]]:
@@ -210,7 +241,7 @@ class _AnswersMixin(_ServerMixin):
                            "possible_solution": "Request a review of the decision in WhatsApp Manager."})
         restricted = [r for r in waba.get("active_restrictions") or []
                       if r["restriction_type"] not in NON_MESSAGING_RESTRICTIONS]
-        if ALL_MESSAGING <= {r["restriction_type"] for r in restricted}:
+        if {r["restriction_type"] for r in restricted} >= ALL_MESSAGING:
             states.append("BLOCKED")
             errors.append({"error_code": POLICY_ERROR_CODE,
                            "error_description": "Business-initiated and customer-initiated messaging are both "

@@ -5,17 +5,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 from ..common import ProviderEmulator
 from ..scenario import Scenario
-from .model import JSON_CONTENT_TYPE, LIST_ACTION, NUMBER_ACTION, WABA_ACTION, WRITE_ACTIONS, _NUMBER_KNOWN, _VERSION, _WABA_KNOWN, validate_meta_scenario
-from .throttling import _ThrottlingMixin, _Window
-from .state import _MetaStateMixin
-from .events import _MetaEventsMixin
-from .routes import _RoutesMixin
 from .answers import _AnswersMixin
-
+from .events import _MetaEventsMixin
+from .model import (
+    _NUMBER_KNOWN,
+    _VERSION,
+    _WABA_KNOWN,
+    JSON_CONTENT_TYPE,
+    LIST_ACTION,
+    NUMBER_ACTION,
+    WABA_ACTION,
+    WRITE_ACTIONS,
+    validate_meta_scenario,
+)
+from .routes import _RoutesMixin
+from .state import _MetaStateMixin
+from .throttling import _ThrottlingMixin, _Window
 
 logger = logging.getLogger("emulators.meta")
 
@@ -55,9 +65,10 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
 
     webhook_secret_required = True
 
-    data_fault_actions = {"unknown_enum": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
-                          "null_fields": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
-                          "duplicate_numbers": frozenset({LIST_ACTION})}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
+        "unknown_enum": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
+        "null_fields": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
+        "duplicate_numbers": frozenset({LIST_ACTION})}
 
     _logger = logger
 

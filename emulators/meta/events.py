@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..common.watcher import SpaceChanges, _WatcherMixin
 from ..scenario import Credential, Space, parse_duration
 from ..webhooks import Event, OutgoingRequest, ban_date_text, meta_number_events, meta_signature, review_event
-from .model import MAX_NUMBERS_PER_BUSINESS, MAX_NUMBERS_PER_WABA, _DEFAULTS, portfolio_tier
+from .model import _DEFAULTS, MAX_NUMBERS_PER_BUSINESS, MAX_NUMBERS_PER_WABA, portfolio_tier
 
 
 class _MetaEventsMixin(_WatcherMixin):
@@ -80,7 +80,7 @@ class _MetaEventsMixin(_WatcherMixin):
             key, default = (("max_phone_numbers_per_business", MAX_NUMBERS_PER_BUSINESS)
                             if portfolio_tier(limit) == "TIER_250" else
                             ("max_phone_numbers_per_waba", MAX_NUMBERS_PER_WABA))
-            numbers = waba[key] if key in waba else default
+            numbers = waba.get(key, default)
             if numbers is not None:
                 value[key] = numbers
             events.append(Event("business_capability_update", value, None, related("portfolio_messaging_limit")))

@@ -1,4 +1,5 @@
-"""Graph API helpers of the Meta emulator: errors, request context, cursors, field lists, versions, answer corruption."""
+"""Graph API helpers of the Meta emulator: errors, request context, cursors, field lists, versions, answer
+corruption."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import base64
 import binascii
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..common import UNKNOWN_ENUM_VALUES, ApiError, Context
 from ..scenario import Credential, Space
-from .model import DEFAULT_API_VERSION, ERROR_TABLE, TRANSIENT_CODES, _FIELD_NAME, _VERSION
+from .model import _FIELD_NAME, _VERSION, DEFAULT_API_VERSION, ERROR_TABLE, TRANSIENT_CODES
 
 
 class GraphError(ApiError):

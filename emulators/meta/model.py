@@ -1,4 +1,5 @@
-"""The Meta emulator's data model: Graph actions, error table, node fields, the business portfolio and its restrictions, scenario validation."""
+"""The Meta emulator's data model: Graph actions, error table, node fields, the business portfolio and its
+restrictions, scenario validation."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..scenario import Scenario, ScenarioError, Space, Timeline, parse_duration
-
 
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 
@@ -207,8 +207,8 @@ def _check_waba_attributes(attrs: Mapping[str, Any], path: str) -> None:
     """Validate the WABA-level attributes of one attribute set (raises :class:`ScenarioError`)."""
     if "portfolio_messaging_limit" in attrs:
         value = attrs["portfolio_messaging_limit"]
-        if isinstance(value, bool) or not (value is None or isinstance(value, str) and value
-                                           or isinstance(value, int) and value in PORTFOLIO_TIERS):
+        if isinstance(value, bool) or not (value is None or (isinstance(value, str) and value)
+                                           or (isinstance(value, int) and value in PORTFOLIO_TIERS)):
             raise ScenarioError(f"{path}.portfolio_messaging_limit",
                                 f"expected 250, 2000, 10000, 100000, -1 (unlimited), a TIER_* string or UNLIMITED, "
                                 f"got {value!r}")

@@ -11,8 +11,24 @@ from urllib.parse import parse_qsl, unquote
 from ..common import ApiError, BodyError, Context, Reply, Request, json_bytes
 from ..common.server import _ServerMixin
 from ..scenario import Credential, Fault, Scenario, Space
-from .model import DEFAULT_NUMBER_FIELDS, DEFAULT_WABA_FIELDS, JSON_CONTENT_TYPE, LIST_ACTION, NUMBER_ACTION, NUMBER_FIELDS, TRANSIENT_CODES, UNKNOWN_EDGE_ACTION, UNKNOWN_NODE_ACTION, WABA_ACTION, WABA_FIELDS, WRITE_ACTIONS, WRITE_EDGES, WRITE_METHODS, _VERSION
-from .graph import GraphError, _MetaContext, _Target, _fbtrace_id, _int_code
+from .graph import GraphError, _fbtrace_id, _int_code, _MetaContext, _Target
+from .model import (
+    _VERSION,
+    DEFAULT_NUMBER_FIELDS,
+    DEFAULT_WABA_FIELDS,
+    JSON_CONTENT_TYPE,
+    LIST_ACTION,
+    NUMBER_ACTION,
+    NUMBER_FIELDS,
+    TRANSIENT_CODES,
+    UNKNOWN_EDGE_ACTION,
+    UNKNOWN_NODE_ACTION,
+    WABA_ACTION,
+    WABA_FIELDS,
+    WRITE_ACTIONS,
+    WRITE_EDGES,
+    WRITE_METHODS,
+)
 
 
 class _RoutesMixin(_ServerMixin):
@@ -111,7 +127,7 @@ class _RoutesMixin(_ServerMixin):
     def _process(self, req: Request, ctx: Context) -> Reply:
         assert isinstance(ctx, _MetaContext)
         query = dict(parse_qsl(req.target.split("?", 1)[1], keep_blank_values=True)) if "?" in req.target else {}
-        version, action, node, edge, extra = self._route(req.method, ctx.path)
+        version, action, node, _edge, extra = self._route(req.method, ctx.path)
         ctx.api_version = version
         ctx.action = action
         cred = self._authenticate(req, query, ctx)
@@ -135,7 +151,7 @@ class _RoutesMixin(_ServerMixin):
         fault_reply = self._apply_faults(ctx)
         if fault_reply is not None:
             return fault_reply
-        if target.kind == "unknown" and node is not None or (node is None and action not in WRITE_ACTIONS):
+        if (target.kind == "unknown" and node is not None) or (node is None and action not in WRITE_ACTIONS):
             raise GraphError(100, f"Unsupported {'get' if req.method == 'GET' else req.method.lower()} request. "
                                   f"Object with ID '{(node or '')[:80]}' does not exist, cannot be loaded due to "
                                   "missing permissions, or does not support this operation.",

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from ..common import Context, json_bytes
 from ..common.server import _ServerMixin
 from ..scenario import Credential, Scenario, Space
-from .model import BUC_TYPE, DEFAULT_API_VERSION, HOUR
 from .graph import GraphError, _MetaContext
+from .model import BUC_TYPE, DEFAULT_API_VERSION, HOUR
 
 
 class _Window:

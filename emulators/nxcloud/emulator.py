@@ -7,20 +7,41 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from ..common import (
-    UNKNOWN_ENUM_VALUES, ApiError, BodyError, Context, ProviderEmulator, Reply, Request, display_number, json_bytes,
+    UNKNOWN_ENUM_VALUES,
+    ApiError,
+    BodyError,
+    Context,
+    ProviderEmulator,
+    Reply,
+    Request,
+    display_number,
+    json_bytes,
     merge_wire_extra,
 )
 from ..scenario import Credential, Fault, Scenario, ScenarioError, Space
 from ..webhooks import Event, OutgoingRequest
 from .model import (
-    ACTION, ALGORITHMS, BIZ_TYPE, COMMON_HEADERS, ENDPOINTS, ERROR_TABLE, JSON_CONTENT_TYPE, MAX_TS_SKEW_MS,
-    NUMBER_FIELDS, RESPONSE_SHAPES, THROTTLE_MESSAGE, THROTTLE_STATUS, WRITE_ACTIONS, _NUMBER_KNOWN, logger,
+    _NUMBER_KNOWN,
+    ACTION,
+    ALGORITHMS,
+    BIZ_TYPE,
+    COMMON_HEADERS,
+    ENDPOINTS,
+    ERROR_TABLE,
+    JSON_CONTENT_TYPE,
+    MAX_TS_SKEW_MS,
+    NUMBER_FIELDS,
+    RESPONSE_SHAPES,
+    THROTTLE_MESSAGE,
+    THROTTLE_STATUS,
+    WRITE_ACTIONS,
+    logger,
 )
 from .signing import sign, verify
-
 
 # ---------------------------------------------------------------------------
 # errors
@@ -77,7 +98,8 @@ class NxCloudEmulator(ProviderEmulator):
     known_waba_attributes = frozenset({"id", "name", "present"})
     write_actions = WRITE_ACTIONS
     webhooks_supported = True
-    data_fault_actions = {kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
+        kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")}
     _logger = logger
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,

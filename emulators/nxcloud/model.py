@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 
-
 logger = logging.getLogger("emulators.nxcloud")
 
 

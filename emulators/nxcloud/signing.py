@@ -6,7 +6,6 @@ import hmac
 
 from .model import ALGORITHMS
 
-
 # ---------------------------------------------------------------------------
 # signing (pure functions; the tests check them against the published vectors)
 
@@ -15,10 +14,10 @@ def string_to_sign(access_key: str, action: str, biz_type: str, ts: str, body: b
                    access_secret: str) -> bytes:
     """The bytes NxCloud hashes: sorted common headers, the raw body (if any), then the secret."""
     raw_body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-    out = f"accessKey={access_key}&action={action}&bizType={biz_type}&ts={ts}".encode("utf-8")
+    out = f"accessKey={access_key}&action={action}&bizType={biz_type}&ts={ts}".encode()
     if raw_body:
         out += b"&body=" + raw_body
-    return out + f"&accessSecret={access_secret}".encode("utf-8")
+    return out + f"&accessSecret={access_secret}".encode()
 
 
 def sign(access_key: str, action: str, biz_type: str, ts: str, body: bytes | str, access_secret: str,

@@ -6,10 +6,9 @@ import copy
 import random
 from typing import Any
 
-from .validation import ScenarioError
-from .model import Scenario
 from .loader import parse_scenario
-
+from .model import Scenario
+from .validation import ScenarioError
 
 # ---------------------------------------------------------------------------
 # generated fleets
@@ -36,7 +35,7 @@ _FLEET_REVIEW = [("APPROVED", 90), ("PENDING", 6), ("REJECTED", 2), ("DISABLED",
 
 
 def _pick(rng: random.Random, table: list[tuple[Any, int]]) -> Any:
-    values, weights = zip(*table)
+    values, weights = zip(*table, strict=True)
     return rng.choices(values, weights=weights, k=1)[0]
 
 

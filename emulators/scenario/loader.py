@@ -10,12 +10,21 @@ from typing import Any
 
 from exporter.yamlfile import YAMLProblem, load_yaml  # the exporter's neutral YAML loader, nothing else
 
-from .validation import (
-    ScenarioError, _attributes, _bool, _check_keys, _int, _join, _json_like, _list, _mapping, _string, _type_name,
-)
-from .timeline import _parse_timeline
 from .model import Credential, Fault, Number, Scenario, Space, Waba, _validate_fault
-
+from .timeline import _parse_timeline
+from .validation import (
+    ScenarioError,
+    _attributes,
+    _bool,
+    _check_keys,
+    _int,
+    _join,
+    _json_like,
+    _list,
+    _mapping,
+    _string,
+    _type_name,
+)
 
 # ---------------------------------------------------------------------------
 # parsing
@@ -96,7 +105,8 @@ def _parse_space(raw: Any, path: str) -> Space:
     for i, number in enumerate(numbers):
         if number.phone_number in seen:
             raise ScenarioError(_join(_join(npath, i), "phone_number"),
-                                f"duplicate phone number {number.phone_number!r} (also numbers[{seen[number.phone_number]}])")
+                                f"duplicate phone number {number.phone_number!r} "
+                                f"(also numbers[{seen[number.phone_number]}])")
         seen[number.phone_number] = i
     extra_path = _join(path, "extra")
     return Space(
@@ -151,7 +161,8 @@ def _parse_scenario(data: Any) -> Scenario:
     for i, cred in enumerate(credentials):
         if cred.access_key_id in by_ak:
             raise ScenarioError(_join(_join(cpath, i), "access_key_id"),
-                                f"duplicate access key {cred.access_key_id!r} (also credentials[{by_ak[cred.access_key_id]}])")
+                                f"duplicate access key {cred.access_key_id!r} "
+                                f"(also credentials[{by_ak[cred.access_key_id]}])")
         by_ak[cred.access_key_id] = i
     spaces = [_parse_space(s, _join(spath, i)) for i, s in enumerate(_list(data.get(spath), spath))]
     by_space: dict[str, int] = {}

@@ -6,12 +6,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .timeline import Timeline
 from .validation import (
-    FAULT_KINDS, MAX_OVERSIZE_MEGABYTES, ScenarioError, WEBHOOK_FAULT_KINDS, _bool, _int, _join, _string, _type_name,
+    FAULT_KINDS,
+    MAX_OVERSIZE_MEGABYTES,
+    WEBHOOK_FAULT_KINDS,
+    ScenarioError,
+    _bool,
+    _int,
+    _join,
+    _string,
+    _type_name,
     parse_duration,
 )
-from .timeline import Timeline
-
 
 # ---------------------------------------------------------------------------
 # model
@@ -127,9 +134,7 @@ class Fault:
             return False
         if self.from_ is not None and t < self.from_:
             return False
-        if self.until is not None and t >= self.until:
-            return False
-        return True
+        return not (self.until is not None and t >= self.until)
 
 
 def _validate_fault(fault: Fault, path: str) -> None:

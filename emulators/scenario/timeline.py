@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .validation import ScenarioError, _attributes, _check_keys, _join, _list, _mapping, parse_duration
-
 
 # ---------------------------------------------------------------------------
 # timelines

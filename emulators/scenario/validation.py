@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, overload
 
-
 FAULT_KINDS = ("error", "delay", "malformed", "html", "reset", "truncate", "oversize", "refuse", "unknown_enum",
                "null_fields", "duplicate_numbers")
 
@@ -157,7 +156,8 @@ def parse_duration(value: Any, path: str = "duration") -> float:
                 seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
                 pos = match.end()
             if pos != len(text) or not text:
-                raise ScenarioError(path, f"invalid duration {value!r} (use seconds or e.g. '90s', '5m', '1h', '1m30s')")
+                raise ScenarioError(path, f"invalid duration {value!r} "
+                                          "(use seconds or e.g. '90s', '5m', '1h', '1m30s')") from None
     else:
         raise ScenarioError(path, f"expected a duration, got {_type_name(value)}")
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
-
+from typing import Any
 
 logger = logging.getLogger("emulators.webhooks")
 
@@ -200,7 +200,8 @@ def meta_number_events(digits: str, old: Mapping[str, Any], new: Mapping[str, An
         events.append(Event("phone_number_quality_update", value("ONBOARDING"), digits,
                             _related(changes, "present", "status")))
     if "throughput_level" in changed and not appeared:
-        before, after = THROUGHPUT_RANK.get(old.get("throughput_level")), THROUGHPUT_RANK.get(new.get("throughput_level"))
+        before = THROUGHPUT_RANK.get(old.get("throughput_level"))
+        after = THROUGHPUT_RANK.get(new.get("throughput_level"))
         if before is not None and after is not None and after > before:
             events.append(Event("phone_number_quality_update", value("THROUGHPUT_UPGRADE"), digits,
                                 _related(changes, "throughput_level")))
@@ -216,9 +217,11 @@ def _account_update(old: Mapping[str, Any], new: Mapping[str, Any], changed: set
                     wall: float) -> dict[str, Any] | None:
     old_status, new_status = old.get("status"), new.get("status")
     if "status" in changed and new_status == "BANNED":
-        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": ban_date_text(wall)}}
+        return {"event": "DISABLED_UPDATE",
+                "ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": ban_date_text(wall)}}
     if "status" in changed and old_status == "BANNED":
-        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)}}
+        return {"event": "DISABLED_UPDATE",
+                "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)}}
     health_key = "health" if "health" in new or "health" in old else "can_send_message"
     if health_key in changed:
         after, before = new.get(health_key), old.get(health_key)

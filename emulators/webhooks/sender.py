@@ -13,12 +13,12 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .events import RESPONSE_CAP, logger
-
 
 # ---------------------------------------------------------------------------
 # wire helpers
@@ -117,8 +117,8 @@ class WebhookSender:
             self._stopping = False
             self._threads = [t for t in self._threads if t.is_alive()]
             while len(self._threads) < self.workers:
-                thread = threading.Thread(target=self._work, name=f"{self.provider.lower()}-webhooks-{len(self._threads)}",
-                                          daemon=True)
+                name = f"{self.provider.lower()}-webhooks-{len(self._threads)}"
+                thread = threading.Thread(target=self._work, name=name, daemon=True)
                 self._threads.append(thread)
                 thread.start()
 
