@@ -57,17 +57,28 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
     write_actions = WRITE_ACTIONS
 
     data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
-        "unknown_enum": _ENUM_FAULT_ACTIONS, "null_fields": _ENUM_FAULT_ACTIONS,
-        "duplicate_numbers": frozenset({"QueryChatappPhoneNumbers"})}
+        "unknown_enum": _ENUM_FAULT_ACTIONS,
+        "null_fields": _ENUM_FAULT_ACTIONS,
+        "duplicate_numbers": frozenset({"QueryChatappPhoneNumbers"}),
+    }
 
     padding_key = "EmulatorPadding"
 
     _logger = logger
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG, host_id: str | None = None, seed: int | None = None,
-                 flow_control: bool = True):
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_records: int = 200_000,
+        log_level: int = logging.DEBUG,
+        host_id: str | None = None,
+        seed: int | None = None,
+        flow_control: bool = True,
+    ):
         super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
         self.flow_control = flow_control
         self._host_id = host_id
@@ -86,8 +97,9 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
         if req is None:
             return _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=DEFAULT_HOST_ID)
         host = (req.header("host") or "").strip()
-        host_id = self._host_id or (host.rsplit(":", 1)[0] if host and not host.endswith("]") else host) \
-            or DEFAULT_HOST_ID
+        host_id = (
+            self._host_id or (host.rsplit(":", 1)[0] if host and not host.endswith("]") else host) or DEFAULT_HOST_ID
+        )
         return _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=host_id)
 
     def _internal_error(self) -> _ApiError:
@@ -164,8 +176,10 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
         if not cred.allows(action):
             raise _ApiError("Ram.PermissionDeny", access_denied=_access_denied_detail(cred, action))
         if action in WRITE_ACTIONS:
-            raise _ApiError("Emulator.WriteActionCalled",
-                            f"{action} has side effects; the emulator records the call and refuses it.")
+            raise _ApiError(
+                "Emulator.WriteActionCalled",
+                f"{action} has side effects; the emulator records the call and refuses it.",
+            )
         handler = self._actions.get(action)
         if handler is None:
             raise _ApiError("Emulator.ActionNotEmulated", f"{action} exists in CAMS but is not emulated.")

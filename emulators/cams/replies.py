@@ -29,6 +29,7 @@ class _RepliesMixin(_ServerMixin):
     flow_control: bool
 
     if TYPE_CHECKING:
+
         def _admit(self, arrival: float, buckets: Sequence[tuple[Hashable, int | None]]) -> bool: ...
 
     # -- flow control and faults -------------------------------------------
@@ -46,10 +47,16 @@ class _RepliesMixin(_ServerMixin):
 
     def _fault_error(self, ctx: Context, fault: Fault) -> _ApiError:
         assert fault.code is not None  # an error fault always has one (Fault validates it)
-        return _ApiError(fault.code, fault.message, fault.http_status, retry_after=fault.retry_after,
-                         http200=fault.http200,
-                         access_denied=_access_denied_detail(None, ctx.action) if fault.code in
-                         ("Ram.PermissionDeny", "Forbidden.RAM") else None)
+        return _ApiError(
+            fault.code,
+            fault.message,
+            fault.http_status,
+            retry_after=fault.retry_after,
+            http200=fault.http200,
+            access_denied=_access_denied_detail(None, ctx.action)
+            if fault.code in ("Ram.PermissionDeny", "Forbidden.RAM")
+            else None,
+        )
 
     def _html_reply(self, ctx: Context) -> _Reply:
         return _Reply(502, _HTML_502, "text/html", {"x-acs-request-id": ctx.request_id}, code="fault:html")
@@ -127,7 +134,7 @@ class _RepliesMixin(_ServerMixin):
             "Code": err.code,
             "Message": err.message,
             "Recommend": f"https://api.aliyun.com/troubleshoot?q={quote(err.code)}&product=cams"
-                         f"&requestId={ctx.request_id}",
+            f"&requestId={ctx.request_id}",
         }
         if access_denied is not None:
             payload["AccessDeniedDetail"] = access_denied

@@ -24,9 +24,14 @@ def canonical_query_string(pairs: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in sorted(pairs))
 
 
-def v3_canonical_request(method: str, canonical_uri: str, query_pairs: Iterable[tuple[str, str]],
-                         headers: Mapping[str, str | Sequence[str]], signed_headers: Sequence[str],
-                         payload_hash: str) -> str:
+def v3_canonical_request(
+    method: str,
+    canonical_uri: str,
+    query_pairs: Iterable[tuple[str, str]],
+    headers: Mapping[str, str | Sequence[str]],
+    signed_headers: Sequence[str],
+    payload_hash: str,
+) -> str:
     """The ACS3 canonical request.  ``headers`` keys may use any case; absent signed headers count as empty."""
     lowered: dict[str, list[str]] = {}
     for name, value in headers.items():
@@ -37,10 +42,16 @@ def v3_canonical_request(method: str, canonical_uri: str, query_pairs: Iterable[
     for name in names:
         values = sorted(v.strip() for v in lowered.get(name, []))
         lines.append(f"{name}:{','.join(values)}\n")
-    return "\n".join([
-        method.upper(), canonical_uri or "/", canonical_query_string(query_pairs),
-        "".join(lines), ";".join(names), payload_hash,
-    ])
+    return "\n".join(
+        [
+            method.upper(),
+            canonical_uri or "/",
+            canonical_query_string(query_pairs),
+            "".join(lines),
+            ";".join(names),
+            payload_hash,
+        ]
+    )
 
 
 def v3_string_to_sign(canonical_request: str) -> str:

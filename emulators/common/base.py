@@ -38,7 +38,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
     ``clock() - start time + advance()`` offsets.
     """
 
-    provider_name = "Provider"            # for log lines and the standalone runner
+    provider_name = "Provider"  # for log lines and the standalone runner
 
     thread_prefix = "provider"
 
@@ -62,8 +62,15 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
     watch_interval = 0.1
 
     #: number / WABA attributes whose changes the watcher records (subclasses add derived ones, e.g. ``health``)
-    observed_number_fields: tuple[str, ...] = ("present", "status", "quality_rating", "messaging_limit_tier",
-                                               "name_status", "code_verification_status", "verified_name")
+    observed_number_fields: tuple[str, ...] = (
+        "present",
+        "status",
+        "quality_rating",
+        "messaging_limit_tier",
+        "name_status",
+        "code_verification_status",
+        "verified_name",
+    )
 
     observed_waba_fields: tuple[str, ...] = ("present", "account_review_status")
 
@@ -74,9 +81,17 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
 
     _logger = logger
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG, seed: int | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_records: int = 200_000,
+        log_level: int = logging.DEBUG,
+        seed: int | None = None,
+    ):
         if not isinstance(scenario, Scenario):
             raise TypeError("scenario must be a Scenario (see emulators.scenario)")
         self.scenario = scenario
@@ -108,12 +123,11 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._watch_wake = threading.Event()
         self._snapshot: dict[str, dict[str | None, dict[str, Any]]] | None = None
         self._due: dict[str, float | None] = {}
-        self._dirty: dict[str, float] = {}          # space id -> wall time of the latest override
-        self._last_eval: tuple[float, float, float] = (0.0, 0.0, 0.0)   # scenario time, wall, monotonic
+        self._dirty: dict[str, float] = {}  # space id -> wall time of the latest override
+        self._last_eval: tuple[float, float, float] = (0.0, 0.0, 0.0)  # scenario time, wall, monotonic
         self._state_changes: deque[dict[str, Any]] = deque(maxlen=max_records)
         self._webhook: dict[str, Any] | None = None
-        self._webhook_sender = WebhookSender(self.provider_name, log=self._logger, clock=clock,
-                                             max_records=max_records)
+        self._webhook_sender = WebhookSender(self.provider_name, log=self._logger, clock=clock, max_records=max_records)
         self._warn_unknown_attributes()
 
     # -- lifecycle ---------------------------------------------------------
@@ -133,13 +147,15 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix=f"{self.thread_prefix}-emulator")
         if self._t0 is None:
             self._t0 = self._clock()
-        self._thread = threading.Thread(target=loop.run_forever, name=f"{self.thread_prefix}-emulator:{self.port}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=loop.run_forever, name=f"{self.thread_prefix}-emulator:{self.port}", daemon=True
+        )
         self._thread.start()
-        self.check_states()                      # the baseline (or what changed while stopped)
+        self.check_states()  # the baseline (or what changed while stopped)
         self._watch_stop.clear()
-        self._watch_thread = threading.Thread(target=self._watch, name=f"{self.thread_prefix}-watcher:{self.port}",
-                                              daemon=True)
+        self._watch_thread = threading.Thread(
+            target=self._watch, name=f"{self.thread_prefix}-watcher:{self.port}", daemon=True
+        )
         self._watch_thread.start()
         return self
 
@@ -150,8 +166,15 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         manager = runner.server
 
         def protocol() -> _Connection:
-            return _Connection(manager, self, loop=loop, access_log=None, max_line_size=MAX_REQUEST_LINE,
-                               max_field_size=16384, lingering_time=1.0)
+            return _Connection(
+                manager,
+                self,
+                loop=loop,
+                access_log=None,
+                max_line_size=MAX_REQUEST_LINE,
+                max_field_size=16384,
+                lingering_time=1.0,
+            )
 
         return await loop.create_server(protocol, self.host, self.port, reuse_address=True, backlog=128)
 
@@ -165,7 +188,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         server, loop = self._server, self._loop
         if server is None or loop is None:
             return
-        self._stop_event.set()                   # delays end at once
+        self._stop_event.set()  # delays end at once
         self._watch_stop.set()
         self._watch_wake.set()
         if self._watch_thread is not None:

@@ -33,6 +33,7 @@ class _FaultsMixin:
     _qps_second: int | None
 
     if TYPE_CHECKING:
+
         def scenario_time(self) -> float: ...
         def _fault_error(self, ctx: Context, fault: Fault) -> ApiError: ...
         def _html_reply(self, ctx: Context) -> Reply: ...
@@ -103,8 +104,16 @@ class _FaultsMixin:
                     continue
                 if fault.kind in DATA_FAULT_KINDS and ctx.action not in self.data_fault_actions.get(fault.kind, ()):
                     continue
-                if not any(fault.selects(access_key_id=ctx.access_key_id, action=ctx.action,
-                                         space_id=ctx.space_id, phone_number=phone, t=t) for phone in phones):
+                if not any(
+                    fault.selects(
+                        access_key_id=ctx.access_key_id,
+                        action=ctx.action,
+                        space_id=ctx.space_id,
+                        phone_number=phone,
+                        t=t,
+                    )
+                    for phone in phones
+                ):
                     continue
                 if fault.probability is not None and self._rng.random() >= fault.probability:
                     continue
@@ -133,8 +142,9 @@ class _FaultsMixin:
     def _refuse_now(self, method: str = "", path: str = "") -> bool:
         """True (and recorded) if a ``refuse`` fault takes this connection, or this request on a reused one."""
         with self._lock:
-            candidates = [a for a in self._injected + self._scenario_faults
-                          if a.fault.kind == "refuse" and a.remaining != 0]
+            candidates = [
+                a for a in self._injected + self._scenario_faults if a.fault.kind == "refuse" and a.remaining != 0
+            ]
             if not candidates:
                 return False
         t = self.scenario_time()
@@ -142,8 +152,9 @@ class _FaultsMixin:
         with self._lock:
             for active in candidates:
                 fault = active.fault
-                if active.remaining == 0 or not fault.selects(access_key_id=None, action=None, space_id=None,
-                                                              phone_number=None, t=t):
+                if active.remaining == 0 or not fault.selects(
+                    access_key_id=None, action=None, space_id=None, phone_number=None, t=t
+                ):
                     continue
                 if fault.probability is not None and self._rng.random() >= fault.probability:
                     continue

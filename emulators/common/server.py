@@ -90,8 +90,9 @@ class _Connection(RequestHandler):
         self.close()
         return True
 
-    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         emulator = self.emulator
         if isinstance(exc, LineTooLong):
             status = 414 if exc.args[1:2] == (MAX_REQUEST_LINE,) else 431
@@ -112,9 +113,11 @@ MAX_REQUEST_LINE = 65536 + 64  # long query strings (a CAMS GET carries every pa
 
 
 def _response(reply: Reply, server_software: str) -> web.Response:
-    resp = web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type,
-                                                                        "Server": server_software,
-                                                                        **reply.headers})
+    resp = web.Response(
+        status=reply.status,
+        body=reply.body,
+        headers={"Content-Type": reply.content_type, "Server": server_software, **reply.headers},
+    )
     return resp
 
 
@@ -148,6 +151,7 @@ class _ServerMixin:
     _workers: ThreadPoolExecutor | None
 
     if TYPE_CHECKING:
+
         def _refuse_now(self, method: str = "", path: str = "") -> bool: ...
 
     # -- hooks for subclasses ------------------------------------------------
@@ -173,8 +177,9 @@ class _ServerMixin:
 
     def _fault_error(self, ctx: Context, fault: Fault) -> ApiError:
         """The error an ``error`` fault raises."""
-        return ApiError(fault.code, fault.message, fault.http_status, retry_after=fault.retry_after,
-                        http200=fault.http200)
+        return ApiError(
+            fault.code, fault.message, fault.http_status, retry_after=fault.retry_after, http200=fault.http200
+        )
 
     def _common_headers(self, ctx: Context) -> dict[str, str]:
         """Headers every answer carries (e.g. a request id)."""
@@ -182,15 +187,22 @@ class _ServerMixin:
 
     def _html_reply(self, ctx: Context) -> Reply:
         """What an ``html`` fault answers: an HTML error page of a proxy in front of the API."""
-        page = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-                b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+        page = (
+            b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+            b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
         return Reply(502, page, "text/html", self._common_headers(ctx), code="fault:html")
 
     def _malformed_reply(self, ctx: Context, reply: Reply) -> Reply:
         """What a ``malformed`` fault answers: HTTP 200 with the first half of the real body."""
         body = reply.body
-        return Reply(200, body[: max(1, len(body) // 2)], self.json_content_type, self._common_headers(ctx),
-                     code="fault:malformed")
+        return Reply(
+            200,
+            body[: max(1, len(body) // 2)],
+            self.json_content_type,
+            self._common_headers(ctx),
+            code="fault:malformed",
+        )
 
     def _oversize_reply(self, ctx: Context, reply: Reply, megabytes: float) -> Reply:
         """What an ``oversize`` fault answers: the real answer with one ignored string field
@@ -270,15 +282,25 @@ class _ServerMixin:
         await resp.write(reply.body)
         for part in reply.tail:
             for start in range(0, len(part), 1 << 20):
-                await resp.write(part[start:start + (1 << 20)])
+                await resp.write(part[start : start + (1 << 20)])
         return resp
 
     def _record(self, req_method: str, path: str, arrival: float, ctx: Context, reply: Reply) -> None:
         record = RequestRecord(
-            time=arrival, access_key_id=ctx.access_key_id, action=ctx.action, space_id=ctx.space_id,
-            http_status=0 if reply.reset else reply.status, code=reply.code, phone_number=ctx.phone_number,
-            signature_version=ctx.signature_version, authenticated=ctx.authenticated, throttled=ctx.throttled,
-            fault=ctx.fault, request_id=ctx.request_id, method=req_method, path=path,
+            time=arrival,
+            access_key_id=ctx.access_key_id,
+            action=ctx.action,
+            space_id=ctx.space_id,
+            http_status=0 if reply.reset else reply.status,
+            code=reply.code,
+            phone_number=ctx.phone_number,
+            signature_version=ctx.signature_version,
+            authenticated=ctx.authenticated,
+            throttled=ctx.throttled,
+            fault=ctx.fault,
+            request_id=ctx.request_id,
+            method=req_method,
+            path=path,
         )
         with self._lock:
             self._records.append(record)
@@ -298,8 +320,9 @@ class _ServerMixin:
         except ApiError as exc:
             reply = self._error_reply(ctx, exc)
         except Exception:  # never let a bug take the server down
-            self._logger.exception("%s emulator: unexpected error while handling %s %s", self.provider_name,
-                                   req.method, req.target[:200])
+            self._logger.exception(
+                "%s emulator: unexpected error while handling %s %s", self.provider_name, req.method, req.target[:200]
+            )
             reply = self._error_reply(ctx, self._internal_error())
         if ctx.fault == "malformed":
             reply = self._malformed_reply(ctx, reply)
@@ -308,8 +331,15 @@ class _ServerMixin:
         elif ctx.fault == "oversize" and ctx.fault_spec is not None and not reply.reset:
             reply = self._oversize_reply(ctx, reply, ctx.fault_spec.megabytes or 0.0)
         self._record(req.method, ctx.path, req.arrival, ctx, reply)
-        self._logger.log(self._log_level, "%s %s ak=%s space=%s -> %s %s (%.1f ms)", req.method,
-                         ctx.action or "-", ctx.access_key_id or "-", ctx.space_id or "-",
-                         "reset" if reply.reset else reply.status, reply.code,
-                         (time.monotonic() - started) * 1000)
+        self._logger.log(
+            self._log_level,
+            "%s %s ak=%s space=%s -> %s %s (%.1f ms)",
+            req.method,
+            ctx.action or "-",
+            ctx.access_key_id or "-",
+            ctx.space_id or "-",
+            "reset" if reply.reset else reply.status,
+            reply.code,
+            (time.monotonic() - started) * 1000,
+        )
         return reply

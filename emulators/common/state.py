@@ -103,8 +103,13 @@ class _StateMixin:
                 if key not in known:
                     close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
                     if close:
-                        self._logger.warning("scenario %s: attribute %r is not a %s field (did you mean %r?)",
-                                             where, key, self.provider_name, close[0])
+                        self._logger.warning(
+                            "scenario %s: attribute %r is not a %s field (did you mean %r?)",
+                            where,
+                            key,
+                            self.provider_name,
+                            close[0],
+                        )
 
         for space in self.scenario.spaces:
             for number in space.numbers:

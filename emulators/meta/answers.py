@@ -52,6 +52,7 @@ class _AnswersMixin(_ServerMixin):
     scenario: Scenario
 
     if TYPE_CHECKING:
+
         @property
         def url(self) -> str: ...
         def scenario_time(self) -> float: ...
@@ -84,8 +85,11 @@ class _AnswersMixin(_ServerMixin):
                 if str(number.attributes.get("id") or number.phone_number) != node:
                     continue
                 state = self.number_state(space, number.phone_number, t)
-                if state is None or not state.get("present", True) \
-                        or str(state.get("id") or number.phone_number) != node:
+                if (
+                    state is None
+                    or not state.get("present", True)
+                    or str(state.get("id") or number.phone_number) != node
+                ):
                     continue
                 found = _Target("number", space, number.phone_number, self._owned(cred, space))
                 if found.owned:
@@ -95,8 +99,16 @@ class _AnswersMixin(_ServerMixin):
 
     # -- answers -------------------------------------------------------------
 
-    def _fields(self, query: Mapping[str, str], known: frozenset[str], default: tuple[str, ...], node_type: str,
-                version: str | None, *, wire_extra_keys: frozenset[str] = frozenset()) -> list[str]:
+    def _fields(
+        self,
+        query: Mapping[str, str],
+        known: frozenset[str],
+        default: tuple[str, ...],
+        node_type: str,
+        version: str | None,
+        *,
+        wire_extra_keys: frozenset[str] = frozenset(),
+    ) -> list[str]:
         raw = query.get("fields")
         if raw is None or not raw.strip():
             return list(default)
@@ -112,10 +124,11 @@ class _AnswersMixin(_ServerMixin):
                 out.append(name)
         return out
 
-    def _list(self, req: Request, query: Mapping[str, str], ctx: _MetaContext, space: Space,
-              version: str | None) -> dict[str, Any]:
+    def _list(
+        self, req: Request, query: Mapping[str, str], ctx: _MetaContext, space: Space, version: str | None
+    ) -> dict[str, Any]:
         fields = self._fields(query, NUMBER_FIELDS, DEFAULT_NUMBER_FIELDS, "WhatsAppBusinessPhoneNumber", version)
-        fields = [f for f in fields if f != "health_status"]      # not served on the edge (see the docstring)
+        fields = [f for f in fields if f != "health_status"]  # not served on the edge (see the docstring)
         limit_raw = query.get("limit")
         limit = 25
         if limit_raw not in (None, ""):
@@ -171,8 +184,9 @@ class _AnswersMixin(_ServerMixin):
         path = req.target.split("?", 1)[0]
         return f"http://{host}{path}?{urlencode(params, quote_via=quote, safe=',{}')}"
 
-    def _number_object(self, space: Space, state: Mapping[str, Any], fields: list[str], cred: Credential,
-                       *, health: bool) -> dict[str, Any]:
+    def _number_object(
+        self, space: Space, state: Mapping[str, Any], fields: list[str], cred: Credential, *, health: bool
+    ) -> dict[str, Any]:
         values = dict(state)
         for key, default in _DEFAULTS.items():
             values.setdefault(key, default)
@@ -208,20 +222,32 @@ class _AnswersMixin(_ServerMixin):
                 value: Any = space.space_id
             elif name == "health_status":
                 entities = self._waba_entities(space, waba, cred)
-                value = {"can_send_message": worst_health(e["can_send_message"] for e in entities),
-                         "entities": entities}
+                value = {
+                    "can_send_message": worst_health(e["can_send_message"] for e in entities),
+                    "entities": entities,
+                }
             else:
                 value = waba.get(name)
             if value is not None:
                 out[name] = value
         return out
 
-    def _health_status(self, space: Space, values: Mapping[str, Any], cred: Credential,
-                       node_id: str, waba: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        phone = _entity("PHONE_NUMBER", node_id, values.get("can_send_message"),
-                        HEALTH_BY_STATUS.get(str(values.get("status")), "AVAILABLE"),
-                        _first(values, "errors", "health_errors"),
-                        _first(values, "additional_info", "health_additional_info"))
+    def _health_status(
+        self,
+        space: Space,
+        values: Mapping[str, Any],
+        cred: Credential,
+        node_id: str,
+        waba: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        phone = _entity(
+            "PHONE_NUMBER",
+            node_id,
+            values.get("can_send_message"),
+            HEALTH_BY_STATUS.get(str(values.get("status")), "AVAILABLE"),
+            _first(values, "errors", "health_errors"),
+            _first(values, "additional_info", "health_additional_info"),
+        )
         if waba is None:
             waba = self.waba_state(space) or {}
         entities = [phone, *self._waba_entities(space, waba, cred)]
@@ -235,19 +261,27 @@ class _AnswersMixin(_ServerMixin):
         info: list[str] = []
         if waba.get("ban_state") == "DISABLE":
             states.append("BLOCKED")
-            errors.append({"error_code": POLICY_ERROR_CODE,
-                           "error_description": "This WhatsApp Business Account is disabled for violating "
-                                                "WhatsApp Business policies.",
-                           "possible_solution": "Request a review of the decision in WhatsApp Manager."})
-        restricted = [r for r in waba.get("active_restrictions") or []
-                      if r["restriction_type"] not in NON_MESSAGING_RESTRICTIONS]
+            errors.append(
+                {
+                    "error_code": POLICY_ERROR_CODE,
+                    "error_description": "This WhatsApp Business Account is disabled for violating "
+                    "WhatsApp Business policies.",
+                    "possible_solution": "Request a review of the decision in WhatsApp Manager.",
+                }
+            )
+        restricted = [
+            r for r in waba.get("active_restrictions") or [] if r["restriction_type"] not in NON_MESSAGING_RESTRICTIONS
+        ]
         if {r["restriction_type"] for r in restricted} >= ALL_MESSAGING:
             states.append("BLOCKED")
-            errors.append({"error_code": POLICY_ERROR_CODE,
-                           "error_description": "Business-initiated and customer-initiated messaging are both "
-                                                "restricted for this WhatsApp Business Account.",
-                           "possible_solution": "Wait for the restrictions to end, or request a review in "
-                                                "WhatsApp Manager."})
+            errors.append(
+                {
+                    "error_code": POLICY_ERROR_CODE,
+                    "error_description": "Business-initiated and customer-initiated messaging are both "
+                    "restricted for this WhatsApp Business Account.",
+                    "possible_solution": "Wait for the restrictions to end, or request a review in WhatsApp Manager.",
+                }
+            )
         elif restricted:
             states.append("LIMITED")
             now_wall, now = self._clock(), self.scenario_time()
@@ -260,14 +294,37 @@ class _AnswersMixin(_ServerMixin):
     def _waba_entities(self, space: Space, waba: Mapping[str, Any], cred: Credential) -> list[dict[str, Any]]:
         explicit = waba.get("can_send_message")
         derived, errors, info = self._waba_health(waba) if explicit is None else (explicit, [], [])
-        entities = [_entity("WABA", space.space_id, explicit, derived,
-                            _first(waba, "errors", "health_errors") or errors,
-                            _first(waba, "additional_info", "health_additional_info") or info)]
+        entities = [
+            _entity(
+                "WABA",
+                space.space_id,
+                explicit,
+                derived,
+                _first(waba, "errors", "health_errors") or errors,
+                _first(waba, "additional_info", "health_additional_info") or info,
+            )
+        ]
         if waba.get("business_id") is not None:
-            entities.append(_entity("BUSINESS", waba["business_id"], waba.get("business_can_send_message"),
-                                    "AVAILABLE", waba.get("business_errors"), waba.get("business_additional_info")))
-        entities.append(_entity("APP", cred.access_key_id, waba.get("app_can_send_message"), "AVAILABLE",
-                                waba.get("app_errors"), waba.get("app_additional_info")))
+            entities.append(
+                _entity(
+                    "BUSINESS",
+                    waba["business_id"],
+                    waba.get("business_can_send_message"),
+                    "AVAILABLE",
+                    waba.get("business_errors"),
+                    waba.get("business_additional_info"),
+                )
+            )
+        entities.append(
+            _entity(
+                "APP",
+                cred.access_key_id,
+                waba.get("app_can_send_message"),
+                "AVAILABLE",
+                waba.get("app_errors"),
+                waba.get("app_additional_info"),
+            )
+        )
         return entities
 
     def _corrupt_answer(self, kind: str, action: str | None, payload: Any) -> Any:

@@ -22,9 +22,19 @@ class GraphError(ApiError):
     ERRORS = ERROR_TABLE
     DEFAULT = (400, "An unknown error has occurred.")
 
-    def __init__(self, code: Any, message: str | None = None, status: int | None = None, *,
-                 subcode: int | None = None, error_type: str = "OAuthException", transient: bool | None = None,
-                 user_title: str | None = None, retry_after: int | None = None, http200: bool = False):
+    def __init__(
+        self,
+        code: Any,
+        message: str | None = None,
+        status: int | None = None,
+        *,
+        subcode: int | None = None,
+        error_type: str = "OAuthException",
+        transient: bool | None = None,
+        user_title: str | None = None,
+        retry_after: int | None = None,
+        http200: bool = False,
+    ):
         super().__init__(code, message, status, retry_after=retry_after, http200=http200)
         self.subcode = subcode
         self.error_type = error_type
@@ -36,7 +46,7 @@ class GraphError(ApiError):
 class _MetaContext(Context):
     api_version: str | None = None
     credential: Credential | None = None
-    waba_id: str | None = None             # the WABA whose BUC usage the answer reports
+    waba_id: str | None = None  # the WABA whose BUC usage the answer reports
     forced_buc_minutes: int | None = None  # a throttling fault: report 100% and this wait
     forced_app_full: bool = False
     www_authenticate: str | None = None
@@ -44,7 +54,7 @@ class _MetaContext(Context):
 
 @dataclass
 class _Target:
-    kind: str                     # "waba", "number", "unknown"
+    kind: str  # "waba", "number", "unknown"
     space: Space | None = None
     phone_number: str | None = None
     owned: bool = False
@@ -133,9 +143,12 @@ def _corrupt_number(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """unknown_enum / null_fields on one number object, touching only the fields it carries."""
     obj = dict(payload)
     unknown = kind == "unknown_enum"
-    replacements = {"status": UNKNOWN_ENUM_VALUES["status"], "quality_rating": UNKNOWN_ENUM_VALUES["quality"],
-                    "messaging_limit_tier": UNKNOWN_ENUM_VALUES["tier"],
-                    "whatsapp_business_manager_messaging_limit": UNKNOWN_ENUM_VALUES["tier"]}
+    replacements = {
+        "status": UNKNOWN_ENUM_VALUES["status"],
+        "quality_rating": UNKNOWN_ENUM_VALUES["quality"],
+        "messaging_limit_tier": UNKNOWN_ENUM_VALUES["tier"],
+        "whatsapp_business_manager_messaging_limit": UNKNOWN_ENUM_VALUES["tier"],
+    }
     for key, value in replacements.items():
         if key in obj:
             obj[key] = value if unknown else None

@@ -70,10 +70,14 @@ class _MetaStateMixin(_StateMixin):
                 raise ValueError(f"{key} is a WABA-level attribute: use set_waba()")
         space = self.scenario.space(space_id)
         waba = super().waba_state(space) if space is not None else None
-        if waba is not None and waba.get("portfolio_messaging_limit") is not None \
-                and attributes.get("whatsapp_business_manager_messaging_limit") is not None:
-            raise ValueError("the messaging limit lives on the business portfolio: set portfolio_messaging_limit "
-                             "with set_waba()")
+        if (
+            waba is not None
+            and waba.get("portfolio_messaging_limit") is not None
+            and attributes.get("whatsapp_business_manager_messaging_limit") is not None
+        ):
+            raise ValueError(
+                "the messaging limit lives on the business portfolio: set portfolio_messaging_limit with set_waba()"
+            )
         super().set_number(space_id, phone_number, **attributes)
 
     def set_waba(self, space_id: str, **attributes: Any) -> None:

@@ -52,6 +52,7 @@ class _ThrottlingMixin(_ServerMixin):
     _app: dict[str, _Window]
 
     if TYPE_CHECKING:
+
         def scenario_time(self) -> float: ...
         def _waba_space(self, waba_id: str) -> Space | None: ...
 
@@ -78,8 +79,11 @@ class _ThrottlingMixin(_ServerMixin):
         with self._rate_lock:
             window = self._buc.get((app, key_waba)) or _Window()
             window.prune(now)
-            return {"calls": len(window.times), "call_count": window.percent(budget),
-                    "estimated_time_to_regain_access": window.regain_minutes(now, budget)}
+            return {
+                "calls": len(window.times),
+                "call_count": window.percent(budget),
+                "estimated_time_to_regain_access": window.regain_minutes(now, budget),
+            }
 
     def app_usage(self, app: str) -> dict[str, int]:
         now = self.scenario_time()
@@ -132,8 +136,9 @@ class _ThrottlingMixin(_ServerMixin):
             app_window = self._app.get(app) or _Window()
             app_window.prune(now)
             app_percent = 100 if ctx.forced_app_full else app_window.percent(self.app_calls_per_hour)
-            headers["X-App-Usage"] = json_bytes({"call_count": app_percent, "total_cputime": app_percent // 4,
-                                                 "total_time": app_percent // 2}).decode()
+            headers["X-App-Usage"] = json_bytes(
+                {"call_count": app_percent, "total_cputime": app_percent // 4, "total_time": app_percent // 2}
+            ).decode()
             if ctx.waba_id is not None:
                 budget = self.budget_of(ctx.waba_id)
                 window = self._buc.get((app, ctx.waba_id)) or _Window()
@@ -141,7 +146,16 @@ class _ThrottlingMixin(_ServerMixin):
                 percent, minutes = window.percent(budget), window.regain_minutes(now, budget)
                 if ctx.forced_buc_minutes is not None:
                     percent, minutes = 100, max(minutes, ctx.forced_buc_minutes)
-                usage = {ctx.waba_id: [{"type": BUC_TYPE, "call_count": percent, "total_cputime": percent // 4,
-                                        "total_time": percent // 2, "estimated_time_to_regain_access": minutes}]}
+                usage = {
+                    ctx.waba_id: [
+                        {
+                            "type": BUC_TYPE,
+                            "call_count": percent,
+                            "total_cputime": percent // 4,
+                            "total_time": percent // 2,
+                            "estimated_time_to_regain_access": minutes,
+                        }
+                    ]
+                }
                 headers["X-Business-Use-Case-Usage"] = json_bytes(usage).decode()
         return headers

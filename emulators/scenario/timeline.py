@@ -93,8 +93,9 @@ def _parse_timeline(raw: Mapping[str, Any], path: str, reserved: Iterable[str]) 
             raise ScenarioError(_join(ipath, "at"), "is required")
         at = parse_duration(item["at"], _join(ipath, "at"))
         if repeat_every is not None and at >= repeat_every:
-            raise ScenarioError(_join(ipath, "at"),
-                                f"{at:g}s is not before repeat_every ({repeat_every:g}s), so it would never apply")
+            raise ScenarioError(
+                _join(ipath, "at"), f"{at:g}s is not before repeat_every ({repeat_every:g}s), so it would never apply"
+            )
         spath = _join(ipath, "set")
         changes = _mapping(item.get("set"), spath)
         if not changes:

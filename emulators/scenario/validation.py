@@ -7,8 +7,19 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, overload
 
-FAULT_KINDS = ("error", "delay", "malformed", "html", "reset", "truncate", "oversize", "refuse", "unknown_enum",
-               "null_fields", "duplicate_numbers")
+FAULT_KINDS = (
+    "error",
+    "delay",
+    "malformed",
+    "html",
+    "reset",
+    "truncate",
+    "oversize",
+    "refuse",
+    "unknown_enum",
+    "null_fields",
+    "duplicate_numbers",
+)
 
 
 #: faults that alter the content of a successful answer (only actions that list numbers)
@@ -55,8 +66,9 @@ def _join(path: str, key: str | int) -> str:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "boolean", int: "integer", float: "number", str: "string",
-            list: "list", dict: "mapping"}.get(type(value), type(value).__name__)
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
@@ -113,17 +125,20 @@ def _bool(value: Any, path: str, default: bool) -> bool:
 
 
 @overload
-def _int(value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None,
-         nullable: Literal[False]) -> int: ...
+def _int(
+    value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None, nullable: Literal[False]
+) -> int: ...
 
 
 @overload
-def _int(value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None,
-         nullable: bool = True) -> int | None: ...
+def _int(
+    value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None, nullable: bool = True
+) -> int | None: ...
 
 
-def _int(value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None,
-         nullable: bool = True) -> int | None:
+def _int(
+    value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None, nullable: bool = True
+) -> int | None:
     if value is None:
         if nullable:
             return None
@@ -156,8 +171,9 @@ def parse_duration(value: Any, path: str = "duration") -> float:
                 seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
                 pos = match.end()
             if pos != len(text) or not text:
-                raise ScenarioError(path, f"invalid duration {value!r} "
-                                          "(use seconds or e.g. '90s', '5m', '1h', '1m30s')") from None
+                raise ScenarioError(
+                    path, f"invalid duration {value!r} (use seconds or e.g. '90s', '5m', '1h', '1m30s')"
+                ) from None
     else:
         raise ScenarioError(path, f"expected a duration, got {_type_name(value)}")
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:

@@ -44,8 +44,9 @@ def redact_url(url: str, configured: str | None = None) -> str:
         return url
     parts = urlsplit(url)
     pairs = [(k, "***" if k in keys else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs, quote_via=quote, safe="*"),
-                       parts.fragment))
+    return urlunsplit(
+        (parts.scheme, parts.netloc, parts.path, urlencode(pairs, quote_via=quote, safe="*"), parts.fragment)
+    )
 
 
 def validate_url(url: str) -> str:
@@ -76,9 +77,18 @@ class WebhookSender:
     ``cancelled``).
     """
 
-    def __init__(self, provider: str, *, timeout: float = 2.0, retries: int = 2, backoff: float = 0.5,
-                 workers: int = 4, max_records: int = 100_000, log: logging.Logger | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        provider: str,
+        *,
+        timeout: float = 2.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        workers: int = 4,
+        max_records: int = 100_000,
+        log: logging.Logger | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.provider = provider
         self.timeout = timeout
         self.retries = retries
@@ -96,8 +106,9 @@ class WebhookSender:
 
     # -- configuration and lifecycle ------------------------------------------
 
-    def configure(self, *, timeout: float | None = None, retries: int | None = None,
-                  backoff: float | None = None) -> None:
+    def configure(
+        self, *, timeout: float | None = None, retries: int | None = None, backoff: float | None = None
+    ) -> None:
         with self._cond:
             if timeout is not None:
                 if timeout <= 0:
@@ -141,10 +152,20 @@ class WebhookSender:
 
     def new_record(self, **fields: Any) -> dict[str, Any]:
         """Create and keep the record of one event (status ``pending``)."""
-        record = {"id": next(self._seq), "provider": self.provider, "status": "pending", "http_status": None,
-                  "fault": None, "queued_wall": self._clock(), "queued_monotonic": time.monotonic(),
-                  "sent_wall": None, "sent_monotonic": None, "delivered_wall": None, "delivered_monotonic": None,
-                  "attempts": []}
+        record = {
+            "id": next(self._seq),
+            "provider": self.provider,
+            "status": "pending",
+            "http_status": None,
+            "fault": None,
+            "queued_wall": self._clock(),
+            "queued_monotonic": time.monotonic(),
+            "sent_wall": None,
+            "sent_monotonic": None,
+            "delivered_wall": None,
+            "delivered_monotonic": None,
+            "attempts": [],
+        }
         record.update(fields)
         with self._cond:
             self._records.append(record)
@@ -194,8 +215,9 @@ class WebhookSender:
             try:
                 retry_at = self._attempt(record, request)
             except Exception:  # never let a bug kill a worker
-                self._log.exception("%s webhooks: unexpected error delivering event %s", self.provider,
-                                    record.get("id"))
+                self._log.exception(
+                    "%s webhooks: unexpected error delivering event %s", self.provider, record.get("id")
+                )
                 retry_at = None
                 record["status"] = "failed"
             with self._cond:
@@ -224,13 +246,25 @@ class WebhookSender:
             tries = len(record["attempts"])
             if tries > self.retries:
                 record["status"] = "failed"
-                self._log.warning("%s webhooks: giving up on event %s (%s %s) after %d attempt(s): %s",
-                                  self.provider, record["id"], record.get("field"), record.get("event") or "",
-                                  tries, error or f"HTTP {status}")
+                self._log.warning(
+                    "%s webhooks: giving up on event %s (%s %s) after %d attempt(s): %s",
+                    self.provider,
+                    record["id"],
+                    record.get("field"),
+                    record.get("event") or "",
+                    tries,
+                    error or f"HTTP {status}",
+                )
                 return None
             delay = self.backoff * 2.0 ** (tries - 1)
-        self._log.info("%s webhooks: event %s attempt %d failed (%s); retrying in %.2fs", self.provider,
-                       record["id"], tries, error or f"HTTP {status}", delay)
+        self._log.info(
+            "%s webhooks: event %s attempt %d failed (%s); retrying in %.2fs",
+            self.provider,
+            record["id"],
+            tries,
+            error or f"HTTP {status}",
+            delay,
+        )
         return time.monotonic() + delay
 
     def _send(self, request: OutgoingRequest) -> tuple[int | None, str | None]:
@@ -244,7 +278,8 @@ class WebhookSender:
         try:
             if parts.scheme == "https":
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    host, parts.port, timeout=self.timeout, context=ssl.create_default_context())
+                    host, parts.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
             else:
                 conn = http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
             try:
