@@ -82,7 +82,8 @@ def idle_rss(tree: Tree, fleet: Fleet, workdir: Path) -> tuple[float, int]:
     raise RuntimeError("neither shard of two left the account out")
 
 
-def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -> dict:
+def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path, cap: float | None = None) -> dict:
+    """``cap``: at most this many seconds of observation (``--baseline-seconds``), instead of the default wait."""
     result: dict = {}
     result["rss0"], result["threads0"] = idle_rss(tree, fleet, workdir)
     config = cams_config(fleet, accounts=args.accounts, poll_interval=args.interval, qps=args.qps)
@@ -91,7 +92,8 @@ def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -
     started = time.time()
     with Exporter(tree, config, workdir / "loaded", ready_timeout=300) as exp:
         cpu0 = exp.cpu_seconds()
-        deadline = time.monotonic() + args.interval * (args.cycles + 1) * 1.5 + 120
+        wait = args.interval * (args.cycles + 1) * 1.5 + 120
+        deadline = time.monotonic() + (min(wait, cap) if cap else wait)
         body = b""
         while time.monotonic() < deadline and exp.alive():
             t = time.perf_counter()
@@ -153,6 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=60, help="poll interval in seconds (default 60)")
     parser.add_argument("--cycles", type=int, default=3, help="intervals observed after the first poll (default 3)")
     parser.add_argument("--baseline", metavar="REF", help="also measure git REF (a temporary worktree), side by side")
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        metavar="S",
+        help="observe the baseline at most S seconds (an old runtime that never keeps up; default: as the candidate)",
+    )
     parser.add_argument("--workdir", help="where configs and exporter logs go (default: a new temporary directory)")
     args = parser.parse_args(argv)
     if args.accounts % args.keys or args.accounts // args.keys < 2:
@@ -167,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     with Fleet(args.accounts, args.numbers, keys=args.keys) as fleet, trees(args.baseline) as under_test:
         for i, tree in enumerate(under_test):
             print(f"[accounts] measuring {tree.label} ...", flush=True)
-            results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}")))
+            cap = args.baseline_seconds if args.baseline and i == 0 else None
+            results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}", cap)))
     print()
     print(
         f"accounts={args.accounts:,} (one space of {args.numbers} numbers each; "
