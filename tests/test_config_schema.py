@@ -73,7 +73,7 @@ def test_schema_is_valid_json_schema_and_knows_every_provider():
     result = check_jsonschema("--check-metaschema", SCHEMA)
     assert result.returncode == 0, result.stdout + result.stderr
     mapping = schema["properties"]["accounts"]["items"]["discriminator"]["mapping"]
-    assert set(mapping) == {"alibaba_cams", "nxcloud", "kaleyra", "meta"}
+    assert set(mapping) == {"alibaba_cams", "nxcloud", "kaleyra", "meta", "twilio", "infobip"}
 
 
 def test_example_config_points_editors_at_the_schema():

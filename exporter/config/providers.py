@@ -15,13 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, ClassVar, Literal, get_args
 
-from pydantic import BeforeValidator, Field, create_model, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
 
-from exporter.config.errors import custom, did_you_mean, fmt_seconds, raise_all, show
+import re
+
+from exporter.config.errors import bad, custom, did_you_mean, each, fmt_seconds, raise_all, show, typename
 from exporter.config.model import Account, Labels, Unit
 from exporter.config.secrets import secret_pairs
 from exporter.config.values import ActionLimits, AccountName, Duration, Endpoint, GraphVersion, NotNegative, \
-    PhoneList, Qps, Section, UnitId, between, choice, label_map, listed, rule, text_value, value_type, whole_number
+    PhoneList, Qps, Section, UnitId, as_type, between, choice, expand, label_map, listed, rule, text_value, \
+    value_type, whole_number
 
 TIER_VOCABULARIES = ("api_reference", "legacy_console")
 SIGNATURE_VERSIONS = ("v3", "v2")
@@ -93,7 +96,8 @@ class MetaTunables(Section):
 
 #: a provider's own settings, in the accounts of the other providers
 NOT_APPLICABLE = {"signature_version": "", "waba_poll_interval": 0.0, "verification_poll_interval": 0.0,
-                  "health_poll_interval": 0.0, "graph_api_version": ""}
+                  "health_poll_interval": 0.0, "graph_api_version": "", "page_size": 0,
+                  "max_concurrent_requests": 0}
 
 
 def interval_rules(interval: float, pick: Callable[[str], tuple[Any, str]]) -> list[dict]:
@@ -116,7 +120,8 @@ class UnitModel(Section):
     id_key: ClassVar[str]
 
     def unit(self) -> Unit:
-        numbers = getattr(self, "phone_numbers", None) or getattr(self, "business_phones", None) or ()
+        numbers = (getattr(self, "phone_numbers", None) or getattr(self, "business_phones", None)
+                   or getattr(self, "senders", None) or ())
         isv_code = getattr(self, "isv_code", None)
         return Unit(id=getattr(self, self.id_key), phone_numbers=numbers,
                     params=Labels({"isv_code": isv_code} if isv_code else {}))
@@ -138,6 +143,43 @@ APPS = unit_list("NxCloudApp", "An NxCloud app (appkey), optionally limited to s
                  "appkey", business_phones=(PhoneList, Field(None, description=ONLY.format("app"))))
 WABAS = unit_list("Waba", "A WhatsApp Business Account id, optionally limited to some of its numbers.", "waba",
                   "waba_id", phone_numbers=(PhoneList, Field(None, description=ONLY.format("WABA"))))
+
+
+@as_type(tuple[str, ...], {"type": "array", "minItems": 1,
+                           "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}})
+def TwilioSenderList(raw: Any, info: Any) -> tuple[str, ...]:
+    """Twilio senders: sender SIDs (``XE`` + 32 hex) or phone numbers with country code (kept as digits)."""
+    if not isinstance(raw, list) or not raw:
+        bad("must be a non-empty list of sender SIDs (XE...) or phone numbers with country code")
+    seen: dict[str, int] = {}
+
+    def check(i: int, item: Any) -> None:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            bad(f"must be a sender SID or phone number string, got {typename(item)}")
+        value = re.sub(r"[\s\-()]", "", expand(item, info) if isinstance(item, str) else str(item))
+        if value.lower().startswith("whatsapp:"):
+            value = value[len("whatsapp:"):]
+        if not (re.fullmatch(r"XE[0-9a-fA-F]{32}", value) or re.fullmatch(r"\+?[0-9]{6,20}", value)):
+            bad(f'invalid sender {show(item)} (a sender SID "XE" + 32 hex characters, or a phone number '
+                f'with country code such as "+14155550100")')
+        if seen.setdefault(value.lstrip("+"), i) != i:
+            bad(f"duplicate sender {show(item)}")
+
+    each(enumerate(raw), check)
+    return tuple(seen)
+
+
+TWILIO_ACCOUNTS = unit_list(
+    "TwilioAccountUnit", "The Twilio account the credential belongs to (its Account SID, the space_id label), "
+    "optionally limited to some of its WhatsApp senders.", "Twilio account", "account_sid",
+    senders=(TwilioSenderList, Field(None, description="Only these senders: SIDs or phone numbers (default: all "
+                                                         "of the account's WhatsApp senders, listed page by page).")))
+SENDER_GROUPS = unit_list(
+    "InfobipSenderGroup", "A group of the account's WhatsApp senders (its name is the space_id label): Infobip "
+    "has no endpoint that lists them, so they are configured.", "sender group", "group",
+    senders=(Annotated[PhoneList, AfterValidator(lambda v: v if v is not None else bad(
+        "required (a list of the sender numbers to watch, with country code)"))],
+        Field(..., description="The sender numbers (asked for in batches of at most 100).")))
 
 
 # -- Accounts ----------------------------------------------------------------
@@ -184,7 +226,8 @@ class AccountBase(Tunables):
                     "max_staleness": 10 * interval, "waba_poll_interval": max(600.0, interval),
                     "verification_poll_interval": 0.0, "health_poll_interval": 300.0,
                     "signature_version": SIGNATURE_VERSIONS[0], "tier_vocabulary": TIER_VOCABULARIES[0],
-                    "graph_api_version": DEFAULT_GRAPH_API_VERSION, "max_numbers": 0, "qps": spec.default_qps}
+                    "graph_api_version": DEFAULT_GRAPH_API_VERSION, "max_numbers": 0, "qps": spec.default_qps,
+                    "page_size": 100, "max_concurrent_requests": 2}
         errors += interval_rules(interval, lambda key: pick(key, defaults[key]))
         value = {key: pick(key, default)[0] for key, default in defaults.items()}
         action_qps = dict(spec.action_qps)
@@ -201,7 +244,8 @@ class AccountBase(Tunables):
         elif pod is not None:
             endpoint = spec.pods[pod]
         elif endpoint is None and spec.default_endpoint is None:
-            errors.append(custom(("endpoint",), f"required (or pod: one of {', '.join(spec.pods)})"))
+            errors.append(custom(("endpoint",), f"required (or pod: one of {', '.join(spec.pods)})" if spec.pods
+                                 else "required (the account's personal base URL, e.g. https://xxxxx.api.infobip.com)"))
         raise_all(errors)
         qps = value.pop("qps")
         return Account(
@@ -257,6 +301,39 @@ class MetaAccount(AccountBase, MetaTunables):
     wabas: WABAS
 
 
+class TwilioTunables(Section):
+    """Settings of Twilio only."""
+
+    page_size: whole_number(1, 1000, "1") = Field(
+        None, description="Senders per page of the list (PageSize, 1 to 1000; default 100).")
+    max_concurrent_requests: whole_number(1, 16, "1") = Field(
+        None, description="Requests of the account in flight at once (Twilio limits concurrency per account; "
+                          "default 2).")
+
+
+class TwilioAccount(AccountBase, TwilioTunables):
+    """A Twilio account: an API key SID and secret (or the Account SID and Auth Token), and its Account SID."""
+
+    units_key: ClassVar[str] = "twilio_accounts"
+    provider: Literal["twilio"]
+    credentials: secret_pairs("TwilioCredentials", "HTTP Basic: an API key SID (SK...) and its secret, "
+                              "or the Account SID (AC...) and its Auth Token.", ids=("sid",), secrets=("secret",))
+    twilio_accounts: Annotated[TWILIO_ACCOUNTS, AfterValidator(lambda v: v if v is None or len(v) <= 1 else bad(
+        "must hold exactly one Twilio account: the one the credential belongs to (use one exporter account "
+        "per Twilio account or subaccount)"))]
+
+
+class InfobipAccount(AccountBase):
+    """An Infobip account: its personal base URL (endpoint), an API key, and the sender numbers it watches."""
+
+    units_key: ClassVar[str] = "sender_groups"
+    provider: Literal["infobip"]
+    credentials: secret_pairs("InfobipCredentials", "An API key (sent as Authorization: App <key>), and "
+                              "optionally a name for it.", ids=("key_name",), secrets=("api_key",),
+                              optional=("key_name",))
+    sender_groups: SENDER_GROUPS
+
+
 # -- Registry ----------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -293,6 +370,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
     # Graph budgets these reads per hour (200, or 5,000 once the WABA has a registered number,
     # per app per WABA); the usage headers steer the rest.
     "meta": ProviderSpec(MetaAccount, "https://graph.facebook.com", default_qps=2.0),
+    # Twilio publishes no rate for the Senders API, only per-account concurrency (20429):
+    # one list walk per poll needs little; stay modest.
+    "twilio": ProviderSpec(TwilioAccount, "https://messaging.twilio.com", default_qps=5.0),
+    # 10 requests per second per account (the endpoint's page); the base URL is personal.
+    "infobip": ProviderSpec(InfobipAccount, None, default_qps=10.0),
 }
 for _name, _spec in PROVIDERS.items():
     assert get_args(_spec.model.model_fields["provider"].annotation) == (_name,), (_name, _spec.model)
