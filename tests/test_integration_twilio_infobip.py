@@ -253,3 +253,71 @@ spaces:
         assert twe.max_requests_in_any_second(TW_SK) <= 8
         assert twe.max_in_flight_seen[TW_AC] <= 2
         assert not [r for r in ibe.requests + twe.requests if r.throttled]
+
+
+@pytest.mark.parametrize("fault,reason", [
+    (Fault(kind="malformed"), "parse"),
+    (Fault(kind="html"), "upstream"),
+    (Fault(kind="reset"), "upstream"),
+    (Fault(kind="truncate"), "upstream"),
+    (Fault(kind="error", code="20503", http_status=503), "upstream"),
+    (Fault(kind="error", code="20404", http_status=404), "request"),
+    (Fault(kind="delay", seconds=3), "timeout"),
+])
+def test_twilio_faults_are_classified(tw, make, fault, reason):
+    tw.inject(fault)
+    poller, store = make(tw_account(tw.url, extra="    poll_interval: 5s\n    timeout: 1s\n"))
+    inner_client(poller, "tw")._max_retries = 0
+    poller.poll_account("tw")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_api_request_errors_total", action="ListChannelsSender", reason=reason) == 1
+    assert value(s, "whatsapp_exporter_poll_success", account="tw") == 0
+
+
+@pytest.mark.parametrize("fault,reason", [
+    (Fault(kind="malformed"), "parse"),
+    (Fault(kind="error", code="GENERAL_ERROR"), "upstream"),
+    (Fault(kind="error", code="FORBIDDEN"), "permission"),
+    (Fault(kind="unknown_enum"), None),
+])
+def test_infobip_faults_are_classified(ib, make, fault, reason):
+    ib.inject(fault)
+    poller, store = make(ib_account(ib.url, IB_DEMO[:2]))
+    inner_client(poller, "ib")._max_retries = 0
+    poller.poll_account("ib")
+    s = current(store)
+    if reason is None:  # new values land in OTHER, nothing fails
+        assert active_state(s, M + "status", "status", phone_number="+447860099101") == "OTHER"
+        assert active_state(s, M + "messaging_limit_tier", "tier", phone_number="+447860099101") == "OTHER"
+        assert value(s, "whatsapp_exporter_poll_success", account="ib") == 1
+    else:
+        assert value(s, "whatsapp_exporter_api_request_errors_total", reason=reason) == 1
+
+
+def test_a_cancelled_wait_for_the_budget_ends_the_call_and_close_stops_the_loop(tw, make):
+    import threading
+
+    poller, store = make(tw_account(tw.url))
+    provider = poller._runtimes["tw"].provider
+    provider.inner.client._budget.bucket.hold(600)  # the credential is on hold for ten minutes
+    stop = threading.Event()
+    provider.inner.client._budget._cancelled = stop.is_set
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(_poll_error(provider, poller)))
+    worker.start()
+    stop.set()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and outcome and outcome[0].reason == "timeout"
+    assert not tw.requests
+    provider.close()
+    assert not [t for t in threading.enumerate() if t.name == "provider-loop:tw"]
+
+
+def _poll_error(provider, poller):
+    from exporter.providers.errors import ProviderError
+
+    try:
+        provider.poll_unit(poller._runtimes["tw"].account.units[0], 0)
+    except ProviderError as err:
+        return err
+    return None

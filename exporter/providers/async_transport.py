@@ -138,7 +138,14 @@ class SyncBridge:
                                         daemon=True)
         self._thread.start()
 
+    @property
+    def closed(self) -> bool:
+        return self._loop.is_closed()
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop.is_closed():
+            coro.close()
+            raise RuntimeError("the provider is closed")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def close(self) -> None:
@@ -166,6 +173,9 @@ class BridgedProvider:
         return self._bridge.run(self.inner.poll_unit(unit, now))
 
     def close(self) -> None:
+        """Close the client and stop the loop; a second call does nothing."""
+        if self._bridge.closed:
+            return
         try:
             self._bridge.run(self.inner.aclose())
         finally:
