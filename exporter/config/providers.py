@@ -17,14 +17,12 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
 
-import re
-
-from exporter.config.errors import bad, custom, did_you_mean, each, fmt_seconds, raise_all, show, typename
+from exporter.config.errors import bad, custom, did_you_mean, fmt_seconds, raise_all, show
 from exporter.config.model import Account, Labels, Unit
 from exporter.config.secrets import secret_pairs
 from exporter.config.values import ActionLimits, AccountName, Duration, Endpoint, GraphVersion, NotNegative, \
-    PhoneList, Qps, Section, UnitId, as_type, between, choice, expand, label_map, listed, rule, text_value, \
-    value_type, whole_number
+    PhoneList, Qps, SenderList, Section, UnitId, between, choice, label_map, listed, rule, text_value, value_type, \
+    whole_number
 
 TIER_VOCABULARIES = ("api_reference", "legacy_console")
 SIGNATURE_VERSIONS = ("v3", "v2")
@@ -145,34 +143,10 @@ WABAS = unit_list("Waba", "A WhatsApp Business Account id, optionally limited to
                   "waba_id", phone_numbers=(PhoneList, Field(None, description=ONLY.format("WABA"))))
 
 
-@as_type(tuple[str, ...], {"type": "array", "minItems": 1,
-                           "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}})
-def TwilioSenderList(raw: Any, info: Any) -> tuple[str, ...]:
-    """Twilio senders: sender SIDs (``XE`` + 32 hex) or phone numbers with country code (kept as digits)."""
-    if not isinstance(raw, list) or not raw:
-        bad("must be a non-empty list of sender SIDs (XE...) or phone numbers with country code")
-    seen: dict[str, int] = {}
-
-    def check(i: int, item: Any) -> None:
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            bad(f"must be a sender SID or phone number string, got {typename(item)}")
-        value = re.sub(r"[\s\-()]", "", expand(item, info) if isinstance(item, str) else str(item))
-        if value.lower().startswith("whatsapp:"):
-            value = value[len("whatsapp:"):]
-        if not (re.fullmatch(r"XE[0-9a-fA-F]{32}", value) or re.fullmatch(r"\+?[0-9]{6,20}", value)):
-            bad(f'invalid sender {show(item)} (a sender SID "XE" + 32 hex characters, or a phone number '
-                f'with country code such as "+14155550100")')
-        if seen.setdefault(value.lstrip("+"), i) != i:
-            bad(f"duplicate sender {show(item)}")
-
-    each(enumerate(raw), check)
-    return tuple(seen)
-
-
 TWILIO_ACCOUNTS = unit_list(
     "TwilioAccountUnit", "The Twilio account the credential belongs to (its Account SID, the space_id label), "
     "optionally limited to some of its WhatsApp senders.", "Twilio account", "account_sid",
-    senders=(TwilioSenderList, Field(None, description="Only these senders: SIDs or phone numbers (default: all "
+    senders=(SenderList, Field(None, description="Only these senders: SIDs or phone numbers (default: all "
                                                          "of the account's WhatsApp senders, listed page by page).")))
 SENDER_GROUPS = unit_list(
     "InfobipSenderGroup", "A group of the account's WhatsApp senders (its name is the space_id label): Infobip "
