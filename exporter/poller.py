@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 HINTS = {
     "auth": "check the credential (id and secret) of this account, and the host clock",
-    "permission": "check that this credential may read this space/app/WABA (see the README for the minimal policy)",
+    "permission": "check that this credential may read this space/app/WABA (see the minimal policy in docs/providers/cams.md)",
     "request": "check the configured space/app/WABA id and phone numbers of this account",
     "throttled": "the provider throttled the calls; lower qps or raise poll_interval if this persists",
 }

@@ -43,7 +43,7 @@ def shipped_configs(tmp_path: Path) -> dict[str, Path]:
         if doc and doc.get("kind") == "ConfigMap" and "config.yaml" in doc.get("data", {}):
             found["deploy/kubernetes/configmap.yaml"] = tmp_path / "configmap-config.yaml"
             found["deploy/kubernetes/configmap.yaml"].write_text(doc["data"]["config.yaml"])
-    for name in ("README.md", *(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md"))):
+    for name in ("README.md", *(p.relative_to(REPO).as_posix() for p in (REPO / "docs").rglob("*.md"))):
         blocks = re.findall(r"```yaml\n(.*?)```", (REPO / name).read_text(), re.DOTALL)
         for i, block in enumerate(blocks):
             if block.startswith("  - name:"):
