@@ -39,14 +39,15 @@ import base64
 import hmac
 import logging
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .common import UNKNOWN_ENUM_VALUES, ApiError, BodyError, Context, ProviderEmulator, Reply, Request, json_bytes
 from .scenario import Credential, Fault, Scenario
 
-__all__ = ["InfobipEmulator", "ACTION", "PATH", "MAX_SENDERS"]
+__all__ = ["ACTION", "MAX_SENDERS", "PATH", "InfobipEmulator"]
 
 logger = logging.getLogger("emulators.infobip")
 
@@ -64,8 +65,14 @@ ERRORS: dict[str, tuple[int, str]] = {
     "TOO_MANY_REQUESTS": (429, "Too many requests"),
     "GENERAL_ERROR": (500, "Something went wrong. Please contact support."),
 }
-NEW_CODES = {"BAD_REQUEST": "E400", "UNAUTHORIZED": "E401", "FORBIDDEN": "E403", "NOT_FOUND": "E404",
-             "TOO_MANY_REQUESTS": "E429", "GENERAL_ERROR": "E500"}
+NEW_CODES = {
+    "BAD_REQUEST": "E400",
+    "UNAUTHORIZED": "E401",
+    "FORBIDDEN": "E403",
+    "NOT_FOUND": "E404",
+    "TOO_MANY_REQUESTS": "E429",
+    "GENERAL_ERROR": "E500",
+}
 _NUMBER_KNOWN = frozenset({"status", "quality_rating", "current_limit", "last_updated", "present", "wire_extra"})
 
 
@@ -82,12 +89,22 @@ class InfobipEmulator(ProviderEmulator):
     known_number_attributes = _NUMBER_KNOWN
     write_actions = frozenset()
     observed_number_fields = ("present", "status", "quality_rating", "current_limit")
-    data_fault_actions = {kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")}
+    data_fault_actions: Mapping[str, frozenset[str]] = {
+        kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")
+    }
     _logger = logger
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time, *, error_format: str = "legacy",
-                 reject_plus: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        error_format: str = "legacy",
+        reject_plus: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(scenario, host, port, clock, **kwargs)
         if error_format not in ("legacy", "new"):
             raise ValueError("error_format must be legacy or new")
@@ -115,10 +132,12 @@ class InfobipEmulator(ProviderEmulator):
             headers["Retry-After"] = str(err.retry_after)
         if self.error_format == "new":
             body: dict[str, Any] = {
-                "errorCode": NEW_CODES.get(err.code, str(err.code)), "description": err.message,
+                "errorCode": NEW_CODES.get(err.code, str(err.code)),
+                "description": err.message,
                 "action": "Check the request and try again.",
                 "violations": [{"property": k, "violation": m} for k, msgs in (err.detail or {}).items() for m in msgs],
-                "resources": [{"name": "API reference", "url": "https://www.infobip.com/docs/api"}]}
+                "resources": [{"name": "API reference", "url": "https://www.infobip.com/docs/api"}],
+            }
         else:
             exception: dict[str, Any] = {"messageId": err.code, "text": err.message}
             if err.detail:
@@ -142,10 +161,14 @@ class InfobipEmulator(ProviderEmulator):
                 user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
             except (ValueError, UnicodeDecodeError):
                 raise _IbError("UNAUTHORIZED") from None
-            cred = self.scenario.credential(user)
-            if sep and cred is not None and cred.enabled and hmac.compare_digest(
-                    cred.access_key_secret.encode(), password.encode()):
-                return cred
+            owner = self.scenario.credential(user)
+            if (
+                sep
+                and owner is not None
+                and owner.enabled
+                and hmac.compare_digest(owner.access_key_secret.encode(), password.encode())
+            ):
+                return owner
         raise _IbError("UNAUTHORIZED")
 
     def _process(self, req: Request, ctx: Context) -> Reply:
@@ -219,10 +242,14 @@ class InfobipEmulator(ProviderEmulator):
                 for attr in ("status", "quality_rating", "current_limit"):
                     changed = max(changed, number.timeline.set_time(attr, t) or 0.0)
                 wall = (self._t0 or self._clock()) + changed
-                updated = datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds") \
-                    .replace("+00:00", "Z")
-            entry = {"sender": sender, "qualityRating": state.get("quality_rating"), "status": state.get("status"),
-                     "currentLimit": state.get("current_limit"), "lastUpdated": updated}
+                updated = datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            entry = {
+                "sender": sender,
+                "qualityRating": state.get("quality_rating"),
+                "status": state.get("status"),
+                "currentLimit": state.get("current_limit"),
+                "lastUpdated": updated,
+            }
             extra = state.get("wire_extra")
             if isinstance(extra, dict):
                 entry.update(extra)
@@ -239,8 +266,11 @@ class InfobipEmulator(ProviderEmulator):
         for r in results:
             r = dict(r)
             if kind == "unknown_enum":
-                r.update(status=UNKNOWN_ENUM_VALUES["status"], qualityRating=UNKNOWN_ENUM_VALUES["quality"],
-                         currentLimit=UNKNOWN_ENUM_VALUES["tier"])
+                r.update(
+                    status=UNKNOWN_ENUM_VALUES["status"],
+                    qualityRating=UNKNOWN_ENUM_VALUES["quality"],
+                    currentLimit=UNKNOWN_ENUM_VALUES["tier"],
+                )
             else:
                 r.update(status=None, qualityRating=None, currentLimit=None)
                 r.pop("lastUpdated", None)

@@ -58,13 +58,14 @@ import re
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .common import UNKNOWN_ENUM_VALUES, ApiError, BodyError, Context, ProviderEmulator, Reply, Request, json_bytes
 from .scenario import Credential, Fault, Scenario, Space
 
-__all__ = ["TwilioEmulator", "sender_sid", "LIST_ACTION", "FETCH_ACTION"]
+__all__ = ["FETCH_ACTION", "LIST_ACTION", "TwilioEmulator", "sender_sid"]
 
 logger = logging.getLogger("emulators.twilio")
 
@@ -88,8 +89,19 @@ ERRORS: dict[int, tuple[int, str]] = {
     20503: (503, "Service Unavailable"),
 }
 
-_NUMBER_KNOWN = frozenset({"status", "quality_rating", "messaging_limit", "offline_reasons", "verified_name", "sid",
-                           "properties_null", "present", "wire_extra"})
+_NUMBER_KNOWN = frozenset(
+    {
+        "status",
+        "quality_rating",
+        "messaging_limit",
+        "offline_reasons",
+        "verified_name",
+        "sid",
+        "properties_null",
+        "present",
+        "wire_extra",
+    }
+)
 
 
 def sender_sid(phone_number: str) -> str:
@@ -115,15 +127,26 @@ class TwilioEmulator(ProviderEmulator):
     known_waba_attributes = frozenset({"id", "name", "present"})
     write_actions = WRITE_ACTIONS
     observed_number_fields = ("present", "status", "quality_rating", "messaging_limit", "offline_reasons")
-    data_fault_actions = {"unknown_enum": frozenset({LIST_ACTION, FETCH_ACTION}),
-                          "null_fields": frozenset({LIST_ACTION, FETCH_ACTION}),
-                          "duplicate_numbers": frozenset({LIST_ACTION})}
+    data_fault_actions: Mapping[str, frozenset[str]] = {
+        "unknown_enum": frozenset({LIST_ACTION, FETCH_ACTION}),
+        "null_fields": frozenset({LIST_ACTION, FETCH_ACTION}),
+        "duplicate_numbers": frozenset({LIST_ACTION}),
+    }
     _logger = logger
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time, *, max_concurrent: int | None = 2,
-                 retry_after: int | None = None, error_format: str = "legacy", next_page_host: str | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_concurrent: int | None = 2,
+        retry_after: int | None = None,
+        error_format: str = "legacy",
+        next_page_host: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(scenario, host, port, clock, **kwargs)
         if error_format not in ("legacy", "rfc9457"):
             raise ValueError("error_format must be legacy or rfc9457")
@@ -165,8 +188,13 @@ class TwilioEmulator(ProviderEmulator):
             with self._flight_lock:
                 headers["Twilio-Concurrent-Requests"] = str(self._in_flight.get(ctx.space_id or "", 0))
         if self.error_format == "rfc9457":
-            body = {"type": more_info(err.code), "title": ERRORS.get(err.code, (0, err.message))[1],
-                    "status": err.status, "detail": err.message, "code": err.code}
+            body = {
+                "type": more_info(err.code),
+                "title": ERRORS.get(err.code, (0, err.message))[1],
+                "status": err.status,
+                "detail": err.message,
+                "code": err.code,
+            }
             return Reply(err.status, json_bytes(body), PROBLEM_JSON, headers, code=str(err.code))
         body = {"code": err.code, "message": err.message, "more_info": more_info(err.code), "status": err.status}
         return Reply(err.status, json_bytes(body), JSON, headers, code=str(err.code))
@@ -178,8 +206,10 @@ class TwilioEmulator(ProviderEmulator):
             return ({"GET": LIST_ACTION, "POST": "CreateChannelsSender"}.get(method, ""), None)
         if path.startswith(LIST_PATH + "/") and path.count("/") == 4:
             sid = path.rsplit("/", 1)[1]
-            return ({"GET": FETCH_ACTION, "POST": "UpdateChannelsSender", "DELETE": "DeleteChannelsSender"}
-                    .get(method, ""), sid)
+            return (
+                {"GET": FETCH_ACTION, "POST": "UpdateChannelsSender", "DELETE": "DeleteChannelsSender"}.get(method, ""),
+                sid,
+            )
         raise _TwError(20404, f"The requested resource {path[:200]} was not found")
 
     def _authenticate(self, req: Request) -> Credential:
@@ -192,8 +222,12 @@ class TwilioEmulator(ProviderEmulator):
         except (ValueError, UnicodeDecodeError):
             raise _TwError(20003) from None
         cred = self.scenario.credential(username)
-        if not sep or cred is None or not cred.enabled or not hmac.compare_digest(
-                cred.access_key_secret.encode(), password.encode()):
+        if (
+            not sep
+            or cred is None
+            or not cred.enabled
+            or not hmac.compare_digest(cred.access_key_secret.encode(), password.encode())
+        ):
             raise _TwError(20003)
         return cred
 
@@ -240,9 +274,10 @@ class TwilioEmulator(ProviderEmulator):
         if fault is not None:
             return fault
         if action in WRITE_ACTIONS:
-            raise _TwError(20403, f"The emulator records {action} calls and refuses them (an exporter must never "
-                                  "change anything)")
-        if action == FETCH_ACTION:
+            raise _TwError(
+                20403, f"The emulator records {action} calls and refuses them (an exporter must never change anything)"
+            )
+        if action == FETCH_ACTION and found is not None:
             space, state = found
             return self._ok(ctx, self._resource(space, state))
         return self._ok(ctx, self._page(cred, query))
@@ -282,23 +317,53 @@ class TwilioEmulator(ProviderEmulator):
         waba = self.waba_state(space) or {}
         status = state.get("status")
         reasons = state.get("offline_reasons")
-        properties = None if state.get("properties_null") else {
-            "quality_rating": state.get("quality_rating"), "messaging_limit": state.get("messaging_limit")}
-        out = {
+        properties = (
+            None
+            if state.get("properties_null")
+            else {"quality_rating": state.get("quality_rating"), "messaging_limit": state.get("messaging_limit")}
+        )
+        out: dict[str, Any] = {
             "sid": sid,
             "status": status,
             "sender_id": f"whatsapp:+{state['phone_number']}",
-            "configuration": {"waba_id": waba.get("id"), "verification_method": None, "verification_code": None,
-                              "voice_application_sid": None, "account_type": None},
-            "webhook": {"callback_url": None, "callback_method": "POST", "fallback_url": None,
-                        "fallback_method": None, "status_callback_url": None, "status_callback_method": None},
-            "profile": {"name": state.get("verified_name"), "about": None, "address": None, "description": None,
-                        "logo_url": None, "banner_url": None, "privacy_url": None, "terms_of_service_url": None,
-                        "accent_color": None, "vertical": None, "websites": [], "emails": [], "phone_numbers": []},
+            "configuration": {
+                "waba_id": waba.get("id"),
+                "verification_method": None,
+                "verification_code": None,
+                "voice_application_sid": None,
+                "account_type": None,
+            },
+            "webhook": {
+                "callback_url": None,
+                "callback_method": "POST",
+                "fallback_url": None,
+                "fallback_method": None,
+                "status_callback_url": None,
+                "status_callback_method": None,
+            },
+            "profile": {
+                "name": state.get("verified_name"),
+                "about": None,
+                "address": None,
+                "description": None,
+                "logo_url": None,
+                "banner_url": None,
+                "privacy_url": None,
+                "terms_of_service_url": None,
+                "accent_color": None,
+                "vertical": None,
+                "websites": [],
+                "emails": [],
+                "phone_numbers": [],
+            },
             "properties": properties,
-            "offline_reasons": [{"code": str(r.get("code")), "message": r.get("message"),
-                                 "more_info": more_info(r.get("code"))} for r in reasons if isinstance(r, dict)]
-            if status == "OFFLINE" and isinstance(reasons, list) else None,
+            "offline_reasons": [
+                {"code": str(r.get("code")), "message": r.get("message"), "more_info": more_info(r.get("code"))}
+                for r in reasons
+                if isinstance(r, dict)
+            ]
+            if status == "OFFLINE" and isinstance(reasons, list)
+            else None,
             "compliance": None,
             "url": f"{self.url}{LIST_PATH}/{sid}",
         }
@@ -325,26 +390,32 @@ class TwilioEmulator(ProviderEmulator):
             page_param = (query.get("Page") or ["0"])[-1]
             offset = int(page_param) * size if page_param.isdigit() else 0
         states = self._states(cred) if channel == "whatsapp" else []
-        chunk = states[offset:offset + size]
+        chunk = states[offset : offset + size]
         page = offset // size
         base = f"{self.url}{LIST_PATH}"
         nxt = None
         if offset + size < len(states):
-            new_token = "PT" + hmac.new(self._token_key, f"{cred.account_key}:{offset + size}".encode(),
-                                        hashlib.sha256).hexdigest()[:32]
+            new_token = (
+                "PT"
+                + hmac.new(self._token_key, f"{cred.account_key}:{offset + size}".encode(), hashlib.sha256).hexdigest()[
+                    :32
+                ]
+            )
             with self._lock:
                 self._tokens[new_token] = (cred.account_key, offset + size)
             host = f"http://{self.next_page_host}" if self.next_page_host else self.url
-            nxt = f"{host}{LIST_PATH}?" + urlencode({"PageSize": size, "Page": page + 1, "PageToken": new_token,
-                                                     "Channel": channel})
+            nxt = f"{host}{LIST_PATH}?" + urlencode(
+                {"PageSize": size, "Page": page + 1, "PageToken": new_token, "Channel": channel}
+            )
         return {
             "senders": [self._resource(space, state) for space, state in chunk],
             "meta": {
                 "page": page,
                 "page_size": size,
                 "first_page_url": f"{base}?" + urlencode({"PageSize": size, "Page": 0, "Channel": channel}),
-                "previous_page_url": None if page == 0 else f"{base}?" + urlencode(
-                    {"PageSize": size, "Page": page - 1, "Channel": channel}),
+                "previous_page_url": None
+                if page == 0
+                else f"{base}?" + urlencode({"PageSize": size, "Page": page - 1, "Channel": channel}),
                 "url": f"{base}?" + urlencode({"PageSize": size, "Page": page, "Channel": channel}),
                 "next_page_url": nxt,
                 "key": "senders",
@@ -352,12 +423,14 @@ class TwilioEmulator(ProviderEmulator):
         }
 
     def _corrupt_answer(self, kind: str, action: str | None, payload: Any) -> Any:
-        def alter(resource: dict) -> dict:
+        def alter(resource: dict[str, Any]) -> dict[str, Any]:
             resource = dict(resource)
             if kind == "unknown_enum":
                 resource["status"] = UNKNOWN_ENUM_VALUES["status"]
-                resource["properties"] = {"quality_rating": UNKNOWN_ENUM_VALUES["quality"],
-                                          "messaging_limit": UNKNOWN_ENUM_VALUES["tier"]}
+                resource["properties"] = {
+                    "quality_rating": UNKNOWN_ENUM_VALUES["quality"],
+                    "messaging_limit": UNKNOWN_ENUM_VALUES["tier"],
+                }
             else:
                 resource.update(status=None, properties=None, profile=None, configuration=None)
             return resource

@@ -39,8 +39,11 @@ spaces:
     with TwilioEmulator(scenario) as e:
         wrong = httpx.get(e.url + LIST, params={"Channel": "whatsapp"}, auth=("AC1", "nope"))
         assert wrong.status_code == 401 and wrong.json() == {
-            "code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003",
-            "status": 401}
+            "code": 20003,
+            "message": "Authenticate",
+            "more_info": "https://www.twilio.com/docs/errors/20003",
+            "status": 401,
+        }
         assert httpx.get(e.url + LIST, params={"Channel": "whatsapp"}).status_code == 401
         denied = httpx.get(e.url + LIST, params={"Channel": "whatsapp"}, auth=("SKrestricted", "s1"))
         assert denied.status_code == 403 and denied.json()["code"] == 20403
@@ -50,7 +53,9 @@ spaces:
 
 def test_twilio_paging_validation_and_fetch(twilio):
     assert httpx.get(twilio.url + LIST, auth=TW_AUTH).json()["code"] == 20001  # Channel is required
-    assert httpx.get(twilio.url + LIST, params={"Channel": "whatsapp", "PageSize": 1001}, auth=TW_AUTH).status_code == 400
+    assert (
+        httpx.get(twilio.url + LIST, params={"Channel": "whatsapp", "PageSize": 1001}, auth=TW_AUTH).status_code == 400
+    )
     url, seen, pages = twilio.url + LIST + "?Channel=whatsapp&PageSize=2", [], 0
     while url:
         body = httpx.get(url, auth=TW_AUTH).json()
@@ -63,13 +68,16 @@ def test_twilio_paging_validation_and_fetch(twilio):
     assert one["sid"] == sid and one["configuration"]["waba_id"] == "203040506070801"
     assert httpx.get(f"{twilio.url}{LIST}/XE123", auth=TW_AUTH).json()["code"] == 20404
     assert httpx.get(f"{twilio.url}{LIST}/XE" + "f" * 32, auth=TW_AUTH).status_code == 404
-    assert httpx.get(twilio.url + LIST, params={"Channel": "whatsapp", "PageToken": "PTforged"},
-                     auth=TW_AUTH).status_code == 400
+    assert (
+        httpx.get(twilio.url + LIST, params={"Channel": "whatsapp", "PageToken": "PTforged"}, auth=TW_AUTH).status_code
+        == 400
+    )
 
 
 def test_twilio_timeline_offline_with_reason_and_back(twilio):
     def first():
         return httpx.get(f"{twilio.url}{LIST}/{sender_sid('14155550101')}", auth=TW_AUTH).json()
+
     assert first()["status"] == "ONLINE" and first()["offline_reasons"] is None
     twilio.advance(50)
     offline = first()
@@ -89,8 +97,12 @@ def test_twilio_concurrency_cap_answers_20429(twilio):
     for t in threads:
         t.start()
     # wait until both are in flight, then a third one is refused
-    from tests.helpers import wait_for
-    wait_for(lambda: twilio.max_in_flight_seen.get("ACdemo0000000000000000000000000001") == 2, "two requests in flight", timeout=5)
+
+    wait_for(
+        lambda: twilio.max_in_flight_seen.get("ACdemo0000000000000000000000000001") == 2,
+        "two requests in flight",
+        timeout=5,
+    )
     refused = httpx.get(twilio.url + LIST, params={"Channel": "whatsapp"}, auth=TW_AUTH)
     for t in threads:
         t.join()
@@ -118,8 +130,9 @@ def get_quality(e, query, headers=IB_AUTH):
 def test_infobip_auth_forms(infobip):
     assert get_quality(infobip, "senders=447860099101", {}).status_code == 401
     bad = get_quality(infobip, "senders=447860099101", {"Authorization": "App wrong"})
-    assert bad.json() == {"requestError": {"serviceException": {"messageId": "UNAUTHORIZED",
-                                                                "text": "Invalid login details"}}}
+    assert bad.json() == {
+        "requestError": {"serviceException": {"messageId": "UNAUTHORIZED", "text": "Invalid login details"}}
+    }
     basic = "Basic " + base64.b64encode(b"ibdemo-key-1:ibdemo-api-key-0001").decode()
     assert get_quality(infobip, "senders=447860099101", {"Authorization": basic}).status_code == 200
 
@@ -131,7 +144,8 @@ def test_infobip_senders_forms_omission_and_batch_limit(infobip):
     too_many = get_quality(infobip, "senders=" + ",".join(str(447000000000 + i) for i in range(101)))
     assert too_many.status_code == 400
     assert too_many.json()["requestError"]["serviceException"]["validationErrors"] == {
-        "senders": ["size must be between 1 and 100"]}
+        "senders": ["size must be between 1 and 100"]
+    }
     assert get_quality(infobip, "").status_code == 400
 
 

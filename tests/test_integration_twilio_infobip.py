@@ -100,8 +100,18 @@ def test_twilio_paging_three_pages_offline_reason_and_back(tw, make):
     poller.poll_account("tw")
     s = current(store)
     assert active_state(s, M + "status", "status", **one) == "OFFLINE"
-    assert value(s, M + "blocking_error_info", **one, entity_type="PHONE_NUMBER", entity_id=sender_sid("14155550101"),
-                 error_code="63020", error_description="The business has not accepted the Meta invitation") == 1
+    assert (
+        value(
+            s,
+            M + "blocking_error_info",
+            **one,
+            entity_type="PHONE_NUMBER",
+            entity_id=sender_sid("14155550101"),
+            error_code="63020",
+            error_description="The business has not accepted the Meta invitation",
+        )
+        == 1
+    )
     tw.advance(200)
     poller.poll_account("tw")
     s = current(store)
@@ -128,8 +138,16 @@ def test_twilio_wrong_credentials_is_auth_and_rfc9457_too(make):
             poller, store = make(tw_account(emu.url, name=f"tw-{fmt}", secret="WRONG"))
             poller.poll_account(f"tw-{fmt}")
             s = current(store)
-            assert value(s, "whatsapp_exporter_api_request_errors_total", account=f"tw-{fmt}",
-                         action="ListChannelsSender", reason="auth") == 1
+            assert (
+                value(
+                    s,
+                    "whatsapp_exporter_api_request_errors_total",
+                    account=f"tw-{fmt}",
+                    action="ListChannelsSender",
+                    reason="auth",
+                )
+                == 1
+            )
             assert value(s, "whatsapp_exporter_poll_success", account=f"tw-{fmt}") == 0
             assert len(emu.requests) == 1  # auth is not retried
             assert ENV["WRONG"] not in store.exposition.body.decode()
@@ -183,8 +201,10 @@ def test_infobip_quality_low_and_not_owned_sender(ib, make):
 
 
 def big_infobip(n_owned: int, qps: int = 10) -> str:
-    numbers = "\n".join(f'      - {{phone_number: "4477009{i:05d}", status: CONNECTED, quality_rating: HIGH, '
-                        f'current_limit: LIMIT_10K}}' for i in range(n_owned))
+    numbers = "\n".join(
+        f'      - {{phone_number: "4477009{i:05d}", status: CONNECTED, quality_rating: HIGH, current_limit: LIMIT_10K}}'
+        for i in range(n_owned)
+    )
     return f"""
 credentials: [{{access_key_id: ib-key, access_key_secret: ibdemo-api-key-0001, qps: {qps}}}]
 spaces:
@@ -225,8 +245,9 @@ def test_infobip_wrong_key_and_429_storm(ib, make):
 def test_calls_per_second_never_over_the_configured_budget(make):
     """A fleet big enough to reach both providers' limits: each emulator counts per calendar second."""
     owned = 2500  # 25 Infobip calls: over two seconds at 10/s
-    tw_numbers = "\n".join(f'      - {{phone_number: "1415600{i:04d}", status: ONLINE, quality_rating: HIGH}}'
-                           for i in range(30))
+    tw_numbers = "\n".join(
+        f'      - {{phone_number: "1415600{i:04d}", status: ONLINE, quality_rating: HIGH}}' for i in range(30)
+    )
     tw_scenario = f"""
 credentials: [{{access_key_id: {TW_SK}, access_key_secret: twdemo-secret-0001, account: {TW_AC}, qps: 8}}]
 spaces:
@@ -235,13 +256,16 @@ spaces:
     numbers:
 {tw_numbers}
 """
-    with InfobipEmulator(loads_scenario(big_infobip(owned))) as ibe, \
-            TwilioEmulator(loads_scenario(tw_scenario), max_concurrent=2) as twe:
+    with (
+        InfobipEmulator(loads_scenario(big_infobip(owned))) as ibe,
+        TwilioEmulator(loads_scenario(tw_scenario), max_concurrent=2) as twe,
+    ):
         twe.inject(Fault(kind="delay", seconds=0.05))  # requests overlap: the concurrency cap matters
         sids = ", ".join(f'"{sender_sid(f"1415600{i:04d}")}"' for i in range(30))
         poller, store = make(
             ib_account(ibe.url, [f"4477009{i:05d}" for i in range(owned)]),
-            tw_account(twe.url, extra="    qps: 8\n    max_concurrent_requests: 2\n", senders=f", senders: [{sids}]"))
+            tw_account(twe.url, extra="    qps: 8\n    max_concurrent_requests: 2\n", senders=f", senders: [{sids}]"),
+        )
         poller.poll_account("ib")
         poller.poll_account("tw")
         s = current(store)
@@ -255,15 +279,18 @@ spaces:
         assert not [r for r in ibe.requests + twe.requests if r.throttled]
 
 
-@pytest.mark.parametrize("fault,reason", [
-    (Fault(kind="malformed"), "parse"),
-    (Fault(kind="html"), "upstream"),
-    (Fault(kind="reset"), "upstream"),
-    (Fault(kind="truncate"), "upstream"),
-    (Fault(kind="error", code="20503", http_status=503), "upstream"),
-    (Fault(kind="error", code="20404", http_status=404), "request"),
-    (Fault(kind="delay", seconds=3), "timeout"),
-])
+@pytest.mark.parametrize(
+    "fault,reason",
+    [
+        (Fault(kind="malformed"), "parse"),
+        (Fault(kind="html"), "upstream"),
+        (Fault(kind="reset"), "upstream"),
+        (Fault(kind="truncate"), "upstream"),
+        (Fault(kind="error", code="20503", http_status=503), "upstream"),
+        (Fault(kind="error", code="20404", http_status=404), "request"),
+        (Fault(kind="delay", seconds=3), "timeout"),
+    ],
+)
 def test_twilio_faults_are_classified(tw, make, fault, reason):
     tw.inject(fault)
     poller, store = make(tw_account(tw.url, extra="    poll_interval: 5s\n    timeout: 1s\n"))
@@ -274,12 +301,15 @@ def test_twilio_faults_are_classified(tw, make, fault, reason):
     assert value(s, "whatsapp_exporter_poll_success", account="tw") == 0
 
 
-@pytest.mark.parametrize("fault,reason", [
-    (Fault(kind="malformed"), "parse"),
-    (Fault(kind="error", code="GENERAL_ERROR"), "upstream"),
-    (Fault(kind="error", code="FORBIDDEN"), "permission"),
-    (Fault(kind="unknown_enum"), None),
-])
+@pytest.mark.parametrize(
+    "fault,reason",
+    [
+        (Fault(kind="malformed"), "parse"),
+        (Fault(kind="error", code="GENERAL_ERROR"), "upstream"),
+        (Fault(kind="error", code="FORBIDDEN"), "permission"),
+        (Fault(kind="unknown_enum"), None),
+    ],
+)
 def test_infobip_faults_are_classified(ib, make, fault, reason):
     ib.inject(fault)
     poller, store = make(ib_account(ib.url, IB_DEMO[:2]))
@@ -297,7 +327,7 @@ def test_infobip_faults_are_classified(ib, make, fault, reason):
 def test_a_cancelled_wait_for_the_budget_ends_the_call_and_close_stops_the_loop(tw, make):
     import threading
 
-    poller, store = make(tw_account(tw.url))
+    poller, _ = make(tw_account(tw.url))
     provider = poller._runtimes["tw"].provider
     provider.inner.client._budget.bucket.hold(600)  # the credential is on hold for ten minutes
     stop = threading.Event()

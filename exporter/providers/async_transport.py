@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Coroutine, Mapping, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -58,11 +59,18 @@ class AsyncBudgetedClient:
     """One logical call = budgeted attempts with jittered exponential backoff; at most
     ``max_concurrent`` requests of the credential in flight at once."""
 
-    def __init__(self, *, budget: Budget, timeout: float = 10.0, max_retries: int = 3,
-                 on_request: RequestObserver | None = None, max_concurrent: int = 4,
-                 cancelled: Callable[[], bool] = lambda: False,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        *,
+        budget: Budget,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        on_request: RequestObserver | None = None,
+        max_concurrent: int = 4,
+        cancelled: Callable[[], bool] = lambda: False,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         self._budget = budget
         self._timeout = timeout
         self._max_retries = max_retries
@@ -72,14 +80,18 @@ class AsyncBudgetedClient:
         self._max_concurrent = max_concurrent
         self._slots: asyncio.Semaphore | None = None
         self._http = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, transport=transport,
-            headers={"accept": "application/json", "user-agent": f"whatsapp-number-exporter/{__version__}"})
+            timeout=timeout,
+            follow_redirects=False,
+            transport=transport,
+            headers={"accept": "application/json", "user-agent": f"whatsapp-number-exporter/{__version__}"},
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, method: str, url: str, headers: Mapping[str, str] | None = None
-                    ) -> tuple[int, bytes, httpx.Headers]:
+    async def _send(
+        self, method: str, url: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes, httpx.Headers]:
         """One HTTP exchange; transport failures become ProviderError, bodies are size-capped."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max_concurrent)
@@ -88,14 +100,20 @@ class AsyncBudgetedClient:
                 async with self._http.stream(method, url, headers=headers) as response:
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-                        raise ProviderError("parse", f"response of {declared} bytes is larger than {MAX_BODY_BYTES}",
-                                            http_status=response.status_code)
+                        raise ProviderError(
+                            "parse",
+                            f"response of {declared} bytes is larger than {MAX_BODY_BYTES}",
+                            http_status=response.status_code,
+                        )
                     chunks, size = [], 0
                     async for chunk in response.aiter_bytes():
                         size += len(chunk)
                         if size > MAX_BODY_BYTES:
-                            raise ProviderError("parse", f"response larger than {MAX_BODY_BYTES} bytes",
-                                                http_status=response.status_code)
+                            raise ProviderError(
+                                "parse",
+                                f"response larger than {MAX_BODY_BYTES} bytes",
+                                http_status=response.status_code,
+                            )
                         chunks.append(chunk)
                     return response.status_code, b"".join(chunks), response.headers
             except httpx.TimeoutException as exc:
@@ -120,9 +138,15 @@ class AsyncBudgetedClient:
                     self._budget.hold(delay)  # the whole credential slows down
                 else:
                     await self._sleep(delay)
-                log.info("retrying after a transient error",
-                         extra={"action": action, "reason": err.reason, "code": err.code,
-                                "backoff_seconds": round(delay, 3)})
+                log.info(
+                    "retrying after a transient error",
+                    extra={
+                        "action": action,
+                        "reason": err.reason,
+                        "code": err.code,
+                        "backoff_seconds": round(delay, 3),
+                    },
+                )
                 tries += 1
                 continue
             self._on_request(action, None)
@@ -134,8 +158,7 @@ class SyncBridge:
 
     def __init__(self, name: str):
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"provider-loop:{name}"[:60],
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"provider-loop:{name}"[:60], daemon=True)
         self._thread.start()
 
     @property

@@ -7,6 +7,7 @@ The ``senders`` parameter is one comma-separated list of at most 100 numbers
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from exporter.providers.async_transport import AsyncBudgetedClient
@@ -20,13 +21,13 @@ ACTION = "getWhatsappSendersQuality"
 
 
 class InfobipClient(AsyncBudgetedClient):
-    def __init__(self, *, endpoint: str, api_key: str, **kwargs):
+    def __init__(self, *, endpoint: str, api_key: str, **kwargs: Any):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
         self._url = f"{split.scheme}://{split.netloc}{PATH}"
         self._headers = {"authorization": f"App {api_key}"}
 
-    async def _get(self, senders: tuple[str, ...]) -> dict:
+    async def _get(self, senders: tuple[str, ...]) -> dict[str, Any]:
         url = f"{self._url}?" + urlencode({"senders": ",".join(senders)})
         status, content, headers = await self._send("GET", url, self._headers)
         retry_after = retry_after_seconds(headers, "retry-after")
@@ -39,7 +40,7 @@ class InfobipClient(AsyncBudgetedClient):
             raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
         return parse.check_response(body, status, retry_after)
 
-    async def senders_quality(self, senders: tuple[str, ...]) -> dict:
+    async def senders_quality(self, senders: tuple[str, ...]) -> dict[str, Any]:
         """The answer for one batch of at most 100 senders (digits)."""
         if not 1 <= len(senders) <= parse.MAX_SENDERS_PER_CALL:
             raise ValueError("1 to 100 senders per call")

@@ -30,12 +30,25 @@ MAX_SENDERS_PER_CALL = 100
 log = logging.getLogger(__name__)
 
 QUALITY_MAP = {"HIGH": "GREEN", "MEDIUM": "YELLOW", "LOW": "RED", "UNKNOWN": model.UNKNOWN}
-LIMIT_MAP = {"LIMIT_50": "TIER_50", "LIMIT_250": "TIER_250", "LIMIT_1K": "TIER_1K", "LIMIT_2K": "TIER_2K",
-             "LIMIT_10K": "TIER_10K", "LIMIT_100K": "TIER_100K", "UNLIMITED": "TIER_UNLIMITED",
-             "LIMIT_NA": "TIER_NOT_SET"}
+LIMIT_MAP = {
+    "LIMIT_50": "TIER_50",
+    "LIMIT_250": "TIER_250",
+    "LIMIT_1K": "TIER_1K",
+    "LIMIT_2K": "TIER_2K",
+    "LIMIT_10K": "TIER_10K",
+    "LIMIT_100K": "TIER_100K",
+    "UNLIMITED": "TIER_UNLIMITED",
+    "LIMIT_NA": "TIER_NOT_SET",
+}
 #: legacy messageId → the new error codes (as Infobip's SDK maps them)
-LEGACY_CODES = {"BAD_REQUEST": "E400", "UNAUTHORIZED": "E401", "FORBIDDEN": "E403", "NOT_FOUND": "E404",
-                "TOO_MANY_REQUESTS": "E429", "GENERAL_ERROR": "E500"}
+LEGACY_CODES = {
+    "BAD_REQUEST": "E400",
+    "UNAUTHORIZED": "E401",
+    "FORBIDDEN": "E403",
+    "NOT_FOUND": "E404",
+    "TOO_MANY_REQUESTS": "E429",
+    "GENERAL_ERROR": "E500",
+}
 _reported: set[tuple[str, str]] = set()
 
 
@@ -64,22 +77,29 @@ def infobip_error(body: Any, http_status: int, retry_after: float | None = None)
             message = str(service.get("text") or "").strip()
             errors = service.get("validationErrors")
             if isinstance(errors, dict) and errors:
-                detail = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                                   for k, v in list(errors.items())[:5])
+                detail = "; ".join(
+                    f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in list(errors.items())[:5]
+                )
                 message = f"{message} ({detail})" if message else detail
         elif "errorCode" in body or "description" in body:
             code = str(body.get("errorCode") or "").strip()
             message = str(body.get("description") or "").strip()
             violations = body.get("violations")
             if isinstance(violations, list) and violations:
-                detail = "; ".join(f"{v.get('property', '')}: {v.get('violation', '')}"
-                                   for v in violations[:5] if isinstance(v, dict))
+                detail = "; ".join(
+                    f"{v.get('property', '')}: {v.get('violation', '')}" for v in violations[:5] if isinstance(v, dict)
+                )
                 message = f"{message} ({detail})" if message else detail
-    return ProviderError(classify(code.upper(), http_status), message[:MAX_MESSAGE] or f"HTTP {http_status}",
-                         code=code[:40], http_status=http_status, retry_after=retry_after)
+    return ProviderError(
+        classify(code.upper(), http_status),
+        message[:MAX_MESSAGE] or f"HTTP {http_status}",
+        code=code[:40],
+        http_status=http_status,
+        retry_after=retry_after,
+    )
 
 
-def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict:
+def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict[str, Any]:
     if 200 <= http_status < 300:
         if not isinstance(body, dict):
             raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
@@ -92,8 +112,9 @@ def check_response(body: Any, http_status: int, retry_after: float | None = None
 def _note_other(field: str, raw: str) -> None:
     if (field, raw) not in _reported:
         _reported.add((field, raw))
-        log.warning("unrecognised value, exported as OTHER",
-                    extra={"field": field, "value": raw[:64], "provider": PROVIDER})
+        log.warning(
+            "unrecognised value, exported as OTHER", extra={"field": field, "value": raw[:64], "provider": PROVIDER}
+        )
 
 
 def map_quality(raw: Any) -> str:
@@ -152,7 +173,7 @@ def parse_result(item: Any, space_id: str = "") -> model.PhoneNumber | None:
     if not isinstance(item, dict):
         return None
     raw = item.get("sender")
-    digits = sender_digits(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else ""
+    digits = sender_digits(str(raw)) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else ""
     if not digits:
         return None
     tier = map_limit(item.get("currentLimit"))
@@ -166,7 +187,7 @@ def parse_result(item: Any, space_id: str = "") -> model.PhoneNumber | None:
     )
 
 
-def parse_results(body: dict, space_id: str = "") -> list[model.PhoneNumber]:
+def parse_results(body: dict[str, Any], space_id: str = "") -> list[model.PhoneNumber]:
     results = body.get("results")
     if results is None:
         return []
@@ -180,7 +201,7 @@ def parse_results(body: dict, space_id: str = "") -> list[model.PhoneNumber]:
     return list(numbers.values())
 
 
-def last_updated(body: dict) -> dict[str, float]:
+def last_updated(body: dict[str, Any]) -> dict[str, float]:
     """E.164 number → its ``lastUpdated`` (Unix seconds), for the senders that carry a readable one."""
     out: dict[str, float] = {}
     for item in body.get("results") or []:
@@ -195,4 +216,4 @@ def last_updated(body: dict) -> dict[str, float]:
 def batches(senders: tuple[str, ...], size: int = MAX_SENDERS_PER_CALL) -> list[tuple[str, ...]]:
     """Configured senders (digits) → de-duplicated batches of at most ``size``."""
     unique = tuple(dict.fromkeys(s for s in senders if s))
-    return [unique[i:i + size] for i in range(0, len(unique), size)]
+    return [unique[i : i + size] for i in range(0, len(unique), size)]

@@ -32,7 +32,7 @@ class InfobipProvider:
         result = UnitResult(numbers=[])
         seen: set[str] = set()
         failed: set[str] = set()
-        for batch, answer in zip(batches, answers):
+        for batch, answer in zip(batches, answers, strict=True):
             if isinstance(answer, ProviderError):
                 if answer.reason in ("auth", "permission", "throttled") or len(batches) == 1:
                     raise answer  # the credential (or the whole unit) is failing

@@ -9,7 +9,9 @@ credential is never sent there), and at most :data:`MAX_PAGES` pages.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from exporter.providers.async_transport import AsyncBudgetedClient
@@ -25,7 +27,7 @@ MAX_PAGES = 1000
 
 
 class TwilioClient(AsyncBudgetedClient):
-    def __init__(self, *, endpoint: str, sid: str, secret: str, page_size: int = 100, **kwargs):
+    def __init__(self, *, endpoint: str, sid: str, secret: str, page_size: int = 100, **kwargs: Any):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
         self._origin = (split.scheme.lower(), split.netloc.lower())
@@ -34,7 +36,7 @@ class TwilioClient(AsyncBudgetedClient):
         token = base64.b64encode(f"{sid}:{secret}".encode()).decode("ascii")
         self._headers = {"authorization": f"Basic {token}"}
 
-    async def _get(self, url: str) -> dict:
+    async def _get(self, url: str) -> dict[str, Any]:
         status, content, headers = await self._send("GET", url, self._headers)
         retry_after = retry_after_seconds(headers, "retry-after")
         try:
@@ -55,13 +57,13 @@ class TwilioClient(AsyncBudgetedClient):
         split = urlsplit(url)
         return (split.scheme.lower(), split.netloc.lower()) == self._origin
 
-    async def list_senders(self) -> list[dict]:
+    async def list_senders(self) -> list[dict[str, Any]]:
         """Every WhatsApp sender of the account, page by page."""
         url = f"{self._base}{LIST_PATH}?" + urlencode({"Channel": "whatsapp", "PageSize": self._page_size})
-        records: list[dict] = []
+        records: list[dict[str, Any]] = []
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            page = parse.parse_page(await self.call(LIST_ACTION, lambda u=url: self._get(u)))
+            page = parse.parse_page(await self.call(LIST_ACTION, functools.partial(self._get, url)))
             records += page.senders
             seen.add(url)
             nxt = page.next_page_url
@@ -74,5 +76,5 @@ class TwilioClient(AsyncBudgetedClient):
             url = nxt
         raise ProviderError("parse", f"more than {MAX_PAGES} pages of senders", action=LIST_ACTION)
 
-    async def fetch_sender(self, sid: str) -> dict:
+    async def fetch_sender(self, sid: str) -> dict[str, Any]:
         return await self.call(FETCH_ACTION, lambda: self._get(f"{self._base}{LIST_PATH}/{quote(sid, safe='')}"))

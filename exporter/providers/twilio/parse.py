@@ -55,8 +55,16 @@ STATUS_MAP = {
 QUALITY_MAP = {"HIGH": "GREEN", "MEDIUM": "YELLOW", "LOW": "RED", "UNKNOWN": model.UNKNOWN}
 
 #: leading token of ``messaging_limit`` → tier
-LIMIT_TOKENS = {"50": "TIER_50", "250": "TIER_250", "1K": "TIER_1K", "2K": "TIER_2K", "10K": "TIER_10K",
-                "100K": "TIER_100K", "UNLIMITED": "TIER_UNLIMITED", "UNAVAILABLE": "TIER_NOT_SET"}
+LIMIT_TOKENS = {
+    "50": "TIER_50",
+    "250": "TIER_250",
+    "1K": "TIER_1K",
+    "2K": "TIER_2K",
+    "10K": "TIER_10K",
+    "100K": "TIER_100K",
+    "UNLIMITED": "TIER_UNLIMITED",
+    "UNAVAILABLE": "TIER_NOT_SET",
+}
 
 #: Twilio error codes with a fixed reason (the HTTP status decides the rest)
 AUTH_CODES = frozenset({20003, 20005, 20006})  # authenticate; account not active; access denied (auth)
@@ -114,12 +122,16 @@ def twilio_error(body: Any, http_status: int, retry_after: float | None = None) 
         if http_status < 400 and status is not None and status >= 400:
             http_status = status  # an error body sent with 200
     reason = classify(code, http_status)
-    return ProviderError(reason, message[:MAX_MESSAGE] or f"HTTP {http_status}",
-                         code=str(code) if code is not None else "", http_status=http_status,
-                         retry_after=retry_after)
+    return ProviderError(
+        reason,
+        message[:MAX_MESSAGE] or f"HTTP {http_status}",
+        code=str(code) if code is not None else "",
+        http_status=http_status,
+        retry_after=retry_after,
+    )
 
 
-def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict:
+def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict[str, Any]:
     """The decoded body of a successful answer, else a classified ProviderError."""
     if 200 <= http_status < 300:
         if not isinstance(body, dict):
@@ -138,8 +150,9 @@ def _text(item: Any, key: str) -> str:
 def _note_other(field: str, raw: str) -> None:
     if (field, raw) not in _reported:
         _reported.add((field, raw))
-        log.warning("unrecognised value, exported as OTHER",
-                    extra={"field": field, "value": raw[:64], "provider": PROVIDER})
+        log.warning(
+            "unrecognised value, exported as OTHER", extra={"field": field, "value": raw[:64], "provider": PROVIDER}
+        )
 
 
 def map_status(raw: Any) -> str:
@@ -175,7 +188,7 @@ def map_limit(raw: Any) -> str:
     return tier
 
 
-def offline_reasons(sender: dict) -> tuple[model.BlockingError, ...]:
+def offline_reasons(sender: dict[str, Any]) -> tuple[model.BlockingError, ...]:
     """``offline_reasons[]`` as blocking errors of the number (entity PHONE_NUMBER, id the sender's SID)."""
     reasons = sender.get("offline_reasons")
     if not isinstance(reasons, list):
@@ -236,16 +249,17 @@ def parse_sender(sender: Any, space_id: str = "") -> model.PhoneNumber | None:
 
 @dataclass(frozen=True)
 class Page:
-    senders: list[dict]
+    senders: list[dict[str, Any]]
     next_page_url: str | None
 
 
-def parse_page(body: dict) -> Page:
+def parse_page(body: dict[str, Any]) -> Page:
     """One list page: the records under ``meta.key`` (``senders``) and the next page's URL."""
     meta = body.get("meta")
     if not isinstance(meta, dict):
         raise ProviderError("parse", "list page without meta")
-    key = meta.get("key") if isinstance(meta.get("key"), str) and meta.get("key") else "senders"
+    named = meta.get("key")
+    key = named if isinstance(named, str) and named else "senders"
     records = body.get(key)
     if records is None:
         records = []
@@ -257,7 +271,7 @@ def parse_page(body: dict) -> Page:
     return Page([r for r in records if isinstance(r, dict)], nxt)
 
 
-def parse_senders(records: list[dict], space_id: str = "") -> list[model.PhoneNumber]:
+def parse_senders(records: list[dict[str, Any]], space_id: str = "") -> list[model.PhoneNumber]:
     """Senders → numbers, one per phone number (the first listed wins)."""
     numbers: dict[str, model.PhoneNumber] = {}
     for record in records:

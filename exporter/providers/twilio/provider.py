@@ -44,7 +44,7 @@ class TwilioProvider:
             for phone in phones:
                 result.configured[phone] = phone in found
         fetched = await asyncio.gather(*(self._fetch(sid, unit.id) for sid in sids), return_exceptions=True)
-        for sid, outcome in zip(sids, fetched):
+        for sid, outcome in zip(sids, fetched, strict=True):
             if isinstance(outcome, ProviderError):
                 if outcome.reason in ("auth", "permission", "throttled"):
                     raise outcome  # the credential itself is failing: the whole unit is
