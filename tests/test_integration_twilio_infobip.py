@@ -66,9 +66,10 @@ def make():
     made = []
 
     def build(*accounts):
-        poller = Poller(parse_config("accounts:\n" + "".join(accounts), env=ENV), Store())
+        store = Store()
+        poller = Poller(parse_config("accounts:\n" + "".join(accounts), env=ENV), store)
         made.append(poller)
-        return poller, poller._store
+        return poller, store
 
     yield build
     for poller in made:
