@@ -57,8 +57,11 @@ def main() -> None:
     every = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     parts = urlsplit(url)
     encoding = b"gzip" if mode == "gzip" else b"identity"
-    request = (b"GET %s HTTP/1.1\r\nHost: %s\r\nAccept-Encoding: %s\r\n\r\n"
-               % (parts.path.encode(), parts.netloc.encode(), encoding))
+    request = b"GET %s HTTP/1.1\r\nHost: %s\r\nAccept-Encoding: %s\r\n\r\n" % (
+        parts.path.encode(),
+        parts.netloc.encode(),
+        encoding,
+    )
     sock = socket.create_connection((parts.hostname, parts.port), timeout=600)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = bytearray()

@@ -39,38 +39,64 @@ TIERS = ["TIER_250", "TIER_1K", "TIER_1K", "TIER_10K", "TIER_10K", "TIER_100K", 
 
 # (kind, parameters, relative weight): faults every emulator gets
 COMMON_FAULTS: list[tuple[str, dict[str, Any], float]] = [
-    ("delay", {"seconds": 0.3}, 16), ("delay", {"seconds": 1.0}, 8), ("delay", {"seconds": 3.0}, 4),
-    ("malformed", {}, 5), ("html", {}, 5), ("reset", {}, 5), ("truncate", {}, 5), ("refuse", {}, 3),
-    ("oversize", {"megabytes": 4}, 2), ("oversize", {"megabytes": 40}, 1),
-    ("unknown_enum", {}, 5), ("null_fields", {}, 5), ("duplicate_numbers", {}, 5),
+    ("delay", {"seconds": 0.3}, 16),
+    ("delay", {"seconds": 1.0}, 8),
+    ("delay", {"seconds": 3.0}, 4),
+    ("malformed", {}, 5),
+    ("html", {}, 5),
+    ("reset", {}, 5),
+    ("truncate", {}, 5),
+    ("refuse", {}, 3),
+    ("oversize", {"megabytes": 4}, 2),
+    ("oversize", {"megabytes": 40}, 1),
+    ("unknown_enum", {}, 5),
+    ("null_fields", {}, 5),
+    ("duplicate_numbers", {}, 5),
 ]
 # error answers per provider: (parameters of an ``error`` fault, relative weight)
 ERROR_FAULTS: dict[str, list[tuple[dict[str, Any], float]]] = {
     "alibaba_cams": [
-        ({"code": "InternalError"}, 4), ({"code": "ServiceUnavailable"}, 4),
-        ({"code": "Throttling.User"}, 3), ({"code": "Throttling.Api"}, 2), ({"code": "Throttling"}, 2),
-        ({"code": "System.LimitControl", "http200": True}, 2), ({"code": "System.LimitControl"}, 1),
+        ({"code": "InternalError"}, 4),
+        ({"code": "ServiceUnavailable"}, 4),
+        ({"code": "Throttling.User"}, 3),
+        ({"code": "Throttling.Api"}, 2),
+        ({"code": "Throttling"}, 2),
+        ({"code": "System.LimitControl", "http200": True}, 2),
+        ({"code": "System.LimitControl"}, 1),
         ({"code": "Throttling.User", "retry_after": 1}, 1),
-        ({"code": "SignatureDoesNotMatch"}, 1), ({"code": "InvalidAccessKeyId.NotFound"}, 1),
-        ({"code": "InvalidTimeStamp.Expired"}, 1), ({"code": "Ram.PermissionDeny"}, 1),
+        ({"code": "SignatureDoesNotMatch"}, 1),
+        ({"code": "InvalidAccessKeyId.NotFound"}, 1),
+        ({"code": "InvalidTimeStamp.Expired"}, 1),
+        ({"code": "Ram.PermissionDeny"}, 1),
     ],
     "nxcloud": [
-        ({"code": "9001", "http_status": 500}, 4), ({"code": "-1", "http_status": 503}, 4),
+        ({"code": "9001", "http_status": 500}, 4),
+        ({"code": "-1", "http_status": 503}, 4),
         ({"code": "-1", "http_status": 429}, 10),
-        ({"code": "1003"}, 1), ({"code": "1004"}, 1), ({"code": "1005"}, 2),
+        ({"code": "1003"}, 1),
+        ({"code": "1004"}, 1),
+        ({"code": "1005"}, 2),
     ],
     "kaleyra": [
-        ({"code": "WA500"}, 4), ({"code": "WA500", "http_status": 503}, 4), ({"code": "WA429"}, 10),
-        ({"code": "RBC001"}, 2), ({"code": "WA401"}, 2),
+        ({"code": "WA500"}, 4),
+        ({"code": "WA500", "http_status": 503}, 4),
+        ({"code": "WA429"}, 10),
+        ({"code": "RBC001"}, 2),
+        ({"code": "WA401"}, 2),
     ],
 }
 
 
 def _number(rng: random.Random, phone: str, name: str, *, new_name: bool) -> dict[str, Any]:
     number: dict[str, Any] = {
-        "phone_number": phone, "id": "7" + phone[-11:], "verified_name": name,
-        "status": rng.choice(STATUSES), "quality_rating": rng.choice(QUALITIES),
-        "messaging_limit_tier": rng.choice(TIERS), "code_verification_status": "VERIFIED", "name_status": "APPROVED",
+        "phone_number": phone,
+        "id": "7" + phone[-11:],
+        "verified_name": name,
+        "status": rng.choice(STATUSES),
+        "quality_rating": rng.choice(QUALITIES),
+        "messaging_limit_tier": rng.choice(TIERS),
+        "code_verification_status": "VERIFIED",
+        "name_status": "APPROVED",
     }
     if new_name:
         number["new_name_status"] = "APPROVED"
@@ -78,8 +104,9 @@ def _number(rng: random.Random, phone: str, name: str, *, new_name: bool) -> dic
         period = rng.choice([120, 180, 240, 300, 420, 600])
         timeline = []
         for at in sorted(rng.sample(range(10, period, 10), rng.randint(1, 3))):
-            attribute, values = rng.choice([("status", STATUSES), ("quality_rating", QUALITIES),
-                                             ("messaging_limit_tier", TIERS)])
+            attribute, values = rng.choice(
+                [("status", STATUSES), ("quality_rating", QUALITIES), ("messaging_limit_tier", TIERS)]
+            )
             timeline.append({"at": at, "set": {attribute: rng.choice(values)}})
         number["timeline"] = timeline
         number["repeat_every"] = period
@@ -93,16 +120,27 @@ def build_scenarios(seed: int) -> dict[str, Scenario]:
     serial = 0
     for k in range(1, 6):
         ak = f"cams-soak-ak-{k}"
-        cams["credentials"].append({"access_key_id": ak, "access_key_secret": f"cams-secret-{k}",
-                                    "qps": QPS["alibaba_cams"]})
+        cams["credentials"].append(
+            {"access_key_id": ak, "access_key_secret": f"cams-secret-{k}", "qps": QPS["alibaba_cams"]}
+        )
         for s in range(1, 61):
             numbers = []
             for _ in range(10):
                 serial += 1
                 numbers.append(_number(rng, f"86139{serial:08d}", f"Soak Shop {k}-{s}", new_name=True))
-            cams["spaces"].append({"cust_space_id": f"cams-soak-{k}-{s:03d}", "access_key_id": ak, "numbers": numbers,
-                                   "waba": {"id": f"3{k}{s:04d}000001", "name": f"Soak {k}-{s}",
-                                            "account_review_status": "APPROVED", "currency": "USD"}})
+            cams["spaces"].append(
+                {
+                    "cust_space_id": f"cams-soak-{k}-{s:03d}",
+                    "access_key_id": ak,
+                    "numbers": numbers,
+                    "waba": {
+                        "id": f"3{k}{s:04d}000001",
+                        "name": f"Soak {k}-{s}",
+                        "account_review_status": "APPROVED",
+                        "currency": "USD",
+                    },
+                }
+            )
     nx: dict[str, Any] = {"name": "soak-nxcloud", "credentials": [], "spaces": []}
     serial = 0
     for k in range(1, 4):
@@ -113,8 +151,14 @@ def build_scenarios(seed: int) -> dict[str, Scenario]:
             for _ in range(20):
                 serial += 1
                 numbers.append(_number(rng, f"62812{serial:08d}", f"Soak Toko {k}-{s}", new_name=False))
-            nx["spaces"].append({"space_id": f"nxsoak{k}a{s:03d}", "access_key_id": ak, "numbers": numbers,
-                                 "extra": {"response_shape": "array" if s % 2 else "map"}})
+            nx["spaces"].append(
+                {
+                    "space_id": f"nxsoak{k}a{s:03d}",
+                    "access_key_id": ak,
+                    "numbers": numbers,
+                    "extra": {"response_shape": "array" if s % 2 else "map"},
+                }
+            )
     kal: dict[str, Any] = {"name": "soak-kaleyra", "credentials": [], "spaces": []}
     serial = 0
     for k in range(1, 3):
@@ -126,15 +170,35 @@ def build_scenarios(seed: int) -> dict[str, Scenario]:
                 serial += 1
                 numbers.append(_number(rng, f"9198{serial:08d}", f"Soak Dukaan {k}-{s}", new_name=True))
             waba = f"10293847{k}{s:05d}"
-            kal["spaces"].append({"space_id": waba, "access_key_id": sid, "numbers": numbers,
-                                  "waba": {"id": waba, "name": f"Dukaan {k}-{s}", "account_review_status": "APPROVED"}})
-    return {"alibaba_cams": parse_scenario(cams, "soak-cams"), "nxcloud": parse_scenario(nx, "soak-nxcloud"),
-            "kaleyra": parse_scenario(kal, "soak-kaleyra")}
+            kal["spaces"].append(
+                {
+                    "space_id": waba,
+                    "access_key_id": sid,
+                    "numbers": numbers,
+                    "waba": {"id": waba, "name": f"Dukaan {k}-{s}", "account_review_status": "APPROVED"},
+                }
+            )
+    return {
+        "alibaba_cams": parse_scenario(cams, "soak-cams"),
+        "nxcloud": parse_scenario(nx, "soak-nxcloud"),
+        "kaleyra": parse_scenario(kal, "soak-kaleyra"),
+    }
 
 
 # the auth and permission answers (``--exclude auth``)
-AUTH_CODES = frozenset({"SignatureDoesNotMatch", "InvalidAccessKeyId.NotFound", "InvalidTimeStamp.Expired",
-                        "Ram.PermissionDeny", "1003", "1004", "1005", "RBC001", "WA401"})
+AUTH_CODES = frozenset(
+    {
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId.NotFound",
+        "InvalidTimeStamp.Expired",
+        "Ram.PermissionDeny",
+        "1003",
+        "1004",
+        "1005",
+        "RBC001",
+        "WA401",
+    }
+)
 
 
 def fault_plan(provider: str, share: float, exclude: frozenset[str] = frozenset()) -> list[Fault]:
@@ -175,18 +239,36 @@ def _report(emus: dict[str, ProviderEmulator], scenarios: dict[str, Scenario], o
             details = []
             for second in over[:3]:
                 # the arrivals of that second and the one before: bunched arrivals after a gap = a stalled sender
-                near = sorted((r.time, r) for r in records
-                              if r.access_key_id == cred.access_key_id and second - 1 <= r.time < second + 1)
-                marks = " ".join(f"{(t - second) * 1000:+.0f}{'T' if r.throttled else ''}{'F' if r.fault else ''}"
-                                 for t, r in near)
-                details.append(f"{cred.access_key_id} second {second} ({counts[second]} > {budget}), arrivals in ms "
-                               f"from its start (T throttled by the emulator, F faulted): {marks}")
-            creds.append({"credential": cred.access_key_id, "requests": sum(counts.values()),
-                          "max": max(counts.values(), default=0), "budget": budget, "over": len(over),
-                          "throttled": sum(1 for r in records if r.access_key_id == cred.access_key_id and r.throttled),
-                          "details": details})
-        out[provider] = {"total": len(records), "window": len(window), "full": len(records) >= MAX_RECORDS,
-                         "faults": collections.Counter(r.fault for r in window if r.fault), "credentials": creds}
+                near = sorted(
+                    (r.time, r)
+                    for r in records
+                    if r.access_key_id == cred.access_key_id and second - 1 <= r.time < second + 1
+                )
+                marks = " ".join(
+                    f"{(t - second) * 1000:+.0f}{'T' if r.throttled else ''}{'F' if r.fault else ''}" for t, r in near
+                )
+                details.append(
+                    f"{cred.access_key_id} second {second} ({counts[second]} > {budget}), arrivals in ms "
+                    f"from its start (T throttled by the emulator, F faulted): {marks}"
+                )
+            creds.append(
+                {
+                    "credential": cred.access_key_id,
+                    "requests": sum(counts.values()),
+                    "max": max(counts.values(), default=0),
+                    "budget": budget,
+                    "over": len(over),
+                    "throttled": sum(1 for r in records if r.access_key_id == cred.access_key_id and r.throttled),
+                    "details": details,
+                }
+            )
+        out[provider] = {
+            "total": len(records),
+            "window": len(window),
+            "full": len(records) >= MAX_RECORDS,
+            "faults": collections.Counter(r.fault for r in window if r.fault),
+            "credentials": creds,
+        }
     return out
 
 
@@ -198,11 +280,23 @@ def serve(conn, seed: int, share: float, exclude: frozenset[str] = frozenset()) 
     emus = {p: CLASSES[p](scenarios[p], max_records=MAX_RECORDS, seed=seed + i) for i, p in enumerate(CLASSES)}
     for emu in emus.values():
         emu.start()
-    conn.send({p: {"url": emus[p].url, "numbers": scenarios[p].number_count(),
-                   "credentials": [(c.access_key_id, c.access_key_secret,
-                                    [s.space_id for s in scenarios[p].spaces if s.access_key_id == c.access_key_id])
-                                   for c in scenarios[p].credentials]}
-               for p in emus})
+    conn.send(
+        {
+            p: {
+                "url": emus[p].url,
+                "numbers": scenarios[p].number_count(),
+                "credentials": [
+                    (
+                        c.access_key_id,
+                        c.access_key_secret,
+                        [s.space_id for s in scenarios[p].spaces if s.access_key_id == c.access_key_id],
+                    )
+                    for c in scenarios[p].credentials
+                ],
+            }
+            for p in emus
+        }
+    )
     try:
         while True:
             command, *args = conn.recv()

@@ -23,11 +23,18 @@ from emulators.scenario import generate_fleet
 def main(argv: list[str]) -> None:
     spaces = int(argv[0]) if argv else 2000
     qps = int(argv[1]) if len(argv) > 1 else 10
-    scenario = generate_fleet(spaces=spaces, numbers_per_space=5, access_key_id="bench-ak", secret="bench-secret",
-                              qps=None, seed=1, timelines=False)
+    scenario = generate_fleet(
+        spaces=spaces,
+        numbers_per_space=5,
+        access_key_id="bench-ak",
+        secret="bench-secret",
+        qps=None,
+        seed=1,
+        timelines=False,
+    )
     # throttling off (the documented per-action limits included), so nothing hides a breach
     with CamsEmulator(scenario, max_records=10_000_000, flow_control=False) as emu:
-        config, store, poller = exporter_for(emu.url, spaces, qps=qps, waba=False)
+        _config, store, poller = exporter_for(emu.url, spaces, qps=qps, waba=False)
         start = time.monotonic()
         poller.poll_account("bench")
         elapsed = time.monotonic() - start
@@ -44,10 +51,14 @@ def main(argv: list[str]) -> None:
             j += 1
         sliding = max(sliding, i - j + 1)
     floor = calls / qps
-    print(f"spaces={spaces} numbers={len(snap.numbers)} calls={calls} arrivals={len(arrivals)} budget={qps}/s "
-          f"success={snap.poll.success}")
-    print(f"max requests in one calendar second: {max(per_second.values())}; in any sliding 1 s window: {sliding}; "
-          f"windows over budget: {sum(1 for v in per_second.values() if v > qps)}")
+    print(
+        f"spaces={spaces} numbers={len(snap.numbers)} calls={calls} arrivals={len(arrivals)} budget={qps}/s "
+        f"success={snap.poll.success}"
+    )
+    print(
+        f"max requests in one calendar second: {max(per_second.values())}; in any sliding 1 s window: {sliding}; "
+        f"windows over budget: {sum(1 for v in per_second.values() if v > qps)}"
+    )
     print(f"cycle {elapsed:.1f} s; floor (calls / budget) {floor:.1f} s; ratio {elapsed / floor:.3f}")
 
 

@@ -23,8 +23,7 @@ def fleet(spaces: int, per_space: int, qps: str = "none", timelines: bool = Fals
     ``flow_control=False`` switches its throttling off, documented per-action limits included.
     """
     args = [str(spaces), str(per_space), qps, "timelines" if timelines else "-", "flow" if flow_control else "noflow"]
-    proc = subprocess.Popen([sys.executable, "-m", "bench._fleet", *args],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "bench._fleet", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()
         if not url.startswith("http"):
@@ -35,12 +34,22 @@ def fleet(spaces: int, per_space: int, qps: str = "none", timelines: bool = Fals
         proc.wait(timeout=30)
 
 
-def exporter_for(url: str, spaces: int, *, qps: float = 1000, options: ex.RenderOptions = ex.DEFAULT_OPTIONS,
-                 waba: bool = True, concurrency: int | None = None):
+def exporter_for(
+    url: str,
+    spaces: int,
+    *,
+    qps: float = 1000,
+    options: ex.RenderOptions = ex.DEFAULT_OPTIONS,
+    waba: bool = True,
+    concurrency: int | None = None,
+):
     """Store + Poller for the fleet (not started: the caller drives polls)."""
-    space_lines = "\n".join(f"      - cust_space_id: cams-fleet-{s + 1:0{max(4, len(str(spaces)))}d}" for s in range(spaces))
+    space_lines = "\n".join(
+        f"      - cust_space_id: cams-fleet-{s + 1:0{max(4, len(str(spaces)))}d}" for s in range(spaces)
+    )
     extra = f"    concurrency: {concurrency}\n" if concurrency else ""
-    config = parse_config(f"""
+    config = parse_config(
+        f"""
 accounts:
   - name: bench
     provider: alibaba_cams
@@ -51,7 +60,9 @@ accounts:
     waba_poll_interval: {"1h" if waba else 0}
 {extra}    spaces:
 {space_lines}
-""", env={"BENCH_SECRET": "bench-secret"})
+""",
+        env={"BENCH_SECRET": "bench-secret"},
+    )
     store = Store(options=options)
     return config, store, Poller(config, store)
 

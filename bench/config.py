@@ -31,16 +31,19 @@ ENV = {"KEY": "bench-api-key-value"}
 
 def config_with_numbers(n: int) -> str:
     numbers = ", ".join(f'"+91{9000000000 + i}"' for i in range(n))
-    return ("accounts:\n  - name: bench\n    provider: kaleyra\n    pod: IN\n"
-            '    credentials: {sid: bench, api_key: "${KEY}"}\n'
-            f'    wabas:\n      - waba_id: "1029"\n        phone_numbers: [{numbers}]\n')
+    return (
+        "accounts:\n  - name: bench\n    provider: kaleyra\n    pod: IN\n"
+        '    credentials: {sid: bench, api_key: "${KEY}"}\n'
+        f'    wabas:\n      - waba_id: "1029"\n        phone_numbers: [{numbers}]\n'
+    )
 
 
 def baseline_parser(rev: str):
     """``parse_config`` of exporter/config.py at *rev*, or None when git cannot show it."""
     try:
-        source = subprocess.run(["git", "show", f"{rev}:exporter/config.py"], cwd=REPO, capture_output=True,
-                                check=True, timeout=30).stdout
+        source = subprocess.run(
+            ["git", "show", f"{rev}:exporter/config.py"], cwd=REPO, capture_output=True, check=True, timeout=30
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     path = Path(tempfile.mkdtemp()) / "baseline_config.py"
@@ -56,8 +59,14 @@ def timed(parse, text: str) -> float:
     start = time.perf_counter()
     config = parse(text, env=ENV)
     elapsed = time.perf_counter() - start
-    assert len(config.accounts[0].units[0].phone_numbers if hasattr(config.accounts[0], "units")
-               else config.accounts[0].spaces[0].phone_numbers) > 0
+    assert (
+        len(
+            config.accounts[0].units[0].phone_numbers
+            if hasattr(config.accounts[0], "units")
+            else config.accounts[0].spaces[0].phone_numbers
+        )
+        > 0
+    )
     return elapsed
 
 
@@ -70,18 +79,27 @@ def hostile(workdir: Path) -> list[tuple[str, float, int]]:
     rows = []
     for name, path in (("/dev/zero", "/dev/zero"), ("a FIFO", str(fifo)), ("a 100 MB file", str(huge))):
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "exporter", "--check-config", "--config.file", path],
-                                capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter", "--check-config", "--config.file", path],
+            capture_output=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         rows.append((name, time.perf_counter() - start, result.returncode))
     return rows
 
 
 def main(argv: list[str]) -> None:
     sizes = [int(a) for a in argv if a.isdigit()] or [10_000, 20_000, 40_000]
-    rev = None if "--no-baseline" in argv else (argv[argv.index("--baseline") + 1] if "--baseline" in argv
-                                                else DEFAULT_BASELINE)
+    rev = (
+        None
+        if "--no-baseline" in argv
+        else (argv[argv.index("--baseline") + 1] if "--baseline" in argv else DEFAULT_BASELINE)
+    )
     old = baseline_parser(rev) if rev else None
-    print(f"{'numbers':>8}  {'pydantic models':>16}  {'per number':>11}  " + (f"{'baseline ' + rev:>18}" if old else ""))
+    print(
+        f"{'numbers':>8}  {'pydantic models':>16}  {'per number':>11}  " + (f"{'baseline ' + rev:>18}" if old else "")
+    )
     for n in sizes:
         text = config_with_numbers(n)
         new = min(timed(parse_config, text) for _ in range(3))

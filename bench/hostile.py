@@ -54,8 +54,12 @@ def serve(numbers: int) -> None:
 def scrapes(url: str, seconds: float, every: float, out: list[tuple[int, float]]) -> None:
     """Scrape every ``every`` seconds for ``seconds`` over one keep-alive connection (bench/_client.py)."""
     n = max(1, int(seconds / every))
-    result = subprocess.run([sys.executable, "-m", "bench._client", url, str(n), "gzip", str(every)], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench._client", url, str(n), "gzip", str(every)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:  # a refused or failed scrape: the client stops at the first non-200
         out.append((0, float("nan")))
         print(result.stderr.strip().splitlines()[-1], file=sys.stderr)
@@ -81,7 +85,7 @@ async def drippers(host: str, port: int, clients: int, seconds: float, drip: flo
                 while time.monotonic() < stop_at:
                     try:
                         data = await asyncio.wait_for(reader.read(4096), timeout=drip)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         writer.write(b"X-Drip-%d: %d\r\n" % (i, n))  # one more header line, never the blank one
                         n += 1
                         continue
@@ -114,8 +118,13 @@ def main(argv: list[str]) -> None:
     limit = raise_open_files()
     if limit < args.clients + 100:
         sys.exit(f"RLIMIT_NOFILE is {limit}: too low for {args.clients} clients")
-    server = subprocess.Popen([sys.executable, "-m", "bench.hostile", "--serve", "--numbers", str(args.numbers)],
-                              cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.hostile", "--serve", "--numbers", str(args.numbers)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base_url = server.stdout.readline().strip()
         if not base_url.startswith("http"):
@@ -141,16 +150,20 @@ def main(argv: list[str]) -> None:
     def row(name: str, scrapes: list[tuple[int, float]]) -> str:
         codes = sorted({c for c, _ in scrapes})
         ok = [t for c, t in scrapes if c == 200]
-        return (f"| {name} | {len(scrapes)} | {sum(c == 200 for c, _ in scrapes)} | {','.join(map(str, codes))} | "
-                f"{percentile(ok, 50) * 1e3:.1f} / {percentile(ok, 99) * 1e3:.1f} ms | {max(ok) * 1e3:.1f} ms |")
+        return (
+            f"| {name} | {len(scrapes)} | {sum(c == 200 for c, _ in scrapes)} | {','.join(map(str, codes))} | "
+            f"{percentile(ok, 50) * 1e3:.1f} / {percentile(ok, 99) * 1e3:.1f} ms | {max(ok) * 1e3:.1f} ms |"
+        )
 
     print(f"numbers={args.numbers:,} clients={args.clients} drip={args.drip}s for {args.seconds:.0f}s")
     print("| phase | scrapes | answered 200 | status codes | p50 / p99 | max |")
     print("|---|---|---|---|---|---|")
     print(row("no drippers (baseline)", baseline))
     print(row(f"{args.clients} dripping connections", loaded))
-    print(f"dripping connections opened {stats['connections']}, closed by the server {stats['closed_by_server']}, "
-          f"answered (must be 0) {stats['answered']}, connect errors {stats['connect_errors']}")
+    print(
+        f"dripping connections opened {stats['connections']}, closed by the server {stats['closed_by_server']}, "
+        f"answered (must be 0) {stats['answered']}, connect errors {stats['connect_errors']}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ Usage:  python -m bench.memory [SIZES...] [--active] [--plain] [--cycles N]
 from __future__ import annotations
 
 import gc
-import sys
 import subprocess
+import sys
 
 from bench.common import ROOT, exporter_for, fleet, rss_mb, with_malloc_env
 from exporter import exposition as ex
@@ -26,13 +26,17 @@ def run(size: int, options: ex.RenderOptions, cycles: int = 10, plain: bool = Fa
     spaces = size // PER_SPACE
     samples = []
     with fleet(spaces, PER_SPACE, timelines=True) as url:
-        config, store, poller = exporter_for(url, spaces, options=options, concurrency=16)
+        _config, store, poller = exporter_for(url, spaces, options=options, concurrency=16)
         server = HttpServer(App(store), "127.0.0.1:0").start()
         for _ in range(cycles):
             poller.poll_account("bench")
             for mode in ("plain", "gzip") if plain else ("gzip",):  # the scraper is another process: not measured
-                subprocess.run([sys.executable, "-m", "bench._client", server.url + "/metrics", "1", mode],
-                               cwd=ROOT, check=True, capture_output=True)
+                subprocess.run(
+                    [sys.executable, "-m", "bench._client", server.url + "/metrics", "1", mode],
+                    cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                )
             gc.collect()
             samples.append(rss_mb())
         server.stop()
@@ -47,21 +51,27 @@ def main(argv: list[str]) -> None:
     if "--cycles" in argv:
         i = argv.index("--cycles")
         cycles = int(argv[i + 1])
-        argv = argv[:i] + argv[i + 2:]
+        argv = argv[:i] + argv[i + 2 :]
     sizes = [int(a) for a in argv if a.isdigit()] or [10_000, 50_000]
     if len(sizes) > 1:  # one process per size, so one size's peak does not hide the next one's
         for size in sizes:
-            subprocess.run([sys.executable, "-m", "bench.memory", str(size), "--cycles", str(cycles)]
-                           + (["--active"] if options.active_only else []) + (["--plain"] if "--plain" in argv else []),
-                           check=True)
+            subprocess.run(
+                [sys.executable, "-m", "bench.memory", str(size), "--cycles", str(cycles)]
+                + (["--active"] if options.active_only else [])
+                + (["--plain"] if "--plain" in argv else []),
+                check=True,
+            )
         return
     size = sizes[0]
     samples = run(size, options, cycles, plain="--plain" in argv)
     rss = [round(r) for r, _ in samples]
     peak = max(p for _, p in samples)
     drift = (rss[-1] - rss[1]) / rss[1]
-    print(f"numbers={size:,} state_sets={options.state_sets}{' (plain scrapes too)' if '--plain' in argv else ''}: peak RSS {peak:.0f} MiB; RSS after each of {cycles} cycles (MiB): {rss}; "
-          f"cycle 2 -> {cycles}: {drift:+.1%}")
+    print(
+        f"numbers={size:,} state_sets={options.state_sets}{' (plain scrapes too)' if '--plain' in argv else ''}: "
+        f"peak RSS {peak:.0f} MiB; RSS after each of {cycles} cycles (MiB): {rss}; "
+        f"cycle 2 -> {cycles}: {drift:+.1%}"
+    )
 
 
 if __name__ == "__main__":

@@ -123,19 +123,38 @@ class Prometheus:
         self.dir = workdir
         self.data = workdir / "data"
         self.port = free_port()
-        config = {"global": {"scrape_interval": f"{scrape_interval}s", "evaluation_interval": f"{scrape_interval}s"},
-                  "scrape_configs": []}
+        config = {
+            "global": {"scrape_interval": f"{scrape_interval}s", "evaluation_interval": f"{scrape_interval}s"},
+            "scrape_configs": [],
+        }
         if target:
-            config["scrape_configs"].append({"job_name": JOB, "scrape_timeout": f"{min(10, scrape_interval)}s",
-                                             "static_configs": [{"targets": [target]}]})
+            config["scrape_configs"].append(
+                {
+                    "job_name": JOB,
+                    "scrape_timeout": f"{min(10, scrape_interval)}s",
+                    "static_configs": [{"targets": [target]}],
+                }
+            )
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = open(workdir / "prometheus.log", "wb")
-        self.proc = subprocess.Popen([prometheus_binary(), f"--config.file={workdir / 'prometheus.yml'}",
-                                      f"--storage.tsdb.path={self.data}", f"--web.listen-address=127.0.0.1:{self.port}"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 - the server's log, open while it runs
+        self.proc = subprocess.Popen(
+            [
+                prometheus_binary(),
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         self.url = f"http://127.0.0.1:{self.port}"
-        wait("Prometheus to be ready", lambda: httpx.get(self.url + "/-/ready", timeout=2).status_code == 200, 60,
-             self.proc)
+        wait(
+            "Prometheus to be ready",
+            lambda: httpx.get(self.url + "/-/ready", timeout=2).status_code == 200,
+            60,
+            self.proc,
+        )
 
     def query(self, expr: str) -> list[dict]:
         body = httpx.get(self.url + "/api/v1/query", params={"query": expr}, timeout=30).json()
@@ -188,25 +207,44 @@ def measure(numbers: int, mode: str, minutes: float, scrape_interval: int, workd
         config = path / "config.yml"
         config.write_text(exporter_config(url, spaces, mode))
         port = free_port()
-        log = open(path / "exporter.log", "wb")
-        exporter = subprocess.Popen([sys.executable, "-m", "exporter", f"--config.file={config}",
-                                     f"--web.listen-address=127.0.0.1:{port}", f"--storage.path={path / 'state'}"],
-                                    cwd=ROOT, env={**os.environ, "BENCH_SECRET": SECRET}, stdout=log,
-                                    stderr=subprocess.STDOUT)
+        log = open(path / "exporter.log", "wb")  # noqa: SIM115 - the exporter's log, open while it runs
+        exporter = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                f"--config.file={config}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                f"--storage.path={path / 'state'}",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "BENCH_SECRET": SECRET},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait("the exporter's first poll", lambda: httpx.get(base + "/-/ready", timeout=5).status_code == 200,
-                 600, exporter)
-            wait("the first health sweep",
-                 lambda: "whatsapp_exporter_health_sweep_duration_seconds{" in httpx.get(base + "/metrics",
-                                                                                       timeout=60).text,
-                 900, exporter)
+            wait(
+                "the exporter's first poll",
+                lambda: httpx.get(base + "/-/ready", timeout=5).status_code == 200,
+                600,
+                exporter,
+            )
+            wait(
+                "the first health sweep",
+                lambda: (
+                    "whatsapp_exporter_health_sweep_duration_seconds{" in httpx.get(base + "/metrics", timeout=60).text
+                ),
+                900,
+                exporter,
+            )
             prom = Prometheus(path, f"127.0.0.1:{port}", scrape_interval)
             try:
                 rss = sample_rss(prom, minutes * 60)
                 window = f"{int(minutes * 60)}s"
-                durations = [float(v) for _, v in prom.query(
-                    f'scrape_duration_seconds{{job="{JOB}"}}[{window}]')[0]["values"]]
+                durations = [
+                    float(v) for _, v in prom.query(f'scrape_duration_seconds{{job="{JOB}"}}[{window}]')[0]["values"]
+                ]
                 samples = float(prom.query(f'scrape_samples_scraped{{job="{JOB}"}}')[0]["value"][1])
                 up = [float(v) for _, v in prom.query(f'up{{job="{JOB}"}}[{window}]')[0]["values"]]
                 head = prom.own_metric("prometheus_tsdb_head_series")
@@ -217,9 +255,19 @@ def measure(numbers: int, mode: str, minutes: float, scrape_interval: int, workd
             exporter.send_signal(signal.SIGTERM)
             exporter.wait(timeout=120)
             log.close()
-    return {"numbers": numbers, "mode": mode, "head_series": head, "rss_peak": max(rss), "rss_last": rss[-1],
-            "scrape_p50": percentile(durations, 50), "scrape_max": max(durations), "scrapes": len(durations),
-            "failed_scrapes": sum(1 for v in up if v != 1), "samples": samples, "tsdb_bytes": tsdb}
+    return {
+        "numbers": numbers,
+        "mode": mode,
+        "head_series": head,
+        "rss_peak": max(rss),
+        "rss_last": rss[-1],
+        "scrape_p50": percentile(durations, 50),
+        "scrape_max": max(durations),
+        "scrapes": len(durations),
+        "failed_scrapes": sum(1 for v in up if v != 1),
+        "samples": samples,
+        "tsdb_bytes": tsdb,
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -230,8 +278,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--scrape-interval", type=int, default=15)
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="prometheus-cost-"))
-    print(f"{os.cpu_count()} cores; {args.minutes:g} min per run, scrape every {args.scrape_interval} s; "
-          f"workdir {workdir}", flush=True)
+    print(
+        f"{os.cpu_count()} cores; {args.minutes:g} min per run, scrape every {args.scrape_interval} s; "
+        f"workdir {workdir}",
+        flush=True,
+    )
     empty = baseline(args.minutes, args.scrape_interval, workdir)
     print(f"empty Prometheus: {empty:.0f} MiB RSS", flush=True)
     rows = []
@@ -239,20 +290,27 @@ def main(argv: list[str]) -> None:
         for mode in args.modes:
             r = measure(numbers, mode, args.minutes, args.scrape_interval, workdir)
             rows.append(r)
-            print(f"  {numbers} numbers, {mode}: {r['head_series']:.0f} head series, RSS peak {r['rss_peak']:.0f} MiB, "
-                  f"scrape p50 {r['scrape_p50'] * 1000:.0f} ms (max {r['scrape_max'] * 1000:.0f} ms, "
-                  f"{r['failed_scrapes']} of {r['scrapes']} failed), {r['samples']:.0f} samples, "
-                  f"TSDB {r['tsdb_bytes'] / 2**20:.1f} MiB", flush=True)
-    print("\n| numbers | state_sets | head series | RSS above empty (peak) | scrape p50 (max) | samples per scrape "
-          "| TSDB | per 1,000 numbers: series, MiB RSS, ms p50 |")
+            print(
+                f"  {numbers} numbers, {mode}: {r['head_series']:.0f} head series, RSS peak {r['rss_peak']:.0f} MiB, "
+                f"scrape p50 {r['scrape_p50'] * 1000:.0f} ms (max {r['scrape_max'] * 1000:.0f} ms, "
+                f"{r['failed_scrapes']} of {r['scrapes']} failed), {r['samples']:.0f} samples, "
+                f"TSDB {r['tsdb_bytes'] / 2**20:.1f} MiB",
+                flush=True,
+            )
+    print(
+        "\n| numbers | state_sets | head series | RSS above empty (peak) | scrape p50 (max) | samples per scrape "
+        "| TSDB | per 1,000 numbers: series, MiB RSS, ms p50 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         k = r["numbers"] / 1000
         above = r["rss_peak"] - empty
-        print(f"| {r['numbers']:,} | {r['mode']} | {r['head_series']:,.0f} | {above:,.0f} MiB | "
-              f"{r['scrape_p50'] * 1000:,.0f} ms ({r['scrape_max'] * 1000:,.0f} ms) | {r['samples']:,.0f} | "
-              f"{r['tsdb_bytes'] / 2**20:,.1f} MiB | {r['head_series'] / k:,.0f}, {above / k:,.1f}, "
-              f"{r['scrape_p50'] * 1000 / k:,.1f} |")
+        print(
+            f"| {r['numbers']:,} | {r['mode']} | {r['head_series']:,.0f} | {above:,.0f} MiB | "
+            f"{r['scrape_p50'] * 1000:,.0f} ms ({r['scrape_max'] * 1000:,.0f} ms) | {r['samples']:,.0f} | "
+            f"{r['tsdb_bytes'] / 2**20:,.1f} MiB | {r['head_series'] / k:,.0f}, {above / k:,.1f}, "
+            f"{r['scrape_p50'] * 1000 / k:,.1f} |"
+        )
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -57,21 +57,26 @@ class NaiveCollector:
             (ex.N_NAME, "name_status", model.NAME_STATUS.states, "name_status"),
             (ex.N_NEW_NAME, "new_name_status", model.NAME_STATUS.states, "new_name_status"),
         ]
-        info = GaugeMetricFamily(ex.N_INFO.name, ex.N_INFO.help, labels=base + list(self.options.info_labels))
-        families = [GaugeMetricFamily(f.name, f.help, labels=base + [label]) for f, label, _, _ in sets]
+        info = GaugeMetricFamily(ex.N_INFO.name, ex.N_INFO.help, labels=[*base, *self.options.info_labels])
+        families = [GaugeMetricFamily(f.name, f.help, labels=[*base, label]) for f, label, _, _ in sets]
         limit = GaugeMetricFamily(ex.N_LIMIT.name, ex.N_LIMIT.help, labels=base)
-        changed = [GaugeMetricFamily(f.name, f.help, labels=base) for f in (ex.N_STATUS_CHANGED, ex.N_QUALITY_CHANGED, ex.N_TIER_CHANGED)]
+        changed = [
+            GaugeMetricFamily(f.name, f.help, labels=base)
+            for f in (ex.N_STATUS_CHANGED, ex.N_QUALITY_CHANGED, ex.N_TIER_CHANGED)
+        ]
         for acc in self.store.accounts():
             for phone, t in acc.numbers.items():
                 n, ids = t.number, [acc.provider, acc.name, phone]
-                info.add_metric(ids + [getattr(n, k) for k in self.options.info_labels], 1)
-                for family, (_, _, states, attr) in zip(families, sets):
+                info.add_metric([*ids, *(getattr(n, k) for k in self.options.info_labels)], 1)
+                for family, (_, _, states, attr) in zip(families, sets, strict=True):
                     current = getattr(n, attr)
-                    for state in ((current,) if self.options.active_only else states):
-                        family.add_metric(ids + [state], 1 if state == current else 0)
+                    for state in (current,) if self.options.active_only else states:
+                        family.add_metric([*ids, state], 1 if state == current else 0)
                 if n.messaging_limit is not None:
                     limit.add_metric(ids, n.messaging_limit)
-                for family, ts in zip(changed, (t.changes.status, t.changes.quality_rating, t.changes.messaging_limit_tier)):
+                for family, ts in zip(
+                    changed, (t.changes.status, t.changes.quality_rating, t.changes.messaging_limit_tier), strict=True
+                ):
                     family.add_metric(ids, ts)
         yield info
         yield from families
@@ -104,13 +109,19 @@ def static_server(plain: bytes, gz: bytes) -> ThreadingHTTPServer:
 
 def measure(url: str, n: int, mode: str) -> dict:
     before = cpu_seconds()
-    out = subprocess.run([sys.executable, "-m", "bench._client", url, str(n), mode], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench._client", url, str(n), mode], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     cpu = (cpu_seconds() - before) / n
     data = json.loads(out.stdout)
     lat = data["latencies"]
-    return {"p50_ms": percentile(lat, 50) * 1e3, "p99_ms": percentile(lat, 99) * 1e3, "cpu_ms": cpu * 1e3,
-            "bytes": data["bytes"], "n": n}
+    return {
+        "p50_ms": percentile(lat, 50) * 1e3,
+        "p99_ms": percentile(lat, 99) * 1e3,
+        "cpu_ms": cpu * 1e3,
+        "bytes": data["bytes"],
+        "n": n,
+    }
 
 
 def compression_cost(store, rounds: int = 5) -> dict:
@@ -127,20 +138,26 @@ def compression_cost(store, rounds: int = 5) -> dict:
     started = time.perf_counter()
     reference = subprocess.run(["gzip", "-1", "-c"], input=text, capture_output=True, check=True).stdout
     gzip_seconds = time.perf_counter() - started
-    return {"seconds": statistics.median(seconds), "cpu": statistics.median(cpu), "ours_bytes": len(body.prefix + body.finish()),
-            "gzip1_bytes": len(reference), "gzip1_seconds": gzip_seconds, "plain_bytes": len(text)}
+    return {
+        "seconds": statistics.median(seconds),
+        "cpu": statistics.median(cpu),
+        "ours_bytes": len(body.prefix + body.finish()),
+        "gzip1_bytes": len(reference),
+        "gzip1_seconds": gzip_seconds,
+        "plain_bytes": len(text),
+    }
 
 
 def run(size: int, options: ex.RenderOptions) -> dict:
     spaces = max(1, size // PER_SPACE)
     with fleet(spaces, PER_SPACE) as url:
-        config, store, poller = exporter_for(url, spaces, options=options, concurrency=16)
+        _config, store, poller = exporter_for(url, spaces, options=options, concurrency=16)
         poller.poll_account("bench")
         poller.stop()
     ours = HttpServer(App(store), "127.0.0.1:0").start()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NaiveCollector(store, options))
-    naive_server, naive_thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    naive_server, _naive_thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     naive_url = f"http://127.0.0.1:{naive_server.server_port}/metrics"
     exposition = store.exposition
     compression = compression_cost(store)
@@ -150,8 +167,11 @@ def run(size: int, options: ex.RenderOptions) -> dict:
     ours_url = ours.url + "/metrics"
     n_fast = 200 if size <= 10_000 else 40
     n_naive = 20 if size <= 1000 else 5 if size <= 10_000 else 2
-    result = {"numbers": len(store.account("bench").numbers), "series": exposition.body.count(b"\n") - exposition.body.count(b"\n#"),
-              "compression": compression}
+    result = {
+        "numbers": len(store.account("bench").numbers),
+        "series": exposition.body.count(b"\n") - exposition.body.count(b"\n#"),
+        "compression": compression,
+    }
     for mode in ("plain", "gzip"):
         result[mode] = {
             "ours": measure(ours_url, n_fast, mode),
@@ -169,7 +189,10 @@ def main(argv: list[str]) -> None:
     options = ex.RenderOptions(state_sets="active") if "--active" in argv else ex.DEFAULT_OPTIONS
     sizes = [int(a) for a in argv if a.isdigit()] or [1000, 10_000, 50_000]
     print(f"mode: state_sets={options.state_sets}")
-    print("| numbers | series | encoding | ours p50 / p99 (ms) | static p50 / p99 (ms) | naive p50 / p99 (ms) | CPU per scrape ours / static / naive (ms) | body (bytes) | naive ÷ ours (p99) | ours ÷ static (p99) |")
+    print(
+        "| numbers | series | encoding | ours p50 / p99 (ms) | static p50 / p99 (ms) | naive p50 / p99 (ms) "
+        "| CPU per scrape ours / static / naive (ms) | body (bytes) | naive ÷ ours (p99) | ours ÷ static (p99) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     compression_rows = []
     for size in sizes:
@@ -177,20 +200,29 @@ def main(argv: list[str]) -> None:
         compression_rows.append(r)
         for mode in ("plain", "gzip"):
             o, s, n = r[mode]["ours"], r[mode]["static"], r[mode]["naive"]
-            print(f"| {r['numbers']:,} | {r['series']:,} | {mode} | {o['p50_ms']:.1f} / {o['p99_ms']:.1f} | "
-                  f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} | {n['p50_ms']:.0f} / {n['p99_ms']:.0f} | "
-                  f"{o['cpu_ms']:.1f} / {s['cpu_ms']:.1f} / {n['cpu_ms']:.0f} | {o['bytes']:,} | "
-                  f"{n['p99_ms'] / o['p99_ms']:.0f}× | {o['p99_ms'] / s['p99_ms']:.2f}× |", flush=True)
-
+            print(
+                f"| {r['numbers']:,} | {r['series']:,} | {mode} | {o['p50_ms']:.1f} / {o['p99_ms']:.1f} | "
+                f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} | {n['p50_ms']:.0f} / {n['p99_ms']:.0f} | "
+                f"{o['cpu_ms']:.1f} / {s['cpu_ms']:.1f} / {n['cpu_ms']:.0f} | {o['bytes']:,} | "
+                f"{n['p99_ms'] / o['p99_ms']:.0f}× | {o['p99_ms'] / s['p99_ms']:.2f}× |",
+                flush=True,
+            )
 
     print()
-    print("| numbers | plain body | gzip body (ours) | `gzip -1` of the same text | ours ÷ gzip -1 | compression per generation: wall / CPU | `gzip -1` wall (a process) |")
+    print(
+        "| numbers | plain body | gzip body (ours) | `gzip -1` of the same text | ours ÷ gzip -1 "
+        "| compression per generation: wall / CPU | `gzip -1` wall (a process) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in compression_rows:
         c = r["compression"]
-        print(f"| {r['numbers']:,} | {c['plain_bytes'] / 1e6:.1f} MB | {c['ours_bytes'] / 1e6:.2f} MB | {c['gzip1_bytes'] / 1e6:.2f} MB | "
-              f"{c['ours_bytes'] / c['gzip1_bytes']:.3f}× | {c['seconds'] * 1e3:.0f} ms / {c['cpu'] * 1e3:.0f} ms | "
-              f"{c['gzip1_seconds'] * 1e3:.0f} ms |", flush=True)
+        print(
+            f"| {r['numbers']:,} | {c['plain_bytes'] / 1e6:.1f} MB | {c['ours_bytes'] / 1e6:.2f} MB | "
+            f"{c['gzip1_bytes'] / 1e6:.2f} MB | "
+            f"{c['ours_bytes'] / c['gzip1_bytes']:.3f}× | {c['seconds'] * 1e3:.0f} ms / {c['cpu'] * 1e3:.0f} ms | "
+            f"{c['gzip1_seconds'] * 1e3:.0f} ms |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

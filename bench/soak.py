@@ -74,9 +74,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exporter.config import PROVIDERS, parse_config
-
 from bench import _soak_emulators as emulators
+from exporter.config import PROVIDERS, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 2.0
@@ -85,9 +84,11 @@ QPS = emulators.QPS
 PAUSE = 300.0  # the exporter's shortest hold of an account after an auth or permission refusal
 SCRAPE_EVERY = 15.0
 RSS_EVERY = 10.0
-COMPARED = (("status", "whatsapp_phone_number_status", "status"),
-            ("quality_rating", "whatsapp_phone_number_quality_rating", "quality_rating"),
-            ("messaging_limit_tier", "whatsapp_phone_number_messaging_limit_tier", "tier"))
+COMPARED = (
+    ("status", "whatsapp_phone_number_status", "status"),
+    ("quality_rating", "whatsapp_phone_number_quality_rating", "quality_rating"),
+    ("messaging_limit_tier", "whatsapp_phone_number_messaging_limit_tier", "tier"),
+)
 LABELS = {"alibaba_cams": "cams", "nxcloud": "nx", "kaleyra": "kal"}
 
 
@@ -102,9 +103,17 @@ def config_text(hello: dict[str, Any], env: dict[str, str]) -> tuple[str, dict[s
             unit_account.update((unit, name) for unit in units)
             var = f"SOAK_SECRET_{len(env)}"
             env[var] = secret
-            lines += [f"  - name: {name}", f"    provider: {provider}", f"    endpoint: {info['url']}",
-                      "    credentials:", f"      {spec.id_key}: {key_id}", f"      {spec.secret_key}: ${{{var}}}",
-                      f"    poll_interval: {POLL[provider]}s", "    poll_jitter: 1s", f"    qps: {QPS[provider]}"]
+            lines += [
+                f"  - name: {name}",
+                f"    provider: {provider}",
+                f"    endpoint: {info['url']}",
+                "    credentials:",
+                f"      {spec.id_key}: {key_id}",
+                f"      {spec.secret_key}: ${{{var}}}",
+                f"    poll_interval: {POLL[provider]}s",
+                "    poll_jitter: 1s",
+                f"    qps: {QPS[provider]}",
+            ]
             if provider == "alibaba_cams":
                 lines.append("    waba_poll_interval: 60s")
                 if i in (2, 4):
@@ -169,7 +178,7 @@ def series(text: str, names: set[str]) -> list[tuple[str, dict[str, str], str]]:
         name = line[:brace] if brace > 0 else line.split(" ", 1)[0]
         if name not in names:
             continue
-        labels_part, _, value = line[brace + 1:].rpartition("} ")
+        labels_part, _, value = line[brace + 1 :].rpartition("} ")
         out.append((name, dict(_LABEL.findall(labels_part)), value.strip()))
     return out
 
@@ -178,8 +187,10 @@ def last_polls(port: int) -> dict[str, float]:
     status, body = get(port, "/metrics", gz=True, decode=True)
     if status != 200:
         return {}
-    return {labels["account"]: float(value) for _, labels, value in
-            series(body.decode(), {"whatsapp_exporter_last_poll_timestamp_seconds"})}
+    return {
+        labels["account"]: float(value)
+        for _, labels, value in series(body.decode(), {"whatsapp_exporter_last_poll_timestamp_seconds"})
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -190,10 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="faulted duration (default 10)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--fault-share", type=float, default=0.10,
-                        help="sum of the random faults' probabilities (default 0.10)")
-    parser.add_argument("--exclude", default="", help="comma-separated fault kinds or error codes to leave out "
-                                                       "('auth': every auth and permission answer)")
+    parser.add_argument(
+        "--fault-share", type=float, default=0.10, help="sum of the random faults' probabilities (default 0.10)"
+    )
+    parser.add_argument(
+        "--exclude",
+        default="",
+        help="comma-separated fault kinds or error codes to leave out ('auth': every auth and permission answer)",
+    )
     parser.add_argument("--workdir", default=None, help="where the config and the exporter's log go")
     args = parser.parse_args(argv)
     exclude = frozenset(t.strip() for t in args.exclude.split(",") if t.strip())
@@ -224,9 +239,24 @@ def main(argv: list[str] | None = None) -> int:
 
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--config.file", str(config_path), "--log.format", "json",
-             "--log.level", "info", "--web.listen-address", f"127.0.0.1:{port}"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "--config.file",
+                str(config_path),
+                "--log.format",
+                "json",
+                "--log.level",
+                "info",
+                "--web.listen-address",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     crashed_at: float | None = None
     rss: list[tuple[float, int]] = []
     threads: list[int] = []  # the exporter's thread count at each RSS sample
@@ -279,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                 next_scrape += SCRAPE_EVERY
             if time.monotonic() - last_report >= 60:
                 last_report = time.monotonic()
-                progress(f"{(last_report - start) / 60:.0f} min: RSS {rss[-1][1] / 1024:.1f} MiB, "
-                         f"{ask('count')} requests")
+                progress(
+                    f"{(last_report - start) / 60:.0f} min: RSS {rss[-1][1] / 1024:.1f} MiB, {ask('count')} requests"
+                )
             time.sleep(max(0.0, min(next_rss, next_scrape) - time.monotonic()))
         faulted_end = time.monotonic() - start
 
@@ -318,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                     exported[lbls["phone_number"]][family] = lbls[label_of[family]]
             for _, lbls, value in series(text_metrics, {"whatsapp_exporter_poll_success"}):
                 final_poll_success[lbls["account"]] = float(value)
-            for phone, (provider, unit, state) in sorted(expected.items()):
+            for phone, (_provider, unit, state) in sorted(expected.items()):
                 where = f"{phone} ({unit_account[unit]})"
                 got = exported.get(phone)
                 if got is None:
@@ -360,8 +391,10 @@ def main(argv: list[str] | None = None) -> int:
         for c in r["credentials"]:
             over_total += c["over"]
             over_detail += [f"- {d}" for d in c["details"]]
-            budget_rows.append(f"| {provider} | {c['credential']} | {c['requests']} | {c['max']} | {c['budget']} | "
-                               f"{c['over']} | {c['throttled']} |")
+            budget_rows.append(
+                f"| {provider} | {c['credential']} | {c['requests']} | {c['max']} | {c['budget']} | "
+                f"{c['over']} | {c['throttled']} |"
+            )
 
     levels: collections.Counter[str] = collections.Counter()
     messages: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -387,16 +420,19 @@ def main(argv: list[str] | None = None) -> int:
         levels[level] += 1
         messages[(level, re.sub(r"\d+", "N", re.sub(r'"[^"]*"', '"…"', str(rec.get("msg")))))] += 1
         if str(rec.get("msg")).startswith("credential refused"):
-            paused.append(f"{rec.get('account')} at {rec.get('ts')} for {rec.get('paused_seconds')} s "
-                          f"({rec.get('reason')} {rec.get('code')})")
+            paused.append(
+                f"{rec.get('account')} at {rec.get('ts')} for {rec.get('paused_seconds')} s "
+                f"({rec.get('reason')} {rec.get('code')})"
+            )
         if "exception" in rec:
             with_exception.append(f"{level}: {rec.get('msg')}: {str(rec['exception']).splitlines()[-1][:200]}")
             if level in ("error", "critical"):
                 unhandled.append(with_exception[-1])
 
     threads += [threads[-1] if threads else 0] * (len(rss) - len(threads))
-    (workdir / "rss.tsv").write_text("seconds\trss_kib\tthreads\n"
-                                     + "".join(f"{t:.0f}\t{v}\t{n}\n" for (t, v), n in zip(rss, threads)))
+    (workdir / "rss.tsv").write_text(
+        "seconds\trss_kib\tthreads\n" + "".join(f"{t:.0f}\t{v}\t{n}\n" for (t, v), n in zip(rss, threads, strict=True))
+    )
     minute2 = min(120.0, faulted_end / 2)
     baseline = next(((t, v) for t, v in rss if t >= minute2), None)
     end_rss = rss[-1] if rss else None
@@ -407,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     per_requests = ", ".join(f"{LABELS[p]} {r['total']}" for p, r in report.items())
     kinds = ", ".join(f"{k} {v}" for k, v in faulted.most_common())
     full_logs = [LABELS[p] for p, r in report.items() if r["full"]]
+    by_account = (
+        "; by account: " + ", ".join(f"{a} {n}" for a, n in mismatched_accounts.most_common())
+        if mismatched_accounts
+        else ""
+    )
+    crashed = f"crashed at {crashed_at:.0f} s" if crashed_at is not None else "ran throughout"
     poll_ok = bool(final_poll_success) and all(v == 1 for v in final_poll_success.values())
 
     def verdict(ok: bool) -> str:
@@ -426,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{verdict(scrape_failures == 0)} |",
         f"| faulted share | {sum(faulted.values()) / max(1, in_window) * 100:.1f} % of the {in_window} requests while "
         f"faults were on ({kinds}) | |",
-        f"| exporter process | {'crashed at %.0f s' % crashed_at if crashed_at is not None else 'ran throughout'}; "
+        f"| exporter process | {crashed}; "
         f"exit code after SIGTERM {exit_code} | {verdict(crashed_at is None and exit_code == 0)} |",
         f"| RSS | at {baseline[0] / 60 if baseline else 0:.1f} min {baseline[1] / 1024 if baseline else 0:.1f} MiB, "
         f"at end {end_rss[1] / 1024 if end_rss else 0:.1f} MiB (drift {drift:+.1f} %), "
@@ -435,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| one-second windows over budget | {over_total} (every credential, every arrival counted) | "
         f"{verdict(over_total == 0)} |",
         f"| final-state mismatches | {len(mismatches)} (of {len(expected)} numbers x 3 "
-        f"fields){'; by account: ' + ', '.join(f'{a} {n}' for a, n in mismatched_accounts.most_common()) if mismatched_accounts else ''}"
+        f"fields){by_account}"
         f" | {verdict(not mismatches and crashed_at is None)} |",
         f"| accounts paused after a credential refusal | {'; '.join(paused) if paused else 'none'} | |",
         f"| unhandled exceptions in the log | {len(unhandled)} ({len(with_exception)} records with an exception "
@@ -466,8 +508,17 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "Emulator log:", *[f"- {m}" for m in emulator_warnings[:10]]]
     lines += ["", f"Work directory (config, exporter log): {workdir}"]
     print("\n".join(lines))
-    ok = (settled and crashed_at is None and exit_code == 0 and not mismatches and not unhandled and not not_json
-          and over_total == 0 and abs(drift) < 10 and scrape_failures == 0)
+    ok = (
+        settled
+        and crashed_at is None
+        and exit_code == 0
+        and not mismatches
+        and not unhandled
+        and not not_json
+        and over_total == 0
+        and abs(drift) < 10
+        and scrape_failures == 0
+    )
     return 0 if ok else 1
 
 

@@ -63,8 +63,11 @@ FIXTURE = {  # secrets of this benchmark only; they reach the exporter through i
     "KAL_KEY": "bench-kaleyra-key-0001",
     "KAL_HOOK_TOKEN": "bench-kaleyra-hook-token-0001",
 }
-STATUS_RE = re.compile(r'^whatsapp_phone_number_status\{[^}]*?account="([^"]*)"[^}]*?phone_number="\+(\d+)"'
-                       r'[^}]*?status="([A-Z_]+)"\} 1$', re.M)
+STATUS_RE = re.compile(
+    r'^whatsapp_phone_number_status\{[^}]*?account="([^"]*)"[^}]*?phone_number="\+(\d+)"'
+    r'[^}]*?status="([A-Z_]+)"\} 1$',
+    re.M,
+)
 
 
 def free_port() -> int:
@@ -81,8 +84,10 @@ def numbers_yaml(prefix: str, count: int, rng: random.Random, meta: bool = False
         extra = f'id: "{prefix}{i:04d}9", ' if meta else "messaging_limit_tier: TIER_10K, "
         lines.append(
             f'      - {{phone_number: "{prefix}{i:04d}", {extra}status: CONNECTED, quality_rating: GREEN, '
-            f'repeat_every: {PERIOD}, timeline: ['
-            f'{{at: {phase:.2f}, set: {{status: {flipped}}}}}, {{at: {phase + PERIOD / 2:.2f}, set: {{status: CONNECTED}}}}]}}')
+            f"repeat_every: {PERIOD}, timeline: ["
+            f"{{at: {phase:.2f}, set: {{status: {flipped}}}}}, "
+            f"{{at: {phase + PERIOD / 2:.2f}, set: {{status: CONNECTED}}}}]}}"
+        )
     return "\n".join(lines)
 
 
@@ -120,13 +125,17 @@ spaces:
 
 
 def exporter_config(urls: dict[str, str], poll_interval: int, hook_port: int | None) -> str:
-    hooks = f"""
+    hooks = (
+        f"""
 webhooks:
   listen_address: 127.0.0.1:{hook_port}
   meta: {{app_secret: "${{META_APP_SECRET}}", verify_token: "${{META_VERIFY_TOKEN}}"}}
   kaleyra: {{token: "${{KAL_HOOK_TOKEN}}"}}
   nxcloud: {{}}
-""" if hook_port else ""
+"""
+        if hook_port
+        else ""
+    )
     return f"""
 metrics: {{state_sets: active}}
 {hooks}
@@ -166,10 +175,21 @@ def run_mode(mode: str, minutes: float, count: int, poll_interval: int, seed: in
             emu.start()
         config = workdir / f"config-{mode}.yml"
         config.write_text(exporter_config({p: e.url for p, e in emulators.items()}, poll_interval, hook_port))
-        log = open(workdir / f"exporter-{mode}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "exporter", f"--config.file={config}",
-                                 f"--web.listen-address=127.0.0.1:{port}", "--log.format=json"],
-                                cwd=ROOT, env={**os.environ, **FIXTURE}, stdout=log, stderr=subprocess.STDOUT)
+        log = open(workdir / f"exporter-{mode}.log", "wb")  # noqa: SIM115 - the exporter's log, open while it runs
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                f"--config.file={config}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.format=json",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **FIXTURE},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         base = f"http://127.0.0.1:{port}"
         client = httpx.Client(timeout=5)
         deadline = time.monotonic() + 120
@@ -202,8 +222,11 @@ def run_mode(mode: str, minutes: float, count: int, poll_interval: int, seed: in
             time.sleep(SCRAPE_EVERY)
         hooks_sent = {p: len(e.webhooks_sent()) for p, e in emulators.items()} if hook_port else {}
         counters = client.get(base + "/metrics").text
-        events = {k: float(v) for k, v in re.findall(r'^(whatsapp_exporter_webhook_events_total\{[^}]*\}) (\S+)$',
-                                                      counters, re.M) if float(v) > 0}
+        events = {
+            k: float(v)
+            for k, v in re.findall(r"^(whatsapp_exporter_webhook_events_total\{[^}]*\}) (\S+)$", counters, re.M)
+            if float(v) > 0
+        }
     finally:
         if proc is not None:
             proc.terminate()
@@ -230,8 +253,13 @@ def run_mode(mode: str, minutes: float, count: int, poll_interval: int, seed: in
                         superseded += 1
                     continue
                 latencies.setdefault(provider, []).append(hit - change["wall"])
-    return {"mode": mode, "latencies": latencies, "superseded": superseded, "webhooks_sent": hooks_sent,
-            "events": events}
+    return {
+        "mode": mode,
+        "latencies": latencies,
+        "superseded": superseded,
+        "webhooks_sent": hooks_sent,
+        "events": events,
+    }
 
 
 def end_wall(started: float, minutes: float) -> float:
@@ -241,8 +269,10 @@ def end_wall(started: float, minutes: float) -> float:
 def summary(values: list[float]) -> str:
     if not values:
         return "no changes measured"
-    return (f"{len(values)} changes: p50 {percentile(values, 50):.2f} s, p90 {percentile(values, 90):.2f} s, "
-            f"p99 {percentile(values, 99):.2f} s, max {max(values):.2f} s")
+    return (
+        f"{len(values)} changes: p50 {percentile(values, 50):.2f} s, p90 {percentile(values, 90):.2f} s, "
+        f"p99 {percentile(values, 99):.2f} s, max {max(values):.2f} s"
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -255,9 +285,12 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="webhook-latency-"))
     modes = ("on", "off") if args.mode == "both" else (args.mode,)
-    print(f"{args.numbers} numbers per provider (Meta, NxCloud, Kaleyra), each flipping FLAGGED (Meta: PENDING)/CONNECTED every "
-          f"{PERIOD // 2} s; poll interval {args.poll_interval} s; {args.minutes:g} min per mode; workdir {workdir}",
-          flush=True)
+    print(
+        f"{args.numbers} numbers per provider (Meta, NxCloud, Kaleyra), "
+        f"each flipping FLAGGED (Meta: PENDING)/CONNECTED every "
+        f"{PERIOD // 2} s; poll interval {args.poll_interval} s; {args.minutes:g} min per mode; workdir {workdir}",
+        flush=True,
+    )
     for mode in modes:
         result = run_mode(mode, args.minutes, args.numbers, args.poll_interval, args.seed, workdir)
         every = [v for values in result["latencies"].values() for v in values]

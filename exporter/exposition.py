@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import platform
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 from exporter import __version__, model
 
@@ -54,7 +54,8 @@ N_TIER = Family(
 N_LIMIT = Family(
     "whatsapp_phone_number_messaging_limit",
     "gauge",
-    f"Business-initiated conversations allowed per 24 hours by the tier (+Inf when unlimited; absent when unknown). {CACHED}",
+    "Business-initiated conversations allowed per 24 hours by the tier (+Inf when unlimited; absent when unknown). "
+    f"{CACHED}",
 )
 N_CODE = Family(
     "whatsapp_phone_number_code_verification_status",
@@ -96,7 +97,8 @@ N_CAN_SEND = Family(
 N_THROUGHPUT = Family(
     "whatsapp_phone_number_throughput_level",
     "gauge",
-    f"Meta throughput level of the number: 1 for the current level, 0 for every other; only for providers that report it. {CACHED}",
+    "Meta throughput level of the number: 1 for the current level, 0 for every other; "
+    f"only for providers that report it. {CACHED}",
 )
 N_BLOCKING = Family(
     "whatsapp_phone_number_blocking_error_info",
@@ -174,16 +176,29 @@ B_LIMIT = Family(
     f"when unknown). {CACHED}",
 )
 #: families of the entities above the numbers: WABAs, their health and webhook facts, business portfolios
-WABA_FAMILIES = (W_INFO, W_REVIEW, W_ENTITY, W_RESTRICTION, W_RESTRICTION_EXPIRY, W_BAN, W_BAN_DATE, W_VIOLATIONS,
-                 B_TIER, B_LIMIT)
+WABA_FAMILIES = (
+    W_INFO,
+    W_REVIEW,
+    W_ENTITY,
+    W_RESTRICTION,
+    W_RESTRICTION_EXPIRY,
+    W_BAN,
+    W_BAN_DATE,
+    W_VIOLATIONS,
+    B_TIER,
+    B_LIMIT,
+)
 
 A_POLL_SUCCESS = Family(
-    "whatsapp_exporter_poll_success", "gauge", "Whether the last poll of the account succeeded for every request (1) or not (0)."
+    "whatsapp_exporter_poll_success",
+    "gauge",
+    "Whether the last poll of the account succeeded for every request (1) or not (0).",
 )
 A_SPACE_SUCCESS = Family(
     "whatsapp_exporter_space_poll_success",
     "gauge",
-    "Whether the last poll of the space (CustSpaceId) succeeded (1) or not (0); a failed space keeps its last good data.",
+    "Whether the last poll of the space (CustSpaceId) succeeded (1) or not (0); "
+    "a failed space keeps its last good data.",
 )
 A_LAST_SUCCESS = Family(
     "whatsapp_exporter_last_successful_poll_timestamp_seconds",
@@ -191,7 +206,9 @@ A_LAST_SUCCESS = Family(
     "Unix time of the end of the last fully successful poll of the account.",
 )
 A_LAST_POLL = Family(
-    "whatsapp_exporter_last_poll_timestamp_seconds", "gauge", "Unix time of the end of the last poll of the account, successful or not."
+    "whatsapp_exporter_last_poll_timestamp_seconds",
+    "gauge",
+    "Unix time of the end of the last poll of the account, successful or not.",
 )
 A_DURATION = Family("whatsapp_exporter_poll_duration_seconds", "gauge", "Duration of the last poll of the account.")
 A_INTERVAL = Family("whatsapp_exporter_poll_interval_seconds", "gauge", "Configured poll interval of the account.")
@@ -205,12 +222,14 @@ A_REQUESTS = Family(
 A_ERRORS = Family(
     "whatsapp_exporter_api_request_errors_total",
     "counter",
-    "Provider API requests that failed, by action and reason (throttled, auth, permission, request, upstream, timeout, parse).",
+    "Provider API requests that failed, by action and reason "
+    "(throttled, auth, permission, request, upstream, timeout, parse).",
 )
 A_NUMBER_SUCCESS = Family(
     "whatsapp_exporter_number_poll_success",
     "gauge",
-    "For numbers listed explicitly in the configuration: whether the last poll read the number (1) or the provider refused it (0).",
+    "For numbers listed explicitly in the configuration: "
+    "whether the last poll read the number (1) or the provider refused it (0).",
 )
 A_DROPPED = Family(
     "whatsapp_exporter_numbers_dropped",
@@ -253,18 +272,18 @@ ACCOUNT_FAMILIES = (
     A_HEALTH_SWEEP,
 )
 RELOAD_OK = Family(
-    "whatsapp_exporter_config_last_reload_successful", "gauge",
+    "whatsapp_exporter_config_last_reload_successful",
+    "gauge",
     "Whether the last configuration load or reload succeeded (1) or failed and the previous configuration is kept (0).",
 )
 RELOAD_TS = Family(
-    "whatsapp_exporter_config_last_reload_success_timestamp_seconds", "gauge",
+    "whatsapp_exporter_config_last_reload_success_timestamp_seconds",
+    "gauge",
     "Unix time of the last successful configuration load or reload.",
 )
 SHARD = Family("whatsapp_exporter_shard_ordinal", "gauge", "This replica's shard (--shard), 0-based.")
 TOTAL_SHARDS = Family("whatsapp_exporter_total_shards", "gauge", "The number of shards (--total-shards).")
-BUILD_INFO = Family(
-    "whatsapp_exporter_build_info", "gauge", "Build information of the exporter; always 1."
-)
+BUILD_INFO = Family("whatsapp_exporter_build_info", "gauge", "Build information of the exporter; always 1.")
 
 
 def escape(value: str) -> str:
@@ -275,7 +294,7 @@ def labels(pairs: Iterable[tuple[str, str]]) -> str:
     return ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
 
 
-def fmt(value: float) -> str:
+def fmt(value: float | bool) -> str:
     if value is True:
         return "1"
     if value is False:
@@ -328,9 +347,7 @@ def _tails(states: Sequence[str]) -> dict[str, list[str]]:
     key = tuple(states)
     tails = _TAILS.get(key)
     if tails is None:
-        tails = _TAILS[key] = {
-            current: [f'{s}"}} {1 if s == current else 0}\n' for s in states] for current in states
-        }
+        tails = _TAILS[key] = {current: [f'{s}"}} {1 if s == current else 0}\n' for s in states] for current in states}
     return tails
 
 
@@ -342,7 +359,9 @@ def _stateset(name: str, base: str, label: str, states: Sequence[str], current: 
     return prefix + prefix.join(_tails(states)[current])
 
 
-def render_number(base: str, suffix: str, tracked: model.TrackedNumber, opts: RenderOptions = DEFAULT_OPTIONS) -> tuple[str, ...]:
+def render_number(
+    base: str, suffix: str, tracked: model.TrackedNumber, opts: RenderOptions = DEFAULT_OPTIONS
+) -> tuple[str, ...]:
     """All series of one number, one chunk per entry of NUMBER_FAMILIES ("" when disabled).
 
     ``base`` holds the identity labels (provider, account, phone_number);
@@ -365,44 +384,76 @@ def render_number(base: str, suffix: str, tracked: model.TrackedNumber, opts: Re
     limit = n.messaging_limit if per_number else None
     out += [
         "" if N_STATUS.name in off else _stateset(N_STATUS.name, b, "status", model.STATUS.states, n.status, a),
-        "" if N_QUALITY.name in off else _stateset(N_QUALITY.name, b, "quality_rating", model.QUALITY_RATING.states, n.quality_rating, a),
-        "" if N_TIER.name in off or not per_number else _stateset(
-            N_TIER.name, f'{b},limit_scope="{n.limit_scope}"', "tier", model.TIER.states, n.messaging_limit_tier, a),
+        ""
+        if N_QUALITY.name in off
+        else _stateset(N_QUALITY.name, b, "quality_rating", model.QUALITY_RATING.states, n.quality_rating, a),
+        ""
+        if N_TIER.name in off or not per_number
+        else _stateset(
+            N_TIER.name, f'{b},limit_scope="{n.limit_scope}"', "tier", model.TIER.states, n.messaging_limit_tier, a
+        ),
         "" if limit is None or N_LIMIT.name in off else f"{N_LIMIT.name}{{{b}}} {fmt(limit)}\n",
-        "" if N_CODE.name in off else _stateset(
-            N_CODE.name, b, "code_verification_status", model.CODE_VERIFICATION_STATUS.states, n.code_verification_status, a),
-        "" if N_NAME.name in off else _stateset(N_NAME.name, b, "name_status", model.NAME_STATUS.states, n.name_status, a),
-        "" if N_NEW_NAME.name in off else _stateset(N_NEW_NAME.name, b, "new_name_status", model.NAME_STATUS.states, n.new_name_status, a),
+        ""
+        if N_CODE.name in off
+        else _stateset(
+            N_CODE.name,
+            b,
+            "code_verification_status",
+            model.CODE_VERIFICATION_STATUS.states,
+            n.code_verification_status,
+            a,
+        ),
+        ""
+        if N_NAME.name in off
+        else _stateset(N_NAME.name, b, "name_status", model.NAME_STATUS.states, n.name_status, a),
+        ""
+        if N_NEW_NAME.name in off
+        else _stateset(N_NEW_NAME.name, b, "new_name_status", model.NAME_STATUS.states, n.new_name_status, a),
         "" if N_STATUS_CHANGED.name in off else f"{N_STATUS_CHANGED.name}{{{b}}} {fmt(ch.status)}\n",
         "" if N_QUALITY_CHANGED.name in off else f"{N_QUALITY_CHANGED.name}{{{b}}} {fmt(ch.quality_rating)}\n",
-        "" if N_TIER_CHANGED.name in off or not per_number else
-        f"{N_TIER_CHANGED.name}{{{b}}} {fmt(ch.messaging_limit_tier)}\n",
+        ""
+        if N_TIER_CHANGED.name in off or not per_number
+        else f"{N_TIER_CHANGED.name}{{{b}}} {fmt(ch.messaging_limit_tier)}\n",
         # Only numbers whose health_status/throughput was read get these: a state
         # set stuck on UNKNOWN for every NxCloud number (or a CAMS number not yet
         # swept) would be noise, and a fake UNKNOWN.
-        "" if N_CAN_SEND.name in off or n.can_send_message == model.UNKNOWN else _stateset(
-            N_CAN_SEND.name, b, "can_send_message", model.CAN_SEND_MESSAGE.states, n.can_send_message, a),
-        "" if N_THROUGHPUT.name in off or n.throughput_level == model.UNKNOWN else _stateset(
-            N_THROUGHPUT.name, b, "throughput_level", model.THROUGHPUT_LEVEL.states, n.throughput_level, a),
-        "" if N_BLOCKING.name in off or not n.blocking_errors else "".join(
-            f"{N_BLOCKING.name}{{{b},{labels(_error_pairs(e))}}} 1\n" for e in n.blocking_errors),
+        ""
+        if N_CAN_SEND.name in off or n.can_send_message == model.UNKNOWN
+        else _stateset(N_CAN_SEND.name, b, "can_send_message", model.CAN_SEND_MESSAGE.states, n.can_send_message, a),
+        ""
+        if N_THROUGHPUT.name in off or n.throughput_level == model.UNKNOWN
+        else _stateset(N_THROUGHPUT.name, b, "throughput_level", model.THROUGHPUT_LEVEL.states, n.throughput_level, a),
+        ""
+        if N_BLOCKING.name in off or not n.blocking_errors
+        else "".join(f"{N_BLOCKING.name}{{{b},{labels(_error_pairs(e))}}} 1\n" for e in n.blocking_errors),
     ]
     return tuple(out)
 
 
 def _error_pairs(e: model.BlockingError) -> tuple[tuple[str, str], ...]:
-    return (("entity_type", e.entity_type), ("entity_id", e.entity_id), ("error_code", e.error_code),
-            ("error_description", e.error_description[:200]))
+    return (
+        ("entity_type", e.entity_type),
+        ("entity_id", e.entity_id),
+        ("error_code", e.error_code),
+        ("error_description", e.error_description[:200]),
+    )
 
 
-def render_entities(base: str, suffix: str, entities: Iterable[model.EntityHealth],
-                    opts: RenderOptions = DEFAULT_OPTIONS) -> str:
+def render_entities(
+    base: str, suffix: str, entities: Iterable[model.EntityHealth], opts: RenderOptions = DEFAULT_OPTIONS
+) -> str:
     """The WABA/BUSINESS/APP entities of an account's numbers, each once (sorted)."""
     if W_ENTITY.name in opts.disabled:
         return ""
     return "".join(
-        _stateset(W_ENTITY.name, f'{base},entity_type="{escape(e.entity_type)}",entity_id="{escape(e.entity_id)}"{suffix}',
-                  "can_send_message", model.CAN_SEND_MESSAGE.states, e.can_send_message, opts.active_only)
+        _stateset(
+            W_ENTITY.name,
+            f'{base},entity_type="{escape(e.entity_type)}",entity_id="{escape(e.entity_id)}"{suffix}',
+            "can_send_message",
+            model.CAN_SEND_MESSAGE.states,
+            e.can_send_message,
+            opts.active_only,
+        )
         for e in sorted(entities, key=lambda e: (e.entity_type, e.entity_id))
     )
 
@@ -412,14 +463,22 @@ def render_waba(base: str, suffix: str, waba: model.Waba, opts: RenderOptions = 
     info = labels((("space_id", waba.space_id), ("name", waba.name), ("currency", waba.currency)))
     return (
         "" if W_INFO.name in opts.disabled else f"{W_INFO.name}{{{b},{info}}} 1\n",
-        "" if W_REVIEW.name in opts.disabled else _stateset(
-            W_REVIEW.name, b, "account_review_status", model.ACCOUNT_REVIEW_STATUS.states, waba.account_review_status,
-            opts.active_only),
+        ""
+        if W_REVIEW.name in opts.disabled
+        else _stateset(
+            W_REVIEW.name,
+            b,
+            "account_review_status",
+            model.ACCOUNT_REVIEW_STATUS.states,
+            waba.account_review_status,
+            opts.active_only,
+        ),
     )
 
 
-def render_waba_facts(base: str, suffix: str, facts: model.WabaFacts,
-                      opts: RenderOptions = DEFAULT_OPTIONS) -> tuple[str, str, str, str, str]:
+def render_waba_facts(
+    base: str, suffix: str, facts: model.WabaFacts, opts: RenderOptions = DEFAULT_OPTIONS
+) -> tuple[str, str, str, str, str]:
     """Restrictions, ban state and violations of an account's WABAs (sorted), one chunk per family."""
     off = opts.disabled
 
@@ -429,25 +488,47 @@ def render_waba_facts(base: str, suffix: str, facts: model.WabaFacts,
     restrictions = sorted(facts.restrictions.values(), key=lambda r: (r.waba_id, r.restriction_type))
     bans = sorted(facts.bans.values(), key=lambda b: b.waba_id)
     return (
-        "" if W_RESTRICTION.name in off else "".join(
+        ""
+        if W_RESTRICTION.name in off
+        else "".join(
             f'{W_RESTRICTION.name}{{{waba(r.waba_id)},restriction_type="{escape(r.restriction_type)}"}} 1\n'
-            for r in restrictions),
-        "" if W_RESTRICTION_EXPIRY.name in off else "".join(
+            for r in restrictions
+        ),
+        ""
+        if W_RESTRICTION_EXPIRY.name in off
+        else "".join(
             f'{W_RESTRICTION_EXPIRY.name}{{{waba(r.waba_id)},restriction_type="{escape(r.restriction_type)}"}} '
-            f"{fmt(r.expiration)}\n" for r in restrictions if math.isfinite(r.expiration)),
-        "" if W_BAN.name in off else "".join(
-            _stateset(W_BAN.name, waba(ban.waba_id), "ban_state", model.BAN_STATE.states, ban.ban_state, opts.active_only)
-            for ban in bans),
-        "" if W_BAN_DATE.name in off else "".join(
-            f"{W_BAN_DATE.name}{{{waba(ban.waba_id)}}} {fmt(ban.ban_date)}\n" for ban in bans if ban.ban_date is not None),
-        "" if W_VIOLATIONS.name in off else "".join(
+            f"{fmt(r.expiration)}\n"
+            for r in restrictions
+            if math.isfinite(r.expiration)
+        ),
+        ""
+        if W_BAN.name in off
+        else "".join(
+            _stateset(
+                W_BAN.name, waba(ban.waba_id), "ban_state", model.BAN_STATE.states, ban.ban_state, opts.active_only
+            )
+            for ban in bans
+        ),
+        ""
+        if W_BAN_DATE.name in off
+        else "".join(
+            f"{W_BAN_DATE.name}{{{waba(ban.waba_id)}}} {fmt(ban.ban_date)}\n"
+            for ban in bans
+            if ban.ban_date is not None
+        ),
+        ""
+        if W_VIOLATIONS.name in off
+        else "".join(
             f'{W_VIOLATIONS.name}{{{waba(waba_id)},violation_type="{escape(kind)}"}} {count}\n'
-            for (waba_id, kind), count in sorted(facts.violations.items())),
+            for (waba_id, kind), count in sorted(facts.violations.items())
+        ),
     )
 
 
-def render_businesses(base: str, suffix: str, businesses: Iterable[model.BusinessLimit],
-                      opts: RenderOptions = DEFAULT_OPTIONS) -> tuple[str, str]:
+def render_businesses(
+    base: str, suffix: str, businesses: Iterable[model.BusinessLimit], opts: RenderOptions = DEFAULT_OPTIONS
+) -> tuple[str, str]:
     """The messaging limit of each business portfolio (sorted), one chunk per family."""
     ordered = sorted(businesses, key=lambda b: b.business_id)
 
@@ -455,11 +536,17 @@ def render_businesses(base: str, suffix: str, businesses: Iterable[model.Busines
         return f'{base},business_id="{escape(limit.business_id)}"{suffix}'
 
     return (
-        "" if B_TIER.name in opts.disabled else "".join(
+        ""
+        if B_TIER.name in opts.disabled
+        else "".join(
             _stateset(B_TIER.name, b(x), "tier", model.TIER.states, x.messaging_limit_tier, opts.active_only)
-            for x in ordered),
-        "" if B_LIMIT.name in opts.disabled else "".join(
-            f"{B_LIMIT.name}{{{b(x)}}} {fmt(x.messaging_limit)}\n" for x in ordered if x.messaging_limit is not None),
+            for x in ordered
+        ),
+        ""
+        if B_LIMIT.name in opts.disabled
+        else "".join(
+            f"{B_LIMIT.name}{{{b(x)}}} {fmt(x.messaging_limit)}\n" for x in ordered if x.messaging_limit is not None
+        ),
     )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 FORMATS = ("logfmt", "json")
@@ -17,9 +18,9 @@ FORMATS = ("logfmt", "json")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
-def _fields(record: logging.LogRecord) -> dict:
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
     out = {
-        "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "level": record.levelname.lower().replace("warning", "warn"),
         "logger": record.name,
         "msg": record.getMessage(),
@@ -32,8 +33,14 @@ def _fields(record: logging.LogRecord) -> dict:
     return out
 
 
-def _logfmt_value(value) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str) if not isinstance(value, (int, float)) else str(value)
+def _logfmt_value(value: object) -> str:
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, default=str)
+        if not isinstance(value, (int, float))
+        else str(value)
+    )
     if text == "" or any(c in text for c in ' ="\\\n\t'):
         return json.dumps(text, ensure_ascii=False)
     return text
@@ -49,7 +56,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), default=str, ensure_ascii=False)
 
 
-def setup(level: str = "info", fmt: str = "logfmt", stream=None) -> None:
+def setup(level: str = "info", fmt: str = "logfmt", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
     root = logging.getLogger()
@@ -59,4 +66,6 @@ def setup(level: str = "info", fmt: str = "logfmt", stream=None) -> None:
     root.setLevel(LEVELS[level])
     # Third-party chatter stays at warning unless debugging.
     for noisy in ("apscheduler", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" and noisy == "apscheduler" else logging.WARNING)
+        logging.getLogger(noisy).setLevel(
+            logging.DEBUG if level == "debug" and noisy == "apscheduler" else logging.WARNING
+        )

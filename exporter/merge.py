@@ -7,13 +7,14 @@ what it holds next.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from exporter import model
 
 
-def business_limits(numbers: Iterable[model.PhoneNumber], told: Mapping[str, model.BusinessLimit],
-                    read_at: float) -> dict[str, model.BusinessLimit]:
+def business_limits(
+    numbers: Iterable[model.PhoneNumber], told: Mapping[str, model.BusinessLimit], read_at: float
+) -> dict[str, model.BusinessLimit]:
     """The messaging limit of every business portfolio the numbers belong to.
 
     A number whose tier is its portfolio's (:attr:`~model.PhoneNumber.shares_portfolio_limit`)
@@ -36,8 +37,9 @@ def business_limits(numbers: Iterable[model.PhoneNumber], told: Mapping[str, mod
     return out
 
 
-def with_health(numbers: Mapping[str, model.TrackedNumber],
-                readings: Mapping[str, model.Health]) -> dict[str, model.PhoneNumber]:
+def with_health(
+    numbers: Mapping[str, model.TrackedNumber], readings: Mapping[str, model.Health]
+) -> dict[str, model.PhoneNumber]:
     """The numbers that a health read changed, each as it is now with its new health.
 
     Health lands on the number as it is *now*, not as it was when the read
@@ -54,8 +56,12 @@ def with_health(numbers: Mapping[str, model.TrackedNumber],
     return out
 
 
-def newer_health(current: Mapping[str, model.TrackedNumber], polled: Mapping[str, model.PhoneNumber],
-                 health_read_at: Mapping[str, float], poll_started: float) -> dict[str, model.PhoneNumber]:
+def newer_health(
+    current: Mapping[str, model.TrackedNumber],
+    polled: Mapping[str, model.PhoneNumber],
+    health_read_at: Mapping[str, float],
+    poll_started: float,
+) -> dict[str, model.PhoneNumber]:
     """Polled numbers whose health was read (and published) after the poll started: with that newer health.
 
     A poll enriches its numbers with the health known when it read them; a
@@ -68,12 +74,18 @@ def newer_health(current: Mapping[str, model.TrackedNumber], polled: Mapping[str
             continue
         have = current[phone].number
         out[phone] = polled[phone].with_health(
-            model.Health(have.can_send_message, have.entities, have.blocking_errors, have.business_id))
+            model.Health(have.can_send_message, have.entities, have.blocking_errors, have.business_id)
+        )
     return out
 
 
 def changed_numbers(before: Mapping[str, model.TrackedNumber], after: Mapping[str, model.PhoneNumber]) -> list[str]:
     """Numbers whose status or quality rating differs from before (not new ones): their health is read first."""
-    return sorted(phone for phone, number in after.items()
-                  if phone in before and (before[phone].number.status != number.status
-                                          or before[phone].number.quality_rating != number.quality_rating))
+    return sorted(
+        phone
+        for phone, number in after.items()
+        if phone in before
+        and (
+            before[phone].number.status != number.status or before[phone].number.quality_rating != number.quality_rating
+        )
+    )

@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ class Vocabulary:
     def __init__(self, field_name: str, states: tuple[str, ...], aliases: Mapping[str, str] | None = None):
         self.field = field_name
         if UNKNOWN not in states:
-            states = states + (UNKNOWN,)
-        self.states: tuple[str, ...] = states + (OTHER,)
+            states = (*states, UNKNOWN)
+        self.states: tuple[str, ...] = (*states, OTHER)
         # Case-insensitive lookup; "-" and " " are folded into "_".
         self._lookup: dict[str, str] = {self._fold(s): s for s in states}
         for alias, state in (aliases or {}).items():
@@ -139,8 +139,15 @@ TIER_LIMITS: dict[str, float] = {
 TIER_VOCABULARIES = ("api_reference", "legacy_console")
 
 #: Meta's integer form of a limit (business_capability_update, -1 = unlimited) -> tier
-_TIER_BY_CONVERSATIONS = {50: "TIER_50", 250: "TIER_250", 1_000: "TIER_1K", 2_000: "TIER_2K", 10_000: "TIER_10K",
-                          100_000: "TIER_100K", -1: "TIER_UNLIMITED"}
+_TIER_BY_CONVERSATIONS = {
+    50: "TIER_50",
+    250: "TIER_250",
+    1_000: "TIER_1K",
+    2_000: "TIER_2K",
+    10_000: "TIER_10K",
+    100_000: "TIER_100K",
+    -1: "TIER_UNLIMITED",
+}
 
 
 def tier_of_limit(raw: object, provider: str = "") -> str:
@@ -241,7 +248,6 @@ THROUGHPUT_LEVEL = Vocabulary("throughput_level", ("STANDARD", "HIGH", "NOT_APPL
 LIMIT_SCOPES = ("business_portfolio", "phone_number", "unknown")
 
 
-
 def per_number_scope(tier: str) -> str:
     """The limit scope of a tier read from a per-number field."""
     return "unknown" if tier == UNKNOWN else "phone_number"
@@ -309,10 +315,15 @@ class PhoneNumber:
     #: the business portfolio that owns the number (from health_status' BUSINESS entity), when known
     business_id: str = ""
 
-    def with_health(self, health: Health) -> "PhoneNumber":
+    def with_health(self, health: Health) -> PhoneNumber:
         """This number with the health read for it (its business too, when the read names one)."""
-        return replace(self, can_send_message=health.can_send_message, entities=health.entities,
-                       blocking_errors=health.blocking_errors, business_id=health.business_id or self.business_id)
+        return replace(
+            self,
+            can_send_message=health.can_send_message,
+            entities=health.entities,
+            blocking_errors=health.blocking_errors,
+            business_id=health.business_id or self.business_id,
+        )
 
     @property
     def shares_portfolio_limit(self) -> bool:
@@ -380,7 +391,7 @@ class WabaFacts:
     bans: Mapping[str, WabaBan] = field(default_factory=dict)  # by WABA id
     violations: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (waba, violation type) -> count
 
-    def active(self, now: float) -> "WabaFacts":
+    def active(self, now: float) -> WabaFacts:
         """The same facts without the restrictions that expired by ``now``."""
         kept = {k: r for k, r in self.restrictions.items() if r.expiration > now}
         return self if len(kept) == len(self.restrictions) else WabaFacts(kept, self.bans, self.violations)
@@ -414,10 +425,10 @@ class ChangeTimes:
     messaging_limit_tier: float
 
     @classmethod
-    def first_seen(cls, at: float) -> "ChangeTimes":
+    def first_seen(cls, at: float) -> ChangeTimes:
         return cls(at, at, at)
 
-    def advanced(self, old: PhoneNumber, new: PhoneNumber, at: float) -> "ChangeTimes":
+    def advanced(self, old: PhoneNumber, new: PhoneNumber, at: float) -> ChangeTimes:
         return ChangeTimes(
             at if old.status != new.status else self.status,
             at if old.quality_rating != new.quality_rating else self.quality_rating,

@@ -39,12 +39,17 @@ from __future__ import annotations
 import collections
 import threading
 import weakref
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from html import escape
-from typing import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from exporter import __version__
+
+if TYPE_CHECKING:
+    from exporter.model import PhoneNumber
+    from exporter.store import AccountSnapshot, Store
 
 #: Numbers listed at most (worst first); the summary counts cover all of them.
 MAX_ROWS = 1000
@@ -61,14 +66,27 @@ _RANK = {BAD: 0, WARN: 1, GREY: 2, GOOD: 3}
 
 STATUS_CLASS = {
     "CONNECTED": GOOD,
-    "FLAGGED": BAD, "BANNED": BAD, "RESTRICTED": BAD, "DISCONNECTED": BAD, "DELETED": BAD,
-    "RATE_LIMITED": WARN, "PENDING": WARN, "OFFLINE": WARN, "PAUSED": WARN, "UNVERIFIED": WARN,
+    "FLAGGED": BAD,
+    "BANNED": BAD,
+    "RESTRICTED": BAD,
+    "DISCONNECTED": BAD,
+    "DELETED": BAD,
+    "RATE_LIMITED": WARN,
+    "PENDING": WARN,
+    "OFFLINE": WARN,
+    "PAUSED": WARN,
+    "UNVERIFIED": WARN,
 }
 QUALITY_CLASS = {"GREEN": GOOD, "YELLOW": WARN, "RED": BAD}
 CAN_SEND_CLASS = {"AVAILABLE": GOOD, "LIMITED": WARN, "BLOCKED": BAD}
 TIER_CLASS = {
-    "TIER_50": WARN, "TIER_250": WARN,
-    "TIER_1K": GOOD, "TIER_2K": GOOD, "TIER_10K": GOOD, "TIER_100K": GOOD, "TIER_UNLIMITED": GOOD,
+    "TIER_50": WARN,
+    "TIER_250": WARN,
+    "TIER_1K": GOOD,
+    "TIER_2K": GOOD,
+    "TIER_10K": GOOD,
+    "TIER_100K": GOOD,
+    "TIER_UNLIMITED": GOOD,
 }
 POLL_CLASS = {"ok": GOOD, "failing": BAD, "pending": GREY}
 
@@ -76,10 +94,10 @@ POLL_CLASS = {"ok": GOOD, "failing": BAD, "pending": GREY}
 CANNOT_SEND_STATUSES = ("BANNED", "RESTRICTED", "DISCONNECTED", "DELETED")
 #: provider-specific statuses that mean "cannot send": Twilio's OFFLINE ("inactive; read offline_reasons"),
 #: which pages through WhatsAppNumberCannotSend (the CAMS console's OFFLINE does not)
-CANNOT_SEND_PROVIDER_STATUSES = {("twilio", "OFFLINE")}
+CANNOT_SEND_PROVIDER_STATUSES = frozenset({("twilio", "OFFLINE")})
 
 
-def cannot_send_reason(n, disabled_wabas: frozenset[str] = frozenset(), provider: str = "") -> str:
+def cannot_send_reason(n: PhoneNumber, disabled_wabas: frozenset[str] = frozenset(), provider: str = "") -> str:
     """Why the number cannot send ("" when nothing says it cannot): its status, Meta's health, or its WABA's ban."""
     if n.status in CANNOT_SEND_STATUSES or (provider, n.status) in CANNOT_SEND_PROVIDER_STATUSES:
         return f"status {n.status}"
@@ -92,7 +110,7 @@ def cannot_send_reason(n, disabled_wabas: frozenset[str] = frozenset(), provider
 
 # (label, test on a number) of the summary tiles, with the color a non-zero count gets; "Cannot send" comes first
 # and is counted with its reasons (see cannot_send_reason).
-_TILES = (
+_TILES: tuple[tuple[str, Callable[[PhoneNumber], bool], str], ...] = (
     ("Quality RED", lambda n: n.quality_rating == "RED", BAD),
     ("FLAGGED", lambda n: n.status == "FLAGGED", BAD),
     ("LIMITED", lambda n: n.can_send_message == "LIMITED", WARN),
@@ -131,12 +149,19 @@ p.note{color:#57606a}
 footer{padding:1em 1.5em;color:#57606a;font-size:.85em}
 """
 
-_cache: "weakref.WeakKeyDictionary[object, collections.OrderedDict[tuple, bytes]]" = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[object, collections.OrderedDict[tuple[object, ...], bytes]] = (
+    weakref.WeakKeyDictionary()
+)
 _cache_lock = threading.Lock()
 
 
-def render(store, telemetry_path: str, now: float, query: Mapping[str, object] | None = None,
-           shard: tuple[int, int] | None = None) -> bytes:
+def render(
+    store: Store,
+    telemetry_path: str,
+    now: float,
+    query: Mapping[str, object] | None = None,
+    shard: tuple[int, int] | None = None,
+) -> bytes:
     """The whole status board page, as UTF-8 bytes.
 
     ``store`` is the exporter's :class:`~exporter.store.Store`; ``query`` the
@@ -173,8 +198,12 @@ def _param(query: Mapping[str, object] | None, name: str) -> str:
 def state_class(field: str, value: str) -> str:
     """``good``, ``warn``, ``bad`` or ``grey`` for a state of ``status``, ``quality_rating``,
     ``messaging_limit_tier`` or ``can_send_message``."""
-    table = {"status": STATUS_CLASS, "quality_rating": QUALITY_CLASS, "messaging_limit_tier": TIER_CLASS,
-             "can_send_message": CAN_SEND_CLASS}[field]
+    table = {
+        "status": STATUS_CLASS,
+        "quality_rating": QUALITY_CLASS,
+        "messaging_limit_tier": TIER_CLASS,
+        "can_send_message": CAN_SEND_CLASS,
+    }[field]
     return table.get(value, GREY)
 
 
@@ -191,7 +220,7 @@ def ago(seconds: float) -> str:
 
 
 def _utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _href(**params: str) -> str:
@@ -200,7 +229,7 @@ def _href(**params: str) -> str:
     return escape("?" + urlencode(kept) if kept else "?")
 
 
-def _tier(snap, n) -> str:
+def _tier(snap: AccountSnapshot, n: PhoneNumber) -> str:
     """The number's tier, or its business portfolio's when the limit is the portfolio's."""
     if n.shares_portfolio_limit:
         business = snap.businesses.get(n.business_id)
@@ -209,41 +238,51 @@ def _tier(snap, n) -> str:
     return n.messaging_limit_tier
 
 
-def _render_wabas(w, accounts, now: float) -> None:
+def _render_wabas(w: Callable[[str], None], accounts: list[AccountSnapshot], now: float) -> None:
     """Restrictions and ban decisions Meta's webhooks told about the accounts' WABAs (nothing when none)."""
     restrictions = [(snap, r) for snap in accounts for r in snap.waba_facts.active(now).restrictions.values()]
     bans = [(snap, b) for snap in accounts for b in snap.waba_facts.bans.values()]
     if not restrictions and not bans:
         return
-    w("<h2>WABA restrictions and bans</h2>\n<table class=wabas><thead><tr><th>Provider</th><th>Account</th>"
-      "<th>WABA</th><th>What</th><th>Until / when</th><th>Remediation</th></tr></thead><tbody>\n")
+    w(
+        "<h2>WABA restrictions and bans</h2>\n<table class=wabas><thead><tr><th>Provider</th><th>Account</th>"
+        "<th>WABA</th><th>What</th><th>Until / when</th><th>Remediation</th></tr></thead><tbody>\n"
+    )
     for snap, r in sorted(restrictions, key=lambda x: (x[1].expiration, x[1].waba_id, x[1].restriction_type)):
         if r.expiration == float("inf"):
             left = '<td class="num">until lifted</td>'
         else:
-            left = (f'<td class="num" data-expires="{r.expiration:.0f}" title="{_utc(r.expiration)}">'
-                    f"{ago(r.expiration - now)} left</td>")
-        w(f'<tr class="restriction" data-account="{escape(snap.name)}" data-waba="{escape(r.waba_id)}" '
-          f'data-type="{escape(r.restriction_type)}"><td>{escape(snap.provider)}</td><td>{escape(snap.name)}</td>'
-          f'<td class="phone">{escape(r.waba_id)}</td><td class="state warn">{escape(r.restriction_type)}</td>'
-          f"{left}<td>{escape(r.remediation)}</td></tr>\n")
+            left = (
+                f'<td class="num" data-expires="{r.expiration:.0f}" title="{_utc(r.expiration)}">'
+                f"{ago(r.expiration - now)} left</td>"
+            )
+        w(
+            f'<tr class="restriction" data-account="{escape(snap.name)}" data-waba="{escape(r.waba_id)}" '
+            f'data-type="{escape(r.restriction_type)}"><td>{escape(snap.provider)}</td><td>{escape(snap.name)}</td>'
+            f'<td class="phone">{escape(r.waba_id)}</td><td class="state warn">{escape(r.restriction_type)}</td>'
+            f"{left}<td>{escape(r.remediation)}</td></tr>\n"
+        )
     for snap, b in sorted(bans, key=lambda x: x[1].waba_id):
         cls = {"DISABLE": BAD, "SCHEDULE_FOR_DISABLE": BAD, "REINSTATE": GOOD}.get(b.ban_state, GREY)
         when = _utc(b.ban_date)[:10] if b.ban_date is not None else "&mdash;"
-        w(f'<tr class="ban" data-account="{escape(snap.name)}" data-waba="{escape(b.waba_id)}" '
-          f'data-state="{escape(b.ban_state)}"><td>{escape(snap.provider)}</td><td>{escape(snap.name)}</td>'
-          f'<td class="phone">{escape(b.waba_id)}</td><td class="state {cls}">ban: {escape(b.ban_state)}</td>'
-          f'<td class="num">{when}</td><td></td></tr>\n')
+        w(
+            f'<tr class="ban" data-account="{escape(snap.name)}" data-waba="{escape(b.waba_id)}" '
+            f'data-state="{escape(b.ban_state)}"><td>{escape(snap.provider)}</td><td>{escape(snap.name)}</td>'
+            f'<td class="phone">{escape(b.waba_id)}</td><td class="state {cls}">ban: {escape(b.ban_state)}</td>'
+            f'<td class="num">{when}</td><td></td></tr>\n'
+        )
     w("</tbody></table>\n")
 
 
-def _poll_state(snap) -> str:
+def _poll_state(snap: AccountSnapshot) -> str:
     if snap.poll is None:
         return "pending"
     return "ok" if snap.poll.success else "failing"
 
 
-def _render(store, telemetry_path: str, now: float, provider: str, account: str, shard) -> bytes:
+def _render(
+    store: Store, telemetry_path: str, now: float, provider: str, account: str, shard: tuple[int, int] | None
+) -> bytes:
     snapshots = sorted(store.accounts(), key=lambda a: (a.provider, a.name))
     providers = sorted({a.provider for a in snapshots})
     accounts = [a for a in snapshots if (not provider or a.provider == provider) and (not account or a.name == account)]
@@ -259,53 +298,83 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
             reason = cannot_send_reason(n, disabled, snap.provider)
             if reason:
                 reasons[reason] += 1
-            classes = (state_class("status", n.status), state_class("quality_rating", n.quality_rating),
-                       state_class("messaging_limit_tier", tier),
-                       BAD if reason else state_class("can_send_message", n.can_send_message))
+            classes = (
+                state_class("status", n.status),
+                state_class("quality_rating", n.quality_rating),
+                state_class("messaging_limit_tier", tier),
+                BAD if reason else state_class("can_send_message", n.can_send_message),
+            )
             ranked = classes if n.can_send_message != "UNKNOWN" or reason else classes[:3]  # not read: no say
-            rows.append((min(_RANK[c] for c in ranked), snap.provider, snap.name, n.phone_number, snap, tracked, classes,
-                         tier, reason))
+            rows.append(
+                (
+                    min(_RANK[c] for c in ranked),
+                    snap.provider,
+                    snap.name,
+                    n.phone_number,
+                    snap,
+                    tracked,
+                    classes,
+                    tier,
+                    reason,
+                )
+            )
     rows.sort(key=lambda r: r[:4])
     numbers = [r[5].number for r in rows]
 
     out: list[str] = []
     w = out.append
     title = "WhatsApp numbers: status board"
-    w('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-      '<meta name="viewport" content="width=device-width,initial-scale=1">'
-      f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
-      f"<title>{escape(title)}</title><style>{CSS}</style></head><body>\n")
+    w(
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>\n"
+    )
     metrics = escape(telemetry_path)
     shard_text = ""
     if shard is not None and shard[1] > 1:
-        shard_text = (f' &middot; <span class="shard" title="shards are numbered from 0; this replica polls only its own '
-                      f'accounts">shard {int(shard[0])} of {int(shard[1])}</span>')
-    w(f"<header><h1>{escape(title)}</h1>"
-      f'<span class="meta">whatsapp-number-exporter {escape(__version__)}{shard_text} &middot; '
-      f'as of <time datetime="{escape(datetime.fromtimestamp(now, timezone.utc).isoformat())}">{_utc(now)}</time></span>'
-      f'<span class="links"><a href="{metrics}">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot; '
-      f'<a href="/-/ready">Readiness</a></span></header>\n<main>\n')
+        shard_text = (
+            f' &middot; <span class="shard" title="shards are numbered from 0; this replica polls only its own '
+            f'accounts">shard {int(shard[0])} of {int(shard[1])}</span>'
+        )
+    w(
+        f"<header><h1>{escape(title)}</h1>"
+        f'<span class="meta">whatsapp-number-exporter {escape(__version__)}{shard_text} &middot; '
+        f'as of <time datetime="{escape(datetime.fromtimestamp(now, UTC).isoformat())}">{_utc(now)}</time></span>'
+        f'<span class="links"><a href="{metrics}">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot; '
+        f'<a href="/-/ready">Readiness</a></span></header>\n<main>\n'
+    )
 
     # -- summary ---------------------------------------------------------------
     w('<section class="tiles" aria-label="summary">')
     w(f'<div class="tile" data-tile="numbers"><b>{len(numbers)}</b>numbers</div>')
     cannot = sum(reasons.values())
     detail = ", ".join(f"{count} {escape(reason)}" for reason, count in sorted(reasons.items()))
-    w(f'<div class="tile{" bad" if cannot else ""}" data-tile="Cannot send"><b>{cannot}</b>Cannot send'
-      f'{f"<small>{detail}</small>" if detail else ""}</div>')
+    w(
+        f'<div class="tile{" bad" if cannot else ""}" data-tile="Cannot send"><b>{cannot}</b>Cannot send'
+        f"{f'<small>{detail}</small>' if detail else ''}</div>"
+    )
     for label, test, color in _TILES:
         count = sum(1 for n in numbers if test(n))
-        w(f'<div class="tile{" " + color if count else ""}" data-tile="{escape(label)}"><b>{count}</b>{escape(label)}</div>')
+        w(
+            f'<div class="tile{" " + color if count else ""}" data-tile="{escape(label)}">'
+            f"<b>{count}</b>{escape(label)}</div>"
+        )
     failing = sum(1 for a in accounts if _poll_state(a) == "failing")
-    w(f'<div class="tile{" bad" if failing else ""}" data-tile="failing accounts"><b>{failing}</b>'
-      f"of {len(accounts)} accounts failing</div></section>\n")
+    w(
+        f'<div class="tile{" bad" if failing else ""}" data-tile="failing accounts"><b>{failing}</b>'
+        f"of {len(accounts)} accounts failing</div></section>\n"
+    )
 
     # -- filters ---------------------------------------------------------------
     w('<form class="filters" method="get"><span class="quick">Provider: ')
     w(f'<a href="{_href(account=account)}"{" class=on" if not provider else ""}>all</a>')
     for p in providers:
         count = sum(len(a.numbers) for a in snapshots if a.provider == p)
-        w(f'<a href="{_href(provider=p, account=account)}"{" class=on" if p == provider else ""}>{escape(p)} ({count})</a>')
+        w(
+            f'<a href="{_href(provider=p, account=account)}"{" class=on" if p == provider else ""}>'
+            f"{escape(p)} ({count})</a>"
+        )
     w('</span><label>Provider <select name="provider"><option value="">all</option>')
     for p in providers:
         w(f'<option value="{escape(p)}"{" selected" if p == provider else ""}>{escape(p)}</option>')
@@ -318,32 +387,43 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
         w('<a href="?">clear filters</a>')
     w("</form>\n")
     if (provider or account) and not accounts:
-        w(f'<p class="note">No account matches provider <code>{escape(provider or "any")}</code> and account '
-          f'<code>{escape(account or "any")}</code>.</p>\n')
+        w(
+            f'<p class="note">No account matches provider <code>{escape(provider or "any")}</code> and account '
+            f"<code>{escape(account or 'any')}</code>.</p>\n"
+        )
 
     # -- accounts --------------------------------------------------------------
-    w("<h2>Accounts</h2>\n<table class=accounts><thead><tr><th>Provider</th><th>Account</th><th>Poll</th>"
-      "<th>Data age</th><th>Last poll</th><th>Numbers</th><th>Last error</th></tr></thead><tbody>\n")
+    w(
+        "<h2>Accounts</h2>\n<table class=accounts><thead><tr><th>Provider</th><th>Account</th><th>Poll</th>"
+        "<th>Data age</th><th>Last poll</th><th>Numbers</th><th>Last error</th></tr></thead><tbody>\n"
+    )
     for snap in accounts:
         state = _poll_state(snap)
         poll = snap.poll
         if poll is not None and poll.last_success_at is not None:
             age_s = now - poll.last_success_at
             age_class = WARN if age_s > STALE_INTERVALS * snap.poll_interval else ""
-            age = (f'<td class="num {age_class}" data-age="{age_s:.0f}" title="last successful poll '
-                   f'{_utc(poll.last_success_at)}">{ago(age_s)}</td>')
+            age = (
+                f'<td class="num {age_class}" data-age="{age_s:.0f}" title="last successful poll '
+                f'{_utc(poll.last_success_at)}">{ago(age_s)}</td>'
+            )
         else:
             age = f'<td class="num{" grey" if poll is None else " bad"}">never</td>'
-        last = (f'<td class="num" title="{_utc(poll.finished_at)}">{ago(now - poll.finished_at)} ago</td>'
-                if poll is not None else '<td class="num">not yet</td>')
-        count = f"{len(snap.numbers)}" + (f" (+{snap.dropped} over max_numbers)" if snap.dropped else "")
-        w(f'<tr class="account" data-provider="{escape(snap.provider)}" data-account="{escape(snap.name)}" '
-          f'data-poll="{state}" data-numbers="{len(snap.numbers)}">'
-          f"<td>{escape(snap.provider)}</td>"
-          f'<td><a href="{_href(account=snap.name)}">{escape(snap.name)}</a></td>'
-          f'<td class="state {POLL_CLASS[state]}">{state}</td>{age}{last}'
-          f'<td class="num">{escape(count)}</td>'
-          f'<td class="error">{escape(poll.error) if poll is not None and not poll.success else ""}</td></tr>\n')
+        last = (
+            f'<td class="num" title="{_utc(poll.finished_at)}">{ago(now - poll.finished_at)} ago</td>'
+            if poll is not None
+            else '<td class="num">not yet</td>'
+        )
+        kept = f"{len(snap.numbers)}" + (f" (+{snap.dropped} over max_numbers)" if snap.dropped else "")
+        w(
+            f'<tr class="account" data-provider="{escape(snap.provider)}" data-account="{escape(snap.name)}" '
+            f'data-poll="{state}" data-numbers="{len(snap.numbers)}">'
+            f"<td>{escape(snap.provider)}</td>"
+            f'<td><a href="{_href(account=snap.name)}">{escape(snap.name)}</a></td>'
+            f'<td class="state {POLL_CLASS[state]}">{state}</td>{age}{last}'
+            f'<td class="num">{escape(kept)}</td>'
+            f'<td class="error">{escape(poll.error) if poll is not None and not poll.success else ""}</td></tr>\n'
+        )
     w("</tbody></table>\n")
 
     _render_wabas(w, accounts, now)
@@ -351,31 +431,44 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
     # -- numbers ---------------------------------------------------------------
     w(f"<h2>Numbers ({len(rows)}, worst first)</h2>\n")
     if rows:
-        w("<table class=numbers><thead><tr><th>Provider</th><th>Account</th><th>Phone number</th>"
-          "<th>Verified name</th><th>Status</th><th>Quality</th><th>Tier</th>"
-          '<th title="Can the number send? Its status, and Meta&#39;s health_status where the provider relays it '
-          '(Meta, Kaleyra, CAMS); &mdash; where not read yet">Can send</th>'
-          "</tr></thead><tbody>\n")
-        for _, prov, name, phone, snap, tracked, classes, tier, reason in rows[:MAX_ROWS]:
+        w(
+            "<table class=numbers><thead><tr><th>Provider</th><th>Account</th><th>Phone number</th>"
+            "<th>Verified name</th><th>Status</th><th>Quality</th><th>Tier</th>"
+            '<th title="Can the number send? Its status, and Meta&#39;s health_status where the provider relays it '
+            '(Meta, Kaleyra, CAMS); &mdash; where not read yet">Can send</th>'
+            "</tr></thead><tbody>\n"
+        )
+        for _, prov, name, phone, _snap, tracked, classes, tier, reason in rows[:MAX_ROWS]:
             n, changes = tracked.number, tracked.changes
             verified = escape(n.verified_name) if show_names else "&mdash;"
-            w(f'<tr class="number" data-provider="{escape(prov)}" data-account="{escape(name)}" data-phone="{escape(phone)}">'
-              f"<td>{escape(prov)}</td><td>{escape(name)}</td>"
-              f'<td class="phone">{escape(phone)}</td><td>{verified}</td>')
-            for field, value, changed, cls in (("status", n.status, changes.status, classes[0]),
-                                               ("quality_rating", n.quality_rating, changes.quality_rating, classes[1])):
-                w(f'<td class="state {cls}" data-field="{field}" data-value="{escape(value)}" '
-                  f'data-changed="{changed:.0f}" title="since {_utc(changed)}">{escape(value)}'
-                  f"<small>changed {ago(now - changed)} ago</small></td>")
+            w(
+                f'<tr class="number" data-provider="{escape(prov)}" data-account="{escape(name)}" '
+                f'data-phone="{escape(phone)}">'
+                f"<td>{escape(prov)}</td><td>{escape(name)}</td>"
+                f'<td class="phone">{escape(phone)}</td><td>{verified}</td>'
+            )
+            for field, value, changed, cls in (
+                ("status", n.status, changes.status, classes[0]),
+                ("quality_rating", n.quality_rating, changes.quality_rating, classes[1]),
+            ):
+                w(
+                    f'<td class="state {cls}" data-field="{field}" data-value="{escape(value)}" '
+                    f'data-changed="{changed:.0f}" title="since {_utc(changed)}">{escape(value)}'
+                    f"<small>changed {ago(now - changed)} ago</small></td>"
+                )
             if n.shares_portfolio_limit:
-                w(f'<td class="state {classes[2]}" data-field="messaging_limit_tier" data-value="{escape(tier)}" '
-                  f'title="the limit of business portfolio {escape(n.business_id)}, shared by all its numbers">'
-                  f"{escape(tier)}<small>portfolio {escape(n.business_id)}</small></td>")
+                w(
+                    f'<td class="state {classes[2]}" data-field="messaging_limit_tier" data-value="{escape(tier)}" '
+                    f'title="the limit of business portfolio {escape(n.business_id)}, shared by all its numbers">'
+                    f"{escape(tier)}<small>portfolio {escape(n.business_id)}</small></td>"
+                )
             else:
                 changed = changes.messaging_limit_tier
-                w(f'<td class="state {classes[2]}" data-field="messaging_limit_tier" data-value="{escape(tier)}" '
-                  f'data-changed="{changed:.0f}" title="since {_utc(changed)}">{escape(tier)}'
-                  f"<small>changed {ago(now - changed)} ago</small></td>")
+                w(
+                    f'<td class="state {classes[2]}" data-field="messaging_limit_tier" data-value="{escape(tier)}" '
+                    f'data-changed="{changed:.0f}" title="since {_utc(changed)}">{escape(tier)}'
+                    f"<small>changed {ago(now - changed)} ago</small></td>"
+                )
             codes = ", ".join(sorted({e.error_code for e in n.blocking_errors if e.error_code}))
             why = f"<small>{escape(reason)}</small>" if reason and reason != "health BLOCKED" else ""
             why += f"<small>error {escape(codes)}</small>" if codes else ""
@@ -383,19 +476,31 @@ def _render(store, telemetry_path: str, now: float, provider: str, account: str,
                 w('<td class="state" data-field="can_send_message" data-value="UNKNOWN">&mdash;</td>')
             else:
                 # health_status' own word where it was read; otherwise the status or the WABA's ban says it
-                shown = n.can_send_message if n.can_send_message != "UNKNOWN" and not why.startswith(
-                    "<small>status") and reason != "WABA disabled" else "cannot send"
-                w(f'<td class="state {classes[3]}" data-field="can_send_message" '
-                  f'data-value="{escape(n.can_send_message)}" data-reason="{escape(reason)}">{escape(shown)}{why}</td>')
+                shown = (
+                    n.can_send_message
+                    if n.can_send_message != "UNKNOWN"
+                    and not why.startswith("<small>status")
+                    and reason != "WABA disabled"
+                    else "cannot send"
+                )
+                w(
+                    f'<td class="state {classes[3]}" data-field="can_send_message" '
+                    f'data-value="{escape(n.can_send_message)}" data-reason="{escape(reason)}">'
+                    f"{escape(shown)}{why}</td>"
+                )
             w("</tr>\n")
         w("</tbody></table>\n")
         if len(rows) > MAX_ROWS:
-            w(f'<p class="note">{len(rows) - MAX_ROWS} more numbers are not listed: filter by provider or account, '
-              f'or query <a href="{metrics}">the metrics</a>.</p>\n')
+            w(
+                f'<p class="note">{len(rows) - MAX_ROWS} more numbers are not listed: filter by provider or account, '
+                f'or query <a href="{metrics}">the metrics</a>.</p>\n'
+            )
     else:
         w('<p class="note">No numbers yet.</p>\n')
 
-    w(f"</main><footer>Rendered from the same snapshot as <a href=\"{metrics}\">{metrics}</a>; this page never calls "
-      "a provider. &ldquo;Changed&rdquo; is when the exporter saw the value change (or first saw the number). "
-      f"Refreshes every {REFRESH_SECONDS} s.</footer>\n</body></html>\n")
+    w(
+        f'</main><footer>Rendered from the same snapshot as <a href="{metrics}">{metrics}</a>; this page never calls '
+        "a provider. &ldquo;Changed&rdquo; is when the exporter saw the value change (or first saw the number). "
+        f"Refreshes every {REFRESH_SECONDS} s.</footer>\n</body></html>\n"
+    )
     return "".join(out).encode("utf-8")

@@ -33,9 +33,9 @@ import operator
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping
 
 from exporter import exposition as ex
 from exporter import model
@@ -141,8 +141,15 @@ def _entities(snap: AccountSnapshot) -> list[model.EntityHealth]:
 class Exposition:
     """One immutable rendering of every account, and the bodies served from it (built once, on demand)."""
 
-    def __init__(self, parts: list[bytes], generation: int, rendered_at: float, *, ready: bool = False,
-                 gzip_level: int = GZIP_LEVEL):
+    def __init__(
+        self,
+        parts: list[bytes],
+        generation: int,
+        rendered_at: float,
+        *,
+        ready: bool = False,
+        gzip_level: int = GZIP_LEVEL,
+    ):
         self.parts = parts
         self.length = sum(map(len, parts))
         self.generation = generation
@@ -151,14 +158,14 @@ class Exposition:
         self.ready = ready
         self.gzip_level = gzip_level
         self._lock = threading.Lock()
-        self._gzip: Future | None = None
-        self._plain: Future | None = None
+        self._gzip: Future[GzipBody] | None = None
+        self._plain: Future[bytes] | None = None
 
     def pieces(self) -> Iterator[bytes]:
         """The plain body in pieces of about 128 KiB, each joined when it is asked for (never held twice)."""
         return _pieces(self.parts)
 
-    def plain(self) -> "Future[bytes]":
+    def plain(self) -> Future[bytes]:
         """The plain body joined once per generation, on the first uncompressed scrape (in :data:`EXECUTOR`).
 
         Like the gzip body it is built lazily and shared by every uncompressed
@@ -172,7 +179,7 @@ class Exposition:
                 self._plain = EXECUTOR.submit(b"".join, self.parts)
             return self._plain
 
-    def gzip(self) -> "Future[GzipBody]":
+    def gzip(self) -> Future[GzipBody]:
         """The gzip body, compressed at most once per generation (in :data:`EXECUTOR`); callers share it."""
         with self._lock:
             if self._gzip is None:
@@ -199,11 +206,13 @@ class Exposition:
 class _Rendered:
     """Bytes of one group (a block of numbers, the WABAs or the self-metrics) per family."""
 
-    key: tuple
+    key: tuple[object, ...]  # the tracked numbers rendered, compared by identity
     plain: list[bytes]
 
 
-def _render_group(key: tuple, chunks_by_family: Iterable[str], previous: _Rendered | None = None) -> _Rendered:
+def _render_group(
+    key: tuple[object, ...], chunks_by_family: Iterable[str], previous: _Rendered | None = None
+) -> _Rendered:
     """Encode a group's chunks; a family whose bytes did not change keeps its previous object.
 
     Keeping the previous object, not an equal copy, matters: the exposition's
@@ -229,16 +238,25 @@ class _RenderedAccount:
 
 
 class Store:
-    def __init__(self, clock=time.time, options: ex.RenderOptions = ex.DEFAULT_OPTIONS, *, gzip_level: int = GZIP_LEVEL):
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        options: ex.RenderOptions = ex.DEFAULT_OPTIONS,
+        *,
+        gzip_level: int = GZIP_LEVEL,
+    ):
         self._clock = clock
         self._lock = threading.Lock()
         self._accounts: dict[str, AccountSnapshot] = {}
         self._rendered: dict[str, _RenderedAccount] = {}
         self._options = options
-        self._headers = {f.name: f.header().encode() for f in ex.NUMBER_FAMILIES + ex.WABA_FAMILIES + ex.ACCOUNT_FAMILIES}
+        self._headers = {
+            f.name: f.header().encode() for f in ex.NUMBER_FAMILIES + ex.WABA_FAMILIES + ex.ACCOUNT_FAMILIES
+        }
         self._build_info = ex.build_info().encode()
         self._gzip_level = gzip_level
-        self._reload_ok, self._reload_at = True, None  # the CLI records the initial load
+        self._reload_ok = True
+        self._reload_at: float | None = None  # the CLI records the initial load
         self._shard = (0, 1)
         self._sections: dict[str, bytes] = {}
         self._changed = threading.Condition(self._lock)
@@ -323,8 +341,10 @@ class Store:
         if self._reload_at is not None:
             lines += [ex.RELOAD_TS.header(), f"{ex.RELOAD_TS.name} {ex.fmt(self._reload_at)}\n"]
         lines += [
-            ex.SHARD.header(), f"{ex.SHARD.name} {self._shard[0]}\n",
-            ex.TOTAL_SHARDS.header(), f"{ex.TOTAL_SHARDS.name} {self._shard[1]}\n",
+            ex.SHARD.header(),
+            f"{ex.SHARD.name} {self._shard[0]}\n",
+            ex.TOTAL_SHARDS.header(),
+            f"{ex.TOTAL_SHARDS.name} {self._shard[1]}\n",
         ]
         return "".join(lines).encode() + b"".join(data for _, data in sorted(self._sections.items()))
 
@@ -343,9 +363,18 @@ class Store:
         # the fleet doubles or halves, not whenever a number is added.
         phones = frozenset(snap.numbers)
         families = range(len(ex.NUMBER_FAMILIES))
-        current = list(map(snap.numbers.__getitem__, (p for block in (previous.layout.values() if previous else ()) for p in block))) \
-            if previous is not None and previous.phones == phones else None
-        if current is not None:
+        current = (
+            list(
+                map(
+                    snap.numbers.__getitem__,
+                    (p for block in (previous.layout.values() if previous else ()) for p in block),
+                )
+            )
+            if previous is not None and previous.phones == phones
+            else None
+        )
+        dirty: Iterable[int]
+        if current is not None and previous is not None:
             # Same numbers, same blocks: re-render only the blocks holding a changed number.
             layout = previous.layout
             blocks = list(previous.blocks)
@@ -376,12 +405,19 @@ class Store:
                 for i in families:
                     plain[i].append(group.plain[i])
         wabas = [ex.render_waba(base, suffix, w, opts) for _, w in sorted(snap.wabas.items())]
-        waba_group = _render_group((), ["".join(w[0] for w in wabas), "".join(w[1] for w in wabas),
-                                        ex.render_entities(base, suffix, _entities(snap), opts),
-                                        *ex.render_waba_facts(base, suffix, snap.waba_facts, opts),
-                                        *ex.render_businesses(base, suffix, snap.businesses.values(), opts)])
-        return _RenderedAccount(phones, layout, blocks, plain, waba_group,
-                                _render_group((), self._render_self(snap, base, suffix)))
+        waba_group = _render_group(
+            (),
+            [
+                "".join(w[0] for w in wabas),
+                "".join(w[1] for w in wabas),
+                ex.render_entities(base, suffix, _entities(snap), opts),
+                *ex.render_waba_facts(base, suffix, snap.waba_facts, opts),
+                *ex.render_businesses(base, suffix, snap.businesses.values(), opts),
+            ],
+        )
+        return _RenderedAccount(
+            phones, layout, blocks, plain, waba_group, _render_group((), self._render_self(snap, base, suffix))
+        )
 
     @staticmethod
     def _owner(rendered: _RenderedAccount) -> list[int]:
@@ -430,12 +466,14 @@ class Store:
             for reason in REASONS
         )
         out[10] = "".join(
-            f'{ex.A_NUMBER_SUCCESS.name}{{{b},space_id="{ex.escape(space)}",phone_number="{ex.escape(phone)}"}} {int(ok)}\n'
+            f'{ex.A_NUMBER_SUCCESS.name}{{{b},space_id="{ex.escape(space)}",'
+            f'phone_number="{ex.escape(phone)}"}} {int(ok)}\n'
             for phone, (space, ok) in sorted(snap.configured.items())
         )
         out[11] = f"{ex.A_DROPPED.name}{{{b}}} {snap.dropped}\n"
         out[12] = "".join(
-            f'{ex.A_USAGE.name}{{{b},header="{ex.escape(header)}",business_id="{ex.escape(business)}",type="{ex.escape(kind)}"}} '
+            f'{ex.A_USAGE.name}{{{b},header="{ex.escape(header)}",business_id="{ex.escape(business)}",'
+            f'type="{ex.escape(kind)}"}} '
             f"{ex.fmt(value)}\n"
             for (header, business, kind), value in sorted(snap.usage.items())
         )
@@ -460,10 +498,14 @@ class Store:
 
         for i, family in enumerate(ex.NUMBER_FAMILIES):
             add_family(family.name, [r.plain_by_family[i] for r in rendered])
-        for group_of, families in ((lambda r: r.wabas, ex.WABA_FAMILIES), (lambda r: r.self_metrics, ex.ACCOUNT_FAMILIES)):
+        for groups, families in (
+            ([r.wabas for r in rendered], ex.WABA_FAMILIES),
+            ([r.self_metrics for r in rendered], ex.ACCOUNT_FAMILIES),
+        ):
             for i, family in enumerate(families):
-                add_family(family.name, [[group_of(r).plain[i]] for r in rendered])
+                add_family(family.name, [[group.plain[i]] for group in groups])
         parts += [self._exporter_state(), self._build_info]
         ready = all(a.poll is not None for a in self._accounts.values())
-        self.exposition = Exposition(parts, self.exposition.generation + 1, self._clock(), ready=ready,
-                                     gzip_level=self._gzip_level)
+        self.exposition = Exposition(
+            parts, self.exposition.generation + 1, self._clock(), ready=ready, gzip_level=self._gzip_level
+        )

@@ -27,14 +27,16 @@ How the events are read (Meta documents the payloads, not every rule):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from exporter import model
 
@@ -94,8 +96,14 @@ def parse_ban_date(value: Any) -> float | None:
             day = datetime.strptime(text, fmt)
         except ValueError:
             continue
-        return day.replace(tzinfo=timezone.utc).timestamp()
+        return day.replace(tzinfo=UTC).timestamp()
     return None
+
+
+def _section(value: dict[str, Any], key: str) -> dict[str, Any]:
+    """``value[key]`` when it is an object, else an empty one."""
+    inner = value.get(key)
+    return inner if isinstance(inner, dict) else {}
 
 
 def parse_account_update(waba_id: str, value: Any, now: float) -> WabaUpdate | None:
@@ -111,15 +119,18 @@ def parse_account_update(waba_id: str, value: Any, now: float) -> WabaUpdate | N
             if not isinstance(item, dict):
                 continue
             kind = _text(item.get("restriction_type")).upper() or model.UNKNOWN
-            restrictions.append(model.WabaRestriction(waba_id, kind, _unix(item.get("expiration")),
-                                                      _text(item.get("remediation"), 256)))
+            restrictions.append(
+                model.WabaRestriction(waba_id, kind, _unix(item.get("expiration")), _text(item.get("remediation"), 256))
+            )
         return WabaUpdate(waba_id, event, restrictions=tuple(restrictions))
     if event == "DISABLED_UPDATE":
-        info = value.get("ban_info") if isinstance(value.get("ban_info"), dict) else {}
+        info = _section(value, "ban_info")
         state = model.BAN_STATE.normalize(_text(info.get("waba_ban_state")) or None, "meta")
-        return WabaUpdate(waba_id, event, ban=model.WabaBan(waba_id, state, parse_ban_date(info.get("waba_ban_date")), now))
+        return WabaUpdate(
+            waba_id, event, ban=model.WabaBan(waba_id, state, parse_ban_date(info.get("waba_ban_date")), now)
+        )
     if event == "ACCOUNT_VIOLATION":
-        info = value.get("violation_info") if isinstance(value.get("violation_info"), dict) else {}
+        info = _section(value, "violation_info")
         return WabaUpdate(waba_id, event, violation_type=_text(info.get("violation_type")).upper() or model.UNKNOWN)
     return None
 
@@ -189,20 +200,24 @@ class StateFile:
 
     def _fail(self, what: str, err: Exception) -> None:
         if not self.failed:
-            log.error("state file unusable: WABA restrictions, bans and violations are kept in memory only and "
-                      "will not survive a restart",
-                      extra={"path": self.path, "operation": what, "error": f"{type(err).__name__}: {err}"[:200],
-                             "hint": "check that --storage.path is a writable directory; move a corrupt "
-                                     "state.db aside to start afresh"})
+            log.error(
+                "state file unusable: WABA restrictions, bans and violations are kept in memory only and "
+                "will not survive a restart",
+                extra={
+                    "path": self.path,
+                    "operation": what,
+                    "error": f"{type(err).__name__}: {err}"[:200],
+                    "hint": "check that --storage.path is a writable directory; move a corrupt "
+                    "state.db aside to start afresh",
+                },
+            )
         self.failed = True
         self._close()
 
     def _close(self) -> None:
         if self._db is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._db.close()
-            except sqlite3.Error:
-                pass
         self._db = None
 
     def load(self, now: float) -> dict[str, model.WabaFacts]:
@@ -215,20 +230,22 @@ class StateFile:
                 db.execute("DELETE FROM restriction WHERE expiration IS NOT NULL AND expiration <= ?", (now,))
                 db.commit()
                 restrictions = db.execute(
-                    "SELECT account, waba_id, restriction_type, expiration, remediation FROM restriction").fetchall()
+                    "SELECT account, waba_id, restriction_type, expiration, remediation FROM restriction"
+                ).fetchall()
                 bans = db.execute("SELECT account, waba_id, ban_state, ban_date, received_at FROM ban").fetchall()
                 violations = db.execute("SELECT account, waba_id, violation_type, count FROM violation").fetchall()
             except sqlite3.Error as err:
                 self._fail("load", err)
                 return {}
-        out: dict[str, dict[str, dict]] = {}
+        out: dict[str, dict[str, dict[Any, Any]]] = {}
 
-        def of(account: str) -> dict[str, dict]:
+        def of(account: str) -> dict[str, dict[Any, Any]]:
             return out.setdefault(account, {"restrictions": {}, "bans": {}, "violations": {}})
 
         for account, waba, kind, expiration, remediation in restrictions:
             of(account)["restrictions"][(waba, kind)] = model.WabaRestriction(
-                waba, kind, math.inf if expiration is None else float(expiration), remediation or "")
+                waba, kind, math.inf if expiration is None else float(expiration), remediation or ""
+            )
         for account, waba, state, ban_date, received_at in bans:
             of(account)["bans"][waba] = model.WabaBan(waba, model.BAN_STATE.normalize(state), ban_date, received_at)
         for account, waba, kind, count in violations:
@@ -244,14 +261,28 @@ class StateFile:
             try:
                 with db:
                     for table in ("restriction", "ban", "violation"):
-                        db.execute(f"DELETE FROM {table} WHERE account = ?", (account,))  # noqa: S608 - fixed names
-                    db.executemany("INSERT INTO restriction VALUES (?, ?, ?, ?, ?)", [
-                        (account, r.waba_id, r.restriction_type, r.expiration if math.isfinite(r.expiration) else None,
-                         r.remediation) for r in facts.restrictions.values()])
-                    db.executemany("INSERT INTO ban VALUES (?, ?, ?, ?, ?)", [
-                        (account, b.waba_id, b.ban_state, b.ban_date, b.received_at) for b in facts.bans.values()])
-                    db.executemany("INSERT INTO violation VALUES (?, ?, ?, ?)", [
-                        (account, waba, kind, count) for (waba, kind), count in facts.violations.items()])
+                        db.execute(f"DELETE FROM {table} WHERE account = ?", (account,))  # fixed table names
+                    db.executemany(
+                        "INSERT INTO restriction VALUES (?, ?, ?, ?, ?)",
+                        [
+                            (
+                                account,
+                                r.waba_id,
+                                r.restriction_type,
+                                r.expiration if math.isfinite(r.expiration) else None,
+                                r.remediation,
+                            )
+                            for r in facts.restrictions.values()
+                        ],
+                    )
+                    db.executemany(
+                        "INSERT INTO ban VALUES (?, ?, ?, ?, ?)",
+                        [(account, b.waba_id, b.ban_state, b.ban_date, b.received_at) for b in facts.bans.values()],
+                    )
+                    db.executemany(
+                        "INSERT INTO violation VALUES (?, ?, ?, ?)",
+                        [(account, waba, kind, count) for (waba, kind), count in facts.violations.items()],
+                    )
             except sqlite3.Error as err:
                 self._fail("save", err)
 

@@ -52,25 +52,31 @@ import asyncio
 import base64
 import binascii
 import collections
+import contextlib
 import hashlib
-import itertools
 import logging
 import os
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
 from exporter import statusboard
 from exporter.store import Store
+
+if TYPE_CHECKING:
+    from exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +103,10 @@ COMPRESSED_PIECE = 8 << 20
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
 
-_PLAIN_TO_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-                 b"Client sent an HTTP request to an HTTPS server.\n")
+_PLAIN_TO_TLS = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+    b"Client sent an HTTP request to an HTTPS server.\n"
+)
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -224,7 +232,7 @@ class BasicAuth:
 class _TokenBucket:
     """exporter-toolkit's ``rate_limit``: one request per *interval*, bursts up to *burst*, for the whole server."""
 
-    def __init__(self, interval: float, burst: int, clock=time.monotonic):
+    def __init__(self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic):
         self._interval = interval
         self._burst = burst
         self._tokens = float(burst)
@@ -294,7 +302,15 @@ class _Connection(RequestHandler):
     stays aiohttp's.
     """
 
-    def __init__(self, manager, *, loop, header_timeout: float, max_header_bytes: int, **kwargs):
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        header_timeout: float,
+        max_header_bytes: int,
+        **kwargs: Any,
+    ):
         super().__init__(manager, loop=loop, **kwargs)
         self._header_timeout = header_timeout
         self._max_header_bytes = max_header_bytes
@@ -327,12 +343,14 @@ class _Connection(RequestHandler):
                 return
         super().data_received(data)
 
-    def eof_received(self) -> bool:
+    def eof_received(self) -> bool:  # type: ignore[override]  # aiohttp says None; asyncio.Protocol allows True
         """The client half-closed: answer what it already sent, then close (aiohttp would drop the connection)."""
         self.close()
         return True
 
-    async def finish_response(self, request, resp, start_time):
+    async def finish_response(
+        self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
         try:
             return await super().finish_response(request, resp, start_time)
         finally:
@@ -341,7 +359,7 @@ class _Connection(RequestHandler):
 
     def _watch(self, data: bytes) -> tuple[int, str] | None:
         if self._first_line is not None:
-            line = (self._first_line + data[:MAX_REQUEST_LINE + 2]).lstrip(b"\r\n")
+            line = (self._first_line + data[: MAX_REQUEST_LINE + 2]).lstrip(b"\r\n")
             end = line.find(b"\n")
             if end >= 0:
                 self._first_line = None
@@ -378,8 +396,10 @@ class _Connection(RequestHandler):
     def _expire(self) -> None:
         self._deadline = None
         if self._awaiting and self.transport is not None:
-            log.debug("request headers not received in time: connection closed",
-                      extra={"client": _peer(self.transport), "header_timeout_seconds": self._header_timeout})
+            log.debug(
+                "request headers not received in time: connection closed",
+                extra={"client": _peer(self.transport), "header_timeout_seconds": self._header_timeout},
+            )
             self.force_close()
 
     def _refuse(self, status: int, message: str) -> None:
@@ -395,36 +415,42 @@ class _Connection(RequestHandler):
             return
         log.debug("request refused", extra={"client": _peer(transport), "status": status, "reason": message})
         body = f"{message}\n".encode()
-        transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-                        b"Connection: close\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(body), body))
+        transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(body), body)
+        )
         if transport.can_write_eof():
             transport.write_eof()
         self._loop.call_later(LINGER_SECONDS, self.force_close)
 
     # -- aiohttp's error answers ---------------------------------------------------
 
-    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         """Parse errors: a short answer that never echoes the request, logged at debug level without a traceback."""
         if isinstance(exc, LineTooLong):
             limit = exc.args[1] if len(exc.args) > 1 else None
             status = 414 if limit == MAX_REQUEST_LINE else 431
         elif isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc):
             status = 431
-        log.debug("bad request", extra={"client": request.remote or "", "status": status,
-                                        "error": type(exc).__name__ if exc else ""})
+        log.debug(
+            "bad request",
+            extra={"client": request.remote or "", "status": status, "error": type(exc).__name__ if exc else ""},
+        )
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had begun")
         resp = _text(status)
         resp.force_close()
         return resp
 
-    def log_exception(self, *args, **kwargs) -> None:  # aiohttp's "Error handling request": the client's doing
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """aiohttp's "Error handling request": the client's doing, logged at debug level."""
         exc = kwargs.get("exc_info")
         log.debug("connection error", extra={"error": _err(exc) if isinstance(exc, BaseException) else ""})
 
 
-def _peer(transport) -> str:
+def _peer(transport: asyncio.BaseTransport | None) -> str:
     peer = transport.get_extra_info("peername") if transport is not None else None
     return str(peer[0]) if peer else ""
 
@@ -440,14 +466,16 @@ class _TLSGate(asyncio.Protocol):
     the HTTP protocol attached.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, server: "HttpServer", make_protocol: Callable[[], asyncio.Protocol]):
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, server: HttpServer, make_protocol: Callable[[], asyncio.Protocol]
+    ):
         self._loop = loop
         self._server = server
         self._make_protocol = make_protocol
         self._transport: asyncio.Transport | None = None
         self._sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._early: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -515,10 +543,13 @@ class _TLSGate(asyncio.Protocol):
     async def _upgrade(self, transport: asyncio.Transport) -> None:
         client = _peer(transport)
         server = self._server
+        ssl_context = server.ssl_context
+        assert ssl_context is not None  # a gate is made only on a TLS listener
         try:
-            tls = await self._loop.start_tls(transport, self, server.ssl_context, server_side=True,
-                                             ssl_handshake_timeout=server.header_timeout)
-        except (OSError, ValueError, asyncio.TimeoutError, ConnectionError) as e:
+            tls = await self._loop.start_tls(
+                transport, self, ssl_context, server_side=True, ssl_handshake_timeout=server.header_timeout
+            )
+        except (TimeoutError, OSError, ValueError, ConnectionError) as e:
             log.debug("TLS handshake failed", extra={"client": client, "error": _err(e)})
             transport.close()
             return
@@ -526,8 +557,11 @@ class _TLSGate(asyncio.Protocol):
             transport.close()
             return
         tls_config = server.tls
-        if tls_config is not None and tls_config.client_allowed_sans and not tls_config.allowed_san(
-                tls.get_extra_info("peercert")):
+        if (
+            tls_config is not None
+            and tls_config.client_allowed_sans
+            and not tls_config.allowed_san(tls.get_extra_info("peercert"))
+        ):
             log.debug("client certificate has none of client_allowed_sans", extra={"client": client})
             tls.close()
             return
@@ -546,9 +580,15 @@ class _TLSGate(asyncio.Protocol):
 
 
 class App:
-    def __init__(self, store: Store, telemetry_path: str = "/metrics", ready: Callable[[], bool] | None = None,
-                 reload: Callable[[], tuple[bool, str]] | None = None, shard: tuple[int, int] | None = None,
-                 lifecycle: bool = False):
+    def __init__(
+        self,
+        store: Store,
+        telemetry_path: str = "/metrics",
+        ready: Callable[[], bool] | None = None,
+        reload: Callable[[], tuple[bool, str]] | None = None,
+        shard: tuple[int, int] | None = None,
+        lifecycle: bool = False,
+    ):
         self.store = store
         self.telemetry_path = telemetry_path
         self.ready = ready or store.ready
@@ -572,8 +612,8 @@ class App:
 
     # -- routes ------------------------------------------------------------------
 
-    def routes(self, server: "HttpServer") -> list[web.AbstractRouteDef]:
-        out = [
+    def routes(self, server: HttpServer) -> list[web.AbstractRouteDef]:
+        out: list[web.AbstractRouteDef] = [
             web.get(self.telemetry_path, self.metrics),
             web.get("/", self.index),
             web.get("/-/healthy", self.healthy),
@@ -593,8 +633,9 @@ class App:
             gz = compressed.result() if compressed.done() else await asyncio.wrap_future(compressed)
             headers["Content-Encoding"] = "gzip"
             end = gz.finish(tail)
-            return await send(request, [gz.prefix, end], len(gz.prefix) + len(end), CONTENT_TYPE, headers,
-                              write_size=COMPRESSED_PIECE)
+            return await send(
+                request, [gz.prefix, end], len(gz.prefix) + len(end), CONTENT_TYPE, headers, write_size=COMPRESSED_PIECE
+            )
         joined = exposition.plain()
         body = joined.result() if joined.done() else await asyncio.wrap_future(joined)
         return await send(request, [body, tail], len(body) + len(tail), CONTENT_TYPE, headers)
@@ -620,8 +661,14 @@ class App:
         return _text(200 if ok else 500, message)
 
 
-async def send(request: web.Request, pieces: Iterable[bytes], length: int, content_type: str,
-               headers: Mapping[str, str] | None = None, write_size: int = WRITE_PIECE) -> web.StreamResponse:
+async def send(
+    request: web.Request,
+    pieces: Iterable[bytes],
+    length: int,
+    content_type: str,
+    headers: Mapping[str, str] | None = None,
+    write_size: int = WRITE_PIECE,
+) -> web.StreamResponse:
     """Answer 200 with the ``length`` bytes of ``pieces``, written one after the other, each drained."""
     resp = web.StreamResponse(status=200, headers=headers)
     resp.headers["Content-Type"] = content_type
@@ -634,7 +681,7 @@ async def send(request: web.Request, pieces: Iterable[bytes], length: int, conte
         for piece in pieces:
             view = memoryview(piece)
             for start in range(0, len(view), write_size):
-                await resp.write(view[start:start + write_size])
+                await resp.write(view[start : start + write_size])
     await resp.write_eof()
     return resp
 
@@ -646,7 +693,7 @@ async def send(request: web.Request, pieces: Iterable[bytes], length: int, conte
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _middlewares(server: "HttpServer") -> list:
+def _middlewares(server: HttpServer) -> list[Middleware]:
     @web.middleware
     async def guard(request: web.Request, handler: _Handler) -> web.StreamResponse:
         """Unknown methods 501, HTTP/0.9 400, bodies over the limit 413; a bug answers 500 and is logged."""
@@ -670,19 +717,29 @@ def _middlewares(server: "HttpServer") -> list:
             log.error("request failed", extra={"path": request.path[:200]}, exc_info=True)
             resp = _text(500, "Internal Server Error")
         # never the query string: on the webhook port it carries tokens
-        log.debug("http request", extra={"client": request.remote or "", "method": request.method,
-                                         "path": request.path[:200], "status": resp.status})
+        log.debug(
+            "http request",
+            extra={
+                "client": request.remote or "",
+                "method": request.method,
+                "path": request.path[:200],
+                "status": resp.status,
+            },
+        )
         return resp
+
+    limiter, auth = server.rate_limiter, server.auth
 
     @web.middleware
     async def rate_limit(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if not server.rate_limiter.allow():
+        assert limiter is not None  # installed only with a limiter
+        if not limiter.allow():
             return _text(429, "Too Many Requests", {"Retry-After": "1"})
         return await handler(request)
 
     @web.middleware
     async def basic_auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        auth = server.auth
+        assert auth is not None  # installed only with users
         header = request.headers.get("Authorization")
         ok = auth.cached(header)
         if ok is None:
@@ -691,10 +748,10 @@ def _middlewares(server: "HttpServer") -> list:
             return _text(401, "Unauthorized", {"WWW-Authenticate": f'Basic realm="{REALM}"'})
         return await handler(request)
 
-    out = [guard]
-    if server.rate_limiter is not None:
+    out: list[Middleware] = [guard]
+    if limiter is not None:
         out.append(rate_limit)
-    if server.auth is not None:
+    if auth is not None:
         out.append(basic_auth)
     return out
 
@@ -729,10 +786,8 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            except OSError:
-                pass
         sock.bind(address)
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
@@ -757,6 +812,12 @@ class _LoopThread:
             self.loop.close()
 
 
+class WebApp(Protocol):
+    """What an :class:`HttpServer` serves: an application that lists its routes."""
+
+    def routes(self, server: HttpServer) -> Sequence[web.AbstractRouteDef]: ...
+
+
 class HttpServer:
     """An aiohttp server on one pre-bound socket, plain HTTP or TLS, with the web config's middleware.
 
@@ -771,10 +832,19 @@ class HttpServer:
 
     thread_name = "http"
 
-    def __init__(self, app, listen_address: str, web_config=None, *, header_timeout: float = HEADER_TIMEOUT,
-                 idle_timeout: float = IDLE_TIMEOUT, max_body: int = MAX_BODY_BYTES,
-                 methods: frozenset[str] = METHODS, refuse_large_bodies: bool = True,
-                 loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(
+        self,
+        app: WebApp,
+        listen_address: str,
+        web_config: WebConfig | None = None,
+        *,
+        header_timeout: float = HEADER_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_body: int = MAX_BODY_BYTES,
+        methods: frozenset[str] = METHODS,
+        refuse_large_bodies: bool = True,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ):
         host, port = parse_listen_address(listen_address)
         self.listen_address = listen_address
         self.app = app
@@ -797,7 +867,8 @@ class HttpServer:
         #: TLS connections still before their handshake (not yet known to aiohttp)
         self.gates: set[_TLSGate] = set()
         self._sock = bind(host, port)
-        self._address = self._sock.getsockname()
+        #: (host, port), or (host, port, flowinfo, scope_id) for IPv6
+        self._address: tuple[str, int] | tuple[str, int, int, int] = self._sock.getsockname()
 
     # -- addresses -----------------------------------------------------------------
 
@@ -837,12 +908,21 @@ class HttpServer:
         await runner.setup()
         self._runner = runner
         manager = runner.server
+        assert manager is not None  # made by setup()
 
         def http() -> _Connection:
-            return _Connection(manager, loop=loop, header_timeout=self.header_timeout,
-                               max_header_bytes=MAX_HEADER_BYTES, keepalive_timeout=self.idle_timeout,
-                               access_log=None, max_line_size=MAX_REQUEST_LINE, max_field_size=MAX_FIELD_SIZE,
-                               max_headers=MAX_HEADERS, lingering_time=LINGER_SECONDS)
+            return _Connection(
+                manager,
+                loop=loop,
+                header_timeout=self.header_timeout,
+                max_header_bytes=MAX_HEADER_BYTES,
+                keepalive_timeout=self.idle_timeout,
+                access_log=None,
+                max_line_size=MAX_REQUEST_LINE,
+                max_field_size=MAX_FIELD_SIZE,
+                max_headers=MAX_HEADERS,
+                lingering_time=LINGER_SECONDS,
+            )
 
         factory = http if self.ssl_context is None else (lambda: _TLSGate(loop, self, http))
         # asyncio accepts up to `backlog` connections per wakeup of the listening socket and sets them all
@@ -871,7 +951,7 @@ class HttpServer:
         if running is self._loop:
             raise RuntimeError("HttpServer.start()/stop() would block the loop it serves on: await serve()/close()")
 
-    def start(self) -> "HttpServer":
+    def start(self) -> HttpServer:
         self._not_on_the_loop()
         if self._loop is None:
             self._own = _LoopThread(f"{self.thread_name}:{self.port}")

@@ -41,6 +41,7 @@ command line logs at startup:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import os
@@ -50,13 +51,14 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 from pydantic import Field, ValidationInfo, model_validator
+from pydantic_core import ErrorDetails
 
 from exporter import yamlfile
 from exporter.config.errors import ConfigError, bad, custom, load_yaml, raise_all, read_file, show, typename, validate
-from exporter.config.values import Section, parse_duration, value_type
+from exporter.config.values import Parsed, Section, parse_duration
 
 __all__ = ["RateLimit", "TLSConfig", "WebConfig", "WebConfigError", "load_web_config", "parse_web_config"]
 
@@ -140,18 +142,16 @@ class TLSConfig:
     #: the server-side context, built and loaded while validating
     context: ssl.SSLContext = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
-    def allowed_san(self, peer_cert: Mapping | None) -> bool:
+    def allowed_san(self, peer_cert: Mapping[str, Any] | None) -> bool:
         """Whether a verified client certificate carries one of ``client_allowed_sans``."""
         if not self.client_allowed_sans:
             return True
         if not peer_cert:
             return False
-        wanted_ips = set()
+        wanted_ips: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
         for want in self.client_allowed_sans:
-            try:
+            with contextlib.suppress(ValueError):
                 wanted_ips.add(ipaddress.ip_address(want))
-            except ValueError:
-                pass
         for kind, value in peer_cert.get("subjectAltName", ()):
             value = value.strip()
             if kind == "IP Address":
@@ -188,7 +188,9 @@ class WebConfig:
         return self.tls.context if self.tls else None
 
     def describe(self) -> str:
-        parts = [f"TLS on (min {self.tls.min_version}, client auth {self.tls.client_auth_type})" if self.tls else "TLS off"]
+        parts = [
+            f"TLS on (min {self.tls.min_version}, client auth {self.tls.client_auth_type})" if self.tls else "TLS off"
+        ]
         parts.append(f"{len(self.users)} basic-auth user(s)" if self.users else "no basic auth")
         if self.rate_limit:
             parts.append(f"rate limit {self.rate_limit.interval:g}s burst {self.rate_limit.burst}")
@@ -198,6 +200,7 @@ class WebConfig:
 # --------------------------------------------------------------------------
 # The file
 # --------------------------------------------------------------------------
+
 
 def _a(value: Any) -> str:
     """The type name with an article: "an integer", "a list", "nothing (null)"."""
@@ -228,8 +231,13 @@ def _string(raw: Any, info: ValidationInfo) -> str | None:
 def _strings(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
     if not isinstance(raw, list):
         bad(f"must be a list of strings, got {_a(raw)}")
-    raise_all([custom((i,), f"must be a non-empty string, got {_a(item)}")
-               for i, item in enumerate(raw) if not isinstance(item, str) or not item])
+    raise_all(
+        [
+            custom((i,), f"must be a non-empty string, got {_a(item)}")
+            for i, item in enumerate(raw)
+            if not isinstance(item, str) or not item
+        ]
+    )
     return tuple(raw)
 
 
@@ -239,18 +247,21 @@ def _flag(raw: Any, info: ValidationInfo) -> bool:
     return raw
 
 
-def _one_of(allowed: Mapping[str, Any], what: str) -> Any:
+def _one_of(allowed: Mapping[str, Any], what: str) -> Parsed:
     def parse(raw: Any, info: ValidationInfo) -> str | None:
         value = _string(raw, info)
         if value is not None and value not in allowed:
             bad(f"unknown {what} {show(value)}; expected one of {', '.join(allowed)}")
         return value
-    return value_type(str, parse, {"enum": list(allowed)})
+
+    return Parsed(parse, {"enum": list(allowed)})
 
 
-Str = value_type(str, _string, {"type": "string"})
-Strings = value_type(tuple[str, ...], _strings, {"type": "array", "items": {"type": "string", "minLength": 1}})
-Flag = value_type(bool, _flag, {"type": "boolean"})
+Str = Annotated[str | None, Parsed(_string, {"type": "string"})]
+Strings = Annotated[
+    tuple[str, ...] | None, Parsed(_strings, {"type": "array", "items": {"type": "string", "minLength": 1}})
+]
+Flag = Annotated[bool | None, Parsed(_flag, {"type": "boolean"})]
 
 
 class TLSServerConfig(_Section):
@@ -260,35 +271,54 @@ class TLSServerConfig(_Section):
     key: Str = Field(None, repr=False)
     client_ca_file: Str = None
     client_ca: Str = None
-    client_auth_type: _one_of(CLIENT_AUTH_TYPES, "client auth type") = None
+    client_auth_type: Annotated[str | None, _one_of(CLIENT_AUTH_TYPES, "client auth type")] = None
     client_allowed_sans: Strings = None
-    min_version: _one_of(TLS_VERSIONS, "TLS version") = None
-    max_version: _one_of(TLS_VERSIONS, "TLS version") = None
+    min_version: Annotated[str | None, _one_of(TLS_VERSIONS, "TLS version")] = None
+    max_version: Annotated[str | None, _one_of(TLS_VERSIONS, "TLS version")] = None
     cipher_suites: Strings = None
     prefer_server_cipher_suites: Flag = None
     curve_preferences: Strings = None
 
     @model_validator(mode="after")
-    def _known_names(self) -> "TLSServerConfig":
-        raise_all([custom(("cipher_suites", i), f"unknown or insecure cipher suite {show(name)}")
-                   for i, name in enumerate(self.cipher_suites or ()) if name not in CIPHER_SUITES | dict.fromkeys(TLS13_SUITES)]
-                  + [custom(("curve_preferences", i), f"unknown curve {show(name)}; expected one of {', '.join(sorted(CURVES))}")
-                     for i, name in enumerate(self.curve_preferences or ()) if name not in CURVES])
+    def _known_names(self) -> TLSServerConfig:
+        raise_all(
+            [
+                custom(("cipher_suites", i), f"unknown or insecure cipher suite {show(name)}")
+                for i, name in enumerate(self.cipher_suites or ())
+                if name not in CIPHER_SUITES | dict.fromkeys(TLS13_SUITES)
+            ]
+            + [
+                custom(
+                    ("curve_preferences", i), f"unknown curve {show(name)}; expected one of {', '.join(sorted(CURVES))}"
+                )
+                for i, name in enumerate(self.curve_preferences or ())
+                if name not in CURVES
+            ]
+        )
         return self
 
 
 class HTTPServerConfig(_Section):
     http2: Flag = None
-    headers: value_type(tuple[tuple[str, str], ...], lambda raw, info: _headers(raw), {
-        "type": "object", "properties": {name: {"type": "string"} for name in HEADERS},
-        "additionalProperties": False}) = None
+    headers: Annotated[
+        tuple[tuple[str, str], ...] | None,
+        Parsed(
+            lambda raw, info: _headers(raw),
+            {
+                "type": "object",
+                "properties": {name: {"type": "string"} for name in HEADERS},
+                "additionalProperties": False,
+            },
+        ),
+    ] = None
 
 
 def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, dict):
         bad(f"must be a mapping, got {_a(raw)}")
     canonical = {name.lower(): name for name in HEADERS}
-    out, errors = [], []
+    out: list[tuple[str, str]] = []
+    errors: list[ErrorDetails] = []
     for name, value in raw.items():
         if not isinstance(name, str) or name.lower() not in canonical:
             errors.append(custom((name,), f"unsupported header; expected one of {', '.join(HEADERS)}"))
@@ -299,7 +329,7 @@ def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
             continue
         if not isinstance(value, str):
             problem = f"must be a string, got {_a(value)}"
-        elif any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
+        elif any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
             problem = "must not contain control characters (line breaks would split the response)"
         elif allowed is not None and value.lower() not in allowed:
             problem = f"invalid value {show(value)}; expected one of {', '.join(allowed)}"
@@ -314,7 +344,8 @@ def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
 def _users(raw: Any, info: ValidationInfo) -> dict[str, bytes]:
     if not isinstance(raw, dict):
         bad(f"must be a mapping of user name to bcrypt hash, got {_a(raw)}")
-    users, errors = {}, []
+    users: dict[str, bytes] = {}
+    errors: list[ErrorDetails] = []
     for user, hashed in raw.items():
         # The value is a secret: never quote it, not even its type's repr.
         data = hashed.strip().encode("utf-8", "replace") if isinstance(hashed, str) else b""
@@ -328,8 +359,10 @@ def _users(raw: Any, info: ValidationInfo) -> dict[str, bytes]:
         elif not isinstance(hashed, str):
             problem = f"must be a bcrypt hash string, got {_a(hashed)}"
         elif not m:
-            problem = ("not a bcrypt hash (expected $2a$, $2b$ or $2y$, a two-digit cost and 53 characters; "
-                       "make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')")
+            problem = (
+                "not a bcrypt hash (expected $2a$, $2b$ or $2y$, a two-digit cost and 53 characters; "
+                "make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')"
+            )
         elif not 4 <= int(m.group(1)) <= 31:
             problem = f"bcrypt cost {int(m.group(1))} is out of range 4-31"
         else:
@@ -359,23 +392,27 @@ def _burst(raw: Any, info: ValidationInfo) -> int:
 
 
 class RateLimitConfig(_Section):
-    interval: value_type(float, _interval, {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}) = None
-    burst: value_type(int, _burst, {"type": "integer", "minimum": 0}) = None
+    interval: Annotated[
+        float | None, Parsed(_interval, {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]})
+    ] = None
+    burst: Annotated[int | None, Parsed(_burst, {"type": "integer", "minimum": 0})] = None
 
     def limit(self) -> RateLimit | None:
         if not self.interval:
             return None  # exporter-toolkit: an interval of 0 disables the limiter
-        if (self.burst or 0) < 1:
+        burst = self.burst or 0
+        if burst < 1:
             _fail("rate_limit.burst", "must be at least 1 when interval is set (0 would refuse every request)")
-        return RateLimit(interval=self.interval, burst=self.burst)
+        return RateLimit(interval=self.interval, burst=burst)
 
 
 class WebConfigFile(_Section):
-    tls_server_config: Optional[TLSServerConfig] = None
-    http_server_config: Optional[HTTPServerConfig] = None
-    basic_auth_users: value_type(dict[str, bytes], _users, {
-        "type": "object", "additionalProperties": {"type": "string"}}) = Field(None, repr=False)
-    rate_limit: Optional[RateLimitConfig] = None
+    tls_server_config: TLSServerConfig | None = None
+    http_server_config: HTTPServerConfig | None = None
+    basic_auth_users: Annotated[
+        dict[str, bytes] | None, Parsed(_users, {"type": "object", "additionalProperties": {"type": "string"}})
+    ] = Field(None, repr=False)
+    rate_limit: RateLimitConfig | None = None
 
 
 # --------------------------------------------------------------------------
@@ -402,9 +439,15 @@ def parse_web_config(text: str, source: str | None = None, base_dir: str | None 
     notes: list[str] = []
     tls = _tls(parsed.tls_server_config, base_dir, notes) if parsed.tls_server_config else None
     http = parsed.http_server_config or HTTPServerConfig()
-    return WebConfig(source=source, tls=tls, users=parsed.basic_auth_users or {}, headers=http.headers or (),
-                     http2=True if http.http2 is None else http.http2,
-                     rate_limit=parsed.rate_limit.limit() if parsed.rate_limit else None, notes=tuple(notes))
+    return WebConfig(
+        source=source,
+        tls=tls,
+        users=parsed.basic_auth_users or {},
+        headers=http.headers or (),
+        http2=True if http.http2 is None else http.http2,
+        rate_limit=parsed.rate_limit.limit() if parsed.rate_limit else None,
+        notes=tuple(notes),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -418,7 +461,8 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
         return None
 
     def s(key: str) -> str | None:
-        return getattr(raw, key)
+        value: str | None = getattr(raw, key)
+        return value
 
     cert_file, key_file, cert, key = s("cert_file"), s("key_file"), s("cert"), s("key")
     if cert_file and cert:
@@ -443,14 +487,20 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
     if needs_ca and not has_ca:
         _fail(f"{P}.client_ca_file", f"required when client_auth_type is {client_auth_type}")
     if has_ca and client_auth_type in ("NoClientCert", "RequestClientCert"):
-        _fail(f"{P}.client_auth_type",
-              f"client_ca_file is set but client_auth_type is {client_auth_type}; use RequireAndVerifyClientCert")
+        _fail(
+            f"{P}.client_auth_type",
+            f"client_ca_file is set but client_auth_type is {client_auth_type}; use RequireAndVerifyClientCert",
+        )
     if client_auth_type == "RequestClientCert":
-        notes.append("tls_server_config.client_auth_type: RequestClientCert behaves as NoClientCert "
-                     "(a requested certificate would never be used)")
+        notes.append(
+            "tls_server_config.client_auth_type: RequestClientCert behaves as NoClientCert "
+            "(a requested certificate would never be used)"
+        )
     if client_auth_type == "RequireAnyClientCert":
-        notes.append("tls_server_config.client_auth_type: RequireAnyClientCert is enforced as "
-                     "RequireAndVerifyClientCert (OpenSSL verifies every certificate it requires)")
+        notes.append(
+            "tls_server_config.client_auth_type: RequireAnyClientCert is enforced as "
+            "RequireAndVerifyClientCert (OpenSSL verifies every certificate it requires)"
+        )
 
     sans = raw.client_allowed_sans or ()
     if sans and verify_mode != ssl.CERT_REQUIRED:
@@ -458,8 +508,12 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
 
     suites = raw.cipher_suites or ()
     openssl_suites = [CIPHER_SUITES[name] for name in suites if name in CIPHER_SUITES]
-    notes.extend(f"tls_server_config.cipher_suites[{i}]: {name} is a TLS 1.3 suite; TLS 1.3 suites are not "
-                 "configurable and it is ignored" for i, name in enumerate(suites) if name in TLS13_SUITES)
+    notes.extend(
+        f"tls_server_config.cipher_suites[{i}]: {name} is a TLS 1.3 suite; TLS 1.3 suites are not "
+        "configurable and it is ignored"
+        for i, name in enumerate(suites)
+        if name in TLS13_SUITES
+    )
     prefer = True if raw.prefer_server_cipher_suites is None else raw.prefer_server_cipher_suites
     curves = raw.curve_preferences or ()
     if curves:
@@ -477,10 +531,8 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
     else:
         ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.options |= ssl.OP_NO_COMPRESSION
-    try:
+    with contextlib.suppress(NotImplementedError):  # OpenSSL without ALPN
         ctx.set_alpn_protocols(["http/1.1"])
-    except NotImplementedError:  # pragma: no cover - OpenSSL without ALPN
-        pass
     if openssl_suites:
         try:
             ctx.set_ciphers(":".join(openssl_suites))
@@ -527,10 +579,17 @@ def _tls(raw: TLSServerConfig, base_dir: str, notes: list[str]) -> TLSConfig | N
         ctx.verify_mode = ssl.CERT_NONE
 
     return TLSConfig(
-        cert_file=cert_path, key_file=key_path, min_version=min_version, max_version=max_version,
-        client_auth_type=client_auth_type, client_ca_file=_resolve(client_ca_file, base_dir) if client_ca_file else None,
-        client_allowed_sans=tuple(sans), cipher_suites=tuple(suites), prefer_server_cipher_suites=prefer,
-        curve_preferences=tuple(curves), context=ctx,
+        cert_file=cert_path,
+        key_file=key_path,
+        min_version=min_version,
+        max_version=max_version,
+        client_auth_type=client_auth_type,
+        client_ca_file=_resolve(client_ca_file, base_dir) if client_ca_file else None,
+        client_allowed_sans=tuple(sans),
+        cipher_suites=tuple(suites),
+        prefer_server_cipher_suites=prefer,
+        curve_preferences=tuple(curves),
+        context=ctx,
     )
 
 
@@ -538,7 +597,7 @@ class _PasswordNeeded(Exception):
     pass
 
 
-def _no_password():
+def _no_password() -> NoReturn:
     # Called by OpenSSL only for an encrypted key; raising keeps it from prompting on the terminal.
     raise _PasswordNeeded()
 
@@ -583,16 +642,18 @@ def _check_key(path: str, where: str) -> None:
 class _pem_files:
     """Paths for the certificate and key, writing inline PEM (``cert:``/``key:``) to private temp files."""
 
-    def __init__(self, cert_path, cert, key_path, key):
+    def __init__(self, cert_path: str | None, cert: str | None, key_path: str | None, key: str | None) -> None:
         self._items = [(cert_path, cert), (key_path, key)]
         self._temps: list[str] = []
 
-    def __enter__(self):
-        paths = []
+    def __enter__(self) -> tuple[str, ...]:
+        paths: list[str] = []
         for path, inline in self._items:
             if path:
                 paths.append(path)
                 continue
+            if inline is None:
+                raise ValueError("neither a file nor inline PEM")  # the rules before this require one
             fd, tmp = tempfile.mkstemp(prefix="webcfg-", suffix=".pem")  # mode 0600
             self._temps.append(tmp)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -600,13 +661,10 @@ class _pem_files:
             paths.append(tmp)
         return tuple(paths)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         for tmp in self._temps:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
-        return False
 
 
 def _ssl_reason(e: Exception) -> str:
@@ -615,5 +673,3 @@ def _ssl_reason(e: Exception) -> str:
     if reason:
         return f"{lib} {reason}" if lib else str(reason)
     return type(e).__name__
-
-

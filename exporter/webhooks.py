@@ -9,6 +9,15 @@ seconds from now (:meth:`exporter.poller.Poller.request_refresh`).  A burst of
 events for one account ends in one extra poll; polls never overlap and take
 their tokens from the account's usual bucket.
 
+Bounded (docs/webhooks-bounds.md): a signed delivery seen again within
+``replay_window`` is answered 200 and counted as ``replayed``, never acted on;
+an account gets at most one webhook refresh per ``min_refresh_interval``
+(events inside it join one refresh at its end, their numbers added) and, for
+Meta accounts, at most ``meta_refreshes_per_hour`` (more are deferred until the
+hour allows, never dropped) -- :class:`RefreshGate`; an event about a number no
+account knows is logged at most once an hour per number.  All of it in bounded
+memory (:class:`ExpiringSet`).
+
 Endpoints, on their own listener (``webhooks.listen_address``)::
 
     POST /webhooks/meta       X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app_secret, raw body)>
@@ -17,8 +26,10 @@ Endpoints, on their own listener (``webhooks.listen_address``)::
     GET  /webhooks/kaleyra    ?token=...&display_phone_number=...&event=...&current_limit=...
     GET  /-/healthy
 
-Requests that are unsigned, wrongly signed, replayed or unparseable are
-answered 400/401/403/413, counted by reason and never acted on.  Secrets never
+Requests that are unsigned, wrongly signed, expired or unparseable are
+answered 400/401/403/413, counted by reason and never acted on; replays of a
+valid delivery are answered 200 (providers retry until they get one) and
+counted.  Secrets never
 appear in answers, logs or metrics; the query string (which carries the
 Kaleyra token and Meta's verify token) is never logged.
 
@@ -43,6 +54,7 @@ import re
 import threading
 import time
 import weakref
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Callable, Iterable, Mapping
@@ -98,7 +110,18 @@ KALEYRA_EVENTS = ("FLAGGED", "UNFLAGGED", "UPGRADE", "DOWNGRADE", "ONBOARDING", 
 OTHER = "other"
 UNKNOWN = "unknown"  # the event of a request that was refused or could not be parsed
 
-RESULTS = ("accepted", "debounced", "unmatched", "ignored", "refused", "invalid")
+RESULTS = ("accepted", "debounced", "unmatched", "ignored", "replayed", "refused", "invalid")
+#: the results of one account's share of an event (``whatsapp_exporter_webhook_refreshes_total``)
+REFRESH_RESULTS = ("scheduled", "coalesced", "over_budget")
+#: providers of accounts whose webhook refreshes have a documented hourly budget (Meta's Graph BUC limits)
+BUDGETED_PROVIDERS = frozenset({"meta"})
+#: the most signed requests remembered for replay detection (about 200 bytes each, 4 MB in all); the oldest
+#: go first, so a sender needs this many fresh signed deliveries within the window to make a replay pass again
+REPLAY_CACHE_SIZE = 20_000
+#: the most numbers remembered for the once-an-hour log of events about unknown numbers
+UNKNOWN_LOG_SIZE = 10_000
+#: seconds between two log lines about the same unknown number
+UNKNOWN_LOG_INTERVAL = 3600.0
 #: rejection reason -> the result it counts as, and the HTTP status of the answer
 REASONS: dict[str, tuple[str, int]] = {
     "missing_signature": ("refused", 401),
@@ -123,10 +146,14 @@ REFRESHES_FAMILY = "whatsapp_exporter_webhook_refreshes_total"
 _HELP = {
     EVENTS_FAMILY: "Webhook events received, by provider, event type and result (accepted: an extra poll was "
                    "scheduled; debounced: one was already pending; unmatched: no account matched; ignored: not "
-                   "about number health; refused, invalid: the request was rejected, see "
+                   "about number health; replayed: a signed request seen before within the replay window, not "
+                   "acted on; refused, invalid: the request was rejected, see "
                    f"{REJECTED_FAMILY}).",
     REJECTED_FAMILY: "Webhook requests rejected, by provider and reason; none of them was acted on.",
-    REFRESHES_FAMILY: "Extra polls of an account scheduled because of a webhook event.",
+    REFRESHES_FAMILY: "Webhook events routed to an account, by the account's provider and what became of its refresh "
+                      "(scheduled: a new extra poll; coalesced: joined the pending one, at most one per "
+                      "min_refresh_interval; over_budget: the hourly budget was spent, the poll deferred until it "
+                      "allows).",
 }
 _TEXT = "text/plain; charset=utf-8"
 _DIGITS_RE = re.compile(r"\D")
@@ -174,15 +201,15 @@ class WebhookMetrics:
         self._lock = threading.Lock()
         self._events: dict[tuple[str, str, str], int] = {}
         self._rejected: dict[tuple[str, str], int] = {}
-        self._refreshes: dict[str, int] = {}
+        self._refreshes: dict[tuple[str, str, str], int] = {}  # (provider, account, result)
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- counting ------------------------------------------------------------
 
-    def prepare(self, providers: Iterable[str], accounts: Iterable[str]) -> None:
-        """Pre-initialize the series of the enabled providers and the given accounts to 0."""
+    def prepare(self, providers: Iterable[str], accounts: Iterable[tuple[str, str]]) -> None:
+        """Pre-initialize the series of the enabled providers and the given (account, provider) pairs to 0."""
         with self._lock:
             for provider in providers:
                 events = KALEYRA_EVENTS + (OTHER,) if provider == "kaleyra" else HEALTH_FIELDS
@@ -191,12 +218,18 @@ class WebhookMetrics:
                         self._events.setdefault((provider, event, result), 0)
                 if provider != "kaleyra":
                     self._events.setdefault((provider, OTHER, "ignored"), 0)
-                for result in ("refused", "invalid"):
+                for result in ("replayed", "refused", "invalid"):
                     self._events.setdefault((provider, UNKNOWN, result), 0)
                 for reason in PROVIDER_REASONS[provider]:
                     self._rejected.setdefault((provider, reason), 0)
-            wanted = set(accounts)
-            self._refreshes = {name: self._refreshes.get(name, 0) for name in sorted(wanted)}
+            pairs = {(provider, name) for name, provider in accounts}
+            # the counters of accounts still routable survive a reload; those of the others go
+            kept = {k: v for k, v in self._refreshes.items() if k[:2] in pairs}
+            for provider, name in pairs:
+                for result in REFRESH_RESULTS:
+                    if result != "over_budget" or provider in BUDGETED_PROVIDERS:
+                        kept.setdefault((provider, name, result), 0)
+            self._refreshes = dict(sorted(kept.items()))
         self._dirty.set()
 
     def event(self, provider: str, event: str, result: str) -> None:
@@ -213,9 +246,10 @@ class WebhookMetrics:
             self._events[key] = self._events.get(key, 0) + 1
         self._dirty.set()
 
-    def refreshed(self, account: str) -> None:
+    def refreshed(self, provider: str, account: str, result: str) -> None:
         with self._lock:
-            self._refreshes[account] = self._refreshes.get(account, 0) + 1
+            key = (provider, account, result)
+            self._refreshes[key] = self._refreshes.get(key, 0) + 1
         self._dirty.set()
 
     def value(self, family: str, **labels: str) -> int:
@@ -225,7 +259,11 @@ class WebhookMetrics:
                 return self._events.get((labels["provider"], labels["event"], labels["result"]), 0)
             if family == REJECTED_FAMILY:
                 return self._rejected.get((labels["provider"], labels["reason"]), 0)
-            return self._refreshes.get(labels["account"], 0)
+            if "result" in labels:
+                return self._refreshes.get((labels["provider"], labels["account"], labels["result"]), 0)
+            # all refreshes of the account that were scheduled (within budget or deferred)
+            return sum(v for (p, a, r), v in self._refreshes.items()
+                       if a == labels["account"] and r != "coalesced")
 
     def render(self) -> str:
         with self._lock:
@@ -242,7 +280,8 @@ class WebhookMetrics:
         family(EVENTS_FAMILY, [f'{EVENTS_FAMILY}{{provider="{p}",event="{escape(e)}",result="{r}"}} {v}\n'
                                for (p, e, r), v in events])
         family(REJECTED_FAMILY, [f'{REJECTED_FAMILY}{{provider="{p}",reason="{r}"}} {v}\n' for (p, r), v in rejected])
-        family(REFRESHES_FAMILY, [f'{REFRESHES_FAMILY}{{account="{escape(a)}"}} {v}\n' for a, v in refreshes])
+        family(REFRESHES_FAMILY, [f'{REFRESHES_FAMILY}{{provider="{p}",account="{escape(a)}",result="{r}"}} {v}\n'
+                                  for (p, a, r), v in refreshes])
         return "".join(out)
 
     # -- publishing ----------------------------------------------------------
@@ -310,12 +349,10 @@ class _State:
                 nx.setdefault(account.credentials.access_key_id, []).append(account)
         return cls(settings, {a.name: a for a in config.accounts}, {k: tuple(v) for k, v in nx.items()})
 
-    def routable(self) -> list[str]:
-        """The accounts some enabled endpoint can route to (their refresh counters are pre-initialized)."""
+    def routable(self) -> list[tuple[str, str]]:
+        """(name, provider) of the accounts some enabled endpoint can route to (their counters are pre-initialized)."""
         providers = set(self.settings.providers)
-        if "meta" in providers:
-            return list(self.accounts)
-        return [a.name for a in self.accounts.values() if a.provider in providers]
+        return [(a.name, a.provider) for a in self.accounts.values() if "meta" in providers or a.provider in providers]
 
 
 class _Index:
@@ -366,6 +403,127 @@ class _Index:
 
 
 # --------------------------------------------------------------------------
+# Bounds: replays, refreshes per account, log lines about unknown numbers
+# --------------------------------------------------------------------------
+
+
+class ExpiringSet:
+    """Keys remembered for ``ttl`` seconds, at most ``capacity`` of them (the oldest dropped first).
+
+    Keys are kept in insertion order, which is expiry order while ``ttl`` stays
+    the same; after a shorter ``ttl`` (a reload) the older entries simply
+    expire a little later.  Memory is bounded by ``capacity`` whatever the
+    rate of new keys.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._expires: OrderedDict[Any, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._expires)
+
+    def _expire(self, now: float) -> None:
+        expires = self._expires
+        while expires:
+            key, at = next(iter(expires.items()))
+            if at > now:
+                break
+            del expires[key]
+
+    def add(self, key: Any, now: float, ttl: float) -> bool:
+        """Remember ``key`` until ``now + ttl``; False (and nothing changed) when it is remembered already."""
+        self._expire(now)
+        at = self._expires.get(key)
+        if at is not None:
+            if at > now:
+                return False
+            del self._expires[key]  # expired behind an entry of a longer ttl (before a reload shortened it)
+        self._expires[key] = now + ttl
+        while len(self._expires) > self.capacity:
+            self._expires.popitem(last=False)
+        return True
+
+
+def replay_key(provider: str, signature: str | bytes, payload: bytes) -> bytes:
+    """What identifies one signed delivery: a digest of the provider, the signature and the signed bytes.
+
+    A digest, so neither a body nor a token is kept in memory longer than the request.
+    """
+    h = hashlib.blake2b(provider.encode(), digest_size=16)  # 128 bits: no accidental collision in practice
+    for part in (signature.encode("latin-1", "replace") if isinstance(signature, str) else signature, payload):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.digest()
+
+
+@dataclass
+class _Gate:
+    """One account's webhook refreshes: when the last one was due, and when the recent ones were (an hour's)."""
+
+    due: float = float("-inf")  # when the last scheduled refresh runs (or ran)
+    recent: deque = field(default_factory=deque)  # due times within the last hour, oldest first
+
+
+class RefreshGate:
+    """Decides when a webhook-triggered refresh of an account may run.
+
+    * ``debounce`` after the first event, as before;
+    * at most one per ``min_interval``: an event while a refresh is pending
+      joins it (the poller adds its numbers); an event after it ran but
+      within ``min_interval`` schedules the next one at the end of the
+      interval, where the events until then join it;
+    * at most ``per_hour`` refreshes in any hour for accounts whose provider
+      documents an hourly budget (Meta): past it the refresh is deferred to
+      when the oldest of the hour leaves the window, never dropped.
+
+    Pure bookkeeping on a monotonic clock; the timer itself is the poller's
+    (``request_refresh(name, delay, phones)``).
+    """
+
+    def __init__(self) -> None:
+        self._gates: dict[str, _Gate] = {}
+
+    def plan(self, name: str, now: float, debounce: float, min_interval: float,
+             per_hour: int | None) -> tuple[str, float]:
+        """("coalesced", seconds until the pending refresh) or ("scheduled"|"over_budget", delay of a new one)."""
+        gate = self._gates.get(name)
+        if gate is None:
+            gate = self._gates[name] = _Gate()
+        if now < gate.due:
+            return "coalesced", gate.due - now
+        at = max(now + debounce, gate.due + min_interval)
+        result = "scheduled"
+        if per_hour is not None:
+            recent = gate.recent
+            while recent and recent[0] <= at - 3600.0:
+                recent.popleft()
+            while len(recent) > per_hour:  # the budget was lowered by a reload
+                recent.popleft()
+            if len(recent) >= per_hour:
+                at = max(at, recent[len(recent) - per_hour] + 3600.0)
+                result = "over_budget"
+        return result, at - now
+
+    def commit(self, name: str, now: float, delay: float, per_hour: int | None) -> None:
+        """The poller took a new refresh, ``delay`` seconds from ``now``."""
+        gate = self._gates.setdefault(name, _Gate())
+        gate.due = now + delay
+        gate.recent.append(gate.due)
+        if per_hour is not None:
+            while len(gate.recent) > per_hour:
+                gate.recent.popleft()
+        else:
+            gate.recent.clear()
+
+    def keep(self, names: Iterable[str]) -> None:
+        """Forget the accounts no longer configured."""
+        wanted = set(names)
+        for name in [n for n in self._gates if n not in wanted]:
+            del self._gates[name]
+
+
+# --------------------------------------------------------------------------
 # The receiver
 # --------------------------------------------------------------------------
 
@@ -394,11 +552,16 @@ class WebhookReceiver:
     """
 
     def __init__(self, settings: WebhooksConfig, config: Config, poller, store, metrics: WebhookMetrics | None = None,
-                 *, clock: Callable[[], float] = time.time, loop=None):
+                 *, clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.monotonic, loop=None):
         self._loop = loop  # the event loop the listeners serve on (None: a loop thread of their own)
         self._poller = poller
         self._store = store
-        self._clock = clock
+        self._clock = clock  # wall time (NxCloud's timestamps, facts)
+        self._timer = timer  # monotonic: replay window, refresh gate, log throttling
+        self._bounds_lock = threading.Lock()  # two listeners may serve during a change of address
+        self._replays = ExpiringSet(REPLAY_CACHE_SIZE)
+        self._gate = RefreshGate()
+        self._unknown_logged = ExpiringSet(UNKNOWN_LOG_SIZE)
         self.metrics = metrics if metrics is not None else WebhookMetrics(store)
         self._state = _State.build(settings, config)
         self.metrics.prepare(settings.providers, self._state.routable())
@@ -431,8 +594,13 @@ class WebhookReceiver:
         return self
 
     def reconfigure(self, settings: WebhooksConfig, config: Config) -> None:
-        """New secrets, debounce and routes take effect with the next request."""
+        """New secrets, debounce, bounds and routes take effect with the next request.
+
+        The replay cache and each remaining account's refresh history carry over.
+        """
         self._state = _State.build(settings, config)
+        with self._bounds_lock:
+            self._gate.keep(self._state.accounts)
         self.metrics.prepare(settings.providers, self._state.routable())
 
     def stop(self) -> None:
@@ -496,6 +664,8 @@ class WebhookReceiver:
                 raise ValueError("not an envelope")
         except (ValueError, RecursionError):
             return self.reject("meta", "invalid_body")
+        if self._replayed("meta", hexdigest.lower(), body):
+            return Reply(200)  # Meta retries a delivery until it gets a 200: answer it, act only once
         if doc.get("object") != "whatsapp_business_account":
             self.metrics.event("meta", OTHER, "ignored")
             return Reply(200)
@@ -556,6 +726,8 @@ class WebhookReceiver:
                 raise ValueError("not an envelope")
         except (ValueError, RecursionError):
             return self.reject("nxcloud", "invalid_body")
+        if self._replayed("nxcloud", given, body):  # the signature covers ts: a re-sent event is signed anew
+            return Reply(200)
         event = doc["field"]
         if event not in HEALTH_FIELDS:
             self.metrics.event("nxcloud", OTHER, "ignored")
@@ -585,6 +757,9 @@ class WebhookReceiver:
         raw_phone = params.get("display_phone_number", [""])
         if len(raw_event) != 1 or len(raw_phone) != 1 or not (raw_event[0].strip() or raw_phone[0].strip()):
             return self.reject("kaleyra", "invalid_body")
+        # Unsigned: the query itself (token, number, event, limit) identifies a delivery, in any order
+        if self._replayed("kaleyra", b"", "&".join(sorted(query.split("&"))).encode("utf-8", "surrogateescape")):
+            return Reply(200)
         folded = raw_event[0].strip().upper()
         event = folded if folded in KALEYRA_EVENTS else OTHER
         phone = _digits(raw_phone[0])
@@ -640,8 +815,20 @@ class WebhookReceiver:
                 names.append(account.name)
         return names
 
+    def _replayed(self, provider: str, signature: str | bytes, payload: bytes) -> bool:
+        """True (counted as ``replayed``) when this signed delivery was accepted within the replay window."""
+        key = replay_key(provider, signature, payload)
+        with self._bounds_lock:
+            fresh = self._replays.add(key, self._timer(), self._state.settings.replay_window)
+        if fresh:
+            return False
+        self.metrics.event(provider, UNKNOWN, "replayed")
+        log.debug("webhook replay ignored", extra={"provider": provider})
+        return True
+
     def _refresh(self, provider: str, event: str, names: list[str], context: dict[str, str]) -> None:
-        """Ask for one extra poll of every account in ``names``; count the event once.
+        """Ask for one extra poll of every account in ``names``, as each one's :class:`RefreshGate` allows;
+        count the event once, and each account's share of it (scheduled, coalesced or over_budget).
 
         An event about one number (a quality or name update naming it, any
         Kaleyra callback) asks to read just that number again; the poller
@@ -649,14 +836,29 @@ class WebhookReceiver:
         reads whole units only.  Events about a WABA or the business (limits,
         reviews, account updates) ask for the whole account.
         """
-        delay = self._state.settings.debounce
+        state = self._state
+        settings = state.settings
         phone = context.get("phone_number", "")
         phones = ["+" + phone] if phone and (provider == "kaleyra" or event in NUMBER_EVENTS) else None
         scheduled = []
+        outcomes = {}
         for name in names:
-            if self._poller.request_refresh(name, delay, phones):
-                scheduled.append(name)
-                self.metrics.refreshed(name)
+            account = state.accounts.get(name)
+            kind = account.provider if account is not None else provider
+            per_hour = settings.meta_refreshes_per_hour if kind in BUDGETED_PROVIDERS else None
+            with self._bounds_lock:
+                now = self._timer()
+                outcome, delay = self._gate.plan(name, now, settings.debounce, settings.min_refresh_interval, per_hour)
+                # A pending refresh is joined by asking again: the poller adds the numbers to it.
+                if self._poller.request_refresh(name, delay, phones):
+                    if outcome == "coalesced":  # the poller ran it early (or lost it): this is a new one
+                        outcome = "scheduled"
+                    self._gate.commit(name, now, delay, per_hour)
+                    scheduled.append(name)
+                else:
+                    outcome = "coalesced"
+            outcomes[name] = outcome
+            self.metrics.refreshed(kind, name, outcome)
         if not names:
             result = "unmatched"
         elif scheduled:
@@ -666,10 +868,26 @@ class WebhookReceiver:
         self.metrics.event(provider, event, result)
         extra = {"provider": provider, "event": event, "result": result, "accounts": ",".join(names)}
         extra.update({k: v for k, v in context.items() if v})
+        deferred = [n for n in scheduled if outcomes[n] == "over_budget"]
+        if deferred:
+            extra["over_budget"] = ",".join(deferred)
         if result == "debounced":
             log.debug("webhook event", extra=extra)
+        elif result == "unmatched":
+            self._log_unmatched(provider, extra, context)
         else:
             log.info("webhook event", extra=extra)
+
+    def _log_unmatched(self, provider: str, extra: dict, context: Mapping[str, str]) -> None:
+        """An event no account matched: logged at most once an hour per number (or WABA), the rest at debug."""
+        subject = context.get("phone_number") or ("waba:" + context["waba_id"] if context.get("waba_id") else "")
+        key = (provider, subject)
+        with self._bounds_lock:
+            loud = self._unknown_logged.add(key, self._timer(), UNKNOWN_LOG_INTERVAL)
+        if loud:
+            log.info("webhook event about a number no account knows (logged once an hour per number)", extra=extra)
+        else:
+            log.debug("webhook event", extra=extra)
 
     def _log_rejection(self, provider: str, reason: str) -> None:
         """A warning per provider and reason at most once a minute; the rest at debug level."""
@@ -845,11 +1063,13 @@ class WebhookManager:
     so that no event is routed to an account the poller does not know yet.
     """
 
-    def __init__(self, poller, store, *, clock: Callable[[], float] = time.time, loop=None):
+    def __init__(self, poller, store, *, clock: Callable[[], float] = time.time,
+                 timer: Callable[[], float] = time.monotonic, loop=None):
         self._loop = loop  # the event loop the listeners serve on (None: a loop thread of their own)
         self._poller = poller
         self._store = store
         self._clock = clock
+        self._timer = timer
         self._lock = threading.Lock()
         self.metrics = WebhookMetrics(store)
         self.receiver: WebhookReceiver | None = None
@@ -862,7 +1082,7 @@ class WebhookManager:
                 return WebhookPlan(self._commit_off)
             if current is None:
                 receiver = WebhookReceiver(settings, config, self._poller, self._store, self.metrics, clock=self._clock,
-                                           loop=self._loop)
+                                           timer=self._timer, loop=self._loop)
                 listener = receiver.bind()  # may raise OSError: nothing has changed
                 return WebhookPlan(lambda: self._commit_new(receiver, listener), listener)
             listener = None

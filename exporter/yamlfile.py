@@ -17,21 +17,26 @@ importing anything else of the exporter.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-__all__ = ["FileProblem", "MAX_NODES", "YAMLProblem", "load_yaml", "read_text_file"]
+__all__ = ["MAX_NODES", "FileProblem", "YAMLProblem", "load_yaml", "read_text_file"]
 
 #: nodes a document may expand to once every alias is followed
 MAX_NODES = 1_000_000
 
-_KINDS = ((stat.S_ISDIR, os.strerror(errno.EISDIR)), (stat.S_ISFIFO, "not a regular file (a named pipe)"),
-          (stat.S_ISCHR, "not a regular file (a character device)"),
-          (stat.S_ISBLK, "not a regular file (a block device)"), (stat.S_ISSOCK, "not a regular file (a socket)"))
+_KINDS = (
+    (stat.S_ISDIR, os.strerror(errno.EISDIR)),
+    (stat.S_ISFIFO, "not a regular file (a named pipe)"),
+    (stat.S_ISCHR, "not a regular file (a character device)"),
+    (stat.S_ISBLK, "not a regular file (a block device)"),
+    (stat.S_ISSOCK, "not a regular file (a socket)"),
+)
 
 
 class FileProblem(Exception):
@@ -63,16 +68,14 @@ def read_text_file(path: str, max_bytes: int) -> str:
     except OSError as e:
         reason = e.strerror or type(e).__name__
         if e.errno == errno.ENXIO:  # a socket cannot be opened: say what it is
-            try:
+            with contextlib.suppress(OSError):
                 reason = _kind_reason(os.stat(path).st_mode) or reason
-            except OSError:
-                pass
         raise FileProblem("unreadable", reason) from None
     try:
         info = os.fstat(fd)
-        reason = _kind_reason(info.st_mode)
-        if reason:
-            raise FileProblem("unreadable", reason)
+        kind = _kind_reason(info.st_mode)
+        if kind:
+            raise FileProblem("unreadable", kind)
         if info.st_size > max_bytes:
             raise FileProblem("too_large", f"too large (more than {max_bytes} bytes)")
         chunks, total = [], 0
@@ -115,7 +118,13 @@ def _show_key(key: Any) -> str:
     return type(key).__name__
 
 
-class _Checks:
+if TYPE_CHECKING:  # the loader the mixin goes into: SafeLoader or its libyaml twin, same interface
+    _SafeLoaderBase = yaml.SafeLoader
+else:
+    _SafeLoaderBase = object
+
+
+class _Checks(_SafeLoaderBase):
     """Refuse duplicate keys, and aliases that expand too far (mixed into a PyYAML safe loader)."""
 
     def get_single_node(self) -> yaml.Node | None:
@@ -124,9 +133,9 @@ class _Checks:
             _check_expansion(node)
         return node
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
-            seen: set = set()
+            seen: set[Any] = set()
             for key_node, _value in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
@@ -137,7 +146,8 @@ class _Checks:
                     continue
                 if duplicate:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {_show_key(key)}", key_node.start_mark)
+                        None, None, f"duplicate key {_show_key(key)}", key_node.start_mark
+                    )
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -159,16 +169,23 @@ def _check_expansion(root: yaml.Node) -> None:
         key = id(node)
         if key not in sizes:
             if key in within:
-                raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
-                                                  node.start_mark)
+                raise yaml.composer.ComposerError(
+                    None, None, "an alias refers to a node that contains it", node.start_mark
+                )
             within.add(key)
-            children = (node.value if isinstance(node, yaml.SequenceNode) else
-                        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else ())
+            children = (
+                node.value
+                if isinstance(node, yaml.SequenceNode)
+                else [n for pair in node.value for n in pair]
+                if isinstance(node, yaml.MappingNode)
+                else ()
+            )
             sizes[key] = 1 + sum(map(size, children))
             within.discard(key)
             if sizes[key] > MAX_NODES:
                 raise yaml.composer.ComposerError(
-                    None, None, f"the aliases would expand the document past {MAX_NODES} nodes", node.start_mark)
+                    None, None, f"the aliases would expand the document past {MAX_NODES} nodes", node.start_mark
+                )
         return sizes[key]
 
     size(root)
@@ -177,11 +194,11 @@ def _check_expansion(root: yaml.Node) -> None:
 def load_yaml(text: str, name: str) -> Any:
     """Parse one YAML document; raises :class:`YAMLProblem` naming *name* (and the line and column)."""
     try:
-        return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a safe loader
-    except Exception:  # noqa: BLE001 - parsed again below, for the same message with or without libyaml
+        return yaml.load(text, Loader=_FastLoader)  # a safe loader
+    except Exception:  # parsed again below, for the same message with or without libyaml
         pass
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
         # Not str(e): that quotes the offending line, which could hold a secret.
         mark = e.problem_mark or e.context_mark

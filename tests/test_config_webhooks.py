@@ -152,3 +152,55 @@ def test_check_config_ok_describes_webhooks_without_secrets(tmp_path):
     assert "webhooks OK: listening on :10068 for meta, nxcloud, kaleyra, debounce 5s" in result.stdout
     for secret in SECRET_VALUES:
         assert secret not in result.stdout + result.stderr
+
+
+# -- the bounds of issue 14: replay window, minimum refresh interval, Meta's hourly budget ----------------------
+
+def test_bounds_defaults():
+    w = parse(FULL).webhooks
+    assert (w.replay_window, w.min_refresh_interval, w.meta_refreshes_per_hour) == (600.0, 30.0, 20)
+
+
+def test_bounds_set():
+    w = parse(section("  listen_address: ':1'\n  nxcloud: {}\n  replay_window: 1h\n  min_refresh_interval: 0s\n"
+                      "  meta_refreshes_per_hour: 100\n")).webhooks
+    assert (w.replay_window, w.min_refresh_interval, w.meta_refreshes_per_hour) == (3600.0, 0.0, 100)
+    assert isinstance(w.meta_refreshes_per_hour, int)
+    assert "replay window 1h" in w.describe() and "100 per hour for Meta accounts" in w.describe()
+
+
+BOUNDS_CASES = [
+    ("replay_window zero", "replay_window: 0", "webhooks.replay_window: must be between 1s and 24h, got 0s"),
+    ("replay_window too long", "replay_window: 2d", "webhooks.replay_window: invalid duration"),
+    ("replay_window not a duration", "replay_window: [1]", "webhooks.replay_window: must be a duration"),
+    ("min_refresh_interval too long", "min_refresh_interval: 2h",
+     "webhooks.min_refresh_interval: must be between 0s and 1h, got 2h"),
+    ("min_refresh_interval negative", "min_refresh_interval: -5", "webhooks.min_refresh_interval: must be between"),
+    ("meta_refreshes_per_hour zero", "meta_refreshes_per_hour: 0",
+     "webhooks.meta_refreshes_per_hour: must be a whole number from 1 to 5000, got 0"),
+    ("meta_refreshes_per_hour fraction", "meta_refreshes_per_hour: 2.5",
+     "webhooks.meta_refreshes_per_hour: must be a whole number"),
+    ("meta_refreshes_per_hour text", "meta_refreshes_per_hour: many",
+     "webhooks.meta_refreshes_per_hour: must be a number"),
+]
+
+
+@pytest.mark.parametrize("name,line,message", BOUNDS_CASES, ids=[c[0] for c in BOUNDS_CASES])
+def test_bounds_errors_name_the_key(name, line, message):
+    with pytest.raises(ConfigError) as info:
+        parse(section(f"  listen_address: ':1'\n  nxcloud: {{}}\n  {line}\n"))
+    got = str(info.value)
+    assert "\n" not in got and got.startswith(message), got
+
+
+def test_bad_bounds_exit_2_one_line_per_problem(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(section("  listen_address: ':1'\n  nxcloud: {}\n  replay_window: 0\n  min_refresh_interval: 2h\n"
+                            "  meta_refreshes_per_hour: 0\n"))
+    result = subprocess.run([*CMD, "--check-config", "--config.file", str(path)], capture_output=True, text=True,
+                            timeout=30, env={**os.environ, **ENV})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3, result.stderr
+    for key, line in zip(("replay_window", "min_refresh_interval", "meta_refreshes_per_hour"), lines):
+        assert line.startswith(f"error: webhooks.{key}: "), result.stderr

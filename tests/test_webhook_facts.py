@@ -53,9 +53,10 @@ class Exporter:
             self.poller.start()
         plan.commit()
 
-    def post(self, field: str, value: dict, waba: str = WABA) -> httpx.Response:
+    def post(self, field: str, value: dict, waba: str = WABA, at: int | None = None) -> httpx.Response:
+        at = int(time.time()) if at is None else at
         body = json.dumps({"object": "whatsapp_business_account",
-                           "entry": [{"id": waba, "time": int(time.time()), "changes": [{"field": field, "value": value}]}]
+                           "entry": [{"id": waba, "time": at, "changes": [{"field": field, "value": value}]}]
                            }).encode()
         response = httpx.post(self.webhooks.receiver.url + "/webhooks/meta", content=body, timeout=10,
                               headers={"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body)})
@@ -94,8 +95,11 @@ def test_a_restart_in_the_middle_of_a_restriction_keeps_it(tmp_path, exporters):
     first.post("account_update", restriction(until))
     first.post("account_update", {"event": "DISABLED_UPDATE",
                                   "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE", "waba_ban_date": "April 17, 2027"}})
-    first.post("account_update", {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}})
-    first.post("account_update", {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}})
+    # two violations: two deliveries (the same signed bytes twice would be a replay, counted once)
+    first.post("account_update", {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}},
+               at=int(time.time()))
+    first.post("account_update", {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}},
+               at=int(time.time()) + 1)
     s = first.samples()
     assert value(s, "whatsapp_waba_restriction_info", waba_id=WABA, restriction_type=BIZ) == 1
     first.stop()

@@ -51,10 +51,12 @@ webhooks:
 # --------------------------------------------------------------------------
 
 
-def meta_body(waba_id="1001", field="phone_number_quality_update", phone="8613800000001", event="DOWNGRADE") -> bytes:
+def meta_body(waba_id="1001", field="phone_number_quality_update", phone="8613800000001", event="DOWNGRADE",
+              at: int = 1748454394) -> bytes:
+    """A Meta delivery; events that differ only in ``at`` are distinct deliveries, not replays."""
     value = {"display_phone_number": phone, "event": event, "current_limit": "TIER_1K"}
     return json.dumps({"object": "whatsapp_business_account",
-                       "entry": [{"id": waba_id, "time": 1748454394, "changes": [{"field": field, "value": value}]}]}
+                       "entry": [{"id": waba_id, "time": at, "changes": [{"field": field, "value": value}]}]}
                       ).encode()
 
 
@@ -421,7 +423,8 @@ webhooks:
         text = manager.metrics.render()
         assert 'provider="meta"' not in text and 'provider="kaleyra"' not in text
         # the refresh counters cover the accounts the NxCloud endpoint can reach
-        assert f'{REFRESHES_FAMILY}{{account="nx-a"}}' in text and 'account="shop"' not in text
+        assert f'{REFRESHES_FAMILY}{{provider="nxcloud",account="nx-a",result="scheduled"}} 1' in text
+        assert 'account="shop"' not in text
     finally:
         manager.stop()
 
@@ -432,7 +435,9 @@ def test_counters_are_valid_prometheus_text_preinitialized_and_published(routing
     for line in (f'{EVENTS_FAMILY}{{provider="meta",event="phone_number_quality_update",result="accepted"}} 0',
                  f'{EVENTS_FAMILY}{{provider="kaleyra",event="FLAGGED",result="debounced"}} 0',
                  f'{REJECTED_FAMILY}{{provider="nxcloud",reason="expired"}} 0',
-                 f'{REFRESHES_FAMILY}{{account="kal2"}} 0'):
+                 f'{EVENTS_FAMILY}{{provider="meta",event="unknown",result="replayed"}} 0',
+                 f'{REFRESHES_FAMILY}{{provider="kaleyra",account="kal2",result="scheduled"}} 0',
+                 f'{REFRESHES_FAMILY}{{provider="kaleyra",account="kal2",result="coalesced"}} 0'):
         assert line in text
     post_meta(url, meta_body())
     # published to the store's exposition (by the publisher thread: wait for it)
@@ -440,7 +445,7 @@ def test_counters_are_valid_prometheus_text_preinitialized_and_published(routing
     try:
         def published():
             s = samples(scrape(server.url).text)
-            return value(s, REFRESHES_FAMILY, account="shop") == 1 and value(
+            return value(s, REFRESHES_FAMILY, account="shop", result="scheduled") == 1 and value(
                 s, EVENTS_FAMILY, provider="meta", event="phone_number_quality_update", result="accepted") == 1
         wait_for(published, "the counters on /metrics")
         exposition = scrape(server.url).content
@@ -590,7 +595,8 @@ def test_kaleyra_event_polls_the_kaleyra_account(live):
 def test_a_burst_of_events_leaves_one_pending_refresh(live):
     calls_before = len(live["cams"].calls("QueryChatappPhoneNumbers"))
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: post_meta(live["url"], meta_body()).status_code, range(20)))
+        statuses = list(pool.map(lambda i: post_meta(live["url"], meta_body(at=1748454394 + i)).status_code,
+                                 range(20)))
     assert statuses == [200] * 20
     metrics = live["manager"].metrics
     labels = dict(provider="meta", event="phone_number_quality_update")
@@ -660,7 +666,7 @@ webhooks:
 
             def counted():
                 s = samples(httpx.get(metrics_url + "/metrics").text)
-                return value(s, REFRESHES_FAMILY, account="shop") == 1 and \
+                return value(s, REFRESHES_FAMILY, account="shop", result="scheduled") == 1 and \
                     value(s, EVENTS_FAMILY, provider="kaleyra", event="FLAGGED", result="unmatched") == 1
 
             wait_for(counted, "the webhook counters on /metrics")

@@ -10,16 +10,18 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from exporter import yamlfile
 
 #: the error type of this package's messages (pydantic's own become "invalid value (...)")
 ERROR_TYPE = "config"
 CONFIG_FILE_MAX_BYTES = 4 * 1024 * 1024
+
+T = TypeVar("T")
 
 
 class Problem(NamedTuple):
@@ -41,7 +43,7 @@ class ConfigError(Exception):
         super().__init__(*self.problems)
         self.path, self.message = self.problems[0]
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str | Problem, ...]]:
         return type(self), (*self.problems[0], *self.problems[1:])
 
     def __str__(self) -> str:
@@ -53,8 +55,15 @@ class ConfigError(Exception):
 
 # -- wording -----------------------------------------------------------------
 
-_TYPE_NAMES = ((type(None), "null"), (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-               (list, "list"), (dict, "mapping"))
+_TYPE_NAMES = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "list"),
+    (dict, "mapping"),
+)
 
 
 def typename(value: Any) -> str:
@@ -95,28 +104,51 @@ def did_you_mean(word: str, options: Iterable[str], otherwise: str = "") -> str:
 
 # -- pydantic's errors --------------------------------------------------------
 
+
 def bad(message: str) -> NoReturn:
     """Fail the value being validated with *message* (final and one line)."""
     raise PydanticCustomError(ERROR_TYPE, message)
 
 
-def custom(loc: tuple, message: str) -> dict:
+#: where an error is: keys and indexes from the model being validated
+Loc = tuple[int | str, ...]
+
+
+def custom(loc: Loc, message: str) -> ErrorDetails:
     """An error entry at *loc* (relative to the model being validated)."""
     return {"type": ERROR_TYPE, "loc": loc, "msg": message, "input": None}
 
 
-def raise_all(errors: Sequence[dict]) -> None:
+def raise_all(errors: Sequence[ErrorDetails]) -> None:
     """Raise error entries (ours or ``ValidationError.errors()``) together, without their inputs (secrets)."""
     if errors:
-        raise ValidationError.from_exception_data("config", [InitErrorDetails(
-            type=PydanticCustomError(ERROR_TYPE, e["msg"]) if e["type"] == ERROR_TYPE else e["type"],
-            loc=tuple(e["loc"]), input=None, ctx=e.get("ctx") or {}) for e in errors], hide_input=True)
+        raise ValidationError.from_exception_data(
+            "config",
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError(ERROR_TYPE, e["msg"]) if e["type"] == ERROR_TYPE else e["type"],
+                    loc=tuple(e["loc"]),
+                    input=None,
+                    ctx=e.get("ctx") or {},
+                )
+                for e in errors
+            ],
+            hide_input=True,
+        )
 
 
-def each(items: Iterable[tuple[Any, Any]], check: Callable[[Any, Any], Any],
-         at: Callable[[Any], tuple] = lambda key: (key,)) -> list:
+def fail(loc: Loc, message: str) -> NoReturn:
+    """Raise one error entry at *loc* (relative to the model being validated)."""
+    raise_all([custom(loc, message)])
+    raise AssertionError("raise_all raised")  # for the type checker: raise_all raises when given errors
+
+
+def each(
+    items: Iterable[tuple[Any, Any]], check: Callable[[Any, Any], T], at: Callable[[Any], Loc] = lambda key: (key,)
+) -> list[T]:
     """``check(key, value)`` for every item, every failure reported at once at ``at(key)``."""
-    out, errors = [], []
+    out: list[T] = []
+    errors: list[ErrorDetails] = []
     for key, value in items:
         try:
             out.append(check(key, value))
@@ -126,7 +158,7 @@ def each(items: Iterable[tuple[Any, Any]], check: Callable[[Any, Any], Any],
     return out
 
 
-def _path(loc: tuple, root: str) -> str:
+def _path(loc: Loc, root: str) -> str:
     """``a.b[0]`` for plain keys and indexes, ``a['odd key']`` for others; *root* for the top."""
     path = ""
     for key in loc:
@@ -140,6 +172,7 @@ def _path(loc: tuple, root: str) -> str:
 
 
 # -- a document ----------------------------------------------------------------
+
 
 def read_file(path: str, what: str, error: type[ConfigError] = ConfigError) -> str:
     """The text of the regular file *path*, at most 4 MiB (*what* names it in messages)."""
@@ -158,13 +191,16 @@ def load_yaml(text: str, root: str, error: type[ConfigError] = ConfigError) -> A
     raise error(problem.where, problem.message)
 
 
-def validate(model: type[BaseModel], doc: Any, root: str, context: Any = None,
-             error: type[ConfigError] = ConfigError) -> Any:
+def validate(
+    model: type[BaseModel], doc: Any, root: str, context: Any = None, error: type[ConfigError] = ConfigError
+) -> Any:
     """*doc* validated by *model*, or *error* with one problem per error entry."""
     try:
         return model.model_validate(doc, context=context)
     except ValidationError as e:
-        problems = [(_path(x["loc"], root), x["msg"] if x["type"] == ERROR_TYPE else f"invalid value ({x['msg']})")
-                    for x in e.errors(include_url=False)]
+        problems = [
+            (_path(x["loc"], root), x["msg"] if x["type"] == ERROR_TYPE else f"invalid value ({x['msg']})")
+            for x in e.errors(include_url=False)
+        ]
     # raised outside the except block: pydantic's error (and the values in it) stays behind
     raise error(*problems[0], *problems[1:])

@@ -21,6 +21,7 @@ class Labels(Mapping[str, Any]):
     """An immutable, hashable mapping sorted by key (static labels, per-action limits, unit parameters)."""
 
     __slots__ = ("_data",)
+    _data: dict[str, Any]
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(sorted((data or {}).items())))
@@ -113,6 +114,12 @@ class WebhooksConfig:
 
     listen_address: str
     debounce: float = 2.0
+    #: a signed event seen again within this many seconds (same provider, body and signature) is a replay
+    replay_window: float = 600.0
+    #: at most one webhook refresh of an account per this many seconds; later events join the next one
+    min_refresh_interval: float = 30.0
+    #: webhook refreshes of a Meta account per hour (within Graph's 200 calls/hour per app per WABA)
+    meta_refreshes_per_hour: int = 20
     meta_app_secret: str | None = None
     meta_verify_token: str | None = None
     kaleyra_token: str | None = None
@@ -121,17 +128,31 @@ class WebhooksConfig:
     @property
     def providers(self) -> tuple[str, ...]:
         """The providers whose endpoint is enabled, in a fixed order."""
-        return tuple(p for p, on in (("meta", self.meta_app_secret is not None),
-                                     ("nxcloud", self.nxcloud),
-                                     ("kaleyra", self.kaleyra_token is not None)) if on)
+        return tuple(
+            p
+            for p, on in (
+                ("meta", self.meta_app_secret is not None),
+                ("nxcloud", self.nxcloud),
+                ("kaleyra", self.kaleyra_token is not None),
+            )
+            if on
+        )
 
     def describe(self) -> str:
-        return (f"listening on {self.listen_address} for {', '.join(self.providers)}, "
-                f"debounce {fmt_seconds(self.debounce)}")
+        return (
+            f"listening on {self.listen_address} for {', '.join(self.providers)}, "
+            f"debounce {fmt_seconds(self.debounce)}, replay window {fmt_seconds(self.replay_window)}, "
+            f"at most one refresh per account every {fmt_seconds(self.min_refresh_interval)}, "
+            f"{self.meta_refreshes_per_hour} per hour for Meta accounts"
+        )
 
     def __repr__(self) -> str:
-        return (f"WebhooksConfig(listen_address={self.listen_address!r}, debounce={self.debounce!r}, "
-                f"providers={self.providers!r}, secrets=<redacted>)")
+        return (
+            f"WebhooksConfig(listen_address={self.listen_address!r}, debounce={self.debounce!r}, "
+            f"replay_window={self.replay_window!r}, min_refresh_interval={self.min_refresh_interval!r}, "
+            f"meta_refreshes_per_hour={self.meta_refreshes_per_hour!r}, providers={self.providers!r}, "
+            "secrets=<redacted>)"
+        )
 
 
 @dataclass(frozen=True)
