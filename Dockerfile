@@ -9,7 +9,7 @@
 # dependencies, into a virtual environment; the second copies only that
 # environment onto a fresh slim Python. No secret is used or stored at build
 # time: credentials reach the container at run time, as environment variables
-# or mounted files (see the README). tests/test_container.py lints this file
+# or mounted files (see the README). tests/e2e/test_container.py lints this file
 # with hadolint and runs the same build steps outside a container.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm

@@ -21,8 +21,14 @@ import tracemalloc
 from exporter import model
 from exporter.config import parse_config
 from exporter.store import AccountSnapshot, Store
-from exporter.webhooks import (REPLAY_CACHE_SIZE, UNKNOWN_LOG_SIZE, ExpiringSet, WebhookMetrics, WebhookReceiver,
-                               replay_key)
+from exporter.webhooks import (
+    REPLAY_CACHE_SIZE,
+    UNKNOWN_LOG_SIZE,
+    ExpiringSet,
+    WebhookMetrics,
+    WebhookReceiver,
+    replay_key,
+)
 
 SECRET = "bench-meta-app-secret-0123456789"
 CONFIG = """
@@ -75,11 +81,17 @@ class Poller:
 
 def store() -> Store:
     """The CAMS account's current data: one number of WABA 1001 (how Meta events reach a CAMS account)."""
-    tracked = model.TrackedNumber(model.PhoneNumber(phone_number="+8613800000001", waba_id="1001"),
-                                  model.ChangeTimes.first_seen(0.0))
+    tracked = model.TrackedNumber(
+        model.PhoneNumber(phone_number="+8613800000001", waba_id="1001"), model.ChangeTimes.first_seen(0.0)
+    )
     out = Store()
-    out.update_many([AccountSnapshot(name="cams", provider="alibaba_cams", poll_interval=60.0, qps=1.0,
-                                     numbers={"+8613800000001": tracked})])
+    out.update_many(
+        [
+            AccountSnapshot(
+                name="cams", provider="alibaba_cams", poll_interval=60.0, qps=1.0, numbers={"+8613800000001": tracked}
+            )
+        ]
+    )
     return out
 
 
@@ -92,8 +104,18 @@ def stream(seconds: int, interval: str, per_hour: int) -> dict[str, int]:
     for i in range(seconds):
         clock.t = float(i)
         for waba in ("1001", "2002"):
-            body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": waba, "time": i, "changes": [
-                {"field": "account_update", "value": {"event": "ACCOUNT_UPDATE"}}]}]}).encode()
+            body = json.dumps(
+                {
+                    "object": "whatsapp_business_account",
+                    "entry": [
+                        {
+                            "id": waba,
+                            "time": i,
+                            "changes": [{"field": "account_update", "value": {"event": "ACCOUNT_UPDATE"}}],
+                        }
+                    ],
+                }
+            ).encode()
             sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
             assert receiver.handle_meta({"x-hub-signature-256": [sig]}, body).status == 200
     return poller.runs
@@ -115,8 +137,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=3600, help="length of the event stream (one event a second)")
     args = ap.parse_args()
-    rows = [("before (min_refresh_interval 0s, budget 5000/h)", stream(args.seconds, "0s", 5000)),
-            ("defaults (30s, 20/h for Meta)", stream(args.seconds, "30s", 20))]
+    rows = [
+        ("before (min_refresh_interval 0s, budget 5000/h)", stream(args.seconds, "0s", 5000)),
+        ("defaults (30s, 20/h for Meta)", stream(args.seconds, "30s", 20)),
+    ]
     print(f"one Meta event a second for {args.seconds} s, per account:")
     print("| setting | refreshes of the CAMS account | refreshes of the Meta account |")
     print("|---|---|---|")
@@ -125,9 +149,14 @@ def main() -> None:
     replay = cache_bytes(REPLAY_CACHE_SIZE, lambda i: replay_key("meta", "ab" * 32, str(i).encode()))
     unknown = cache_bytes(UNKNOWN_LOG_SIZE, lambda i: ("meta", f"4477009{i:05d}"))
     print()
-    print(f"replay cache full ({REPLAY_CACHE_SIZE} entries): {replay / 1e6:.1f} MB, {replay / REPLAY_CACHE_SIZE:.0f} B each")
-    print(f"unknown-number log full ({UNKNOWN_LOG_SIZE} entries): {unknown / 1e6:.1f} MB, "
-          f"{unknown / UNKNOWN_LOG_SIZE:.0f} B each")
+    print(
+        f"replay cache full ({REPLAY_CACHE_SIZE} entries): {replay / 1e6:.1f} MB, "
+        f"{replay / REPLAY_CACHE_SIZE:.0f} B each"
+    )
+    print(
+        f"unknown-number log full ({UNKNOWN_LOG_SIZE} entries): {unknown / 1e6:.1f} MB, "
+        f"{unknown / UNKNOWN_LOG_SIZE:.0f} B each"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 
 config.schema.json is itself generated from the configuration's pydantic models
 (`python -m exporter --config.schema > config.schema.json`), so the page always
-says what the exporter accepts. tests/test_docs.py runs --check.
+says what the exporter accepts. tests/unit/test_docs.py runs --check.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's Chromium for the status board's browser test
-# (tests/test_statusboard.py), unless a chromium is already on the PATH.
+# (tests/e2e/test_statusboard.py), unless a chromium is already on the PATH.
 # Debian's package, not a browser download: `apt-get update` once, then
 # `apt-get install -y --no-install-recommends chromium`.
 set -euo pipefail

@@ -7,7 +7,7 @@
 # until every account's first poll is published (/-/ready) and then until the
 # demo's first state change after that shows in /metrics, then takes the
 # status board with Debian's headless Chromium (scripts/install-browser.sh),
-# with the flags tests/test_statusboard.py uses, at 1400x1000 (the size the
+# with the flags tests/e2e/test_statusboard.py uses, at 1400x1000 (the size the
 # tests expect). Set WAIT_SECONDS to give the demo longer (default 180).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs (Python packages into .venv, the
-# real promtool/prometheus/alertmanager into .tools) and runs the whole suite.
+# real promtool/prometheus/alertmanager into .tools) and runs the whole suite:
+# every tier (tests/unit, tests/integration, tests/e2e; docs/testing.md has the per-tier commands).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv

@@ -1,16 +1,28 @@
-"""Shared helpers for the integration tests: configs for the emulator, scraping, parsing."""
+"""Helpers shared by every tier: configs for the emulator, scraping, parsing, waiting, raw sockets."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
+from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from emulators.scenario import Fault, loads_scenario
 from exporter.config import parse_config
+from exporter.poller import Poller
+from exporter.store import Store
+from tests.tools import ROOT
 
 SECRETS = {"SK_ONE": "sk-one-SECRET-VALUE", "SK_TWO": "sk-two-SECRET-VALUE"}
 
@@ -46,6 +58,32 @@ accounts:
 
 def make_config(endpoint: str, **kw):
     return parse_config(config_yaml(endpoint, **kw), env=SECRETS)
+
+
+def cams_config(endpoint: str, name: str, access_key_id: str, secret: str, spaces, **keys):
+    """One Alibaba CAMS account, parsed: ``spaces`` are its cust_space_ids, ``keys`` more account keys
+    (``timeout="0.3s"``, ``max_numbers=7``); the secret comes from the environment as a real config's does."""
+    extra = "".join(f"    {key}: {value}\n" for key, value in keys.items())
+    return parse_config(f"""
+accounts:
+  - name: {name}
+    provider: alibaba_cams
+    endpoint: {endpoint}
+    credentials: {{access_key_id: {access_key_id}, access_key_secret: "${{CAMS_SECRET}}"}}
+{extra}    spaces: [{", ".join(f"{{cust_space_id: {space}}}" for space in spaces)}]
+""", env={"CAMS_SECRET": secret})
+
+
+def poll_once(config, *accounts: str):
+    """A Poller on ``config`` polls each of ``accounts`` once, in this thread, and is stopped; returns its Store."""
+    store = Store()
+    poller = Poller(config, store)
+    try:
+        for name in accounts:
+            poller.poll_account(name)
+    finally:
+        poller.stop()
+    return store
 
 
 def scrape(url: str, path: str = "/metrics", gzip: bool = False) -> httpx.Response:
@@ -88,6 +126,55 @@ class FakeClock:
         return self.t
 
 
+def emulator_fixture(name: str, emulator_class, scenario_yaml: str):
+    """A fixture ``name``: the emulator serving ``scenario_yaml`` on a real socket for one test."""
+
+    @pytest.fixture(name=name)
+    def serving():
+        with emulator_class(loads_scenario(scenario_yaml)) as emulator:
+            yield emulator
+
+    return serving
+
+
+def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float):
+    """One emulator's ``clock`` (a FakeClock at ``t0``) and ``emu`` (the emulator on that clock, serving on a real
+    socket) fixtures; a test module takes them with ``clock, emu = emulator_fixtures(...)``."""
+
+    @pytest.fixture
+    def clock():
+        return FakeClock(t0)
+
+    @pytest.fixture
+    def emu(clock):
+        with emulator_class(loads_scenario(scenario_yaml), clock=clock) as emulator:
+            yield emulator
+
+    return clock, emu
+
+
+def check_transport_faults(emu, call, ok):
+    """The delay, malformed, html and reset faults, each injected once into ``emu`` and seen through ``call()`` (one
+    request, answering a :class:`Resp`); ``ok(resp)`` says an answer is good. Returns the html fault's page."""
+    emu.inject(Fault(kind="delay", seconds=0.05, count=1))
+    assert ok(call())
+    assert emu.requests[-1].fault == "delay"
+    emu.inject(Fault(kind="malformed", count=1))
+    bad = call()
+    assert bad.status == 200
+    with pytest.raises(ValueError):
+        json.loads(bad.body)
+    emu.inject(Fault(kind="html", count=1))
+    page = call()
+    assert page.status == 502 and page.headers["Content-Type"].startswith("text/html")
+    emu.inject(Fault(kind="reset", count=1))
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        call()
+    assert emu.requests[-1].code == "fault:reset" and emu.requests[-1].http_status == 0
+    assert ok(call())  # still serving
+    return page
+
+
 class Resp:
     """A raw HTTP answer from an emulator; each provider's tests add their own accessors."""
 
@@ -102,15 +189,115 @@ class Resp:
         return f"Resp({self.status}, {self.body[:300]!r})"
 
 
-def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05):
+def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05, *,
+             ignore: tuple[type[BaseException], ...] = (), diagnostics=None):
     """Wait for a condition and return its truthy value; fail with ``what`` after ``timeout`` seconds.
 
-    Bounded, and never asserts on how long it took (speed is for benchmarks).
+    ``ignore``: exceptions that mean "not yet" (a server not listening yet: ``httpx.TransportError``, ``OSError``);
+    ``diagnostics``: a callable whose text is added to the failure (a process's log). Bounded, and never asserts
+    on how long it took (speed is for benchmarks).
     """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
+    last_error = None
+    while True:
+        try:
+            got = predicate()
+            if got:
+                return got
+        except ignore as err:
+            last_error = err
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}"
+                        + (f" (last error: {last_error!r})" if last_error else "")
+                        + ("\n" + diagnostics() if diagnostics else ""), pytrace=False)
         time.sleep(interval)
-    pytest.fail(f"timed out waiting for {what}")
+
+
+def wait_ready(url: str, what: str = "readiness", timeout: float = 60.0, *, client=None, process=None, **kw):
+    """Wait until ``url`` + ``/-/ready`` answers 200 (connection errors mean "not up yet"); fail at once if
+    ``process`` (a Popen) exited meanwhile."""
+    get = (client or httpx).get
+
+    def ready():
+        if process is not None and process.poll() is not None:
+            output = process.communicate(timeout=10)[1] if process.stderr else ""
+            pytest.fail(f"the process exited ({process.returncode}) before {what}\n{output or ''}", pytrace=False)
+        return get(url + "/-/ready", timeout=2, **kw).status_code == 200
+
+    return wait_for(ready, what, timeout, 0.1, ignore=(httpx.TransportError,))
+
+
+def http_exchange(port: int, method: str, target: str, body: bytes | None = None, headers: dict | None = None, *,
+                  timeout: float = 5.0, answer=Resp):
+    """One HTTP request to 127.0.0.1:``port`` with http.client, headers exactly as given; the answer as ``answer``
+    (a :class:`Resp` or a provider's subclass of it)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return answer(r.status, r.headers, r.read())
+    finally:
+        conn.close()
+
+
+# -- raw sockets --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (as the kernel hands out)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_until_closed(sock: socket.socket, limit: int = 1 << 20, seconds: float = 5.0) -> bytes:
+    """What the peer sends until it closes or resets the connection, a read times out, ``seconds`` pass, or
+    ``limit`` bytes came."""
+    out = b""
+    deadline = time.monotonic() + seconds
+    while len(out) < limit and time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5, half_close: bool = True) -> bytes:
+    """Send ``data`` as is over a new connection (then half-close it, unless told not to) and return everything
+    answered until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@contextmanager
+def standalone_emulator(*args: str, banner: str = "listening on http://127.0.0.1:"):
+    """``python -m emulators ARGS --listen 127.0.0.1:0`` run as a user runs it; yields ``run`` with ``run.port``.
+
+    On leaving it is terminated and must exit 0; what it logged (its stderr) is then in ``run.log``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "emulators", *args, "--listen", "127.0.0.1:0"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = SimpleNamespace(port=None, log="")
+    try:
+        line = proc.stdout.readline()
+        assert banner in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        run.port = urlsplit(line.split()[-1]).port
+        yield run
+    finally:
+        proc.terminate()
+        try:
+            run.log = proc.communicate(timeout=10)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            run.log = proc.communicate()[1]
+    assert proc.returncode == 0, run.log

@@ -2,7 +2,7 @@
 
 No I/O here: each function takes the decoded body and returns model objects or
 raises :class:`ProviderError`.  They are tested on the documented example
-payloads (tests/test_cams_parse.py).
+payloads (tests/unit/test_cams_parse.py).
 """
 
 from __future__ import annotations

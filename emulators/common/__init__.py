@@ -1,0 +1,91 @@
+"""Machinery shared by the provider emulators (CAMS, NxCloud, Kaleyra).
+
+Every emulator is a :class:`ProviderEmulator` subclass.  The base class owns
+everything that does not depend on a provider's wire format:
+
+* an aiohttp HTTP/1.1 server on loopback, on an event loop in a thread of its
+  own, with a clean start/stop lifecycle (``start()``, ``stop()``, ``url``,
+  ``port``, ``running``, context manager);
+* robust request reading: chunked bodies, bad or oversized ``Content-Length``
+  and garbage request lines (aiohttp's parser; answered with the provider's
+  error envelope), and a catch-all so a bug in a provider handler becomes an
+  error answer instead of a dead server;
+* an injectable wall clock plus *scenario time* (``scenario_time()``, ``advance()``);
+* a thread-safe request log (:class:`RequestRecord`, ``requests``, ``calls()``,
+  ``per_second_counts()``, ``max_requests_in_any_second()``, ``write_action_calls()``);
+* per-second request counting against limits (:meth:`ProviderEmulator._admit`);
+* fault selection and injection (``inject()``, ``clear_faults()``, ``count`` /
+  ``from`` / ``until`` / ``probability`` / selectors), including ``delay``,
+  ``malformed``, ``html``, ``reset``, ``truncate``, ``oversize`` and ``refuse``;
+  ``error`` faults are turned into the provider's own error answer, and the data
+  faults (``unknown_enum``, ``null_fields``, ``duplicate_numbers``) are applied by
+  each provider to its successful answers through :meth:`ProviderEmulator._corrupt_answer`;
+  ``probability`` draws from a random generator private to the emulator
+  (``seed=`` on the constructor), so runs are reproducible;
+* runtime overrides of numbers and WABAs (``set_number()``, ``set_waba()``,
+  ``clear_overrides()``) on top of the scenario timelines;
+* a state watcher (a thread started and stopped with the emulator) that
+  evaluates every number's and WABA's observable state against scenario time
+  every :attr:`ProviderEmulator.watch_interval` seconds (at once after
+  ``advance()`` or an override) and records each change (``state_changes()``),
+  whether or not a webhook is configured; the emulators that push webhooks
+  (Meta, NxCloud, Kaleyra: ``set_webhook()``) turn the changes into events and
+  send them asynchronously through :class:`~emulators.webhooks.WebhookSender`
+  (``webhooks_sent()``), subject to the ``webhook_bad_signature`` and
+  ``webhook_drop`` faults.
+
+A subclass implements :meth:`ProviderEmulator._process` (authenticate, count,
+apply faults, answer) and the few hooks that shape its error answers.  Like the
+emulators themselves, this module never imports the exporter's client code.
+"""
+
+from __future__ import annotations
+
+from .wire import (
+    MAX_BODY_BYTES,
+    HEALTH_BY_STATUS,
+    HEALTH_BY_REVIEW,
+    HEALTH_RANK,
+    UNKNOWN_ENUM_VALUES,
+    worst_health,
+    country_code_length,
+    display_number,
+    json_bytes,
+    wire_fields,
+    merge_wire_extra as merge_wire_extra,
+)
+from .records import (
+    RequestRecord,
+    ApiError,
+    BodyError,
+    Reply,
+    Request,
+    Context,
+    ActiveFault as ActiveFault,
+)
+from .server import (
+    MAX_REQUEST_LINE as MAX_REQUEST_LINE,
+)
+from .base import (
+    ProviderEmulator,
+)
+
+__all__ = [
+    "ApiError",
+    "BodyError",
+    "Context",
+    "HEALTH_BY_REVIEW",
+    "HEALTH_BY_STATUS",
+    "HEALTH_RANK",
+    "MAX_BODY_BYTES",
+    "ProviderEmulator",
+    "Reply",
+    "Request",
+    "RequestRecord",
+    "UNKNOWN_ENUM_VALUES",
+    "country_code_length",
+    "display_number",
+    "json_bytes",
+    "wire_fields",
+    "worst_health",
+]

@@ -1,0 +1,349 @@
+"""NxCloud and Kaleyra over real sockets, and all three providers in one exporter."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from exporter.config import parse_config
+from emulators.cams import CamsEmulator
+from emulators.kaleyra import KaleyraEmulator
+from emulators.meta import MetaEmulator
+from emulators.nxcloud import NxCloudEmulator
+from emulators.scenario import Fault
+from exporter.poller import Poller
+from exporter.store import Store
+from exporter.web import App, HttpServer
+from tests.conftest import SCENARIO as CAMS_SCENARIO
+from tests.helpers import active_state, samples, scrape, value, emulator_fixture
+from tests.tools import promtool_check_metrics
+
+M = "whatsapp_phone_number_"
+ENV = {"NX": "nx-secret-VALUE", "KAL": "kaleyra-key-VALUE", "SK_ONE": "sk-one-SECRET-VALUE",
+       "META": "EAAmetaTOKENvalue0001"}
+
+NX_SCENARIO = """
+credentials: [{access_key_id: nx-ak, access_key_secret: nx-secret-VALUE, qps: 10}]
+spaces:
+  - space_id: app-shop
+    access_key_id: nx-ak
+    numbers:
+      - phone_number: "6281300000001"
+        verified_name: Shop
+        status: CONNECTED
+        quality_rating: GREEN
+        messaging_limit_tier: TIER_1K
+        code_verification_status: VERIFIED
+        name_status: APPROVED
+        timeline: [{at: 100, set: {quality_rating: RED}}]
+      - {phone_number: "6281300000002", status: CONNECTED, quality_rating: UNKNOW, messaging_limit_tier: null}
+  - space_id: app-travel
+    access_key_id: nx-ak
+    extra: {response_shape: array}
+    numbers:
+      - {phone_number: "5511900000001", status: FLAGGED, quality_rating: YELLOW, messaging_limit_tier: TIER_10K}
+"""
+
+KAL_SCENARIO = """
+credentials: [{access_key_id: HXSID1, access_key_secret: kaleyra-key-VALUE, qps: 10}]
+spaces:
+  - space_id: "1029384756"
+    access_key_id: HXSID1
+    numbers:
+      - phone_number: "919876543210"
+        id: "5550001"
+        verified_name: Kal Shop
+        status: CONNECTED
+        quality_rating: GREEN
+        messaging_limit_tier: TIER_1K
+        whatsapp_business_manager_messaging_limit: TIER_10K
+        code_verification_status: VERIFIED
+        name_status: APPROVED
+        timeline: [{at: 100, set: {status: FLAGGED}}]
+      - {phone_number: "919876543211", status: CONNECTED, quality_rating: YELLOW, messaging_limit_tier: TIER_250}
+"""
+
+META_SCENARIO = """
+credentials: [{access_key_id: "7001", access_key_secret: EAAmetaTOKENvalue0001, qps: null}]
+spaces:
+  - space_id: "1022900001"
+    access_key_id: "7001"
+    extra: {calls_per_hour: 5000}
+    waba: {id: "1022900001", name: Meta Shop, account_review_status: APPROVED, business_id: "5241000001"}
+    numbers:
+      - phone_number: "15550100001"
+        id: "1065400001"
+        verified_name: Meta Shop
+        status: CONNECTED
+        quality_rating: GREEN
+        whatsapp_business_manager_messaging_limit: TIER_10K
+        throughput_level: HIGH
+        timeline:
+          - at: 100
+            set:
+              can_send_message: BLOCKED
+              errors: [{error_code: 141006, error_description: Blocked for the test.}]
+      - {phone_number: "15550100002", id: "1065400002", status: RESTRICTED, quality_rating: YELLOW,
+         messaging_limit_tier: TIER_1K, whatsapp_business_manager_messaging_limit: null}
+"""
+
+
+def nx_account(url, apps="[{appkey: app-shop}, {appkey: app-travel}]", name="nx"):
+    return f"""
+  - name: {name}
+    provider: nxcloud
+    endpoint: {url}
+    credentials: {{access_key: nx-ak, access_secret: "${{NX}}"}}
+    qps: 10
+    apps: {apps}
+"""
+
+
+def kal_account(url, wabas='[{waba_id: "1029384756"}]', name="kal"):
+    return f"""
+  - name: {name}
+    provider: kaleyra
+    endpoint: {url}
+    credentials: {{sid: HXSID1, api_key: "${{KAL}}"}}
+    wabas: {wabas}
+"""
+
+
+def meta_account(url, name="meta"):
+    return f"""
+  - name: {name}
+    provider: meta
+    endpoint: {url}
+    credentials: {{app_id: "7001", access_token: "${{META}}"}}
+    wabas: [{{waba_id: "1022900001"}}]
+"""
+
+
+def cams_account(url):
+    return f"""
+  - name: shop
+    provider: alibaba_cams
+    endpoint: {url}
+    credentials: {{access_key_id: ak-one, access_key_secret: "${{SK_ONE}}"}}
+    spaces: [{{cust_space_id: cams-shop}}, {{cust_space_id: cams-support}}]
+"""
+
+
+nx = emulator_fixture("nx", NxCloudEmulator, NX_SCENARIO)
+kal = emulator_fixture("kal", KaleyraEmulator, KAL_SCENARIO)
+meta = emulator_fixture("meta", MetaEmulator, META_SCENARIO)
+cams = emulator_fixture("cams", CamsEmulator, CAMS_SCENARIO)
+
+
+@pytest.fixture
+def make():
+    made = []
+
+    def build(*accounts):
+        config = parse_config("accounts:\n" + "".join(accounts), env=ENV)
+        store = Store()
+        poller = Poller(config, store)
+        made.append(poller)
+        return poller, store
+
+    yield build
+    for poller in made:
+        poller.stop()
+
+
+def current(store):
+    return samples(store.exposition.body.decode())
+
+
+def test_nxcloud_both_shapes_and_transitions(nx, make):
+    poller, store = make(nx_account(nx.url))
+    poller.poll_account("nx")
+    s = current(store)
+    shop = dict(provider="nxcloud", account="nx", phone_number="+6281300000001")
+    assert active_state(s, M + "quality_rating", "quality_rating", **shop) == "GREEN"
+    assert active_state(s, M + "messaging_limit_tier", "tier", **shop) == "TIER_1K"
+    assert value(s, M + "info", **shop, verified_name="Shop", space_id="app-shop") == 1
+    assert active_state(s, M + "quality_rating", "quality_rating", phone_number="+6281300000002") == "UNKNOWN"
+    assert value(s, M + "messaging_limit", phone_number="+6281300000002") is None  # current_limit ""
+    travel = dict(phone_number="+5511900000001", space_id="app-travel")
+    assert active_state(s, M + "status", "status", phone_number="+5511900000001") == "FLAGGED"
+    assert value(s, M + "info", **travel) == 1
+    assert value(s, "whatsapp_exporter_api_requests_total", account="nx", action="getPhone") == 2
+    assert value(s, "whatsapp_exporter_poll_success", account="nx") == 1
+
+    nx.advance(150)
+    poller.poll_account("nx")
+    assert active_state(current(store), M + "quality_rating", "quality_rating", **shop) == "RED"
+    assert not nx.write_action_calls()
+
+
+def test_nxcloud_unbound_configured_number_is_reported_and_others_kept(nx, make):
+    apps = '[{appkey: app-shop, business_phones: ["6281300000001", "6281300000002", "6281399999999"]}]'
+    poller, store = make(nx_account(nx.url, apps))
+    poller.poll_account("nx")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+6281399999999") == 0
+    assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+6281300000001") == 1
+    assert active_state(s, M + "status", "status", phone_number="+6281300000001") == "CONNECTED"
+    assert active_state(s, M + "status", "status", phone_number="+6281300000002") == "CONNECTED"
+    assert value(s, "whatsapp_exporter_poll_success", account="nx") == 0
+    assert value(s, "whatsapp_exporter_api_request_errors_total", action="getPhone", reason="request") >= 1
+
+
+def test_nxcloud_clock_skew_is_logged_as_a_clock_problem(nx, make, caplog):
+    poller, store = make(nx_account(nx.url))
+    poller._runtimes["nx"].client._clock = lambda: time.time() - 300
+    with caplog.at_level(logging.WARNING):
+        poller.poll_account("nx")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_api_request_errors_total", action="getPhone", reason="auth") == 2
+    messages = [r.error for r in caplog.records if getattr(r, "code", "") == "1004" and hasattr(r, "error")]
+    assert messages and "clock problem" in messages[0] and "behind" in messages[0]
+
+
+@pytest.mark.parametrize("code,reason", [(1003, "auth"), (1005, "permission"), (9001, "upstream"), (9099, "upstream")])
+def test_nxcloud_result_codes_counted(nx, make, code, reason):
+    nx.inject(Fault(kind="error", code=code))
+    poller, store = make(nx_account(nx.url, "[{appkey: app-shop}]"))
+    poller._runtimes["nx"].client._max_retries = 0
+    poller.poll_account("nx")
+    assert value(current(store), "whatsapp_exporter_api_request_errors_total", action="getPhone", reason=reason) == 1
+
+
+def test_nxcloud_wrong_secret_is_auth(nx, make):
+    poller, store = make(nx_account(nx.url, "[{appkey: app-shop}]"))
+    poller._runtimes["nx"].client._secret = "wrong"
+    poller.poll_account("nx")
+    assert value(current(store), "whatsapp_exporter_api_request_errors_total", action="getPhone", reason="auth") == 1
+
+
+def test_kaleyra_discovery_details_and_transitions(kal, make):
+    poller, store = make(kal_account(kal.url))
+    poller.poll_account("kal")
+    s = current(store)
+    one = dict(provider="kaleyra", account="kal", phone_number="+919876543210")
+    assert active_state(s, M + "status", "status", **one) == "CONNECTED"
+    assert active_state(s, M + "messaging_limit_tier", "tier", **one) == "TIER_10K"  # the portfolio limit wins
+    assert value(s, M + "info", **one, phone_number_id="5550001", waba_id="1029384756", verified_name="Kal Shop") == 1
+    assert active_state(s, M + "quality_rating", "quality_rating", phone_number="+919876543211") == "YELLOW"
+    assert value(s, "whatsapp_exporter_api_requests_total", account="kal", action="number") == 1
+    assert value(s, "whatsapp_exporter_api_requests_total", account="kal", action="phone_number_details") == 2
+    kal.advance(150)
+    poller.poll_account("kal")
+    assert active_state(current(store), M + "status", "status", **one) == "FLAGGED"
+    assert not kal.write_action_calls()
+
+
+def test_kaleyra_configured_numbers_one_unknown(kal, make):
+    wabas = '[{waba_id: "1029384756", phone_numbers: ["919876543210", "919800000000"]}]'
+    poller, store = make(kal_account(kal.url, wabas))
+    poller.poll_account("kal")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+919800000000") == 0
+    assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+919876543210") == 1
+    assert value(s, "whatsapp_exporter_api_requests_total", action="number") == 0  # no discovery
+    assert value(s, "whatsapp_exporter_api_request_errors_total", action="phone_number_details", reason="request") == 1
+
+
+def test_kaleyra_wrong_key_is_auth_and_keeps_last_data(kal, make):
+    poller, store = make(kal_account(kal.url))
+    poller.poll_account("kal")
+    poller._runtimes["kal"].client._api_key = "wrong-key"
+    poller.poll_account("kal")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_api_request_errors_total", action="number", reason="auth") == 1
+    assert value(s, "whatsapp_exporter_poll_success", account="kal") == 0
+    assert value(s, "whatsapp_exporter_numbers", account="kal") == 2
+
+
+@pytest.mark.parametrize("fault,reason", [(dict(kind="error", code="WA500"), "upstream"),
+                                          (dict(kind="error", code="WA401", http_status=400), "permission"),
+                                          (dict(kind="malformed"), "parse")])
+def test_kaleyra_errors_counted(kal, make, fault, reason):
+    kal.inject(Fault(**fault))
+    poller, store = make(kal_account(kal.url))
+    poller._runtimes["kal"].client._max_retries = 0
+    poller.poll_account("kal")
+    assert value(current(store), "whatsapp_exporter_api_request_errors_total", action="number", reason=reason) == 1
+
+
+def test_three_providers_in_one_scrape_and_one_failing_leaves_the_others(cams, nx, kal, make):
+    poller, store = make(cams_account(cams.url), nx_account(nx.url), kal_account(kal.url))
+    server = HttpServer(App(store), "127.0.0.1:0").start()
+    try:
+        for name in ("shop", "nx", "kal"):
+            poller.poll_account(name)
+        body = scrape(server.url).content
+        s = samples(body.decode())
+        assert {dict(ls)["provider"] for (n, ls) in s if n == M + "info"} == {"alibaba_cams", "nxcloud", "kaleyra"}
+        check = promtool_check_metrics(body)
+        assert check.returncode == 0 and not check.stdout and not check.stderr, check
+
+        before = {k: v for k, v in s.items() if k[0].startswith(M) and dict(k[1])["provider"] != "nxcloud"}
+        nx.inject(Fault(kind="error", code=9001))
+        poller._runtimes["nx"].client._max_retries = 0
+        for name in ("shop", "nx", "kal"):
+            poller.poll_account(name)
+        after = samples(scrape(server.url).text)
+        assert value(after, "whatsapp_exporter_poll_success", account="nx") == 0
+        assert value(after, "whatsapp_exporter_poll_success", account="shop") == 1
+        assert value(after, "whatsapp_exporter_poll_success", account="kal") == 1
+        for key, v in before.items():
+            if "last_change" not in key[0]:
+                assert after.get(key) == v, key
+        # NxCloud's last good data is still served, visibly stale
+        assert value(after, "whatsapp_exporter_numbers", account="nx") == 3
+    finally:
+        server.stop()
+
+
+def test_meta_list_details_health_and_transitions(meta, make):
+    poller, store = make(meta_account(meta.url))
+    poller.poll_account("meta")
+    s = current(store)
+    one = dict(provider="meta", account="meta", phone_number="+15550100001")
+    assert active_state(s, M + "status", "status", **one) == "CONNECTED"
+    # Since October 2025 the limit is the business portfolio's: once per business, not on the number.
+    assert not [k for k in s if k[0] == M + "messaging_limit_tier" and dict(k[1])["phone_number"] == one["phone_number"]]
+    assert active_state(s, "whatsapp_business_messaging_limit_tier", "tier", account="meta",
+                        business_id="5241000001") == "TIER_10K"
+    assert value(s, "whatsapp_business_messaging_limit", account="meta", business_id="5241000001") == 10_000
+    assert value(s, M + "info", **one, phone_number_id="1065400001", waba_id="1022900001") == 1
+    assert active_state(s, M + "can_send_message", "can_send_message", **one) == "AVAILABLE"
+    assert active_state(s, M + "throughput_level", "throughput_level", **one) == "HIGH"
+    assert active_state(s, M + "status", "status", phone_number="+15550100002") == "RESTRICTED"
+    # the deprecated per-number field, where the portfolio's is absent, stays per number
+    assert active_state(s, M + "messaging_limit_tier", "tier", phone_number="+15550100002") == "TIER_1K"
+    assert value(s, "whatsapp_exporter_api_requests_total", account="meta", action="phone_numbers") == 1
+    assert value(s, "whatsapp_exporter_api_requests_total", account="meta", action="phone_number") == 2
+    assert value(s, "whatsapp_exporter_poll_success", account="meta") == 1
+    meta.advance(150)
+    poller.poll_account("meta")
+    s = current(store)
+    assert active_state(s, M + "can_send_message", "can_send_message", **one) == "BLOCKED"
+    assert not meta.write_action_calls()
+    assert ENV["META"] not in store.exposition.body.decode()
+
+
+def test_meta_wrong_token_is_auth_and_keeps_last_data(meta, make):
+    poller, store = make(meta_account(meta.url))
+    poller.poll_account("meta")
+    poller._runtimes["meta"].client._token = "EAAwrongTOKEN"
+    poller.poll_account("meta")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_api_request_errors_total", action="phone_numbers", reason="auth") == 1
+    assert value(s, "whatsapp_exporter_poll_success", account="meta") == 0
+    assert value(s, "whatsapp_exporter_numbers", account="meta") == 2
+
+
+def test_meta_throttled_is_counted_once_and_not_retried(meta, make):
+    meta.inject(Fault(kind="error", code="80007", count=1, retry_after=300))
+    poller, store = make(meta_account(meta.url))
+    poller.poll_account("meta")
+    s = current(store)
+    assert value(s, "whatsapp_exporter_api_request_errors_total", action="phone_numbers", reason="throttled") == 1
+    assert len(meta.requests) == 1
+    poller.poll_account("meta")  # before the advertised regain time: no request at all
+    assert len(meta.requests) == 1
