@@ -8,7 +8,7 @@ import pytest
 from exporter.providers.errors import ProviderError
 from exporter.providers.twilio import parse
 
-FIXTURES = Path(__file__).parent / "fixtures" / "twilio"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "twilio"
 
 
 def load(name):

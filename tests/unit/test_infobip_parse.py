@@ -8,7 +8,7 @@ import pytest
 from exporter.providers.errors import ProviderError
 from exporter.providers.infobip import parse
 
-FIXTURES = Path(__file__).parent / "fixtures" / "infobip"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "infobip"
 
 
 def test_documented_sample():
