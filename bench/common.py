@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench._blackbox import MALLOC_ENV, Fleet, percentile, raise_open_files  # noqa: F401 (used by other benches)
 from exporter import exposition as ex
 from exporter.config import parse_config
 from exporter.poller import Poller
@@ -18,20 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @contextmanager
 def fleet(spaces: int, per_space: int, qps: str = "none", timelines: bool = False, flow_control: bool = True):
-    """A CAMS emulator serving ``spaces`` x ``per_space`` numbers, in its own process.
+    """A CAMS emulator serving ``spaces`` x ``per_space`` numbers, in its own process; yields its URL.
 
     ``flow_control=False`` switches its throttling off, documented per-action limits included.
+    (:class:`bench._blackbox.Fleet` is the same emulator with more options.)
     """
-    args = [str(spaces), str(per_space), qps, "timelines" if timelines else "-", "flow" if flow_control else "noflow"]
-    proc = subprocess.Popen([sys.executable, "-m", "bench._fleet", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        url = proc.stdout.readline().strip()
-        if not url.startswith("http"):
-            raise RuntimeError("the fleet emulator did not start")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with Fleet(spaces, per_space, qps, timelines=timelines, flow_control=flow_control) as emulator:
+        yield emulator.url
 
 
 def exporter_for(
@@ -77,20 +70,9 @@ def rss_mb() -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
-
-
-#: glibc malloc tuning the container image sets (see the Dockerfile): large buffers from mmap, so freeing
-#: them returns memory; a trim threshold; two arenas instead of eight per core
-MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144", "MALLOC_TRIM_THRESHOLD_": "1048576"}
 
 
 def with_malloc_env(module: str) -> None:
@@ -102,13 +84,3 @@ def with_malloc_env(module: str) -> None:
         return
     env = {**os.environ, **MALLOC_ENV}
     os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
-
-
-def raise_open_files() -> int:
-    """Raise this process's RLIMIT_NOFILE soft limit to its hard limit; returns the new soft limit."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -59,14 +59,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import gzip
-import http.client
 import json
 import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -75,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _soak_emulators as emulators
+from bench._blackbox import free_port, get, rss_kib, series, threads_of
 from exporter.config import PROVIDERS, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,63 +122,6 @@ def config_text(hello: dict[str, Any], env: dict[str, str]) -> tuple[str, dict[s
             lines.append(f"    {spec.units_key}:")
             lines += [f"      - {spec.unit_id_key}: '{unit}'" for unit in units]
     return "\n".join(lines) + "\n", unit_account
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_kib(pid: int) -> int | None:
-    return _status_field(pid, "VmRSS:")
-
-
-def threads_of(pid: int) -> int | None:
-    return _status_field(pid, "Threads:")
-
-
-def _status_field(pid: int, name: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(name):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def get(port: int, path: str, gz: bool = False, timeout: float = 30, decode: bool = False) -> tuple[int, bytes]:
-    """GET on the exporter; with ``decode`` a gzip answer is decompressed."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Accept-Encoding": "gzip" if gz else "identity"})
-        resp = conn.getresponse()
-        body = resp.read()
-        if decode and resp.getheader("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        return resp.status, body
-    finally:
-        conn.close()
-
-
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def series(text: str, names: set[str]) -> list[tuple[str, dict[str, str], str]]:
-    """(family, labels, value) of every sample of the given families."""
-    out = []
-    prefixes = tuple(names)
-    for line in text.splitlines():
-        if not line.startswith(prefixes):
-            continue
-        brace = line.find("{")
-        name = line[:brace] if brace > 0 else line.split(" ", 1)[0]
-        if name not in names:
-            continue
-        labels_part, _, value = line[brace + 1 :].rpartition("} ")
-        out.append((name, dict(_LABEL.findall(labels_part)), value.strip()))
-    return out
 
 
 def last_polls(port: int) -> dict[str, float]:

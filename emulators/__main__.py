@@ -35,9 +35,8 @@ from .infobip import InfobipEmulator
 from .kaleyra import KaleyraEmulator
 from .meta import MetaEmulator
 from .nxcloud import NxCloudEmulator
-from .twilio import TwilioEmulator
 from .scenario import ScenarioError, builtin_scenarios, load_builtin_scenario, load_scenario
-
+from .twilio import TwilioEmulator
 
 PROVIDERS = {
     "cams": (CamsEmulator, "demo"),
@@ -73,27 +72,44 @@ def _is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emulators",
-                                     description="Run a provider API emulator (CAMS 2020-06-06, NxCloud "
-                                                 "getPhone, Kaleyra v2 number reads, Meta Graph, Twilio "
-                                                 "WhatsApp Senders or Infobip senders quality) standalone.")
-    parser.add_argument("--scenario", default=None,
-                        help="scenario YAML file, or a built-in scenario name (default: the provider's demo: "
-                             "demo, demo-nxcloud or demo-kaleyra)")
-    parser.add_argument("--listen", type=_listen_address, default=("127.0.0.1", 18777),
-                        help="HOST:PORT to listen on; port 0 picks a free port (default: 127.0.0.1:18777)")
-    parser.add_argument("--provider", choices=sorted(PROVIDERS), default="cams",
-                        help="which provider to emulate (default: cams)")
+    parser = argparse.ArgumentParser(
+        prog="python -m emulators",
+        description="Run a provider API emulator (CAMS 2020-06-06, NxCloud "
+        "getPhone, Kaleyra v2 number reads, Meta Graph, Twilio WhatsApp Senders or Infobip senders quality) "
+        "standalone.",
+    )
+    parser.add_argument(
+        "--scenario",
+        default=None,
+        help="scenario YAML file, or a built-in scenario name (default: the provider's demo: "
+        "demo, demo-nxcloud or demo-kaleyra)",
+    )
+    parser.add_argument(
+        "--listen",
+        type=_listen_address,
+        default=("127.0.0.1", 18777),
+        help="HOST:PORT to listen on; port 0 picks a free port (default: 127.0.0.1:18777)",
+    )
+    parser.add_argument(
+        "--provider", choices=sorted(PROVIDERS), default="cams", help="which provider to emulate (default: cams)"
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--webhook-url", default=None,
-                        help="push webhooks (meta, nxcloud, kaleyra) to this URL when a number's state changes")
-    parser.add_argument("--webhook-secret-file", type=Path, default=None,
-                        help="file holding the app secret that signs Meta's webhooks (required with "
-                             "--webhook-url for meta)")
+    parser.add_argument(
+        "--webhook-url",
+        default=None,
+        help="push webhooks (meta, nxcloud, kaleyra) to this URL when a number's state changes",
+    )
+    parser.add_argument(
+        "--webhook-secret-file",
+        type=Path,
+        default=None,
+        help="file holding the app secret that signs Meta's webhooks (required with --webhook-url for meta)",
+    )
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     log = logging.getLogger("emulators")
     emulator_class, default_scenario = PROVIDERS[args.provider]
     if args.scenario is None:
@@ -106,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.scenario in builtin_scenarios():
             scenario = load_builtin_scenario(args.scenario)
         else:
-            parser.error(f"no scenario file {args.scenario!r} and no built-in scenario of that name "
-                         f"(built-in: {', '.join(builtin_scenarios())})")
+            parser.error(
+                f"no scenario file {args.scenario!r} and no built-in scenario of that name "
+                f"(built-in: {', '.join(builtin_scenarios())})"
+            )
     except ScenarioError as exc:
         print(f"invalid scenario: {exc}", file=sys.stderr)
         return 2
@@ -153,10 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{emulator.provider_name} emulator listening on {emulator.url}", flush=True)
     if emulator.webhooks_supported and emulator.webhook_url is not None:
         log.info("pushing webhooks to %s", emulator.webhook_url.split("?", 1)[0])
-    log.info("scenario %r: %d credential(s) [%s], %d space(s), %d number(s), %d fault(s)",
-             scenario.name or args.scenario, len(scenario.credentials),
-             ", ".join(c.access_key_id for c in scenario.credentials), len(scenario.spaces),
-             scenario.number_count(), len(scenario.faults))
+    log.info(
+        "scenario %r: %d credential(s) [%s], %d space(s), %d number(s), %d fault(s)",
+        scenario.name or args.scenario,
+        len(scenario.credentials),
+        ", ".join(c.access_key_id for c in scenario.credentials),
+        len(scenario.spaces),
+        scenario.number_count(),
+        len(scenario.faults),
+    )
     try:
         while not stop.wait(0.5):
             pass

@@ -96,7 +96,8 @@ import logging
 import secrets
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .common import (
@@ -119,12 +120,12 @@ from .scenario import Credential, Fault, Scenario, Space
 from .webhooks import Event, OutgoingRequest, append_query
 
 __all__ = [
-    "ERROR_TABLE",
-    "KaleyraEmulator",
-    "LIST_ACTION",
     "DETAILS_ACTION",
+    "ERROR_TABLE",
+    "LIST_ACTION",
     "READ_ACTIONS",
     "WRITE_ACTIONS",
+    "KaleyraEmulator",
 ]
 
 logger = logging.getLogger("emulators.kaleyra")
@@ -151,24 +152,57 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "WA500": (500, "Please try again later"),
     "E110": (400, "Insufficient Balance"),
     "WAV2101": (400, "Account daily limit reached"),
-    "Emulator.WriteActionCalled": (400, "The emulator refuses endpoints with side effects; an exporter must "
-                                        "never call them."),
+    "Emulator.WriteActionCalled": (
+        400,
+        "The emulator refuses endpoints with side effects; an exporter must never call them.",
+    ),
 }
 
 LIST_FIELDS = (
-    ("id", "id"), ("display_phone_number", "display_phone_number"), ("phone_number", "phone_number"),
-    ("verified_name", "verified_name"), ("status", "status"), ("quality_rating", "quality_rating"),
+    ("id", "id"),
+    ("display_phone_number", "display_phone_number"),
+    ("phone_number", "phone_number"),
+    ("verified_name", "verified_name"),
+    ("status", "status"),
+    ("quality_rating", "quality_rating"),
     ("name_status", "name_status"),
 )
-_NUMBER_KNOWN = frozenset({
-    "id", "display_phone_number", "verified_name", "status", "quality_rating", "quality_score",
-    "messaging_limit_tier", "whatsapp_business_manager_messaging_limit", "name_status", "new_name_status",
-    "code_verification_status", "throughput_level", "platform_type", "account_mode",
-    "is_official_business_account", "can_send_message", "health_errors", "health_additional_info", "present",
-    "wire_extra",
-})
-_WABA_KNOWN = frozenset({"id", "name", "account_review_status", "business_id", "can_send_message", "health_errors",
-                         "health_additional_info", "present"})
+_NUMBER_KNOWN = frozenset(
+    {
+        "id",
+        "display_phone_number",
+        "verified_name",
+        "status",
+        "quality_rating",
+        "quality_score",
+        "messaging_limit_tier",
+        "whatsapp_business_manager_messaging_limit",
+        "name_status",
+        "new_name_status",
+        "code_verification_status",
+        "throughput_level",
+        "platform_type",
+        "account_mode",
+        "is_official_business_account",
+        "can_send_message",
+        "health_errors",
+        "health_additional_info",
+        "present",
+        "wire_extra",
+    }
+)
+_WABA_KNOWN = frozenset(
+    {
+        "id",
+        "name",
+        "account_review_status",
+        "business_id",
+        "can_send_message",
+        "health_errors",
+        "health_additional_info",
+        "present",
+    }
+)
 # attributes with a default when the scenario does not mention them (an explicit null omits them)
 _DEFAULTS = {"throughput_level": "STANDARD", "platform_type": "CLOUD_API", "account_mode": "LIVE"}
 
@@ -196,32 +230,55 @@ class KaleyraEmulator(ProviderEmulator):
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = _WABA_KNOWN
     write_actions = WRITE_ACTIONS
-    observed_number_fields = ("present", "status", "quality_rating", "messaging_limit_tier",
-                              "whatsapp_business_manager_messaging_limit", "name_status", "new_name_status",
-                              "code_verification_status", "throughput_level", "verified_name")
+    observed_number_fields = (
+        "present",
+        "status",
+        "quality_rating",
+        "messaging_limit_tier",
+        "whatsapp_business_manager_messaging_limit",
+        "name_status",
+        "new_name_status",
+        "code_verification_status",
+        "throughput_level",
+        "verified_name",
+    )
     observed_waba_fields = ("present", "account_review_status", "can_send_message")
     webhooks_supported = True
-    data_fault_actions = {"unknown_enum": READ_ACTIONS, "null_fields": READ_ACTIONS,
-                          "duplicate_numbers": frozenset({LIST_ACTION})}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
+        "unknown_enum": READ_ACTIONS,
+        "null_fields": READ_ACTIONS,
+        "duplicate_numbers": frozenset({LIST_ACTION}),
+    }
     _logger = logger
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG, seed: int | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_records: int = 200_000,
+        log_level: int = logging.DEBUG,
+        seed: int | None = None,
+    ):
         super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
 
     # -- hooks ---------------------------------------------------------------
 
-    def _observe_number(self, space: Space, state: Mapping[str, Any],
-                        waba: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _observe_number(self, space: Space, state: Mapping[str, Any], waba: Mapping[str, Any] | None) -> dict[str, Any]:
         observed = super()._observe_number(space, state, waba)
         observed["health"] = self._health_status(space, _with_display(state))["can_send_message"]
         return observed
 
-    def _webhook_request(self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *,
-                         forged: bool) -> OutgoingRequest | None:
-        if event.field != "phone_number_quality_update" or event.event not in KALEYRA_EVENTS \
-                or event.phone_number is None:
+    def _webhook_request(
+        self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *, forged: bool
+    ) -> OutgoingRequest | None:
+        if (
+            event.field != "phone_number_quality_update"
+            or event.event not in KALEYRA_EVENTS
+            or event.phone_number is None
+        ):
             return None
         url = target["url"]
         if forged:
@@ -254,8 +311,12 @@ class KaleyraEmulator(ProviderEmulator):
         if err.retry_after is not None:
             headers["Retry-After"] = str(err.retry_after)
         error = err.detail if isinstance(err.detail, Mapping) else {"error": err.message}
-        payload = {"code": err.code, "message": err.message, "data": [] if err.code == "RBC001" else {},
-                   "error": dict(error)}
+        payload = {
+            "code": err.code,
+            "message": err.message,
+            "data": [] if err.code == "RBC001" else {},
+            "error": dict(error),
+        }
         return Reply(err.status, json_bytes(payload), JSON_CONTENT_TYPE, headers, code=str(err.code))
 
     def _ok_reply(self, data: Any, ctx: Context | None = None) -> Reply:
@@ -297,8 +358,9 @@ class KaleyraEmulator(ProviderEmulator):
 
         cred = self._authenticate(req, sid)
         if not cred.allows(action):
-            raise _KError("WA401", "Unauthorized access: the account may not use this API",
-                          detail={"error": "permission denied"})
+            raise _KError(
+                "WA401", "Unauthorized access: the account may not use this API", detail={"error": "permission denied"}
+            )
         ctx.authenticated = True
         if not self._admit(req.arrival, [((cred.account_key,), cred.qps)]):
             ctx.throttled = True
@@ -311,9 +373,10 @@ class KaleyraEmulator(ProviderEmulator):
         if fault_reply is not None:
             return fault_reply
         if action in WRITE_ACTIONS:
-            raise _KError("Emulator.WriteActionCalled",
-                          detail={"error": f"{action} has side effects; the emulator records the call and "
-                                           "refuses it"})
+            raise _KError(
+                "Emulator.WriteActionCalled",
+                detail={"error": f"{action} has side effects; the emulator records the call and refuses it"},
+            )
         if action == LIST_ACTION:
             return self._ok_reply(self._list_numbers(cred, target or ""), ctx)
         return self._ok_reply(self._details(number or "", located), ctx)
@@ -343,7 +406,7 @@ class KaleyraEmulator(ProviderEmulator):
                 if "whatsapp_business_manager_messaging_limit" in obj:
                     obj["whatsapp_business_manager_messaging_limit"] = tier
             else:
-                for key in ("quality_score", "whatsapp_business_manager_messaging_limit") + described:
+                for key in ("quality_score", "whatsapp_business_manager_messaging_limit", *described):
                     obj.pop(key, None)
             health = obj.get("health_status")
             if isinstance(health, dict):
@@ -356,8 +419,11 @@ class KaleyraEmulator(ProviderEmulator):
         if not api_key:
             raise _auth_error("api-key header is missing")
         cred = self.scenario.credential(sid)
-        if cred is None or not cred.enabled or \
-                not hmac.compare_digest(cred.access_key_secret.encode(), api_key.encode("utf-8", "replace")):
+        if (
+            cred is None
+            or not cred.enabled
+            or not hmac.compare_digest(cred.access_key_secret.encode(), api_key.encode("utf-8", "replace"))
+        ):
             raise _auth_error("record not found")
         return cred
 
@@ -379,8 +445,11 @@ class KaleyraEmulator(ProviderEmulator):
     def _list_numbers(self, cred: Credential, waba_id: str) -> list[dict[str, Any]]:
         space = self._waba_space(waba_id)
         if space is None or not self._owned(cred, space):
-            raise _KError("WA401", "Waba_id is not present or does not belong to the account.",
-                          detail={"waba_id": "Waba_id is not present or does not belong to the account."})
+            raise _KError(
+                "WA401",
+                "Waba_id is not present or does not belong to the account.",
+                detail={"waba_id": "Waba_id is not present or does not belong to the account."},
+            )
         t = self.scenario_time()
         out = []
         for number in space.numbers:
@@ -413,8 +482,11 @@ class KaleyraEmulator(ProviderEmulator):
         if space is None:
             raise _KError("WA400", "invalid phone number", detail={"phone_number": "invalid phone number"})
         if not owned:
-            raise _KError("WA401", "Phone number is not present or does not belong to the account.",
-                          detail={"phone_number": "Phone number is not present or does not belong to the account."})
+            raise _KError(
+                "WA401",
+                "Phone number is not present or does not belong to the account.",
+                detail={"phone_number": "Phone number is not present or does not belong to the account."},
+            )
         state = self.number_state(space, number)
         return self._phone_object(space, state or {"phone_number": number})
 
@@ -452,11 +524,16 @@ class KaleyraEmulator(ProviderEmulator):
         return merge_wire_extra(out, state)
 
     def _health_status(self, space: Space, state: Mapping[str, Any]) -> dict[str, Any]:
-        phone = _entity("PHONE_NUMBER", state.get("id"), state,
-                        HEALTH_BY_STATUS.get(str(state.get("status")), "AVAILABLE"))
+        phone = _entity(
+            "PHONE_NUMBER", state.get("id"), state, HEALTH_BY_STATUS.get(str(state.get("status")), "AVAILABLE")
+        )
         waba = self.waba_state(space) or {}
-        waba_entity = _entity("WABA", waba.get("id") or space.space_id, waba,
-                              HEALTH_BY_REVIEW.get(str(waba.get("account_review_status")), "AVAILABLE"))
+        waba_entity = _entity(
+            "WABA",
+            waba.get("id") or space.space_id,
+            waba,
+            HEALTH_BY_REVIEW.get(str(waba.get("account_review_status")), "AVAILABLE"),
+        )
         entities = [phone, waba_entity]
         if waba.get("business_id") is not None:
             entities.append({"entity_type": "BUSINESS", "id": waba["business_id"], "can_send_message": "AVAILABLE"})

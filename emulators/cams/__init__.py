@@ -93,49 +93,73 @@ Faults (see :mod:`.scenario` for the kinds), as CAMS answers carry them:
 
 from __future__ import annotations
 
-from .model import (
-    API_VERSION,
-    DEFAULT_HOST_ID as DEFAULT_HOST_ID,
-    JSON_CONTENT_TYPE as JSON_CONTENT_TYPE,
-    XML_CONTENT_TYPE as XML_CONTENT_TYPE,
-    EMPTY_BODY_SHA256 as EMPTY_BODY_SHA256,
-    MAX_CLOCK_SKEW as MAX_CLOCK_SKEW,
-    NONCE_TTL as NONCE_TTL,
-    MAX_PARAMS as MAX_PARAMS,
-    V3_ALGORITHM as V3_ALGORITHM,
-    DOCUMENTED_ACTION_QPS as DOCUMENTED_ACTION_QPS,
-    EMULATED_ACTIONS,
-    READ_ACTIONS,
-    WRITE_ACTIONS,
-    KNOWN_ACTIONS as KNOWN_ACTIONS,
-    ERROR_TABLE,
-    NUMBER_FIELDS as NUMBER_FIELDS,
-    WABA_FIELDS as WABA_FIELDS,
-)
-from .signing import (
-    rfc3986,
-    canonical_query_string,
-    v3_canonical_request,
-    v3_string_to_sign,
-    v3_signature,
-    v3_authorization,
-    v2_string_to_sign,
-    v2_signature,
-)
+from ..common import MAX_BODY_BYTES as MAX_BODY_BYTES
+from ..common import RequestRecord as RequestRecord
 from .emulator import (
     CamsEmulator,
 )
-from ..common import RequestRecord as RequestRecord
-from ..common import MAX_BODY_BYTES as MAX_BODY_BYTES
+from .model import (
+    API_VERSION,
+    EMULATED_ACTIONS,
+    ERROR_TABLE,
+    READ_ACTIONS,
+    WRITE_ACTIONS,
+)
+from .model import (
+    DEFAULT_HOST_ID as DEFAULT_HOST_ID,
+)
+from .model import (
+    DOCUMENTED_ACTION_QPS as DOCUMENTED_ACTION_QPS,
+)
+from .model import (
+    EMPTY_BODY_SHA256 as EMPTY_BODY_SHA256,
+)
+from .model import (
+    JSON_CONTENT_TYPE as JSON_CONTENT_TYPE,
+)
+from .model import (
+    KNOWN_ACTIONS as KNOWN_ACTIONS,
+)
+from .model import (
+    MAX_CLOCK_SKEW as MAX_CLOCK_SKEW,
+)
+from .model import (
+    MAX_PARAMS as MAX_PARAMS,
+)
+from .model import (
+    NONCE_TTL as NONCE_TTL,
+)
+from .model import (
+    NUMBER_FIELDS as NUMBER_FIELDS,
+)
+from .model import (
+    V3_ALGORITHM as V3_ALGORITHM,
+)
+from .model import (
+    WABA_FIELDS as WABA_FIELDS,
+)
+from .model import (
+    XML_CONTENT_TYPE as XML_CONTENT_TYPE,
+)
+from .signing import (
+    canonical_query_string,
+    rfc3986,
+    v2_signature,
+    v2_string_to_sign,
+    v3_authorization,
+    v3_canonical_request,
+    v3_signature,
+    v3_string_to_sign,
+)
 
 __all__ = [
     "API_VERSION",
-    "CamsEmulator",
     "EMULATED_ACTIONS",
     "ERROR_TABLE",
     "READ_ACTIONS",
-    "RequestRecord",
     "WRITE_ACTIONS",
+    "CamsEmulator",
+    "RequestRecord",
     "canonical_query_string",
     "rfc3986",
     "v2_signature",

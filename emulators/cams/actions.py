@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..scenario import Credential, Space
-from .model import NUMBER_FIELDS, WABA_FIELDS, _HEALTH_BY_REVIEW, _HEALTH_BY_STATUS, _HEALTH_RANK
+from ..scenario import Credential, Scenario, Space
+from .model import _HEALTH_BY_REVIEW, _HEALTH_BY_STATUS, _HEALTH_RANK, NUMBER_FIELDS, WABA_FIELDS
 from .wire import _ApiError, _health_entity, _missing, _wire
 
 
 class _ActionsMixin:
     """The actions of :class:`CamsEmulator`."""
 
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+
+    if TYPE_CHECKING:
+
+        def scenario_time(self) -> float: ...
+        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
+        def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None: ...
+
     # -- actions -----------------------------------------------------------
 
-    def _resolve_space(self, cred: Credential, params: Mapping[str, str], required: bool,
-                       takes_isv_code: bool) -> Space:
+    def _resolve_space(
+        self, cred: Credential, params: Mapping[str, str], required: bool, takes_isv_code: bool
+    ) -> Space:
         """The space named by CustSpaceId, after the ownership check; ``takes_isv_code`` for the actions
         whose documented parameters include IsvCode (the others never check it)."""
         space_id = params.get("CustSpaceId") or None
@@ -27,13 +38,16 @@ class _ActionsMixin:
                 raise _ApiError("Unknown.ResourceOwnerId")
             space = next((s for s in owned if s.default), owned[0])
         else:
-            space = self.scenario.space(space_id)
-            owner = self.scenario.credential(space.access_key_id) if space is not None else None
-            if space is None or owner is None or owner.account_key != cred.account_key:
+            named = self.scenario.space(space_id)
+            owner = self.scenario.credential(named.access_key_id) if named is not None else None
+            if named is None or owner is None or owner.account_key != cred.account_key:
                 raise _ApiError("Unknown.ResourceOwnerId")
+            space = named
         if takes_isv_code and space.isv_code is not None and params.get("IsvCode") != space.isv_code:
-            raise _ApiError("Ram.PermissionDeny", "You are not authorized to perform the operation. "
-                                                  "(IsvCode does not match this space.)")
+            raise _ApiError(
+                "Ram.PermissionDeny",
+                "You are not authorized to perform the operation. (IsvCode does not match this space.)",
+            )
         return space
 
     def _query_phone_numbers(self, cred: Credential, params: Mapping[str, str]) -> dict[str, Any]:
@@ -43,6 +57,7 @@ class _ActionsMixin:
         items = []
         for number in space.numbers:
             state = self.number_state(space, number.phone_number, t)
+            assert state is not None  # a number of the space always has a state
             if not state.get("present", True):
                 continue
             if status_filter is not None and state.get("status") != status_filter:
@@ -67,19 +82,25 @@ class _ActionsMixin:
         state = self.number_state(space, params["PhoneNumber"])
         if state is None or not state.get("present", True):
             raise _ApiError("InvalidParameter.PhoneNumberError")
-        data = _wire(state, (("phone_number", "PhoneNumber"), ("id", "Id"),
-                             ("code_verification_status", "CodeVerificationStatus")), extra=False)
+        data = _wire(
+            state,
+            (("phone_number", "PhoneNumber"), ("id", "Id"), ("code_verification_status", "CodeVerificationStatus")),
+            extra=False,
+        )
         return {"RequestId": "", "Code": "OK", "Message": "None", "Data": data}
 
     def _get_health_status(self, cred: Credential, params: Mapping[str, str]) -> dict[str, Any]:
         for required in ("CustSpaceId", "NodeType"):
             if not params.get(required):
-                raise _ApiError("MissingParameter", f"The input parameter {required} that is mandatory for "
-                                                    "processing this request is not supplied.")
+                raise _ApiError(
+                    "MissingParameter",
+                    f"The input parameter {required} that is mandatory for processing this request is not supplied.",
+                )
         node_type = params["NodeType"]
         if node_type not in ("phone", "waba"):
-            raise _ApiError("InvalidParameter", f"NodeType {node_type!r} is not supported by the emulator "
-                                                "(use phone or waba).")
+            raise _ApiError(
+                "InvalidParameter", f"NodeType {node_type!r} is not supported by the emulator (use phone or waba)."
+            )
         space = self._resolve_space(cred, params, required=True, takes_isv_code=False)
         t = self.scenario_time()
         waba = self.waba_state(space, t) or {}
@@ -90,24 +111,48 @@ class _ActionsMixin:
             state = self.number_state(space, params["PhoneNumber"], t)
             if state is None or not state.get("present", True):
                 raise _ApiError("InvalidParameter.PhoneNumberError")
-            entities.append(_health_entity("PHONE_NUMBER", ("PhoneNumber", state["phone_number"]),
-                                           state.get("can_send_message"),
-                                           _HEALTH_BY_STATUS.get(str(state.get("status")), "AVAILABLE"),
-                                           state.get("health_errors")))
+            entities.append(
+                _health_entity(
+                    "PHONE_NUMBER",
+                    ("PhoneNumber", state["phone_number"]),
+                    state.get("can_send_message"),
+                    _HEALTH_BY_STATUS.get(str(state.get("status")), "AVAILABLE"),
+                    state.get("health_errors"),
+                )
+            )
         elif params.get("WabaId") and params["WabaId"] != waba.get("id"):
             raise _ApiError("InvalidParameter", "The WabaId does not belong to this space.")
         if waba:
-            entities.append(_health_entity("WABA", ("WabaId", waba.get("id")), waba.get("can_send_message"),
-                                           _HEALTH_BY_REVIEW.get(str(waba.get("account_review_status")), "AVAILABLE"),
-                                           waba.get("health_errors")))
+            entities.append(
+                _health_entity(
+                    "WABA",
+                    ("WabaId", waba.get("id")),
+                    waba.get("can_send_message"),
+                    _HEALTH_BY_REVIEW.get(str(waba.get("account_review_status")), "AVAILABLE"),
+                    waba.get("health_errors"),
+                )
+            )
             if waba.get("business_id") is not None:
-                entities.append(_health_entity("BUSINESS", ("BusinessId", waba["business_id"]),
-                                               waba.get("business_can_send_message"), "AVAILABLE",
-                                               waba.get("business_errors")))
+                entities.append(
+                    _health_entity(
+                        "BUSINESS",
+                        ("BusinessId", waba["business_id"]),
+                        waba.get("business_can_send_message"),
+                        "AVAILABLE",
+                        waba.get("business_errors"),
+                    )
+                )
             if waba.get("app_can_send_message") is not None:
-                entities.append(_health_entity("APP", None, waba["app_can_send_message"], "AVAILABLE",
-                                               waba.get("app_errors")))
-        overall = max((e["CanSendMessage"] for e in entities), key=lambda v: _HEALTH_RANK.get(v, 1),
-                      default="AVAILABLE")
-        return {"RequestId": "", "Code": "OK", "Message": "SUCCESS", "Success": True,
-                "Data": {"CanSendMessage": overall, "Entities": entities}}
+                entities.append(
+                    _health_entity("APP", None, waba["app_can_send_message"], "AVAILABLE", waba.get("app_errors"))
+                )
+        overall = max(
+            (e["CanSendMessage"] for e in entities), key=lambda v: _HEALTH_RANK.get(v, 1), default="AVAILABLE"
+        )
+        return {
+            "RequestId": "",
+            "Code": "OK",
+            "Message": "SUCCESS",
+            "Success": True,
+            "Data": {"CanSendMessage": overall, "Entities": entities},
+        }

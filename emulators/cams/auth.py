@@ -6,12 +6,14 @@ import base64
 import hashlib
 import hmac
 import re
-from typing import Mapping
+import threading
+from collections import deque
+from collections.abc import Mapping
 
-from ..scenario import Credential
+from ..scenario import Credential, Scenario
 from .model import MAX_CLOCK_SKEW, NONCE_TTL, V3_ALGORITHM, logger
 from .signing import v2_signature, v2_string_to_sign, v3_canonical_request, v3_signature, v3_string_to_sign
-from .wire import _ApiError, _Ctx, _Request, _missing, _parse_timestamp
+from .wire import _ApiError, _Ctx, _missing, _parse_timestamp, _Request
 
 
 def _auth_parts(rest: str) -> dict[str, str] | None:
@@ -21,7 +23,7 @@ def _auth_parts(rest: str) -> dict[str, str] | None:
     if len(pieces) != len(expected):
         return None
     parts: dict[str, str] = {}
-    for piece, name in zip(pieces, expected):
+    for piece, name in zip(pieces, expected, strict=True):
         key, sep, value = piece.partition("=")
         if not sep or key != name:
             return None
@@ -52,6 +54,12 @@ def _access_denied_detail(cred: Credential | None, action: str | None) -> dict[s
 class _AuthMixin:
     """Authentication of :class:`CamsEmulator`."""
 
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+    _lock: threading.RLock
+    _nonces: dict[tuple[str, str], float]
+    _nonce_order: deque[tuple[float, tuple[str, str]]]
+
     # -- authentication ----------------------------------------------------
 
     def _lookup(self, access_key_id: str) -> Credential:
@@ -65,13 +73,17 @@ class _AuthMixin:
     def _check_fresh(self, value: str, now: float) -> None:
         moment = _parse_timestamp(value.strip())
         if moment is None:
-            raise _ApiError("InvalidTimeStamp.Format",
-                            f"Specified time stamp or date value is not well formatted: {value!r} "
-                            "(expected YYYY-MM-DDThh:mm:ssZ in UTC).")
+            raise _ApiError(
+                "InvalidTimeStamp.Format",
+                f"Specified time stamp or date value is not well formatted: {value!r} "
+                "(expected YYYY-MM-DDThh:mm:ssZ in UTC).",
+            )
         if abs(now - moment) > MAX_CLOCK_SKEW:
-            raise _ApiError("InvalidTimeStamp.Expired",
-                            f"Specified time stamp or date value is expired: {value} is more than 15 minutes "
-                            "away from the server time.")
+            raise _ApiError(
+                "InvalidTimeStamp.Expired",
+                f"Specified time stamp or date value is expired: {value} is more than 15 minutes "
+                "away from the server time.",
+            )
 
     def _nonce_seen(self, cred: Credential, nonce: str, now: float) -> bool:
         with self._lock:
@@ -79,8 +91,8 @@ class _AuthMixin:
                 expiry, key = self._nonce_order.popleft()
                 if self._nonces.get(key) == expiry:
                     del self._nonces[key]
-            expiry = self._nonces.get((cred.access_key_id, nonce))
-            return expiry is not None and expiry > now
+            until = self._nonces.get((cred.access_key_id, nonce))
+            return until is not None and until > now
 
     def _remember_nonce(self, cred: Credential, nonce: str, now: float) -> None:
         with self._lock:
@@ -98,25 +110,35 @@ class _AuthMixin:
         elif cred.security_token is not None:
             raise _ApiError("MissingSecurityToken")
 
-    def _authenticate_v3(self, req: _Request, ctx: _Ctx, authorization: str,
-                         query_pairs: list[tuple[str, str]]) -> Credential:
+    def _authenticate_v3(
+        self, req: _Request, ctx: _Ctx, authorization: str, query_pairs: list[tuple[str, str]]
+    ) -> Credential:
         if not authorization:
-            raise _ApiError("MissingAccessKeyId", "The request carries neither an Authorization header nor an "
-                                                  "AccessKeyId parameter.")
+            raise _ApiError(
+                "MissingAccessKeyId",
+                "The request carries neither an Authorization header nor an AccessKeyId parameter.",
+            )
         algorithm, _, rest = authorization.partition(" ")
         if algorithm != V3_ALGORITHM:
-            raise _ApiError("IncompleteSignature", f"Unsupported or malformed Authorization scheme {algorithm[:40]!r}; "
-                                                   f"expected {V3_ALGORITHM}.")
+            raise _ApiError(
+                "IncompleteSignature",
+                f"Unsupported or malformed Authorization scheme {algorithm[:40]!r}; expected {V3_ALGORITHM}.",
+            )
         parts = _auth_parts(rest)
         if parts is None:
-            raise _ApiError("IncompleteSignature", "The Authorization header is malformed; expected "
-                                                   "'ACS3-HMAC-SHA256 Credential=..,SignedHeaders=..,Signature=..'.")
+            raise _ApiError(
+                "IncompleteSignature",
+                "The Authorization header is malformed; expected "
+                "'ACS3-HMAC-SHA256 Credential=..,SignedHeaders=..,Signature=..'.",
+            )
         if not parts.get("Credential"):
             raise _ApiError("MissingAccessKeyId")
         signed_raw, signature = parts.get("SignedHeaders", ""), parts.get("Signature", "")
         if not signed_raw or not re.fullmatch(r"[0-9a-f]{64}", signature):
-            raise _ApiError("IncompleteSignature", "The Authorization header needs SignedHeaders and a 64-digit "
-                                                   "lowercase hex Signature.")
+            raise _ApiError(
+                "IncompleteSignature",
+                "The Authorization header needs SignedHeaders and a 64-digit lowercase hex Signature.",
+            )
         cred = self._lookup(parts["Credential"])
         signed = signed_raw.split(";")
         if any(not name or name != name.lower() or name.strip() != name for name in signed):
@@ -127,16 +149,17 @@ class _AuthMixin:
             must_sign.add("content-type")
         unsigned = sorted(must_sign - set(signed))
         if unsigned:
-            raise _ApiError("IncompleteSignature", "These headers are present but not signed: "
-                                                   f"{', '.join(unsigned)}.")
+            raise _ApiError("IncompleteSignature", f"These headers are present but not signed: {', '.join(unsigned)}.")
         for required in ("x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"):
             if not (headers.get(required) or [""])[0].strip():
                 raise _ApiError("IncompleteSignature", f"The header {required} is required.")
         body_hash = hashlib.sha256(req.body).hexdigest()
         claimed_hash = headers["x-acs-content-sha256"][0].strip()
         if claimed_hash != body_hash:
-            raise _ApiError("SignatureDoesNotMatch", "x-acs-content-sha256 does not match the SHA-256 of the "
-                                                     f"request body (server computed {body_hash}).")
+            raise _ApiError(
+                "SignatureDoesNotMatch",
+                f"x-acs-content-sha256 does not match the SHA-256 of the request body (server computed {body_hash}).",
+            )
         now = req.arrival
         self._check_fresh(headers["x-acs-date"][0], now)
         nonce = headers["x-acs-signature-nonce"][0].strip()
@@ -147,14 +170,18 @@ class _AuthMixin:
         expected = v3_signature(cred.access_key_secret, string_to_sign)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             logger.debug("V3 signature mismatch; server canonical request:\n%s", canonical)
-            raise _ApiError("SignatureDoesNotMatch", "Specified signature does not match our calculation. "
-                                                     f"server StringToSign is [{string_to_sign}]")
-        self._check_token(cred, (headers.get("x-acs-security-token") or [None])[0])
+            raise _ApiError(
+                "SignatureDoesNotMatch",
+                f"Specified signature does not match our calculation. server StringToSign is [{string_to_sign}]",
+            )
+        tokens = headers.get("x-acs-security-token")
+        self._check_token(cred, tokens[0] if tokens else None)
         self._remember_nonce(cred, nonce, now)
         return cred
 
-    def _authenticate_v2(self, req: _Request, ctx: _Ctx, params: Mapping[str, str],
-                         all_pairs: list[tuple[str, str]]) -> Credential:
+    def _authenticate_v2(
+        self, req: _Request, ctx: _Ctx, params: Mapping[str, str], all_pairs: list[tuple[str, str]]
+    ) -> Credential:
         if not params.get("AccessKeyId"):
             raise _ApiError("MissingAccessKeyId")
         if not params.get("Signature"):
@@ -164,14 +191,16 @@ class _AuthMixin:
         if not method:
             raise _missing("SignatureMethod")
         if method != "HMAC-SHA1":
-            raise _ApiError("InvalidSignatureMethod", f"Specified signature method {method!r} is not supported; "
-                                                      "use HMAC-SHA1.")
+            raise _ApiError(
+                "InvalidSignatureMethod", f"Specified signature method {method!r} is not supported; use HMAC-SHA1."
+            )
         version = params.get("SignatureVersion")
         if not version:
             raise _missing("SignatureVersion")
         if version != "1.0":
-            raise _ApiError("InvalidSignatureVersion", f"Specified signature version {version!r} is not supported; "
-                                                       "use 1.0.")
+            raise _ApiError(
+                "InvalidSignatureVersion", f"Specified signature version {version!r} is not supported; use 1.0."
+            )
         timestamp = params.get("Timestamp")
         if not timestamp:
             raise _missing("Timestamp")
@@ -185,8 +214,10 @@ class _AuthMixin:
         string_to_sign = v2_string_to_sign(req.method, [(k, v) for k, v in all_pairs if k != "Signature"])
         expected = v2_signature(cred.access_key_secret, string_to_sign)
         if not hmac.compare_digest(expected.encode(), params["Signature"].encode()):
-            raise _ApiError("SignatureDoesNotMatch", "Specified signature is not matched with our calculation. "
-                                                     f"server string to sign is:{string_to_sign}")
+            raise _ApiError(
+                "SignatureDoesNotMatch",
+                f"Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}",
+            )
         self._check_token(cred, params.get("SecurityToken"))
         self._remember_nonce(cred, nonce, now)
         return cred

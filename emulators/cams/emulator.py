@@ -6,20 +6,27 @@ import logging
 import time
 import uuid
 from collections import deque
-from typing import Callable
+from collections.abc import Callable, Mapping
+from typing import ClassVar
 from urllib.parse import urlsplit
 
-from ..common import BodyError, ProviderEmulator
+from ..common import BodyError, Context, ProviderEmulator
 from ..scenario import Scenario
-from .model import (
-    API_VERSION, DEFAULT_HOST_ID, JSON_CONTENT_TYPE, KNOWN_ACTIONS, WRITE_ACTIONS, _ENUM_FAULT_ACTIONS, _NUMBER_KNOWN,
-    _WABA_KNOWN, logger,
-)
-from .wire import _ApiError, _Ctx, _Reply, _Request, _missing, _parse_pairs
-from .auth import _AuthMixin, _access_denied_detail, _claimed_v3_key
-from .replies import _RepliesMixin
 from .actions import _ActionsMixin
-
+from .auth import _access_denied_detail, _AuthMixin, _claimed_v3_key
+from .model import (
+    _ENUM_FAULT_ACTIONS,
+    _NUMBER_KNOWN,
+    _WABA_KNOWN,
+    API_VERSION,
+    DEFAULT_HOST_ID,
+    JSON_CONTENT_TYPE,
+    KNOWN_ACTIONS,
+    WRITE_ACTIONS,
+    logger,
+)
+from .replies import _RepliesMixin
+from .wire import _ApiError, _Ctx, _missing, _parse_pairs, _Reply, _Request
 
 # ---------------------------------------------------------------------------
 # the emulator
@@ -49,17 +56,29 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
 
     write_actions = WRITE_ACTIONS
 
-    data_fault_actions = {"unknown_enum": _ENUM_FAULT_ACTIONS, "null_fields": _ENUM_FAULT_ACTIONS,
-                          "duplicate_numbers": frozenset({"QueryChatappPhoneNumbers"})}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
+        "unknown_enum": _ENUM_FAULT_ACTIONS,
+        "null_fields": _ENUM_FAULT_ACTIONS,
+        "duplicate_numbers": frozenset({"QueryChatappPhoneNumbers"}),
+    }
 
     padding_key = "EmulatorPadding"
 
     _logger = logger
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG, host_id: str | None = None, seed: int | None = None,
-                 flow_control: bool = True):
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_records: int = 200_000,
+        log_level: int = logging.DEBUG,
+        host_id: str | None = None,
+        seed: int | None = None,
+        flow_control: bool = True,
+    ):
         super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
         self.flow_control = flow_control
         self._host_id = host_id
@@ -78,8 +97,9 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
         if req is None:
             return _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=DEFAULT_HOST_ID)
         host = (req.header("host") or "").strip()
-        host_id = self._host_id or (host.rsplit(":", 1)[0] if host and not host.endswith("]") else host) \
-            or DEFAULT_HOST_ID
+        host_id = (
+            self._host_id or (host.rsplit(":", 1)[0] if host and not host.endswith("]") else host) or DEFAULT_HOST_ID
+        )
         return _Ctx(request_id=str(uuid.uuid4()).upper(), host_id=host_id)
 
     def _internal_error(self) -> _ApiError:
@@ -88,10 +108,11 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
     def _body_error(self, exc: BodyError) -> _ApiError:
         return _ApiError("RequestEntityTooLarge" if exc.status == 413 else "InvalidParameter", exc.message)
 
-    def _common_headers(self, ctx: _Ctx) -> dict[str, str]:
+    def _common_headers(self, ctx: Context) -> dict[str, str]:
         return {"x-acs-request-id": ctx.request_id}
 
-    def _process(self, req: _Request, ctx: _Ctx) -> _Reply:
+    def _process(self, req: _Request, ctx: Context) -> _Reply:
+        assert isinstance(ctx, _Ctx)  # see _new_context
         if req.method not in ("GET", "POST"):
             raise _ApiError("UnsupportedHTTPMethod", f"HTTP method {req.method} is not supported.")
         split = urlsplit(req.target)
@@ -155,8 +176,10 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
         if not cred.allows(action):
             raise _ApiError("Ram.PermissionDeny", access_denied=_access_denied_detail(cred, action))
         if action in WRITE_ACTIONS:
-            raise _ApiError("Emulator.WriteActionCalled",
-                            f"{action} has side effects; the emulator records the call and refuses it.")
+            raise _ApiError(
+                "Emulator.WriteActionCalled",
+                f"{action} has side effects; the emulator records the call and refuses it.",
+            )
         handler = self._actions.get(action)
         if handler is None:
             raise _ApiError("Emulator.ActionNotEmulated", f"{action} exists in CAMS but is not emulated.")

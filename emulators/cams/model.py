@@ -7,7 +7,6 @@ import logging
 
 from ..common import HEALTH_BY_REVIEW, HEALTH_BY_STATUS, HEALTH_RANK
 
-
 logger = logging.getLogger("emulators.cams")
 
 
@@ -26,10 +25,10 @@ XML_CONTENT_TYPE = "text/xml;charset=utf-8"
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
-MAX_CLOCK_SKEW = 15 * 60          # seconds either side of the server clock
+MAX_CLOCK_SKEW = 15 * 60  # seconds either side of the server clock
 
 
-NONCE_TTL = 15 * 60               # how long a nonce is remembered
+NONCE_TTL = 15 * 60  # how long a nonce is remembered
 
 
 MAX_PARAMS = 1000
@@ -42,14 +41,18 @@ V3_ALGORITHM = "ACS3-HMAC-SHA256"
 DOCUMENTED_ACTION_QPS = {"GetWhatsappHealthStatus": 5}
 
 
-EMULATED_ACTIONS = frozenset({
-    "QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus",
-    "GetWhatsappHealthStatus",
-})
+EMULATED_ACTIONS = frozenset(
+    {
+        "QueryChatappPhoneNumbers",
+        "QueryChatappBindWaba",
+        "GetPhoneNumberVerificationStatus",
+        "GetWhatsappHealthStatus",
+    }
+)
 
 
 # The SDK catalogue (alibabacloud-cams20200606 5.3.1), split by side effects.
-READ_ACTIONS = frozenset("""
+_READ_ACTION_NAMES = """
 QueryChatappPhoneNumbers QueryChatappBindWaba GetPhoneNumberVerificationStatus GetWhatsappHealthStatus
 GetChatappPhoneNumberMetric GetChatappPhoneNumberSetting QueryPhoneBusinessProfile QueryWabaBusinessInfo
 GetCommerceSetting GetConversationalAutomation GetPhoneEncryptionPublicKey ListPhoneMessageQrdl GetWhatsappUserName
@@ -64,10 +67,11 @@ ListInstagramPage GetFbInstagramPages ListInstagramPosts ListFacebookPosts ListP
 GetMessageCampaignInsights ListCustomAudience ListMessengerSubscriptionToken GetWhatsappConversionApi
 GetWhatsappConnectionCatalog ListProductCatalog ListProduct GetViberByRequestNo GetViberPauseTimes
 ListViberServiceMessage GetAuditRequestByTypeUnAudit ListBindDmAccount ListDmAccount ListDmTag
-""".split())
+"""
+READ_ACTIONS = frozenset(_READ_ACTION_NAMES.split())
 
 
-WRITE_ACTIONS = frozenset("""
+_WRITE_ACTION_NAMES = """
 ChatappSyncPhoneNumber AddChatappPhoneNumber GetChatappVerifyCode ChatappVerifyAndRegister ChatappPhoneNumberRegister
 ChatappPhoneNumberDeregister GetPreValidatePhoneId CreateChatappMigrationInitiate GetMigrationVerifyCode
 ChatappMigrationVerified ChatappMigrationRegister UpdatePhoneWebhook UpdateAccountWebhook ModifyPhoneBusinessProfile
@@ -87,7 +91,8 @@ DeleteMessengerPage BindInstagramPage DeleteInstagramPage CreateMessageCampaign 
 SyncMessageCampaign CreateCustomAudience AddCustomAudienceUser SyncMessengerSubscriptionToken
 CreateWhatsappConversionApi RequestWhatsappConversionApi AddAuditViberOpen AddAddressRecoverSuspend
 UpdateAuditRequest BindDmAccount UnbindDmAccount
-""".split())
+"""
+WRITE_ACTIONS = frozenset(_WRITE_ACTION_NAMES.split())
 
 
 KNOWN_ACTIONS = READ_ACTIONS | WRITE_ACTIONS
@@ -110,7 +115,10 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "InvalidProduct.NotFound": (404, "Cannot find product according to your domain."),
     "InvalidVersion": (400, "Specified parameter Version is not valid."),
     "UnsupportedHTTPMethod": (400, "This http method is not supported."),
-    "Forbidden.RAM": (403, "User not authorized to operate on the specified resource, or this API doesn't support RAM."),
+    "Forbidden.RAM": (
+        403,
+        "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+    ),
     "Forbidden": (403, "User not authorized to operate on the specified resource."),
     "Forbidden.RiskControl": (403, "This operation is forbidden by Aliyun RiskControl system."),
     "InvalidSecurityToken.Expired": (400, "Specified SecurityToken is expired."),
@@ -133,41 +141,67 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "Authentication.NoAuth": (400, "You are not authorized to perform the operation."),
     "InvalidParameter.PhoneNumberError": (400, "The phone number is invalid."),
     # emulator-only
-    "Emulator.WriteActionCalled": (400, "The emulator refuses actions with side effects; an exporter must never call them."),
+    "Emulator.WriteActionCalled": (
+        400,
+        "The emulator refuses actions with side effects; an exporter must never call them.",
+    ),
     "Emulator.ActionNotEmulated": (400, "This CAMS action exists but is not emulated."),
 }
 
 
-_HTML_502 = (b"<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n"
-             b"<center><h1>502 Bad Gateway</h1></center>\n<hr><center>Tengine</center>\n</body>\n</html>\n")
+_HTML_502 = (
+    b"<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\n<hr><center>Tengine</center>\n</body>\n</html>\n"
+)
 
 
 # snake_case scenario attribute -> CAMS wire key, in documented order
 NUMBER_FIELDS = (
-    ("phone_number", "PhoneNumber"), ("verified_name", "VerifiedName"), ("status", "Status"),
-    ("quality_rating", "QualityRating"), ("messaging_limit_tier", "MessagingLimitTier"),
-    ("code_verification_status", "CodeVerificationStatus"), ("name_status", "NameStatus"),
-    ("new_name_status", "NewNameStatus"), ("is_official", "IsOfficial"),
-    ("status_callback_url", "StatusCallbackUrl"), ("status_queue", "StatusQueue"),
-    ("up_callback_url", "UpCallbackUrl"), ("up_queue", "UpQueue"), ("calling_configure", "CallingConfigure"),
+    ("phone_number", "PhoneNumber"),
+    ("verified_name", "VerifiedName"),
+    ("status", "Status"),
+    ("quality_rating", "QualityRating"),
+    ("messaging_limit_tier", "MessagingLimitTier"),
+    ("code_verification_status", "CodeVerificationStatus"),
+    ("name_status", "NameStatus"),
+    ("new_name_status", "NewNameStatus"),
+    ("is_official", "IsOfficial"),
+    ("status_callback_url", "StatusCallbackUrl"),
+    ("status_queue", "StatusQueue"),
+    ("up_callback_url", "UpCallbackUrl"),
+    ("up_queue", "UpQueue"),
+    ("calling_configure", "CallingConfigure"),
 )
 
 
 WABA_FIELDS = (
-    ("id", "Id"), ("name", "Name"), ("account_review_status", "AccountReviewStatus"), ("currency", "Currency"),
-    ("message_template_namespace", "MessageTemplateNamespace"), ("business_id", "BusinessId"),
-    ("business_name", "BusinessName"), ("primary_business_location", "PrimaryBusinessLocation"),
+    ("id", "Id"),
+    ("name", "Name"),
+    ("account_review_status", "AccountReviewStatus"),
+    ("currency", "Currency"),
+    ("message_template_namespace", "MessageTemplateNamespace"),
+    ("business_id", "BusinessId"),
+    ("business_name", "BusinessName"),
+    ("primary_business_location", "PrimaryBusinessLocation"),
     ("auth_international_rate_eligibility", "AuthInternationalRateEligibility"),
-    ("marketing_message_lite_status", "MarketingMessageLiteStatus"), ("is_on_biz_app", "IsOnBizApp"),
+    ("marketing_message_lite_status", "MarketingMessageLiteStatus"),
+    ("is_on_biz_app", "IsOnBizApp"),
 )
 
 
 _NUMBER_KNOWN = {k for k, _ in NUMBER_FIELDS} | {"id", "present", "wire_extra", "can_send_message", "health_errors"}
 
 
-_WABA_KNOWN = {k for k, _ in WABA_FIELDS} | {"present", "wire_extra", "can_send_message", "health_errors",
-                                             "business_can_send_message", "business_errors", "app_can_send_message",
-                                             "app_errors"}
+_WABA_KNOWN = {k for k, _ in WABA_FIELDS} | {
+    "present",
+    "wire_extra",
+    "can_send_message",
+    "health_errors",
+    "business_can_send_message",
+    "business_errors",
+    "app_can_send_message",
+    "app_errors",
+}
 
 
 _NUMBER_ENUMS = (("Status", "status"), ("QualityRating", "quality"), ("MessagingLimitTier", "tier"))
@@ -176,8 +210,9 @@ _NUMBER_ENUMS = (("Status", "status"), ("QualityRating", "quality"), ("Messaging
 _NUMBER_DROPPED = ("VerifiedName", "CodeVerificationStatus", "NameStatus", "NewNameStatus", "IsOfficial")
 
 
-_ENUM_FAULT_ACTIONS = frozenset({"QueryChatappPhoneNumbers", "QueryChatappBindWaba",
-                                 "GetPhoneNumberVerificationStatus", "GetWhatsappHealthStatus"})
+_ENUM_FAULT_ACTIONS = frozenset(
+    {"QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus", "GetWhatsappHealthStatus"}
+)
 
 
 _HEALTH_BY_STATUS = HEALTH_BY_STATUS

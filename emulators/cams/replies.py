@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..common import UNKNOWN_ENUM_VALUES
+from ..common import UNKNOWN_ENUM_VALUES, ApiError, Context
+from ..common.server import _ServerMixin
 from ..scenario import Credential, Fault
+from .auth import _access_denied_detail
 from .model import (
-    DOCUMENTED_ACTION_QPS, JSON_CONTENT_TYPE, XML_CONTENT_TYPE, _HTML_502, _NUMBER_DROPPED, _NUMBER_ENUMS,
+    _HTML_502,
+    _NUMBER_DROPPED,
+    _NUMBER_ENUMS,
+    DOCUMENTED_ACTION_QPS,
+    JSON_CONTENT_TYPE,
+    XML_CONTENT_TYPE,
 )
 from .wire import _ApiError, _Ctx, _Reply, _to_xml
-from .auth import _access_denied_detail
 
 
-class _RepliesMixin:
+class _RepliesMixin(_ServerMixin):
     """Flow control, faults and replies of :class:`CamsEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    flow_control: bool
+
+    if TYPE_CHECKING:
+
+        def _admit(self, arrival: float, buckets: Sequence[tuple[Hashable, int | None]]) -> bool: ...
 
     # -- flow control and faults -------------------------------------------
 
@@ -31,13 +45,20 @@ class _RepliesMixin:
             ctx.throttled = True
             raise _ApiError("Throttling.User")
 
-    def _fault_error(self, ctx: _Ctx, fault: Fault) -> _ApiError:
-        return _ApiError(fault.code, fault.message, fault.http_status, retry_after=fault.retry_after,
-                         http200=fault.http200,
-                         access_denied=_access_denied_detail(None, ctx.action) if fault.code in
-                         ("Ram.PermissionDeny", "Forbidden.RAM") else None)
+    def _fault_error(self, ctx: Context, fault: Fault) -> _ApiError:
+        assert fault.code is not None  # an error fault always has one (Fault validates it)
+        return _ApiError(
+            fault.code,
+            fault.message,
+            fault.http_status,
+            retry_after=fault.retry_after,
+            http200=fault.http200,
+            access_denied=_access_denied_detail(None, ctx.action)
+            if fault.code in ("Ram.PermissionDeny", "Forbidden.RAM")
+            else None,
+        )
 
-    def _html_reply(self, ctx: _Ctx) -> _Reply:
+    def _html_reply(self, ctx: Context) -> _Reply:
         return _Reply(502, _HTML_502, "text/html", {"x-acs-request-id": ctx.request_id}, code="fault:html")
 
     def _corrupt_answer(self, kind: str, action: str | None, payload: dict[str, Any]) -> dict[str, Any]:
@@ -88,19 +109,21 @@ class _RepliesMixin:
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), JSON_CONTENT_TYPE
 
     def _ok_reply(self, ctx: _Ctx, payload: Mapping[str, Any]) -> _Reply:
-        payload = self._data_fault(ctx, dict(payload))
-        payload["RequestId"] = ctx.request_id
-        body, ctype = self._encode(ctx, f"{ctx.action}Response", payload)
-        return _Reply(200, body, ctype, {"x-acs-request-id": ctx.request_id}, code=str(payload.get("Code")))
+        answer: dict[str, Any] = self._data_fault(ctx, dict(payload))
+        answer["RequestId"] = ctx.request_id
+        body, ctype = self._encode(ctx, f"{ctx.action}Response", answer)
+        return _Reply(200, body, ctype, {"x-acs-request-id": ctx.request_id}, code=str(answer.get("Code")))
 
-    def _error_reply(self, ctx: _Ctx, err: _ApiError) -> _Reply:
+    def _error_reply(self, ctx: Context, err: ApiError) -> _Reply:
+        assert isinstance(ctx, _Ctx)  # see CamsEmulator._new_context
+        access_denied = err.access_denied if isinstance(err, _ApiError) else None
         headers = {"x-acs-request-id": ctx.request_id}
         if err.retry_after is not None:
             headers["x-acs-retry-after"] = str(err.retry_after)
         if err.http200:
             payload: dict[str, Any] = {"RequestId": ctx.request_id, "Code": err.code, "Message": err.message}
-            if err.access_denied is not None:
-                payload["AccessDeniedDetail"] = json.dumps(err.access_denied, separators=(",", ":"))
+            if access_denied is not None:
+                payload["AccessDeniedDetail"] = json.dumps(access_denied, separators=(",", ":"))
             if ctx.action != "GetPhoneNumberVerificationStatus":
                 payload["Success"] = False
             body, ctype = self._encode(ctx, f"{ctx.action or 'Unknown'}Response", payload)
@@ -111,9 +134,9 @@ class _RepliesMixin:
             "Code": err.code,
             "Message": err.message,
             "Recommend": f"https://api.aliyun.com/troubleshoot?q={quote(err.code)}&product=cams"
-                         f"&requestId={ctx.request_id}",
+            f"&requestId={ctx.request_id}",
         }
-        if err.access_denied is not None:
-            payload["AccessDeniedDetail"] = err.access_denied
+        if access_denied is not None:
+            payload["AccessDeniedDetail"] = access_denied
         body, ctype = self._encode(ctx, "Error", payload)
         return _Reply(err.status, body, ctype, headers, code=err.code)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from .model import V3_ALGORITHM
-
 
 # ---------------------------------------------------------------------------
 # signing primitives (pure functions; also used by the tests against the vectors)
@@ -25,9 +24,14 @@ def canonical_query_string(pairs: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in sorted(pairs))
 
 
-def v3_canonical_request(method: str, canonical_uri: str, query_pairs: Iterable[tuple[str, str]],
-                         headers: Mapping[str, str | Sequence[str]], signed_headers: Sequence[str],
-                         payload_hash: str) -> str:
+def v3_canonical_request(
+    method: str,
+    canonical_uri: str,
+    query_pairs: Iterable[tuple[str, str]],
+    headers: Mapping[str, str | Sequence[str]],
+    signed_headers: Sequence[str],
+    payload_hash: str,
+) -> str:
     """The ACS3 canonical request.  ``headers`` keys may use any case; absent signed headers count as empty."""
     lowered: dict[str, list[str]] = {}
     for name, value in headers.items():
@@ -38,10 +42,16 @@ def v3_canonical_request(method: str, canonical_uri: str, query_pairs: Iterable[
     for name in names:
         values = sorted(v.strip() for v in lowered.get(name, []))
         lines.append(f"{name}:{','.join(values)}\n")
-    return "\n".join([
-        method.upper(), canonical_uri or "/", canonical_query_string(query_pairs),
-        "".join(lines), ";".join(names), payload_hash,
-    ])
+    return "\n".join(
+        [
+            method.upper(),
+            canonical_uri or "/",
+            canonical_query_string(query_pairs),
+            "".join(lines),
+            ";".join(names),
+            payload_hash,
+        ]
+    )
 
 
 def v3_string_to_sign(canonical_request: str) -> str:
@@ -63,5 +73,5 @@ def v2_string_to_sign(method: str, params: Iterable[tuple[str, str]]) -> str:
 
 
 def v2_signature(secret: str, string_to_sign: str) -> str:
-    digest = hmac.new(f"{secret}&".encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
+    digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")

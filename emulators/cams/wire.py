@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as _xml_escape
 
 from ..common import ApiError, Context, Reply, Request, wire_fields
 from .model import DEFAULT_HOST_ID, ERROR_TABLE, MAX_PARAMS
-
 
 # ---------------------------------------------------------------------------
 # errors and request context
@@ -20,8 +20,16 @@ from .model import DEFAULT_HOST_ID, ERROR_TABLE, MAX_PARAMS
 class _ApiError(ApiError):
     ERRORS = ERROR_TABLE
 
-    def __init__(self, code: str, message: str | None = None, status: int | None = None, *,
-                 access_denied: Any = None, retry_after: int | None = None, http200: bool = False):
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        status: int | None = None,
+        *,
+        access_denied: Any = None,
+        retry_after: int | None = None,
+        http200: bool = False,
+    ):
         super().__init__(code, message, status, retry_after=retry_after, http200=http200)
         self.access_denied = access_denied
 
@@ -50,7 +58,8 @@ def _parse_timestamp(value: str) -> float | None:
     if not match:
         return None
     try:
-        moment = datetime(*(int(g) for g in match.groups()[:6]), tzinfo=timezone.utc)
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         return None
     return moment.timestamp()
@@ -60,8 +69,14 @@ def _parse_pairs(text: str, where: str) -> list[tuple[str, str]]:
     if not text:
         return []
     try:
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=False, encoding="utf-8",
-                         errors="strict", max_num_fields=MAX_PARAMS)
+        return parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=False,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_PARAMS,
+        )
     except UnicodeDecodeError:
         raise _ApiError("InvalidParameter", f"The {where} is not valid percent-encoded UTF-8.") from None
     except ValueError:
@@ -94,8 +109,9 @@ def _to_xml(root: str, payload: Mapping[str, Any]) -> bytes:
 _wire = wire_fields
 
 
-def _health_entity(kind: str, typed_id: tuple[str, Any] | None, explicit: Any, derived: str,
-                   errors: Any) -> dict[str, Any]:
+def _health_entity(
+    kind: str, typed_id: tuple[str, Any] | None, explicit: Any, derived: str, errors: Any
+) -> dict[str, Any]:
     """One ``Entities`` item: ``EntityType``, ``CanSendMessage``, the typed id field (none for APP) and
     ``Errors`` (always a list; never ``AdditionalInfo``, which CAMS does not relay)."""
     entity: dict[str, Any] = {"EntityType": kind, "CanSendMessage": explicit or derived}
@@ -114,8 +130,11 @@ def _health_errors(raw: Any) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping):
             continue
         error = {}
-        for wire, snake in (("ErrorCode", "error_code"), ("ErrorDescription", "error_description"),
-                            ("PossibleSolution", "possible_solution")):
+        for wire, snake in (
+            ("ErrorCode", "error_code"),
+            ("ErrorDescription", "error_description"),
+            ("PossibleSolution", "possible_solution"),
+        ):
             value = item.get(wire, item.get(snake))
             if value is not None:
                 error[wire] = str(value)

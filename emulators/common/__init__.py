@@ -37,52 +37,85 @@ everything that does not depend on a provider's wire format:
 A subclass implements :meth:`ProviderEmulator._process` (authenticate, count,
 apply faults, answer) and the few hooks that shape its error answers.  Like the
 emulators themselves, this module never imports the exporter's client code.
+
+How the mixins are typed
+------------------------
+
+:class:`ProviderEmulator` and the larger provider emulators (``emulators.meta``,
+``emulators.cams``) are assembled from mixins, one per concern (``server``,
+``faults``, ``requestlog``, ``state``, ``watcher`` here; routes, answers,
+throttling, ... in the providers' packages).  A mixin's methods use attributes
+that the final class's ``__init__`` sets and methods that other mixins define,
+so every mixin states what it relies on, in one pattern applied everywhere:
+
+* **attributes**: a class-level annotation without a value in the mixin's body,
+  under the comment ``# what this mixin uses of the emulator``, e.g.
+  ``_lock: threading.RLock`` (no value, so nothing changes at run time: the
+  attribute is still set by ``ProviderEmulator.__init__`` or the provider's);
+* **methods of other classes**: their exact signatures, as ``...`` stubs inside
+  ``if TYPE_CHECKING:`` in the mixin's body, e.g. ``def scenario_time(self) ->
+  float: ...`` (invisible at run time, so they never shadow the real method in
+  the method resolution order; mypy checks that every declaration agrees with
+  the definition where the classes meet);
+* **overriding or extending** a method of a common mixin (a hook such as
+  ``_error_reply``, or ``number_state`` called through ``super()``): the
+  provider mixin subclasses that common mixin (``_MetaStateMixin(_StateMixin)``,
+  ``_RoutesMixin(_ServerMixin)``), so mypy checks the override against the base
+  signature and resolves ``super()``.  The final class lists
+  :class:`ProviderEmulator` last, so the method resolution order is the same as
+  with plain mixins.  Hook overrides keep the base signatures (``ctx:
+  Context``) and narrow with ``isinstance`` where a provider needs its own
+  context type.
 """
 
 from __future__ import annotations
 
-from .wire import (
-    MAX_BODY_BYTES,
-    HEALTH_BY_STATUS,
-    HEALTH_BY_REVIEW,
-    HEALTH_RANK,
-    UNKNOWN_ENUM_VALUES,
-    worst_health,
-    country_code_length,
-    display_number,
-    json_bytes,
-    wire_fields,
-    merge_wire_extra as merge_wire_extra,
+from .base import (
+    ProviderEmulator,
 )
 from .records import (
-    RequestRecord,
+    ActiveFault as ActiveFault,
+)
+from .records import (
     ApiError,
     BodyError,
+    Context,
     Reply,
     Request,
-    Context,
-    ActiveFault as ActiveFault,
+    RequestRecord,
 )
 from .server import (
     MAX_REQUEST_LINE as MAX_REQUEST_LINE,
 )
-from .base import (
-    ProviderEmulator,
+from .wire import (
+    HEALTH_BY_REVIEW,
+    HEALTH_BY_STATUS,
+    HEALTH_RANK,
+    MAX_BODY_BYTES,
+    UNKNOWN_ENUM_VALUES,
+    country_code_length,
+    display_number,
+    json_bytes,
+    wire_fields,
+    worst_health,
+)
+from .wire import (
+    merge_wire_extra as merge_wire_extra,
 )
 
 __all__ = [
-    "ApiError",
-    "BodyError",
-    "Context",
     "HEALTH_BY_REVIEW",
     "HEALTH_BY_STATUS",
     "HEALTH_RANK",
     "MAX_BODY_BYTES",
+    "UNKNOWN_ENUM_VALUES",
+    "ApiError",
+    "BodyError",
+    "Context",
     "ProviderEmulator",
     "Reply",
     "Request",
     "RequestRecord",
-    "UNKNOWN_ENUM_VALUES",
     "country_code_length",
     "display_number",
     "json_bytes",

@@ -8,20 +8,20 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Mapping
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
 from ..scenario import Scenario
 from ..webhooks import WebhookSender
-from .records import ActiveFault, RequestRecord
-from .server import MAX_REQUEST_LINE, _Connection, _ServerMixin
 from .faults import _FaultsMixin
+from .records import ActiveFault, RequestRecord
 from .requestlog import _RequestLogMixin
+from .server import MAX_REQUEST_LINE, _Connection, _ServerMixin
 from .state import _StateMixin
 from .watcher import _WatcherMixin
-
 
 logger = logging.getLogger("emulators")
 
@@ -38,7 +38,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
     ``clock() - start time + advance()`` offsets.
     """
 
-    provider_name = "Provider"            # for log lines and the standalone runner
+    provider_name = "Provider"  # for log lines and the standalone runner
 
     thread_prefix = "provider"
 
@@ -53,7 +53,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
     write_actions: frozenset[str] = frozenset()
 
     #: data-fault kind -> the actions whose successful answers it alters (others are never data-faulted)
-    data_fault_actions: Mapping[str, frozenset[str]] = {}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {}
 
     #: the ignored field an ``oversize`` fault adds to a JSON (or XML) answer
     padding_key = "emulator_padding"
@@ -62,8 +62,15 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
     watch_interval = 0.1
 
     #: number / WABA attributes whose changes the watcher records (subclasses add derived ones, e.g. ``health``)
-    observed_number_fields: tuple[str, ...] = ("present", "status", "quality_rating", "messaging_limit_tier",
-                                               "name_status", "code_verification_status", "verified_name")
+    observed_number_fields: tuple[str, ...] = (
+        "present",
+        "status",
+        "quality_rating",
+        "messaging_limit_tier",
+        "name_status",
+        "code_verification_status",
+        "verified_name",
+    )
 
     observed_waba_fields: tuple[str, ...] = ("present", "account_review_status")
 
@@ -74,9 +81,17 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
 
     _logger = logger
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG, seed: int | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_records: int = 200_000,
+        log_level: int = logging.DEBUG,
+        seed: int | None = None,
+    ):
         if not isinstance(scenario, Scenario):
             raise TypeError("scenario must be a Scenario (see emulators.scenario)")
         self.scenario = scenario
@@ -87,7 +102,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._records: deque[RequestRecord] = deque(maxlen=max_records)
-        self._qps_counts: dict[tuple, int] = {}
+        self._qps_counts: dict[tuple[Hashable, int], int] = {}
         self._qps_second: int | None = None
         self._scenario_faults = [ActiveFault(f) for f in scenario.faults]
         self._injected: list[ActiveFault] = []
@@ -96,7 +111,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._offset = 0.0
         self._t0: float | None = None
         self._stop_event = threading.Event()
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._runner: web.ServerRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -108,17 +123,16 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._watch_wake = threading.Event()
         self._snapshot: dict[str, dict[str | None, dict[str, Any]]] | None = None
         self._due: dict[str, float | None] = {}
-        self._dirty: dict[str, float] = {}          # space id -> wall time of the latest override
-        self._last_eval: tuple[float, float, float] = (0.0, 0.0, 0.0)   # scenario time, wall, monotonic
+        self._dirty: dict[str, float] = {}  # space id -> wall time of the latest override
+        self._last_eval: tuple[float, float, float] = (0.0, 0.0, 0.0)  # scenario time, wall, monotonic
         self._state_changes: deque[dict[str, Any]] = deque(maxlen=max_records)
         self._webhook: dict[str, Any] | None = None
-        self._webhook_sender = WebhookSender(self.provider_name, log=self._logger, clock=clock,
-                                             max_records=max_records)
+        self._webhook_sender = WebhookSender(self.provider_name, log=self._logger, clock=clock, max_records=max_records)
         self._warn_unknown_attributes()
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self):
+    def start(self) -> Self:
         if self._server is not None:
             return self
         self._stop_event.clear()
@@ -133,25 +147,34 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix=f"{self.thread_prefix}-emulator")
         if self._t0 is None:
             self._t0 = self._clock()
-        self._thread = threading.Thread(target=loop.run_forever, name=f"{self.thread_prefix}-emulator:{self.port}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=loop.run_forever, name=f"{self.thread_prefix}-emulator:{self.port}", daemon=True
+        )
         self._thread.start()
-        self.check_states()                      # the baseline (or what changed while stopped)
+        self.check_states()  # the baseline (or what changed while stopped)
         self._watch_stop.clear()
-        self._watch_thread = threading.Thread(target=self._watch, name=f"{self.thread_prefix}-watcher:{self.port}",
-                                              daemon=True)
+        self._watch_thread = threading.Thread(
+            target=self._watch, name=f"{self.thread_prefix}-watcher:{self.port}", daemon=True
+        )
         self._watch_thread.start()
         return self
 
-    async def _open(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractServer:
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> asyncio.Server:
         runner = web.ServerRunner(web.Server(self._handle), handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         self._runner = runner
         manager = runner.server
 
         def protocol() -> _Connection:
-            return _Connection(manager, self, loop=loop, access_log=None, max_line_size=MAX_REQUEST_LINE,
-                               max_field_size=16384, lingering_time=1.0)
+            return _Connection(
+                manager,
+                self,
+                loop=loop,
+                access_log=None,
+                max_line_size=MAX_REQUEST_LINE,
+                max_field_size=16384,
+                lingering_time=1.0,
+            )
 
         return await loop.create_server(protocol, self.host, self.port, reuse_address=True, backlog=128)
 
@@ -165,7 +188,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         server, loop = self._server, self._loop
         if server is None or loop is None:
             return
-        self._stop_event.set()                   # delays end at once
+        self._stop_event.set()  # delays end at once
         self._watch_stop.set()
         self._watch_wake.set()
         if self._watch_thread is not None:
@@ -187,7 +210,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
             self._workers = None
         self._server = self._runner = self._loop = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import random
+import threading
 import uuid
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
-from typing import Hashable, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from ..scenario import DATA_FAULT_KINDS, WEBHOOK_FAULT_KINDS, Fault
-from .records import ActiveFault, Context, Reply
+from .records import ActiveFault, ApiError, Context, Reply
 
 
 class _FaultsMixin:
     """Fault injection and admission of :class:`ProviderEmulator`."""
+
+    # what this mixin uses of the emulator (see the package docstring)
+    provider_name: str
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]]
+    _logger: logging.Logger
+    _log_level: int
+    _clock: Callable[[], float]
+    _lock: threading.RLock
+    _rng: random.Random
+    _stop_event: threading.Event
+    _scenario_faults: list[ActiveFault]
+    _injected: list[ActiveFault]
+    _qps_counts: dict[tuple[Hashable, int], int]
+    _qps_second: int | None
+
+    if TYPE_CHECKING:
+
+        def scenario_time(self) -> float: ...
+        def _fault_error(self, ctx: Context, fault: Fault) -> ApiError: ...
+        def _html_reply(self, ctx: Context) -> Reply: ...
+        def _record(self, req_method: str, path: str, arrival: float, ctx: Context, reply: Reply) -> None: ...
 
     # -- runtime control ---------------------------------------------------
 
@@ -47,9 +72,9 @@ class _FaultsMixin:
                 self._qps_second = second
             keys = [(key, second) for key, _ in buckets]
             counts = [self._qps_counts.get(k, 0) for k in keys]
-            if any(limit is not None and count >= limit for (_, limit), count in zip(buckets, counts)):
+            if any(limit is not None and count >= limit for (_, limit), count in zip(buckets, counts, strict=True)):
                 return False
-            for k, count in zip(keys, counts):
+            for k, count in zip(keys, counts, strict=True):
                 self._qps_counts[k] = count + 1
             return True
 
@@ -79,8 +104,16 @@ class _FaultsMixin:
                     continue
                 if fault.kind in DATA_FAULT_KINDS and ctx.action not in self.data_fault_actions.get(fault.kind, ()):
                     continue
-                if not any(fault.selects(access_key_id=ctx.access_key_id, action=ctx.action,
-                                         space_id=ctx.space_id, phone_number=phone, t=t) for phone in phones):
+                if not any(
+                    fault.selects(
+                        access_key_id=ctx.access_key_id,
+                        action=ctx.action,
+                        space_id=ctx.space_id,
+                        phone_number=phone,
+                        t=t,
+                    )
+                    for phone in phones
+                ):
                     continue
                 if fault.probability is not None and self._rng.random() >= fault.probability:
                     continue
@@ -109,8 +142,9 @@ class _FaultsMixin:
     def _refuse_now(self, method: str = "", path: str = "") -> bool:
         """True (and recorded) if a ``refuse`` fault takes this connection, or this request on a reused one."""
         with self._lock:
-            candidates = [a for a in self._injected + self._scenario_faults
-                          if a.fault.kind == "refuse" and a.remaining != 0]
+            candidates = [
+                a for a in self._injected + self._scenario_faults if a.fault.kind == "refuse" and a.remaining != 0
+            ]
             if not candidates:
                 return False
         t = self.scenario_time()
@@ -118,8 +152,9 @@ class _FaultsMixin:
         with self._lock:
             for active in candidates:
                 fault = active.fault
-                if active.remaining == 0 or not fault.selects(access_key_id=None, action=None, space_id=None,
-                                                              phone_number=None, t=t):
+                if active.remaining == 0 or not fault.selects(
+                    access_key_id=None, action=None, space_id=None, phone_number=None, t=t
+                ):
                     continue
                 if fault.probability is not None and self._rng.random() >= fault.probability:
                     continue

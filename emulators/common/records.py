@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..scenario import Fault
-
 
 # ---------------------------------------------------------------------------
 # records and request plumbing
@@ -21,13 +21,13 @@ class RequestRecord:
     access_key_id: str | None
     action: str | None
     space_id: str | None
-    http_status: int                 # 0 when the connection was reset
-    code: str | None                 # the provider's result code as a string, or "fault:<kind>"
+    http_status: int  # 0 when the connection was reset
+    code: str | None  # the provider's result code as a string, or "fault:<kind>"
     phone_number: str | None = None
-    signature_version: str | None = None   # CAMS "V3"/"V2"; NxCloud "md5"/"sha256"; else None
+    signature_version: str | None = None  # CAMS "V3"/"V2"; NxCloud "md5"/"sha256"; else None
     authenticated: bool = False
     throttled: bool = False
-    fault: str | None = None         # the kind of the fault applied, if any
+    fault: str | None = None  # the kind of the fault applied, if any
     request_id: str | None = None
     method: str = ""
     path: str = ""
@@ -44,8 +44,16 @@ class ApiError(Exception):
     ERRORS: Mapping[Any, tuple[int, str]] = {}
     DEFAULT: tuple[int, str] = (400, "The request failed.")
 
-    def __init__(self, code: Any, message: str | None = None, status: int | None = None, *,
-                 retry_after: int | None = None, http200: bool = False, detail: Any = None):
+    def __init__(
+        self,
+        code: Any,
+        message: str | None = None,
+        status: int | None = None,
+        *,
+        retry_after: int | None = None,
+        http200: bool = False,
+        detail: Any = None,
+    ):
         default_status, default_message = self.ERRORS.get(code, self.DEFAULT)
         super().__init__(code)
         self.code = code
@@ -73,8 +81,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     code: str | None = None
     reset: bool = False
-    truncate: bool = False          # send the headers and half the body, then close the connection
-    tail: tuple[bytes | memoryview, ...] = ()   # more body after ``body`` (an oversize answer's shared padding)
+    truncate: bool = False  # send the headers and half the body, then close the connection
+    tail: tuple[bytes | memoryview, ...] = ()  # more body after ``body`` (an oversize answer's shared padding)
 
 
 @dataclass
@@ -108,13 +116,13 @@ class Context:
     access_key_id: str | None = None
     space_id: str | None = None
     phone_number: str | None = None
-    phone_numbers: tuple[str, ...] = ()      # every number a request names (fault selectors match any)
+    phone_numbers: tuple[str, ...] = ()  # every number a request names (fault selectors match any)
     signature_version: str | None = None
     authenticated: bool = False
     throttled: bool = False
     fault: str | None = None
     path: str = ""
-    fault_spec: Fault | None = None          # the fault applied (its parameters, e.g. megabytes)
+    fault_spec: Fault | None = None  # the fault applied (its parameters, e.g. megabytes)
 
 
 class ActiveFault:

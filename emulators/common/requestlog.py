@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections import deque
 
 from .records import RequestRecord
 
 
 class _RequestLogMixin:
     """The request log of :class:`ProviderEmulator`."""
+
+    # what this mixin uses of the emulator (see the package docstring)
+    write_actions: frozenset[str]
+    _lock: threading.RLock
+    _records: deque[RequestRecord]
 
     # -- statistics --------------------------------------------------------
 
@@ -22,8 +29,9 @@ class _RequestLogMixin:
         with self._lock:
             self._records.clear()
 
-    def per_second_counts(self, access_key_id: str, accepted_only: bool = False, *,
-                          action: str | None = None) -> dict[int, int]:
+    def per_second_counts(
+        self, access_key_id: str, accepted_only: bool = False, *, action: str | None = None
+    ) -> dict[int, int]:
         """Requests that arrived per calendar second (floor of the arrival time) for one key, optionally
         only those of one ``action`` (e.g. ``GetWhatsappHealthStatus``)."""
         counts: dict[int, int] = {}
@@ -36,15 +44,18 @@ class _RequestLogMixin:
             counts[second] = counts.get(second, 0) + 1
         return counts
 
-    def max_requests_in_any_second(self, access_key_id: str, accepted_only: bool = False, *,
-                                   action: str | None = None) -> int:
+    def max_requests_in_any_second(
+        self, access_key_id: str, accepted_only: bool = False, *, action: str | None = None
+    ) -> int:
         return max(self.per_second_counts(access_key_id, accepted_only, action=action).values(), default=0)
 
     def calls(self, action: str | None = None, access_key_id: str | None = None) -> list[RequestRecord]:
         """Recorded requests filtered by action and/or key."""
-        return [r for r in self.requests
-                if (action is None or r.action == action)
-                and (access_key_id is None or r.access_key_id == access_key_id)]
+        return [
+            r
+            for r in self.requests
+            if (action is None or r.action == action) and (access_key_id is None or r.access_key_id == access_key_id)
+        ]
 
     def write_action_calls(self) -> list[RequestRecord]:
         """Requests to endpoints with side effects (which the emulator records and refuses)."""

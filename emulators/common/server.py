@@ -1,25 +1,29 @@
-"""The emulators' HTTP layer: aiohttp connection protocol, connection-level faults, request handling and error replies."""
+"""The emulators' HTTP layer: aiohttp connection protocol, connection-level faults, request handling and error
+replies."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 import asyncio
+import logging
 import socket
 import struct
 import threading
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from ..scenario import DATA_FAULT_KINDS, Fault
-from .wire import MAX_BODY_BYTES
 from .records import ApiError, BodyError, Context, Reply, Request, RequestRecord
+from .wire import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from .base import ProviderEmulator
@@ -69,7 +73,7 @@ def _reset(transport: asyncio.BaseTransport | None) -> None:
 class _Connection(RequestHandler):
     """aiohttp's connection protocol, with the ``refuse`` fault and provider-shaped parse errors."""
 
-    def __init__(self, manager: Any, emulator: "ProviderEmulator", **kwargs: Any):
+    def __init__(self, manager: Any, emulator: ProviderEmulator, **kwargs: Any):
         super().__init__(manager, **kwargs)
         self.emulator = emulator
         self.served = 0
@@ -80,20 +84,22 @@ class _Connection(RequestHandler):
             return
         super().connection_made(transport)
 
-    def eof_received(self) -> bool:
+    # asyncio's Protocol.eof_received returns bool | None (True keeps the transport open); aiohttp narrows it to None
+    def eof_received(self) -> bool:  # type: ignore[override]
         """The client half-closed: answer what it already sent, then close (aiohttp would drop the connection)."""
         self.close()
         return True
 
-    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         emulator = self.emulator
         if isinstance(exc, LineTooLong):
             status = 414 if exc.args[1:2] == (MAX_REQUEST_LINE,) else 431
         emulator._logger.debug("%s emulator: unparsable request: %s", emulator.provider_name, exc)
         if status == 400:
             reply = emulator._body_error_reply("", "", emulator._clock(), BodyError(400, "Malformed HTTP request."))
-            resp = _response(reply, emulator)
+            resp = _response(reply, emulator.server_software)
         else:
             resp = web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}\n")
         resp.force_close()
@@ -106,10 +112,12 @@ class _Connection(RequestHandler):
 MAX_REQUEST_LINE = 65536 + 64  # long query strings (a CAMS GET carries every parameter) are legitimate
 
 
-def _response(reply: Reply, emulator: "ProviderEmulator") -> web.Response:
-    resp = web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type,
-                                                                        "Server": emulator.server_software,
-                                                                        **reply.headers})
+def _response(reply: Reply, server_software: str) -> web.Response:
+    resp = web.Response(
+        status=reply.status,
+        body=reply.body,
+        headers={"Content-Type": reply.content_type, "Server": server_software, **reply.headers},
+    )
     return resp
 
 
@@ -129,6 +137,22 @@ async def _read_body(request: web.BaseRequest) -> bytes:
 
 class _ServerMixin:
     """Request handling and error replies of :class:`ProviderEmulator`."""
+
+    # what this mixin uses of the emulator (see the package docstring)
+    provider_name: str
+    server_software: str
+    json_content_type: str
+    padding_key: str
+    _logger: logging.Logger
+    _log_level: int
+    _clock: Callable[[], float]
+    _lock: threading.RLock
+    _records: deque[RequestRecord]
+    _workers: ThreadPoolExecutor | None
+
+    if TYPE_CHECKING:
+
+        def _refuse_now(self, method: str = "", path: str = "") -> bool: ...
 
     # -- hooks for subclasses ------------------------------------------------
 
@@ -153,8 +177,9 @@ class _ServerMixin:
 
     def _fault_error(self, ctx: Context, fault: Fault) -> ApiError:
         """The error an ``error`` fault raises."""
-        return ApiError(fault.code, fault.message, fault.http_status, retry_after=fault.retry_after,
-                        http200=fault.http200)
+        return ApiError(
+            fault.code, fault.message, fault.http_status, retry_after=fault.retry_after, http200=fault.http200
+        )
 
     def _common_headers(self, ctx: Context) -> dict[str, str]:
         """Headers every answer carries (e.g. a request id)."""
@@ -162,15 +187,22 @@ class _ServerMixin:
 
     def _html_reply(self, ctx: Context) -> Reply:
         """What an ``html`` fault answers: an HTML error page of a proxy in front of the API."""
-        page = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-                b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+        page = (
+            b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+            b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
         return Reply(502, page, "text/html", self._common_headers(ctx), code="fault:html")
 
     def _malformed_reply(self, ctx: Context, reply: Reply) -> Reply:
         """What a ``malformed`` fault answers: HTTP 200 with the first half of the real body."""
         body = reply.body
-        return Reply(200, body[: max(1, len(body) // 2)], self.json_content_type, self._common_headers(ctx),
-                     code="fault:malformed")
+        return Reply(
+            200,
+            body[: max(1, len(body) // 2)],
+            self.json_content_type,
+            self._common_headers(ctx),
+            code="fault:malformed",
+        )
 
     def _oversize_reply(self, ctx: Context, reply: Reply, megabytes: float) -> Reply:
         """What an ``oversize`` fault answers: the real answer with one ignored string field
@@ -210,7 +242,7 @@ class _ServerMixin:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """The one aiohttp handler: read the body, let the provider answer (in a worker thread), write it."""
         arrival = self._clock()
-        conn = request.protocol
+        conn = cast(_Connection, request.protocol)  # the protocol factory of ProviderEmulator._open
         conn.served += 1
         target = request.raw_path
         if conn.served > 1 and self._refuse_now(request.method, target.split("?", 1)[0]):
@@ -220,7 +252,7 @@ class _ServerMixin:
         try:
             body = await _read_body(request)
         except BodyError as exc:
-            resp = _response(self._body_error_reply(request.method, target, arrival, exc), self)
+            resp = _response(self._body_error_reply(request.method, target, arrival, exc), self.server_software)
             resp.force_close()
             return resp
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
@@ -250,15 +282,25 @@ class _ServerMixin:
         await resp.write(reply.body)
         for part in reply.tail:
             for start in range(0, len(part), 1 << 20):
-                await resp.write(part[start:start + (1 << 20)])
+                await resp.write(part[start : start + (1 << 20)])
         return resp
 
     def _record(self, req_method: str, path: str, arrival: float, ctx: Context, reply: Reply) -> None:
         record = RequestRecord(
-            time=arrival, access_key_id=ctx.access_key_id, action=ctx.action, space_id=ctx.space_id,
-            http_status=0 if reply.reset else reply.status, code=reply.code, phone_number=ctx.phone_number,
-            signature_version=ctx.signature_version, authenticated=ctx.authenticated, throttled=ctx.throttled,
-            fault=ctx.fault, request_id=ctx.request_id, method=req_method, path=path,
+            time=arrival,
+            access_key_id=ctx.access_key_id,
+            action=ctx.action,
+            space_id=ctx.space_id,
+            http_status=0 if reply.reset else reply.status,
+            code=reply.code,
+            phone_number=ctx.phone_number,
+            signature_version=ctx.signature_version,
+            authenticated=ctx.authenticated,
+            throttled=ctx.throttled,
+            fault=ctx.fault,
+            request_id=ctx.request_id,
+            method=req_method,
+            path=path,
         )
         with self._lock:
             self._records.append(record)
@@ -278,8 +320,9 @@ class _ServerMixin:
         except ApiError as exc:
             reply = self._error_reply(ctx, exc)
         except Exception:  # never let a bug take the server down
-            self._logger.exception("%s emulator: unexpected error while handling %s %s", self.provider_name,
-                                   req.method, req.target[:200])
+            self._logger.exception(
+                "%s emulator: unexpected error while handling %s %s", self.provider_name, req.method, req.target[:200]
+            )
             reply = self._error_reply(ctx, self._internal_error())
         if ctx.fault == "malformed":
             reply = self._malformed_reply(ctx, reply)
@@ -288,8 +331,15 @@ class _ServerMixin:
         elif ctx.fault == "oversize" and ctx.fault_spec is not None and not reply.reset:
             reply = self._oversize_reply(ctx, reply, ctx.fault_spec.megabytes or 0.0)
         self._record(req.method, ctx.path, req.arrival, ctx, reply)
-        self._logger.log(self._log_level, "%s %s ak=%s space=%s -> %s %s (%.1f ms)", req.method,
-                         ctx.action or "-", ctx.access_key_id or "-", ctx.space_id or "-",
-                         "reset" if reply.reset else reply.status, reply.code,
-                         (time.monotonic() - started) * 1000)
+        self._logger.log(
+            self._log_level,
+            "%s %s ak=%s space=%s -> %s %s (%.1f ms)",
+            req.method,
+            ctx.action or "-",
+            ctx.access_key_id or "-",
+            ctx.space_id or "-",
+            "reset" if reply.reset else reply.status,
+            reply.code,
+            (time.monotonic() - started) * 1000,
+        )
         return reply

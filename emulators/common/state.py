@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from ..scenario import Space
+from ..scenario import Scenario, Space
 
 
 class _StateMixin:
     """Scenario time, overrides and observable state of :class:`ProviderEmulator`."""
+
+    # what this mixin uses of the emulator (see the package docstring)
+    scenario: Scenario
+    provider_name: str
+    known_number_attributes: frozenset[str]
+    known_waba_attributes: frozenset[str]
+    _logger: logging.Logger
+    _clock: Callable[[], float]
+    _lock: threading.RLock
+    _t0: float | None
+    _offset: float
+    _number_overrides: dict[tuple[str, str], dict[str, Any]]
+    _waba_overrides: dict[str, dict[str, Any]]
+    _dirty: dict[str, float]
+    _watch_wake: threading.Event
 
     # -- scenario time -----------------------------------------------------
 
@@ -85,8 +103,13 @@ class _StateMixin:
                 if key not in known:
                     close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
                     if close:
-                        self._logger.warning("scenario %s: attribute %r is not a %s field (did you mean %r?)",
-                                             where, key, self.provider_name, close[0])
+                        self._logger.warning(
+                            "scenario %s: attribute %r is not a %s field (did you mean %r?)",
+                            where,
+                            key,
+                            self.provider_name,
+                            close[0],
+                        )
 
         for space in self.scenario.spaces:
             for number in space.numbers:

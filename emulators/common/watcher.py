@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
 import time
-from typing import Any, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..scenario import WEBHOOK_FAULT_KINDS, Space, Timeline
-from ..webhooks import Event, OutgoingRequest, derive_events, redact_url, validate_url
+from ..scenario import WEBHOOK_FAULT_KINDS, Scenario, Space, Timeline
+from ..webhooks import Event, OutgoingRequest, WebhookSender, derive_events, redact_url, validate_url
+from .records import ActiveFault
+
+#: the changes of one space the watcher found: (phone number or None for the WABA, old observed fields,
+#: new observed fields, the :meth:`_WatcherMixin.state_changes` entries)
+SpaceChanges = list[tuple[str | None, dict[str, Any], dict[str, Any], list[dict[str, Any]]]]
 
 
 def _next_due(space: Space, t: float) -> float | None:
@@ -35,10 +45,49 @@ def _last_transition(timeline: Timeline, after: float, until: float) -> float | 
 class _WatcherMixin:
     """The state watcher and webhooks of :class:`ProviderEmulator`."""
 
+    # what this mixin uses of the emulator (see the package docstring)
+    scenario: Scenario
+    provider_name: str
+    watch_interval: float
+    observed_number_fields: tuple[str, ...]
+    observed_waba_fields: tuple[str, ...]
+    webhooks_supported: bool
+    webhook_secret_required: bool
+    _logger: logging.Logger
+    _log_level: int
+    _clock: Callable[[], float]
+    _lock: threading.RLock
+    _rng: random.Random
+    _scenario_faults: list[ActiveFault]
+    _injected: list[ActiveFault]
+    _watch_lock: threading.Lock
+    _watch_stop: threading.Event
+    _watch_wake: threading.Event
+    _snapshot: dict[str, dict[str | None, dict[str, Any]]] | None
+    _due: dict[str, float | None]
+    _dirty: dict[str, float]
+    _last_eval: tuple[float, float, float]
+    _state_changes: deque[dict[str, Any]]
+    _webhook: dict[str, Any] | None
+    _webhook_sender: WebhookSender
+
+    if TYPE_CHECKING:
+
+        def scenario_time(self) -> float: ...
+        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
+        def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None: ...
+
     # -- state watcher and webhooks ------------------------------------------
 
-    def set_webhook(self, url: str | None, secret: str | None = None, *, timeout: float | None = None,
-                    retries: int | None = None, backoff: float | None = None) -> None:
+    def set_webhook(
+        self,
+        url: str | None,
+        secret: str | None = None,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+    ) -> None:
         """Push events to ``url`` from now on (``None`` turns webhooks off).
 
         ``secret`` is Meta's app secret (required there: it keys ``X-Hub-Signature-256``); NxCloud
@@ -138,7 +187,7 @@ class _WatcherMixin:
                 self._due[sid] = self._next_due(space, s)
                 if not known:
                     continue
-                space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]] = []
+                space_changes: SpaceChanges = []
                 for key in list(new_space) + [k for k in old_space if k not in new_space]:
                     old, new = old_space.get(key, {}), new_space.get(key, {})
                     fields = [f for f in dict.fromkeys(list(new) + list(old)) if old.get(f) != new.get(f)]
@@ -148,18 +197,30 @@ class _WatcherMixin:
                     number = space.number(key) if key is not None else None
                     if number is not None:
                         timelines.append(number.timeline)
-                    eff_s = max((t for t in (_last_transition(tl, p, s) for tl in timelines) if t is not None),
-                                default=None)
+                    eff_s = max(
+                        (t for t in (_last_transition(tl, p, s) for tl in timelines) if t is not None), default=None
+                    )
                     if eff_s is not None:
                         eff_wall = max(p_wall, wall - (s - eff_s))
                     elif sid in dirty:
                         eff_wall = max(p_wall, min(wall, dirty[sid]))
                     else:
                         eff_wall = wall
-                    changes = [{"wall": eff_wall, "monotonic": mono - (wall - eff_wall),
-                                "scenario_time": s if eff_s is None else eff_s, "observed_wall": wall,
-                                "observed_monotonic": mono, "space_id": sid, "phone_number": key, "field": f,
-                                "old": old.get(f), "new": new.get(f)} for f in fields]
+                    changes = [
+                        {
+                            "wall": eff_wall,
+                            "monotonic": mono - (wall - eff_wall),
+                            "scenario_time": s if eff_s is None else eff_s,
+                            "observed_wall": wall,
+                            "observed_monotonic": mono,
+                            "space_id": sid,
+                            "phone_number": key,
+                            "field": f,
+                            "old": old.get(f),
+                            "new": new.get(f),
+                        }
+                        for f in fields
+                    ]
                     space_changes.append((key, old, new, changes))
                     found.extend(changes)
                 if not space_changes:
@@ -169,9 +230,16 @@ class _WatcherMixin:
                         self._state_changes.extend(changes)
                 for _, _, _, changes in space_changes:
                     for change in changes:
-                        self._logger.log(self._log_level, "%s emulator: %s %s %s: %r -> %r", self.provider_name, sid,
-                                         change["phone_number"] or "waba", change["field"], change["old"],
-                                         change["new"])
+                        self._logger.log(
+                            self._log_level,
+                            "%s emulator: %s %s %s: %r -> %r",
+                            self.provider_name,
+                            sid,
+                            change["phone_number"] or "waba",
+                            change["field"],
+                            change["old"],
+                            change["new"],
+                        )
                 if target is not None:
                     self._push(space, space_changes, target, s, wall)
             return found
@@ -199,8 +267,7 @@ class _WatcherMixin:
                 out[None] = self._observe_waba(space, waba, t)
         return out
 
-    def _observe_number(self, space: Space, state: Mapping[str, Any],
-                        waba: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _observe_number(self, space: Space, state: Mapping[str, Any], waba: Mapping[str, Any] | None) -> dict[str, Any]:
         """The fields of a number the watcher compares (subclasses add derived ones such as ``health``)."""
         return {f: state.get(f, True if f == "present" else None) for f in self.observed_number_fields}
 
@@ -213,8 +280,7 @@ class _WatcherMixin:
         itself (its timelines; subclasses add e.g. expiries)."""
         return _next_due(space, t)
 
-    def _events(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
-                t: float, wall: float) -> list[Event]:
+    def _events(self, space: Space, space_changes: SpaceChanges, t: float, wall: float) -> list[Event]:
         """The webhook events (Meta vocabulary) for one space's changes.  The default is the BSP relays'
         form (:func:`~emulators.webhooks.derive_events`, plus one ``business_capability_update``
         per new per-number portfolio value); the Meta emulator has its own."""
@@ -223,21 +289,27 @@ class _WatcherMixin:
         for key, old, new, changes in space_changes:
             events.extend(derive_events(key, old, new, changes, wall))
             for change in changes:
-                if change["field"] == "whatsapp_business_manager_messaging_limit" and change["new"] is not None \
-                        and new.get("present", True):
+                if (
+                    change["field"] == "whatsapp_business_manager_messaging_limit"
+                    and change["new"] is not None
+                    and new.get("present", True)
+                ):
                     portfolio.setdefault(change["new"], []).append(change)
         for value, changes in portfolio.items():
-            events.append(Event("business_capability_update", {"max_daily_conversations_per_business": value},
-                                None, changes))
+            events.append(
+                Event("business_capability_update", {"max_daily_conversations_per_business": value}, None, changes)
+            )
         return events
 
-    def _push(self, space: Space, space_changes: list[tuple[str | None, dict, dict, list[dict[str, Any]]]],
-              target: Mapping[str, Any], t: float, wall: float) -> None:
+    def _push(
+        self, space: Space, space_changes: SpaceChanges, target: Mapping[str, Any], t: float, wall: float
+    ) -> None:
         try:
             events = self._events(space, space_changes, t, wall)
         except Exception:
-            self._logger.exception("%s emulator: cannot derive the webhook events of %s", self.provider_name,
-                                   space.space_id)
+            self._logger.exception(
+                "%s emulator: cannot derive the webhook events of %s", self.provider_name, space.space_id
+            )
             return
         for event in events:
             try:
@@ -249,14 +321,26 @@ class _WatcherMixin:
             if request is None:
                 continue
             record = self._webhook_sender.new_record(
-                field=event.field, event=event.event, space_id=space.space_id, phone_number=event.phone_number,
-                changes=[dict(c) for c in event.changes], method=request.method,
-                url=redact_url(request.url, target["url"]), headers=dict(request.headers),
-                body=request.body.decode("utf-8", "replace") if request.body else None, fault=fault,
-                status="dropped" if fault == "webhook_drop" else "pending")
+                field=event.field,
+                event=event.event,
+                space_id=space.space_id,
+                phone_number=event.phone_number,
+                changes=[dict(c) for c in event.changes],
+                method=request.method,
+                url=redact_url(request.url, target["url"]),
+                headers=dict(request.headers),
+                body=request.body.decode("utf-8", "replace") if request.body else None,
+                fault=fault,
+                status="dropped" if fault == "webhook_drop" else "pending",
+            )
             if fault == "webhook_drop":
-                self._logger.log(self._log_level, "%s emulator: webhook %s %s dropped (fault)", self.provider_name,
-                                 event.field, event.event or "")
+                self._logger.log(
+                    self._log_level,
+                    "%s emulator: webhook %s %s dropped (fault)",
+                    self.provider_name,
+                    event.field,
+                    event.event or "",
+                )
                 continue
             self._webhook_sender.submit(record, request)
 
@@ -267,8 +351,13 @@ class _WatcherMixin:
                 fault = active.fault
                 if active.remaining == 0 or fault.kind not in WEBHOOK_FAULT_KINDS:
                     continue
-                if not fault.selects(access_key_id=space.access_key_id, action=event.field, space_id=space.space_id,
-                                     phone_number=event.phone_number, t=t):
+                if not fault.selects(
+                    access_key_id=space.access_key_id,
+                    action=event.field,
+                    space_id=space.space_id,
+                    phone_number=event.phone_number,
+                    t=t,
+                ):
                     continue
                 if fault.probability is not None and self._rng.random() >= fault.probability:
                     continue
@@ -277,7 +366,8 @@ class _WatcherMixin:
                 return fault.kind
         return None
 
-    def _webhook_request(self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *,
-                         forged: bool) -> OutgoingRequest | None:
+    def _webhook_request(
+        self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *, forged: bool
+    ) -> OutgoingRequest | None:
         """The provider's HTTP request for one event (None: the provider has no such webhook)."""
         return None

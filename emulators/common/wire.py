@@ -1,10 +1,11 @@
-"""Wire helpers shared by the emulators: health ranks, unknown enum values, phone display, JSON bytes, wire field lists."""
+"""Wire helpers shared by the emulators: health ranks, unknown enum values, phone display, JSON bytes, wire field
+lists."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
-
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -13,11 +14,20 @@ MAX_BODY_BYTES = 1 << 20
 # scenario does not set can_send_message explicitly.
 HEALTH_BY_STATUS = {
     "CONNECTED": "AVAILABLE",
-    "FLAGGED": "LIMITED", "RATE_LIMITED": "LIMITED", "RESTRICTED": "LIMITED",
-    "BANNED": "BLOCKED", "DISCONNECTED": "BLOCKED", "DELETED": "BLOCKED", "OFFLINE": "BLOCKED",
-    "PENDING": "BLOCKED", "UNVERIFIED": "BLOCKED", "MIGRATED": "BLOCKED", "PAUSED": "LIMITED",
+    "FLAGGED": "LIMITED",
+    "RATE_LIMITED": "LIMITED",
+    "RESTRICTED": "LIMITED",
+    "BANNED": "BLOCKED",
+    "DISCONNECTED": "BLOCKED",
+    "DELETED": "BLOCKED",
+    "OFFLINE": "BLOCKED",
+    "PENDING": "BLOCKED",
+    "UNVERIFIED": "BLOCKED",
+    "MIGRATED": "BLOCKED",
+    "PAUSED": "LIMITED",
     # the list edge's spelling in Meta's OpenAPI (WhatsAppPhoneNumberStatus)
-    "LINKED": "AVAILABLE", "UNLINKED": "BLOCKED",
+    "LINKED": "AVAILABLE",
+    "UNLINKED": "BLOCKED",
 }
 
 
@@ -43,9 +53,52 @@ def worst_health(values: Iterable[str], default: str = "AVAILABLE") -> str:
 _CC_ONE = {"1", "7"}
 
 
-_CC_TWO = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48",
-           "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81",
-           "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"}
+_CC_TWO = {
+    "20",
+    "27",
+    "30",
+    "31",
+    "32",
+    "33",
+    "34",
+    "36",
+    "39",
+    "40",
+    "41",
+    "43",
+    "44",
+    "45",
+    "46",
+    "47",
+    "48",
+    "49",
+    "51",
+    "52",
+    "53",
+    "54",
+    "55",
+    "56",
+    "57",
+    "58",
+    "60",
+    "61",
+    "62",
+    "63",
+    "64",
+    "65",
+    "66",
+    "81",
+    "82",
+    "84",
+    "86",
+    "90",
+    "91",
+    "92",
+    "93",
+    "94",
+    "95",
+    "98",
+}
 
 
 def country_code_length(digits: str) -> int:

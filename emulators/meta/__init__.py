@@ -246,57 +246,105 @@ nothing.
 
 from __future__ import annotations
 
-from .model import (
-    JSON_CONTENT_TYPE as JSON_CONTENT_TYPE,
-    DEFAULT_API_VERSION,
-    LIST_ACTION,
-    NUMBER_ACTION,
-    WABA_ACTION,
-    UNKNOWN_NODE_ACTION as UNKNOWN_NODE_ACTION,
-    UNKNOWN_EDGE_ACTION as UNKNOWN_EDGE_ACTION,
-    READ_ACTIONS,
-    WRITE_EDGES as WRITE_EDGES,
-    WRITE_METHODS as WRITE_METHODS,
-    WRITE_ACTIONS,
-    BUC_TYPE as BUC_TYPE,
-    HOUR as HOUR,
-    ERROR_TABLE,
-    THROTTLING_CODES as THROTTLING_CODES,
-    TRANSIENT_CODES as TRANSIENT_CODES,
-    NUMBER_FIELDS as NUMBER_FIELDS,
-    DEFAULT_NUMBER_FIELDS as DEFAULT_NUMBER_FIELDS,
-    FIELDS_SINCE as FIELDS_SINCE,
-    WABA_FIELDS as WABA_FIELDS,
-    DEFAULT_WABA_FIELDS as DEFAULT_WABA_FIELDS,
-    PORTFOLIO_TIERS,
-    NON_MESSAGING_RESTRICTIONS as NON_MESSAGING_RESTRICTIONS,
-    MESSAGING_RESTRICTIONS,
-    ALL_MESSAGING as ALL_MESSAGING,
-    POLICY_ERROR_CODE as POLICY_ERROR_CODE,
-    MAX_NUMBERS_PER_WABA as MAX_NUMBERS_PER_WABA,
-    MAX_NUMBERS_PER_BUSINESS as MAX_NUMBERS_PER_BUSINESS,
-    WABA_LEVEL_ATTRIBUTES as WABA_LEVEL_ATTRIBUTES,
-    SPACE_SWITCHES as SPACE_SWITCHES,
-    FLAGGED_REFUSED as FLAGGED_REFUSED,
-    portfolio_tier as portfolio_tier,
-    validate_meta_scenario as validate_meta_scenario,
+from .emulator import (
+    MetaEmulator,
 )
 from .graph import (
     GraphError as GraphError,
 )
-from .emulator import (
-    MetaEmulator,
+from .model import (
+    ALL_MESSAGING as ALL_MESSAGING,
+)
+from .model import (
+    BUC_TYPE as BUC_TYPE,
+)
+from .model import (
+    DEFAULT_API_VERSION,
+    ERROR_TABLE,
+    LIST_ACTION,
+    MESSAGING_RESTRICTIONS,
+    NUMBER_ACTION,
+    PORTFOLIO_TIERS,
+    READ_ACTIONS,
+    WABA_ACTION,
+    WRITE_ACTIONS,
+)
+from .model import (
+    DEFAULT_NUMBER_FIELDS as DEFAULT_NUMBER_FIELDS,
+)
+from .model import (
+    DEFAULT_WABA_FIELDS as DEFAULT_WABA_FIELDS,
+)
+from .model import (
+    FIELDS_SINCE as FIELDS_SINCE,
+)
+from .model import (
+    FLAGGED_REFUSED as FLAGGED_REFUSED,
+)
+from .model import (
+    HOUR as HOUR,
+)
+from .model import (
+    JSON_CONTENT_TYPE as JSON_CONTENT_TYPE,
+)
+from .model import (
+    MAX_NUMBERS_PER_BUSINESS as MAX_NUMBERS_PER_BUSINESS,
+)
+from .model import (
+    MAX_NUMBERS_PER_WABA as MAX_NUMBERS_PER_WABA,
+)
+from .model import (
+    NON_MESSAGING_RESTRICTIONS as NON_MESSAGING_RESTRICTIONS,
+)
+from .model import (
+    NUMBER_FIELDS as NUMBER_FIELDS,
+)
+from .model import (
+    POLICY_ERROR_CODE as POLICY_ERROR_CODE,
+)
+from .model import (
+    SPACE_SWITCHES as SPACE_SWITCHES,
+)
+from .model import (
+    THROTTLING_CODES as THROTTLING_CODES,
+)
+from .model import (
+    TRANSIENT_CODES as TRANSIENT_CODES,
+)
+from .model import (
+    UNKNOWN_EDGE_ACTION as UNKNOWN_EDGE_ACTION,
+)
+from .model import (
+    UNKNOWN_NODE_ACTION as UNKNOWN_NODE_ACTION,
+)
+from .model import (
+    WABA_FIELDS as WABA_FIELDS,
+)
+from .model import (
+    WABA_LEVEL_ATTRIBUTES as WABA_LEVEL_ATTRIBUTES,
+)
+from .model import (
+    WRITE_EDGES as WRITE_EDGES,
+)
+from .model import (
+    WRITE_METHODS as WRITE_METHODS,
+)
+from .model import (
+    portfolio_tier as portfolio_tier,
+)
+from .model import (
+    validate_meta_scenario as validate_meta_scenario,
 )
 
 __all__ = [
     "DEFAULT_API_VERSION",
     "ERROR_TABLE",
-    "MESSAGING_RESTRICTIONS",
-    "PORTFOLIO_TIERS",
     "LIST_ACTION",
-    "MetaEmulator",
+    "MESSAGING_RESTRICTIONS",
     "NUMBER_ACTION",
+    "PORTFOLIO_TIERS",
     "READ_ACTIONS",
     "WABA_ACTION",
     "WRITE_ACTIONS",
+    "MetaEmulator",
 ]

@@ -3,17 +3,61 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from ..common import HEALTH_BY_REVIEW, HEALTH_BY_STATUS, UNKNOWN_ENUM_VALUES, Request, display_number, merge_wire_extra, worst_health
-from ..scenario import Credential, Space
-from .model import ALL_MESSAGING, DEFAULT_NUMBER_FIELDS, FIELDS_SINCE, LIST_ACTION, NON_MESSAGING_RESTRICTIONS, NUMBER_ACTION, NUMBER_FIELDS, POLICY_ERROR_CODE, WABA_ACTION, _DEFAULTS
-from .graph import GraphError, _MetaContext, _Target, _corrupt_health, _corrupt_number, _decode_cursor, _encode_cursor, _entity, _first, _split_fields, _version_tuple
+from ..common import (
+    HEALTH_BY_REVIEW,
+    HEALTH_BY_STATUS,
+    UNKNOWN_ENUM_VALUES,
+    Request,
+    display_number,
+    merge_wire_extra,
+    worst_health,
+)
+from ..common.server import _ServerMixin
+from ..scenario import Credential, Scenario, Space
+from .graph import (
+    GraphError,
+    _corrupt_health,
+    _corrupt_number,
+    _decode_cursor,
+    _encode_cursor,
+    _entity,
+    _first,
+    _MetaContext,
+    _split_fields,
+    _Target,
+    _version_tuple,
+)
+from .model import (
+    _DEFAULTS,
+    ALL_MESSAGING,
+    DEFAULT_NUMBER_FIELDS,
+    FIELDS_SINCE,
+    LIST_ACTION,
+    NON_MESSAGING_RESTRICTIONS,
+    NUMBER_ACTION,
+    NUMBER_FIELDS,
+    POLICY_ERROR_CODE,
+    WABA_ACTION,
+)
 
 
-class _AnswersMixin:
+class _AnswersMixin(_ServerMixin):
     """Lookups and answers of :class:`MetaEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+
+    if TYPE_CHECKING:
+
+        @property
+        def url(self) -> str: ...
+        def scenario_time(self) -> float: ...
+        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
+        def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None: ...
 
     # -- lookups -------------------------------------------------------------
 
@@ -41,8 +85,11 @@ class _AnswersMixin:
                 if str(number.attributes.get("id") or number.phone_number) != node:
                     continue
                 state = self.number_state(space, number.phone_number, t)
-                if state is None or not state.get("present", True) \
-                        or str(state.get("id") or number.phone_number) != node:
+                if (
+                    state is None
+                    or not state.get("present", True)
+                    or str(state.get("id") or number.phone_number) != node
+                ):
                     continue
                 found = _Target("number", space, number.phone_number, self._owned(cred, space))
                 if found.owned:
@@ -52,8 +99,16 @@ class _AnswersMixin:
 
     # -- answers -------------------------------------------------------------
 
-    def _fields(self, query: Mapping[str, str], known: frozenset[str], default: tuple[str, ...], node_type: str,
-                version: str | None, *, wire_extra_keys: frozenset[str] = frozenset()) -> list[str]:
+    def _fields(
+        self,
+        query: Mapping[str, str],
+        known: frozenset[str],
+        default: tuple[str, ...],
+        node_type: str,
+        version: str | None,
+        *,
+        wire_extra_keys: frozenset[str] = frozenset(),
+    ) -> list[str]:
         raw = query.get("fields")
         if raw is None or not raw.strip():
             return list(default)
@@ -61,7 +116,7 @@ class _AnswersMixin:
         vt = _version_tuple(version)
         for name in names:
             since = FIELDS_SINCE.get(name)
-            if name not in known and name not in wire_extra_keys or (since is not None and vt < since):
+            if (name not in known and name not in wire_extra_keys) or (since is not None and vt < since):
                 raise GraphError(100, f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})")
         out = ["id"]
         for name in names:
@@ -69,10 +124,11 @@ class _AnswersMixin:
                 out.append(name)
         return out
 
-    def _list(self, req: Request, query: Mapping[str, str], ctx: _MetaContext, space: Space,
-              version: str | None) -> dict[str, Any]:
+    def _list(
+        self, req: Request, query: Mapping[str, str], ctx: _MetaContext, space: Space, version: str | None
+    ) -> dict[str, Any]:
         fields = self._fields(query, NUMBER_FIELDS, DEFAULT_NUMBER_FIELDS, "WhatsAppBusinessPhoneNumber", version)
-        fields = [f for f in fields if f != "health_status"]      # not served on the edge (see the docstring)
+        fields = [f for f in fields if f != "health_status"]  # not served on the edge (see the docstring)
         limit_raw = query.get("limit")
         limit = 25
         if limit_raw not in (None, ""):
@@ -128,8 +184,9 @@ class _AnswersMixin:
         path = req.target.split("?", 1)[0]
         return f"http://{host}{path}?{urlencode(params, quote_via=quote, safe=',{}')}"
 
-    def _number_object(self, space: Space, state: Mapping[str, Any], fields: list[str], cred: Credential,
-                       *, health: bool) -> dict[str, Any]:
+    def _number_object(
+        self, space: Space, state: Mapping[str, Any], fields: list[str], cred: Credential, *, health: bool
+    ) -> dict[str, Any]:
         values = dict(state)
         for key, default in _DEFAULTS.items():
             values.setdefault(key, default)
@@ -165,23 +222,35 @@ class _AnswersMixin:
                 value: Any = space.space_id
             elif name == "health_status":
                 entities = self._waba_entities(space, waba, cred)
-                value = {"can_send_message": worst_health(e["can_send_message"] for e in entities),
-                         "entities": entities}
+                value = {
+                    "can_send_message": worst_health(e["can_send_message"] for e in entities),
+                    "entities": entities,
+                }
             else:
                 value = waba.get(name)
             if value is not None:
                 out[name] = value
         return out
 
-    def _health_status(self, space: Space, values: Mapping[str, Any], cred: Credential,
-                       node_id: str, waba: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        phone = _entity("PHONE_NUMBER", node_id, values.get("can_send_message"),
-                        HEALTH_BY_STATUS.get(str(values.get("status")), "AVAILABLE"),
-                        _first(values, "errors", "health_errors"),
-                        _first(values, "additional_info", "health_additional_info"))
+    def _health_status(
+        self,
+        space: Space,
+        values: Mapping[str, Any],
+        cred: Credential,
+        node_id: str,
+        waba: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        phone = _entity(
+            "PHONE_NUMBER",
+            node_id,
+            values.get("can_send_message"),
+            HEALTH_BY_STATUS.get(str(values.get("status")), "AVAILABLE"),
+            _first(values, "errors", "health_errors"),
+            _first(values, "additional_info", "health_additional_info"),
+        )
         if waba is None:
             waba = self.waba_state(space) or {}
-        entities = [phone] + self._waba_entities(space, waba, cred)
+        entities = [phone, *self._waba_entities(space, waba, cred)]
         return {"can_send_message": worst_health(e["can_send_message"] for e in entities), "entities": entities}
 
     def _waba_health(self, waba: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], list[str]]:
@@ -192,19 +261,27 @@ class _AnswersMixin:
         info: list[str] = []
         if waba.get("ban_state") == "DISABLE":
             states.append("BLOCKED")
-            errors.append({"error_code": POLICY_ERROR_CODE,
-                           "error_description": "This WhatsApp Business Account is disabled for violating "
-                                                "WhatsApp Business policies.",
-                           "possible_solution": "Request a review of the decision in WhatsApp Manager."})
-        restricted = [r for r in waba.get("active_restrictions") or []
-                      if r["restriction_type"] not in NON_MESSAGING_RESTRICTIONS]
-        if ALL_MESSAGING <= {r["restriction_type"] for r in restricted}:
+            errors.append(
+                {
+                    "error_code": POLICY_ERROR_CODE,
+                    "error_description": "This WhatsApp Business Account is disabled for violating "
+                    "WhatsApp Business policies.",
+                    "possible_solution": "Request a review of the decision in WhatsApp Manager.",
+                }
+            )
+        restricted = [
+            r for r in waba.get("active_restrictions") or [] if r["restriction_type"] not in NON_MESSAGING_RESTRICTIONS
+        ]
+        if {r["restriction_type"] for r in restricted} >= ALL_MESSAGING:
             states.append("BLOCKED")
-            errors.append({"error_code": POLICY_ERROR_CODE,
-                           "error_description": "Business-initiated and customer-initiated messaging are both "
-                                                "restricted for this WhatsApp Business Account.",
-                           "possible_solution": "Wait for the restrictions to end, or request a review in "
-                                                "WhatsApp Manager."})
+            errors.append(
+                {
+                    "error_code": POLICY_ERROR_CODE,
+                    "error_description": "Business-initiated and customer-initiated messaging are both "
+                    "restricted for this WhatsApp Business Account.",
+                    "possible_solution": "Wait for the restrictions to end, or request a review in WhatsApp Manager.",
+                }
+            )
         elif restricted:
             states.append("LIMITED")
             now_wall, now = self._clock(), self.scenario_time()
@@ -217,14 +294,37 @@ class _AnswersMixin:
     def _waba_entities(self, space: Space, waba: Mapping[str, Any], cred: Credential) -> list[dict[str, Any]]:
         explicit = waba.get("can_send_message")
         derived, errors, info = self._waba_health(waba) if explicit is None else (explicit, [], [])
-        entities = [_entity("WABA", space.space_id, explicit, derived,
-                            _first(waba, "errors", "health_errors") or errors,
-                            _first(waba, "additional_info", "health_additional_info") or info)]
+        entities = [
+            _entity(
+                "WABA",
+                space.space_id,
+                explicit,
+                derived,
+                _first(waba, "errors", "health_errors") or errors,
+                _first(waba, "additional_info", "health_additional_info") or info,
+            )
+        ]
         if waba.get("business_id") is not None:
-            entities.append(_entity("BUSINESS", waba["business_id"], waba.get("business_can_send_message"),
-                                    "AVAILABLE", waba.get("business_errors"), waba.get("business_additional_info")))
-        entities.append(_entity("APP", cred.access_key_id, waba.get("app_can_send_message"), "AVAILABLE",
-                                waba.get("app_errors"), waba.get("app_additional_info")))
+            entities.append(
+                _entity(
+                    "BUSINESS",
+                    waba["business_id"],
+                    waba.get("business_can_send_message"),
+                    "AVAILABLE",
+                    waba.get("business_errors"),
+                    waba.get("business_additional_info"),
+                )
+            )
+        entities.append(
+            _entity(
+                "APP",
+                cred.access_key_id,
+                waba.get("app_can_send_message"),
+                "AVAILABLE",
+                waba.get("app_errors"),
+                waba.get("app_additional_info"),
+            )
+        )
         return entities
 
     def _corrupt_answer(self, kind: str, action: str | None, payload: Any) -> Any:

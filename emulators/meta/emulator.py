@@ -5,17 +5,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable, Mapping
+from typing import ClassVar
 
 from ..common import ProviderEmulator
 from ..scenario import Scenario
-from .model import JSON_CONTENT_TYPE, LIST_ACTION, NUMBER_ACTION, WABA_ACTION, WRITE_ACTIONS, _NUMBER_KNOWN, _VERSION, _WABA_KNOWN, validate_meta_scenario
-from .throttling import _ThrottlingMixin, _Window
-from .state import _MetaStateMixin
-from .events import _MetaEventsMixin
-from .routes import _RoutesMixin
 from .answers import _AnswersMixin
-
+from .events import _MetaEventsMixin
+from .model import (
+    _NUMBER_KNOWN,
+    _VERSION,
+    _WABA_KNOWN,
+    JSON_CONTENT_TYPE,
+    LIST_ACTION,
+    NUMBER_ACTION,
+    WABA_ACTION,
+    WRITE_ACTIONS,
+    validate_meta_scenario,
+)
+from .routes import _RoutesMixin
+from .state import _MetaStateMixin
+from .throttling import _ThrottlingMixin, _Window
 
 logger = logging.getLogger("emulators.meta")
 
@@ -44,32 +54,62 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
 
     write_actions = WRITE_ACTIONS
 
-    observed_number_fields = ("present", "status", "quality_rating", "messaging_limit_tier",
-                              "whatsapp_business_manager_messaging_limit", "name_status", "new_name_status",
-                              "code_verification_status", "throughput_level", "verified_name")
+    observed_number_fields = (
+        "present",
+        "status",
+        "quality_rating",
+        "messaging_limit_tier",
+        "whatsapp_business_manager_messaging_limit",
+        "name_status",
+        "new_name_status",
+        "code_verification_status",
+        "throughput_level",
+        "verified_name",
+    )
 
-    observed_waba_fields = ("present", "account_review_status", "can_send_message", "portfolio_messaging_limit",
-                            "restrictions", "ban_state", "ban_date", "ban_after", "violation_type")
+    observed_waba_fields = (
+        "present",
+        "account_review_status",
+        "can_send_message",
+        "portfolio_messaging_limit",
+        "restrictions",
+        "ban_state",
+        "ban_date",
+        "ban_after",
+        "violation_type",
+    )
 
     webhooks_supported = True
 
     webhook_secret_required = True
 
-    data_fault_actions = {"unknown_enum": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
-                          "null_fields": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
-                          "duplicate_numbers": frozenset({LIST_ACTION})}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
+        "unknown_enum": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
+        "null_fields": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
+        "duplicate_numbers": frozenset({LIST_ACTION}),
+    }
 
     _logger = logger
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time, *, calls_per_hour: int | None = 200,
-                 app_calls_per_hour: int | None = 10_000, throttle_status: int = 429,
-                 max_records: int = 200_000, log_level: int = logging.DEBUG, seed: int | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        calls_per_hour: int | None = 200,
+        app_calls_per_hour: int | None = 10_000,
+        throttle_status: int = 429,
+        max_records: int = 200_000,
+        log_level: int = logging.DEBUG,
+        seed: int | None = None,
+    ):
         for name, value in (("calls_per_hour", calls_per_hour), ("app_calls_per_hour", app_calls_per_hour)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None")
         validate_meta_scenario(scenario)
-        self._waba_set_times: dict[tuple[str, str], float] = {}    # (space, attribute) -> scenario time of set_waba
+        self._waba_set_times: dict[tuple[str, str], float] = {}  # (space, attribute) -> scenario time of set_waba
         super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
         self.calls_per_hour = calls_per_hour
         self.app_calls_per_hour = app_calls_per_hour
@@ -82,9 +122,9 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"space {space.space_id}: extra.calls_per_hour must be a positive integer or null")
 
-    def api_versions(self) -> list[str]:
+    def api_versions(self) -> list[str | None]:
         """The Graph version of every recorded request, oldest first (None: no version in the path)."""
-        out = []
+        out: list[str | None] = []
         for record in self.requests:
             first = record.path.lstrip("/").split("/", 1)[0]
             out.append(first if _VERSION.match(first) else None)

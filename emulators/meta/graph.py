@@ -1,4 +1,5 @@
-"""Graph API helpers of the Meta emulator: errors, request context, cursors, field lists, versions, answer corruption."""
+"""Graph API helpers of the Meta emulator: errors, request context, cursors, field lists, versions, answer
+corruption."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import base64
 import binascii
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..common import UNKNOWN_ENUM_VALUES, ApiError, Context
 from ..scenario import Credential, Space
-from .model import DEFAULT_API_VERSION, ERROR_TABLE, TRANSIENT_CODES, _FIELD_NAME, _VERSION
+from .model import _FIELD_NAME, _VERSION, DEFAULT_API_VERSION, ERROR_TABLE, TRANSIENT_CODES
 
 
 class GraphError(ApiError):
@@ -20,9 +22,19 @@ class GraphError(ApiError):
     ERRORS = ERROR_TABLE
     DEFAULT = (400, "An unknown error has occurred.")
 
-    def __init__(self, code: Any, message: str | None = None, status: int | None = None, *,
-                 subcode: int | None = None, error_type: str = "OAuthException", transient: bool | None = None,
-                 user_title: str | None = None, retry_after: int | None = None, http200: bool = False):
+    def __init__(
+        self,
+        code: Any,
+        message: str | None = None,
+        status: int | None = None,
+        *,
+        subcode: int | None = None,
+        error_type: str = "OAuthException",
+        transient: bool | None = None,
+        user_title: str | None = None,
+        retry_after: int | None = None,
+        http200: bool = False,
+    ):
         super().__init__(code, message, status, retry_after=retry_after, http200=http200)
         self.subcode = subcode
         self.error_type = error_type
@@ -34,7 +46,7 @@ class GraphError(ApiError):
 class _MetaContext(Context):
     api_version: str | None = None
     credential: Credential | None = None
-    waba_id: str | None = None             # the WABA whose BUC usage the answer reports
+    waba_id: str | None = None  # the WABA whose BUC usage the answer reports
     forced_buc_minutes: int | None = None  # a throttling fault: report 100% and this wait
     forced_app_full: bool = False
     www_authenticate: str | None = None
@@ -42,7 +54,7 @@ class _MetaContext(Context):
 
 @dataclass
 class _Target:
-    kind: str                     # "waba", "number", "unknown"
+    kind: str  # "waba", "number", "unknown"
     space: Space | None = None
     phone_number: str | None = None
     owned: bool = False
@@ -76,7 +88,8 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
 def _split_fields(raw: str) -> list[str]:
     """Top-level names of a ``fields`` value: ``a,b{c,d},e.limit(3)`` -> ``[a, b, e]``."""
     names: list[str] = []
-    depth, current = 0, []
+    depth = 0
+    current: list[str] = []
     for ch in raw:
         if ch in "{(":
             depth += 1
@@ -130,9 +143,12 @@ def _corrupt_number(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """unknown_enum / null_fields on one number object, touching only the fields it carries."""
     obj = dict(payload)
     unknown = kind == "unknown_enum"
-    replacements = {"status": UNKNOWN_ENUM_VALUES["status"], "quality_rating": UNKNOWN_ENUM_VALUES["quality"],
-                    "messaging_limit_tier": UNKNOWN_ENUM_VALUES["tier"],
-                    "whatsapp_business_manager_messaging_limit": UNKNOWN_ENUM_VALUES["tier"]}
+    replacements = {
+        "status": UNKNOWN_ENUM_VALUES["status"],
+        "quality_rating": UNKNOWN_ENUM_VALUES["quality"],
+        "messaging_limit_tier": UNKNOWN_ENUM_VALUES["tier"],
+        "whatsapp_business_manager_messaging_limit": UNKNOWN_ENUM_VALUES["tier"],
+    }
     for key, value in replacements.items():
         if key in obj:
             obj[key] = value if unknown else None

@@ -1,12 +1,13 @@
-"""The Meta emulator's data model: Graph actions, error table, node fields, the business portfolio and its restrictions, scenario validation."""
+"""The Meta emulator's data model: Graph actions, error table, node fields, the business portfolio and its
+restrictions, scenario validation."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from ..scenario import Scenario, ScenarioError, Space, Timeline, parse_duration
-
 
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 
@@ -72,8 +73,10 @@ ERROR_TABLE: dict[int, tuple[int, str]] = {
     613: (429, "(#613) Calls to this api have exceeded the rate limit."),
     803: (404, "(#803) Some of the aliases you requested do not exist"),
     2500: (400, "Unknown path components"),
-    80007: (429, "(#80007) There have been too many calls to this WhatsApp Business account. Wait a bit and "
-                 "try again."),
+    80007: (
+        429,
+        "(#80007) There have been too many calls to this WhatsApp Business account. Wait a bit and try again.",
+    ),
     130429: (400, "(#130429) Rate limit hit"),
     131000: (500, "(#131000) Something went wrong"),
     131048: (400, "(#131048) Spam rate limit hit"),
@@ -88,15 +91,41 @@ TRANSIENT_CODES = THROTTLING_CODES | {1, 2, 130429, 131000, 131056}
 
 
 # Graph fields of a phone-number node (WhatsAppBusinessPhoneNumber)
-NUMBER_FIELDS = frozenset({
-    "id", "display_phone_number", "verified_name", "quality_rating", "quality_score", "status",
-    "code_verification_status", "name_status", "new_name_status", "messaging_limit_tier",
-    "whatsapp_business_manager_messaging_limit", "throughput", "platform_type", "account_mode",
-    "is_official_business_account", "is_pin_enabled", "is_on_biz_app", "is_preverified_number",
-    "last_onboarded_time", "certificate", "new_certificate", "eligibility_for_api_business_global_search",
-    "search_visibility", "conversational_automation", "health_status", "country_code", "country_dial_code",
-    "unified_cert_status", "host_platform", "username", "webhook_configuration",
-})
+NUMBER_FIELDS = frozenset(
+    {
+        "id",
+        "display_phone_number",
+        "verified_name",
+        "quality_rating",
+        "quality_score",
+        "status",
+        "code_verification_status",
+        "name_status",
+        "new_name_status",
+        "messaging_limit_tier",
+        "whatsapp_business_manager_messaging_limit",
+        "throughput",
+        "platform_type",
+        "account_mode",
+        "is_official_business_account",
+        "is_pin_enabled",
+        "is_on_biz_app",
+        "is_preverified_number",
+        "last_onboarded_time",
+        "certificate",
+        "new_certificate",
+        "eligibility_for_api_business_global_search",
+        "search_visibility",
+        "conversational_automation",
+        "health_status",
+        "country_code",
+        "country_dial_code",
+        "unified_cert_status",
+        "host_platform",
+        "username",
+        "webhook_configuration",
+    }
+)
 
 
 DEFAULT_NUMBER_FIELDS = ("id", "display_phone_number", "verified_name", "quality_rating")
@@ -106,29 +135,70 @@ DEFAULT_NUMBER_FIELDS = ("id", "display_phone_number", "verified_name", "quality
 FIELDS_SINCE = {"whatsapp_business_manager_messaging_limit": (24, 0)}
 
 
-WABA_FIELDS = frozenset({
-    "id", "name", "currency", "timezone_id", "message_template_namespace", "account_review_status",
-    "business_verification_status", "ownership_type", "country", "primary_funding_id", "purchase_order_number",
-    "on_behalf_of_business_info", "health_status", "status", "is_enabled_for_insights",
-    "auth_international_rate_eligibility",
-})
+WABA_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "currency",
+        "timezone_id",
+        "message_template_namespace",
+        "account_review_status",
+        "business_verification_status",
+        "ownership_type",
+        "country",
+        "primary_funding_id",
+        "purchase_order_number",
+        "on_behalf_of_business_info",
+        "health_status",
+        "status",
+        "is_enabled_for_insights",
+        "auth_international_rate_eligibility",
+    }
+)
 
 
 DEFAULT_WABA_FIELDS = ("id", "name")
 
 
-_NUMBER_KNOWN = (NUMBER_FIELDS - {"throughput", "health_status"}) | frozenset({
-    "throughput_level", "can_send_message", "errors", "health_errors", "additional_info", "health_additional_info",
-    "present", "wire_extra",
-})
+_NUMBER_KNOWN = (NUMBER_FIELDS - {"throughput", "health_status"}) | frozenset(
+    {
+        "throughput_level",
+        "can_send_message",
+        "errors",
+        "health_errors",
+        "additional_info",
+        "health_additional_info",
+        "present",
+        "wire_extra",
+    }
+)
 
 
-_WABA_KNOWN = (WABA_FIELDS - {"health_status"}) | frozenset({
-    "business_id", "can_send_message", "errors", "health_errors", "additional_info", "health_additional_info",
-    "business_can_send_message", "business_errors", "business_additional_info", "app_can_send_message",
-    "app_errors", "app_additional_info", "present", "portfolio_messaging_limit", "restrictions", "ban_state",
-    "ban_date", "ban_after", "violation_type", "max_phone_numbers_per_waba", "max_phone_numbers_per_business",
-})
+_WABA_KNOWN = (WABA_FIELDS - {"health_status"}) | frozenset(
+    {
+        "business_id",
+        "can_send_message",
+        "errors",
+        "health_errors",
+        "additional_info",
+        "health_additional_info",
+        "business_can_send_message",
+        "business_errors",
+        "business_additional_info",
+        "app_can_send_message",
+        "app_errors",
+        "app_additional_info",
+        "present",
+        "portfolio_messaging_limit",
+        "restrictions",
+        "ban_state",
+        "ban_date",
+        "ban_after",
+        "violation_type",
+        "max_phone_numbers_per_waba",
+        "max_phone_numbers_per_business",
+    }
+)
 
 
 # attributes with a default when the scenario does not mention them (an explicit null omits them)
@@ -143,14 +213,25 @@ PORTFOLIO_TIERS = {250: "TIER_250", 2000: "TIER_2K", 10000: "TIER_10K", 100000: 
 
 
 #: restriction types that do not restrict sending messages (calling, adding numbers); every other type does
-NON_MESSAGING_RESTRICTIONS = frozenset({
-    "RESTRICTED_ADD_PHONE_NUMBER_ACTION", "RESTRICTED_BUSINESS_INITIATED_CALLING", "RESTRICTED_USER_INITIATED_CALLING",
-    "RESTRICTED_BIZ_INITIATED_AND_USER_INITIATED_CALLING", "RESTRICTED_USER_INITIATED_CALLING_CALL_BUTTON_HIDDEN",
-})
+NON_MESSAGING_RESTRICTIONS = frozenset(
+    {
+        "RESTRICTED_ADD_PHONE_NUMBER_ACTION",
+        "RESTRICTED_BUSINESS_INITIATED_CALLING",
+        "RESTRICTED_USER_INITIATED_CALLING",
+        "RESTRICTED_BIZ_INITIATED_AND_USER_INITIATED_CALLING",
+        "RESTRICTED_USER_INITIATED_CALLING_CALL_BUTTON_HIDDEN",
+    }
+)
 
 
-MESSAGING_RESTRICTIONS = frozenset({"RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTED_CUSTOMER_INITIATED_MESSAGING",
-                                    "RESTRICTED_UTILITY_TEMPLATES", "RESTRICTED_DIRECT_SEND_UTILITY_TEMPLATES"})
+MESSAGING_RESTRICTIONS = frozenset(
+    {
+        "RESTRICTED_BIZ_INITIATED_MESSAGING",
+        "RESTRICTED_CUSTOMER_INITIATED_MESSAGING",
+        "RESTRICTED_UTILITY_TEMPLATES",
+        "RESTRICTED_DIRECT_SEND_UTILITY_TEMPLATES",
+    }
+)
 
 
 #: restricted together, these leave a WABA nothing it can send: its entity is BLOCKED (see the docstring)
@@ -162,14 +243,22 @@ ALL_MESSAGING = frozenset({"RESTRICTED_BIZ_INITIATED_MESSAGING", "RESTRICTED_CUS
 POLICY_ERROR_CODE = 368
 
 
-MAX_NUMBERS_PER_WABA = 25           # Meta's business_capability_update example
+MAX_NUMBERS_PER_WABA = 25  # Meta's business_capability_update example
 
 
-MAX_NUMBERS_PER_BUSINESS = 2        # the emulator's choice for a portfolio at the 250 level
+MAX_NUMBERS_PER_BUSINESS = 2  # the emulator's choice for a portfolio at the 250 level
 
 
-WABA_LEVEL_ATTRIBUTES = ("portfolio_messaging_limit", "restrictions", "ban_state", "ban_date", "ban_after",
-                         "violation_type", "max_phone_numbers_per_waba", "max_phone_numbers_per_business")
+WABA_LEVEL_ATTRIBUTES = (
+    "portfolio_messaging_limit",
+    "restrictions",
+    "ban_state",
+    "ban_date",
+    "ban_after",
+    "violation_type",
+    "max_phone_numbers_per_waba",
+    "max_phone_numbers_per_business",
+)
 
 
 SPACE_SWITCHES = ("legacy_quality_events", "deprecated_limit_fields")
@@ -178,10 +267,12 @@ SPACE_SWITCHES = ("legacy_quality_events", "deprecated_limit_fields")
 _RESTRICTION_KEYS = ("restriction_type", "duration", "remediation")
 
 
-FLAGGED_REFUSED = ("Meta numbers cannot be FLAGGED since 7 October 2025 (the state no longer exists and a low "
-                   "rating no longer lowers a limit); use quality_rating RED, or the CAMS, NxCloud or Kaleyra "
-                   "emulators, whose APIs still report FLAGGED (extra.legacy_quality_events sends Meta's legacy "
-                   "webhook forms)")
+FLAGGED_REFUSED = (
+    "Meta numbers cannot be FLAGGED since 7 October 2025 (the state no longer exists and a low "
+    "rating no longer lowers a limit); use quality_rating RED, or the CAMS, NxCloud or Kaleyra "
+    "emulators, whose APIs still report FLAGGED (extra.legacy_quality_events sends Meta's legacy "
+    "webhook forms)"
+)
 
 
 def portfolio_tier(value: Any) -> Any:
@@ -194,7 +285,9 @@ def portfolio_tier(value: Any) -> Any:
     return value
 
 
-def _attribute_sets(attributes: Mapping[str, Any], timeline: Timeline, path: str):
+def _attribute_sets(
+    attributes: Mapping[str, Any], timeline: Timeline, path: str
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(key path, attributes) of an entity's base attributes and of each timeline ``set``."""
     yield path, attributes
     for transition in timeline.transitions:
@@ -205,11 +298,13 @@ def _check_waba_attributes(attrs: Mapping[str, Any], path: str) -> None:
     """Validate the WABA-level attributes of one attribute set (raises :class:`ScenarioError`)."""
     if "portfolio_messaging_limit" in attrs:
         value = attrs["portfolio_messaging_limit"]
-        if isinstance(value, bool) or not (value is None or isinstance(value, str) and value
-                                           or isinstance(value, int) and value in PORTFOLIO_TIERS):
-            raise ScenarioError(f"{path}.portfolio_messaging_limit",
-                                f"expected 250, 2000, 10000, 100000, -1 (unlimited), a TIER_* string or UNLIMITED, "
-                                f"got {value!r}")
+        if isinstance(value, bool) or not (
+            value is None or (isinstance(value, str) and value) or (isinstance(value, int) and value in PORTFOLIO_TIERS)
+        ):
+            raise ScenarioError(
+                f"{path}.portfolio_messaging_limit",
+                f"expected 250, 2000, 10000, 100000, -1 (unlimited), a TIER_* string or UNLIMITED, got {value!r}",
+            )
     if "restrictions" in attrs and attrs["restrictions"] is not None:
         rpath = f"{path}.restrictions"
         entries = attrs["restrictions"]
@@ -225,8 +320,9 @@ def _check_waba_attributes(attrs: Mapping[str, Any], path: str) -> None:
                     raise ScenarioError(f"{epath}.{key}", f"unknown key (allowed: {', '.join(_RESTRICTION_KEYS)})")
             kind = entry.get("restriction_type")
             if not isinstance(kind, str) or not kind:
-                raise ScenarioError(f"{epath}.restriction_type", "is required (a string such as "
-                                                                 "RESTRICTED_BIZ_INITIATED_MESSAGING)")
+                raise ScenarioError(
+                    f"{epath}.restriction_type", "is required (a string such as RESTRICTED_BIZ_INITIATED_MESSAGING)"
+                )
             if kind in seen:
                 raise ScenarioError(f"{epath}.restriction_type", f"duplicate restriction {kind!r}")
             seen.add(kind)
@@ -248,19 +344,29 @@ def _check_waba_attributes(attrs: Mapping[str, Any], path: str) -> None:
             raise ScenarioError(f"{path}.{key}", f"expected a positive integer or null, got {value!r}")
 
 
-def _portfolio_signature(space: Space) -> tuple:
+#: a WABA's portfolio limit: (base value, the timeline's repeat period, ((time, value) of each change))
+_PortfolioSignature = tuple[Any, float | None, tuple[tuple[float, Any], ...]]
+
+
+def _portfolio_signature(space: Space) -> _PortfolioSignature:
     waba = space.waba
     assert waba is not None
-    return (waba.attributes.get("portfolio_messaging_limit"), waba.timeline.repeat_every,
-            tuple((tr.at, tr.set["portfolio_messaging_limit"]) for tr in waba.timeline.transitions
-                  if "portfolio_messaging_limit" in tr.set))
+    return (
+        waba.attributes.get("portfolio_messaging_limit"),
+        waba.timeline.repeat_every,
+        tuple(
+            (tr.at, tr.set["portfolio_messaging_limit"])
+            for tr in waba.timeline.transitions
+            if "portfolio_messaging_limit" in tr.set
+        ),
+    )
 
 
 def validate_meta_scenario(scenario: Scenario) -> None:
     """The rules a Meta scenario must follow since October 2025 (raises :class:`ScenarioError`):
     no number is ever FLAGGED; the WABA-level attributes are valid and set on WABAs only; a WABA with a
     portfolio limit leaves the per-number limit alone; WABAs of one business share one limit."""
-    portfolios: dict[str, tuple[int, tuple]] = {}
+    portfolios: dict[str, tuple[int, _PortfolioSignature]] = {}
     for i, space in enumerate(scenario.spaces):
         spath = f"spaces[{i}]"
         for key in SPACE_SWITCHES:
@@ -279,9 +385,11 @@ def validate_meta_scenario(scenario: Scenario) -> None:
                 signature = _portfolio_signature(space)
                 other = portfolios.setdefault(str(business), (i, signature))
                 if other[1] != signature:
-                    raise ScenarioError(f"{spath}.waba.portfolio_messaging_limit",
-                                        f"WABAs of one business portfolio share its limit, but business "
-                                        f"{business} has another limit (or timeline) in spaces[{other[0]}].waba")
+                    raise ScenarioError(
+                        f"{spath}.waba.portfolio_messaging_limit",
+                        f"WABAs of one business portfolio share its limit, but business "
+                        f"{business} has another limit (or timeline) in spaces[{other[0]}].waba",
+                    )
         for j, number in enumerate(space.numbers):
             for path, attrs in _attribute_sets(number.attributes, number.timeline, f"{spath}.numbers[{j}]"):
                 if attrs.get("status") == "FLAGGED":
@@ -290,7 +398,9 @@ def validate_meta_scenario(scenario: Scenario) -> None:
                     if key in attrs:
                         raise ScenarioError(f"{path}.{key}", "is a WABA-level attribute: set it on the space's waba")
                 if has_portfolio and attrs.get("whatsapp_business_manager_messaging_limit") is not None:
-                    raise ScenarioError(f"{path}.whatsapp_business_manager_messaging_limit",
-                                        "the messaging limit lives on the business portfolio: this WABA sets "
-                                        "portfolio_messaging_limit, which every number of it reports; leave "
-                                        "the per-number value out")
+                    raise ScenarioError(
+                        f"{path}.whatsapp_business_manager_messaging_limit",
+                        "the messaging limit lives on the business portfolio: this WABA sets "
+                        "portfolio_messaging_limit, which every number of it reports; leave "
+                        "the per-number value out",
+                    )

@@ -4,17 +4,64 @@ from __future__ import annotations
 
 import hmac
 import math
-from typing import Any, Mapping
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from ..common import ApiError, BodyError, Context, Reply, Request, json_bytes
-from ..scenario import Credential, Fault
-from .model import DEFAULT_NUMBER_FIELDS, DEFAULT_WABA_FIELDS, JSON_CONTENT_TYPE, LIST_ACTION, NUMBER_ACTION, NUMBER_FIELDS, TRANSIENT_CODES, UNKNOWN_EDGE_ACTION, UNKNOWN_NODE_ACTION, WABA_ACTION, WABA_FIELDS, WRITE_ACTIONS, WRITE_EDGES, WRITE_METHODS, _VERSION
-from .graph import GraphError, _MetaContext, _Target, _fbtrace_id, _int_code
+from ..common.server import _ServerMixin
+from ..scenario import Credential, Fault, Scenario, Space
+from .graph import GraphError, _fbtrace_id, _int_code, _MetaContext, _Target
+from .model import (
+    _VERSION,
+    DEFAULT_NUMBER_FIELDS,
+    DEFAULT_WABA_FIELDS,
+    JSON_CONTENT_TYPE,
+    LIST_ACTION,
+    NUMBER_ACTION,
+    NUMBER_FIELDS,
+    TRANSIENT_CODES,
+    UNKNOWN_EDGE_ACTION,
+    UNKNOWN_NODE_ACTION,
+    WABA_ACTION,
+    WABA_FIELDS,
+    WRITE_ACTIONS,
+    WRITE_EDGES,
+    WRITE_METHODS,
+)
 
 
-class _RoutesMixin:
+class _RoutesMixin(_ServerMixin):
     """Routing, authentication and error replies of :class:`MetaEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+    throttle_status: int
+
+    if TYPE_CHECKING:
+
+        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
+        def _admit(self, arrival: float, buckets: Sequence[tuple[Hashable, int | None]]) -> bool: ...
+        def _apply_faults(self, ctx: Context) -> Reply | None: ...
+        def _count_hourly(self, ctx: _MetaContext, cred: Credential) -> None: ...
+        def _resolve(self, cred: Credential, node: str) -> _Target: ...
+        def _fields(
+            self,
+            query: Mapping[str, str],
+            known: frozenset[str],
+            default: tuple[str, ...],
+            node_type: str,
+            version: str | None,
+            *,
+            wire_extra_keys: frozenset[str] = frozenset(),
+        ) -> list[str]: ...
+        def _list(
+            self, req: Request, query: Mapping[str, str], ctx: _MetaContext, space: Space, version: str | None
+        ) -> dict[str, Any]: ...
+        def _number_object(
+            self, space: Space, state: Mapping[str, Any], fields: list[str], cred: Credential, *, health: bool
+        ) -> dict[str, Any]: ...
+        def _waba_object(self, space: Space, fields: list[str], cred: Credential) -> dict[str, Any]: ...
 
     def _new_context(self, req: Request | None) -> Context:
         return _MetaContext(request_id=_fbtrace_id())
@@ -40,8 +87,11 @@ class _RoutesMixin:
 
     def _error_reply(self, ctx: Context, err: ApiError) -> Reply:
         code = _int_code(err.code)
-        error: dict[str, Any] = {"message": err.message,
-                                 "type": getattr(err, "error_type", "OAuthException"), "code": code}
+        error: dict[str, Any] = {
+            "message": err.message,
+            "type": getattr(err, "error_type", "OAuthException"),
+            "code": code,
+        }
         subcode = getattr(err, "subcode", None)
         if subcode is not None:
             error["error_subcode"] = subcode
@@ -81,7 +131,7 @@ class _RoutesMixin:
         if node is None:
             return version, UNKNOWN_NODE_ACTION, None, None, False
         if edge is None:
-            return version, UNKNOWN_NODE_ACTION, node, None, False   # refined once the node is resolved
+            return version, UNKNOWN_NODE_ACTION, node, None, False  # refined once the node is resolved
         if edge == "phone_numbers" and not extra:
             return version, LIST_ACTION, node, edge, False
         return version, UNKNOWN_EDGE_ACTION, node, edge, extra
@@ -91,7 +141,7 @@ class _RoutesMixin:
     def _process(self, req: Request, ctx: Context) -> Reply:
         assert isinstance(ctx, _MetaContext)
         query = dict(parse_qsl(req.target.split("?", 1)[1], keep_blank_values=True)) if "?" in req.target else {}
-        version, action, node, edge, extra = self._route(req.method, ctx.path)
+        version, action, node, _edge, extra = self._route(req.method, ctx.path)
         ctx.api_version = version
         ctx.action = action
         cred = self._authenticate(req, query, ctx)
@@ -108,23 +158,31 @@ class _RoutesMixin:
             raise GraphError(200, "(#200) Requires whatsapp_business_management permission to manage the object")
         if not self._admit(req.arrival, [((cred.account_key,), cred.qps)]):
             ctx.throttled = True
-            raise GraphError(4, "(#4) Application request limit reached (too many calls in one second)",
-                             self.throttle_status)
+            raise GraphError(
+                4, "(#4) Application request limit reached (too many calls in one second)", self.throttle_status
+            )
         self._count_hourly(ctx, cred)
 
         fault_reply = self._apply_faults(ctx)
         if fault_reply is not None:
             return fault_reply
-        if target.kind == "unknown" and node is not None or (node is None and action not in WRITE_ACTIONS):
-            raise GraphError(100, f"Unsupported {'get' if req.method == 'GET' else req.method.lower()} request. "
-                                  f"Object with ID '{(node or '')[:80]}' does not exist, cannot be loaded due to "
-                                  "missing permissions, or does not support this operation.",
-                             subcode=33, error_type="GraphMethodException")
+        if (target.kind == "unknown" and node is not None) or (node is None and action not in WRITE_ACTIONS):
+            raise GraphError(
+                100,
+                f"Unsupported {'get' if req.method == 'GET' else req.method.lower()} request. "
+                f"Object with ID '{(node or '')[:80]}' does not exist, cannot be loaded due to "
+                "missing permissions, or does not support this operation.",
+                subcode=33,
+                error_type="GraphMethodException",
+            )
         if not target.owned and target.kind != "unknown":
             raise GraphError(200, "(#200) The access token has no permission to access this object")
         if action in WRITE_ACTIONS:
-            raise GraphError(10, f"(#10) Emulator: {req.method} {action} has side effects; the emulator records the "
-                                 "call and refuses it", user_title="Emulator.WriteActionCalled")
+            raise GraphError(
+                10,
+                f"(#10) Emulator: {req.method} {action} has side effects; the emulator records the call and refuses it",
+                user_title="Emulator.WriteActionCalled",
+            )
         if extra or action == UNKNOWN_EDGE_ACTION or (action == LIST_ACTION and target.kind != "waba"):
             rest = ctx.path.strip("/").split("/", 2 if version else 1)[-1]
             raise GraphError(2500, f"Unknown path components: /{rest[:120]}")
@@ -134,8 +192,14 @@ class _RoutesMixin:
         if action == NUMBER_ACTION:
             state = self.number_state(target.space, target.phone_number or "") or {}
             extras = state.get("wire_extra")
-            fields = self._fields(query, NUMBER_FIELDS, DEFAULT_NUMBER_FIELDS, "WhatsAppBusinessPhoneNumber", version,
-                                  wire_extra_keys=frozenset(extras) if isinstance(extras, Mapping) else frozenset())
+            fields = self._fields(
+                query,
+                NUMBER_FIELDS,
+                DEFAULT_NUMBER_FIELDS,
+                "WhatsAppBusinessPhoneNumber",
+                version,
+                wire_extra_keys=frozenset(extras) if isinstance(extras, Mapping) else frozenset(),
+            )
             return self._ok_reply(ctx, self._number_object(target.space, state, fields, cred, health=True))
         fields = self._fields(query, WABA_FIELDS, DEFAULT_WABA_FIELDS, "WhatsAppBusinessAccount", version)
         return self._ok_reply(ctx, self._waba_object(target.space, fields, cred))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
+from ..common.state import _StateMixin
 from ..scenario import Space, parse_duration
 from .model import FLAGGED_REFUSED, WABA_LEVEL_ATTRIBUTES, _check_waba_attributes, portfolio_tier
 
 
-class _MetaStateMixin:
+class _MetaStateMixin(_StateMixin):
     """Portfolio and restriction state of :class:`MetaEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    _waba_set_times: dict[tuple[str, str], float]
 
     # -- state: the portfolio limit and the WABA's restrictions ---------------
 
@@ -65,10 +70,14 @@ class _MetaStateMixin:
                 raise ValueError(f"{key} is a WABA-level attribute: use set_waba()")
         space = self.scenario.space(space_id)
         waba = super().waba_state(space) if space is not None else None
-        if waba is not None and waba.get("portfolio_messaging_limit") is not None \
-                and attributes.get("whatsapp_business_manager_messaging_limit") is not None:
-            raise ValueError("the messaging limit lives on the business portfolio: set portfolio_messaging_limit "
-                             "with set_waba()")
+        if (
+            waba is not None
+            and waba.get("portfolio_messaging_limit") is not None
+            and attributes.get("whatsapp_business_manager_messaging_limit") is not None
+        ):
+            raise ValueError(
+                "the messaging limit lives on the business portfolio: set portfolio_messaging_limit with set_waba()"
+            )
         super().set_number(space_id, phone_number, **attributes)
 
     def set_waba(self, space_id: str, **attributes: Any) -> None:

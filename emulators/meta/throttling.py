@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
+from typing import TYPE_CHECKING
 
 from ..common import Context, json_bytes
-from ..scenario import Credential
-from .model import BUC_TYPE, DEFAULT_API_VERSION, HOUR
+from ..common.server import _ServerMixin
+from ..scenario import Credential, Scenario, Space
 from .graph import GraphError, _MetaContext
+from .model import BUC_TYPE, DEFAULT_API_VERSION, HOUR
 
 
 class _Window:
@@ -36,8 +39,22 @@ class _Window:
         return max(1, math.ceil((oldest + HOUR - now) / 60))
 
 
-class _ThrottlingMixin:
+class _ThrottlingMixin(_ServerMixin):
     """Usage counters and usage headers of :class:`MetaEmulator`."""
+
+    # what this mixin uses of the emulator (see emulators.common's docstring)
+    scenario: Scenario
+    calls_per_hour: int | None
+    app_calls_per_hour: int | None
+    throttle_status: int
+    _rate_lock: threading.Lock
+    _buc: dict[tuple[str, str], _Window]
+    _app: dict[str, _Window]
+
+    if TYPE_CHECKING:
+
+        def scenario_time(self) -> float: ...
+        def _waba_space(self, waba_id: str) -> Space | None: ...
 
     # -- public helpers ----------------------------------------------------
 
@@ -45,7 +62,8 @@ class _ThrottlingMixin:
         """The hourly BUC budget of a WABA (its space's ``extra.calls_per_hour``, else the constructor's)."""
         space = self._waba_space(waba_id)
         if space is not None and "calls_per_hour" in space.extra:
-            return space.extra["calls_per_hour"]
+            budget: int | None = space.extra["calls_per_hour"]  # checked by MetaEmulator.__init__
+            return budget
         return self.calls_per_hour
 
     def buc_usage(self, waba_id: str, app: str | None = None) -> dict[str, int]:
@@ -61,8 +79,11 @@ class _ThrottlingMixin:
         with self._rate_lock:
             window = self._buc.get((app, key_waba)) or _Window()
             window.prune(now)
-            return {"calls": len(window.times), "call_count": window.percent(budget),
-                    "estimated_time_to_regain_access": window.regain_minutes(now, budget)}
+            return {
+                "calls": len(window.times),
+                "call_count": window.percent(budget),
+                "estimated_time_to_regain_access": window.regain_minutes(now, budget),
+            }
 
     def app_usage(self, app: str) -> dict[str, int]:
         now = self.scenario_time()
@@ -115,8 +136,9 @@ class _ThrottlingMixin:
             app_window = self._app.get(app) or _Window()
             app_window.prune(now)
             app_percent = 100 if ctx.forced_app_full else app_window.percent(self.app_calls_per_hour)
-            headers["X-App-Usage"] = json_bytes({"call_count": app_percent, "total_cputime": app_percent // 4,
-                                                 "total_time": app_percent // 2}).decode()
+            headers["X-App-Usage"] = json_bytes(
+                {"call_count": app_percent, "total_cputime": app_percent // 4, "total_time": app_percent // 2}
+            ).decode()
             if ctx.waba_id is not None:
                 budget = self.budget_of(ctx.waba_id)
                 window = self._buc.get((app, ctx.waba_id)) or _Window()
@@ -124,7 +146,16 @@ class _ThrottlingMixin:
                 percent, minutes = window.percent(budget), window.regain_minutes(now, budget)
                 if ctx.forced_buc_minutes is not None:
                     percent, minutes = 100, max(minutes, ctx.forced_buc_minutes)
-                usage = {ctx.waba_id: [{"type": BUC_TYPE, "call_count": percent, "total_cputime": percent // 4,
-                                        "total_time": percent // 2, "estimated_time_to_regain_access": minutes}]}
+                usage = {
+                    ctx.waba_id: [
+                        {
+                            "type": BUC_TYPE,
+                            "call_count": percent,
+                            "total_cputime": percent // 4,
+                            "total_time": percent // 2,
+                            "estimated_time_to_regain_access": minutes,
+                        }
+                    ]
+                }
                 headers["X-Business-Use-Case-Usage"] = json_bytes(usage).decode()
         return headers

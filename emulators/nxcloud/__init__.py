@@ -93,39 +93,55 @@ template events).
 
 from __future__ import annotations
 
-from .model import (
-    PATH,
-    ACTION,
-    BIZ_TYPE,
-    MAX_TS_SKEW_MS as MAX_TS_SKEW_MS,
-    JSON_CONTENT_TYPE as JSON_CONTENT_TYPE,
-    COMMON_HEADERS as COMMON_HEADERS,
-    ALGORITHMS as ALGORITHMS,
-    RESPONSE_SHAPES,
-    THROTTLE_STATUS as THROTTLE_STATUS,
-    THROTTLE_MESSAGE as THROTTLE_MESSAGE,
-    ENDPOINTS as ENDPOINTS,
-    WRITE_ACTIONS,
-    ERROR_TABLE,
-    NUMBER_FIELDS as NUMBER_FIELDS,
-)
-from .signing import (
-    string_to_sign,
-    sign,
-    verify,
-)
 from .emulator import (
     NxCloudEmulator,
+)
+from .model import (
+    ACTION,
+    BIZ_TYPE,
+    ERROR_TABLE,
+    PATH,
+    RESPONSE_SHAPES,
+    WRITE_ACTIONS,
+)
+from .model import (
+    ALGORITHMS as ALGORITHMS,
+)
+from .model import (
+    COMMON_HEADERS as COMMON_HEADERS,
+)
+from .model import (
+    ENDPOINTS as ENDPOINTS,
+)
+from .model import (
+    JSON_CONTENT_TYPE as JSON_CONTENT_TYPE,
+)
+from .model import (
+    MAX_TS_SKEW_MS as MAX_TS_SKEW_MS,
+)
+from .model import (
+    NUMBER_FIELDS as NUMBER_FIELDS,
+)
+from .model import (
+    THROTTLE_MESSAGE as THROTTLE_MESSAGE,
+)
+from .model import (
+    THROTTLE_STATUS as THROTTLE_STATUS,
+)
+from .signing import (
+    sign,
+    string_to_sign,
+    verify,
 )
 
 __all__ = [
     "ACTION",
     "BIZ_TYPE",
     "ERROR_TABLE",
-    "NxCloudEmulator",
     "PATH",
     "RESPONSE_SHAPES",
     "WRITE_ACTIONS",
+    "NxCloudEmulator",
     "sign",
     "string_to_sign",
     "verify",

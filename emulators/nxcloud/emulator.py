@@ -7,20 +7,41 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from ..common import (
-    UNKNOWN_ENUM_VALUES, ApiError, BodyError, Context, ProviderEmulator, Reply, Request, display_number, json_bytes,
+    UNKNOWN_ENUM_VALUES,
+    ApiError,
+    BodyError,
+    Context,
+    ProviderEmulator,
+    Reply,
+    Request,
+    display_number,
+    json_bytes,
     merge_wire_extra,
 )
 from ..scenario import Credential, Fault, Scenario, ScenarioError, Space
 from ..webhooks import Event, OutgoingRequest
 from .model import (
-    ACTION, ALGORITHMS, BIZ_TYPE, COMMON_HEADERS, ENDPOINTS, ERROR_TABLE, JSON_CONTENT_TYPE, MAX_TS_SKEW_MS,
-    NUMBER_FIELDS, RESPONSE_SHAPES, THROTTLE_MESSAGE, THROTTLE_STATUS, WRITE_ACTIONS, _NUMBER_KNOWN, logger,
+    _NUMBER_KNOWN,
+    ACTION,
+    ALGORITHMS,
+    BIZ_TYPE,
+    COMMON_HEADERS,
+    ENDPOINTS,
+    ERROR_TABLE,
+    JSON_CONTENT_TYPE,
+    MAX_TS_SKEW_MS,
+    NUMBER_FIELDS,
+    RESPONSE_SHAPES,
+    THROTTLE_MESSAGE,
+    THROTTLE_STATUS,
+    WRITE_ACTIONS,
+    logger,
 )
 from .signing import sign, verify
-
 
 # ---------------------------------------------------------------------------
 # errors
@@ -77,23 +98,35 @@ class NxCloudEmulator(ProviderEmulator):
     known_waba_attributes = frozenset({"id", "name", "present"})
     write_actions = WRITE_ACTIONS
     webhooks_supported = True
-    data_fault_actions = {kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")}
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
+        kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")
+    }
     _logger = logger
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time, *, max_records: int = 200_000,
-                 log_level: int = logging.DEBUG, seed: int | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_records: int = 200_000,
+        log_level: int = logging.DEBUG,
+        seed: int | None = None,
+    ):
         for i, space in enumerate(scenario.spaces):
             shape = space.extra.get("response_shape", "map")
             if shape not in RESPONSE_SHAPES:
-                raise ScenarioError(f"spaces[{i}].extra.response_shape",
-                                    f"must be one of {', '.join(RESPONSE_SHAPES)}, got {shape!r}")
+                raise ScenarioError(
+                    f"spaces[{i}].extra.response_shape", f"must be one of {', '.join(RESPONSE_SHAPES)}, got {shape!r}"
+                )
         super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
 
     # -- hooks ---------------------------------------------------------------
 
-    def _webhook_request(self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *,
-                         forged: bool) -> OutgoingRequest | None:
+    def _webhook_request(
+        self, space: Space, event: Event, target: Mapping[str, Any], wall: float, *, forged: bool
+    ) -> OutgoingRequest | None:
         owner = self.scenario.credential(space.access_key_id)
         if owner is None:
             return None
@@ -109,9 +142,14 @@ class NxCloudEmulator(ProviderEmulator):
         body = json_bytes({"field": event.field, "value": value})
         ts = str(int(wall * 1000))
         secret = owner.access_key_secret + ("-forged" if forged else "")
-        headers = [("Content-Type", "application/json"), ("accessKey", owner.access_key_id), ("ts", ts),
-                   ("bizType", BIZ_TYPE), ("action", event.field),
-                   ("sign", sign(owner.access_key_id, event.field, BIZ_TYPE, ts, body, secret))]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("accessKey", owner.access_key_id),
+            ("ts", ts),
+            ("bizType", BIZ_TYPE),
+            ("action", event.field),
+            ("sign", sign(owner.access_key_id, event.field, BIZ_TYPE, ts, body, secret)),
+        ]
         return OutgoingRequest("POST", target["url"], headers, body)
 
     def _new_context(self, req: Request | None) -> Context:
@@ -185,8 +223,11 @@ class NxCloudEmulator(ProviderEmulator):
         if fault_reply is not None:
             return fault_reply
         if action in WRITE_ACTIONS:
-            raise _NxError(-1, f"Request failed: the emulator records {action} calls and refuses them "
-                               "(an exporter must never send anything)")
+            raise _NxError(
+                -1,
+                f"Request failed: the emulator records {action} calls and refuses them "
+                "(an exporter must never send anything)",
+            )
         return self._ok_reply(self._get_phone(cred, body), ctx)
 
     def _corrupt_answer(self, kind: str, action: str | None, payload: Any) -> Any:
@@ -223,8 +264,11 @@ class NxCloudEmulator(ProviderEmulator):
             raise _NxError(1004, f"Timestamp has expired: ts {ts[:40]!r} is not epoch milliseconds")
         skew = abs(int(arrival * 1000) - int(ts))
         if skew > MAX_TS_SKEW_MS:
-            raise _NxError(1004, f"Timestamp has expired: ts is {skew} ms away from the server time "
-                                 f"(at most {MAX_TS_SKEW_MS} ms allowed)")
+            raise _NxError(
+                1004,
+                f"Timestamp has expired: ts is {skew} ms away from the server time "
+                f"(at most {MAX_TS_SKEW_MS} ms allowed)",
+            )
 
     def _check_sign(self, req: Request, ctx: Context, headers: Mapping[str, str], cred: Credential) -> None:
         content_type = (req.header("content-type") or "").split(";")[0].strip().lower()
@@ -234,8 +278,16 @@ class NxCloudEmulator(ProviderEmulator):
         if algorithm not in ALGORITHMS:
             raise _NxError(1003, f"Invalid signature: unsupported algorithm {algorithm[:20]!r} (md5 or sha256)")
         ctx.signature_version = algorithm
-        if not verify(headers["accessKey"], headers["action"], headers["bizType"], headers["ts"], req.body,
-                      cred.access_key_secret, headers["sign"], algorithm):
+        if not verify(
+            headers["accessKey"],
+            headers["action"],
+            headers["bizType"],
+            headers["ts"],
+            req.body,
+            cred.access_key_secret,
+            headers["sign"],
+            algorithm,
+        ):
             raise _NxError(1003)
 
     def _peek_body(self, raw: bytes, ctx: Context) -> Any:
@@ -262,7 +314,7 @@ class NxCloudEmulator(ProviderEmulator):
         if not isinstance(appkey, str) or not appkey:
             raise _NxError(9000, "Parameter exception: appkey is required")
         if body.get("messaging_product") != "whatsapp":
-            raise _NxError(9000, "Parameter exception: messaging_product must be \"whatsapp\"")
+            raise _NxError(9000, 'Parameter exception: messaging_product must be "whatsapp"')
         raw_phones = body.get("business_phones")
         if raw_phones is not None and not isinstance(raw_phones, str):
             raise _NxError(9000, "Parameter exception: business_phones must be a comma-separated string")
@@ -317,7 +369,7 @@ def _phone_object(state: Mapping[str, Any]) -> dict[str, Any]:
     for attr, key in NUMBER_FIELDS:
         value = values.get(attr)
         if value is None and key == "current_limit":
-            value = ""                     # NxCloud's example sends an empty string
+            value = ""  # NxCloud's example sends an empty string
         if value is not None:
             out[key] = value
     return merge_wire_extra(out, state)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 
-
 logger = logging.getLogger("emulators.nxcloud")
 
 
@@ -15,7 +14,7 @@ PATH = "/api/wa/getPhone"
 ACTION = "getPhone"
 
 
-BIZ_TYPE = "2"                      # WhatsApp
+BIZ_TYPE = "2"  # WhatsApp
 
 
 MAX_TS_SKEW_MS = 60_000
@@ -65,9 +64,12 @@ ERROR_TABLE: dict[int, tuple[int, str]] = {
 
 # scenario attribute -> wire key, in the order of NxCloud's example
 NUMBER_FIELDS = (
-    ("display_phone_number", "display_phone_number"), ("quality_rating", "quality_rating"),
-    ("name_status", "name_status"), ("verified_name", "verified_name"),
-    ("code_verification_status", "code_verification_status"), ("messaging_limit_tier", "current_limit"),
+    ("display_phone_number", "display_phone_number"),
+    ("quality_rating", "quality_rating"),
+    ("name_status", "name_status"),
+    ("verified_name", "verified_name"),
+    ("code_verification_status", "code_verification_status"),
+    ("messaging_limit_tier", "current_limit"),
     ("status", "status"),
 )
 

@@ -171,57 +171,59 @@ the key path, e.g. ``spaces[1].numbers[0].timeline[2].at: ...``.
 
 from __future__ import annotations
 
+from .fleet import (
+    clone_scenario,
+    generate_fleet,
+)
+from .loader import (
+    builtin_scenarios,
+    load_builtin_scenario,
+    load_scenario,
+    loads_scenario,
+    parse_scenario,
+)
+from .model import (
+    Credential,
+    Fault,
+    Number,
+    Scenario,
+    Space,
+    Waba,
+)
+from .timeline import (
+    Timeline,
+    Transition,
+)
 from .validation import (
-    FAULT_KINDS,
     DATA_FAULT_KINDS,
+    FAULT_KINDS,
     WEBHOOK_FAULT_KINDS,
-    MAX_OVERSIZE_MEGABYTES as MAX_OVERSIZE_MEGABYTES,
     ScenarioError,
     parse_duration,
 )
-from .timeline import (
-    Transition,
-    Timeline,
-)
-from .model import (
-    Number,
-    Waba,
-    Space,
-    Credential,
-    Fault,
-    Scenario,
-)
-from .loader import (
-    parse_scenario,
-    loads_scenario,
-    load_scenario,
-    builtin_scenarios,
-    load_builtin_scenario,
-)
-from .fleet import (
-    generate_fleet,
-    clone_scenario,
+from .validation import (
+    MAX_OVERSIZE_MEGABYTES as MAX_OVERSIZE_MEGABYTES,
 )
 
 __all__ = [
-    "Credential",
-    "Fault",
     "DATA_FAULT_KINDS",
     "FAULT_KINDS",
+    "WEBHOOK_FAULT_KINDS",
+    "Credential",
+    "Fault",
     "Number",
     "Scenario",
     "ScenarioError",
     "Space",
     "Timeline",
     "Transition",
-    "WEBHOOK_FAULT_KINDS",
     "Waba",
     "builtin_scenarios",
+    "clone_scenario",
     "generate_fleet",
     "load_builtin_scenario",
     "load_scenario",
     "loads_scenario",
-    "clone_scenario",
     "parse_duration",
     "parse_scenario",
 ]

@@ -10,12 +10,21 @@ from typing import Any
 
 from exporter.yamlfile import YAMLProblem, load_yaml  # the exporter's neutral YAML loader, nothing else
 
-from .validation import (
-    ScenarioError, _attributes, _bool, _check_keys, _int, _join, _json_like, _list, _mapping, _string, _type_name,
-)
-from .timeline import _parse_timeline
 from .model import Credential, Fault, Number, Scenario, Space, Waba, _validate_fault
-
+from .timeline import _parse_timeline
+from .validation import (
+    ScenarioError,
+    _attributes,
+    _bool,
+    _check_keys,
+    _int,
+    _join,
+    _json_like,
+    _list,
+    _mapping,
+    _string,
+    _type_name,
+)
 
 # ---------------------------------------------------------------------------
 # parsing
@@ -23,15 +32,39 @@ from .model import Credential, Fault, Number, Scenario, Space, Waba, _validate_f
 _TOP_KEYS = ("name", "description", "credentials", "spaces", "faults")
 
 
-_CRED_KEYS = ("access_key_id", "access_key_secret", "qps", "action_qps", "permissions", "enabled",
-              "account", "security_token")
+_CRED_KEYS = (
+    "access_key_id",
+    "access_key_secret",
+    "qps",
+    "action_qps",
+    "permissions",
+    "enabled",
+    "account",
+    "security_token",
+)
 
 
 _SPACE_KEYS = ("cust_space_id", "space_id", "access_key_id", "isv_code", "default", "waba", "numbers", "extra")
 
 
-_FAULT_KEYS = ("kind", "code", "http_status", "message", "retry_after", "http200", "seconds", "access_key_id",
-               "action", "space_id", "phone_number", "from", "until", "count", "probability", "megabytes")
+_FAULT_KEYS = (
+    "kind",
+    "code",
+    "http_status",
+    "message",
+    "retry_after",
+    "http200",
+    "seconds",
+    "access_key_id",
+    "action",
+    "space_id",
+    "phone_number",
+    "from",
+    "until",
+    "count",
+    "probability",
+    "megabytes",
+)
 
 
 _NUMBER_RESERVED = ("phone_number", "timeline", "repeat_every")
@@ -59,7 +92,11 @@ def _parse_credential(raw: Any, path: str) -> Credential:
     else:
         raise ScenarioError(ppath, f"expected 'allowed', 'denied' or a list of actions, got {perms_raw!r}")
     return Credential(
-        access_key_id=ak, access_key_secret=secret, qps=qps, action_qps=action_qps, permissions=permissions,
+        access_key_id=ak,
+        access_key_secret=secret,
+        qps=qps,
+        action_qps=action_qps,
+        permissions=permissions,
         enabled=_bool(raw.get("enabled"), _join(path, "enabled"), True),
         account=_string(raw.get("account"), _join(path, "account"), required=False),
         security_token=_string(raw.get("security_token"), _join(path, "security_token"), required=False),
@@ -95,8 +132,10 @@ def _parse_space(raw: Any, path: str) -> Space:
     seen: dict[str, int] = {}
     for i, number in enumerate(numbers):
         if number.phone_number in seen:
-            raise ScenarioError(_join(_join(npath, i), "phone_number"),
-                                f"duplicate phone number {number.phone_number!r} (also numbers[{seen[number.phone_number]}])")
+            raise ScenarioError(
+                _join(_join(npath, i), "phone_number"),
+                f"duplicate phone number {number.phone_number!r} (also numbers[{seen[number.phone_number]}])",
+            )
         seen[number.phone_number] = i
     extra_path = _join(path, "extra")
     return Space(
@@ -150,23 +189,28 @@ def _parse_scenario(data: Any) -> Scenario:
     by_ak: dict[str, int] = {}
     for i, cred in enumerate(credentials):
         if cred.access_key_id in by_ak:
-            raise ScenarioError(_join(_join(cpath, i), "access_key_id"),
-                                f"duplicate access key {cred.access_key_id!r} (also credentials[{by_ak[cred.access_key_id]}])")
+            raise ScenarioError(
+                _join(_join(cpath, i), "access_key_id"),
+                f"duplicate access key {cred.access_key_id!r} (also credentials[{by_ak[cred.access_key_id]}])",
+            )
         by_ak[cred.access_key_id] = i
     spaces = [_parse_space(s, _join(spath, i)) for i, s in enumerate(_list(data.get(spath), spath))]
     by_space: dict[str, int] = {}
     for i, space in enumerate(spaces):
         ipath = _join(spath, i)
         if space.space_id in by_space:
-            raise ScenarioError(_join(ipath, "cust_space_id"),
-                                f"duplicate space {space.space_id!r} (also spaces[{by_space[space.space_id]}])")
+            raise ScenarioError(
+                _join(ipath, "cust_space_id"),
+                f"duplicate space {space.space_id!r} (also spaces[{by_space[space.space_id]}])",
+            )
         by_space[space.space_id] = i
         if space.access_key_id not in by_ak:
-            raise ScenarioError(_join(ipath, "access_key_id"),
-                                f"{space.access_key_id!r} is not one of the credentials")
+            raise ScenarioError(_join(ipath, "access_key_id"), f"{space.access_key_id!r} is not one of the credentials")
     faults = [_parse_fault(f, _join(fpath, i)) for i, f in enumerate(_list(data.get(fpath), fpath))]
     return Scenario(
-        credentials=credentials, spaces=spaces, faults=faults,
+        credentials=credentials,
+        spaces=spaces,
+        faults=faults,
         name=_string(data.get("name"), "name", required=False, allow_empty=True) or "",
         description=_string(data.get("description"), "description", required=False, allow_empty=True) or "",
     )

@@ -6,12 +6,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .timeline import Timeline
 from .validation import (
-    FAULT_KINDS, MAX_OVERSIZE_MEGABYTES, ScenarioError, WEBHOOK_FAULT_KINDS, _bool, _int, _join, _string, _type_name,
+    FAULT_KINDS,
+    MAX_OVERSIZE_MEGABYTES,
+    WEBHOOK_FAULT_KINDS,
+    ScenarioError,
+    _bool,
+    _int,
+    _join,
+    _string,
+    _type_name,
     parse_duration,
 )
-from .timeline import Timeline
-
 
 # ---------------------------------------------------------------------------
 # model
@@ -72,7 +79,7 @@ class Credential:
     access_key_secret: str
     qps: int | None = 10
     action_qps: dict[str, int] = field(default_factory=dict)
-    permissions: str | frozenset[str] = "allowed"   # "allowed", "denied" or the set of allowed actions
+    permissions: str | frozenset[str] = "allowed"  # "allowed", "denied" or the set of allowed actions
     enabled: bool = True
     account: str | None = None
     security_token: str | None = None
@@ -114,8 +121,9 @@ class Fault:
     def __post_init__(self) -> None:
         _validate_fault(self, "Fault")
 
-    def selects(self, *, access_key_id: str | None, action: str | None, space_id: str | None,
-                phone_number: str | None, t: float) -> bool:
+    def selects(
+        self, *, access_key_id: str | None, action: str | None, space_id: str | None, phone_number: str | None, t: float
+    ) -> bool:
         """True if the selectors and the time window match (``count`` is tracked by the emulator)."""
         if self.access_key_id is not None and self.access_key_id != access_key_id:
             return False
@@ -127,18 +135,18 @@ class Fault:
             return False
         if self.from_ is not None and t < self.from_:
             return False
-        if self.until is not None and t >= self.until:
-            return False
-        return True
+        return not (self.until is not None and t >= self.until)
 
 
 def _validate_fault(fault: Fault, path: str) -> None:
     if fault.kind not in FAULT_KINDS and fault.kind not in WEBHOOK_FAULT_KINDS:
-        raise ScenarioError(_join(path, "kind"), f"must be one of {', '.join(FAULT_KINDS + WEBHOOK_FAULT_KINDS)}, "
-                                                 f"got {fault.kind!r}")
+        raise ScenarioError(
+            _join(path, "kind"), f"must be one of {', '.join(FAULT_KINDS + WEBHOOK_FAULT_KINDS)}, got {fault.kind!r}"
+        )
     if fault.kind == "error":
-        if isinstance(fault.code, int) and not isinstance(fault.code, bool):
-            fault.code = str(fault.code)  # numeric provider codes (NxCloud's 1003, 9099, ...)
+        code: object = fault.code  # as written in the YAML or passed to Fault(): possibly a number
+        if isinstance(code, int) and not isinstance(code, bool):
+            fault.code = str(code)  # numeric provider codes (NxCloud's 1003, 9099, ...)
         _string(fault.code, _join(path, "code"))
     elif fault.code is not None:
         raise ScenarioError(_join(path, "code"), "only valid with kind: error")
@@ -162,16 +170,20 @@ def _validate_fault(fault: Fault, path: str) -> None:
     if fault.probability is not None:
         ppath = _join(path, "probability")
         if isinstance(fault.probability, bool) or not isinstance(fault.probability, (int, float)):
-            raise ScenarioError(ppath, f"expected a number from 0 to 1, got {_type_name(fault.probability)} "
-                                       f"{fault.probability!r}")
+            raise ScenarioError(
+                ppath, f"expected a number from 0 to 1, got {_type_name(fault.probability)} {fault.probability!r}"
+            )
         if not 0 <= fault.probability <= 1:
             raise ScenarioError(ppath, f"must be between 0 and 1, got {fault.probability!r}")
         fault.probability = float(fault.probability)
     if fault.kind == "refuse":
         for name in ("access_key_id", "action", "space_id", "phone_number"):
             if getattr(fault, name) is not None:
-                raise ScenarioError(_join(path, name), "kind: refuse acts on connections before any request is "
-                                                       "read; it takes only from/until, count and probability")
+                raise ScenarioError(
+                    _join(path, name),
+                    "kind: refuse acts on connections before any request is "
+                    "read; it takes only from/until, count and probability",
+                )
     if fault.kind != "error":
         for name in ("http_status", "message", "retry_after"):
             if getattr(fault, name) is not None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .validation import ScenarioError, _attributes, _check_keys, _join, _list, _mapping, parse_duration
-
 
 # ---------------------------------------------------------------------------
 # timelines
@@ -93,8 +93,9 @@ def _parse_timeline(raw: Mapping[str, Any], path: str, reserved: Iterable[str]) 
             raise ScenarioError(_join(ipath, "at"), "is required")
         at = parse_duration(item["at"], _join(ipath, "at"))
         if repeat_every is not None and at >= repeat_every:
-            raise ScenarioError(_join(ipath, "at"),
-                                f"{at:g}s is not before repeat_every ({repeat_every:g}s), so it would never apply")
+            raise ScenarioError(
+                _join(ipath, "at"), f"{at:g}s is not before repeat_every ({repeat_every:g}s), so it would never apply"
+            )
         spath = _join(ipath, "set")
         changes = _mapping(item.get("set"), spath)
         if not changes:

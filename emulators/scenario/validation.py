@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, overload
 
-
-FAULT_KINDS = ("error", "delay", "malformed", "html", "reset", "truncate", "oversize", "refuse", "unknown_enum",
-               "null_fields", "duplicate_numbers")
+FAULT_KINDS = (
+    "error",
+    "delay",
+    "malformed",
+    "html",
+    "reset",
+    "truncate",
+    "oversize",
+    "refuse",
+    "unknown_enum",
+    "null_fields",
+    "duplicate_numbers",
+)
 
 
 #: faults that alter the content of a successful answer (only actions that list numbers)
@@ -55,8 +66,9 @@ def _join(path: str, key: str | int) -> str:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "boolean", int: "integer", float: "number", str: "string",
-            list: "list", dict: "mapping"}.get(type(value), type(value).__name__)
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
@@ -68,7 +80,7 @@ def _mapping(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
-def _list(value: Any, path: str) -> list:
+def _list(value: Any, path: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -81,6 +93,14 @@ def _check_keys(value: Mapping[str, Any], allowed: Iterable[str], path: str) -> 
     for key in value:
         if key not in allowed:
             raise ScenarioError(_join(path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+@overload
+def _string(value: Any, path: str, *, required: Literal[True] = True, allow_empty: bool = False) -> str: ...
+
+
+@overload
+def _string(value: Any, path: str, *, required: bool, allow_empty: bool = False) -> str | None: ...
 
 
 def _string(value: Any, path: str, *, required: bool = True, allow_empty: bool = False) -> str | None:
@@ -104,8 +124,21 @@ def _bool(value: Any, path: str, default: bool) -> bool:
     return value
 
 
-def _int(value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None,
-         nullable: bool = True) -> int | None:
+@overload
+def _int(
+    value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None, nullable: Literal[False]
+) -> int: ...
+
+
+@overload
+def _int(
+    value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None, nullable: bool = True
+) -> int | None: ...
+
+
+def _int(
+    value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None, nullable: bool = True
+) -> int | None:
     if value is None:
         if nullable:
             return None
@@ -138,7 +171,9 @@ def parse_duration(value: Any, path: str = "duration") -> float:
                 seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
                 pos = match.end()
             if pos != len(text) or not text:
-                raise ScenarioError(path, f"invalid duration {value!r} (use seconds or e.g. '90s', '5m', '1h', '1m30s')")
+                raise ScenarioError(
+                    path, f"invalid duration {value!r} (use seconds or e.g. '90s', '5m', '1h', '1m30s')"
+                ) from None
     else:
         raise ScenarioError(path, f"expected a duration, got {_type_name(value)}")
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:

@@ -46,34 +46,44 @@ emulators, and never from the exporter's receiver code.
 from __future__ import annotations
 
 from .events import (
-    TIER_RANK,
     NAME_DECISIONS as NAME_DECISIONS,
-    RESTRICTION_TYPE as RESTRICTION_TYPE,
-    THROUGHPUT_RANK as THROUGHPUT_RANK,
+)
+from .events import (
     RESPONSE_CAP as RESPONSE_CAP,
-    tier_rank,
-    is_flagged,
+)
+from .events import (
+    RESTRICTION_TYPE as RESTRICTION_TYPE,
+)
+from .events import (
+    THROUGHPUT_RANK as THROUGHPUT_RANK,
+)
+from .events import (
+    TIER_RANK,
     Event,
     ban_date_text,
     derive_events,
-    review_event,
-    name_update_event,
+    is_flagged,
     legacy_quality_events,
     meta_number_events,
+    name_update_event,
+    review_event,
+    tier_rank,
 )
 from .sender import (
-    meta_signature,
-    append_query,
-    redact_url,
-    validate_url as validate_url,
     OutgoingRequest,
     WebhookSender,
+    append_query,
+    meta_signature,
+    redact_url,
+)
+from .sender import (
+    validate_url as validate_url,
 )
 
 __all__ = [
+    "TIER_RANK",
     "Event",
     "OutgoingRequest",
-    "TIER_RANK",
     "WebhookSender",
     "append_query",
     "ban_date_text",
@@ -83,7 +93,7 @@ __all__ = [
     "meta_number_events",
     "meta_signature",
     "name_update_event",
-    "review_event",
     "redact_url",
+    "review_event",
     "tier_rank",
 ]

@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Mapping
-
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger("emulators.webhooks")
 
 
 #: messaging-limit tiers in increasing order (Meta's per-number and portfolio vocabularies merged)
-TIER_RANK = {"TIER_NOT_SET": None, "TIER_10": 10, "TIER_50": 50, "TIER_250": 250, "TIER_1K": 1_000, "TIER_2K": 2_000,
-             "TIER_10K": 10_000, "TIER_100K": 100_000, "TIER_UNLIMITED": float("inf")}
+TIER_RANK = {
+    "TIER_NOT_SET": None,
+    "TIER_10": 10,
+    "TIER_50": 50,
+    "TIER_250": 250,
+    "TIER_1K": 1_000,
+    "TIER_2K": 2_000,
+    "TIER_10K": 10_000,
+    "TIER_100K": 100_000,
+    "TIER_UNLIMITED": float("inf"),
+}
 
 
 #: name_status spellings (Meta's and the BSPs') -> phone_number_name_update ``decision``
-NAME_DECISIONS = {"APPROVED": "APPROVED", "Approval": "APPROVED", "AVAILABLE_WITHOUT_REVIEW": "APPROVED",
-                  "DECLINED": "REJECTED", "REJECTED": "REJECTED", "Rejected": "REJECTED",
-                  "PENDING_REVIEW": "PENDING", "Pending_Review": "PENDING", "PENDING": "PENDING",
-                  "DEFERRED": "DEFERRED"}
+NAME_DECISIONS = {
+    "APPROVED": "APPROVED",
+    "Approval": "APPROVED",
+    "AVAILABLE_WITHOUT_REVIEW": "APPROVED",
+    "DECLINED": "REJECTED",
+    "REJECTED": "REJECTED",
+    "Rejected": "REJECTED",
+    "PENDING_REVIEW": "PENDING",
+    "Pending_Review": "PENDING",
+    "PENDING": "PENDING",
+    "DEFERRED": "DEFERRED",
+}
 
 
 RESTRICTION_TYPE = "RESTRICTED_BIZ_INITIATED_MESSAGING"
 
 
 #: a number's throughput levels in increasing order (standard 80 mps, higher 1,000 mps; NOT_APPLICABLE lowest)
-THROUGHPUT_RANK = {"NOT_APPLICABLE": 0, "STANDARD": 1, "HIGH": 2}
+#: keyed by any scenario value (one that is not a level has no rank)
+THROUGHPUT_RANK: Mapping[object, int] = {"NOT_APPLICABLE": 0, "STANDARD": 1, "HIGH": 2}
 
 
 RESPONSE_CAP = 64 * 1024
@@ -54,10 +73,10 @@ def is_flagged(state: Mapping[str, Any]) -> bool:
 class Event:
     """One webhook event in Meta's vocabulary, before a provider puts it on the wire."""
 
-    field: str                          # Meta webhook field, e.g. "phone_number_quality_update"
-    value: dict[str, Any]               # Meta-shaped value (display_phone_number as digits)
-    phone_number: str | None            # None for WABA-level events
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    field: str  # Meta webhook field, e.g. "phone_number_quality_update"
+    value: dict[str, Any]  # Meta-shaped value (display_phone_number as digits)
+    phone_number: str | None  # None for WABA-level events
+    changes: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # (the field ``field`` shadows it)
 
     @property
     def event(self) -> str | None:
@@ -71,8 +90,9 @@ def ban_date_text(wall: float) -> str:
     return f"{time.strftime('%B', t)} {t.tm_mday}, {t.tm_year}"
 
 
-def derive_events(phone_number: str | None, old: Mapping[str, Any], new: Mapping[str, Any],
-                  changes: list[dict[str, Any]], wall: float) -> list[Event]:
+def derive_events(
+    phone_number: str | None, old: Mapping[str, Any], new: Mapping[str, Any], changes: list[dict[str, Any]], wall: float
+) -> list[Event]:
     """The BSP relays' events (NxCloud, Kaleyra) for the changes of one number (``phone_number``) or one
     WABA (``phone_number`` None): the legacy quality events, name updates, and an ``account_update``
     derived from the number's status or health.  The Meta emulator sends Meta's current forms instead
@@ -87,7 +107,7 @@ def derive_events(phone_number: str | None, old: Mapping[str, Any], new: Mapping
         review = review_event(new, changes)
         return [review] if review is not None else []
     if new.get("present") is False:
-        return []       # a number that disappeared says nothing more (a removal is not a health event)
+        return []  # a number that disappeared says nothing more (a removal is not a health event)
     digits = phone_number
     events = legacy_quality_events(digits, old, new, changes)
     name = name_update_event(digits, new, changes)
@@ -95,13 +115,18 @@ def derive_events(phone_number: str | None, old: Mapping[str, Any], new: Mapping
         events.append(name)
     # bans, restrictions and sending health
     account = _account_update(old, new, changed, wall)
-    if account is not None and account["event"] == "ACCOUNT_RESTRICTION" and is_flagged(old) != is_flagged(new) \
-            and "RESTRICTED" not in (old.get("status"), new.get("status")):
-        account = None      # a number's health going LIMITED because it is flagged is told by FLAGGED alone
+    if (
+        account is not None
+        and account["event"] == "ACCOUNT_RESTRICTION"
+        and is_flagged(old) != is_flagged(new)
+        and "RESTRICTED" not in (old.get("status"), new.get("status"))
+    ):
+        account = None  # a number's health going LIMITED because it is flagged is told by FLAGGED alone
     if account is not None:
         account = {"phone_number": digits, **account}
-        events.append(Event("account_update", account, digits, _related(changes, "status", "health",
-                                                                          "can_send_message")))
+        events.append(
+            Event("account_update", account, digits, _related(changes, "status", "health", "can_send_message"))
+        )
     return events
 
 
@@ -123,13 +148,18 @@ def name_update_event(digits: str, new: Mapping[str, Any], changes: list[dict[st
     if not related or new.get("name_status") is None:
         return None
     raw = str(new["name_status"])
-    value = {"display_phone_number": digits, "decision": NAME_DECISIONS.get(raw, raw),
-             "requested_verified_name": new.get("verified_name"), "rejection_reason": None}
+    value = {
+        "display_phone_number": digits,
+        "decision": NAME_DECISIONS.get(raw, raw),
+        "requested_verified_name": new.get("verified_name"),
+        "rejection_reason": None,
+    }
     return Event("phone_number_name_update", value, digits, related)
 
 
-def legacy_quality_events(digits: str, old: Mapping[str, Any], new: Mapping[str, Any],
-                          changes: list[dict[str, Any]]) -> list[Event]:
+def legacy_quality_events(
+    digits: str, old: Mapping[str, Any], new: Mapping[str, Any], changes: list[dict[str, Any]]
+) -> list[Event]:
     """The legacy ``phone_number_quality_update`` events that BSPs still relay: ``FLAGGED`` when the number
     becomes flagged (status ``FLAGGED`` or quality ``RED``), ``UNFLAGGED`` when it stops being so,
     ``UPGRADE``/``DOWNGRADE`` when ``messaging_limit_tier`` (else the portfolio limit) rises or drops, with
@@ -150,24 +180,41 @@ def legacy_quality_events(digits: str, old: Mapping[str, Any], new: Mapping[str,
 
     events: list[Event] = []
     if is_flagged(old) != is_flagged(new):
-        events.append(Event("phone_number_quality_update",
-                            quality_value("FLAGGED" if is_flagged(new) else "UNFLAGGED"), digits,
-                            _related(changes, "status", "quality_rating")))
+        events.append(
+            Event(
+                "phone_number_quality_update",
+                quality_value("FLAGGED" if is_flagged(new) else "UNFLAGGED"),
+                digits,
+                _related(changes, "status", "quality_rating"),
+            )
+        )
     for key in ("messaging_limit_tier", "whatsapp_business_manager_messaging_limit"):
         if key not in changed:
             continue
         before, after = tier_rank(old.get(key)), tier_rank(new.get(key))
         if before is None or after is None or before == after:
             continue
-        events.append(Event("phone_number_quality_update",
-                            quality_value("UPGRADE" if after > before else "DOWNGRADE", old.get(key)), digits,
-                            _related(changes, "messaging_limit_tier", "whatsapp_business_manager_messaging_limit")))
+        events.append(
+            Event(
+                "phone_number_quality_update",
+                quality_value("UPGRADE" if after > before else "DOWNGRADE", old.get(key)),
+                digits,
+                _related(changes, "messaging_limit_tier", "whatsapp_business_manager_messaging_limit"),
+            )
+        )
         break
     return events
 
 
-def meta_number_events(digits: str, old: Mapping[str, Any], new: Mapping[str, Any], changes: list[dict[str, Any]],
-                       *, legacy: bool = False, deprecated_fields: bool = True) -> list[Event]:
+def meta_number_events(
+    digits: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    changes: list[dict[str, Any]],
+    *,
+    legacy: bool = False,
+    deprecated_fields: bool = True,
+) -> list[Event]:
     """Meta's number-level events since the October 2025 change (see :mod:`emulators.meta`):
 
     * ``phone_number_quality_update`` ``ONBOARDING`` when the number appears (``present`` false -> true)
@@ -195,13 +242,21 @@ def meta_number_events(digits: str, old: Mapping[str, Any], new: Mapping[str, An
     events: list[Event] = []
     appeared = "present" in changed and old.get("present") is False
     if appeared or ("status" in changed and new.get("status") == "PENDING"):
-        events.append(Event("phone_number_quality_update", value("ONBOARDING"), digits,
-                            _related(changes, "present", "status")))
+        events.append(
+            Event("phone_number_quality_update", value("ONBOARDING"), digits, _related(changes, "present", "status"))
+        )
     if "throughput_level" in changed and not appeared:
-        before, after = THROUGHPUT_RANK.get(old.get("throughput_level")), THROUGHPUT_RANK.get(new.get("throughput_level"))
+        before = THROUGHPUT_RANK.get(old.get("throughput_level"))
+        after = THROUGHPUT_RANK.get(new.get("throughput_level"))
         if before is not None and after is not None and after > before:
-            events.append(Event("phone_number_quality_update", value("THROUGHPUT_UPGRADE"), digits,
-                                _related(changes, "throughput_level")))
+            events.append(
+                Event(
+                    "phone_number_quality_update",
+                    value("THROUGHPUT_UPGRADE"),
+                    digits,
+                    _related(changes, "throughput_level"),
+                )
+            )
     if legacy:
         events.extend(legacy_quality_events(digits, old, new, changes))
     name = name_update_event(digits, new, changes)
@@ -210,24 +265,35 @@ def meta_number_events(digits: str, old: Mapping[str, Any], new: Mapping[str, An
     return events
 
 
-def _account_update(old: Mapping[str, Any], new: Mapping[str, Any], changed: set[str],
-                    wall: float) -> dict[str, Any] | None:
+def _account_update(
+    old: Mapping[str, Any], new: Mapping[str, Any], changed: set[str], wall: float
+) -> dict[str, Any] | None:
     old_status, new_status = old.get("status"), new.get("status")
     if "status" in changed and new_status == "BANNED":
-        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": ban_date_text(wall)}}
+        return {
+            "event": "DISABLED_UPDATE",
+            "ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": ban_date_text(wall)},
+        }
     if "status" in changed and old_status == "BANNED":
-        return {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)}}
+        return {
+            "event": "DISABLED_UPDATE",
+            "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)},
+        }
     health_key = "health" if "health" in new or "health" in old else "can_send_message"
     if health_key in changed:
         after, before = new.get(health_key), old.get(health_key)
         if after == "BLOCKED":
             return {"event": "ACCOUNT_VIOLATION"}
         if after == "LIMITED":
-            return {"event": "ACCOUNT_RESTRICTION",
-                    "restriction_info": [{"restriction_type": RESTRICTION_TYPE, "expiration": int(wall) + 86_400}]}
+            return {
+                "event": "ACCOUNT_RESTRICTION",
+                "restriction_info": [{"restriction_type": RESTRICTION_TYPE, "expiration": int(wall) + 86_400}],
+            }
         if after == "AVAILABLE" and before == "BLOCKED":
-            return {"event": "DISABLED_UPDATE",
-                    "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)}}
+            return {
+                "event": "DISABLED_UPDATE",
+                "ban_info": {"waba_ban_state": "REINSTATE", "waba_ban_date": ban_date_text(wall)},
+            }
         if after == "AVAILABLE":
             return {"event": "ACCOUNT_RESTRICTION", "restriction_info": []}
         return None

@@ -13,12 +13,12 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .events import RESPONSE_CAP, logger
-
 
 # ---------------------------------------------------------------------------
 # wire helpers
@@ -44,8 +44,9 @@ def redact_url(url: str, configured: str | None = None) -> str:
         return url
     parts = urlsplit(url)
     pairs = [(k, "***" if k in keys else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs, quote_via=quote, safe="*"),
-                       parts.fragment))
+    return urlunsplit(
+        (parts.scheme, parts.netloc, parts.path, urlencode(pairs, quote_via=quote, safe="*"), parts.fragment)
+    )
 
 
 def validate_url(url: str) -> str:
@@ -76,9 +77,18 @@ class WebhookSender:
     ``cancelled``).
     """
 
-    def __init__(self, provider: str, *, timeout: float = 2.0, retries: int = 2, backoff: float = 0.5,
-                 workers: int = 4, max_records: int = 100_000, log: logging.Logger | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        provider: str,
+        *,
+        timeout: float = 2.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        workers: int = 4,
+        max_records: int = 100_000,
+        log: logging.Logger | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.provider = provider
         self.timeout = timeout
         self.retries = retries
@@ -96,8 +106,9 @@ class WebhookSender:
 
     # -- configuration and lifecycle ------------------------------------------
 
-    def configure(self, *, timeout: float | None = None, retries: int | None = None,
-                  backoff: float | None = None) -> None:
+    def configure(
+        self, *, timeout: float | None = None, retries: int | None = None, backoff: float | None = None
+    ) -> None:
         with self._cond:
             if timeout is not None:
                 if timeout <= 0:
@@ -117,8 +128,8 @@ class WebhookSender:
             self._stopping = False
             self._threads = [t for t in self._threads if t.is_alive()]
             while len(self._threads) < self.workers:
-                thread = threading.Thread(target=self._work, name=f"{self.provider.lower()}-webhooks-{len(self._threads)}",
-                                          daemon=True)
+                name = f"{self.provider.lower()}-webhooks-{len(self._threads)}"
+                thread = threading.Thread(target=self._work, name=name, daemon=True)
                 self._threads.append(thread)
                 thread.start()
 
@@ -141,10 +152,20 @@ class WebhookSender:
 
     def new_record(self, **fields: Any) -> dict[str, Any]:
         """Create and keep the record of one event (status ``pending``)."""
-        record = {"id": next(self._seq), "provider": self.provider, "status": "pending", "http_status": None,
-                  "fault": None, "queued_wall": self._clock(), "queued_monotonic": time.monotonic(),
-                  "sent_wall": None, "sent_monotonic": None, "delivered_wall": None, "delivered_monotonic": None,
-                  "attempts": []}
+        record = {
+            "id": next(self._seq),
+            "provider": self.provider,
+            "status": "pending",
+            "http_status": None,
+            "fault": None,
+            "queued_wall": self._clock(),
+            "queued_monotonic": time.monotonic(),
+            "sent_wall": None,
+            "sent_monotonic": None,
+            "delivered_wall": None,
+            "delivered_monotonic": None,
+            "attempts": [],
+        }
         record.update(fields)
         with self._cond:
             self._records.append(record)
@@ -172,23 +193,31 @@ class WebhookSender:
             heapq.heappush(self._heap, (time.monotonic(), record["id"], record, request))
             self._cond.notify()
 
+    def _take(self) -> tuple[dict[str, Any], OutgoingRequest] | None:
+        """Wait for the next delivery that is due and count it in flight (None: the sender is stopping)."""
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return None
+                now = time.monotonic()
+                if self._heap and self._heap[0][0] <= now:
+                    _, _, record, request = heapq.heappop(self._heap)
+                    self._in_flight += 1
+                    return record, request
+                self._cond.wait(None if not self._heap else max(0.001, self._heap[0][0] - now))
+
     def _work(self) -> None:
         while True:
-            with self._cond:
-                while True:
-                    if self._stopping:
-                        return
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        _, _, record, request = heapq.heappop(self._heap)
-                        self._in_flight += 1
-                        break
-                    self._cond.wait(None if not self._heap else max(0.001, self._heap[0][0] - now))
+            taken = self._take()
+            if taken is None:
+                return
+            record, request = taken
             try:
                 retry_at = self._attempt(record, request)
             except Exception:  # never let a bug kill a worker
-                self._log.exception("%s webhooks: unexpected error delivering event %s", self.provider,
-                                    record.get("id"))
+                self._log.exception(
+                    "%s webhooks: unexpected error delivering event %s", self.provider, record.get("id")
+                )
                 retry_at = None
                 record["status"] = "failed"
             with self._cond:
@@ -217,13 +246,25 @@ class WebhookSender:
             tries = len(record["attempts"])
             if tries > self.retries:
                 record["status"] = "failed"
-                self._log.warning("%s webhooks: giving up on event %s (%s %s) after %d attempt(s): %s",
-                                  self.provider, record["id"], record.get("field"), record.get("event") or "",
-                                  tries, error or f"HTTP {status}")
+                self._log.warning(
+                    "%s webhooks: giving up on event %s (%s %s) after %d attempt(s): %s",
+                    self.provider,
+                    record["id"],
+                    record.get("field"),
+                    record.get("event") or "",
+                    tries,
+                    error or f"HTTP {status}",
+                )
                 return None
-            delay = self.backoff * (2 ** (tries - 1))
-        self._log.info("%s webhooks: event %s attempt %d failed (%s); retrying in %.2fs", self.provider,
-                       record["id"], tries, error or f"HTTP {status}", delay)
+            delay = self.backoff * 2.0 ** (tries - 1)
+        self._log.info(
+            "%s webhooks: event %s attempt %d failed (%s); retrying in %.2fs",
+            self.provider,
+            record["id"],
+            tries,
+            error or f"HTTP {status}",
+            delay,
+        )
         return time.monotonic() + delay
 
     def _send(self, request: OutgoingRequest) -> tuple[int | None, str | None]:
@@ -231,12 +272,16 @@ class WebhookSender:
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
+        host = parts.hostname
+        if not host:  # validate_url refuses such a URL before it is ever used
+            return None, "the webhook URL has no host"
         try:
             if parts.scheme == "https":
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    parts.hostname, parts.port, timeout=self.timeout, context=ssl.create_default_context())
+                    host, parts.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
             else:
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+                conn = http.client.HTTPConnection(host, parts.port, timeout=self.timeout)
             try:
                 conn.putrequest(request.method, target, skip_accept_encoding=True)
                 for name, value in request.headers:

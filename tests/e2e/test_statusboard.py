@@ -331,7 +331,10 @@ def serve_board(monkeypatch):
     Once web.py imports the status board, the monkeypatch is skipped, and these
     tests exercise web.py's own wiring.
     """
-    if "statusboard" not in Path(web.__file__).read_text():
+    # exporter.web is a package (issue 18): its modules' sources, not only __init__.py's
+    source = Path(web.__file__)
+    sources = sorted(source.parent.glob("*.py")) if source.name == "__init__.py" else [source]
+    if not any("statusboard" in path.read_text() for path in sources):
         original = web.Handler._route
 
         def route(self):

@@ -654,7 +654,11 @@ def test_nxcloud_pushes_signed_envelopes():
             assert isinstance(value["time"], int) and value["current_limit"] == "TIER_10K"
             events.append(value["event"])
         assert sorted(events) == ["FLAGGED", "UPGRADE"]
-        assert all(r["status"] == "delivered" for r in emu.webhooks_sent())
+        # the receiver answered, but the sender records the answer after that: wait for it to settle
+        wait_for(emu.webhooks_idle, what="deliveries to settle")
+        sent = emu.webhooks_sent()
+        assert sorted(r["event"] for r in sent) == ["FLAGGED", "UPGRADE"]
+        assert all(r["status"] == "delivered" for r in sent), sent
 
 
 def test_nxcloud_forged_signature_is_refused_by_a_checking_receiver():

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 CLEAN: tuple[str, ...] | None = (
     "bench",
+    "emulators",
     "exporter/config",
     "exporter/exposition.py",
     "exporter/logsetup.py",
@@ -28,14 +30,17 @@ CLEAN: tuple[str, ...] | None = (
     "exporter/statusboard.py",
     "exporter/store.py",
     "exporter/wabafacts.py",
-    "exporter/web.py",
-    "exporter/webconfig.py",
+    "exporter/web",
+    "exporter/webconfig",
+    "exporter/webhooks",
     "exporter/yamlfile.py",
     "scripts",
     "tests/unit/test_lint.py",
 )
-#: the paths mypy checks while CLEAN is set: the Python packages among CLEAN (mypy skips scripts' dashed names)
-TYPED = tuple(p for p in CLEAN or () if p.startswith("exporter"))
+#: what mypy checks when run bare: pyproject's ``[tool.mypy] files``
+MYPY_FILES: tuple[str, ...] = tuple(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["files"])
+#: the paths mypy checks while CLEAN is set: those among CLEAN inside MYPY_FILES (not bench, nor scripts' dashed names)
+TYPED = tuple(p for p in CLEAN or () if p.split("/", 1)[0] in MYPY_FILES)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
