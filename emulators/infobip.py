@@ -41,7 +41,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from .common import UNKNOWN_ENUM_VALUES, ApiError, BodyError, Context, ProviderEmulator, Reply, Request, json_bytes
@@ -89,7 +89,7 @@ class InfobipEmulator(ProviderEmulator):
     known_number_attributes = _NUMBER_KNOWN
     write_actions = frozenset()
     observed_number_fields = ("present", "status", "quality_rating", "current_limit")
-    data_fault_actions: Mapping[str, frozenset[str]] = {
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
         kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")
     }
     _logger = logger

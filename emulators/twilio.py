@@ -59,7 +59,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .common import UNKNOWN_ENUM_VALUES, ApiError, BodyError, Context, ProviderEmulator, Reply, Request, json_bytes
@@ -127,7 +127,7 @@ class TwilioEmulator(ProviderEmulator):
     known_waba_attributes = frozenset({"id", "name", "present"})
     write_actions = WRITE_ACTIONS
     observed_number_fields = ("present", "status", "quality_rating", "messaging_limit", "offline_reasons")
-    data_fault_actions: Mapping[str, frozenset[str]] = {
+    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
         "unknown_enum": frozenset({LIST_ACTION, FETCH_ACTION}),
         "null_fields": frozenset({LIST_ACTION, FETCH_ACTION}),
         "duplicate_numbers": frozenset({LIST_ACTION}),
