@@ -112,6 +112,7 @@ class AccountBase(Tunables):
             "graph_api_version": DEFAULT_GRAPH_API_VERSION,
             "max_numbers": 0,
             "qps": spec.default_qps,
+            "retries": 3,
             "page_size": 100,
             "max_concurrent_requests": 2,
         }
