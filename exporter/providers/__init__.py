@@ -56,23 +56,18 @@ def make_provider(
         client = MetaClient(endpoint=account.endpoint, access_token=creds.access_key_secret,
                             api_version=account.graph_api_version or DEFAULT_API_VERSION, **common)
         return MetaProvider(account, client)
-    if account.provider in ("twilio", "infobip"):
-        # Async clients (httpx.AsyncClient), each on an event loop of its own behind the current poller.
-        from exporter.providers.async_transport import BridgedProvider, ThreadBucketBudget
+    if account.provider == "twilio":
+        from exporter.providers.twilio.client import TwilioClient
+        from exporter.providers.twilio.provider import TwilioProvider
 
-        common_async = dict(budget=ThreadBucketBudget(bucket, cancelled), timeout=account.timeout,
-                            on_request=on_request, cancelled=cancelled)
-        if account.provider == "twilio":
-            from exporter.providers.twilio.client import TwilioClient
-            from exporter.providers.twilio.provider import TwilioProvider
-
-            return BridgedProvider(account.name, lambda: TwilioProvider(account, TwilioClient(
-                endpoint=account.endpoint, sid=creds.access_key_id, secret=creds.access_key_secret,
-                page_size=account.page_size or 100, max_concurrent=account.max_concurrent_requests or 2,
-                **common_async)))
+        client = TwilioClient(endpoint=account.endpoint, sid=creds.access_key_id, secret=creds.access_key_secret,
+                              page_size=account.page_size or 100,
+                              max_concurrent=account.max_concurrent_requests or 2, **common)
+        return TwilioProvider(account, client)
+    if account.provider == "infobip":
         from exporter.providers.infobip.client import InfobipClient
         from exporter.providers.infobip.provider import InfobipProvider
 
-        return BridgedProvider(account.name, lambda: InfobipProvider(account, InfobipClient(
-            endpoint=account.endpoint, api_key=creds.access_key_secret, **common_async)))
+        client = InfobipClient(endpoint=account.endpoint, api_key=creds.access_key_secret, **common)
+        return InfobipProvider(account, client)
     raise ValueError(f"unknown provider {account.provider!r}")

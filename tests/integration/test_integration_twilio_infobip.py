@@ -80,10 +80,6 @@ def current(store):
     return samples(store.exposition.body.decode())
 
 
-def inner_client(poller, name):
-    return poller._runtimes[name].provider.inner.client
-
-
 def test_twilio_paging_three_pages_offline_reason_and_back(tw, make):
     poller, store = make(tw_account(tw.url))
     poller.poll_account("tw")
@@ -156,15 +152,13 @@ def test_twilio_wrong_credentials_is_auth_and_rfc9457_too(make):
 
 def test_twilio_429_storm_backs_off_and_recovers(tw, make):
     tw.inject(Fault(kind="error", code="20429", http_status=429, count=3))
-    poller, store = make(tw_account(tw.url))
-    inner_client(poller, "tw")._max_retries = 1
+    poller, store = make(tw_account(tw.url, extra="    retries: 1\n"))
     poller.poll_account("tw")
     s = current(store)
     assert value(s, "whatsapp_exporter_api_request_errors_total", action="ListChannelsSender", reason="throttled") == 2
     assert value(s, "whatsapp_exporter_poll_success", account="tw") == 0
     assert len(tw.requests) == 2  # one retry, not a hammering
-    poller._runtimes["tw"].provider.inner.client._budget.bucket.hold(0)
-    poller.poll_account("tw")  # the third refusal, one retry, then three pages
+    poller.poll_account("tw")  # after the hold: the third refusal, one retry, then three pages
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="tw") == 1
     assert value(s, "whatsapp_exporter_numbers", account="tw") == 6
@@ -235,8 +229,7 @@ def test_infobip_wrong_key_and_429_storm(ib, make):
     assert value(s, "whatsapp_exporter_api_request_errors_total", account="bad", reason="auth") == 1
     ib.clear_requests()
     ib.inject(Fault(kind="error", code="TOO_MANY_REQUESTS", count=2))
-    poller, store = make(ib_account(ib.url, IB_DEMO))
-    inner_client(poller, "ib")._max_retries = 1
+    poller, store = make(ib_account(ib.url, IB_DEMO, extra="    retries: 1\n"))
     poller.poll_account("ib")
     s = current(store)
     assert value(s, "whatsapp_exporter_api_request_errors_total", account="ib", reason="throttled") == 2
@@ -294,8 +287,7 @@ spaces:
 )
 def test_twilio_faults_are_classified(tw, make, fault, reason):
     tw.inject(fault)
-    poller, store = make(tw_account(tw.url, extra="    poll_interval: 5s\n    timeout: 1s\n"))
-    inner_client(poller, "tw")._max_retries = 0
+    poller, store = make(tw_account(tw.url, extra="    poll_interval: 5s\n    timeout: 1s\n    retries: 0\n"))
     poller.poll_account("tw")
     s = current(store)
     assert value(s, "whatsapp_exporter_api_request_errors_total", action="ListChannelsSender", reason=reason) == 1
@@ -313,8 +305,7 @@ def test_twilio_faults_are_classified(tw, make, fault, reason):
 )
 def test_infobip_faults_are_classified(ib, make, fault, reason):
     ib.inject(fault)
-    poller, store = make(ib_account(ib.url, IB_DEMO[:2]))
-    inner_client(poller, "ib")._max_retries = 0
+    poller, store = make(ib_account(ib.url, IB_DEMO[:2], extra="    retries: 0\n"))
     poller.poll_account("ib")
     s = current(store)
     if reason is None:  # new values land in OTHER, nothing fails
@@ -323,32 +314,3 @@ def test_infobip_faults_are_classified(ib, make, fault, reason):
         assert value(s, "whatsapp_exporter_poll_success", account="ib") == 1
     else:
         assert value(s, "whatsapp_exporter_api_request_errors_total", reason=reason) == 1
-
-
-def test_a_cancelled_wait_for_the_budget_ends_the_call_and_close_stops_the_loop(tw, make):
-    import threading
-
-    poller, _ = make(tw_account(tw.url))
-    provider = poller._runtimes["tw"].provider
-    provider.inner.client._budget.bucket.hold(600)  # the credential is on hold for ten minutes
-    stop = threading.Event()
-    provider.inner.client._budget._cancelled = stop.is_set
-    outcome = []
-    worker = threading.Thread(target=lambda: outcome.append(_poll_error(provider, poller)))
-    worker.start()
-    stop.set()
-    worker.join(timeout=10)
-    assert not worker.is_alive() and outcome and outcome[0].reason == "timeout"
-    assert not tw.requests
-    provider.close()
-    assert not [t for t in threading.enumerate() if t.name == "provider-loop:tw"]
-
-
-def _poll_error(provider, poller):
-    from exporter.providers.errors import ProviderError
-
-    try:
-        provider.poll_unit(poller._runtimes["tw"].account.units[0], 0)
-    except ProviderError as err:
-        return err
-    return None

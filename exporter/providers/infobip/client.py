@@ -6,21 +6,19 @@ The ``senders`` parameter is one comma-separated list of at most 100 numbers
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from exporter.providers.async_transport import AsyncBudgetedClient
 from exporter.providers.errors import ProviderError
 from exporter.providers.infobip import parse
-from exporter.providers.transport import retry_after_seconds
+from exporter.providers.transport import BudgetedClient, load_json, retry_after_seconds
 
 PATH = "/whatsapp/1/senders/quality"
 #: the ``action`` label value: the operation of Infobip's SDK
 ACTION = "getWhatsappSendersQuality"
 
 
-class InfobipClient(AsyncBudgetedClient):
+class InfobipClient(BudgetedClient):
     def __init__(self, *, endpoint: str, api_key: str, **kwargs: Any):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
@@ -32,7 +30,7 @@ class InfobipClient(AsyncBudgetedClient):
         status, content, headers = await self._send("GET", url, self._headers)
         retry_after = retry_after_seconds(headers, "retry-after")
         try:
-            body = json.loads(content) if content else None
+            body = await load_json(content) if content else None
         except (ValueError, UnicodeDecodeError):
             if status == 429:
                 raise ProviderError("throttled", "HTTP 429", http_status=429, retry_after=retry_after) from None

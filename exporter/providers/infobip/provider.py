@@ -10,21 +10,17 @@ from __future__ import annotations
 import asyncio
 
 from exporter.config import Account, Unit
-from exporter.providers.base import UnitResult
+from exporter.providers.base import BaseProvider, UnitResult
 from exporter.providers.errors import ProviderError
 from exporter.providers.infobip import parse
 from exporter.providers.infobip.client import ACTION, InfobipClient
 
 
-class InfobipProvider:
+class InfobipProvider(BaseProvider):
     actions = (ACTION,)
 
     def __init__(self, account: Account, client: InfobipClient):
-        self.account = account
-        self.client = client
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+        super().__init__(account, client)
 
     async def poll_unit(self, unit: Unit, now: float) -> UnitResult:
         batches = parse.batches(tuple(parse.sender_digits(p) for p in unit.phone_numbers))

@@ -8,15 +8,17 @@ credential is never sent there), and at most :data:`MAX_PAGES` pages.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
-import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from exporter.providers.async_transport import AsyncBudgetedClient
+import httpx
+
 from exporter.providers.errors import ProviderError
-from exporter.providers.transport import retry_after_seconds
+from exporter.providers.transport import BudgetedClient, load_json, retry_after_seconds
 from exporter.providers.twilio import parse
 
 LIST_PATH = "/v2/Channels/Senders"
@@ -26,9 +28,14 @@ FETCH_ACTION = "FetchChannelsSender"
 MAX_PAGES = 1000
 
 
-class TwilioClient(AsyncBudgetedClient):
-    def __init__(self, *, endpoint: str, sid: str, secret: str, page_size: int = 100, **kwargs: Any):
+class TwilioClient(BudgetedClient):
+    """At most ``max_concurrent`` requests in flight (Twilio limits concurrency per account)."""
+
+    def __init__(
+        self, *, endpoint: str, sid: str, secret: str, page_size: int = 100, max_concurrent: int = 2, **kwargs: Any
+    ):
         super().__init__(**kwargs)
+        self._slots = asyncio.Semaphore(max_concurrent)
         split = urlsplit(endpoint)
         self._origin = (split.scheme.lower(), split.netloc.lower())
         self._base = f"{split.scheme}://{split.netloc}"
@@ -36,11 +43,17 @@ class TwilioClient(AsyncBudgetedClient):
         token = base64.b64encode(f"{sid}:{secret}".encode()).decode("ascii")
         self._headers = {"authorization": f"Basic {token}"}
 
+    async def _send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes = b""
+    ) -> tuple[int, bytes, httpx.Headers]:
+        async with self._slots:
+            return await super()._send(method, url, headers, content)
+
     async def _get(self, url: str) -> dict[str, Any]:
         status, content, headers = await self._send("GET", url, self._headers)
         retry_after = retry_after_seconds(headers, "retry-after")
         try:
-            body = json.loads(content) if content else None
+            body = await load_json(content) if content else None
         except (ValueError, UnicodeDecodeError):
             if status == 429:
                 raise ProviderError("throttled", "HTTP 429", http_status=429, retry_after=retry_after) from None

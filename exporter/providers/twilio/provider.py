@@ -12,21 +12,17 @@ import asyncio
 
 from exporter import model
 from exporter.config import Account, Unit
-from exporter.providers.base import UnitResult
+from exporter.providers.base import BaseProvider, UnitResult
 from exporter.providers.errors import ProviderError
 from exporter.providers.twilio import parse
 from exporter.providers.twilio.client import FETCH_ACTION, LIST_ACTION, TwilioClient
 
 
-class TwilioProvider:
+class TwilioProvider(BaseProvider):
     actions = (LIST_ACTION, FETCH_ACTION)
 
     def __init__(self, account: Account, client: TwilioClient):
-        self.account = account
-        self.client = client
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+        super().__init__(account, client)
 
     async def poll_unit(self, unit: Unit, now: float) -> UnitResult:
         if not unit.phone_numbers:
