@@ -94,9 +94,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -116,7 +114,7 @@ from .common import (
     wire_fields,
     worst_health,
 )
-from .scenario import Credential, Fault, Scenario, Space
+from .scenario import Credential, Fault, Space
 from .webhooks import Event, OutgoingRequest, append_query
 
 __all__ = [
@@ -251,19 +249,6 @@ class KaleyraEmulator(ProviderEmulator):
     }
     _logger = logger
 
-    def __init__(
-        self,
-        scenario: Scenario,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.time,
-        *,
-        max_records: int = 200_000,
-        log_level: int = logging.DEBUG,
-        seed: int | None = None,
-    ):
-        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
-
     # -- hooks ---------------------------------------------------------------
 
     def _observe_number(self, space: Space, state: Mapping[str, Any], waba: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -290,9 +275,6 @@ class KaleyraEmulator(ProviderEmulator):
         if limit is not None:
             params.append(("current_limit", str(limit)))
         return OutgoingRequest("GET", append_query(url, params), [("User-Agent", "Kaleyra-Webhook")])
-
-    def _new_context(self, req: Request | None) -> Context:
-        return Context(request_id=str(uuid.uuid4()))
 
     def _internal_error(self) -> ApiError:
         return _KError("WA500", detail={"error": "Internal server error"})

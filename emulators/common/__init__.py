@@ -71,6 +71,7 @@ so every mixin states what it relies on, in one pattern applied everywhere:
 from __future__ import annotations
 
 from .base import (
+    EmulatorOptions,
     ProviderEmulator,
 )
 from .records import (
@@ -112,6 +113,7 @@ __all__ = [
     "ApiError",
     "BodyError",
     "Context",
+    "EmulatorOptions",
     "ProviderEmulator",
     "Reply",
     "Request",

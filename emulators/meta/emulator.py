@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Mapping
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Unpack
 
-from ..common import ProviderEmulator
+from ..common import EmulatorOptions, ProviderEmulator
 from ..scenario import Scenario
 from .answers import _AnswersMixin
 from .events import _MetaEventsMixin
@@ -94,23 +93,18 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
     def __init__(
         self,
         scenario: Scenario,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.time,
         *,
         calls_per_hour: int | None = 200,
         app_calls_per_hour: int | None = 10_000,
         throttle_status: int = 429,
-        max_records: int = 200_000,
-        log_level: int = logging.DEBUG,
-        seed: int | None = None,
+        **options: Unpack[EmulatorOptions],
     ):
         for name, value in (("calls_per_hour", calls_per_hour), ("app_calls_per_hour", app_calls_per_hour)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None")
         validate_meta_scenario(scenario)
         self._waba_set_times: dict[tuple[str, str], float] = {}  # (space, attribute) -> scenario time of set_waba
-        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
+        super().__init__(scenario, **options)
         self.calls_per_hour = calls_per_hour
         self.app_calls_per_hour = app_calls_per_hour
         self.throttle_status = throttle_status
