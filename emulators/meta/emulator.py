@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import ClassVar, Unpack
 
 from ..common import EmulatorOptions, ProviderEmulator
+from ..common.wire import PHONE_NODE_OBSERVED_FIELDS
 from ..scenario import Scenario
 from .answers import _AnswersMixin
 from .events import _MetaEventsMixin
@@ -19,6 +20,7 @@ from .model import (
     LIST_ACTION,
     NUMBER_ACTION,
     WABA_ACTION,
+    WABA_STANDING_ATTRIBUTES,
     WRITE_ACTIONS,
     validate_meta_scenario,
 )
@@ -53,29 +55,13 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
 
     write_actions = WRITE_ACTIONS
 
-    observed_number_fields = (
-        "present",
-        "status",
-        "quality_rating",
-        "messaging_limit_tier",
-        "whatsapp_business_manager_messaging_limit",
-        "name_status",
-        "new_name_status",
-        "code_verification_status",
-        "throughput_level",
-        "verified_name",
-    )
+    observed_number_fields = PHONE_NODE_OBSERVED_FIELDS
 
     observed_waba_fields = (
         "present",
         "account_review_status",
         "can_send_message",
-        "portfolio_messaging_limit",
-        "restrictions",
-        "ban_state",
-        "ban_date",
-        "ban_after",
-        "violation_type",
+        *WABA_STANDING_ATTRIBUTES,
     )
 
     webhooks_supported = True

@@ -244,12 +244,22 @@ class Scenario:
         cred = self.credential(access_key_id)
         if cred is None:
             return []
-        out = []
-        for space in self.spaces:
-            owner = self.credential(space.access_key_id)
-            if owner is not None and owner.account_key == cred.account_key:
-                out.append(space)
-        return out
+        return [space for space in self.spaces if self.owned_by(space, cred)]
+
+    def owned_by(self, space: Space, cred: Credential) -> bool:
+        """Whether the space belongs to the credential's account (to any key of it)."""
+        owner = self.credential(space.access_key_id)
+        return owner is not None and owner.account_key == cred.account_key
+
+    def waba_space(self, waba_id: str) -> Space | None:
+        """The space whose ``space_id`` is ``waba_id``, else the first whose WABA has that ``id`` attribute."""
+        space = self.space(waba_id)
+        if space is not None:
+            return space
+        for candidate in self.spaces:
+            if candidate.waba is not None and candidate.waba.attributes.get("id") == waba_id:
+                return candidate
+        return None
 
     def number_count(self) -> int:
         return sum(len(s.numbers) for s in self.spaces)
