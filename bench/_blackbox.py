@@ -137,6 +137,10 @@ class Fleet:
             raise RuntimeError("the fleet emulator did not start")
         self._waves = 0
 
+    @property
+    def numbers(self) -> int:
+        return self.spaces * self.per_space
+
     def space_id(self, s: int) -> str:
         return f"cams-fleet-{s + 1:0{max(4, len(str(self.spaces)))}d}"
 
@@ -548,10 +552,11 @@ class Comparison:
 
 
 def compare(name: str, fleet: Fleet, args: argparse.Namespace, measure: Callable[..., dict]) -> Comparison:
-    """``measure(tree, fleet, args, workdir)`` for every tree under test (``--baseline`` first), one workdir each."""
+    """``measure(tree, fleet, args, workdir)`` for every tree under test (``--baseline`` first), one workdir each;
+    the fleet is stopped at the end."""
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"bench-{name.replace('_', '-')}-"))
     comparison = Comparison(workdir, machine_note())
-    with trees(args.baseline) as under_test:
+    with fleet, trees(args.baseline) as under_test:
         for i, tree in enumerate(under_test):
             print(f"[{name}] measuring {tree.label} ...", flush=True)
             comparison.results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}")))

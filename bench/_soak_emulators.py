@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from emulators.cams import CamsEmulator
@@ -113,76 +114,87 @@ def _number(rng: random.Random, phone: str, name: str, *, new_name: bool) -> dic
     return number
 
 
+def _provider_scenario(
+    rng: random.Random,
+    provider: str,
+    *,
+    keys: int,
+    spaces: int,
+    per_space: int,
+    key: str,
+    secret: str,
+    phone: str,
+    shop: str,
+    new_name: bool,
+    space: Callable[[int, int], dict[str, Any]],
+) -> Scenario:
+    """``keys`` credentials (``key`` formatted with ``k``), each owning ``spaces`` spaces of ``per_space`` random
+    numbers; ``phone`` is formatted with a serial, ``shop`` with ``k`` and ``s``, ``space(k, s)`` gives the rest."""
+    name = f"soak-{provider.removeprefix('alibaba_')}"
+    doc: dict[str, Any] = {"name": name, "credentials": [], "spaces": []}
+    serial = 0
+    for k in range(1, keys + 1):
+        ak = key.format(k=k)
+        doc["credentials"].append({"access_key_id": ak, "access_key_secret": f"{secret}-{k}", "qps": QPS[provider]})
+        for s in range(1, spaces + 1):
+            numbers = []
+            for _ in range(per_space):
+                serial += 1
+                numbers.append(_number(rng, phone.format(serial), shop.format(k=k, s=s), new_name=new_name))
+            doc["spaces"].append({**space(k, s), "access_key_id": ak, "numbers": numbers})
+    return parse_scenario(doc, name)
+
+
 def build_scenarios(seed: int) -> dict[str, Scenario]:
     """CAMS 5 keys x 60 spaces x 10, NxCloud 3 keys x 25 apps x 20, Kaleyra 2 SIDs x 5 WABAs x 50: 5,000 numbers."""
     rng = random.Random(seed)
-    cams: dict[str, Any] = {"name": "soak-cams", "credentials": [], "spaces": []}
-    serial = 0
-    for k in range(1, 6):
-        ak = f"cams-soak-ak-{k}"
-        cams["credentials"].append(
-            {"access_key_id": ak, "access_key_secret": f"cams-secret-{k}", "qps": QPS["alibaba_cams"]}
-        )
-        for s in range(1, 61):
-            numbers = []
-            for _ in range(10):
-                serial += 1
-                numbers.append(_number(rng, f"86139{serial:08d}", f"Soak Shop {k}-{s}", new_name=True))
-            cams["spaces"].append(
-                {
-                    "cust_space_id": f"cams-soak-{k}-{s:03d}",
-                    "access_key_id": ak,
-                    "numbers": numbers,
-                    "waba": {
-                        "id": f"3{k}{s:04d}000001",
-                        "name": f"Soak {k}-{s}",
-                        "account_review_status": "APPROVED",
-                        "currency": "USD",
-                    },
-                }
-            )
-    nx: dict[str, Any] = {"name": "soak-nxcloud", "credentials": [], "spaces": []}
-    serial = 0
-    for k in range(1, 4):
-        ak = f"nxsoakak{k}"
-        nx["credentials"].append({"access_key_id": ak, "access_key_secret": f"nx-secret-{k}", "qps": QPS["nxcloud"]})
-        for s in range(1, 26):
-            numbers = []
-            for _ in range(20):
-                serial += 1
-                numbers.append(_number(rng, f"62812{serial:08d}", f"Soak Toko {k}-{s}", new_name=False))
-            nx["spaces"].append(
-                {
-                    "space_id": f"nxsoak{k}a{s:03d}",
-                    "access_key_id": ak,
-                    "numbers": numbers,
-                    "extra": {"response_shape": "array" if s % 2 else "map"},
-                }
-            )
-    kal: dict[str, Any] = {"name": "soak-kaleyra", "credentials": [], "spaces": []}
-    serial = 0
-    for k in range(1, 3):
-        sid = f"HXSOAK{k}00000000"
-        kal["credentials"].append({"access_key_id": sid, "access_key_secret": f"kal-secret-{k}", "qps": QPS["kaleyra"]})
-        for s in range(1, 6):
-            numbers = []
-            for _ in range(50):
-                serial += 1
-                numbers.append(_number(rng, f"9198{serial:08d}", f"Soak Dukaan {k}-{s}", new_name=True))
-            waba = f"10293847{k}{s:05d}"
-            kal["spaces"].append(
-                {
-                    "space_id": waba,
-                    "access_key_id": sid,
-                    "numbers": numbers,
-                    "waba": {"id": waba, "name": f"Dukaan {k}-{s}", "account_review_status": "APPROVED"},
-                }
-            )
-    return {
-        "alibaba_cams": parse_scenario(cams, "soak-cams"),
-        "nxcloud": parse_scenario(nx, "soak-nxcloud"),
-        "kaleyra": parse_scenario(kal, "soak-kaleyra"),
-    }
+    cams_waba = {"account_review_status": "APPROVED", "currency": "USD"}
+    cams = _provider_scenario(
+        rng,
+        "alibaba_cams",
+        keys=5,
+        spaces=60,
+        per_space=10,
+        key="cams-soak-ak-{k}",
+        secret="cams-secret",
+        phone="86139{:08d}",
+        shop="Soak Shop {k}-{s}",
+        new_name=True,
+        space=lambda k, s: {
+            "cust_space_id": f"cams-soak-{k}-{s:03d}",
+            "waba": {"id": f"3{k}{s:04d}000001", "name": f"Soak {k}-{s}", **cams_waba},
+        },
+    )
+    nx = _provider_scenario(
+        rng,
+        "nxcloud",
+        keys=3,
+        spaces=25,
+        per_space=20,
+        key="nxsoakak{k}",
+        secret="nx-secret",
+        phone="62812{:08d}",
+        shop="Soak Toko {k}-{s}",
+        new_name=False,
+        space=lambda k, s: {"space_id": f"nxsoak{k}a{s:03d}", "extra": {"response_shape": "array" if s % 2 else "map"}},
+    )
+    kal = _provider_scenario(
+        rng,
+        "kaleyra",
+        keys=2,
+        spaces=5,
+        per_space=50,
+        key="HXSOAK{k}00000000",
+        secret="kal-secret",
+        phone="9198{:08d}",
+        shop="Soak Dukaan {k}-{s}",
+        new_name=True,
+        space=lambda k, s: {
+            "space_id": f"10293847{k}{s:05d}",
+            "waba": {"id": f"10293847{k}{s:05d}", "name": f"Dukaan {k}-{s}", "account_review_status": "APPROVED"},
+        },
+    )
+    return {"alibaba_cams": cams, "nxcloud": nx, "kaleyra": kal}
 
 
 # the auth and permission answers (``--exclude auth``)

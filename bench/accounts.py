@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.interval < floor * 1.1:
         parser.error(f"--interval must leave room for the floor of a cycle ({floor:g} s): at least {floor * 1.1:g}")
     raise_open_files()  # the exporter and the emulator inherit it: one connection per account
-    with Fleet(args.accounts, args.numbers, keys=args.keys) as fleet:
-        comparison = compare("accounts", fleet, args, measure)
-    row = comparison.table(
+    row = compare("accounts", Fleet(args.accounts, args.numbers, keys=args.keys), args, measure).table(
         f"accounts={args.accounts:,} (one space of {args.numbers} numbers each; "
         f"{args.accounts * args.numbers:,} numbers) "
         f"on {args.keys} AccessKeys of {args.qps:g} QPS; poll_interval {args.interval:g} s, no jitter; "

@@ -99,11 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle", type=float, default=20, help="seconds of the idle measurement (default 20)")
     add_run_options(parser, state_sets=True)
     args = parser.parse_args(argv)
-    with Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE) as fleet:
-        comparison = compare("poll_cpu", fleet, args, measure)
+    fleet = Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE)
+    comparison = compare("poll_cpu", fleet, args, measure)
     row = comparison.table(
-        f"numbers={fleet.spaces * PER_SPACE:,} (one account, {fleet.spaces} spaces); "
-        f"poll_interval {args.interval:g} s; "
+        f"numbers={fleet.numbers:,} (one account, {fleet.spaces} spaces); poll_interval {args.interval:g} s; "
         f"{args.cycles} cycles; {args.change:.0%} of the numbers changed after each poll; "
         f"state_sets {args.state_sets or 'default'}; idle measured over {args.idle:g} s"
     )

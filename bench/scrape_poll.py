@@ -151,11 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_run_options(parser, state_sets=True)
     args = parser.parse_args(argv)
-    with Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE) as fleet:
-        comparison = compare("scrape_poll", fleet, args, measure)
-    row = comparison.table(
-        f"numbers={fleet.spaces * PER_SPACE:,} (one account, {fleet.spaces} spaces); "
-        f"poll_interval {args.interval:g} s; "
+    fleet = Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE)
+    row = compare("scrape_poll", fleet, args, measure).table(
+        f"numbers={fleet.numbers:,} (one account, {fleet.spaces} spaces); poll_interval {args.interval:g} s; "
         f"{args.change:.0%} of the numbers changed between polls; state_sets {args.state_sets or 'default'}; "
         f"gzip scrapes every {args.every:g} s for {args.seconds:g} s"
     )
