@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import random
 import time
-from collections.abc import Callable
 from typing import Any
 
 from emulators.cams import CamsEmulator
@@ -114,22 +113,29 @@ def _number(rng: random.Random, phone: str, name: str, *, new_name: bool) -> dic
     return number
 
 
-def _provider_scenario(
-    rng: random.Random,
-    provider: str,
-    *,
-    keys: int,
-    spaces: int,
-    per_space: int,
-    key: str,
-    secret: str,
-    phone: str,
-    shop: str,
-    new_name: bool,
-    space: Callable[[int, int], dict[str, Any]],
-) -> Scenario:
-    """``keys`` credentials (``key`` formatted with ``k``), each owning ``spaces`` spaces of ``per_space`` random
-    numbers; ``phone`` is formatted with a serial, ``shop`` with ``k`` and ``s``, ``space(k, s)`` gives the rest."""
+#: provider -> (keys, spaces per key, numbers per space), key id, secret prefix, phone, shop name, new_name_status
+#: (the key id is formatted with the key's ``k``, the phone with a serial, the shop name with ``k`` and ``s``)
+SOAK_FLEETS: dict[str, tuple[tuple[int, int, int], str, str, str, str, bool]] = {
+    "alibaba_cams": ((5, 60, 10), "cams-soak-ak-{k}", "cams-secret", "86139{:08d}", "Soak Shop {k}-{s}", True),
+    "nxcloud": ((3, 25, 20), "nxsoakak{k}", "nx-secret", "62812{:08d}", "Soak Toko {k}-{s}", False),
+    "kaleyra": ((2, 5, 50), "HXSOAK{k}00000000", "kal-secret", "9198{:08d}", "Soak Dukaan {k}-{s}", True),
+}
+
+
+def _soak_space(provider: str, k: int, s: int) -> dict[str, Any]:
+    """The provider's own keys of space ``s`` of key ``k``."""
+    if provider == "alibaba_cams":
+        waba = {"id": f"3{k}{s:04d}000001", "name": f"Soak {k}-{s}", "account_review_status": "APPROVED"}
+        return {"cust_space_id": f"cams-soak-{k}-{s:03d}", "waba": {**waba, "currency": "USD"}}
+    if provider == "nxcloud":
+        return {"space_id": f"nxsoak{k}a{s:03d}", "extra": {"response_shape": "array" if s % 2 else "map"}}
+    waba = {"id": f"10293847{k}{s:05d}", "name": f"Dukaan {k}-{s}", "account_review_status": "APPROVED"}
+    return {"space_id": waba["id"], "waba": waba}
+
+
+def _provider_scenario(rng: random.Random, provider: str) -> Scenario:
+    """One provider's soak fleet (see :data:`SOAK_FLEETS`): every key owns its spaces of random numbers."""
+    (keys, spaces, per_space), key, secret, phone, shop, new_name = SOAK_FLEETS[provider]
     name = f"soak-{provider.removeprefix('alibaba_')}"
     doc: dict[str, Any] = {"name": name, "credentials": [], "spaces": []}
     serial = 0
@@ -141,60 +147,14 @@ def _provider_scenario(
             for _ in range(per_space):
                 serial += 1
                 numbers.append(_number(rng, phone.format(serial), shop.format(k=k, s=s), new_name=new_name))
-            doc["spaces"].append({**space(k, s), "access_key_id": ak, "numbers": numbers})
+            doc["spaces"].append({**_soak_space(provider, k, s), "access_key_id": ak, "numbers": numbers})
     return parse_scenario(doc, name)
 
 
 def build_scenarios(seed: int) -> dict[str, Scenario]:
     """CAMS 5 keys x 60 spaces x 10, NxCloud 3 keys x 25 apps x 20, Kaleyra 2 SIDs x 5 WABAs x 50: 5,000 numbers."""
     rng = random.Random(seed)
-    cams_waba = {"account_review_status": "APPROVED", "currency": "USD"}
-    cams = _provider_scenario(
-        rng,
-        "alibaba_cams",
-        keys=5,
-        spaces=60,
-        per_space=10,
-        key="cams-soak-ak-{k}",
-        secret="cams-secret",
-        phone="86139{:08d}",
-        shop="Soak Shop {k}-{s}",
-        new_name=True,
-        space=lambda k, s: {
-            "cust_space_id": f"cams-soak-{k}-{s:03d}",
-            "waba": {"id": f"3{k}{s:04d}000001", "name": f"Soak {k}-{s}", **cams_waba},
-        },
-    )
-    nx = _provider_scenario(
-        rng,
-        "nxcloud",
-        keys=3,
-        spaces=25,
-        per_space=20,
-        key="nxsoakak{k}",
-        secret="nx-secret",
-        phone="62812{:08d}",
-        shop="Soak Toko {k}-{s}",
-        new_name=False,
-        space=lambda k, s: {"space_id": f"nxsoak{k}a{s:03d}", "extra": {"response_shape": "array" if s % 2 else "map"}},
-    )
-    kal = _provider_scenario(
-        rng,
-        "kaleyra",
-        keys=2,
-        spaces=5,
-        per_space=50,
-        key="HXSOAK{k}00000000",
-        secret="kal-secret",
-        phone="9198{:08d}",
-        shop="Soak Dukaan {k}-{s}",
-        new_name=True,
-        space=lambda k, s: {
-            "space_id": f"10293847{k}{s:05d}",
-            "waba": {"id": f"10293847{k}{s:05d}", "name": f"Dukaan {k}-{s}", "account_review_status": "APPROVED"},
-        },
-    )
-    return {"alibaba_cams": cams, "nxcloud": nx, "kaleyra": kal}
+    return {provider: _provider_scenario(rng, provider) for provider in SOAK_FLEETS}
 
 
 # the auth and permission answers (``--exclude auth``)

@@ -66,6 +66,9 @@ so every mixin states what it relies on, in one pattern applied everywhere:
   with plain mixins.  Hook overrides keep the base signatures (``ctx:
   Context``) and narrow with ``isinstance`` where a provider needs its own
   context type.
+* **building on another provider mixin** (Meta's routes dispatch into its answers): the mixin subclasses it
+  (``_RoutesMixin(_AnswersMixin)``) instead of declaring the methods it calls, and the final class lists
+  the subclass first.
 """
 
 from __future__ import annotations

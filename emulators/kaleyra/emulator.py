@@ -8,22 +8,18 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from ..common import (
+from ..common import ProviderEmulator
+from ..common.records import ApiError, BodyError, Context, Reply, Request
+from ..common.wire import (
     HEALTH_BY_REVIEW,
     HEALTH_BY_STATUS,
+    PHONE_NODE_OBSERVED_FIELDS,
     UNKNOWN_ENUM_VALUES,
-    ApiError,
-    BodyError,
-    Context,
-    ProviderEmulator,
-    Reply,
-    Request,
     json_bytes,
     merge_wire_extra,
     wire_fields,
     worst_health,
 )
-from ..common.wire import PHONE_NODE_OBSERVED_FIELDS
 from ..scenario import Credential, Fault, Space
 from ..webhooks import Event, OutgoingRequest, append_query
 from .model import (
