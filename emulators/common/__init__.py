@@ -66,9 +66,10 @@ so every mixin states what it relies on, in one pattern applied everywhere:
   with plain mixins.  Hook overrides keep the base signatures (``ctx:
   Context``) and narrow with ``isinstance`` where a provider needs its own
   context type.
-* **building on another provider mixin** (Meta's routes dispatch into its answers): the mixin subclasses it
-  (``_RoutesMixin(_AnswersMixin)``) instead of declaring the methods it calls, and the final class lists
-  the subclass first.
+* **building on another provider mixin** (Meta's routes dispatch into its answers, its events reuse their
+  health): the mixin subclasses it (``_RoutesMixin(_AnswersMixin)``, ``_MetaEventsMixin(_AnswersMixin,
+  _WatcherMixin)``) instead of declaring the methods it calls; the final class lists the subclass first, so
+  the method resolution order stays that of plain mixins.
 """
 
 from __future__ import annotations
