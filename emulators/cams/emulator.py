@@ -9,6 +9,7 @@ from typing import ClassVar, Unpack
 from urllib.parse import urlsplit
 
 from ..common import BodyError, Context, EmulatorOptions, ProviderEmulator
+from ..common.wire import WRITE_REFUSED
 from ..scenario import Scenario
 from .actions import _ActionsMixin
 from .auth import _access_denied_detail, _AuthMixin, _claimed_v3_key
@@ -170,7 +171,7 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
             raise _ApiError("Ram.PermissionDeny", access_denied=_access_denied_detail(cred, action))
         if action in WRITE_ACTIONS:
             raise _ApiError(
-                "Emulator.WriteActionCalled",
+                WRITE_REFUSED,
                 f"{action} has side effects; the emulator records the call and refuses it.",
             )
         handler = self._actions.get(action)

@@ -15,6 +15,7 @@ from ..common.wire import (
     HEALTH_BY_STATUS,
     PHONE_NODE_OBSERVED_FIELDS,
     UNKNOWN_ENUM_VALUES,
+    WRITE_REFUSED,
     json_bytes,
     merge_wire_extra,
     wire_fields,
@@ -175,7 +176,7 @@ class KaleyraEmulator(ProviderEmulator):
             return fault_reply
         if action in WRITE_ACTIONS:
             raise _KError(
-                "Emulator.WriteActionCalled",
+                WRITE_REFUSED,
                 detail={"error": f"{action} has side effects; the emulator records the call and refuses it"},
             )
         if action == LIST_ACTION:

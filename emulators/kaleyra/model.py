@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..common import ApiError, display_number
-from ..common.wire import PHONE_NODE_OBSERVED_FIELDS
+from ..common.wire import PHONE_NODE_OBSERVED_FIELDS, WRITE_REFUSED, write_refused
 
 logger = logging.getLogger("emulators.kaleyra")
 
@@ -33,10 +33,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "WA500": (500, "Please try again later"),
     "E110": (400, "Insufficient Balance"),
     "WAV2101": (400, "Account daily limit reached"),
-    "Emulator.WriteActionCalled": (
-        400,
-        "The emulator refuses endpoints with side effects; an exporter must never call them.",
-    ),
+    WRITE_REFUSED: write_refused("endpoints"),
 }
 
 LIST_FIELDS = (
