@@ -6,12 +6,15 @@ one-second window, both calendar seconds (as the emulator's limiter counts)
 and sliding windows starting at every request, and compare the duration of
 the full poll cycle with the floor of calls / budget.  WABA polling is off, so
 a cycle is exactly one QueryChatappPhoneNumbers per space; the spaces are
-polled concurrently (the account's default concurrency, 10 for a 10 QPS budget).
+polled concurrently as tasks on one event loop (the account's default
+concurrency, 10 for a 10 QPS budget), all queued on the credential's asyncio
+TokenBucket.
 Usage:  python -m bench.budget [SPACES] [QPS]
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 
@@ -35,10 +38,17 @@ def main(argv: list[str]) -> None:
     # throttling off (the documented per-action limits included), so nothing hides a breach
     with CamsEmulator(scenario, max_records=10_000_000, flow_control=False) as emu:
         _config, store, poller = exporter_for(emu.url, spaces, qps=qps, waba=False)
-        start = time.monotonic()
-        poller.poll_account("bench")
-        elapsed = time.monotonic() - start
-        poller.stop()
+
+        async def cycle() -> float:
+            """One full poll on this event loop (as the exporter runs it), its duration."""
+            try:
+                start = time.monotonic()
+                await poller.apoll("bench")
+                return time.monotonic() - start
+            finally:
+                await poller.aclose()
+
+        elapsed = asyncio.run(cycle())
         arrivals = sorted(r.time for r in emu.requests)
     snap = store.account("bench")
     calls = snap.requests.get("QueryChatappPhoneNumbers", 0)

@@ -201,7 +201,12 @@ class Reloader:
                     log.error("configuration reload failed; the running configuration is kept", extra={"error": error})
                     self._store.set_exporter_state(reload_ok=False)
                     return False, f"reload failed, the running configuration is kept: {error}"
-            kept, added, removed = self._poller.reconfigure(config)
+            try:
+                kept, added, removed = self._poller.reconfigure(config)
+            except RuntimeError:  # the exporter is shutting down
+                if webhook_plan is not None:
+                    webhook_plan.abort()
+                return False, "shutting down: the configuration is not reloaded"
             if webhook_plan is not None:
                 webhook_plan.commit()
             if config.metrics != self._store.options:
@@ -221,10 +226,12 @@ def _webhook_listen_error(config: Config, err: OSError) -> str:
 def run(config: Config, args: argparse.Namespace, demo=None) -> int:
     """Serve until SIGTERM or SIGINT: HTTP on an asyncio event loop in this (the main) thread.
 
-    The poller keeps its own threads (APScheduler's BackgroundScheduler) and
-    publishes into the store; the loop's handlers only read what was published.
-    Blocking work started from the loop (a reload, starting or stopping the
-    poller and the webhook listener) runs in the loop's default executor.
+    The poller runs on the same loop (APScheduler's AsyncIOScheduler, one actor
+    task per account, httpx.AsyncClient) and publishes into the store; the
+    loop's handlers only read what was published.  Blocking work started from
+    the loop (a reload, starting or stopping the webhook listener) runs in the
+    loop's default executor.  SIGTERM/SIGINT cancel every poll at once, then
+    the webhook listener and the HTTP server stop (HTTP last).
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -259,11 +266,11 @@ async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
             demo.stop()
         return 1
     reloader = None if demo else Reloader(args, poller, store, webhooks)
+    app = App(store, args.telemetry_path, reload=reloader.reload if reloader else None,
+              shard=(args.shard, args.total_shards) if args.total_shards > 1 else None,
+              lifecycle=getattr(args, "enable_lifecycle", False))
     try:
-        server = HttpServer(App(store, args.telemetry_path, reload=reloader.reload if reloader else None,
-                                shard=(args.shard, args.total_shards) if args.total_shards > 1 else None,
-                                lifecycle=getattr(args, "enable_lifecycle", False)),
-                            args.listen_address, web_config=getattr(args, "web_config", None), loop=loop)
+        server = HttpServer(app, args.listen_address, web_config=getattr(args, "web_config", None), loop=loop)
     except OSError as err:
         print(f"error: --web.listen-address: cannot listen on {args.listen_address}: {err.strerror}", file=sys.stderr)
         webhook_plan.abort()
@@ -275,9 +282,13 @@ async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
 
     def on_signal(signum: int) -> None:
         log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+        app.shutting_down = True  # reloads refused from now on
+        poller.begin_shutdown()  # every poll cancelled now: no provider call starts after the signal
         stop.set()
 
     def reload_on_hup() -> None:  # in an executor thread; Reloader serializes reloads
+        if app.shutting_down:
+            return
         if reloader is None:
             log.warning("SIGHUP ignored: demo mode has no configuration file to reload")
             return
@@ -292,7 +303,7 @@ async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
 
     await server.serve()
     try:
-        poller.start()
+        await poller.astart()
         await loop.run_in_executor(None, webhook_plan.commit)  # starts the listener on this loop, from a thread
         if demo and webhooks.receiver is not None:
             demo.connect_webhooks(webhooks.receiver.url)
@@ -303,9 +314,11 @@ async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        app.shutting_down = True
+        poller.begin_shutdown()
+        await poller.aclose()
         await loop.run_in_executor(None, webhooks.stop)
-        await loop.run_in_executor(None, poller.stop)
-        await server.close()
+        await server.close()  # HTTP last
         if demo:
             await loop.run_in_executor(None, demo.stop)
     return 0

@@ -8,8 +8,13 @@ what it holds next.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from exporter import model
+
+if TYPE_CHECKING:
+    from exporter.providers.base import UnitResult
 
 
 def business_limits(
@@ -88,4 +93,120 @@ def changed_numbers(before: Mapping[str, model.TrackedNumber], after: Mapping[st
         and (
             before[phone].number.status != number.status or before[phone].number.quality_rating != number.quality_rating
         )
+    )
+
+
+def track(
+    prev: Mapping[str, model.TrackedNumber], found: Mapping[str, model.PhoneNumber], now: float
+) -> dict[str, model.TrackedNumber]:
+    """The tracked numbers after a reading: a number unchanged keeps its very object (the store reuses its
+    rendered chunks); a changed one advances its change times."""
+    tracked = {}
+    for phone, number in found.items():
+        old = prev.get(phone)
+        if old is None:
+            tracked[phone] = model.TrackedNumber(number, model.ChangeTimes.first_seen(now))
+        elif old.number == number:
+            tracked[phone] = old
+        else:
+            tracked[phone] = model.TrackedNumber(number, old.changes.advanced(old.number, number, now))
+    return tracked
+
+
+@dataclass(frozen=True)
+class PollFold:
+    """What one poll's unit outcomes make of an account's numbers (see :func:`fold_poll`)."""
+
+    found: dict[str, model.PhoneNumber]
+    wabas: dict[str, model.Waba]
+    configured: dict[str, tuple[str, bool]]
+    space_ok: dict[str, bool]
+    #: (unit id, error) of every failure, whole units and partial ones
+    failures: list[tuple[str, Exception]]
+    number_last_success: dict[str, float]
+    space_last_success: dict[str, float]
+    #: numbers listed twice, by unit (the first of each is kept)
+    twice: dict[str, list[str]]
+    dropped: int
+    #: some unit answered at all: the credential itself works
+    any_unit_ok: bool
+
+
+def fold_poll(
+    unit_ids: list[str],
+    outcomes: list[UnitResult | Exception],
+    prev_numbers: Mapping[str, model.TrackedNumber],
+    prev_wabas: Mapping[str, model.Waba],
+    number_last_success: Mapping[str, float],
+    space_last_success: Mapping[str, float],
+    now: float,
+    max_staleness: float,
+    max_numbers: int = 0,
+) -> PollFold:
+    """Fold one poll's outcomes (a UnitResult, or the exception that refused the whole unit, per unit).
+
+    A unit that failed keeps its numbers' last good data while they are
+    younger than ``max_staleness`` (likewise numbers a unit marked stale); its
+    WABA goes once the unit has not answered for ``max_staleness``.  Beyond
+    ``max_numbers`` the numbers sorting last are left out.
+    """
+    found: dict[str, model.PhoneNumber] = {}
+    wabas = dict(prev_wabas)
+    configured: dict[str, tuple[str, bool]] = {}
+    space_ok: dict[str, bool] = {}
+    failures: list[tuple[str, Exception]] = []
+    last_ok = dict(number_last_success)
+    space_last = dict(space_last_success)
+    twice: dict[str, list[str]] = {}
+
+    def keep_last_good(phone: str) -> None:
+        old = prev_numbers.get(phone)
+        if old is not None and phone not in found and now - last_ok.get(phone, now) <= max_staleness:
+            found[phone] = old.number
+
+    for sid, result in zip(unit_ids, outcomes, strict=True):
+        if isinstance(result, Exception):
+            failures.append((sid, result))
+            space_ok[sid] = False
+            for phone, tracked in prev_numbers.items():
+                if tracked.number.space_id == sid:
+                    keep_last_good(phone)
+            if now - space_last.get(sid, now) > max_staleness:
+                wabas.pop(sid, None)
+            continue
+        for number in result.numbers:
+            if number.phone_number in found:
+                twice.setdefault(sid, []).append(number.phone_number)
+                continue
+            found[number.phone_number] = number
+            last_ok[number.phone_number] = now
+        for phone in result.stale:
+            keep_last_good(phone)
+        if isinstance(result.waba, model.Waba):
+            wabas[sid] = result.waba
+        elif result.waba is None:
+            wabas.pop(sid, None)  # UNCHANGED: the WABA was not looked up this time
+        failures.extend((sid, err) for err in result.errors)
+        for phone, ok in result.configured.items():
+            configured[phone] = (sid, ok)
+        space_ok[sid] = not result.errors and not result.stale
+        if space_ok[sid]:
+            space_last[sid] = now
+    dropped = 0
+    if max_numbers and len(found) > max_numbers:
+        keep = sorted(found)[:max_numbers]
+        dropped = len(found) - len(keep)
+        found = {phone: found[phone] for phone in keep}
+    last_ok = {phone: t for phone, t in last_ok.items() if phone in found}
+    return PollFold(
+        found,
+        wabas,
+        configured,
+        space_ok,
+        failures,
+        last_ok,
+        space_last,
+        twice,
+        dropped,
+        any(not isinstance(o, Exception) for o in outcomes),
     )

@@ -1,48 +1,64 @@
-"""Scheduled polling: APScheduler drives one job per account.
+"""Scheduled polling on the exporter's one event loop: one actor task per account.
 
-* The first poll of every account starts at once; then every ``poll_interval``
-  seconds, with jitter, so many accounts do not hit a provider in lockstep.
-* Polls of one account never overlap (``max_instances=1``); a poll that runs
-  longer than its interval delays the next one instead of stacking up
-  (``coalesce=True``).  The one exception is a webhook's re-read of the few
-  numbers it names, which does not wait for a running poll (see
-  :meth:`Poller.poll_numbers`).
-* Every credential has one :class:`~exporter.ratelimit.TokenBucket`, shared by
-  all the accounts, spaces and actions that sign with it.
-* Providers whose health is a read of its own (CAMS ``GetWhatsappHealthStatus``,
-  5 calls per second) get a second job per account, the health sweep, every
-  ``health_poll_interval``: it reads every number's health (and each WABA's)
-  within the action's own budget, numbers that a poll found changed first.
-* Facts that only webhooks tell (WABA restrictions, bans, violations, a
-  portfolio's new limit) are merged into the account's snapshot here too, and
-  the WABA facts are kept in the state file (:mod:`exporter.wabafacts`).
-* A poll builds a complete new :class:`~exporter.store.AccountSnapshot` and
-  hands it to the store in one step.  A space whose call failed keeps its last
-  good data until ``max_staleness`` has passed since its last success; after
-  that its numbers are dropped rather than served for ever.
+* APScheduler's :class:`AsyncIOScheduler` runs on the loop that serves HTTP.
+  Every account has a poll job (the first at once, then every
+  ``poll_interval`` with jitter) and, for providers whose health is a read of
+  its own (CAMS ``GetWhatsappHealthStatus``, 5 calls per second), a health
+  sweep job every ``health_poll_interval``.  A job does nothing but post a
+  request to the account's actor.
+* Each account's state is owned by ONE task, its :class:`_Actor`: scheduled
+  polls, webhook refreshes, health reads, webhook facts, expiries and reloads
+  are requests in its inbox (an :class:`asyncio.Queue`), handled one at a time
+  by :meth:`_Actor._handle`, the one place where an account's state changes.
+  Provider I/O (a poll's units, a sweep, a refresh) runs in tasks the actor
+  starts; their results come back as requests, and pure functions
+  (:mod:`exporter.merge`) fold them into the next immutable
+  :class:`~exporter.store.AccountSnapshot`, published in one swap.  No locks.
+* Polls of one account never overlap: a scheduled poll that comes while one
+  runs is dropped (coalesced); a refresh that needs a whole poll runs right
+  after it.  A webhook's re-read of a few numbers does not wait for a running
+  poll, and a poll that started before a number was re-read keeps the newer
+  reading.  Units of one account are polled concurrently, as tasks (at most
+  ``concurrency`` at once); every credential has one
+  :class:`~exporter.ratelimit.TokenBucket` and one pooled
+  :class:`httpx.AsyncClient`, shared by the accounts that sign with it.
+* Large snapshots are published (rendered) in a worker thread, so scrapes keep
+  answering meanwhile; the swap into the store is still a single step.
+* Shutdown (:meth:`Poller.begin_shutdown`) cancels every task at once and
+  closes the buckets: no provider call starts after it.
+* A reload (:meth:`Poller.areconfigure`) retires changed and removed
+  accounts: their tasks are cancelled and awaited before their provider (and,
+  once no account uses it, their credential's bucket and HTTP client) is
+  closed.  An unchanged account whose polls are paused after refused
+  credentials resumes at once.
+
+For code that is not on the loop (tests, benchmarks, the reload thread) the
+public methods are also callable from other threads: they run on the loop and
+wait for it (a loop thread of the poller's own if none was started).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import threading
-from concurrent import futures
 import time
 from collections import Counter
-from datetime import timedelta
-from typing import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter import merge, model, wabafacts
 from exporter.config import Account, Config
 from exporter.providers import make_provider
-from exporter.providers.base import UNCHANGED, Provider
+from exporter.providers.base import Capability, Provider
 from exporter.providers.errors import ProviderError
+from exporter.providers.transport import new_http_client
 from exporter.ratelimit import TokenBucket
 from exporter.store import AccountSnapshot, PollResult, Store
 
@@ -55,60 +71,528 @@ HINTS = {
     "throttled": "the provider throttled the calls; lower qps or raise poll_interval if this persists",
 }
 
-
 #: consecutive polls refused for auth/permission reasons before the account's polls pause
 REFUSALS_BEFORE_PAUSE = 2
 #: the provider action of a health read (CAMS)
 HEALTH_ACTION = "GetWhatsappHealthStatus"
 #: a sweep publishes what it read at most this often
 HEALTH_PUBLISH_INTERVAL = 1.0
+#: snapshots with more numbers than this are rendered in a worker thread
+OFFLOAD_NUMBERS = 500
 
 
 class _Stats:
-    """Request counters of one account, updated by the client on every attempt."""
+    """Request counters of one account, updated by its client on every attempt (on the loop)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
 
     def observe(self, action: str, reason: str | None) -> None:
-        with self._lock:
-            self.requests[action] += 1
-            if reason is not None:
-                self.errors[(action, reason)] += 1
+        self.requests[action] += 1
+        if reason is not None:
+            self.errors[(action, reason)] += 1
 
     def copy(self) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-        with self._lock:
-            return dict(self.requests), dict(self.errors)
+        return dict(self.requests), dict(self.errors)
 
 
-class _AccountRuntime:
-    def __init__(self, account: Account, provider: Provider, stats: _Stats):
+class _Credential:
+    """The budget and the pooled HTTP client of one credential, shared by the accounts that sign with it."""
+
+    def __init__(self, account: Account):
+        self.key = account.credential_key
+        self.qps = account.qps
+        self.action_qps = dict(account.action_qps)
+        self.bucket = TokenBucket(account.qps, action_qps=account.action_qps)
+        self.http: httpx.AsyncClient = new_http_client(account.timeout)
+        self.users = 0  # actors (live or retiring) that use it
+
+    def fits(self, account: Account) -> bool:
+        return self.qps == account.qps and self.action_qps == dict(account.action_qps)
+
+    async def aclose(self) -> None:
+        self.bucket.close()
+        await self.http.aclose()
+
+
+@dataclasses.dataclass
+class _AccountState:
+    """What an account knows besides its published snapshot; written only by its actor."""
+
+    facts: wabafacts.WabaFacts = model.NO_FACTS  # WABA restrictions, bans, violations (webhooks; the state file)
+    told_limits: dict[str, model.BusinessLimit] = dataclasses.field(default_factory=dict)
+    number_last_success: dict[str, float] = dataclasses.field(default_factory=dict)
+    space_last_success: dict[str, float] = dataclasses.field(default_factory=dict)
+    last_success_at: float | None = None
+    hold_until: float = 0.0  # auth/permission failures: no polls before this time
+    rejections: int = 0  # consecutive polls refused for auth/permission reasons
+    refreshed_at: dict[str, float] = dataclasses.field(default_factory=dict)  # numbers re-read by a refresh, when
+    health_read_at: dict[str, float] = dataclasses.field(default_factory=dict)  # number -> its last health read
+    slow_sweep_warned: bool = False
+    tiers_read_at: float = 0.0  # when the last poll that read the numbers' tiers started
+
+
+class _Actor:
+    """The one task that owns an account's state: every change is a request handled by :meth:`_handle`."""
+
+    def __init__(self, poller: "Poller", account: Account, provider: Provider, credential: _Credential,
+                 stats: _Stats, state: _AccountState):
+        self.poller = poller
         self.account = account
+        self.name = account.name
         self.provider = provider
+        self.credential = credential
         self.stats = stats
-        # Units of one account are polled concurrently (the shared token bucket
-        # still paces every request), so one slow space cannot hold the others back.
-        self.pool = futures.ThreadPoolExecutor(max_workers=account.concurrency, thread_name_prefix=f"poll-{account.name}")
-        self.number_last_success: dict[str, float] = {}
-        self.space_last_success: dict[str, float] = {}
-        self.last_success_at: float | None = None
-        self.hold_until = 0.0  # auth/permission failures: no polls before this time
-        self.rejections = 0  # consecutive polls refused for auth/permission reasons
-        self.running = threading.Lock()  # held during a poll
-        self.publishing = threading.Lock()  # held while a poll or a number refresh merges and publishes its result
-        self.refreshed_at: dict[str, float] = {}  # numbers re-read by a webhook refresh, and when
-        self.retired = False  # removed by a reload: publish nothing more
-        self.facts = model.NO_FACTS  # WABA restrictions, bans, violations (webhooks; the state file)
-        self.told_limits: dict[str, model.BusinessLimit] = {}  # portfolio limits webhooks told, by business
-        self.health_read_at: dict[str, float] = {}  # number -> when the sweep last read its health
-        self.slow_sweep_warned = False
-        self.tiers_read_at = 0.0  # when the last poll that read the numbers' tiers started
+        self.state = state
+        self.snapshot = poller._snapshot(self, None, {}, {}, {})
+        self.inbox: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+        self.work: set[asyncio.Task] = set()  # provider I/O started by the actor
+        self.polling: asyncio.Task | None = None
+        self.sweeping: asyncio.Task | None = None
+        self.poll_waiters: list[asyncio.Future] = []  # resolved when the running poll is published
+        self.next_waiters: list[asyncio.Future] = []  # ... by the poll that follows it
+        self.poll_again = False
+        self.publishing: asyncio.Future | None = None  # a snapshot being rendered in a worker thread
+        self.waiters: set[asyncio.Future] = set()  # callers waiting for a request to be done (Poller._ask)
+        self.retired = False
 
     @property
-    def client(self):
-        return getattr(self.provider, "client", None)
+    def clock(self) -> Callable[[], float]:
+        return self.poller._clock
+
+    # -- the mailbox ------------------------------------------------------------
+
+    def start(self) -> None:
+        self.inbox = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"account {self.name}")
+
+    def post(self, kind: str, *args: Any) -> None:
+        """Hand a request to the actor (on the loop's thread)."""
+        if self.inbox is not None and not self.retired:
+            self.inbox.put_nowait((kind, args))
+
+    async def _run(self) -> None:
+        while True:
+            kind, args = await self.inbox.get()
+            try:
+                await self._handle(kind, args)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not kill the account's task or other accounts
+                log.exception("account request failed unexpectedly", extra={"account": self.name, "request": kind})
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.work.add(task)
+        task.add_done_callback(self.work.discard)
+        return task
+
+    def cancel(self) -> None:
+        """Cancel the actor and every call it started (shutdown, retirement)."""
+        self.retired = True
+        for task in list(self.work):
+            task.cancel()
+        if self.task is not None:
+            self.task.cancel()
+        for waiter in [*self.poll_waiters, *self.next_waiters, *self.waiters]:
+            if not waiter.done():
+                waiter.cancel()
+
+    async def drain(self) -> None:
+        """Wait until the cancelled tasks have ended and the last publish has landed."""
+        tasks = [t for t in [self.task, *self.work] if t is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.publishing is not None:
+            await asyncio.gather(self.publishing, return_exceptions=True)
+
+    # -- the one place where the account's state changes ------------------------
+
+    async def _handle(self, kind: str, args: tuple) -> None:
+        if kind == "poll":  # (scheduled: bool, waiter or None)
+            self._request_poll(*args)
+        elif kind == "polled":
+            await self._polled(*args)
+        elif kind == "poll_crashed":
+            await self._poll_crashed()
+        elif kind == "refresh":  # (phones or None, waiter or None)
+            self._refresh(*args)
+        elif kind == "numbers_read":
+            await self._numbers_read(*args)
+        elif kind == "sweep":  # (waiter or None)
+            self._sweep(*args)
+        elif kind == "health_read":  # (phones)
+            self._spawn(self._read_health(sorted(set(args[0])), include_wabas=False, waiter=None))
+        elif kind == "health":
+            await self._health(*args)
+        elif kind == "swept":
+            await self._swept(*args)
+        elif kind == "waba_update":
+            await self._waba_update(*args)
+        elif kind == "business_limit":
+            await self._business_limit(*args)
+        elif kind == "expire_facts":
+            await self._expire_facts()
+        elif kind == "resume":
+            self._resume()
+        elif kind == "drop_stale":
+            await self._drop_stale()
+        elif kind == "ack":  # every request posted before it has been handled
+            if not args[0].done():
+                args[0].set_result(None)
+        else:
+            raise ValueError(f"unknown request {kind!r}")
+
+    async def _publish(self, snapshot: AccountSnapshot) -> None:
+        """The next snapshot: the actor's own copy and the store's, in one swap each."""
+        if self.retired:
+            return
+        self.snapshot = snapshot
+        store = self.poller._store
+        if len(snapshot.numbers) > OFFLOAD_NUMBERS:
+            # Rendering many numbers is CPU work: a worker thread, so that scrapes keep answering.
+            # Shielded: once started it lands, and a retirement waits for it (see drain).
+            self.publishing = asyncio.ensure_future(asyncio.to_thread(store.update, snapshot))
+            await asyncio.shield(self.publishing)
+        else:
+            store.update(snapshot)
+
+    async def _republish(self) -> None:
+        cur = self.snapshot
+        await self._publish(self.poller._snapshot(self, cur.poll, dict(cur.numbers), dict(cur.wabas),
+                                                  dict(cur.configured), cur.dropped))
+
+    # -- polls --------------------------------------------------------------------
+
+    def _request_poll(self, scheduled: bool, waiter: asyncio.Future | None) -> None:
+        if self.polling is not None:
+            if not scheduled:  # a refresh or an explicit poll: one more poll after this one
+                self.poll_again = True
+                if waiter is not None:
+                    self.next_waiters.append(waiter)
+            elif waiter is not None:
+                self.poll_waiters.append(waiter)
+            return  # a scheduled poll while one runs: coalesced
+        if waiter is not None:
+            self.poll_waiters.append(waiter)
+        if self.clock() < self.state.hold_until:
+            self.post("drop_stale")  # paused: only the expiry of old numbers, and the waiters are answered
+            return
+        now = self.clock()
+        self.polling = self._spawn(self._poll_io(now, time.monotonic()))
+
+    async def _poll_io(self, now: float, started: float) -> None:
+        """Provider I/O of one poll: every unit, concurrently (at most ``concurrency`` at once)."""
+        account = self.account
+        limit = asyncio.Semaphore(max(1, account.concurrency))
+
+        async def one(unit):
+            async with limit:
+                try:
+                    return await self.provider.poll_unit(unit, now)
+                except ProviderError as err:
+                    return err
+
+        try:
+            outcomes = await asyncio.gather(*(one(unit) for unit in account.units))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("poll failed unexpectedly", extra={"account": self.name})
+            self.post("poll_crashed")
+            return
+        self.post("polled", now, started, list(outcomes))
+
+    def _poll_done(self) -> None:
+        self.polling = None
+        done, self.poll_waiters = self.poll_waiters, []
+        for waiter in done:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self.poll_again:
+            self.poll_again = False
+            self.poll_waiters, self.next_waiters = self.next_waiters, []
+            self._request_poll(False, None)
+
+    async def _poll_crashed(self) -> None:
+        cur = self.snapshot
+        now = self.clock()
+        result = PollResult(False, now, 0.0, self.state.last_success_at,
+                            dict(cur.poll.space_success) if cur.poll else {}, "internal error")
+        try:
+            await self._publish(self.poller._snapshot(self, result, dict(cur.numbers), dict(cur.wabas),
+                                                      dict(cur.configured)))
+        finally:
+            self._poll_done()
+
+    async def _polled(self, now: float, started: float, outcomes: list) -> None:
+        try:
+            await self._apply_poll(now, started, outcomes)
+        finally:
+            self._poll_done()
+
+    async def _apply_poll(self, now: float, started: float, outcomes: list) -> None:
+        account, state, poller = self.account, self.state, self.poller
+        prev = self.snapshot
+        first = prev.poll is None
+        fold = merge.fold_poll([u.id for u in account.units], outcomes, prev.numbers, prev.wabas,
+                               state.number_last_success, state.space_last_success, now,
+                               account.max_staleness, account.max_numbers)
+        for sid, err in fold.failures:
+            poller._log_failure(account, sid, err)
+        for sid, phones in fold.twice.items():  # once per unit and poll, not once per number
+            log.warning("numbers listed twice; keeping the first of each",
+                        extra={"account": self.name, "space_id": sid, "count": len(phones),
+                               "phone_numbers": ",".join(phones[:5]) + (",..." if len(phones) > 5 else "")})
+        if fold.dropped:
+            log.warning("max_numbers reached: numbers left out of the metrics", extra={
+                "account": self.name, "max_numbers": account.max_numbers, "dropped": fold.dropped,
+                "hint": "raise max_numbers, or split the account's spaces over several accounts or exporters"})
+        state.number_last_success = fold.number_last_success
+        state.space_last_success = fold.space_last_success
+        found = dict(fold.found)
+        # A number re-read by a webhook refresh after this poll started is newer than this poll's reading.
+        state.refreshed_at = {p: t for p, t in state.refreshed_at.items() if t >= now}
+        for phone in state.refreshed_at:
+            if phone in found and phone in prev.numbers:
+                found[phone] = prev.numbers[phone].number
+        # Likewise a health read published after this poll's units were read: keep it, not the older one.
+        if state.health_read_at:
+            found.update(merge.newer_health(prev.numbers, found, state.health_read_at, now))
+        changed = [] if first else merge.changed_numbers(prev.numbers, found)
+        numbers = merge.track(prev.numbers, found, self.clock())
+        state.tiers_read_at = now
+        state.told_limits = {b: limit for b, limit in state.told_limits.items() if limit.observed_at > now}
+        finished = self.clock()
+        failures = [err for _, err in fold.failures]
+        success = not failures
+        if success:
+            state.last_success_at = finished
+        error = "" if success else str(failures[-1])[:200]
+        result = PollResult(success, finished, time.monotonic() - started, state.last_success_at, fold.space_ok, error)
+        log.debug("poll finished", extra={"account": self.name, "success": success, "numbers": len(numbers),
+                                         "duration_seconds": round(result.duration, 3)})
+        await self._publish(poller._snapshot(self, result, numbers, fold.wabas, fold.configured, fold.dropped))
+        self._after_poll([e for e in failures if isinstance(e, ProviderError)], fold.any_unit_ok)
+        if Capability.HEALTH_SWEEP in self.provider.capabilities:
+            if first:
+                poller._kick_health(self.name)  # the first sweep needs the numbers: it starts now
+            elif changed:
+                self._spawn(self._read_health(changed, include_wabas=False, waiter=None))
+
+    def _after_poll(self, failures: list[ProviderError], any_unit_ok: bool) -> None:
+        """Credentials that are refused do not heal by retrying: back off much longer.
+
+        ``any_unit_ok``: some unit answered, so the credential itself is accepted
+        and only part of what it asked for was refused; no pause then.
+        """
+        state, account = self.state, self.account
+        refused = [f for f in failures if f.reason in ("auth", "permission")]
+        if not refused or any_unit_ok:
+            state.rejections = 0
+            return
+        state.rejections += 1
+        if state.rejections < REFUSALS_BEFORE_PAUSE:
+            return  # one refusal can be a gateway's hiccup: the next poll comes at the usual time
+        base = max(5 * account.poll_interval, 300.0)
+        hold = min(3600.0, base * 2 ** (state.rejections - REFUSALS_BEFORE_PAUSE))
+        state.hold_until = self.clock() + hold
+        err = refused[-1]
+        log.error(
+            "credential refused: polls of this account are paused",
+            extra={"account": account.name, "provider": account.provider, "reason": err.reason, "code": err.code,
+                   "paused_seconds": round(hold), "hint": HINTS[err.reason] + "; then reload the configuration "
+                   "(SIGHUP or POST /-/reload) to retry at once"},
+        )
+
+    def _resume(self) -> None:
+        """A reload: a credential paused after refusals is tried again at once."""
+        if self.state.hold_until <= self.clock():
+            return
+        self.state.hold_until = 0.0
+        self.state.rejections = 0
+        log.info("polls resumed by a reload", extra={"account": self.name})
+        self._request_poll(False, None)
+
+    # -- webhook refreshes ----------------------------------------------------------
+
+    def _refresh(self, phones: frozenset[str] | None, waiter: asyncio.Future | None) -> None:
+        cur = self.snapshot
+        units = {unit.id: unit for unit in self.account.units}
+        wanted = sorted(phones or ())
+        known = [cur.numbers.get(p) for p in wanted] if cur.poll is not None else [None]
+        if (not wanted or Capability.READ_NUMBER not in self.provider.capabilities
+                or any(t is None or t.number.space_id not in units for t in known)):
+            self._request_poll(False, waiter)  # a new number, or a provider that reads whole units only
+            return
+        if self.clock() < self.state.hold_until:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            return  # refused credentials: the paused schedule decides
+        self._spawn(self._read_numbers([(p, units[t.number.space_id], t.number) for p, t in zip(wanted, known)],
+                                       waiter))
+
+    async def _read_numbers(self, plan: list, waiter: asyncio.Future | None) -> None:
+        fresh: dict[str, tuple[model.PhoneNumber, float]] = {}
+        for phone, unit, number in plan:
+            read_at = self.clock()
+            try:
+                got = await self.provider.poll_number(unit, number, read_at)
+            except ProviderError as err:
+                self.poller._log_failure(self.account, unit.id, err)  # the next scheduled poll tries again
+                continue
+            if got.phone_number != phone:
+                got = dataclasses.replace(got, phone_number=phone)
+            fresh[phone] = (got, read_at)
+        self.post("numbers_read", fresh, waiter)
+
+    async def _numbers_read(self, fresh: dict, waiter: asyncio.Future | None) -> None:
+        try:
+            if not fresh:
+                return
+            cur = self.snapshot
+            for phone, (_, read_at) in fresh.items():
+                self.state.refreshed_at[phone] = read_at
+                self.state.number_last_success[phone] = read_at
+            still_there = {phone: number for phone, (number, _) in fresh.items() if phone in cur.numbers}
+            numbers = {**cur.numbers, **merge.track(cur.numbers, still_there, self.clock())}
+            await self._publish(self.poller._snapshot(self, cur.poll, numbers, dict(cur.wabas), dict(cur.configured),
+                                                      cur.dropped))
+        finally:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    # -- health sweeps (CAMS GetWhatsappHealthStatus) --------------------------------
+
+    def _sweep(self, waiter: asyncio.Future | None) -> None:
+        if Capability.HEALTH_SWEEP not in self.provider.capabilities or self.snapshot.poll is None:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            return  # not polled yet: the first poll starts the first sweep
+        if self.sweeping is not None:
+            if waiter is not None:
+                self.sweeping.add_done_callback(lambda _: waiter.done() or waiter.set_result(None))
+            return
+        snap = self.snapshot
+        phones = sorted(snap.numbers, key=lambda p: (self.state.health_read_at.get(p, float("-inf")), p))
+        self._warn_if_slow(len(phones) + len(snap.wabas))
+        self.sweeping = self._spawn(self._read_health(phones, include_wabas=True, waiter=waiter))
+
+    def _warn_if_slow(self, calls: int) -> None:
+        """Say once when the action's budget makes a sweep longer than health_poll_interval."""
+        account = self.account
+        qps = min(account.action_qps.get(HEALTH_ACTION, account.qps), account.qps)
+        needed = calls / qps
+        slow = needed > account.health_poll_interval
+        if slow and not self.state.slow_sweep_warned:
+            log.warning("health sweeps take longer than health_poll_interval: each number's health is read less often",
+                        extra={"account": account.name, "calls": calls, "action_qps": qps,
+                               "sweep_seconds_at_least": round(needed), "health_poll_interval_seconds":
+                               account.health_poll_interval, "hint": "see whatsapp_exporter_health_sweep_duration_seconds"})
+        self.state.slow_sweep_warned = slow
+
+    async def _read_health(self, phones: list[str], *, include_wabas: bool, waiter: asyncio.Future | None) -> None:
+        """Provider I/O of a sweep (or of a read of a few numbers); readings go to the actor as they come."""
+        account, provider, clock = self.account, self.provider, self.clock
+        units = {unit.id: unit for unit in account.units}
+        complete = True
+        started = time.monotonic()
+        try:
+            if include_wabas:
+                for unit in account.units:
+                    if clock() < self.state.hold_until:
+                        complete = False
+                        return
+                    try:
+                        await provider.read_waba_health(unit, clock())
+                    except ProviderError as err:
+                        complete = False
+                        self.poller._log_failure(account, unit.id, err)
+            readings: dict[str, model.Health] = {}
+            read_at: dict[str, float] = {}
+            last_publish = time.monotonic()
+            for phone in phones:
+                if clock() < self.state.hold_until:
+                    complete = False
+                    return
+                tracked = self.snapshot.numbers.get(phone)
+                unit = units.get(tracked.number.space_id) if tracked is not None else None
+                if unit is None:
+                    continue  # left the account meanwhile
+                try:
+                    readings[phone] = await provider.read_health(unit, phone, clock())
+                    read_at[phone] = clock()
+                except ProviderError as err:
+                    complete = False
+                    self.poller._log_failure(account, unit.id, err)
+                    if err.reason in ("auth", "permission", "throttled"):
+                        break  # the credential or its budget is failing: the next sweep tries again
+                if readings and time.monotonic() - last_publish >= HEALTH_PUBLISH_INTERVAL:
+                    self.post("health", readings, read_at)
+                    readings, read_at, last_publish = {}, {}, time.monotonic()
+            self.post("health", readings, read_at)
+        finally:
+            if include_wabas:
+                self.post("swept", complete, time.monotonic() - started, waiter)
+            elif waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def _health(self, readings: Mapping[str, model.Health], read_at: Mapping[str, float]) -> None:
+        self.state.health_read_at.update(read_at)
+        cur = self.snapshot
+        fresh = merge.with_health(cur.numbers, readings)
+        numbers = {**cur.numbers, **merge.track(cur.numbers, fresh, self.clock())} if fresh else dict(cur.numbers)
+        snapshot = self.poller._snapshot(self, cur.poll, numbers, dict(cur.wabas), dict(cur.configured), cur.dropped)
+        if fresh or snapshot.node_entities != cur.node_entities:
+            await self._publish(snapshot)
+
+    async def _swept(self, complete: bool, duration: float, waiter: asyncio.Future | None) -> None:
+        self.sweeping = None
+        try:
+            if complete:
+                self.provider.sweep_finished(duration)
+                await self._republish()
+        finally:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    # -- what webhooks tell ---------------------------------------------------------
+
+    async def _waba_update(self, update: wabafacts.WabaUpdate) -> None:
+        self.state.facts = wabafacts.apply(self.state.facts, update, self.clock())
+        self.poller._state_file.save(self.name, self.state.facts)
+        await self._republish()
+        self.poller._schedule_expiry(self)
+
+    async def _business_limit(self, business: str, tier: str) -> None:
+        self.state.told_limits[business] = model.BusinessLimit(business, tier, self.clock(), "webhook")
+        await self._republish()
+
+    async def _expire_facts(self) -> None:
+        active = self.state.facts.active(self.clock())
+        if active is not self.state.facts:
+            self.state.facts = active
+            self.poller._state_file.save(self.name, active)
+        await self._republish()
+        self.poller._schedule_expiry(self)
+
+    async def _drop_stale(self) -> None:
+        """While polls are paused, still drop numbers older than max_staleness."""
+        cur = self.snapshot
+        now = self.clock()
+        keep = {p: t for p, t in cur.numbers.items()
+                if now - self.state.number_last_success.get(p, now) <= self.account.max_staleness}
+        try:
+            if len(keep) != len(cur.numbers):
+                await self._publish(dataclasses.replace(cur, numbers=keep))
+        finally:
+            if self.polling is None:
+                done, self.poll_waiters = self.poll_waiters, []
+                for waiter in done:
+                    if not waiter.done():
+                        waiter.set_result(None)
 
 
 class Poller:
@@ -119,609 +603,422 @@ class Poller:
         *,
         clock: Callable[[], float] = time.time,
         state_file: wabafacts.StateFile | None = None,
+        backoff_sleep: Callable[[float], Awaitable[None]] | None = None,
     ):
+        """``backoff_sleep``: how clients wait out a retry's backoff (default asyncio.sleep; tests pass
+        a coroutine that returns at once)."""
         self._config = config
+        self._backoff_sleep = backoff_sleep
         self._store = store
         self._clock = clock
         self._state_file = state_file or wabafacts.StateFile(None)
         self._restored = self._state_file.load(clock())
-        self._stopping = threading.Event()
-        self._buckets: dict[tuple, TokenBucket] = {}
-        self._runtimes: dict[str, _AccountRuntime] = {}
+        self._stopping = False
+        self._credentials: dict[tuple, _Credential] = {}
+        self._actors: dict[str, _Actor] = {}
         for account in config.accounts:
-            self._runtimes[account.name] = self._make_runtime(account)
-        store.update_many([self._snapshot(rt, None, {}, {}, {}) for rt in self._runtimes.values()])
-        self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=32)},
+            self._actors[account.name] = self._make_actor(account)
+        store.update_many([actor.snapshot for actor in self._actors.values()])
+        self._scheduler: AsyncIOScheduler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._own_thread: threading.Thread | None = None
+        self._pending: dict[str, frozenset[str] | None] = {}  # account -> numbers of its pending refresh (None: all)
+        self._refresh_seq = 0
+        self._retiring: set[asyncio.Task] = set()
+
+    def _make_actor(self, account: Account, facts=None, told_limits=None) -> _Actor:
+        credential = self._credentials.get(account.credential_key)
+        if credential is None or not credential.fits(account):
+            credential = self._credentials[account.credential_key] = _Credential(account)
+        credential.users += 1
+        stats = _Stats()
+        provider = make_provider(account, credential.bucket, stats.observe, credential.http, sleep=self._backoff_sleep)
+        state = _AccountState(facts=facts if facts is not None else
+                              wabafacts.restored(self._restored, account.name, self._clock()),
+                              told_limits=dict(told_limits or {}))
+        return _Actor(self, account, provider, credential, stats, state)
+
+    # -- threads: public methods called off the loop run on it ----------------------------------
+
+    def _on_loop(self) -> bool:
+        return self._loop_thread == threading.get_ident()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the poller runs on; a thread of its own when none was given (tests, benchmarks)."""
+        if self._loop is not None:
+            return self._loop
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            self._loop_thread = threading.get_ident()
+            ready.set()
+            loop.run_forever()
+
+        self._own_thread = threading.Thread(target=run, name="poller-loop", daemon=True)
+        self._own_thread.start()
+        ready.wait()
+        self._loop = loop
+        asyncio.run_coroutine_threadsafe(self._start_actors(), loop).result()
+        return loop
+
+    def _run(self, make: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Run ``make()`` (a coroutine) on the poller's loop from another thread and wait for its result."""
+        if self._on_loop():
+            raise RuntimeError("called on the event loop: await the coroutine instead")
+        if self._stopping:
+            return None  # shut down: nothing runs any more
+        loop = self._ensure_loop()
+        return asyncio.run_coroutine_threadsafe(make(), loop).result(timeout)
+
+    def _sync(self, func: Callable[..., Any], *args: Any, ack: str = "") -> Any:
+        """Call ``func`` on the loop's thread (directly when already there).
+
+        From another thread, with ``ack`` (an account name), also wait until
+        that account's actor has handled every request posted so far.
+        """
+        if self._on_loop():
+            return func(*args)
+        if self._stopping:
+            return False  # shut down: every request is refused
+        loop = self._ensure_loop()
+
+        async def call() -> Any:
+            result = func(*args)
+            actor = self._actors.get(ack)
+            if result and actor is not None and not actor.retired:
+                done = loop.create_future()
+                actor.post("ack", done)
+                await done
+            return result
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def _start_actors(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        for actor in self._actors.values():
+            if actor.task is None:
+                actor.start()
+
+    async def astart(self) -> None:
+        """Start on the running loop: the actors, and the scheduler with every account's jobs."""
+        await self._start_actors()
+        self._scheduler = AsyncIOScheduler(
+            event_loop=self._loop,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
-        self._reconfigure_lock = threading.Lock()
-        self._refresh_lock = threading.Lock()
-        self._pending: dict[str, frozenset[str] | None] = {}  # account -> numbers of its pending refresh (None: all)
-        self._refresh_seq = 0
-
-    def _make_runtime(self, account: Account) -> _AccountRuntime:
-        bucket = self._buckets.get(account.credential_key)
-        if bucket is None or bucket.qps != account.qps or bucket.action_qps != _binding(account):
-            bucket = self._buckets[account.credential_key] = TokenBucket(account.qps, action_qps=account.action_qps)
-        stats = _Stats()
-        provider = make_provider(account, bucket, stats.observe, self._stopping.is_set)
-        rt = _AccountRuntime(account, provider, stats)
-        rt.facts = wabafacts.restored(self._restored, account.name, self._clock())
-        return rt
-
-    # -- lifecycle -----------------------------------------------------------
-
-    def _add_job(self, name: str, rt: _AccountRuntime) -> None:
-        self._scheduler.add_job(
-            self.poll_account,
-            IntervalTrigger(seconds=rt.account.poll_interval, jitter=rt.account.poll_jitter or None),
-            args=[name],
-            id=name,
-            name=f"poll {name}",
-            next_run_time=_now_utc(),
-            replace_existing=True,
-        )
-
-    def _add_health_job(self, name: str, rt: _AccountRuntime) -> None:
-        """The account's health sweep; its first run comes right after the first poll (see :meth:`_poll`)."""
-        if not getattr(rt.provider, "health_sweeps", False):
-            return
-        interval = rt.account.health_poll_interval
-        self._scheduler.add_job(
-            self.sweep_health, IntervalTrigger(seconds=interval, jitter=min(interval / 10, 30.0)), args=[name],
-            id=f"health:{name}", name=f"health sweep {name}", next_run_time=None, replace_existing=True)
-
-    def _remove_jobs(self, name: str) -> None:
-        for job in self._scheduler.get_jobs():
-            if job.id == name or job.id.startswith((f"health:{name}", f"expire:{name}")):
-                job.remove()
-
-    def start(self) -> None:
-        for name, rt in self._runtimes.items():
-            self._add_job(name, rt)
-            self._add_health_job(name, rt)
-            self._schedule_expiry(rt)
+        for actor in self._actors.values():
+            self._add_jobs(actor)
         self._scheduler.start()
 
-    def stop(self) -> None:
-        self._stopping.set()
-        for bucket in self._buckets.values():
-            bucket.cancel_waiters()
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=True)
-        for rt in self._runtimes.values():
-            rt.pool.shutdown(wait=True)
-            rt.provider.close()
+    def start(self) -> None:
+        """Start from a thread that is not the loop's (tests, benchmarks): on a loop thread of the poller's own."""
+        self._run(self.astart)
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None and self._scheduler.running and not self._stopping
+
+    def begin_shutdown(self) -> None:
+        """On the loop (a signal handler): cancel every poll at once; no provider call starts after this."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        for credential in self._credentials.values():
+            credential.bucket.close()
+        for actor in self._actors.values():
+            if actor.work:  # calls cut short by the shutdown are no provider's fault
+                log.debug("provider call abandoned: shutting down", extra={"account": actor.name,
+                                                                          "tasks": len(actor.work)})
+            actor.cancel()
+
+    async def aclose(self) -> None:
+        """Shut down: cancel everything, wait for the tasks, close the providers and the HTTP clients."""
+        self.begin_shutdown()
+        for actor in self._actors.values():
+            await actor.drain()
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
+        for actor in self._actors.values():
+            await actor.provider.aclose()
+        for credential in self._credentials.values():
+            await credential.aclose()
         self._state_file.close()
 
-    def reconfigure(self, config: Config) -> tuple[list[str], list[str], list[str]]:
+    def stop(self) -> None:
+        """:meth:`aclose` from another thread; stops the poller's own loop thread if it has one."""
+        if self._loop is None or self._stopping:
+            self._stopping = True
+            self._state_file.close()
+            return
+        asyncio.run_coroutine_threadsafe(self.aclose(), self._loop).result()
+        if self._own_thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._own_thread.join(timeout=10)
+            self._loop.close()
+            self._own_thread = None
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def _add_jobs(self, actor: _Actor) -> None:
+        account, name = actor.account, actor.name
+        self._scheduler.add_job(
+            self._job, IntervalTrigger(seconds=account.poll_interval, jitter=account.poll_jitter or None),
+            args=[name, "poll"], id=name, name=f"poll {name}", next_run_time=_now_utc(), replace_existing=True)
+        if Capability.HEALTH_SWEEP in actor.provider.capabilities:
+            # The first sweep comes right after the first poll (it needs the numbers).
+            interval = account.health_poll_interval
+            self._scheduler.add_job(
+                self._job, IntervalTrigger(seconds=interval, jitter=min(interval / 10, 30.0)), args=[name, "sweep"],
+                id=f"health:{name}", name=f"health sweep {name}", next_run_time=None, replace_existing=True)
+        self._schedule_expiry(actor)
+
+    async def _job(self, name: str, kind: str) -> None:
+        actor = self._actors.get(name)
+        if actor is None:
+            return
+        if kind == "poll":
+            actor.post("poll", True, None)
+        elif kind == "sweep":
+            actor.post("sweep", None)
+        elif kind == "expire_facts":
+            actor.post("expire_facts")
+        elif kind == "refresh":
+            phones = self._pending.pop(name, None)
+            actor.post("refresh", phones, None)
+
+    def _remove_jobs(self, name: str) -> None:
+        if self._scheduler is None:
+            return
+        for job in self._scheduler.get_jobs():
+            if job.id == name or job.id.startswith((f"health:{name}", f"expire:{name}", f"refresh:{name}:")):
+                job.remove()
+
+    def _kick_health(self, name: str) -> None:
+        job = self._scheduler.get_job(f"health:{name}") if self.running else None
+        if job is not None:
+            job.modify(next_run_time=_now_utc())
+
+    def _schedule_expiry(self, actor: _Actor) -> None:
+        """Re-publish the account when its next restriction expires, so that it disappears on time."""
+        at = actor.state.facts.next_expiry()
+        if at is None or not self.running:
+            return
+        self._scheduler.add_job(self._job, DateTrigger(run_date=datetime.fromtimestamp(at, timezone.utc)),
+                                args=[actor.name, "expire_facts"], id=f"expire:{actor.name}", replace_existing=True,
+                                misfire_grace_time=None)
+
+    # -- reloads ----------------------------------------------------------------------------
+
+    async def areconfigure(self, config: Config) -> tuple[list[str], list[str], list[str]]:
         """Apply a reloaded configuration; returns the (kept, added, removed) account names.
 
-        An account whose configuration did not change keeps its runtime, its
-        schedule and its data.  A changed account starts afresh (its old series
-        go, the new ones come with its first poll); a removed one disappears.
+        An account whose configuration did not change keeps its actor, its
+        schedule and its data (and, paused after refused credentials, is polled
+        again at once).  A changed account starts afresh (its old series go,
+        the new ones come with its first poll); a removed one disappears.  A
+        retired actor's calls are cancelled and awaited before its provider is
+        closed; a credential no account uses any more is closed after that.
         """
-        with self._reconfigure_lock:
-            wanted = {a.name: a for a in config.accounts}
-            kept = [n for n, rt in self._runtimes.items() if wanted.get(n) == rt.account]
-            removed = [n for n in self._runtimes if n not in kept]
-            added = [n for n in wanted if n not in kept]
-            retired = [self._runtimes[n] for n in removed]
-            for name in removed:
-                rt = self._runtimes.pop(name)
-                rt.retired = True
-                if self._scheduler.running:
-                    self._remove_jobs(name)
-                if rt.running.acquire(blocking=False):  # not polling: close now, else the poll closes it
-                    try:
-                        rt.pool.shutdown(wait=False)
-                        rt.provider.close()
-                    finally:
-                        rt.running.release()
-            # Buckets still in use keep their state; a credential whose qps changed gets a new one.
-            self._buckets = {rt.account.credential_key: self._buckets[rt.account.credential_key]
-                             for rt in self._runtimes.values()}
-            new = {name: self._make_runtime(wanted[name]) for name in added}
-            for name in added:
-                old = next((rt for rt in retired if rt.account.name == name), None)
-                if old is not None:  # a changed account keeps what only webhooks told about its WABAs
-                    new[name].facts, new[name].told_limits = old.facts, old.told_limits
-            self._runtimes.update(new)
-            self._runtimes = {name: self._runtimes[name] for name in wanted}  # config order
-            self._store.update_many([self._snapshot(rt, None, {}, {}, {}) for rt in new.values()], remove=tuple(removed))
-            if self._scheduler.running:
-                for name, rt in new.items():
-                    self._add_job(name, rt)
-                    self._add_health_job(name, rt)
-                    self._schedule_expiry(rt)
-            return kept, added, removed
+        if self._stopping:
+            raise RuntimeError("shutting down")
+        wanted = {a.name: a for a in config.accounts}
+        kept = [n for n, actor in self._actors.items() if wanted.get(n) == actor.account]
+        removed = [n for n in self._actors if n not in kept]
+        added = [n for n in wanted if n not in kept]
+        retired = [self._actors.pop(name) for name in removed]
+        for actor in retired:
+            self._remove_jobs(actor.name)
+            self._pending.pop(actor.name, None)
+            actor.cancel()
+        for actor in retired:
+            await actor.drain()  # its last publish has landed: removing it from the store is final
+        new = {}
+        for name in added:
+            old = next((a for a in retired if a.name == name), None)
+            # a changed account keeps what only webhooks told about its WABAs
+            new[name] = self._make_actor(wanted[name], old.state.facts if old else None,
+                                         old.state.told_limits if old else None)
+        self._actors.update(new)
+        self._actors = {name: self._actors[name] for name in wanted}  # config order
+        self._store.update_many([actor.snapshot for actor in new.values()], remove=tuple(removed))
+        for actor in new.values():
+            if self._loop is not None:
+                actor.start()
+            if self.running:
+                self._add_jobs(actor)
+        for name in kept:
+            self._actors[name].post("resume")
+        if retired:
+            task = asyncio.get_running_loop().create_task(self._close_retired(retired))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+            await asyncio.shield(task)
+        return kept, added, removed
+
+    async def _close_retired(self, retired: list[_Actor]) -> None:
+        """Close what retired actors used, once nothing runs on it: providers, then unused credentials."""
+        for actor in retired:
+            try:
+                await actor.provider.aclose()
+            except Exception:
+                log.exception("closing a retired provider failed", extra={"account": actor.name})
+            actor.credential.users -= 1
+        in_use = {id(actor.credential) for actor in self._actors.values()}
+        for credential in {id(a.credential): a.credential for a in retired}.values():
+            if credential.users <= 0 and id(credential) not in in_use:
+                await credential.aclose()
+                if self._credentials.get(credential.key) is credential:
+                    del self._credentials[credential.key]
+
+    def reconfigure(self, config: Config) -> tuple[list[str], list[str], list[str]]:
+        """:meth:`areconfigure` from another thread (the reload thread); RuntimeError once shutdown began."""
+        if self._stopping:
+            raise RuntimeError("shutting down")
+        return self._run(lambda: self.areconfigure(config))
+
+    # -- requests (webhooks, tests) ---------------------------------------------------------
 
     def request_refresh(self, name: str, delay: float = 0.0, phones: Iterable[str] | None = None) -> bool:
         """Poll the account once more, ``delay`` seconds from now (a webhook said something changed).
 
-        With ``phones`` (E.164), and a provider that reads numbers one at a time
+        With ``phones`` (E.164), and a provider that declares READ_NUMBER
         (Meta, Kaleyra), only those numbers are read again, without waiting for
-        a running poll (see :meth:`poll_numbers`); a number the exporter has not
-        seen yet, or a provider that cannot read one number, means a poll of the
-        whole account, which waits for a running one (polls never overlap).
-        Debounced: while a refresh of the account is pending, further requests
-        join it (their numbers are added) and the call returns False.  Every
-        call takes its tokens from the account's usual bucket, and nothing is
-        read while the account's polls are paused after refused credentials.
+        a running poll; a number the exporter has not seen yet, or a provider
+        that cannot read one number, means a poll of the whole account, right
+        after a running one (polls never overlap).  Debounced: while a refresh
+        of the account is pending, further requests join it (their numbers are
+        added) and the call returns False.  Every call takes its tokens from
+        the account's usual bucket, and nothing is read while the account's
+        polls are paused after refused credentials.
         """
-        rt = self._runtimes.get(name)
-        if rt is None or rt.retired or self._stopping.is_set() or not self._scheduler.running:
+        return self._sync(self._request_refresh, name, delay, None if phones is None else frozenset(phones))
+
+    def _request_refresh(self, name: str, delay: float, wanted: frozenset[str] | None) -> bool:
+        actor = self._actors.get(name)
+        if actor is None or not self.running:
             return False
-        wanted = None if phones is None else frozenset(phones)
-        with self._refresh_lock:
-            if name in self._pending:
-                old = self._pending[name]
-                self._pending[name] = None if old is None or wanted is None else old | wanted
-                return False
-            self._pending[name] = wanted
-            self._refresh_seq += 1
-            # A job id of its own: the previous refresh may still be waiting for the
-            # account's running poll, and APScheduler skips a job whose previous instance
-            # still runs (max_instances=1), which would leave this one pending for ever.
-            self._scheduler.add_job(
-                self._refresh, DateTrigger(run_date=_now_utc() + timedelta(seconds=max(0.0, delay))),
-                args=[name], id=f"refresh:{name}:{self._refresh_seq}", name=f"refresh {name}",
-                misfire_grace_time=None,
-            )
+        if name in self._pending:
+            old = self._pending[name]
+            self._pending[name] = None if old is None or wanted is None else old | wanted
+            return False
+        self._pending[name] = wanted
+        self._refresh_seq += 1
+        self._scheduler.add_job(
+            self._job, DateTrigger(run_date=_now_utc() + timedelta(seconds=max(0.0, delay))),
+            args=[name, "refresh"], id=f"refresh:{name}:{self._refresh_seq}", name=f"refresh {name}",
+            misfire_grace_time=None)
         log.debug("refresh requested", extra={"account": name, "delay_seconds": delay,
                                               "numbers": "all" if wanted is None else len(wanted)})
         return True
 
-    def _refresh(self, name: str) -> None:
-        with self._refresh_lock:
-            phones = self._pending.pop(name, None)
-        if phones:
-            self.poll_numbers(name, phones)
-        else:
-            self.poll_account(name)
-
-    def poll_numbers(self, name: str, phones: Iterable[str]) -> None:
-        """Read only these numbers of the account again; the rest of its data stays as it is.
-
-        Unlike a poll, this does not wait for a running poll of the account: a
-        poll of a large account takes many seconds, and an event is worth
-        acting on now.  The calls still take their tokens from the account's
-        bucket.  Both publish under the account's publish lock, and a poll
-        that started before a number was re-read keeps the newer reading.
-        """
-        rt = self._runtimes.get(name)
-        if rt is None or rt.retired:
-            return
-        try:
-            self._poll_numbers(rt, sorted(set(phones)))
-        except Exception:  # a bug must not kill the scheduler thread or other accounts
-            log.exception("refresh failed unexpectedly", extra={"account": name})
-
-    def _poll_numbers(self, rt: _AccountRuntime, phones: list[str]) -> None:
-        read_one = getattr(rt.provider, "poll_number", None)
-        prev = self._store.account(rt.account.name)
-        units = {unit.id: unit for unit in rt.account.units}
-        known = [prev.numbers.get(p) for p in phones] if prev is not None and prev.poll is not None else [None]
-        if read_one is None or any(t is None or t.number.space_id not in units for t in known):
-            self.poll_account(rt.account.name)  # a new number, or a provider that reads whole units only
-            return
-        if self._clock() < rt.hold_until:
-            return  # refused credentials: the paused schedule decides
-        fresh: dict[str, model.PhoneNumber] = {}
-        for phone, tracked in zip(phones, known):
-            unit = units[tracked.number.space_id]
-            read_at = self._clock()
-            try:
-                number = read_one(unit, tracked.number, read_at)
-            except ProviderError as err:
-                self._log_failure(rt.account, unit.id, err)  # the next scheduled poll tries again
-                continue
-            if number.phone_number != phone:
-                number = dataclasses.replace(number, phone_number=phone)
-            fresh[phone] = number
-            rt.refreshed_at[phone] = read_at
-            rt.number_last_success[phone] = read_at
-        if not fresh:
-            return
-        with rt.publishing:
-            cur = self._store.account(rt.account.name)
-            if cur is None:
-                return
-            still_there = {phone: number for phone, number in fresh.items() if phone in cur.numbers}
-            numbers = {**cur.numbers, **self._track(cur.numbers, still_there, self._clock())}
-            self._publish(rt, self._snapshot(rt, cur.poll, numbers, dict(cur.wabas), dict(cur.configured), cur.dropped))
-
-    # -- health sweeps (CAMS GetWhatsappHealthStatus) --------------------------
-
-    def _kick_health(self, name: str) -> None:
-        job = self._scheduler.get_job(f"health:{name}") if self._scheduler.running else None
-        if job is not None:
-            job.modify(next_run_time=_now_utc())
-
     def request_health(self, name: str, phones: Iterable[str]) -> bool:
         """Read the health of these numbers now, before the sweep reaches them (a poll saw them change)."""
-        rt = self._runtimes.get(name)
-        if rt is None or rt.retired or self._stopping.is_set() or not self._scheduler.running:
+        return self._sync(self._request_health, name, tuple(phones))
+
+    def _request_health(self, name: str, phones: tuple[str, ...]) -> bool:
+        actor = self._actors.get(name)
+        if actor is None or not self.running or Capability.HEALTH_SWEEP not in actor.provider.capabilities:
             return False
-        with self._refresh_lock:
-            self._refresh_seq += 1
-            seq = self._refresh_seq
-        self._scheduler.add_job(self._read_health_job, DateTrigger(run_date=_now_utc()), args=[name, sorted(set(phones))],
-                                id=f"health:{name}:{seq}", name=f"health read {name}", misfire_grace_time=None)
+        actor.post("health_read", phones)
         return True
-
-    def _read_health_job(self, name: str, phones: list[str]) -> None:
-        rt = self._runtimes.get(name)
-        if rt is None or rt.retired:
-            return
-        try:
-            self._read_health(rt, phones, include_wabas=False)
-        except Exception:  # a bug must not kill the scheduler thread or other accounts
-            log.exception("health read failed unexpectedly", extra={"account": name})
-
-    def sweep_health(self, name: str) -> None:
-        """Read the health of every number of the account (and of its WABAs), within the action's budget.
-
-        Numbers whose health was never read go first, then the longest unread.
-        Results are published as they come (at most once a second), so a
-        BLOCKED number shows up without waiting for the end of a long sweep.
-        """
-        rt = self._runtimes.get(name)
-        if rt is None or rt.retired or not getattr(rt.provider, "health_sweeps", False):
-            return
-        try:
-            snap = self._store.account(name)
-            if snap is None or snap.poll is None:
-                return  # not polled yet: the first poll starts the first sweep
-            phones = sorted(snap.numbers, key=lambda p: (rt.health_read_at.get(p, float("-inf")), p))
-            self._warn_if_slow(rt, len(phones) + len(snap.wabas))
-            started = time.monotonic()
-            if self._read_health(rt, phones, include_wabas=True):
-                rt.provider.sweep_duration = time.monotonic() - started
-                self._republish(rt)
-        except Exception:  # a bug must not kill the scheduler thread or other accounts
-            log.exception("health sweep failed unexpectedly", extra={"account": name})
-
-    def _warn_if_slow(self, rt: _AccountRuntime, calls: int) -> None:
-        """Say once when the action's budget makes a sweep longer than health_poll_interval."""
-        account = rt.account
-        qps = min(account.action_qps.get(HEALTH_ACTION, account.qps), account.qps)
-        needed = calls / qps
-        slow = needed > account.health_poll_interval
-        if slow and not rt.slow_sweep_warned:
-            log.warning("health sweeps take longer than health_poll_interval: each number's health is read less often",
-                        extra={"account": account.name, "calls": calls, "action_qps": qps,
-                               "sweep_seconds_at_least": round(needed), "health_poll_interval_seconds":
-                               account.health_poll_interval, "hint": "see whatsapp_exporter_health_sweep_duration_seconds"})
-        rt.slow_sweep_warned = slow
-
-    def _read_health(self, rt: _AccountRuntime, phones: list[str], *, include_wabas: bool) -> bool:
-        """Read and publish health; True when every read was made (a complete sweep)."""
-        account = rt.account
-        units = {unit.id: unit for unit in account.units}
-        complete = True
-        if include_wabas:
-            for unit in account.units:
-                if self._stopping.is_set() or rt.retired or self._clock() < rt.hold_until:
-                    return False
-                try:
-                    rt.provider.read_waba_health(unit, self._clock())
-                except ProviderError as err:
-                    complete = False
-                    self._log_failure(account, unit.id, err)
-        readings: dict[str, model.Health] = {}
-        last_publish = time.monotonic()
-        for phone in phones:
-            if self._stopping.is_set() or rt.retired or self._clock() < rt.hold_until:
-                return False
-            snap = self._store.account(account.name)
-            tracked = snap.numbers.get(phone) if snap is not None else None
-            unit = units.get(tracked.number.space_id) if tracked is not None else None
-            if unit is None:
-                continue  # left the account meanwhile
-            try:
-                readings[phone] = rt.provider.read_health(unit, phone, self._clock())
-                rt.health_read_at[phone] = self._clock()
-            except ProviderError as err:
-                complete = False
-                self._log_failure(account, unit.id, err)
-                if err.reason in ("auth", "permission", "throttled"):
-                    break  # the credential or its budget is failing: the next sweep tries again
-            if readings and time.monotonic() - last_publish >= HEALTH_PUBLISH_INTERVAL:
-                self._publish_health(rt, readings)
-                readings, last_publish = {}, time.monotonic()
-        self._publish_health(rt, readings)
-        return complete
-
-    def _publish_health(self, rt: _AccountRuntime, readings: Mapping[str, model.Health]) -> None:
-        with rt.publishing:
-            cur = self._store.account(rt.account.name)
-            if cur is None:
-                return
-            fresh = merge.with_health(cur.numbers, readings)
-            numbers = {**cur.numbers, **self._track(cur.numbers, fresh, self._clock())} if fresh else dict(cur.numbers)
-            snapshot = self._snapshot(rt, cur.poll, numbers, dict(cur.wabas), dict(cur.configured), cur.dropped)
-            if fresh or snapshot.node_entities != cur.node_entities:
-                self._publish(rt, snapshot)
-
-    def _republish(self, rt: _AccountRuntime) -> None:
-        """Publish the account again as it is (its facts or sweep figures changed)."""
-        with rt.publishing:
-            cur = self._store.account(rt.account.name)
-            if cur is not None:
-                self._publish(rt, self._snapshot(rt, cur.poll, dict(cur.numbers), dict(cur.wabas),
-                                                 dict(cur.configured), cur.dropped))
-
-    # -- what webhooks tell --------------------------------------------------
 
     def apply_waba_update(self, name: str, update: wabafacts.WabaUpdate) -> bool:
         """Merge a restriction, ban or violation of one of the account's WABAs; kept in the state file."""
-        rt = self._runtimes.get(name)
-        if rt is None or rt.retired:
-            return False
-        with rt.publishing:
-            rt.facts = wabafacts.apply(rt.facts, update, self._clock())
-            self._state_file.save(name, rt.facts)
-        self._republish(rt)
-        self._schedule_expiry(rt)
-        return True
+        return self._sync(self._tell, name, "waba_update", update, ack=name)
 
     def apply_business_limit(self, name: str, waba_id: str, tier: str) -> bool:
         """A webhook told the limit of the portfolio that owns ``waba_id``; False when that business is unknown."""
-        rt = self._runtimes.get(name)
-        snap = self._store.account(name)
-        if rt is None or rt.retired or snap is None:
+        return self._sync(self._business_limit, name, waba_id, tier, ack=name)
+
+    def _business_limit(self, name: str, waba_id: str, tier: str) -> bool:
+        actor = self._actors.get(name)
+        if actor is None:
             return False
-        business = next((t.number.business_id for t in snap.numbers.values()
+        business = next((t.number.business_id for t in actor.snapshot.numbers.values()
                          if t.number.waba_id == waba_id and t.number.business_id), "")
         if not business or tier == model.UNKNOWN:
             return False
-        with rt.publishing:
-            rt.told_limits[business] = model.BusinessLimit(business, tier, self._clock(), "webhook")
-        self._republish(rt)
+        return self._tell(name, "business_limit", business, tier)
+
+    def _tell(self, name: str, kind: str, *args: Any) -> bool:
+        actor = self._actors.get(name)
+        if actor is None or actor.inbox is None or self._stopping:
+            return False
+        actor.post(kind, *args)
         return True
 
-    def _schedule_expiry(self, rt: _AccountRuntime) -> None:
-        """Re-publish the account when its next restriction expires, so that it disappears on time."""
-        at = rt.facts.next_expiry()
-        if at is None or not self._scheduler.running:
+    async def apoll(self, name: str) -> None:
+        """Poll the account now (after a running poll) and return once the result is published."""
+        await self._ask(name, "poll", False)
+
+    async def asweep(self, name: str) -> None:
+        """Sweep the account's health now and return once it is published."""
+        await self._ask(name, "sweep")
+
+    async def apoll_numbers(self, name: str, phones: Iterable[str]) -> None:
+        """Read these numbers again (see :meth:`request_refresh`) and return once published."""
+        await self._ask(name, "refresh", frozenset(phones))
+
+    async def _ask(self, name: str, kind: str, *args: Any) -> None:
+        actor = self._actors.get(name)
+        if actor is None or self._stopping:
             return
-        from datetime import datetime, timezone
-
-        self._scheduler.add_job(self._expire_facts, DateTrigger(run_date=datetime.fromtimestamp(at, timezone.utc)),
-                                args=[rt.account.name], id=f"expire:{rt.account.name}", replace_existing=True,
-                                misfire_grace_time=None)
-
-    def _expire_facts(self, name: str) -> None:
-        rt = self._runtimes.get(name)
-        if rt is None or rt.retired:
-            return
-        with rt.publishing:
-            active = rt.facts.active(self._clock())
-            if active is not rt.facts:
-                rt.facts = active
-                self._state_file.save(name, active)
-        self._republish(rt)
-        self._schedule_expiry(rt)
-
-    # -- one poll ------------------------------------------------------------
+        if self._loop is None:  # first use, on the caller's running loop
+            await self._start_actors()
+        if actor.task is None:
+            actor.start()
+        waiter = asyncio.get_running_loop().create_future()
+        actor.waiters.add(waiter)
+        waiter.add_done_callback(actor.waiters.discard)
+        actor.post(kind, *args, waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if not actor.retired:
+                raise  # our own caller was cancelled
+            # the account was retired or the poller shut down: the request is void
 
     def poll_account(self, name: str) -> None:
-        rt = self._runtimes.get(name)
-        if rt is None or rt.retired:
-            return
-        with rt.running:
-            try:
-                self._poll_once(rt)
-            finally:
-                if rt.retired:
-                    rt.pool.shutdown(wait=False)
-                    rt.provider.close()
+        """:meth:`apoll` from another thread (tests, benchmarks)."""
+        self._run(lambda: self.apoll(name))
 
-    def _poll_once(self, rt: _AccountRuntime) -> None:
-        """One poll of the whole account; the caller holds ``rt.running``."""
-        name = rt.account.name
-        try:
-            if self._clock() < rt.hold_until:
-                self._expire(rt)
-                return
-            failures, any_unit_ok = self._poll(rt)
-            self._after_poll(rt, failures, any_unit_ok)
-        except Exception:  # a bug must not kill the scheduler thread or other accounts
-            log.exception("poll failed unexpectedly", extra={"account": name})
-            with rt.publishing:
-                prev = self._store.account(name)
-                now = self._clock()
-                result = PollResult(False, now, 0.0, rt.last_success_at,
-                                    dict(prev.poll.space_success) if prev and prev.poll else {}, "internal error")
-                self._publish(rt, self._snapshot(rt, result, dict(prev.numbers) if prev else {},
-                                                 dict(prev.wabas) if prev else {}, dict(prev.configured) if prev else {}))
+    def sweep_health(self, name: str) -> None:
+        self._run(lambda: self.asweep(name))
 
-    def _publish(self, rt: _AccountRuntime, snapshot: AccountSnapshot) -> None:
-        if not rt.retired:
-            self._store.update(snapshot)
+    def poll_numbers(self, name: str, phones: Iterable[str]) -> None:
+        self._run(lambda: self.apoll_numbers(name, phones))
 
-    def _after_poll(self, rt: _AccountRuntime, failures: list[ProviderError], any_unit_ok: bool) -> None:
-        """Credentials that are refused do not heal by retrying: back off much longer.
+    def paused_until(self, name: str) -> float:
+        """When the account's polls resume after refused credentials (0: not paused; in the clock's time)."""
+        actor = self._actors.get(name)
+        return actor.state.hold_until if actor is not None else 0.0
 
-        ``any_unit_ok``: some unit answered, so the credential itself is accepted
-        and only part of what it asked for was refused; no pause then.
-        """
-        refused = [f for f in failures if f.reason in ("auth", "permission")]
-        if not refused or any_unit_ok:
-            rt.rejections = 0
-            return
-        rt.rejections += 1
-        if rt.rejections < REFUSALS_BEFORE_PAUSE:
-            return  # one refusal can be a gateway's hiccup: the next poll comes at the usual time
-        account = rt.account
-        base = max(5 * account.poll_interval, 300.0)
-        hold = min(3600.0, base * 2 ** (rt.rejections - REFUSALS_BEFORE_PAUSE))
-        rt.hold_until = self._clock() + hold
-        err = refused[-1]
-        log.error(
-            "credential refused: polls of this account are paused",
-            extra={"account": account.name, "provider": account.provider, "reason": err.reason, "code": err.code,
-                   "paused_seconds": round(hold), "hint": HINTS[err.reason] + "; then reload the configuration "
-                   "(SIGHUP or POST /-/reload) to retry at once"},
-        )
+    # -- snapshots and logs -------------------------------------------------------------------
 
-    def _expire(self, rt: _AccountRuntime) -> None:
-        """While polls are paused, still drop numbers older than max_staleness."""
-        with rt.publishing:
-            prev = self._store.account(rt.account.name)
-            if prev is None:
-                return
-            now = self._clock()
-            keep = {p: t for p, t in prev.numbers.items()
-                    if now - rt.number_last_success.get(p, now) <= rt.account.max_staleness}
-            if len(keep) != len(prev.numbers):
-                self._publish(rt, dataclasses.replace(prev, numbers=keep))
-
-    def _poll(self, rt: _AccountRuntime) -> tuple[list[ProviderError], bool]:
-        account = rt.account
-        started = time.monotonic()
-        now = self._clock()
-        prev = self._store.account(account.name)
-        prev_numbers = prev.numbers if prev else {}
-        wabas = dict(prev.wabas) if prev else {}
-        configured: dict[str, tuple[str, bool]] = {}
-        found: dict[str, model.PhoneNumber] = {}
-        space_ok: dict[str, bool] = {}
-        failures: list[ProviderError] = []
-
-        def keep_last_good(phone: str) -> None:
-            """Serve a number's last good data while it is younger than max_staleness."""
-            old = prev_numbers.get(phone)
-            if old is not None and phone not in found and now - rt.number_last_success.get(phone, now) <= account.max_staleness:
-                found[phone] = old.number
-
-        def poll_unit(unit):
-            try:
-                return rt.provider.poll_unit(unit, now)
-            except ProviderError as err:
-                return err
-
-        if len(account.units) == 1 or account.concurrency == 1:
-            outcomes = [poll_unit(unit) for unit in account.units]
-        else:
-            outcomes = list(rt.pool.map(poll_unit, account.units))
-
-        for unit, result in zip(account.units, outcomes):
-            sid = unit.id
-            if isinstance(result, ProviderError):
-                err = result
-                failures.append(err)
-                self._log_failure(account, sid, err)
-                space_ok[sid] = False
-                for phone, tracked in prev_numbers.items():
-                    if tracked.number.space_id == sid:
-                        keep_last_good(phone)
-                if now - rt.space_last_success.get(sid, now) > account.max_staleness:
-                    wabas.pop(sid, None)
-                continue
-            twice = []
-            for number in result.numbers:
-                if number.phone_number in found:
-                    twice.append(number.phone_number)
-                    continue
-                found[number.phone_number] = number
-                rt.number_last_success[number.phone_number] = now
-            if twice:  # once per unit and poll, not once per number
-                log.warning("numbers listed twice; keeping the first of each",
-                            extra={"account": account.name, "space_id": sid, "count": len(twice),
-                                   "phone_numbers": ",".join(twice[:5]) + (",..." if len(twice) > 5 else "")})
-            for phone in result.stale:
-                keep_last_good(phone)
-            if result.waba is not UNCHANGED:
-                if result.waba is None:
-                    wabas.pop(sid, None)
-                else:
-                    wabas[sid] = result.waba
-            for err in result.errors:
-                failures.append(err)
-                self._log_failure(account, sid, err)
-            for phone, ok in result.configured.items():
-                configured[phone] = (sid, ok)
-            space_ok[sid] = not result.errors and not result.stale
-            if space_ok[sid]:
-                rt.space_last_success[sid] = now
-
-        dropped = 0
-        if account.max_numbers and len(found) > account.max_numbers:
-            keep = sorted(found)[: account.max_numbers]
-            dropped = len(found) - len(keep)
-            found = {phone: found[phone] for phone in keep}
-            log.warning("max_numbers reached: numbers left out of the metrics", extra={
-                "account": account.name, "max_numbers": account.max_numbers, "dropped": dropped,
-                "hint": "raise max_numbers, or split the account's spaces over several accounts or exporters"})
-        for phone in list(rt.number_last_success):
-            if phone not in found:
-                del rt.number_last_success[phone]
-        with rt.publishing:
-            # A number re-read by a webhook refresh after this poll started is newer than this poll's reading.
-            current = self._store.account(account.name)
-            base = current.numbers if current is not None else prev_numbers
-            for phone, read_at in list(rt.refreshed_at.items()):
-                if read_at < now:
-                    del rt.refreshed_at[phone]
-                elif phone in found and phone in base:
-                    found[phone] = base[phone].number
-            # Likewise a health read published after this poll's units were read: keep it, not the older one.
-            if rt.health_read_at:
-                found.update(merge.newer_health(base, found, rt.health_read_at, now))
-            changed = merge.changed_numbers(base, found) if prev is not None and prev.poll is not None else []
-            numbers = self._track(base, found, self._clock())
-            rt.tiers_read_at = now
-            rt.told_limits = {b: limit for b, limit in rt.told_limits.items() if limit.observed_at > now}
-            finished = self._clock()
-            success = not failures
-            if success:
-                rt.last_success_at = finished
-            error = "" if success else str(failures[-1])[:200]
-            result = PollResult(success, finished, time.monotonic() - started, rt.last_success_at, space_ok, error)
-            log.debug("poll finished", extra={"account": account.name, "success": success, "numbers": len(numbers),
-                                             "duration_seconds": round(result.duration, 3)})
-            self._publish(rt, self._snapshot(rt, result, numbers, wabas, configured, dropped))
-        if getattr(rt.provider, "health_sweeps", False):
-            if prev is None or prev.poll is None:
-                self._kick_health(account.name)  # the first sweep needs the numbers: it starts now
-            elif changed:
-                self.request_health(account.name, changed)
-        # A unit that answered at all proves the credential works, even if one of its
-        # calls (a number's details, the WABA lookup) was refused: that must not pause the account.
-        return failures, any(not isinstance(outcome, ProviderError) for outcome in outcomes)
-
-    @staticmethod
-    def _track(prev: Mapping[str, model.TrackedNumber], found: dict[str, model.PhoneNumber], now: float) -> dict[str, model.TrackedNumber]:
-        tracked = {}
-        for phone, number in found.items():
-            old = prev.get(phone)
-            if old is None:
-                tracked[phone] = model.TrackedNumber(number, model.ChangeTimes.first_seen(now))
-            elif old.number == number:
-                tracked[phone] = old  # same object: the store reuses its rendered chunks
-            else:
-                tracked[phone] = model.TrackedNumber(number, old.changes.advanced(old.number, number, now))
-        return tracked
-
-    def _snapshot(self, rt: _AccountRuntime, result: PollResult | None, numbers: dict, wabas: dict,
+    def _snapshot(self, actor: _Actor, result: PollResult | None, numbers: dict, wabas: dict,
                   configured: dict, dropped: int = 0) -> AccountSnapshot:
-        requests, errors = rt.stats.copy()
-        usage_of = getattr(rt.provider, "usage", None)
-        usage, regain = usage_of() if usage_of is not None else ({}, {})
-        node_entities = getattr(rt.provider, "node_entities", None)
+        requests, errors = actor.stats.copy()
+        provider, account, state = actor.provider, actor.account, actor.state
         now = self._clock()
-        account = rt.account
+        caps = provider.capabilities
+        usage, regain = provider.usage() if Capability.USAGE in caps else ({}, {})
+        sweeps = Capability.HEALTH_SWEEP in caps
         return AccountSnapshot(
             name=account.name,
             provider=account.provider,
             poll_interval=account.poll_interval,
             qps=account.qps,
             static_labels=dict(account.labels),
-            actions=tuple(rt.provider.actions),
+            actions=tuple(provider.actions),
             numbers=numbers,
             wabas=wabas,
             poll=result,
@@ -731,16 +1028,17 @@ class Poller:
             dropped=dropped,
             usage=usage,
             regain=regain,
-            businesses=merge.business_limits((t.number for t in numbers.values()), rt.told_limits, rt.tiers_read_at),
-            waba_facts=rt.facts.active(now),
-            health_sweep_duration=getattr(rt.provider, "sweep_duration", None),
-            node_entities=node_entities(now) if node_entities is not None else (),
+            businesses=merge.business_limits((t.number for t in numbers.values()), state.told_limits,
+                                             state.tiers_read_at),
+            waba_facts=state.facts.active(now),
+            health_sweep_duration=provider.sweep_duration if sweeps else None,
+            node_entities=provider.node_entities(now) if sweeps else (),
         )
 
     def _log_failure(self, account: Account, space_id: str, err: ProviderError) -> None:
         extra = {"account": account.name, "provider": account.provider, "action": err.action, "space_id": space_id,
                  "reason": err.reason, "code": err.code, "error": err.message[:200]}
-        if self._stopping.is_set():  # calls cut short by the shutdown are no provider's fault
+        if self._stopping:  # calls cut short by the shutdown are no provider's fault
             log.debug("provider call abandoned: shutting down", extra=extra)
             return
         hint = HINTS.get(err.reason)
@@ -750,12 +1048,5 @@ class Poller:
         log.log(level, "provider call failed", extra=extra)
 
 
-def _binding(account: Account) -> dict[str, float]:
-    """The per-action limits a bucket for this account keeps (those tighter than its qps)."""
-    return TokenBucket(account.qps, action_qps=account.action_qps).action_qps
-
-
-def _now_utc():
-    from datetime import datetime, timezone
-
+def _now_utc() -> datetime:
     return datetime.now(timezone.utc)

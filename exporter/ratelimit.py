@@ -25,16 +25,30 @@ their own wait only for the credential.
 A throttling answer from the provider puts the whole credential on hold
 (:meth:`hold`) for a backoff period: every caller then waits, not just the one
 that was refused.
+
+The bucket is an asyncio primitive: :meth:`TokenBucket.acquire` is a
+coroutine, callers queue on :class:`asyncio.Lock` objects, which serve their
+waiters first come, first served, so the units of one credential share its
+budget fairly; a waiter that is cancelled (a shutdown, a reload) leaves the
+queue at once and takes no token.  A call of an action with a limit of its own
+first queues for its action (holding its place there, so no other call of the
+action can slip in), then for the credential; both next-call times advance at
+the instant it is granted.  After :meth:`close` (its credential was retired)
+every acquire raises :class:`BucketClosed`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-import threading
 import time
-from typing import Callable, Mapping
+from typing import Awaitable, Callable, Mapping
 
 SAFETY_MARGIN = 0.025  # seconds added to every window
+
+
+class BucketClosed(RuntimeError):
+    """The credential's bucket was closed (the credential left the configuration)."""
 
 
 def spacing(qps: float, margin: float = SAFETY_MARGIN) -> float:
@@ -52,7 +66,7 @@ class TokenBucket:
         *,
         action_qps: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         margin: float = SAFETY_MARGIN,
     ):
         self.qps = qps
@@ -61,66 +75,58 @@ class TokenBucket:
         self.action_qps = {a: q for a, q in (action_qps or {}).items() if spacing(q, margin) > self.interval}
         self._action_interval = {a: spacing(q, margin) for a, q in self.action_qps.items()}
         self._action_next = dict.fromkeys(self.action_qps, float("-inf"))
+        self._action_lock = {a: asyncio.Lock() for a in self.action_qps}
+        self._lock = asyncio.Lock()
         self._clock = clock
-        self._cond = threading.Condition()
-        self._sleep = sleep
+        self._sleep = sleep or asyncio.sleep  # test clocks pass a coroutine that advances them
         self._next = float("-inf")  # earliest time of the next call
+        self.closed = False
         self.waited_seconds = 0.0  # total time callers spent waiting for a token
         self.acquired = 0
 
-    def _wait(self, seconds: float) -> None:
-        if self._sleep is not None:
-            # Test clocks: sleeping advances the fake clock; release the lock meanwhile.
-            self._cond.release()
-            try:
-                self._sleep(seconds)
-            finally:
-                self._cond.acquire()
-        else:
-            self._cond.wait(seconds)
-
     def delay(self) -> float:
         """Seconds until a token is available (0 if one is free now)."""
-        with self._cond:
-            return max(0.0, self._next - self._clock())
+        return max(0.0, self._next - self._clock())
 
-    def acquire(self, timeout: float | None = None, cancelled: Callable[[], bool] | None = None,
-                action: str = "") -> bool:
-        """Block until a token is taken (for ``action``: within its own limit too).
+    async def _until(self, deadline: Callable[[], float]) -> None:
+        """Sleep until ``deadline()`` (re-read after every sleep: a hold may push it)."""
+        while True:
+            if self.closed:
+                raise BucketClosed("the credential's budget was closed")
+            wait = deadline() - self._clock()
+            if wait <= 0:
+                return
+            await self._sleep(wait)
 
-        Returns False on timeout or cancellation.
+    async def acquire(self, action: str = "") -> None:
+        """Wait for a token (for ``action``: within its own limit too).
+
+        Cancellation (``task.cancel()``) leaves the queue without taking a
+        token; raises :class:`BucketClosed` once the bucket is closed.
         """
-        limited = action in self._action_next
-        with self._cond:
-            start = self._clock()
-            while True:
-                now = self._clock()
-                wait = self._next - now
-                if limited:
-                    wait = max(wait, self._action_next[action] - now)
-                if wait <= 0:
+        if self.closed:
+            raise BucketClosed("the credential's budget was closed")
+        start = self._clock()
+        action_lock = self._action_lock.get(action)
+        if action_lock is None:
+            async with self._lock:
+                await self._until(lambda: self._next)
+                self._next = self._clock() + self.interval
+        else:
+            async with action_lock:  # our place among this action's calls
+                await self._until(lambda: self._action_next[action])
+                async with self._lock:
+                    await self._until(lambda: max(self._next, self._action_next[action]))
+                    now = self._clock()
                     self._next = now + self.interval
-                    if limited:
-                        self._action_next[action] = now + self._action_interval[action]
-                    self.acquired += 1
-                    self.waited_seconds += now - start
-                    return True
-                if cancelled is not None and cancelled():
-                    return False
-                if timeout is not None:
-                    remaining = start + timeout - now
-                    if remaining <= 0:
-                        return False
-                    wait = min(wait, remaining)
-                # Wake at least every 0.5 s to notice cancellation.
-                self._wait(min(wait, 0.5))
+                    self._action_next[action] = now + self._action_interval[action]
+        self.acquired += 1
+        self.waited_seconds += self._clock() - start
 
     def hold(self, seconds: float) -> None:
-        """Pause the credential for ``seconds`` (after a throttling answer)."""
-        with self._cond:
-            self._next = max(self._next, self._clock() + seconds)
-            self._cond.notify_all()
+        """Pause the credential for ``seconds`` (after a throttling answer); waiters see it on waking."""
+        self._next = max(self._next, self._clock() + seconds)
 
-    def cancel_waiters(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+    def close(self) -> None:
+        """Refuse every further acquire (waiters fail on waking; their tasks are normally cancelled first)."""
+        self.closed = True

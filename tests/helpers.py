@@ -301,3 +301,26 @@ def standalone_emulator(*args: str, banner: str = "listening on http://127.0.0.1
             proc.kill()
             run.log = proc.communicate()[1]
     assert proc.returncode == 0, run.log
+
+
+class OnLoop:
+    """Calls an async provider (or client) from a synchronous test: each coroutine method runs to completion on
+    ``loop``, one loop for the object's whole life (its HTTP client and budget belong to it); ``client`` is
+    wrapped too.  Attributes are passed through."""
+
+    def __init__(self, obj, loop):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_loop", loop)
+
+    def __getattr__(self, name):
+        import inspect
+
+        value = getattr(self._obj, name)
+        if inspect.iscoroutinefunction(value):
+            return lambda *args, **kwargs: self._loop.run_until_complete(value(*args, **kwargs))
+        if name == "client":
+            return OnLoop(value, self._loop)
+        return value
+
+    def __setattr__(self, name, value):
+        setattr(self._obj, name, value)

@@ -16,7 +16,9 @@ everything that does not depend on a provider's wire format:
 * per-second request counting against limits (:meth:`ProviderEmulator._admit`);
 * fault selection and injection (``inject()``, ``clear_faults()``, ``count`` /
   ``from`` / ``until`` / ``probability`` / selectors), including ``delay``,
-  ``malformed``, ``html``, ``reset``, ``truncate``, ``oversize`` and ``refuse``;
+  ``malformed``, ``html``, ``reset``, ``truncate``, ``oversize``, ``refuse`` and
+  ``hang`` (never answers: the request is held until the emulator stops, then
+  reset and recorded with its arrival time; ``hanging()`` counts those held);
   ``error`` faults are turned into the provider's own error answer, and the data
   faults (``unknown_enum``, ``null_fields``, ``duplicate_numbers``) are applied by
   each provider to its successful answers through :meth:`ProviderEmulator._corrupt_answer`;

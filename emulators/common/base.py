@@ -125,6 +125,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._waba_overrides: dict[str, dict[str, Any]] = {}
         self._offset = 0.0
         self._t0: float | None = None
+        self._hanging = 0  # requests held by a ``hang`` fault right now
         self._stop_event = threading.Event()
         self._server: asyncio.Server | None = None
         self._runner: web.ServerRunner | None = None

@@ -27,6 +27,7 @@ class _FaultsMixin:
     _lock: threading.RLock
     _rng: random.Random
     _stop_event: threading.Event
+    _hanging: int
     _scenario_faults: list[ActiveFault]
     _injected: list[ActiveFault]
     _qps_counts: dict[tuple[Hashable, int], int]
@@ -137,6 +138,17 @@ class _FaultsMixin:
             return self._html_reply(ctx)
         if chosen.kind == "reset":
             return Reply(0, reset=True, code="fault:reset")
+        if chosen.kind == "hang":
+            # Never answers: held until the emulator stops, then the connection is reset.  The request is
+            # recorded then, with its arrival time; ``hanging()`` counts the ones held meanwhile.
+            with self._lock:
+                self._hanging += 1
+            try:
+                self._stop_event.wait()
+            finally:
+                with self._lock:
+                    self._hanging -= 1
+            return Reply(0, reset=True, code="fault:hang")
         return None  # answered normally, then altered (see the docstring)
 
     def _refuse_now(self, method: str = "", path: str = "") -> bool:

@@ -16,8 +16,14 @@ class _RequestLogMixin:
     write_actions: frozenset[str]
     _lock: threading.RLock
     _records: deque[RequestRecord]
+    _hanging: int
 
     # -- statistics --------------------------------------------------------
+
+    def hanging(self) -> int:
+        """How many requests a ``hang`` fault holds right now (they get no answer while the emulator runs)."""
+        with self._lock:
+            return self._hanging
 
     @property
     def requests(self) -> list[RequestRecord]:

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 
@@ -99,7 +100,7 @@ class _Connection(RequestHandler):
         emulator._logger.debug("%s emulator: unparsable request: %s", emulator.provider_name, exc)
         if status == 400:
             reply = emulator._body_error_reply("", "", emulator._clock(), BodyError(400, "Malformed HTTP request."))
-            resp = _response(reply, emulator.server_software)
+            resp = _response(reply, emulator.server_software, emulator._clock())
         else:
             resp = web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}\n")
         resp.force_close()
@@ -112,11 +113,17 @@ class _Connection(RequestHandler):
 MAX_REQUEST_LINE = 65536 + 64  # long query strings (a CAMS GET carries every parameter) are legitimate
 
 
-def _response(reply: Reply, server_software: str) -> web.Response:
+def _response(reply: Reply, server_software: str, now: float) -> web.Response:
+    # The Date header comes from the emulator's clock (``now``), as a real server's from its own.
     resp = web.Response(
         status=reply.status,
         body=reply.body,
-        headers={"Content-Type": reply.content_type, "Server": server_software, **reply.headers},
+        headers={
+            "Content-Type": reply.content_type,
+            "Server": server_software,
+            "Date": formatdate(now, usegmt=True),
+            **reply.headers,
+        },
     )
     return resp
 
@@ -252,7 +259,9 @@ class _ServerMixin:
         try:
             body = await _read_body(request)
         except BodyError as exc:
-            resp = _response(self._body_error_reply(request.method, target, arrival, exc), self.server_software)
+            resp = _response(
+                self._body_error_reply(request.method, target, arrival, exc), self.server_software, self._clock()
+            )
             resp.force_close()
             return resp
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
@@ -264,7 +273,13 @@ class _ServerMixin:
         if reply.reset:
             _reset(request.transport)
             return web.Response(status=500)  # never sent: the connection is gone
-        headers = {"Content-Type": reply.content_type, "Server": self.server_software, **reply.headers}
+        # The Date header comes from the emulator's clock, as a real server's from its own.
+        headers = {
+            "Content-Type": reply.content_type,
+            "Server": self.server_software,
+            "Date": formatdate(self._clock(), usegmt=True),
+            **reply.headers,
+        }
         resp = web.StreamResponse(status=reply.status, headers=headers)
         resp.content_length = len(reply.body) + sum(len(part) for part in reply.tail)
         if reply.truncate:

@@ -19,6 +19,7 @@ FAULT_KINDS = (
     "unknown_enum",
     "null_fields",
     "duplicate_numbers",
+    "hang",
 )
 
 

@@ -88,6 +88,7 @@ class Account:
     max_numbers: int = 0  # 0: no cap
     graph_api_version: str = ""  # Meta only: the Graph API version in every path
     concurrency: int = 1  # units polled at once (the QPS budget still applies)
+    retries: int = 3  # retries of a call after a transient failure
     #: CAMS: seconds between two sweeps of GetWhatsappHealthStatus over the account's numbers (0: off)
     health_poll_interval: float = 0.0
     #: calls per second per action inside the credential's qps: the provider's documented

@@ -174,6 +174,7 @@ class AccountBase(Tunables):
             "graph_api_version": DEFAULT_GRAPH_API_VERSION,
             "max_numbers": 0,
             "qps": spec.default_qps,
+            "retries": 3,
         }
         errors += interval_rules(interval, lambda key: pick(key, defaults[key]))
         value: dict[str, Any] = {key: pick(key, default)[0] for key, default in defaults.items()}

@@ -66,6 +66,10 @@ class Tunables(Section):
     concurrency: Annotated[float | None, whole_number(1, 64, "1")] = Field(
         None, description="Units polled at once (default: qps rounded up, at most 16)."
     )
+    retries: Annotated[float | None, whole_number(0, 10, "0")] = Field(
+        None,
+        description="Retries of a call after a transient failure (timeout, 5xx, throttling), 0 to 10 (default 3).",
+    )
     labels: Annotated[dict[str, str] | None, label_map(RESERVED_LABEL_NAMES)] = Field(
         None, description="Static labels added to every series."
     )

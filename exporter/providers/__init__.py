@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Awaitable, Callable
+
+import httpx
 
 from exporter.config import Account
 from exporter.providers.base import Provider
@@ -14,10 +16,13 @@ def make_provider(
     account: Account,
     bucket: TokenBucket,
     on_request: RequestObserver,
-    cancelled: Callable[[], bool],
+    http: httpx.AsyncClient | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> Provider:
-    """Build the provider object that polls ``account``, sharing the credential's ``bucket``."""
-    common = dict(bucket=bucket, timeout=account.timeout, on_request=on_request, cancelled=cancelled)
+    """Build the provider object that polls ``account``, sharing the credential's ``bucket`` and pooled ``http``
+    client (None: the provider's client makes, and closes, its own)."""
+    common = dict(bucket=bucket, timeout=account.timeout, max_retries=account.retries, on_request=on_request,
+                  http=http, sleep=sleep)
     creds = account.credentials
     if account.provider == "alibaba_cams":
         from exporter.providers.cams.client import CamsClient

@@ -1,31 +1,67 @@
-"""What every provider client shares: one budgeted, bounded-retry HTTP caller.
+"""What every provider client shares: one budgeted, bounded-retry async HTTP caller.
 
 A provider client subclasses :class:`BudgetedClient` and supplies one
-``attempt`` per logical call (sign, send, check the envelope); this class takes
-a token from the credential's bucket before every attempt, retries transient
-failures with jittered exponential backoff, and reports every attempt to the
-request counters.
+``attempt`` coroutine per logical call (sign, send, check the envelope); this
+class takes a token from the credential's bucket before every attempt, retries
+transient failures with jittered exponential backoff, and reports every
+attempt to the request counters.
+
+The HTTP client is an :class:`httpx.AsyncClient` with connection pooling, one
+per credential (:func:`new_http_client`), shared by every account that signs
+with it; each request carries the account's own timeout.  A cancelled task
+(shutdown, reload) stops at its next ``await``: while waiting for a token no
+request is sent, and an exchange in flight is abandoned.  Large answers are
+decoded off the event loop (:func:`load_json`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import random
-import time
-from typing import Callable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 import httpx
 
 from exporter import __version__
 from exporter.providers.errors import ProviderError
-from exporter.ratelimit import TokenBucket
+from exporter.ratelimit import BucketClosed, TokenBucket
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: answers larger than this are decoded in a worker thread, not on the event loop
+OFFLOAD_BYTES = 256 * 1024
+#: connections kept per credential (the bucket paces them anyway)
+MAX_CONNECTIONS = 20
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # on_request(action, error_reason_or_None) is called once per HTTP attempt.
 RequestObserver = Callable[[str, "str | None"], None]
+
+
+def new_http_client(timeout: float = 10.0) -> httpx.AsyncClient:
+    """The pooled HTTP client of one credential."""
+    return httpx.AsyncClient(
+        timeout=timeout,
+        headers={"accept": "application/json", "user-agent": f"whatsapp-number-exporter/{__version__}"},
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
+    )
+
+
+async def load_json(content: bytes) -> Any:
+    """``json.loads``, in a worker thread for a large answer (the loop keeps serving scrapes)."""
+    if len(content) > OFFLOAD_BYTES:
+        return await asyncio.to_thread(json.loads, content)
+    return json.loads(content)
+
+
+async def off_loop(func: Callable[..., T], *args: Any, size: int = 0) -> T:
+    """Run a pure parse function in a worker thread when its input is large (``size`` items or bytes)."""
+    if size > OFFLOAD_BYTES // 256:
+        return await asyncio.to_thread(func, *args)
+    return func(*args)
 
 
 class BudgetedClient:
@@ -36,37 +72,36 @@ class BudgetedClient:
         timeout: float = 10.0,
         max_retries: int = 3,
         on_request: RequestObserver | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        cancelled: Callable[[], bool] = lambda: False,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        http: httpx.AsyncClient | None = None,
     ):
         self._bucket = bucket
         self._timeout = timeout
         self._max_retries = max_retries
         self._on_request = on_request or (lambda action, reason: None)
-        self._sleep = sleep
-        self._cancelled = cancelled
-        self._http = httpx.Client(
-            timeout=timeout,
-            headers={"accept": "application/json", "user-agent": f"whatsapp-number-exporter/{__version__}"},
-            follow_redirects=False,
-        )
+        self._sleep = sleep or asyncio.sleep
+        self._owns_http = http is None
+        self._http = http if http is not None else new_http_client(timeout)
 
-    def close(self) -> None:
-        self._http.close()
+    async def aclose(self) -> None:
+        """Close the HTTP client if this client made it (a shared one is closed by its owner)."""
+        if self._owns_http:
+            await self._http.aclose()
 
-    def _send(
+    async def _send(
         self, method: str, url: str, headers: Mapping[str, str], content: bytes = b""
     ) -> tuple[int, bytes, httpx.Headers]:
         """One HTTP exchange; transport failures become ProviderError, bodies are size-capped."""
         try:
-            with self._http.stream(method, url, headers=headers, content=content or None) as response:
+            async with self._http.stream(method, url, headers=headers, content=content or None,
+                                         timeout=self._timeout) as response:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                     # Refuse before reading a byte of it.
                     raise ProviderError("parse", f"response of {declared} bytes is larger than {MAX_BODY_BYTES}",
                                         http_status=response.status_code)
                 chunks, size = [], 0
-                for chunk in response.iter_bytes():
+                async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > MAX_BODY_BYTES:
                         raise ProviderError(
@@ -78,26 +113,31 @@ class BudgetedClient:
             raise ProviderError("timeout", f"no answer within {self._timeout:g}s ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise ProviderError("upstream", f"transport error: {type(exc).__name__}: {exc}"[:300]) from None
+        except RuntimeError as exc:  # the shared client was closed under a retired provider
+            raise ProviderError("upstream", f"transport closed: {exc}"[:300]) from None
 
-    def call(self, action: str, attempt: Callable[[], T]) -> T:
+    async def call(self, action: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """One logical call: budgeted, with bounded retries for transient failures."""
         tries = 0
         while True:
-            if not self._bucket.acquire(cancelled=self._cancelled, action=action):
-                raise ProviderError("timeout", "cancelled while waiting for the QPS budget", action=action)
             try:
-                result = attempt()
+                await self._bucket.acquire(action=action)
+            except BucketClosed:
+                raise ProviderError("timeout", "the credential was retired while waiting for its QPS budget",
+                                    action=action) from None
+            try:
+                result = await attempt()
             except ProviderError as err:
                 err.action = action
                 self._on_request(action, err.reason)
-                if not err.retryable or tries >= self._max_retries or self._cancelled():
+                if not err.retryable or tries >= self._max_retries:
                     raise
                 delay = backoff(tries, err)
                 if err.reason == "throttled":
                     # The whole credential slows down, not just this caller.
                     self._bucket.hold(delay)
                 else:
-                    self._sleep(delay)
+                    await self._sleep(delay)
                 log.info(
                     "retrying after a transient error",
                     extra={"action": action, "reason": err.reason, "code": err.code, "backoff_seconds": round(delay, 3)},

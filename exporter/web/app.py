@@ -67,6 +67,8 @@ class App:
         #: --web.enable-lifecycle: whether /-/reload exists at all
         self.lifecycle = lifecycle
         self.shard = shard
+        #: set once shutdown began: reloads are refused (503)
+        self.shutting_down = False
         self.started_at = time.time()
         self._process = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self._process)
@@ -126,6 +128,8 @@ class App:
     async def reload_config(self, request: web.Request) -> web.StreamResponse:
         if self.reload is None:
             return _text(503, "Reloading is not available in this mode")
+        if self.shutting_down:
+            return _text(503, "Shutting down: the configuration is not reloaded")
         ok, message = await asyncio.get_running_loop().run_in_executor(None, self.reload)
         return _text(200 if ok else 500, message)
 

@@ -160,9 +160,11 @@ faults:
   - {kind: unknown_enum, probability: 1}
   - {kind: null_fields, space_id: s1}
   - {kind: duplicate_numbers, probability: 0}
+  - {kind: hang, access_key_id: ak-1}
 """)
     kinds = [f.kind for f in scenario.faults]
-    assert kinds == ["delay", "oversize", "truncate", "refuse", "unknown_enum", "null_fields", "duplicate_numbers"]
+    assert kinds == ["delay", "oversize", "truncate", "refuse", "unknown_enum", "null_fields", "duplicate_numbers",
+                     "hang"]
     assert scenario.faults[0].probability == 0.5 and scenario.faults[1].megabytes == 40.0
     assert set(kinds) | {"error", "malformed", "html", "reset"} == set(FAULT_KINDS)
     for fault, path, words in [

@@ -33,7 +33,7 @@ class Clock:
         return self.now
 
 
-def config(url, max_staleness="10m"):
+def config(url, max_staleness="10m", retries=3):
     return parse_config(f"""
 accounts:
   - name: shop
@@ -43,6 +43,7 @@ accounts:
     poll_interval: 60s
     timeout: 0.5s
     max_staleness: {max_staleness}
+    retries: {retries}
     spaces: [{{cust_space_id: cams-shop}}, {{cust_space_id: cams-support}}]
   - name: other
     provider: alibaba_cams
@@ -54,17 +55,33 @@ accounts:
 """, env=SECRETS)
 
 
-@pytest.fixture
-def setup(emulator):
+async def no_wait(seconds):
+    return None
+
+
+def _setup(emulator, retries=3):
     clock = Clock()
     store = Store(clock=clock)
-    poller = Poller(config(emulator.url), store, clock=clock)
-    for rt in poller._runtimes.values():
-        rt.client._sleep = lambda seconds: None  # retries still happen, without waiting out the backoff
+    # retries still happen, without waiting out the backoff
+    poller = Poller(config(emulator.url, retries=retries), store, clock=clock, backoff_sleep=no_wait)
     poller.poll_account("shop")
     poller.poll_account("other")
-    yield emulator, poller, store, clock
-    poller.stop()
+    return emulator, poller, store, clock
+
+
+@pytest.fixture
+def setup(emulator):
+    stack = _setup(emulator)
+    yield stack
+    stack[1].stop()
+
+
+@pytest.fixture
+def setup_no_retries(emulator):
+    """``retries: 0`` on the account shop."""
+    stack = _setup(emulator, retries=0)
+    yield stack
+    stack[1].stop()
 
 
 def current(store):
@@ -160,7 +177,7 @@ def test_auth_and_permission_failures_pause_the_account_and_say_what_to_fix(setu
     emulator.inject(Fault(kind="error", code=code, access_key_id="ak-one"))
     clock.now += 60
     poller.poll_account("shop")  # one refusal could be a hiccup: no pause yet
-    assert poller._runtimes["shop"].hold_until < clock.now
+    assert poller.paused_until("shop") < clock.now
     clock.now += 60
     with caplog.at_level(logging.INFO):
         poller.poll_account("shop")
@@ -179,7 +196,7 @@ def test_auth_and_permission_failures_pause_the_account_and_say_what_to_fix(setu
     clock.now += paused[0].paused_seconds
     poller.poll_account("shop")
     assert len(emulator.requests) > calls
-    assert poller._runtimes["shop"].hold_until - clock.now > paused[0].paused_seconds
+    assert poller.paused_until("shop") - clock.now > paused[0].paused_seconds
 
 
 def test_transient_errors_are_retried_and_the_budget_holds(setup):
@@ -200,10 +217,9 @@ MORE_FAULTS = [
 
 
 @pytest.mark.parametrize("name,fault,reason", MORE_FAULTS, ids=[f[0] for f in MORE_FAULTS])
-def test_transport_faults_keep_the_last_good_data(setup, name, fault, reason):
-    emulator, poller, store, clock = setup
+def test_transport_faults_keep_the_last_good_data(setup_no_retries, name, fault, reason):
+    emulator, poller, store, clock = setup_no_retries
     emulator.inject(Fault(access_key_id="ak-one", **fault))
-    poller._runtimes["shop"].client._max_retries = 0
     poll_a_minute_later(clock, poller)
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
@@ -256,7 +272,7 @@ def test_a_refused_side_call_does_not_pause_the_account(setup, caplog):
     for _ in range(3):
         clock.now += 601  # past waba_poll_interval (10 min): every poll looks the WABA up
         poller.poll_account("shop")
-    assert poller._runtimes["shop"].hold_until < clock.now
+    assert poller.paused_until("shop") < clock.now
     assert not [r for r in caplog.records if r.getMessage() == "credential refused: polls of this account are paused"]
     s = current(store)
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
@@ -312,3 +328,27 @@ def test_calls_cut_short_by_the_shutdown_are_not_logged_as_provider_failures(emu
     messages = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert (logging.DEBUG, "provider call abandoned: shutting down") in messages
     assert not [m for m in messages if m[1] == "provider call failed"], messages
+
+
+def test_a_reload_with_an_unchanged_configuration_resumes_a_paused_credential(setup, caplog):
+    """The pause log says "reload the configuration to retry at once": a reload of the same file does."""
+    from tests.helpers import wait_for
+
+    emulator, poller, store, clock = setup
+    emulator.inject(Fault(kind="error", code="SignatureDoesNotMatch", access_key_id="ak-one"))
+    for _ in range(2):
+        clock.now += 60
+        poller.poll_account("shop")
+    assert poller.paused_until("shop") > clock.now
+    assert value(current(store), "whatsapp_exporter_poll_success", account="shop") == 0
+    emulator.clear_faults()  # the operator fixed the credential (or the clock)
+    calls = len(emulator.requests)
+    poller.poll_account("shop")
+    assert len(emulator.requests) == calls  # still paused: no call
+    with caplog.at_level(logging.INFO):
+        kept, added, removed = poller.reconfigure(config(emulator.url))
+    assert (kept, added, removed) == (["shop", "other"], [], [])
+    wait_for(lambda: value(current(store), "whatsapp_exporter_poll_success", account="shop") == 1,
+             "a poll right after the reload")
+    assert poller.paused_until("shop") == 0
+    assert any(r.getMessage() == "polls resumed by a reload" and r.account == "shop" for r in caplog.records)

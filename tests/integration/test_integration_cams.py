@@ -32,6 +32,18 @@ def stack(emulator):
     server.stop()
 
 
+@pytest.fixture
+def stack_no_retries(emulator):
+    """Like ``stack``, with ``retries: 0`` on both accounts: exactly one attempt per call."""
+    config = make_config(emulator.url, extra_one="    retries: 0", extra_two="    retries: 0")
+    store = Store()
+    poller = Poller(config, store)
+    server = HttpServer(App(store), "127.0.0.1:0").start()
+    yield emulator, poller, server
+    poller.stop()
+    server.stop()
+
+
 def current(server):
     response = scrape(server.url)
     assert response.status_code == 200
@@ -134,10 +146,9 @@ def test_a_failing_account_keeps_its_last_data_and_leaves_others_alone(stack):
         (dict(kind="reset"), "upstream"),
     ],
 )
-def test_errors_are_classified_and_counted(stack, fault, reason):
-    emulator, poller, server = stack
+def test_errors_are_classified_and_counted(stack_no_retries, fault, reason):
+    emulator, poller, server = stack_no_retries  # count exactly one attempt per call
     emulator.inject(Fault(access_key_id="ak-two", **fault))
-    poller._runtimes["other"].client._max_retries = 0  # count exactly one attempt per call
     poller.poll_account("other")
     s = current(server)
     assert value(s, "whatsapp_exporter_poll_success", account="other") == 0
@@ -146,11 +157,11 @@ def test_errors_are_classified_and_counted(stack, fault, reason):
 
 
 def test_timeouts_are_classified(emulator):
-    config = cams_config(emulator.url, "other", "ak-two", SECRETS["SK_TWO"], ["cams-other"], timeout="0.3s")
+    config = cams_config(emulator.url, "other", "ak-two", SECRETS["SK_TWO"], ["cams-other"], timeout="0.3s",
+                         retries=0)
     store = Store()
     poller = Poller(config, store)
     emulator.inject(Fault(kind="delay", seconds=1.0, access_key_id="ak-two"))
-    poller._runtimes["other"].client._max_retries = 0
     try:
         poller.poll_account("other")
     finally:
@@ -240,10 +251,9 @@ def test_endpoints(stack):
     assert httpx.head(server.url + "/metrics").status_code == 200
 
 
-def test_healthy_does_not_depend_on_the_provider(stack):
-    emulator, poller, server = stack
+def test_healthy_does_not_depend_on_the_provider(stack_no_retries):
+    emulator, poller, server = stack_no_retries
     emulator.stop()
-    poller._runtimes["shop"].client._max_retries = 0
     poller.poll_account("shop")
     assert httpx.get(server.url + "/-/healthy").status_code == 200
     s = current(server)

@@ -12,7 +12,7 @@ from emulators.cams import CamsEmulator
 from emulators.kaleyra import KaleyraEmulator
 from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
-from emulators.scenario import Fault
+from emulators.scenario import Fault, loads_scenario
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
@@ -21,7 +21,7 @@ from tests.helpers import active_state, samples, scrape, value, emulator_fixture
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
-ENV = {"NX": "nx-secret-VALUE", "KAL": "kaleyra-key-VALUE", "SK_ONE": "sk-one-SECRET-VALUE",
+ENV = {"NX_WRONG": "wrong", "NX": "nx-secret-VALUE", "KAL": "kaleyra-key-VALUE", "SK_ONE": "sk-one-SECRET-VALUE",
        "META": "EAAmetaTOKENvalue0001"}
 
 NX_SCENARIO = """
@@ -90,25 +90,25 @@ spaces:
 """
 
 
-def nx_account(url, apps="[{appkey: app-shop}, {appkey: app-travel}]", name="nx"):
+def nx_account(url, apps="[{appkey: app-shop}, {appkey: app-travel}]", name="nx", secret="NX", extra=""):
     return f"""
   - name: {name}
     provider: nxcloud
     endpoint: {url}
-    credentials: {{access_key: nx-ak, access_secret: "${{NX}}"}}
+    credentials: {{access_key: nx-ak, access_secret: "${{{secret}}}"}}
     qps: 10
     apps: {apps}
-"""
+{extra}"""
 
 
-def kal_account(url, wabas='[{waba_id: "1029384756"}]', name="kal"):
+def kal_account(url, wabas='[{waba_id: "1029384756"}]', name="kal", extra=""):
     return f"""
   - name: {name}
     provider: kaleyra
     endpoint: {url}
     credentials: {{sid: HXSID1, api_key: "${{KAL}}"}}
     wabas: {wabas}
-"""
+{extra}"""
 
 
 def meta_account(url, name="meta"):
@@ -192,11 +192,12 @@ def test_nxcloud_unbound_configured_number_is_reported_and_others_kept(nx, make)
     assert value(s, "whatsapp_exporter_api_request_errors_total", action="getPhone", reason="request") >= 1
 
 
-def test_nxcloud_clock_skew_is_logged_as_a_clock_problem(nx, make, caplog):
-    poller, store = make(nx_account(nx.url))
-    poller._runtimes["nx"].client._clock = lambda: time.time() - 300
-    with caplog.at_level(logging.WARNING):
-        poller.poll_account("nx")
+def test_nxcloud_clock_skew_is_logged_as_a_clock_problem(make, caplog):
+    # the provider's clock is 5 minutes ahead of ours
+    with NxCloudEmulator(loads_scenario(NX_SCENARIO), clock=lambda: time.time() + 300) as nx:
+        poller, store = make(nx_account(nx.url))
+        with caplog.at_level(logging.WARNING):
+            poller.poll_account("nx")
     s = current(store)
     assert value(s, "whatsapp_exporter_api_request_errors_total", action="getPhone", reason="auth") == 2
     messages = [r.error for r in caplog.records if getattr(r, "code", "") == "1004" and hasattr(r, "error")]
@@ -206,15 +207,13 @@ def test_nxcloud_clock_skew_is_logged_as_a_clock_problem(nx, make, caplog):
 @pytest.mark.parametrize("code,reason", [(1003, "auth"), (1005, "permission"), (9001, "upstream"), (9099, "upstream")])
 def test_nxcloud_result_codes_counted(nx, make, code, reason):
     nx.inject(Fault(kind="error", code=code))
-    poller, store = make(nx_account(nx.url, "[{appkey: app-shop}]"))
-    poller._runtimes["nx"].client._max_retries = 0
+    poller, store = make(nx_account(nx.url, "[{appkey: app-shop}]", extra="    retries: 0"))
     poller.poll_account("nx")
     assert value(current(store), "whatsapp_exporter_api_request_errors_total", action="getPhone", reason=reason) == 1
 
 
 def test_nxcloud_wrong_secret_is_auth(nx, make):
-    poller, store = make(nx_account(nx.url, "[{appkey: app-shop}]"))
-    poller._runtimes["nx"].client._secret = "wrong"
+    poller, store = make(nx_account(nx.url, "[{appkey: app-shop}]", secret="NX_WRONG"))
     poller.poll_account("nx")
     assert value(current(store), "whatsapp_exporter_api_request_errors_total", action="getPhone", reason="auth") == 1
 
@@ -250,7 +249,7 @@ def test_kaleyra_configured_numbers_one_unknown(kal, make):
 def test_kaleyra_wrong_key_is_auth_and_keeps_last_data(kal, make):
     poller, store = make(kal_account(kal.url))
     poller.poll_account("kal")
-    poller._runtimes["kal"].client._api_key = "wrong-key"
+    kal.inject(Fault(kind="error", code="RBC001"))  # "Incorrect SID or API key" from now on
     poller.poll_account("kal")
     s = current(store)
     assert value(s, "whatsapp_exporter_api_request_errors_total", action="number", reason="auth") == 1
@@ -263,14 +262,13 @@ def test_kaleyra_wrong_key_is_auth_and_keeps_last_data(kal, make):
                                           (dict(kind="malformed"), "parse")])
 def test_kaleyra_errors_counted(kal, make, fault, reason):
     kal.inject(Fault(**fault))
-    poller, store = make(kal_account(kal.url))
-    poller._runtimes["kal"].client._max_retries = 0
+    poller, store = make(kal_account(kal.url, extra="    retries: 0"))
     poller.poll_account("kal")
     assert value(current(store), "whatsapp_exporter_api_request_errors_total", action="number", reason=reason) == 1
 
 
 def test_three_providers_in_one_scrape_and_one_failing_leaves_the_others(cams, nx, kal, make):
-    poller, store = make(cams_account(cams.url), nx_account(nx.url), kal_account(kal.url))
+    poller, store = make(cams_account(cams.url), nx_account(nx.url, extra="    retries: 0"), kal_account(kal.url))
     server = HttpServer(App(store), "127.0.0.1:0").start()
     try:
         for name in ("shop", "nx", "kal"):
@@ -283,7 +281,6 @@ def test_three_providers_in_one_scrape_and_one_failing_leaves_the_others(cams, n
 
         before = {k: v for k, v in s.items() if k[0].startswith(M) and dict(k[1])["provider"] != "nxcloud"}
         nx.inject(Fault(kind="error", code=9001))
-        poller._runtimes["nx"].client._max_retries = 0
         for name in ("shop", "nx", "kal"):
             poller.poll_account(name)
         after = samples(scrape(server.url).text)
@@ -330,7 +327,7 @@ def test_meta_list_details_health_and_transitions(meta, make):
 def test_meta_wrong_token_is_auth_and_keeps_last_data(meta, make):
     poller, store = make(meta_account(meta.url))
     poller.poll_account("meta")
-    poller._runtimes["meta"].client._token = "EAAwrongTOKEN"
+    meta.inject(Fault(kind="error", code="190"))  # "Invalid OAuth access token" from now on
     poller.poll_account("meta")
     s = current(store)
     assert value(s, "whatsapp_exporter_api_request_errors_total", action="phone_numbers", reason="auth") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -14,8 +15,9 @@ from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
 from exporter.providers import make_provider
 from exporter.providers.errors import ProviderError
 from exporter.providers.meta.client import MetaClient
-from exporter.providers.meta.provider import SLOWDOWN_RATIO
+from exporter.providers.meta.provider import SLOWDOWN_RATIO, MetaProvider
 from exporter.ratelimit import TokenBucket
+from tests.helpers import OnLoop
 
 TOKEN, APP = "EAAClientTestToken0001secret", "1001"
 WABA, BIG_WABA, TINY_WABA, OTHER_WABA = "102000000000001", "102000000000002", "102000000000003", "102000000000004"
@@ -101,17 +103,23 @@ def build(emu, clock):
 {phones_line}""", env={"T": TOKEN, "WRONG": "EAAWrongTokenValue999", "EXPIRED": "expired-token-0002"})
         account = config.accounts[0]
         seen = []
-        provider = make_provider(account, TokenBucket(1000), lambda action, reason: seen.append((action, reason)),
-                                 lambda: False)
-        provider.client._clock = clock
-        provider.client._sleep = lambda seconds: None
+        client = MetaClient(endpoint=account.endpoint, access_token=account.credentials.access_key_secret,
+                            api_version=account.graph_api_version, clock=clock, bucket=TokenBucket(1000),
+                            on_request=lambda action, reason: seen.append((action, reason)), sleep=no_wait)
+        provider = OnLoop(MetaProvider(account, client), loop)
         provider.seen = seen
         made.append(provider)
         return provider, account.units[0]
 
+    loop = asyncio.new_event_loop()
     yield make
     for provider in made:
-        provider.close()
+        provider.aclose()
+    loop.close()
+
+
+async def no_wait(seconds):
+    return None
 
 
 def test_numbers_and_health_with_a_bearer_token(emu, build):
@@ -295,7 +303,7 @@ def test_the_version_is_part_of_every_path():
     try:
         assert client._base == "https://graph.facebook.com/v24.0"
     finally:
-        client.close()
+        asyncio.run(client.aclose())
 
 
 def test_demo_scenario_through_make_provider():
@@ -312,10 +320,14 @@ def test_demo_scenario_through_make_provider():
         account = config.accounts[0]
         assert account.credentials.access_key_id.startswith("sha256:")
         assert cred.access_key_secret not in repr(account)
-        provider = make_provider(account, TokenBucket(100), lambda a, r: None, lambda: False)
-        try:
-            numbers = provider.poll_unit(account.units[0], 0.0).numbers
-        finally:
-            provider.close()
+        provider = make_provider(account, TokenBucket(100), lambda a, r: None)
+
+        async def poll():
+            try:
+                return (await provider.poll_unit(account.units[0], 0.0)).numbers
+            finally:
+                await provider.aclose()
+
+        numbers = asyncio.run(poll())
         assert len(numbers) == 4
         assert {n.can_send_message for n in numbers} >= {"LIMITED", "AVAILABLE"}

@@ -123,12 +123,25 @@ def test_a_number_refresh_does_not_wait_for_a_running_poll():
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
         store, poller = _meta_stack(emu)
         try:
-            rt = poller._runtimes["meta"]
+            from emulators.meta import LIST_ACTION
+            from emulators.scenario import Fault
+            import threading
+
+            # A poll of the account is under way: it has listed the numbers (the emulator records a request
+            # once answered), and its read of the first number waits 3 s at the provider.
+            emu.inject(Fault(kind="delay", seconds=3.0, action="get_phone_number", phone_number="15550100001",
+                             count=1))
+            seen = len(emu.requests)
+            before = store.account("meta").poll.finished_at
+            poll = threading.Thread(target=poller.poll_account, args=("meta",))
+            poll.start()
+            wait_for(lambda: any(r.action == LIST_ACTION for r in emu.requests[seen:]), "the poll's list call")
             emu.set_number("1022900001", "15550100002", status="CONNECTED")
-            with rt.running:  # a poll of the account is under way
-                assert poller.request_refresh("meta", 0.0, ["+15550100002"])
-                wait_for(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED",
-                         "+15550100002 CONNECTED")
+            assert poller.request_refresh("meta", 0.0, ["+15550100002"])
+            wait_for(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED",
+                     "+15550100002 CONNECTED")
+            assert store.account("meta").poll.finished_at == before  # served while the poll still runs
+            poll.join(timeout=30)
             # and a new request is accepted afterwards, not swallowed as "debounced"
             wait_for(lambda: poller.request_refresh("meta", 0.0, ["+15550100001"]),
                      "a refresh of +15550100001 accepted", timeout=10)
@@ -161,5 +174,37 @@ def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_readin
             poll.join(timeout=30)
             assert store.account("meta").poll.finished_at != before  # the poll has published...
             assert store.account("meta").numbers["+15550100001"].number.status == "RESTRICTED"  # ...not its older reading
+        finally:
+            poller.stop()
+
+
+def test_a_reload_that_replaces_the_credential_cancels_a_refresh_in_flight(caplog):
+    """The retired provider's refresh is cancelled and awaited before its client is closed: the reload does not
+    wait for the provider, nothing fails on a closed client, and the new credential polls."""
+    import logging
+    import threading
+
+    from emulators.scenario import Fault
+
+    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
+        store, poller = _meta_stack(emu)
+        try:
+            emu.inject(Fault(kind="hang", action="get_phone_number", phone_number="15550100002", count=1))
+            assert poller.request_refresh("meta", 0.0, ["+15550100002"])
+            wait_for(lambda: emu.hanging() == 1, "the refresh held by the provider")
+            changed = parse_config("accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n    qps: 5\n",
+                                   env=ENV)
+            answer = []
+            with caplog.at_level(logging.DEBUG):
+                reload = threading.Thread(target=lambda: answer.append(poller.reconfigure(changed)))
+                reload.start()
+                reload.join(timeout=10)
+                assert not reload.is_alive()
+                assert answer == [([], ["meta"], ["meta"])]
+                wait_for(lambda: store.account("meta").poll is not None and store.account("meta").poll.success,
+                         "the new credential's poll")
+            assert store.account("meta").qps == 5
+            assert not [r for r in caplog.records if r.levelno >= logging.WARNING], \
+                [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
         finally:
             poller.stop()

@@ -138,3 +138,20 @@ def test_http_reload_needs_web_enable_lifecycle_and_sighup_always_reloads(emulat
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_reloads_are_refused_once_shutdown_began():
+    from exporter.store import Store
+    from exporter.web import App, HttpServer
+
+    reloads = []
+    app = App(Store(), reload=lambda: reloads.append(1) or (True, "configuration reloaded"), lifecycle=True)
+    server = HttpServer(app, "127.0.0.1:0").start()
+    try:
+        assert httpx.post(server.url + "/-/reload").status_code == 200
+        app.shutting_down = True  # what SIGTERM sets, before the polls are cancelled
+        refused = httpx.post(server.url + "/-/reload")
+        assert refused.status_code == 503 and "Shutting down" in refused.text
+        assert reloads == [1]
+    finally:
+        server.stop()

@@ -1,11 +1,11 @@
-"""The per-credential budget, on a fake clock: exact, never a window over budget."""
+"""The per-credential budget (an asyncio primitive), on a fake clock: exact, never a window over budget."""
 
-import threading
+import asyncio
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from exporter.ratelimit import TokenBucket
+from exporter.ratelimit import BucketClosed, TokenBucket
 
 
 class FakeClock:
@@ -15,8 +15,9 @@ class FakeClock:
     def __call__(self):
         return self.now
 
-    def sleep(self, seconds):
+    async def sleep(self, seconds):
         self.now += seconds
+        await asyncio.sleep(0)
 
 
 def max_in_window(times, window=1.0):
@@ -30,11 +31,26 @@ def max_in_window(times, window=1.0):
 
 
 def take(bucket, clock, n):
-    times = []
-    for _ in range(n):
-        assert bucket.acquire()
-        times.append(clock.now)
-    return times
+    async def run():
+        times = []
+        for _ in range(n):
+            await bucket.acquire()
+            times.append(clock.now)
+        return times
+
+    return asyncio.run(run())
+
+
+def sent_log(bucket, clock, plan):
+    """Acquire one token per action of ``plan`` in order; (time, action) of each."""
+    async def run():
+        sent = []
+        for action in plan:
+            await bucket.acquire(action=action)
+            sent.append((clock.now, action))
+        return sent
+
+    return asyncio.run(run())
 
 
 def test_calls_are_paced_evenly():
@@ -60,13 +76,17 @@ def test_the_margin_keeps_closed_windows_within_budget():
 def test_no_one_second_window_exceeds_budget(qps, n, gaps):
     clock = FakeClock()
     bucket = TokenBucket(qps, clock=clock, sleep=clock.sleep)
-    times = []
-    for i in range(n):
-        if i < len(gaps):
-            clock.sleep(gaps[i])
-        bucket.acquire()
-        times.append(clock.now)
-    assert max_in_window(times) <= qps
+
+    async def run():
+        times = []
+        for i in range(n):
+            if i < len(gaps):
+                clock.now += gaps[i]
+            await bucket.acquire()
+            times.append(clock.now)
+        return times
+
+    assert max_in_window(asyncio.run(run())) <= qps
 
 
 def test_fractional_budget_below_one():
@@ -92,37 +112,78 @@ def test_throughput_is_the_budget():
 def test_hold_pauses_everyone():
     clock = FakeClock()
     bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)
-    bucket.acquire()
-    bucket.hold(5)
-    bucket.acquire()
+
+    async def run():
+        await bucket.acquire()
+        bucket.hold(5)
+        await bucket.acquire()
+
+    asyncio.run(run())
     assert clock.now >= 1005.0
 
 
-def test_timeout_and_cancellation():
+def test_a_cancelled_waiter_takes_no_token_and_leaves_the_queue():
+    """Real clock: a waiter cancelled while queued does not delay the one behind it by a spacing."""
+    bucket = TokenBucket(2, margin=0.0)
+
+    async def run():
+        await bucket.acquire()
+        first = asyncio.create_task(bucket.acquire())
+        second = asyncio.create_task(bucket.acquire())
+        await asyncio.sleep(0.05)
+        first.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+        return first.cancelled(), second.done() and not second.cancelled()
+
+    assert asyncio.run(run()) == (True, True)
+    assert bucket.acquired == 2
+
+
+def test_waiters_are_served_first_come_first_served():
+    """Units of one credential queue fairly: tokens go in the order the callers asked."""
     clock = FakeClock()
-    bucket = TokenBucket(1, clock=clock, sleep=clock.sleep, margin=0.0)
-    assert bucket.acquire()
-    assert not bucket.acquire(timeout=0.5)
-    assert not bucket.acquire(cancelled=lambda: True)
-    assert bucket.acquire(timeout=5)
+    bucket = TokenBucket(5, clock=clock, sleep=clock.sleep)
+    order = []
+
+    async def unit(name):
+        for i in range(4):
+            await bucket.acquire()
+            order.append(name)
+
+    async def run():
+        await bucket.acquire()  # the next token is due later: every unit has to queue
+        await asyncio.gather(*(unit(n) for n in "abc"))
+
+    asyncio.run(run())
+    assert order == list("abc" * 4)
 
 
-def test_threads_share_one_budget():
-    """Real clock, real threads: the log of acquisitions never exceeds the budget."""
+def test_a_closed_bucket_refuses():
+    bucket = TokenBucket(1)
+
+    async def run():
+        await bucket.acquire()
+        bucket.close()
+        with pytest.raises(BucketClosed):
+            await bucket.acquire()
+
+    asyncio.run(run())
+
+
+def test_tasks_share_one_budget():
+    """Real clock, many tasks: the log of acquisitions never exceeds the budget."""
     bucket = TokenBucket(20)
-    times, lock = [], threading.Lock()
+    times = []
 
-    def worker():
+    async def worker():
         for _ in range(10):
-            bucket.acquire()
-            with lock:
-                times.append(bucket._clock())
+            await bucket.acquire()
+            times.append(bucket._clock())
 
-    threads = [threading.Thread(target=worker) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    async def run():
+        await asyncio.gather(*(worker() for _ in range(5)))
+
+    asyncio.run(run())
     assert len(times) == 50
     assert max_in_window(times) <= 20
 
@@ -139,11 +200,8 @@ def test_an_action_limit_inside_the_credential_budget():
     bucket = TokenBucket(10, action_qps={"GetWhatsappHealthStatus": 5, "QueryChatappPhoneNumbers": 10},
                          clock=clock, sleep=clock.sleep)
     assert bucket.action_qps == {"GetWhatsappHealthStatus": 5}  # a limit equal to the credential's never binds
-    calls = []
-    for i in range(120):
-        action = "GetWhatsappHealthStatus" if i % 3 else "QueryChatappPhoneNumbers"
-        assert bucket.acquire(action=action)
-        calls.append((clock.now, action))
+    calls = sent_log(bucket, clock, ["GetWhatsappHealthStatus" if i % 3 else "QueryChatappPhoneNumbers"
+                                     for i in range(120)])
     health = [t for t, a in calls if a == "GetWhatsappHealthStatus"]
     assert max_in_window(health) == 5
     assert max_in_window([t for t, _ in calls]) <= 10
@@ -156,10 +214,7 @@ def test_a_call_that_waits_for_the_credential_does_not_crowd_its_action():
     never followed by the next health call sooner than the action's spacing."""
     clock = FakeClock()
     bucket = TokenBucket(2, action_qps={"health": 1}, clock=clock, sleep=clock.sleep, margin=0.0)
-    sent = []
-    for action in ["other", "health", "other", "health", "health", "other", "health"]:
-        assert bucket.acquire(action=action)
-        sent.append((clock.now, action))
+    sent = sent_log(bucket, clock, ["other", "health", "other", "health", "health", "other", "health"])
     health = [t for t, a in sent if a == "health"]
     assert all(b - a >= 1.0 - 1e-9 for a, b in zip(health, health[1:]))
     everything = [t for t, _ in sent]
@@ -171,10 +226,7 @@ def test_a_call_that_waits_for_the_credential_does_not_crowd_its_action():
 def test_no_window_exceeds_either_budget(plan):
     clock = FakeClock()
     bucket = TokenBucket(7, action_qps={"a": 2, "b": 3.5}, clock=clock, sleep=clock.sleep)
-    sent = []
-    for action in plan:
-        assert bucket.acquire(action=action)
-        sent.append((clock.now, action))
+    sent = sent_log(bucket, clock, plan)
     assert max_in_window([t for t, _ in sent]) <= 7
     assert max_in_window([t for t, a in sent if a == "a"]) <= 2
     assert max_in_window([t for t, a in sent if a == "b"]) <= 3

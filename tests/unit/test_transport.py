@@ -1,5 +1,7 @@
 """The shared caller: bounded retries, jittered backoff, the budget taken for every attempt."""
 
+import asyncio
+
 import pytest
 
 from exporter.providers.errors import ProviderError
@@ -28,7 +30,7 @@ class Clock:
     def __call__(self):
         return self.now
 
-    def sleep(self, seconds):
+    async def sleep(self, seconds):
         self.now += seconds
 
 
@@ -40,15 +42,21 @@ def test_only_transient_reasons_are_retried_and_each_attempt_is_budgeted(reason,
     seen = []
     client = BudgetedClient(bucket=bucket, on_request=lambda action, r: seen.append(r), sleep=clock.sleep)
 
-    def attempt():
+    async def attempt():
         raise ProviderError(reason, "nope")
 
-    with pytest.raises(ProviderError) as err:
-        client.call("Action", attempt)
+    async def run():
+        try:
+            with pytest.raises(ProviderError) as err:
+                await client.call("Action", attempt)
+            return err
+        finally:
+            await client.aclose()
+
+    err = asyncio.run(run())
     assert err.value.action == "Action"
     assert seen == [reason] * attempts
     assert bucket.acquired == attempts
-    client.close()
 
 
 def test_a_retry_that_succeeds_reports_both_attempts():
@@ -58,12 +66,17 @@ def test_a_retry_that_succeeds_reports_both_attempts():
     client = BudgetedClient(bucket=bucket, on_request=lambda action, r: seen.append(r), sleep=clock.sleep)
     answers = iter([ProviderError("timeout", "slow"), "ok"])
 
-    def attempt():
+    async def attempt():
         answer = next(answers)
         if isinstance(answer, Exception):
             raise answer
         return answer
 
-    assert client.call("Action", attempt) == "ok"
+    async def run():
+        try:
+            return await client.call("Action", attempt)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) == "ok"
     assert seen == ["timeout", None]
-    client.close()

@@ -12,11 +12,10 @@ numbers carry it (:meth:`poll_unit`) until it is older than
 from __future__ import annotations
 
 import dataclasses
-import threading
 
 from exporter import model
 from exporter.config import Account, Unit
-from exporter.providers.base import UnitResult
+from exporter.providers.base import BaseProvider, Capability, UnitResult
 from exporter.providers.cams.client import CamsClient
 from exporter.providers.errors import ProviderError
 
@@ -24,26 +23,21 @@ HEALTH_ACTION = "GetWhatsappHealthStatus"
 ACTIONS = ("QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus", HEALTH_ACTION)
 
 
-class CamsProvider:
+class CamsProvider(BaseProvider):
     def __init__(self, account: Account, client: CamsClient):
-        self.account = account
-        self.client = client
+        super().__init__(account, client)
         self.actions = tuple(a for a in ACTIONS if (a != "GetPhoneNumberVerificationStatus"
                                                       or account.verification_poll_interval > 0)
                              and (a != HEALTH_ACTION or account.health_poll_interval > 0))
         #: health is read by sweeps of its own, not by polls
-        self.health_sweeps = account.health_poll_interval > 0
+        self.capabilities = frozenset({Capability.HEALTH_SWEEP} if account.health_poll_interval > 0 else ())
         self._wabas: dict[str, model.Waba | None] = {}
         self._waba_checked_at: dict[str, float] = {}
         self._verifications: dict[str, dict[str, model.Verification]] = {}  # by space, then number
         self._verified_at: dict[str, float] = {}
-        self._lock = threading.Lock()
         self._health: dict[tuple[str, str], tuple[float, model.Health]] = {}  # (space, phone) -> (read at, health)
         self._waba_health: dict[str, tuple[float, model.Health]] = {}  # by space
         self.sweep_duration: float | None = None  # the last complete sweep (set by the poller)
-
-    def close(self) -> None:
-        self.client.close()
 
     @staticmethod
     def _due(last: float | None, interval: float, now: float) -> bool:
@@ -56,28 +50,25 @@ class CamsProvider:
         sweep = max(self.account.health_poll_interval, self.sweep_duration or 0.0)
         return max(self.account.max_staleness, 3 * sweep)
 
-    def read_health(self, unit: Unit, phone_number: str, now: float) -> model.Health:
+    async def read_health(self, unit: Unit, phone_number: str, now: float) -> model.Health:
         """One number's health (one call), remembered for the following polls."""
-        health = self.client.get_health_status(unit.id, phone_number=phone_number)
-        with self._lock:
-            self._health[(unit.id, phone_number)] = (now, health)
+        health = await self.client.get_health_status(unit.id, phone_number=phone_number)
+        self._health[(unit.id, phone_number)] = (now, health)
         return health
 
-    def read_waba_health(self, unit: Unit, now: float) -> model.Health | None:
+    async def read_waba_health(self, unit: Unit, now: float) -> model.Health | None:
         """The health of the space's bound WABA (and the business and app above it); None without a WABA."""
         waba = self._wabas.get(unit.id)
         if waba is None:
             return None
-        health = self.client.get_health_status(unit.id, waba_id=waba.waba_id)
-        with self._lock:
-            self._waba_health[unit.id] = (now, health)
+        health = await self.client.get_health_status(unit.id, waba_id=waba.waba_id)
+        self._waba_health[unit.id] = (now, health)
         return health
 
     def node_entities(self, now: float) -> tuple[model.EntityHealth, ...]:
         """WABA, BUSINESS and APP entities read from the WABA nodes (not too old), for every space."""
         oldest = now - self.health_max_age()
-        with self._lock:
-            readings = [(sid, health) for sid, (at, health) in self._waba_health.items() if at >= oldest]
+        readings = [(sid, health) for sid, (at, health) in self._waba_health.items() if at >= oldest]
         entities = []
         for sid, health in readings:
             waba = self._wabas.get(sid)
@@ -88,27 +79,25 @@ class CamsProvider:
         return tuple(entities)
 
     def with_health(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
-        with self._lock:
-            reading = self._health.get((unit.id, number.phone_number))
+        reading = self._health.get((unit.id, number.phone_number))
         if reading is None or now - reading[0] > self.health_max_age():
             return number
         return number.with_health(reading[1])
 
     def _forget_health(self, space_id: str, phones: set[str]) -> None:
-        with self._lock:
-            for key in [k for k in self._health if k[0] == space_id and k[1] not in phones]:
-                del self._health[key]
+        for key in [k for k in self._health if k[0] == space_id and k[1] not in phones]:
+            del self._health[key]
 
     # -- polls -------------------------------------------------------------------
 
-    def poll_unit(self, unit: Unit, now: float) -> UnitResult:
+    async def poll_unit(self, unit: Unit, now: float) -> UnitResult:
         account, sid = self.account, unit.id
-        numbers = self.client.query_phone_numbers(sid, unit.params.get("isv_code"), account.tier_vocabulary)
+        numbers = await self.client.query_phone_numbers(sid, unit.params.get("isv_code"), account.tier_vocabulary)
         result = UnitResult(numbers=numbers)
 
         if self._due(self._waba_checked_at.get(sid), account.waba_poll_interval, now):
             try:
-                result.waba = self._wabas[sid] = self.client.query_bind_waba(sid, unit.params.get("isv_code"))
+                result.waba = self._wabas[sid] = await self.client.query_bind_waba(sid, unit.params.get("isv_code"))
                 self._waba_checked_at[sid] = now
             except ProviderError as err:
                 result.errors.append(err)
@@ -120,7 +109,7 @@ class CamsProvider:
             for number in numbers:
                 phone = number.phone_number
                 try:
-                    checked[phone] = self.client.get_verification_status(sid, phone)
+                    checked[phone] = await self.client.get_verification_status(sid, phone)
                 except ProviderError as err:
                     result.errors.append(err)
                     complete = False

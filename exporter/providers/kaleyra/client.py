@@ -1,4 +1,4 @@
-"""httpx client for Kaleyra's WhatsApp v2 read endpoints (api-key header, SID in the path).
+"""Async httpx client for Kaleyra's WhatsApp v2 read endpoints (api-key header, SID in the path).
 
 Only GETs are sent.  Kaleyra's Verify Phone Number call (``POST
 …/number/verify`` with a one-time password) and the other ``number/*`` writes
@@ -7,13 +7,12 @@ are never made.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote, urlsplit
 
 from exporter import model
 from exporter.providers.errors import ProviderError
 from exporter.providers.kaleyra import parse
-from exporter.providers.transport import BudgetedClient
+from exporter.providers.transport import BudgetedClient, load_json
 
 # The `action` label values: the endpoints' last path segments.
 LIST_ACTION = "number"
@@ -27,10 +26,10 @@ class KaleyraClient(BudgetedClient):
         self._base = f"{split.scheme}://{split.netloc}/v2/{quote(sid, safe='')}/whatsapp"
         self._api_key = api_key
 
-    def _get(self, path: str) -> object:
-        status, content, _ = self._send("GET", self._base + path, {"api-key": self._api_key})
+    async def _get(self, path: str) -> object:
+        status, content, _ = await self._send("GET", self._base + path, {"api-key": self._api_key})
         try:
-            body = json.loads(content) if content else None
+            body = await load_json(content) if content else None
         except (ValueError, UnicodeDecodeError):
             if status == 429:
                 raise ProviderError("throttled", "HTTP 429", http_status=429) from None
@@ -38,10 +37,10 @@ class KaleyraClient(BudgetedClient):
             raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
         return parse.check_envelope(body, status)
 
-    def list_numbers(self, waba_id: str) -> list[str]:
-        data = self.call(LIST_ACTION, lambda: self._get(f"/{quote(waba_id, safe='')}/number"))
+    async def list_numbers(self, waba_id: str) -> list[str]:
+        data = await self.call(LIST_ACTION, lambda: self._get(f"/{quote(waba_id, safe='')}/number"))
         return parse.parse_discovery(data)
 
-    def number_details(self, waba_id: str, digits: str) -> model.PhoneNumber:
-        data = self.call(DETAILS_ACTION, lambda: self._get(f"/{quote(digits, safe='')}/phone_number_details"))
+    async def number_details(self, waba_id: str, digits: str) -> model.PhoneNumber:
+        data = await self.call(DETAILS_ACTION, lambda: self._get(f"/{quote(digits, safe='')}/phone_number_details"))
         return parse.parse_details(data, waba_id, digits)

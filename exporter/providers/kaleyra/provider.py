@@ -4,30 +4,27 @@ from __future__ import annotations
 
 from exporter import model
 from exporter.config import Account, Unit
-from exporter.providers.base import UnitResult
+from exporter.providers.base import BaseProvider, Capability, UnitResult
 from exporter.providers.errors import ProviderError
 from exporter.providers.kaleyra.client import DETAILS_ACTION, LIST_ACTION, KaleyraClient
 
 
-class KaleyraProvider:
+class KaleyraProvider(BaseProvider):
     actions = (LIST_ACTION, DETAILS_ACTION)
+    capabilities = frozenset({Capability.READ_NUMBER})
 
     def __init__(self, account: Account, client: KaleyraClient):
-        self.account = account
-        self.client = client
+        super().__init__(account, client)
 
-    def close(self) -> None:
-        self.client.close()
-
-    def poll_unit(self, unit: Unit, now: float) -> UnitResult:
+    async def poll_unit(self, unit: Unit, now: float) -> UnitResult:
         waba_id = unit.id
         configured = bool(unit.phone_numbers)
-        phones = list(unit.phone_numbers) if configured else self.client.list_numbers(waba_id)
+        phones = list(unit.phone_numbers) if configured else await self.client.list_numbers(waba_id)
         result = UnitResult(numbers=[])
         stale = []
         for digits in phones:
             try:
-                result.numbers.append(self.client.number_details(waba_id, digits))
+                result.numbers.append(await self.client.number_details(waba_id, digits))
                 ok = True
             except ProviderError as err:
                 if err.reason in ("auth", "throttled"):
@@ -40,6 +37,6 @@ class KaleyraProvider:
         result.stale = tuple(stale)
         return result
 
-    def poll_number(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
+    async def poll_number(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
         """Read one known number again (a webhook named it): one details call."""
-        return self.client.number_details(unit.id, number.phone_number.lstrip("+"))
+        return await self.client.number_details(unit.id, number.phone_number.lstrip("+"))

@@ -1,4 +1,4 @@
-"""httpx client for Meta's WhatsApp Cloud API (Graph API) reads of number health.
+"""Async httpx client for Meta's WhatsApp Cloud API (Graph API) reads of number health.
 
 Every request is a GET with ``Authorization: Bearer <token>``; the token is
 never put in a URL, a log line or an error message.  Two reads are made:
@@ -23,17 +23,15 @@ a request until the advertised ``estimated_time_to_regain_access`` (else
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import time
-from typing import Callable, Mapping, TypeVar
+from typing import Awaitable, Callable, Mapping, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from exporter import model
 from exporter.providers.errors import ProviderError
 from exporter.providers.meta import parse
-from exporter.providers.transport import BudgetedClient, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, load_json, retry_after_seconds
 
 T = TypeVar("T")
 
@@ -93,7 +91,6 @@ class MetaClient(BudgetedClient):
         self._base = f"{split.scheme}://{split.netloc}/{quote(self.api_version, safe='.')}"
         self._token = access_token
         self._clock = clock
-        self._lock = threading.Lock()
         self._buc: dict[str, dict[str, float]] = {}     # business id -> usage type -> ratio (latest)
         self._regain_at: dict[str, float] = {}          # business id -> clock time access returns
         self._app: dict[str, float] = {}                # usage type -> ratio (latest)
@@ -109,23 +106,20 @@ class MetaClient(BudgetedClient):
         ""); ``type`` is ``call_count``, ``total_cputime`` or ``total_time``.
         """
         now = self._clock()
-        with self._lock:
-            ratios = {("business_use_case", bid, kind): v
-                      for bid, kinds in self._buc.items() for kind, v in kinds.items()}
-            ratios.update({("app", "", kind): v for kind, v in self._app.items()})
-            regain = {bid: max(0.0, at - now) for bid, at in self._regain_at.items()}
+        ratios = {("business_use_case", bid, kind): v
+                  for bid, kinds in self._buc.items() for kind, v in kinds.items()}
+        ratios.update({("app", "", kind): v for kind, v in self._app.items()})
+        regain = {bid: max(0.0, at - now) for bid, at in self._regain_at.items()}
         return ratios, regain
 
     def usage_peak(self, waba_id: str) -> float:
         """The highest usage ratio reported for this WABA's latest answer, or for the app."""
-        with self._lock:
-            return max([self._peak.get(waba_id, 0.0), *self._app.values()])
+        return max([self._peak.get(waba_id, 0.0), *self._app.values()])
 
     def blocked_for(self, waba_id: str) -> float:
         """Seconds before calls about this WABA may be made again (0: now)."""
         now = self._clock()
-        with self._lock:
-            until = max(self._blocked_until.get("", 0.0), self._blocked_until.get(waba_id, 0.0))
+        until = max(self._blocked_until.get("", 0.0), self._blocked_until.get(waba_id, 0.0))
         return max(0.0, until - now)
 
     def _observe(self, headers: Mapping[str, str], waba_id: str) -> None:
@@ -135,14 +129,13 @@ class MetaClient(BudgetedClient):
             return
         now = self._clock()
         values = [v for ratios, _ in buc.values() for v in ratios.values()] + list(app.values())
-        with self._lock:
-            for bid, (ratios, regain) in buc.items():
-                self._buc[bid] = ratios
-                self._regain_at[bid] = now + regain
-            if app:
-                self._app = app
-            if values:
-                self._peak[waba_id] = max(values)
+        for bid, (ratios, regain) in buc.items():
+            self._buc[bid] = ratios
+            self._regain_at[bid] = now + regain
+        if app:
+            self._app = app
+        if values:
+            self._peak[waba_id] = max(values)
 
     def _throttle(self, err: ProviderError, headers: Mapping[str, str], waba_id: str) -> None:
         """Refuse further calls until the advertised regain time; say so in the error."""
@@ -152,8 +145,7 @@ class MetaClient(BudgetedClient):
         wait = min(wait, MAX_THROTTLE_SECONDS)
         code = int(err.code) if err.code.isdigit() else None
         scope = "" if code in parse.APP_THROTTLE_CODES else waba_id
-        with self._lock:
-            self._blocked_until[scope] = max(self._blocked_until.get(scope, 0.0), self._clock() + wait)
+        self._blocked_until[scope] = max(self._blocked_until.get(scope, 0.0), self._clock() + wait)
         err.retry_after = wait
         err.message += f"; no calls for this {'app' if scope == '' else 'WABA'} for {wait:.0f} s"
 
@@ -172,12 +164,12 @@ class MetaClient(BudgetedClient):
             err.args = (err.message,)
         return err
 
-    def _get(self, path: str, params: Mapping[str, str], waba_id: str) -> dict:
+    async def _get(self, path: str, params: Mapping[str, str], waba_id: str) -> dict:
         url = f"{self._base}{path}?{urlencode(params, safe=',')}"
-        status, content, headers = self._send("GET", url, {"authorization": f"Bearer {self._token}"})
+        status, content, headers = await self._send("GET", url, {"authorization": f"Bearer {self._token}"})
         self._observe(headers, waba_id)
         try:
-            body = json.loads(content) if content else None
+            body = await load_json(content) if content else None
         except (ValueError, UnicodeDecodeError, RecursionError):
             body = None
         err = parse.graph_error(body, status)
@@ -191,15 +183,15 @@ class MetaClient(BudgetedClient):
             self._throttle(err, headers, waba_id)
         raise err
 
-    def call_for(self, action: str, waba_id: str, attempt: Callable[[], T]) -> T:
+    async def call_for(self, action: str, waba_id: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """One budgeted call about ``waba_id``: refused while throttled, never retried when throttled."""
 
-        def once() -> T:
+        async def once() -> T:
             refusal = self._refusal(waba_id)
             if refusal is not None:
                 raise _Stop(refusal, sent=False)
             try:
-                return attempt()
+                return await attempt()
             except ProviderError as err:
                 self._scrub(err)
                 if err.reason == "throttled":
@@ -207,14 +199,14 @@ class MetaClient(BudgetedClient):
                 raise
 
         try:
-            return self.call(action, once)
+            return await self.call(action, once)
         except _Stop as stop:
             stop.error.action = action
             if stop.sent:
                 self._on_request(action, stop.error.reason)
             raise stop.error from None
 
-    def list_numbers(self, waba_id: str) -> list[model.PhoneNumber]:
+    async def list_numbers(self, waba_id: str) -> list[model.PhoneNumber]:
         """Every number of the WABA from the list edge (without health), following the cursors."""
         path = f"/{quote(waba_id, safe='')}/phone_numbers"
         params = {"fields": fields_for(self.api_version, health=False), "limit": str(PAGE_LIMIT)}
@@ -224,7 +216,7 @@ class MetaClient(BudgetedClient):
         after = ""
         for _ in range(MAX_PAGES):
             page_params = dict(params, after=after) if after else params
-            body = self.call_for(LIST_ACTION, waba_id, lambda p=page_params: self._get(path, p, waba_id))
+            body = await self.call_for(LIST_ACTION, waba_id, lambda p=page_params: self._get(path, p, waba_id))
             items, after = parse.parse_list_page(body)
             for item in items:
                 number = parse.parse_number(item, waba_id)
@@ -239,11 +231,11 @@ class MetaClient(BudgetedClient):
             seen_cursors.add(after)
         raise ProviderError("parse", f"phone_numbers paging did not end within {MAX_PAGES} pages", action=LIST_ACTION)
 
-    def number_details(self, waba_id: str, phone_number_id: str) -> model.PhoneNumber:
+    async def number_details(self, waba_id: str, phone_number_id: str) -> model.PhoneNumber:
         """One number node, with ``health_status``."""
         path = f"/{quote(phone_number_id, safe='')}"
         params = {"fields": fields_for(self.api_version, health=True)}
-        body = self.call_for(NUMBER_ACTION, waba_id, lambda: self._get(path, params, waba_id))
+        body = await self.call_for(NUMBER_ACTION, waba_id, lambda: self._get(path, params, waba_id))
         number = parse.parse_number(body, waba_id)
         if number is None:
             raise ProviderError("parse", "phone number node without display_phone_number", action=NUMBER_ACTION)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 
 from exporter import model
 from exporter.config import Account, Unit
-from exporter.providers.base import UnitResult
+from exporter.providers.base import BaseProvider, Capability, UnitResult
 from exporter.providers.errors import ProviderError
 from exporter.providers.meta.client import LIST_ACTION, NUMBER_ACTION, MetaClient
 
@@ -27,28 +26,24 @@ HEALTH_FIELDS = ("can_send_message", "entities", "blocking_errors", "business_id
 log = logging.getLogger(__name__)
 
 
-class MetaProvider:
+class MetaProvider(BaseProvider):
     actions = (LIST_ACTION, NUMBER_ACTION)
+    capabilities = frozenset({Capability.READ_NUMBER, Capability.USAGE})
 
     def __init__(self, account: Account, client: MetaClient):
-        self.account = account
-        self.client = client
-        self._lock = threading.Lock()
+        super().__init__(account, client)
         # (WABA, phone number) -> (when read, the number as its detail call returned it)
         self._last_detail: dict[tuple[str, str], tuple[float, model.PhoneNumber]] = {}
         # WABA -> the business portfolio that owns it, as the numbers' health_status names it
         self._business_of: dict[str, str] = {}
 
-    def close(self) -> None:
-        self.client.close()
-
     def usage(self) -> tuple[dict[tuple[str, str, str], float], dict[str, float]]:
         """Graph's latest usage ratios and seconds to regain access (see :meth:`MetaClient.usage`)."""
         return self.client.usage()
 
-    def poll_unit(self, unit: Unit, now: float) -> UnitResult:
+    async def poll_unit(self, unit: Unit, now: float) -> UnitResult:
         waba_id = unit.id
-        listed = self.client.list_numbers(waba_id)
+        listed = await self.client.list_numbers(waba_id)
         result = UnitResult(numbers=[])
         if unit.phone_numbers:
             wanted = {"+" + digits for digits in unit.phone_numbers}
@@ -66,7 +61,7 @@ class MetaProvider:
                 result.numbers.append(self._with_last_health(waba_id, listed_number, now))
                 continue
             try:
-                number = self.client.number_details(waba_id, listed_number.phone_number_id)
+                number = await self.client.number_details(waba_id, listed_number.phone_number_id)
             except ProviderError as err:
                 if err.reason in ("auth", "throttled"):
                     raise  # the token or the WABA's budget is failing: the whole unit is
@@ -75,8 +70,7 @@ class MetaProvider:
                 continue
             # The list edge named the number; keep that spelling as its key.
             number = dataclasses.replace(number, phone_number=listed_number.phone_number)
-            with self._lock:
-                self._last_detail[(waba_id, number.phone_number)] = (now, number)
+            self._last_detail[(waba_id, number.phone_number)] = (now, number)
             result.numbers.append(number)
         if skipped:
             log.warning(
@@ -94,34 +88,30 @@ class MetaProvider:
         """Every number of a WABA belongs to the WABA's business: fill it in where the number's own read did not
         name it (the list edge carries no health_status)."""
         named = next((n.business_id for n in numbers if n.business_id), "")
-        with self._lock:
-            if named:
-                self._business_of[waba_id] = named
-            business = self._business_of.get(waba_id, "")
+        if named:
+            self._business_of[waba_id] = named
+        business = self._business_of.get(waba_id, "")
         if not business:
             return numbers
         return [n if n.business_id else dataclasses.replace(n, business_id=business) for n in numbers]
 
-    def poll_number(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
+    async def poll_number(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
         """Read one known number again (a webhook named it): one call, with its health."""
         waba_id = unit.id
         if not number.phone_number_id:
             raise ProviderError("request", "the number has no Graph node id yet", action=NUMBER_ACTION)
-        fresh = self.client.number_details(waba_id, number.phone_number_id)
+        fresh = await self.client.number_details(waba_id, number.phone_number_id)
         fresh = dataclasses.replace(fresh, phone_number=number.phone_number)
         fresh = self._with_business(waba_id, [fresh])[0]
-        with self._lock:
-            self._last_detail[(waba_id, fresh.phone_number)] = (now, fresh)
+        self._last_detail[(waba_id, fresh.phone_number)] = (now, fresh)
         return fresh
 
     def _with_last_health(self, waba_id: str, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
-        with self._lock:
-            last = self._last_detail.get((waba_id, number.phone_number))
+        last = self._last_detail.get((waba_id, number.phone_number))
         if last is None or now - last[0] > self.account.max_staleness:
             return number
         return dataclasses.replace(number, **{name: getattr(last[1], name) for name in HEALTH_FIELDS})
 
     def _forget_except(self, waba_id: str, phones: set[str]) -> None:
-        with self._lock:
-            for key in [k for k in self._last_detail if k[0] == waba_id and k[1] not in phones]:
-                del self._last_detail[key]
+        for key in [k for k in self._last_detail if k[0] == waba_id and k[1] not in phones]:
+            del self._last_detail[key]

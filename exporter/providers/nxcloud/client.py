@@ -1,9 +1,8 @@
-"""httpx client for NxCloud's WhatsApp ``getPhone`` (POST JSON, MD5-signed headers)."""
+"""Async httpx client for NxCloud's WhatsApp ``getPhone`` (POST JSON, MD5-signed headers)."""
 
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import time
 from typing import Callable
@@ -12,7 +11,7 @@ from urllib.parse import urlsplit
 from exporter import model
 from exporter.providers.errors import ProviderError
 from exporter.providers.nxcloud import parse, signer
-from exporter.providers.transport import BudgetedClient
+from exporter.providers.transport import BudgetedClient, load_json, off_loop
 
 BIZ_TYPE = "2"  # WhatsApp
 ACTION = "getPhone"
@@ -29,7 +28,7 @@ class NxCloudClient(BudgetedClient):
         self._secret = access_secret
         self._clock = clock
 
-    def _attempt(self, payload: dict) -> object:
+    async def _attempt(self, payload: dict) -> tuple[object, int]:
         body = signer.serialize(payload)  # serialized once: these bytes are signed and sent
         ts = str(int(self._clock() * 1000))
         headers = {
@@ -40,27 +39,27 @@ class NxCloudClient(BudgetedClient):
             "action": ACTION,
             "sign": signer.sign(self._ak, ACTION, BIZ_TYPE, ts, body, self._secret),
         }
-        status, content, response_headers = self._send("POST", self._url, headers, body)
+        status, content, response_headers = await self._send("POST", self._url, headers, body)
         try:
-            decoded = json.loads(content) if content else None
+            decoded = await load_json(content) if content else None
         except (ValueError, UnicodeDecodeError):
             reason = "upstream" if status >= 500 else "parse"
             raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
         try:
-            return parse.check_envelope(decoded, status)
+            return parse.check_envelope(decoded, status), len(content)
         except ProviderError as err:
             if err.code == "1004":
                 skew = _clock_skew(response_headers.get("date"), self._clock())
                 err.message += f" (clock problem: the local clock is {skew} the provider's; NxCloud allows 60 s)"
             raise
 
-    def get_phones(self, appkey: str, phones: tuple[str, ...] = ()) -> list[model.PhoneNumber]:
+    async def get_phones(self, appkey: str, phones: tuple[str, ...] = ()) -> list[model.PhoneNumber]:
         """Every number of the app, or only ``phones`` (digits with country code)."""
         payload = {"appkey": appkey, "messaging_product": "whatsapp"}
         if phones:
             payload["business_phones"] = ",".join(phones)
-        data = self.call(ACTION, lambda: self._attempt(payload))
-        return parse.parse_phones(data, appkey)
+        data, size = await self.call(ACTION, lambda: self._attempt(payload))
+        return await off_loop(parse.parse_phones, data, appkey, size=size // 256)
 
 
 def _clock_skew(date_header: str | None, now: float) -> str:
