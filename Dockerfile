@@ -31,7 +31,7 @@ ARG PYTHON_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="whatsapp-number-exporter" \
-      org.opencontainers.image.description="Prometheus exporter for the health of WhatsApp Business phone numbers (Alibaba Cloud CAMS, NxCloud, Kaleyra, Meta Cloud API)" \
+      org.opencontainers.image.description="Prometheus exporter for the health of WhatsApp Business phone numbers (Alibaba Cloud CAMS, NxCloud, Kaleyra, Meta Cloud API, Twilio, Infobip)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \

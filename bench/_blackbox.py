@@ -14,10 +14,13 @@ same bench measures the current tree and a baseline checked out from git.
   two polls (:meth:`Fleet.wave`).
 * :class:`Exporter` starts the exporter with a generated configuration and
   reads its RSS and CPU time.
+* :func:`add_run_options`, :func:`compare` and :meth:`Comparison.table`: the
+  options, the measuring loop and the side-by-side table the benches share.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import http.client
 import os
@@ -29,9 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +136,10 @@ class Fleet:
             self.stop()
             raise RuntimeError("the fleet emulator did not start")
         self._waves = 0
+
+    @property
+    def numbers(self) -> int:
+        return self.spaces * self.per_space
 
     def space_id(self, s: int) -> str:
         return f"cams-fleet-{s + 1:0{max(4, len(str(self.spaces)))}d}"
@@ -502,3 +509,55 @@ def machine_note() -> str:
         f"{os.cpu_count()} cores shared with other work (load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
         f"at the start); Python {sys.version.split()[0]}"
     )
+
+
+# ---------------------------------------------------------------------------
+# the command line, the measuring loop and the side-by-side table
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, state_sets: bool = False) -> None:
+    """``--baseline`` and ``--workdir`` (and, with ``state_sets``, ``--state-sets``): the options every bench takes."""
+    if state_sets:
+        parser.add_argument(
+            "--state-sets",
+            choices=("active", "all"),
+            default=None,
+            help="the metrics: state_sets setting (default: the exporter's default)",
+        )
+    parser.add_argument("--baseline", metavar="REF", help="also measure git REF (a temporary worktree), side by side")
+    parser.add_argument("--workdir", help="where configs and exporter logs go (default: a new temporary directory)")
+
+
+@dataclass
+class Comparison:
+    """The results of one measurement per tree under test (the baseline first), in the order measured."""
+
+    workdir: Path
+    note: str
+    results: list[tuple[Tree, dict]] = field(default_factory=list)
+
+    def table(self, summary: str) -> Callable[[str, Callable[[dict], str]], None]:
+        """Print the summary line, the machine note and the table's head; return ``row(label, fn)``."""
+        print()
+        print(summary)
+        print(f"machine: {self.note}; work directory {self.workdir}")
+        print()
+        print("| | " + " | ".join(t.label for t, _ in self.results) + " |")
+        print("|---|" + "---|" * len(self.results))
+
+        def row(label: str, fn: Callable[[dict], str]) -> None:
+            print(f"| {label} | " + " | ".join(fn(r) for _, r in self.results) + " |")
+
+        return row
+
+
+def compare(name: str, fleet: Fleet, args: argparse.Namespace, measure: Callable[..., dict]) -> Comparison:
+    """``measure(tree, fleet, args, workdir)`` for every tree under test (``--baseline`` first), one workdir each;
+    the fleet is stopped at the end."""
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"bench-{name.replace('_', '-')}-"))
+    comparison = Comparison(workdir, machine_note())
+    with fleet, trees(args.baseline) as under_test:
+        for i, tree in enumerate(under_test):
+            print(f"[{name}] measuring {tree.label} ...", flush=True)
+            comparison.results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}")))
+    return comparison

@@ -113,76 +113,48 @@ def _number(rng: random.Random, phone: str, name: str, *, new_name: bool) -> dic
     return number
 
 
+#: provider -> (keys, spaces per key, numbers per space), key id, secret prefix, phone, shop name, new_name_status
+#: (the key id is formatted with the key's ``k``, the phone with a serial, the shop name with ``k`` and ``s``)
+SOAK_FLEETS: dict[str, tuple[tuple[int, int, int], str, str, str, str, bool]] = {
+    "alibaba_cams": ((5, 60, 10), "cams-soak-ak-{k}", "cams-secret", "86139{:08d}", "Soak Shop {k}-{s}", True),
+    "nxcloud": ((3, 25, 20), "nxsoakak{k}", "nx-secret", "62812{:08d}", "Soak Toko {k}-{s}", False),
+    "kaleyra": ((2, 5, 50), "HXSOAK{k}00000000", "kal-secret", "9198{:08d}", "Soak Dukaan {k}-{s}", True),
+}
+
+
+def _soak_space(provider: str, k: int, s: int) -> dict[str, Any]:
+    """The provider's own keys of space ``s`` of key ``k``."""
+    if provider == "alibaba_cams":
+        waba = {"id": f"3{k}{s:04d}000001", "name": f"Soak {k}-{s}", "account_review_status": "APPROVED"}
+        return {"cust_space_id": f"cams-soak-{k}-{s:03d}", "waba": {**waba, "currency": "USD"}}
+    if provider == "nxcloud":
+        return {"space_id": f"nxsoak{k}a{s:03d}", "extra": {"response_shape": "array" if s % 2 else "map"}}
+    waba = {"id": f"10293847{k}{s:05d}", "name": f"Dukaan {k}-{s}", "account_review_status": "APPROVED"}
+    return {"space_id": waba["id"], "waba": waba}
+
+
+def _provider_scenario(rng: random.Random, provider: str) -> Scenario:
+    """One provider's soak fleet (see :data:`SOAK_FLEETS`): every key owns its spaces of random numbers."""
+    (keys, spaces, per_space), key, secret, phone, shop, new_name = SOAK_FLEETS[provider]
+    name = f"soak-{provider.removeprefix('alibaba_')}"
+    doc: dict[str, Any] = {"name": name, "credentials": [], "spaces": []}
+    serial = 0
+    for k in range(1, keys + 1):
+        ak = key.format(k=k)
+        doc["credentials"].append({"access_key_id": ak, "access_key_secret": f"{secret}-{k}", "qps": QPS[provider]})
+        for s in range(1, spaces + 1):
+            numbers = []
+            for _ in range(per_space):
+                serial += 1
+                numbers.append(_number(rng, phone.format(serial), shop.format(k=k, s=s), new_name=new_name))
+            doc["spaces"].append({**_soak_space(provider, k, s), "access_key_id": ak, "numbers": numbers})
+    return parse_scenario(doc, name)
+
+
 def build_scenarios(seed: int) -> dict[str, Scenario]:
     """CAMS 5 keys x 60 spaces x 10, NxCloud 3 keys x 25 apps x 20, Kaleyra 2 SIDs x 5 WABAs x 50: 5,000 numbers."""
     rng = random.Random(seed)
-    cams: dict[str, Any] = {"name": "soak-cams", "credentials": [], "spaces": []}
-    serial = 0
-    for k in range(1, 6):
-        ak = f"cams-soak-ak-{k}"
-        cams["credentials"].append(
-            {"access_key_id": ak, "access_key_secret": f"cams-secret-{k}", "qps": QPS["alibaba_cams"]}
-        )
-        for s in range(1, 61):
-            numbers = []
-            for _ in range(10):
-                serial += 1
-                numbers.append(_number(rng, f"86139{serial:08d}", f"Soak Shop {k}-{s}", new_name=True))
-            cams["spaces"].append(
-                {
-                    "cust_space_id": f"cams-soak-{k}-{s:03d}",
-                    "access_key_id": ak,
-                    "numbers": numbers,
-                    "waba": {
-                        "id": f"3{k}{s:04d}000001",
-                        "name": f"Soak {k}-{s}",
-                        "account_review_status": "APPROVED",
-                        "currency": "USD",
-                    },
-                }
-            )
-    nx: dict[str, Any] = {"name": "soak-nxcloud", "credentials": [], "spaces": []}
-    serial = 0
-    for k in range(1, 4):
-        ak = f"nxsoakak{k}"
-        nx["credentials"].append({"access_key_id": ak, "access_key_secret": f"nx-secret-{k}", "qps": QPS["nxcloud"]})
-        for s in range(1, 26):
-            numbers = []
-            for _ in range(20):
-                serial += 1
-                numbers.append(_number(rng, f"62812{serial:08d}", f"Soak Toko {k}-{s}", new_name=False))
-            nx["spaces"].append(
-                {
-                    "space_id": f"nxsoak{k}a{s:03d}",
-                    "access_key_id": ak,
-                    "numbers": numbers,
-                    "extra": {"response_shape": "array" if s % 2 else "map"},
-                }
-            )
-    kal: dict[str, Any] = {"name": "soak-kaleyra", "credentials": [], "spaces": []}
-    serial = 0
-    for k in range(1, 3):
-        sid = f"HXSOAK{k}00000000"
-        kal["credentials"].append({"access_key_id": sid, "access_key_secret": f"kal-secret-{k}", "qps": QPS["kaleyra"]})
-        for s in range(1, 6):
-            numbers = []
-            for _ in range(50):
-                serial += 1
-                numbers.append(_number(rng, f"9198{serial:08d}", f"Soak Dukaan {k}-{s}", new_name=True))
-            waba = f"10293847{k}{s:05d}"
-            kal["spaces"].append(
-                {
-                    "space_id": waba,
-                    "access_key_id": sid,
-                    "numbers": numbers,
-                    "waba": {"id": waba, "name": f"Dukaan {k}-{s}", "account_review_status": "APPROVED"},
-                }
-            )
-    return {
-        "alibaba_cams": parse_scenario(cams, "soak-cams"),
-        "nxcloud": parse_scenario(nx, "soak-nxcloud"),
-        "kaleyra": parse_scenario(kal, "soak-kaleyra"),
-    }
+    return {provider: _provider_scenario(rng, provider) for provider in SOAK_FLEETS}
 
 
 # the auth and permission answers (``--exclude auth``)

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -54,15 +53,15 @@ from bench._blackbox import (
     Exporter,
     Fleet,
     Tree,
+    add_run_options,
     by_account,
     cams_config,
+    compare,
     family,
-    machine_note,
     percentile,
     polls,
     raise_open_files,
     threads_of,
-    trees,
 )
 
 REQUESTS = "whatsapp_exporter_api_requests_total"
@@ -82,8 +81,7 @@ def idle_rss(tree: Tree, fleet: Fleet, workdir: Path) -> tuple[float, int]:
     raise RuntimeError("neither shard of two left the account out")
 
 
-def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path, cap: float | None = None) -> dict:
-    """``cap``: at most this many seconds of observation (``--baseline-seconds``), instead of the default wait."""
+def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -> dict:
     result: dict = {}
     result["rss0"], result["threads0"] = idle_rss(tree, fleet, workdir)
     config = cams_config(fleet, accounts=args.accounts, poll_interval=args.interval, qps=args.qps)
@@ -93,7 +91,9 @@ def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path, c
     with Exporter(tree, config, workdir / "loaded", ready_timeout=300) as exp:
         cpu0 = exp.cpu_seconds()
         wait = args.interval * (args.cycles + 1) * 1.5 + 120
-        deadline = time.monotonic() + (min(wait, cap) if cap else wait)
+        if args.baseline_seconds and tree.label.startswith("baseline "):
+            wait = min(wait, args.baseline_seconds)  # an old runtime that never keeps up: capped
+        deadline = time.monotonic() + wait
         body = b""
         while time.monotonic() < deadline and exp.alive():
             t = time.perf_counter()
@@ -154,14 +154,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--numbers", type=int, default=3, help="numbers per account (default 3)")
     parser.add_argument("--interval", type=float, default=60, help="poll interval in seconds (default 60)")
     parser.add_argument("--cycles", type=int, default=3, help="intervals observed after the first poll (default 3)")
-    parser.add_argument("--baseline", metavar="REF", help="also measure git REF (a temporary worktree), side by side")
     parser.add_argument(
         "--baseline-seconds",
         type=float,
         metavar="S",
         help="observe the baseline at most S seconds (an old runtime that never keeps up; default: as the candidate)",
     )
-    parser.add_argument("--workdir", help="where configs and exporter logs go (default: a new temporary directory)")
+    add_run_options(parser)
     args = parser.parse_args(argv)
     if args.accounts % args.keys or args.accounts // args.keys < 2:
         parser.error("--accounts must be a multiple of --keys, with at least 2 accounts per key")
@@ -169,28 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.interval < floor * 1.1:
         parser.error(f"--interval must leave room for the floor of a cycle ({floor:g} s): at least {floor * 1.1:g}")
     raise_open_files()  # the exporter and the emulator inherit it: one connection per account
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-accounts-"))
-    note = machine_note()
-    results = []
-    with Fleet(args.accounts, args.numbers, keys=args.keys) as fleet, trees(args.baseline) as under_test:
-        for i, tree in enumerate(under_test):
-            print(f"[accounts] measuring {tree.label} ...", flush=True)
-            cap = args.baseline_seconds if args.baseline and i == 0 else None
-            results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}", cap)))
-    print()
-    print(
+    row = compare("accounts", Fleet(args.accounts, args.numbers, keys=args.keys), args, measure).table(
         f"accounts={args.accounts:,} (one space of {args.numbers} numbers each; "
         f"{args.accounts * args.numbers:,} numbers) "
         f"on {args.keys} AccessKeys of {args.qps:g} QPS; poll_interval {args.interval:g} s, no jitter; "
         f"{args.cycles} intervals after the first poll"
     )
-    print(f"machine: {note}; work directory {workdir}")
-    print()
-    print("| | " + " | ".join(t.label for t, _ in results) + " |")
-    print("|---|" + "---|" * len(results))
-
-    def row(label: str, fn) -> None:
-        print(f"| {label} | " + " | ".join(fn(r) for _, r in results) + " |")
 
     row("exporter ran throughout; exit code after SIGTERM", lambda r: f"{'yes' if r['alive'] else 'NO'}; {r['exit']}")
     row("polls per account (min / max)", lambda r: "{} / {}".format(*r["polls_min_max"]))

@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-from bench._blackbox import Exporter, Fleet, PollWatcher, Tree, cams_config, machine_note, trees
+from bench._blackbox import Exporter, Fleet, PollWatcher, Tree, add_run_options, cams_config, compare
 
 PER_SPACE = 100
 ACCOUNT = "bench-0"
@@ -98,36 +97,15 @@ def main(argv: list[str] | None = None) -> None:
         help="share of the numbers changed after each poll (default 0.01; 0: none)",
     )
     parser.add_argument("--idle", type=float, default=20, help="seconds of the idle measurement (default 20)")
-    parser.add_argument(
-        "--state-sets",
-        choices=("active", "all"),
-        default=None,
-        help="the metrics: state_sets setting (default: the exporter's default)",
-    )
-    parser.add_argument("--baseline", metavar="REF", help="also measure git REF (a temporary worktree), side by side")
-    parser.add_argument("--workdir", help="where configs and exporter logs go (default: a new temporary directory)")
+    add_run_options(parser, state_sets=True)
     args = parser.parse_args(argv)
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-poll-cpu-"))
-    note = machine_note()
-    results = []
-    with Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE) as fleet, trees(args.baseline) as under_test:
-        for i, tree in enumerate(under_test):
-            print(f"[poll_cpu] measuring {tree.label} ...", flush=True)
-            results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}")))
-    print()
-    print(
-        f"numbers={fleet.spaces * PER_SPACE:,} (one account, {fleet.spaces} spaces); "
-        f"poll_interval {args.interval:g} s; "
+    fleet = Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE)
+    comparison = compare("poll_cpu", fleet, args, measure)
+    row = comparison.table(
+        f"numbers={fleet.numbers:,} (one account, {fleet.spaces} spaces); poll_interval {args.interval:g} s; "
         f"{args.cycles} cycles; {args.change:.0%} of the numbers changed after each poll; "
         f"state_sets {args.state_sets or 'default'}; idle measured over {args.idle:g} s"
     )
-    print(f"machine: {note}; work directory {workdir}")
-    print()
-    print("| | " + " | ".join(t.label for t, _ in results) + " |")
-    print("|---|" + "---|" * len(results))
-
-    def row(label: str, fn) -> None:
-        print(f"| {label} | " + " | ".join(fn(r) for _, r in results) + " |")
 
     row("idle CPU (ms per second)", lambda r: f"{r['idle'] * 1e3:.1f}")
     row("CPU over the cycles (s) / their duration (s)", lambda r: f"{r['cpu']:.2f} / {r['elapsed']:.1f}")
@@ -135,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     row("**CPU per cycle per 1,000 numbers (s)**", lambda r: f"**{r['per_1000']:.4f}**")
     row("poll duration p50 / max (s)", lambda r: f"{statistics.median(r['durations']):.2f} / {max(r['durations']):.2f}")
     row("RSS at the end (MiB)", lambda r: f"{r['rss']:.0f}")
-    if len(results) == 2:
-        base, cand = results[0][1]["per_1000"], results[1][1]["per_1000"]
+    if len(comparison.results) == 2:
+        base, cand = (r["per_1000"] for _, r in comparison.results)
         print(f"\ncandidate / baseline: {cand / base:.2f}x (target <= 1.20)")
 
 

@@ -39,11 +39,21 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench._blackbox import ROOT, Exporter, Fleet, Tree, cams_config, machine_note, percentile, polls, trees, wait_for
+from bench._blackbox import (
+    ROOT,
+    Exporter,
+    Fleet,
+    Tree,
+    add_run_options,
+    cams_config,
+    compare,
+    percentile,
+    polls,
+    wait_for,
+)
 
 PER_SPACE = 100
 GUARD = 0.5  # seconds around a busy window that count neither as busy nor as idle
@@ -139,36 +149,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--change", type=float, default=0.01, help="share of the numbers changed between two polls (default 0.01)"
     )
-    parser.add_argument(
-        "--state-sets",
-        choices=("active", "all"),
-        default=None,
-        help="the metrics: state_sets setting (default: the exporter's default)",
-    )
-    parser.add_argument("--baseline", metavar="REF", help="also measure git REF (a temporary worktree), side by side")
-    parser.add_argument("--workdir", help="where configs and exporter logs go (default: a new temporary directory)")
+    add_run_options(parser, state_sets=True)
     args = parser.parse_args(argv)
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-scrape-poll-"))
-    note = machine_note()
-    results = []
-    with Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE) as fleet, trees(args.baseline) as under_test:
-        for i, tree in enumerate(under_test):
-            print(f"[scrape_poll] measuring {tree.label} ...", flush=True)
-            results.append((tree, measure(tree, fleet, args, workdir / f"tree-{i}")))
-    print()
-    print(
-        f"numbers={fleet.spaces * PER_SPACE:,} (one account, {fleet.spaces} spaces); "
-        f"poll_interval {args.interval:g} s; "
+    fleet = Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE)
+    row = compare("scrape_poll", fleet, args, measure).table(
+        f"numbers={fleet.numbers:,} (one account, {fleet.spaces} spaces); poll_interval {args.interval:g} s; "
         f"{args.change:.0%} of the numbers changed between polls; state_sets {args.state_sets or 'default'}; "
         f"gzip scrapes every {args.every:g} s for {args.seconds:g} s"
     )
-    print(f"machine: {note}; work directory {workdir}")
-    print()
-    print("| | " + " | ".join(t.label for t, _ in results) + " |")
-    print("|---|" + "---|" * len(results))
-
-    def row(label: str, fn) -> None:
-        print(f"| {label} | " + " | ".join(fn(r) for _, r in results) + " |")
 
     def ms(values: list[float]) -> str:
         if not values:

@@ -5,6 +5,8 @@ the providers' documentation only and never imports the exporter's client code.
 
 * :mod:`emulators.scenario` - scenario model, YAML loader, timelines, faults.
 * :mod:`emulators.cams` - Alibaba Cloud CAMS (2020-06-06) emulator.
+* :mod:`emulators.twilio` - Twilio WhatsApp Senders (v2) emulator.
+* :mod:`emulators.infobip` - Infobip WhatsApp senders quality emulator.
 
 Run one standalone with ``python -m emulators --scenario demo --listen 127.0.0.1:18777``.
 """

@@ -3,6 +3,8 @@
     python -m emulators --scenario demo --listen 127.0.0.1:18777
     python -m emulators --provider nxcloud --scenario demo-nxcloud
     python -m emulators --provider kaleyra            # scenario demo-kaleyra
+    python -m emulators --provider twilio             # scenario demo-twilio
+    python -m emulators --provider infobip            # scenario demo-infobip
 
 ``--provider`` picks the emulated API (``cams``, the default, ``nxcloud`` or
 ``kaleyra``).  ``--scenario`` takes a YAML file or the name of a built-in
@@ -29,16 +31,20 @@ import threading
 from pathlib import Path
 
 from .cams import CamsEmulator
+from .infobip import InfobipEmulator
 from .kaleyra import KaleyraEmulator
 from .meta import MetaEmulator
 from .nxcloud import NxCloudEmulator
 from .scenario import ScenarioError, builtin_scenarios, load_builtin_scenario, load_scenario
+from .twilio import TwilioEmulator
 
 PROVIDERS = {
     "cams": (CamsEmulator, "demo"),
     "nxcloud": (NxCloudEmulator, "demo-nxcloud"),
     "kaleyra": (KaleyraEmulator, "demo-kaleyra"),
     "meta": (MetaEmulator, "demo-meta"),
+    "twilio": (TwilioEmulator, "demo-twilio"),
+    "infobip": (InfobipEmulator, "demo-infobip"),
 }
 
 
@@ -69,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m emulators",
         description="Run a provider API emulator (CAMS 2020-06-06, NxCloud "
-        "getPhone or Kaleyra v2 number reads) standalone.",
+        "getPhone, Kaleyra v2 number reads, Meta Graph, Twilio WhatsApp Senders or Infobip senders quality) "
+        "standalone.",
     )
     parser.add_argument(
         "--scenario",

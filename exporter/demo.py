@@ -1,6 +1,6 @@
 """``--demo``: the real exporter polling the built-in provider emulators on loopback.
 
-One emulator per provider (CAMS, NxCloud, Kaleyra, Meta) serves its built-in demo
+One emulator per provider (CAMS, NxCloud, Kaleyra, Meta, Twilio, Infobip) serves its built-in demo
 scenario, whose numbers change quality, status and tier every few minutes.
 The configuration is generated from the scenarios and goes through the same
 validation as a user's file; the emulators' fixture secrets reach it through
@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 from exporter.config import PROVIDERS, Config, parse_config
 from emulators.cams import CamsEmulator
+from emulators.infobip import InfobipEmulator
 from emulators.kaleyra import KaleyraEmulator
 from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Scenario, load_builtin_scenario
+from emulators.twilio import TwilioEmulator
 
 DEMO_POLL_INTERVAL = 15
 #: CAMS health sweeps in the demo: often enough that a number that gets blocked shows up within a minute
@@ -39,6 +41,8 @@ EMULATORS = {
     "nxcloud": ("demo-nxcloud", NxCloudEmulator, "nxcloud"),
     "kaleyra": ("demo-kaleyra", KaleyraEmulator, "kaleyra"),
     "meta": ("demo-meta", MetaEmulator, "meta"),
+    "twilio": ("demo-twilio", TwilioEmulator, "twilio"),
+    "infobip": ("demo-infobip", InfobipEmulator, "infobip"),
 }
 
 
@@ -71,11 +75,17 @@ def account_lines(provider: str, scenario: Scenario, endpoint: str, env: dict[st
                 f"    verification_poll_interval: {max(120, poll_interval)}",
                 f"    health_poll_interval: {DEMO_HEALTH_POLL_INTERVAL}",
             ]
+        if provider == "twilio":
+            lines.append("    page_size: 2")  # the demo's few senders still take three pages
         lines.append(f"    {spec.units_key}:")
         for unit in units:
             lines.append(f"      - {spec.unit_id_key}: '{unit.cust_space_id}'")
             if unit.isv_code and "isv_code" in spec.unit_keys:
                 lines.append(f"        isv_code: {unit.isv_code}")
+            if provider == "infobip":
+                # Infobip lists no senders: the account configures them
+                senders = [n.phone_number for n in unit.numbers]
+                lines.append("        senders: [" + ", ".join(f"'{p}'" for p in senders) + "]")
     return lines
 
 

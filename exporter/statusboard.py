@@ -92,11 +92,14 @@ POLL_CLASS = {"ok": GOOD, "failing": BAD, "pending": GREY}
 
 #: statuses in which a number cannot send at all
 CANNOT_SEND_STATUSES = ("BANNED", "RESTRICTED", "DISCONNECTED", "DELETED")
+#: provider-specific statuses that mean "cannot send": Twilio's OFFLINE ("inactive; read offline_reasons"),
+#: which pages through WhatsAppNumberCannotSend (the CAMS console's OFFLINE does not)
+CANNOT_SEND_PROVIDER_STATUSES = frozenset({("twilio", "OFFLINE")})
 
 
-def cannot_send_reason(n: PhoneNumber, disabled_wabas: frozenset[str] = frozenset()) -> str:
+def cannot_send_reason(n: PhoneNumber, disabled_wabas: frozenset[str] = frozenset(), provider: str = "") -> str:
     """Why the number cannot send ("" when nothing says it cannot): its status, Meta's health, or its WABA's ban."""
-    if n.status in CANNOT_SEND_STATUSES:
+    if n.status in CANNOT_SEND_STATUSES or (provider, n.status) in CANNOT_SEND_PROVIDER_STATUSES:
         return f"status {n.status}"
     if n.can_send_message == "BLOCKED":
         return "health BLOCKED"
@@ -292,7 +295,7 @@ def _render(
         for tracked in snap.numbers.values():
             n = tracked.number
             tier = _tier(snap, n)
-            reason = cannot_send_reason(n, disabled)
+            reason = cannot_send_reason(n, disabled, snap.provider)
             if reason:
                 reasons[reason] += 1
             classes = (

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..scenario import Credential, Scenario, Space
+from ..common.state import _StateMixin
+from ..scenario import Credential, Space
 from .model import _HEALTH_BY_REVIEW, _HEALTH_BY_STATUS, _HEALTH_RANK, NUMBER_FIELDS, WABA_FIELDS
 from .wire import _ApiError, _health_entity, _missing, _wire
 
 
-class _ActionsMixin:
-    """The actions of :class:`CamsEmulator`."""
-
-    # what this mixin uses of the emulator (see emulators.common's docstring)
-    scenario: Scenario
-
-    if TYPE_CHECKING:
-
-        def scenario_time(self) -> float: ...
-        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
-        def waba_state(self, space: Space, t: float | None = None) -> dict[str, Any] | None: ...
+class _ActionsMixin(_StateMixin):
+    """The actions of :class:`CamsEmulator`: answers built on the scenario state (:class:`_StateMixin`)."""
 
     # -- actions -----------------------------------------------------------
 

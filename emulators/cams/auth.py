@@ -187,20 +187,8 @@ class _AuthMixin:
         if not params.get("Signature"):
             raise _missing("Signature")
         cred = self._lookup(params["AccessKeyId"])
-        method = params.get("SignatureMethod")
-        if not method:
-            raise _missing("SignatureMethod")
-        if method != "HMAC-SHA1":
-            raise _ApiError(
-                "InvalidSignatureMethod", f"Specified signature method {method!r} is not supported; use HMAC-SHA1."
-            )
-        version = params.get("SignatureVersion")
-        if not version:
-            raise _missing("SignatureVersion")
-        if version != "1.0":
-            raise _ApiError(
-                "InvalidSignatureVersion", f"Specified signature version {version!r} is not supported; use 1.0."
-            )
+        _require_supported(params, "SignatureMethod", "HMAC-SHA1", "signature method")
+        _require_supported(params, "SignatureVersion", "1.0", "signature version")
         timestamp = params.get("Timestamp")
         if not timestamp:
             raise _missing("Timestamp")
@@ -221,3 +209,12 @@ class _AuthMixin:
         self._check_token(cred, params.get("SecurityToken"))
         self._remember_nonce(cred, nonce, now)
         return cred
+
+
+def _require_supported(params: Mapping[str, str], key: str, supported: str, what: str) -> None:
+    """A parameter that must be present with the one value the service supports (``Invalid<key>`` otherwise)."""
+    value = params.get(key)
+    if not value:
+        raise _missing(key)
+    if value != supported:
+        raise _ApiError(f"Invalid{key}", f"Specified {what} {value!r} is not supported; use {supported}.")

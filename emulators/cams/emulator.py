@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Unpack
 from urllib.parse import urlsplit
 
-from ..common import BodyError, Context, ProviderEmulator
+from ..common import BodyError, Context, EmulatorOptions, ProviderEmulator
+from ..common.wire import WRITE_REFUSED
 from ..scenario import Scenario
 from .actions import _ActionsMixin
 from .auth import _access_denied_detail, _AuthMixin, _claimed_v3_key
@@ -69,17 +68,12 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
     def __init__(
         self,
         scenario: Scenario,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.time,
         *,
-        max_records: int = 200_000,
-        log_level: int = logging.DEBUG,
         host_id: str | None = None,
-        seed: int | None = None,
         flow_control: bool = True,
+        **options: Unpack[EmulatorOptions],
     ):
-        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
+        super().__init__(scenario, **options)
         self.flow_control = flow_control
         self._host_id = host_id
         self._nonces: dict[tuple[str, str], float] = {}
@@ -177,7 +171,7 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
             raise _ApiError("Ram.PermissionDeny", access_denied=_access_denied_detail(cred, action))
         if action in WRITE_ACTIONS:
             raise _ApiError(
-                "Emulator.WriteActionCalled",
+                WRITE_REFUSED,
                 f"{action} has side effects; the emulator records the call and refuses it.",
             )
         handler = self._actions.get(action)

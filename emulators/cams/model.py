@@ -6,6 +6,7 @@ import hashlib
 import logging
 
 from ..common import HEALTH_BY_REVIEW, HEALTH_BY_STATUS, HEALTH_RANK
+from ..common.wire import WRITE_REFUSED, write_refused
 
 logger = logging.getLogger("emulators.cams")
 
@@ -141,10 +142,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "Authentication.NoAuth": (400, "You are not authorized to perform the operation."),
     "InvalidParameter.PhoneNumberError": (400, "The phone number is invalid."),
     # emulator-only
-    "Emulator.WriteActionCalled": (
-        400,
-        "The emulator refuses actions with side effects; an exporter must never call them.",
-    ),
+    WRITE_REFUSED: write_refused("actions"),
     "Emulator.ActionNotEmulated": (400, "This CAMS action exists but is not emulated."),
 }
 

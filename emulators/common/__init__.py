@@ -68,11 +68,17 @@ so every mixin states what it relies on, in one pattern applied everywhere:
   with plain mixins.  Hook overrides keep the base signatures (``ctx:
   Context``) and narrow with ``isinstance`` where a provider needs its own
   context type.
+* **building on another mixin** (Meta's routes dispatch into its answers, its events reuse their health;
+  CAMS's actions answer from the scenario state): the mixin subclasses it (``_RoutesMixin(_AnswersMixin)``,
+  ``_MetaEventsMixin(_AnswersMixin, _WatcherMixin)``, ``_ActionsMixin(_StateMixin)``) instead of declaring
+  the methods it calls; the final class lists the subclass first, so the method resolution order stays that
+  of plain mixins.
 """
 
 from __future__ import annotations
 
 from .base import (
+    EmulatorOptions,
     ProviderEmulator,
 )
 from .records import (
@@ -114,6 +120,7 @@ __all__ = [
     "ApiError",
     "BodyError",
     "Context",
+    "EmulatorOptions",
     "ProviderEmulator",
     "Reply",
     "Request",

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypedDict
 
 from aiohttp import web
 
@@ -28,6 +28,20 @@ logger = logging.getLogger("emulators")
 
 # ---------------------------------------------------------------------------
 # the base emulator
+
+
+class EmulatorOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`ProviderEmulator` that a provider's constructor passes on unchanged.
+
+    A provider with options of its own takes ``**options: Unpack[EmulatorOptions]`` rather than repeating them.
+    """
+
+    host: str
+    port: int
+    clock: Callable[[], float]
+    max_records: int
+    log_level: int
+    seed: int | None
 
 
 class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin, _WatcherMixin):
@@ -94,6 +108,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
     ):
         if not isinstance(scenario, Scenario):
             raise TypeError("scenario must be a Scenario (see emulators.scenario)")
+        self._check_scenario(scenario)
         self.scenario = scenario
         self.host = host
         self.port = port
@@ -130,6 +145,9 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
         self._webhook: dict[str, Any] | None = None
         self._webhook_sender = WebhookSender(self.provider_name, log=self._logger, clock=clock, max_records=max_records)
         self._warn_unknown_attributes()
+
+    def _check_scenario(self, scenario: Scenario) -> None:
+        """Refuse a scenario this provider cannot serve (raise ``ScenarioError``); the first step of ``__init__``."""
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -37,6 +37,30 @@ HEALTH_BY_REVIEW = {"APPROVED": "AVAILABLE", "PENDING": "LIMITED", "REJECTED": "
 HEALTH_RANK = {"AVAILABLE": 0, "LIMITED": 1, "BLOCKED": 2}
 
 
+#: the attributes of Meta's phone-number node (which Kaleyra passes through) whose changes the state watcher records
+PHONE_NODE_OBSERVED_FIELDS = (
+    "present",
+    "status",
+    "quality_rating",
+    "messaging_limit_tier",
+    "whatsapp_business_manager_messaging_limit",
+    "name_status",
+    "new_name_status",
+    "code_verification_status",
+    "throughput_level",
+    "verified_name",
+)
+
+
+#: the emulator-only error code of a call with side effects (recorded, then refused): an exporter must never make one
+WRITE_REFUSED = "Emulator.WriteActionCalled"
+
+
+def write_refused(calls: str) -> tuple[int, str]:
+    """The (HTTP status, message) of :data:`WRITE_REFUSED` in a provider's error table (``calls``: its word)."""
+    return 400, f"The emulator refuses {calls} with side effects; an exporter must never call them."
+
+
 # What an ``unknown_enum`` fault puts in place of each kind of enumerated value.
 UNKNOWN_ENUM_VALUES = {"status": "BRAND_NEW_STATE", "quality": "BRAND_NEW_RATING", "tier": "TIER_BRAND_NEW"}
 

@@ -61,23 +61,10 @@ class _AnswersMixin(_ServerMixin):
 
     # -- lookups -------------------------------------------------------------
 
-    def _owned(self, cred: Credential, space: Space) -> bool:
-        owner = self.scenario.credential(space.access_key_id)
-        return owner is not None and owner.account_key == cred.account_key
-
-    def _waba_space(self, waba_id: str) -> Space | None:
-        space = self.scenario.space(waba_id)
-        if space is not None:
-            return space
-        for candidate in self.scenario.spaces:
-            if candidate.waba is not None and candidate.waba.attributes.get("id") == waba_id:
-                return candidate
-        return None
-
     def _resolve(self, cred: Credential, node: str) -> _Target:
-        space = self._waba_space(node)
+        space = self.scenario.waba_space(node)
         if space is not None and (space.waba is None or self.waba_state(space) is not None):
-            return _Target("waba", space, owned=self._owned(cred, space))
+            return _Target("waba", space, owned=self.scenario.owned_by(space, cred))
         t = self.scenario_time()
         foreign: _Target | None = None
         for space in self.scenario.spaces:
@@ -91,7 +78,7 @@ class _AnswersMixin(_ServerMixin):
                     or str(state.get("id") or number.phone_number) != node
                 ):
                     continue
-                found = _Target("number", space, number.phone_number, self._owned(cred, space))
+                found = _Target("number", space, number.phone_number, self.scenario.owned_by(space, cred))
                 if found.owned:
                     return found
                 foreign = foreign or found

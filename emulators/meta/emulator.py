@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Mapping
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Unpack
 
-from ..common import ProviderEmulator
+from ..common import EmulatorOptions, ProviderEmulator
+from ..common.wire import PHONE_NODE_OBSERVED_FIELDS
 from ..scenario import Scenario
 from .answers import _AnswersMixin
 from .events import _MetaEventsMixin
@@ -20,6 +20,7 @@ from .model import (
     LIST_ACTION,
     NUMBER_ACTION,
     WABA_ACTION,
+    WABA_STANDING_ATTRIBUTES,
     WRITE_ACTIONS,
     validate_meta_scenario,
 )
@@ -54,29 +55,13 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
 
     write_actions = WRITE_ACTIONS
 
-    observed_number_fields = (
-        "present",
-        "status",
-        "quality_rating",
-        "messaging_limit_tier",
-        "whatsapp_business_manager_messaging_limit",
-        "name_status",
-        "new_name_status",
-        "code_verification_status",
-        "throughput_level",
-        "verified_name",
-    )
+    observed_number_fields = PHONE_NODE_OBSERVED_FIELDS
 
     observed_waba_fields = (
         "present",
         "account_review_status",
         "can_send_message",
-        "portfolio_messaging_limit",
-        "restrictions",
-        "ban_state",
-        "ban_date",
-        "ban_after",
-        "violation_type",
+        *WABA_STANDING_ATTRIBUTES,
     )
 
     webhooks_supported = True
@@ -94,23 +79,18 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
     def __init__(
         self,
         scenario: Scenario,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.time,
         *,
         calls_per_hour: int | None = 200,
         app_calls_per_hour: int | None = 10_000,
         throttle_status: int = 429,
-        max_records: int = 200_000,
-        log_level: int = logging.DEBUG,
-        seed: int | None = None,
+        **options: Unpack[EmulatorOptions],
     ):
         for name, value in (("calls_per_hour", calls_per_hour), ("app_calls_per_hour", app_calls_per_hour)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None")
         validate_meta_scenario(scenario)
         self._waba_set_times: dict[tuple[str, str], float] = {}  # (space, attribute) -> scenario time of set_waba
-        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
+        super().__init__(scenario, **options)
         self.calls_per_hour = calls_per_hour
         self.app_calls_per_hour = app_calls_per_hour
         self.throttle_status = throttle_status

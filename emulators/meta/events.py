@@ -7,26 +7,20 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..common.watcher import SpaceChanges, _WatcherMixin
-from ..scenario import Credential, Space, parse_duration
+from ..scenario import Space, parse_duration
 from ..webhooks import Event, OutgoingRequest, ban_date_text, meta_number_events, meta_signature, review_event
+from .answers import _AnswersMixin
 from .model import _DEFAULTS, MAX_NUMBERS_PER_BUSINESS, MAX_NUMBERS_PER_WABA, portfolio_tier
 
 
-class _MetaEventsMixin(_WatcherMixin):
-    """Observed state and webhooks of :class:`MetaEmulator`."""
+class _MetaEventsMixin(_AnswersMixin, _WatcherMixin):
+    """Observed state and webhooks of :class:`MetaEmulator`; a number's observed health is the one its
+    answers carry (:class:`_AnswersMixin`)."""
 
     # what this mixin uses of the emulator (see emulators.common's docstring)
     if TYPE_CHECKING:
 
         def _set_time(self, space: Space, attribute: str, t: float) -> float: ...
-        def _health_status(
-            self,
-            space: Space,
-            values: Mapping[str, Any],
-            cred: Credential,
-            node_id: str,
-            waba: Mapping[str, Any] | None = None,
-        ) -> dict[str, Any]: ...
 
     # -- hooks ---------------------------------------------------------------
 

@@ -174,6 +174,22 @@ _NUMBER_KNOWN = (NUMBER_FIELDS - {"throughput", "health_status"}) | frozenset(
 )
 
 
+#: the WABA-level state since October 2025 (business portfolio, restrictions, bans, violations) whose changes
+#: the state watcher records
+WABA_STANDING_ATTRIBUTES = (
+    "portfolio_messaging_limit",
+    "restrictions",
+    "ban_state",
+    "ban_date",
+    "ban_after",
+    "violation_type",
+)
+
+
+#: every WABA-level attribute of that state (see the section below)
+WABA_LEVEL_ATTRIBUTES = (*WABA_STANDING_ATTRIBUTES, "max_phone_numbers_per_waba", "max_phone_numbers_per_business")
+
+
 _WABA_KNOWN = (WABA_FIELDS - {"health_status"}) | frozenset(
     {
         "business_id",
@@ -189,14 +205,7 @@ _WABA_KNOWN = (WABA_FIELDS - {"health_status"}) | frozenset(
         "app_errors",
         "app_additional_info",
         "present",
-        "portfolio_messaging_limit",
-        "restrictions",
-        "ban_state",
-        "ban_date",
-        "ban_after",
-        "violation_type",
-        "max_phone_numbers_per_waba",
-        "max_phone_numbers_per_business",
+        *WABA_LEVEL_ATTRIBUTES,
     }
 )
 
@@ -247,18 +256,6 @@ MAX_NUMBERS_PER_WABA = 25  # Meta's business_capability_update example
 
 
 MAX_NUMBERS_PER_BUSINESS = 2  # the emulator's choice for a portfolio at the 250 level
-
-
-WABA_LEVEL_ATTRIBUTES = (
-    "portfolio_messaging_limit",
-    "restrictions",
-    "ban_state",
-    "ban_date",
-    "ban_after",
-    "violation_type",
-    "max_phone_numbers_per_waba",
-    "max_phone_numbers_per_business",
-)
 
 
 SPACE_SWITCHES = ("legacy_quality_events", "deprecated_limit_fields")

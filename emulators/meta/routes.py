@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from ..common import ApiError, BodyError, Context, Reply, Request, json_bytes
-from ..common.server import _ServerMixin
-from ..scenario import Credential, Fault, Scenario, Space
+from ..scenario import Credential, Fault
+from .answers import _AnswersMixin
 from .graph import GraphError, _fbtrace_id, _int_code, _MetaContext, _Target
 from .model import (
     _VERSION,
@@ -31,37 +31,18 @@ from .model import (
 )
 
 
-class _RoutesMixin(_ServerMixin):
-    """Routing, authentication and error replies of :class:`MetaEmulator`."""
+class _RoutesMixin(_AnswersMixin):
+    """Routing, authentication and error replies of :class:`MetaEmulator`; the answers come from
+    :class:`_AnswersMixin`, which the routes build on (so its methods need no declarations here)."""
 
     # what this mixin uses of the emulator (see emulators.common's docstring)
-    scenario: Scenario
     throttle_status: int
 
     if TYPE_CHECKING:
 
-        def number_state(self, space: Space, phone_number: str, t: float | None = None) -> dict[str, Any] | None: ...
         def _admit(self, arrival: float, buckets: Sequence[tuple[Hashable, int | None]]) -> bool: ...
         def _apply_faults(self, ctx: Context) -> Reply | None: ...
         def _count_hourly(self, ctx: _MetaContext, cred: Credential) -> None: ...
-        def _resolve(self, cred: Credential, node: str) -> _Target: ...
-        def _fields(
-            self,
-            query: Mapping[str, str],
-            known: frozenset[str],
-            default: tuple[str, ...],
-            node_type: str,
-            version: str | None,
-            *,
-            wire_extra_keys: frozenset[str] = frozenset(),
-        ) -> list[str]: ...
-        def _list(
-            self, req: Request, query: Mapping[str, str], ctx: _MetaContext, space: Space, version: str | None
-        ) -> dict[str, Any]: ...
-        def _number_object(
-            self, space: Space, state: Mapping[str, Any], fields: list[str], cred: Credential, *, health: bool
-        ) -> dict[str, Any]: ...
-        def _waba_object(self, space: Space, fields: list[str], cred: Credential) -> dict[str, Any]: ...
 
     def _new_context(self, req: Request | None) -> Context:
         return _MetaContext(request_id=_fbtrace_id())

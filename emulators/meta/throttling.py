@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..common import Context, json_bytes
 from ..common.server import _ServerMixin
-from ..scenario import Credential, Scenario, Space
+from ..scenario import Credential, Scenario
 from .graph import GraphError, _MetaContext
 from .model import BUC_TYPE, DEFAULT_API_VERSION, HOUR
 
@@ -54,13 +54,12 @@ class _ThrottlingMixin(_ServerMixin):
     if TYPE_CHECKING:
 
         def scenario_time(self) -> float: ...
-        def _waba_space(self, waba_id: str) -> Space | None: ...
 
     # -- public helpers ----------------------------------------------------
 
     def budget_of(self, waba_id: str) -> int | None:
         """The hourly BUC budget of a WABA (its space's ``extra.calls_per_hour``, else the constructor's)."""
-        space = self._waba_space(waba_id)
+        space = self.scenario.waba_space(waba_id)
         if space is not None and "calls_per_hour" in space.extra:
             budget: int | None = space.extra["calls_per_hour"]  # checked by MetaEmulator.__init__
             return budget
@@ -69,7 +68,7 @@ class _ThrottlingMixin(_ServerMixin):
     def buc_usage(self, waba_id: str, app: str | None = None) -> dict[str, int]:
         """``{"calls", "call_count", "estimated_time_to_regain_access"}`` of one WABA now
         (``app``: the token's ``account`` or label; default: the WABA owner's)."""
-        space = self._waba_space(waba_id)
+        space = self.scenario.waba_space(waba_id)
         key_waba = space.space_id if space is not None else waba_id
         if app is None:
             owner = self.scenario.credential(space.access_key_id) if space is not None else None

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..common import (
@@ -103,24 +101,13 @@ class NxCloudEmulator(ProviderEmulator):
     }
     _logger = logger
 
-    def __init__(
-        self,
-        scenario: Scenario,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.time,
-        *,
-        max_records: int = 200_000,
-        log_level: int = logging.DEBUG,
-        seed: int | None = None,
-    ):
+    def _check_scenario(self, scenario: Scenario) -> None:
         for i, space in enumerate(scenario.spaces):
             shape = space.extra.get("response_shape", "map")
             if shape not in RESPONSE_SHAPES:
                 raise ScenarioError(
                     f"spaces[{i}].extra.response_shape", f"must be one of {', '.join(RESPONSE_SHAPES)}, got {shape!r}"
                 )
-        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
 
     # -- hooks ---------------------------------------------------------------
 

@@ -38,13 +38,13 @@ Format (YAML; every key not marked "required" is optional)::
         numbers:
           - phone_number: "8613800000001"   # required, a string of digits as on the wire
             id: "109876543210001"           # the Meta phone-number id
-            verified_name: Demo Shop
-            status: CONNECTED
+            status: CONNECTED               # health: status, quality, messaging limit
             quality_rating: GREEN
             messaging_limit_tier: TIER_1K
-            code_verification_status: VERIFIED
+            verified_name: Demo Shop        # the display name and its reviews
             name_status: Approval
             new_name_status: Approval
+            code_verification_status: VERIFIED
             is_official: "N"
             status_callback_url: ...        # also status_queue, up_callback_url, up_queue
             present: true                   # false = the number is not listed at all

@@ -131,12 +131,7 @@ def _parse_space(raw: Any, path: str) -> Space:
     numbers = [_parse_number(item, _join(npath, i)) for i, item in enumerate(_list(raw.get("numbers"), npath))]
     seen: dict[str, int] = {}
     for i, number in enumerate(numbers):
-        if number.phone_number in seen:
-            raise ScenarioError(
-                _join(_join(npath, i), "phone_number"),
-                f"duplicate phone number {number.phone_number!r} (also numbers[{seen[number.phone_number]}])",
-            )
-        seen[number.phone_number] = i
+        _check_unique(seen, number.phone_number, npath, i, "phone_number", "phone number")
     extra_path = _join(path, "extra")
     return Space(
         space_id=space_id,
@@ -147,6 +142,14 @@ def _parse_space(raw: Any, path: str) -> Space:
         default=_bool(raw.get("default"), _join(path, "default"), False),
         extra=dict(_json_like(_mapping(raw.get("extra") or {}, extra_path), extra_path)),
     )
+
+
+def _check_unique(seen: dict[str, int], value: str, items: str, i: int, field: str, what: str) -> None:
+    """Record ``items[i]``'s ``value`` in ``seen``; a value already there is an error at ``items[i].field``."""
+    if value in seen:
+        listed = items.rsplit(".", 1)[-1]
+        raise ScenarioError(_join(_join(items, i), field), f"duplicate {what} {value!r} (also {listed}[{seen[value]}])")
+    seen[value] = i
 
 
 def _parse_fault(raw: Any, path: str) -> Fault:
@@ -188,24 +191,15 @@ def _parse_scenario(data: Any) -> Scenario:
     credentials = [_parse_credential(c, _join(cpath, i)) for i, c in enumerate(_list(data.get(cpath), cpath))]
     by_ak: dict[str, int] = {}
     for i, cred in enumerate(credentials):
-        if cred.access_key_id in by_ak:
-            raise ScenarioError(
-                _join(_join(cpath, i), "access_key_id"),
-                f"duplicate access key {cred.access_key_id!r} (also credentials[{by_ak[cred.access_key_id]}])",
-            )
-        by_ak[cred.access_key_id] = i
+        _check_unique(by_ak, cred.access_key_id, cpath, i, "access_key_id", "access key")
     spaces = [_parse_space(s, _join(spath, i)) for i, s in enumerate(_list(data.get(spath), spath))]
     by_space: dict[str, int] = {}
     for i, space in enumerate(spaces):
-        ipath = _join(spath, i)
-        if space.space_id in by_space:
-            raise ScenarioError(
-                _join(ipath, "cust_space_id"),
-                f"duplicate space {space.space_id!r} (also spaces[{by_space[space.space_id]}])",
-            )
-        by_space[space.space_id] = i
+        _check_unique(by_space, space.space_id, spath, i, "cust_space_id", "space")
         if space.access_key_id not in by_ak:
-            raise ScenarioError(_join(ipath, "access_key_id"), f"{space.access_key_id!r} is not one of the credentials")
+            raise ScenarioError(
+                _join(_join(spath, i), "access_key_id"), f"{space.access_key_id!r} is not one of the credentials"
+            )
     faults = [_parse_fault(f, _join(fpath, i)) for i, f in enumerate(_list(data.get(fpath), fpath))]
     return Scenario(
         credentials=credentials,

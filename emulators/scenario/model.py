@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .timeline import Timeline
 from .validation import (
@@ -205,6 +206,9 @@ def _validate_fault(fault: Fault, path: str) -> None:
         raise ScenarioError(_join(path, "until"), "must be later than from")
 
 
+_T = TypeVar("_T")
+
+
 @dataclass
 class Scenario:
     credentials: list[Credential] = field(default_factory=list)
@@ -222,21 +226,19 @@ class Scenario:
         self._space_index = {s.space_id: s for s in self.spaces}
 
     def credential(self, access_key_id: str | None) -> Credential | None:
-        if access_key_id is None:
-            return None
-        found = self._cred_index.get(access_key_id)
-        if found is None and len(self._cred_index) != len(self.credentials):
-            self.reindex()
-            found = self._cred_index.get(access_key_id)
-        return found
+        return self._find(lambda: self._cred_index, len(self.credentials), access_key_id)
 
     def space(self, space_id: str | None) -> Space | None:
-        if space_id is None:
+        return self._find(lambda: self._space_index, len(self.spaces), space_id)
+
+    def _find(self, index: Callable[[], dict[str, _T]], count: int, key: str | None) -> _T | None:
+        """``index()[key]``, after a :meth:`reindex` if the index misses it and no longer counts ``count`` items."""
+        if key is None:
             return None
-        found = self._space_index.get(space_id)
-        if found is None and len(self._space_index) != len(self.spaces):
+        found = index().get(key)
+        if found is None and len(index()) != count:
             self.reindex()
-            found = self._space_index.get(space_id)
+            found = index().get(key)
         return found
 
     def spaces_of(self, access_key_id: str) -> list[Space]:
@@ -244,12 +246,22 @@ class Scenario:
         cred = self.credential(access_key_id)
         if cred is None:
             return []
-        out = []
-        for space in self.spaces:
-            owner = self.credential(space.access_key_id)
-            if owner is not None and owner.account_key == cred.account_key:
-                out.append(space)
-        return out
+        return [space for space in self.spaces if self.owned_by(space, cred)]
+
+    def owned_by(self, space: Space, cred: Credential) -> bool:
+        """Whether the space belongs to the credential's account (to any key of it)."""
+        owner = self.credential(space.access_key_id)
+        return owner is not None and owner.account_key == cred.account_key
+
+    def waba_space(self, waba_id: str) -> Space | None:
+        """The space whose ``space_id`` is ``waba_id``, else the first whose WABA has that ``id`` attribute."""
+        space = self.space(waba_id)
+        if space is not None:
+            return space
+        for candidate in self.spaces:
+            if candidate.waba is not None and candidate.waba.attributes.get("id") == waba_id:
+                return candidate
+        return None
 
     def number_count(self) -> int:
         return sum(len(s.numbers) for s in self.spaces)

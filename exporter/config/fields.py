@@ -70,6 +70,39 @@ PhoneList = Annotated[
 ]
 
 
+def sender_list_value(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
+    """Twilio senders: sender SIDs (``XE`` + 32 hex) or phone numbers with country code (kept as digits)."""
+    if not isinstance(raw, list) or not raw:
+        bad("must be a non-empty list of sender SIDs (XE...) or phone numbers with country code")
+    seen: dict[str, int] = {}
+
+    def check(i: int, item: Any) -> None:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            bad(f"must be a sender SID or phone number string, got {typename(item)}")
+        value = re.sub(r"[\s\-()]", "", expand(item, info) if isinstance(item, str) else str(item))
+        if value.lower().startswith("whatsapp:"):
+            value = value[len("whatsapp:") :]
+        if not (re.fullmatch(r"XE[0-9a-fA-F]{32}", value) or re.fullmatch(r"\+?[0-9]{6,20}", value)):
+            bad(
+                f'invalid sender {show(item)} (a sender SID "XE" + 32 hex characters, or a phone number '
+                f'with country code such as "+14155550100")'
+            )
+        if seen.setdefault(value.lstrip("+"), i) != i:
+            bad(f"duplicate sender {show(item)}")
+
+    each(enumerate(raw), check)
+    return tuple(seen)
+
+
+SenderList = Annotated[
+    tuple[str, ...] | None,
+    Parsed(
+        sender_list_value,
+        {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+    ),
+]
+
+
 def listed(raw: Any, noun: str, hint: str, kind: str = "") -> list[Any]:
     """*raw*, a non-empty list of *noun* (*hint* follows "required", *kind* "must be a list")."""
     if raw is None:

@@ -94,6 +94,10 @@ class Account:
     #: calls per second per action inside the credential's qps: the provider's documented
     #: per-action limits, updated with the configured ``action_qps``
     action_qps: Mapping[str, float] = field(default_factory=Labels)
+    #: Twilio: senders per list page (PageSize)
+    page_size: int = 0
+    #: Twilio: requests of the account in flight at once
+    max_concurrent_requests: int = 0
 
     @property
     def endpoint_host(self) -> str:

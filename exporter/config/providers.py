@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BeforeValidator, Field, create_model, model_validator
+from pydantic import AfterValidator, Field, create_model, model_validator
 from pydantic_core import ErrorDetails
 
-from exporter.config.errors import custom, did_you_mean, raise_all, show
-from exporter.config.fields import AccountName, Endpoint, PhoneList, UnitId, listed
-from exporter.config.model import Account, Labels, Unit
-from exporter.config.secrets import SecretPairs, secret_pairs
+from exporter.config.errors import bad, custom, did_you_mean, raise_all, show
+from exporter.config.fields import AccountName, Endpoint
+from exporter.config.model import Account, Labels
+from exporter.config.secrets import SecretPairs
 from exporter.config.settings import (
     DEFAULT_GRAPH_API_VERSION,
     NOT_APPLICABLE,
@@ -30,87 +30,25 @@ from exporter.config.settings import (
     CamsTunables,
     MetaTunables,
     Tunables,
+    TwilioTunables,
     default_poll_jitter,
     interval_rules,
 )
-from exporter.config.values import Section, choice, text_value, value_type
-
-# -- Units -------------------------------------------------------------------
-
-
-class UnitModel(Section):
-    """One polling unit in the file: its id (the key ``id_key``), maybe the only numbers to poll, maybe params."""
-
-    id_key: ClassVar[str]
-
-    def unit(self) -> Unit:
-        numbers = getattr(self, "phone_numbers", None) or getattr(self, "business_phones", None) or ()
-        isv_code = getattr(self, "isv_code", None)
-        return Unit(
-            id=getattr(self, self.id_key),
-            phone_numbers=numbers,
-            params=Labels({"isv_code": isv_code} if isv_code else {}),
-        )
-
-
-def unit_list(name: str, doc: str, noun: str, id_key: str, **extra: Any) -> Any:
-    """A non-empty list of units (*noun* names one in messages): model *name*, its id *id_key* and *extra* keys."""
-    fields: dict[str, Any] = {"id_key": (ClassVar, id_key), id_key: (UnitId, ...), **extra}
-    model = create_model(name, __base__=UnitModel, __doc__=doc, __module__=__name__, **fields)
-
-    check = BeforeValidator(lambda raw: listed(raw, noun, f"a list of {{{id_key}: ...}}"))
-    return Annotated[list[model], check, Field(min_length=1)]
-
-
-ONLY = "Only these numbers (default: all of the {}'s)."
-
-if TYPE_CHECKING:  # the models are made at run time; statically, what they all are
-    SPACES = list[UnitModel]
-    APPS = list[UnitModel]
-    WABAS = list[UnitModel]
-    CamsCredentials = SecretPairs
-    NxCloudCredentials = SecretPairs
-    KaleyraCredentials = SecretPairs
-    MetaCredentials = SecretPairs
-else:
-    SPACES = unit_list(
-        "CamsSpace",
-        "A CAMS space (CustSpaceId), optionally with the ISV code of the partner that owns it.",
-        "space",
-        "cust_space_id",
-        isv_code=(value_type(str, text_value, {"type": "string"}), None),
-    )
-    APPS = unit_list(
-        "NxCloudApp",
-        "An NxCloud app (appkey), optionally limited to some of its business numbers.",
-        "app",
-        "appkey",
-        business_phones=(PhoneList, Field(None, description=ONLY.format("app"))),
-    )
-    WABAS = unit_list(
-        "Waba",
-        "A WhatsApp Business Account id, optionally limited to some of its numbers.",
-        "waba",
-        "waba_id",
-        phone_numbers=(PhoneList, Field(None, description=ONLY.format("WABA"))),
-    )
-    CamsCredentials = secret_pairs(
-        "CamsCredentials", "A RAM user's AccessKey pair.", ids=("access_key_id",), secrets=("access_key_secret",)
-    )
-    NxCloudCredentials = secret_pairs(
-        "NxCloudCredentials", "An NxCloud accessKey and its secret.", ids=("access_key",), secrets=("access_secret",)
-    )
-    KaleyraCredentials = secret_pairs(
-        "KaleyraCredentials", "The account SID and an API key.", ids=("sid",), secrets=("api_key",)
-    )
-    MetaCredentials = secret_pairs(
-        "MetaCredentials",
-        "A system user's access token, and optionally the app's id.",
-        ids=("app_id",),
-        secrets=("access_token",),
-        optional=("app_id",),
-    )
-
+from exporter.config.units import (
+    APPS,
+    SENDER_GROUPS,
+    SPACES,
+    TWILIO_ACCOUNTS,
+    WABAS,
+    CamsCredentials,
+    InfobipCredentials,
+    KaleyraCredentials,
+    MetaCredentials,
+    NxCloudCredentials,
+    TwilioCredentials,
+    UnitModel,
+)
+from exporter.config.values import choice
 
 # -- Accounts ----------------------------------------------------------------
 
@@ -175,6 +113,8 @@ class AccountBase(Tunables):
             "max_numbers": 0,
             "qps": spec.default_qps,
             "retries": 3,
+            "page_size": 100,
+            "max_concurrent_requests": 2,
         }
         errors += interval_rules(interval, lambda key: pick(key, defaults[key]))
         value: dict[str, Any] = {key: pick(key, default)[0] for key, default in defaults.items()}
@@ -196,7 +136,14 @@ class AccountBase(Tunables):
         elif pod is not None:
             endpoint = spec.pods[pod]
         elif endpoint is None and spec.default_endpoint is None:
-            errors.append(custom(("endpoint",), f"required (or pod: one of {', '.join(spec.pods)})"))
+            errors.append(
+                custom(
+                    ("endpoint",),
+                    f"required (or pod: one of {', '.join(spec.pods)})"
+                    if spec.pods
+                    else "required (the account's personal base URL, e.g. https://xxxxx.api.infobip.com)",
+                )
+            )
         raise_all(errors)
         url = endpoint or spec.default_endpoint
         assert url is not None  # else an error was raised above
@@ -262,6 +209,33 @@ class MetaAccount(AccountBase, MetaTunables):
     provider: Literal["meta"]
     credentials: MetaCredentials
     wabas: WABAS
+
+
+def _one_twilio_account(units: list[Any] | None) -> list[Any] | None:
+    if units is not None and len(units) > 1:
+        bad(
+            "must hold exactly one Twilio account: the one the credential belongs to (use one exporter account "
+            "per Twilio account or subaccount)"
+        )
+    return units
+
+
+class TwilioAccount(AccountBase, TwilioTunables):
+    """A Twilio account: an API key SID and secret (or the Account SID and Auth Token), and its Account SID."""
+
+    units_key: ClassVar[str] = "twilio_accounts"
+    provider: Literal["twilio"]
+    credentials: TwilioCredentials
+    twilio_accounts: Annotated[TWILIO_ACCOUNTS, AfterValidator(_one_twilio_account)]
+
+
+class InfobipAccount(AccountBase):
+    """An Infobip account: its personal base URL (endpoint), an API key, and the sender numbers it watches."""
+
+    units_key: ClassVar[str] = "sender_groups"
+    provider: Literal["infobip"]
+    credentials: InfobipCredentials
+    sender_groups: SENDER_GROUPS
 
 
 # -- Registry ----------------------------------------------------------------
@@ -331,6 +305,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
     # Graph budgets these reads per hour (200, or 5,000 once the WABA has a registered number,
     # per app per WABA); the usage headers steer the rest.
     "meta": ProviderSpec(MetaAccount, "https://graph.facebook.com", default_qps=2.0),
+    # Twilio publishes no rate for the Senders API, only per-account concurrency (20429):
+    # one list walk per poll needs little; stay modest.
+    "twilio": ProviderSpec(TwilioAccount, "https://messaging.twilio.com", default_qps=5.0),
+    # 10 requests per second per account (the endpoint's page); the base URL is personal.
+    "infobip": ProviderSpec(InfobipAccount, None, default_qps=10.0),
 }
 for _name, _spec in PROVIDERS.items():
     assert get_args(_spec.model.model_fields["provider"].annotation) == (_name,), (_name, _spec.model)

@@ -103,6 +103,18 @@ class MetaTunables(Section):
     )
 
 
+class TwilioTunables(Section):
+    """Settings of Twilio only."""
+
+    page_size: Annotated[float | None, whole_number(1, 1000, "1")] = Field(
+        None, description="Senders per page of the list (PageSize, 1 to 1000; default 100)."
+    )
+    max_concurrent_requests: Annotated[float | None, whole_number(1, 16, "1")] = Field(
+        None,
+        description="Requests of the account in flight at once (Twilio limits concurrency per account; default 2).",
+    )
+
+
 #: a provider's own settings, in the accounts of the other providers
 NOT_APPLICABLE: dict[str, str | float] = {
     "signature_version": "",
@@ -110,6 +122,8 @@ NOT_APPLICABLE: dict[str, str | float] = {
     "verification_poll_interval": 0.0,
     "health_poll_interval": 0.0,
     "graph_api_version": "",
+    "page_size": 0,
+    "max_concurrent_requests": 0,
 }
 
 

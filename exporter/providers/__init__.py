@@ -56,4 +56,18 @@ def make_provider(
         client = MetaClient(endpoint=account.endpoint, access_token=creds.access_key_secret,
                             api_version=account.graph_api_version or DEFAULT_API_VERSION, **common)
         return MetaProvider(account, client)
+    if account.provider == "twilio":
+        from exporter.providers.twilio.client import TwilioClient
+        from exporter.providers.twilio.provider import TwilioProvider
+
+        client = TwilioClient(endpoint=account.endpoint, sid=creds.access_key_id, secret=creds.access_key_secret,
+                              page_size=account.page_size or 100,
+                              max_concurrent=account.max_concurrent_requests or 2, **common)
+        return TwilioProvider(account, client)
+    if account.provider == "infobip":
+        from exporter.providers.infobip.client import InfobipClient
+        from exporter.providers.infobip.provider import InfobipProvider
+
+        client = InfobipClient(endpoint=account.endpoint, api_key=creds.access_key_secret, **common)
+        return InfobipProvider(account, client)
     raise ValueError(f"unknown provider {account.provider!r}")

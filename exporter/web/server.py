@@ -10,20 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
-from exporter.web.common import (
-    ACCEPT_BATCH,
-    HEADER_TIMEOUT,
-    IDLE_TIMEOUT,
-    LINGER_SECONDS,
-    LISTEN_BACKLOG,
-    MAX_BODY_BYTES,
-    MAX_FIELD_SIZE,
-    MAX_HEADER_BYTES,
-    MAX_HEADERS,
-    MAX_REQUEST_LINE,
-    METHODS,
-    SERVER,
-)
+from exporter.web import common as limits
 from exporter.web.connection import _Connection
 from exporter.web.listen import bind, parse_listen_address
 from exporter.web.middleware import BasicAuth, _middlewares, _TokenBucket
@@ -74,10 +61,10 @@ class HttpServer:
         listen_address: str,
         web_config: WebConfig | None = None,
         *,
-        header_timeout: float = HEADER_TIMEOUT,
-        idle_timeout: float = IDLE_TIMEOUT,
-        max_body: int = MAX_BODY_BYTES,
-        methods: frozenset[str] = METHODS,
+        header_timeout: float = limits.HEADER_TIMEOUT,
+        idle_timeout: float = limits.IDLE_TIMEOUT,
+        max_body: int = limits.MAX_BODY_BYTES,
+        methods: frozenset[str] = limits.METHODS,
         refuse_large_bodies: bool = True,
         loop: asyncio.AbstractEventLoop | None = None,
     ):
@@ -129,7 +116,7 @@ class HttpServer:
         application.add_routes(self.app.routes(self))
 
         async def headers(request: web.Request, response: web.StreamResponse) -> None:
-            response.headers["Server"] = SERVER
+            response.headers["Server"] = limits.SERVER
             for name, value in self.extra_headers:
                 response.headers[name] = value
 
@@ -151,13 +138,13 @@ class HttpServer:
                 manager,
                 loop=loop,
                 header_timeout=self.header_timeout,
-                max_header_bytes=MAX_HEADER_BYTES,
+                max_header_bytes=limits.MAX_HEADER_BYTES,
                 keepalive_timeout=self.idle_timeout,
                 access_log=None,
-                max_line_size=MAX_REQUEST_LINE,
-                max_field_size=MAX_FIELD_SIZE,
-                max_headers=MAX_HEADERS,
-                lingering_time=LINGER_SECONDS,
+                max_line_size=limits.MAX_REQUEST_LINE,
+                max_field_size=limits.MAX_FIELD_SIZE,
+                max_headers=limits.MAX_HEADERS,
+                lingering_time=limits.LINGER_SECONDS,
             )
 
         factory = http if self.ssl_context is None else (lambda: _TLSGate(loop, self, http))
@@ -165,8 +152,8 @@ class HttpServer:
         # up before anything else runs (bpo-27906); a burst of a thousand new connections would then hold a
         # keep-alive scrape for ~0.1 s.  Accept in batches of ACCEPT_BATCH, and give the kernel its deep
         # queue back (create_server() re-listens with `backlog`).
-        self._server = await loop.create_server(factory, sock=self._sock, backlog=ACCEPT_BATCH)
-        self._sock.listen(LISTEN_BACKLOG)
+        self._server = await loop.create_server(factory, sock=self._sock, backlog=limits.ACCEPT_BATCH)
+        self._sock.listen(limits.LISTEN_BACKLOG)
 
     async def close(self) -> None:
         if self._server is not None:

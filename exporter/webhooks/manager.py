@@ -59,13 +59,14 @@ class WebhookManager:
         timer: Callable[[], float] = time.monotonic,
         loop: asyncio.AbstractEventLoop | None = None,
     ):
-        self._loop = loop  # the event loop the listeners serve on (None: a loop thread of their own)
-        self._poller = poller
-        self._store = store
-        self._clock = clock
-        self._timer = timer
         self._lock = threading.Lock()
         self.metrics = WebhookMetrics(store)
+
+        def new_receiver(settings: WebhooksConfig, config: Config) -> WebhookReceiver:
+            # loop: the event loop the listeners serve on (None: a loop thread of their own)
+            return WebhookReceiver(settings, config, poller, store, self.metrics, clock=clock, timer=timer, loop=loop)
+
+        self._new_receiver = new_receiver
         self.receiver: WebhookReceiver | None = None
 
     def prepare(self, config: Config) -> WebhookPlan:
@@ -75,16 +76,7 @@ class WebhookManager:
             if settings is None:
                 return WebhookPlan(self._commit_off)
             if current is None:
-                receiver = WebhookReceiver(
-                    settings,
-                    config,
-                    self._poller,
-                    self._store,
-                    self.metrics,
-                    clock=self._clock,
-                    timer=self._timer,
-                    loop=self._loop,
-                )
+                receiver = self._new_receiver(settings, config)
                 listener = receiver.bind()  # may raise OSError: nothing has changed
                 return WebhookPlan(lambda: self._commit_new(receiver, listener), listener)
             moved: _Listener | None = None

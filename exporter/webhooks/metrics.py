@@ -8,17 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from exporter.exposition import escape
-from exporter.webhooks.vocabulary import (
-    BUDGETED_PROVIDERS,
-    HEALTH_FIELDS,
-    KALEYRA_EVENTS,
-    OTHER,
-    PROVIDER_REASONS,
-    PUBLISH_INTERVAL,
-    REASONS,
-    REFRESH_RESULTS,
-    UNKNOWN,
-)
+from exporter.webhooks import vocabulary as vocab
 
 if TYPE_CHECKING:
     from exporter.store import Store
@@ -51,7 +41,7 @@ class WebhookMetrics:
     of the exposition per second.
     """
 
-    def __init__(self, store: Store, interval: float = PUBLISH_INTERVAL):
+    def __init__(self, store: Store, interval: float = vocab.PUBLISH_INTERVAL):
         self._store = store
         self._interval = interval
         self._lock = threading.Lock()
@@ -68,44 +58,42 @@ class WebhookMetrics:
         """Pre-initialize the series of the enabled providers and the given (account, provider) pairs to 0."""
         with self._lock:
             for provider in providers:
-                events = (*KALEYRA_EVENTS, OTHER) if provider == "kaleyra" else HEALTH_FIELDS
+                events = (*vocab.KALEYRA_EVENTS, vocab.OTHER) if provider == "kaleyra" else vocab.HEALTH_FIELDS
                 for event in events:
                     for result in ("accepted", "debounced", "unmatched"):
                         self._events.setdefault((provider, event, result), 0)
                 if provider != "kaleyra":
-                    self._events.setdefault((provider, OTHER, "ignored"), 0)
+                    self._events.setdefault((provider, vocab.OTHER, "ignored"), 0)
                 for result in ("replayed", "refused", "invalid"):
-                    self._events.setdefault((provider, UNKNOWN, result), 0)
-                for reason in PROVIDER_REASONS[provider]:
+                    self._events.setdefault((provider, vocab.UNKNOWN, result), 0)
+                for reason in vocab.PROVIDER_REASONS[provider]:
                     self._rejected.setdefault((provider, reason), 0)
             pairs = {(provider, name) for name, provider in accounts}
             # the counters of accounts still routable survive a reload; those of the others go
             kept = {k: v for k, v in self._refreshes.items() if k[:2] in pairs}
             for provider, name in pairs:
-                for result in REFRESH_RESULTS:
-                    if result != "over_budget" or provider in BUDGETED_PROVIDERS:
+                for result in vocab.REFRESH_RESULTS:
+                    if result != "over_budget" or provider in vocab.BUDGETED_PROVIDERS:
                         kept.setdefault((provider, name, result), 0)
             self._refreshes = dict(sorted(kept.items()))
         self._dirty.set()
 
     def event(self, provider: str, event: str, result: str) -> None:
-        with self._lock:
-            key = (provider, event, result)
-            self._events[key] = self._events.get(key, 0) + 1
-        self._dirty.set()
+        self._bump(("_events", (provider, event, result)))
 
     def rejected(self, provider: str, reason: str) -> None:
-        result = REASONS[reason][0]
-        with self._lock:
-            self._rejected[(provider, reason)] = self._rejected.get((provider, reason), 0) + 1
-            key = (provider, UNKNOWN, result)
-            self._events[key] = self._events.get(key, 0) + 1
-        self._dirty.set()
+        self._bump(("_rejected", (provider, reason)), ("_events", (provider, vocab.UNKNOWN, vocab.REASONS[reason][0])))
 
     def refreshed(self, provider: str, account: str, result: str) -> None:
+        self._bump(("_refreshes", (provider, account, result)))
+
+    def _bump(self, *counts: tuple[str, tuple[str, ...]]) -> None:
+        """Add 1 to each (counter attribute, key), all under the lock (``prepare`` may replace a counter), and
+        have the change published."""
         with self._lock:
-            key = (provider, account, result)
-            self._refreshes[key] = self._refreshes.get(key, 0) + 1
+            for name, key in counts:
+                counter: dict[tuple[str, ...], int] = getattr(self, name)
+                counter[key] = counter.get(key, 0) + 1
         self._dirty.set()
 
     def value(self, family: str, **labels: str) -> int:

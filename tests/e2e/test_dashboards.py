@@ -377,3 +377,32 @@ def test_waba_restriction_table_gives_expiry_and_time_left(dashboards, tmp_path)
         {"expr": left, "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 3000}]},
     ])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cannot_send_counts_a_twilio_offline_sender_with_its_reasons(dashboards, tmp_path):
+    """Twilio's OFFLINE is a can't-send status (with its offline_reasons as blocking errors); CAMS' OFFLINE is not."""
+    fleet = dashboards["whatsapp-fleet-overview.json"]
+
+    def status(provider, phone, value):
+        return {"series": f'whatsapp_phone_number_status{{provider="{provider}",account="a",phone_number="{phone}",'
+                          f'{_JOB},status="{value}"}}', "values": "1x15"}
+
+    reason = {"series": f'whatsapp_phone_number_blocking_error_info{{provider="twilio",account="a",phone_number="+1415",'
+                        f'{_JOB},entity_type="PHONE_NUMBER",entity_id="XE1",error_code="63020",error_description="x"}}',
+              "values": "1x15"}
+    series = [status("twilio", "+1415", "OFFLINE"), reason, status("twilio", "+1416", "OFFLINE"),
+              status("alibaba_cams", "+8613", "OFFLINE"), status("infobip", "+4478", "CONNECTED")]
+
+    def row(phone, **labels):
+        return {"labels": "{" + ",".join(f'{k}="{v}"' for k, v in
+                                         {"account": "a", "phone_number": phone, "provider": "twilio",
+                                          "status": "OFFLINE", **labels}.items()) + "}", "value": 1}
+
+    result = _promtool_eval(tmp_path, series, [
+        {"expr": _panel_query(fleet, "Cannot send"), "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 2}]},
+        {"expr": _panel_query(fleet, "Numbers that cannot send"), "eval_time": "10m", "exp_samples": [
+            row("+1415", entity_type="PHONE_NUMBER", entity_id="XE1", error_code="63020", error_description="x"),
+            row("+1416"),
+        ]},
+    ])
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -5,7 +5,9 @@ RED rating), another CONNECTED -> FLAGGED -> CONNECTED, and a third BLOCKED (its
 health, read by GetWhatsappHealthStatus sweeps). The exporter polls it every 5 s
 in-process. A Meta account, polled once an hour, gets a WABA restriction that
 expires after 30 s and a WABA disabled by Meta, both by Meta's signed
-account_update webhooks (since October 2025 Meta numbers are never FLAGGED). Debian's `prometheus` scrapes it with the shipped
+account_update webhooks (since October 2025 Meta numbers are never FLAGGED). A Twilio sender goes OFFLINE
+with a reason (it pages through WhatsAppNumberCannotSend, naming the reason) and an Infobip sender's quality
+goes LOW (it pages through WhatsAppNumberQualityRed). Debian's `prometheus` scrapes it with the shipped
 deploy/prometheus/prometheus.yml and loads the shipped alert rules, with only
 their `for:` shortened. Debian's `prometheus-alertmanager` runs the shipped
 deploy/alertmanager/alertmanager.yml with the receivers pointed at this test.
@@ -39,8 +41,10 @@ import yaml
 
 from exporter.config import parse_config
 from emulators.cams import CamsEmulator
+from emulators.infobip import InfobipEmulator
 from emulators.meta import MetaEmulator
 from emulators.scenario import loads_scenario
+from emulators.twilio import TwilioEmulator
 from exporter.poller import Poller
 from exporter.exposition import RenderOptions
 from exporter.store import Store
@@ -163,6 +167,39 @@ spaces:
       - {{phone_number: "15550177002", id: "1065400077002", status: CONNECTED, quality_rating: GREEN}}
 """
 
+# Twilio and Infobip, polled every 5 s: one sender goes OFFLINE (with a reason), one's quality goes LOW.
+TWILIO_ACCOUNT, TWILIO_SID, TWILIO_AC = "e2e-twilio", "SKe2e000000000000000000000000000001", "ACe2e0000000000000000000000000000001"
+TWILIO_OFFLINE_NUMBER = "+14155550177"
+INFOBIP_ACCOUNT, INFOBIP_LOW_NUMBER = "e2e-infobip", "+447860099177"
+TI_SECRETS = {"TWILIO_SECRET": "e2e-twilio-secret-VALUE", "INFOBIP_KEY": "e2e-infobip-key-VALUE"}
+TWILIO_SCENARIO = f"""
+credentials: [{{access_key_id: {TWILIO_SID}, access_key_secret: {TI_SECRETS["TWILIO_SECRET"]}, account: {TWILIO_AC}}}]
+spaces:
+  - space_id: {TWILIO_AC}
+    access_key_id: {TWILIO_SID}
+    numbers:
+      - phone_number: "14155550177"
+        status: ONLINE
+        quality_rating: HIGH
+        messaging_limit: 10K Customers/24hr
+        timeline:
+          - {{at: 10s, set: {{status: OFFLINE, offline_reasons: [{{code: "63020", message: Invitation not accepted}}]}}}}
+      - {{phone_number: "14155550178", status: ONLINE, quality_rating: HIGH, messaging_limit: 2K Customers/24hr}}
+"""
+INFOBIP_SCENARIO = f"""
+credentials: [{{access_key_id: e2e-ib, access_key_secret: {TI_SECRETS["INFOBIP_KEY"]}}}]
+spaces:
+  - space_id: e2e-ib-group
+    access_key_id: e2e-ib
+    numbers:
+      - phone_number: "447860099177"
+        status: CONNECTED
+        quality_rating: HIGH
+        current_limit: LIMIT_10K
+        timeline: [{{at: 10s, set: {{quality_rating: LOW}}}}]
+      - {{phone_number: "447860099178", status: CONNECTED, quality_rating: MEDIUM, current_limit: LIMIT_2K}}
+"""
+
 EXPORTER_CONFIG = """
 webhooks:
   listen_address: 127.0.0.1:0
@@ -186,6 +223,20 @@ accounts:
     labels: {{team: e2e}}
     spaces:
       - cust_space_id: cams-e2e-shop
+  - name: e2e-twilio
+    provider: twilio
+    endpoint: {twilio_endpoint}
+    credentials: {{sid: SKe2e000000000000000000000000000001, secret: "${{TWILIO_SECRET}}"}}
+    poll_interval: 5s
+    poll_jitter: 0.5s
+    twilio_accounts: [{{account_sid: ACe2e0000000000000000000000000000001}}]
+  - name: e2e-infobip
+    provider: infobip
+    endpoint: {infobip_endpoint}
+    credentials: {{api_key: "${{INFOBIP_KEY}}"}}
+    poll_interval: 5s
+    poll_jitter: 0.5s
+    sender_groups: [{{group: e2e-ib-group, senders: ["447860099177", "447860099178"]}}]
 """
 
 # Timeline budget (scenario seconds): the RED and FLAGGED pages come by ~35 s, the FLAGGED page
@@ -415,8 +466,13 @@ def stack(tmp_path, request):
         cleanup.append(emulator.stop)
         meta = MetaEmulator(loads_scenario(META_SCENARIO)).start()
         cleanup.append(meta.stop)
-        config = parse_config(EXPORTER_CONFIG.format(endpoint=emulator.url, meta_endpoint=meta.url),
-                              env={"E2E_SECRET": "e2e-secret-VALUE", **META_SECRETS})
+        twilio = TwilioEmulator(loads_scenario(TWILIO_SCENARIO)).start()
+        cleanup.append(twilio.stop)
+        infobip = InfobipEmulator(loads_scenario(INFOBIP_SCENARIO)).start()
+        cleanup.append(infobip.stop)
+        config = parse_config(EXPORTER_CONFIG.format(endpoint=emulator.url, meta_endpoint=meta.url,
+                                                     twilio_endpoint=twilio.url, infobip_endpoint=infobip.url),
+                              env={"E2E_SECRET": "e2e-secret-VALUE", **META_SECRETS, **TI_SECRETS})
         poller = Poller(config, store)
         webhooks = WebhookManager(poller, store)
         webhooks.apply(config)
@@ -494,6 +550,7 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
     assert not receiver.find("/page", "WhatsAppNumberQualityRed", "resolved"), receiver.summary()
 
     check_meta_alerts_arrive_by_webhook_long_before_the_next_poll(stack)
+    check_twilio_offline_and_infobip_low_page(stack)
 
     # Every dashboard query returns data from this Prometheus, with the scenario's provider and account
     # selected, and the RED number where a dashboard takes one number (the fleet overview shows them all).
@@ -519,6 +576,29 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
                 empty.append(f"{where}: {promql}")
     assert checked > 30 and exempt < checked
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+
+
+def check_twilio_offline_and_infobip_low_page(stack):
+    """A Twilio sender OFFLINE pages through the shared can't-send alert, with its reason; an Infobip LOW
+    quality through the shared RED alert. Nothing else of theirs pages."""
+    receiver, diagnostics = stack.receiver, stack.diagnostics
+    offline = wait_for("the Twilio OFFLINE page (WhatsAppNumberCannotSend)",
+                       lambda: receiver.find("/page", "WhatsAppNumberCannotSend", "firing",
+                                             phone_number=TWILIO_OFFLINE_NUMBER), PAGE_TIMEOUT, diagnostics)[0]
+    assert {k: offline["labels"][k] for k in ("provider", "account", "job", "severity", "status")} == {
+        "provider": "twilio", "account": TWILIO_ACCOUNT, "job": JOB, "severity": "critical", "status": "OFFLINE"}
+    assert "Reasons: 63020 (Invitation not accepted);" in offline["annotations"]["description"]
+    assert offline["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumbercannotsend")
+    low = wait_for("the Infobip LOW-quality page (WhatsAppNumberQualityRed)",
+                   lambda: receiver.find("/page", "WhatsAppNumberQualityRed", "firing",
+                                         phone_number=INFOBIP_LOW_NUMBER), PAGE_TIMEOUT, diagnostics)[0]
+    assert {k: low["labels"][k] for k in ("provider", "account", "job", "severity", "quality_rating")} == {
+        "provider": "infobip", "account": INFOBIP_ACCOUNT, "job": JOB, "severity": "critical",
+        "quality_rating": "RED"}
+    pages = receiver.alerts("/page")
+    assert {(a["labels"]["provider"], a["labels"]["alertname"]) for a in pages
+            if a["labels"]["provider"] in ("twilio", "infobip")} == {
+        ("twilio", "WhatsAppNumberCannotSend"), ("infobip", "WhatsAppNumberQualityRed")}, receiver.summary()
 
 
 def check_meta_alerts_arrive_by_webhook_long_before_the_next_poll(stack):

@@ -552,3 +552,17 @@ def test_restrictions_bans_portfolio_limits_and_why_a_number_cannot_send():
     assert 'data-type="RESTRICTED_BIZ_INITIATED_MESSAGING"' in html and "1 h 30 min left" in html
     assert "Appeal in Business Support Home" in html
     assert 'data-state="DISABLE"' in html and "2025-04-17" in html
+
+
+def test_twilio_offline_cannot_send_with_its_reason_and_cams_offline_not():
+    offline = model.TrackedNumber(
+        model.PhoneNumber("+14155550101", status="OFFLINE", quality_rating="GREEN", messaging_limit_tier="TIER_10K",
+                          space_id="AC1", blocking_errors=(model.BlockingError("PHONE_NUMBER", "XE1", "63020", "x"),)),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
+    _, b = board(store_with(account("tw", "twilio", [offline]),
+                            account("shop", "alibaba_cams", [number("+8613800000009", status="OFFLINE")])))
+    rows = b.number_rows()
+    cell = rows[("twilio", "tw", "+14155550101")]["fields"]["can_send_message"]
+    assert "bad" in cell["class"] and "error 63020" in cell["text"] and cell["reason"] == "status OFFLINE"
+    assert rows[("alibaba_cams", "shop", "+8613800000009")]["fields"]["can_send_message"]["value"] == "UNKNOWN"
+    assert b.tiles["Cannot send"] == 1

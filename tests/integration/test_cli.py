@@ -104,7 +104,7 @@ def test_demo_serves_changing_metrics_and_stops_cleanly():
         # the demo's webhook receiver is on (its counters start at 0) and every provider is in it
         assert any(n == "whatsapp_exporter_webhook_events_total" for (n, _) in s)
         assert {dict(ls)["provider"] for (n, ls) in s if n == "whatsapp_phone_number_info"} == {
-            "alibaba_cams", "nxcloud", "kaleyra", "meta"}
+            "alibaba_cams", "nxcloud", "kaleyra", "meta", "twilio", "infobip"}
         check = promtool_check_metrics(body)
         assert check.returncode == 0 and not check.stdout and not check.stderr, check
     finally:

@@ -163,7 +163,7 @@ BAD_CASES = [
     ("name-empty-env", doc(account(name="${EMPTY}")), "accounts[0].name", "invalid account name '${EMPTY}'"),
     ("duplicate-names", doc(account(), account(name="b", spaces=[{"cust_space_id": "s2"}]), account()), "accounts[2].name", 'duplicate account name "shop-prod" (also accounts[0])'),
     ("missing-provider", doc(account(provider=DEL)), "accounts[0].provider", "required"),
-    ("unknown-provider", doc(account(provider="twilio")), "accounts[0].provider", "unknown provider 'twilio'"),
+    ("unknown-provider", doc(account(provider="gupshup")), "accounts[0].provider", "unknown provider 'gupshup'"),
     ("provider-typo", doc(account(provider="alibaba_cam")), "accounts[0].provider", 'did you mean "alibaba_cams"'),
     # --- credentials ---
     ("missing-credentials", doc(account(credentials=DEL)), "accounts[0].credentials", "required"),

@@ -73,7 +73,7 @@ def test_schema_is_valid_json_schema_and_knows_every_provider():
     result = check_jsonschema("--check-metaschema", SCHEMA)
     assert result.returncode == 0, result.stdout + result.stderr
     mapping = schema["properties"]["accounts"]["items"]["discriminator"]["mapping"]
-    assert set(mapping) == {"alibaba_cams", "nxcloud", "kaleyra", "meta"}
+    assert set(mapping) == {"alibaba_cams", "nxcloud", "kaleyra", "meta", "twilio", "infobip"}
 
 
 def test_example_config_points_editors_at_the_schema():
@@ -102,7 +102,7 @@ def test_every_shipped_config_meets_the_schema(tmp_path):
 
 @pytest.mark.parametrize("change,where", [
     (lambda c: c["accounts"][0].update(pol_interval="5s"), "pol_interval"),
-    (lambda c: c["accounts"][0].update(provider="twilio"), "provider"),
+    (lambda c: c["accounts"][0].update(provider="gupshup"), "provider"),
     (lambda c: c["accounts"][0].update(qps="fast"), "qps"),
     (lambda c: c["accounts"][0]["credentials"].update(access_key_secret="inline-secret"), "access_key_secret"),
     (lambda c: c["accounts"][0].pop("spaces"), "spaces"),

@@ -1,219 +1,48 @@
-"""An emulator of Kaleyra's WhatsApp phone-number read APIs (v2).
-
-Kaleyra authenticates with an ``api-key`` header and carries the account SID
-in the path.  Two reads are emulated:
-
-* ``GET /v2/<sid>/whatsapp/<waba_id>/number``: the numbers of one WABA (discovery).
-* ``GET /v2/<sid>/whatsapp/<business_phone_number>/phone_number_details``: one
-  number's details, which Kaleyra passes through from Meta's phone-number node.
-  The number is digits with country code; a leading ``+`` (or ``%2B``) is accepted.
-
-The envelope is ``{"code": str, "message": str, "data": ..., "error": {}}``.
-
-Scenario mapping: ``credentials[].access_key_id`` is the account SID and
-``access_key_secret`` its API key; ``qps`` (default 10, ``null`` = unlimited)
-bounds requests per SID per calendar second; ``permissions`` denied (or a list
-without the action) gives ``WA401``.  A space is a WABA: its ``space_id`` is the
-WABA id (its ``waba.id``, if set, is accepted too), owned by the SID in
-``access_key_id``.  Numbers carry Meta's attributes: ``id``, ``verified_name``,
-``status``, ``quality_rating``, ``quality_score`` (string or mapping; default
-``{"score": <quality_rating>}``), ``messaging_limit_tier``,
-``whatsapp_business_manager_messaging_limit``, ``name_status``,
-``new_name_status``, ``code_verification_status``, ``throughput_level`` (default
-``STANDARD``), ``platform_type`` (default ``CLOUD_API``), ``account_mode`` (default
-``LIVE``), ``is_official_business_account``, ``display_phone_number`` (derived as
-``+<cc> <rest>`` when absent), ``can_send_message`` (default derived from
-``status``), ``health_errors`` (a list of ``{error_code, error_description,
-possible_solution}``, sent verbatim) and ``health_additional_info``.  An attribute
-set to null is left out of the answer; ``wire_extra`` adds raw keys to the details.
-
-Choices where the documents are silent (the response bodies of these two
-endpoints are not in the stored documentation; clients should rely on the
-codes and field names, never on the wording of messages):
-
-* Success is HTTP 200 with code ``WA200`` (the code Kaleyra's v2 error table
-  names as success) and message ``Request Processed Successfully``.
-* Discovery ``data`` is a list of ``{id, display_phone_number, phone_number,
-  verified_name, status, quality_rating, name_status}`` (``phone_number`` as digits),
-  numbers with ``present: false`` left out.  Details ``data`` is Meta's
-  phone-number object: ``id, display_phone_number, verified_name, quality_rating,
-  quality_score{score}, status, messaging_limit_tier,
-  whatsapp_business_manager_messaging_limit, name_status, new_name_status,
-  code_verification_status, throughput{level}, platform_type, account_mode,
-  health_status{can_send_message, entities[...]}``.  ``health_status`` has a
-  ``PHONE_NUMBER`` entity, a ``WABA`` entity and, when the WABA names a
-  ``business_id``, a ``BUSINESS`` entity; the overall value is the worst one.
-* A missing ``api-key``, an unknown or disabled SID, or a wrong key: HTTP 401
-  ``RBC001`` (the ``error`` object carries the detail).  A WABA (or number) that
-  is not in the SID's account: HTTP 400 ``WA401``.  A number that is not digits,
-  or is not known at all: HTTP 400 ``WA400``.  A crash: HTTP 500 ``WA500``.
-* Past ``qps``: HTTP 429 ``{"code": "WA429", "message": "Too Many Requests"}``
-  (Kaleyra documents no number for its read APIs, only that throttling exists).
-* Unknown paths are HTTP 404 ``WA404`` and other methods than GET on the reads
-  HTTP 405 ``WA405`` (invented codes).
-* Every ``/v1/...`` path and the write endpoints ``.../<waba_id>/number/add``,
-  ``/verify``, ``/retry_otp`` and ``/update`` (any method) are recognised,
-  authenticated, recorded as write calls (``write_action_calls()``) and refused
-  with HTTP 400 ``Emulator.WriteActionCalled``: an exporter must never call them.
-
-Faults (see :mod:`.scenario` for the kinds), as Kaleyra answers carry them:
-
-* ``error`` with ``code: WA429`` is the throttling answer (HTTP 429), ``RBC001``
-  the auth error (HTTP 401), ``WA500`` an HTTP 500.
-* ``oversize`` adds an unknown top-level string field ``emulator_padding`` to the
-  envelope.
-* ``unknown_enum``: discovery entries get ``status: BRAND_NEW_STATE`` and
-  ``quality_rating: BRAND_NEW_RATING``; details get those plus
-  ``quality_score: {score: BRAND_NEW_RATING}``, ``messaging_limit_tier:
-  TIER_BRAND_NEW`` (and ``whatsapp_business_manager_messaging_limit`` when sent)
-  and ``health_status.can_send_message: BRAND_NEW_STATE``.
-* ``null_fields``: the same fields are sent as ``null`` (``quality_score`` and the
-  portfolio limit are left out instead), and ``verified_name``, ``name_status``,
-  ``new_name_status`` and ``code_verification_status`` are left out.
-* ``duplicate_numbers``: discovery lists every number twice in a row; it does not
-  apply to the details of one number.
-
-Webhooks (``set_webhook(url)``, no secret; see :mod:`.webhooks`).  Kaleyra's
-quality/limit webhook (reference B.2, "Receive updates about rating and limits
-using webhooks") is an HTTP GET to the client's URL with query parameters:
-``<url>?display_phone_number=<digits>&event=<FLAGGED|UNFLAGGED|UPGRADE|DOWNGRADE>&current_limit=<TIER_...>``.
-Kaleyra signs nothing: a receiver authenticates it by a token it puts in the URL
-it registers (e.g. ``http://host/webhooks/kaleyra?token=XYZ``); the emulator
-appends its parameters after the URL's own (``?`` or ``&``).  Events are the
-``phone_number_quality_update`` ones of the BSP relays' vocabulary (see
-:mod:`.webhooks`; a relay still sends the legacy forms Meta itself dropped):
-FLAGGED/UNFLAGGED when the number becomes or stops being flagged (status
-``FLAGGED`` or quality ``RED``), UPGRADE/DOWNGRADE when ``messaging_limit_tier``
-(else the portfolio limit) rises or drops.  ``current_limit`` is
-``messaging_limit_tier``, else ``whatsapp_business_manager_messaging_limit``,
-and is left out when neither is set.  No other change sends anything.
-"""
+"""The Kaleyra emulator: routing, authentication, the two reads, faults and webhooks (see the package docstring)."""
 
 from __future__ import annotations
 
 import hmac
-import logging
 import secrets
-import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from .common import (
+from ..common import ProviderEmulator
+from ..common.records import ApiError, BodyError, Context, Reply, Request
+from ..common.wire import (
     HEALTH_BY_REVIEW,
     HEALTH_BY_STATUS,
+    PHONE_NODE_OBSERVED_FIELDS,
     UNKNOWN_ENUM_VALUES,
-    ApiError,
-    BodyError,
-    Context,
-    ProviderEmulator,
-    Reply,
-    Request,
-    display_number,
+    WRITE_REFUSED,
     json_bytes,
     merge_wire_extra,
     wire_fields,
     worst_health,
 )
-from .scenario import Credential, Fault, Scenario, Space
-from .webhooks import Event, OutgoingRequest, append_query
-
-__all__ = [
-    "DETAILS_ACTION",
-    "ERROR_TABLE",
-    "LIST_ACTION",
-    "READ_ACTIONS",
-    "WRITE_ACTIONS",
-    "KaleyraEmulator",
-]
-
-logger = logging.getLogger("emulators.kaleyra")
-
-JSON_CONTENT_TYPE = "application/json"
-LIST_ACTION = "list_numbers"
-DETAILS_ACTION = "phone_number_details"
-READ_ACTIONS = frozenset({LIST_ACTION, DETAILS_ACTION})
-# .../<waba_id>/number/<op> -> action; every /v1/ path is the action "v1"
-WRITE_OPS = {"add": "add_number", "verify": "verify_number", "retry_otp": "retry_otp", "update": "update_number"}
-WRITE_ACTIONS = frozenset(WRITE_OPS.values()) | {"v1"}
-KALEYRA_EVENTS = frozenset({"FLAGGED", "UNFLAGGED", "UPGRADE", "DOWNGRADE"})
-SUCCESS_CODE = "WA200"
-SUCCESS_MESSAGE = "Request Processed Successfully"
-
-# code -> (HTTP status, message)
-ERROR_TABLE: dict[str, tuple[int, str]] = {
-    "RBC001": (401, "Incorrect SID or API key."),
-    "WA400": (400, "Refer to correct payload format"),
-    "WA401": (400, "Unauthorized access"),
-    "WA404": (404, "Not Found"),
-    "WA405": (405, "Method Not Allowed"),
-    "WA429": (429, "Too Many Requests"),
-    "WA500": (500, "Please try again later"),
-    "E110": (400, "Insufficient Balance"),
-    "WAV2101": (400, "Account daily limit reached"),
-    "Emulator.WriteActionCalled": (
-        400,
-        "The emulator refuses endpoints with side effects; an exporter must never call them.",
-    ),
-}
-
-LIST_FIELDS = (
-    ("id", "id"),
-    ("display_phone_number", "display_phone_number"),
-    ("phone_number", "phone_number"),
-    ("verified_name", "verified_name"),
-    ("status", "status"),
-    ("quality_rating", "quality_rating"),
-    ("name_status", "name_status"),
+from ..scenario import Credential, Fault, Space
+from ..webhooks import Event, OutgoingRequest, append_query
+from .model import (
+    _DEFAULTS,
+    _NUMBER_KNOWN,
+    _WABA_KNOWN,
+    DETAILS_ACTION,
+    JSON_CONTENT_TYPE,
+    KALEYRA_EVENTS,
+    LIST_ACTION,
+    LIST_FIELDS,
+    READ_ACTIONS,
+    SUCCESS_CODE,
+    SUCCESS_MESSAGE,
+    WRITE_ACTIONS,
+    WRITE_OPS,
+    _auth_error,
+    _entity,
+    _KError,
+    _with_display,
+    logger,
 )
-_NUMBER_KNOWN = frozenset(
-    {
-        "id",
-        "display_phone_number",
-        "verified_name",
-        "status",
-        "quality_rating",
-        "quality_score",
-        "messaging_limit_tier",
-        "whatsapp_business_manager_messaging_limit",
-        "name_status",
-        "new_name_status",
-        "code_verification_status",
-        "throughput_level",
-        "platform_type",
-        "account_mode",
-        "is_official_business_account",
-        "can_send_message",
-        "health_errors",
-        "health_additional_info",
-        "present",
-        "wire_extra",
-    }
-)
-_WABA_KNOWN = frozenset(
-    {
-        "id",
-        "name",
-        "account_review_status",
-        "business_id",
-        "can_send_message",
-        "health_errors",
-        "health_additional_info",
-        "present",
-    }
-)
-# attributes with a default when the scenario does not mention them (an explicit null omits them)
-_DEFAULTS = {"throughput_level": "STANDARD", "platform_type": "CLOUD_API", "account_mode": "LIVE"}
-
-
-class _KError(ApiError):
-    ERRORS = ERROR_TABLE
-    DEFAULT = (400, "Request failed")
-
-
-def _auth_error(detail: str) -> _KError:
-    return _KError("RBC001", detail={"body": ERROR_TABLE["RBC001"][1], "error": detail})
 
 
 class KaleyraEmulator(ProviderEmulator):
@@ -230,18 +59,7 @@ class KaleyraEmulator(ProviderEmulator):
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = _WABA_KNOWN
     write_actions = WRITE_ACTIONS
-    observed_number_fields = (
-        "present",
-        "status",
-        "quality_rating",
-        "messaging_limit_tier",
-        "whatsapp_business_manager_messaging_limit",
-        "name_status",
-        "new_name_status",
-        "code_verification_status",
-        "throughput_level",
-        "verified_name",
-    )
+    observed_number_fields = PHONE_NODE_OBSERVED_FIELDS
     observed_waba_fields = ("present", "account_review_status", "can_send_message")
     webhooks_supported = True
     data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
@@ -250,19 +68,6 @@ class KaleyraEmulator(ProviderEmulator):
         "duplicate_numbers": frozenset({LIST_ACTION}),
     }
     _logger = logger
-
-    def __init__(
-        self,
-        scenario: Scenario,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.time,
-        *,
-        max_records: int = 200_000,
-        log_level: int = logging.DEBUG,
-        seed: int | None = None,
-    ):
-        super().__init__(scenario, host, port, clock, max_records=max_records, log_level=log_level, seed=seed)
 
     # -- hooks ---------------------------------------------------------------
 
@@ -290,9 +95,6 @@ class KaleyraEmulator(ProviderEmulator):
         if limit is not None:
             params.append(("current_limit", str(limit)))
         return OutgoingRequest("GET", append_query(url, params), [("User-Agent", "Kaleyra-Webhook")])
-
-    def _new_context(self, req: Request | None) -> Context:
-        return Context(request_id=str(uuid.uuid4()))
 
     def _internal_error(self) -> ApiError:
         return _KError("WA500", detail={"error": "Internal server error"})
@@ -374,7 +176,7 @@ class KaleyraEmulator(ProviderEmulator):
             return fault_reply
         if action in WRITE_ACTIONS:
             raise _KError(
-                "Emulator.WriteActionCalled",
+                WRITE_REFUSED,
                 detail={"error": f"{action} has side effects; the emulator records the call and refuses it"},
             )
         if action == LIST_ACTION:
@@ -429,22 +231,9 @@ class KaleyraEmulator(ProviderEmulator):
 
     # -- reads ---------------------------------------------------------------
 
-    def _owned(self, cred: Credential, space: Space) -> bool:
-        owner = self.scenario.credential(space.access_key_id)
-        return owner is not None and owner.account_key == cred.account_key
-
-    def _waba_space(self, waba_id: str) -> Space | None:
-        space = self.scenario.space(waba_id)
-        if space is not None:
-            return space
-        for candidate in self.scenario.spaces:
-            if candidate.waba is not None and candidate.waba.attributes.get("id") == waba_id:
-                return candidate
-        return None
-
     def _list_numbers(self, cred: Credential, waba_id: str) -> list[dict[str, Any]]:
-        space = self._waba_space(waba_id)
-        if space is None or not self._owned(cred, space):
+        space = self.scenario.waba_space(waba_id)
+        if space is None or not self.scenario.owned_by(space, cred):
             raise _KError(
                 "WA401",
                 "Waba_id is not present or does not belong to the account.",
@@ -470,7 +259,7 @@ class KaleyraEmulator(ProviderEmulator):
             state = self.number_state(space, number, t)
             if state is None or not state.get("present", True):
                 continue
-            if self._owned(cred, space):
+            if self.scenario.owned_by(space, cred):
                 return space, True
             foreign = foreign or space
         return foreign, False
@@ -538,24 +327,3 @@ class KaleyraEmulator(ProviderEmulator):
         if waba.get("business_id") is not None:
             entities.append({"entity_type": "BUSINESS", "id": waba["business_id"], "can_send_message": "AVAILABLE"})
         return {"can_send_message": worst_health(e["can_send_message"] for e in entities), "entities": entities}
-
-
-def _with_display(state: Mapping[str, Any]) -> dict[str, Any]:
-    values = dict(state)
-    if values.get("display_phone_number") is None and "display_phone_number" not in state:
-        values["display_phone_number"] = display_number(state["phone_number"])
-    return values
-
-
-def _entity(kind: str, entity_id: Any, state: Mapping[str, Any], derived: str) -> dict[str, Any]:
-    entity: dict[str, Any] = {"entity_type": kind}
-    if entity_id is not None:
-        entity["id"] = entity_id
-    entity["can_send_message"] = state.get("can_send_message") or derived
-    info = state.get("health_additional_info")
-    if info:
-        entity["additional_info"] = list(info) if isinstance(info, list) else [info]
-    errors = state.get("health_errors")
-    if errors:
-        entity["errors"] = list(errors) if isinstance(errors, list) else [errors]
-    return entity

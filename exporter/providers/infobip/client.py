@@ -1,0 +1,45 @@
+"""Async httpx client for Infobip's ``GET /whatsapp/1/senders/quality`` (``Authorization: App <key>``).
+
+The ``senders`` parameter is one comma-separated list of at most 100 numbers
+(digits only), the way Infobip's API page shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from exporter.providers.errors import ProviderError
+from exporter.providers.infobip import parse
+from exporter.providers.transport import BudgetedClient, load_json, retry_after_seconds
+
+PATH = "/whatsapp/1/senders/quality"
+#: the ``action`` label value: the operation of Infobip's SDK
+ACTION = "getWhatsappSendersQuality"
+
+
+class InfobipClient(BudgetedClient):
+    def __init__(self, *, endpoint: str, api_key: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        split = urlsplit(endpoint)
+        self._url = f"{split.scheme}://{split.netloc}{PATH}"
+        self._headers = {"authorization": f"App {api_key}"}
+
+    async def _get(self, senders: tuple[str, ...]) -> dict[str, Any]:
+        url = f"{self._url}?" + urlencode({"senders": ",".join(senders)})
+        status, content, headers = await self._send("GET", url, self._headers)
+        retry_after = retry_after_seconds(headers, "retry-after")
+        try:
+            body = await load_json(content) if content else None
+        except (ValueError, UnicodeDecodeError):
+            if status == 429:
+                raise ProviderError("throttled", "HTTP 429", http_status=429, retry_after=retry_after) from None
+            reason = "upstream" if status >= 500 else "parse"
+            raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
+        return parse.check_response(body, status, retry_after)
+
+    async def senders_quality(self, senders: tuple[str, ...]) -> dict[str, Any]:
+        """The answer for one batch of at most 100 senders (digits)."""
+        if not 1 <= len(senders) <= parse.MAX_SENDERS_PER_CALL:
+            raise ValueError("1 to 100 senders per call")
+        return await self.call(ACTION, lambda: self._get(senders))
