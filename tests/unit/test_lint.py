@@ -22,7 +22,7 @@ CLEAN: tuple[str, ...] | None = (
     "bench",
     "emulators",
     "exporter/config",
-    "exporter/exposition.py",
+    "exporter/exposition",
     "exporter/logsetup.py",
     "exporter/merge.py",
     "exporter/model.py",
