@@ -33,7 +33,7 @@ MAX_ERRORS = 16
 MAX_TEXT = 256
 
 
-def _text(item: dict, key: str) -> str:
+def _text(item: dict[str, Any], key: str) -> str:
     value = item.get(key)
     return value.strip() if isinstance(value, str) else ""
 
@@ -49,7 +49,7 @@ def _token(value: Any, limit: int = 64) -> str:
     return " ".join(value.split())[:limit]
 
 
-def tier_and_scope(item: dict, provider: str) -> tuple[str, str]:
+def tier_and_scope(item: dict[str, Any], provider: str) -> tuple[str, str]:
     """``(tier, limit_scope)``: which of the two limit fields answered, and its tier."""
     for key, scope in TIER_FIELDS:
         value = item.get(key)
@@ -60,11 +60,11 @@ def tier_and_scope(item: dict, provider: str) -> tuple[str, str]:
     return model.UNKNOWN, "unknown"
 
 
-def tier_of(item: dict, provider: str) -> str:
+def tier_of(item: dict[str, Any], provider: str) -> str:
     return tier_and_scope(item, provider)[0]
 
 
-def quality_of(item: dict, provider: str) -> str:
+def quality_of(item: dict[str, Any], provider: str) -> str:
     value = item.get("quality_rating")
     if value in (None, ""):
         score = item.get("quality_score")
@@ -72,7 +72,7 @@ def quality_of(item: dict, provider: str) -> str:
     return model.QUALITY_RATING.normalize(value, provider)
 
 
-def throughput_of(item: dict, provider: str) -> str:
+def throughput_of(item: dict[str, Any], provider: str) -> str:
     value = item.get("throughput")
     if isinstance(value, dict):
         value = value.get("level")

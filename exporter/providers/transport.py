@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import random
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, Required, TypedDict, TypeVar
 
 import httpx
 
@@ -38,6 +38,17 @@ log = logging.getLogger(__name__)
 
 # on_request(action, error_reason_or_None) is called once per HTTP attempt.
 RequestObserver = Callable[[str, "str | None"], None]
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`BudgetedClient`, passed through by every provider's client."""
+
+    bucket: Required[TokenBucket]
+    timeout: float
+    max_retries: int
+    on_request: RequestObserver | None
+    sleep: Callable[[float], Awaitable[None]] | None
+    http: httpx.AsyncClient | None
 
 
 def new_http_client(timeout: float = 10.0) -> httpx.AsyncClient:

@@ -7,13 +7,15 @@ name, so a typo cannot turn into a write against a customer's account.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar, Unpack, overload
 from urllib.parse import urlsplit
 
 from exporter import model
 from exporter.providers.cams import parse, signer
 from exporter.providers.errors import ProviderError
-from exporter.providers.transport import BudgetedClient, load_json, off_loop, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, off_loop, retry_after_seconds
+
+T = TypeVar("T")
 
 API_VERSION = "2020-06-06"
 DEFAULT_ENDPOINT = "https://cams.ap-southeast-1.aliyuncs.com"
@@ -31,7 +33,7 @@ class CamsClient(BudgetedClient):
         access_key_secret: str,
         signature_version: str = "v3",
         clock: Callable[[], float] = time.time,
-        **kwargs,
+        **kwargs: Unpack[ClientOptions],
     ):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
@@ -42,7 +44,7 @@ class CamsClient(BudgetedClient):
         self._signature_version = signature_version
         self._clock = clock
 
-    async def _attempt(self, action: str, params: Mapping[str, str], parser: Callable[[dict], Any] | None) -> Any:
+    async def _attempt(self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Any] | None) -> Any:
         now = self._clock()
         nonce = signer.new_nonce()
         if self._signature_version == "v2":
@@ -81,7 +83,15 @@ class CamsClient(BudgetedClient):
         # A large answer is parsed in a worker thread: the loop keeps serving scrapes meanwhile.
         return body if parser is None else await off_loop(parser, body, size=len(content) // 256)
 
-    async def request(self, action: str, params: Mapping[str, str], parser: Callable[[dict], Any] | None = None) -> Any:
+    @overload
+    async def request(self, action: str, params: Mapping[str, str]) -> dict[str, Any]: ...
+
+    @overload
+    async def request(self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], T]) -> T: ...
+
+    async def request(
+        self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Any] | None = None
+    ) -> Any:
         """One read-only action; with ``parser``, its (pure) parse of the checked body."""
         if action not in READ_ONLY_ACTIONS:
             raise ValueError(f"refusing to call {action}: not a read-only action")

@@ -23,7 +23,7 @@ HEALTH_ACTION = "GetWhatsappHealthStatus"
 ACTIONS = ("QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus", HEALTH_ACTION)
 
 
-class CamsProvider(BaseProvider):
+class CamsProvider(BaseProvider[CamsClient]):
     def __init__(self, account: Account, client: CamsClient):
         super().__init__(account, client)
         self.actions = tuple(a for a in ACTIONS if (a != "GetPhoneNumberVerificationStatus"
@@ -126,11 +126,10 @@ class CamsProvider(BaseProvider):
 
     @staticmethod
     def _enrich(number: model.PhoneNumber, waba: model.Waba | None, verification: model.Verification | None) -> model.PhoneNumber:
-        changes = {}
         if waba is not None:
-            changes["waba_id"] = waba.waba_id
+            number = dataclasses.replace(number, waba_id=waba.waba_id)
         if verification is not None:
-            changes["code_verification_status"] = verification.code_verification_status
+            number = dataclasses.replace(number, code_verification_status=verification.code_verification_status)
             if verification.phone_number_id:
-                changes["phone_number_id"] = verification.phone_number_id
-        return dataclasses.replace(number, **changes) if changes else number
+                number = dataclasses.replace(number, phone_number_id=verification.phone_number_id)
+        return number

@@ -23,15 +23,16 @@ a request until the advertised ``estimated_time_to_regain_access`` (else
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from typing import Awaitable, Callable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Mapping, TypeVar, Unpack
 from urllib.parse import quote, urlencode, urlsplit
 
 from exporter import model
 from exporter.providers.errors import ProviderError
 from exporter.providers.meta import parse
-from exporter.providers.transport import BudgetedClient, load_json, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, retry_after_seconds
 
 T = TypeVar("T")
 
@@ -84,7 +85,7 @@ class _Stop(Exception):
 
 class MetaClient(BudgetedClient):
     def __init__(self, *, endpoint: str, access_token: str, api_version: str = DEFAULT_API_VERSION,
-                 clock: Callable[[], float] = time.monotonic, **kwargs):
+                 clock: Callable[[], float] = time.monotonic, **kwargs: Unpack[ClientOptions]):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
         self.api_version = api_version or DEFAULT_API_VERSION
@@ -164,7 +165,7 @@ class MetaClient(BudgetedClient):
             err.args = (err.message,)
         return err
 
-    async def _get(self, path: str, params: Mapping[str, str], waba_id: str) -> dict:
+    async def _get(self, path: str, params: Mapping[str, str], waba_id: str) -> dict[str, Any]:
         url = f"{self._base}{path}?{urlencode(params, safe=',')}"
         status, content, headers = await self._send("GET", url, {"authorization": f"Bearer {self._token}"})
         self._observe(headers, waba_id)
@@ -173,8 +174,10 @@ class MetaClient(BudgetedClient):
         except (ValueError, UnicodeDecodeError, RecursionError):
             body = None
         err = parse.graph_error(body, status)
-        if err is None:
+        if err is None and isinstance(body, dict):  # graph_error answers None only for a JSON object
             return body
+        if err is None:
+            raise ProviderError("parse", "response is not a JSON object", http_status=status)
         if body is None and content and err.reason == "parse":
             err.message = f"HTTP {status} with a body that is not JSON"
         if not err.request_id:
@@ -216,7 +219,7 @@ class MetaClient(BudgetedClient):
         after = ""
         for _ in range(MAX_PAGES):
             page_params = dict(params, after=after) if after else params
-            body = await self.call_for(LIST_ACTION, waba_id, lambda p=page_params: self._get(path, p, waba_id))
+            body = await self.call_for(LIST_ACTION, waba_id, functools.partial(self._get, path, page_params, waba_id))
             items, after = parse.parse_list_page(body)
             for item in items:
                 number = parse.parse_number(item, waba_id)

@@ -113,11 +113,13 @@ def graph_error(body: Any, http_status: int) -> ProviderError | None:
     )
 
 
-def check_response(body: Any, http_status: int) -> dict:
+def check_response(body: Any, http_status: int) -> dict[str, Any]:
     """Return a successful answer's JSON object, else raise ProviderError."""
     err = graph_error(body, http_status)
     if err is not None:
         raise err
+    if not isinstance(body, dict):  # graph_error answers None only for a JSON object
+        raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
     return body
 
 

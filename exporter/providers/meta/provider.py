@@ -26,8 +26,8 @@ HEALTH_FIELDS = ("can_send_message", "entities", "blocking_errors", "business_id
 log = logging.getLogger(__name__)
 
 
-class MetaProvider(BaseProvider):
-    actions = (LIST_ACTION, NUMBER_ACTION)
+class MetaProvider(BaseProvider[MetaClient]):
+    actions: tuple[str, ...] = (LIST_ACTION, NUMBER_ACTION)
     capabilities = frozenset({Capability.READ_NUMBER, Capability.USAGE})
 
     def __init__(self, account: Account, client: MetaClient):

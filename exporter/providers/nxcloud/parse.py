@@ -68,18 +68,18 @@ def check_envelope(body: Any, http_status: int) -> Any:
     raise ProviderError(classify(code, body.get("data")), message or f"code {code}", code=str(code), http_status=http_status)
 
 
-def _text(item: dict, key: str) -> str:
+def _text(item: dict[str, Any], key: str) -> str:
     value = item.get(key)
     return value.strip() if isinstance(value, str) else ""
 
 
-def _phone_items(data: Any) -> list[tuple[str, dict]]:
+def _phone_items(data: Any) -> list[tuple[str, dict[str, Any]]]:
     """(phone key, phone object) pairs from either documented shape."""
     if data is None:
         return []
     if not isinstance(data, dict):
         raise ProviderError("parse", "data is not an object")
-    items: list[tuple[str, dict]] = []
+    items: list[tuple[str, dict[str, Any]]] = []
     listed = data.get("business_phones")
     if isinstance(listed, list):
         for entry in listed:
