@@ -9,9 +9,17 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from exporter import __version__, logsetup
 from exporter.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:  # imported where used at run time, to keep `--help` and config checks light
+    from exporter.demo import Demo
+    from exporter.poller import Poller
+    from exporter.store import Store
+    from exporter.webconfig import WebConfig
+    from exporter.webhooks import WebhookManager
 
 DEFAULT_LISTEN = ":10067"
 DEFAULT_STORAGE_PATH = "data/"
@@ -64,7 +72,7 @@ def _fail_config(err: ConfigError, prefix: str = "") -> int:
     return 2
 
 
-def _load_web_config(args: argparse.Namespace):
+def _load_web_config(args: argparse.Namespace) -> WebConfig | None:
     """The parsed ``--web.config.file``, None without one; raises WebConfigError."""
     if not args.web_config_file:
         return None
@@ -149,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             from exporter.demo import Demo
 
             demo = Demo().start()
+            assert demo.config is not None, "Demo.start() parses the demo's configuration"
             config = demo.config
             log.info("demo mode: polling the built-in emulator", extra={"emulator": demo.url, "accounts": len(config.accounts)})
         else:
@@ -175,7 +184,9 @@ class Reloader:
     to a changed ``listen_address``; a new address that cannot be bound refuses the reload.
     """
 
-    def __init__(self, args: argparse.Namespace, poller, store, webhooks=None):
+    def __init__(
+        self, args: argparse.Namespace, poller: Poller, store: Store, webhooks: WebhookManager | None = None
+    ) -> None:
         self._args = args
         self._poller = poller
         self._store = store
@@ -223,7 +234,7 @@ def _webhook_listen_error(config: Config, err: OSError) -> str:
     return f"webhooks.listen_address: cannot listen on {address}: {err.strerror or type(err).__name__}"
 
 
-def run(config: Config, args: argparse.Namespace, demo=None) -> int:
+def run(config: Config, args: argparse.Namespace, demo: Demo | None = None) -> int:
     """Serve until SIGTERM or SIGINT: HTTP on an asyncio event loop in this (the main) thread.
 
     The poller runs on the same loop (APScheduler's AsyncIOScheduler, one actor
@@ -243,7 +254,7 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
         loop.close()
 
 
-async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
+async def _serve(config: Config, args: argparse.Namespace, demo: Demo | None = None) -> int:
     from exporter.poller import Poller
     from exporter.store import Store
     from exporter.web import App, HttpServer

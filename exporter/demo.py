@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from exporter.config import PROVIDERS, Config, parse_config
 from emulators.cams import CamsEmulator
+from emulators.common import ProviderEmulator
 from emulators.infobip import InfobipEmulator
 from emulators.kaleyra import KaleyraEmulator
 from emulators.meta import MetaEmulator
@@ -33,10 +34,11 @@ DEMO_HEALTH_POLL_INTERVAL = 30
 class Fleet:
     provider: str
     scenario: Scenario
-    emulator: object
+    emulator: ProviderEmulator
 
 
-EMULATORS = {
+#: provider -> (its demo scenario, its emulator, the prefix of its demo accounts)
+EMULATORS: dict[str, tuple[str, type[ProviderEmulator], str]] = {
     "alibaba_cams": ("demo", CamsEmulator, "cams"),
     "nxcloud": ("demo-nxcloud", NxCloudEmulator, "nxcloud"),
     "kaleyra": ("demo-kaleyra", KaleyraEmulator, "kaleyra"),
