@@ -9,17 +9,25 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from exporter import __version__, logsetup
 from exporter.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:  # imported where used at run time, to keep `--help` and config checks light
-    from exporter.demo import Demo
     from exporter.poller import Poller
     from exporter.store import Store
     from exporter.webconfig import WebConfig
     from exporter.webhooks import WebhookManager
+
+
+class DemoFleet(Protocol):
+    """What serving needs of ``--demo``'s :class:`exporter.demo.Demo` (imported only then: it brings the emulators)."""
+
+    def connect_webhooks(self, receiver_url: str) -> None: ...
+
+    def stop(self) -> None: ...
+
 
 DEFAULT_LISTEN = ":10067"
 DEFAULT_STORAGE_PATH = "data/"
@@ -234,7 +242,7 @@ def _webhook_listen_error(config: Config, err: OSError) -> str:
     return f"webhooks.listen_address: cannot listen on {address}: {err.strerror or type(err).__name__}"
 
 
-def run(config: Config, args: argparse.Namespace, demo: Demo | None = None) -> int:
+def run(config: Config, args: argparse.Namespace, demo: DemoFleet | None = None) -> int:
     """Serve until SIGTERM or SIGINT: HTTP on an asyncio event loop in this (the main) thread.
 
     The poller runs on the same loop (APScheduler's AsyncIOScheduler, one actor
@@ -254,7 +262,7 @@ def run(config: Config, args: argparse.Namespace, demo: Demo | None = None) -> i
         loop.close()
 
 
-async def _serve(config: Config, args: argparse.Namespace, demo: Demo | None = None) -> int:
+async def _serve(config: Config, args: argparse.Namespace, demo: DemoFleet | None = None) -> int:
     from exporter.poller import Poller
     from exporter.store import Store
     from exporter.web import App, HttpServer

@@ -6,21 +6,23 @@ import asyncio
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping
 
 from exporter import merge, model, wabafacts
-from exporter.config import Account
+from exporter.config import Account, Unit
 from exporter.poller.state import (
     HEALTH_ACTION,
     HEALTH_PUBLISH_INTERVAL,
     HINTS,
     OFFLOAD_NUMBERS,
     REFUSALS_BEFORE_PAUSE,
+    Request,
+    Waiter,
     _AccountState,
     _Credential,
     _Stats,
 )
-from exporter.providers.base import Capability, Provider
+from exporter.providers.base import Capability, Provider, UnitResult
 from exporter.providers.errors import ProviderError
 from exporter.store import AccountSnapshot, PollResult
 
@@ -43,16 +45,16 @@ class _Actor:
         self.stats = stats
         self.state = state
         self.snapshot = poller._snapshot(self, None, {}, {}, {})
-        self.inbox: asyncio.Queue | None = None
-        self.task: asyncio.Task | None = None
-        self.work: set[asyncio.Task] = set()  # provider I/O started by the actor
-        self.polling: asyncio.Task | None = None
-        self.sweeping: asyncio.Task | None = None
-        self.poll_waiters: list[asyncio.Future] = []  # resolved when the running poll is published
-        self.next_waiters: list[asyncio.Future] = []  # ... by the poll that follows it
+        self.inbox: asyncio.Queue[Request] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.work: set[asyncio.Task[None]] = set()  # provider I/O started by the actor
+        self.polling: asyncio.Task[None] | None = None
+        self.sweeping: asyncio.Task[None] | None = None
+        self.poll_waiters: list[Waiter] = []  # resolved when the running poll is published
+        self.next_waiters: list[Waiter] = []  # ... by the poll that follows it
         self.poll_again = False
-        self.publishing: asyncio.Future | None = None  # a snapshot being rendered in a worker thread
-        self.waiters: set[asyncio.Future] = set()  # callers waiting for a request to be done (Poller._ask)
+        self.publishing: Waiter | None = None  # a snapshot being rendered in a worker thread
+        self.waiters: set[Waiter] = set()  # callers waiting for a request to be done (Poller._ask)
         self.retired = False
 
     @property
@@ -63,16 +65,16 @@ class _Actor:
 
     def start(self) -> None:
         self.inbox = asyncio.Queue()
-        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"account {self.name}")
+        self.task = asyncio.get_running_loop().create_task(self._run(self.inbox), name=f"account {self.name}")
 
     def post(self, kind: str, *args: Any) -> None:
         """Hand a request to the actor (on the loop's thread)."""
         if self.inbox is not None and not self.retired:
             self.inbox.put_nowait((kind, args))
 
-    async def _run(self) -> None:
+    async def _run(self, inbox: asyncio.Queue[Request]) -> None:
         while True:
-            kind, args = await self.inbox.get()
+            kind, args = await inbox.get()
             try:
                 await self._handle(kind, args)
             except asyncio.CancelledError:
@@ -80,7 +82,7 @@ class _Actor:
             except Exception:  # a bug must not kill the account's task or other accounts
                 log.exception("account request failed unexpectedly", extra={"account": self.name, "request": kind})
 
-    def _spawn(self, coro) -> asyncio.Task:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self.work.add(task)
         task.add_done_callback(self.work.discard)
@@ -107,7 +109,7 @@ class _Actor:
 
     # -- the one place where the account's state changes ------------------------
 
-    async def _handle(self, kind: str, args: tuple) -> None:
+    async def _handle(self, kind: str, args: tuple[Any, ...]) -> None:
         if kind == "poll":  # (scheduled: bool, waiter or None)
             self._request_poll(*args)
         elif kind == "polled":
@@ -163,7 +165,7 @@ class _Actor:
 
     # -- polls --------------------------------------------------------------------
 
-    def _request_poll(self, scheduled: bool, waiter: asyncio.Future | None) -> None:
+    def _request_poll(self, scheduled: bool, waiter: Waiter | None) -> None:
         if self.polling is not None:
             if not scheduled:  # a refresh or an explicit poll: one more poll after this one
                 self.poll_again = True
@@ -185,7 +187,7 @@ class _Actor:
         account = self.account
         limit = asyncio.Semaphore(max(1, account.concurrency))
 
-        async def one(unit):
+        async def one(unit: Unit) -> UnitResult | ProviderError:
             async with limit:
                 try:
                     return await self.provider.poll_unit(unit, now)
@@ -224,13 +226,13 @@ class _Actor:
         finally:
             self._poll_done()
 
-    async def _polled(self, now: float, started: float, outcomes: list) -> None:
+    async def _polled(self, now: float, started: float, outcomes: list[UnitResult | ProviderError]) -> None:
         try:
             await self._apply_poll(now, started, outcomes)
         finally:
             self._poll_done()
 
-    async def _apply_poll(self, now: float, started: float, outcomes: list) -> None:
+    async def _apply_poll(self, now: float, started: float, outcomes: list[UnitResult | ProviderError]) -> None:
         account, state, poller = self.account, self.state, self.poller
         prev = self.snapshot
         first = prev.poll is None
@@ -315,23 +317,23 @@ class _Actor:
 
     # -- webhook refreshes ----------------------------------------------------------
 
-    def _refresh(self, phones: frozenset[str] | None, waiter: asyncio.Future | None) -> None:
+    def _refresh(self, phones: frozenset[str] | None, waiter: Waiter | None) -> None:
         cur = self.snapshot
         units = {unit.id: unit for unit in self.account.units}
         wanted = sorted(phones or ())
-        known = [cur.numbers.get(p) for p in wanted] if cur.poll is not None else [None]
-        if (not wanted or Capability.READ_NUMBER not in self.provider.capabilities
-                or any(t is None or t.number.space_id not in units for t in known)):
+        known = [cur.numbers.get(p) for p in wanted] if cur.poll is not None else [None] * len(wanted)
+        plan = [(p, units[t.number.space_id], t.number) for p, t in zip(wanted, known, strict=True)
+                if t is not None and t.number.space_id in units]
+        if not wanted or Capability.READ_NUMBER not in self.provider.capabilities or len(plan) < len(wanted):
             self._request_poll(False, waiter)  # a new number, or a provider that reads whole units only
             return
         if self.clock() < self.state.hold_until:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
             return  # refused credentials: the paused schedule decides
-        self._spawn(self._read_numbers([(p, units[t.number.space_id], t.number) for p, t in zip(wanted, known)],
-                                       waiter))
+        self._spawn(self._read_numbers(plan, waiter))
 
-    async def _read_numbers(self, plan: list, waiter: asyncio.Future | None) -> None:
+    async def _read_numbers(self, plan: list[tuple[str, Unit, model.PhoneNumber]], waiter: Waiter | None) -> None:
         fresh: dict[str, tuple[model.PhoneNumber, float]] = {}
         for phone, unit, number in plan:
             read_at = self.clock()
@@ -345,7 +347,7 @@ class _Actor:
             fresh[phone] = (got, read_at)
         self.post("numbers_read", fresh, waiter)
 
-    async def _numbers_read(self, fresh: dict, waiter: asyncio.Future | None) -> None:
+    async def _numbers_read(self, fresh: dict[str, tuple[model.PhoneNumber, float]], waiter: Waiter | None) -> None:
         try:
             if not fresh:
                 return
@@ -363,14 +365,19 @@ class _Actor:
 
     # -- health sweeps (CAMS GetWhatsappHealthStatus) --------------------------------
 
-    def _sweep(self, waiter: asyncio.Future | None) -> None:
+    def _sweep(self, waiter: Waiter | None) -> None:
         if Capability.HEALTH_SWEEP not in self.provider.capabilities or self.snapshot.poll is None:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
             return  # not polled yet: the first poll starts the first sweep
         if self.sweeping is not None:
             if waiter is not None:
-                self.sweeping.add_done_callback(lambda _: waiter.done() or waiter.set_result(None))
+
+                def answer(_: asyncio.Task[None]) -> None:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+                self.sweeping.add_done_callback(answer)
             return
         snap = self.snapshot
         phones = sorted(snap.numbers, key=lambda p: (self.state.health_read_at.get(p, float("-inf")), p))
@@ -390,7 +397,7 @@ class _Actor:
                                account.health_poll_interval, "hint": "see whatsapp_exporter_health_sweep_duration_seconds"})
         self.state.slow_sweep_warned = slow
 
-    async def _read_health(self, phones: list[str], *, include_wabas: bool, waiter: asyncio.Future | None) -> None:
+    async def _read_health(self, phones: list[str], *, include_wabas: bool, waiter: Waiter | None) -> None:
         """Provider I/O of a sweep (or of a read of a few numbers); readings go to the actor as they come."""
         account, provider, clock = self.account, self.provider, self.clock
         units = {unit.id: unit for unit in account.units}
@@ -415,15 +422,15 @@ class _Actor:
                     complete = False
                     return
                 tracked = self.snapshot.numbers.get(phone)
-                unit = units.get(tracked.number.space_id) if tracked is not None else None
-                if unit is None:
+                home = units.get(tracked.number.space_id) if tracked is not None else None
+                if home is None:
                     continue  # left the account meanwhile
                 try:
-                    readings[phone] = await provider.read_health(unit, phone, clock())
+                    readings[phone] = await provider.read_health(home, phone, clock())
                     read_at[phone] = clock()
                 except ProviderError as err:
                     complete = False
-                    self.poller._log_failure(account, unit.id, err)
+                    self.poller._log_failure(account, home.id, err)
                     if err.reason in ("auth", "permission", "throttled"):
                         break  # the credential or its budget is failing: the next sweep tries again
                 if readings and time.monotonic() - last_publish >= HEALTH_PUBLISH_INTERVAL:
@@ -445,7 +452,7 @@ class _Actor:
         if fresh or snapshot.node_entities != cur.node_entities:
             await self._publish(snapshot)
 
-    async def _swept(self, complete: bool, duration: float, waiter: asyncio.Future | None) -> None:
+    async def _swept(self, complete: bool, duration: float, waiter: Waiter | None) -> None:
         self.sweeping = None
         try:
             if complete:

@@ -7,11 +7,11 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Coroutine, Iterable, Mapping, TypeVar
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]  # APScheduler 3 ships no types
+from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]  # (idem)
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]  # (idem)
 
 from exporter import merge, model, wabafacts
 from exporter.config import Account, Config
@@ -22,6 +22,7 @@ from exporter.providers.base import Capability
 from exporter.providers.errors import ProviderError
 from exporter.store import AccountSnapshot, PollResult, Store
 
+T = TypeVar("T")
 log = logging.getLogger("exporter.poller")  # one logger for the whole package, as before the split
 
 
@@ -44,7 +45,7 @@ class Poller:
         self._state_file = state_file or wabafacts.StateFile(None)
         self._restored = self._state_file.load(clock())
         self._stopping = False
-        self._credentials: dict[tuple, _Credential] = {}
+        self._credentials: dict[tuple[str, str, str], _Credential] = {}
         self._actors: dict[str, _Actor] = {}
         for account in config.accounts:
             self._actors[account.name] = self._make_actor(account)
@@ -55,9 +56,14 @@ class Poller:
         self._own_thread: threading.Thread | None = None
         self._pending: dict[str, frozenset[str] | None] = {}  # account -> numbers of its pending refresh (None: all)
         self._refresh_seq = 0
-        self._retiring: set[asyncio.Task] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
 
-    def _make_actor(self, account: Account, facts=None, told_limits=None) -> _Actor:
+    def _make_actor(
+        self,
+        account: Account,
+        facts: model.WabaFacts | None = None,
+        told_limits: Mapping[str, model.BusinessLimit] | None = None,
+    ) -> _Actor:
         credential = self._credentials.get(account.credential_key)
         if credential is None or not credential.fits(account):
             credential = self._credentials[account.credential_key] = _Credential(account)
@@ -94,7 +100,7 @@ class Poller:
         asyncio.run_coroutine_threadsafe(self._start_actors(), loop).result()
         return loop
 
-    def _run(self, make: Callable[[], Any], timeout: float | None = None) -> Any:
+    def _run(self, make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None = None) -> T | None:
         """Run ``make()`` (a coroutine) on the poller's loop from another thread and wait for its result."""
         if self._on_loop():
             raise RuntimeError("called on the event loop: await the coroutine instead")
@@ -103,7 +109,7 @@ class Poller:
         loop = self._ensure_loop()
         return asyncio.run_coroutine_threadsafe(make(), loop).result(timeout)
 
-    def _sync(self, func: Callable[..., Any], *args: Any, ack: str = "") -> Any:
+    def _sync(self, func: Callable[..., bool], *args: Any, ack: str = "") -> bool:
         """Call ``func`` on the loop's thread (directly when already there).
 
         From another thread, with ``ack`` (an account name), also wait until
@@ -115,7 +121,7 @@ class Poller:
             return False  # shut down: every request is refused
         loop = self._ensure_loop()
 
-        async def call() -> Any:
+        async def call() -> bool:
             result = func(*args)
             actor = self._actors.get(ack)
             if result and actor is not None and not actor.retired:
@@ -150,6 +156,13 @@ class Poller:
     def start(self) -> None:
         """Start from a thread that is not the loop's (tests, benchmarks): on a loop thread of the poller's own."""
         self._run(self.astart)
+
+    @property
+    def _jobs(self) -> AsyncIOScheduler:
+        """The running scheduler (callers check :attr:`running` first)."""
+        if self._scheduler is None:
+            raise RuntimeError("the poller's scheduler is not started")
+        return self._scheduler
 
     @property
     def running(self) -> bool:
@@ -200,13 +213,13 @@ class Poller:
 
     def _add_jobs(self, actor: _Actor) -> None:
         account, name = actor.account, actor.name
-        self._scheduler.add_job(
+        self._jobs.add_job(
             self._job, IntervalTrigger(seconds=account.poll_interval, jitter=account.poll_jitter or None),
             args=[name, "poll"], id=name, name=f"poll {name}", next_run_time=_now_utc(), replace_existing=True)
         if Capability.HEALTH_SWEEP in actor.provider.capabilities:
             # The first sweep comes right after the first poll (it needs the numbers).
             interval = account.health_poll_interval
-            self._scheduler.add_job(
+            self._jobs.add_job(
                 self._job, IntervalTrigger(seconds=interval, jitter=min(interval / 10, 30.0)), args=[name, "sweep"],
                 id=f"health:{name}", name=f"health sweep {name}", next_run_time=None, replace_existing=True)
         self._schedule_expiry(actor)
@@ -233,7 +246,7 @@ class Poller:
                 job.remove()
 
     def _kick_health(self, name: str) -> None:
-        job = self._scheduler.get_job(f"health:{name}") if self.running else None
+        job = self._jobs.get_job(f"health:{name}") if self.running else None
         if job is not None:
             job.modify(next_run_time=_now_utc())
 
@@ -242,7 +255,7 @@ class Poller:
         at = actor.state.facts.next_expiry()
         if at is None or not self.running:
             return
-        self._scheduler.add_job(self._job, DateTrigger(run_date=datetime.fromtimestamp(at, timezone.utc)),
+        self._jobs.add_job(self._job, DateTrigger(run_date=datetime.fromtimestamp(at, timezone.utc)),
                                 args=[actor.name, "expire_facts"], id=f"expire:{actor.name}", replace_existing=True,
                                 misfire_grace_time=None)
 
@@ -313,7 +326,10 @@ class Poller:
         """:meth:`areconfigure` from another thread (the reload thread); RuntimeError once shutdown began."""
         if self._stopping:
             raise RuntimeError("shutting down")
-        return self._run(lambda: self.areconfigure(config))
+        result = self._run(lambda: self.areconfigure(config))
+        if result is None:  # the shutdown began meanwhile
+            raise RuntimeError("shutting down")
+        return result
 
     # -- requests (webhooks, tests) ---------------------------------------------------------
 
@@ -342,7 +358,7 @@ class Poller:
             return False
         self._pending[name] = wanted
         self._refresh_seq += 1
-        self._scheduler.add_job(
+        self._jobs.add_job(
             self._job, DateTrigger(run_date=_now_utc() + timedelta(seconds=max(0.0, delay))),
             args=[name, "refresh"], id=f"refresh:{name}:{self._refresh_seq}", name=f"refresh {name}",
             misfire_grace_time=None)
@@ -434,8 +450,9 @@ class Poller:
 
     # -- snapshots and logs -------------------------------------------------------------------
 
-    def _snapshot(self, actor: _Actor, result: PollResult | None, numbers: dict, wabas: dict,
-                  configured: dict, dropped: int = 0) -> AccountSnapshot:
+    def _snapshot(self, actor: _Actor, result: PollResult | None, numbers: Mapping[str, model.TrackedNumber],
+                  wabas: Mapping[str, model.Waba], configured: Mapping[str, tuple[str, bool]],
+                  dropped: int = 0) -> AccountSnapshot:
         requests, errors = actor.stats.copy()
         provider, account, state = actor.provider, actor.account, actor.state
         now = self._clock()

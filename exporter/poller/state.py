@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections import Counter
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
 
-from exporter import model, wabafacts
+from exporter import model
 from exporter.config import Account
 from exporter.providers.transport import new_http_client
 from exporter.ratelimit import TokenBucket
+
+#: what a caller awaits until its request is done (resolved with None)
+Waiter = asyncio.Future[None]
+#: a request in an actor's inbox: its kind and its arguments
+Request = tuple[str, tuple[Any, ...]]
 
 log = logging.getLogger("exporter.poller")  # one logger for the whole package, as before the split
 
@@ -72,7 +79,7 @@ class _Credential:
 class _AccountState:
     """What an account knows besides its published snapshot; written only by its actor."""
 
-    facts: wabafacts.WabaFacts = model.NO_FACTS  # WABA restrictions, bans, violations (webhooks; the state file)
+    facts: model.WabaFacts = model.NO_FACTS  # WABA restrictions, bans, violations (webhooks; the state file)
     told_limits: dict[str, model.BusinessLimit] = dataclasses.field(default_factory=dict)
     number_last_success: dict[str, float] = dataclasses.field(default_factory=dict)
     space_last_success: dict[str, float] = dataclasses.field(default_factory=dict)

@@ -75,6 +75,8 @@ class Provider(Protocol):
     actions: tuple[str, ...]
     #: the optional capabilities it has (:class:`Capability` names)
     capabilities: frozenset[str]
+    #: the duration of the last complete health sweep (HEALTH_SWEEP providers; None before one)
+    sweep_duration: float | None
 
     async def poll_unit(self, unit: Unit, now: float) -> UnitResult: ...
 
