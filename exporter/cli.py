@@ -60,14 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=list(logsetup.FORMATS),
                    help="Output format of log messages (default logfmt).")
     p.add_argument("--demo", action="store_true",
-                   help="Run against the built-in provider emulator on loopback, with its demo fleet; no credentials needed.")
+                   help="Run against the built-in provider emulator on loopback, with its demo fleet; "
+                        "no credentials needed.")
     p.add_argument("--check-config", action="store_true",
                    help="Validate the configuration file and exit (0 when valid, 2 with one line per problem), "
                         "touching no network.")
     p.add_argument("--config.schema", dest="config_schema", action="store_true",
                    help="Print the JSON Schema of the configuration file (for editors) and exit.")
     p.add_argument("--shard", type=int, default=0, metavar="N",
-                   help="This replica's shard, 0-based (default 0). Accounts are split by a stable hash of their credential.")
+                   help="This replica's shard, 0-based (default 0). "
+                        "Accounts are split by a stable hash of their credential.")
     p.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",
                    help="Number of replicas sharing the configuration (default 1: no sharding).")
     p.add_argument("--version", action="version", version=f"whatsapp-number-exporter {__version__}")
@@ -265,10 +267,9 @@ def run(config: Config, args: argparse.Namespace, demo: DemoFleet | None = None)
 async def _serve(config: Config, args: argparse.Namespace, demo: DemoFleet | None = None) -> int:
     from exporter.poller import Poller
     from exporter.store import Store
+    from exporter.wabafacts import StateFile
     from exporter.web import App, HttpServer
     from exporter.webhooks import WebhookManager
-
-    from exporter.wabafacts import StateFile
 
     loop = asyncio.get_running_loop()
     store = Store(options=config.metrics, gzip_level=getattr(args, "gzip_level", 1))
@@ -278,7 +279,8 @@ async def _serve(config: Config, args: argparse.Namespace, demo: DemoFleet | Non
     poller = Poller(config, store, state_file=state_file)
     webhooks = WebhookManager(poller, store, loop=loop)
     try:
-        webhook_plan = webhooks.prepare(config)  # binds the webhook listener, if configured; serves after poller.start()
+        # binds the webhook listener, if configured; it serves after poller.start()
+        webhook_plan = webhooks.prepare(config)
     except OSError as err:
         print(f"error: {_webhook_listen_error(config, err)}", file=sys.stderr)
         if demo:

@@ -15,7 +15,6 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from exporter.config import PROVIDERS, Config, parse_config
 from emulators.cams import CamsEmulator
 from emulators.common import ProviderEmulator
 from emulators.infobip import InfobipEmulator
@@ -24,6 +23,7 @@ from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Scenario, load_builtin_scenario
 from emulators.twilio import TwilioEmulator
+from exporter.config import PROVIDERS, Config, parse_config
 
 DEMO_POLL_INTERVAL = 15
 #: CAMS health sweeps in the demo: often enough that a number that gets blocked shows up within a minute
@@ -107,7 +107,7 @@ class Demo:
     def url(self) -> str:
         return " ".join(f.emulator.url for f in self.fleets)
 
-    def start(self) -> "Demo":
+    def start(self) -> Demo:
         env: dict[str, str] = dict(self._hook_secrets)
         lines = [
             "webhooks:",  # on an ephemeral loopback port; connect_webhooks() points the emulators at it

@@ -6,7 +6,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 from exporter import merge, model, wabafacts
 from exporter.config import Account, Unit
@@ -35,7 +36,7 @@ log = logging.getLogger("exporter.poller")  # one logger for the whole package, 
 class _Actor:
     """The one task that owns an account's state: every change is a request handled by :meth:`_handle`."""
 
-    def __init__(self, poller: "Poller", account: Account, provider: Provider, credential: _Credential,
+    def __init__(self, poller: Poller, account: Account, provider: Provider, credential: _Credential,
                  stats: _Stats, state: _AccountState):
         self.poller = poller
         self.account = account

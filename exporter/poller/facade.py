@@ -6,8 +6,9 @@ import asyncio
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Coroutine, Iterable, Mapping, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]  # APScheduler 3 ships no types
 from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]  # (idem)
@@ -255,7 +256,7 @@ class Poller:
         at = actor.state.facts.next_expiry()
         if at is None or not self.running:
             return
-        self._jobs.add_job(self._job, DateTrigger(run_date=datetime.fromtimestamp(at, timezone.utc)),
+        self._jobs.add_job(self._job, DateTrigger(run_date=datetime.fromtimestamp(at, UTC)),
                                 args=[actor.name, "expire_facts"], id=f"expire:{actor.name}", replace_existing=True,
                                 misfire_grace_time=None)
 

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -25,7 +25,8 @@ log = logging.getLogger("exporter.poller")  # one logger for the whole package, 
 
 HINTS = {
     "auth": "check the credential (id and secret) of this account, and the host clock",
-    "permission": "check that this credential may read this space/app/WABA (see the minimal policy in docs/providers/cams.md)",
+    "permission": "check that this credential may read this space/app/WABA "
+    "(see the minimal policy in docs/providers/cams.md)",
     "request": "check the configured space/app/WABA id and phone numbers of this account",
     "throttled": "the provider throttled the calls; lower qps or raise poll_interval if this persists",
 }
@@ -93,4 +94,4 @@ class _AccountState:
 
 
 def _now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

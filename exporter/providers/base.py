@@ -52,7 +52,7 @@ UNCHANGED = _Unchanged()
 class UnitResult:
     numbers: list[model.PhoneNumber]
     #: the unit's WABA; ``None`` when none is bound, UNCHANGED when not looked up this time
-    waba: model.Waba | None | _Unchanged = UNCHANGED
+    waba: model.Waba | _Unchanged | None = UNCHANGED
     #: failures inside the unit that did not prevent reading its numbers
     errors: list[ProviderError] = field(default_factory=list)
     #: numbers whose refresh failed: their last good data is served (within max_staleness)

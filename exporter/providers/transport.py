@@ -20,7 +20,8 @@ import asyncio
 import json
 import logging
 import random
-from typing import Any, Awaitable, Callable, Mapping, Required, TypedDict, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Required, TypedDict, TypeVar
 
 import httpx
 

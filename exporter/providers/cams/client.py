@@ -7,7 +7,8 @@ name, so a typo cannot turn into a write against a customer's account.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping, TypeVar, Unpack, overload
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, Unpack, overload
 from urllib.parse import urlsplit
 
 from exporter import model

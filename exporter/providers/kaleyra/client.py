@@ -8,7 +8,6 @@ are never made.
 from __future__ import annotations
 
 from typing import Unpack
-
 from urllib.parse import quote, urlsplit
 
 from exporter import model

@@ -26,7 +26,8 @@ from __future__ import annotations
 import functools
 import re
 import time
-from typing import Any, Awaitable, Callable, Mapping, TypeVar, Unpack
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, Unpack
 from urllib.parse import quote, urlencode, urlsplit
 
 from exporter import model

@@ -5,7 +5,8 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from typing import Any, Callable, Unpack
+from collections.abc import Callable
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 from exporter import model
