@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 from exporter import merge, model, wabafacts
 from exporter.config import Account, Unit
 from exporter.poller.state import (
-    HEALTH_ACTION,
-    HEALTH_PUBLISH_INTERVAL,
     HINTS,
     OFFLOAD_NUMBERS,
     REFUSALS_BEFORE_PAUSE,
@@ -23,6 +21,7 @@ from exporter.poller.state import (
     _Credential,
     _Stats,
 )
+from exporter.poller.sweeps import _HealthSweeps
 from exporter.providers.base import Capability, Provider, UnitResult
 from exporter.providers.errors import ProviderError
 from exporter.store import AccountSnapshot, PollResult
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("exporter.poller")  # one logger for the whole package, as before the split
 
 
-class _Actor:
+class _Actor(_HealthSweeps):
     """The one task that owns an account's state: every change is a request handled by :meth:`_handle`."""
 
     def __init__(self, poller: Poller, account: Account, provider: Provider, credential: _Credential,
@@ -364,85 +363,7 @@ class _Actor:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
-    # -- health sweeps (CAMS GetWhatsappHealthStatus) --------------------------------
-
-    def _sweep(self, waiter: Waiter | None) -> None:
-        if Capability.HEALTH_SWEEP not in self.provider.capabilities or self.snapshot.poll is None:
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            return  # not polled yet: the first poll starts the first sweep
-        if self.sweeping is not None:
-            if waiter is not None:
-
-                def answer(_: asyncio.Task[None]) -> None:
-                    if not waiter.done():
-                        waiter.set_result(None)
-
-                self.sweeping.add_done_callback(answer)
-            return
-        snap = self.snapshot
-        phones = sorted(snap.numbers, key=lambda p: (self.state.health_read_at.get(p, float("-inf")), p))
-        self._warn_if_slow(len(phones) + len(snap.wabas))
-        self.sweeping = self._spawn(self._read_health(phones, include_wabas=True, waiter=waiter))
-
-    def _warn_if_slow(self, calls: int) -> None:
-        """Say once when the action's budget makes a sweep longer than health_poll_interval."""
-        account = self.account
-        qps = min(account.action_qps.get(HEALTH_ACTION, account.qps), account.qps)
-        needed = calls / qps
-        slow = needed > account.health_poll_interval
-        if slow and not self.state.slow_sweep_warned:
-            log.warning("health sweeps take longer than health_poll_interval: each number's health is read less often",
-                        extra={"account": account.name, "calls": calls, "action_qps": qps,
-                               "sweep_seconds_at_least": round(needed), "health_poll_interval_seconds":
-                               account.health_poll_interval, "hint": "see whatsapp_exporter_health_sweep_duration_seconds"})
-        self.state.slow_sweep_warned = slow
-
-    async def _read_health(self, phones: list[str], *, include_wabas: bool, waiter: Waiter | None) -> None:
-        """Provider I/O of a sweep (or of a read of a few numbers); readings go to the actor as they come."""
-        account, provider, clock = self.account, self.provider, self.clock
-        units = {unit.id: unit for unit in account.units}
-        complete = True
-        started = time.monotonic()
-        try:
-            if include_wabas:
-                for unit in account.units:
-                    if clock() < self.state.hold_until:
-                        complete = False
-                        return
-                    try:
-                        await provider.read_waba_health(unit, clock())
-                    except ProviderError as err:
-                        complete = False
-                        self.poller._log_failure(account, unit.id, err)
-            readings: dict[str, model.Health] = {}
-            read_at: dict[str, float] = {}
-            last_publish = time.monotonic()
-            for phone in phones:
-                if clock() < self.state.hold_until:
-                    complete = False
-                    return
-                tracked = self.snapshot.numbers.get(phone)
-                home = units.get(tracked.number.space_id) if tracked is not None else None
-                if home is None:
-                    continue  # left the account meanwhile
-                try:
-                    readings[phone] = await provider.read_health(home, phone, clock())
-                    read_at[phone] = clock()
-                except ProviderError as err:
-                    complete = False
-                    self.poller._log_failure(account, home.id, err)
-                    if err.reason in ("auth", "permission", "throttled"):
-                        break  # the credential or its budget is failing: the next sweep tries again
-                if readings and time.monotonic() - last_publish >= HEALTH_PUBLISH_INTERVAL:
-                    self.post("health", readings, read_at)
-                    readings, read_at, last_publish = {}, {}, time.monotonic()
-            self.post("health", readings, read_at)
-        finally:
-            if include_wabas:
-                self.post("swept", complete, time.monotonic() - started, waiter)
-            elif waiter is not None and not waiter.done():
-                waiter.set_result(None)
+    # -- health readings of a sweep (the sweeps themselves: exporter/poller/sweeps.py) -----
 
     async def _health(self, readings: Mapping[str, model.Health], read_at: Mapping[str, float]) -> None:
         self.state.health_read_at.update(read_at)
@@ -452,16 +373,6 @@ class _Actor:
         snapshot = self.poller._snapshot(self, cur.poll, numbers, dict(cur.wabas), dict(cur.configured), cur.dropped)
         if fresh or snapshot.node_entities != cur.node_entities:
             await self._publish(snapshot)
-
-    async def _swept(self, complete: bool, duration: float, waiter: Waiter | None) -> None:
-        self.sweeping = None
-        try:
-            if complete:
-                self.provider.sweep_finished(duration)
-                await self._republish()
-        finally:
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
 
     # -- what webhooks tell ---------------------------------------------------------
 

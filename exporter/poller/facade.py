@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from exporter import merge, model, wabafacts
 from exporter.config import Account, Config
 from exporter.poller.actor import _Actor
+from exporter.poller.bridge import _LoopBridge
 from exporter.poller.state import HINTS, _AccountState, _Credential, _now_utc, _Stats
 from exporter.providers import make_provider
 from exporter.providers.base import Capability
@@ -27,7 +28,7 @@ T = TypeVar("T")
 log = logging.getLogger("exporter.poller")  # one logger for the whole package, as before the split
 
 
-class Poller:
+class Poller(_LoopBridge):
     def __init__(
         self,
         config: Config,
@@ -75,63 +76,6 @@ class Poller:
                               wabafacts.restored(self._restored, account.name, self._clock()),
                               told_limits=dict(told_limits or {}))
         return _Actor(self, account, provider, credential, stats, state)
-
-    # -- threads: public methods called off the loop run on it ----------------------------------
-
-    def _on_loop(self) -> bool:
-        return self._loop_thread == threading.get_ident()
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        """The loop the poller runs on; a thread of its own when none was given (tests, benchmarks)."""
-        if self._loop is not None:
-            return self._loop
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            self._loop_thread = threading.get_ident()
-            ready.set()
-            loop.run_forever()
-
-        self._own_thread = threading.Thread(target=run, name="poller-loop", daemon=True)
-        self._own_thread.start()
-        ready.wait()
-        self._loop = loop
-        asyncio.run_coroutine_threadsafe(self._start_actors(), loop).result()
-        return loop
-
-    def _run(self, make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None = None) -> T | None:
-        """Run ``make()`` (a coroutine) on the poller's loop from another thread and wait for its result."""
-        if self._on_loop():
-            raise RuntimeError("called on the event loop: await the coroutine instead")
-        if self._stopping:
-            return None  # shut down: nothing runs any more
-        loop = self._ensure_loop()
-        return asyncio.run_coroutine_threadsafe(make(), loop).result(timeout)
-
-    def _sync(self, func: Callable[..., bool], *args: Any, ack: str = "") -> bool:
-        """Call ``func`` on the loop's thread (directly when already there).
-
-        From another thread, with ``ack`` (an account name), also wait until
-        that account's actor has handled every request posted so far.
-        """
-        if self._on_loop():
-            return func(*args)
-        if self._stopping:
-            return False  # shut down: every request is refused
-        loop = self._ensure_loop()
-
-        async def call() -> bool:
-            result = func(*args)
-            actor = self._actors.get(ack)
-            if result and actor is not None and not actor.retired:
-                done = loop.create_future()
-                actor.post("ack", done)
-                await done
-            return result
-
-        return asyncio.run_coroutine_threadsafe(call(), loop).result()
 
     # -- lifecycle -------------------------------------------------------------------------
 
