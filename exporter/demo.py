@@ -48,8 +48,15 @@ EMULATORS: dict[str, tuple[str, type[ProviderEmulator], str]] = {
 }
 
 
-def account_lines(provider: str, scenario: Scenario, endpoint: str, env: dict[str, str], *,
-                  poll_interval: float = DEMO_POLL_INTERVAL, name_prefix: str = "") -> list[str]:
+def account_lines(
+    provider: str,
+    scenario: Scenario,
+    endpoint: str,
+    env: dict[str, str],
+    *,
+    poll_interval: float = DEMO_POLL_INTERVAL,
+    name_prefix: str = "",
+) -> list[str]:
     """Config lines for one account per emulated credential, with every unit it owns."""
     spec = PROVIDERS[provider]
     lines: list[str] = []
@@ -99,9 +106,11 @@ class Demo:
             self.fleets.append(Fleet(provider, scenario, emulator_cls(scenario, host=host, port=0)))
         self.config: Config | None = None
         # Fresh webhook secrets per run: the emulators sign with them, the receiver checks them.
-        self._hook_secrets = {"DEMO_META_APP_SECRET": secrets.token_hex(16),
-                              "DEMO_META_VERIFY_TOKEN": secrets.token_hex(16),
-                              "DEMO_KALEYRA_HOOK_TOKEN": secrets.token_hex(16)}
+        self._hook_secrets = {
+            "DEMO_META_APP_SECRET": secrets.token_hex(16),
+            "DEMO_META_VERIFY_TOKEN": secrets.token_hex(16),
+            "DEMO_KALEYRA_HOOK_TOKEN": secrets.token_hex(16),
+        }
 
     @property
     def url(self) -> str:
@@ -133,7 +142,9 @@ class Demo:
             elif fleet.provider == "nxcloud":
                 emulator.set_webhook(f"{receiver_url}/webhooks/nxcloud")
             elif fleet.provider == "kaleyra":
-                emulator.set_webhook(f"{receiver_url}/webhooks/kaleyra?token={self._hook_secrets['DEMO_KALEYRA_HOOK_TOKEN']}")
+                emulator.set_webhook(
+                    f"{receiver_url}/webhooks/kaleyra?token={self._hook_secrets['DEMO_KALEYRA_HOOK_TOKEN']}"
+                )
 
     def stop(self) -> None:
         for fleet in self.fleets:

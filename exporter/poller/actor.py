@@ -35,8 +35,15 @@ log = logging.getLogger("exporter.poller")  # one logger for the whole package, 
 class _Actor(_HealthSweeps):
     """The one task that owns an account's state: every change is a request handled by :meth:`_handle`."""
 
-    def __init__(self, poller: Poller, account: Account, provider: Provider, credential: _Credential,
-                 stats: _Stats, state: _AccountState):
+    def __init__(
+        self,
+        poller: Poller,
+        account: Account,
+        provider: Provider,
+        credential: _Credential,
+        stats: _Stats,
+        state: _AccountState,
+    ):
         self.poller = poller
         self.account = account
         self.name = account.name
@@ -160,8 +167,9 @@ class _Actor(_HealthSweeps):
 
     async def _republish(self) -> None:
         cur = self.snapshot
-        await self._publish(self.poller._snapshot(self, cur.poll, dict(cur.numbers), dict(cur.wabas),
-                                                  dict(cur.configured), cur.dropped))
+        await self._publish(
+            self.poller._snapshot(self, cur.poll, dict(cur.numbers), dict(cur.wabas), dict(cur.configured), cur.dropped)
+        )
 
     # -- polls --------------------------------------------------------------------
 
@@ -218,11 +226,18 @@ class _Actor(_HealthSweeps):
     async def _poll_crashed(self) -> None:
         cur = self.snapshot
         now = self.clock()
-        result = PollResult(False, now, 0.0, self.state.last_success_at,
-                            dict(cur.poll.space_success) if cur.poll else {}, "internal error")
+        result = PollResult(
+            False,
+            now,
+            0.0,
+            self.state.last_success_at,
+            dict(cur.poll.space_success) if cur.poll else {},
+            "internal error",
+        )
         try:
-            await self._publish(self.poller._snapshot(self, result, dict(cur.numbers), dict(cur.wabas),
-                                                      dict(cur.configured)))
+            await self._publish(
+                self.poller._snapshot(self, result, dict(cur.numbers), dict(cur.wabas), dict(cur.configured))
+            )
         finally:
             self._poll_done()
 
@@ -236,19 +251,39 @@ class _Actor(_HealthSweeps):
         account, state, poller = self.account, self.state, self.poller
         prev = self.snapshot
         first = prev.poll is None
-        fold = merge.fold_poll([u.id for u in account.units], outcomes, prev.numbers, prev.wabas,
-                               state.number_last_success, state.space_last_success, now,
-                               account.max_staleness, account.max_numbers)
+        fold = merge.fold_poll(
+            [u.id for u in account.units],
+            outcomes,
+            prev.numbers,
+            prev.wabas,
+            state.number_last_success,
+            state.space_last_success,
+            now,
+            account.max_staleness,
+            account.max_numbers,
+        )
         for sid, err in fold.failures:
             poller._log_failure(account, sid, err)
         for sid, phones in fold.twice.items():  # once per unit and poll, not once per number
-            log.warning("numbers listed twice; keeping the first of each",
-                        extra={"account": self.name, "space_id": sid, "count": len(phones),
-                               "phone_numbers": ",".join(phones[:5]) + (",..." if len(phones) > 5 else "")})
+            log.warning(
+                "numbers listed twice; keeping the first of each",
+                extra={
+                    "account": self.name,
+                    "space_id": sid,
+                    "count": len(phones),
+                    "phone_numbers": ",".join(phones[:5]) + (",..." if len(phones) > 5 else ""),
+                },
+            )
         if fold.dropped:
-            log.warning("max_numbers reached: numbers left out of the metrics", extra={
-                "account": self.name, "max_numbers": account.max_numbers, "dropped": fold.dropped,
-                "hint": "raise max_numbers, or split the account's spaces over several accounts or exporters"})
+            log.warning(
+                "max_numbers reached: numbers left out of the metrics",
+                extra={
+                    "account": self.name,
+                    "max_numbers": account.max_numbers,
+                    "dropped": fold.dropped,
+                    "hint": "raise max_numbers, or split the account's spaces over several accounts or exporters",
+                },
+            )
         state.number_last_success = fold.number_last_success
         state.space_last_success = fold.space_last_success
         found = dict(fold.found)
@@ -271,8 +306,15 @@ class _Actor(_HealthSweeps):
             state.last_success_at = finished
         error = "" if success else str(failures[-1])[:200]
         result = PollResult(success, finished, time.monotonic() - started, state.last_success_at, fold.space_ok, error)
-        log.debug("poll finished", extra={"account": self.name, "success": success, "numbers": len(numbers),
-                                         "duration_seconds": round(result.duration, 3)})
+        log.debug(
+            "poll finished",
+            extra={
+                "account": self.name,
+                "success": success,
+                "numbers": len(numbers),
+                "duration_seconds": round(result.duration, 3),
+            },
+        )
         await self._publish(poller._snapshot(self, result, numbers, fold.wabas, fold.configured, fold.dropped))
         self._after_poll([e for e in failures if isinstance(e, ProviderError)], fold.any_unit_ok)
         if Capability.HEALTH_SWEEP in self.provider.capabilities:
@@ -301,9 +343,15 @@ class _Actor(_HealthSweeps):
         err = refused[-1]
         log.error(
             "credential refused: polls of this account are paused",
-            extra={"account": account.name, "provider": account.provider, "reason": err.reason, "code": err.code,
-                   "paused_seconds": round(hold), "hint": HINTS[err.reason] + "; then reload the configuration "
-                   "(SIGHUP or POST /-/reload) to retry at once"},
+            extra={
+                "account": account.name,
+                "provider": account.provider,
+                "reason": err.reason,
+                "code": err.code,
+                "paused_seconds": round(hold),
+                "hint": HINTS[err.reason] + "; then reload the configuration "
+                "(SIGHUP or POST /-/reload) to retry at once",
+            },
         )
 
     def _resume(self) -> None:
@@ -322,8 +370,11 @@ class _Actor(_HealthSweeps):
         units = {unit.id: unit for unit in self.account.units}
         wanted = sorted(phones or ())
         known = [cur.numbers.get(p) for p in wanted] if cur.poll is not None else [None] * len(wanted)
-        plan = [(p, units[t.number.space_id], t.number) for p, t in zip(wanted, known, strict=True)
-                if t is not None and t.number.space_id in units]
+        plan = [
+            (p, units[t.number.space_id], t.number)
+            for p, t in zip(wanted, known, strict=True)
+            if t is not None and t.number.space_id in units
+        ]
         if not wanted or Capability.READ_NUMBER not in self.provider.capabilities or len(plan) < len(wanted):
             self._request_poll(False, waiter)  # a new number, or a provider that reads whole units only
             return
@@ -357,8 +408,9 @@ class _Actor(_HealthSweeps):
                 self.state.number_last_success[phone] = read_at
             still_there = {phone: number for phone, (number, _) in fresh.items() if phone in cur.numbers}
             numbers = {**cur.numbers, **merge.track(cur.numbers, still_there, self.clock())}
-            await self._publish(self.poller._snapshot(self, cur.poll, numbers, dict(cur.wabas), dict(cur.configured),
-                                                      cur.dropped))
+            await self._publish(
+                self.poller._snapshot(self, cur.poll, numbers, dict(cur.wabas), dict(cur.configured), cur.dropped)
+            )
         finally:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -398,8 +450,11 @@ class _Actor(_HealthSweeps):
         """While polls are paused, still drop numbers older than max_staleness."""
         cur = self.snapshot
         now = self.clock()
-        keep = {p: t for p, t in cur.numbers.items()
-                if now - self.state.number_last_success.get(p, now) <= self.account.max_staleness}
+        keep = {
+            p: t
+            for p, t in cur.numbers.items()
+            if now - self.state.number_last_success.get(p, now) <= self.account.max_staleness
+        }
         try:
             if len(keep) != len(cur.numbers):
                 await self._publish(dataclasses.replace(cur, numbers=keep))
@@ -409,4 +464,3 @@ class _Actor(_HealthSweeps):
                 for waiter in done:
                     if not waiter.done():
                         waiter.set_result(None)
-

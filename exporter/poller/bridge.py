@@ -12,7 +12,6 @@ from exporter.poller.actor import _Actor
 T = TypeVar("T")
 
 
-
 class _LoopBridge:
     """Runs calls on the poller's loop from other threads; mixed into :class:`~exporter.poller.facade.Poller`."""
 

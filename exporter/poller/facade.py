@@ -72,9 +72,10 @@ class Poller(_LoopBridge):
         credential.users += 1
         stats = _Stats()
         provider = make_provider(account, credential.bucket, stats.observe, credential.http, sleep=self._backoff_sleep)
-        state = _AccountState(facts=facts if facts is not None else
-                              wabafacts.restored(self._restored, account.name, self._clock()),
-                              told_limits=dict(told_limits or {}))
+        state = _AccountState(
+            facts=facts if facts is not None else wabafacts.restored(self._restored, account.name, self._clock()),
+            told_limits=dict(told_limits or {}),
+        )
         return _Actor(self, account, provider, credential, stats, state)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -124,8 +125,9 @@ class Poller(_LoopBridge):
             credential.bucket.close()
         for actor in self._actors.values():
             if actor.work:  # calls cut short by the shutdown are no provider's fault
-                log.debug("provider call abandoned: shutting down", extra={"account": actor.name,
-                                                                          "tasks": len(actor.work)})
+                log.debug(
+                    "provider call abandoned: shutting down", extra={"account": actor.name, "tasks": len(actor.work)}
+                )
             actor.cancel()
 
     async def aclose(self) -> None:
@@ -159,14 +161,26 @@ class Poller(_LoopBridge):
     def _add_jobs(self, actor: _Actor) -> None:
         account, name = actor.account, actor.name
         self._jobs.add_job(
-            self._job, IntervalTrigger(seconds=account.poll_interval, jitter=account.poll_jitter or None),
-            args=[name, "poll"], id=name, name=f"poll {name}", next_run_time=_now_utc(), replace_existing=True)
+            self._job,
+            IntervalTrigger(seconds=account.poll_interval, jitter=account.poll_jitter or None),
+            args=[name, "poll"],
+            id=name,
+            name=f"poll {name}",
+            next_run_time=_now_utc(),
+            replace_existing=True,
+        )
         if Capability.HEALTH_SWEEP in actor.provider.capabilities:
             # The first sweep comes right after the first poll (it needs the numbers).
             interval = account.health_poll_interval
             self._jobs.add_job(
-                self._job, IntervalTrigger(seconds=interval, jitter=min(interval / 10, 30.0)), args=[name, "sweep"],
-                id=f"health:{name}", name=f"health sweep {name}", next_run_time=None, replace_existing=True)
+                self._job,
+                IntervalTrigger(seconds=interval, jitter=min(interval / 10, 30.0)),
+                args=[name, "sweep"],
+                id=f"health:{name}",
+                name=f"health sweep {name}",
+                next_run_time=None,
+                replace_existing=True,
+            )
         self._schedule_expiry(actor)
 
     async def _job(self, name: str, kind: str) -> None:
@@ -200,9 +214,14 @@ class Poller(_LoopBridge):
         at = actor.state.facts.next_expiry()
         if at is None or not self.running:
             return
-        self._jobs.add_job(self._job, DateTrigger(run_date=datetime.fromtimestamp(at, UTC)),
-                                args=[actor.name, "expire_facts"], id=f"expire:{actor.name}", replace_existing=True,
-                                misfire_grace_time=None)
+        self._jobs.add_job(
+            self._job,
+            DateTrigger(run_date=datetime.fromtimestamp(at, UTC)),
+            args=[actor.name, "expire_facts"],
+            id=f"expire:{actor.name}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     # -- reloads ----------------------------------------------------------------------------
 
@@ -233,8 +252,9 @@ class Poller(_LoopBridge):
         for name in added:
             old = next((a for a in retired if a.name == name), None)
             # a changed account keeps what only webhooks told about its WABAs
-            new[name] = self._make_actor(wanted[name], old.state.facts if old else None,
-                                         old.state.told_limits if old else None)
+            new[name] = self._make_actor(
+                wanted[name], old.state.facts if old else None, old.state.told_limits if old else None
+            )
         self._actors.update(new)
         self._actors = {name: self._actors[name] for name in wanted}  # config order
         self._store.update_many([actor.snapshot for actor in new.values()], remove=tuple(removed))
@@ -304,11 +324,17 @@ class Poller(_LoopBridge):
         self._pending[name] = wanted
         self._refresh_seq += 1
         self._jobs.add_job(
-            self._job, DateTrigger(run_date=_now_utc() + timedelta(seconds=max(0.0, delay))),
-            args=[name, "refresh"], id=f"refresh:{name}:{self._refresh_seq}", name=f"refresh {name}",
-            misfire_grace_time=None)
-        log.debug("refresh requested", extra={"account": name, "delay_seconds": delay,
-                                              "numbers": "all" if wanted is None else len(wanted)})
+            self._job,
+            DateTrigger(run_date=_now_utc() + timedelta(seconds=max(0.0, delay))),
+            args=[name, "refresh"],
+            id=f"refresh:{name}:{self._refresh_seq}",
+            name=f"refresh {name}",
+            misfire_grace_time=None,
+        )
+        log.debug(
+            "refresh requested",
+            extra={"account": name, "delay_seconds": delay, "numbers": "all" if wanted is None else len(wanted)},
+        )
         return True
 
     def request_health(self, name: str, phones: Iterable[str]) -> bool:
@@ -334,8 +360,14 @@ class Poller(_LoopBridge):
         actor = self._actors.get(name)
         if actor is None:
             return False
-        business = next((t.number.business_id for t in actor.snapshot.numbers.values()
-                         if t.number.waba_id == waba_id and t.number.business_id), "")
+        business = next(
+            (
+                t.number.business_id
+                for t in actor.snapshot.numbers.values()
+                if t.number.waba_id == waba_id and t.number.business_id
+            ),
+            "",
+        )
         if not business or tier == model.UNKNOWN:
             return False
         return self._tell(name, "business_limit", business, tier)
@@ -395,9 +427,15 @@ class Poller(_LoopBridge):
 
     # -- snapshots and logs -------------------------------------------------------------------
 
-    def _snapshot(self, actor: _Actor, result: PollResult | None, numbers: Mapping[str, model.TrackedNumber],
-                  wabas: Mapping[str, model.Waba], configured: Mapping[str, tuple[str, bool]],
-                  dropped: int = 0) -> AccountSnapshot:
+    def _snapshot(
+        self,
+        actor: _Actor,
+        result: PollResult | None,
+        numbers: Mapping[str, model.TrackedNumber],
+        wabas: Mapping[str, model.Waba],
+        configured: Mapping[str, tuple[str, bool]],
+        dropped: int = 0,
+    ) -> AccountSnapshot:
         requests, errors = actor.stats.copy()
         provider, account, state = actor.provider, actor.account, actor.state
         now = self._clock()
@@ -420,16 +458,24 @@ class Poller(_LoopBridge):
             dropped=dropped,
             usage=usage,
             regain=regain,
-            businesses=merge.business_limits((t.number for t in numbers.values()), state.told_limits,
-                                             state.tiers_read_at),
+            businesses=merge.business_limits(
+                (t.number for t in numbers.values()), state.told_limits, state.tiers_read_at
+            ),
             waba_facts=state.facts.active(now),
             health_sweep_duration=provider.sweep_duration if sweeps else None,
             node_entities=provider.node_entities(now) if sweeps else (),
         )
 
     def _log_failure(self, account: Account, space_id: str, err: ProviderError) -> None:
-        extra = {"account": account.name, "provider": account.provider, "action": err.action, "space_id": space_id,
-                 "reason": err.reason, "code": err.code, "error": err.message[:200]}
+        extra = {
+            "account": account.name,
+            "provider": account.provider,
+            "action": err.action,
+            "space_id": space_id,
+            "reason": err.reason,
+            "code": err.code,
+            "error": err.message[:200],
+        }
         if self._stopping:  # calls cut short by the shutdown are no provider's fault
             log.debug("provider call abandoned: shutting down", extra=extra)
             return
@@ -438,4 +484,3 @@ class Poller(_LoopBridge):
             extra["hint"] = hint
         level = logging.ERROR if err.reason in ("auth", "permission", "request") else logging.WARNING
         log.log(level, "provider call failed", extra=extra)
-

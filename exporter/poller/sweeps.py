@@ -1,4 +1,4 @@
-"""The actor's health sweeps (CAMS ``GetWhatsappHealthStatus``): requests handled by :class:`~exporter.poller.actor._Actor`."""
+"""The actor's health sweeps (CAMS ``GetWhatsappHealthStatus``), mixed into :class:`~exporter.poller.actor._Actor`."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from exporter.poller.facade import Poller
 
 log = logging.getLogger("exporter.poller")  # one logger for the whole package, as before the split
-
 
 
 class _HealthSweeps:
@@ -77,10 +76,17 @@ class _HealthSweeps:
         needed = calls / qps
         slow = needed > account.health_poll_interval
         if slow and not self.state.slow_sweep_warned:
-            log.warning("health sweeps take longer than health_poll_interval: each number's health is read less often",
-                        extra={"account": account.name, "calls": calls, "action_qps": qps,
-                               "sweep_seconds_at_least": round(needed), "health_poll_interval_seconds":
-                               account.health_poll_interval, "hint": "see whatsapp_exporter_health_sweep_duration_seconds"})
+            log.warning(
+                "health sweeps take longer than health_poll_interval: each number's health is read less often",
+                extra={
+                    "account": account.name,
+                    "calls": calls,
+                    "action_qps": qps,
+                    "sweep_seconds_at_least": round(needed),
+                    "health_poll_interval_seconds": account.health_poll_interval,
+                    "hint": "see whatsapp_exporter_health_sweep_duration_seconds",
+                },
+            )
         self.state.slow_sweep_warned = slow
 
     async def _read_health(self, phones: list[str], *, include_wabas: bool, waiter: Waiter | None) -> None:

@@ -21,8 +21,14 @@ def make_provider(
 ) -> Provider:
     """Build the provider object that polls ``account``, sharing the credential's ``bucket`` and pooled ``http``
     client (None: the provider's client makes, and closes, its own)."""
-    common: ClientOptions = {"bucket": bucket, "timeout": account.timeout, "max_retries": account.retries,
-                             "on_request": on_request, "http": http, "sleep": sleep}
+    common: ClientOptions = {
+        "bucket": bucket,
+        "timeout": account.timeout,
+        "max_retries": account.retries,
+        "on_request": on_request,
+        "http": http,
+        "sleep": sleep,
+    }
     creds = account.credentials
     if account.provider == "alibaba_cams":
         from exporter.providers.cams.client import CamsClient
@@ -40,29 +46,41 @@ def make_provider(
         from exporter.providers.nxcloud.client import NxCloudClient
         from exporter.providers.nxcloud.provider import NxCloudProvider
 
-        nxcloud = NxCloudClient(endpoint=account.endpoint, access_key=creds.access_key_id,
-                               access_secret=creds.access_key_secret, **common)
+        nxcloud = NxCloudClient(
+            endpoint=account.endpoint, access_key=creds.access_key_id, access_secret=creds.access_key_secret, **common
+        )
         return NxCloudProvider(account, nxcloud)
     if account.provider == "kaleyra":
         from exporter.providers.kaleyra.client import KaleyraClient
         from exporter.providers.kaleyra.provider import KaleyraProvider
 
-        kaleyra = KaleyraClient(endpoint=account.endpoint, sid=creds.access_key_id, api_key=creds.access_key_secret, **common)
+        kaleyra = KaleyraClient(
+            endpoint=account.endpoint, sid=creds.access_key_id, api_key=creds.access_key_secret, **common
+        )
         return KaleyraProvider(account, kaleyra)
     if account.provider == "meta":
         from exporter.providers.meta.client import DEFAULT_API_VERSION, MetaClient
         from exporter.providers.meta.provider import MetaProvider
 
-        meta = MetaClient(endpoint=account.endpoint, access_token=creds.access_key_secret,
-                            api_version=account.graph_api_version or DEFAULT_API_VERSION, **common)
+        meta = MetaClient(
+            endpoint=account.endpoint,
+            access_token=creds.access_key_secret,
+            api_version=account.graph_api_version or DEFAULT_API_VERSION,
+            **common,
+        )
         return MetaProvider(account, meta)
     if account.provider == "twilio":
         from exporter.providers.twilio.client import TwilioClient
         from exporter.providers.twilio.provider import TwilioProvider
 
-        twilio = TwilioClient(endpoint=account.endpoint, sid=creds.access_key_id, secret=creds.access_key_secret,
-                              page_size=account.page_size or 100,
-                              max_concurrent=account.max_concurrent_requests or 2, **common)
+        twilio = TwilioClient(
+            endpoint=account.endpoint,
+            sid=creds.access_key_id,
+            secret=creds.access_key_secret,
+            page_size=account.page_size or 100,
+            max_concurrent=account.max_concurrent_requests or 2,
+            **common,
+        )
         return TwilioProvider(account, twilio)
     if account.provider == "infobip":
         from exporter.providers.infobip.client import InfobipClient

@@ -101,11 +101,13 @@ def parse_health_status(
             continue
         if entity_type not in OWN_ENTITY_TYPES and len(entities) < MAX_ENTITIES:
             raw = entity.get("can_send_message")
-            entities.append(model.EntityHealth(
-                entity_type=entity_type,
-                entity_id=entity_id,
-                can_send_message=model.CAN_SEND_MESSAGE.normalize(raw if isinstance(raw, str) else None, provider),
-            ))
+            entities.append(
+                model.EntityHealth(
+                    entity_type=entity_type,
+                    entity_id=entity_id,
+                    can_send_message=model.CAN_SEND_MESSAGE.normalize(raw if isinstance(raw, str) else None, provider),
+                )
+            )
         raw_errors = entity.get("errors")
         for error in raw_errors if isinstance(raw_errors, list) else ():
             if not isinstance(error, dict) or len(errors) >= MAX_ERRORS:
@@ -114,8 +116,11 @@ def parse_health_status(
             description = _token(error.get("error_description"), MAX_TEXT)
             if not code and not description:
                 continue
-            errors.append(model.BlockingError(entity_type=entity_type, entity_id=entity_id,
-                                              error_code=code, error_description=description))
+            errors.append(
+                model.BlockingError(
+                    entity_type=entity_type, entity_id=entity_id, error_code=code, error_description=description
+                )
+            )
     return overall, tuple(entities), tuple(errors)
 
 
@@ -134,7 +139,9 @@ def parse_phone_object(item: Any, provider: str, space_id: str, phone_hint: str 
         status=model.STATUS.normalize(item.get("status"), provider),
         quality_rating=quality_of(item, provider),
         messaging_limit_tier=tier,
-        code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(item.get("code_verification_status"), provider),
+        code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(
+            item.get("code_verification_status"), provider
+        ),
         name_status=model.NAME_STATUS.normalize(item.get("name_status"), provider),
         new_name_status=model.NAME_STATUS.normalize(item.get("new_name_status"), provider),
         verified_name=_text(item, "verified_name"),

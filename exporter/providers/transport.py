@@ -105,13 +105,17 @@ class BudgetedClient:
     ) -> tuple[int, bytes, httpx.Headers]:
         """One HTTP exchange; transport failures become ProviderError, bodies are size-capped."""
         try:
-            async with self._http.stream(method, url, headers=headers, content=content or None,
-                                         timeout=self._timeout) as response:
+            async with self._http.stream(
+                method, url, headers=headers, content=content or None, timeout=self._timeout
+            ) as response:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                     # Refuse before reading a byte of it.
-                    raise ProviderError("parse", f"response of {declared} bytes is larger than {MAX_BODY_BYTES}",
-                                        http_status=response.status_code)
+                    raise ProviderError(
+                        "parse",
+                        f"response of {declared} bytes is larger than {MAX_BODY_BYTES}",
+                        http_status=response.status_code,
+                    )
                 chunks, size = [], 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
@@ -135,8 +139,9 @@ class BudgetedClient:
             try:
                 await self._bucket.acquire(action=action)
             except BucketClosed:
-                raise ProviderError("timeout", "the credential was retired while waiting for its QPS budget",
-                                    action=action) from None
+                raise ProviderError(
+                    "timeout", "the credential was retired while waiting for its QPS budget", action=action
+                ) from None
             try:
                 result = await attempt()
             except ProviderError as err:
@@ -152,7 +157,12 @@ class BudgetedClient:
                     await self._sleep(delay)
                 log.info(
                     "retrying after a transient error",
-                    extra={"action": action, "reason": err.reason, "code": err.code, "backoff_seconds": round(delay, 3)},
+                    extra={
+                        "action": action,
+                        "reason": err.reason,
+                        "code": err.code,
+                        "backoff_seconds": round(delay, 3),
+                    },
                 )
                 tries += 1
                 continue

@@ -45,7 +45,9 @@ class CamsClient(BudgetedClient):
         self._signature_version = signature_version
         self._clock = clock
 
-    async def _attempt(self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Any] | None) -> Any:
+    async def _attempt(
+        self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Any] | None
+    ) -> Any:
         now = self._clock()
         nonce = signer.new_nonce()
         if self._signature_version == "v2":
@@ -73,7 +75,9 @@ class CamsClient(BudgetedClient):
                 date=signer.utc_timestamp(now),
                 nonce=nonce,
             )
-        status, content, response_headers = await self._send("POST", self._base + "?" + signer.canonical_query(query), headers)
+        status, content, response_headers = await self._send(
+            "POST", self._base + "?" + signer.canonical_query(query), headers
+        )
         try:
             body = await load_json(content) if content else None
         except (ValueError, UnicodeDecodeError):
@@ -110,8 +114,11 @@ class CamsClient(BudgetedClient):
     async def query_phone_numbers(
         self, space_id: str, isv_code: str | None = None, tier_vocabulary: str = "api_reference"
     ) -> list[model.PhoneNumber]:
-        return await self.request("QueryChatappPhoneNumbers", self._space_params(space_id, isv_code),
-                                  lambda body: parse.parse_phone_numbers(body, space_id, tier_vocabulary))
+        return await self.request(
+            "QueryChatappPhoneNumbers",
+            self._space_params(space_id, isv_code),
+            lambda body: parse.parse_phone_numbers(body, space_id, tier_vocabulary),
+        )
 
     async def query_bind_waba(self, space_id: str, isv_code: str | None = None) -> model.Waba | None:
         body = await self.request("QueryChatappBindWaba", self._space_params(space_id, isv_code))

@@ -112,7 +112,9 @@ def _text(item: dict[str, Any], key: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def parse_phone_numbers(body: dict[str, Any], space_id: str, tier_vocabulary: str = "api_reference") -> list[model.PhoneNumber]:
+def parse_phone_numbers(
+    body: dict[str, Any], space_id: str, tier_vocabulary: str = "api_reference"
+) -> list[model.PhoneNumber]:
     """``QueryChatappPhoneNumbers`` → numbers of one space.
 
     Tolerates missing fields (UNKNOWN), unknown values (OTHER) and malformed
@@ -140,15 +142,19 @@ def parse_phone_numbers(body: dict[str, Any], space_id: str, tier_vocabulary: st
             quality_rating=model.QUALITY_RATING.normalize(item.get("QualityRating"), PROVIDER),
             messaging_limit_tier=tier,
             limit_scope=model.per_number_scope(tier),
-            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(item.get("CodeVerificationStatus"), PROVIDER),
+            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(
+                item.get("CodeVerificationStatus"), PROVIDER
+            ),
             name_status=model.NAME_STATUS.normalize(item.get("NameStatus"), PROVIDER),
             new_name_status=model.NAME_STATUS.normalize(item.get("NewNameStatus"), PROVIDER),
             verified_name=_text(item, "VerifiedName"),
             space_id=space_id,
         )
     if malformed or duplicates:  # once per answer, not once per entry
-        log.warning("skipped malformed or duplicate PhoneNumbers entries",
-                    extra={"space_id": space_id, "malformed": malformed, "duplicates": duplicates})
+        log.warning(
+            "skipped malformed or duplicate PhoneNumbers entries",
+            extra={"space_id": space_id, "malformed": malformed, "duplicates": duplicates},
+        )
     return list(numbers.values())
 
 

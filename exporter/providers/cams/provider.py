@@ -26,9 +26,12 @@ ACTIONS = ("QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVe
 class CamsProvider(BaseProvider[CamsClient]):
     def __init__(self, account: Account, client: CamsClient):
         super().__init__(account, client)
-        self.actions = tuple(a for a in ACTIONS if (a != "GetPhoneNumberVerificationStatus"
-                                                      or account.verification_poll_interval > 0)
-                             and (a != HEALTH_ACTION or account.health_poll_interval > 0))
+        self.actions = tuple(
+            a
+            for a in ACTIONS
+            if (a != "GetPhoneNumberVerificationStatus" or account.verification_poll_interval > 0)
+            and (a != HEALTH_ACTION or account.health_poll_interval > 0)
+        )
         #: health is read by sweeps of its own, not by polls
         self.capabilities = frozenset({Capability.HEALTH_SWEEP} if account.health_poll_interval > 0 else ())
         self._wabas: dict[str, model.Waba | None] = {}
@@ -120,12 +123,16 @@ class CamsProvider(BaseProvider[CamsClient]):
                 self._verified_at[sid] = now
         verifications = self._verifications.get(sid, {})
         self._forget_health(sid, {n.phone_number for n in numbers})
-        result.numbers = [self.with_health(unit, self._enrich(n, self._wabas.get(sid), verifications.get(n.phone_number)), now)
-                          for n in numbers]
+        result.numbers = [
+            self.with_health(unit, self._enrich(n, self._wabas.get(sid), verifications.get(n.phone_number)), now)
+            for n in numbers
+        ]
         return result
 
     @staticmethod
-    def _enrich(number: model.PhoneNumber, waba: model.Waba | None, verification: model.Verification | None) -> model.PhoneNumber:
+    def _enrich(
+        number: model.PhoneNumber, waba: model.Waba | None, verification: model.Verification | None
+    ) -> model.PhoneNumber:
         if waba is not None:
             number = dataclasses.replace(number, waba_id=waba.waba_id)
         if verification is not None:

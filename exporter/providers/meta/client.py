@@ -43,17 +43,27 @@ NUMBER_ACTION = "phone_number"
 
 DEFAULT_API_VERSION = "v24.0"
 PAGE_LIMIT = 100  # Graph's maximum page size
-MAX_PAGES = 200   # 20,000 numbers: far above any WABA's cap, so more is a paging loop
+MAX_PAGES = 200  # 20,000 numbers: far above any WABA's cap, so more is a paging loop
 #: wait after a throttling answer that advertises no regain time
 DEFAULT_THROTTLE_SECONDS = 60.0
 #: never wait longer than this, whatever a header says
 MAX_THROTTLE_SECONDS = 3600.0
 
 BASE_FIELDS = (
-    "id", "display_phone_number", "verified_name", "status", "quality_rating", "quality_score",
-    "code_verification_status", "name_status", "new_name_status",
-    "whatsapp_business_manager_messaging_limit", "messaging_limit_tier",
-    "throughput", "platform_type", "account_mode",
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "status",
+    "quality_rating",
+    "quality_score",
+    "code_verification_status",
+    "name_status",
+    "new_name_status",
+    "whatsapp_business_manager_messaging_limit",
+    "messaging_limit_tier",
+    "throughput",
+    "platform_type",
+    "account_mode",
 )
 PORTFOLIO_LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
 PORTFOLIO_LIMIT_SINCE = (24, 0)  # Graph refuses the field (code 100) in older versions
@@ -85,19 +95,26 @@ class _Stop(Exception):
 
 
 class MetaClient(BudgetedClient):
-    def __init__(self, *, endpoint: str, access_token: str, api_version: str = DEFAULT_API_VERSION,
-                 clock: Callable[[], float] = time.monotonic, **kwargs: Unpack[ClientOptions]):
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_token: str,
+        api_version: str = DEFAULT_API_VERSION,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Unpack[ClientOptions],
+    ):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
         self.api_version = api_version or DEFAULT_API_VERSION
         self._base = f"{split.scheme}://{split.netloc}/{quote(self.api_version, safe='.')}"
         self._token = access_token
         self._clock = clock
-        self._buc: dict[str, dict[str, float]] = {}     # business id -> usage type -> ratio (latest)
-        self._regain_at: dict[str, float] = {}          # business id -> clock time access returns
-        self._app: dict[str, float] = {}                # usage type -> ratio (latest)
-        self._peak: dict[str, float] = {}               # WABA -> highest ratio of its latest answer
-        self._blocked_until: dict[str, float] = {}      # "" (the app) or a WABA -> no calls before
+        self._buc: dict[str, dict[str, float]] = {}  # business id -> usage type -> ratio (latest)
+        self._regain_at: dict[str, float] = {}  # business id -> clock time access returns
+        self._app: dict[str, float] = {}  # usage type -> ratio (latest)
+        self._peak: dict[str, float] = {}  # WABA -> highest ratio of its latest answer
+        self._blocked_until: dict[str, float] = {}  # "" (the app) or a WABA -> no calls before
 
     # -- usage and throttling --------------------------------------------
 
@@ -108,8 +125,7 @@ class MetaClient(BudgetedClient):
         ""); ``type`` is ``call_count``, ``total_cputime`` or ``total_time``.
         """
         now = self._clock()
-        ratios = {("business_use_case", bid, kind): v
-                  for bid, kinds in self._buc.items() for kind, v in kinds.items()}
+        ratios = {("business_use_case", bid, kind): v for bid, kinds in self._buc.items() for kind, v in kinds.items()}
         ratios.update({("app", "", kind): v for kind, v in self._app.items()})
         regain = {bid: max(0.0, at - now) for bid, at in self._regain_at.items()}
         return ratios, regain
@@ -155,8 +171,11 @@ class MetaClient(BudgetedClient):
         left = self.blocked_for(waba_id)
         if left <= 0:
             return None
-        return ProviderError("throttled", f"Graph rate limit reached: not calling before the advertised regain "
-                                          f"time ({left:.0f} s left)", retry_after=left)
+        return ProviderError(
+            "throttled",
+            f"Graph rate limit reached: not calling before the advertised regain time ({left:.0f} s left)",
+            retry_after=left,
+        )
 
     # -- calls -----------------------------------------------------------
 

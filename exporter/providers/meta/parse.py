@@ -91,8 +91,9 @@ def graph_error(body: Any, http_status: int) -> ProviderError | None:
             return ProviderError("upstream", f"HTTP {http_status} without a Graph error", http_status=http_status)
         if not isinstance(body, dict):
             return ProviderError("parse", "response is not a JSON object", http_status=http_status)
-        return ProviderError(classify(None, http_status), f"HTTP {http_status} without a Graph error",
-                             http_status=http_status)
+        return ProviderError(
+            classify(None, http_status), f"HTTP {http_status} without a Graph error", http_status=http_status
+        )
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
     transient = error.get("is_transient") is True

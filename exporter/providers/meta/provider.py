@@ -75,9 +75,13 @@ class MetaProvider(BaseProvider[MetaClient]):
         if skipped:
             log.warning(
                 "Graph API usage is high: per-number health calls skipped for this poll",
-                extra={"account": self.account.name, "space_id": waba_id, "skipped": skipped,
-                       "usage_percent": round(100 * self.client.usage_peak(waba_id)),
-                       "threshold_percent": round(100 * SLOWDOWN_RATIO)},
+                extra={
+                    "account": self.account.name,
+                    "space_id": waba_id,
+                    "skipped": skipped,
+                    "usage_percent": round(100 * self.client.usage_peak(waba_id)),
+                    "threshold_percent": round(100 * SLOWDOWN_RATIO),
+                },
             )
         self._forget_except(waba_id, {n.phone_number for n in listed})
         result.numbers = self._with_business(waba_id, result.numbers)

@@ -20,8 +20,15 @@ log = logging.getLogger(__name__)
 
 
 class NxCloudClient(BudgetedClient):
-    def __init__(self, *, endpoint: str, access_key: str, access_secret: str,
-                 clock: Callable[[], float] = time.time, **kwargs: Unpack[ClientOptions]):
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_key: str,
+        access_secret: str,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Unpack[ClientOptions],
+    ):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
         self._url = f"{split.scheme}://{split.netloc}/api/wa/getPhone"

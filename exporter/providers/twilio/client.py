@@ -32,7 +32,14 @@ class TwilioClient(BudgetedClient):
     """At most ``max_concurrent`` requests in flight (Twilio limits concurrency per account)."""
 
     def __init__(
-        self, *, endpoint: str, sid: str, secret: str, page_size: int = 100, max_concurrent: int = 2, **kwargs: Unpack[ClientOptions]
+        self,
+        *,
+        endpoint: str,
+        sid: str,
+        secret: str,
+        page_size: int = 100,
+        max_concurrent: int = 2,
+        **kwargs: Unpack[ClientOptions],
     ):
         super().__init__(**kwargs)
         self._slots = asyncio.Semaphore(max_concurrent)
