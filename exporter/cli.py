@@ -9,9 +9,25 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING, Protocol
 
 from exporter import __version__, logsetup
 from exporter.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:  # imported where used at run time, to keep `--help` and config checks light
+    from exporter.poller import Poller
+    from exporter.store import Store
+    from exporter.webconfig import WebConfig
+    from exporter.webhooks import WebhookManager
+
+
+class DemoFleet(Protocol):
+    """What serving needs of ``--demo``'s :class:`exporter.demo.Demo` (imported only then: it brings the emulators)."""
+
+    def connect_webhooks(self, receiver_url: str) -> None: ...
+
+    def stop(self) -> None: ...
+
 
 DEFAULT_LISTEN = ":10067"
 DEFAULT_STORAGE_PATH = "data/"
@@ -25,35 +41,96 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prometheus exporter for the health of WhatsApp Business phone numbers.",
     )
     p.add_argument("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file.")
-    p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN, metavar="[HOST]:PORT",
-                   help=f"Address to listen on for HTTP requests (default {DEFAULT_LISTEN}).")
-    p.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
-                   help="Web configuration file (exporter-toolkit format) enabling TLS and/or basic auth.")
-    p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
-                   help="Path under which to expose metrics (default /metrics).")
-    p.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
-                   help="Enable reloading the configuration via HTTP (POST or PUT /-/reload); off by default. "
-                        "SIGHUP always reloads.")
-    p.add_argument("--web.gzip-level", dest="gzip_level", type=int, default=1, choices=range(1, 10), metavar="1-9",
-                   help="gzip level of the compressed exposition, compressed once per change (default 1).")
-    p.add_argument("--storage.path", dest="storage_path", default=None, metavar="DIR",
-                   help=f"Directory of the state file ({STATE_FILE_NAME}: WABA restrictions, bans and violations, "
-                        f"which only webhooks tell; default {DEFAULT_STORAGE_PATH}, none in --demo).")
-    p.add_argument("--log.level", dest="log_level", default="info", choices=list(logsetup.LEVELS),
-                   help="Only log messages with the given severity or above (default info).")
-    p.add_argument("--log.format", dest="log_format", default="logfmt", choices=list(logsetup.FORMATS),
-                   help="Output format of log messages (default logfmt).")
-    p.add_argument("--demo", action="store_true",
-                   help="Run against the built-in provider emulator on loopback, with its demo fleet; no credentials needed.")
-    p.add_argument("--check-config", action="store_true",
-                   help="Validate the configuration file and exit (0 when valid, 2 with one line per problem), "
-                        "touching no network.")
-    p.add_argument("--config.schema", dest="config_schema", action="store_true",
-                   help="Print the JSON Schema of the configuration file (for editors) and exit.")
-    p.add_argument("--shard", type=int, default=0, metavar="N",
-                   help="This replica's shard, 0-based (default 0). Accounts are split by a stable hash of their credential.")
-    p.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",
-                   help="Number of replicas sharing the configuration (default 1: no sharding).")
+    p.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=DEFAULT_LISTEN,
+        metavar="[HOST]:PORT",
+        help=f"Address to listen on for HTTP requests (default {DEFAULT_LISTEN}).",
+    )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="Web configuration file (exporter-toolkit format) enabling TLS and/or basic auth.",
+    )
+    p.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        metavar="PATH",
+        help="Path under which to expose metrics (default /metrics).",
+    )
+    p.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="Enable reloading the configuration via HTTP (POST or PUT /-/reload); off by default. "
+        "SIGHUP always reloads.",
+    )
+    p.add_argument(
+        "--web.gzip-level",
+        dest="gzip_level",
+        type=int,
+        default=1,
+        choices=range(1, 10),
+        metavar="1-9",
+        help="gzip level of the compressed exposition, compressed once per change (default 1).",
+    )
+    p.add_argument(
+        "--storage.path",
+        dest="storage_path",
+        default=None,
+        metavar="DIR",
+        help=f"Directory of the state file ({STATE_FILE_NAME}: WABA restrictions, bans and violations, "
+        f"which only webhooks tell; default {DEFAULT_STORAGE_PATH}, none in --demo).",
+    )
+    p.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=list(logsetup.LEVELS),
+        help="Only log messages with the given severity or above (default info).",
+    )
+    p.add_argument(
+        "--log.format",
+        dest="log_format",
+        default="logfmt",
+        choices=list(logsetup.FORMATS),
+        help="Output format of log messages (default logfmt).",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="Run against the built-in provider emulator on loopback, with its demo fleet; no credentials needed.",
+    )
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="Validate the configuration file and exit (0 when valid, 2 with one line per problem), "
+        "touching no network.",
+    )
+    p.add_argument(
+        "--config.schema",
+        dest="config_schema",
+        action="store_true",
+        help="Print the JSON Schema of the configuration file (for editors) and exit.",
+    )
+    p.add_argument(
+        "--shard",
+        type=int,
+        default=0,
+        metavar="N",
+        help="This replica's shard, 0-based (default 0). Accounts are split by a stable hash of their credential.",
+    )
+    p.add_argument(
+        "--total-shards",
+        dest="total_shards",
+        type=int,
+        default=1,
+        metavar="M",
+        help="Number of replicas sharing the configuration (default 1: no sharding).",
+    )
     p.add_argument("--version", action="version", version=f"whatsapp-number-exporter {__version__}")
     return p
 
@@ -64,7 +141,7 @@ def _fail_config(err: ConfigError, prefix: str = "") -> int:
     return 2
 
 
-def _load_web_config(args: argparse.Namespace):
+def _load_web_config(args: argparse.Namespace) -> WebConfig | None:
     """The parsed ``--web.config.file``, None without one; raises WebConfigError."""
     if not args.web_config_file:
         return None
@@ -85,15 +162,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(config_schema_json())
         return 0
     if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/-/healthy", "/-/ready", "/-/reload"):
-        print("error: --web.telemetry-path: must start with / and not clash with /, /-/healthy, /-/ready or /-/reload",
-              file=sys.stderr)
+        print(
+            "error: --web.telemetry-path: must start with / and not clash with /, /-/healthy, /-/ready or /-/reload",
+            file=sys.stderr,
+        )
         return 2
     if not args.demo and not args.config_file:
         print("error: --config.file is required (or use --demo)", file=sys.stderr)
         return 2
     if args.total_shards < 1 or not 0 <= args.shard < args.total_shards:
-        print(f"error: --shard: must be between 0 and --total-shards - 1 ({args.total_shards - 1}), got {args.shard}",
-              file=sys.stderr)
+        print(
+            f"error: --shard: must be between 0 and --total-shards - 1 ({args.total_shards - 1}), got {args.shard}",
+            file=sys.stderr,
+        )
         return 2
 
     if args.check_config:
@@ -115,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             failed = _fail_web_config(err)
         if failed or config is None:
             return 2
-        print(f"config OK: {len(config.accounts)} account(s), "
-              f"{sum(len(a.units) for a in config.accounts)} unit(s) (spaces, apps or WABAs)")
+        print(
+            f"config OK: {len(config.accounts)} account(s), "
+            f"{sum(len(a.units) for a in config.accounts)} unit(s) (spaces, apps or WABAs)"
+        )
         if web_config is not None:
             print(f"web config OK: {web_config.describe()}")
         if config.webhooks is not None:
@@ -149,8 +232,12 @@ def main(argv: list[str] | None = None) -> int:
             from exporter.demo import Demo
 
             demo = Demo().start()
+            assert demo.config is not None, "Demo.start() parses the demo's configuration"
             config = demo.config
-            log.info("demo mode: polling the built-in emulator", extra={"emulator": demo.url, "accounts": len(config.accounts)})
+            log.info(
+                "demo mode: polling the built-in emulator",
+                extra={"emulator": demo.url, "accounts": len(config.accounts)},
+            )
         else:
             config = load_config(args.config_file)
     except ConfigError as err:
@@ -159,8 +246,14 @@ def main(argv: list[str] | None = None) -> int:
 
     config = select(config, args.shard, args.total_shards)
     if args.total_shards > 1:
-        log.info("sharding", extra={"shard": args.shard, "total_shards": args.total_shards,
-                                    "accounts": ",".join(a.name for a in config.accounts)})
+        log.info(
+            "sharding",
+            extra={
+                "shard": args.shard,
+                "total_shards": args.total_shards,
+                "accounts": ",".join(a.name for a in config.accounts),
+            },
+        )
     return run(config, args, demo)
 
 
@@ -175,7 +268,9 @@ class Reloader:
     to a changed ``listen_address``; a new address that cannot be bound refuses the reload.
     """
 
-    def __init__(self, args: argparse.Namespace, poller, store, webhooks=None):
+    def __init__(
+        self, args: argparse.Namespace, poller: Poller, store: Store, webhooks: WebhookManager | None = None
+    ) -> None:
         self._args = args
         self._poller = poller
         self._store = store
@@ -212,10 +307,14 @@ class Reloader:
             if config.metrics != self._store.options:
                 self._store.set_options(config.metrics)
             self._store.set_exporter_state(reload_ok=True)
-            log.info("configuration reloaded", extra={"unchanged": len(kept), "added_or_changed": len(added),
-                                                      "removed": len(removed)})
-            return True, (f"configuration reloaded: {len(kept)} account(s) unchanged, "
-                          f"{len(added)} added or changed, {len(removed)} removed")
+            log.info(
+                "configuration reloaded",
+                extra={"unchanged": len(kept), "added_or_changed": len(added), "removed": len(removed)},
+            )
+            return True, (
+                f"configuration reloaded: {len(kept)} account(s) unchanged, "
+                f"{len(added)} added or changed, {len(removed)} removed"
+            )
 
 
 def _webhook_listen_error(config: Config, err: OSError) -> str:
@@ -223,7 +322,7 @@ def _webhook_listen_error(config: Config, err: OSError) -> str:
     return f"webhooks.listen_address: cannot listen on {address}: {err.strerror or type(err).__name__}"
 
 
-def run(config: Config, args: argparse.Namespace, demo=None) -> int:
+def run(config: Config, args: argparse.Namespace, demo: DemoFleet | None = None) -> int:
     """Serve until SIGTERM or SIGINT: HTTP on an asyncio event loop in this (the main) thread.
 
     The poller runs on the same loop (APScheduler's AsyncIOScheduler, one actor
@@ -243,13 +342,12 @@ def run(config: Config, args: argparse.Namespace, demo=None) -> int:
         loop.close()
 
 
-async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
+async def _serve(config: Config, args: argparse.Namespace, demo: DemoFleet | None = None) -> int:
     from exporter.poller import Poller
     from exporter.store import Store
+    from exporter.wabafacts import StateFile
     from exporter.web import App, HttpServer
     from exporter.webhooks import WebhookManager
-
-    from exporter.wabafacts import StateFile
 
     loop = asyncio.get_running_loop()
     store = Store(options=config.metrics, gzip_level=getattr(args, "gzip_level", 1))
@@ -259,16 +357,21 @@ async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
     poller = Poller(config, store, state_file=state_file)
     webhooks = WebhookManager(poller, store, loop=loop)
     try:
-        webhook_plan = webhooks.prepare(config)  # binds the webhook listener, if configured; serves after poller.start()
+        # binds the webhook listener, if configured; it serves after poller.start()
+        webhook_plan = webhooks.prepare(config)
     except OSError as err:
         print(f"error: {_webhook_listen_error(config, err)}", file=sys.stderr)
         if demo:
             demo.stop()
         return 1
     reloader = None if demo else Reloader(args, poller, store, webhooks)
-    app = App(store, args.telemetry_path, reload=reloader.reload if reloader else None,
-              shard=(args.shard, args.total_shards) if args.total_shards > 1 else None,
-              lifecycle=getattr(args, "enable_lifecycle", False))
+    app = App(
+        store,
+        args.telemetry_path,
+        reload=reloader.reload if reloader else None,
+        shard=(args.shard, args.total_shards) if args.total_shards > 1 else None,
+        lifecycle=getattr(args, "enable_lifecycle", False),
+    )
     try:
         server = HttpServer(app, args.listen_address, web_config=getattr(args, "web_config", None), loop=loop)
     except OSError as err:
@@ -307,9 +410,16 @@ async def _serve(config: Config, args: argparse.Namespace, demo=None) -> int:
         await loop.run_in_executor(None, webhook_plan.commit)  # starts the listener on this loop, from a thread
         if demo and webhooks.receiver is not None:
             demo.connect_webhooks(webhooks.receiver.url)
-        log.info("listening", extra={"address": args.listen_address, "url": server.url + args.telemetry_path,
-                                     "version": __version__, "accounts": len(config.accounts),
-                                     "lifecycle": getattr(args, "enable_lifecycle", False)})
+        log.info(
+            "listening",
+            extra={
+                "address": args.listen_address,
+                "url": server.url + args.telemetry_path,
+                "version": __version__,
+                "accounts": len(config.accounts),
+                "lifecycle": getattr(args, "enable_lifecycle", False),
+            },
+        )
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

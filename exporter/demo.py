@@ -15,14 +15,15 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from exporter.config import PROVIDERS, Config, parse_config
 from emulators.cams import CamsEmulator
+from emulators.common import ProviderEmulator
 from emulators.infobip import InfobipEmulator
 from emulators.kaleyra import KaleyraEmulator
 from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Scenario, load_builtin_scenario
 from emulators.twilio import TwilioEmulator
+from exporter.config import PROVIDERS, Config, parse_config
 
 DEMO_POLL_INTERVAL = 15
 #: CAMS health sweeps in the demo: often enough that a number that gets blocked shows up within a minute
@@ -33,10 +34,11 @@ DEMO_HEALTH_POLL_INTERVAL = 30
 class Fleet:
     provider: str
     scenario: Scenario
-    emulator: object
+    emulator: ProviderEmulator
 
 
-EMULATORS = {
+#: provider -> (its demo scenario, its emulator, the prefix of its demo accounts)
+EMULATORS: dict[str, tuple[str, type[ProviderEmulator], str]] = {
     "alibaba_cams": ("demo", CamsEmulator, "cams"),
     "nxcloud": ("demo-nxcloud", NxCloudEmulator, "nxcloud"),
     "kaleyra": ("demo-kaleyra", KaleyraEmulator, "kaleyra"),
@@ -46,8 +48,15 @@ EMULATORS = {
 }
 
 
-def account_lines(provider: str, scenario: Scenario, endpoint: str, env: dict[str, str], *,
-                  poll_interval: float = DEMO_POLL_INTERVAL, name_prefix: str = "") -> list[str]:
+def account_lines(
+    provider: str,
+    scenario: Scenario,
+    endpoint: str,
+    env: dict[str, str],
+    *,
+    poll_interval: float = DEMO_POLL_INTERVAL,
+    name_prefix: str = "",
+) -> list[str]:
     """Config lines for one account per emulated credential, with every unit it owns."""
     spec = PROVIDERS[provider]
     lines: list[str] = []
@@ -97,15 +106,17 @@ class Demo:
             self.fleets.append(Fleet(provider, scenario, emulator_cls(scenario, host=host, port=0)))
         self.config: Config | None = None
         # Fresh webhook secrets per run: the emulators sign with them, the receiver checks them.
-        self._hook_secrets = {"DEMO_META_APP_SECRET": secrets.token_hex(16),
-                              "DEMO_META_VERIFY_TOKEN": secrets.token_hex(16),
-                              "DEMO_KALEYRA_HOOK_TOKEN": secrets.token_hex(16)}
+        self._hook_secrets = {
+            "DEMO_META_APP_SECRET": secrets.token_hex(16),
+            "DEMO_META_VERIFY_TOKEN": secrets.token_hex(16),
+            "DEMO_KALEYRA_HOOK_TOKEN": secrets.token_hex(16),
+        }
 
     @property
     def url(self) -> str:
         return " ".join(f.emulator.url for f in self.fleets)
 
-    def start(self) -> "Demo":
+    def start(self) -> Demo:
         env: dict[str, str] = dict(self._hook_secrets)
         lines = [
             "webhooks:",  # on an ephemeral loopback port; connect_webhooks() points the emulators at it
@@ -131,7 +142,9 @@ class Demo:
             elif fleet.provider == "nxcloud":
                 emulator.set_webhook(f"{receiver_url}/webhooks/nxcloud")
             elif fleet.provider == "kaleyra":
-                emulator.set_webhook(f"{receiver_url}/webhooks/kaleyra?token={self._hook_secrets['DEMO_KALEYRA_HOOK_TOKEN']}")
+                emulator.set_webhook(
+                    f"{receiver_url}/webhooks/kaleyra?token={self._hook_secrets['DEMO_KALEYRA_HOOK_TOKEN']}"
+                )
 
     def stop(self) -> None:
         for fleet in self.fleets:

@@ -7,7 +7,7 @@ what it holds next.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,7 @@ from exporter import model
 
 if TYPE_CHECKING:
     from exporter.providers.base import UnitResult
+    from exporter.providers.errors import ProviderError
 
 
 def business_limits(
@@ -122,7 +123,7 @@ class PollFold:
     configured: dict[str, tuple[str, bool]]
     space_ok: dict[str, bool]
     #: (unit id, error) of every failure, whole units and partial ones
-    failures: list[tuple[str, Exception]]
+    failures: list[tuple[str, ProviderError]]
     number_last_success: dict[str, float]
     space_last_success: dict[str, float]
     #: numbers listed twice, by unit (the first of each is kept)
@@ -134,7 +135,7 @@ class PollFold:
 
 def fold_poll(
     unit_ids: list[str],
-    outcomes: list[UnitResult | Exception],
+    outcomes: Sequence[UnitResult | ProviderError],
     prev_numbers: Mapping[str, model.TrackedNumber],
     prev_wabas: Mapping[str, model.Waba],
     number_last_success: Mapping[str, float],
@@ -154,7 +155,7 @@ def fold_poll(
     wabas = dict(prev_wabas)
     configured: dict[str, tuple[str, bool]] = {}
     space_ok: dict[str, bool] = {}
-    failures: list[tuple[str, Exception]] = []
+    failures: list[tuple[str, ProviderError]] = []
     last_ok = dict(number_last_success)
     space_last = dict(space_last_success)
     twice: dict[str, list[str]] = {}

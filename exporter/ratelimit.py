@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 SAFETY_MARGIN = 0.025  # seconds added to every window
 

@@ -29,11 +29,15 @@ poller calls a capability's methods only when it is declared, and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from exporter import model
-from exporter.config import Unit
+from exporter.config import Account, Unit
 from exporter.providers.errors import ProviderError
+from exporter.providers.transport import BudgetedClient
+
+#: the provider's client type (signing and transport)
+ClientT = TypeVar("ClientT", bound=BudgetedClient)
 
 
 class _Unchanged:
@@ -48,7 +52,7 @@ UNCHANGED = _Unchanged()
 class UnitResult:
     numbers: list[model.PhoneNumber]
     #: the unit's WABA; ``None`` when none is bound, UNCHANGED when not looked up this time
-    waba: model.Waba | None | _Unchanged = UNCHANGED
+    waba: model.Waba | _Unchanged | None = UNCHANGED
     #: failures inside the unit that did not prevent reading its numbers
     errors: list[ProviderError] = field(default_factory=list)
     #: numbers whose refresh failed: their last good data is served (within max_staleness)
@@ -71,6 +75,8 @@ class Provider(Protocol):
     actions: tuple[str, ...]
     #: the optional capabilities it has (:class:`Capability` names)
     capabilities: frozenset[str]
+    #: the duration of the last complete health sweep (HEALTH_SWEEP providers; None before one)
+    sweep_duration: float | None
 
     async def poll_unit(self, unit: Unit, now: float) -> UnitResult: ...
 
@@ -89,7 +95,7 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
-class BaseProvider:
+class BaseProvider(Generic[ClientT]):
     """Defaults for every optional capability: a provider overrides what it declares."""
 
     actions: tuple[str, ...] = ()
@@ -97,7 +103,7 @@ class BaseProvider:
     #: the duration of the last complete health sweep (HEALTH_SWEEP providers)
     sweep_duration: float | None = None
 
-    def __init__(self, account, client) -> None:
+    def __init__(self, account: Account, client: ClientT) -> None:
         self.account = account
         self.client = client
 

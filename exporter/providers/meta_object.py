@@ -33,7 +33,7 @@ MAX_ERRORS = 16
 MAX_TEXT = 256
 
 
-def _text(item: dict, key: str) -> str:
+def _text(item: dict[str, Any], key: str) -> str:
     value = item.get(key)
     return value.strip() if isinstance(value, str) else ""
 
@@ -49,7 +49,7 @@ def _token(value: Any, limit: int = 64) -> str:
     return " ".join(value.split())[:limit]
 
 
-def tier_and_scope(item: dict, provider: str) -> tuple[str, str]:
+def tier_and_scope(item: dict[str, Any], provider: str) -> tuple[str, str]:
     """``(tier, limit_scope)``: which of the two limit fields answered, and its tier."""
     for key, scope in TIER_FIELDS:
         value = item.get(key)
@@ -60,11 +60,11 @@ def tier_and_scope(item: dict, provider: str) -> tuple[str, str]:
     return model.UNKNOWN, "unknown"
 
 
-def tier_of(item: dict, provider: str) -> str:
+def tier_of(item: dict[str, Any], provider: str) -> str:
     return tier_and_scope(item, provider)[0]
 
 
-def quality_of(item: dict, provider: str) -> str:
+def quality_of(item: dict[str, Any], provider: str) -> str:
     value = item.get("quality_rating")
     if value in (None, ""):
         score = item.get("quality_score")
@@ -72,7 +72,7 @@ def quality_of(item: dict, provider: str) -> str:
     return model.QUALITY_RATING.normalize(value, provider)
 
 
-def throughput_of(item: dict, provider: str) -> str:
+def throughput_of(item: dict[str, Any], provider: str) -> str:
     value = item.get("throughput")
     if isinstance(value, dict):
         value = value.get("level")
@@ -101,11 +101,13 @@ def parse_health_status(
             continue
         if entity_type not in OWN_ENTITY_TYPES and len(entities) < MAX_ENTITIES:
             raw = entity.get("can_send_message")
-            entities.append(model.EntityHealth(
-                entity_type=entity_type,
-                entity_id=entity_id,
-                can_send_message=model.CAN_SEND_MESSAGE.normalize(raw if isinstance(raw, str) else None, provider),
-            ))
+            entities.append(
+                model.EntityHealth(
+                    entity_type=entity_type,
+                    entity_id=entity_id,
+                    can_send_message=model.CAN_SEND_MESSAGE.normalize(raw if isinstance(raw, str) else None, provider),
+                )
+            )
         raw_errors = entity.get("errors")
         for error in raw_errors if isinstance(raw_errors, list) else ():
             if not isinstance(error, dict) or len(errors) >= MAX_ERRORS:
@@ -114,8 +116,11 @@ def parse_health_status(
             description = _token(error.get("error_description"), MAX_TEXT)
             if not code and not description:
                 continue
-            errors.append(model.BlockingError(entity_type=entity_type, entity_id=entity_id,
-                                              error_code=code, error_description=description))
+            errors.append(
+                model.BlockingError(
+                    entity_type=entity_type, entity_id=entity_id, error_code=code, error_description=description
+                )
+            )
     return overall, tuple(entities), tuple(errors)
 
 
@@ -134,7 +139,9 @@ def parse_phone_object(item: Any, provider: str, space_id: str, phone_hint: str 
         status=model.STATUS.normalize(item.get("status"), provider),
         quality_rating=quality_of(item, provider),
         messaging_limit_tier=tier,
-        code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(item.get("code_verification_status"), provider),
+        code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(
+            item.get("code_verification_status"), provider
+        ),
         name_status=model.NAME_STATUS.normalize(item.get("name_status"), provider),
         new_name_status=model.NAME_STATUS.normalize(item.get("new_name_status"), provider),
         verified_name=_text(item, "verified_name"),

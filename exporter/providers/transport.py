@@ -20,7 +20,8 @@ import asyncio
 import json
 import logging
 import random
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Required, TypedDict, TypeVar
 
 import httpx
 
@@ -38,6 +39,17 @@ log = logging.getLogger(__name__)
 
 # on_request(action, error_reason_or_None) is called once per HTTP attempt.
 RequestObserver = Callable[[str, "str | None"], None]
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`BudgetedClient`, passed through by every provider's client."""
+
+    bucket: Required[TokenBucket]
+    timeout: float
+    max_retries: int
+    on_request: RequestObserver | None
+    sleep: Callable[[float], Awaitable[None]] | None
+    http: httpx.AsyncClient | None
 
 
 def new_http_client(timeout: float = 10.0) -> httpx.AsyncClient:
@@ -93,13 +105,17 @@ class BudgetedClient:
     ) -> tuple[int, bytes, httpx.Headers]:
         """One HTTP exchange; transport failures become ProviderError, bodies are size-capped."""
         try:
-            async with self._http.stream(method, url, headers=headers, content=content or None,
-                                         timeout=self._timeout) as response:
+            async with self._http.stream(
+                method, url, headers=headers, content=content or None, timeout=self._timeout
+            ) as response:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                     # Refuse before reading a byte of it.
-                    raise ProviderError("parse", f"response of {declared} bytes is larger than {MAX_BODY_BYTES}",
-                                        http_status=response.status_code)
+                    raise ProviderError(
+                        "parse",
+                        f"response of {declared} bytes is larger than {MAX_BODY_BYTES}",
+                        http_status=response.status_code,
+                    )
                 chunks, size = [], 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
@@ -123,8 +139,9 @@ class BudgetedClient:
             try:
                 await self._bucket.acquire(action=action)
             except BucketClosed:
-                raise ProviderError("timeout", "the credential was retired while waiting for its QPS budget",
-                                    action=action) from None
+                raise ProviderError(
+                    "timeout", "the credential was retired while waiting for its QPS budget", action=action
+                ) from None
             try:
                 result = await attempt()
             except ProviderError as err:
@@ -140,7 +157,12 @@ class BudgetedClient:
                     await self._sleep(delay)
                 log.info(
                     "retrying after a transient error",
-                    extra={"action": action, "reason": err.reason, "code": err.code, "backoff_seconds": round(delay, 3)},
+                    extra={
+                        "action": action,
+                        "reason": err.reason,
+                        "code": err.code,
+                        "backoff_seconds": round(delay, 3),
+                    },
                 )
                 tries += 1
                 continue

@@ -7,13 +7,16 @@ name, so a typo cannot turn into a write against a customer's account.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, Unpack, overload
 from urllib.parse import urlsplit
 
 from exporter import model
 from exporter.providers.cams import parse, signer
 from exporter.providers.errors import ProviderError
-from exporter.providers.transport import BudgetedClient, load_json, off_loop, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, off_loop, retry_after_seconds
+
+T = TypeVar("T")
 
 API_VERSION = "2020-06-06"
 DEFAULT_ENDPOINT = "https://cams.ap-southeast-1.aliyuncs.com"
@@ -31,7 +34,7 @@ class CamsClient(BudgetedClient):
         access_key_secret: str,
         signature_version: str = "v3",
         clock: Callable[[], float] = time.time,
-        **kwargs,
+        **kwargs: Unpack[ClientOptions],
     ):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
@@ -42,7 +45,9 @@ class CamsClient(BudgetedClient):
         self._signature_version = signature_version
         self._clock = clock
 
-    async def _attempt(self, action: str, params: Mapping[str, str], parser: Callable[[dict], Any] | None) -> Any:
+    async def _attempt(
+        self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Any] | None
+    ) -> Any:
         now = self._clock()
         nonce = signer.new_nonce()
         if self._signature_version == "v2":
@@ -70,7 +75,9 @@ class CamsClient(BudgetedClient):
                 date=signer.utc_timestamp(now),
                 nonce=nonce,
             )
-        status, content, response_headers = await self._send("POST", self._base + "?" + signer.canonical_query(query), headers)
+        status, content, response_headers = await self._send(
+            "POST", self._base + "?" + signer.canonical_query(query), headers
+        )
         try:
             body = await load_json(content) if content else None
         except (ValueError, UnicodeDecodeError):
@@ -81,7 +88,15 @@ class CamsClient(BudgetedClient):
         # A large answer is parsed in a worker thread: the loop keeps serving scrapes meanwhile.
         return body if parser is None else await off_loop(parser, body, size=len(content) // 256)
 
-    async def request(self, action: str, params: Mapping[str, str], parser: Callable[[dict], Any] | None = None) -> Any:
+    @overload
+    async def request(self, action: str, params: Mapping[str, str]) -> dict[str, Any]: ...
+
+    @overload
+    async def request(self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], T]) -> T: ...
+
+    async def request(
+        self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Any] | None = None
+    ) -> Any:
         """One read-only action; with ``parser``, its (pure) parse of the checked body."""
         if action not in READ_ONLY_ACTIONS:
             raise ValueError(f"refusing to call {action}: not a read-only action")
@@ -99,8 +114,11 @@ class CamsClient(BudgetedClient):
     async def query_phone_numbers(
         self, space_id: str, isv_code: str | None = None, tier_vocabulary: str = "api_reference"
     ) -> list[model.PhoneNumber]:
-        return await self.request("QueryChatappPhoneNumbers", self._space_params(space_id, isv_code),
-                                  lambda body: parse.parse_phone_numbers(body, space_id, tier_vocabulary))
+        return await self.request(
+            "QueryChatappPhoneNumbers",
+            self._space_params(space_id, isv_code),
+            lambda body: parse.parse_phone_numbers(body, space_id, tier_vocabulary),
+        )
 
     async def query_bind_waba(self, space_id: str, isv_code: str | None = None) -> model.Waba | None:
         body = await self.request("QueryChatappBindWaba", self._space_params(space_id, isv_code))

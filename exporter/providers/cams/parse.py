@@ -62,7 +62,7 @@ def classify(code: str, http_status: int | None) -> str:
     return "upstream"
 
 
-def check_envelope(body: Any, http_status: int, retry_after: float | None = None) -> dict:
+def check_envelope(body: Any, http_status: int, retry_after: float | None = None) -> dict[str, Any]:
     """Return the body if it is a successful CAMS answer, else raise ProviderError.
 
     A CAMS call succeeds only when the HTTP status is 2xx *and* ``Code`` is
@@ -107,12 +107,14 @@ def normalize_phone_number(raw: str) -> str:
     return value
 
 
-def _text(item: dict, key: str) -> str:
+def _text(item: dict[str, Any], key: str) -> str:
     value = item.get(key)
     return value.strip() if isinstance(value, str) else ""
 
 
-def parse_phone_numbers(body: dict, space_id: str, tier_vocabulary: str = "api_reference") -> list[model.PhoneNumber]:
+def parse_phone_numbers(
+    body: dict[str, Any], space_id: str, tier_vocabulary: str = "api_reference"
+) -> list[model.PhoneNumber]:
     """``QueryChatappPhoneNumbers`` → numbers of one space.
 
     Tolerates missing fields (UNKNOWN), unknown values (OTHER) and malformed
@@ -140,19 +142,23 @@ def parse_phone_numbers(body: dict, space_id: str, tier_vocabulary: str = "api_r
             quality_rating=model.QUALITY_RATING.normalize(item.get("QualityRating"), PROVIDER),
             messaging_limit_tier=tier,
             limit_scope=model.per_number_scope(tier),
-            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(item.get("CodeVerificationStatus"), PROVIDER),
+            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(
+                item.get("CodeVerificationStatus"), PROVIDER
+            ),
             name_status=model.NAME_STATUS.normalize(item.get("NameStatus"), PROVIDER),
             new_name_status=model.NAME_STATUS.normalize(item.get("NewNameStatus"), PROVIDER),
             verified_name=_text(item, "VerifiedName"),
             space_id=space_id,
         )
     if malformed or duplicates:  # once per answer, not once per entry
-        log.warning("skipped malformed or duplicate PhoneNumbers entries",
-                    extra={"space_id": space_id, "malformed": malformed, "duplicates": duplicates})
+        log.warning(
+            "skipped malformed or duplicate PhoneNumbers entries",
+            extra={"space_id": space_id, "malformed": malformed, "duplicates": duplicates},
+        )
     return list(numbers.values())
 
 
-def parse_bind_waba(body: dict, space_id: str) -> model.Waba | None:
+def parse_bind_waba(body: dict[str, Any], space_id: str) -> model.Waba | None:
     """``QueryChatappBindWaba`` → the WABA bound to a space, or None if none is bound."""
     data = body.get("Data")
     if data is None:
@@ -171,7 +177,7 @@ def parse_bind_waba(body: dict, space_id: str) -> model.Waba | None:
     )
 
 
-def parse_verification_status(body: dict) -> model.Verification:
+def parse_verification_status(body: dict[str, Any]) -> model.Verification:
     """``GetPhoneNumberVerificationStatus`` → the code-verification state of one number."""
     data = body.get("Data")
     if not isinstance(data, dict) or not _text(data, "PhoneNumber"):
@@ -202,7 +208,7 @@ def _short(value: Any, limit: int = 64) -> str:
     return " ".join(value.split())[:limit]
 
 
-def parse_health_status(body: dict) -> model.Health:
+def parse_health_status(body: dict[str, Any]) -> model.Health:
     """``GetWhatsappHealthStatus`` → the node's sending health (Meta's ``health_status``, in CAMS' PascalCase).
 
     The node's own state is the worst of ``Data.CanSendMessage`` and every

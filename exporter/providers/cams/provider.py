@@ -23,12 +23,15 @@ HEALTH_ACTION = "GetWhatsappHealthStatus"
 ACTIONS = ("QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus", HEALTH_ACTION)
 
 
-class CamsProvider(BaseProvider):
+class CamsProvider(BaseProvider[CamsClient]):
     def __init__(self, account: Account, client: CamsClient):
         super().__init__(account, client)
-        self.actions = tuple(a for a in ACTIONS if (a != "GetPhoneNumberVerificationStatus"
-                                                      or account.verification_poll_interval > 0)
-                             and (a != HEALTH_ACTION or account.health_poll_interval > 0))
+        self.actions = tuple(
+            a
+            for a in ACTIONS
+            if (a != "GetPhoneNumberVerificationStatus" or account.verification_poll_interval > 0)
+            and (a != HEALTH_ACTION or account.health_poll_interval > 0)
+        )
         #: health is read by sweeps of its own, not by polls
         self.capabilities = frozenset({Capability.HEALTH_SWEEP} if account.health_poll_interval > 0 else ())
         self._wabas: dict[str, model.Waba | None] = {}
@@ -120,17 +123,20 @@ class CamsProvider(BaseProvider):
                 self._verified_at[sid] = now
         verifications = self._verifications.get(sid, {})
         self._forget_health(sid, {n.phone_number for n in numbers})
-        result.numbers = [self.with_health(unit, self._enrich(n, self._wabas.get(sid), verifications.get(n.phone_number)), now)
-                          for n in numbers]
+        result.numbers = [
+            self.with_health(unit, self._enrich(n, self._wabas.get(sid), verifications.get(n.phone_number)), now)
+            for n in numbers
+        ]
         return result
 
     @staticmethod
-    def _enrich(number: model.PhoneNumber, waba: model.Waba | None, verification: model.Verification | None) -> model.PhoneNumber:
-        changes = {}
+    def _enrich(
+        number: model.PhoneNumber, waba: model.Waba | None, verification: model.Verification | None
+    ) -> model.PhoneNumber:
         if waba is not None:
-            changes["waba_id"] = waba.waba_id
+            number = dataclasses.replace(number, waba_id=waba.waba_id)
         if verification is not None:
-            changes["code_verification_status"] = verification.code_verification_status
+            number = dataclasses.replace(number, code_verification_status=verification.code_verification_status)
             if verification.phone_number_id:
-                changes["phone_number_id"] = verification.phone_number_id
-        return dataclasses.replace(number, **changes) if changes else number
+                number = dataclasses.replace(number, phone_number_id=verification.phone_number_id)
+        return number

@@ -13,8 +13,8 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timezone
-from typing import Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 ALGORITHM_V3 = "ACS3-HMAC-SHA256"
@@ -33,7 +33,7 @@ def canonical_query(params: Mapping[str, str]) -> str:
 
 
 def utc_timestamp(now: float) -> str:
-    return datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_nonce() -> str:

@@ -6,12 +6,12 @@ The ``senders`` parameter is one comma-separated list of at most 100 numbers
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlencode, urlsplit
 
 from exporter.providers.errors import ProviderError
 from exporter.providers.infobip import parse
-from exporter.providers.transport import BudgetedClient, load_json, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, retry_after_seconds
 
 PATH = "/whatsapp/1/senders/quality"
 #: the ``action`` label value: the operation of Infobip's SDK
@@ -19,7 +19,7 @@ ACTION = "getWhatsappSendersQuality"
 
 
 class InfobipClient(BudgetedClient):
-    def __init__(self, *, endpoint: str, api_key: str, **kwargs: Any):
+    def __init__(self, *, endpoint: str, api_key: str, **kwargs: Unpack[ClientOptions]):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
         self._url = f"{split.scheme}://{split.netloc}{PATH}"

@@ -16,8 +16,8 @@ from exporter.providers.infobip import parse
 from exporter.providers.infobip.client import ACTION, InfobipClient
 
 
-class InfobipProvider(BaseProvider):
-    actions = (ACTION,)
+class InfobipProvider(BaseProvider[InfobipClient]):
+    actions: tuple[str, ...] = (ACTION,)
 
     def __init__(self, account: Account, client: InfobipClient):
         super().__init__(account, client)

@@ -7,12 +7,13 @@ are never made.
 
 from __future__ import annotations
 
+from typing import Unpack
 from urllib.parse import quote, urlsplit
 
 from exporter import model
 from exporter.providers.errors import ProviderError
 from exporter.providers.kaleyra import parse
-from exporter.providers.transport import BudgetedClient, load_json
+from exporter.providers.transport import BudgetedClient, ClientOptions, load_json
 
 # The `action` label values: the endpoints' last path segments.
 LIST_ACTION = "number"
@@ -20,7 +21,7 @@ DETAILS_ACTION = "phone_number_details"
 
 
 class KaleyraClient(BudgetedClient):
-    def __init__(self, *, endpoint: str, sid: str, api_key: str, **kwargs):
+    def __init__(self, *, endpoint: str, sid: str, api_key: str, **kwargs: Unpack[ClientOptions]):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
         self._base = f"{split.scheme}://{split.netloc}/v2/{quote(sid, safe='')}/whatsapp"

@@ -56,8 +56,9 @@ def check_envelope(body: Any, http_status: int) -> Any:
     message = str(body.get("message") or "")
     if isinstance(error, dict) and error.get("message"):
         message = f"{message}: {error['message']}" if message else str(error["message"])
-    raise ProviderError(classify(code, http_status), message[:300] or f"HTTP {http_status}", code=code,
-                        http_status=http_status)
+    raise ProviderError(
+        classify(code, http_status), message[:300] or f"HTTP {http_status}", code=code, http_status=http_status
+    )
 
 
 def parse_discovery(data: Any) -> list[str]:

@@ -9,8 +9,8 @@ from exporter.providers.errors import ProviderError
 from exporter.providers.kaleyra.client import DETAILS_ACTION, LIST_ACTION, KaleyraClient
 
 
-class KaleyraProvider(BaseProvider):
-    actions = (LIST_ACTION, DETAILS_ACTION)
+class KaleyraProvider(BaseProvider[KaleyraClient]):
+    actions: tuple[str, ...] = (LIST_ACTION, DETAILS_ACTION)
     capabilities = frozenset({Capability.READ_NUMBER})
 
     def __init__(self, account: Account, client: KaleyraClient):

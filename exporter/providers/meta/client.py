@@ -23,15 +23,17 @@ a request until the advertised ``estimated_time_to_regain_access`` (else
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from typing import Awaitable, Callable, Mapping, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, Unpack
 from urllib.parse import quote, urlencode, urlsplit
 
 from exporter import model
 from exporter.providers.errors import ProviderError
 from exporter.providers.meta import parse
-from exporter.providers.transport import BudgetedClient, load_json, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, retry_after_seconds
 
 T = TypeVar("T")
 
@@ -41,17 +43,27 @@ NUMBER_ACTION = "phone_number"
 
 DEFAULT_API_VERSION = "v24.0"
 PAGE_LIMIT = 100  # Graph's maximum page size
-MAX_PAGES = 200   # 20,000 numbers: far above any WABA's cap, so more is a paging loop
+MAX_PAGES = 200  # 20,000 numbers: far above any WABA's cap, so more is a paging loop
 #: wait after a throttling answer that advertises no regain time
 DEFAULT_THROTTLE_SECONDS = 60.0
 #: never wait longer than this, whatever a header says
 MAX_THROTTLE_SECONDS = 3600.0
 
 BASE_FIELDS = (
-    "id", "display_phone_number", "verified_name", "status", "quality_rating", "quality_score",
-    "code_verification_status", "name_status", "new_name_status",
-    "whatsapp_business_manager_messaging_limit", "messaging_limit_tier",
-    "throughput", "platform_type", "account_mode",
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "status",
+    "quality_rating",
+    "quality_score",
+    "code_verification_status",
+    "name_status",
+    "new_name_status",
+    "whatsapp_business_manager_messaging_limit",
+    "messaging_limit_tier",
+    "throughput",
+    "platform_type",
+    "account_mode",
 )
 PORTFOLIO_LIMIT_FIELD = "whatsapp_business_manager_messaging_limit"
 PORTFOLIO_LIMIT_SINCE = (24, 0)  # Graph refuses the field (code 100) in older versions
@@ -83,19 +95,26 @@ class _Stop(Exception):
 
 
 class MetaClient(BudgetedClient):
-    def __init__(self, *, endpoint: str, access_token: str, api_version: str = DEFAULT_API_VERSION,
-                 clock: Callable[[], float] = time.monotonic, **kwargs):
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_token: str,
+        api_version: str = DEFAULT_API_VERSION,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Unpack[ClientOptions],
+    ):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
         self.api_version = api_version or DEFAULT_API_VERSION
         self._base = f"{split.scheme}://{split.netloc}/{quote(self.api_version, safe='.')}"
         self._token = access_token
         self._clock = clock
-        self._buc: dict[str, dict[str, float]] = {}     # business id -> usage type -> ratio (latest)
-        self._regain_at: dict[str, float] = {}          # business id -> clock time access returns
-        self._app: dict[str, float] = {}                # usage type -> ratio (latest)
-        self._peak: dict[str, float] = {}               # WABA -> highest ratio of its latest answer
-        self._blocked_until: dict[str, float] = {}      # "" (the app) or a WABA -> no calls before
+        self._buc: dict[str, dict[str, float]] = {}  # business id -> usage type -> ratio (latest)
+        self._regain_at: dict[str, float] = {}  # business id -> clock time access returns
+        self._app: dict[str, float] = {}  # usage type -> ratio (latest)
+        self._peak: dict[str, float] = {}  # WABA -> highest ratio of its latest answer
+        self._blocked_until: dict[str, float] = {}  # "" (the app) or a WABA -> no calls before
 
     # -- usage and throttling --------------------------------------------
 
@@ -106,8 +125,7 @@ class MetaClient(BudgetedClient):
         ""); ``type`` is ``call_count``, ``total_cputime`` or ``total_time``.
         """
         now = self._clock()
-        ratios = {("business_use_case", bid, kind): v
-                  for bid, kinds in self._buc.items() for kind, v in kinds.items()}
+        ratios = {("business_use_case", bid, kind): v for bid, kinds in self._buc.items() for kind, v in kinds.items()}
         ratios.update({("app", "", kind): v for kind, v in self._app.items()})
         regain = {bid: max(0.0, at - now) for bid, at in self._regain_at.items()}
         return ratios, regain
@@ -153,8 +171,11 @@ class MetaClient(BudgetedClient):
         left = self.blocked_for(waba_id)
         if left <= 0:
             return None
-        return ProviderError("throttled", f"Graph rate limit reached: not calling before the advertised regain "
-                                          f"time ({left:.0f} s left)", retry_after=left)
+        return ProviderError(
+            "throttled",
+            f"Graph rate limit reached: not calling before the advertised regain time ({left:.0f} s left)",
+            retry_after=left,
+        )
 
     # -- calls -----------------------------------------------------------
 
@@ -164,7 +185,7 @@ class MetaClient(BudgetedClient):
             err.args = (err.message,)
         return err
 
-    async def _get(self, path: str, params: Mapping[str, str], waba_id: str) -> dict:
+    async def _get(self, path: str, params: Mapping[str, str], waba_id: str) -> dict[str, Any]:
         url = f"{self._base}{path}?{urlencode(params, safe=',')}"
         status, content, headers = await self._send("GET", url, {"authorization": f"Bearer {self._token}"})
         self._observe(headers, waba_id)
@@ -173,8 +194,10 @@ class MetaClient(BudgetedClient):
         except (ValueError, UnicodeDecodeError, RecursionError):
             body = None
         err = parse.graph_error(body, status)
-        if err is None:
+        if err is None and isinstance(body, dict):  # graph_error answers None only for a JSON object
             return body
+        if err is None:
+            raise ProviderError("parse", "response is not a JSON object", http_status=status)
         if body is None and content and err.reason == "parse":
             err.message = f"HTTP {status} with a body that is not JSON"
         if not err.request_id:
@@ -216,7 +239,7 @@ class MetaClient(BudgetedClient):
         after = ""
         for _ in range(MAX_PAGES):
             page_params = dict(params, after=after) if after else params
-            body = await self.call_for(LIST_ACTION, waba_id, lambda p=page_params: self._get(path, p, waba_id))
+            body = await self.call_for(LIST_ACTION, waba_id, functools.partial(self._get, path, page_params, waba_id))
             items, after = parse.parse_list_page(body)
             for item in items:
                 number = parse.parse_number(item, waba_id)

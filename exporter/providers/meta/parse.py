@@ -91,8 +91,9 @@ def graph_error(body: Any, http_status: int) -> ProviderError | None:
             return ProviderError("upstream", f"HTTP {http_status} without a Graph error", http_status=http_status)
         if not isinstance(body, dict):
             return ProviderError("parse", "response is not a JSON object", http_status=http_status)
-        return ProviderError(classify(None, http_status), f"HTTP {http_status} without a Graph error",
-                             http_status=http_status)
+        return ProviderError(
+            classify(None, http_status), f"HTTP {http_status} without a Graph error", http_status=http_status
+        )
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
     transient = error.get("is_transient") is True
@@ -113,11 +114,13 @@ def graph_error(body: Any, http_status: int) -> ProviderError | None:
     )
 
 
-def check_response(body: Any, http_status: int) -> dict:
+def check_response(body: Any, http_status: int) -> dict[str, Any]:
     """Return a successful answer's JSON object, else raise ProviderError."""
     err = graph_error(body, http_status)
     if err is not None:
         raise err
+    if not isinstance(body, dict):  # graph_error answers None only for a JSON object
+        raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
     return body
 
 

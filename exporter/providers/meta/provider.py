@@ -26,8 +26,8 @@ HEALTH_FIELDS = ("can_send_message", "entities", "blocking_errors", "business_id
 log = logging.getLogger(__name__)
 
 
-class MetaProvider(BaseProvider):
-    actions = (LIST_ACTION, NUMBER_ACTION)
+class MetaProvider(BaseProvider[MetaClient]):
+    actions: tuple[str, ...] = (LIST_ACTION, NUMBER_ACTION)
     capabilities = frozenset({Capability.READ_NUMBER, Capability.USAGE})
 
     def __init__(self, account: Account, client: MetaClient):
@@ -75,9 +75,13 @@ class MetaProvider(BaseProvider):
         if skipped:
             log.warning(
                 "Graph API usage is high: per-number health calls skipped for this poll",
-                extra={"account": self.account.name, "space_id": waba_id, "skipped": skipped,
-                       "usage_percent": round(100 * self.client.usage_peak(waba_id)),
-                       "threshold_percent": round(100 * SLOWDOWN_RATIO)},
+                extra={
+                    "account": self.account.name,
+                    "space_id": waba_id,
+                    "skipped": skipped,
+                    "usage_percent": round(100 * self.client.usage_peak(waba_id)),
+                    "threshold_percent": round(100 * SLOWDOWN_RATIO),
+                },
             )
         self._forget_except(waba_id, {n.phone_number for n in listed})
         result.numbers = self._with_business(waba_id, result.numbers)

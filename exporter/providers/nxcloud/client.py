@@ -5,13 +5,14 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 from exporter import model
 from exporter.providers.errors import ProviderError
 from exporter.providers.nxcloud import parse, signer
-from exporter.providers.transport import BudgetedClient, load_json, off_loop
+from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, off_loop
 
 BIZ_TYPE = "2"  # WhatsApp
 ACTION = "getPhone"
@@ -19,8 +20,15 @@ log = logging.getLogger(__name__)
 
 
 class NxCloudClient(BudgetedClient):
-    def __init__(self, *, endpoint: str, access_key: str, access_secret: str,
-                 clock: Callable[[], float] = time.time, **kwargs):
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_key: str,
+        access_secret: str,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Unpack[ClientOptions],
+    ):
         super().__init__(**kwargs)
         split = urlsplit(endpoint)
         self._url = f"{split.scheme}://{split.netloc}/api/wa/getPhone"
@@ -28,7 +36,7 @@ class NxCloudClient(BudgetedClient):
         self._secret = access_secret
         self._clock = clock
 
-    async def _attempt(self, payload: dict) -> tuple[object, int]:
+    async def _attempt(self, payload: dict[str, Any]) -> tuple[object, int]:
         body = signer.serialize(payload)  # serialized once: these bytes are signed and sent
         ts = str(int(self._clock() * 1000))
         headers = {

@@ -65,26 +65,32 @@ def check_envelope(body: Any, http_status: int) -> Any:
     if not isinstance(code, int) or isinstance(code, bool):
         reason = "upstream" if http_status >= 500 else "parse"
         raise ProviderError(reason, f"HTTP {http_status} without a result code", http_status=http_status)
-    raise ProviderError(classify(code, body.get("data")), message or f"code {code}", code=str(code), http_status=http_status)
+    raise ProviderError(
+        classify(code, body.get("data")), message or f"code {code}", code=str(code), http_status=http_status
+    )
 
 
-def _text(item: dict, key: str) -> str:
+def _text(item: dict[str, Any], key: str) -> str:
     value = item.get(key)
     return value.strip() if isinstance(value, str) else ""
 
 
-def _phone_items(data: Any) -> list[tuple[str, dict]]:
+def _phone_items(data: Any) -> list[tuple[str, dict[str, Any]]]:
     """(phone key, phone object) pairs from either documented shape."""
     if data is None:
         return []
     if not isinstance(data, dict):
         raise ProviderError("parse", "data is not an object")
-    items: list[tuple[str, dict]] = []
+    items: list[tuple[str, dict[str, Any]]] = []
     listed = data.get("business_phones")
     if isinstance(listed, list):
         for entry in listed:
             if isinstance(entry, dict):
-                key = _text(entry, "business_phone") or _text(entry, "phone_number") or _text(entry, "display_phone_number")
+                key = (
+                    _text(entry, "business_phone")
+                    or _text(entry, "phone_number")
+                    or _text(entry, "display_phone_number")
+                )
                 items.append((key, entry))
         return items
     for key, value in data.items():
@@ -112,7 +118,9 @@ def parse_phones(data: Any, appkey: str) -> list[model.PhoneNumber]:
             quality_rating=model.QUALITY_RATING.normalize(item.get("quality_rating"), PROVIDER),
             messaging_limit_tier=tier,
             limit_scope=model.per_number_scope(tier),
-            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(item.get("code_verification_status"), PROVIDER),
+            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(
+                item.get("code_verification_status"), PROVIDER
+            ),
             name_status=model.NAME_STATUS.normalize(item.get("name_status"), PROVIDER),
             new_name_status=model.NAME_STATUS.normalize(item.get("new_name_status"), PROVIDER),
             verified_name=_text(item, "verified_name"),

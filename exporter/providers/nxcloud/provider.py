@@ -8,8 +8,8 @@ from exporter.providers.errors import ProviderError
 from exporter.providers.nxcloud.client import ACTION, NxCloudClient
 
 
-class NxCloudProvider(BaseProvider):
-    actions = (ACTION,)
+class NxCloudProvider(BaseProvider[NxCloudClient]):
+    actions: tuple[str, ...] = (ACTION,)
 
     def __init__(self, account: Account, client: NxCloudClient):
         super().__init__(account, client)

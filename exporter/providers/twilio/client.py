@@ -12,13 +12,13 @@ import asyncio
 import base64
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
 from exporter.providers.errors import ProviderError
-from exporter.providers.transport import BudgetedClient, load_json, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, retry_after_seconds
 from exporter.providers.twilio import parse
 
 LIST_PATH = "/v2/Channels/Senders"
@@ -32,7 +32,14 @@ class TwilioClient(BudgetedClient):
     """At most ``max_concurrent`` requests in flight (Twilio limits concurrency per account)."""
 
     def __init__(
-        self, *, endpoint: str, sid: str, secret: str, page_size: int = 100, max_concurrent: int = 2, **kwargs: Any
+        self,
+        *,
+        endpoint: str,
+        sid: str,
+        secret: str,
+        page_size: int = 100,
+        max_concurrent: int = 2,
+        **kwargs: Unpack[ClientOptions],
     ):
         super().__init__(**kwargs)
         self._slots = asyncio.Semaphore(max_concurrent)

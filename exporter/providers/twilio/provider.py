@@ -18,8 +18,8 @@ from exporter.providers.twilio import parse
 from exporter.providers.twilio.client import FETCH_ACTION, LIST_ACTION, TwilioClient
 
 
-class TwilioProvider(BaseProvider):
-    actions = (LIST_ACTION, FETCH_ACTION)
+class TwilioProvider(BaseProvider[TwilioClient]):
+    actions: tuple[str, ...] = (LIST_ACTION, FETCH_ACTION)
 
     def __init__(self, account: Account, client: TwilioClient):
         super().__init__(account, client)
