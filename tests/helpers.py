@@ -13,9 +13,8 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-import pytest
-
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulators.scenario import Fault, loads_scenario
@@ -258,7 +257,7 @@ def read_until_closed(sock: socket.socket, limit: int = 1 << 20, seconds: float 
     while len(out) < limit and time.monotonic() < deadline:
         try:
             chunk = sock.recv(65536)
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             break
         if not chunk:
             break

@@ -26,7 +26,7 @@ import pytest
 
 from exporter import __version__
 from exporter.cli import DEFAULT_LISTEN
-from tests.helpers import samples, free_port, wait_ready
+from tests.helpers import free_port, samples, wait_ready
 from tests.tools import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"

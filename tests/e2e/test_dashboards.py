@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -164,7 +164,7 @@ def test_panel_ids_are_unique_and_panels_fit_the_grid(dashboards):
         assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
         for p in iter_panels(d["panels"]):
             pos = p["gridPos"]
-            assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24 and pos["h"] > 0, (name, p["title"], pos)
+            assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24 and pos["h"] > 0, (name, p["title"], pos)
             assert p.get("title"), (name, p["id"])
 
 

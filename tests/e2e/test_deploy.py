@@ -27,10 +27,10 @@ import httpx
 import pytest
 import yaml
 
-from exporter.cli import DEFAULT_LISTEN
-from exporter.config import parse_config
 from emulators.cams import CamsEmulator
 from emulators.scenario import loads_scenario
+from exporter.cli import DEFAULT_LISTEN
+from exporter.config import parse_config
 from exporter.sharding import select, shard_of
 from tests.e2e import test_e2e_alerting as e2e
 from tests.e2e.test_e2e_alerting import wait_for

@@ -30,28 +30,28 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import httpx
 import pytest
 import yaml
 
-from exporter.config import parse_config
 from emulators.cams import CamsEmulator
 from emulators.infobip import InfobipEmulator
 from emulators.meta import MetaEmulator
 from emulators.scenario import loads_scenario
 from emulators.twilio import TwilioEmulator
-from exporter.poller import Poller
+from exporter.config import parse_config
 from exporter.exposition import RenderOptions
+from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
 from exporter.webhooks import WebhookManager
-from tests.e2e.test_dashboards import iter_queries, load_dashboards, needs, substitute
 from tests import helpers
+from tests.e2e.test_dashboards import iter_queries, load_dashboards, needs, substitute
 from tests.helpers import free_port
 from tests.tools import ROOT, binary
 

@@ -401,8 +401,8 @@ def demo_store():
     of two hours, 25 minutes and one minute ago. The last round runs at the
     real time, with one CAMS credential refused, so one account is failing.
     """
-    from exporter.demo import Demo
     from emulators.scenario import Fault
+    from exporter.demo import Demo
     from exporter.poller import Poller
 
     demo = Demo().start()

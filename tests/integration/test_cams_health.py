@@ -11,16 +11,15 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 
 import pytest
 
-from exporter.config import parse_config
 from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet, loads_scenario
+from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
-from tests.helpers import wait_for, active_state, samples, value
+from tests.helpers import active_state, samples, value, wait_for
 
 HEALTH = "GetWhatsappHealthStatus"
 SECRET = {"SK": "sk-health-SECRET"}

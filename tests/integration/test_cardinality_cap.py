@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet
-from tests.helpers import samples, value, cams_config, poll_once
+from tests.helpers import cams_config, poll_once, samples, value
 
 
 def test_max_numbers_cap_drops_with_a_warning(caplog):

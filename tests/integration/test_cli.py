@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from exporter import __version__
-from tests.helpers import samples, free_port, wait_ready
+from tests.helpers import free_port, samples, wait_ready
 from tests.tools import promtool_check_metrics
 
 CMD = [sys.executable, "-m", "exporter"]

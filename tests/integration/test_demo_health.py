@@ -18,7 +18,7 @@ from exporter.demo import Demo
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.webhooks import WebhookManager
-from tests.helpers import wait_for, active_state, samples, value
+from tests.helpers import active_state, samples, value, wait_for
 
 AHEAD = 90  # scenario seconds: everything below has happened by then, well within 3 minutes
 

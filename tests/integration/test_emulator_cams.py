@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,7 +26,15 @@ from hypothesis import strategies as st
 from emulators import cams
 from emulators.cams import CamsEmulator
 from emulators.scenario import Fault, generate_fleet, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults, http_exchange
+from tests.helpers import (
+    FakeClock,
+    check_transport_faults,
+    emulator_fixtures,
+    http_exchange,
+    raw_exchange,
+    standalone_emulator,
+)
+from tests.helpers import Resp as BaseResp
 
 REFERENCE = Path("/work/shared/reference")
 VECTORS = json.loads((REFERENCE / "signing-vectors.json").read_text()) if (REFERENCE / "signing-vectors.json").exists() else None
@@ -116,7 +124,7 @@ def pct(text: str) -> str:
         if byte < 128 and (ch.isalnum() or ch in "-_.~"):
             out.append(ch)
         else:
-            out.append("%{:02X}".format(byte))
+            out.append(f"%{byte:02X}")
     return "".join(out)
 
 
@@ -144,7 +152,7 @@ def sign_v2(method: str, params: dict[str, str], secret: str) -> str:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Resp(BaseResp):
@@ -293,7 +301,7 @@ faults:
   - {kind: error, code: InternalError, action: QueryChatappBindWaba, space_id: cams-abc, from: 500, until: 600}
 """
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp() + 0.25
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
 
 DOC_NUMBER_KEYS = {"PhoneNumber", "VerifiedName", "Status", "QualityRating", "MessagingLimitTier",
                    "CodeVerificationStatus", "NameStatus", "NewNameStatus", "IsOfficial", "StatusCallbackUrl",
@@ -345,7 +353,7 @@ def test_v2_vectors_reproduced(vector):
 
 
 def test_cams_vectors_accepted_over_http(clock):
-    clock.t = datetime(2025, 1, 1, 0, 0, 30, tzinfo=timezone.utc).timestamp()
+    clock.t = datetime(2025, 1, 1, 0, 0, 30, tzinfo=UTC).timestamp()
     with CamsEmulator(loads_scenario(SCENARIO_YAML), clock=clock) as emu:
         v3 = next(v for v in VECTORS["alibaba_v3_acs3_hmac_sha256"] if v["name"].startswith("CAMS"))
         headers = {k: v for k, v in v3["headers"].items() if k != "host"}
@@ -368,7 +376,7 @@ def test_cams_vectors_accepted_over_http(clock):
 
 
 def test_sdk_captured_requests_accepted(clock):
-    clock.t = datetime(2026, 11, 22, 0, 48, 30, tzinfo=timezone.utc).timestamp()
+    clock.t = datetime(2026, 11, 22, 0, 48, 30, tzinfo=UTC).timestamp()
     with CamsEmulator(loads_scenario(SCENARIO_YAML), clock=clock) as emu:
         for captured in CAPTURES:
             raw = f"{captured['method']} {captured['path']} HTTP/1.1\r\n"

@@ -12,7 +12,7 @@ import http.client
 import json
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
@@ -59,7 +59,7 @@ PADDING_KEY = {"cams": "EmulatorPadding", "nxcloud": "emulator_padding", "kaleyr
 def _cams_request(port: int, action: str, params: dict[str, str]) -> tuple[str, str, dict[str, str], bytes]:
     full = {"Action": action, "Version": cams.API_VERSION, "AccessKeyId": "ak", "Format": "JSON",
             "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "SignatureNonce": f"{time.time_ns()}",
-            "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **params}
+            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **params}
     full["Signature"] = cams.v2_signature("sk", cams.v2_string_to_sign("GET", full.items()))
     return "GET", "/?" + cams.canonical_query_string(full.items()), {}, b""
 

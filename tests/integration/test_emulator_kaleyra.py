@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from emulators.kaleyra import KaleyraEmulator
 from emulators.scenario import Fault, load_builtin_scenario
-from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults, http_exchange
-
+from tests.helpers import Resp as BaseResp
+from tests.helpers import check_transport_faults, emulator_fixtures, http_exchange, raw_exchange, standalone_emulator
 
 SID, KEY = "HXAP1600000097IN", "A0000000000000000000000000000003"
 WABA = "109000000000123"
@@ -75,7 +75,7 @@ spaces:
     numbers: []
 """
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp() + 0.25
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
 DETAIL_KEYS = {"id", "display_phone_number", "verified_name", "quality_rating", "quality_score", "status",
                "messaging_limit_tier", "whatsapp_business_manager_messaging_limit", "name_status", "new_name_status",
                "code_verification_status", "throughput", "platform_type", "account_mode", "health_status"}

@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from emulators.meta import DEFAULT_API_VERSION, MetaEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
-from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, check_transport_faults, http_exchange
+from tests.helpers import Resp as BaseResp
+from tests.helpers import check_transport_faults, emulator_fixtures, http_exchange, raw_exchange
 
 TOKEN, APP = "EAATestToken0001", "app-1001"
 WABA, BIG_WABA, OTHER_WABA = "102000000000001", "102000000000002", "102000000000009"
@@ -91,7 +92,7 @@ spaces:
     numbers: [{{phone_number: "14155550999", id: "{N_FOREIGN}", status: CONNECTED}}]
 """
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp() + 0.25
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
 DEFAULT_FIELDS = {"id", "display_phone_number", "verified_name", "quality_rating"}
 ALL_FIELDS = ("status,quality_rating,quality_score,code_verification_status,name_status,new_name_status,"
               "messaging_limit_tier,whatsapp_business_manager_messaging_limit,throughput,platform_type,account_mode,"

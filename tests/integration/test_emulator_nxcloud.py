@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,15 @@ import pytest
 from emulators import nxcloud
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults, http_exchange
+from tests.helpers import (
+    FakeClock,
+    check_transport_faults,
+    emulator_fixtures,
+    http_exchange,
+    raw_exchange,
+    standalone_emulator,
+)
+from tests.helpers import Resp as BaseResp
 
 REFERENCE = Path("/work/shared/reference/signing-vectors.json")
 
@@ -163,7 +171,7 @@ spaces:
     numbers: [{phone_number: "8618500000099", status: CONNECTED, quality_rating: GREEN}]
 """
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp() + 0.25
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
 PHONE_KEYS = {"display_phone_number", "quality_rating", "name_status", "verified_name", "code_verification_status",
               "current_limit", "status"}
 

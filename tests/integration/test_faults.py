@@ -8,12 +8,12 @@ import threading
 
 import pytest
 
-from exporter.config import parse_config
 from emulators.scenario import Fault
+from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.ratelimit import TokenBucket
 from exporter.store import Store
-from tests.helpers import SECRETS, active_state, samples, value, wait_for, cams_config, poll_once
+from tests.helpers import SECRETS, active_state, cams_config, poll_once, samples, value, wait_for
 
 M = "whatsapp_phone_number_"
 

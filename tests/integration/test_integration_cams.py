@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip as gzip_mod
-import zlib
 import logging
+import zlib
 
 import httpx
 import pytest
@@ -14,7 +14,7 @@ from emulators.scenario import Fault, generate_fleet
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
-from tests.helpers import SECRETS, active_state, make_config, samples, scrape, value, cams_config, poll_once
+from tests.helpers import SECRETS, active_state, cams_config, make_config, poll_once, samples, scrape, value
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"

@@ -7,17 +7,17 @@ import time
 
 import pytest
 
-from exporter.config import parse_config
 from emulators.cams import CamsEmulator
 from emulators.kaleyra import KaleyraEmulator
 from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, loads_scenario
+from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
 from tests.conftest import SCENARIO as CAMS_SCENARIO
-from tests.helpers import active_state, samples, scrape, value, emulator_fixture
+from tests.helpers import active_state, emulator_fixture, samples, scrape, value
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"

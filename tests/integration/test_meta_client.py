@@ -7,11 +7,11 @@ import logging
 
 import pytest
 
-from exporter.config import parse_config
 from emulators.meta import LIST_ACTION as EMU_LIST
 from emulators.meta import NUMBER_ACTION as EMU_NUMBER
 from emulators.meta import MetaEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
+from exporter.config import parse_config
 from exporter.providers import make_provider
 from exporter.providers.errors import ProviderError
 from exporter.providers.meta.client import MetaClient

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from exporter.poller import Poller
 from exporter.store import Store
 from tests.helpers import make_config, wait_for
@@ -60,9 +59,9 @@ def test_refresh_of_unknown_or_stopped_accounts_is_refused(emulator):
 
 # -- number-level refresh (Meta, Kaleyra read numbers one at a time) -------------------------------
 
-from exporter.config import parse_config  # noqa: E402
 from emulators.meta import MetaEmulator  # noqa: E402
 from emulators.scenario import loads_scenario  # noqa: E402
+from exporter.config import parse_config  # noqa: E402
 from tests.integration.test_integration_providers import ENV, META_SCENARIO, meta_account  # noqa: E402
 
 
@@ -123,9 +122,10 @@ def test_a_number_refresh_does_not_wait_for_a_running_poll():
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
         store, poller = _meta_stack(emu)
         try:
+            import threading
+
             from emulators.meta import LIST_ACTION
             from emulators.scenario import Fault
-            import threading
 
             # A poll of the account is under way: it has listed the numbers (the emulator records a request
             # once answered), and its read of the first number waits 3 s at the provider.
@@ -150,8 +150,9 @@ def test_a_number_refresh_does_not_wait_for_a_running_poll():
 
 
 def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_reading():
-    from emulators.scenario import Fault
     import threading
+
+    from emulators.scenario import Fault
 
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
         store, poller = _meta_stack(emu)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from emulators.scenario import Fault
-from tests.helpers import SECRETS, config_yaml, samples, value, free_port, wait_for, wait_ready
+from tests.helpers import SECRETS, config_yaml, free_port, samples, value, wait_for, wait_ready
 
 CMD = [sys.executable, "-m", "exporter"]
 

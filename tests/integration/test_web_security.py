@@ -20,7 +20,7 @@ import pytest
 from exporter.logsetup import LogfmtFormatter
 from exporter.web import REALM, App, HttpServer
 from exporter.webconfig import load_web_config
-from tests.helpers import free_port, wait_for, wait_ready, read_until_closed
+from tests.helpers import free_port, read_until_closed, wait_for, wait_ready
 from tests.integration.test_webconfig import HASH, PASSWORD, client_context, filled_store, make_pki
 
 CMD = [sys.executable, "-m", "exporter"]
@@ -229,9 +229,8 @@ def test_mutual_tls(pki, serve):
         _handshake(server.port, client_context(pki))  # no client certificate
     with pytest.raises((ssl.SSLError, OSError)):
         _handshake(server.port, client_context(pki, pki.rogue_crt, pki.rogue_key))  # signed by another CA
-    with pytest.raises(httpx.TransportError):
-        with httpx.Client(verify=client_context(pki), timeout=5) as client:
-            client.get(server.url + "/metrics")
+    with pytest.raises(httpx.TransportError), httpx.Client(verify=client_context(pki), timeout=5) as client:
+        client.get(server.url + "/metrics")
     # and the server still serves the right client afterwards
     with httpx.Client(verify=client_context(pki, pki.client_crt, pki.client_key), timeout=5) as client:
         assert client.get(server.url + "/-/healthy").status_code == 200

@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
-from exporter.config import parse_config
 from emulators.meta import MetaEmulator
 from emulators.scenario import loads_scenario
+from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.wabafacts import StateFile

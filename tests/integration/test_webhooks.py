@@ -14,17 +14,23 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from exporter import model
-from exporter.config import parse_config
 from emulators.kaleyra import KaleyraEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import loads_scenario
+from exporter import model
+from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import AccountSnapshot, Store
 from exporter.web import App, HttpServer
-from exporter.webhooks import (EVENTS_FAMILY, MAX_BODY_BYTES, REFRESHES_FAMILY, REJECTED_FAMILY, WebhookManager,
-                               nxcloud_sign)
-from tests.helpers import wait_for, active_state, samples, scrape, value, free_port
+from exporter.webhooks import (
+    EVENTS_FAMILY,
+    MAX_BODY_BYTES,
+    REFRESHES_FAMILY,
+    REJECTED_FAMILY,
+    WebhookManager,
+    nxcloud_sign,
+)
+from tests.helpers import active_state, free_port, samples, scrape, value, wait_for
 from tests.integration.test_integration_providers import KAL_SCENARIO, NX_SCENARIO
 from tests.tools import promtool_check_metrics
 
@@ -621,8 +627,8 @@ def test_exporter_process_serves_reloads_and_never_logs_secrets(emulator, tmp_pa
     import subprocess
     import sys
 
-    from tests.helpers import config_yaml
     from tests.helpers import SECRETS as CAMS_SECRETS
+    from tests.helpers import config_yaml
 
     (tmp_path / "app-secret").write_text("meta-FILE-secret-one\n")
     (tmp_path / "kaleyra-token").write_text(KALEYRA_TOKEN + "\n")

@@ -21,9 +21,19 @@ from exporter.poller import Poller
 from exporter.store import Store
 from exporter.webhooks import EVENTS_FAMILY, REFRESHES_FAMILY, ExpiringSet, RefreshGate, WebhookManager
 from tests.helpers import FakeClock, wait_for
-from tests.integration.test_integration_providers import ENV as PROVIDER_ENV, META_SCENARIO, meta_account
-from tests.integration.test_webhooks import (ENV, ROUTING, SECRETS, get_kaleyra, meta_body, nx_body, post_meta, post_nx,
-                                 snapshot)
+from tests.integration.test_integration_providers import ENV as PROVIDER_ENV
+from tests.integration.test_integration_providers import META_SCENARIO, meta_account
+from tests.integration.test_webhooks import (
+    ENV,
+    ROUTING,
+    SECRETS,
+    get_kaleyra,
+    meta_body,
+    nx_body,
+    post_meta,
+    post_nx,
+    snapshot,
+)
 
 BOUNDS = """
 webhooks:
@@ -318,7 +328,7 @@ def test_meta_accounts_stay_within_their_hourly_budget_and_nothing_is_dropped(st
         post_meta(url, meta_body(waba_id="1001", field="account_update", at=1748400000 + i))
     assert len(poller.of("shop")) == 6
     assert refreshes(manager, "alibaba_cams", "shop", "scheduled") == 6
-    assert f'account="shop",result="over_budget"' not in manager.metrics.render()
+    assert 'account="shop",result="over_budget"' not in manager.metrics.render()
 
 
 def test_the_gate_is_a_pure_function_of_its_clock():

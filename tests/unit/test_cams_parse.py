@@ -142,7 +142,7 @@ def test_unknown_values_are_logged_once(caplog):
         numbers = parse.parse_phone_numbers(body, "s")
         parse.parse_phone_numbers(body, "s")
     assert {n.status for n in numbers} == {"OTHER"}
-    assert sum("UNSEEN_CAMS_STATE" == getattr(r, "value", None) for r in caplog.records) == 1
+    assert sum(getattr(r, "value", None) == "UNSEEN_CAMS_STATE" for r in caplog.records) == 1
 
 
 def test_malformed_entries_and_duplicates_are_skipped():

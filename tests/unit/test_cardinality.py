@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import zlib
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter import exposition as ex
 from exporter import model

@@ -339,9 +339,9 @@ def _meta_error(**kw) -> ScenarioError:
      "spaces[0].numbers[1].timeline[at=30s].set.status"),
 ])
 def test_meta_scenarios_cannot_flag_a_number(number_extra, path):
-    second = f"""
+    second = """
 quality_rating: GREEN
-timeline: [{{at: 30, set: {{quality_rating: RED}}}}]
+timeline: [{at: 30, set: {quality_rating: RED}}]
 """
     err = _meta_error(number_extra=second, more=f"""      - phone_number: "15550000002"
         {number_extra}
