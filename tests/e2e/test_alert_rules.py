@@ -46,9 +46,16 @@ KNOWN_METRICS = (
     | {exposition.BUILD_INFO.name, "up"}
     | {webhooks.EVENTS_FAMILY, webhooks.REJECTED_FAMILY, webhooks.REFRESHES_FAMILY}
 )
-CRITICAL = {"WhatsAppNumberQualityRed", "WhatsAppNumberFlagged", "WhatsAppNumberCannotSend", "WhatsAppNumberDeleted",
-            "WhatsAppNumberBlocked", "WhatsAppBusinessEntityBlocked", "WhatsAppWabaDisabled",
-            "WhatsAppWabaScheduledForDisable"}
+CRITICAL = {
+    "WhatsAppNumberQualityRed",
+    "WhatsAppNumberFlagged",
+    "WhatsAppNumberCannotSend",
+    "WhatsAppNumberDeleted",
+    "WhatsAppNumberBlocked",
+    "WhatsAppBusinessEntityBlocked",
+    "WhatsAppWabaDisabled",
+    "WhatsAppWabaScheduledForDisable",
+}
 
 
 def load_rules(path: Path) -> list[dict]:
@@ -249,11 +256,17 @@ def test_alertmanager_example_is_valid_and_pages_only_critical():
             assert hook["send_resolved"] is True, receiver["name"]
 
 
-@pytest.mark.parametrize("labels,receiver", [
-    ("alertname=WhatsAppNumberQualityRed severity=critical provider=alibaba_cams account=shop", "whatsapp-pager"),
-    ("alertname=WhatsAppNumberQualityYellow severity=warning provider=alibaba_cams account=shop", "whatsapp-tickets"),
-    ("alertname=WhatsAppExporterDown severity=warning", "whatsapp-tickets"),
-])
+@pytest.mark.parametrize(
+    "labels,receiver",
+    [
+        ("alertname=WhatsAppNumberQualityRed severity=critical provider=alibaba_cams account=shop", "whatsapp-pager"),
+        (
+            "alertname=WhatsAppNumberQualityYellow severity=warning provider=alibaba_cams account=shop",
+            "whatsapp-tickets",
+        ),
+        ("alertname=WhatsAppExporterDown severity=warning", "whatsapp-tickets"),
+    ],
+)
 def test_alertmanager_example_routes(labels, receiver):
     result = run(binary("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}", *labels.split())
     assert result.returncode == 0, result.stdout + result.stderr

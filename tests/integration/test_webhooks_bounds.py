@@ -105,9 +105,12 @@ def stack(logs):
 
     def make(debounce="0s", interval="0s", window="10m", per_hour=20):
         clock = FakeClock(1000.0)
-        config = parse_config(ROUTING + META_ROUTED + BOUNDS.format(debounce=debounce, interval=interval,
-                                                                     window=window, per_hour=per_hour),
-                              env={**ENV, "META": "EAAmetaTOKENvalue0001"})
+        config = parse_config(
+            ROUTING
+            + META_ROUTED
+            + BOUNDS.format(debounce=debounce, interval=interval, window=window, per_hour=per_hour),
+            env={**ENV, "META": "EAAmetaTOKENvalue0001"},
+        )
         store = Store()
         store.update_many([snapshot("shop", "alibaba_cams", ("+8613800000001", "1001"))])
         poller = ClockedPoller(clock)
@@ -138,9 +141,13 @@ def test_a_replayed_signed_meta_event_makes_one_provider_call(logs):
     """Real HTTP, the real Poller, the Meta emulator: the same signed delivery twice reads the number once."""
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
         # no debounce and no minimum interval: without replay protection the replay would be a second read
-        config = parse_config("accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n"
-                              + BOUNDS.format(debounce="0s", interval="0s", window="10m", per_hour=100),
-                              env={**PROVIDER_ENV, **ENV})
+        config = parse_config(
+            "accounts:\n"
+            + meta_account(emu.url)
+            + "    poll_interval: 1h\n"
+            + BOUNDS.format(debounce="0s", interval="0s", window="10m", per_hour=100),
+            env={**PROVIDER_ENV, **ENV},
+        )
         store = Store()
         poller = Poller(config, store)
         webhooks = WebhookManager(poller, store)
@@ -152,8 +159,11 @@ def test_a_replayed_signed_meta_event_makes_one_provider_call(logs):
             wait_for(store.ready, "the first poll")
 
             def reads(number: str) -> int:
-                return sum(1 for r in emu.requests
-                           if r.action == "get_phone_number" and (r.phone_number or "").lstrip("+") == number)
+                return sum(
+                    1
+                    for r in emu.requests
+                    if r.action == "get_phone_number" and (r.phone_number or "").lstrip("+") == number
+                )
 
             before = reads("15550100002")
             body = meta_body(waba_id="1022900001", phone="15550100002")
@@ -164,8 +174,9 @@ def test_a_replayed_signed_meta_event_makes_one_provider_call(logs):
             assert events(webhooks, "meta", "phone_number_quality_update", "accepted") == 1
             # a distinct event after it is acted on; once its read is seen, a read for the replay would be too
             other = reads("15550100001")
-            assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454395)
-                             ).status_code == 200
+            assert (
+                post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454395)).status_code == 200
+            )
             wait_for(lambda: reads("15550100001") == other + 1, "the read of the distinct event")
             assert reads("15550100002") == before + 1
             assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
@@ -178,9 +189,13 @@ def test_the_real_poller_holds_an_event_inside_the_interval_until_its_end(logs):
     """Real Poller and Meta emulator: after one refresh, a distinct event inside min_refresh_interval is pending
     in the poller (scheduled at the interval's end), not read now; later events join it."""
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
-        config = parse_config("accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n"
-                              + BOUNDS.format(debounce="0s", interval="1h", window="10m", per_hour=100),
-                              env={**PROVIDER_ENV, **ENV})
+        config = parse_config(
+            "accounts:\n"
+            + meta_account(emu.url)
+            + "    poll_interval: 1h\n"
+            + BOUNDS.format(debounce="0s", interval="1h", window="10m", per_hour=100),
+            env={**PROVIDER_ENV, **ENV},
+        )
         store = Store()
         poller = Poller(config, store)
         webhooks = WebhookManager(poller, store)
@@ -195,8 +210,10 @@ def test_the_real_poller_holds_an_event_inside_the_interval_until_its_end(logs):
             assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100002")).status_code == 200
             wait_for(lambda: reads() == before + 1, "the first event's read")
             for i in range(5):
-                assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454400 + i)
-                                 ).status_code == 200
+                assert (
+                    post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454400 + i)).status_code
+                    == 200
+                )
             assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
             assert refreshes(webhooks, "meta", "meta", "coalesced") == 4
             assert not poller.request_refresh("meta", 0.0, ["+15550100001"])  # the poller holds one pending
@@ -243,9 +260,10 @@ def test_a_signed_but_unreadable_body_is_refused_each_time_and_replays_survive_a
     assert events(manager, "meta", "unknown", "invalid") == 2
     body = meta_body()
     assert post_meta(url, body).status_code == 200
-    config = parse_config(ROUTING + META_ROUTED + BOUNDS.format(debounce="0s", interval="0s", window="10m",
-                                                                 per_hour=20),
-                          env={**ENV, "META": "EAAmetaTOKENvalue0001"})
+    config = parse_config(
+        ROUTING + META_ROUTED + BOUNDS.format(debounce="0s", interval="0s", window="10m", per_hour=20),
+        env={**ENV, "META": "EAAmetaTOKENvalue0001"},
+    )
     manager.apply(config)  # a reload
     assert post_meta(manager.receiver.url, body).status_code == 200
     assert events(manager, "meta", "unknown", "replayed") == 1
@@ -312,7 +330,10 @@ def test_meta_accounts_stay_within_their_hourly_budget_and_nothing_is_dropped(st
     times = [start + 60.0 * i for i in range(120)]  # an event a minute for two hours
     for i, t in enumerate(times):
         clock.t = t
-        assert post_meta(url, meta_body(waba_id="2002", field="account_update", phone="", at=1748454394 + i)).status_code == 200
+        assert (
+            post_meta(url, meta_body(waba_id="2002", field="account_update", phone="", at=1748454394 + i)).status_code
+            == 200
+        )
         assert poller.pending["graph"]["due"] >= t  # the event's refresh is pending, possibly deferred
     dues = [run["due"] for run in poller.of("graph")]
     # never more than 3 refreshes in any hour
@@ -357,8 +378,9 @@ def test_events_about_unknown_numbers_are_logged_once_an_hour_per_number(stack, 
     url, poller, manager, clock = stack()
 
     def loud() -> list[str]:
-        return [r.phone_number for r in logs.records
-                if r.levelno >= logging.INFO and "no account knows" in r.getMessage()]
+        return [
+            r.phone_number for r in logs.records if r.levelno >= logging.INFO and "no account knows" in r.getMessage()
+        ]
 
     for i in range(5):
         post_meta(url, meta_body(waba_id="9999", phone="447700900001", at=1748454394 + i))

@@ -44,6 +44,7 @@ def take(bucket, clock, n):
 
 def sent_log(bucket, clock, plan):
     """Acquire one token per action of ``plan`` in order; (time, action) of each."""
+
     async def run():
         sent = []
         for action in plan:
@@ -71,8 +72,11 @@ def test_the_margin_keeps_closed_windows_within_budget():
     assert closed == 10
 
 
-@given(qps=st.integers(min_value=1, max_value=50), n=st.integers(min_value=1, max_value=300),
-       gaps=st.lists(st.floats(min_value=0, max_value=0.3), max_size=300))
+@given(
+    qps=st.integers(min_value=1, max_value=50),
+    n=st.integers(min_value=1, max_value=300),
+    gaps=st.lists(st.floats(min_value=0, max_value=0.3), max_size=300),
+)
 @settings(max_examples=60, deadline=None)
 def test_no_one_second_window_exceeds_budget(qps, n, gaps):
     clock = FakeClock()
@@ -198,11 +202,13 @@ def test_an_action_limit_inside_the_credential_budget():
     """Health reads at 5/s inside a 10/s credential: neither budget is exceeded in any window, other actions
     fill the credential's remaining budget, and the slow action keeps its own pace."""
     clock = FakeClock()
-    bucket = TokenBucket(10, action_qps={"GetWhatsappHealthStatus": 5, "QueryChatappPhoneNumbers": 10},
-                         clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(
+        10, action_qps={"GetWhatsappHealthStatus": 5, "QueryChatappPhoneNumbers": 10}, clock=clock, sleep=clock.sleep
+    )
     assert bucket.action_qps == {"GetWhatsappHealthStatus": 5}  # a limit equal to the credential's never binds
-    calls = sent_log(bucket, clock, ["GetWhatsappHealthStatus" if i % 3 else "QueryChatappPhoneNumbers"
-                                     for i in range(120)])
+    calls = sent_log(
+        bucket, clock, ["GetWhatsappHealthStatus" if i % 3 else "QueryChatappPhoneNumbers" for i in range(120)]
+    )
     health = [t for t, a in calls if a == "GetWhatsappHealthStatus"]
     assert max_in_window(health) == 5
     assert max_in_window([t for t, _ in calls]) <= 10
