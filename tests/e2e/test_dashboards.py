@@ -418,13 +418,14 @@ def test_cannot_send_tile_counts_each_number_once_and_the_table_gives_every_reas
 
 def test_waba_restriction_table_gives_expiry_and_time_left(dashboards, tmp_path):
     fleet = dashboards["whatsapp-fleet-overview.json"]
-    waba = f'provider="meta",account="brand",{_JOB},waba_id="102290000000001",restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING"'
+    restriction = 'restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING"'
+    waba = f'provider="meta",account="brand",{_JOB},waba_id="102290000000001",{restriction}'
     (expiry, left) = [
         substitute(e, {v["name"]: ".*" for v in fleet["templating"]["list"]})
         for where, e in iter_queries(fleet)
         if '"WABA restrictions" ' in where and "restriction_info" not in e
     ]
-    labels = '{account="brand",provider="meta",restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING",waba_id="102290000000001"}'
+    labels = f'{{account="brand",provider="meta",{restriction},waba_id="102290000000001"}}'
     result = _promtool_eval(
         tmp_path,
         [

@@ -190,7 +190,8 @@ spaces:
         quality_rating: HIGH
         messaging_limit: 10K Customers/24hr
         timeline:
-          - {{at: 10s, set: {{status: OFFLINE, offline_reasons: [{{code: "63020", message: Invitation not accepted}}]}}}}
+          - at: 10s
+            set: {{status: OFFLINE, offline_reasons: [{{code: "63020", message: Invitation not accepted}}]}}
       - {{phone_number: "14155550178", status: ONLINE, quality_rating: HIGH, messaging_limit: 2K Customers/24hr}}
 """
 INFOBIP_SCENARIO = f"""
@@ -262,7 +263,7 @@ def wait_for(
     diagnostics: Callable[[], str] | None = None,
     interval: float = 0.25,
 ):
-    """tests.helpers.wait_for as the e2e tests call it: a service that is not up yet is "not yet"; its log on failure."""
+    """tests.helpers.wait_for as the e2e tests call it: a service not up yet is "not yet"; its log on failure."""
     return helpers.wait_for(
         predicate, what, timeout, interval, ignore=(httpx.HTTPError, OSError), diagnostics=diagnostics
     )

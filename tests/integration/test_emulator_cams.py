@@ -66,7 +66,7 @@ _FALLBACK_VECTORS = {
             "body": "",
             "access_key_id": "YourAccessKeyId",
             "access_key_secret": "YourAccessKeySecret",
-            "signed_headers": "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version",
+            "signed_headers": ("host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version"),
             "expected_signature": "e521358f7776c97df52e6b2891a8bc73026794a071b50c3323388c4e0df64804",
         },
         {
@@ -84,8 +84,10 @@ _FALLBACK_VECTORS = {
             "body": "",
             "access_key_id": "testid",
             "access_key_secret": "testsecret",
-            "signed_headers": "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version",
-            "expected_string_to_sign": "ACS3-HMAC-SHA256\nf365f6d585f4b91cb95a6281d1377fd4b1dba1afecb726917df3f29aa59563e6",
+            "signed_headers": ("host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version"),
+            "expected_string_to_sign": (
+                "ACS3-HMAC-SHA256\nf365f6d585f4b91cb95a6281d1377fd4b1dba1afecb726917df3f29aa59563e6"
+            ),
             "expected_authorization": "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host;x-acs-action;"
             "x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,"
             "Signature=a9933f8f148c7dae6d17d9bc4beb37fa098eb484a4bdefe640499cc33f95adef",
@@ -132,30 +134,47 @@ VECTORS = VECTORS or _FALLBACK_VECTORS
 
 # Requests the official Python SDK sent to 127.0.0.1:18777 (AK testid / SK testsecret), in compact form:
 # (path, x-acs-action, x-acs-date, x-acs-signature-nonce, Authorization); V2 rows carry everything in the path.
+# the Authorization header the SDK sends, up to the signature (every V3 row below signs the same header set)
+_SDK_V3_AUTH = (
+    "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;"
+    "x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature="
+)
 _CAPTURE_ROWS = [
     (
         "/?CustSpaceId=cams-abc123&Status=CONNECTED",
         "QueryChatappPhoneNumbers",
         "2026-11-22T00:47:56Z",
         "354c12d5b6f433a6b019265f5aa5e52f",
-        "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=a01b12d730c4b34eca9a3823330f1e82b02174ca14800c6243025d2241bb51f4",
+        _SDK_V3_AUTH + "a01b12d730c4b34eca9a3823330f1e82b02174ca14800c6243025d2241bb51f4",
     ),
     (
         "/?CustSpaceId=cams-abc123&PhoneNumber=8613800000000",
         "GetPhoneNumberVerificationStatus",
         "2026-11-22T00:47:56Z",
         "aafc0dc07dfa1486cf5507f6647a32ac",
-        "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=d171ccc16860417c3a2c7226afb449c27483958a3bce7c600513a1580d07f416",
+        _SDK_V3_AUTH + "d171ccc16860417c3a2c7226afb449c27483958a3bce7c600513a1580d07f416",
     ),
     (
-        "/?Action=QueryChatappPhoneNumbers&Format=json&Version=2020-06-06&Timestamp=2026-11-22T00%3A47%3A56Z&SignatureNonce=e173c0aedbe25033bb324d15da229c54&CustSpaceId=cams-abc123&Status=CONNECTED&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid&Signature=gXABVynl7uULxLxegxfAG0M45eg%3D",
+        (
+            "/?Action=QueryChatappPhoneNumbers&Format=json&Version=2020-06-06"
+            "&Timestamp=2026-11-22T00%3A47%3A56Z&SignatureNonce=e173c0aedbe25033bb324d15da229c54"
+            "&CustSpaceId=cams-abc123&Status=CONNECTED"
+            "&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid"
+            "&Signature=gXABVynl7uULxLxegxfAG0M45eg%3D"
+        ),
         "QueryChatappPhoneNumbers",
         None,
         None,
         None,
     ),
     (
-        "/?Action=GetPhoneNumberVerificationStatus&Format=json&Version=2020-06-06&Timestamp=2026-11-22T00%3A47%3A56Z&SignatureNonce=a150081c68f046c20af1686daf3525a2&CustSpaceId=cams-abc123&PhoneNumber=8613800000000&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid&Signature=11MFz71885mxEV7dlueUOTI0kRA%3D",
+        (
+            "/?Action=GetPhoneNumberVerificationStatus&Format=json&Version=2020-06-06"
+            "&Timestamp=2026-11-22T00%3A47%3A56Z&SignatureNonce=a150081c68f046c20af1686daf3525a2"
+            "&CustSpaceId=cams-abc123&PhoneNumber=8613800000000"
+            "&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid"
+            "&Signature=11MFz71885mxEV7dlueUOTI0kRA%3D"
+        ),
         "GetPhoneNumberVerificationStatus",
         None,
         None,
@@ -166,42 +185,42 @@ _CAPTURE_ROWS = [
         "QueryChatappPhoneNumbers",
         "2026-11-22T00:49:22Z",
         "8129260ef1058141107c2c2abb8b92d9",
-        "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=372c44d893302158e15e4e2928e2939897d42b82f57a5b5248f1d8568b8cc731",
+        _SDK_V3_AUTH + "372c44d893302158e15e4e2928e2939897d42b82f57a5b5248f1d8568b8cc731",
     ),
     (
         "/?CustSpaceId=cams-abc&Page=%7B%22Index%22%3A1%2C%22Size%22%3A20%7D",
         "ListChatappTemplate",
         "2026-11-22T00:49:29Z",
         "465afc3322721e4b63266b7dceb754ea",
-        "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=c5191a349f2157c572e7ffe7d81bbfd676be7427318b21874655d5bf0f11c482",
+        _SDK_V3_AUTH + "c5191a349f2157c572e7ffe7d81bbfd676be7427318b21874655d5bf0f11c482",
     ),
     (
         "/?CustSpaceId=cams-abc&End=1758902399000&Granularity=DAILY&PhoneNumber=8613800000000&Start=1756742399000",
         "GetChatappPhoneNumberMetric",
         "2026-11-22T00:49:29Z",
         "a9102c5a56fae5a48e41677a630724b2",
-        "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=353ed7a61dfee7a2678f5639f7c45d7743923a18bb4127ee55594504bb31f6ea",
+        _SDK_V3_AUTH + "353ed7a61dfee7a2678f5639f7c45d7743923a18bb4127ee55594504bb31f6ea",
     ),
     (
         "/?CustSpaceId=cams-abc&NodeType=phone&PhoneNumber=8613800000000",
         "GetWhatsappHealthStatus",
         "2026-11-22T00:49:29Z",
         "5ddc00d25e7e817bff55285c48dcfaa8",
-        "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=c20fc964fe01c5d69c82304cab33e6c269a0b2ade1fa3082a70332b1fc94c326",
+        _SDK_V3_AUTH + "c20fc964fe01c5d69c82304cab33e6c269a0b2ade1fa3082a70332b1fc94c326",
     ),
     (
         "/?CustSpaceId=cams-abc",
         "QueryChatappBindWaba",
         "2026-11-22T00:49:29Z",
         "68de6cdef16b8f0ee8822092f2715e78",
-        "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=c3f2081ff8ef84ec37be04a0b413e124410c67322c40f7f17a55ef8b1d7897b5",
+        _SDK_V3_AUTH + "c3f2081ff8ef84ec37be04a0b413e124410c67322c40f7f17a55ef8b1d7897b5",
     ),
     (
         "/?CustSpaceId=cams-abc&IsvCode=x+y%2Bz%2F%C3%A9&Status=CONNECTED",
         "QueryChatappPhoneNumbers",
         "2026-11-22T00:49:29Z",
         "d326ab9e3308a70fe6bef4bf10a49e1a",
-        "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=71b595d09fc13acee78cfa2dc7f6459f3689501ce7370adb55f483bfab8ff0df",
+        _SDK_V3_AUTH + "71b595d09fc13acee78cfa2dc7f6459f3689501ce7370adb55f483bfab8ff0df",
     ),
 ]
 

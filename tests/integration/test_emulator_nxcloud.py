@@ -389,7 +389,10 @@ def test_raw_bytes_are_signed_not_a_reserialisation(client):
     assert client.get_phone(body=spaced).code == 0  # any bytes verify when they are what was signed
     _failure(client.get_phone(body=spaced, signed_body=compact), 1003)  # same JSON, different bytes
     _failure(client.get_phone(body=compact, signed_body=spaced), 1003)
-    pretty = b'{\n  "appkey": "app-shop",\n  "messaging_product": "whatsapp",\n  "note": "\xe7\x89\x9b\xe5\xb0\x8f\xe4\xbf\xa1"\n}'
+    pretty = (
+        b'{\n  "appkey": "app-shop",\n  "messaging_product": "whatsapp",\n'
+        b'  "note": "\xe7\x89\x9b\xe5\xb0\x8f\xe4\xbf\xa1"\n}'
+    )
     assert client.get_phone(body=pretty).code == 0  # newlines and raw UTF-8 are signed as sent
     escaped = json.dumps({**payload, "note": "牛小信"}, separators=(",", ":")).encode()  # \\u escapes
     unescaped = json.dumps({**payload, "note": "牛小信"}, separators=(",", ":"), ensure_ascii=False).encode()

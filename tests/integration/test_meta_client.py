@@ -45,7 +45,8 @@ spaces:
         quality_rating: RED
         can_send_message: BLOCKED
         errors: [{{error_code: 141006, error_description: Blocked., possible_solution: Appeal.}}]
-      - {{phone_number: "15550000004", id: "{N4}", status: RESTRICTED, quality_rating: RED, messaging_limit_tier: TIER_250}}
+      - {{phone_number: "15550000004", id: "{N4}", status: RESTRICTED, quality_rating: RED,
+          messaging_limit_tier: TIER_250}}
   - space_id: "{BIG_WABA}"
     access_key_id: "{APP}"
     extra: {{calls_per_hour: 5000}}

@@ -303,7 +303,8 @@ def test_lenient_client_auth_types_are_mapped_and_noted(pki, tmp_path):
             write(
                 tmp_path,
                 f"""
-        tls_server_config: {{cert_file: {pki.server_crt}, key_file: {pki.server_key}, client_auth_type: RequestClientCert}}
+        tls_server_config:
+          {{cert_file: {pki.server_crt}, key_file: {pki.server_key}, client_auth_type: RequestClientCert}}
         """,
             )
         )

@@ -126,6 +126,12 @@ def fmt(text, files):
 # Malformed configs: (id, yaml text, expected path, expected message fragment)
 # --------------------------------------------------------------------------
 
+# one CAMS account written out by hand, for values ``doc``/``account`` cannot express (YAML's .nan, bool, int keys)
+_RAW_CAMS_ACCOUNT = (
+    "accounts:\n- name: a\n  provider: alibaba_cams\n"
+    '  credentials: {access_key_id: i, access_key_secret: "${CAMS_SECRET}"}\n  spaces: [{cust_space_id: s}]\n'
+)
+
 BAD_CASES = [
     # --- file level ---
     ("yaml-syntax", "accounts:\n  - name: [unclosed\n", "<config>:3:1", "YAML syntax error"),
@@ -412,7 +418,7 @@ BAD_CASES = [
     ),
     (
         "poll-interval-nan",
-        'accounts:\n- name: a\n  provider: alibaba_cams\n  credentials: {access_key_id: i, access_key_secret: "${CAMS_SECRET}"}\n  spaces: [{cust_space_id: s}]\n  poll_interval: .nan\n',
+        _RAW_CAMS_ACCOUNT + "  poll_interval: .nan\n",
         "accounts[0].poll_interval",
         "finite",
     ),
@@ -487,14 +493,14 @@ BAD_CASES = [
     ),
     (
         "label-value-bool",
-        'accounts:\n- name: a\n  provider: alibaba_cams\n  credentials: {access_key_id: i, access_key_secret: "${CAMS_SECRET}"}\n  spaces: [{cust_space_id: s}]\n  labels: {team: yes}\n',
+        _RAW_CAMS_ACCOUNT + "  labels: {team: yes}\n",
         "accounts[0].labels.team",
         "got boolean",
     ),
     ("label-value-null", doc(account(labels={"team": None})), "accounts[0].labels.team", "got null"),
     (
         "label-key-int",
-        'accounts:\n- name: a\n  provider: alibaba_cams\n  credentials: {access_key_id: i, access_key_secret: "${CAMS_SECRET}"}\n  spaces: [{cust_space_id: s}]\n  labels: {1: x}\n',
+        _RAW_CAMS_ACCOUNT + "  labels: {1: x}\n",
         "accounts[0].labels",
         "label names must be strings",
     ),

@@ -217,8 +217,8 @@ def test_account_without_poll_has_no_poll_success_yet():
     text = store.exposition.body.decode()
     assert "whatsapp_exporter_poll_success{" not in text
     assert (
-        'whatsapp_exporter_api_request_errors_total{provider="alibaba_cams",account="acct",action="QueryChatappBindWaba",reason="auth"} 0'
-        in text
+        'whatsapp_exporter_api_request_errors_total{provider="alibaba_cams",account="acct",'
+        'action="QueryChatappBindWaba",reason="auth"} 0' in text
     )
     assert not store.ready()
 
@@ -300,7 +300,8 @@ def test_usage_and_regain_rendered_per_business():
     )
     body = store.exposition.body
     assert samples(body, "whatsapp_exporter_api_usage_ratio") == {
-        'whatsapp_exporter_api_usage_ratio{provider="alibaba_cams",account="acct",header="app",business_id="",type="total_time"}': 0.1,
+        'whatsapp_exporter_api_usage_ratio{provider="alibaba_cams",account="acct",header="app",business_id="",'
+        'type="total_time"}': 0.1,
         'whatsapp_exporter_api_usage_ratio{provider="alibaba_cams",account="acct",header="business_use_case",business_id="b1",'
         'type="call_count"}': 0.95,
     }
