@@ -170,7 +170,7 @@ def test_annotations():
         else:
             needed = ("account", "provider")
         for label in needed:
-            assert "{{ $labels.%s }}" % label in description, f"{name}: description does not name {label}"
+            assert f"{{{{ $labels.{label} }}}}" in description, f"{name}: description does not name {label}"
 
 
 def test_every_alert_has_a_runbook_section_and_no_section_is_stale():
@@ -233,7 +233,7 @@ def test_prometheus_example_is_valid_and_loads_the_rules(tmp_path):
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
     assert job["static_configs"][0]["targets"]
-    assert 'up{job="%s"}' % JOB in alerts()["WhatsAppExporterDown"]["expr"]
+    assert f'up{{job="{JOB}"}}' in alerts()["WhatsAppExporterDown"]["expr"]
     # the layout the example documents: prometheus.yml with alerts/ next to it
     shutil.copy(PROMETHEUS_YML, tmp_path / "prometheus.yml")
     (tmp_path / "alerts").mkdir()

@@ -140,7 +140,10 @@ def test_multi_stage_slim_python_base(dockerfile):
 
 def test_runtime_stage_conventions(dockerfile):
     runtime = stages(dockerfile)[-1]
-    get = lambda key: [a for k, a in runtime if k == key]
+
+    def get(key):
+        return [a for k, a in runtime if k == key]
+
     (user,) = get("USER")
     uid, _, gid = user.partition(":")
     assert uid.isdigit() and int(uid) >= 10000 and gid.isdigit(), f"a fixed, numeric, non-root UID: {user}"
@@ -301,7 +304,7 @@ def test_wheel_installs_into_a_fresh_venv_and_serves_the_demo(dockerfile, tmp_pa
         assert subprocess.run(probe, capture_output=True, timeout=30, env=env).returncode == 0
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     # ... and the HEALTHCHECK fails once nothing serves.

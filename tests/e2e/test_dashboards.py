@@ -208,7 +208,7 @@ def test_template_variables(dashboards):
 
 def test_single_value_variables_are_matched_exactly_and_multi_value_ones_as_regexes(dashboards):
     """Grafana escapes regex characters (the + of E.164) only for multi-value or All variables."""
-    for name, d in dashboards.items():
+    for d in dashboards.values():
         variables = {v["name"]: v for v in d["templating"]["list"]}
         for where, expr in iter_queries(d):
             for match in re.finditer(r'(=~|!~|=|!=)\s*"\$(\w+)"', expr):
@@ -350,7 +350,7 @@ def test_cannot_send_tile_counts_each_number_once_and_the_table_gives_every_reas
         + _number("+8613800000002", "CONNECTED", "BLOCKED", False)  # health only, no error listed
         + _number("+8613800000003", "RESTRICTED", None, False)  # status only, health never read
         + _number("+8613800000004", "CONNECTED", "AVAILABLE", True)  # can send
-        + _number("+8613800000005", "CONNECTED", "BLOCKED", False, [pay, own[:1] + ("8613800000005",) + own[2:]])
+        + _number("+8613800000005", "CONNECTED", "BLOCKED", False, [pay, (*own[:1], "8613800000005", *own[2:])])
         + _number("+8613800000006", "CONNECTED", "LIMITED", True)  # can send, with limits
         + _number("+15550000007", "CONNECTED", None, False)  # its WABA is disabled (only the active ban state)
         + _number("+15550000008", "CONNECTED", None, True)  # its WABA is only scheduled for disable (every state)

@@ -219,7 +219,10 @@ def test_demo_rules_are_the_shipped_rules_with_only_for_shortened(compose, tmp_p
                 continue
             fors = [r["for"] for g in demo["groups"] for r in g["rules"] if "for" in r]
             assert fors and set(fors) == {short}
-            strip = lambda doc: [{k: v for k, v in r.items() if k != "for"} for g in doc["groups"] for r in g["rules"]]
+
+            def strip(doc):
+                return [{k: v for k, v in r.items() if k != "for"} for g in doc["groups"] for r in g["rules"]]
+
             assert strip(demo) == strip(shipped)
             assert [g["name"] for g in demo["groups"]] == [g["name"] for g in shipped["groups"]]
         check = subprocess.run(
@@ -275,7 +278,7 @@ def test_webhook_receiver_prints_each_notification(compose):
         assert response.status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        out, _err = proc.communicate(timeout=10)
     lines = out.splitlines()
     assert lines[0] == f"webhook-receiver: listening on port {port}"
     assert (
@@ -512,7 +515,7 @@ def test_adding_a_shard_moves_credentials_only_to_the_new_shard():
     for total in range(1, 8):
         for account in config.accounts:
             before, after = shard_of(account, total), shard_of(account, total + 1)
-            assert after == before or after == total
+            assert after in (before, total)
 
 
 @pytest.mark.parametrize(
@@ -541,7 +544,7 @@ def test_sharded_processes_poll_every_account_exactly_once(tmp_path):
     try:
         for shard in range(SHARDS):
             port = free_port()
-            log = open(tmp_path / f"shard-{shard}.log", "w+")
+            log = open(tmp_path / f"shard-{shard}.log", "w+")  # noqa: SIM115 - read by logs(), closed in finally
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -577,7 +580,7 @@ def test_sharded_processes_poll_every_account_exactly_once(tmp_path):
             url = f"http://127.0.0.1:{port}"
             wait_for(
                 f"shard {shard} to be ready",
-                lambda: (
+                lambda proc=proc, url=url: (
                     (proc.poll() is None or pytest.fail(logs(), pytrace=False))
                     and httpx.get(url + "/-/ready", timeout=2).status_code == 200
                 ),

@@ -24,6 +24,7 @@ tail of the processes' logs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -275,7 +276,7 @@ class Process:
     def __init__(self, name: str, args: list[str], log: Path):
         self.name = name
         self.log = log
-        self._log_file = open(log, "wb")
+        self._log_file = open(log, "wb")  # noqa: SIM115 - the process's stdout for its lifetime, closed in stop()
         self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def tail(self, lines: int = 30) -> str:
@@ -546,10 +547,8 @@ def stack(tmp_path, request):
         )
     finally:
         for step in reversed(cleanup):
-            try:
+            with contextlib.suppress(Exception):  # keep tearing down the rest
                 step()
-            except Exception:  # keep tearing down the rest
-                pass
 
 
 def query(prometheus: str, expr: str) -> list[dict]:

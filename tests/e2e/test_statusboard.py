@@ -180,7 +180,7 @@ def board(store, query=None, **kw) -> tuple[str, Board]:
 
 
 def test_every_number_with_colored_cells_worst_first(fleet):
-    html, b = board(fleet)
+    _html, b = board(fleet)
     rows = b.number_rows()
     assert set(rows) == {
         ("alibaba_cams", "shop", "+8613800000001"),
@@ -269,11 +269,11 @@ def test_meta_health_column_and_tiles():
     assert cell["value"] == "BLOCKED" and "bad" in cell["class"] and "error 141006" in cell["text"]
     assert "warn" in rows[("meta", "meta-prod", "+15550100002")]["fields"]["can_send_message"]["class"]
     assert b.tiles["Cannot send"] == 1 and b.tiles["LIMITED"] == 1
-    assert [r["phone"] for r in b.numbers][0] == "+15550100001"  # a BLOCKED number is among the worst
+    assert next(r["phone"] for r in b.numbers) == "+15550100001"  # a BLOCKED number is among the worst
 
 
 def test_changed_ago_and_account_health(fleet):
-    html, b = board(fleet)
+    _html, b = board(fleet)
     red = b.number_rows()[("alibaba_cams", "shop", "+8613800000001")]["fields"]
     assert red["status"]["text"] == "CONNECTEDchanged 2 h 0 min ago"
     assert red["quality_rating"]["text"] == "REDchanged 3 min ago"

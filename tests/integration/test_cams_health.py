@@ -218,7 +218,7 @@ def test_health_reads_never_exceed_their_own_budget_nor_the_credentials(make):
 
 def test_a_sweep_slower_than_its_interval_says_so_once(emulator, make, caplog):
     text = account(emulator.url, "    health_poll_interval: 10s\n    action_qps: {GetWhatsappHealthStatus: 0.2}")
-    poller, store = make(text)
+    poller, _store = make(text)
     poller.poll_account("shop")
     with caplog.at_level(logging.WARNING, logger="exporter"):
         sweep = threading.Thread(target=poller.sweep_health, args=["shop"])

@@ -120,7 +120,7 @@ def test_demo_serves_changing_metrics_and_stops_cleanly():
         assert check.returncode == 0 and not check.stdout and not check.stderr, check
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(r["msg"] == "listening" for r in records)

@@ -623,7 +623,9 @@ spaces:
         for step, tier in ((61, "TIER_2K"), (60, "TIER_UNLIMITED"), (60, "TIER_250")):
             count = len(rx.got())
             emu.advance(step)
-            wait_for(lambda: len(rx.got()) >= count + 2, what=f"the {tier} capability updates of both WABAs")
+            wait_for(
+                lambda count=count: len(rx.got()) >= count + 2, what=f"the {tier} capability updates of both WABAs"
+            )
             assert limits() == {tier}
         wait_for(emu.webhooks_idle, what="deliveries to settle")
         entries = []

@@ -196,7 +196,7 @@ def test_refused_connections(setup):
 
 @pytest.mark.parametrize("code,reason", [("SignatureDoesNotMatch", "auth"), ("Ram.PermissionDeny", "permission")])
 def test_auth_and_permission_failures_pause_the_account_and_say_what_to_fix(setup, caplog, code, reason):
-    emulator, poller, store, clock = setup
+    emulator, poller, _store, clock = setup
     emulator.inject(Fault(kind="error", code=code, access_key_id="ak-one"))
     clock.now += 60
     poller.poll_account("shop")  # one refusal could be a hiccup: no pause yet

@@ -52,7 +52,7 @@ def current(server):
 
 
 def test_first_poll_exposes_every_number(stack):
-    emulator, poller, server = stack
+    _emulator, poller, server = stack
     poller.poll_account("shop")
     poller.poll_account("other")
     s = current(server)
@@ -213,7 +213,7 @@ def test_throttling_is_retried_with_backoff(stack):
 
 
 def test_only_read_only_actions_are_called(stack):
-    emulator, poller, server = stack
+    emulator, poller, _server = stack
     poller.poll_account("shop")
     poller.poll_account("other")
     actions = {r.action for r in emulator.requests}
@@ -239,7 +239,7 @@ def test_v2_signatures_work_end_to_end(emulator):
 
 
 def test_scrape_output_passes_promtool(stack):
-    emulator, poller, server = stack
+    _emulator, poller, server = stack
     poller.poll_account("shop")
     poller.poll_account("other")
     body = scrape(server.url).content
@@ -249,7 +249,7 @@ def test_scrape_output_passes_promtool(stack):
 
 
 def test_gzip_scrape(stack):
-    emulator, poller, server = stack
+    _emulator, poller, server = stack
     poller.poll_account("shop")
     raw = httpx.get(server.url + "/metrics", headers={"Accept-Encoding": "gzip"}).read()
     plain = scrape(server.url).content
@@ -270,7 +270,7 @@ def test_gzip_scrape(stack):
 
 
 def test_endpoints(stack):
-    emulator, poller, server = stack
+    _emulator, poller, server = stack
     assert httpx.get(server.url + "/-/healthy").status_code == 200
     assert httpx.get(server.url + "/-/ready").status_code == 503
     poller.poll_account("shop")

@@ -20,8 +20,12 @@ CMD = [sys.executable, "-m", "exporter"]
 def running(emulator, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(config_yaml(emulator.url))
+    with open(tmp_path / "exporter.log", "w") as log:
+        yield from _run_exporter(path, log, tmp_path / "exporter.log")
+
+
+def _run_exporter(path, log, log_path):
     port = free_port()
-    log = open(tmp_path / "exporter.log", "w")
     # --web.enable-lifecycle: since issue 13, POST/PUT /-/reload exists only with it (as in Prometheus)
     proc = subprocess.Popen(
         [
@@ -42,10 +46,9 @@ def running(emulator, tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url)
-    yield proc, url, path, tmp_path / "exporter.log"
+    yield proc, url, path, log_path
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
-    log.close()
 
 
 def metrics(url):

@@ -369,7 +369,7 @@ def test_cli_demo_serves_https_with_auth(pki, tmp_path):
             httpx.get(url + "/metrics", verify=True, timeout=2)  # a client that does not trust our CA
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     listening = [r for r in records if r["msg"] == "listening"]

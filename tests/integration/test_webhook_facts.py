@@ -141,11 +141,10 @@ def test_a_restriction_disappears_when_it_expires(tmp_path, exporters):
     exporter = exporters(tmp_path / "state.db", start=True)
     exporter.post("account_update", restriction(time.time() + 1.5))
     exporter.post("account_update", restriction(time.time() + 3600, kind="RESTRICTED_ADD_PHONE_NUMBER_ACTION"))
-    kinds = lambda: {
-        dict(k[1])["restriction_type"]
-        for k in exporter.samples()  # noqa: E731
-        if k[0] == "whatsapp_waba_restriction_info"
-    }
+
+    def kinds():
+        return {dict(k[1])["restriction_type"] for k in exporter.samples() if k[0] == "whatsapp_waba_restriction_info"}
+
     assert kinds() == {BIZ, "RESTRICTED_ADD_PHONE_NUMBER_ACTION"}
     wait_for(lambda: kinds() == {"RESTRICTED_ADD_PHONE_NUMBER_ACTION"}, "the expired restriction to go")
     # ... and is gone from the state file too

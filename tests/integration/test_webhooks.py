@@ -364,7 +364,7 @@ def test_nxcloud_refusals(routing, kw, status, reason):
 
 
 def test_nxcloud_expired_timestamp_with_a_valid_signature_is_a_replay(routing):
-    url, poller, manager, _ = routing
+    url, poller, _manager, _ = routing
     body = nx_body()
     old = int((time.time() - 61) * 1000)
     assert post_nx(url, body, ts=old).status_code == 403
@@ -452,7 +452,7 @@ def test_a_body_that_does_not_arrive_is_cut_off(routing, monkeypatch):
     from exporter.webhooks import handler  # where the body is read (exporter.webhooks re-exports the default)
 
     monkeypatch.setattr(handler, "BODY_TIMEOUT", 0.5)
-    url, poller, manager, _ = routing
+    _url, poller, manager, _ = routing
     with socket.create_connection(("127.0.0.1", manager.receiver.port), timeout=10) as s:
         s.sendall(b"POST /webhooks/meta HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         assert s.recv(100).startswith(b"HTTP/1.1 408")
@@ -487,7 +487,7 @@ webhooks:
 
 
 def test_counters_are_valid_prometheus_text_preinitialized_and_published(routing):
-    url, poller, manager, store = routing
+    url, _poller, manager, store = routing
     text = manager.metrics.render()
     for line in (
         f'{EVENTS_FAMILY}{{provider="meta",event="phone_number_quality_update",result="accepted"}} 0',

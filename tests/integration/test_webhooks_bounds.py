@@ -9,6 +9,7 @@ real Poller against the Meta emulator and counts the emulator's requests.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
@@ -254,7 +255,7 @@ def test_replays_are_caught_for_every_provider_and_forgotten_after_the_window(st
 
 
 def test_a_signed_but_unreadable_body_is_refused_each_time_and_replays_survive_a_reload(stack):
-    url, poller, manager, clock = stack()
+    url, poller, manager, _clock = stack()
     for _ in range(2):
         assert post_meta(url, b"{not json").status_code == 400
     assert events(manager, "meta", "unknown", "invalid") == 2
@@ -308,7 +309,7 @@ def test_a_stream_of_distinct_events_yields_a_bounded_number_of_refreshes(stack)
     assert len(runs) <= 1 + math.ceil(span / 30.0)
     assert len(runs) == 3
     dues = [run["due"] for run in runs]
-    assert dues[0] == start + 2.0 and all(b - a >= 30.0 for a, b in zip(dues, dues[1:]))
+    assert dues[0] == start + 2.0 and all(b - a >= 30.0 for a, b in itertools.pairwise(dues))
     # nothing dropped: every number is read by the refresh that was pending after its event, at or after it
     for i, (phone, run) in enumerate(pending_after):
         assert run["phones"] is not None and phone in run["phones"]
@@ -337,7 +338,7 @@ def test_meta_accounts_stay_within_their_hourly_budget_and_nothing_is_dropped(st
         assert poller.pending["graph"]["due"] >= t  # the event's refresh is pending, possibly deferred
     dues = [run["due"] for run in poller.of("graph")]
     # never more than 3 refreshes in any hour
-    assert all(later - earlier >= 3600.0 for earlier, later in zip(dues, dues[3:])), dues
+    assert all(later - earlier >= 3600.0 for earlier, later in zip(dues, dues[3:], strict=False)), dues
     assert len(dues) <= 3 * math.ceil((times[-1] - start) / 3600.0 + 1)
     over = refreshes(manager, "meta", "graph", "over_budget")
     scheduled = refreshes(manager, "meta", "graph", "scheduled")

@@ -64,7 +64,7 @@ def active_only_body() -> bytes:
 
 def test_active_only_emits_one_series_per_state_set():
     s = samples(active_only_body().decode())
-    for family, label in STATE_SETS.items():
+    for family in STATE_SETS:
         for phone in ("+1", "+2"):
             mine = [v for (n, ls), v in s.items() if n == family and dict(ls)["phone_number"] == phone]
             assert mine == [1], (family, phone, mine)

@@ -655,7 +655,7 @@ def test_errors_never_leak_secrets(text, files):
         parse(fmt(text, files))
     err = info.value
     rendered = [str(err), repr(err), err.path, err.message, repr(err.args), pickle.dumps(err).decode("latin-1")]
-    for secret in ALL_SECRETS + ("987654321",):
+    for secret in (*ALL_SECRETS, "987654321"):
         for r in rendered:
             assert secret not in r, (secret, r)
     assert "\n" not in str(err)

@@ -309,5 +309,5 @@ def test_bad_bounds_exit_2_one_line_per_problem(tmp_path):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3, result.stderr
-    for key, line in zip(("replay_window", "min_refresh_interval", "meta_refreshes_per_hour"), lines):
+    for key, line in zip(("replay_window", "min_refresh_interval", "meta_refreshes_per_hour"), lines, strict=True):
         assert line.startswith(f"error: webhooks.{key}: "), result.stderr

@@ -189,7 +189,7 @@ def test_unchanged_numbers_reuse_rendered_blocks():
     store.update(snapshot(numbers=numbers))
     before = list(store._rendered["acct"].blocks)
     changed = model.TrackedNumber(model.PhoneNumber("+7", status="FLAGGED"), numbers[7].changes)
-    store.update(snapshot(numbers=numbers[:7] + [changed] + numbers[8:]))
+    store.update(snapshot(numbers=[*numbers[:7], changed, *numbers[8:]]))
     after = store._rendered["acct"].blocks
     reused = [i for i, block in enumerate(after) if block is before[i]]
     assert len(after) == len(before) and len(reused) == len(after) - 1  # only the block holding +7 was rendered again

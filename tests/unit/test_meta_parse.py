@@ -200,7 +200,7 @@ def test_business_use_case_usage_header():
     ],
 )
 def test_usage_headers_garbage(header):
-    for bid, (ratios, regain) in parse.parse_business_use_case_usage(header).items():
+    for ratios, regain in parse.parse_business_use_case_usage(header).values():
         assert all(0 <= v <= 1 for v in ratios.values()) and regain >= 0
     assert all(0 <= v <= 1 for v in parse.parse_app_usage(header).values())
 

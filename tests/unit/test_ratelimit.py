@@ -1,6 +1,7 @@
 """The per-credential budget (an asyncio primitive), on a fake clock: exact, never a window over budget."""
 
 import asyncio
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -59,7 +60,7 @@ def test_calls_are_paced_evenly():
     clock = FakeClock()
     bucket = TokenBucket(10, clock=clock, sleep=clock.sleep, margin=0.0)
     times = take(bucket, clock, 25)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps == pytest.approx([0.1] * 24)
     assert max_in_window(times) == 10
 
@@ -151,7 +152,7 @@ def test_waiters_are_served_first_come_first_served():
     order = []
 
     async def unit(name):
-        for i in range(4):
+        for _ in range(4):
             await bucket.acquire()
             order.append(name)
 
@@ -212,7 +213,7 @@ def test_an_action_limit_inside_the_credential_budget():
     health = [t for t, a in calls if a == "GetWhatsappHealthStatus"]
     assert max_in_window(health) == 5
     assert max_in_window([t for t, _ in calls]) <= 10
-    gaps = [b - a for a, b in zip(health, health[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(health)]
     assert min(gaps) == pytest.approx(1.025 / 5)
 
 
@@ -223,9 +224,9 @@ def test_a_call_that_waits_for_the_credential_does_not_crowd_its_action():
     bucket = TokenBucket(2, action_qps={"health": 1}, clock=clock, sleep=clock.sleep, margin=0.0)
     sent = sent_log(bucket, clock, ["other", "health", "other", "health", "health", "other", "health"])
     health = [t for t, a in sent if a == "health"]
-    assert all(b - a >= 1.0 - 1e-9 for a, b in zip(health, health[1:]))
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(health))
     everything = [t for t, _ in sent]
-    assert all(b - a >= 0.5 - 1e-9 for a, b in zip(everything, everything[1:]))
+    assert all(b - a >= 0.5 - 1e-9 for a, b in itertools.pairwise(everything))
 
 
 @given(plan=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=200))
