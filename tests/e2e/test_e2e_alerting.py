@@ -558,20 +558,30 @@ def query(prometheus: str, expr: str) -> list[dict]:
     return body["data"]["result"]
 
 
+def await_alert(stack, what: str, path: str, alertname: str, status: str = "firing", *, timeout=PAGE_TIMEOUT, **labels):
+    """Wait for the receiver to get ``alertname`` (``status``) at ``path`` with these labels; those alerts."""
+    return wait_for(what, lambda: stack.receiver.find(path, alertname, status, **labels), timeout, stack.diagnostics)
+
+
+def picked(alert: dict, keys) -> dict:
+    return {k: alert["labels"][k] for k in keys}
+
+
 # -- the test ------------------------------------------------------------------------------
 
 
 def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
-    receiver, diagnostics = stack.receiver, stack.diagnostics
+    receiver = stack.receiver
     number_labels = dict(provider=PROVIDER, account=ACCOUNT, job=JOB, team="e2e")
 
-    red = wait_for(
+    red = await_alert(
+        stack,
         "the RED page at the pager receiver",
-        lambda: receiver.find("/page", "WhatsAppNumberQualityRed", "firing", phone_number=RED_NUMBER),
-        PAGE_TIMEOUT,
-        diagnostics,
+        "/page",
+        "WhatsAppNumberQualityRed",
+        phone_number=RED_NUMBER,
     )[0]
-    assert {k: red["labels"][k] for k in (*number_labels, "severity", "quality_rating")} == {
+    assert picked(red, (*number_labels, "severity", "quality_rating")) == {
         **number_labels,
         "severity": "critical",
         "quality_rating": "RED",
@@ -580,13 +590,14 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
     assert f"Number {RED_NUMBER} of account {ACCOUNT} (provider {PROVIDER})" in red["annotations"]["description"]
     assert red["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumberqualityred")
 
-    flagged = wait_for(
+    flagged = await_alert(
+        stack,
         "the FLAGGED page at the pager receiver",
-        lambda: receiver.find("/page", "WhatsAppNumberFlagged", "firing", phone_number=FLAGGED_NUMBER),
-        PAGE_TIMEOUT,
-        diagnostics,
+        "/page",
+        "WhatsAppNumberFlagged",
+        phone_number=FLAGGED_NUMBER,
     )[0]
-    assert {k: flagged["labels"][k] for k in (*number_labels, "severity", "status")} == {
+    assert picked(flagged, (*number_labels, "severity", "status")) == {
         **number_labels,
         "severity": "critical",
         "status": "FLAGGED",
@@ -596,36 +607,44 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
     )
     assert flagged["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumberflagged")
 
-    resolved = wait_for(
+    resolved = await_alert(
+        stack,
         "the FLAGGED page to be resolved after the number is CONNECTED again",
-        lambda: receiver.find("/page", "WhatsAppNumberFlagged", "resolved", phone_number=FLAGGED_NUMBER),
-        RESOLVE_TIMEOUT,
-        diagnostics,
+        "/page",
+        "WhatsAppNumberFlagged",
+        "resolved",
+        phone_number=FLAGGED_NUMBER,
+        timeout=RESOLVE_TIMEOUT,
     )[0]
     assert resolved["labels"] == flagged["labels"]
 
     # Warnings are tickets, never pages.
-    wait_for(
+    await_alert(
+        stack,
         "the YELLOW warning at the ticket receiver",
-        lambda: receiver.find("/ticket", "WhatsAppNumberQualityYellow", "firing", phone_number=RED_NUMBER),
-        10,
-        diagnostics,
+        "/ticket",
+        "WhatsAppNumberQualityYellow",
+        phone_number=RED_NUMBER,
+        timeout=10,
     )
-    wait_for(
+    await_alert(
+        stack,
         "the tier-drop warning at the ticket receiver",
-        lambda: receiver.find("/ticket", "WhatsAppNumberMessagingLimitDropped", "firing", phone_number=RED_NUMBER),
-        10,
-        diagnostics,
+        "/ticket",
+        "WhatsAppNumberMessagingLimitDropped",
+        phone_number=RED_NUMBER,
+        timeout=10,
     )
     pages = receiver.alerts("/page")
     assert {a["labels"]["severity"] for a in pages} == {"critical"}, receiver.summary()
-    blocked = wait_for(
+    blocked = await_alert(
+        stack,
         "the CAMS BLOCKED page (GetWhatsappHealthStatus)",
-        lambda: receiver.find("/page", "WhatsAppNumberBlocked", "firing", phone_number=CAMS_BLOCKED_NUMBER),
-        PAGE_TIMEOUT,
-        diagnostics,
+        "/page",
+        "WhatsAppNumberBlocked",
+        phone_number=CAMS_BLOCKED_NUMBER,
     )[0]
-    assert {k: blocked["labels"][k] for k in (*number_labels, "severity")} == {**number_labels, "severity": "critical"}
+    assert picked(blocked, (*number_labels, "severity")) == {**number_labels, "severity": "critical"}
     assert "141006" in blocked["annotations"]["description"]
     pages = receiver.alerts("/page")
     assert {a["labels"]["alertname"] for a in pages if a["labels"]["provider"] == PROVIDER} == {
@@ -674,14 +693,15 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
 def check_twilio_offline_and_infobip_low_page(stack):
     """A Twilio sender OFFLINE pages through the shared can't-send alert, with its reason; an Infobip LOW
     quality through the shared RED alert. Nothing else of theirs pages."""
-    receiver, diagnostics = stack.receiver, stack.diagnostics
-    offline = wait_for(
+    receiver = stack.receiver
+    offline = await_alert(
+        stack,
         "the Twilio OFFLINE page (WhatsAppNumberCannotSend)",
-        lambda: receiver.find("/page", "WhatsAppNumberCannotSend", "firing", phone_number=TWILIO_OFFLINE_NUMBER),
-        PAGE_TIMEOUT,
-        diagnostics,
+        "/page",
+        "WhatsAppNumberCannotSend",
+        phone_number=TWILIO_OFFLINE_NUMBER,
     )[0]
-    assert {k: offline["labels"][k] for k in ("provider", "account", "job", "severity", "status")} == {
+    assert picked(offline, ("provider", "account", "job", "severity", "status")) == {
         "provider": "twilio",
         "account": TWILIO_ACCOUNT,
         "job": JOB,
@@ -690,13 +710,14 @@ def check_twilio_offline_and_infobip_low_page(stack):
     }
     assert "Reasons: 63020 (Invitation not accepted);" in offline["annotations"]["description"]
     assert offline["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumbercannotsend")
-    low = wait_for(
+    low = await_alert(
+        stack,
         "the Infobip LOW-quality page (WhatsAppNumberQualityRed)",
-        lambda: receiver.find("/page", "WhatsAppNumberQualityRed", "firing", phone_number=INFOBIP_LOW_NUMBER),
-        PAGE_TIMEOUT,
-        diagnostics,
+        "/page",
+        "WhatsAppNumberQualityRed",
+        phone_number=INFOBIP_LOW_NUMBER,
     )[0]
-    assert {k: low["labels"][k] for k in ("provider", "account", "job", "severity", "quality_rating")} == {
+    assert picked(low, ("provider", "account", "job", "severity", "quality_rating")) == {
         "provider": "infobip",
         "account": INFOBIP_ACCOUNT,
         "job": JOB,
@@ -717,30 +738,34 @@ def check_meta_alerts_arrive_by_webhook_long_before_the_next_poll(stack):
     account_update webhooks."""
     receiver, diagnostics = stack.receiver, stack.diagnostics
     meta_labels = dict(provider="meta", account=META_ACCOUNT, job=JOB)
-    disabled = wait_for(
+    disabled = await_alert(
+        stack,
         "the disabled-WABA page, brought by a webhook",
-        lambda: receiver.find("/page", "WhatsAppWabaDisabled", "firing", waba_id=META_DISABLED_WABA),
-        PAGE_TIMEOUT,
-        diagnostics,
+        "/page",
+        "WhatsAppWabaDisabled",
+        waba_id=META_DISABLED_WABA,
     )[0]
-    assert {k: disabled["labels"][k] for k in meta_labels} == meta_labels
+    assert picked(disabled, meta_labels) == meta_labels
     assert disabled["labels"]["severity"] == "critical"
     assert "17 April 2027" in disabled["annotations"]["description"]
-    restricted = wait_for(
+    restricted = await_alert(
+        stack,
         "the restriction ticket, brought by a webhook",
-        lambda: receiver.find(
-            "/ticket", "WhatsAppWabaRestricted", "firing", waba_id=META_RESTRICTED_WABA, restriction_type=RESTRICTION
-        ),
-        PAGE_TIMEOUT,
-        diagnostics,
+        "/ticket",
+        "WhatsAppWabaRestricted",
+        waba_id=META_RESTRICTED_WABA,
+        restriction_type=RESTRICTION,
     )[0]
-    assert {k: restricted["labels"][k] for k in meta_labels} == meta_labels
+    assert picked(restricted, meta_labels) == meta_labels
     assert restricted["labels"]["severity"] == "warning"
-    wait_for(
+    await_alert(
+        stack,
         "the restriction ticket to resolve when the restriction expires",
-        lambda: receiver.find("/ticket", "WhatsAppWabaRestricted", "resolved", waba_id=META_RESTRICTED_WABA),
-        RESOLVE_TIMEOUT,
-        diagnostics,
+        "/ticket",
+        "WhatsAppWabaRestricted",
+        "resolved",
+        waba_id=META_RESTRICTED_WABA,
+        timeout=RESOLVE_TIMEOUT,
     )
     assert not query(stack.prometheus, "whatsapp_waba_restriction_info")
     # The disabled WABA's number is BLOCKED in its health too (the DISABLED_UPDATE made the exporter read it
