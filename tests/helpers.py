@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -261,6 +262,15 @@ def http_exchange(
 
 
 # -- raw sockets --------------------------------------------------------------------------------------------
+
+
+def assert_no_secret_logged(records, secrets) -> None:
+    """No log record, in its message or attributes, holds one of ``secrets``; none is an error with a traceback."""
+    for record in records:
+        text = record.getMessage() + " " + repr(vars(record))
+        for secret in secrets:
+            assert secret not in text, record.getMessage()
+        assert not (record.levelno >= logging.ERROR and record.exc_info), record.getMessage()
 
 
 def free_port() -> int:

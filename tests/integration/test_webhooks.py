@@ -30,7 +30,7 @@ from exporter.webhooks import (
     WebhookManager,
     nxcloud_sign,
 )
-from tests.helpers import active_state, free_port, samples, scrape, value, wait_for
+from tests.helpers import active_state, assert_no_secret_logged, free_port, samples, scrape, value, wait_for
 from tests.integration.test_integration_providers import KAL_SCENARIO, NX_SCENARIO
 from tests.tools import promtool_check_metrics
 
@@ -208,11 +208,7 @@ def snapshot(name: str, provider: str, *numbers: tuple[str, str]) -> AccountSnap
 def no_secret_logged(caplog):
     caplog.set_level(logging.DEBUG, logger="exporter")
     yield caplog
-    for record in caplog.records:
-        text = record.getMessage() + " " + repr(vars(record))
-        for secret in SECRETS:
-            assert secret not in text, record.getMessage()
-        assert not (record.levelno >= logging.ERROR and record.exc_info), record.getMessage()
+    assert_no_secret_logged(caplog.records, SECRETS)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from contextlib import contextmanager
 
 import pytest
 
@@ -21,7 +22,7 @@ from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.webhooks import EVENTS_FAMILY, REFRESHES_FAMILY, ExpiringSet, RefreshGate, WebhookManager
-from tests.helpers import FakeClock, wait_for
+from tests.helpers import FakeClock, assert_no_secret_logged, wait_for
 from tests.integration.test_integration_providers import ENV as PROVIDER_ENV
 from tests.integration.test_integration_providers import META_SCENARIO, meta_account
 from tests.integration.test_webhooks import (
@@ -92,11 +93,7 @@ class ClockedPoller:
 def logs(caplog):
     caplog.set_level(logging.DEBUG, logger="exporter")
     yield caplog
-    for record in caplog.records:
-        text = record.getMessage() + " " + repr(vars(record))
-        for secret in SECRETS:
-            assert secret not in text, record.getMessage()
-        assert not (record.levelno >= logging.ERROR and record.exc_info), record.getMessage()
+    assert_no_secret_logged(caplog.records, SECRETS)
 
 
 @pytest.fixture
@@ -125,6 +122,30 @@ def stack(logs):
         manager.stop()
 
 
+@contextmanager
+def real_meta_stack(emu, interval: str):
+    """The real Poller and WebhookManager on the Meta emulator, after its first poll: (url, poller, manager)."""
+    config = parse_config(
+        "accounts:\n"
+        + meta_account(emu.url)
+        + "    poll_interval: 1h\n"
+        + BOUNDS.format(debounce="0s", interval=interval, window="10m", per_hour=100),
+        env={**PROVIDER_ENV, **ENV},
+    )
+    store = Store()
+    poller = Poller(config, store)
+    webhooks = WebhookManager(poller, store)
+    plan = webhooks.prepare(config)
+    poller.start()
+    plan.commit()
+    try:
+        wait_for(store.ready, "the first poll")
+        yield webhooks.receiver.url, poller, webhooks
+    finally:
+        webhooks.stop()
+        poller.stop()
+
+
 def events(manager, provider, event, result) -> int:
     return manager.metrics.value(EVENTS_FAMILY, provider=provider, event=event, result=result)
 
@@ -140,88 +161,54 @@ def refreshes(manager, provider, account, result) -> int:
 
 def test_a_replayed_signed_meta_event_makes_one_provider_call(logs):
     """Real HTTP, the real Poller, the Meta emulator: the same signed delivery twice reads the number once."""
-    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
-        # no debounce and no minimum interval: without replay protection the replay would be a second read
-        config = parse_config(
-            "accounts:\n"
-            + meta_account(emu.url)
-            + "    poll_interval: 1h\n"
-            + BOUNDS.format(debounce="0s", interval="0s", window="10m", per_hour=100),
-            env={**PROVIDER_ENV, **ENV},
-        )
-        store = Store()
-        poller = Poller(config, store)
-        webhooks = WebhookManager(poller, store)
-        plan = webhooks.prepare(config)
-        poller.start()
-        plan.commit()
-        try:
-            url = webhooks.receiver.url
-            wait_for(store.ready, "the first poll")
+    # no debounce and no minimum interval: without replay protection the replay would be a second read
+    with (
+        MetaEmulator(loads_scenario(META_SCENARIO)) as emu,
+        real_meta_stack(emu, interval="0s") as (url, _poller, webhooks),
+    ):
 
-            def reads(number: str) -> int:
-                return sum(
-                    1
-                    for r in emu.requests
-                    if r.action == "get_phone_number" and (r.phone_number or "").lstrip("+") == number
-                )
-
-            before = reads("15550100002")
-            body = meta_body(waba_id="1022900001", phone="15550100002")
-            assert post_meta(url, body).status_code == 200
-            wait_for(lambda: reads("15550100002") == before + 1, "the read the event asked for")
-            assert post_meta(url, body).status_code == 200  # the same delivery again: answered, not acted on
-            assert events(webhooks, "meta", "unknown", "replayed") == 1
-            assert events(webhooks, "meta", "phone_number_quality_update", "accepted") == 1
-            # a distinct event after it is acted on; once its read is seen, a read for the replay would be too
-            other = reads("15550100001")
-            assert (
-                post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454395)).status_code == 200
+        def reads(number: str) -> int:
+            return sum(
+                1
+                for r in emu.requests
+                if r.action == "get_phone_number" and (r.phone_number or "").lstrip("+") == number
             )
-            wait_for(lambda: reads("15550100001") == other + 1, "the read of the distinct event")
-            assert reads("15550100002") == before + 1
-            assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
-        finally:
-            webhooks.stop()
-            poller.stop()
+
+        before = reads("15550100002")
+        body = meta_body(waba_id="1022900001", phone="15550100002")
+        assert post_meta(url, body).status_code == 200
+        wait_for(lambda: reads("15550100002") == before + 1, "the read the event asked for")
+        assert post_meta(url, body).status_code == 200  # the same delivery again: answered, not acted on
+        assert events(webhooks, "meta", "unknown", "replayed") == 1
+        assert events(webhooks, "meta", "phone_number_quality_update", "accepted") == 1
+        # a distinct event after it is acted on; once its read is seen, a read for the replay would be too
+        other = reads("15550100001")
+        assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454395)).status_code == 200
+        wait_for(lambda: reads("15550100001") == other + 1, "the read of the distinct event")
+        assert reads("15550100002") == before + 1
+        assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
 
 
 def test_the_real_poller_holds_an_event_inside_the_interval_until_its_end(logs):
     """Real Poller and Meta emulator: after one refresh, a distinct event inside min_refresh_interval is pending
     in the poller (scheduled at the interval's end), not read now; later events join it."""
-    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
-        config = parse_config(
-            "accounts:\n"
-            + meta_account(emu.url)
-            + "    poll_interval: 1h\n"
-            + BOUNDS.format(debounce="0s", interval="1h", window="10m", per_hour=100),
-            env={**PROVIDER_ENV, **ENV},
-        )
-        store = Store()
-        poller = Poller(config, store)
-        webhooks = WebhookManager(poller, store)
-        plan = webhooks.prepare(config)
-        poller.start()
-        plan.commit()
-        try:
-            url = webhooks.receiver.url
-            wait_for(store.ready, "the first poll")
-            reads = lambda: sum(1 for r in emu.requests if r.action == "get_phone_number")  # noqa: E731
-            before = reads()
-            assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100002")).status_code == 200
-            wait_for(lambda: reads() == before + 1, "the first event's read")
-            for i in range(5):
-                assert (
-                    post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454400 + i)).status_code
-                    == 200
-                )
-            assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
-            assert refreshes(webhooks, "meta", "meta", "coalesced") == 4
-            assert not poller.request_refresh("meta", 0.0, ["+15550100001"])  # the poller holds one pending
-            assert reads() == before + 1
-        finally:
-            webhooks.stop()
-            poller.stop()
+    with (
+        MetaEmulator(loads_scenario(META_SCENARIO)) as emu,
+        real_meta_stack(emu, interval="1h") as (url, poller, webhooks),
+    ):
+        reads = lambda: sum(1 for r in emu.requests if r.action == "get_phone_number")  # noqa: E731
+        before = reads()
+        assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100002")).status_code == 200
+        wait_for(lambda: reads() == before + 1, "the first event's read")
+        for i in range(5):
+            assert (
+                post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454400 + i)).status_code
+                == 200
+            )
+        assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
+        assert refreshes(webhooks, "meta", "meta", "coalesced") == 4
+        assert not poller.request_refresh("meta", 0.0, ["+15550100001"])  # the poller holds one pending
+        assert reads() == before + 1
 
 
 def test_replays_are_caught_for_every_provider_and_forgotten_after_the_window(stack):
