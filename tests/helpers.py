@@ -89,6 +89,26 @@ def poll_once(config, *accounts: str):
     return store
 
 
+def pollers_fixture(env: dict[str, str]):
+    """A fixture ``make(*account_yaml) -> (Poller, Store)`` on those accounts; every poller made is stopped after."""
+
+    @pytest.fixture
+    def make():
+        made = []
+
+        def build(*accounts: str):
+            store = Store()
+            poller = Poller(parse_config("accounts:\n" + "".join(accounts), env=env), store)
+            made.append(poller)
+            return poller, store
+
+        yield build
+        for poller in made:
+            poller.stop()
+
+    return make
+
+
 def scrape(url: str, path: str = "/metrics", gzip: bool = False) -> httpx.Response:
     headers = {"Accept-Encoding": "gzip" if gzip else "identity"}
     return httpx.get(url + path, headers=headers, timeout=10)

@@ -12,12 +12,9 @@ from emulators.kaleyra import KaleyraEmulator
 from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, loads_scenario
-from exporter.config import parse_config
-from exporter.poller import Poller
-from exporter.store import Store
 from exporter.web import App, HttpServer
 from tests.conftest import SCENARIO as CAMS_SCENARIO
-from tests.helpers import active_state, emulator_fixture, samples, scrape, value
+from tests.helpers import active_state, emulator_fixture, pollers_fixture, samples, scrape, value
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
@@ -142,20 +139,7 @@ meta = emulator_fixture("meta", MetaEmulator, META_SCENARIO)
 cams = emulator_fixture("cams", CamsEmulator, CAMS_SCENARIO)
 
 
-@pytest.fixture
-def make():
-    made = []
-
-    def build(*accounts):
-        config = parse_config("accounts:\n" + "".join(accounts), env=ENV)
-        store = Store()
-        poller = Poller(config, store)
-        made.append(poller)
-        return poller, store
-
-    yield build
-    for poller in made:
-        poller.stop()
+make = pollers_fixture(ENV)
 
 
 def current(store):
