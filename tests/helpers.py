@@ -89,6 +89,10 @@ def poll_once(config, *accounts: str):
     return store
 
 
+#: the family most fault tests read: value(s, REQUEST_ERRORS, account=..., action=..., reason=...)
+REQUEST_ERRORS = "whatsapp_exporter_api_request_errors_total"
+
+
 def pollers_fixture(env: dict[str, str]):
     """A fixture ``make(*account_yaml) -> (Poller, Store)`` on those accounts; every poller made is stopped after."""
 

@@ -13,7 +13,7 @@ from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.ratelimit import TokenBucket
 from exporter.store import Store
-from tests.helpers import SECRETS, active_state, cams_config, poll_once, samples, value, wait_for
+from tests.helpers import REQUEST_ERRORS, SECRETS, active_state, cams_config, poll_once, samples, value, wait_for
 
 M = "whatsapp_phone_number_"
 
@@ -130,16 +130,7 @@ def test_a_faulty_account_stays_visibly_stale_and_recovers(setup, name, fault, r
     assert value(s, "whatsapp_exporter_last_poll_timestamp_seconds", account="shop") > value(
         good, "whatsapp_exporter_last_poll_timestamp_seconds", account="shop"
     )
-    assert (
-        value(
-            s,
-            "whatsapp_exporter_api_request_errors_total",
-            account="shop",
-            action="QueryChatappPhoneNumbers",
-            reason=reason,
-        )
-        >= 1
-    )
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappPhoneNumbers", reason=reason) >= 1
     # the other account is untouched
     assert value(s, "whatsapp_exporter_poll_success", account="other") == 1
     assert {k: v for k, v in s.items() if dict(k[1]).get("account") == "other" and k[0].startswith(M)} == {
@@ -182,16 +173,7 @@ def test_refused_connections(setup):
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
-    assert (
-        value(
-            s,
-            "whatsapp_exporter_api_request_errors_total",
-            account="shop",
-            action="QueryChatappPhoneNumbers",
-            reason="upstream",
-        )
-        >= 1
-    )
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappPhoneNumbers", reason="upstream") >= 1
 
 
 @pytest.mark.parametrize("code,reason", [("SignatureDoesNotMatch", "auth"), ("Ram.PermissionDeny", "permission")])
@@ -228,16 +210,7 @@ def test_transient_errors_are_retried_and_the_budget_holds(setup):
     poll_a_minute_later(clock, poller)
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
-    assert (
-        value(
-            s,
-            "whatsapp_exporter_api_request_errors_total",
-            account="shop",
-            action="QueryChatappPhoneNumbers",
-            reason="upstream",
-        )
-        == 2
-    )
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappPhoneNumbers", reason="upstream") == 2
     assert emulator.max_requests_in_any_second("ak-one") <= 10
 
 
@@ -255,16 +228,7 @@ def test_transport_faults_keep_the_last_good_data(setup_no_retries, name, fault,
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
-    assert (
-        value(
-            s,
-            "whatsapp_exporter_api_request_errors_total",
-            account="shop",
-            action="QueryChatappPhoneNumbers",
-            reason=reason,
-        )
-        >= 1
-    )
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappPhoneNumbers", reason=reason) >= 1
     emulator.clear_faults()
     poll_a_minute_later(clock, poller)
     assert value(current(store), "whatsapp_exporter_poll_success", account="shop") == 1
@@ -317,16 +281,7 @@ def test_a_refused_side_call_does_not_pause_the_account(setup, caplog):
     assert not [r for r in caplog.records if r.getMessage() == "credential refused: polls of this account are paused"]
     s = current(store)
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
-    assert (
-        value(
-            s,
-            "whatsapp_exporter_api_request_errors_total",
-            account="shop",
-            action="QueryChatappBindWaba",
-            reason="permission",
-        )
-        >= 1
-    )
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappBindWaba", reason="permission") >= 1
 
 
 def test_a_number_listed_by_two_spaces_is_kept_once_and_logged_once_per_poll(caplog):

@@ -14,7 +14,17 @@ from emulators.scenario import Fault, generate_fleet
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
-from tests.helpers import SECRETS, active_state, cams_config, make_config, poll_once, samples, scrape, value
+from tests.helpers import (
+    REQUEST_ERRORS,
+    SECRETS,
+    active_state,
+    cams_config,
+    make_config,
+    poll_once,
+    samples,
+    scrape,
+    value,
+)
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
@@ -126,16 +136,7 @@ def test_a_failing_account_keeps_its_last_data_and_leaves_others_alone(stack):
         good, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="other"
     )
     assert active_state(s, M + "status", "status", account="other", phone_number="+4915100000001") == "CONNECTED"
-    assert (
-        value(
-            s,
-            "whatsapp_exporter_api_request_errors_total",
-            account="other",
-            action="QueryChatappPhoneNumbers",
-            reason="upstream",
-        )
-        >= 1
-    )
+    assert value(s, REQUEST_ERRORS, account="other", action="QueryChatappPhoneNumbers", reason="upstream") >= 1
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
 
@@ -166,16 +167,7 @@ def test_errors_are_classified_and_counted(stack_no_retries, fault, reason):
     poller.poll_account("other")
     s = current(server)
     assert value(s, "whatsapp_exporter_poll_success", account="other") == 0
-    assert (
-        value(
-            s,
-            "whatsapp_exporter_api_request_errors_total",
-            account="other",
-            action="QueryChatappPhoneNumbers",
-            reason=reason,
-        )
-        == 1
-    )
+    assert value(s, REQUEST_ERRORS, account="other", action="QueryChatappPhoneNumbers", reason=reason) == 1
 
 
 def test_timeouts_are_classified(emulator):
@@ -199,16 +191,7 @@ def test_throttling_is_retried_with_backoff(stack):
     poller.poll_account("other")
     s = current(server)
     assert value(s, "whatsapp_exporter_poll_success", account="other") == 1
-    assert (
-        value(
-            s,
-            "whatsapp_exporter_api_request_errors_total",
-            account="other",
-            action="QueryChatappPhoneNumbers",
-            reason="throttled",
-        )
-        == 1
-    )
+    assert value(s, REQUEST_ERRORS, account="other", action="QueryChatappPhoneNumbers", reason="throttled") == 1
     assert value(s, "whatsapp_exporter_api_requests_total", account="other", action="QueryChatappPhoneNumbers") == 2
 
 
