@@ -132,6 +132,13 @@ _RAW_CAMS_ACCOUNT = (
     '  credentials: {access_key_id: i, access_key_secret: "${CAMS_SECRET}"}\n  spaces: [{cust_space_id: s}]\n'
 )
 
+
+def secret_file_case(name, secret_file, message):
+    """A BAD_CASES row: the account's secret read from ``secret_file``, refused with ``message``."""
+    credentials = creds(access_key_secret=DEL, access_key_secret_file=secret_file)
+    return (name, doc(account(credentials=credentials)), "accounts[0].credentials.access_key_secret_file", message)
+
+
 BAD_CASES = [
     # --- file level ---
     ("yaml-syntax", "accounts:\n  - name: [unclosed\n", "<config>:3:1", "YAML syntax error"),
@@ -279,53 +286,15 @@ BAD_CASES = [
         "accounts[0].credentials.access_key_secret",
         "contains whitespace",
     ),
-    (
-        "secret-file-missing",
-        doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{MISSING_FILE}"))),
-        "accounts[0].credentials.access_key_secret_file",
-        "cannot read {MISSING_FILE}: No such file or directory",
-    ),
-    (
-        "secret-file-is-dir",
-        doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{DIR}"))),
-        "accounts[0].credentials.access_key_secret_file",
-        "cannot read {DIR}: Is a directory",
-    ),
-    (
-        "secret-file-empty",
-        doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{EMPTY_FILE}"))),
-        "accounts[0].credentials.access_key_secret_file",
-        "is empty",
-    ),
-    (
-        "secret-file-two-lines",
-        doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{SPACED_FILE}"))),
-        "accounts[0].credentials.access_key_secret_file",
-        "contains whitespace",
-    ),
-    (
-        "secret-file-too-big",
-        doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{BIG_FILE}"))),
-        "accounts[0].credentials.access_key_secret_file",
-        "too large",
-    ),
-    (
-        "secret-file-binary",
-        doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{BINARY_FILE}"))),
-        "accounts[0].credentials.access_key_secret_file",
-        "not valid UTF-8",
-    ),
-    (
-        "secret-file-not-string",
-        doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file=["a"]))),
-        "accounts[0].credentials.access_key_secret_file",
-        "must be a file path",
-    ),
-    (
-        "secret-file-unset-env",
-        doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="${NO_SUCH_FILE_VAR}"))),
-        "accounts[0].credentials.access_key_secret_file",
-        "environment variable NO_SUCH_FILE_VAR is not set",
+    secret_file_case("secret-file-missing", "{MISSING_FILE}", "cannot read {MISSING_FILE}: No such file or directory"),
+    secret_file_case("secret-file-is-dir", "{DIR}", "cannot read {DIR}: Is a directory"),
+    secret_file_case("secret-file-empty", "{EMPTY_FILE}", "is empty"),
+    secret_file_case("secret-file-two-lines", "{SPACED_FILE}", "contains whitespace"),
+    secret_file_case("secret-file-too-big", "{BIG_FILE}", "too large"),
+    secret_file_case("secret-file-binary", "{BINARY_FILE}", "not valid UTF-8"),
+    secret_file_case("secret-file-not-string", ["a"], "must be a file path"),
+    secret_file_case(
+        "secret-file-unset-env", "${NO_SUCH_FILE_VAR}", "environment variable NO_SUCH_FILE_VAR is not set"
     ),
     # --- endpoint ---
     (
