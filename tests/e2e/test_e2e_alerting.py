@@ -558,8 +558,9 @@ def query(prometheus: str, expr: str) -> list[dict]:
     return body["data"]["result"]
 
 
-def await_alert(stack, what: str, path: str, alertname: str, status: str = "firing", *, timeout=PAGE_TIMEOUT, **labels):
+def await_alert(stack, path: str, alertname: str, status: str = "firing", *, timeout=PAGE_TIMEOUT, **labels):
     """Wait for the receiver to get ``alertname`` (``status``) at ``path`` with these labels; those alerts."""
+    what = f"{alertname} {status} at {path} with {labels}"
     return wait_for(what, lambda: stack.receiver.find(path, alertname, status, **labels), timeout, stack.diagnostics)
 
 
@@ -574,13 +575,8 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
     receiver = stack.receiver
     number_labels = dict(provider=PROVIDER, account=ACCOUNT, job=JOB, team="e2e")
 
-    red = await_alert(
-        stack,
-        "the RED page at the pager receiver",
-        "/page",
-        "WhatsAppNumberQualityRed",
-        phone_number=RED_NUMBER,
-    )[0]
+    # the RED page at the pager receiver
+    red = await_alert(stack, "/page", "WhatsAppNumberQualityRed", phone_number=RED_NUMBER)[0]
     assert picked(red, (*number_labels, "severity", "quality_rating")) == {
         **number_labels,
         "severity": "critical",
@@ -590,13 +586,8 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
     assert f"Number {RED_NUMBER} of account {ACCOUNT} (provider {PROVIDER})" in red["annotations"]["description"]
     assert red["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumberqualityred")
 
-    flagged = await_alert(
-        stack,
-        "the FLAGGED page at the pager receiver",
-        "/page",
-        "WhatsAppNumberFlagged",
-        phone_number=FLAGGED_NUMBER,
-    )[0]
+    # the FLAGGED page at the pager receiver
+    flagged = await_alert(stack, "/page", "WhatsAppNumberFlagged", phone_number=FLAGGED_NUMBER)[0]
     assert picked(flagged, (*number_labels, "severity", "status")) == {
         **number_labels,
         "severity": "critical",
@@ -607,43 +598,21 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
     )
     assert flagged["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumberflagged")
 
+    # the FLAGGED page to be resolved after the number is CONNECTED again
     resolved = await_alert(
-        stack,
-        "the FLAGGED page to be resolved after the number is CONNECTED again",
-        "/page",
-        "WhatsAppNumberFlagged",
-        "resolved",
-        phone_number=FLAGGED_NUMBER,
-        timeout=RESOLVE_TIMEOUT,
+        stack, "/page", "WhatsAppNumberFlagged", "resolved", phone_number=FLAGGED_NUMBER, timeout=RESOLVE_TIMEOUT
     )[0]
     assert resolved["labels"] == flagged["labels"]
 
     # Warnings are tickets, never pages.
-    await_alert(
-        stack,
-        "the YELLOW warning at the ticket receiver",
-        "/ticket",
-        "WhatsAppNumberQualityYellow",
-        phone_number=RED_NUMBER,
-        timeout=10,
-    )
-    await_alert(
-        stack,
-        "the tier-drop warning at the ticket receiver",
-        "/ticket",
-        "WhatsAppNumberMessagingLimitDropped",
-        phone_number=RED_NUMBER,
-        timeout=10,
-    )
+    # the YELLOW warning at the ticket receiver
+    await_alert(stack, "/ticket", "WhatsAppNumberQualityYellow", phone_number=RED_NUMBER, timeout=10)
+    # the tier-drop warning at the ticket receiver
+    await_alert(stack, "/ticket", "WhatsAppNumberMessagingLimitDropped", phone_number=RED_NUMBER, timeout=10)
     pages = receiver.alerts("/page")
     assert {a["labels"]["severity"] for a in pages} == {"critical"}, receiver.summary()
-    blocked = await_alert(
-        stack,
-        "the CAMS BLOCKED page (GetWhatsappHealthStatus)",
-        "/page",
-        "WhatsAppNumberBlocked",
-        phone_number=CAMS_BLOCKED_NUMBER,
-    )[0]
+    # the CAMS BLOCKED page (GetWhatsappHealthStatus)
+    blocked = await_alert(stack, "/page", "WhatsAppNumberBlocked", phone_number=CAMS_BLOCKED_NUMBER)[0]
     assert picked(blocked, (*number_labels, "severity")) == {**number_labels, "severity": "critical"}
     assert "141006" in blocked["annotations"]["description"]
     pages = receiver.alerts("/page")
@@ -694,13 +663,8 @@ def check_twilio_offline_and_infobip_low_page(stack):
     """A Twilio sender OFFLINE pages through the shared can't-send alert, with its reason; an Infobip LOW
     quality through the shared RED alert. Nothing else of theirs pages."""
     receiver = stack.receiver
-    offline = await_alert(
-        stack,
-        "the Twilio OFFLINE page (WhatsAppNumberCannotSend)",
-        "/page",
-        "WhatsAppNumberCannotSend",
-        phone_number=TWILIO_OFFLINE_NUMBER,
-    )[0]
+    # the Twilio OFFLINE page (WhatsAppNumberCannotSend)
+    offline = await_alert(stack, "/page", "WhatsAppNumberCannotSend", phone_number=TWILIO_OFFLINE_NUMBER)[0]
     assert picked(offline, ("provider", "account", "job", "severity", "status")) == {
         "provider": "twilio",
         "account": TWILIO_ACCOUNT,
@@ -710,13 +674,8 @@ def check_twilio_offline_and_infobip_low_page(stack):
     }
     assert "Reasons: 63020 (Invitation not accepted);" in offline["annotations"]["description"]
     assert offline["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumbercannotsend")
-    low = await_alert(
-        stack,
-        "the Infobip LOW-quality page (WhatsAppNumberQualityRed)",
-        "/page",
-        "WhatsAppNumberQualityRed",
-        phone_number=INFOBIP_LOW_NUMBER,
-    )[0]
+    # the Infobip LOW-quality page (WhatsAppNumberQualityRed)
+    low = await_alert(stack, "/page", "WhatsAppNumberQualityRed", phone_number=INFOBIP_LOW_NUMBER)[0]
     assert picked(low, ("provider", "account", "job", "severity", "quality_rating")) == {
         "provider": "infobip",
         "account": INFOBIP_ACCOUNT,
@@ -738,34 +697,20 @@ def check_meta_alerts_arrive_by_webhook_long_before_the_next_poll(stack):
     account_update webhooks."""
     receiver, diagnostics = stack.receiver, stack.diagnostics
     meta_labels = dict(provider="meta", account=META_ACCOUNT, job=JOB)
-    disabled = await_alert(
-        stack,
-        "the disabled-WABA page, brought by a webhook",
-        "/page",
-        "WhatsAppWabaDisabled",
-        waba_id=META_DISABLED_WABA,
-    )[0]
+    # the disabled-WABA page, brought by a webhook
+    disabled = await_alert(stack, "/page", "WhatsAppWabaDisabled", waba_id=META_DISABLED_WABA)[0]
     assert picked(disabled, meta_labels) == meta_labels
     assert disabled["labels"]["severity"] == "critical"
     assert "17 April 2027" in disabled["annotations"]["description"]
+    # the restriction ticket, brought by a webhook
     restricted = await_alert(
-        stack,
-        "the restriction ticket, brought by a webhook",
-        "/ticket",
-        "WhatsAppWabaRestricted",
-        waba_id=META_RESTRICTED_WABA,
-        restriction_type=RESTRICTION,
+        stack, "/ticket", "WhatsAppWabaRestricted", waba_id=META_RESTRICTED_WABA, restriction_type=RESTRICTION
     )[0]
     assert picked(restricted, meta_labels) == meta_labels
     assert restricted["labels"]["severity"] == "warning"
+    # the restriction ticket to resolve when the restriction expires
     await_alert(
-        stack,
-        "the restriction ticket to resolve when the restriction expires",
-        "/ticket",
-        "WhatsAppWabaRestricted",
-        "resolved",
-        waba_id=META_RESTRICTED_WABA,
-        timeout=RESOLVE_TIMEOUT,
+        stack, "/ticket", "WhatsAppWabaRestricted", "resolved", waba_id=META_RESTRICTED_WABA, timeout=RESOLVE_TIMEOUT
     )
     assert not query(stack.prometheus, "whatsapp_waba_restriction_info")
     # The disabled WABA's number is BLOCKED in its health too (the DISABLED_UPDATE made the exporter read it
