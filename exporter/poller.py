@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -252,9 +253,12 @@ class _Actor:
         self.snapshot = snapshot
         store = self.poller._store
         if len(snapshot.numbers) > OFFLOAD_NUMBERS:
-            # Rendering many numbers is CPU work: a worker thread, so that scrapes keep answering.
+            # Rendering many numbers is CPU work: a worker thread, so that scrapes keep answering; the
+            # new exposition is compressed before it is served, so no scrape waits for its compression.
             # Shielded: once started it lands, and a retirement waits for it (see drain).
-            self.publishing = asyncio.ensure_future(asyncio.to_thread(store.update, snapshot))
+            self.publishing = asyncio.ensure_future(
+                asyncio.to_thread(functools.partial(store.update, snapshot, compress_first=True))
+            )
             await asyncio.shield(self.publishing)
         else:
             store.update(snapshot)

@@ -260,6 +260,7 @@ class Store:
         self._shard = (0, 1)
         self._sections: dict[str, bytes] = {}
         self._changed = threading.Condition(self._lock)
+        self._generation = 0
         self.exposition = Exposition([], 0, clock(), ready=True, gzip_level=gzip_level)
 
     # -- reads (lock-free: the dict values are immutable snapshots) -----------
@@ -285,10 +286,20 @@ class Store:
 
     # -- writes --------------------------------------------------------------
 
-    def update(self, snapshot: AccountSnapshot) -> None:
-        self.update_many([snapshot])
+    def update(self, snapshot: AccountSnapshot, *, compress_first: bool = False) -> None:
+        self.update_many([snapshot], compress_first=compress_first)
 
-    def update_many(self, snapshots: list[AccountSnapshot], remove: tuple[str, ...] = ()) -> None:
+    def update_many(
+        self, snapshots: list[AccountSnapshot], remove: tuple[str, ...] = (), *, compress_first: bool = False
+    ) -> None:
+        """Store and render ``snapshots``, then publish the next exposition.
+
+        ``compress_first`` (callers off the event loop, large publishes): the new
+        exposition's gzip body is compressed before it replaces the served one,
+        outside the lock.  Scrapes keep getting the previous generation, already
+        compressed, instead of the first of them waiting for the compression.
+        A newer generation published meanwhile wins: it holds these snapshots too.
+        """
         with self._lock:
             for name in remove:
                 self._accounts.pop(name, None)
@@ -296,8 +307,15 @@ class Store:
             for snap in snapshots:
                 self._accounts[snap.name] = snap
                 self._rendered[snap.name] = self._render_account(snap, self._rendered.get(snap.name))
-            self._publish()
-            self._changed.notify_all()
+            built = self._publish(swap=not compress_first)
+            if not compress_first:
+                self._changed.notify_all()
+                return
+        built.gzip().result()  # in EXECUTOR; still once per generation
+        with self._lock:
+            if built.generation > self.exposition.generation:
+                self.exposition = built
+                self._changed.notify_all()
 
     def set_options(self, options: ex.RenderOptions) -> None:
         """Change the cardinality options: everything is rendered again."""
@@ -485,7 +503,8 @@ class Store:
             out[14] = f"{ex.A_HEALTH_SWEEP.name}{{{b}}} {ex.fmt(round(snap.health_sweep_duration, 3))}\n"
         return out
 
-    def _publish(self) -> None:
+    def _publish(self, swap: bool = True) -> Exposition:
+        """The next exposition (under the lock), served at once unless ``swap`` is false."""
         rendered = [self._rendered[name] for name in sorted(self._rendered)]
         parts: list[bytes] = []
 
@@ -506,6 +525,8 @@ class Store:
                 add_family(family.name, [[group.plain[i]] for group in groups])
         parts += [self._exporter_state(), self._build_info]
         ready = all(a.poll is not None for a in self._accounts.values())
-        self.exposition = Exposition(
-            parts, self.exposition.generation + 1, self._clock(), ready=ready, gzip_level=self._gzip_level
-        )
+        self._generation += 1  # counts built expositions: one compressed first may be served after a newer one is built
+        built = Exposition(parts, self._generation, self._clock(), ready=ready, gzip_level=self._gzip_level)
+        if swap:
+            self.exposition = built
+        return built

@@ -444,3 +444,62 @@ def test_ready_only_once_the_first_poll_is_in_the_exposition():
     assert store.account("acct").poll is None and not store.ready()
     store.update(snapshot(numbers=[tracked("+1")]))
     assert store.ready() and b'phone_number="+1"' in store.exposition.body
+
+
+def test_compress_first_serves_the_previous_generation_until_the_new_one_is_compressed():
+    """Issue 14: a large publish off the loop is compressed before it is served, so no gzip scrape waits for it."""
+    import threading
+
+    from exporter.store import EXECUTOR
+
+    store = Store()
+    store.update(snapshot(numbers=[tracked(f"+{i}") for i in range(300)]))
+    before = store.exposition
+    gate = threading.Event()
+    held = [EXECUTOR.submit(gate.wait) for _ in range(EXECUTOR._max_workers)]  # the compressors are busy
+    worker = threading.Thread(
+        target=store.update,
+        args=(snapshot(numbers=[tracked(f"+{i}", quality_rating="RED") for i in range(300)]),),
+        kwargs={"compress_first": True},
+    )
+    worker.start()
+    try:
+        assert not store.wait_for_generation(before.generation, timeout=0.3)  # built, not yet compressed
+        assert store.exposition is before and b'quality_rating="RED"' not in store.exposition.body
+    finally:
+        gate.set()
+    worker.join(10)
+    for f in held:
+        f.result(10)
+    served = store.exposition
+    assert served.generation == before.generation + 1
+    assert served.gzip().done()  # compressed before it was served: the first scrape does not wait
+    assert gzip.decompress(served.gzipped) == served.body and b'quality_rating="RED"' in served.body
+
+
+def test_a_newer_generation_is_not_replaced_by_an_older_one_compressed_first():
+    import threading
+
+    from exporter.store import EXECUTOR
+
+    store = Store()
+    store.update(snapshot(name="big", numbers=[tracked(f"+{i}") for i in range(300)]))
+    gate = threading.Event()
+    held = [EXECUTOR.submit(gate.wait) for _ in range(EXECUTOR._max_workers)]
+    worker = threading.Thread(
+        target=store.update,
+        args=(snapshot(name="big", numbers=[tracked(f"+{i}", quality_rating="RED") for i in range(300)]),),
+        kwargs={"compress_first": True},
+    )
+    worker.start()
+    try:
+        assert not store.wait_for_generation(store.exposition.generation, timeout=0.3)
+        store.update(snapshot(name="small", numbers=[tracked("+9999")]))  # on the loop: served at once
+        newer = store.exposition
+    finally:
+        gate.set()
+    worker.join(10)
+    for f in held:
+        f.result(10)
+    assert store.exposition is newer  # the older build, compressed later, does not replace it
+    assert b'quality_rating="RED"' in newer.body and b'phone_number="+9999"' in newer.body
