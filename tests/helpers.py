@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -13,9 +14,8 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-import pytest
-
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulators.scenario import Fault, loads_scenario
@@ -64,14 +64,17 @@ def cams_config(endpoint: str, name: str, access_key_id: str, secret: str, space
     """One Alibaba CAMS account, parsed: ``spaces`` are its cust_space_ids, ``keys`` more account keys
     (``timeout="0.3s"``, ``max_numbers=7``); the secret comes from the environment as a real config's does."""
     extra = "".join(f"    {key}: {value}\n" for key, value in keys.items())
-    return parse_config(f"""
+    return parse_config(
+        f"""
 accounts:
   - name: {name}
     provider: alibaba_cams
     endpoint: {endpoint}
     credentials: {{access_key_id: {access_key_id}, access_key_secret: "${{CAMS_SECRET}}"}}
 {extra}    spaces: [{", ".join(f"{{cust_space_id: {space}}}" for space in spaces)}]
-""", env={"CAMS_SECRET": secret})
+""",
+        env={"CAMS_SECRET": secret},
+    )
 
 
 def poll_once(config, *accounts: str):
@@ -84,6 +87,30 @@ def poll_once(config, *accounts: str):
     finally:
         poller.stop()
     return store
+
+
+#: the family most fault tests read: value(s, REQUEST_ERRORS, account=..., action=..., reason=...)
+REQUEST_ERRORS = "whatsapp_exporter_api_request_errors_total"
+
+
+def pollers_fixture(env: dict[str, str]):
+    """A fixture ``make(*account_yaml) -> (Poller, Store)`` on those accounts; every poller made is stopped after."""
+
+    @pytest.fixture
+    def make():
+        made = []
+
+        def build(*accounts: str):
+            store = Store()
+            poller = Poller(parse_config("accounts:\n" + "".join(accounts), env=env), store)
+            made.append(poller)
+            return poller, store
+
+        yield build
+        for poller in made:
+            poller.stop()
+
+    return make
 
 
 def scrape(url: str, path: str = "/metrics", gzip: bool = False) -> httpx.Response:
@@ -189,8 +216,15 @@ class Resp:
         return f"Resp({self.status}, {self.body[:300]!r})"
 
 
-def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05, *,
-             ignore: tuple[type[BaseException], ...] = (), diagnostics=None):
+def wait_for(
+    predicate,
+    what: str,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    *,
+    ignore: tuple[type[BaseException], ...] = (),
+    diagnostics=None,
+):
     """Wait for a condition and return its truthy value; fail with ``what`` after ``timeout`` seconds.
 
     ``ignore``: exceptions that mean "not yet" (a server not listening yet: ``httpx.TransportError``, ``OSError``);
@@ -207,9 +241,12 @@ def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05
         except ignore as err:
             last_error = err
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}"
-                        + (f" (last error: {last_error!r})" if last_error else "")
-                        + ("\n" + diagnostics() if diagnostics else ""), pytrace=False)
+            pytest.fail(
+                f"timed out after {timeout:g}s waiting for {what}"
+                + (f" (last error: {last_error!r})" if last_error else "")
+                + ("\n" + diagnostics() if diagnostics else ""),
+                pytrace=False,
+            )
         time.sleep(interval)
 
 
@@ -227,8 +264,16 @@ def wait_ready(url: str, what: str = "readiness", timeout: float = 60.0, *, clie
     return wait_for(ready, what, timeout, 0.1, ignore=(httpx.TransportError,))
 
 
-def http_exchange(port: int, method: str, target: str, body: bytes | None = None, headers: dict | None = None, *,
-                  timeout: float = 5.0, answer=Resp):
+def http_exchange(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+    headers: dict | None = None,
+    *,
+    timeout: float = 5.0,
+    answer=Resp,
+):
     """One HTTP request to 127.0.0.1:``port`` with http.client, headers exactly as given; the answer as ``answer``
     (a :class:`Resp` or a provider's subclass of it)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -241,6 +286,15 @@ def http_exchange(port: int, method: str, target: str, body: bytes | None = None
 
 
 # -- raw sockets --------------------------------------------------------------------------------------------
+
+
+def assert_no_secret_logged(records, secrets) -> None:
+    """No log record, in its message or attributes, holds one of ``secrets``; none is an error with a traceback."""
+    for record in records:
+        text = record.getMessage() + " " + repr(vars(record))
+        for secret in secrets:
+            assert secret not in text, record.getMessage()
+        assert not (record.levelno >= logging.ERROR and record.exc_info), record.getMessage()
 
 
 def free_port() -> int:
@@ -258,7 +312,7 @@ def read_until_closed(sock: socket.socket, limit: int = 1 << 20, seconds: float 
     while len(out) < limit and time.monotonic() < deadline:
         try:
             chunk = sock.recv(65536)
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             break
         if not chunk:
             break
@@ -285,8 +339,14 @@ def standalone_emulator(*args: str, banner: str = "listening on http://127.0.0.1
 
     On leaving it is terminated and must exit 0; what it logged (its stderr) is then in ``run.log``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "emulators", *args, "--listen", "127.0.0.1:0"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulators", *args, "--listen", "127.0.0.1:0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     run = SimpleNamespace(port=None, log="")
     try:
         line = proc.stdout.readline()

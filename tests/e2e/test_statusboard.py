@@ -37,18 +37,32 @@ WINDOW = (1400, 1000)
 
 def number(phone: str, status="CONNECTED", quality="GREEN", tier="TIER_1K", name="Shop", changed=(600, 600, 600)):
     return model.TrackedNumber(
-        model.PhoneNumber(phone, status=status, quality_rating=quality, messaging_limit_tier=tier, verified_name=name,
-                          space_id="space-1"),
-        model.ChangeTimes(*(NOW - c for c in changed)))
+        model.PhoneNumber(
+            phone,
+            status=status,
+            quality_rating=quality,
+            messaging_limit_tier=tier,
+            verified_name=name,
+            space_id="space-1",
+        ),
+        model.ChangeTimes(*(NOW - c for c in changed)),
+    )
 
 
 def account(name: str, provider: str, numbers=(), *, success=True, age=30.0, error="", polled=True, interval=60.0):
     poll = None
     if polled:
-        poll = PollResult(success, NOW - 5, 0.2, None if age is None else NOW - age, {"space-1": success},
-                          "" if success else error)
-    return AccountSnapshot(name=name, provider=provider, poll_interval=interval, qps=10,
-                           numbers={n.number.phone_number: n for n in numbers}, poll=poll)
+        poll = PollResult(
+            success, NOW - 5, 0.2, None if age is None else NOW - age, {"space-1": success}, "" if success else error
+        )
+    return AccountSnapshot(
+        name=name,
+        provider=provider,
+        poll_interval=interval,
+        qps=10,
+        numbers={n.number.phone_number: n for n in numbers},
+        poll=poll,
+    )
 
 
 def store_with(*snapshots, options=None) -> Store:
@@ -60,15 +74,29 @@ def store_with(*snapshots, options=None) -> Store:
 @pytest.fixture
 def fleet() -> Store:
     return store_with(
-        account("shop", "alibaba_cams", [
-            number("+8613800000001", quality="RED", changed=(7200, 180, 7200)),
-            number("+8613800000002", status="FLAGGED", quality="YELLOW", tier="TIER_250"),
-            number("+8613800000003", tier="TIER_UNLIMITED", name="Shop Sales"),
-        ]),
-        account("nx-prod", "nxcloud", [number("+6281300000001", status="RATE_LIMITED", name="Nx")],
-                success=False, age=600, error="throttled: Throttling.User (HTTP 429)", interval=60),
-        account("kaleyra-prod", "kaleyra", [number("+919876543210", status="BANNED", quality="UNKNOWN",
-                                                   tier="TIER_NOT_SET", name="Kal")]),
+        account(
+            "shop",
+            "alibaba_cams",
+            [
+                number("+8613800000001", quality="RED", changed=(7200, 180, 7200)),
+                number("+8613800000002", status="FLAGGED", quality="YELLOW", tier="TIER_250"),
+                number("+8613800000003", tier="TIER_UNLIMITED", name="Shop Sales"),
+            ],
+        ),
+        account(
+            "nx-prod",
+            "nxcloud",
+            [number("+6281300000001", status="RATE_LIMITED", name="Nx")],
+            success=False,
+            age=600,
+            error="throttled: Throttling.User (HTTP 429)",
+            interval=60,
+        ),
+        account(
+            "kaleyra-prod",
+            "kaleyra",
+            [number("+919876543210", status="BANNED", quality="UNKNOWN", tier="TIER_NOT_SET", name="Kal")],
+        ),
         account("new-one", "kaleyra", polled=False),
     )
 
@@ -101,7 +129,11 @@ class Board(HTMLParser):
             self._row = {**{k[5:]: v for k, v in a.items() if k.startswith("data-")}, "cells": [], "fields": {}}
             (self.numbers if a["class"] == "number" else self.accounts).append(self._row)
         elif tag == "td" and self._row is not None:
-            self._cell = {"class": a.get("class") or "", "text": "", **{k[5:]: v for k, v in a.items() if k.startswith("data-")}}
+            self._cell = {
+                "class": a.get("class") or "",
+                "text": "",
+                **{k[5:]: v for k, v in a.items() if k.startswith("data-")},
+            }
             self._row["cells"].append(self._cell)
             if "field" in self._cell:
                 self._row["fields"][self._cell["field"]] = self._cell
@@ -148,14 +180,21 @@ def board(store, query=None, **kw) -> tuple[str, Board]:
 
 
 def test_every_number_with_colored_cells_worst_first(fleet):
-    html, b = board(fleet)
+    _html, b = board(fleet)
     rows = b.number_rows()
-    assert set(rows) == {("alibaba_cams", "shop", "+8613800000001"), ("alibaba_cams", "shop", "+8613800000002"),
-                         ("alibaba_cams", "shop", "+8613800000003"), ("nxcloud", "nx-prod", "+6281300000001"),
-                         ("kaleyra", "kaleyra-prod", "+919876543210")}
+    assert set(rows) == {
+        ("alibaba_cams", "shop", "+8613800000001"),
+        ("alibaba_cams", "shop", "+8613800000002"),
+        ("alibaba_cams", "shop", "+8613800000003"),
+        ("nxcloud", "nx-prod", "+6281300000001"),
+        ("kaleyra", "kaleyra-prod", "+919876543210"),
+    }
     red = rows[("alibaba_cams", "shop", "+8613800000001")]["fields"]
-    assert (red["status"]["value"], red["quality_rating"]["value"], red["messaging_limit_tier"]["value"]) == \
-           ("CONNECTED", "RED", "TIER_1K")
+    assert (red["status"]["value"], red["quality_rating"]["value"], red["messaging_limit_tier"]["value"]) == (
+        "CONNECTED",
+        "RED",
+        "TIER_1K",
+    )
     assert "good" in red["status"]["class"] and "bad" in red["quality_rating"]["class"]
     flagged = rows[("alibaba_cams", "shop", "+8613800000002")]["fields"]
     assert "bad" in flagged["status"]["class"] and "warn" in flagged["quality_rating"]["class"]
@@ -169,13 +208,26 @@ def test_every_number_with_colored_cells_worst_first(fleet):
     # Worst first: every row with a red cell comes before the amber-only ones, then the all-green one.
     order = [r["phone"] for r in b.numbers]
     assert order[-1] == "+8613800000003"
-    assert order.index("+6281300000001") > max(order.index(p) for p in ("+8613800000001", "+8613800000002",
-                                                                        "+919876543210"))
-    assert [c["text"] for c in rows[("alibaba_cams", "shop", "+8613800000003")]["cells"][:4]] == \
-           ["alibaba_cams", "shop", "+8613800000003", "Shop Sales"]
+    assert order.index("+6281300000001") > max(
+        order.index(p) for p in ("+8613800000001", "+8613800000002", "+919876543210")
+    )
+    assert [c["text"] for c in rows[("alibaba_cams", "shop", "+8613800000003")]["cells"][:4]] == [
+        "alibaba_cams",
+        "shop",
+        "+8613800000003",
+        "Shop Sales",
+    ]
     # one "Cannot send" tile, whatever the reason (issue 12: no separate BLOCKED tile that overlaps it)
-    assert b.tiles == {"numbers": 5, "Quality RED": 1, "FLAGGED": 1, "Cannot send": 1, "Quality YELLOW": 1,
-                       "RATE_LIMITED": 1, "LIMITED": 0, "failing accounts": 1}
+    assert b.tiles == {
+        "numbers": 5,
+        "Quality RED": 1,
+        "FLAGGED": 1,
+        "Cannot send": 1,
+        "Quality YELLOW": 1,
+        "RATE_LIMITED": 1,
+        "LIMITED": 0,
+        "failing accounts": 1,
+    }
     banned = rows[("kaleyra", "kaleyra-prod", "+919876543210")]["fields"]["can_send_message"]
     assert banned["text"] == "cannot sendstatus BANNED" and "bad" in banned["class"]
     # none of these providers reports Meta's health: the column says so instead of UNKNOWN
@@ -184,26 +236,44 @@ def test_every_number_with_colored_cells_worst_first(fleet):
 
 def test_meta_health_column_and_tiles():
     blocked = model.TrackedNumber(
-        model.PhoneNumber("+15550100001", status="CONNECTED", quality_rating="GREEN", messaging_limit_tier="TIER_10K",
-                          can_send_message="BLOCKED", space_id="space-1",
-                          blocking_errors=(model.BlockingError("PHONE_NUMBER", "1065", "141006", "Blocked."),)),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
+        model.PhoneNumber(
+            "+15550100001",
+            status="CONNECTED",
+            quality_rating="GREEN",
+            messaging_limit_tier="TIER_10K",
+            can_send_message="BLOCKED",
+            space_id="space-1",
+            blocking_errors=(model.BlockingError("PHONE_NUMBER", "1065", "141006", "Blocked."),),
+        ),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
+    )
     limited = model.TrackedNumber(
-        model.PhoneNumber("+15550100002", status="CONNECTED", quality_rating="GREEN", messaging_limit_tier="TIER_10K",
-                          can_send_message="LIMITED", space_id="space-1"),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
-    _, b = board(store_with(account("meta-prod", "meta", [blocked, limited]),
-                            account("shop", "alibaba_cams", [number("+8613800000009")])))
+        model.PhoneNumber(
+            "+15550100002",
+            status="CONNECTED",
+            quality_rating="GREEN",
+            messaging_limit_tier="TIER_10K",
+            can_send_message="LIMITED",
+            space_id="space-1",
+        ),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
+    )
+    _, b = board(
+        store_with(
+            account("meta-prod", "meta", [blocked, limited]),
+            account("shop", "alibaba_cams", [number("+8613800000009")]),
+        )
+    )
     rows = b.number_rows()
     cell = rows[("meta", "meta-prod", "+15550100001")]["fields"]["can_send_message"]
     assert cell["value"] == "BLOCKED" and "bad" in cell["class"] and "error 141006" in cell["text"]
     assert "warn" in rows[("meta", "meta-prod", "+15550100002")]["fields"]["can_send_message"]["class"]
     assert b.tiles["Cannot send"] == 1 and b.tiles["LIMITED"] == 1
-    assert [r["phone"] for r in b.numbers][0] == "+15550100001"  # a BLOCKED number is among the worst
+    assert next(r["phone"] for r in b.numbers) == "+15550100001"  # a BLOCKED number is among the worst
 
 
 def test_changed_ago_and_account_health(fleet):
-    html, b = board(fleet)
+    _html, b = board(fleet)
     red = b.number_rows()[("alibaba_cams", "shop", "+8613800000001")]["fields"]
     assert red["status"]["text"] == "CONNECTEDchanged 2 h 0 min ago"
     assert red["quality_rating"]["text"] == "REDchanged 3 min ago"
@@ -229,8 +299,19 @@ def test_links_to_metrics_and_probes(fleet):
     assert {"/custom/metrics", "/-/healthy", "/-/ready"} <= set(b.links)
 
 
-@pytest.mark.parametrize("seconds,text", [(0, "0 s"), (59, "59 s"), (60, "1 min"), (3599, "59 min"),
-                                          (3600, "1 h 0 min"), (86399, "23 h 59 min"), (90000, "1 d 1 h"), (-5, "0 s")])
+@pytest.mark.parametrize(
+    "seconds,text",
+    [
+        (0, "0 s"),
+        (59, "59 s"),
+        (60, "1 min"),
+        (3599, "59 min"),
+        (3600, "1 h 0 min"),
+        (86399, "23 h 59 min"),
+        (90000, "1 d 1 h"),
+        (-5, "0 s"),
+    ],
+)
 def test_ago(seconds, text):
     assert statusboard.ago(seconds) == text
 
@@ -262,10 +343,20 @@ def test_filters_by_provider_and_account(fleet):
 
 def test_every_value_is_escaped():
     evil = '<script>alert("x")</script>'
-    store = store_with(account('acc"><img src=x onerror=alert(1)>', "alibaba_cams",
-                               [number("+100<b>", name=evil, status="OTHER")], success=False, error=evil))
-    html, b = board(store, {"provider": '"><script>alert(2)</script>', "account": "<svg onload=alert(3)>"},
-                    telemetry_path='/m"><script>alert(4)</script>')
+    store = store_with(
+        account(
+            'acc"><img src=x onerror=alert(1)>',
+            "alibaba_cams",
+            [number("+100<b>", name=evil, status="OTHER")],
+            success=False,
+            error=evil,
+        )
+    )
+    html, b = board(
+        store,
+        {"provider": '"><script>alert(2)</script>', "account": "<svg onload=alert(3)>"},
+        telemetry_path='/m"><script>alert(4)</script>',
+    )
     assert "<script" not in html and "<img" not in html and "<svg" not in html and "+100<b>" not in html
     assert "&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in html  # the unmatched filter, echoed
     html, b = board(store)
@@ -289,8 +380,9 @@ def test_self_contained_no_script_no_external_asset(fleet):
 
 
 def test_verified_name_follows_the_info_labels_option():
-    store = store_with(account("a", "nxcloud", [number("+1", name="Secret Shop")]),
-                       options=RenderOptions(info_labels=("space_id",)))
+    store = store_with(
+        account("a", "nxcloud", [number("+1", name="Secret Shop")]), options=RenderOptions(info_labels=("space_id",))
+    )
     html, b = board(store)
     assert "Secret Shop" not in html and b.numbers[0]["cells"][3]["text"] == "\u2014"
 
@@ -343,8 +435,9 @@ def serve_board(monkeypatch):
                 return original(self)
             app = self.server.app
             params = {k: v[0] for k, v in parse_qs(query).items()}
-            self._send(200, statusboard.render(app.store, app.telemetry_path, time.time(), params),
-                       "text/html; charset=utf-8")
+            self._send(
+                200, statusboard.render(app.store, app.telemetry_path, time.time(), params), "text/html; charset=utf-8"
+            )
 
         monkeypatch.setattr(web.Handler, "_route", route)
 
@@ -384,9 +477,21 @@ def chromium() -> str:
 def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     profile.mkdir()
-    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}", *args]
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
     return result
@@ -401,8 +506,8 @@ def demo_store():
     of two hours, 25 minutes and one minute ago. The last round runs at the
     real time, with one CAMS credential refused, so one account is failing.
     """
-    from exporter.demo import Demo
     from emulators.scenario import Fault
+    from exporter.demo import Demo
     from exporter.poller import Poller
 
     demo = Demo().start()
@@ -438,31 +543,51 @@ def test_board_in_chromium_matches_the_metrics(demo_store, serve_board, tmp_path
     dom = run_chromium(tmp_path, "--dump-dom", server.url + "/").stdout.decode()
     b = Board(dom)
     rows = b.number_rows()
-    info = {(dict(ls)["provider"], dict(ls)["account"], dict(ls)["phone_number"]): dict(ls)
-            for (n, ls), v in s.items() if n == "whatsapp_phone_number_info"}
+    info = {
+        (dict(ls)["provider"], dict(ls)["account"], dict(ls)["phone_number"]): dict(ls)
+        for (n, ls), v in s.items()
+        if n == "whatsapp_phone_number_info"
+    }
     demo_providers = {a.provider for a in store.accounts()}
     assert set(rows) == set(info) and len(rows) == sum(len(a.numbers) for a in store.accounts()) >= 20
     assert {p for p, _, _ in rows} == demo_providers >= {"alibaba_cams", "nxcloud", "kaleyra"}
 
     def active(family: str, label: str, key) -> str:
         provider, account, phone = key
-        (state,) = [dict(ls)[label] for (n, ls), v in s.items() if n == f"whatsapp_phone_number_{family}" and v == 1
-                    and dict(ls)["provider"] == provider and dict(ls)["account"] == account
-                    and dict(ls)["phone_number"] == phone]
+        (state,) = [
+            dict(ls)[label]
+            for (n, ls), v in s.items()
+            if n == f"whatsapp_phone_number_{family}"
+            and v == 1
+            and dict(ls)["provider"] == provider
+            and dict(ls)["account"] == account
+            and dict(ls)["phone_number"] == phone
+        ]
         return state
 
     def changed(family: str, key) -> float:
         provider, account, phone = key
-        (value,) = [v for (n, ls), v in s.items() if n == f"whatsapp_phone_number_{family}_last_change_timestamp_seconds"
-                    and dict(ls)["provider"] == provider and dict(ls)["account"] == account
-                    and dict(ls)["phone_number"] == phone]
+        (value,) = [
+            v
+            for (n, ls), v in s.items()
+            if n == f"whatsapp_phone_number_{family}_last_change_timestamp_seconds"
+            and dict(ls)["provider"] == provider
+            and dict(ls)["account"] == account
+            and dict(ls)["phone_number"] == phone
+        ]
         return value
 
     def business_tier(key, business: str) -> str:
         provider, account, _ = key
-        (state,) = [dict(ls)["tier"] for (n, ls), v in s.items() if n == "whatsapp_business_messaging_limit_tier"
-                    and v == 1 and dict(ls)["provider"] == provider and dict(ls)["account"] == account
-                    and dict(ls)["business_id"] == business]
+        (state,) = [
+            dict(ls)["tier"]
+            for (n, ls), v in s.items()
+            if n == "whatsapp_business_messaging_limit_tier"
+            and v == 1
+            and dict(ls)["provider"] == provider
+            and dict(ls)["account"] == account
+            and dict(ls)["business_id"] == business
+        ]
         return state
 
     classes = set()
@@ -472,12 +597,17 @@ def test_board_in_chromium_matches_the_metrics(demo_store, serve_board, tmp_path
         if "portfolio " in tier["text"]:
             # since October 2025 the limit is the business portfolio's: the board shows that one
             business = tier["text"].split("portfolio ", 1)[1]
-            assert tier["value"] == business_tier(key, business) and tier["text"] == f"{tier['value']}portfolio {business}"
+            assert (
+                tier["value"] == business_tier(key, business) and tier["text"] == f"{tier['value']}portfolio {business}"
+            )
             portfolio += 1
             fields = (("status", "status", "status"), ("quality_rating", "quality_rating", "quality_rating"))
         else:
-            fields = (("status", "status", "status"), ("quality_rating", "quality_rating", "quality_rating"),
-                      ("messaging_limit_tier", "messaging_limit_tier", "tier"))
+            fields = (
+                ("status", "status", "status"),
+                ("quality_rating", "quality_rating", "quality_rating"),
+                ("messaging_limit_tier", "messaging_limit_tier", "tier"),
+            )
         for field, family, label in fields:
             cell = row["fields"][field]
             assert cell["value"] == active(family, label, key), (key, field)
@@ -524,21 +654,42 @@ def test_restrictions_bans_portfolio_limits_and_why_a_number_cannot_send():
     """Issue 12: a restrictions section with time left, ban decisions, the portfolio's tier on its numbers, and one
     Cannot send tile whose reasons are visible."""
     facts = model.WabaFacts(
-        restrictions={("w1", "RESTRICTED_BIZ_INITIATED_MESSAGING"): model.WabaRestriction(
-            "w1", "RESTRICTED_BIZ_INITIATED_MESSAGING", NOW + 5400, "Appeal in Business Support Home")},
-        bans={"w2": model.WabaBan("w2", "DISABLE", 1744848000.0, NOW)})
+        restrictions={
+            ("w1", "RESTRICTED_BIZ_INITIATED_MESSAGING"): model.WabaRestriction(
+                "w1", "RESTRICTED_BIZ_INITIATED_MESSAGING", NOW + 5400, "Appeal in Business Support Home"
+            )
+        },
+        bans={"w2": model.WabaBan("w2", "DISABLE", 1744848000.0, NOW)},
+    )
     portfolio = model.TrackedNumber(
-        model.PhoneNumber("+15550100001", messaging_limit_tier="TIER_2K", limit_scope="business_portfolio",
-                          business_id="b1", waba_id="w1", space_id="w1", can_send_message="AVAILABLE"),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
-    disabled = model.TrackedNumber(model.PhoneNumber("+15550100002", waba_id="w2", space_id="w2"),
-                                   model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
+        model.PhoneNumber(
+            "+15550100001",
+            messaging_limit_tier="TIER_2K",
+            limit_scope="business_portfolio",
+            business_id="b1",
+            waba_id="w1",
+            space_id="w1",
+            can_send_message="AVAILABLE",
+        ),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
+    )
+    disabled = model.TrackedNumber(
+        model.PhoneNumber("+15550100002", waba_id="w2", space_id="w2"), model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60)
+    )
     blocked = model.TrackedNumber(
-        model.PhoneNumber("+8613800000001", can_send_message="BLOCKED", space_id="s", blocking_errors=(
-            model.BlockingError("BUSINESS", "39920000", "141006", "payment method"),)),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
-    meta = dataclasses.replace(account("meta-prod", "meta", [portfolio, disabled]), waba_facts=facts,
-                               businesses={"b1": model.BusinessLimit("b1", "TIER_10K", NOW, "webhook")})
+        model.PhoneNumber(
+            "+8613800000001",
+            can_send_message="BLOCKED",
+            space_id="s",
+            blocking_errors=(model.BlockingError("BUSINESS", "39920000", "141006", "payment method"),),
+        ),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
+    )
+    meta = dataclasses.replace(
+        account("meta-prod", "meta", [portfolio, disabled]),
+        waba_facts=facts,
+        businesses={"b1": model.BusinessLimit("b1", "TIER_10K", NOW, "webhook")},
+    )
     html, b = board(store_with(meta, account("shop", "alibaba_cams", [blocked])))
     assert b.tiles["Cannot send"] == 2
     assert "1 WABA disabled, 1 health BLOCKED" in html
@@ -556,11 +707,22 @@ def test_restrictions_bans_portfolio_limits_and_why_a_number_cannot_send():
 
 def test_twilio_offline_cannot_send_with_its_reason_and_cams_offline_not():
     offline = model.TrackedNumber(
-        model.PhoneNumber("+14155550101", status="OFFLINE", quality_rating="GREEN", messaging_limit_tier="TIER_10K",
-                          space_id="AC1", blocking_errors=(model.BlockingError("PHONE_NUMBER", "XE1", "63020", "x"),)),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60))
-    _, b = board(store_with(account("tw", "twilio", [offline]),
-                            account("shop", "alibaba_cams", [number("+8613800000009", status="OFFLINE")])))
+        model.PhoneNumber(
+            "+14155550101",
+            status="OFFLINE",
+            quality_rating="GREEN",
+            messaging_limit_tier="TIER_10K",
+            space_id="AC1",
+            blocking_errors=(model.BlockingError("PHONE_NUMBER", "XE1", "63020", "x"),),
+        ),
+        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
+    )
+    _, b = board(
+        store_with(
+            account("tw", "twilio", [offline]),
+            account("shop", "alibaba_cams", [number("+8613800000009", status="OFFLINE")]),
+        )
+    )
     rows = b.number_rows()
     cell = rows[("twilio", "tw", "+14155550101")]["fields"]["can_send_message"]
     assert "bad" in cell["class"] and "error 63020" in cell["text"] and cell["reason"] == "status OFFLINE"

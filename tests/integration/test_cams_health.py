@@ -11,16 +11,15 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 
 import pytest
 
-from exporter.config import parse_config
 from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet, loads_scenario
+from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
-from tests.helpers import wait_for, active_state, samples, value
+from tests.helpers import active_state, samples, value, wait_for
 
 HEALTH = "GetWhatsappHealthStatus"
 SECRET = {"SK": "sk-health-SECRET"}
@@ -48,8 +47,9 @@ spaces:
 """
 
 
-def account(endpoint: str, extra: str = "", spaces: str = "[{cust_space_id: cams-shop}]",
-            key: str = "ak-health") -> str:
+def account(
+    endpoint: str, extra: str = "", spaces: str = "[{cust_space_id: cams-shop}]", key: str = "ak-health"
+) -> str:
     return f"""
 accounts:
   - name: shop
@@ -101,12 +101,20 @@ def test_a_number_is_blocked_only_once_its_health_was_read(emulator, make):
     s = current(store)
     blocked = dict(account="shop", phone_number="+8613800000002")
     assert active_state(s, "whatsapp_phone_number_can_send_message", "can_send_message", **blocked) == "BLOCKED"
-    assert active_state(s, "whatsapp_phone_number_can_send_message", "can_send_message",
-                        phone_number="+8613800000001") == "AVAILABLE"
-    assert value(s, "whatsapp_phone_number_blocking_error_info", **blocked, error_code="141006",
-                 entity_type="PHONE_NUMBER") == 1
-    assert active_state(s, "whatsapp_entity_can_send_message", "can_send_message", entity_type="WABA",
-                        entity_id="1001") == "AVAILABLE"
+    assert (
+        active_state(s, "whatsapp_phone_number_can_send_message", "can_send_message", phone_number="+8613800000001")
+        == "AVAILABLE"
+    )
+    assert (
+        value(
+            s, "whatsapp_phone_number_blocking_error_info", **blocked, error_code="141006", entity_type="PHONE_NUMBER"
+        )
+        == 1
+    )
+    assert (
+        active_state(s, "whatsapp_entity_can_send_message", "can_send_message", entity_type="WABA", entity_id="1001")
+        == "AVAILABLE"
+    )
     # two numbers and the WABA node: three reads, within the action's budget
     assert value(s, "whatsapp_exporter_api_requests_total", action=HEALTH) == 3
     assert len(emulator.calls(HEALTH)) == 3
@@ -114,8 +122,10 @@ def test_a_number_is_blocked_only_once_its_health_was_read(emulator, make):
 
     # the next poll keeps the health the sweep read
     poller.poll_account("shop")
-    assert active_state(current(store), "whatsapp_phone_number_can_send_message", "can_send_message",
-                        **blocked) == "BLOCKED"
+    assert (
+        active_state(current(store), "whatsapp_phone_number_can_send_message", "can_send_message", **blocked)
+        == "BLOCKED"
+    )
 
 
 def test_health_sweeps_off(emulator, make):
@@ -130,13 +140,25 @@ def test_health_sweeps_off(emulator, make):
 def test_a_number_a_poll_finds_changed_is_read_before_the_next_sweep(emulator, make):
     poller, store = make(account(emulator.url))
     poller.start()
-    wait_for(lambda: value(current(store), "whatsapp_exporter_health_sweep_duration_seconds", account="shop")
-             is not None, "the first sweep, right after the first poll")
+    wait_for(
+        lambda: value(current(store), "whatsapp_exporter_health_sweep_duration_seconds", account="shop") is not None,
+        "the first sweep, right after the first poll",
+    )
     assert len(emulator.calls(HEALTH)) == 3
     emulator.set_number("cams-shop", "8613800000001", status="RESTRICTED", can_send_message="BLOCKED")
     poller.poll_account("shop")  # sees the status change; the sweep is an hour away
-    wait_for(lambda: active_state(current(store), "whatsapp_phone_number_can_send_message", "can_send_message",
-                                  phone_number="+8613800000001") == "BLOCKED", "the re-read of the changed number")
+    wait_for(
+        lambda: (
+            active_state(
+                current(store),
+                "whatsapp_phone_number_can_send_message",
+                "can_send_message",
+                phone_number="+8613800000001",
+            )
+            == "BLOCKED"
+        ),
+        "the re-read of the changed number",
+    )
     reads = [r for r in emulator.calls(HEALTH) if r.phone_number == "8613800000001"]
     assert len(reads) == 2  # the sweep's, then the re-read of this number only
     assert len(emulator.calls(HEALTH)) == 4
@@ -151,8 +173,9 @@ def per_second(records) -> dict[int, int]:
 
 def test_health_reads_never_exceed_their_own_budget_nor_the_credentials(make):
     """Enough numbers to keep the 5/s health budget busy for seconds, while polls use the rest of the 10/s."""
-    fleet = generate_fleet(spaces=8, numbers_per_space=6, access_key_id="fleet-ak", secret="fleet-secret", qps=10,
-                           seed=3, timelines=False)
+    fleet = generate_fleet(
+        spaces=8, numbers_per_space=6, access_key_id="fleet-ak", secret="fleet-secret", qps=10, seed=3, timelines=False
+    )
     with CamsEmulator(fleet, max_records=100_000) as emu:
         spaces = "[" + ", ".join(f"{{cust_space_id: {s.space_id}}}" for s in fleet.spaces) + "]"
         poller, store = make(account(emu.url, spaces=spaces, key="fleet-ak"), env={"SK": "fleet-secret"})
@@ -181,19 +204,28 @@ def test_health_reads_never_exceed_their_own_budget_nor_the_credentials(make):
     assert all(r.accepted for r in records), [r for r in records if not r.accepted][:3]
     s = current(store)
     assert value(s, "whatsapp_exporter_api_request_errors_total", action=HEALTH, reason="throttled") == 0
-    assert len({dict(k[1])["phone_number"] for k, v in s.items()
-                if k[0] == "whatsapp_phone_number_can_send_message" and v == 1}) == 48
+    assert (
+        len(
+            {
+                dict(k[1])["phone_number"]
+                for k, v in s.items()
+                if k[0] == "whatsapp_phone_number_can_send_message" and v == 1
+            }
+        )
+        == 48
+    )
 
 
 def test_a_sweep_slower_than_its_interval_says_so_once(emulator, make, caplog):
     text = account(emulator.url, "    health_poll_interval: 10s\n    action_qps: {GetWhatsappHealthStatus: 0.2}")
-    poller, store = make(text)
+    poller, _store = make(text)
     poller.poll_account("shop")
     with caplog.at_level(logging.WARNING, logger="exporter"):
         sweep = threading.Thread(target=poller.sweep_health, args=["shop"])
         sweep.start()
-        wait_for(lambda: [r for r in caplog.records if "longer than health_poll_interval" in r.getMessage()],
-                 "the warning")
+        wait_for(
+            lambda: [r for r in caplog.records if "longer than health_poll_interval" in r.getMessage()], "the warning"
+        )
         poller.stop()  # cancels the sweep's wait for its next token
         sweep.join(timeout=10)
         assert not sweep.is_alive()
@@ -207,8 +239,9 @@ def test_a_poll_that_read_its_numbers_before_a_health_read_keeps_the_newer_healt
     the health known before, must not overwrite the newer reading (found as a flaky count under load)."""
     from exporter import merge, model
 
-    old = model.TrackedNumber(model.PhoneNumber("+1", can_send_message="BLOCKED", business_id="b"),
-                              model.ChangeTimes.first_seen(0))
+    old = model.TrackedNumber(
+        model.PhoneNumber("+1", can_send_message="BLOCKED", business_id="b"), model.ChangeTimes.first_seen(0)
+    )
     polled = {"+1": model.PhoneNumber("+1", status="CONNECTED"), "+2": model.PhoneNumber("+2")}
     kept = merge.newer_health({"+1": old}, polled, {"+1": 105.0, "+2": 90.0}, poll_started=100.0)
     assert kept == {"+1": model.PhoneNumber("+1", status="CONNECTED", can_send_message="BLOCKED", business_id="b")}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet
-from tests.helpers import samples, value, cams_config, poll_once
+from tests.helpers import cams_config, poll_once, samples, value
 
 
 def test_max_numbers_cap_drops_with_a_warning(caplog):
     scenario = generate_fleet(spaces=4, numbers_per_space=5, access_key_id="cap-ak", secret="cap-sk", qps=10, seed=3)
     with CamsEmulator(scenario) as emu:
-        config = cams_config(emu.url, "capped", "cap-ak", "cap-sk", [s.cust_space_id for s in scenario.spaces],
-                             max_numbers=7)
+        config = cams_config(
+            emu.url, "capped", "cap-ak", "cap-sk", [s.cust_space_id for s in scenario.spaces], max_numbers=7
+        )
         with caplog.at_level("WARNING"):
             store = poll_once(config, "capped")
     s = samples(store.exposition.body.decode())

@@ -12,15 +12,16 @@ import httpx
 import pytest
 
 from exporter import __version__
-from tests.helpers import samples, free_port, wait_ready
+from tests.helpers import free_port, samples, wait_ready
 from tests.tools import promtool_check_metrics
 
 CMD = [sys.executable, "-m", "exporter"]
 
 
 def run(*args, env=None, timeout=30):
-    return subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*CMD, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 GOOD = """
@@ -90,8 +91,12 @@ def test_bad_listen_address():
 
 def test_demo_serves_changing_metrics_and_stops_cleanly():
     port = free_port()
-    proc = subprocess.Popen([*CMD, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CMD, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, "the demo's readiness", process=proc)
@@ -104,12 +109,18 @@ def test_demo_serves_changing_metrics_and_stops_cleanly():
         # the demo's webhook receiver is on (its counters start at 0) and every provider is in it
         assert any(n == "whatsapp_exporter_webhook_events_total" for (n, _) in s)
         assert {dict(ls)["provider"] for (n, ls) in s if n == "whatsapp_phone_number_info"} == {
-            "alibaba_cams", "nxcloud", "kaleyra", "meta", "twilio", "infobip"}
+            "alibaba_cams",
+            "nxcloud",
+            "kaleyra",
+            "meta",
+            "twilio",
+            "infobip",
+        }
         check = promtool_check_metrics(body)
         assert check.returncode == 0 and not check.stdout and not check.stderr, check
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(r["msg"] == "listening" for r in records)

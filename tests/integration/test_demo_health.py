@@ -18,7 +18,7 @@ from exporter.demo import Demo
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.webhooks import WebhookManager
-from tests.helpers import wait_for, active_state, samples, value
+from tests.helpers import active_state, samples, value, wait_for
 
 AHEAD = 90  # scenario seconds: everything below has happened by then, well within 3 minutes
 
@@ -53,11 +53,18 @@ def test_every_new_health_state_shows_within_three_minutes(demo):
     current = lambda: samples(store.exposition.body.decode())  # noqa: E731
     # Meta's account_update webhooks: a restriction with its expiry ahead, a WABA scheduled for disable, a violation
     wait_for(lambda: value(current(), "whatsapp_waba_violations_total", provider="meta"), "the violation")
-    wait_for(lambda: [k for k, v in current().items() if k[0] == "whatsapp_waba_ban_state" and v == 1
-                      and dict(k[1])["ban_state"] == "SCHEDULE_FOR_DISABLE"], "the WABA scheduled for disable")
-    restriction = wait_for(lambda: [v for k, v in current().items()
-                                    if k[0] == "whatsapp_waba_restriction_expiration_timestamp_seconds"],
-                           "the restriction")
+    wait_for(
+        lambda: [
+            k
+            for k, v in current().items()
+            if k[0] == "whatsapp_waba_ban_state" and v == 1 and dict(k[1])["ban_state"] == "SCHEDULE_FOR_DISABLE"
+        ],
+        "the WABA scheduled for disable",
+    )
+    restriction = wait_for(
+        lambda: [v for k, v in current().items() if k[0] == "whatsapp_waba_restriction_expiration_timestamp_seconds"],
+        "the restriction",
+    )
     assert restriction[0] > time.time()  # a countdown, not a past date
 
     # CAMS: the sweep reads the number that its business's payment method blocks
@@ -66,15 +73,33 @@ def test_every_new_health_state_shows_within_three_minutes(demo):
             poller.poll_account(account.name)
             poller.sweep_health(account.name)
     s = current()
-    blocked = [dict(k[1]) for k, v in s.items() if k[0] == "whatsapp_phone_number_can_send_message" and v == 1
-               and dict(k[1])["provider"] == "alibaba_cams" and dict(k[1])["can_send_message"] == "BLOCKED"]
+    blocked = [
+        dict(k[1])
+        for k, v in s.items()
+        if k[0] == "whatsapp_phone_number_can_send_message"
+        and v == 1
+        and dict(k[1])["provider"] == "alibaba_cams"
+        and dict(k[1])["can_send_message"] == "BLOCKED"
+    ]
     assert blocked, "a CAMS number is BLOCKED"
     phone = blocked[0]["phone_number"]
-    [error] = [dict(k[1]) for k in s if k[0] == "whatsapp_phone_number_blocking_error_info"
-               and dict(k[1])["phone_number"] == phone]
+    [error] = [
+        dict(k[1])
+        for k in s
+        if k[0] == "whatsapp_phone_number_blocking_error_info" and dict(k[1])["phone_number"] == phone
+    ]
     assert (error["error_code"], error["entity_type"]) == ("141006", "BUSINESS")  # the payment method
-    assert active_state(s, "whatsapp_entity_can_send_message", "can_send_message", provider="alibaba_cams",
-                        entity_type="BUSINESS", entity_id=error["entity_id"]) == "BLOCKED"
+    assert (
+        active_state(
+            s,
+            "whatsapp_entity_can_send_message",
+            "can_send_message",
+            provider="alibaba_cams",
+            entity_type="BUSINESS",
+            entity_id=error["entity_id"],
+        )
+        == "BLOCKED"
+    )
 
     # ... and the status board shows them: the blocked CAMS number among the numbers that cannot send, and the
     # restriction and the scheduled ban in their own section

@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,76 +26,221 @@ from hypothesis import strategies as st
 from emulators import cams
 from emulators.cams import CamsEmulator
 from emulators.scenario import Fault, generate_fleet, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults, http_exchange
+from tests.helpers import (
+    FakeClock,
+    check_transport_faults,
+    emulator_fixtures,
+    http_exchange,
+    raw_exchange,
+    standalone_emulator,
+)
+from tests.helpers import Resp as BaseResp
 
 REFERENCE = Path("/work/shared/reference")
-VECTORS = json.loads((REFERENCE / "signing-vectors.json").read_text()) if (REFERENCE / "signing-vectors.json").exists() else None
-CAPTURES = ([json.loads(line) for line in (REFERENCE / "sdk-captured-requests.jsonl").read_text().splitlines() if line]
-            if (REFERENCE / "sdk-captured-requests.jsonl").exists() else None)
+VECTORS = (
+    json.loads((REFERENCE / "signing-vectors.json").read_text())
+    if (REFERENCE / "signing-vectors.json").exists()
+    else None
+)
+CAPTURES = (
+    [json.loads(line) for line in (REFERENCE / "sdk-captured-requests.jsonl").read_text().splitlines() if line]
+    if (REFERENCE / "sdk-captured-requests.jsonl").exists()
+    else None
+)
 
 # Copies of the reference vectors, so the tests still run where /work/shared is absent.
 _FALLBACK_VECTORS = {
     "alibaba_v3_acs3_hmac_sha256": [
-        {"name": "ECS RunInstances", "method": "POST", "path": "/",
-         "query": {"ImageId": "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd", "RegionId": "cn-shanghai"},
-         "headers": {"host": "ecs.cn-shanghai.aliyuncs.com", "x-acs-action": "RunInstances",
-                     "x-acs-version": "2014-05-26", "x-acs-date": "2023-10-26T09:01:01Z",
-                     "x-acs-signature-nonce": "d410180a5abf7fe235dd9b74aca91fc0"},
-         "body": "", "access_key_id": "YourAccessKeyId", "access_key_secret": "YourAccessKeySecret",
-         "signed_headers": "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version",
-         "expected_signature": "e521358f7776c97df52e6b2891a8bc73026794a071b50c3323388c4e0df64804"},
-        {"name": "CAMS QueryChatappPhoneNumbers", "method": "POST", "path": "/",
-         "query": {"CustSpaceId": "cams-abc123", "Status": "CONNECTED"},
-         "headers": {"host": "cams.ap-southeast-1.aliyuncs.com", "x-acs-action": "QueryChatappPhoneNumbers",
-                     "x-acs-version": "2020-06-06", "x-acs-date": "2025-01-01T00:00:00Z",
-                     "x-acs-signature-nonce": "0123456789abcdef0123456789abcdef"},
-         "body": "", "access_key_id": "testid", "access_key_secret": "testsecret",
-         "signed_headers": "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version",
-         "expected_string_to_sign": "ACS3-HMAC-SHA256\nf365f6d585f4b91cb95a6281d1377fd4b1dba1afecb726917df3f29aa59563e6",
-         "expected_authorization": "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host;x-acs-action;"
-                                   "x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,"
-                                   "Signature=a9933f8f148c7dae6d17d9bc4beb37fa098eb484a4bdefe640499cc33f95adef"},
+        {
+            "name": "ECS RunInstances",
+            "method": "POST",
+            "path": "/",
+            "query": {"ImageId": "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd", "RegionId": "cn-shanghai"},
+            "headers": {
+                "host": "ecs.cn-shanghai.aliyuncs.com",
+                "x-acs-action": "RunInstances",
+                "x-acs-version": "2014-05-26",
+                "x-acs-date": "2023-10-26T09:01:01Z",
+                "x-acs-signature-nonce": "d410180a5abf7fe235dd9b74aca91fc0",
+            },
+            "body": "",
+            "access_key_id": "YourAccessKeyId",
+            "access_key_secret": "YourAccessKeySecret",
+            "signed_headers": ("host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version"),
+            "expected_signature": "e521358f7776c97df52e6b2891a8bc73026794a071b50c3323388c4e0df64804",
+        },
+        {
+            "name": "CAMS QueryChatappPhoneNumbers",
+            "method": "POST",
+            "path": "/",
+            "query": {"CustSpaceId": "cams-abc123", "Status": "CONNECTED"},
+            "headers": {
+                "host": "cams.ap-southeast-1.aliyuncs.com",
+                "x-acs-action": "QueryChatappPhoneNumbers",
+                "x-acs-version": "2020-06-06",
+                "x-acs-date": "2025-01-01T00:00:00Z",
+                "x-acs-signature-nonce": "0123456789abcdef0123456789abcdef",
+            },
+            "body": "",
+            "access_key_id": "testid",
+            "access_key_secret": "testsecret",
+            "signed_headers": ("host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version"),
+            "expected_string_to_sign": (
+                "ACS3-HMAC-SHA256\nf365f6d585f4b91cb95a6281d1377fd4b1dba1afecb726917df3f29aa59563e6"
+            ),
+            "expected_authorization": "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host;x-acs-action;"
+            "x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,"
+            "Signature=a9933f8f148c7dae6d17d9bc4beb37fa098eb484a4bdefe640499cc33f95adef",
+        },
     ],
     "alibaba_v2_rpc_hmac_sha1": [
-        {"name": "ECS DescribeRegions", "method": "GET",
-         "params": {"TimeStamp": "2016-02-23T12:46:24Z", "Format": "XML", "AccessKeyId": "testid",
-                    "Action": "DescribeRegions", "SignatureMethod": "HMAC-SHA1",
-                    "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf", "Version": "2014-05-26",
-                    "SignatureVersion": "1.0"},
-         "access_key_secret": "testsecret", "expected_signature": "CT9X0VtwR86fNWSnsc6v8YGOjuE="},
-        {"name": "CAMS QueryChatappPhoneNumbers", "method": "POST",
-         "params": {"Action": "QueryChatappPhoneNumbers", "Format": "JSON", "Version": "2020-06-06",
-                    "AccessKeyId": "testid", "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
-                    "SignatureNonce": "0123456789abcdef0123456789abcdef", "Timestamp": "2025-01-01T00:00:00Z",
-                    "CustSpaceId": "cams-abc123", "Status": "CONNECTED"},
-         "access_key_secret": "testsecret", "expected_signature": "zoQP3pSFrUXcJzZmyiSWft2beTw="},
+        {
+            "name": "ECS DescribeRegions",
+            "method": "GET",
+            "params": {
+                "TimeStamp": "2016-02-23T12:46:24Z",
+                "Format": "XML",
+                "AccessKeyId": "testid",
+                "Action": "DescribeRegions",
+                "SignatureMethod": "HMAC-SHA1",
+                "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+                "Version": "2014-05-26",
+                "SignatureVersion": "1.0",
+            },
+            "access_key_secret": "testsecret",
+            "expected_signature": "CT9X0VtwR86fNWSnsc6v8YGOjuE=",
+        },
+        {
+            "name": "CAMS QueryChatappPhoneNumbers",
+            "method": "POST",
+            "params": {
+                "Action": "QueryChatappPhoneNumbers",
+                "Format": "JSON",
+                "Version": "2020-06-06",
+                "AccessKeyId": "testid",
+                "SignatureMethod": "HMAC-SHA1",
+                "SignatureVersion": "1.0",
+                "SignatureNonce": "0123456789abcdef0123456789abcdef",
+                "Timestamp": "2025-01-01T00:00:00Z",
+                "CustSpaceId": "cams-abc123",
+                "Status": "CONNECTED",
+            },
+            "access_key_secret": "testsecret",
+            "expected_signature": "zoQP3pSFrUXcJzZmyiSWft2beTw=",
+        },
     ],
 }
 VECTORS = VECTORS or _FALLBACK_VECTORS
 
 # Requests the official Python SDK sent to 127.0.0.1:18777 (AK testid / SK testsecret), in compact form:
 # (path, x-acs-action, x-acs-date, x-acs-signature-nonce, Authorization); V2 rows carry everything in the path.
+# the Authorization header the SDK sends, up to the signature (every V3 row below signs the same header set)
+_SDK_V3_AUTH = (
+    "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;"
+    "x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature="
+)
 _CAPTURE_ROWS = [
-    ('/?CustSpaceId=cams-abc123&Status=CONNECTED', 'QueryChatappPhoneNumbers', '2026-11-22T00:47:56Z', '354c12d5b6f433a6b019265f5aa5e52f', 'ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=a01b12d730c4b34eca9a3823330f1e82b02174ca14800c6243025d2241bb51f4'),
-    ('/?CustSpaceId=cams-abc123&PhoneNumber=8613800000000', 'GetPhoneNumberVerificationStatus', '2026-11-22T00:47:56Z', 'aafc0dc07dfa1486cf5507f6647a32ac', 'ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=d171ccc16860417c3a2c7226afb449c27483958a3bce7c600513a1580d07f416'),
-    ('/?Action=QueryChatappPhoneNumbers&Format=json&Version=2020-06-06&Timestamp=2026-11-22T00%3A47%3A56Z&SignatureNonce=e173c0aedbe25033bb324d15da229c54&CustSpaceId=cams-abc123&Status=CONNECTED&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid&Signature=gXABVynl7uULxLxegxfAG0M45eg%3D', 'QueryChatappPhoneNumbers', None, None, None),
-    ('/?Action=GetPhoneNumberVerificationStatus&Format=json&Version=2020-06-06&Timestamp=2026-11-22T00%3A47%3A56Z&SignatureNonce=a150081c68f046c20af1686daf3525a2&CustSpaceId=cams-abc123&PhoneNumber=8613800000000&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid&Signature=11MFz71885mxEV7dlueUOTI0kRA%3D', 'GetPhoneNumberVerificationStatus', None, None, None),
-    ('/?CustSpaceId=THROTTLE', 'QueryChatappPhoneNumbers', '2026-11-22T00:49:22Z', '8129260ef1058141107c2c2abb8b92d9', 'ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=372c44d893302158e15e4e2928e2939897d42b82f57a5b5248f1d8568b8cc731'),
-    ('/?CustSpaceId=cams-abc&Page=%7B%22Index%22%3A1%2C%22Size%22%3A20%7D', 'ListChatappTemplate', '2026-11-22T00:49:29Z', '465afc3322721e4b63266b7dceb754ea', 'ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=c5191a349f2157c572e7ffe7d81bbfd676be7427318b21874655d5bf0f11c482'),
-    ('/?CustSpaceId=cams-abc&End=1758902399000&Granularity=DAILY&PhoneNumber=8613800000000&Start=1756742399000', 'GetChatappPhoneNumberMetric', '2026-11-22T00:49:29Z', 'a9102c5a56fae5a48e41677a630724b2', 'ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=353ed7a61dfee7a2678f5639f7c45d7743923a18bb4127ee55594504bb31f6ea'),
-    ('/?CustSpaceId=cams-abc&NodeType=phone&PhoneNumber=8613800000000', 'GetWhatsappHealthStatus', '2026-11-22T00:49:29Z', '5ddc00d25e7e817bff55285c48dcfaa8', 'ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=c20fc964fe01c5d69c82304cab33e6c269a0b2ade1fa3082a70332b1fc94c326'),
-    ('/?CustSpaceId=cams-abc', 'QueryChatappBindWaba', '2026-11-22T00:49:29Z', '68de6cdef16b8f0ee8822092f2715e78', 'ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=c3f2081ff8ef84ec37be04a0b413e124410c67322c40f7f17a55ef8b1d7897b5'),
-    ('/?CustSpaceId=cams-abc&IsvCode=x+y%2Bz%2F%C3%A9&Status=CONNECTED', 'QueryChatappPhoneNumbers', '2026-11-22T00:49:29Z', 'd326ab9e3308a70fe6bef4bf10a49e1a', 'ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=71b595d09fc13acee78cfa2dc7f6459f3689501ce7370adb55f483bfab8ff0df'),
+    (
+        "/?CustSpaceId=cams-abc123&Status=CONNECTED",
+        "QueryChatappPhoneNumbers",
+        "2026-11-22T00:47:56Z",
+        "354c12d5b6f433a6b019265f5aa5e52f",
+        _SDK_V3_AUTH + "a01b12d730c4b34eca9a3823330f1e82b02174ca14800c6243025d2241bb51f4",
+    ),
+    (
+        "/?CustSpaceId=cams-abc123&PhoneNumber=8613800000000",
+        "GetPhoneNumberVerificationStatus",
+        "2026-11-22T00:47:56Z",
+        "aafc0dc07dfa1486cf5507f6647a32ac",
+        _SDK_V3_AUTH + "d171ccc16860417c3a2c7226afb449c27483958a3bce7c600513a1580d07f416",
+    ),
+    (
+        (
+            "/?Action=QueryChatappPhoneNumbers&Format=json&Version=2020-06-06"
+            "&Timestamp=2026-11-22T00%3A47%3A56Z&SignatureNonce=e173c0aedbe25033bb324d15da229c54"
+            "&CustSpaceId=cams-abc123&Status=CONNECTED"
+            "&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid"
+            "&Signature=gXABVynl7uULxLxegxfAG0M45eg%3D"
+        ),
+        "QueryChatappPhoneNumbers",
+        None,
+        None,
+        None,
+    ),
+    (
+        (
+            "/?Action=GetPhoneNumberVerificationStatus&Format=json&Version=2020-06-06"
+            "&Timestamp=2026-11-22T00%3A47%3A56Z&SignatureNonce=a150081c68f046c20af1686daf3525a2"
+            "&CustSpaceId=cams-abc123&PhoneNumber=8613800000000"
+            "&SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid"
+            "&Signature=11MFz71885mxEV7dlueUOTI0kRA%3D"
+        ),
+        "GetPhoneNumberVerificationStatus",
+        None,
+        None,
+        None,
+    ),
+    (
+        "/?CustSpaceId=THROTTLE",
+        "QueryChatappPhoneNumbers",
+        "2026-11-22T00:49:22Z",
+        "8129260ef1058141107c2c2abb8b92d9",
+        _SDK_V3_AUTH + "372c44d893302158e15e4e2928e2939897d42b82f57a5b5248f1d8568b8cc731",
+    ),
+    (
+        "/?CustSpaceId=cams-abc&Page=%7B%22Index%22%3A1%2C%22Size%22%3A20%7D",
+        "ListChatappTemplate",
+        "2026-11-22T00:49:29Z",
+        "465afc3322721e4b63266b7dceb754ea",
+        _SDK_V3_AUTH + "c5191a349f2157c572e7ffe7d81bbfd676be7427318b21874655d5bf0f11c482",
+    ),
+    (
+        "/?CustSpaceId=cams-abc&End=1758902399000&Granularity=DAILY&PhoneNumber=8613800000000&Start=1756742399000",
+        "GetChatappPhoneNumberMetric",
+        "2026-11-22T00:49:29Z",
+        "a9102c5a56fae5a48e41677a630724b2",
+        _SDK_V3_AUTH + "353ed7a61dfee7a2678f5639f7c45d7743923a18bb4127ee55594504bb31f6ea",
+    ),
+    (
+        "/?CustSpaceId=cams-abc&NodeType=phone&PhoneNumber=8613800000000",
+        "GetWhatsappHealthStatus",
+        "2026-11-22T00:49:29Z",
+        "5ddc00d25e7e817bff55285c48dcfaa8",
+        _SDK_V3_AUTH + "c20fc964fe01c5d69c82304cab33e6c269a0b2ade1fa3082a70332b1fc94c326",
+    ),
+    (
+        "/?CustSpaceId=cams-abc",
+        "QueryChatappBindWaba",
+        "2026-11-22T00:49:29Z",
+        "68de6cdef16b8f0ee8822092f2715e78",
+        _SDK_V3_AUTH + "c3f2081ff8ef84ec37be04a0b413e124410c67322c40f7f17a55ef8b1d7897b5",
+    ),
+    (
+        "/?CustSpaceId=cams-abc&IsvCode=x+y%2Bz%2F%C3%A9&Status=CONNECTED",
+        "QueryChatappPhoneNumbers",
+        "2026-11-22T00:49:29Z",
+        "d326ab9e3308a70fe6bef4bf10a49e1a",
+        _SDK_V3_AUTH + "71b595d09fc13acee78cfa2dc7f6459f3689501ce7370adb55f483bfab8ff0df",
+    ),
 ]
 
 
 def _rebuild_capture(path, action, date, nonce, authorization):
     ua = "AlibabaCloud (Linux; x86_64) Python/3.11.7 Core/0.4.3 TeaDSL/2"
-    headers = [["Accept-Encoding", "identity"], ["host", "127.0.0.1:18777"], ["x-acs-version", "2020-06-06"],
-               ["x-acs-action", action], ["user-agent", ua]]
+    headers = [
+        ["Accept-Encoding", "identity"],
+        ["host", "127.0.0.1:18777"],
+        ["x-acs-version", "2020-06-06"],
+        ["x-acs-action", action],
+        ["user-agent", ua],
+    ]
     if authorization:
-        headers += [["x-acs-date", date], ["x-acs-signature-nonce", nonce], ["accept", "application/json"],
-                    ["x-acs-content-sha256", hashlib.sha256(b"").hexdigest()]]
+        headers += [
+            ["x-acs-date", date],
+            ["x-acs-signature-nonce", nonce],
+            ["accept", "application/json"],
+            ["x-acs-content-sha256", hashlib.sha256(b"").hexdigest()],
+        ]
     headers.append(["x-acs-credentials-provider", "static_ak"])
     if authorization:
         headers.append(["Authorization", authorization])
@@ -116,7 +261,7 @@ def pct(text: str) -> str:
         if byte < 128 and (ch.isalnum() or ch in "-_.~"):
             out.append(ch)
         else:
-            out.append("%{:02X}".format(byte))
+            out.append(f"%{byte:02X}")
     return "".join(out)
 
 
@@ -124,13 +269,24 @@ def query_string(params: dict[str, str]) -> str:
     return "&".join(pct(k) + "=" + pct(params[k]) for k in sorted(params))
 
 
-def sign_v3(*, method: str, host: str, query: dict[str, str], headers: dict[str, str], secret: str,
-            body: bytes = b"", signed: list[str] | None = None) -> tuple[str, str]:
+def sign_v3(
+    *,
+    method: str,
+    host: str,
+    query: dict[str, str],
+    headers: dict[str, str],
+    secret: str,
+    body: bytes = b"",
+    signed: list[str] | None = None,
+) -> tuple[str, str]:
     """Returns (signed header names, hex signature); ``headers`` must already hold the x-acs-* set."""
     low = {k.lower(): v for k, v in headers.items()}
     low["host"] = host
-    names = sorted(signed if signed is not None else [k for k in low if k == "host" or k.startswith("x-acs-")
-                                                      or k == "content-type"])
+    names = sorted(
+        signed
+        if signed is not None
+        else [k for k in low if k == "host" or k.startswith("x-acs-") or k == "content-type"]
+    )
     canonical_headers = "".join(n + ":" + low.get(n, "").strip() + "\n" for n in names)
     payload = hashlib.sha256(body).hexdigest()
     request = "\n".join([method, "/", query_string(query), canonical_headers, ";".join(names), payload])
@@ -144,7 +300,7 @@ def sign_v2(method: str, params: dict[str, str], secret: str) -> str:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Resp(BaseResp):
@@ -165,7 +321,9 @@ def _nonce() -> str:
 
 
 class Client:
-    def __init__(self, emu: CamsEmulator, ak: str = "testid", secret: str = "testsecret", clock: FakeClock | None = None):
+    def __init__(
+        self, emu: CamsEmulator, ak: str = "testid", secret: str = "testsecret", clock: FakeClock | None = None
+    ):
         self.emu, self.ak, self.secret, self.clock = emu, ak, secret, clock
         self.host = f"127.0.0.1:{emu.port}"
 
@@ -173,36 +331,83 @@ class Client:
         return self.clock.t if self.clock else time.time()
 
     def send(self, method: str, target: str, headers: dict[str, str], body: bytes = b"", timeout: float = 5) -> Resp:
-        return http_exchange(self.emu.port, method, target, body, {"Host": self.host, **headers}, timeout=timeout,
-                             answer=Resp)
+        return http_exchange(
+            self.emu.port, method, target, body, {"Host": self.host, **headers}, timeout=timeout, answer=Resp
+        )
 
-    def v3(self, action: str, params: dict[str, str] | None = None, *, method: str = "POST", ak: str | None = None,
-           secret: str | None = None, date: str | None = None, nonce: str | None = None, version: str = "2020-06-06",
-           form: dict[str, str] | None = None, tamper=None, signed: list[str] | None = None,
-           extra_headers: dict[str, str] | None = None, authorization: str | None = None) -> Resp:
+    def v3(
+        self,
+        action: str,
+        params: dict[str, str] | None = None,
+        *,
+        method: str = "POST",
+        ak: str | None = None,
+        secret: str | None = None,
+        date: str | None = None,
+        nonce: str | None = None,
+        version: str = "2020-06-06",
+        form: dict[str, str] | None = None,
+        tamper=None,
+        signed: list[str] | None = None,
+        extra_headers: dict[str, str] | None = None,
+        authorization: str | None = None,
+    ) -> Resp:
         params = dict(params or {})
         body = query_string(form).encode() if form else b""
-        headers = {"x-acs-action": action, "x-acs-version": version, "x-acs-date": date or iso(self.now()),
-                   "x-acs-signature-nonce": nonce or _nonce(),
-                   "x-acs-content-sha256": hashlib.sha256(body).hexdigest(), "accept": "application/json"}
+        headers = {
+            "x-acs-action": action,
+            "x-acs-version": version,
+            "x-acs-date": date or iso(self.now()),
+            "x-acs-signature-nonce": nonce or _nonce(),
+            "x-acs-content-sha256": hashlib.sha256(body).hexdigest(),
+            "accept": "application/json",
+        }
         if form:
             headers["content-type"] = "application/x-www-form-urlencoded"
         headers.update(extra_headers or {})
-        names, sig = sign_v3(method=method, host=self.host, query=params, headers=headers,
-                             secret=secret or self.secret, body=body, signed=signed)
-        headers["Authorization"] = authorization if authorization is not None else \
-            f"ACS3-HMAC-SHA256 Credential={ak or self.ak},SignedHeaders={names},Signature={sig}"
+        names, sig = sign_v3(
+            method=method,
+            host=self.host,
+            query=params,
+            headers=headers,
+            secret=secret or self.secret,
+            body=body,
+            signed=signed,
+        )
+        headers["Authorization"] = (
+            authorization
+            if authorization is not None
+            else f"ACS3-HMAC-SHA256 Credential={ak or self.ak},SignedHeaders={names},Signature={sig}"
+        )
         if tamper:
             tamper(headers)
         target = "/?" + query_string(params) if params else "/"
         return self.send(method, target, headers, body)
 
-    def v2(self, action: str, params: dict[str, str] | None = None, *, method: str = "POST", ak: str | None = None,
-           secret: str | None = None, timestamp: str | None = None, nonce: str | None = None,
-           fmt: str | None = "JSON", overrides: dict[str, str | None] | None = None, in_body: bool = False) -> Resp:
-        full = {"Action": action, "Version": "2020-06-06", "AccessKeyId": ak or self.ak,
-                "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "SignatureNonce": nonce or _nonce(),
-                "Timestamp": timestamp or iso(self.now()), **(params or {})}
+    def v2(
+        self,
+        action: str,
+        params: dict[str, str] | None = None,
+        *,
+        method: str = "POST",
+        ak: str | None = None,
+        secret: str | None = None,
+        timestamp: str | None = None,
+        nonce: str | None = None,
+        fmt: str | None = "JSON",
+        overrides: dict[str, str | None] | None = None,
+        in_body: bool = False,
+    ) -> Resp:
+        full = {
+            "Action": action,
+            "Version": "2020-06-06",
+            "AccessKeyId": ak or self.ak,
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureVersion": "1.0",
+            "SignatureNonce": nonce or _nonce(),
+            "Timestamp": timestamp or iso(self.now()),
+            **(params or {}),
+        }
         if fmt is not None:
             full["Format"] = fmt
         for key, value in (overrides or {}).items():
@@ -210,11 +415,11 @@ class Client:
                 full.pop(key, None)
             else:
                 full[key] = value
-        full["Signature"] = sign_v2(method, {k: v for k, v in full.items() if k != "Signature"},
-                                    secret or self.secret)
+        full["Signature"] = sign_v2(method, {k: v for k, v in full.items() if k != "Signature"}, secret or self.secret)
         if in_body:
-            return self.send(method, "/", {"Content-Type": "application/x-www-form-urlencoded"},
-                             query_string(full).encode())
+            return self.send(
+                method, "/", {"Content-Type": "application/x-www-form-urlencoded"}, query_string(full).encode()
+            )
         return self.send(method, "/?" + query_string(full), {})
 
 
@@ -293,13 +498,32 @@ faults:
   - {kind: error, code: InternalError, action: QueryChatappBindWaba, space_id: cams-abc, from: 500, until: 600}
 """
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp() + 0.25
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
 
-DOC_NUMBER_KEYS = {"PhoneNumber", "VerifiedName", "Status", "QualityRating", "MessagingLimitTier",
-                   "CodeVerificationStatus", "NameStatus", "NewNameStatus", "IsOfficial", "StatusCallbackUrl",
-                   "StatusQueue", "UpCallbackUrl", "UpQueue"}
-AUTH_CODES = {"SignatureDoesNotMatch", "IncompleteSignature", "InvalidAccessKeyId.NotFound", "MissingAccessKeyId",
-              "InvalidTimeStamp.Expired", "InvalidTimeStamp.Format", "SignatureNonceUsed"}
+DOC_NUMBER_KEYS = {
+    "PhoneNumber",
+    "VerifiedName",
+    "Status",
+    "QualityRating",
+    "MessagingLimitTier",
+    "CodeVerificationStatus",
+    "NameStatus",
+    "NewNameStatus",
+    "IsOfficial",
+    "StatusCallbackUrl",
+    "StatusQueue",
+    "UpCallbackUrl",
+    "UpQueue",
+}
+AUTH_CODES = {
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidAccessKeyId.NotFound",
+    "MissingAccessKeyId",
+    "InvalidTimeStamp.Expired",
+    "InvalidTimeStamp.Format",
+    "SignatureNonceUsed",
+}
 
 
 clock, emu = emulator_fixtures(CamsEmulator, SCENARIO_YAML, T0)
@@ -320,8 +544,9 @@ def test_v3_vectors_reproduced(vector):
     payload = hashlib.sha256(body).hexdigest()
     headers = {**vector["headers"], "x-acs-content-sha256": payload}
     signed = vector["signed_headers"].split(";")
-    canonical = cams.v3_canonical_request(vector["method"], vector["path"], list(vector["query"].items()),
-                                          headers, signed, payload)
+    canonical = cams.v3_canonical_request(
+        vector["method"], vector["path"], list(vector["query"].items()), headers, signed, payload
+    )
     string_to_sign = cams.v3_string_to_sign(canonical)
     signature = cams.v3_signature(vector["access_key_secret"], string_to_sign)
     expected = vector.get("expected_signature") or vector["expected_authorization"].rsplit("Signature=", 1)[1]
@@ -331,9 +556,15 @@ def test_v3_vectors_reproduced(vector):
     if "expected_authorization" in vector:
         assert cams.v3_authorization(vector["access_key_id"], signed, signature) == vector["expected_authorization"]
     # the test-side signer agrees
-    names, own = sign_v3(method=vector["method"], host=headers["host"], query=vector["query"],
-                         headers={k: v for k, v in headers.items() if k != "host"},
-                         secret=vector["access_key_secret"], body=body, signed=signed)
+    names, own = sign_v3(
+        method=vector["method"],
+        host=headers["host"],
+        query=vector["query"],
+        headers={k: v for k, v in headers.items() if k != "host"},
+        secret=vector["access_key_secret"],
+        body=body,
+        signed=signed,
+    )
     assert own == expected and names == vector["signed_headers"]
 
 
@@ -345,7 +576,7 @@ def test_v2_vectors_reproduced(vector):
 
 
 def test_cams_vectors_accepted_over_http(clock):
-    clock.t = datetime(2025, 1, 1, 0, 0, 30, tzinfo=timezone.utc).timestamp()
+    clock.t = datetime(2025, 1, 1, 0, 0, 30, tzinfo=UTC).timestamp()
     with CamsEmulator(loads_scenario(SCENARIO_YAML), clock=clock) as emu:
         v3 = next(v for v in VECTORS["alibaba_v3_acs3_hmac_sha256"] if v["name"].startswith("CAMS"))
         headers = {k: v for k, v in v3["headers"].items() if k != "host"}
@@ -368,7 +599,7 @@ def test_cams_vectors_accepted_over_http(clock):
 
 
 def test_sdk_captured_requests_accepted(clock):
-    clock.t = datetime(2026, 11, 22, 0, 48, 30, tzinfo=timezone.utc).timestamp()
+    clock.t = datetime(2026, 11, 22, 0, 48, 30, tzinfo=UTC).timestamp()
     with CamsEmulator(loads_scenario(SCENARIO_YAML), clock=clock) as emu:
         for captured in CAPTURES:
             raw = f"{captured['method']} {captured['path']} HTTP/1.1\r\n"
@@ -438,57 +669,92 @@ def _envelope(resp: Resp, status: int, code: str) -> dict:
 
 
 def test_unknown_access_key(client):
-    _envelope(client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, ak="nobody"),
-              404, "InvalidAccessKeyId.NotFound")
-    _envelope(client.v2("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, ak="nobody"),
-              404, "InvalidAccessKeyId.NotFound")
+    _envelope(
+        client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, ak="nobody"),
+        404,
+        "InvalidAccessKeyId.NotFound",
+    )
+    _envelope(
+        client.v2("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, ak="nobody"),
+        404,
+        "InvalidAccessKeyId.NotFound",
+    )
 
 
 def test_disabled_access_key(client):
-    _envelope(client.v3("QueryChatappPhoneNumbers", ak="off-ak", secret="off-secret"), 400, "InvalidAccessKeyId.Inactive")
+    _envelope(
+        client.v3("QueryChatappPhoneNumbers", ak="off-ak", secret="off-secret"), 400, "InvalidAccessKeyId.Inactive"
+    )
 
 
 def test_bad_signature_v3_shows_server_string_to_sign(client):
-    body = _envelope(client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, secret="wrong"),
-                     400, "SignatureDoesNotMatch")
+    body = _envelope(
+        client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, secret="wrong"),
+        400,
+        "SignatureDoesNotMatch",
+    )
     assert "ACS3-HMAC-SHA256\n" in body["Message"]
 
 
 def test_bad_signature_v2_shows_server_string_to_sign(client):
-    body = _envelope(client.v2("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, secret="wrong"),
-                     400, "SignatureDoesNotMatch")
+    body = _envelope(
+        client.v2("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, secret="wrong"),
+        400,
+        "SignatureDoesNotMatch",
+    )
     assert "server string to sign is:POST&%2F&AccessKeyId%3Dtestid" in body["Message"]
 
 
 def test_tampered_query_fails_signature(client):
     def tamper(headers):
         headers["x-acs-action"] = "QueryChatappBindWaba"
-    _envelope(client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, tamper=tamper),
-              400, "SignatureDoesNotMatch")
+
+    _envelope(
+        client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-abc123"}, tamper=tamper),
+        400,
+        "SignatureDoesNotMatch",
+    )
 
 
 def test_missing_and_garbled_authorization(client):
     def drop(headers):
         del headers["Authorization"]
+
     _envelope(client.v3("QueryChatappPhoneNumbers", tamper=drop), 400, "MissingAccessKeyId")
-    _envelope(client.v3("QueryChatappPhoneNumbers", authorization="ACS3-HMAC-SHA256 garbage"), 400, "IncompleteSignature")
+    _envelope(
+        client.v3("QueryChatappPhoneNumbers", authorization="ACS3-HMAC-SHA256 garbage"), 400, "IncompleteSignature"
+    )
     _envelope(client.v3("QueryChatappPhoneNumbers", authorization="Bearer abc"), 400, "IncompleteSignature")
     good = client.v3("QueryChatappPhoneNumbers", tamper=lambda h: None)
     assert good.status == 200
+
     def reorder(headers):
         algo, rest = headers["Authorization"].split(" ", 1)
         cred, names, sig = rest.split(",")
         headers["Authorization"] = f"{algo} {sig},{cred},{names}"
+
     _envelope(client.v3("QueryChatappPhoneNumbers", tamper=reorder), 400, "IncompleteSignature")
+
     def spaced(headers):
         headers["Authorization"] = headers["Authorization"].replace(",", ", ")
+
     _envelope(client.v3("QueryChatappPhoneNumbers", tamper=spaced), 400, "IncompleteSignature")
-    _envelope(client.v3("QueryChatappPhoneNumbers",
-                        authorization="ACS3-HMAC-SHA256 Credential=,SignedHeaders=host,Signature=" + "0" * 64),
-              400, "MissingAccessKeyId")
-    _envelope(client.v3("QueryChatappPhoneNumbers",
-                        authorization="ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host,Signature=XYZ"),
-              400, "IncompleteSignature")
+    _envelope(
+        client.v3(
+            "QueryChatappPhoneNumbers",
+            authorization="ACS3-HMAC-SHA256 Credential=,SignedHeaders=host,Signature=" + "0" * 64,
+        ),
+        400,
+        "MissingAccessKeyId",
+    )
+    _envelope(
+        client.v3(
+            "QueryChatappPhoneNumbers",
+            authorization="ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host,Signature=XYZ",
+        ),
+        400,
+        "IncompleteSignature",
+    )
     bare = client.send("POST", "/", {"x-acs-action": "QueryChatappPhoneNumbers", "x-acs-version": "2020-06-06"})
     _envelope(bare, 400, "MissingAccessKeyId")
 
@@ -500,17 +766,34 @@ def test_signed_headers_must_cover_host_and_every_x_acs_header(client):
     signed = ["x-acs-action", "x-acs-content-sha256", "x-acs-date", "x-acs-signature-nonce", "x-acs-version"]
     _envelope(client.v3("QueryChatappPhoneNumbers", signed=signed), 400, "IncompleteSignature")
     # extra x-acs-* headers must be signed too; extra ordinary headers need not be
-    _envelope(client.v3("QueryChatappPhoneNumbers", extra_headers={"x-acs-foo": "1"},
-                        signed=["host", "x-acs-action", "x-acs-content-sha256", "x-acs-date",
-                                "x-acs-signature-nonce", "x-acs-version"]), 400, "IncompleteSignature")
+    _envelope(
+        client.v3(
+            "QueryChatappPhoneNumbers",
+            extra_headers={"x-acs-foo": "1"},
+            signed=[
+                "host",
+                "x-acs-action",
+                "x-acs-content-sha256",
+                "x-acs-date",
+                "x-acs-signature-nonce",
+                "x-acs-version",
+            ],
+        ),
+        400,
+        "IncompleteSignature",
+    )
     assert client.v3("QueryChatappPhoneNumbers", extra_headers={"user-agent": "x"}).status == 200
 
 
 def test_content_sha256_must_match_body(client):
     def tamper(headers):
         headers["x-acs-content-sha256"] = hashlib.sha256(b"something else").hexdigest()
-    _envelope(client.v3("QueryChatappPhoneNumbers", form={"CustSpaceId": "cams-abc123"}, tamper=tamper),
-              400, "SignatureDoesNotMatch")
+
+    _envelope(
+        client.v3("QueryChatappPhoneNumbers", form={"CustSpaceId": "cams-abc123"}, tamper=tamper),
+        400,
+        "SignatureDoesNotMatch",
+    )
 
 
 def test_stale_future_and_malformed_dates(client, clock):
@@ -537,14 +820,24 @@ def test_nonce_reuse(client, clock):
 
 
 def test_v2_common_parameter_checks(client):
-    _envelope(client.v2("QueryChatappPhoneNumbers", overrides={"SignatureMethod": "HMAC-SHA256"}),
-              400, "InvalidSignatureMethod")
-    _envelope(client.v2("QueryChatappPhoneNumbers", overrides={"SignatureVersion": "2.0"}),
-              400, "InvalidSignatureVersion")
+    _envelope(
+        client.v2("QueryChatappPhoneNumbers", overrides={"SignatureMethod": "HMAC-SHA256"}),
+        400,
+        "InvalidSignatureMethod",
+    )
+    _envelope(
+        client.v2("QueryChatappPhoneNumbers", overrides={"SignatureVersion": "2.0"}), 400, "InvalidSignatureVersion"
+    )
     _envelope(client.v2("QueryChatappPhoneNumbers", overrides={"SignatureNonce": None}), 400, "MissingSignatureNonce")
     _envelope(client.v2("QueryChatappPhoneNumbers", overrides={"Timestamp": None}), 400, "MissingTimestamp")
-    resp = client.send("POST", "/?" + query_string({"Action": "QueryChatappPhoneNumbers", "Version": "2020-06-06",
-                                                     "Format": "JSON", "AccessKeyId": "testid"}), {})
+    resp = client.send(
+        "POST",
+        "/?"
+        + query_string(
+            {"Action": "QueryChatappPhoneNumbers", "Version": "2020-06-06", "Format": "JSON", "AccessKeyId": "testid"}
+        ),
+        {},
+    )
     _envelope(resp, 400, "MissingSignature")
 
 
@@ -557,12 +850,23 @@ def test_unknown_action_and_bad_version(client):
 
 
 def test_write_actions_are_refused_and_recorded(client, emu):
-    for action in ("ChatappSyncPhoneNumber", "GetChatappVerifyCode", "ChatappPhoneNumberDeregister",
-                   "AddChatappPhoneNumber"):
-        _envelope(client.v3(action, {"CustSpaceId": "cams-abc123", "PhoneNumber": "8613800000000"}),
-                  400, "Emulator.WriteActionCalled")
-    assert [r.action for r in emu.write_action_calls()] == ["ChatappSyncPhoneNumber", "GetChatappVerifyCode",
-                                                            "ChatappPhoneNumberDeregister", "AddChatappPhoneNumber"]
+    for action in (
+        "ChatappSyncPhoneNumber",
+        "GetChatappVerifyCode",
+        "ChatappPhoneNumberDeregister",
+        "AddChatappPhoneNumber",
+    ):
+        _envelope(
+            client.v3(action, {"CustSpaceId": "cams-abc123", "PhoneNumber": "8613800000000"}),
+            400,
+            "Emulator.WriteActionCalled",
+        )
+    assert [r.action for r in emu.write_action_calls()] == [
+        "ChatappSyncPhoneNumber",
+        "GetChatappVerifyCode",
+        "ChatappPhoneNumberDeregister",
+        "AddChatappPhoneNumber",
+    ]
     _envelope(client.v3("ListInstance"), 400, "Emulator.ActionNotEmulated")
 
 
@@ -586,11 +890,21 @@ def test_query_phone_numbers_shape(client):
     assert body["Code"] == "OK" and body["Success"] is True
     full, sparse = body["PhoneNumbers"]
     assert set(full) == DOC_NUMBER_KEYS
-    assert full == {"PhoneNumber": "8613800000000", "VerifiedName": "Alibaba", "Status": "CONNECTED",
-                    "QualityRating": "GREEN", "MessagingLimitTier": "TIER_1K", "CodeVerificationStatus": "VERIFIED",
-                    "NameStatus": "Approval", "NewNameStatus": "Approval", "IsOfficial": "N",
-                    "StatusCallbackUrl": "https://ali.com/status", "StatusQueue": "Alicom-Queue-1-ChatAppStatus",
-                    "UpCallbackUrl": "https://ali.com/inbound", "UpQueue": "Alicom-Queue-1-ChatAppInbound"}
+    assert full == {
+        "PhoneNumber": "8613800000000",
+        "VerifiedName": "Alibaba",
+        "Status": "CONNECTED",
+        "QualityRating": "GREEN",
+        "MessagingLimitTier": "TIER_1K",
+        "CodeVerificationStatus": "VERIFIED",
+        "NameStatus": "Approval",
+        "NewNameStatus": "Approval",
+        "IsOfficial": "N",
+        "StatusCallbackUrl": "https://ali.com/status",
+        "StatusQueue": "Alicom-Queue-1-ChatAppStatus",
+        "UpCallbackUrl": "https://ali.com/inbound",
+        "UpQueue": "Alicom-Queue-1-ChatAppInbound",
+    }
     # null fields are omitted, and the Meta id is not part of this response
     assert sparse == {"PhoneNumber": "8613800000001", "VerifiedName": "Sparse", "Status": "FLAGGED"}
 
@@ -607,29 +921,45 @@ def test_status_filter_and_default_space(client):
 def test_bind_waba_shape(client, emu):
     body = client.v3("QueryChatappBindWaba", {"CustSpaceId": "cams-abc123"}).json
     assert set(body) == {"RequestId", "Code", "Message", "Success", "Data"}
-    assert body["Data"] == {"Id": "20393988393993", "Name": "Alibaba", "AccountReviewStatus": "APPROVED",
-                            "Currency": "USD", "MessageTemplateNamespace": "93e6b26e_8a67_4163_a093_ebfe645a66b0"}
+    assert body["Data"] == {
+        "Id": "20393988393993",
+        "Name": "Alibaba",
+        "AccountReviewStatus": "APPROVED",
+        "Currency": "USD",
+        "MessageTemplateNamespace": "93e6b26e_8a67_4163_a093_ebfe645a66b0",
+    }
     emu.advance(100)
-    assert client.v3("QueryChatappBindWaba", {"CustSpaceId": "cams-abc123"}).json["Data"]["AccountReviewStatus"] \
+    assert (
+        client.v3("QueryChatappBindWaba", {"CustSpaceId": "cams-abc123"}).json["Data"]["AccountReviewStatus"]
         == "REJECTED"
+    )
 
 
 def test_verification_status_shape_and_errors(client):
-    body = client.v3("GetPhoneNumberVerificationStatus",
-                     {"CustSpaceId": "cams-abc123", "PhoneNumber": "8613800000000"}).json
+    body = client.v3(
+        "GetPhoneNumberVerificationStatus", {"CustSpaceId": "cams-abc123", "PhoneNumber": "8613800000000"}
+    ).json
     assert set(body) == {"RequestId", "Code", "Message", "Data"}  # no Success field
     assert body["Data"] == {"PhoneNumber": "8613800000000", "Id": "2224342624", "CodeVerificationStatus": "VERIFIED"}
-    sparse = client.v3("GetPhoneNumberVerificationStatus", {"CustSpaceId": "cams-abc123", "PhoneNumber": "8613800000001"})
+    sparse = client.v3(
+        "GetPhoneNumberVerificationStatus", {"CustSpaceId": "cams-abc123", "PhoneNumber": "8613800000001"}
+    )
     assert sparse.json["Data"] == {"PhoneNumber": "8613800000001", "Id": "2224342625"}
-    _envelope(client.v3("GetPhoneNumberVerificationStatus", {"PhoneNumber": "8613800000000"}), 400, "MissingCustSpaceId")
+    _envelope(
+        client.v3("GetPhoneNumberVerificationStatus", {"PhoneNumber": "8613800000000"}), 400, "MissingCustSpaceId"
+    )
     _envelope(client.v3("GetPhoneNumberVerificationStatus", {"CustSpaceId": "cams-abc123"}), 400, "MissingPhoneNumber")
-    _envelope(client.v3("GetPhoneNumberVerificationStatus", {"CustSpaceId": "cams-abc123", "PhoneNumber": "100"}),
-              400, "InvalidParameter.PhoneNumberError")
+    _envelope(
+        client.v3("GetPhoneNumberVerificationStatus", {"CustSpaceId": "cams-abc123", "PhoneNumber": "100"}),
+        400,
+        "InvalidParameter.PhoneNumberError",
+    )
 
 
 def test_health_status(client, emu):
-    body = client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-abc123", "NodeType": "phone",
-                                                 "PhoneNumber": "8613800000001"}).json
+    body = client.v3(
+        "GetWhatsappHealthStatus", {"CustSpaceId": "cams-abc123", "NodeType": "phone", "PhoneNumber": "8613800000001"}
+    ).json
     assert body["Code"] == "OK" and body["Data"]["CanSendMessage"] == "LIMITED"
     assert [e["EntityType"] for e in body["Data"]["Entities"]] == ["PHONE_NUMBER", "WABA"]
     waba = client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-abc123", "NodeType": "waba"}).json
@@ -704,62 +1034,100 @@ def test_health_status_follows_the_timelines(health_emu, clock):
         return data["CanSendMessage"], [(e["EntityType"], e["CanSendMessage"]) for e in data["Entities"]]
 
     data = read()
-    assert data == {"CanSendMessage": "AVAILABLE", "Entities": [
-        {"EntityType": "PHONE_NUMBER", "CanSendMessage": "AVAILABLE", "PhoneNumber": "8613800000000", "Errors": []},
-        {"EntityType": "WABA", "CanSendMessage": "AVAILABLE", "WabaId": "39939000", "Errors": []},
-        {"EntityType": "BUSINESS", "CanSendMessage": "AVAILABLE", "BusinessId": "39920000", "Errors": []}]}
+    assert data == {
+        "CanSendMessage": "AVAILABLE",
+        "Entities": [
+            {"EntityType": "PHONE_NUMBER", "CanSendMessage": "AVAILABLE", "PhoneNumber": "8613800000000", "Errors": []},
+            {"EntityType": "WABA", "CanSendMessage": "AVAILABLE", "WabaId": "39939000", "Errors": []},
+            {"EntityType": "BUSINESS", "CanSendMessage": "AVAILABLE", "BusinessId": "39920000", "Errors": []},
+        ],
+    }
     health_emu.advance(30)
-    assert states(read()) == ("LIMITED", [("PHONE_NUMBER", "LIMITED"), ("WABA", "AVAILABLE"),
-                                          ("BUSINESS", "AVAILABLE")])
-    health_emu.advance(30)                                   # 60 s: the business's payment method fails
+    assert states(read()) == (
+        "LIMITED",
+        [("PHONE_NUMBER", "LIMITED"), ("WABA", "AVAILABLE"), ("BUSINESS", "AVAILABLE")],
+    )
+    health_emu.advance(30)  # 60 s: the business's payment method fails
     data = read()
     assert states(data) == ("BLOCKED", [("PHONE_NUMBER", "LIMITED"), ("WABA", "AVAILABLE"), ("BUSINESS", "BLOCKED")])
-    assert data["Entities"][2] == {"EntityType": "BUSINESS", "CanSendMessage": "BLOCKED", "BusinessId": "39920000",
-                                   "Errors": [{"ErrorCode": "141006",
-                                               "ErrorDescription": "There is an error with the payment method.",
-                                               "PossibleSolution": "Add a new payment method to the account."}]}
+    assert data["Entities"][2] == {
+        "EntityType": "BUSINESS",
+        "CanSendMessage": "BLOCKED",
+        "BusinessId": "39920000",
+        "Errors": [
+            {
+                "ErrorCode": "141006",
+                "ErrorDescription": "There is an error with the payment method.",
+                "PossibleSolution": "Add a new payment method to the account.",
+            }
+        ],
+    }
     waba = read("waba")
     assert states(waba) == ("BLOCKED", [("WABA", "AVAILABLE"), ("BUSINESS", "BLOCKED")])
-    health_emu.advance(30)                                   # 90 s: the number itself is blocked too
+    health_emu.advance(30)  # 90 s: the number itself is blocked too
     data = read()
-    assert data["Entities"][0]["Errors"] == [{"ErrorCode": "131031", "ErrorDescription": "Locked.",
-                                              "PossibleSolution": "Appeal."}]
-    health_emu.advance(30)                                   # 120 s: payment fixed
-    assert states(read()) == ("BLOCKED", [("PHONE_NUMBER", "BLOCKED"), ("WABA", "AVAILABLE"),
-                                          ("BUSINESS", "AVAILABLE")])
-    health_emu.advance(30)                                   # 150 s: recovered
+    assert data["Entities"][0]["Errors"] == [
+        {"ErrorCode": "131031", "ErrorDescription": "Locked.", "PossibleSolution": "Appeal."}
+    ]
+    health_emu.advance(30)  # 120 s: payment fixed
+    assert states(read()) == (
+        "BLOCKED",
+        [("PHONE_NUMBER", "BLOCKED"), ("WABA", "AVAILABLE"), ("BUSINESS", "AVAILABLE")],
+    )
+    health_emu.advance(30)  # 150 s: recovered
     assert states(read())[0] == "AVAILABLE"
-    health_emu.advance(40)                                   # 190 s: the loop starts again
+    health_emu.advance(40)  # 190 s: the loop starts again
     assert states(read())[0] == "AVAILABLE"
     health_emu.advance(30)
     assert states(read())[0] == "LIMITED"
     # an APP entity only when the scenario names its state, and without an id (CAMS has no field for it)
-    app = Client(health_emu, "hk-10", "hk-10-secret", clock).v3("GetWhatsappHealthStatus",
-                                                                {"CustSpaceId": "cams-app", "NodeType": "waba"})
-    assert app.json["Data"] == {"CanSendMessage": "LIMITED", "Entities": [
-        {"EntityType": "WABA", "CanSendMessage": "AVAILABLE", "WabaId": "39939001", "Errors": []},
-        {"EntityType": "APP", "CanSendMessage": "LIMITED", "Errors": []}]}
+    app = Client(health_emu, "hk-10", "hk-10-secret", clock).v3(
+        "GetWhatsappHealthStatus", {"CustSpaceId": "cams-app", "NodeType": "waba"}
+    )
+    assert app.json["Data"] == {
+        "CanSendMessage": "LIMITED",
+        "Entities": [
+            {"EntityType": "WABA", "CanSendMessage": "AVAILABLE", "WabaId": "39939001", "Errors": []},
+            {"EntityType": "APP", "CanSendMessage": "LIMITED", "Errors": []},
+        ],
+    }
 
 
 def test_health_status_parameters(health_emu, clock):
     client = Client(health_emu, "hk", "hk-secret", clock)
-    for params, missing in (({"NodeType": "phone", "PhoneNumber": "8613800000000"}, "CustSpaceId"),
-                            ({"CustSpaceId": "cams-pay", "PhoneNumber": "8613800000000"}, "NodeType"),
-                            ({}, "CustSpaceId")):
+    for params, missing in (
+        ({"NodeType": "phone", "PhoneNumber": "8613800000000"}, "CustSpaceId"),
+        ({"CustSpaceId": "cams-pay", "PhoneNumber": "8613800000000"}, "NodeType"),
+        ({}, "CustSpaceId"),
+    ):
         body = _envelope(client.v3("GetWhatsappHealthStatus", params), 400, "MissingParameter")
         assert missing in body["Message"]
         body = _envelope(client.v2("GetWhatsappHealthStatus", params), 400, "MissingParameter")
-    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "template"}),
-              400, "InvalidParameter")
-    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "phone"}),
-              400, "InvalidParameter")
-    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "phone",
-                                                    "PhoneNumber": "8613899999999"}),
-              400, "InvalidParameter.PhoneNumberError")
-    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "waba",
-                                                    "WabaId": "1"}), 400, "InvalidParameter")
-    _envelope(client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-app", "NodeType": "waba"}),
-              400, "Unknown.ResourceOwnerId")
+    _envelope(
+        client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "template"}),
+        400,
+        "InvalidParameter",
+    )
+    _envelope(
+        client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "phone"}), 400, "InvalidParameter"
+    )
+    _envelope(
+        client.v3(
+            "GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "phone", "PhoneNumber": "8613899999999"}
+        ),
+        400,
+        "InvalidParameter.PhoneNumberError",
+    )
+    _envelope(
+        client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "waba", "WabaId": "1"}),
+        400,
+        "InvalidParameter",
+    )
+    _envelope(
+        client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-app", "NodeType": "waba"}),
+        400,
+        "Unknown.ResourceOwnerId",
+    )
     ok = client.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-pay", "NodeType": "waba", "WabaId": "39939000"})
     assert ok.status == 200 and ok.json["Data"]["CanSendMessage"] == "AVAILABLE"
 
@@ -768,8 +1136,9 @@ def test_ownership_and_isv_code(client):
     _envelope(client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-other"}), 400, "Unknown.ResourceOwnerId")
     _envelope(client.v3("QueryChatappBindWaba", {"CustSpaceId": "cams-nope"}), 400, "Unknown.ResourceOwnerId")
     _envelope(client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-isv"}), 400, "Ram.PermissionDeny")
-    _envelope(client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-isv", "IsvCode": "bad"}),
-              400, "Ram.PermissionDeny")
+    _envelope(
+        client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-isv", "IsvCode": "bad"}), 400, "Ram.PermissionDeny"
+    )
     ok = client.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-isv", "IsvCode": "isv-1"})
     assert ok.status == 200 and len(ok.json["PhoneNumbers"]) == 1
     # GetPhoneNumberVerificationStatus documents no IsvCode parameter, so it is not checked there
@@ -836,7 +1205,7 @@ def test_health_status_limit_applies_without_an_overall_qps(throttled_health_emu
     assert health_emu.per_second_counts("hk", accepted_only=True, action=HEALTH) == {second: 5}
     assert health_emu.max_requests_in_any_second("hk", accepted_only=True, action=HEALTH) == 5
     assert health_emu.per_second_counts("hk", accepted_only=True) == {second: 17}
-    clock.t += 1                                                   # a new calendar second starts afresh
+    clock.t += 1  # a new calendar second starts afresh
     assert [client.v3(HEALTH, params).code for _ in range(6)] == ["OK"] * 5 + ["Throttling.User"]
     assert health_emu.per_second_counts("hk", accepted_only=True, action=HEALTH) == {second: 5, second + 1: 5}
     # a credential's action_qps overrides the documented limit
@@ -883,9 +1252,18 @@ def test_fault_error_with_retry_after_and_count(client, emu):
     assert [r.fault for r in emu.requests] == ["error", "error", None]
 
 
-@pytest.mark.parametrize("code,status", [("ServiceUnavailable", 503), ("InternalError", 500), ("Forbidden.RAM", 403),
-                                         ("InvalidAccessKeyId.NotFound", 404), ("System.LimitControl", 400),
-                                         ("Throttling", 400), ("InvalidTimeStamp.Expired", 400)])
+@pytest.mark.parametrize(
+    "code,status",
+    [
+        ("ServiceUnavailable", 503),
+        ("InternalError", 500),
+        ("Forbidden.RAM", 403),
+        ("InvalidAccessKeyId.NotFound", 404),
+        ("System.LimitControl", 400),
+        ("Throttling", 400),
+        ("InvalidTimeStamp.Expired", 400),
+    ],
+)
 def test_fault_error_default_statuses(client, emu, code, status):
     emu.inject(Fault(kind="error", code=code))
     _envelope(client.v3("QueryChatappPhoneNumbers"), status, code)
@@ -969,12 +1347,13 @@ def test_runtime_overrides(client, emu):
 
 
 def test_garbage_input_gets_error_answers_and_server_keeps_serving(client, emu):
-    assert b"400" in raw_exchange(emu.port, b"GARBAGE\r\n\r\n")          # HTTP/0.9-style: the error page only
+    assert b"400" in raw_exchange(emu.port, b"GARBAGE\r\n\r\n")  # HTTP/0.9-style: the error page only
     assert raw_exchange(emu.port, b"\x00\xff junk HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.")
     assert raw_exchange(emu.port, b"GET / HTTP/1.1\r\nthis is not a header\r\n\r\n").startswith(b"HTTP/1.")
     assert b" 414" in raw_exchange(emu.port, b"GET /?" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")[:20]
-    bad_pct = client.send("POST", "/?CustSpaceId=%FF%FE", {"x-acs-action": "QueryChatappPhoneNumbers",
-                                                            "x-acs-version": "2020-06-06"})
+    bad_pct = client.send(
+        "POST", "/?CustSpaceId=%FF%FE", {"x-acs-action": "QueryChatappPhoneNumbers", "x-acs-version": "2020-06-06"}
+    )
     _envelope(bad_pct, 400, "InvalidParameter")
     bad_len = raw_exchange(emu.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
     assert b" 400 " in bad_len.split(b"\r\n")[0]
@@ -984,15 +1363,33 @@ def test_garbage_input_gets_error_answers_and_server_keeps_serving(client, emu):
     assert many.status == 400
     assert client.send("PUT", "/", {}).status == 400
     # (issue 13: "\x7f", a control character, is now refused by aiohttp's parser before CAMS's own check)
-    _envelope(client.v3("QueryChatappPhoneNumbers", tamper=lambda h: h.update({"x-acs-date": "yesterday"})),
-              400, "InvalidTimeStamp.Format")
+    _envelope(
+        client.v3("QueryChatappPhoneNumbers", tamper=lambda h: h.update({"x-acs-date": "yesterday"})),
+        400,
+        "InvalidTimeStamp.Format",
+    )
     assert client.v3("QueryChatappPhoneNumbers").status == 200
 
 
-_PARAM_NAMES = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~", min_size=1,
-                       max_size=12).filter(lambda k: k not in ("Signature", "AccessKeyId", "SignatureMethod",
-                                                               "SignatureNonce", "SignatureVersion", "Action",
-                                                               "Version", "Format", "Timestamp", "SecurityToken"))
+_PARAM_NAMES = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~", min_size=1, max_size=12
+).filter(
+    lambda k: (
+        k
+        not in (
+            "Signature",
+            "AccessKeyId",
+            "SignatureMethod",
+            "SignatureNonce",
+            "SignatureVersion",
+            "Action",
+            "Version",
+            "Format",
+            "Timestamp",
+            "SecurityToken",
+        )
+    )
+)
 _PARAM_VALUES = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
 
 
@@ -1001,8 +1398,11 @@ _PARAM_VALUES = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20
 def test_any_parameters_signed_by_the_test_signer_verify(emu, clock, params, v2, get):
     c = Client(emu, "fuzz", "fuzz secret/+é", clock)
     method = "GET" if get else "POST"
-    resp = c.v2("QueryChatappBindWaba", params, method=method) if v2 else \
-        c.v3("QueryChatappBindWaba", params, method=method)
+    resp = (
+        c.v2("QueryChatappBindWaba", params, method=method)
+        if v2
+        else c.v3("QueryChatappBindWaba", params, method=method)
+    )
     # the scenario gives "fuzz" no space, so a verified request ends at the ownership check
     assert resp.code == "Unknown.ResourceOwnerId", (params, resp)
 
@@ -1013,12 +1413,14 @@ def test_concurrent_clients(clock):
     fleet = generate_fleet(spaces=8, numbers_per_space=3, access_key_id="fleet", secret="fs", qps=None, seed=3)
     errors: list = []
     with CamsEmulator(fleet, clock=clock) as emu:
+
         def worker(space_id):
             c = Client(emu, "fleet", "fs", clock)
             for _ in range(10):
                 r = c.v3("QueryChatappPhoneNumbers", {"CustSpaceId": space_id})
                 if r.status != 200 or len(r.json["PhoneNumbers"]) != 3:
                     errors.append(r)
+
         threads = [threading.Thread(target=worker, args=(s.space_id,)) for s in fleet.spaces]
         for t in threads:
             t.start()
@@ -1033,9 +1435,13 @@ def test_keep_alive_connection_serves_several_requests(emu, clock):
     c = Client(emu, clock=clock)
     try:
         for _ in range(3):
-            headers = {"x-acs-action": "QueryChatappBindWaba", "x-acs-version": "2020-06-06",
-                       "x-acs-date": iso(clock.t), "x-acs-signature-nonce": _nonce(),
-                       "x-acs-content-sha256": hashlib.sha256(b"").hexdigest()}
+            headers = {
+                "x-acs-action": "QueryChatappBindWaba",
+                "x-acs-version": "2020-06-06",
+                "x-acs-date": iso(clock.t),
+                "x-acs-signature-nonce": _nonce(),
+                "x-acs-content-sha256": hashlib.sha256(b"").hexdigest(),
+            }
             names, sig = sign_v3(method="POST", host=c.host, query={}, headers=headers, secret="testsecret")
             headers["Authorization"] = f"ACS3-HMAC-SHA256 Credential=testid,SignedHeaders={names},Signature={sig}"
             conn.request("POST", "/", headers={"Host": c.host, **headers})
@@ -1054,8 +1460,9 @@ def test_demo_scenario_and_fleet_are_servable(clock):
     fleet = generate_fleet(spaces=3, numbers_per_space=2, access_key_id="fleet", secret="fs", qps=None, seed=1)
     with CamsEmulator(fleet, clock=clock) as emu:
         c = Client(emu, "fleet", "fs", clock)
-        codes = [c.v3("QueryChatappPhoneNumbers", {"CustSpaceId": s.space_id}).code
-                 for s in fleet.spaces for _ in range(5)]
+        codes = [
+            c.v3("QueryChatappPhoneNumbers", {"CustSpaceId": s.space_id}).code for s in fleet.spaces for _ in range(5)
+        ]
         assert codes == ["OK"] * 15  # qps: null means unlimited
 
 
@@ -1064,17 +1471,22 @@ def test_demo_shows_a_number_blocked_by_its_business_payment_method(clock):
     with CamsEmulator(load_builtin_scenario("demo"), clock=clock) as emu:
         c = Client(emu, "demo-ak-1", "demo-secret-1", clock)
         seen = []
-        for step in range(0, 300, 10):                     # five minutes, one read every 10 s
+        for step in range(0, 300, 10):  # five minutes, one read every 10 s
             if step:
                 clock.t += 10
-            data = c.v3("GetWhatsappHealthStatus", {"CustSpaceId": "cams-demo-pay", "NodeType": "phone",
-                                                     "PhoneNumber": "8613700000001"}).json["Data"]
+            data = c.v3(
+                "GetWhatsappHealthStatus",
+                {"CustSpaceId": "cams-demo-pay", "NodeType": "phone", "PhoneNumber": "8613700000001"},
+            ).json["Data"]
             business = next(e for e in data["Entities"] if e["EntityType"] == "BUSINESS")
             seen.append((step, data["CanSendMessage"], [e["ErrorCode"] for e in business["Errors"]]))
         blocked = [step for step, state, codes in seen if state == "BLOCKED"]
-        assert blocked and blocked[0] <= 60 and all(seen[i][2] == ["141006"] for i in range(len(seen))
-                                                     if seen[i][1] == "BLOCKED")
-        assert any(state == "AVAILABLE" for step, state, _ in seen if step > blocked[0])      # recovers
+        assert (
+            blocked
+            and blocked[0] <= 60
+            and all(seen[i][2] == ["141006"] for i in range(len(seen)) if seen[i][1] == "BLOCKED")
+        )
+        assert any(state == "AVAILABLE" for step, state, _ in seen if step > blocked[0])  # recovers
         assert seen[0][1] == "AVAILABLE"
 
 
@@ -1093,6 +1505,8 @@ def test_standalone_module_runs_and_answers():
         c = Client(SimpleNamespace(port=run.port), "demo-ak-2", "demo-secret-2")
         resp = c.v3("QueryChatappPhoneNumbers", {"CustSpaceId": "cams-demo-isv", "IsvCode": "demo-isv-0001"})
         assert resp.status == 200 and len(resp.json["PhoneNumbers"]) == 4
-        assert c.v2("QueryChatappBindWaba", {"CustSpaceId": "cams-demo-new"}).json["Data"]["AccountReviewStatus"] \
+        assert (
+            c.v2("QueryChatappBindWaba", {"CustSpaceId": "cams-demo-new"}).json["Data"]["AccountReviewStatus"]
             == "PENDING"
+        )
     assert "QueryChatappPhoneNumbers" in run.log and "-> 200 OK" in run.log

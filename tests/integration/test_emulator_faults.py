@@ -12,7 +12,7 @@ import http.client
 import json
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
@@ -57,9 +57,17 @@ PADDING_KEY = {"cams": "EmulatorPadding", "nxcloud": "emulator_padding", "kaleyr
 
 
 def _cams_request(port: int, action: str, params: dict[str, str]) -> tuple[str, str, dict[str, str], bytes]:
-    full = {"Action": action, "Version": cams.API_VERSION, "AccessKeyId": "ak", "Format": "JSON",
-            "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "SignatureNonce": f"{time.time_ns()}",
-            "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **params}
+    full = {
+        "Action": action,
+        "Version": cams.API_VERSION,
+        "AccessKeyId": "ak",
+        "Format": "JSON",
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureVersion": "1.0",
+        "SignatureNonce": f"{time.time_ns()}",
+        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **params,
+    }
     full["Signature"] = cams.v2_signature("sk", cams.v2_string_to_sign("GET", full.items()))
     return "GET", "/?" + cams.canonical_query_string(full.items()), {}, b""
 
@@ -70,8 +78,14 @@ def _nxcloud_request(space: str, phones: list[str] | None = None) -> tuple[str, 
         payload["business_phones"] = ",".join(phones)
     body = json.dumps(payload).encode()
     ts = str(int(time.time() * 1000))
-    headers = {"accessKey": "ak", "ts": ts, "bizType": "2", "action": "getPhone", "Content-Type": "application/json",
-               "sign": nxcloud.sign("ak", "getPhone", "2", ts, body, "sk")}
+    headers = {
+        "accessKey": "ak",
+        "ts": ts,
+        "bizType": "2",
+        "action": "getPhone",
+        "Content-Type": "application/json",
+        "sign": nxcloud.sign("ak", "getPhone", "2", ts, body, "sk"),
+    }
     return "POST", nxcloud.PATH, headers, body
 
 
@@ -113,19 +127,43 @@ def numbers(provider: str, payload: dict) -> list[dict]:
     out = []
     if provider == "cams":
         for item in payload["PhoneNumbers"]:
-            out.append({"phone": item["PhoneNumber"], "status": item.get("Status"),
-                        "quality": item.get("QualityRating"), "tier": item.get("MessagingLimitTier"), "raw": item})
+            out.append(
+                {
+                    "phone": item["PhoneNumber"],
+                    "status": item.get("Status"),
+                    "quality": item.get("QualityRating"),
+                    "tier": item.get("MessagingLimitTier"),
+                    "raw": item,
+                }
+            )
     elif provider == "nxcloud":
         data = payload["data"]
-        pairs = ([(e["business_phone"], e) for e in data["business_phones"]] if "business_phones" in data
-                 else [(k, v[0]) for k, v in data.items()])
+        pairs = (
+            [(e["business_phone"], e) for e in data["business_phones"]]
+            if "business_phones" in data
+            else [(k, v[0]) for k, v in data.items()]
+        )
         for phone, item in pairs:
-            out.append({"phone": phone, "status": item.get("status"), "quality": item.get("quality_rating"),
-                        "tier": item.get("current_limit"), "raw": item})
+            out.append(
+                {
+                    "phone": phone,
+                    "status": item.get("status"),
+                    "quality": item.get("quality_rating"),
+                    "tier": item.get("current_limit"),
+                    "raw": item,
+                }
+            )
     else:
         for item in payload["data"]:
-            out.append({"phone": item["phone_number"], "status": item.get("status"),
-                        "quality": item.get("quality_rating"), "tier": "n/a", "raw": item})
+            out.append(
+                {
+                    "phone": item["phone_number"],
+                    "status": item.get("status"),
+                    "quality": item.get("quality_rating"),
+                    "tier": "n/a",
+                    "raw": item,
+                }
+            )
     return out
 
 
@@ -163,8 +201,16 @@ faults:
   - {kind: hang, access_key_id: ak-1}
 """)
     kinds = [f.kind for f in scenario.faults]
-    assert kinds == ["delay", "oversize", "truncate", "refuse", "unknown_enum", "null_fields", "duplicate_numbers",
-                     "hang"]
+    assert kinds == [
+        "delay",
+        "oversize",
+        "truncate",
+        "refuse",
+        "unknown_enum",
+        "null_fields",
+        "duplicate_numbers",
+        "hang",
+    ]
     assert scenario.faults[0].probability == 0.5 and scenario.faults[1].megabytes == 40.0
     assert set(kinds) | {"error", "malformed", "html", "reset"} == set(FAULT_KINDS)
     for fault, path, words in [
@@ -197,27 +243,27 @@ def test_truncate_sends_headers_with_full_length_then_half_the_body(provider, em
     assert lines[0].startswith("HTTP/1.1 200 ")
     headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     length = int(headers["content-length"])
-    assert "connection" not in headers                       # it looks like a normal answer...
-    assert abs(length - len(full.body)) < 100                 # (request ids differ in length only slightly)
-    assert len(body) == length // 2 and 0 < len(body) < length   # ...cut mid-body
+    assert "connection" not in headers  # it looks like a normal answer...
+    assert abs(length - len(full.body)) < 100  # (request ids differ in length only slightly)
+    assert len(body) == length // 2 and 0 < len(body) < length  # ...cut mid-body
     record = emu.requests[-1]
     assert (record.fault, record.code, record.http_status) == ("truncate", "fault:truncate", 200)
     emu.inject(Fault(kind="truncate", count=1))
     with pytest.raises(http.client.IncompleteRead):
         call(emu.port, list_request(provider, emu.port))
-    assert ok(provider, emu).json                             # still serving
+    assert ok(provider, emu).json  # still serving
 
 
 def test_oversize_pads_a_valid_answer_to_about_n_mib(provider, emu):
     emu.inject(Fault(kind="oversize", megabytes=3, count=1))
     resp = ok(provider, emu)
     assert abs(len(resp.body) - 3 * (1 << 20)) < 64
-    payload = resp.json                                       # still valid JSON
+    payload = resp.json  # still valid JSON
     padding = payload.pop(PADDING_KEY[provider])
     assert set(padding) == {"x"}
     assert sorted(n["phone"].lstrip("+") for n in numbers(provider, payload)) == PHONES["s1"]
     assert emu.requests[-1].fault == "oversize"
-    assert len(ok(provider, emu).body) < 10_000               # count: 1
+    assert len(ok(provider, emu).body) < 10_000  # count: 1
 
 
 def test_oversize_beyond_the_exporters_cap():
@@ -254,7 +300,7 @@ def test_refuse_new_connections_then_recover(provider, emu):
     for _ in range(3):
         assert _refused(emu.port, list_request(provider, emu.port))
     assert [(r.fault, r.code, r.http_status) for r in emu.requests] == [("refuse", "fault:refuse", 0)] * 3
-    assert emu.per_second_counts("ak") == {}                 # nothing was read: no credential is known
+    assert emu.per_second_counts("ak") == {}  # nothing was read: no credential is known
     emu.clear_faults()
     assert ok(provider, emu).json
 
@@ -268,7 +314,7 @@ def test_refuse_also_cuts_keep_alive_connections(provider, emu):
         assert emu.requests[-1].code == "fault:refuse" and emu.requests[-1].path
     finally:
         conn.close()
-    assert ok(provider, emu).json                             # count: 1, then served again
+    assert ok(provider, emu).json  # count: 1, then served again
 
 
 def test_refuse_by_scenario_time_window(provider):
@@ -321,7 +367,7 @@ def test_null_fields(provider, emu, space):
         assert n["status"] is None and n["quality"] is None and n["tier"] in (None, "n/a")
         keys = set(n["raw"])
         assert not keys & {"VerifiedName", "verified_name", "NameStatus", "name_status"}
-        assert {"status", "Status"} & keys                   # present, as null
+        assert {"status", "Status"} & keys  # present, as null
 
 
 @pytest.mark.parametrize("space", ["s1", "s2"])
@@ -330,7 +376,7 @@ def test_duplicate_numbers(provider, emu, space):
     payload = ok(provider, emu, space).json
     answered = [n["phone"].lstrip("+") for n in numbers(provider, payload)]
     assert sorted(answered) == sorted(PHONES[space] * 2)
-    if provider == "nxcloud" and space == "s1":             # map shape: the second key is the E.164 spelling
+    if provider == "nxcloud" and space == "s1":  # map shape: the second key is the E.164 spelling
         assert set(payload["data"]) == set(PHONES["s1"]) | {"+" + p for p in PHONES["s1"]}
     assert sorted(n["phone"].lstrip("+") for n in numbers(provider, ok(provider, emu, space).json)) == PHONES[space]
 
@@ -348,8 +394,9 @@ def test_data_faults_on_cams_waba_verification_and_health():
         data = call(emu.port, _cams_request(emu.port, "GetPhoneNumberVerificationStatus", params)).json["Data"]
         assert data == {"PhoneNumber": "8613800000001", "CodeVerificationStatus": None}
         emu.inject(Fault(kind="unknown_enum", action="GetWhatsappHealthStatus", count=1))
-        data = call(emu.port, _cams_request(emu.port, "GetWhatsappHealthStatus",
-                                            {**params, "NodeType": "phone"})).json["Data"]
+        data = call(emu.port, _cams_request(emu.port, "GetWhatsappHealthStatus", {**params, "NodeType": "phone"})).json[
+            "Data"
+        ]
         assert data["CanSendMessage"] == "BRAND_NEW_STATE"
         assert {e["CanSendMessage"] for e in data["Entities"]} == {"BRAND_NEW_STATE"}
 
@@ -358,8 +405,11 @@ def test_data_faults_on_kaleyra_details_and_not_applicable_kinds():
     with KaleyraEmulator(loads_scenario(SCENARIO)) as emu:
         emu.inject(Fault(kind="unknown_enum", action="phone_number_details", count=1))
         data = call(emu.port, kaleyra_details("8613800000001")).json["data"]
-        assert (data["status"], data["quality_rating"], data["messaging_limit_tier"]) == \
-               ("BRAND_NEW_STATE", "BRAND_NEW_RATING", "TIER_BRAND_NEW")
+        assert (data["status"], data["quality_rating"], data["messaging_limit_tier"]) == (
+            "BRAND_NEW_STATE",
+            "BRAND_NEW_RATING",
+            "TIER_BRAND_NEW",
+        )
         assert data["quality_score"] == {"score": "BRAND_NEW_RATING"}
         assert data["health_status"]["can_send_message"] == "BRAND_NEW_STATE"
         emu.inject(Fault(kind="null_fields", count=1))
@@ -393,8 +443,9 @@ def _fault_pattern(provider: str, seed: int | None, fault: Fault, n: int = 40) -
 
 
 def test_probability_is_reproducible_with_a_seed(provider):
-    fault = Fault(kind="error", code={"cams": "InternalError", "nxcloud": "9001", "kaleyra": "WA500"}[provider],
-                  probability=0.3)
+    fault = Fault(
+        kind="error", code={"cams": "InternalError", "nxcloud": "9001", "kaleyra": "WA500"}[provider], probability=0.3
+    )
     first = _fault_pattern(provider, 42, fault)
     assert first == _fault_pattern(provider, 42, fault)
     assert 3 <= first.count("error") <= 25 and first.count(None) == 40 - first.count("error")
@@ -419,11 +470,18 @@ def test_probability_applies_to_refuse_per_connection():
 
 def test_mixed_random_faults_keep_the_server_serving(provider):
     """All kinds at random on one emulator: every request gets some answer or a clean failure."""
-    kinds = [Fault(kind="delay", seconds=0.01, probability=0.2), Fault(kind="truncate", probability=0.1),
-             Fault(kind="reset", probability=0.1), Fault(kind="refuse", probability=0.1),
-             Fault(kind="html", probability=0.1), Fault(kind="malformed", probability=0.1),
-             Fault(kind="oversize", megabytes=0.1, probability=0.1), Fault(kind="unknown_enum", probability=0.1),
-             Fault(kind="null_fields", probability=0.1), Fault(kind="duplicate_numbers", probability=0.1)]
+    kinds = [
+        Fault(kind="delay", seconds=0.01, probability=0.2),
+        Fault(kind="truncate", probability=0.1),
+        Fault(kind="reset", probability=0.1),
+        Fault(kind="refuse", probability=0.1),
+        Fault(kind="html", probability=0.1),
+        Fault(kind="malformed", probability=0.1),
+        Fault(kind="oversize", megabytes=0.1, probability=0.1),
+        Fault(kind="unknown_enum", probability=0.1),
+        Fault(kind="null_fields", probability=0.1),
+        Fault(kind="duplicate_numbers", probability=0.1),
+    ]
     with CLASSES[provider](loads_scenario(SCENARIO), seed=11) as emu:
         for fault in kinds:
             emu.inject(fault)
@@ -451,9 +509,17 @@ def test_cams_throttling_answers(code, http200):
             assert resp.json["Success"] is False
 
 
-@pytest.mark.parametrize("code,status", [("SignatureDoesNotMatch", 400), ("InvalidAccessKeyId.NotFound", 404),
-                                         ("InvalidTimeStamp.Expired", 400), ("Ram.PermissionDeny", 400),
-                                         ("InternalError", 500), ("ServiceUnavailable", 503)])
+@pytest.mark.parametrize(
+    "code,status",
+    [
+        ("SignatureDoesNotMatch", 400),
+        ("InvalidAccessKeyId.NotFound", 404),
+        ("InvalidTimeStamp.Expired", 400),
+        ("Ram.PermissionDeny", 400),
+        ("InternalError", 500),
+        ("ServiceUnavailable", 503),
+    ],
+)
 def test_cams_auth_permission_and_5xx_answers(code, status):
     with CamsEmulator(loads_scenario(SCENARIO)) as emu:
         emu.inject(Fault(kind="error", code=code, count=1))
@@ -461,13 +527,16 @@ def test_cams_auth_permission_and_5xx_answers(code, status):
         assert (resp.status, resp.json["Code"]) == (status, code)
 
 
-@pytest.mark.parametrize("fault,status,body", [
-    (dict(code=-1, http_status=429), 429, {"code": -1, "message": "Request is too frequent", "data": None}),
-    (dict(code=1003), 200, {"code": 1003, "message": "Invalid signature", "data": None}),
-    (dict(code=1004), 200, {"code": 1004, "message": "Timestamp has expired", "data": None}),
-    (dict(code=1005), 200, {"code": 1005, "message": "Insufficient permissions", "data": None}),
-    (dict(code=9001, http_status=503), 503, {"code": 9001, "message": "System business error", "data": None}),
-])
+@pytest.mark.parametrize(
+    "fault,status,body",
+    [
+        (dict(code=-1, http_status=429), 429, {"code": -1, "message": "Request is too frequent", "data": None}),
+        (dict(code=1003), 200, {"code": 1003, "message": "Invalid signature", "data": None}),
+        (dict(code=1004), 200, {"code": 1004, "message": "Timestamp has expired", "data": None}),
+        (dict(code=1005), 200, {"code": 1005, "message": "Insufficient permissions", "data": None}),
+        (dict(code=9001, http_status=503), 503, {"code": 9001, "message": "System business error", "data": None}),
+    ],
+)
 def test_nxcloud_documented_answers(fault, status, body):
     with NxCloudEmulator(loads_scenario(SCENARIO)) as emu:
         emu.inject(Fault(kind="error", count=1, **fault))
@@ -484,12 +553,16 @@ def test_kaleyra_documented_answers(code, status):
 
 
 def test_faults_per_account_leave_other_credentials_alone():
-    scenario = loads_scenario(SCENARIO.replace(
-        "credentials:\n", "credentials:\n  - {access_key_id: ak2, access_key_secret: sk2, qps: null}\n") + """
+    scenario = loads_scenario(
+        SCENARIO.replace(
+            "credentials:\n", "credentials:\n  - {access_key_id: ak2, access_key_secret: sk2, qps: null}\n"
+        )
+        + """
   - space_id: s3
     access_key_id: ak2
     numbers: [{phone_number: "4915100000001", status: CONNECTED}]
-""")
+"""
+    )
     with KaleyraEmulator(scenario) as emu:
         emu.inject(Fault(kind="truncate", access_key_id="ak"))
         emu.inject(Fault(kind="unknown_enum", access_key_id="ak2", probability=1))

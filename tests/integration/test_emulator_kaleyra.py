@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from emulators.kaleyra import KaleyraEmulator
 from emulators.scenario import Fault, load_builtin_scenario
-from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults, http_exchange
-
+from tests.helpers import Resp as BaseResp
+from tests.helpers import check_transport_faults, emulator_fixtures, http_exchange, raw_exchange, standalone_emulator
 
 SID, KEY = "HXAP1600000097IN", "A0000000000000000000000000000003"
 WABA = "109000000000123"
@@ -75,10 +75,24 @@ spaces:
     numbers: []
 """
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp() + 0.25
-DETAIL_KEYS = {"id", "display_phone_number", "verified_name", "quality_rating", "quality_score", "status",
-               "messaging_limit_tier", "whatsapp_business_manager_messaging_limit", "name_status", "new_name_status",
-               "code_verification_status", "throughput", "platform_type", "account_mode", "health_status"}
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
+DETAIL_KEYS = {
+    "id",
+    "display_phone_number",
+    "verified_name",
+    "quality_rating",
+    "quality_score",
+    "status",
+    "messaging_limit_tier",
+    "whatsapp_business_manager_messaging_limit",
+    "name_status",
+    "new_name_status",
+    "code_verification_status",
+    "throughput",
+    "platform_type",
+    "account_mode",
+    "health_status",
+}
 LIST_KEYS = {"id", "display_phone_number", "phone_number", "verified_name", "status", "quality_rating", "name_status"}
 
 
@@ -96,8 +110,9 @@ class Client:
     def __init__(self, port: int, sid: str = SID, key: str | None = KEY):
         self.port, self.sid, self.key = port, sid, key
 
-    def request(self, method: str, path: str, body: bytes = b"", key: str | None = "default",
-                headers: dict | None = None) -> Resp:
+    def request(
+        self, method: str, path: str, body: bytes = b"", key: str | None = "default", headers: dict | None = None
+    ) -> Resp:
         h = {"Content-Type": "application/json"}
         key = self.key if key == "default" else key
         if key is not None:
@@ -140,10 +155,15 @@ def _failure(resp: Resp, status: int, code: str) -> dict:
 
 
 def test_missing_or_wrong_api_key_and_sid_are_rbc001(client):
-    for resp in (client.numbers(key=None), client.numbers(key=KEY + "x"), client.numbers(key=""),
-                 client.numbers(sid="HXNOBODY00000001"), client.details("919876500001", key="other-key"),
-                 client.numbers(sid="HXOTHER000000001"),               # the other account's key is not ours
-                 Client(client.port, "HXOFF00000000001", "off-key").numbers("x")):
+    for resp in (
+        client.numbers(key=None),
+        client.numbers(key=KEY + "x"),
+        client.numbers(key=""),
+        client.numbers(sid="HXNOBODY00000001"),
+        client.details("919876500001", key="other-key"),
+        client.numbers(sid="HXOTHER000000001"),  # the other account's key is not ours
+        Client(client.port, "HXOFF00000000001", "off-key").numbers("x"),
+    ):
         body = _failure(resp, 401, "RBC001")
         assert body["error"] and body["data"] == []
     assert _failure(client.numbers(key=None), 401, "RBC001")["error"]["error"]
@@ -167,10 +187,16 @@ def test_discovery_lists_the_numbers_of_a_waba(client):
     assert [n["phone_number"] for n in data] == ["919876500001", "919876500002", "919876500003"]  # present: false
     for item in data:
         assert set(item) <= LIST_KEYS and {"id", "phone_number", "display_phone_number", "status"} <= set(item)
-    assert data[0] == {"id": "110000000000001", "display_phone_number": "+91 9876500001",
-                       "phone_number": "919876500001", "verified_name": "Shop", "status": "CONNECTED",
-                       "quality_rating": "GREEN", "name_status": "APPROVED"}
-    assert "quality_rating" not in data[1]                     # null attributes are left out
+    assert data[0] == {
+        "id": "110000000000001",
+        "display_phone_number": "+91 9876500001",
+        "phone_number": "919876500001",
+        "verified_name": "Shop",
+        "status": "CONNECTED",
+        "quality_rating": "GREEN",
+        "name_status": "APPROVED",
+    }
+    assert "quality_rating" not in data[1]  # null attributes are left out
 
 
 def test_discovery_accepts_the_waba_id_of_a_space(client):
@@ -199,16 +225,23 @@ def test_details_is_metas_phone_number_object(client):
     health = data["health_status"]
     assert health["can_send_message"] == "AVAILABLE"
     assert [(e["entity_type"], e["id"], e["can_send_message"]) for e in health["entities"]] == [
-        ("PHONE_NUMBER", "110000000000001", "AVAILABLE"), ("WABA", WABA, "AVAILABLE"),
-        ("BUSINESS", "3100001", "AVAILABLE")]
+        ("PHONE_NUMBER", "110000000000001", "AVAILABLE"),
+        ("WABA", WABA, "AVAILABLE"),
+        ("BUSINESS", "3100001", "AVAILABLE"),
+    ]
 
 
 def test_details_null_attributes_omitted_and_limited_health(client):
     data = _ok(client.details("919876500002"))
-    for key in ("quality_rating", "quality_score", "messaging_limit_tier", "platform_type",
-                "whatsapp_business_manager_messaging_limit"):
+    for key in (
+        "quality_rating",
+        "quality_score",
+        "messaging_limit_tier",
+        "platform_type",
+        "whatsapp_business_manager_messaging_limit",
+    ):
         assert key not in data
-    assert data["is_pin_enabled"] is True                       # wire_extra
+    assert data["is_pin_enabled"] is True  # wire_extra
     assert data["throughput"] == {"level": "STANDARD"}
     health = data["health_status"]
     assert health["can_send_message"] == "LIMITED"
@@ -223,8 +256,9 @@ def test_details_blocked_number_carries_errors(client):
     assert health["can_send_message"] == "BLOCKED"
     phone = health["entities"][0]
     assert phone["can_send_message"] == "BLOCKED"
-    assert phone["errors"] == [{"error_code": 141000, "error_description": "The phone number is banned.",
-                                "possible_solution": "Appeal."}]
+    assert phone["errors"] == [
+        {"error_code": 141000, "error_description": "The phone number is banned.", "possible_solution": "Appeal."}
+    ]
 
 
 @pytest.mark.parametrize("number", ["919876500001", "+919876500001", "%2B919876500001", "%2b919876500001"])
@@ -246,18 +280,22 @@ def test_number_of_another_account_is_wa401(client):
 # routing, write endpoints
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", f"/v2/{SID}/whatsapp/{WABA}/number/add"),
-    ("POST", f"/v2/{SID}/whatsapp/{WABA}/number/verify"),
-    ("POST", f"/v2/{SID}/whatsapp/{WABA}/number/retry_otp"),
-    ("PUT", f"/v2/{SID}/whatsapp/{WABA}/number/update"),
-    ("POST", f"/v2/{SID}/whatsapp/{WABA}/number/update"),
-    ("POST", f"/v1/{SID}/whatsapp/number"),
-    ("GET", f"/v1/{SID}/messages"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", f"/v2/{SID}/whatsapp/{WABA}/number/add"),
+        ("POST", f"/v2/{SID}/whatsapp/{WABA}/number/verify"),
+        ("POST", f"/v2/{SID}/whatsapp/{WABA}/number/retry_otp"),
+        ("PUT", f"/v2/{SID}/whatsapp/{WABA}/number/update"),
+        ("POST", f"/v2/{SID}/whatsapp/{WABA}/number/update"),
+        ("POST", f"/v1/{SID}/whatsapp/number"),
+        ("GET", f"/v1/{SID}/messages"),
+    ],
+)
 def test_write_endpoints_are_recorded_and_refused(client, emu, method, path):
-    resp = client.request(method, path, json.dumps({"id": "1", "phone_number": "+919876500001", "otp": "123456"})
-                          .encode())
+    resp = client.request(
+        method, path, json.dumps({"id": "1", "phone_number": "+919876500001", "otp": "123456"}).encode()
+    )
     _failure(resp, 400, "Emulator.WriteActionCalled")
     (call,) = emu.write_action_calls()
     assert call.authenticated and call.access_key_id == SID and call.method == method
@@ -273,8 +311,14 @@ def test_write_calls_are_recorded_even_when_unauthenticated(client, emu):
 
 
 def test_unknown_paths_and_methods(client):
-    for path in ("/", "/v2", f"/v2/{SID}/sms/{WABA}/number", f"/v2/{SID}/whatsapp/{WABA}/numbers",
-                 f"/v3/{SID}/whatsapp/{WABA}/number", f"/v2/{SID}/whatsapp/{WABA}/number/delete"):
+    for path in (
+        "/",
+        "/v2",
+        f"/v2/{SID}/sms/{WABA}/number",
+        f"/v2/{SID}/whatsapp/{WABA}/numbers",
+        f"/v3/{SID}/whatsapp/{WABA}/number",
+        f"/v2/{SID}/whatsapp/{WABA}/number/delete",
+    ):
         _failure(client.request("GET", path), 404, "WA404")
     _failure(client.request("POST", f"/v2/{SID}/whatsapp/919876500001/phone_number_details"), 405, "WA405")
     _failure(client.request("DELETE", f"/v2/{SID}/whatsapp/{WABA}/number"), 405, "WA405")
@@ -330,8 +374,9 @@ def test_runtime_overrides(client, emu):
 # faults
 
 
-@pytest.mark.parametrize("code,status", [("WA500", 500), ("WA400", 400), ("WA401", 400), ("RBC001", 401),
-                                         ("WA429", 429), ("E110", 400)])
+@pytest.mark.parametrize(
+    "code,status", [("WA500", 500), ("WA400", 400), ("WA401", 400), ("RBC001", 401), ("WA429", 429), ("E110", 400)]
+)
 def test_fault_error_default_statuses(client, emu, code, status):
     emu.inject(Fault(kind="error", code=code, count=1))
     _failure(client.details("919876500001"), status, code)
@@ -395,15 +440,17 @@ def test_demo_scenario(clock):
             return {n: _ok(c.details(n)) for n in numbers}
 
         start = snapshot()
-        assert any(d["health_status"]["can_send_message"] == "LIMITED" and d["status"] == "CONNECTED"
-                   for d in start.values())
+        assert any(
+            d["health_status"]["can_send_message"] == "LIMITED" and d["status"] == "CONNECTED" for d in start.values()
+        )
         seen_status, seen_tier = {}, {}
-        for _ in range(30):                         # 5 minutes in 10 s steps (the clock moves scenario time)
+        for _ in range(30):  # 5 minutes in 10 s steps (the clock moves scenario time)
             clock.t += 10
             for n, d in snapshot().items():
                 seen_status.setdefault(n, []).append(d["status"])
                 seen_tier.setdefault(n, []).append(d.get("messaging_limit_tier"))
         assert emu.scenario_time() == 300
+
     def changes(values):
         return [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v]
 

@@ -5,24 +5,32 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from emulators.meta import DEFAULT_API_VERSION, MetaEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
-from tests.helpers import Resp as BaseResp, raw_exchange, emulator_fixtures, check_transport_faults, http_exchange
+from tests.helpers import Resp as BaseResp
+from tests.helpers import check_transport_faults, emulator_fixtures, http_exchange, raw_exchange
 
 TOKEN, APP = "EAATestToken0001", "app-1001"
 WABA, BIG_WABA, OTHER_WABA = "102000000000001", "102000000000002", "102000000000009"
-N_OK, N_LIMITED, N_BLOCKED, N_TIMELINE, N_GONE = ("106000000000001", "106000000000002", "106000000000003",
-                                                   "106000000000004", "106000000000005")
+N_OK, N_LIMITED, N_BLOCKED, N_TIMELINE, N_GONE = (
+    "106000000000001",
+    "106000000000002",
+    "106000000000003",
+    "106000000000004",
+    "106000000000005",
+)
 N_FOREIGN = "106000000000099"
 
 BIG_NUMBERS = "\n".join(
     f'      - {{phone_number: "4477009{i:05d}", id: "1070000000{i:05d}", verified_name: Big {i}, status: CONNECTED,'
-    f" quality_rating: GREEN}}" for i in range(60))
+    f" quality_rating: GREEN}}"
+    for i in range(60)
+)
 
 SCENARIO_YAML = f"""
 credentials:
@@ -91,11 +99,13 @@ spaces:
     numbers: [{{phone_number: "14155550999", id: "{N_FOREIGN}", status: CONNECTED}}]
 """
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp() + 0.25
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
 DEFAULT_FIELDS = {"id", "display_phone_number", "verified_name", "quality_rating"}
-ALL_FIELDS = ("status,quality_rating,quality_score,code_verification_status,name_status,new_name_status,"
-              "messaging_limit_tier,whatsapp_business_manager_messaging_limit,throughput,platform_type,account_mode,"
-              "is_official_business_account,display_phone_number,verified_name,health_status")
+ALL_FIELDS = (
+    "status,quality_rating,quality_score,code_verification_status,name_status,new_name_status,"
+    "messaging_limit_tier,whatsapp_business_manager_messaging_limit,throughput,platform_type,account_mode,"
+    "is_official_business_account,display_phone_number,verified_name,health_status"
+)
 
 
 class Resp(BaseResp):
@@ -108,8 +118,9 @@ class Resp(BaseResp):
         return entry
 
 
-def call(port: int, method: str, target: str, token: str | None = TOKEN, headers: dict | None = None,
-         body: bytes = b"") -> Resp:
+def call(
+    port: int, method: str, target: str, token: str | None = TOKEN, headers: dict | None = None, body: bytes = b""
+) -> Resp:
     h = {}
     if token is not None:
         h["Authorization"] = f"Bearer {token}"
@@ -154,7 +165,7 @@ def test_bearer_header_oauth_scheme_and_query_token(emu):
     assert ok(get(emu.port, f"/v24.0/{N_OK}"))["id"] == N_OK
     assert ok(get(emu.port, f"/v24.0/{N_OK}", token=None, headers={"Authorization": f"OAuth {TOKEN}"}))
     assert ok(get(emu.port, f"/v24.0/{N_OK}?access_token={TOKEN}", token=None))
-    assert ok(get(emu.port, f"/v24.0/{N_OK}?access_token=wrong"))          # the header wins
+    assert ok(get(emu.port, f"/v24.0/{N_OK}?access_token=wrong"))  # the header wins
     assert all(r.access_key_id == APP and r.authenticated for r in emu.requests)
 
 
@@ -162,8 +173,10 @@ def test_missing_unknown_and_expired_tokens_are_401(emu):
     resp = get(emu.port, f"/v24.0/{N_OK}", token=None)
     assert graph_error(resp, 401, 104)["type"] == "OAuthException"
     assert resp.headers["WWW-Authenticate"].startswith("OAuth ")
-    for resp in (get(emu.port, f"/v24.0/{N_OK}", token="nope"),
-                 get(emu.port, f"/v24.0/{N_OK}?access_token=x", token=None)):
+    for resp in (
+        get(emu.port, f"/v24.0/{N_OK}", token="nope"),
+        get(emu.port, f"/v24.0/{N_OK}?access_token=x", token=None),
+    ):
         assert graph_error(resp, 401, 190, 467)["is_transient"] is False
     # an unusable scheme is no token at all
     graph_error(get(emu.port, f"/v24.0/{N_OK}", token=None, headers={"Authorization": "Basic abc"}), 401, 104)
@@ -187,8 +200,12 @@ def test_list_default_fields_and_present_false_left_out(emu):
     body = ok(get(emu.port, f"/v24.0/{WABA}/phone_numbers"))
     assert [n["id"] for n in body["data"]] == [N_OK, N_LIMITED, N_BLOCKED, N_TIMELINE]
     assert all(set(n) - {"is_pin_enabled"} <= DEFAULT_FIELDS and "id" in n for n in body["data"])  # + wire_extra
-    assert body["data"][0] == {"id": N_OK, "display_phone_number": "+1 5550000001", "verified_name": "Shop",
-                               "quality_rating": "GREEN"}
+    assert body["data"][0] == {
+        "id": N_OK,
+        "display_phone_number": "+1 5550000001",
+        "verified_name": "Shop",
+        "quality_rating": "GREEN",
+    }
     assert "next" not in body["paging"] and "previous" not in body["paging"]
 
 
@@ -196,7 +213,7 @@ def test_list_fields_filtering_ignores_health_status_on_the_edge(emu):
     body = ok(get(emu.port, f"/v24.0/{WABA}/phone_numbers?fields=status,messaging_limit_tier,health_status"))
     first, limited = body["data"][0], body["data"][1]
     assert first == {"id": N_OK, "status": "CONNECTED", "messaging_limit_tier": "TIER_10K"}
-    assert limited == {"id": N_LIMITED, "status": "CONNECTED", "is_pin_enabled": True}   # null tier left out
+    assert limited == {"id": N_LIMITED, "status": "CONNECTED", "is_pin_enabled": True}  # null tier left out
     assert all("health_status" not in n for n in body["data"])
     body = ok(get(emu.port, f"/v24.0/{WABA}/phone_numbers?fields=throughput{{level}},quality_score"))
     assert body["data"][0] == {"id": N_OK, "throughput": {"level": "HIGH"}, "quality_score": {"score": "GREEN"}}
@@ -212,7 +229,7 @@ def test_cursor_paging_across_60_numbers(emu):
         seen += [n["id"] for n in body["data"]]
         cursors = body["paging"]["cursors"]
         for cursor in cursors.values():
-            assert base64.b64decode(cursor) and not any(n["id"] in cursor for n in body["data"])   # opaque
+            assert base64.b64decode(cursor) and not any(n["id"] in cursor for n in body["data"])  # opaque
         if "next" not in body["paging"]:
             break
         nxt = body["paging"]["next"]
@@ -221,15 +238,15 @@ def test_cursor_paging_across_60_numbers(emu):
         resp = follow(nxt)
     assert [len(p["data"]) for p in pages] == [25, 25, 10]
     assert seen == [f"1070000000{i:05d}" for i in range(60)]
-    assert all(set(n) == {"id", "status"} for p in pages for n in p["data"])          # fields carried over
+    assert all(set(n) == {"id", "status"} for p in pages for n in p["data"])  # fields carried over
     assert "previous" not in pages[0]["paging"] and "previous" in pages[2]["paging"]
     back = ok(follow(pages[2]["paging"]["previous"]))
     assert [n["id"] for n in back["data"]] == seen[25:50]
 
 
 def test_paging_limits_and_bad_cursors(emu):
-    assert len(ok(get(emu.port, f"/v24.0/{BIG_WABA}/phone_numbers"))["data"]) == 25                   # default
-    assert len(ok(get(emu.port, f"/v24.0/{BIG_WABA}/phone_numbers?limit=500"))["data"]) == 60          # capped at 100
+    assert len(ok(get(emu.port, f"/v24.0/{BIG_WABA}/phone_numbers"))["data"]) == 25  # default
+    assert len(ok(get(emu.port, f"/v24.0/{BIG_WABA}/phone_numbers?limit=500"))["data"]) == 60  # capped at 100
     for query in ("limit=abc", "limit=0", "after=%25%25notbase64", "after=" + base64.b64encode(b"junk").decode()):
         graph_error(get(emu.port, f"/v24.0/{BIG_WABA}/phone_numbers?{query}"), 400, 100)
     last = ok(get(emu.port, f"/v24.0/{BIG_WABA}/phone_numbers?limit=60"))["paging"]["cursors"]["after"]
@@ -241,8 +258,12 @@ def test_paging_limits_and_bad_cursors(emu):
 
 
 def test_number_node_default_and_requested_fields(emu):
-    assert ok(get(emu.port, f"/v24.0/{N_OK}")) == {"id": N_OK, "display_phone_number": "+1 5550000001",
-                                                  "verified_name": "Shop", "quality_rating": "GREEN"}
+    assert ok(get(emu.port, f"/v24.0/{N_OK}")) == {
+        "id": N_OK,
+        "display_phone_number": "+1 5550000001",
+        "verified_name": "Shop",
+        "quality_rating": "GREEN",
+    }
     data = ok(get(emu.port, f"/v24.0/{N_OK}?fields={ALL_FIELDS}"))
     assert data["throughput"] == {"level": "HIGH"} and data["quality_score"] == {"score": "GREEN"}
     assert (data["platform_type"], data["account_mode"]) == ("CLOUD_API", "LIVE")
@@ -251,14 +272,21 @@ def test_number_node_default_and_requested_fields(emu):
     health = data["health_status"]
     assert health["can_send_message"] == "AVAILABLE"
     assert [(e["entity_type"], e["id"], e["can_send_message"]) for e in health["entities"]] == [
-        ("PHONE_NUMBER", N_OK, "AVAILABLE"), ("WABA", WABA, "AVAILABLE"),
-        ("BUSINESS", "524000000000001", "AVAILABLE"), ("APP", APP, "AVAILABLE")]
+        ("PHONE_NUMBER", N_OK, "AVAILABLE"),
+        ("WABA", WABA, "AVAILABLE"),
+        ("BUSINESS", "524000000000001", "AVAILABLE"),
+        ("APP", APP, "AVAILABLE"),
+    ]
     assert ok(get(emu.port, f"/v24.0/{N_OK}?fields=status")) == {"id": N_OK, "status": "CONNECTED"}
 
 
 def test_health_status_is_the_worst_entity(emu):
-    limited = ok(get(emu.port, f"/v24.0/{N_LIMITED}?fields=health_status,messaging_limit_tier,"
-                               "whatsapp_business_manager_messaging_limit"))
+    limited = ok(
+        get(
+            emu.port,
+            f"/v24.0/{N_LIMITED}?fields=health_status,messaging_limit_tier,whatsapp_business_manager_messaging_limit",
+        )
+    )
     assert "messaging_limit_tier" not in limited and limited["whatsapp_business_manager_messaging_limit"] == "TIER_2K"
     assert limited["health_status"]["can_send_message"] == "LIMITED"
     assert limited["health_status"]["entities"][0]["additional_info"] == ["Some countries are limited."]
@@ -278,8 +306,12 @@ def test_health_status_is_the_worst_entity(emu):
 
 def test_waba_node(emu):
     data = ok(get(emu.port, f"/v24.0/{WABA}?fields=name,currency,account_review_status,health_status"))
-    assert (data["id"], data["name"], data["currency"], data["account_review_status"]) == (WABA, "Shop", "USD",
-                                                                                           "APPROVED")
+    assert (data["id"], data["name"], data["currency"], data["account_review_status"]) == (
+        WABA,
+        "Shop",
+        "USD",
+        "APPROVED",
+    )
     assert [e["entity_type"] for e in data["health_status"]["entities"]] == ["WABA", "BUSINESS", "APP"]
     assert ok(get(emu.port, f"/v24.0/{WABA}")) == {"id": WABA, "name": "Shop"}
     assert {r.action for r in emu.requests} == {"get_waba"}
@@ -292,7 +324,7 @@ def test_waba_node(emu):
 def test_unknown_node_field_edge_and_version_gated_field(emu):
     error = graph_error(get(emu.port, "/v24.0/123456789"), 400, 100, 33)
     assert error["type"] == "GraphMethodException" and error["message"].startswith("Unsupported get request")
-    graph_error(get(emu.port, f"/v24.0/{N_GONE}"), 400, 100, 33)                 # present: false
+    graph_error(get(emu.port, f"/v24.0/{N_GONE}"), 400, 100, 33)  # present: false
     assert "nonexisting field (bogus)" in graph_error(get(emu.port, f"/v24.0/{N_OK}?fields=bogus"), 400, 100)["message"]
     graph_error(get(emu.port, f"/v24.0/{N_OK}?fields=status,Bad-Name"), 400, 100)
     graph_error(get(emu.port, f"/v24.0/{N_OK}/whatever"), 400, 2500)
@@ -309,8 +341,9 @@ def test_any_version_is_accepted_and_recorded(emu):
     resp = get(emu.port, f"/{N_OK}")
     assert ok(resp) and resp.headers["facebook-api-version"] == DEFAULT_API_VERSION
     assert emu.api_versions() == ["v19.0", "v24.0", "v99.9", None]
-    assert all(r.action == "get_phone_number" and r.phone_number == "15550000001" and r.space_id == WABA
-               for r in emu.requests)
+    assert all(
+        r.action == "get_phone_number" and r.phone_number == "15550000001" and r.space_id == WABA for r in emu.requests
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -328,7 +361,7 @@ def test_buc_usage_grows_then_80007_and_an_hour_resets(clock):
             assert resp.usage()["type"] == "whatsapp_business_management"
             assert set(json.loads(resp.headers["X-App-Usage"])) == {"call_count", "total_cputime", "total_time"}
         assert percents == [25, 50, 75, 100]
-        assert waits == [0, 0, 0, 60]                     # at 100 % the next call is refused
+        assert waits == [0, 0, 0, 60]  # at 100 % the next call is refused
         resp = get(emu.port, f"/v24.0/{WABA}/phone_numbers")
         error = graph_error(resp, 429, 80007)
         assert error["is_transient"] is True
@@ -375,20 +408,28 @@ def test_per_second_qps_is_code_4(emu, clock):
 # write calls
 
 
-@pytest.mark.parametrize("method,path,action", [
-    ("POST", f"/v24.0/{N_OK}/register", "register"),
-    ("POST", f"/v24.0/{N_OK}/deregister", "deregister"),
-    ("POST", f"/v24.0/{N_OK}/request_code", "request_code"),
-    ("POST", f"/v24.0/{N_OK}/verify_code", "verify_code"),
-    ("GET", f"/v24.0/{N_OK}/register", "register"),
-    ("POST", f"/v24.0/{N_OK}/messages", "messages"),
-    ("POST", f"/v24.0/{N_OK}", "post"),
-    ("DELETE", f"/v24.0/{N_OK}", "delete"),
-    ("POST", f"/v24.0/{WABA}/phone_numbers", "post"),
-])
+@pytest.mark.parametrize(
+    "method,path,action",
+    [
+        ("POST", f"/v24.0/{N_OK}/register", "register"),
+        ("POST", f"/v24.0/{N_OK}/deregister", "deregister"),
+        ("POST", f"/v24.0/{N_OK}/request_code", "request_code"),
+        ("POST", f"/v24.0/{N_OK}/verify_code", "verify_code"),
+        ("GET", f"/v24.0/{N_OK}/register", "register"),
+        ("POST", f"/v24.0/{N_OK}/messages", "messages"),
+        ("POST", f"/v24.0/{N_OK}", "post"),
+        ("DELETE", f"/v24.0/{N_OK}", "delete"),
+        ("POST", f"/v24.0/{WABA}/phone_numbers", "post"),
+    ],
+)
 def test_write_calls_are_recorded_and_refused(emu, method, path, action):
-    resp = call(emu.port, method, path, body=json.dumps({"messaging_product": "whatsapp", "pin": "123456"}).encode(),
-                headers={"Content-Type": "application/json"})
+    resp = call(
+        emu.port,
+        method,
+        path,
+        body=json.dumps({"messaging_product": "whatsapp", "pin": "123456"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     error = graph_error(resp, 403, 10)
     assert error["error_user_title"] == "Emulator.WriteActionCalled"
     (record,) = emu.write_action_calls()
@@ -416,7 +457,7 @@ def test_timeline_transitions_loop(emu):
     emu.advance(60)
     assert state() == ("CONNECTED", "YELLOW", "AVAILABLE")
     emu.advance(60)
-    assert state() == ("CONNECTED", "RED", "AVAILABLE")       # a RED rating changes neither status nor health
+    assert state() == ("CONNECTED", "RED", "AVAILABLE")  # a RED rating changes neither status nor health
     emu.advance(60)
     assert state() == ("CONNECTED", "GREEN", "AVAILABLE")
     emu.set_number(WABA, "15550000004", quality_rating="UNKNOWN")
@@ -425,10 +466,16 @@ def test_timeline_transitions_loop(emu):
 
 def test_spec_variants_are_served_as_seeded(clock):
     """The values Meta's own specs disagree on (and unknown strings) reach the client verbatim."""
-    seeded = [("LINKED", "NA"), ("UNLINKED", "GREEN"), ("MESSAGING_LIMIT_TIER_2", "UNKNOWN"),
-              ("BRAND_NEW_STATUS", "BRAND_NEW_RATING")]
-    numbers = "\n".join(f'      - {{phone_number: "1555000010{i}", id: "10610000000000{i}", status: {st}, '
-                        f'quality_rating: {q}}}' for i, (st, q) in enumerate(seeded))
+    seeded = [
+        ("LINKED", "NA"),
+        ("UNLINKED", "GREEN"),
+        ("MESSAGING_LIMIT_TIER_2", "UNKNOWN"),
+        ("BRAND_NEW_STATUS", "BRAND_NEW_RATING"),
+    ]
+    numbers = "\n".join(
+        f'      - {{phone_number: "1555000010{i}", id: "10610000000000{i}", status: {st}, quality_rating: {q}}}'
+        for i, (st, q) in enumerate(seeded)
+    )
     scenario = loads_scenario(f"""
 credentials: [{{access_key_id: {APP}, access_key_secret: {TOKEN}, qps: null}}]
 spaces:
@@ -443,10 +490,18 @@ spaces:
         assert [(n["status"], n["quality_rating"]) for n in listed] == seeded
         health = {}
         for i, (status, quality) in enumerate(seeded):
-            node = ok(get(emu.port, f"/v24.0/10610000000000{i}?fields=status,quality_rating,quality_score,"
-                                    "whatsapp_business_manager_messaging_limit,health_status"))
-            assert (node["status"], node["quality_rating"], node["quality_score"]) == (status, quality,
-                                                                                       {"score": quality})
+            node = ok(
+                get(
+                    emu.port,
+                    f"/v24.0/10610000000000{i}?fields=status,quality_rating,quality_score,"
+                    "whatsapp_business_manager_messaging_limit,health_status",
+                )
+            )
+            assert (node["status"], node["quality_rating"], node["quality_score"]) == (
+                status,
+                quality,
+                {"score": quality},
+            )
             assert node["whatsapp_business_manager_messaging_limit"] == "TIER_BRAND_NEW"
             health[status] = node["health_status"]["entities"][0]["can_send_message"]
         assert health["LINKED"] == "AVAILABLE" and health["UNLINKED"] == "BLOCKED"
@@ -456,9 +511,20 @@ spaces:
 # faults
 
 
-@pytest.mark.parametrize("code,status,transient", [
-    (190, 401, False), (200, 403, False), (100, 400, False), (4, 429, True), (17, 429, True),
-    (80007, 429, True), (130429, 400, True), (131000, 500, True), (2, 503, True)])
+@pytest.mark.parametrize(
+    "code,status,transient",
+    [
+        (190, 401, False),
+        (200, 403, False),
+        (100, 400, False),
+        (4, 429, True),
+        (17, 429, True),
+        (80007, 429, True),
+        (130429, 400, True),
+        (131000, 500, True),
+        (2, 503, True),
+    ],
+)
 def test_fault_error_codes(emu, code, status, transient):
     emu.inject(Fault(kind="error", code=str(code), count=1))
     resp = get(emu.port, f"/v24.0/{N_OK}")
@@ -520,7 +586,7 @@ def test_data_faults(emu):
     node = ok(get(emu.port, f"/v24.0/{N_OK}?fields=status,quality_rating,quality_score,verified_name"))
     assert node == {"id": N_OK, "status": None, "quality_rating": None}
     emu.inject(Fault(kind="duplicate_numbers", count=1))
-    ok(get(emu.port, f"/v24.0/{N_OK}"))                                     # not applicable: not consumed
+    ok(get(emu.port, f"/v24.0/{N_OK}"))  # not applicable: not consumed
     ids = [n["id"] for n in ok(get(emu.port, f"/v24.0/{WABA}/phone_numbers"))["data"]]
     assert ids == [N_OK, N_OK, N_LIMITED, N_LIMITED, N_BLOCKED, N_BLOCKED, N_TIMELINE, N_TIMELINE]
     assert len(ok(get(emu.port, f"/v24.0/{WABA}/phone_numbers"))["data"]) == 4
@@ -548,17 +614,28 @@ def test_demo_scenario(clock):
         assert len(ids) == 4
 
         def snapshot():
-            return {i: ok(get(emu.port, f"/v24.0/{i}?fields=quality_rating,messaging_limit_tier,"
-                                         f"whatsapp_business_manager_messaging_limit,health_status", token=token))
-                    for i in ids}
+            return {
+                i: ok(
+                    get(
+                        emu.port,
+                        f"/v24.0/{i}?fields=quality_rating,messaging_limit_tier,"
+                        f"whatsapp_business_manager_messaging_limit,health_status",
+                        token=token,
+                    )
+                )
+                for i in ids
+            }
 
         start = snapshot()
-        assert any(d["health_status"]["can_send_message"] == "LIMITED"
-                   and d["health_status"]["entities"][0].get("additional_info") for d in start.values())
+        assert any(
+            d["health_status"]["can_send_message"] == "LIMITED"
+            and d["health_status"]["entities"][0].get("additional_info")
+            for d in start.values()
+        )
         assert any("messaging_limit_tier" not in d for d in start.values())
         assert {d["whatsapp_business_manager_messaging_limit"] for d in start.values()} == {"TIER_10K"}
         quality, blocked_codes = {}, set()
-        for _ in range(24):                            # 4 minutes in 10 s steps
+        for _ in range(24):  # 4 minutes in 10 s steps
             clock.t += 10
             for i, d in snapshot().items():
                 quality.setdefault(i, []).append(d["quality_rating"])

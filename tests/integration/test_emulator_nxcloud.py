@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,36 +18,79 @@ import pytest
 from emulators import nxcloud
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, ScenarioError, load_builtin_scenario, loads_scenario
-from tests.helpers import FakeClock, Resp as BaseResp, raw_exchange, emulator_fixtures, standalone_emulator, check_transport_faults, http_exchange
+from tests.helpers import (
+    FakeClock,
+    check_transport_faults,
+    emulator_fixtures,
+    http_exchange,
+    raw_exchange,
+    standalone_emulator,
+)
+from tests.helpers import Resp as BaseResp
 
 REFERENCE = Path("/work/shared/reference/signing-vectors.json")
 
 # A copy of the reference vectors, so the tests still run where /work/shared is absent.
 _FALLBACK_VECTORS = [
-    {"name": "NxCloud's own worked example", "accessKey": "fme2na3kdi3ki", "ts": "1655710885431", "bizType": "1",
-     "action": "send", "accessSecret": "abciiiko2k3", "body": "{\"name\":\"牛小信\",\"id\":10001}",
-     "expected_string_to_sign": "accessKey=fme2na3kdi3ki&action=send&bizType=1&ts=1655710885431&body="
-                                "{\"name\":\"牛小信\",\"id\":10001}&accessSecret=abciiiko2k3",
-     "expected_sign": "87c3560d3331ae23f1021e2025722354"},
-    {"name": "same, compact body with sorted keys", "accessKey": "fme2na3kdi3ki", "ts": "1655710885431",
-     "bizType": "1", "action": "send", "accessSecret": "abciiiko2k3", "body": "{\"id\":10001,\"name\":\"牛小信\"}",
-     "expected_sign": "7750759da06333f20d0640be09355e34"},
-    {"name": "empty body (the &body= part is left out)", "accessKey": "fme2na3kdi3ki", "ts": "1655710885431",
-     "bizType": "1", "action": "send", "accessSecret": "abciiiko2k3", "body": "",
-     "expected_sign": "884afe159e39b6c88a0d6102ca97d704"},
-    {"name": "getPhone with business_phones", "accessKey": "fme2na3kdi3ki", "ts": "1655710885431", "bizType": "2",
-     "action": "getPhone", "accessSecret": "abciiiko2k3",
-     "body": "{\"appkey\":\"jh42xxxd434\",\"business_phones\":\"185xxx99,861xxx24\",\"messaging_product\":\"whatsapp\"}",
-     "expected_sign": "139a8171d72bdbf2fc53b8c5a2a14583"},
-    {"name": "getPhone for every number of the app", "accessKey": "fme2na3kdi3ki", "ts": "1655710885431",
-     "bizType": "2", "action": "getPhone", "accessSecret": "abciiiko2k3",
-     "body": "{\"appkey\":\"jh42xxxd434\",\"messaging_product\":\"whatsapp\"}",
-     "expected_sign": "eec4d93ccef39ed6e67219afbe93547a"},
+    {
+        "name": "NxCloud's own worked example",
+        "accessKey": "fme2na3kdi3ki",
+        "ts": "1655710885431",
+        "bizType": "1",
+        "action": "send",
+        "accessSecret": "abciiiko2k3",
+        "body": '{"name":"牛小信","id":10001}',
+        "expected_string_to_sign": "accessKey=fme2na3kdi3ki&action=send&bizType=1&ts=1655710885431&body="
+        '{"name":"牛小信","id":10001}&accessSecret=abciiiko2k3',
+        "expected_sign": "87c3560d3331ae23f1021e2025722354",
+    },
+    {
+        "name": "same, compact body with sorted keys",
+        "accessKey": "fme2na3kdi3ki",
+        "ts": "1655710885431",
+        "bizType": "1",
+        "action": "send",
+        "accessSecret": "abciiiko2k3",
+        "body": '{"id":10001,"name":"牛小信"}',
+        "expected_sign": "7750759da06333f20d0640be09355e34",
+    },
+    {
+        "name": "empty body (the &body= part is left out)",
+        "accessKey": "fme2na3kdi3ki",
+        "ts": "1655710885431",
+        "bizType": "1",
+        "action": "send",
+        "accessSecret": "abciiiko2k3",
+        "body": "",
+        "expected_sign": "884afe159e39b6c88a0d6102ca97d704",
+    },
+    {
+        "name": "getPhone with business_phones",
+        "accessKey": "fme2na3kdi3ki",
+        "ts": "1655710885431",
+        "bizType": "2",
+        "action": "getPhone",
+        "accessSecret": "abciiiko2k3",
+        "body": '{"appkey":"jh42xxxd434","business_phones":"185xxx99,861xxx24","messaging_product":"whatsapp"}',
+        "expected_sign": "139a8171d72bdbf2fc53b8c5a2a14583",
+    },
+    {
+        "name": "getPhone for every number of the app",
+        "accessKey": "fme2na3kdi3ki",
+        "ts": "1655710885431",
+        "bizType": "2",
+        "action": "getPhone",
+        "accessSecret": "abciiiko2k3",
+        "body": '{"appkey":"jh42xxxd434","messaging_product":"whatsapp"}',
+        "expected_sign": "eec4d93ccef39ed6e67219afbe93547a",
+    },
 ]
 VECTORS = (json.loads(REFERENCE.read_text())["nxcloud_md5"] if REFERENCE.exists() else None) or _FALLBACK_VECTORS
 # The doc's worked example hashed with SHA-256 (the optional ``algorithm: sha256`` header, not signed itself).
-SHA256_VECTOR = {**_FALLBACK_VECTORS[0],
-                 "expected_sign": "e0eec2c99ef80f269a82795e2223f618ebfc0616c8b6c8c7d438021ec38ad0eb"}
+SHA256_VECTOR = {
+    **_FALLBACK_VECTORS[0],
+    "expected_sign": "e0eec2c99ef80f269a82795e2223f618ebfc0616c8b6c8c7d438021ec38ad0eb",
+}
 
 
 # ---------------------------------------------------------------------------
@@ -55,8 +98,16 @@ SHA256_VECTOR = {**_FALLBACK_VECTORS[0],
 
 
 def nx_sign(ak: str, action: str, biz_type: str, ts: str, body: bytes, secret: str, algo: str = "md5") -> str:
-    text = b"accessKey=" + ak.encode() + b"&action=" + action.encode() + b"&bizType=" + biz_type.encode() \
-        + b"&ts=" + ts.encode()
+    text = (
+        b"accessKey="
+        + ak.encode()
+        + b"&action="
+        + action.encode()
+        + b"&bizType="
+        + biz_type.encode()
+        + b"&ts="
+        + ts.encode()
+    )
     if len(body) > 0:
         text += b"&body=" + body
     text += b"&accessSecret=" + secret.encode()
@@ -80,18 +131,46 @@ class Client:
     def ts(self) -> str:
         return str(int((self.clock.t if self.clock else time.time()) * 1000))
 
-    def get_phone(self, payload=None, *, body: bytes | None = None, signed_body: bytes | None = None,
-                  ak: str | None = None, secret: str | None = None, ts: str | None = None, biz_type: str = "2",
-                  action: str = "getPhone", algo: str | None = None, drop: tuple = (), headers: dict | None = None,
-                  path: str = "/api/wa/getPhone", method: str = "POST", sign: str | None = None) -> Resp:
+    def get_phone(
+        self,
+        payload=None,
+        *,
+        body: bytes | None = None,
+        signed_body: bytes | None = None,
+        ak: str | None = None,
+        secret: str | None = None,
+        ts: str | None = None,
+        biz_type: str = "2",
+        action: str = "getPhone",
+        algo: str | None = None,
+        drop: tuple = (),
+        headers: dict | None = None,
+        path: str = "/api/wa/getPhone",
+        method: str = "POST",
+        sign: str | None = None,
+    ) -> Resp:
         if body is None:
-            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() if payload is not None \
-                else b""
+            body = (
+                json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() if payload is not None else b""
+            )
         ts = ts or self.ts()
-        signature = sign or nx_sign(ak or self.ak, action, biz_type, ts, body if signed_body is None else signed_body,
-                                    secret or self.secret, algo or "md5")
-        h = {"Content-Type": "application/json", "accessKey": ak or self.ak, "ts": ts, "bizType": biz_type,
-             "action": action, "sign": signature}
+        signature = sign or nx_sign(
+            ak or self.ak,
+            action,
+            biz_type,
+            ts,
+            body if signed_body is None else signed_body,
+            secret or self.secret,
+            algo or "md5",
+        )
+        h = {
+            "Content-Type": "application/json",
+            "accessKey": ak or self.ak,
+            "ts": ts,
+            "bizType": biz_type,
+            "action": action,
+            "sign": signature,
+        }
         if algo:
             h["algorithm"] = algo
         h.update(headers or {})
@@ -163,9 +242,16 @@ spaces:
     numbers: [{phone_number: "8618500000099", status: CONNECTED, quality_rating: GREEN}]
 """
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp() + 0.25
-PHONE_KEYS = {"display_phone_number", "quality_rating", "name_status", "verified_name", "code_verification_status",
-              "current_limit", "status"}
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
+PHONE_KEYS = {
+    "display_phone_number",
+    "quality_rating",
+    "name_status",
+    "verified_name",
+    "code_verification_status",
+    "current_limit",
+    "status",
+}
 
 
 clock, emu = emulator_fixtures(NxCloudEmulator, SCENARIO_YAML, T0)
@@ -200,8 +286,9 @@ def test_vectors_reproduced_by_both_signers(vector):
     assert not nxcloud.verify(*args, body + b" ", vector["accessSecret"], vector["expected_sign"])
     assert not nxcloud.verify(*args, body, vector["accessSecret"], vector["expected_sign"].upper())
     if "expected_string_to_sign" in vector:
-        assert nxcloud.string_to_sign(*args, body, vector["accessSecret"]) == \
-            vector["expected_string_to_sign"].encode("utf-8")
+        assert nxcloud.string_to_sign(*args, body, vector["accessSecret"]) == vector["expected_string_to_sign"].encode(
+            "utf-8"
+        )
 
 
 def test_sha256_variant():
@@ -216,11 +303,19 @@ def test_getphone_vectors_accepted_over_http(clock):
     clock.t = 1655710885431 / 1000 + 5
     with NxCloudEmulator(loads_scenario(SCENARIO_YAML), clock=clock) as emu:
         by_name = {v["name"]: v for v in VECTORS}
-        for name, expected_code in (("getPhone for every number of the app", 0),
-                                    ("getPhone with business_phones", 9002)):  # "185xxx99" is not digits
+        for name, expected_code in (
+            ("getPhone for every number of the app", 0),
+            ("getPhone with business_phones", 9002),
+        ):  # "185xxx99" is not digits
             v = by_name[name]
-            headers = {"Content-Type": "application/json", "accessKey": v["accessKey"], "ts": v["ts"],
-                       "bizType": v["bizType"], "action": v["action"], "sign": v["expected_sign"]}
+            headers = {
+                "Content-Type": "application/json",
+                "accessKey": v["accessKey"],
+                "ts": v["ts"],
+                "bizType": v["bizType"],
+                "action": v["action"],
+                "sign": v["expected_sign"],
+            }
             resp = _post(emu.port, "/api/wa/getPhone", headers, v["body"].encode())
             assert resp.status == 200 and resp.code == expected_code, resp
             if expected_code == 0:
@@ -238,13 +333,19 @@ def test_default_shape_is_the_documented_example(client):
     body = resp.json
     assert body["code"] == 0 and body["message"] == "Request successful"
     data = body["data"]
-    assert list(data) == ["8613800000001", "12025550100"]        # present: false is not listed
-    for phone, items in data.items():
+    assert list(data) == ["8613800000001", "12025550100"]  # present: false is not listed
+    for items in data.values():
         assert isinstance(items, list) and len(items) == 1 and set(items[0]) == PHONE_KEYS
     first = data["8613800000001"][0]
-    assert first == {"display_phone_number": "+86 13800000001", "quality_rating": "GREEN", "name_status": "APPROVED",
-                     "verified_name": "GLORY JACK", "code_verification_status": "VERIFIED",
-                     "current_limit": "TIER_1K", "status": "CONNECTED"}
+    assert first == {
+        "display_phone_number": "+86 13800000001",
+        "quality_rating": "GREEN",
+        "name_status": "APPROVED",
+        "verified_name": "GLORY JACK",
+        "code_verification_status": "VERIFIED",
+        "current_limit": "TIER_1K",
+        "status": "CONNECTED",
+    }
     second = data["12025550100"][0]
     assert second["current_limit"] == "" and second["quality_rating"] == "UNKNOW"
     assert second["display_phone_number"] == "+1 2025550100"
@@ -255,18 +356,21 @@ def test_array_shape_and_wire_extra(client):
     assert body["code"] == 0 and list(body["data"]) == ["business_phones"]
     (item,) = body["data"]["business_phones"]
     assert item["business_phone"] == "447700900001" and item["display_phone_number"] == "+44 7700 900001"
-    assert item["waba_id"] == "1234" and "name_status" not in item        # wire_extra adds and removes keys
+    assert item["waba_id"] == "1234" and "name_status" not in item  # wire_extra adds and removes keys
     assert (item["status"], item["quality_rating"], item["current_limit"]) == ("FLAGGED", "RED", "TIER_250")
 
 
-@pytest.mark.parametrize("phones,expected", [
-    (None, ["8613800000001", "12025550100"]),
-    ("", ["8613800000001", "12025550100"]),
-    ("12025550100", ["12025550100"]),
-    ("12025550100,8613800000001", ["12025550100", "8613800000001"]),
-    ("12025550100, 8613800000001", ["12025550100", "8613800000001"]),    # the ", " separator of the page
-    ("8613800000001,8613800000001,", ["8613800000001"]),
-])
+@pytest.mark.parametrize(
+    "phones,expected",
+    [
+        (None, ["8613800000001", "12025550100"]),
+        ("", ["8613800000001", "12025550100"]),
+        ("12025550100", ["12025550100"]),
+        ("12025550100,8613800000001", ["12025550100", "8613800000001"]),
+        ("12025550100, 8613800000001", ["12025550100", "8613800000001"]),  # the ", " separator of the page
+        ("8613800000001,8613800000001,", ["8613800000001"]),
+    ],
+)
 def test_empty_versus_listed_business_phones(client, phones, expected):
     resp = client.app(phones=phones)
     assert resp.code == 0 and list(resp.json["data"]) == expected, resp
@@ -282,12 +386,15 @@ def test_raw_bytes_are_signed_not_a_reserialisation(client):
     compact = json.dumps(payload, separators=(",", ":")).encode()
     spaced = json.dumps(payload).encode()
     assert client.get_phone(body=compact).code == 0
-    assert client.get_phone(body=spaced).code == 0              # any bytes verify when they are what was signed
-    _failure(client.get_phone(body=spaced, signed_body=compact), 1003)   # same JSON, different bytes
+    assert client.get_phone(body=spaced).code == 0  # any bytes verify when they are what was signed
+    _failure(client.get_phone(body=spaced, signed_body=compact), 1003)  # same JSON, different bytes
     _failure(client.get_phone(body=compact, signed_body=spaced), 1003)
-    pretty = b'{\n  "appkey": "app-shop",\n  "messaging_product": "whatsapp",\n  "note": "\xe7\x89\x9b\xe5\xb0\x8f\xe4\xbf\xa1"\n}'
-    assert client.get_phone(body=pretty).code == 0              # newlines and raw UTF-8 are signed as sent
-    escaped = json.dumps({**payload, "note": "牛小信"}, separators=(",", ":")).encode()   # \\u escapes
+    pretty = (
+        b'{\n  "appkey": "app-shop",\n  "messaging_product": "whatsapp",\n'
+        b'  "note": "\xe7\x89\x9b\xe5\xb0\x8f\xe4\xbf\xa1"\n}'
+    )
+    assert client.get_phone(body=pretty).code == 0  # newlines and raw UTF-8 are signed as sent
+    escaped = json.dumps({**payload, "note": "牛小信"}, separators=(",", ":")).encode()  # \\u escapes
     unescaped = json.dumps({**payload, "note": "牛小信"}, separators=(",", ":"), ensure_ascii=False).encode()
     _failure(client.get_phone(body=escaped, signed_body=unescaped), 1003)
 
@@ -333,8 +440,9 @@ def test_bad_signature_is_1003(client):
     ts = client.ts()
     body = json.dumps({"appkey": "app-shop", "messaging_product": "whatsapp"}).encode()
     other_ts = str(int(ts) + 1)
-    _failure(client.get_phone(body=body, ts=other_ts, sign=nx_sign("nx-ak", "getPhone", "2", ts, body, "nx-secret")),
-             1003)
+    _failure(
+        client.get_phone(body=body, ts=other_ts, sign=nx_sign("nx-ak", "getPhone", "2", ts, body, "nx-secret")), 1003
+    )
     # uppercase hex is not the documented format
     upper = nx_sign("nx-ak", "getPhone", "2", ts, body, "nx-secret").upper()
     _failure(client.get_phone(body=body, ts=ts, sign=upper), 1003)
@@ -349,7 +457,7 @@ def test_timestamp_window_is_60_seconds(client, clock):
     now_ms = int(clock.t * 1000)
     assert client.app(ts=str(now_ms - 60000)).code == 0
     assert client.app(ts=str(now_ms + 60000)).code == 0
-    for ts in (now_ms - 60001, now_ms + 60001, now_ms // 1000):       # the last one: seconds, not milliseconds
+    for ts in (now_ms - 60001, now_ms + 60001, now_ms // 1000):  # the last one: seconds, not milliseconds
         body = _failure(client.app(ts=str(ts)), 1004)
         assert "expired" in body["message"].lower()
     _failure(client.app(ts="2026-03-01T12:00:00Z"), 1004)
@@ -360,16 +468,24 @@ def test_permissions_are_1005(emu, clock, client):
     _failure(client.app(ak="nobody", secret="x"), 1005)
     _failure(Client(emu.port, "nx-off", "off-secret", clock).app(), 1005)
     _failure(Client(emu.port, "nx-denied", "denied-secret", clock).app(), 1005)
-    _failure(client.app("app-other"), 1005)                              # another accessKey's appkey
+    _failure(client.app("app-other"), 1005)  # another accessKey's appkey
     assert Client(emu.port, "nx-other", "other-secret", clock).app("app-other").code == 0
 
 
-@pytest.mark.parametrize("payload", [
-    None, [], "text", {"messaging_product": "whatsapp"}, {"appkey": "", "messaging_product": "whatsapp"},
-    {"appkey": 7, "messaging_product": "whatsapp"}, {"appkey": "app-shop"},
-    {"appkey": "app-shop", "messaging_product": "sms"},
-    {"appkey": "app-shop", "messaging_product": "whatsapp", "business_phones": ["8613800000001"]},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        [],
+        "text",
+        {"messaging_product": "whatsapp"},
+        {"appkey": "", "messaging_product": "whatsapp"},
+        {"appkey": 7, "messaging_product": "whatsapp"},
+        {"appkey": "app-shop"},
+        {"appkey": "app-shop", "messaging_product": "sms"},
+        {"appkey": "app-shop", "messaging_product": "whatsapp", "business_phones": ["8613800000001"]},
+    ],
+)
 def test_parameter_exception_is_9000(client, payload):
     _failure(client.get_phone(payload), 9000)
 
@@ -392,7 +508,7 @@ def test_non_digit_number_is_9002(client, phones):
 def test_unbound_number_fails_the_whole_request_with_9006(client):
     body = _failure(client.app(phones="8613800000001,4915100000001,19999999999"), 9006)
     assert "4915100000001" in body["message"] and "19999999999" not in body["message"]
-    _failure(client.app(phones="6281300000009"), 9006)          # present: false is not bound (yet)
+    _failure(client.app(phones="6281300000009"), 9006)  # present: false is not bound (yet)
 
 
 def test_unknown_path_and_method(client, emu):
@@ -404,8 +520,9 @@ def test_unknown_path_and_method(client, emu):
 
 
 def test_send_endpoint_is_recorded_and_refused(client, emu):
-    resp = client.get_phone({"appkey": "app-shop", "messaging_product": "whatsapp", "to": "1"}, action="mt",
-                            path="/api/wa/mt")
+    resp = client.get_phone(
+        {"appkey": "app-shop", "messaging_product": "whatsapp", "to": "1"}, action="mt", path="/api/wa/mt"
+    )
     _failure(resp, -1)
     assert [(r.action, r.authenticated) for r in emu.write_action_calls()] == [("mt", True)]
     _failure(client.get_phone({"appkey": "app-shop"}, action="mt", path="/api/wa/mt", secret="bad"), 1003)
@@ -499,7 +616,7 @@ def test_fault_error_codes_statuses_and_count(client, emu):
     _failure(client.app(), 9001)
     _failure(client.app(), 9001)
     assert client.app().code == 0
-    emu.inject(Fault(kind="error", code=1004, http_status=401, retry_after=3, count=1))   # integer codes too
+    emu.inject(Fault(kind="error", code=1004, http_status=401, retry_after=3, count=1))  # integer codes too
     resp = client.app()
     _failure(resp, 1004, 401)
     assert resp.headers["Retry-After"] == "3"
@@ -525,8 +642,8 @@ def test_fault_selectors_by_appkey_and_number(client, emu):
     emu.inject(Fault(kind="error", code="9002", phone_number="12025550100"))
     assert client.app("app-shop", phones="8613800000001").code == 0
     assert client.app("app-array").code == 9001
-    assert client.app("app-shop", phones="8613800000001,12025550100").code == 9002    # any listed number matches
-    assert client.app("app-shop").code == 0          # no number listed: the selector cannot match
+    assert client.app("app-shop", phones="8613800000001,12025550100").code == 9002  # any listed number matches
+    assert client.app("app-shop").code == 0  # no number listed: the selector cannot match
 
 
 def test_fault_delay_malformed_html_reset(client, emu):
@@ -542,10 +659,13 @@ def test_faults_come_after_auth_and_flow_control(client, emu):
 
 
 def test_scenario_fault_time_window(clock):
-    scenario = loads_scenario(SCENARIO_YAML + """
+    scenario = loads_scenario(
+        SCENARIO_YAML
+        + """
 faults:
   - {kind: error, code: 9001, space_id: app-array, from: 100, until: 200}
-""")
+"""
+    )
     with NxCloudEmulator(scenario, clock=clock) as emu:
         c = Client(emu.port, clock=clock)
         assert c.app("app-array").code == 0
@@ -566,7 +686,9 @@ def test_garbage_requests_get_answers_and_server_keeps_serving(client, emu):
     assert b" 400 " in bad_len.split(b"\r\n")[0] and b'"code":9000' in bad_len
     huge = raw_exchange(emu.port, b"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
     assert b" 413 " in huge.split(b"\r\n")[0]
-    chunked = raw_exchange(emu.port, b"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    chunked = raw_exchange(
+        emu.port, b"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    )
     assert b" 400 " in chunked.split(b"\r\n")[0]
     assert client.app(headers={"accessKey": "n\u00e9"}).code == 1005
     assert client.app().code == 0
@@ -575,10 +697,12 @@ def test_garbage_requests_get_answers_and_server_keeps_serving(client, emu):
 def test_chunked_body_is_signed_as_received(client, emu, clock):
     body = json.dumps({"appkey": "app-shop", "messaging_product": "whatsapp"}).encode()
     ts = client.ts()
-    headers = (f"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               f"accessKey: nx-ak\r\nts: {ts}\r\nbizType: 2\r\naction: getPhone\r\n"
-               f"sign: {nx_sign('nx-ak', 'getPhone', '2', ts, body, 'nx-secret')}\r\n"
-               "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    headers = (
+        f"POST /api/wa/getPhone HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"accessKey: nx-ak\r\nts: {ts}\r\nbizType: 2\r\naction: getPhone\r\n"
+        f"sign: {nx_sign('nx-ak', 'getPhone', '2', ts, body, 'nx-secret')}\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode()
     half = len(body) // 2
     chunks = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, body[:half], len(body) - half, body[half:])
     answer = raw_exchange(emu.port, headers + chunks)
@@ -616,13 +740,13 @@ def test_demo_scenario(clock):
         travel = c.app("nx-demo-travel").json["data"]
         assert len(travel["business_phones"]) == 2
         emu.advance(95)
-        assert c.app("nx-demo-shop", phones="6281300000001").json["data"]["6281300000001"][0]["quality_rating"] \
-            == "RED"
+        assert c.app("nx-demo-shop", phones="6281300000001").json["data"]["6281300000001"][0]["quality_rating"] == "RED"
 
 
 def test_standalone_module_runs_and_answers():
-    with standalone_emulator("--provider", "nxcloud", "--scenario", "demo-nxcloud",
-                             banner="NxCloud emulator listening on http://127.0.0.1:") as run:
+    with standalone_emulator(
+        "--provider", "nxcloud", "--scenario", "demo-nxcloud", banner="NxCloud emulator listening on http://127.0.0.1:"
+    ) as run:
         c = Client(run.port, "nxdemo-ak-0001", "nxdemo-secret-0001")
         resp = c.app("nx-demo-shop")
         assert resp.status == 200 and resp.code == 0 and len(resp.json["data"]) == 3, resp

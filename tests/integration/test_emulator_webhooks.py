@@ -57,8 +57,13 @@ class Receiver:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                entry = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
-                         "header_names": list(self.headers.keys()), "body": body}
+                entry = {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers.items()),
+                    "header_names": list(self.headers.keys()),
+                    "body": body,
+                }
                 status = receiver.verify(entry) if receiver.verify else 200
                 entry["answered"] = status
                 with receiver.lock:
@@ -96,8 +101,12 @@ def independent_meta_signature(secret: str, raw: bytes) -> str:
 
 
 def independent_nx_sign(ak: str, action: str, biz: str, ts: str, raw: bytes, secret: str) -> str:
-    text = f"accessKey={ak}&action={action}&bizType={biz}&ts={ts}".encode() + b"&body=" + raw + \
-        f"&accessSecret={secret}".encode()
+    text = (
+        f"accessKey={ak}&action={action}&bizType={biz}&ts={ts}".encode()
+        + b"&body="
+        + raw
+        + f"&accessSecret={secret}".encode()
+    )
     return hashlib.md5(text).hexdigest()
 
 
@@ -124,7 +133,9 @@ spaces:
     access_key_id: app-1
 """
 
-META_YAML = META_PRELUDE + f"""    waba:
+META_YAML = (
+    META_PRELUDE
+    + f"""    waba:
       id: "{WABA}"
       name: Shop
       account_review_status: APPROVED
@@ -177,15 +188,19 @@ META_YAML = META_PRELUDE + f"""    waba:
         timeline:
           - {{at: 60, set: {{quality_rating: YELLOW}}}}
 """
-META_EVENTS = 7     # THROUGHPUT_UPGRADE, ONBOARDING, name update, capability, restriction, ban, violation
+)
+META_EVENTS = 7  # THROUGHPUT_UPGRADE, ONBOARDING, name update, capability, restriction, ban, violation
 
 # one event only: a throughput upgrade
-META_ONE_YAML = META_PRELUDE + f"""    waba: {{id: "{WABA}", portfolio_messaging_limit: TIER_UNLIMITED}}
+META_ONE_YAML = (
+    META_PRELUDE
+    + f"""    waba: {{id: "{WABA}", portfolio_messaging_limit: TIER_UNLIMITED}}
     numbers:
       - phone_number: "15550000001"
         status: CONNECTED
         timeline: [{{at: 60, set: {{throughput_level: HIGH}}}}]
 """
+)
 
 
 def meta_events(requests: list[dict]) -> list[tuple[str, dict]]:
@@ -212,15 +227,21 @@ def check_meta_envelope(req: dict, secret: str = APP_SECRET) -> dict:
     return change
 
 
-def meta_scenario(waba: str, numbers: str = '      - {phone_number: "15550000001", id: "106000000000001", '
-                                        'status: CONNECTED}', extra: str = ""):
+def meta_scenario(
+    waba: str,
+    numbers: str = '      - {phone_number: "15550000001", id: "106000000000001", status: CONNECTED}',
+    extra: str = "",
+):
     """One token, one WABA (``waba``: its YAML lines after ``id``, indented 6), its ``numbers`` (indented 6)."""
-    return loads_scenario(META_PRELUDE + f"""{extra}    waba:
+    return loads_scenario(
+        META_PRELUDE
+        + f"""{extra}    waba:
       id: "{WABA}"
 {waba}
     numbers:
 {numbers}
-""")
+"""
+    )
 
 
 def date_text(wall: float) -> str:
@@ -261,31 +282,56 @@ def test_meta_pushes_signed_current_events():
         assert len(events) == META_EVENTS
         quality = sorted((v for f, v in events if f == "phone_number_quality_update"), key=lambda v: v["event"])
         assert quality == [
-            {"display_phone_number": "15550000002", "event": "ONBOARDING", "current_limit": "TIER_UNLIMITED",
-             "max_daily_conversations_per_business": "TIER_UNLIMITED"},
-            {"display_phone_number": "15550000001", "event": "THROUGHPUT_UPGRADE", "current_limit": "TIER_UNLIMITED",
-             "max_daily_conversations_per_business": "TIER_UNLIMITED"}]
-        assert ("business_capability_update", {"max_daily_conversations_per_business": -1,
-                                               "max_phone_numbers_per_waba": 25}) in events
+            {
+                "display_phone_number": "15550000002",
+                "event": "ONBOARDING",
+                "current_limit": "TIER_UNLIMITED",
+                "max_daily_conversations_per_business": "TIER_UNLIMITED",
+            },
+            {
+                "display_phone_number": "15550000001",
+                "event": "THROUGHPUT_UPGRADE",
+                "current_limit": "TIER_UNLIMITED",
+                "max_daily_conversations_per_business": "TIER_UNLIMITED",
+            },
+        ]
+        assert (
+            "business_capability_update",
+            {"max_daily_conversations_per_business": -1, "max_phone_numbers_per_waba": 25},
+        ) in events
         name = next(v for f, v in events if f == "phone_number_name_update")
-        assert name == {"display_phone_number": "15550000003", "decision": "APPROVED",
-                        "requested_verified_name": "Shop Three", "rejection_reason": None}
+        assert name == {
+            "display_phone_number": "15550000003",
+            "decision": "APPROVED",
+            "requested_verified_name": "Shop Three",
+            "rejection_reason": None,
+        }
         account = {v["event"]: v for f, v in events if f == "account_update"}
         assert set(account) == {"ACCOUNT_RESTRICTION", "DISABLED_UPDATE", "ACCOUNT_VIOLATION"}
         restriction = account["ACCOUNT_RESTRICTION"]
-        assert set(restriction) == {"event", "restriction_info"}           # no phone number: WABA-level
+        assert set(restriction) == {"event", "restriction_info"}  # no phone number: WABA-level
         first, second = restriction["restriction_info"]
-        assert set(first) == {"restriction_type", "expiration"} and first["restriction_type"] == \
-            "RESTRICTED_BIZ_INITIATED_MESSAGING"
-        assert second == {"restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION",
-                          "expiration": second["expiration"], "remediation": "Review the policy enforcement notice."}
+        assert (
+            set(first) == {"restriction_type", "expiration"}
+            and first["restriction_type"] == "RESTRICTED_BIZ_INITIATED_MESSAGING"
+        )
+        assert second == {
+            "restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION",
+            "expiration": second["expiration"],
+            "remediation": "Review the policy enforcement notice.",
+        }
         # the change took effect at scenario 60 s, i.e. about 1 s before advance(61) returned
-        assert before - 2 <= first["expiration"] - 600 <= time.time() and second["expiration"] - first["expiration"] \
-            in (2999, 3000, 3001)
-        assert account["DISABLED_UPDATE"] == {"event": "DISABLED_UPDATE",
-                                              "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE",
-                                                           "waba_ban_date": "April 17, 2025"}}
-        assert account["ACCOUNT_VIOLATION"] == {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "ADULT"}}
+        assert before - 2 <= first["expiration"] - 600 <= time.time() and second["expiration"] - first[
+            "expiration"
+        ] in (2999, 3000, 3001)
+        assert account["DISABLED_UPDATE"] == {
+            "event": "DISABLED_UPDATE",
+            "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE", "waba_ban_date": "April 17, 2025"},
+        }
+        assert account["ACCOUNT_VIOLATION"] == {
+            "event": "ACCOUNT_VIOLATION",
+            "violation_info": {"violation_type": "ADULT"},
+        }
         # a quality change alone (GREEN -> RED, GREEN -> YELLOW) sends nothing, and no legacy event exists
         assert not any(v.get("display_phone_number") in ("15550000004", "15550000005") for _, v in events)
         assert not {v.get("event") for _, v in events} & {"FLAGGED", "UNFLAGGED", "UPGRADE", "DOWNGRADE"}
@@ -295,8 +341,12 @@ def test_meta_pushes_signed_current_events():
         upgrade = next(r for r in sent if r["event"] == "THROUGHPUT_UPGRADE")
         assert upgrade["field"] == "phone_number_quality_update" and upgrade["phone_number"] == "15550000001"
         assert upgrade["space_id"] == WABA and upgrade["fault"] is None
-        assert [(c["field"], c["old"], c["new"]) for c in upgrade["changes"]] == [("throughput_level", "STANDARD", "HIGH")]
-        assert all(r["phone_number"] is None for r in sent if r["field"] in ("account_update", "business_capability_update"))
+        assert [(c["field"], c["old"], c["new"]) for c in upgrade["changes"]] == [
+            ("throughput_level", "STANDARD", "HIGH")
+        ]
+        assert all(
+            r["phone_number"] is None for r in sent if r["field"] in ("account_update", "business_capability_update")
+        )
         for r in sent:
             assert r["queued_monotonic"] <= r["sent_monotonic"] <= r["delivered_monotonic"]
             assert r["queued_wall"] <= r["sent_wall"] <= r["delivered_wall"]
@@ -306,13 +356,15 @@ def test_meta_pushes_signed_current_events():
         assert changes[("15550000004", "quality_rating")]["new"] == "RED"
         assert changes[("15550000005", "quality_rating")]["new"] == "YELLOW"
         assert ("15550000004", "messaging_limit_tier") not in changes
-        assert changes[("15550000004", "health")]["new"] == "LIMITED"        # the WABA's restriction, not RED
+        assert changes[("15550000004", "health")]["new"] == "LIMITED"  # the WABA's restriction, not RED
         assert changes[(None, "restrictions")]["old"] == []
 
 
 def test_meta_quality_updates_carry_no_deprecated_fields_when_switched_off():
-    yaml = META_YAML.replace('    access_key_id: app-1\n    waba:', '    access_key_id: app-1\n'
-                             '    extra: {deprecated_limit_fields: false}\n    waba:')
+    yaml = META_YAML.replace(
+        "    access_key_id: app-1\n    waba:",
+        "    access_key_id: app-1\n    extra: {deprecated_limit_fields: false}\n    waba:",
+    )
     with Receiver() as rx, MetaEmulator(loads_scenario(yaml)) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
         emu.advance(61)
@@ -323,23 +375,31 @@ def test_meta_quality_updates_carry_no_deprecated_fields_when_switched_off():
 
 
 def test_meta_legacy_switch_sends_the_relays_forms():
-    scenario = meta_scenario("", """      - phone_number: "15550000001"
+    scenario = meta_scenario(
+        "",
+        """      - phone_number: "15550000001"
         status: CONNECTED
         quality_rating: GREEN
         messaging_limit_tier: TIER_10K
         timeline:
           - {at: 300ms, set: {quality_rating: RED}}
           - {at: 600ms, set: {quality_rating: GREEN, messaging_limit_tier: TIER_1K}}""",
-                             extra="    extra: {legacy_quality_events: true}\n")
+        extra="    extra: {legacy_quality_events: true}\n",
+    )
     with Receiver() as rx, MetaEmulator(scenario) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
         wait_for(lambda: len(rx.got()) >= 3, what="FLAGGED, UNFLAGGED and DOWNGRADE")
         events = [v for _, v in meta_events(rx.got())]
         assert events[0] == {"display_phone_number": "15550000001", "event": "FLAGGED", "current_limit": "TIER_10K"}
         assert sorted(events[1:], key=lambda v: v["event"]) == [
-            {"display_phone_number": "15550000001", "event": "DOWNGRADE", "old_limit": "TIER_10K",
-             "current_limit": "TIER_1K"},
-            {"display_phone_number": "15550000001", "event": "UNFLAGGED", "current_limit": "TIER_1K"}]
+            {
+                "display_phone_number": "15550000001",
+                "event": "DOWNGRADE",
+                "old_limit": "TIER_10K",
+                "current_limit": "TIER_1K",
+            },
+            {"display_phone_number": "15550000001", "event": "UNFLAGGED", "current_limit": "TIER_1K"},
+        ]
         for req in rx.got():
             check_meta_envelope(req)
         quality = [c for c in emu.state_changes() if c["field"] == "quality_rating"]
@@ -350,17 +410,22 @@ def test_meta_legacy_switch_sends_the_relays_forms():
 
 
 def test_meta_fast_timeline_without_legacy_switch_sends_nothing():
-    scenario = meta_scenario("", """      - phone_number: "15550000001"
+    scenario = meta_scenario(
+        "",
+        """      - phone_number: "15550000001"
         status: CONNECTED
         quality_rating: GREEN
         timeline:
           - {at: 100ms, set: {quality_rating: RED}}
-          - {at: 200ms, set: {quality_rating: GREEN, throughput_level: HIGH}}""")
+          - {at: 200ms, set: {quality_rating: GREEN, throughput_level: HIGH}}""",
+    )
     with Receiver() as rx, MetaEmulator(scenario) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
         wait_for(lambda: len(rx.got()) >= 1, what="the throughput upgrade")
-        wait_for(lambda: len([c for c in emu.state_changes() if c["field"] == "quality_rating"]) == 2,
-                 what="both quality changes")
+        wait_for(
+            lambda: len([c for c in emu.state_changes() if c["field"] == "quality_rating"]) == 2,
+            what="both quality changes",
+        )
         wait_for(emu.webhooks_idle, what="deliveries to settle")
         assert [v["event"] for _, v in meta_events(rx.got())] == ["THROUGHPUT_UPGRADE"]
 
@@ -370,34 +435,47 @@ def test_meta_onboarding_when_a_number_goes_pending():
         emu.set_webhook(rx.url, secret=APP_SECRET)
         emu.set_number(WABA, "15550000001", status="PENDING")
         wait_for(lambda: len(rx.got()) >= 1, what="ONBOARDING")
-        emu.set_number(WABA, "15550000001", status="CONNECTED", quality_rating="RED")     # sends nothing
+        emu.set_number(WABA, "15550000001", status="CONNECTED", quality_rating="RED")  # sends nothing
         wait_for(lambda: len([c for c in emu.state_changes() if c["field"] == "status"]) == 2, what="CONNECTED")
-        emu.set_number(WABA, "15550000001", throughput_level="HIGH")                     # a marker event
+        emu.set_number(WABA, "15550000001", throughput_level="HIGH")  # a marker event
         wait_for(lambda: len(rx.got()) >= 2, what="THROUGHPUT_UPGRADE")
         wait_for(emu.webhooks_idle, what="deliveries to settle")
         assert [check_meta_envelope(req)["value"]["event"] for req in rx.got()] == ["ONBOARDING", "THROUGHPUT_UPGRADE"]
         assert check_meta_envelope(rx.got()[0])["value"] == {
-            "display_phone_number": "15550000001", "event": "ONBOARDING", "current_limit": "TIER_UNLIMITED",
-            "max_daily_conversations_per_business": "TIER_UNLIMITED"}
+            "display_phone_number": "15550000001",
+            "event": "ONBOARDING",
+            "current_limit": "TIER_UNLIMITED",
+            "max_daily_conversations_per_business": "TIER_UNLIMITED",
+        }
 
 
 def test_meta_waba_review_and_number_health_send_no_number_account_update():
-    scenario = meta_scenario("""      account_review_status: APPROVED
+    scenario = meta_scenario(
+        """      account_review_status: APPROVED
       timeline:
-        - {at: 60, set: {account_review_status: PENDING}}""", """      - {phone_number: "15550000001", status: CONNECTED, quality_rating: GREEN}
+        - {at: 60, set: {account_review_status: PENDING}}""",
+        """      - {phone_number: "15550000001", status: CONNECTED, quality_rating: GREEN}
       - {phone_number: "15550000002", status: CONNECTED, quality_rating: GREEN,
-         timeline: [{at: 60, set: {status: BANNED}}]}""")
+         timeline: [{at: 60, set: {status: BANNED}}]}""",
+    )
     with Receiver() as rx, MetaEmulator(scenario) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
         emu.advance(61)
         wait_for(lambda: len(rx.got()) >= 1, what="the review event")
         emu.set_number(WABA, "15550000001", can_send_message="BLOCKED")
-        wait_for(lambda: [c for c in emu.state_changes() if c["field"] == "health" and c["new"] == "BLOCKED"
-                          and c["phone_number"] == "15550000001"], what="the BLOCKED health change")
+        wait_for(
+            lambda: [
+                c
+                for c in emu.state_changes()
+                if c["field"] == "health" and c["new"] == "BLOCKED" and c["phone_number"] == "15550000001"
+            ],
+            what="the BLOCKED health change",
+        )
         # an override of the WABA's restrictions starts now, and is told at once
         before = time.time()
-        emu.set_waba(WABA, restrictions=[{"restriction_type": "RESTRICTED_CUSTOMER_INITIATED_MESSAGING",
-                                          "duration": "2h"}])
+        emu.set_waba(
+            WABA, restrictions=[{"restriction_type": "RESTRICTED_CUSTOMER_INITIATED_MESSAGING", "duration": "2h"}]
+        )
         wait_for(lambda: len(rx.got()) >= 2, what="the restriction")
         wait_for(emu.webhooks_idle, what="deliveries to settle")
         events = meta_events(rx.got())
@@ -406,7 +484,7 @@ def test_meta_waba_review_and_number_health_send_no_number_account_update():
         [info] = events[1][1]["restriction_info"]
         assert info["restriction_type"] == "RESTRICTED_CUSTOMER_INITIATED_MESSAGING"
         assert before + 7200 - 1 <= info["expiration"] <= time.time() + 7200
-        assert len(events) == 2          # neither the BANNED status nor the BLOCKED health sends an account_update
+        assert len(events) == 2  # neither the BANNED status nor the BLOCKED health sends an account_update
         change = [c for c in emu.state_changes() if c["field"] == "restrictions"][-1]
         assert before <= change["wall"] <= change["observed_wall"]
 
@@ -434,28 +512,30 @@ def test_meta_restriction_expires_and_health_follows():
         state, waba = health()
         assert state == "LIMITED" and waba["entity_type"] == "WABA" and waba["can_send_message"] == "LIMITED"
         assert "RESTRICTED_BIZ_INITIATED_MESSAGING" in waba["additional_info"][0] and "errors" not in waba
-        emu.advance(60)                  # 121 s: both messaging restrictions -> nothing can be sent
+        emu.advance(60)  # 121 s: both messaging restrictions -> nothing can be sent
         wait_for(lambda: len(rx.got()) >= 2, what="the second restriction")
         state, waba = health()
         assert state == "BLOCKED" and waba["can_send_message"] == "BLOCKED" and "additional_info" not in waba
         assert [e["error_code"] for e in waba["errors"]] == [368]
         second = meta_events(rx.got())[1][1]["restriction_info"]
-        assert [r["restriction_type"] for r in second] == ["RESTRICTED_BIZ_INITIATED_MESSAGING",
-                                                            "RESTRICTED_CUSTOMER_INITIATED_MESSAGING"]
+        assert [r["restriction_type"] for r in second] == [
+            "RESTRICTED_BIZ_INITIATED_MESSAGING",
+            "RESTRICTED_CUSTOMER_INITIATED_MESSAGING",
+        ]
         assert second[0]["expiration"] - second[1]["expiration"] in (179, 180, 181)
-        emu.advance(60)                  # 181 s: the one-minute restriction has expired (no event)
+        emu.advance(60)  # 181 s: the one-minute restriction has expired (no event)
         wait_for(lambda: len(restrictions()) >= 3, what="the expiry")
         assert [r["restriction_type"] for r in restrictions()[-1]] == ["RESTRICTED_BIZ_INITIATED_MESSAGING"]
         assert health()[0] == "LIMITED"
-        emu.advance(200)                 # 381 s: past 120 + 4 min, nothing left
+        emu.advance(200)  # 381 s: past 120 + 4 min, nothing left
         wait_for(lambda: restrictions()[-1] == [], what="the last expiry")
         assert health()[0] == "AVAILABLE"
-        emu.advance(240)                 # 621 s: a new restriction arrives, then is lifted early at 660 s
+        emu.advance(240)  # 621 s: a new restriction arrives, then is lifted early at 660 s
         wait_for(lambda: len(rx.got()) >= 3, what="the third restriction")
         emu.advance(60)
         wait_for(lambda: restrictions()[-1] == [], what="the lift")
         assert health()[0] == "AVAILABLE"
-        emu.set_waba(WABA, violation_type="SCAM")          # a marker: every earlier event was sent before it
+        emu.set_waba(WABA, violation_type="SCAM")  # a marker: every earlier event was sent before it
         wait_for(lambda: len(rx.got()) >= 4, what="the marker")
         wait_for(emu.webhooks_idle, what="deliveries to settle")
         # Meta documents no event for an expiry or a lift
@@ -475,7 +555,7 @@ def test_meta_ban_states_and_their_health():
 
         emu.advance(61)
         wait_for(lambda: len(rx.got()) >= 1, what="SCHEDULE_FOR_DISABLE")
-        assert waba_health()["can_send_message"] == "AVAILABLE"        # scheduled, not yet disabled
+        assert waba_health()["can_send_message"] == "AVAILABLE"  # scheduled, not yet disabled
         emu.advance(60)
         wait_for(lambda: len(rx.got()) >= 2, what="DISABLE")
         health = waba_health()
@@ -490,8 +570,10 @@ def test_meta_ban_states_and_their_health():
         assert [b["ban_info"]["waba_ban_state"] for b in bans] == ["SCHEDULE_FOR_DISABLE", "DISABLE", "REINSTATE"]
         assert all(set(b) == {"event", "ban_info"} and b["event"] == "DISABLED_UPDATE" for b in bans)
         sent = [r["sent_wall"] for r in emu.webhooks_sent()]
-        assert bans[0]["ban_info"]["waba_ban_date"] in {date_text(sent[0] - 2 + 7 * 86400),
-                                                        date_text(sent[0] + 7 * 86400)}
+        assert bans[0]["ban_info"]["waba_ban_date"] in {
+            date_text(sent[0] - 2 + 7 * 86400),
+            date_text(sent[0] + 7 * 86400),
+        }
         assert bans[1]["ban_info"]["waba_ban_date"] in {date_text(sent[1] - 2), date_text(sent[1])}
 
 
@@ -530,15 +612,20 @@ spaces:
         emu.set_webhook(rx.url, secret=APP_SECRET)
 
         def limits():
-            return {graph_get(emu, f"/v24.0/{node}?fields=whatsapp_business_manager_messaging_limit")
-                    .get("whatsapp_business_manager_messaging_limit")
-                    for node in ("106000000000001", "106000000000002", "106000000000003")}
+            return {
+                graph_get(emu, f"/v24.0/{node}?fields=whatsapp_business_manager_messaging_limit").get(
+                    "whatsapp_business_manager_messaging_limit"
+                )
+                for node in ("106000000000001", "106000000000002", "106000000000003")
+            }
 
-        assert limits() == {"TIER_250"}            # every number of the portfolio reports its limit
+        assert limits() == {"TIER_250"}  # every number of the portfolio reports its limit
         for step, tier in ((61, "TIER_2K"), (60, "TIER_UNLIMITED"), (60, "TIER_250")):
             count = len(rx.got())
             emu.advance(step)
-            wait_for(lambda: len(rx.got()) >= count + 2, what=f"the {tier} capability updates of both WABAs")
+            wait_for(
+                lambda count=count: len(rx.got()) >= count + 2, what=f"the {tier} capability updates of both WABAs"
+            )
             assert limits() == {tier}
         wait_for(emu.webhooks_idle, what="deliveries to settle")
         entries = []
@@ -550,9 +637,11 @@ spaces:
             assert change["field"] == "business_capability_update"
             entries.append((entry["id"], change["value"]))
         values = [v for wid, v in entries if wid == WABA]
-        assert values == [{"max_daily_conversations_per_business": 2000, "max_phone_numbers_per_waba": 25},
-                          {"max_daily_conversations_per_business": "UNLIMITED", "max_phone_numbers_per_waba": 25},
-                          {"max_daily_conversations_per_business": "TIER_250", "max_phone_numbers_per_business": 2}]
+        assert values == [
+            {"max_daily_conversations_per_business": 2000, "max_phone_numbers_per_waba": 25},
+            {"max_daily_conversations_per_business": "UNLIMITED", "max_phone_numbers_per_waba": 25},
+            {"max_daily_conversations_per_business": "TIER_250", "max_phone_numbers_per_business": 2},
+        ]
         assert sorted(wid for wid, _ in entries) == [WABA] * 3 + ["102000000000002"] * 3
         # the deprecated per-number tier is left alone, and a number's limit changes send no quality event
         assert graph_get(emu, "/v23.0/106000000000001?fields=messaging_limit_tier")["messaging_limit_tier"] == "TIER_1K"
@@ -578,33 +667,39 @@ def test_meta_demo_shows_each_new_state_within_three_minutes():
             return waba_entity(emu, waba, token)["can_send_message"]
 
         before = time.time()
-        emu.advance(61)                          # restriction 45 s, violation 50 s, ban scheduled 60 s
+        emu.advance(61)  # restriction 45 s, violation 50 s, ban scheduled 60 s
         wait_for(lambda: len(events()) >= 3, what="the demo's first Meta events")
         after = time.time()
-        emu.advance(30)                          # portfolio limit raised at 75 s
+        emu.advance(30)  # portfolio limit raised at 75 s
         wait_for(lambda: len(events()) >= 4, what="the capability update")
-        emu.advance(89)                          # 180 s: nothing more until the restriction expires
+        emu.advance(89)  # 180 s: nothing more until the restriction expires
         wait_for(emu.webhooks_idle, what="deliveries to settle")
         got = {(waba, field, value.get("event")): value for waba, field, value in events()}
-        assert set(got) == {(market, "account_update", "ACCOUNT_RESTRICTION"),
-                            (market, "account_update", "ACCOUNT_VIOLATION"),
-                            (market, "business_capability_update", None),
-                            (outlet, "account_update", "DISABLED_UPDATE")}
+        assert set(got) == {
+            (market, "account_update", "ACCOUNT_RESTRICTION"),
+            (market, "account_update", "ACCOUNT_VIOLATION"),
+            (market, "business_capability_update", None),
+            (outlet, "account_update", "DISABLED_UPDATE"),
+        }
         [restriction] = got[(market, "account_update", "ACCOUNT_RESTRICTION")]["restriction_info"]
         assert restriction["restriction_type"] == "RESTRICTED_BIZ_INITIATED_MESSAGING"
         # set at 45 s for 4 minutes, seen at 61 s: it ends 224 s after that moment, a countdown to watch
         assert before + 224 - 2 <= restriction["expiration"] <= after + 224
-        assert got[(market, "business_capability_update", None)] == {"max_daily_conversations_per_business": 100000,
-                                                                     "max_phone_numbers_per_waba": 25}
+        assert got[(market, "business_capability_update", None)] == {
+            "max_daily_conversations_per_business": 100000,
+            "max_phone_numbers_per_waba": 25,
+        }
         ban = got[(outlet, "account_update", "DISABLED_UPDATE")]["ban_info"]
         assert ban["waba_ban_state"] == "SCHEDULE_FOR_DISABLE"
         assert ban["waba_ban_date"] in {date_text(before - 2 + 30 * 86400), date_text(after + 30 * 86400)}
         assert waba_state(market) == "LIMITED"
-        emu.advance(110)                         # 290 s: the restriction has expired
-        wait_for(lambda: any(c["field"] == "restrictions" and c["new"] == [] for c in emu.state_changes()),
-                 what="the restriction's expiry")
+        emu.advance(110)  # 290 s: the restriction has expired
+        wait_for(
+            lambda: any(c["field"] == "restrictions" and c["new"] == [] for c in emu.state_changes()),
+            what="the restriction's expiry",
+        )
         assert waba_state(market) == "AVAILABLE"
-        emu.advance(15)                          # 305 s: reinstated
+        emu.advance(15)  # 305 s: reinstated
         wait_for(lambda: len(events()) >= 5, what="REINSTATE")
         assert events()[-1][0] == outlet and events()[-1][2]["ban_info"]["waba_ban_state"] == "REINSTATE"
 
@@ -644,7 +739,7 @@ def test_nxcloud_pushes_signed_envelopes():
             assert h["Content-Type"] == "application/json"
             assert h["accessKey"] == "nx-ak-1" and h["bizType"] == "2"
             assert h["action"] == "phone_number_quality_update"
-            assert {"accessKey", "ts", "bizType", "action", "sign"} <= set(req["header_names"])   # case kept
+            assert {"accessKey", "ts", "bizType", "action", "sign"} <= set(req["header_names"])  # case kept
             assert int(h["ts"]) >= before_ms - 1000
             assert h["sign"] == independent_nx_sign("nx-ak-1", h["action"], "2", h["ts"], req["body"], "nx-secret-1")
             payload = json.loads(req["body"].decode("utf-8"))
@@ -714,7 +809,7 @@ def test_kaleyra_sends_get_with_query_params(path):
         wait_for(lambda: len(rx.got()) >= 3, what="UNFLAGGED and DOWNGRADE")
         wait_for(emu.webhooks_idle, what="deliveries to settle")
         got = rx.got()
-        assert len(got) == 3            # the name change has no Kaleyra webhook
+        assert len(got) == 3  # the name change has no Kaleyra webhook
         seen = []
         for req in got:
             assert req["method"] == "GET" and req["body"] == b""
@@ -761,20 +856,34 @@ def test_kaleyra_forged_token_and_dropped_event():
 # without a webhook, failures, configuration
 
 
-@pytest.mark.parametrize("cls,yaml,phone", [(MetaEmulator, META_YAML, "15550000001"),
-                                            (NxCloudEmulator, NX_YAML, "8613800000001"),
-                                            (KaleyraEmulator, KALEYRA_YAML, "919876500001"),
-                                            (CamsEmulator, NX_YAML, "8613800000001")])
+@pytest.mark.parametrize(
+    "cls,yaml,phone",
+    [
+        (MetaEmulator, META_YAML, "15550000001"),
+        (NxCloudEmulator, NX_YAML, "8613800000001"),
+        (KaleyraEmulator, KALEYRA_YAML, "919876500001"),
+        (CamsEmulator, NX_YAML, "8613800000001"),
+    ],
+)
 def test_state_changes_are_recorded_without_a_webhook(cls, yaml, phone):
     with cls(loads_scenario(yaml)) as emu:
         assert emu.state_changes() == []
         emu.advance(61)
-        changes = wait_for(lambda: [c for c in emu.state_changes() if c["phone_number"] == phone],
-                           what="state changes")
+        changes = wait_for(lambda: [c for c in emu.state_changes() if c["phone_number"] == phone], what="state changes")
         for change in changes:
             assert change["scenario_time"] == 60.0
-            assert set(change) == {"wall", "monotonic", "scenario_time", "observed_wall", "observed_monotonic",
-                                   "space_id", "phone_number", "field", "old", "new"}
+            assert set(change) == {
+                "wall",
+                "monotonic",
+                "scenario_time",
+                "observed_wall",
+                "observed_monotonic",
+                "space_id",
+                "phone_number",
+                "field",
+                "old",
+                "new",
+            }
             assert change["wall"] <= change["observed_wall"]
         assert emu.webhooks_sent() == []
 
@@ -782,8 +891,7 @@ def test_state_changes_are_recorded_without_a_webhook(cls, yaml, phone):
 def test_dead_receiver_never_crashes_the_emulator():
     scenario = loads_scenario(META_YAML)
     with MetaEmulator(scenario) as emu:
-        emu.set_webhook(f"http://127.0.0.1:{dead_port()}/hook", secret=APP_SECRET, timeout=0.5, retries=1,
-                        backoff=0.05)
+        emu.set_webhook(f"http://127.0.0.1:{dead_port()}/hook", secret=APP_SECRET, timeout=0.5, retries=1, backoff=0.05)
         emu.advance(61)
         wait_for(lambda: len(emu.webhooks_sent()) >= META_EVENTS and emu.webhooks_idle(), what="the failed deliveries")
         records = emu.webhooks_sent()
@@ -801,11 +909,10 @@ def test_dead_receiver_never_crashes_the_emulator():
 def test_a_receiver_that_hangs_is_timed_out():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(16)                 # accepts connections, never answers
+    listener.listen(16)  # accepts connections, never answers
     try:
         with MetaEmulator(loads_scenario(META_YAML)) as emu:
-            emu.set_webhook(f"http://127.0.0.1:{listener.getsockname()[1]}/", secret=APP_SECRET, timeout=0.2,
-                            retries=0)
+            emu.set_webhook(f"http://127.0.0.1:{listener.getsockname()[1]}/", secret=APP_SECRET, timeout=0.2, retries=0)
             emu.advance(61)
             wait_for(lambda: len(emu.webhooks_sent()) >= META_EVENTS and emu.webhooks_idle(), what="timeouts")
             assert all(r["status"] == "failed" for r in emu.webhooks_sent())
@@ -826,7 +933,7 @@ def test_retries_until_the_receiver_recovers():
         record = emu.webhooks_sent()[0]
         assert [a["status"] for a in record["attempts"]] == [503, 500, 200]
         assert [r["answered"] for r in rx.got()] == [503, 500, 200]
-        assert len({r["body"] for r in rx.got()}) == 1        # the same bytes each time
+        assert len({r["body"] for r in rx.got()}) == 1  # the same bytes each time
 
 
 def test_meta_forged_signature_and_faults_never_touch_answers():
@@ -834,16 +941,19 @@ def test_meta_forged_signature_and_faults_never_touch_answers():
         good = independent_meta_signature(APP_SECRET, entry["body"])
         return 200 if hmac.compare_digest(good, entry["headers"].get("X-Hub-Signature-256", "")) else 403
 
-    scenario = loads_scenario(META_YAML + """
+    scenario = loads_scenario(
+        META_YAML
+        + """
 faults:
   - {kind: webhook_bad_signature, phone_number: "15550000001"}
   - {kind: webhook_drop, action: business_capability_update}
-""")
+"""
+    )
     with Receiver(verify) as rx, MetaEmulator(scenario) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET, retries=0)
         conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=5)
         conn.request("GET", f"/v24.0/{WABA}/phone_numbers", headers={"Authorization": "Bearer token-1"})
-        assert conn.getresponse().status == 200          # webhook faults never alter an answer
+        assert conn.getresponse().status == 200  # webhook faults never alter an answer
         conn.close()
         emu.advance(61)
         wait_for(lambda: len(emu.webhooks_sent()) >= META_EVENTS and emu.webhooks_idle(), what="events")
@@ -890,11 +1000,29 @@ def test_standalone_runner_pushes_meta_webhooks(tmp_path):
     secret_file.write_text(APP_SECRET + "\n", encoding="utf-8")
     with Receiver() as rx:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "emulators", "--provider", "meta", "--scenario", str(scenario_file),
-             "--listen", "127.0.0.1:0", "--webhook-url", rx.url + "/hook", "--webhook-secret-file",
-             str(secret_file), "--log-level", "WARNING"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+            [
+                sys.executable,
+                "-m",
+                "emulators",
+                "--provider",
+                "meta",
+                "--scenario",
+                str(scenario_file),
+                "--listen",
+                "127.0.0.1:0",
+                "--webhook-url",
+                rx.url + "/hook",
+                "--webhook-secret-file",
+                str(secret_file),
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         try:
             assert proc.stdout.readline().startswith("Meta emulator listening on http://127.0.0.1:")
             wait_for(lambda: len(rx.got()) >= META_EVENTS, what="webhooks from the standalone emulator")
@@ -908,14 +1036,20 @@ def test_standalone_runner_pushes_meta_webhooks(tmp_path):
 
 def test_standalone_runner_refuses_bad_webhook_options(tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "emulators", "--listen", "127.0.0.1:0", *args],
-                              cwd=REPO, capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        return subprocess.run(
+            [sys.executable, "-m", "emulators", "--listen", "127.0.0.1:0", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
 
     result = run("--provider", "meta", "--webhook-url", "http://127.0.0.1:9/")
     assert result.returncode == 2 and "secret" in result.stderr
     result = run("--provider", "cams", "--webhook-url", "http://127.0.0.1:9/")
     assert result.returncode == 2 and "no webhooks" in result.stderr
-    result = run("--provider", "meta", "--webhook-url", "http://127.0.0.1:9/",
-                 "--webhook-secret-file", str(tmp_path / "missing"))
+    result = run(
+        "--provider", "meta", "--webhook-url", "http://127.0.0.1:9/", "--webhook-secret-file", str(tmp_path / "missing")
+    )
     assert result.returncode == 2 and "cannot read" in result.stderr

@@ -8,12 +8,12 @@ import threading
 
 import pytest
 
-from exporter.config import parse_config
 from emulators.scenario import Fault
+from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.ratelimit import TokenBucket
 from exporter.store import Store
-from tests.helpers import SECRETS, active_state, samples, value, wait_for, cams_config, poll_once
+from tests.helpers import REQUEST_ERRORS, SECRETS, active_state, cams_config, poll_once, samples, value, wait_for
 
 M = "whatsapp_phone_number_"
 
@@ -34,7 +34,8 @@ class Clock:
 
 
 def config(url, max_staleness="10m", retries=3):
-    return parse_config(f"""
+    return parse_config(
+        f"""
 accounts:
   - name: shop
     provider: alibaba_cams
@@ -52,7 +53,9 @@ accounts:
     poll_interval: 60s
     timeout: 0.5s
     spaces: [{{cust_space_id: cams-other}}]
-""", env=SECRETS)
+""",
+        env=SECRETS,
+    )
 
 
 async def no_wait(seconds):
@@ -122,15 +125,17 @@ def test_a_faulty_account_stays_visibly_stale_and_recovers(setup, name, fault, r
     # ... visibly stale
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
     assert value(s, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop") == value(
-        good, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop")
+        good, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop"
+    )
     assert value(s, "whatsapp_exporter_last_poll_timestamp_seconds", account="shop") > value(
-        good, "whatsapp_exporter_last_poll_timestamp_seconds", account="shop")
-    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
-                 action="QueryChatappPhoneNumbers", reason=reason) >= 1
+        good, "whatsapp_exporter_last_poll_timestamp_seconds", account="shop"
+    )
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappPhoneNumbers", reason=reason) >= 1
     # the other account is untouched
     assert value(s, "whatsapp_exporter_poll_success", account="other") == 1
     assert {k: v for k, v in s.items() if dict(k[1]).get("account") == "other" and k[0].startswith(M)} == {
-        k: v for k, v in good.items() if dict(k[1]).get("account") == "other" and k[0].startswith(M)}
+        k: v for k, v in good.items() if dict(k[1]).get("account") == "other" and k[0].startswith(M)
+    }
 
     # recovery is automatic once the fault clears (auth/permission after their longer pause)
     emulator.clear_faults()
@@ -139,7 +144,8 @@ def test_a_faulty_account_stays_visibly_stale_and_recovers(setup, name, fault, r
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
     assert value(s, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop") > value(
-        good, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop")
+        good, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="shop"
+    )
 
 
 def test_stale_series_are_dropped_after_max_staleness(setup):
@@ -167,13 +173,12 @@ def test_refused_connections(setup):
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
-    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
-                 action="QueryChatappPhoneNumbers", reason="upstream") >= 1
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappPhoneNumbers", reason="upstream") >= 1
 
 
 @pytest.mark.parametrize("code,reason", [("SignatureDoesNotMatch", "auth"), ("Ram.PermissionDeny", "permission")])
 def test_auth_and_permission_failures_pause_the_account_and_say_what_to_fix(setup, caplog, code, reason):
-    emulator, poller, store, clock = setup
+    emulator, poller, _store, clock = setup
     emulator.inject(Fault(kind="error", code=code, access_key_id="ak-one"))
     clock.now += 60
     poller.poll_account("shop")  # one refusal could be a hiccup: no pause yet
@@ -205,8 +210,7 @@ def test_transient_errors_are_retried_and_the_budget_holds(setup):
     poll_a_minute_later(clock, poller)
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
-    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
-                 action="QueryChatappPhoneNumbers", reason="upstream") == 2
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappPhoneNumbers", reason="upstream") == 2
     assert emulator.max_requests_in_any_second("ak-one") <= 10
 
 
@@ -224,8 +228,7 @@ def test_transport_faults_keep_the_last_good_data(setup_no_retries, name, fault,
     s = current(store)
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 0
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
-    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
-                 action="QueryChatappPhoneNumbers", reason=reason) >= 1
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappPhoneNumbers", reason=reason) >= 1
     emulator.clear_faults()
     poll_a_minute_later(clock, poller)
     assert value(current(store), "whatsapp_exporter_poll_success", account="shop") == 1
@@ -268,7 +271,9 @@ def test_data_faults_are_tolerated(setup, caplog):
 def test_a_refused_side_call_does_not_pause_the_account(setup, caplog):
     """Permission denied on the WABA lookup only: the numbers still come, so the credential works; no pause."""
     emulator, poller, store, clock = setup
-    emulator.inject(Fault(kind="error", code="Ram.PermissionDeny", access_key_id="ak-one", action="QueryChatappBindWaba"))
+    emulator.inject(
+        Fault(kind="error", code="Ram.PermissionDeny", access_key_id="ak-one", action="QueryChatappBindWaba")
+    )
     for _ in range(3):
         clock.now += 601  # past waba_poll_interval (10 min): every poll looks the WABA up
         poller.poll_account("shop")
@@ -276,8 +281,7 @@ def test_a_refused_side_call_does_not_pause_the_account(setup, caplog):
     assert not [r for r in caplog.records if r.getMessage() == "credential refused: polls of this account are paused"]
     s = current(store)
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
-    assert value(s, "whatsapp_exporter_api_request_errors_total", account="shop",
-                 action="QueryChatappBindWaba", reason="permission") >= 1
+    assert value(s, REQUEST_ERRORS, account="shop", action="QueryChatappBindWaba", reason="permission") >= 1
 
 
 def test_a_number_listed_by_two_spaces_is_kept_once_and_logged_once_per_poll(caplog):
@@ -286,7 +290,7 @@ def test_a_number_listed_by_two_spaces_is_kept_once_and_logged_once_per_poll(cap
 
     numbers = "\n".join(f'      - {{phone_number: "86138000001{i:02d}", status: CONNECTED}}' for i in range(12))
     scenario = loads_scenario(f"""
-credentials: [{{access_key_id: ak-one, access_key_secret: "{SECRETS['SK_ONE']}", qps: null}}]
+credentials: [{{access_key_id: ak-one, access_key_secret: "{SECRETS["SK_ONE"]}", qps: null}}]
 spaces:
   - cust_space_id: cams-a
     access_key_id: ak-one
@@ -348,7 +352,9 @@ def test_a_reload_with_an_unchanged_configuration_resumes_a_paused_credential(se
     with caplog.at_level(logging.INFO):
         kept, added, removed = poller.reconfigure(config(emulator.url))
     assert (kept, added, removed) == (["shop", "other"], [], [])
-    wait_for(lambda: value(current(store), "whatsapp_exporter_poll_success", account="shop") == 1,
-             "a poll right after the reload")
+    wait_for(
+        lambda: value(current(store), "whatsapp_exporter_poll_success", account="shop") == 1,
+        "a poll right after the reload",
+    )
     assert poller.paused_until("shop") == 0
     assert any(r.getMessage() == "polls resumed by a reload" and r.account == "shop" for r in caplog.records)

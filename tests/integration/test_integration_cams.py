@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip as gzip_mod
-import zlib
 import logging
+import zlib
 
 import httpx
 import pytest
@@ -14,7 +14,17 @@ from emulators.scenario import Fault, generate_fleet
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.web import App, HttpServer
-from tests.helpers import SECRETS, active_state, make_config, samples, scrape, value, cams_config, poll_once
+from tests.helpers import (
+    REQUEST_ERRORS,
+    SECRETS,
+    active_state,
+    cams_config,
+    make_config,
+    poll_once,
+    samples,
+    scrape,
+    value,
+)
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
@@ -52,7 +62,7 @@ def current(server):
 
 
 def test_first_poll_exposes_every_number(stack):
-    emulator, poller, server = stack
+    _emulator, poller, server = stack
     poller.poll_account("shop")
     poller.poll_account("other")
     s = current(server)
@@ -64,7 +74,9 @@ def test_first_poll_exposes_every_number(stack):
     assert active_state(s, M + "name_status", "name_status", **one) == "APPROVED"
     assert active_state(s, M + "new_name_status", "new_name_status", **one) == "PENDING_REVIEW"
     assert value(s, M + "messaging_limit", **one) == 10_000
-    assert value(s, M + "info", **one, verified_name="Shop One", space_id="cams-shop", waba_id="1001", team="growth") == 1
+    assert (
+        value(s, M + "info", **one, verified_name="Shop One", space_id="cams-shop", waba_id="1001", team="growth") == 1
+    )
     # legacy TIER_10 of the console page is 1K/day
     assert active_state(s, M + "messaging_limit_tier", "tier", phone_number="+8613800000002") == "TIER_1K"
     # missing fields are UNKNOWN; no limit series for an unknown tier
@@ -93,10 +105,13 @@ def test_transitions_are_followed(stack):
     s = current(server)
     assert active_state(s, M + "quality_rating", "quality_rating", phone_number="+8613800000001") == "YELLOW"
     assert active_state(s, M + "status", "status", phone_number="+8613800000002") == "FLAGGED"
-    assert value(s, M + "quality_rating_last_change_timestamp_seconds", phone_number="+8613800000001") > changed_at_before
+    assert (
+        value(s, M + "quality_rating_last_change_timestamp_seconds", phone_number="+8613800000001") > changed_at_before
+    )
     # the tier did not change, so neither did its timestamp
     assert value(s, M + "messaging_limit_tier_last_change_timestamp_seconds", phone_number="+8613800000001") == value(
-        first, M + "messaging_limit_tier_last_change_timestamp_seconds", phone_number="+8613800000001")
+        first, M + "messaging_limit_tier_last_change_timestamp_seconds", phone_number="+8613800000001"
+    )
 
     emulator.advance(100)
     poller.poll_account("shop")
@@ -118,10 +133,10 @@ def test_a_failing_account_keeps_its_last_data_and_leaves_others_alone(stack):
     s = current(server)
     assert value(s, "whatsapp_exporter_poll_success", account="other") == 0
     assert value(s, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="other") == value(
-        good, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="other")
+        good, "whatsapp_exporter_last_successful_poll_timestamp_seconds", account="other"
+    )
     assert active_state(s, M + "status", "status", account="other", phone_number="+4915100000001") == "CONNECTED"
-    assert value(s, "whatsapp_exporter_api_request_errors_total", account="other",
-                 action="QueryChatappPhoneNumbers", reason="upstream") >= 1
+    assert value(s, REQUEST_ERRORS, account="other", action="QueryChatappPhoneNumbers", reason="upstream") >= 1
     assert value(s, "whatsapp_exporter_poll_success", account="shop") == 1
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
 
@@ -152,13 +167,11 @@ def test_errors_are_classified_and_counted(stack_no_retries, fault, reason):
     poller.poll_account("other")
     s = current(server)
     assert value(s, "whatsapp_exporter_poll_success", account="other") == 0
-    assert value(s, "whatsapp_exporter_api_request_errors_total", account="other",
-                 action="QueryChatappPhoneNumbers", reason=reason) == 1
+    assert value(s, REQUEST_ERRORS, account="other", action="QueryChatappPhoneNumbers", reason=reason) == 1
 
 
 def test_timeouts_are_classified(emulator):
-    config = cams_config(emulator.url, "other", "ak-two", SECRETS["SK_TWO"], ["cams-other"], timeout="0.3s",
-                         retries=0)
+    config = cams_config(emulator.url, "other", "ak-two", SECRETS["SK_TWO"], ["cams-other"], timeout="0.3s", retries=0)
     store = Store()
     poller = Poller(config, store)
     emulator.inject(Fault(kind="delay", seconds=1.0, access_key_id="ak-two"))
@@ -167,7 +180,9 @@ def test_timeouts_are_classified(emulator):
     finally:
         poller.stop()
     s = samples(store.exposition.body.decode())
-    assert value(s, "whatsapp_exporter_api_request_errors_total", action="QueryChatappPhoneNumbers", reason="timeout") == 1
+    assert (
+        value(s, "whatsapp_exporter_api_request_errors_total", action="QueryChatappPhoneNumbers", reason="timeout") == 1
+    )
 
 
 def test_throttling_is_retried_with_backoff(stack):
@@ -176,13 +191,12 @@ def test_throttling_is_retried_with_backoff(stack):
     poller.poll_account("other")
     s = current(server)
     assert value(s, "whatsapp_exporter_poll_success", account="other") == 1
-    assert value(s, "whatsapp_exporter_api_request_errors_total", account="other",
-                 action="QueryChatappPhoneNumbers", reason="throttled") == 1
+    assert value(s, REQUEST_ERRORS, account="other", action="QueryChatappPhoneNumbers", reason="throttled") == 1
     assert value(s, "whatsapp_exporter_api_requests_total", account="other", action="QueryChatappPhoneNumbers") == 2
 
 
 def test_only_read_only_actions_are_called(stack):
-    emulator, poller, server = stack
+    emulator, poller, _server = stack
     poller.poll_account("shop")
     poller.poll_account("other")
     actions = {r.action for r in emulator.requests}
@@ -208,7 +222,7 @@ def test_v2_signatures_work_end_to_end(emulator):
 
 
 def test_scrape_output_passes_promtool(stack):
-    emulator, poller, server = stack
+    _emulator, poller, server = stack
     poller.poll_account("shop")
     poller.poll_account("other")
     body = scrape(server.url).content
@@ -218,12 +232,14 @@ def test_scrape_output_passes_promtool(stack):
 
 
 def test_gzip_scrape(stack):
-    emulator, poller, server = stack
+    _emulator, poller, server = stack
     poller.poll_account("shop")
     raw = httpx.get(server.url + "/metrics", headers={"Accept-Encoding": "gzip"}).read()
     plain = scrape(server.url).content
     # httpx decodes transparently; compare the cached part (process metrics change between scrapes)
-    response = httpx.Client().send(httpx.Request("GET", server.url + "/metrics", headers={"Accept-Encoding": "gzip"}), stream=True)
+    response = httpx.Client().send(
+        httpx.Request("GET", server.url + "/metrics", headers={"Accept-Encoding": "gzip"}), stream=True
+    )
     compressed = b"".join(response.iter_raw())
     assert response.headers["content-encoding"] == "gzip"
     decompressed = gzip_mod.decompress(compressed)
@@ -237,7 +253,7 @@ def test_gzip_scrape(stack):
 
 
 def test_endpoints(stack):
-    emulator, poller, server = stack
+    _emulator, poller, server = stack
     assert httpx.get(server.url + "/-/healthy").status_code == 200
     assert httpx.get(server.url + "/-/ready").status_code == 503
     poller.poll_account("shop")
@@ -266,8 +282,13 @@ def test_secrets_never_leak(stack, caplog):
     with caplog.at_level(logging.DEBUG):
         poller.poll_account("shop")
         poller.poll_account("other")
-    outputs = [scrape(server.url).text, httpx.get(server.url + "/").text, caplog.text,
-               repr(poller._config), str(poller._config)]
+    outputs = [
+        scrape(server.url).text,
+        httpx.get(server.url + "/").text,
+        caplog.text,
+        repr(poller._config),
+        str(poller._config),
+    ]
     for secret in SECRETS.values():
         for out in outputs:
             assert secret not in out
@@ -275,10 +296,20 @@ def test_secrets_never_leak(stack, caplog):
 
 def test_scheduler_polls_at_once_and_budget_holds_across_50_spaces():
     """50 spaces behind one AccessKey: the emulator never sees more than 10 requests in a second."""
-    scenario = generate_fleet(spaces=50, numbers_per_space=4, access_key_id="fleet-ak", secret="fleet-sk", qps=10, seed=7)
+    scenario = generate_fleet(
+        spaces=50, numbers_per_space=4, access_key_id="fleet-ak", secret="fleet-sk", qps=10, seed=7
+    )
     with CamsEmulator(scenario) as emu:
-        config = cams_config(emu.url, "fleet", "fleet-ak", "fleet-sk", [s.cust_space_id for s in scenario.spaces],
-                             poll_interval="1h", waba_poll_interval="1h", qps=10)
+        config = cams_config(
+            emu.url,
+            "fleet",
+            "fleet-ak",
+            "fleet-sk",
+            [s.cust_space_id for s in scenario.spaces],
+            poll_interval="1h",
+            waba_poll_interval="1h",
+            qps=10,
+        )
         store = Store()
         poller = Poller(config, store)
         generation = store.exposition.generation

@@ -7,22 +7,24 @@ import time
 
 import pytest
 
-from exporter.config import parse_config
 from emulators.cams import CamsEmulator
 from emulators.kaleyra import KaleyraEmulator
 from emulators.meta import MetaEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, loads_scenario
-from exporter.poller import Poller
-from exporter.store import Store
 from exporter.web import App, HttpServer
 from tests.conftest import SCENARIO as CAMS_SCENARIO
-from tests.helpers import active_state, samples, scrape, value, emulator_fixture
+from tests.helpers import active_state, emulator_fixture, pollers_fixture, samples, scrape, value
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
-ENV = {"NX_WRONG": "wrong", "NX": "nx-secret-VALUE", "KAL": "kaleyra-key-VALUE", "SK_ONE": "sk-one-SECRET-VALUE",
-       "META": "EAAmetaTOKENvalue0001"}
+ENV = {
+    "NX_WRONG": "wrong",
+    "NX": "nx-secret-VALUE",
+    "KAL": "kaleyra-key-VALUE",
+    "SK_ONE": "sk-one-SECRET-VALUE",
+    "META": "EAAmetaTOKENvalue0001",
+}
 
 NX_SCENARIO = """
 credentials: [{access_key_id: nx-ak, access_key_secret: nx-secret-VALUE, qps: 10}]
@@ -137,20 +139,7 @@ meta = emulator_fixture("meta", MetaEmulator, META_SCENARIO)
 cams = emulator_fixture("cams", CamsEmulator, CAMS_SCENARIO)
 
 
-@pytest.fixture
-def make():
-    made = []
-
-    def build(*accounts):
-        config = parse_config("accounts:\n" + "".join(accounts), env=ENV)
-        store = Store()
-        poller = Poller(config, store)
-        made.append(poller)
-        return poller, store
-
-    yield build
-    for poller in made:
-        poller.stop()
+make = pollers_fixture(ENV)
 
 
 def current(store):
@@ -257,9 +246,14 @@ def test_kaleyra_wrong_key_is_auth_and_keeps_last_data(kal, make):
     assert value(s, "whatsapp_exporter_numbers", account="kal") == 2
 
 
-@pytest.mark.parametrize("fault,reason", [(dict(kind="error", code="WA500"), "upstream"),
-                                          (dict(kind="error", code="WA401", http_status=400), "permission"),
-                                          (dict(kind="malformed"), "parse")])
+@pytest.mark.parametrize(
+    "fault,reason",
+    [
+        (dict(kind="error", code="WA500"), "upstream"),
+        (dict(kind="error", code="WA401", http_status=400), "permission"),
+        (dict(kind="malformed"), "parse"),
+    ],
+)
 def test_kaleyra_errors_counted(kal, make, fault, reason):
     kal.inject(Fault(**fault))
     poller, store = make(kal_account(kal.url, extra="    retries: 0"))
@@ -303,9 +297,13 @@ def test_meta_list_details_health_and_transitions(meta, make):
     one = dict(provider="meta", account="meta", phone_number="+15550100001")
     assert active_state(s, M + "status", "status", **one) == "CONNECTED"
     # Since October 2025 the limit is the business portfolio's: once per business, not on the number.
-    assert not [k for k in s if k[0] == M + "messaging_limit_tier" and dict(k[1])["phone_number"] == one["phone_number"]]
-    assert active_state(s, "whatsapp_business_messaging_limit_tier", "tier", account="meta",
-                        business_id="5241000001") == "TIER_10K"
+    assert not [
+        k for k in s if k[0] == M + "messaging_limit_tier" and dict(k[1])["phone_number"] == one["phone_number"]
+    ]
+    assert (
+        active_state(s, "whatsapp_business_messaging_limit_tier", "tier", account="meta", business_id="5241000001")
+        == "TIER_10K"
+    )
     assert value(s, "whatsapp_business_messaging_limit", account="meta", business_id="5241000001") == 10_000
     assert value(s, M + "info", **one, phone_number_id="1065400001", waba_id="1022900001") == 1
     assert active_state(s, M + "can_send_message", "can_send_message", **one) == "AVAILABLE"

@@ -12,10 +12,7 @@ import pytest
 from emulators.infobip import InfobipEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
 from emulators.twilio import TwilioEmulator, sender_sid
-from exporter.config import parse_config
-from exporter.poller import Poller
-from exporter.store import Store
-from tests.helpers import active_state, samples, value
+from tests.helpers import REQUEST_ERRORS, active_state, pollers_fixture, samples, value
 from tests.tools import promtool_check_metrics
 
 M = "whatsapp_phone_number_"
@@ -61,19 +58,7 @@ def ib():
         yield emu
 
 
-@pytest.fixture
-def make():
-    made = []
-
-    def build(*accounts):
-        store = Store()
-        poller = Poller(parse_config("accounts:\n" + "".join(accounts), env=ENV), store)
-        made.append(poller)
-        return poller, store
-
-    yield build
-    for poller in made:
-        poller.stop()
+make = pollers_fixture(ENV)
 
 
 def current(store):
@@ -135,16 +120,7 @@ def test_twilio_wrong_credentials_is_auth_and_rfc9457_too(make):
             poller, store = make(tw_account(emu.url, name=f"tw-{fmt}", secret="WRONG"))
             poller.poll_account(f"tw-{fmt}")
             s = current(store)
-            assert (
-                value(
-                    s,
-                    "whatsapp_exporter_api_request_errors_total",
-                    account=f"tw-{fmt}",
-                    action="ListChannelsSender",
-                    reason="auth",
-                )
-                == 1
-            )
+            assert value(s, REQUEST_ERRORS, account=f"tw-{fmt}", action="ListChannelsSender", reason="auth") == 1
             assert value(s, "whatsapp_exporter_poll_success", account=f"tw-{fmt}") == 0
             assert len(emu.requests) == 1  # auth is not retried
             assert ENV["WRONG"] not in store.exposition.body.decode()

@@ -7,11 +7,11 @@ import logging
 
 import pytest
 
-from exporter.config import parse_config
 from emulators.meta import LIST_ACTION as EMU_LIST
 from emulators.meta import NUMBER_ACTION as EMU_NUMBER
 from emulators.meta import MetaEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
+from exporter.config import parse_config
 from exporter.providers import make_provider
 from exporter.providers.errors import ProviderError
 from exporter.providers.meta.client import MetaClient
@@ -24,7 +24,8 @@ WABA, BIG_WABA, TINY_WABA, OTHER_WABA = "102000000000001", "102000000000002", "1
 N1, N2, N3, N4 = "106000000000001", "106000000000002", "106000000000003", "106000000000004"
 BIG = 250
 
-SCENARIO = f"""
+SCENARIO = (
+    f"""
 credentials:
   - {{access_key_id: "{APP}", access_key_secret: {TOKEN}, qps: null}}
   - {{access_key_id: "2002", access_key_secret: expired-token-0002, enabled: false}}
@@ -44,13 +45,17 @@ spaces:
         quality_rating: RED
         can_send_message: BLOCKED
         errors: [{{error_code: 141006, error_description: Blocked., possible_solution: Appeal.}}]
-      - {{phone_number: "15550000004", id: "{N4}", status: RESTRICTED, quality_rating: RED, messaging_limit_tier: TIER_250}}
+      - {{phone_number: "15550000004", id: "{N4}", status: RESTRICTED, quality_rating: RED,
+          messaging_limit_tier: TIER_250}}
   - space_id: "{BIG_WABA}"
     access_key_id: "{APP}"
     extra: {{calls_per_hour: 5000}}
     numbers:
-""" + "\n".join(f'      - {{phone_number: "4477009{i:05d}", id: "1070000000{i:05d}", status: CONNECTED}}'
-                for i in range(BIG)) + f"""
+"""
+    + "\n".join(
+        f'      - {{phone_number: "4477009{i:05d}", id: "1070000000{i:05d}", status: CONNECTED}}' for i in range(BIG)
+    )
+    + f"""
   - space_id: "{TINY_WABA}"
     access_key_id: "{APP}"
     extra: {{calls_per_hour: 3}}
@@ -64,6 +69,7 @@ spaces:
     numbers:
       - {{phone_number: "15550000021", id: "106000000000021", status: CONNECTED}}
 """
+)
 
 
 class Clock:
@@ -92,7 +98,8 @@ def build(emu, clock):
     def make(waba=WABA, token_var="T", version="", phones=""):
         version_line = f"    graph_api_version: {version}\n" if version else ""
         phones_line = f"        phone_numbers: [{phones}]\n" if phones else ""
-        config = parse_config(f"""accounts:
+        config = parse_config(
+            f"""accounts:
   - name: meta
     provider: meta
     endpoint: {emu.url}
@@ -100,12 +107,20 @@ def build(emu, clock):
     qps: 1000
 {version_line}    wabas:
       - waba_id: "{waba}"
-{phones_line}""", env={"T": TOKEN, "WRONG": "EAAWrongTokenValue999", "EXPIRED": "expired-token-0002"})
+{phones_line}""",
+            env={"T": TOKEN, "WRONG": "EAAWrongTokenValue999", "EXPIRED": "expired-token-0002"},
+        )
         account = config.accounts[0]
         seen = []
-        client = MetaClient(endpoint=account.endpoint, access_token=account.credentials.access_key_secret,
-                            api_version=account.graph_api_version, clock=clock, bucket=TokenBucket(1000),
-                            on_request=lambda action, reason: seen.append((action, reason)), sleep=no_wait)
+        client = MetaClient(
+            endpoint=account.endpoint,
+            access_token=account.credentials.access_key_secret,
+            api_version=account.graph_api_version,
+            clock=clock,
+            bucket=TokenBucket(1000),
+            on_request=lambda action, reason: seen.append((action, reason)),
+            sleep=no_wait,
+        )
         provider = OnLoop(MetaProvider(account, client), loop)
         provider.seen = seen
         made.append(provider)
@@ -130,18 +145,33 @@ def test_numbers_and_health_with_a_bearer_token(emu, build):
     assert set(by_id) == {N1, N2, N3, N4}
     one = by_id[N1]
     assert (one.phone_number, one.status, one.quality_rating, one.throughput_level) == (
-        "+15550000001", "CONNECTED", "GREEN", "HIGH")
+        "+15550000001",
+        "CONNECTED",
+        "GREEN",
+        "HIGH",
+    )
     assert (one.messaging_limit_tier, one.limit_scope, one.waba_id, one.space_id) == (
-        "TIER_10K", "business_portfolio", WABA, WABA)
+        "TIER_10K",
+        "business_portfolio",
+        WABA,
+        WABA,
+    )
     assert one.can_send_message == "AVAILABLE"
     assert {(e.entity_type, e.entity_id) for e in one.entities} == {
-        ("WABA", WABA), ("BUSINESS", "524000000000001"), ("APP", APP)}
+        ("WABA", WABA),
+        ("BUSINESS", "524000000000001"),
+        ("APP", APP),
+    }
     assert by_id[N2].can_send_message == "LIMITED"
     assert by_id[N3].can_send_message == "BLOCKED"
     assert [(b.entity_type, b.entity_id, b.error_code) for b in by_id[N3].blocking_errors] == [
-        ("PHONE_NUMBER", N3, "141006")]
+        ("PHONE_NUMBER", N3, "141006")
+    ]
     assert (by_id[N4].status, by_id[N4].messaging_limit_tier, by_id[N4].limit_scope) == (
-        "RESTRICTED", "TIER_250", "phone_number")
+        "RESTRICTED",
+        "TIER_250",
+        "phone_number",
+    )
     assert [r.action for r in emu.requests] == [EMU_LIST] + [EMU_NUMBER] * 4
     assert all(r.authenticated and r.method == "GET" for r in emu.requests)
     assert not any(TOKEN in r.path for r in emu.requests)
@@ -310,13 +340,16 @@ def test_demo_scenario_through_make_provider():
     scenario = load_builtin_scenario("demo-meta")
     with MetaEmulator(scenario) as emulator:
         [cred] = scenario.credentials
-        config = parse_config(f"""accounts:
+        config = parse_config(
+            f"""accounts:
   - name: demo
     provider: meta
     endpoint: {emulator.url}
     credentials: {{access_token: "${{T}}"}}
     wabas: [{{waba_id: "102290000000001"}}]
-""", env={"T": cred.access_key_secret})
+""",
+            env={"T": cred.access_key_secret},
+        )
         account = config.accounts[0]
         assert account.credentials.access_key_id.startswith("sha256:")
         assert cred.access_key_secret not in repr(account)

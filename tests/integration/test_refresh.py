@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from exporter.poller import Poller
 from exporter.store import Store
 from tests.helpers import make_config, wait_for
@@ -60,9 +59,9 @@ def test_refresh_of_unknown_or_stopped_accounts_is_refused(emulator):
 
 # -- number-level refresh (Meta, Kaleyra read numbers one at a time) -------------------------------
 
-from exporter.config import parse_config  # noqa: E402
 from emulators.meta import MetaEmulator  # noqa: E402
 from emulators.scenario import loads_scenario  # noqa: E402
+from exporter.config import parse_config  # noqa: E402
 from tests.integration.test_integration_providers import ENV, META_SCENARIO, meta_account  # noqa: E402
 
 
@@ -82,8 +81,10 @@ def test_a_named_number_is_read_alone_and_its_change_is_served():
             before = dict(store.account("meta").requests)
             emu.set_number("1022900001", "15550100002", status="CONNECTED")
             assert poller.request_refresh("meta", 0.05, ["+15550100002"])
-            wait_for(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED",
-                     "+15550100002 CONNECTED")
+            wait_for(
+                lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED",
+                "+15550100002 CONNECTED",
+            )
             after = store.account("meta").requests
             # one number node read, no list call, the other number untouched
             assert after["phone_number"] == before["phone_number"] + 1
@@ -99,8 +100,10 @@ def test_an_unknown_number_widens_the_refresh_to_the_whole_account():
         try:
             before = dict(store.account("meta").requests)
             assert poller.request_refresh("meta", 0.05, ["+19990000000"])
-            wait_for(lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1,
-                     "one more phone_numbers call")
+            wait_for(
+                lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1,
+                "one more phone_numbers call",
+            )
         finally:
             poller.stop()
 
@@ -112,8 +115,10 @@ def test_a_pending_number_refresh_joined_by_an_account_refresh_polls_everything(
             before = dict(store.account("meta").requests)
             assert poller.request_refresh("meta", 0.5, ["+15550100002"])
             assert not poller.request_refresh("meta", 0.5)  # joins the pending one, widening it
-            wait_for(lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1,
-                     "one more phone_numbers call")
+            wait_for(
+                lambda: store.account("meta").requests["phone_numbers"] == before["phone_numbers"] + 1,
+                "one more phone_numbers call",
+            )
         finally:
             poller.stop()
 
@@ -123,14 +128,14 @@ def test_a_number_refresh_does_not_wait_for_a_running_poll():
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
         store, poller = _meta_stack(emu)
         try:
+            import threading
+
             from emulators.meta import LIST_ACTION
             from emulators.scenario import Fault
-            import threading
 
             # A poll of the account is under way: it has listed the numbers (the emulator records a request
             # once answered), and its read of the first number waits 3 s at the provider.
-            emu.inject(Fault(kind="delay", seconds=3.0, action="get_phone_number", phone_number="15550100001",
-                             count=1))
+            emu.inject(Fault(kind="delay", seconds=3.0, action="get_phone_number", phone_number="15550100001", count=1))
             seen = len(emu.requests)
             before = store.account("meta").poll.finished_at
             poll = threading.Thread(target=poller.poll_account, args=("meta",))
@@ -138,20 +143,26 @@ def test_a_number_refresh_does_not_wait_for_a_running_poll():
             wait_for(lambda: any(r.action == LIST_ACTION for r in emu.requests[seen:]), "the poll's list call")
             emu.set_number("1022900001", "15550100002", status="CONNECTED")
             assert poller.request_refresh("meta", 0.0, ["+15550100002"])
-            wait_for(lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED",
-                     "+15550100002 CONNECTED")
+            wait_for(
+                lambda: store.account("meta").numbers["+15550100002"].number.status == "CONNECTED",
+                "+15550100002 CONNECTED",
+            )
             assert store.account("meta").poll.finished_at == before  # served while the poll still runs
             poll.join(timeout=30)
             # and a new request is accepted afterwards, not swallowed as "debounced"
-            wait_for(lambda: poller.request_refresh("meta", 0.0, ["+15550100001"]),
-                     "a refresh of +15550100001 accepted", timeout=10)
+            wait_for(
+                lambda: poller.request_refresh("meta", 0.0, ["+15550100001"]),
+                "a refresh of +15550100001 accepted",
+                timeout=10,
+            )
         finally:
             poller.stop()
 
 
 def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_reading():
-    from emulators.scenario import Fault
     import threading
+
+    from emulators.scenario import Fault
 
     with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
         store, poller = _meta_stack(emu)
@@ -163,8 +174,10 @@ def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_readin
             seen = len(emu.requests)
 
             def read_first_number():
-                return any(r.action == "get_phone_number" and (r.phone_number or "").lstrip("+") == "15550100001"
-                           for r in emu.requests[seen:])
+                return any(
+                    r.action == "get_phone_number" and (r.phone_number or "").lstrip("+") == "15550100001"
+                    for r in emu.requests[seen:]
+                )
 
             poll.start()
             wait_for(read_first_number, "the first number read")
@@ -173,7 +186,9 @@ def test_a_poll_that_read_a_number_before_its_refresh_keeps_the_refreshed_readin
             assert store.account("meta").numbers["+15550100001"].number.status == "RESTRICTED"
             poll.join(timeout=30)
             assert store.account("meta").poll.finished_at != before  # the poll has published...
-            assert store.account("meta").numbers["+15550100001"].number.status == "RESTRICTED"  # ...not its older reading
+            assert (
+                store.account("meta").numbers["+15550100001"].number.status == "RESTRICTED"
+            )  # ...not its older reading
         finally:
             poller.stop()
 
@@ -192,8 +207,9 @@ def test_a_reload_that_replaces_the_credential_cancels_a_refresh_in_flight(caplo
             emu.inject(Fault(kind="hang", action="get_phone_number", phone_number="15550100002", count=1))
             assert poller.request_refresh("meta", 0.0, ["+15550100002"])
             wait_for(lambda: emu.hanging() == 1, "the refresh held by the provider")
-            changed = parse_config("accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n    qps: 5\n",
-                                   env=ENV)
+            changed = parse_config(
+                "accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n    qps: 5\n", env=ENV
+            )
             answer = []
             with caplog.at_level(logging.DEBUG):
                 reload = threading.Thread(target=lambda: answer.append(poller.reconfigure(changed)))
@@ -201,10 +217,13 @@ def test_a_reload_that_replaces_the_credential_cancels_a_refresh_in_flight(caplo
                 reload.join(timeout=10)
                 assert not reload.is_alive()
                 assert answer == [([], ["meta"], ["meta"])]
-                wait_for(lambda: store.account("meta").poll is not None and store.account("meta").poll.success,
-                         "the new credential's poll")
+                wait_for(
+                    lambda: store.account("meta").poll is not None and store.account("meta").poll.success,
+                    "the new credential's poll",
+                )
             assert store.account("meta").qps == 5
-            assert not [r for r in caplog.records if r.levelno >= logging.WARNING], \
-                [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+            assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [
+                r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+            ]
         finally:
             poller.stop()

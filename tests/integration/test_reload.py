@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from emulators.scenario import Fault
-from tests.helpers import SECRETS, config_yaml, samples, value, free_port, wait_for, wait_ready
+from tests.helpers import SECRETS, config_yaml, free_port, samples, value, wait_for, wait_ready
 
 CMD = [sys.executable, "-m", "exporter"]
 
@@ -20,18 +20,35 @@ CMD = [sys.executable, "-m", "exporter"]
 def running(emulator, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(config_yaml(emulator.url))
+    with open(tmp_path / "exporter.log", "w") as log:
+        yield from _run_exporter(path, log, tmp_path / "exporter.log")
+
+
+def _run_exporter(path, log, log_path):
     port = free_port()
-    log = open(tmp_path / "exporter.log", "w")
     # --web.enable-lifecycle: since issue 13, POST/PUT /-/reload exists only with it (as in Prometheus)
-    proc = subprocess.Popen([*CMD, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}",
-                             "--web.enable-lifecycle", "--log.level", "debug", "--log.format", "json"],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SECRETS})
+    proc = subprocess.Popen(
+        [
+            *CMD,
+            "--config.file",
+            str(path),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+            "--log.level",
+            "debug",
+            "--log.format",
+            "json",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **SECRETS},
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url)
-    yield proc, url, path, tmp_path / "exporter.log"
+    yield proc, url, path, log_path
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
-    log.close()
 
 
 def metrics(url):
@@ -60,35 +77,49 @@ def test_bad_reload_keeps_running_config_and_data_then_good_reload_applies(runni
     assert value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 1
     path.write_text("accounts: [")
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 0, "the SIGHUP reload to fail")
+    wait_for(
+        lambda: value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 0, "the SIGHUP reload to fail"
+    )
     s = metrics(url)
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
     assert value(s, "whatsapp_exporter_numbers", account="other") == 1
     assert proc.poll() is None
 
     # a good file: "other" changes (new label), a third account appears, "shop" is kept as it is
-    requests_before = value(metrics(url), "whatsapp_exporter_api_requests_total", account="shop",
-                            action="QueryChatappPhoneNumbers")
+    requests_before = value(
+        metrics(url), "whatsapp_exporter_api_requests_total", account="shop", action="QueryChatappPhoneNumbers"
+    )
     good = config_yaml(emulator.url, extra_two="    labels: {team: support}")
-    path.write_text(good + f"""
+    path.write_text(
+        good
+        + f"""
   - name: third
     provider: alibaba_cams
     endpoint: {emulator.url}
     credentials: {{access_key_id: ak-two, access_key_secret: "${{SK_TWO}}"}}
     spaces: [{{cust_space_id: cams-other}}]
-""")
+"""
+    )
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: value(metrics(url), "whatsapp_exporter_config_last_reload_successful") == 1, "a successful reload")
-    wait_for(lambda: value(metrics(url), "whatsapp_exporter_poll_success", account="third") == 1, "the new account's poll")
+    wait_for(
+        lambda: value(metrics(url), "whatsapp_exporter_poll_success", account="third") == 1, "the new account's poll"
+    )
     # "other" changed (a new label): it is polled again under its new configuration
-    wait_for(lambda: value(metrics(url), "whatsapp_phone_number_info", account="other", team="support") == 1,
-             "the changed account's numbers with the new label")
+    wait_for(
+        lambda: value(metrics(url), "whatsapp_phone_number_info", account="other", team="support") == 1,
+        "the changed account's numbers with the new label",
+    )
     s = metrics(url)
     assert value(s, "whatsapp_exporter_numbers", account="shop") == 3
     # the unchanged account kept its runtime: its counters did not restart from zero
-    assert value(s, "whatsapp_exporter_api_requests_total", account="shop", action="QueryChatappPhoneNumbers") >= requests_before
+    assert (
+        value(s, "whatsapp_exporter_api_requests_total", account="shop", action="QueryChatappPhoneNumbers")
+        >= requests_before
+    )
     assert value(s, "whatsapp_exporter_config_last_reload_success_timestamp_seconds") > value(
-        before, "whatsapp_exporter_config_last_reload_success_timestamp_seconds")
+        before, "whatsapp_exporter_config_last_reload_success_timestamp_seconds"
+    )
 
     # removing an account removes its series
     path.write_text(config_yaml(emulator.url, two=False))
@@ -108,8 +139,12 @@ def test_no_secret_in_anything_the_exporter_writes(running, emulator):
     path.write_text(config_yaml(emulator.url).replace('"${SK_ONE}"', SECRETS["SK_ONE"]))  # an inline secret: refused
     refused = httpx.post(url + "/-/reload")
     assert refused.status_code == 500 and "inline secrets" in refused.text
-    outputs = [refused.text, httpx.get(url + "/metrics").text, httpx.get(url + "/").text,
-               httpx.get(url + "/metrics", headers={"Accept-Encoding": "gzip"}).text]
+    outputs = [
+        refused.text,
+        httpx.get(url + "/metrics").text,
+        httpx.get(url + "/").text,
+        httpx.get(url + "/metrics", headers={"Accept-Encoding": "gzip"}).text,
+    ]
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     outputs.append(log_path.read_text())
@@ -124,8 +159,12 @@ def test_http_reload_needs_web_enable_lifecycle_and_sighup_always_reloads(emulat
     path = tmp_path / "config.yaml"
     path.write_text(config_yaml(emulator.url))
     port = free_port()
-    proc = subprocess.Popen([*CMD, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **SECRETS})
+    proc = subprocess.Popen(
+        [*CMD, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **SECRETS},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url)

@@ -48,12 +48,28 @@ def test_sigterm_while_a_poll_waits_on_a_provider_that_never_answers(emulator, t
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(tmp_path / "exporter.log", "w") as log:
-        proc = subprocess.Popen([*CMD, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}",
-                                 "--log.level", "debug", "--log.format", "json"],
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SECRETS})
+        proc = subprocess.Popen(
+            [
+                *CMD,
+                "--config.file",
+                str(path),
+                "--web.listen-address",
+                f"127.0.0.1:{port}",
+                "--log.level",
+                "debug",
+                "--log.format",
+                "json",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **SECRETS},
+        )
         try:
-            wait_for(lambda: httpx.get(url + "/-/healthy").status_code == 200, "the HTTP server",
-                     ignore=(httpx.TransportError,))
+            wait_for(
+                lambda: httpx.get(url + "/-/healthy").status_code == 200,
+                "the HTTP server",
+                ignore=(httpx.TransportError,),
+            )
             # shop's first call is held by the provider; other's first call was answered, its second waits
             wait_for(lambda: emulator.hanging() == 1, "a call that the provider holds")
             wait_for(lambda: any(r.access_key_id == "ak-two" for r in emulator.requests), "other's first call")

@@ -74,14 +74,17 @@ def still_serving(server: HttpServer, **kw) -> None:
     assert response.status_code == 200 and response.content.startswith(b"# HELP")
 
 
-@pytest.mark.parametrize("request_line", [
-    b"GARBAGE\r\n\r\n",
-    b"GET\r\n\r\n",
-    b"GET / HTTP/1.1 extra words\r\n\r\n",
-    b"GET / HTTP/x.y\r\n\r\n",
-    b"\x00\x01\x02\xff\xfe binary \x80\r\n\r\n",
-    b"GET / HTTQ/1.1\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET / HTTP/1.1 extra words\r\n\r\n",
+        b"GET / HTTP/x.y\r\n\r\n",
+        b"\x00\x01\x02\xff\xfe binary \x80\r\n\r\n",
+        b"GET / HTTQ/1.1\r\n\r\n",
+    ],
+)
 def test_malformed_request_line_gets_400(serve, request_line):
     server = serve()
     answer = raw(server, request_line)
@@ -94,7 +97,9 @@ def test_http2_preface_and_unknown_methods(serve):
     # Issue 13 changed this on purpose: aiohttp's parser (no longer our own) refuses the HTTP/2 preface on
     # an HTTP/1.1 port as a bad request, 400 instead of the hand-written server's 505.
     assert raw(server, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").split(b" ")[1] == b"400"
-    assert raw(server, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").split(b" ")[1] == b"405"  # only /-/reload takes POST
+    assert (
+        raw(server, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").split(b" ")[1] == b"405"
+    )  # only /-/reload takes POST
     assert raw(server, b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n").split(b" ")[1] == b"501"
     still_serving(server)
 
@@ -107,11 +112,14 @@ def test_long_request_line_gets_414(serve):
     still_serving(server)
 
 
-@pytest.mark.parametrize("headers", [
-    b"X-Huge: " + b"h" * 100_000 + b"\r\n",                              # one 100 KB header
-    b"".join(b"X-Many-%d: v\r\n" % i for i in range(150)),                 # too many headers
-    b"".join(b"X-Big-%d: %s\r\n" % (i, b"b" * 1000) for i in range(40)),   # 40 KB in total
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"X-Huge: " + b"h" * 100_000 + b"\r\n",  # one 100 KB header
+        b"".join(b"X-Many-%d: v\r\n" % i for i in range(150)),  # too many headers
+        b"".join(b"X-Big-%d: %s\r\n" % (i, b"b" * 1000) for i in range(40)),  # 40 KB in total
+    ],
+)
 def test_huge_headers_get_431(serve, headers):
     server = serve()
     answer = raw(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
@@ -194,7 +202,7 @@ def test_stalled_and_idle_clients_are_dropped_after_the_timeout(serve):
     # issue 13: the one "no progress" timeout became a header deadline and an idle keep-alive timeout
     server = serve(header_timeout=1.0, idle_timeout=1.0)
     stalled = _slow_clients(server, 3, b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # headers never finished
-    idle = _slow_clients(server, 3, b"")                                      # never says anything
+    idle = _slow_clients(server, 3, b"")  # never says anything
     keepalive = connect(server)
     keepalive.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
     try:
@@ -269,16 +277,19 @@ def test_http09_request_line_gets_400_at_once(serve):
     still_serving(server)
 
 
-@pytest.mark.parametrize("request_bytes", [
-    # two different lengths: the second request must not be smuggled in the body
-    b"POST /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 44\r\n\r\n"
-    b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",  # repeated
-    b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello",
-    b"POST /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"0\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"POST /-/healthy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        # two different lengths: the second request must not be smuggled in the body
+        b"POST /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 44\r\n\r\n"
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",  # repeated
+        b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello",
+        b"POST /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /-/healthy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    ],
+)
 def test_ambiguous_message_framing_gets_400_and_nothing_is_smuggled(serve, request_bytes):
     server = serve()
     answer = raw(server, request_bytes)
@@ -296,11 +307,22 @@ def test_a_body_over_the_limit_gets_413(serve):
     still_serving(server)
 
 
-@pytest.mark.parametrize("accept,gzipped", [
-    ("gzip", True), ("gzip;q=0", False), ("GZIP; q=0.0", False), ("gzip;q=0.5, identity", True),
-    ("identity", False), ("*", True), ("*;q=0", False), ("gzip;q=0, *", False), ("deflate, br", False),
-    ("x-gzip", True), ("gzip;q=bogus", False),
-])
+@pytest.mark.parametrize(
+    "accept,gzipped",
+    [
+        ("gzip", True),
+        ("gzip;q=0", False),
+        ("GZIP; q=0.0", False),
+        ("gzip;q=0.5, identity", True),
+        ("identity", False),
+        ("*", True),
+        ("*;q=0", False),
+        ("gzip;q=0, *", False),
+        ("deflate, br", False),
+        ("x-gzip", True),
+        ("gzip;q=bogus", False),
+    ],
+)
 def test_accept_encoding_q_values_are_honoured(serve, store, accept, gzipped):
     server = serve()
     response = httpx.get(server.url + "/metrics", headers={"Accept-Encoding": accept}, timeout=10)
@@ -329,18 +351,20 @@ def test_50_concurrent_scrapes_get_complete_identical_bodies(serve, store):
     assert len(expected) > 100_000
     for body in bodies:
         assert body.startswith(expected)
-        tail = body[len(expected):]
+        tail = body[len(expected) :]
         assert tail.endswith(b"\n") and b"# TYPE python_info gauge" in tail
 
 
 def test_tls_client_that_never_handshakes_does_not_block_others(pki, tmp_path, serve):
     path = tmp_path / "web.yml"
-    path.write_text(f"tls_server_config: {{cert_file: {pki.server_crt}, key_file: {pki.server_key}}}\n"
-                    f"basic_auth_users: {{prometheus: '{HASH}'}}\n")
+    path.write_text(
+        f"tls_server_config: {{cert_file: {pki.server_crt}, key_file: {pki.server_key}}}\n"
+        f"basic_auth_users: {{prometheus: '{HASH}'}}\n"
+    )
     server = serve(load_web_config(str(path)))
-    silent = _slow_clients(server, 30, b"")                          # connect, say nothing
+    silent = _slow_clients(server, 30, b"")  # connect, say nothing
     partial = _slow_clients(server, 30, b"\x16\x03\x01\x02\x00\x01")  # half a ClientHello, then nothing
-    garbage = _slow_clients(server, 5, b"\x16" + b"\xff" * 300)       # not TLS at all after the first byte
+    garbage = _slow_clients(server, 5, b"\x16" + b"\xff" * 300)  # not TLS at all after the first byte
     try:
         with httpx.Client(verify=client_context(pki), timeout=5) as client:
             for _ in range(3):
@@ -376,8 +400,10 @@ def test_tls_hostile_requests_inside_the_tunnel(pki, tmp_path, serve):
     path.write_text(f"tls_server_config: {{cert_file: {pki.server_crt}, key_file: {pki.server_key}}}\n")
     server = serve(load_web_config(str(path)))
     ctx = client_context(pki)
-    for payload, status in [(b"GARBAGE\r\n\r\n", b"400"),
-                            (b"GET / HTTP/1.1\r\nX-Huge: " + b"h" * 100_000 + b"\r\n\r\n", b"431")]:
+    for payload, status in [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nX-Huge: " + b"h" * 100_000 + b"\r\n\r\n", b"431"),
+    ]:
         with ctx.wrap_socket(connect(server), server_hostname="localhost") as tls:
             tls.sendall(payload)
             answer = read_until_closed(tls)

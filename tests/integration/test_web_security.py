@@ -20,7 +20,7 @@ import pytest
 from exporter.logsetup import LogfmtFormatter
 from exporter.web import REALM, App, HttpServer
 from exporter.webconfig import load_web_config
-from tests.helpers import free_port, wait_for, wait_ready, read_until_closed
+from tests.helpers import free_port, read_until_closed, wait_for, wait_ready
 from tests.integration.test_webconfig import HASH, PASSWORD, client_context, filled_store, make_pki
 
 CMD = [sys.executable, "-m", "exporter"]
@@ -89,7 +89,7 @@ def test_tls_and_basic_auth(pki, serve):
     assert server.url.startswith("https://127.0.0.1:")
     with httpx.Client(verify=client_context(pki), timeout=5) as client:
         ok = client.get(server.url + "/metrics", auth=("prometheus", PASSWORD))
-        assert ok.status_code == 200 and b'whatsapp_phone_number_info{' in ok.content
+        assert ok.status_code == 200 and b"whatsapp_phone_number_info{" in ok.content
         assert ok.headers["X-Content-Type-Options"] == "nosniff" and ok.headers["X-Frame-Options"] == "deny"
 
         wrong = client.get(server.url + "/metrics", auth=("prometheus", PASSWORD + "x"))
@@ -100,8 +100,15 @@ def test_tls_and_basic_auth(pki, serve):
 
         assert client.get(server.url + "/metrics").status_code == 401
         assert client.get(server.url + "/metrics", auth=("grafana", PASSWORD)).status_code == 401
-        for header in ["Bearer abc", "Basic", "Basic !!!notbase64!!!", "Basic " + base64.b64encode(b"no-colon").decode(),
-                       basic("prometheus", ""), basic("", PASSWORD), "Basic " + base64.b64encode(b"\xff\xfe:x").decode()]:
+        for header in [
+            "Bearer abc",
+            "Basic",
+            "Basic !!!notbase64!!!",
+            "Basic " + base64.b64encode(b"no-colon").decode(),
+            basic("prometheus", ""),
+            basic("", PASSWORD),
+            "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+        ]:
             assert client.get(server.url + "/metrics", headers={"Authorization": header}).status_code == 401, header
 
         # exporter-toolkit protects every path, the health endpoints included
@@ -157,12 +164,18 @@ def test_secrets_never_served_or_logged(pki, serve, logs):
 def test_plain_http_to_the_tls_port_is_refused(serve):
     server = serve(TLS_AUTH)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: " + basic("prometheus", PASSWORD).encode() + b"\r\n\r\n")
+        sock.sendall(
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            + basic("prometheus", PASSWORD).encode()
+            + b"\r\n\r\n"
+        )
         answer = read_until_closed(sock)
     assert not answer.startswith(b"HTTP/1.1 200") and b"whatsapp_" not in answer
     assert answer.startswith(b"HTTP/1.0 400") and b"HTTPS server" in answer
     # an ordinary HTTP client gets that answer too
-    response = httpx.get(server.url.replace("https://", "http://") + "/metrics", auth=("prometheus", PASSWORD), timeout=5)
+    response = httpx.get(
+        server.url.replace("https://", "http://") + "/metrics", auth=("prometheus", PASSWORD), timeout=5
+    )
     assert response.status_code == 400 and "HTTPS" in response.text
 
 
@@ -199,8 +212,11 @@ def test_tls11_client_is_refused_when_min_version_is_tls12(pki, serve, logs):
     with pytest.raises((ssl.SSLError, OSError)):
         _handshake(server.port, ctx)
     # the server itself saw the TLS 1.1 hello and refused it (it logs that just after sending its alert)
-    refusals = wait_for(lambda: [r.error for r in logs.records if r.getMessage() == "TLS handshake failed"],
-                        "the server's log of the refused handshake", timeout=5)
+    refusals = wait_for(
+        lambda: [r.error for r in logs.records if r.getMessage() == "TLS handshake failed"],
+        "the server's log of the refused handshake",
+        timeout=5,
+    )
     assert refusals == ["UNSUPPORTED_PROTOCOL"]
     # ... while a TLS 1.2 client on the same server gets in
     ok = client_context(pki)
@@ -229,16 +245,17 @@ def test_mutual_tls(pki, serve):
         _handshake(server.port, client_context(pki))  # no client certificate
     with pytest.raises((ssl.SSLError, OSError)):
         _handshake(server.port, client_context(pki, pki.rogue_crt, pki.rogue_key))  # signed by another CA
-    with pytest.raises(httpx.TransportError):
-        with httpx.Client(verify=client_context(pki), timeout=5) as client:
-            client.get(server.url + "/metrics")
+    with pytest.raises(httpx.TransportError), httpx.Client(verify=client_context(pki), timeout=5) as client:
+        client.get(server.url + "/metrics")
     # and the server still serves the right client afterwards
     with httpx.Client(verify=client_context(pki, pki.client_crt, pki.client_key), timeout=5) as client:
         assert client.get(server.url + "/-/healthy").status_code == 200
 
 
-@pytest.mark.parametrize("sans,allowed", [("[scraper.example]", True), ("['spiffe://test/scraper']", True),
-                                          ("[other.example, 10.0.0.1]", False)])
+@pytest.mark.parametrize(
+    "sans,allowed",
+    [("[scraper.example]", True), ("['spiffe://test/scraper']", True), ("[other.example, 10.0.0.1]", False)],
+)
 def test_client_allowed_sans(pki, serve, sans, allowed):
     server = serve(MTLS + f"  client_allowed_sans: {sans}\n")
     ctx = client_context(pki, pki.client_crt, pki.client_key)
@@ -263,26 +280,43 @@ def test_rate_limit(serve):
 def check_config(tmp_path, web_config) -> subprocess.CompletedProcess:
     """``--check-config`` of a one-account configuration together with ``web_config``."""
     config = tmp_path / "c.yaml"
-    config.write_text("accounts:\n  - name: shop\n    provider: alibaba_cams\n"
-                      "    credentials: {access_key_id: ak, access_key_secret: \"${WEB_TEST_SECRET}\"}\n"
-                      "    spaces: [{cust_space_id: cams-1}]\n")
-    return subprocess.run([*CMD, "--check-config", "--config.file", str(config), "--web.config.file", str(web_config)],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "WEB_TEST_SECRET": "x"})
+    config.write_text(
+        "accounts:\n  - name: shop\n    provider: alibaba_cams\n"
+        '    credentials: {access_key_id: ak, access_key_secret: "${WEB_TEST_SECRET}"}\n'
+        "    spaces: [{cust_space_id: cams-1}]\n"
+    )
+    return subprocess.run(
+        [*CMD, "--check-config", "--config.file", str(config), "--web.config.file", str(web_config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "WEB_TEST_SECRET": "x"},
+    )
 
 
-@pytest.mark.parametrize("text,key", [
-    ("tls_server_config:\n  cert_file: {crt}\n", "tls_server_config.key_file"),
-    ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: {key}\n", "tls_server_config.cert_file: cannot read"),
-    ("basic_auth_users:\n  alice: not-a-hash-{hash}\n", "basic_auth_users.alice"),
-    ("basic_auth_users: [\n", "web.yml:"),
-    ("tls: {{}}\n", "tls: unknown key"),
-])
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("tls_server_config:\n  cert_file: {crt}\n", "tls_server_config.key_file"),
+        (
+            "tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: {key}\n",
+            "tls_server_config.cert_file: cannot read",
+        ),
+        ("basic_auth_users:\n  alice: not-a-hash-{hash}\n", "basic_auth_users.alice"),
+        ("basic_auth_users: [\n", "web.yml:"),
+        ("tls: {{}}\n", "tls: unknown key"),
+    ],
+)
 def test_cli_bad_web_config_exits_2_with_one_line(pki, tmp_path, text, key):
     path = tmp_path / "web.yml"
     path.write_text(text.format(crt=pki.server_crt, key=pki.server_key, hash=HASH))
     port = free_port()
-    result = subprocess.run([*CMD, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*CMD, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --web.config.file: ") and key in lines[0], result.stderr
@@ -304,13 +338,29 @@ def test_cli_demo_serves_https_with_auth(pki, tmp_path):
     path = tmp_path / "web.yml"
     path.write_text(TLS_AUTH.format(crt=os.path.relpath(pki.server_crt, tmp_path), key=pki.server_key, hash=HASH))
     port = free_port()
-    proc = subprocess.Popen([*CMD, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--web.config.file", str(path),
-                             "--log.format", "json", "--log.level", "debug"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *CMD,
+            "--demo",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--web.config.file",
+            str(path),
+            "--log.format",
+            "json",
+            "--log.level",
+            "debug",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"https://127.0.0.1:{port}"
     try:
         with httpx.Client(verify=client_context(pki), timeout=2) as client:
-            wait_ready(url, "the demo's readiness over https", client=client, process=proc, auth=("prometheus", PASSWORD))
+            wait_ready(
+                url, "the demo's readiness over https", client=client, process=proc, auth=("prometheus", PASSWORD)
+            )
             metrics = client.get(url + "/metrics", auth=("prometheus", PASSWORD))
             assert metrics.status_code == 200 and b"whatsapp_phone_number_info{" in metrics.content
             assert client.get(url + "/metrics").status_code == 401
@@ -319,7 +369,7 @@ def test_cli_demo_serves_https_with_auth(pki, tmp_path):
             httpx.get(url + "/metrics", verify=True, timeout=2)  # a client that does not trust our CA
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     listening = [r for r in records if r["msg"] == "listening"]

@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
-from exporter.config import parse_config
 from emulators.meta import MetaEmulator
 from emulators.scenario import loads_scenario
+from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.wabafacts import StateFile
@@ -25,7 +25,8 @@ BIZ = "RESTRICTED_BIZ_INITIATED_MESSAGING"
 
 
 def config(endpoint: str = "https://graph.invalid"):
-    return parse_config(f"""
+    return parse_config(
+        f"""
 accounts:
   - name: meta
     provider: meta
@@ -37,7 +38,9 @@ webhooks:
   listen_address: "127.0.0.1:0"
   debounce: 1m
   meta: {{app_secret: "${{META_APP_SECRET}}", verify_token: "${{META_VERIFY_TOKEN}}"}}
-""", env={**ENV, "META": "EAAmetaTOKENvalue0001"})
+""",
+        env={**ENV, "META": "EAAmetaTOKENvalue0001"},
+    )
 
 
 class Exporter:
@@ -55,11 +58,18 @@ class Exporter:
 
     def post(self, field: str, value: dict, waba: str = WABA, at: int | None = None) -> httpx.Response:
         at = int(time.time()) if at is None else at
-        body = json.dumps({"object": "whatsapp_business_account",
-                           "entry": [{"id": waba, "time": at, "changes": [{"field": field, "value": value}]}]
-                           }).encode()
-        response = httpx.post(self.webhooks.receiver.url + "/webhooks/meta", content=body, timeout=10,
-                              headers={"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body)})
+        body = json.dumps(
+            {
+                "object": "whatsapp_business_account",
+                "entry": [{"id": waba, "time": at, "changes": [{"field": field, "value": value}]}],
+            }
+        ).encode()
+        response = httpx.post(
+            self.webhooks.receiver.url + "/webhooks/meta",
+            content=body,
+            timeout=10,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body)},
+        )
         assert response.status_code == 200, response.text
         return response
 
@@ -85,7 +95,10 @@ def exporters():
 
 
 def restriction(expiration: float, kind: str = BIZ) -> dict:
-    return {"event": "ACCOUNT_RESTRICTION", "restriction_info": [{"restriction_type": kind, "expiration": int(expiration)}]}
+    return {
+        "event": "ACCOUNT_RESTRICTION",
+        "restriction_info": [{"restriction_type": kind, "expiration": int(expiration)}],
+    }
 
 
 def test_a_restart_in_the_middle_of_a_restriction_keeps_it(tmp_path, exporters):
@@ -93,13 +106,24 @@ def test_a_restart_in_the_middle_of_a_restriction_keeps_it(tmp_path, exporters):
     first = exporters(state)
     until = time.time() + 3600
     first.post("account_update", restriction(until))
-    first.post("account_update", {"event": "DISABLED_UPDATE",
-                                  "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE", "waba_ban_date": "April 17, 2027"}})
+    first.post(
+        "account_update",
+        {
+            "event": "DISABLED_UPDATE",
+            "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE", "waba_ban_date": "April 17, 2027"},
+        },
+    )
     # two violations: two deliveries (the same signed bytes twice would be a replay, counted once)
-    first.post("account_update", {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}},
-               at=int(time.time()))
-    first.post("account_update", {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}},
-               at=int(time.time()) + 1)
+    first.post(
+        "account_update",
+        {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}},
+        at=int(time.time()),
+    )
+    first.post(
+        "account_update",
+        {"event": "ACCOUNT_VIOLATION", "violation_info": {"violation_type": "SCAM"}},
+        at=int(time.time()) + 1,
+    )
     s = first.samples()
     assert value(s, "whatsapp_waba_restriction_info", waba_id=WABA, restriction_type=BIZ) == 1
     first.stop()
@@ -117,13 +141,16 @@ def test_a_restriction_disappears_when_it_expires(tmp_path, exporters):
     exporter = exporters(tmp_path / "state.db", start=True)
     exporter.post("account_update", restriction(time.time() + 1.5))
     exporter.post("account_update", restriction(time.time() + 3600, kind="RESTRICTED_ADD_PHONE_NUMBER_ACTION"))
-    kinds = lambda: {dict(k[1])["restriction_type"] for k in exporter.samples()  # noqa: E731
-                     if k[0] == "whatsapp_waba_restriction_info"}
+
+    def kinds():
+        return {dict(k[1])["restriction_type"] for k in exporter.samples() if k[0] == "whatsapp_waba_restriction_info"}
+
     assert kinds() == {BIZ, "RESTRICTED_ADD_PHONE_NUMBER_ACTION"}
     wait_for(lambda: kinds() == {"RESTRICTED_ADD_PHONE_NUMBER_ACTION"}, "the expired restriction to go")
     # ... and is gone from the state file too
     assert {k[1] for k in StateFile(str(tmp_path / "state.db")).load(time.time())["meta"].restrictions} == {
-        "RESTRICTED_ADD_PHONE_NUMBER_ACTION"}
+        "RESTRICTED_ADD_PHONE_NUMBER_ACTION"
+    }
 
 
 def test_an_empty_restriction_list_lifts_them(tmp_path, exporters):
@@ -156,23 +183,29 @@ def meta():
     emu.stop()
 
 
-@pytest.mark.parametrize("told, tier, limit", [
-    (100000, "TIER_100K", 100_000),          # Meta's own example: an integer
-    ("TIER_UNLIMITED", "TIER_UNLIMITED", float("inf")),
-    ("UNLIMITED", "TIER_UNLIMITED", float("inf")),
-    (-1, "TIER_UNLIMITED", float("inf")),
-])
+@pytest.mark.parametrize(
+    "told, tier, limit",
+    [
+        (100000, "TIER_100K", 100_000),  # Meta's own example: an integer
+        ("TIER_UNLIMITED", "TIER_UNLIMITED", float("inf")),
+        ("UNLIMITED", "TIER_UNLIMITED", float("inf")),
+        (-1, "TIER_UNLIMITED", float("inf")),
+    ],
+)
 def test_business_capability_update_sets_the_portfolio_limit_at_once(tmp_path, exporters, meta, told, tier, limit):
     exporter = exporters(tmp_path / "state.db", endpoint=meta.url)
     exporter.poller.poll_account("meta")
     s = exporter.samples()
     assert active_state(s, "whatsapp_business_messaging_limit_tier", "tier", business_id="5241000001") == "TIER_10K"
-    exporter.post("business_capability_update", {"max_daily_conversations_per_business": told,
-                                                  "max_phone_numbers_per_waba": 25})
+    exporter.post(
+        "business_capability_update", {"max_daily_conversations_per_business": told, "max_phone_numbers_per_waba": 25}
+    )
     s = exporter.samples()
     assert active_state(s, "whatsapp_business_messaging_limit_tier", "tier", business_id="5241000001") == tier
     assert value(s, "whatsapp_business_messaging_limit", business_id="5241000001") == limit
     # the next poll reads the portfolio's limit again: the emulator still says TIER_10K
     exporter.poller.poll_account("meta")
-    assert active_state(exporter.samples(), "whatsapp_business_messaging_limit_tier", "tier",
-                        business_id="5241000001") == "TIER_10K"
+    assert (
+        active_state(exporter.samples(), "whatsapp_business_messaging_limit_tier", "tier", business_id="5241000001")
+        == "TIER_10K"
+    )

@@ -14,17 +14,23 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from exporter import model
-from exporter.config import parse_config
 from emulators.kaleyra import KaleyraEmulator
 from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import loads_scenario
+from exporter import model
+from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import AccountSnapshot, Store
 from exporter.web import App, HttpServer
-from exporter.webhooks import (EVENTS_FAMILY, MAX_BODY_BYTES, REFRESHES_FAMILY, REJECTED_FAMILY, WebhookManager,
-                               nxcloud_sign)
-from tests.helpers import wait_for, active_state, samples, scrape, value, free_port
+from exporter.webhooks import (
+    EVENTS_FAMILY,
+    MAX_BODY_BYTES,
+    REFRESHES_FAMILY,
+    REJECTED_FAMILY,
+    WebhookManager,
+    nxcloud_sign,
+)
+from tests.helpers import active_state, assert_no_secret_logged, free_port, samples, scrape, value, wait_for
 from tests.integration.test_integration_providers import KAL_SCENARIO, NX_SCENARIO
 from tests.tools import promtool_check_metrics
 
@@ -32,8 +38,14 @@ META_SECRET = "meta-app-SECRET-0123456789"
 VERIFY_TOKEN = "verify-TOKEN-abcdef"
 KALEYRA_TOKEN = "kaleyra-TOKEN-0123456789abcdef"
 NX_SECRET = "nx-secret-VALUE"
-ENV = {"META_APP_SECRET": META_SECRET, "META_VERIFY_TOKEN": VERIFY_TOKEN, "KALEYRA_WEBHOOK_TOKEN": KALEYRA_TOKEN,
-       "NX": NX_SECRET, "KAL": "kaleyra-key-VALUE", "SK_ONE": "sk-one-SECRET-VALUE"}
+ENV = {
+    "META_APP_SECRET": META_SECRET,
+    "META_VERIFY_TOKEN": VERIFY_TOKEN,
+    "KALEYRA_WEBHOOK_TOKEN": KALEYRA_TOKEN,
+    "NX": NX_SECRET,
+    "KAL": "kaleyra-key-VALUE",
+    "SK_ONE": "sk-one-SECRET-VALUE",
+}
 SECRETS = (META_SECRET, VERIFY_TOKEN, KALEYRA_TOKEN, NX_SECRET)
 
 WEBHOOKS = """
@@ -51,13 +63,17 @@ webhooks:
 # --------------------------------------------------------------------------
 
 
-def meta_body(waba_id="1001", field="phone_number_quality_update", phone="8613800000001", event="DOWNGRADE",
-              at: int = 1748454394) -> bytes:
+def meta_body(
+    waba_id="1001", field="phone_number_quality_update", phone="8613800000001", event="DOWNGRADE", at: int = 1748454394
+) -> bytes:
     """A Meta delivery; events that differ only in ``at`` are distinct deliveries, not replays."""
     value = {"display_phone_number": phone, "event": event, "current_limit": "TIER_1K"}
-    return json.dumps({"object": "whatsapp_business_account",
-                       "entry": [{"id": waba_id, "time": at, "changes": [{"field": field, "value": value}]}]}
-                      ).encode()
+    return json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": waba_id, "time": at, "changes": [{"field": field, "value": value}]}],
+        }
+    ).encode()
 
 
 def meta_signature(body: bytes, secret: str = META_SECRET) -> str:
@@ -74,15 +90,26 @@ def post_meta(url, body: bytes, signature: str | None = "auto", **kw) -> httpx.R
 
 
 def nx_body(field="phone_number_quality_update", phone="6281300000001") -> bytes:
-    return json.dumps({"field": field, "value": {"business_phone": phone, "wabaId": "77001", "time": int(time.time()),
-                                                 "event": "FLAGGED"}}, ensure_ascii=False).encode()
+    return json.dumps(
+        {
+            "field": field,
+            "value": {"business_phone": phone, "wabaId": "77001", "time": int(time.time()), "event": "FLAGGED"},
+        },
+        ensure_ascii=False,
+    ).encode()
 
 
-def post_nx(url, body: bytes, ak="nx-ak", secret=NX_SECRET, ts: int | None = None, sign: str | None = None,
-            drop: str | None = None) -> httpx.Response:
+def post_nx(
+    url,
+    body: bytes,
+    ak="nx-ak",
+    secret=NX_SECRET,
+    ts: int | None = None,
+    sign: str | None = None,
+    drop: str | None = None,
+) -> httpx.Response:
     ts_text = str(int(time.time() * 1000) if ts is None else ts)
-    headers = {"Content-Type": "application/json", "accessKey": ak, "ts": ts_text, "bizType": "2",
-               "action": "webhook"}
+    headers = {"Content-Type": "application/json", "accessKey": ak, "ts": ts_text, "bizType": "2", "action": "webhook"}
     headers["sign"] = sign or nxcloud_sign(ak, "webhook", "2", ts_text, body, secret)
     if drop:
         del headers[drop]
@@ -168,9 +195,12 @@ class FakePoller:
 
 
 def snapshot(name: str, provider: str, *numbers: tuple[str, str]) -> AccountSnapshot:
-    tracked = {phone: model.TrackedNumber(model.PhoneNumber(phone_number=phone, waba_id=waba),
-                                          model.ChangeTimes.first_seen(0.0))
-               for phone, waba in numbers}
+    tracked = {
+        phone: model.TrackedNumber(
+            model.PhoneNumber(phone_number=phone, waba_id=waba), model.ChangeTimes.first_seen(0.0)
+        )
+        for phone, waba in numbers
+    }
     return AccountSnapshot(name=name, provider=provider, poll_interval=60.0, qps=1.0, numbers=tracked)
 
 
@@ -178,19 +208,19 @@ def snapshot(name: str, provider: str, *numbers: tuple[str, str]) -> AccountSnap
 def no_secret_logged(caplog):
     caplog.set_level(logging.DEBUG, logger="exporter")
     yield caplog
-    for record in caplog.records:
-        text = record.getMessage() + " " + repr(vars(record))
-        for secret in SECRETS:
-            assert secret not in text, record.getMessage()
-        assert not (record.levelno >= logging.ERROR and record.exc_info), record.getMessage()
+    assert_no_secret_logged(caplog.records, SECRETS)
 
 
 @pytest.fixture
 def routing(no_secret_logged):
     config = parse_config(ROUTING + WEBHOOKS.format(listen="127.0.0.1:0", debounce="0s"), env=ENV)
     store = Store()
-    store.update_many([snapshot("shop", "alibaba_cams", ("+8613800000001", "1001")),
-                       snapshot("kal2", "kaleyra", ("+919800000009", "555"))])
+    store.update_many(
+        [
+            snapshot("shop", "alibaba_cams", ("+8613800000001", "1001")),
+            snapshot("kal2", "kaleyra", ("+919800000009", "555")),
+        ]
+    )
     poller = FakePoller()
     manager = WebhookManager(poller, store)
     manager.apply(config)
@@ -233,13 +263,16 @@ def test_meta_fields_that_are_not_about_health_are_ignored(routing):
     assert count(manager, provider="meta", event="other", result="ignored") == 3
 
 
-@pytest.mark.parametrize("signature,status,reason", [
-    (None, 401, "missing_signature"),
-    ("sha256=" + "0" * 64, 403, "bad_signature"),
-    (meta_signature(meta_body(), "another-secret"), 403, "bad_signature"),
-    ("sha1=" + "0" * 40, 403, "bad_signature"),
-    ("sha256=not-hex", 403, "bad_signature"),
-])
+@pytest.mark.parametrize(
+    "signature,status,reason",
+    [
+        (None, 401, "missing_signature"),
+        ("sha256=" + "0" * 64, 403, "bad_signature"),
+        (meta_signature(meta_body(), "another-secret"), 403, "bad_signature"),
+        ("sha1=" + "0" * 40, 403, "bad_signature"),
+        ("sha256=not-hex", 403, "bad_signature"),
+    ],
+)
 def test_meta_unsigned_or_wrongly_signed_is_refused_and_counted(routing, signature, status, reason):
     url, poller, manager, _ = routing
     r = post_meta(url, meta_body(), signature=signature)
@@ -283,10 +316,14 @@ def test_meta_handshake(routing):
 
 def test_nxcloud_signature_matches_the_documented_vector():
     body = '{"name":"牛小信","id":10001}'.encode()
-    assert nxcloud_sign("fme2na3kdi3ki", "send", "1", "1655710885431", body, "abciiiko2k3") == \
-        "87c3560d3331ae23f1021e2025722354"
-    assert nxcloud_sign("fme2na3kdi3ki", "send", "1", "1655710885431", b"", "abciiiko2k3") == \
-        "884afe159e39b6c88a0d6102ca97d704"
+    assert (
+        nxcloud_sign("fme2na3kdi3ki", "send", "1", "1655710885431", body, "abciiiko2k3")
+        == "87c3560d3331ae23f1021e2025722354"
+    )
+    assert (
+        nxcloud_sign("fme2na3kdi3ki", "send", "1", "1655710885431", b"", "abciiiko2k3")
+        == "884afe159e39b6c88a0d6102ca97d704"
+    )
 
 
 def test_nxcloud_valid_signature_routes_to_the_access_key_narrowed_by_number(routing):
@@ -301,15 +338,18 @@ def test_nxcloud_valid_signature_routes_to_the_access_key_narrowed_by_number(rou
     assert count(manager, provider="nxcloud", event="other", result="ignored") == 1
 
 
-@pytest.mark.parametrize("kw,status,reason", [
-    ({"sign": "0" * 32}, 403, "bad_signature"),
-    ({"secret": "not-the-secret"}, 403, "bad_signature"),
-    ({"ts_offset": -120}, 403, "expired"),
-    ({"ts_offset": 120}, 403, "expired"),
-    ({"ak": "someone-else"}, 403, "unknown_access_key"),
-    ({"drop": "sign"}, 401, "missing_signature"),
-    ({"drop": "ts"}, 401, "missing_signature"),
-])
+@pytest.mark.parametrize(
+    "kw,status,reason",
+    [
+        ({"sign": "0" * 32}, 403, "bad_signature"),
+        ({"secret": "not-the-secret"}, 403, "bad_signature"),
+        ({"ts_offset": -120}, 403, "expired"),
+        ({"ts_offset": 120}, 403, "expired"),
+        ({"ak": "someone-else"}, 403, "unknown_access_key"),
+        ({"drop": "sign"}, 401, "missing_signature"),
+        ({"drop": "ts"}, 401, "missing_signature"),
+    ],
+)
 def test_nxcloud_refusals(routing, kw, status, reason):
     url, poller, manager, _ = routing
     if "ts_offset" in kw:  # taken when the test runs, not when the module is collected
@@ -320,7 +360,7 @@ def test_nxcloud_refusals(routing, kw, status, reason):
 
 
 def test_nxcloud_expired_timestamp_with_a_valid_signature_is_a_replay(routing):
-    url, poller, manager, _ = routing
+    url, poller, _manager, _ = routing
     body = nx_body()
     old = int((time.time() - 61) * 1000)
     assert post_nx(url, body, ts=old).status_code == 403
@@ -355,18 +395,25 @@ def test_limits_and_paths(routing):
     with socket.create_connection(("127.0.0.1", manager.receiver.port), timeout=10) as s:
         s.sendall(b"POST /webhooks/meta HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY_BYTES + 1))
         assert s.recv(100).startswith(b"HTTP/1.1 413")
+
     # oversize, chunked
     def chunks():
         for _ in range(MAX_BODY_BYTES // 65536 + 2):
             yield b"y" * 65536
+
     r = checked(httpx.post(url + "/webhooks/nxcloud", content=chunks(), headers={"sign": "x"}))
     assert r.status_code == 413
     assert count(manager, REJECTED_FAMILY, provider="meta", reason="too_large") == 1
     assert count(manager, REJECTED_FAMILY, provider="nxcloud", reason="too_large") == 1
     # a valid event sent chunked is fine
     body = meta_body()
-    r = checked(httpx.post(url + "/webhooks/meta", content=iter([body[:10], body[10:]]),
-                           headers={"X-Hub-Signature-256": meta_signature(body)}))
+    r = checked(
+        httpx.post(
+            url + "/webhooks/meta",
+            content=iter([body[:10], body[10:]]),
+            headers={"X-Hub-Signature-256": meta_signature(body)},
+        )
+    )
     assert r.status_code == 200 and poller.accounts() == ["shop"]
     # no length at all
     with socket.create_connection(("127.0.0.1", manager.receiver.port), timeout=10) as s:
@@ -401,7 +448,7 @@ def test_a_body_that_does_not_arrive_is_cut_off(routing, monkeypatch):
     from exporter.webhooks import handler  # where the body is read (exporter.webhooks re-exports the default)
 
     monkeypatch.setattr(handler, "BODY_TIMEOUT", 0.5)
-    url, poller, manager, _ = routing
+    _url, poller, manager, _ = routing
     with socket.create_connection(("127.0.0.1", manager.receiver.port), timeout=10) as s:
         s.sendall(b"POST /webhooks/meta HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         assert s.recv(100).startswith(b"HTTP/1.1 408")
@@ -410,11 +457,15 @@ def test_a_body_that_does_not_arrive_is_cut_off(routing, monkeypatch):
 
 
 def test_only_the_enabled_endpoints_exist(no_secret_logged):
-    config = parse_config(ROUTING + """
+    config = parse_config(
+        ROUTING
+        + """
 webhooks:
   listen_address: "127.0.0.1:0"
   nxcloud: {}
-""", env=ENV)
+""",
+        env=ENV,
+    )
     manager = WebhookManager(FakePoller(), Store())
     manager.apply(config)
     try:
@@ -432,23 +483,30 @@ webhooks:
 
 
 def test_counters_are_valid_prometheus_text_preinitialized_and_published(routing):
-    url, poller, manager, store = routing
+    url, _poller, manager, store = routing
     text = manager.metrics.render()
-    for line in (f'{EVENTS_FAMILY}{{provider="meta",event="phone_number_quality_update",result="accepted"}} 0',
-                 f'{EVENTS_FAMILY}{{provider="kaleyra",event="FLAGGED",result="debounced"}} 0',
-                 f'{REJECTED_FAMILY}{{provider="nxcloud",reason="expired"}} 0',
-                 f'{EVENTS_FAMILY}{{provider="meta",event="unknown",result="replayed"}} 0',
-                 f'{REFRESHES_FAMILY}{{provider="kaleyra",account="kal2",result="scheduled"}} 0',
-                 f'{REFRESHES_FAMILY}{{provider="kaleyra",account="kal2",result="coalesced"}} 0'):
+    for line in (
+        f'{EVENTS_FAMILY}{{provider="meta",event="phone_number_quality_update",result="accepted"}} 0',
+        f'{EVENTS_FAMILY}{{provider="kaleyra",event="FLAGGED",result="debounced"}} 0',
+        f'{REJECTED_FAMILY}{{provider="nxcloud",reason="expired"}} 0',
+        f'{EVENTS_FAMILY}{{provider="meta",event="unknown",result="replayed"}} 0',
+        f'{REFRESHES_FAMILY}{{provider="kaleyra",account="kal2",result="scheduled"}} 0',
+        f'{REFRESHES_FAMILY}{{provider="kaleyra",account="kal2",result="coalesced"}} 0',
+    ):
         assert line in text
     post_meta(url, meta_body())
     # published to the store's exposition (by the publisher thread: wait for it)
     server = HttpServer(App(store), "127.0.0.1:0").start()
     try:
+
         def published():
             s = samples(scrape(server.url).text)
-            return value(s, REFRESHES_FAMILY, account="shop", result="scheduled") == 1 and value(
-                s, EVENTS_FAMILY, provider="meta", event="phone_number_quality_update", result="accepted") == 1
+            return (
+                value(s, REFRESHES_FAMILY, account="shop", result="scheduled") == 1
+                and value(s, EVENTS_FAMILY, provider="meta", event="phone_number_quality_update", result="accepted")
+                == 1
+            )
+
         wait_for(published, "the counters on /metrics")
         exposition = scrape(server.url).content
         check = promtool_check_metrics(exposition)
@@ -472,8 +530,10 @@ def test_reload_swaps_secrets_routes_and_address(no_secret_logged):
     old_url = manager.receiver.url
     try:
         new_env = {**ENV, "META_APP_SECRET": "meta-app-NEW-SECRET"}
-        second = parse_config(ROUTING.replace("name: shop", "name: shop2")
-                              + WEBHOOKS.format(listen="localhost:0", debounce="5s"), env=new_env)
+        second = parse_config(
+            ROUTING.replace("name: shop", "name: shop2") + WEBHOOKS.format(listen="localhost:0", debounce="5s"),
+            env=new_env,
+        )
         plan = manager.prepare(second)
         assert post_meta(old_url, meta_body()).status_code == 200  # nothing changed before the commit
         plan.commit()
@@ -489,8 +549,9 @@ def test_reload_swaps_secrets_routes_and_address(no_secret_logged):
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
-            third = parse_config(ROUTING + WEBHOOKS.format(listen=f"127.0.0.1:{taken.getsockname()[1]}",
-                                                           debounce="0s"), env=ENV)
+            third = parse_config(
+                ROUTING + WEBHOOKS.format(listen=f"127.0.0.1:{taken.getsockname()[1]}", debounce="0s"), env=ENV
+            )
             with pytest.raises(OSError):
                 manager.prepare(third)
         assert checked(httpx.get(url + "/-/healthy")).status_code == 200
@@ -502,8 +563,10 @@ def test_reload_swaps_secrets_routes_and_address(no_secret_logged):
             httpx.get(url + "/-/healthy", timeout=5)
         manager.apply(first)
         # the counters survived: the two accepted events are still counted
-        assert (b'whatsapp_exporter_webhook_events_total{provider="meta",event="phone_number_quality_update",'
-                b'result="accepted"} 2') in store.exposition.body
+        assert (
+            b'whatsapp_exporter_webhook_events_total{provider="meta",event="phone_number_quality_update",'
+            b'result="accepted"} 2'
+        ) in store.exposition.body
     finally:
         manager.stop()
 
@@ -541,8 +604,11 @@ def live(emulator, no_secret_logged, request):
     debounce = getattr(request, "param", "0s")
     nx = NxCloudEmulator(loads_scenario(NX_SCENARIO)).start()
     kal = KaleyraEmulator(loads_scenario(KAL_SCENARIO)).start()
-    config = parse_config(LIVE.format(cams=emulator.url, nx=nx.url, kal=kal.url)
-                          + WEBHOOKS.format(listen="127.0.0.1:0", debounce=debounce), env=ENV)
+    config = parse_config(
+        LIVE.format(cams=emulator.url, nx=nx.url, kal=kal.url)
+        + WEBHOOKS.format(listen="127.0.0.1:0", debounce=debounce),
+        env=ENV,
+    )
     store = Store()
     poller = Poller(config, store)
     manager = WebhookManager(poller, store)
@@ -552,8 +618,16 @@ def live(emulator, no_secret_logged, request):
     server = HttpServer(App(store), "127.0.0.1:0").start()
     wait_for(store.ready, "the first poll of every account")
     try:
-        yield {"cams": emulator, "nx": nx, "kal": kal, "store": store, "poller": poller, "manager": manager,
-               "url": manager.receiver.url, "metrics": server.url}
+        yield {
+            "cams": emulator,
+            "nx": nx,
+            "kal": kal,
+            "store": store,
+            "poller": poller,
+            "manager": manager,
+            "url": manager.receiver.url,
+            "metrics": server.url,
+        }
     finally:
         manager.stop()
         poller.stop()
@@ -574,31 +648,36 @@ def test_meta_event_polls_the_account_long_before_its_next_poll(live):
     live["cams"].set_number("cams-shop", "8613800000001", quality_rating="RED")
     # the next scheduled poll is an hour away; the event (WABA 1001 of the CAMS space) brings the change
     assert post_meta(live["url"], meta_body(waba_id="1001", phone="")).status_code == 200
-    wait_for(lambda: state(live, "quality_rating", "quality_rating", phone_number="+8613800000001") == "RED",
-             "the refreshed quality rating")
+    wait_for(
+        lambda: state(live, "quality_rating", "quality_rating", phone_number="+8613800000001") == "RED",
+        "the refreshed quality rating",
+    )
     assert live["manager"].metrics.value(REFRESHES_FAMILY, account="shop") == 1
 
 
 def test_nxcloud_event_polls_the_nxcloud_account(live):
     live["nx"].set_number("app-shop", "6281300000001", quality_rating="RED")
     assert post_nx(live["url"], nx_body(phone="6281300000001")).status_code == 200
-    wait_for(lambda: state(live, "quality_rating", "quality_rating", phone_number="+6281300000001") == "RED",
-             "the refreshed NxCloud number")
+    wait_for(
+        lambda: state(live, "quality_rating", "quality_rating", phone_number="+6281300000001") == "RED",
+        "the refreshed NxCloud number",
+    )
 
 
 def test_kaleyra_event_polls_the_kaleyra_account(live):
     live["kal"].set_number("1029384756", "919876543210", status="FLAGGED")
     assert get_kaleyra(live["url"], display_phone_number="919876543210", event="FLAGGED").status_code == 200
-    wait_for(lambda: state(live, "status", "status", phone_number="+919876543210") == "FLAGGED",
-             "the refreshed Kaleyra number")
+    wait_for(
+        lambda: state(live, "status", "status", phone_number="+919876543210") == "FLAGGED",
+        "the refreshed Kaleyra number",
+    )
 
 
 @pytest.mark.parametrize("live", ["60s"], indirect=True)
 def test_a_burst_of_events_leaves_one_pending_refresh(live):
     calls_before = len(live["cams"].calls("QueryChatappPhoneNumbers"))
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda i: post_meta(live["url"], meta_body(at=1748454394 + i)).status_code,
-                                 range(20)))
+        statuses = list(pool.map(lambda i: post_meta(live["url"], meta_body(at=1748454394 + i)).status_code, range(20)))
     assert statuses == [200] * 20
     metrics = live["manager"].metrics
     labels = dict(provider="meta", event="phone_number_quality_update")
@@ -621,37 +700,56 @@ def test_exporter_process_serves_reloads_and_never_logs_secrets(emulator, tmp_pa
     import subprocess
     import sys
 
-    from tests.helpers import config_yaml
     from tests.helpers import SECRETS as CAMS_SECRETS
+    from tests.helpers import config_yaml
 
     (tmp_path / "app-secret").write_text("meta-FILE-secret-one\n")
     (tmp_path / "kaleyra-token").write_text(KALEYRA_TOKEN + "\n")
 
     def write(port: int) -> None:
-        (tmp_path / "config.yaml").write_text(config_yaml(emulator.url, two=False) + f"""
+        (tmp_path / "config.yaml").write_text(
+            config_yaml(emulator.url, two=False)
+            + f"""
 webhooks:
   listen_address: "127.0.0.1:{port}"
   debounce: 0s
   meta: {{app_secret_file: app-secret, verify_token: "${{META_VERIFY_TOKEN}}"}}
   kaleyra: {{token_file: kaleyra-token}}
-""")
+"""
+        )
 
     port_a, port_b, port_m = free_port(), free_port(), free_port()
     write(port_a)
     log_path = tmp_path / "exporter.log"
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "exporter", "--config.file", str(tmp_path / "config.yaml"),
-                                 "--web.listen-address", f"127.0.0.1:{port_m}", "--web.enable-lifecycle",  # issue 13
-                                 "--log.level", "debug",
-                                 "--log.format", "json"], stdout=log_file, stderr=subprocess.STDOUT,
-                                env={**os.environ, **CAMS_SECRETS, "META_VERIFY_TOKEN": VERIFY_TOKEN})
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "--config.file",
+                str(tmp_path / "config.yaml"),
+                "--web.listen-address",
+                f"127.0.0.1:{port_m}",
+                "--web.enable-lifecycle",  # issue 13
+                "--log.level",
+                "debug",
+                "--log.format",
+                "json",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **CAMS_SECRETS, "META_VERIFY_TOKEN": VERIFY_TOKEN},
+        )
         try:
             metrics_url, a, b = (f"http://127.0.0.1:{p}" for p in (port_m, port_a, port_b))
 
             def ready():
                 try:
-                    return httpx.get(metrics_url + "/-/ready").status_code == 200 and \
-                        httpx.get(a + "/-/healthy").status_code == 200
+                    return (
+                        httpx.get(metrics_url + "/-/ready").status_code == 200
+                        and httpx.get(a + "/-/healthy").status_code == 200
+                    )
                 except httpx.TransportError:
                     return False
 
@@ -662,8 +760,10 @@ webhooks:
 
             def counted():
                 s = samples(httpx.get(metrics_url + "/metrics").text)
-                return value(s, REFRESHES_FAMILY, account="shop", result="scheduled") == 1 and \
-                    value(s, EVENTS_FAMILY, provider="kaleyra", event="FLAGGED", result="unmatched") == 1
+                return (
+                    value(s, REFRESHES_FAMILY, account="shop", result="scheduled") == 1
+                    and value(s, EVENTS_FAMILY, provider="kaleyra", event="FLAGGED", result="unmatched") == 1
+                )
 
             wait_for(counted, "the webhook counters on /metrics")
             check = promtool_check_metrics(httpx.get(metrics_url + "/metrics").content)
@@ -687,14 +787,17 @@ webhooks:
                 r = httpx.post(metrics_url + "/-/reload")
                 assert r.status_code == 500 and "webhooks.listen_address: cannot listen on" in r.text
             assert httpx.get(b + "/-/healthy").status_code == 200
-            assert value(samples(httpx.get(metrics_url + "/metrics").text),
-                         "whatsapp_exporter_config_last_reload_successful") == 0
+            assert (
+                value(
+                    samples(httpx.get(metrics_url + "/metrics").text), "whatsapp_exporter_config_last_reload_successful"
+                )
+                == 0
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
     logged = log_path.read_text()
     assert "webhook receiver listening" in logged and "webhook event" in logged
-    for secret in (KALEYRA_TOKEN, VERIFY_TOKEN, "meta-FILE-secret-one", "meta-FILE-secret-two",
-                   *CAMS_SECRETS.values()):
+    for secret in (KALEYRA_TOKEN, VERIFY_TOKEN, "meta-FILE-secret-one", "meta-FILE-secret-two", *CAMS_SECRETS.values()):
         assert secret not in logged
     assert "Traceback" not in logged

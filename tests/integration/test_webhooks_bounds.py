@@ -9,8 +9,10 @@ real Poller against the Meta emulator and counts the emulator's requests.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from contextlib import contextmanager
 
 import pytest
 
@@ -20,10 +22,20 @@ from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.webhooks import EVENTS_FAMILY, REFRESHES_FAMILY, ExpiringSet, RefreshGate, WebhookManager
-from tests.helpers import FakeClock, wait_for
-from tests.integration.test_integration_providers import ENV as PROVIDER_ENV, META_SCENARIO, meta_account
-from tests.integration.test_webhooks import (ENV, ROUTING, SECRETS, get_kaleyra, meta_body, nx_body, post_meta, post_nx,
-                                 snapshot)
+from tests.helpers import FakeClock, assert_no_secret_logged, wait_for
+from tests.integration.test_integration_providers import ENV as PROVIDER_ENV
+from tests.integration.test_integration_providers import META_SCENARIO, meta_account
+from tests.integration.test_webhooks import (
+    ENV,
+    ROUTING,
+    SECRETS,
+    get_kaleyra,
+    meta_body,
+    nx_body,
+    post_meta,
+    post_nx,
+    snapshot,
+)
 
 BOUNDS = """
 webhooks:
@@ -81,11 +93,7 @@ class ClockedPoller:
 def logs(caplog):
     caplog.set_level(logging.DEBUG, logger="exporter")
     yield caplog
-    for record in caplog.records:
-        text = record.getMessage() + " " + repr(vars(record))
-        for secret in SECRETS:
-            assert secret not in text, record.getMessage()
-        assert not (record.levelno >= logging.ERROR and record.exc_info), record.getMessage()
+    assert_no_secret_logged(caplog.records, SECRETS)
 
 
 @pytest.fixture
@@ -95,9 +103,12 @@ def stack(logs):
 
     def make(debounce="0s", interval="0s", window="10m", per_hour=20):
         clock = FakeClock(1000.0)
-        config = parse_config(ROUTING + META_ROUTED + BOUNDS.format(debounce=debounce, interval=interval,
-                                                                     window=window, per_hour=per_hour),
-                              env={**ENV, "META": "EAAmetaTOKENvalue0001"})
+        config = parse_config(
+            ROUTING
+            + META_ROUTED
+            + BOUNDS.format(debounce=debounce, interval=interval, window=window, per_hour=per_hour),
+            env={**ENV, "META": "EAAmetaTOKENvalue0001"},
+        )
         store = Store()
         store.update_many([snapshot("shop", "alibaba_cams", ("+8613800000001", "1001"))])
         poller = ClockedPoller(clock)
@@ -109,6 +120,30 @@ def stack(logs):
     yield make
     for manager in managers:
         manager.stop()
+
+
+@contextmanager
+def real_meta_stack(emu, interval: str):
+    """The real Poller and WebhookManager on the Meta emulator, after its first poll: (url, poller, manager)."""
+    config = parse_config(
+        "accounts:\n"
+        + meta_account(emu.url)
+        + "    poll_interval: 1h\n"
+        + BOUNDS.format(debounce="0s", interval=interval, window="10m", per_hour=100),
+        env={**PROVIDER_ENV, **ENV},
+    )
+    store = Store()
+    poller = Poller(config, store)
+    webhooks = WebhookManager(poller, store)
+    plan = webhooks.prepare(config)
+    poller.start()
+    plan.commit()
+    try:
+        wait_for(store.ready, "the first poll")
+        yield webhooks.receiver.url, poller, webhooks
+    finally:
+        webhooks.stop()
+        poller.stop()
 
 
 def events(manager, provider, event, result) -> int:
@@ -126,74 +161,54 @@ def refreshes(manager, provider, account, result) -> int:
 
 def test_a_replayed_signed_meta_event_makes_one_provider_call(logs):
     """Real HTTP, the real Poller, the Meta emulator: the same signed delivery twice reads the number once."""
-    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
-        # no debounce and no minimum interval: without replay protection the replay would be a second read
-        config = parse_config("accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n"
-                              + BOUNDS.format(debounce="0s", interval="0s", window="10m", per_hour=100),
-                              env={**PROVIDER_ENV, **ENV})
-        store = Store()
-        poller = Poller(config, store)
-        webhooks = WebhookManager(poller, store)
-        plan = webhooks.prepare(config)
-        poller.start()
-        plan.commit()
-        try:
-            url = webhooks.receiver.url
-            wait_for(store.ready, "the first poll")
+    # no debounce and no minimum interval: without replay protection the replay would be a second read
+    with (
+        MetaEmulator(loads_scenario(META_SCENARIO)) as emu,
+        real_meta_stack(emu, interval="0s") as (url, _poller, webhooks),
+    ):
 
-            def reads(number: str) -> int:
-                return sum(1 for r in emu.requests
-                           if r.action == "get_phone_number" and (r.phone_number or "").lstrip("+") == number)
+        def reads(number: str) -> int:
+            return sum(
+                1
+                for r in emu.requests
+                if r.action == "get_phone_number" and (r.phone_number or "").lstrip("+") == number
+            )
 
-            before = reads("15550100002")
-            body = meta_body(waba_id="1022900001", phone="15550100002")
-            assert post_meta(url, body).status_code == 200
-            wait_for(lambda: reads("15550100002") == before + 1, "the read the event asked for")
-            assert post_meta(url, body).status_code == 200  # the same delivery again: answered, not acted on
-            assert events(webhooks, "meta", "unknown", "replayed") == 1
-            assert events(webhooks, "meta", "phone_number_quality_update", "accepted") == 1
-            # a distinct event after it is acted on; once its read is seen, a read for the replay would be too
-            other = reads("15550100001")
-            assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454395)
-                             ).status_code == 200
-            wait_for(lambda: reads("15550100001") == other + 1, "the read of the distinct event")
-            assert reads("15550100002") == before + 1
-            assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
-        finally:
-            webhooks.stop()
-            poller.stop()
+        before = reads("15550100002")
+        body = meta_body(waba_id="1022900001", phone="15550100002")
+        assert post_meta(url, body).status_code == 200
+        wait_for(lambda: reads("15550100002") == before + 1, "the read the event asked for")
+        assert post_meta(url, body).status_code == 200  # the same delivery again: answered, not acted on
+        assert events(webhooks, "meta", "unknown", "replayed") == 1
+        assert events(webhooks, "meta", "phone_number_quality_update", "accepted") == 1
+        # a distinct event after it is acted on; once its read is seen, a read for the replay would be too
+        other = reads("15550100001")
+        assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454395)).status_code == 200
+        wait_for(lambda: reads("15550100001") == other + 1, "the read of the distinct event")
+        assert reads("15550100002") == before + 1
+        assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
 
 
 def test_the_real_poller_holds_an_event_inside_the_interval_until_its_end(logs):
     """Real Poller and Meta emulator: after one refresh, a distinct event inside min_refresh_interval is pending
     in the poller (scheduled at the interval's end), not read now; later events join it."""
-    with MetaEmulator(loads_scenario(META_SCENARIO)) as emu:
-        config = parse_config("accounts:\n" + meta_account(emu.url) + "    poll_interval: 1h\n"
-                              + BOUNDS.format(debounce="0s", interval="1h", window="10m", per_hour=100),
-                              env={**PROVIDER_ENV, **ENV})
-        store = Store()
-        poller = Poller(config, store)
-        webhooks = WebhookManager(poller, store)
-        plan = webhooks.prepare(config)
-        poller.start()
-        plan.commit()
-        try:
-            url = webhooks.receiver.url
-            wait_for(store.ready, "the first poll")
-            reads = lambda: sum(1 for r in emu.requests if r.action == "get_phone_number")  # noqa: E731
-            before = reads()
-            assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100002")).status_code == 200
-            wait_for(lambda: reads() == before + 1, "the first event's read")
-            for i in range(5):
-                assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454400 + i)
-                                 ).status_code == 200
-            assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
-            assert refreshes(webhooks, "meta", "meta", "coalesced") == 4
-            assert not poller.request_refresh("meta", 0.0, ["+15550100001"])  # the poller holds one pending
-            assert reads() == before + 1
-        finally:
-            webhooks.stop()
-            poller.stop()
+    with (
+        MetaEmulator(loads_scenario(META_SCENARIO)) as emu,
+        real_meta_stack(emu, interval="1h") as (url, poller, webhooks),
+    ):
+        reads = lambda: sum(1 for r in emu.requests if r.action == "get_phone_number")  # noqa: E731
+        before = reads()
+        assert post_meta(url, meta_body(waba_id="1022900001", phone="15550100002")).status_code == 200
+        wait_for(lambda: reads() == before + 1, "the first event's read")
+        for i in range(5):
+            assert (
+                post_meta(url, meta_body(waba_id="1022900001", phone="15550100001", at=1748454400 + i)).status_code
+                == 200
+            )
+        assert refreshes(webhooks, "meta", "meta", "scheduled") == 2
+        assert refreshes(webhooks, "meta", "meta", "coalesced") == 4
+        assert not poller.request_refresh("meta", 0.0, ["+15550100001"])  # the poller holds one pending
+        assert reads() == before + 1
 
 
 def test_replays_are_caught_for_every_provider_and_forgotten_after_the_window(stack):
@@ -227,15 +242,16 @@ def test_replays_are_caught_for_every_provider_and_forgotten_after_the_window(st
 
 
 def test_a_signed_but_unreadable_body_is_refused_each_time_and_replays_survive_a_reload(stack):
-    url, poller, manager, clock = stack()
+    url, poller, manager, _clock = stack()
     for _ in range(2):
         assert post_meta(url, b"{not json").status_code == 400
     assert events(manager, "meta", "unknown", "invalid") == 2
     body = meta_body()
     assert post_meta(url, body).status_code == 200
-    config = parse_config(ROUTING + META_ROUTED + BOUNDS.format(debounce="0s", interval="0s", window="10m",
-                                                                 per_hour=20),
-                          env={**ENV, "META": "EAAmetaTOKENvalue0001"})
+    config = parse_config(
+        ROUTING + META_ROUTED + BOUNDS.format(debounce="0s", interval="0s", window="10m", per_hour=20),
+        env={**ENV, "META": "EAAmetaTOKENvalue0001"},
+    )
     manager.apply(config)  # a reload
     assert post_meta(manager.receiver.url, body).status_code == 200
     assert events(manager, "meta", "unknown", "replayed") == 1
@@ -280,7 +296,7 @@ def test_a_stream_of_distinct_events_yields_a_bounded_number_of_refreshes(stack)
     assert len(runs) <= 1 + math.ceil(span / 30.0)
     assert len(runs) == 3
     dues = [run["due"] for run in runs]
-    assert dues[0] == start + 2.0 and all(b - a >= 30.0 for a, b in zip(dues, dues[1:]))
+    assert dues[0] == start + 2.0 and all(b - a >= 30.0 for a, b in itertools.pairwise(dues))
     # nothing dropped: every number is read by the refresh that was pending after its event, at or after it
     for i, (phone, run) in enumerate(pending_after):
         assert run["phones"] is not None and phone in run["phones"]
@@ -302,11 +318,14 @@ def test_meta_accounts_stay_within_their_hourly_budget_and_nothing_is_dropped(st
     times = [start + 60.0 * i for i in range(120)]  # an event a minute for two hours
     for i, t in enumerate(times):
         clock.t = t
-        assert post_meta(url, meta_body(waba_id="2002", field="account_update", phone="", at=1748454394 + i)).status_code == 200
+        assert (
+            post_meta(url, meta_body(waba_id="2002", field="account_update", phone="", at=1748454394 + i)).status_code
+            == 200
+        )
         assert poller.pending["graph"]["due"] >= t  # the event's refresh is pending, possibly deferred
     dues = [run["due"] for run in poller.of("graph")]
     # never more than 3 refreshes in any hour
-    assert all(later - earlier >= 3600.0 for earlier, later in zip(dues, dues[3:])), dues
+    assert all(later - earlier >= 3600.0 for earlier, later in zip(dues, dues[3:], strict=False)), dues
     assert len(dues) <= 3 * math.ceil((times[-1] - start) / 3600.0 + 1)
     over = refreshes(manager, "meta", "graph", "over_budget")
     scheduled = refreshes(manager, "meta", "graph", "scheduled")
@@ -318,7 +337,7 @@ def test_meta_accounts_stay_within_their_hourly_budget_and_nothing_is_dropped(st
         post_meta(url, meta_body(waba_id="1001", field="account_update", at=1748400000 + i))
     assert len(poller.of("shop")) == 6
     assert refreshes(manager, "alibaba_cams", "shop", "scheduled") == 6
-    assert f'account="shop",result="over_budget"' not in manager.metrics.render()
+    assert 'account="shop",result="over_budget"' not in manager.metrics.render()
 
 
 def test_the_gate_is_a_pure_function_of_its_clock():
@@ -347,8 +366,9 @@ def test_events_about_unknown_numbers_are_logged_once_an_hour_per_number(stack, 
     url, poller, manager, clock = stack()
 
     def loud() -> list[str]:
-        return [r.phone_number for r in logs.records
-                if r.levelno >= logging.INFO and "no account knows" in r.getMessage()]
+        return [
+            r.phone_number for r in logs.records if r.levelno >= logging.INFO and "no account knows" in r.getMessage()
+        ]
 
     for i in range(5):
         post_meta(url, meta_body(waba_id="9999", phone="447700900001", at=1748454394 + i))

@@ -37,8 +37,9 @@ def _guarded_execute_child(self, args, executable, *rest, **kw):
     argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
     program = os.fsdecode(executable or argv[0])
     if not _is_python(program):
-        raise RuntimeError(f"tests/unit runs no external binaries ({program!r}): move this test to tests/integration "
-                           "or tests/e2e")
+        raise RuntimeError(
+            f"tests/unit runs no external binaries ({program!r}): move this test to tests/integration or tests/e2e"
+        )
     return _real_execute_child(self, args, executable, *rest, **kw)
 
 

@@ -74,8 +74,21 @@ def test_messaging_limits():
     assert model.PhoneNumber("+1", messaging_limit_tier="OTHER").messaging_limit is None
 
 
-STATUSES = ["CONNECTED", "FLAGGED", "RATE_LIMITED", "PENDING", "OFFLINE", "PAUSED", "DELETED", "BANNED",
-            "RESTRICTED", "DISCONNECTED", "MIGRATED", "UNVERIFIED", "UNKNOWN"]
+STATUSES = [
+    "CONNECTED",
+    "FLAGGED",
+    "RATE_LIMITED",
+    "PENDING",
+    "OFFLINE",
+    "PAUSED",
+    "DELETED",
+    "BANNED",
+    "RESTRICTED",
+    "DISCONNECTED",
+    "MIGRATED",
+    "UNVERIFIED",
+    "UNKNOWN",
+]
 
 
 @pytest.mark.parametrize("status", STATUSES)
@@ -131,23 +144,35 @@ def test_missing_and_null_fields_are_unknown():
     body = {"Code": "OK", "PhoneNumbers": [{"PhoneNumber": "8613800000001", "Status": None}]}
     [n] = parse.parse_phone_numbers(body, "s")
     assert (n.status, n.quality_rating, n.messaging_limit_tier, n.code_verification_status, n.name_status) == (
-        "UNKNOWN",) * 5
+        "UNKNOWN",
+    ) * 5
     assert n.verified_name == ""
 
 
 def test_unknown_values_are_logged_once(caplog):
     # a value no other test uses: "logged once" is per process, and other tests run emulators' unknown values
-    body = {"Code": "OK", "PhoneNumbers": [{"PhoneNumber": f"86138000000{i:02d}", "Status": "UNSEEN_CAMS_STATE"} for i in range(5)]}
+    body = {
+        "Code": "OK",
+        "PhoneNumbers": [{"PhoneNumber": f"86138000000{i:02d}", "Status": "UNSEEN_CAMS_STATE"} for i in range(5)],
+    }
     with caplog.at_level(logging.WARNING):
         numbers = parse.parse_phone_numbers(body, "s")
         parse.parse_phone_numbers(body, "s")
     assert {n.status for n in numbers} == {"OTHER"}
-    assert sum("UNSEEN_CAMS_STATE" == getattr(r, "value", None) for r in caplog.records) == 1
+    assert sum(getattr(r, "value", None) == "UNSEEN_CAMS_STATE" for r in caplog.records) == 1
 
 
 def test_malformed_entries_and_duplicates_are_skipped():
-    body = {"Code": "OK", "PhoneNumbers": ["junk", {"Status": "CONNECTED"}, {"PhoneNumber": "1"},
-                                            {"PhoneNumber": "1", "Status": "FLAGGED"}, {"PhoneNumber": 5}]}
+    body = {
+        "Code": "OK",
+        "PhoneNumbers": [
+            "junk",
+            {"Status": "CONNECTED"},
+            {"PhoneNumber": "1"},
+            {"PhoneNumber": "1", "Status": "FLAGGED"},
+            {"PhoneNumber": 5},
+        ],
+    }
     numbers = parse.parse_phone_numbers(body, "s")
     assert [(n.phone_number, n.status) for n in numbers] == [("+1", "UNKNOWN")]
 
@@ -230,7 +255,13 @@ def test_documented_gateway_error_envelope():
 
 @pytest.mark.parametrize(
     "body,status,reason",
-    [(["x"], 200, "parse"), ("<html>", 502, "upstream"), ({}, 200, "parse"), ({}, 503, "upstream"), ({}, 404, "upstream")],
+    [
+        (["x"], 200, "parse"),
+        ("<html>", 502, "upstream"),
+        ({}, 200, "parse"),
+        ({}, 503, "upstream"),
+        ({}, 404, "upstream"),
+    ],
 )
 def test_envelopes_without_code(body, status, reason):
     with pytest.raises(ProviderError) as err:
@@ -253,8 +284,13 @@ def test_health_status_blocked_by_the_business_payment_method():
     health = parse.parse_health_status(parse.check_envelope(load("get_whatsapp_health_status_blocked.json"), 200))
     assert health == model.Health(
         can_send_message="BLOCKED",
-        entities=(model.EntityHealth("WABA", "39939000", "AVAILABLE"), model.EntityHealth("BUSINESS", "39920000", "BLOCKED")),
-        blocking_errors=(model.BlockingError("BUSINESS", "39920000", "141006", "There is an error with the payment method."),),
+        entities=(
+            model.EntityHealth("WABA", "39939000", "AVAILABLE"),
+            model.EntityHealth("BUSINESS", "39920000", "BLOCKED"),
+        ),
+        blocking_errors=(
+            model.BlockingError("BUSINESS", "39920000", "141006", "There is an error with the payment method."),
+        ),
         business_id="39920000",
     )
 
@@ -268,25 +304,46 @@ def test_health_status_worst_entity_wins_over_the_overall_value():
     assert health.blocking_errors[0].error_code == "141006"
 
 
-@pytest.mark.parametrize("data, expected", [
-    ({}, "UNKNOWN"),
-    ({"CanSendMessage": None, "Entities": None}, "UNKNOWN"),
-    ({"CanSendMessage": "SOMETHING_NEW"}, "OTHER"),
-    ({"CanSendMessage": "AVAILABLE", "Entities": ["junk", 7, {"EntityType": 5}, {"CanSendMessage": "BLOCKED"}]},
-     "AVAILABLE"),
-    ({"Entities": [{"EntityType": "APP", "CanSendMessage": "BLOCKED"}]}, "BLOCKED"),
-    ({"CanSendMessage": "AVAILABLE", "Entities": [{"EntityType": "MESSAGE_TEMPLATE", "CanSendMessage": "BLOCKED"}]},
-     "AVAILABLE"),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({}, "UNKNOWN"),
+        ({"CanSendMessage": None, "Entities": None}, "UNKNOWN"),
+        ({"CanSendMessage": "SOMETHING_NEW"}, "OTHER"),
+        (
+            {"CanSendMessage": "AVAILABLE", "Entities": ["junk", 7, {"EntityType": 5}, {"CanSendMessage": "BLOCKED"}]},
+            "AVAILABLE",
+        ),
+        ({"Entities": [{"EntityType": "APP", "CanSendMessage": "BLOCKED"}]}, "BLOCKED"),
+        (
+            {
+                "CanSendMessage": "AVAILABLE",
+                "Entities": [{"EntityType": "MESSAGE_TEMPLATE", "CanSendMessage": "BLOCKED"}],
+            },
+            "AVAILABLE",
+        ),
+    ],
+)
 def test_health_status_tolerates_odd_answers(data, expected):
     health = parse.parse_health_status({"Code": "OK", "Data": data})
     assert health.can_send_message == expected
 
 
 def test_health_status_error_codes_numbers_or_strings_and_an_app_without_id():
-    health = parse.parse_health_status({"Data": {"CanSendMessage": "BLOCKED", "Entities": [
-        {"EntityType": "APP", "CanSendMessage": "BLOCKED", "Errors": [{"ErrorCode": 138025, "ErrorDescription": "x"},
-                                                                    {"ErrorCode": None}, "junk"]}]}})
+    health = parse.parse_health_status(
+        {
+            "Data": {
+                "CanSendMessage": "BLOCKED",
+                "Entities": [
+                    {
+                        "EntityType": "APP",
+                        "CanSendMessage": "BLOCKED",
+                        "Errors": [{"ErrorCode": 138025, "ErrorDescription": "x"}, {"ErrorCode": None}, "junk"],
+                    }
+                ],
+            }
+        }
+    )
     assert health.entities == (model.EntityHealth("APP", "", "BLOCKED"),)
     assert health.blocking_errors == (model.BlockingError("APP", "", "138025", "x"),)
 

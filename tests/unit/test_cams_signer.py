@@ -21,7 +21,9 @@ def _signature_of(authorization: str) -> str:
 def test_v3_vectors(vector):
     headers = dict(vector["headers"])
     body = vector["body"].encode()
-    headers["x-acs-content-sha256"] = signer.EMPTY_SHA256 if not body else __import__("hashlib").sha256(body).hexdigest()
+    headers["x-acs-content-sha256"] = (
+        signer.EMPTY_SHA256 if not body else __import__("hashlib").sha256(body).hexdigest()
+    )
     signed = vector["signed_headers"].split(";")
     canonical = signer.v3_canonical_request(
         vector["method"], vector["path"], vector["query"], headers, signed, headers["x-acs-content-sha256"]
@@ -54,7 +56,10 @@ def test_v3_sign_builds_the_documented_authorization_header():
 
 @pytest.mark.parametrize("vector", VECTORS["alibaba_v2_rpc_hmac_sha1"], ids=lambda v: v["name"])
 def test_v2_vectors(vector):
-    assert signer.v2_signature(vector["method"], vector["params"], vector["access_key_secret"]) == vector["expected_signature"]
+    assert (
+        signer.v2_signature(vector["method"], vector["params"], vector["access_key_secret"])
+        == vector["expected_signature"]
+    )
 
 
 def test_v2_sign_adds_common_parameters():

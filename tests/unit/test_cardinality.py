@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import zlib
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter import exposition as ex
 from exporter import model
@@ -28,29 +29,42 @@ def tracked(phone, **kw):
 
 def snap(numbers, name="acct", wabas=(), labels=None):
     return AccountSnapshot(
-        name=name, provider="alibaba_cams", poll_interval=60, qps=10, static_labels=labels or {},
-        actions=("QueryChatappPhoneNumbers",), numbers={t.number.phone_number: t for t in numbers},
-        wabas={w.space_id: w for w in wabas}, poll=PollResult(True, 1.7e9, 0.1, 1.7e9, {"s": True}),
+        name=name,
+        provider="alibaba_cams",
+        poll_interval=60,
+        qps=10,
+        static_labels=labels or {},
+        actions=("QueryChatappPhoneNumbers",),
+        numbers={t.number.phone_number: t for t in numbers},
+        wabas={w.space_id: w for w in wabas},
+        poll=PollResult(True, 1.7e9, 0.1, 1.7e9, {"s": True}),
     )
 
 
 def series_per_number(options):
     store = Store(options=options)
     store.update(snap([tracked("+1", status="FLAGGED", messaging_limit_tier="TIER_1K")]))
-    return sum(1 for line in store.exposition.body.decode().splitlines()
-               if line.startswith("whatsapp_phone_number_") and 'phone_number="+1"' in line)
+    return sum(
+        1
+        for line in store.exposition.body.decode().splitlines()
+        if line.startswith("whatsapp_phone_number_") and 'phone_number="+1"' in line
+    )
 
 
 def active_only_body() -> bytes:
     store = Store(options=ex.RenderOptions(state_sets="active"))
-    store.update(snap([tracked("+1", status="FLAGGED", quality_rating="RED"), tracked("+2")],
-                      wabas=[model.Waba("w", "n", "REJECTED", "s")]))
+    store.update(
+        snap(
+            [tracked("+1", status="FLAGGED", quality_rating="RED"), tracked("+2")],
+            wabas=[model.Waba("w", "n", "REJECTED", "s")],
+        )
+    )
     return store.exposition.body
 
 
 def test_active_only_emits_one_series_per_state_set():
     s = samples(active_only_body().decode())
-    for family, label in STATE_SETS.items():
+    for family in STATE_SETS:
         for phone in ("+1", "+2"):
             mine = [v for (n, ls), v in s.items() if n == family and dict(ls)["phone_number"] == phone]
             assert mine == [1], (family, phone, mine)
@@ -62,21 +76,48 @@ def test_active_only_emits_one_series_per_state_set():
 def test_series_counts_per_mode():
     full = series_per_number(ex.RenderOptions(state_sets="all"))
     active = series_per_number(ex.RenderOptions(state_sets="active"))
-    assert full == 1 + sum(len(v.states) for v in (model.STATUS, model.QUALITY_RATING, model.TIER,
-                                                   model.CODE_VERIFICATION_STATUS, model.NAME_STATUS, model.NAME_STATUS)) + 1 + 3
+    assert (
+        full
+        == 1
+        + sum(
+            len(v.states)
+            for v in (
+                model.STATUS,
+                model.QUALITY_RATING,
+                model.TIER,
+                model.CODE_VERIFICATION_STATUS,
+                model.NAME_STATUS,
+                model.NAME_STATUS,
+            )
+        )
+        + 1
+        + 3
+    )
     assert active == 1 + 6 + 1 + 3
-    minimal = series_per_number(ex.RenderOptions(state_sets="active", disabled=frozenset({
-        "whatsapp_phone_number_new_name_status", "whatsapp_phone_number_status_last_change_timestamp_seconds",
-        "whatsapp_phone_number_quality_rating_last_change_timestamp_seconds",
-        "whatsapp_phone_number_messaging_limit_tier_last_change_timestamp_seconds"})))
+    minimal = series_per_number(
+        ex.RenderOptions(
+            state_sets="active",
+            disabled=frozenset(
+                {
+                    "whatsapp_phone_number_new_name_status",
+                    "whatsapp_phone_number_status_last_change_timestamp_seconds",
+                    "whatsapp_phone_number_quality_rating_last_change_timestamp_seconds",
+                    "whatsapp_phone_number_messaging_limit_tier_last_change_timestamp_seconds",
+                }
+            ),
+        )
+    )
     assert minimal == active - 4
 
 
 def test_disabled_families_and_info_labels():
-    opts = ex.RenderOptions(disabled=frozenset({"whatsapp_phone_number_name_status", "whatsapp_waba_info"}),
-                            info_labels=("space_id",))
+    opts = ex.RenderOptions(
+        disabled=frozenset({"whatsapp_phone_number_name_status", "whatsapp_waba_info"}), info_labels=("space_id",)
+    )
     store = Store(options=opts)
-    store.update(snap([tracked("+1", verified_name="Secret Shop Name", space_id="s")], wabas=[model.Waba("w", space_id="s")]))
+    store.update(
+        snap([tracked("+1", verified_name="Secret Shop Name", space_id="s")], wabas=[model.Waba("w", space_id="s")])
+    )
     text = store.exposition.body.decode()
     assert "whatsapp_phone_number_name_status" not in text
     assert "whatsapp_waba_info" not in text
@@ -122,7 +163,9 @@ def test_cached_exposition_equals_a_fresh_full_render(initial, steps, active, se
             if op == "remove":
                 numbers.pop(phone, None)
             elif op == "touch" and phone in numbers:
-                numbers[phone] = model.TrackedNumber(numbers[phone].number, numbers[phone].changes)  # new object, same data
+                numbers[phone] = model.TrackedNumber(
+                    numbers[phone].number, numbers[phone].changes
+                )  # new object, same data
             elif op == "set":
                 old = numbers.get(phone)
                 new = model.PhoneNumber(phone, status=status, quality_rating=quality, messaging_limit_tier=tier)
@@ -145,5 +188,3 @@ def test_gzip_stream_is_one_member_with_a_valid_trailer():
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     assert d.decompress(data) == store.exposition.body
     assert d.eof and d.unused_data == b""  # a single gzip member, CRC and size checked by zlib
-
-

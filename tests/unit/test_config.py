@@ -111,16 +111,33 @@ def files(tmp_path):
 
 
 def fmt(text, files):
-    return text.replace("{SECRET_FILE}", files["good"]).replace(
-        "{MISSING_FILE}", files["missing"]
-    ).replace("{EMPTY_FILE}", files["empty"]).replace("{SPACED_FILE}", files["spaced"]).replace(
-        "{BIG_FILE}", files["big"]
-    ).replace("{BINARY_FILE}", files["binary"]).replace("{DIR}", files["dir"])
+    return (
+        text.replace("{SECRET_FILE}", files["good"])
+        .replace("{MISSING_FILE}", files["missing"])
+        .replace("{EMPTY_FILE}", files["empty"])
+        .replace("{SPACED_FILE}", files["spaced"])
+        .replace("{BIG_FILE}", files["big"])
+        .replace("{BINARY_FILE}", files["binary"])
+        .replace("{DIR}", files["dir"])
+    )
 
 
 # --------------------------------------------------------------------------
 # Malformed configs: (id, yaml text, expected path, expected message fragment)
 # --------------------------------------------------------------------------
+
+# one CAMS account written out by hand, for values ``doc``/``account`` cannot express (YAML's .nan, bool, int keys)
+_RAW_CAMS_ACCOUNT = (
+    "accounts:\n- name: a\n  provider: alibaba_cams\n"
+    '  credentials: {access_key_id: i, access_key_secret: "${CAMS_SECRET}"}\n  spaces: [{cust_space_id: s}]\n'
+)
+
+
+def secret_file_case(name, secret_file, message):
+    """A BAD_CASES row: the account's secret read from ``secret_file``, refused with ``message``."""
+    credentials = creds(access_key_secret=DEL, access_key_secret_file=secret_file)
+    return (name, doc(account(credentials=credentials)), "accounts[0].credentials.access_key_secret_file", message)
+
 
 BAD_CASES = [
     # --- file level ---
@@ -151,7 +168,12 @@ BAD_CASES = [
     ("global-qps-bool", doc(glob={"qps": True}), "global.qps", "got boolean"),
     ("global-bad-label", doc(glob={"labels": {"job": "x"}}), "global.labels.job", "reserved"),
     # --- account keys ---
-    ("unknown-account-key", doc(account(pol_interval=60)), "accounts[0].pol_interval", 'unknown key (did you mean "poll_interval"?)'),
+    (
+        "unknown-account-key",
+        doc(account(pol_interval=60)),
+        "accounts[0].pol_interval",
+        'unknown key (did you mean "poll_interval"?)',
+    ),
     ("unknown-account-key-dash", doc(account(**{"poll-interval": 60})), "accounts[0].poll-interval", "unknown key"),
     ("missing-name", doc(account(name=DEL)), "accounts[0].name", "required"),
     ("name-null", doc(account(name=None)), "accounts[0].name", "required"),
@@ -161,71 +183,233 @@ BAD_CASES = [
     ("name-too-long", doc(account(name="x" * 65)), "accounts[0].name", "1-64 characters"),
     ("name-empty", doc(account(name="")), "accounts[0].name", "invalid account name"),
     ("name-empty-env", doc(account(name="${EMPTY}")), "accounts[0].name", "invalid account name '${EMPTY}'"),
-    ("duplicate-names", doc(account(), account(name="b", spaces=[{"cust_space_id": "s2"}]), account()), "accounts[2].name", 'duplicate account name "shop-prod" (also accounts[0])'),
+    (
+        "duplicate-names",
+        doc(account(), account(name="b", spaces=[{"cust_space_id": "s2"}]), account()),
+        "accounts[2].name",
+        'duplicate account name "shop-prod" (also accounts[0])',
+    ),
     ("missing-provider", doc(account(provider=DEL)), "accounts[0].provider", "required"),
     ("unknown-provider", doc(account(provider="gupshup")), "accounts[0].provider", "unknown provider 'gupshup'"),
     ("provider-typo", doc(account(provider="alibaba_cam")), "accounts[0].provider", 'did you mean "alibaba_cams"'),
     # --- credentials ---
     ("missing-credentials", doc(account(credentials=DEL)), "accounts[0].credentials", "required"),
     ("credentials-string", doc(account(credentials="LTAI:secret")), "accounts[0].credentials", "must be a mapping"),
-    ("credentials-unknown-key", doc(account(credentials=creds(access_key_secrte="${CAMS_SECRET}"))), "accounts[0].credentials.access_key_secrte", 'did you mean "access_key_secret"'),
-    ("missing-access-key-id", doc(account(credentials=creds(access_key_id=DEL))), "accounts[0].credentials.access_key_id", "required"),
-    ("access-key-id-not-string", doc(account(credentials=creds(access_key_id=12345))), "accounts[0].credentials.access_key_id", "must be a string"),
-    ("access-key-id-empty", doc(account(credentials=creds(access_key_id="${EMPTY}"))), "accounts[0].credentials.access_key_id", "must not be empty"),
-    ("access-key-id-both", doc(account(credentials=creds(access_key_id_file="{SECRET_FILE}"))), "accounts[0].credentials", "only one of access_key_id and access_key_id_file"),
-    ("access-key-id-file-missing", doc(account(credentials=creds(access_key_id=DEL, access_key_id_file="{MISSING_FILE}"))), "accounts[0].credentials.access_key_id_file", "cannot read"),
-    ("secret-and-file", doc(account(credentials=creds(access_key_secret_file="{SECRET_FILE}"))), "accounts[0].credentials", "only one of access_key_secret and access_key_secret_file"),
+    (
+        "credentials-unknown-key",
+        doc(account(credentials=creds(access_key_secrte="${CAMS_SECRET}"))),
+        "accounts[0].credentials.access_key_secrte",
+        'did you mean "access_key_secret"',
+    ),
+    (
+        "missing-access-key-id",
+        doc(account(credentials=creds(access_key_id=DEL))),
+        "accounts[0].credentials.access_key_id",
+        "required",
+    ),
+    (
+        "access-key-id-not-string",
+        doc(account(credentials=creds(access_key_id=12345))),
+        "accounts[0].credentials.access_key_id",
+        "must be a string",
+    ),
+    (
+        "access-key-id-empty",
+        doc(account(credentials=creds(access_key_id="${EMPTY}"))),
+        "accounts[0].credentials.access_key_id",
+        "must not be empty",
+    ),
+    (
+        "access-key-id-both",
+        doc(account(credentials=creds(access_key_id_file="{SECRET_FILE}"))),
+        "accounts[0].credentials",
+        "only one of access_key_id and access_key_id_file",
+    ),
+    (
+        "access-key-id-file-missing",
+        doc(account(credentials=creds(access_key_id=DEL, access_key_id_file="{MISSING_FILE}"))),
+        "accounts[0].credentials.access_key_id_file",
+        "cannot read",
+    ),
+    (
+        "secret-and-file",
+        doc(account(credentials=creds(access_key_secret_file="{SECRET_FILE}"))),
+        "accounts[0].credentials",
+        "only one of access_key_secret and access_key_secret_file",
+    ),
     # Issue 15: a missing secret is reported at its own key, in the words of the webhook secrets.
-    ("secret-neither", doc(account(credentials=creds(access_key_secret=DEL))), "accounts[0].credentials.access_key_secret", "required (as ${ENV_VAR} or access_key_secret_file)"),
-    ("secret-inline", doc(account(credentials=creds(access_key_secret=INLINE_SECRET))), "accounts[0].credentials.access_key_secret", "inline secrets are not allowed; use ${ENV_VAR} or access_key_secret_file"),
-    ("secret-inline-number", doc(account(credentials=creds(access_key_secret=987654321))), "accounts[0].credentials.access_key_secret", "inline secrets are not allowed"),
-    ("secret-inline-partial-ref", doc(account(credentials=creds(access_key_secret=INLINE_SECRET + "${CAMS_SECRET}"))), "accounts[0].credentials.access_key_secret", "inline secrets are not allowed"),
-    ("secret-inline-default", doc(account(credentials=creds(access_key_secret="${NOPE:-" + INLINE_SECRET + "}"))), "accounts[0].credentials.access_key_secret", "fallback is an inline secret"),
-    ("secret-unset-env", doc(account(credentials=creds(access_key_secret="${CAMS_SECRET_MISSING}"))), "accounts[0].credentials.access_key_secret", "environment variable CAMS_SECRET_MISSING is not set"),
-    ("secret-empty-env", doc(account(credentials=creds(access_key_secret="${EMPTY}"))), "accounts[0].credentials.access_key_secret", "environment variable EMPTY is empty"),
-    ("secret-env-whitespace", doc(account(credentials=creds(access_key_secret="${SECRET_WITH_SPACE}"))), "accounts[0].credentials.access_key_secret", "contains whitespace"),
-    ("secret-file-missing", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{MISSING_FILE}"))), "accounts[0].credentials.access_key_secret_file", "cannot read {MISSING_FILE}: No such file or directory"),
-    ("secret-file-is-dir", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{DIR}"))), "accounts[0].credentials.access_key_secret_file", "cannot read {DIR}: Is a directory"),
-    ("secret-file-empty", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{EMPTY_FILE}"))), "accounts[0].credentials.access_key_secret_file", "is empty"),
-    ("secret-file-two-lines", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{SPACED_FILE}"))), "accounts[0].credentials.access_key_secret_file", "contains whitespace"),
-    ("secret-file-too-big", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{BIG_FILE}"))), "accounts[0].credentials.access_key_secret_file", "too large"),
-    ("secret-file-binary", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{BINARY_FILE}"))), "accounts[0].credentials.access_key_secret_file", "not valid UTF-8"),
-    ("secret-file-not-string", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file=["a"]))), "accounts[0].credentials.access_key_secret_file", "must be a file path"),
-    ("secret-file-unset-env", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="${NO_SUCH_FILE_VAR}"))), "accounts[0].credentials.access_key_secret_file", "environment variable NO_SUCH_FILE_VAR is not set"),
+    (
+        "secret-neither",
+        doc(account(credentials=creds(access_key_secret=DEL))),
+        "accounts[0].credentials.access_key_secret",
+        "required (as ${ENV_VAR} or access_key_secret_file)",
+    ),
+    (
+        "secret-inline",
+        doc(account(credentials=creds(access_key_secret=INLINE_SECRET))),
+        "accounts[0].credentials.access_key_secret",
+        "inline secrets are not allowed; use ${ENV_VAR} or access_key_secret_file",
+    ),
+    (
+        "secret-inline-number",
+        doc(account(credentials=creds(access_key_secret=987654321))),
+        "accounts[0].credentials.access_key_secret",
+        "inline secrets are not allowed",
+    ),
+    (
+        "secret-inline-partial-ref",
+        doc(account(credentials=creds(access_key_secret=INLINE_SECRET + "${CAMS_SECRET}"))),
+        "accounts[0].credentials.access_key_secret",
+        "inline secrets are not allowed",
+    ),
+    (
+        "secret-inline-default",
+        doc(account(credentials=creds(access_key_secret="${NOPE:-" + INLINE_SECRET + "}"))),
+        "accounts[0].credentials.access_key_secret",
+        "fallback is an inline secret",
+    ),
+    (
+        "secret-unset-env",
+        doc(account(credentials=creds(access_key_secret="${CAMS_SECRET_MISSING}"))),
+        "accounts[0].credentials.access_key_secret",
+        "environment variable CAMS_SECRET_MISSING is not set",
+    ),
+    (
+        "secret-empty-env",
+        doc(account(credentials=creds(access_key_secret="${EMPTY}"))),
+        "accounts[0].credentials.access_key_secret",
+        "environment variable EMPTY is empty",
+    ),
+    (
+        "secret-env-whitespace",
+        doc(account(credentials=creds(access_key_secret="${SECRET_WITH_SPACE}"))),
+        "accounts[0].credentials.access_key_secret",
+        "contains whitespace",
+    ),
+    secret_file_case("secret-file-missing", "{MISSING_FILE}", "cannot read {MISSING_FILE}: No such file or directory"),
+    secret_file_case("secret-file-is-dir", "{DIR}", "cannot read {DIR}: Is a directory"),
+    secret_file_case("secret-file-empty", "{EMPTY_FILE}", "is empty"),
+    secret_file_case("secret-file-two-lines", "{SPACED_FILE}", "contains whitespace"),
+    secret_file_case("secret-file-too-big", "{BIG_FILE}", "too large"),
+    secret_file_case("secret-file-binary", "{BINARY_FILE}", "not valid UTF-8"),
+    secret_file_case("secret-file-not-string", ["a"], "must be a file path"),
+    secret_file_case(
+        "secret-file-unset-env", "${NO_SUCH_FILE_VAR}", "environment variable NO_SUCH_FILE_VAR is not set"
+    ),
     # --- endpoint ---
-    ("endpoint-no-scheme", doc(account(endpoint="cams.ap-southeast-1.aliyuncs.com")), "accounts[0].endpoint", "with a scheme"),
+    (
+        "endpoint-no-scheme",
+        doc(account(endpoint="cams.ap-southeast-1.aliyuncs.com")),
+        "accounts[0].endpoint",
+        "with a scheme",
+    ),
     ("endpoint-host-port-no-scheme", doc(account(endpoint="localhost:8080")), "accounts[0].endpoint", "with a scheme"),
-    ("endpoint-ftp", doc(account(endpoint="ftp://cams.example.com")), "accounts[0].endpoint", 'scheme must be http or https, got "ftp"'),
-    ("endpoint-path", doc(account(endpoint="https://cams.example.com/api")), "accounts[0].endpoint", "must not have a path"),
+    (
+        "endpoint-ftp",
+        doc(account(endpoint="ftp://cams.example.com")),
+        "accounts[0].endpoint",
+        'scheme must be http or https, got "ftp"',
+    ),
+    (
+        "endpoint-path",
+        doc(account(endpoint="https://cams.example.com/api")),
+        "accounts[0].endpoint",
+        "must not have a path",
+    ),
     ("endpoint-query", doc(account(endpoint="https://cams.example.com/?x=1")), "accounts[0].endpoint", "query"),
     ("endpoint-no-host", doc(account(endpoint="https://")), "accounts[0].endpoint", "must have a host"),
-    ("endpoint-bad-port", doc(account(endpoint="https://cams.example.com:99999")), "accounts[0].endpoint", "invalid URL"),
-    ("endpoint-userinfo", doc(account(endpoint="https://id:" + INLINE_SECRET + "@cams.example.com")), "accounts[0].endpoint", "must not contain user information"),
+    (
+        "endpoint-bad-port",
+        doc(account(endpoint="https://cams.example.com:99999")),
+        "accounts[0].endpoint",
+        "invalid URL",
+    ),
+    (
+        "endpoint-userinfo",
+        doc(account(endpoint="https://id:" + INLINE_SECRET + "@cams.example.com")),
+        "accounts[0].endpoint",
+        "must not contain user information",
+    ),
     ("endpoint-not-string", doc(account(endpoint=["https://x"])), "accounts[0].endpoint", "must be a string"),
     # --- spaces ---
     ("spaces-missing", doc(account(spaces=DEL)), "accounts[0].spaces", "required"),
     ("spaces-empty", doc(account(spaces=[])), "accounts[0].spaces", "at least one space"),
     ("spaces-not-list", doc(account(spaces={"cust_space_id": "x"})), "accounts[0].spaces", "must be a list"),
     ("space-not-mapping", doc(account(spaces=["cams-abc"])), "accounts[0].spaces[0]", "must be a mapping"),
-    ("space-no-id", doc(account(spaces=[{"cust_space_id": "a"}, {"isv_code": "x"}])), "accounts[0].spaces[1].cust_space_id", "required"),
+    (
+        "space-no-id",
+        doc(account(spaces=[{"cust_space_id": "a"}, {"isv_code": "x"}])),
+        "accounts[0].spaces[1].cust_space_id",
+        "required",
+    ),
     ("space-id-int", doc(account(spaces=[{"cust_space_id": 123}])), "accounts[0].spaces[0].cust_space_id", "quote it"),
-    ("space-id-blank", doc(account(spaces=[{"cust_space_id": "  "}])), "accounts[0].spaces[0].cust_space_id", "must not be empty"),
-    ("space-unknown-key", doc(account(spaces=[{"cust_space_id": "a", "isv": "x"}])), "accounts[0].spaces[0].isv", 'did you mean "isv_code"'),
-    ("space-duplicate", doc(account(spaces=[{"cust_space_id": "a"}, {"cust_space_id": "b"}, {"cust_space_id": "a"}])), "accounts[0].spaces[2].cust_space_id", "duplicate cust_space_id 'a' (also accounts[0].spaces[0])"),
-    ("space-isv-not-string", doc(account(spaces=[{"cust_space_id": "a", "isv_code": 7}])), "accounts[0].spaces[0].isv_code", "must be a string"),
+    (
+        "space-id-blank",
+        doc(account(spaces=[{"cust_space_id": "  "}])),
+        "accounts[0].spaces[0].cust_space_id",
+        "must not be empty",
+    ),
+    (
+        "space-unknown-key",
+        doc(account(spaces=[{"cust_space_id": "a", "isv": "x"}])),
+        "accounts[0].spaces[0].isv",
+        'did you mean "isv_code"',
+    ),
+    (
+        "space-duplicate",
+        doc(account(spaces=[{"cust_space_id": "a"}, {"cust_space_id": "b"}, {"cust_space_id": "a"}])),
+        "accounts[0].spaces[2].cust_space_id",
+        "duplicate cust_space_id 'a' (also accounts[0].spaces[0])",
+    ),
+    (
+        "space-isv-not-string",
+        doc(account(spaces=[{"cust_space_id": "a", "isv_code": 7}])),
+        "accounts[0].spaces[0].isv_code",
+        "must be a string",
+    ),
     # --- poll_interval / jitter / timeout ---
     ("poll-interval-list", doc(account(poll_interval=[60])), "accounts[0].poll_interval", "must be a duration"),
     ("poll-interval-bool", doc(account(poll_interval=True)), "accounts[0].poll_interval", "got boolean"),
-    ("poll-interval-garbage", doc(account(poll_interval="sixty")), "accounts[0].poll_interval", "invalid duration 'sixty'"),
+    (
+        "poll-interval-garbage",
+        doc(account(poll_interval="sixty")),
+        "accounts[0].poll_interval",
+        "invalid duration 'sixty'",
+    ),
     ("poll-interval-bad-unit", doc(account(poll_interval="60d")), "accounts[0].poll_interval", "invalid duration"),
     ("poll-interval-unit-order", doc(account(poll_interval="30m1h")), "accounts[0].poll_interval", "invalid duration"),
     ("poll-interval-too-low", doc(account(poll_interval=4)), "accounts[0].poll_interval", "between 5s and 1h, got 4s"),
-    ("poll-interval-too-high", doc(account(poll_interval="2h")), "accounts[0].poll_interval", "between 5s and 1h, got 2h"),
-    ("poll-interval-nan", "accounts:\n- name: a\n  provider: alibaba_cams\n  credentials: {access_key_id: i, access_key_secret: \"${CAMS_SECRET}\"}\n  spaces: [{cust_space_id: s}]\n  poll_interval: .nan\n", "accounts[0].poll_interval", "finite"),
-    ("poll-interval-env-unset", doc(account(poll_interval="${NOPE}")), "accounts[0].poll_interval", "environment variable NOPE is not set"),
+    (
+        "poll-interval-too-high",
+        doc(account(poll_interval="2h")),
+        "accounts[0].poll_interval",
+        "between 5s and 1h, got 2h",
+    ),
+    (
+        "poll-interval-nan",
+        _RAW_CAMS_ACCOUNT + "  poll_interval: .nan\n",
+        "accounts[0].poll_interval",
+        "finite",
+    ),
+    (
+        "poll-interval-env-unset",
+        doc(account(poll_interval="${NOPE}")),
+        "accounts[0].poll_interval",
+        "environment variable NOPE is not set",
+    ),
     ("jitter-negative", doc(account(poll_jitter=-1)), "accounts[0].poll_jitter", "must not be negative"),
-    ("jitter-too-big", doc(account(poll_interval=10, poll_jitter=6)), "accounts[0].poll_jitter", "at most half of poll_interval (5s), got 6s"),
-    ("jitter-inherited-too-big", doc(account(poll_interval=5), glob={"poll_jitter": "5s"}), "accounts[0].poll_jitter", "(inherited from global.poll_jitter)"),
+    (
+        "jitter-too-big",
+        doc(account(poll_interval=10, poll_jitter=6)),
+        "accounts[0].poll_jitter",
+        "at most half of poll_interval (5s), got 6s",
+    ),
+    (
+        "jitter-inherited-too-big",
+        doc(account(poll_interval=5), glob={"poll_jitter": "5s"}),
+        "accounts[0].poll_jitter",
+        "(inherited from global.poll_jitter)",
+    ),
     ("timeout-too-high", doc(account(timeout="5m")), "accounts[0].timeout", "between 100ms and 2m"),
     ("timeout-zero", doc(account(timeout=0)), "accounts[0].timeout", "between 100ms and 2m, got 0s"),
     ("timeout-ms-too-low", doc(account(timeout="50ms")), "accounts[0].timeout", "got 50ms"),
@@ -238,42 +422,110 @@ BAD_CASES = [
     ("qps-env-not-number", doc(account(qps="${POLL}")), "accounts[0].qps", "did not expand to a number"),
     ("qps-null-list", doc(account(qps=[1])), "accounts[0].qps", "must be a number, got list"),
     # --- enums ---
-    ("signature-version-bad", doc(account(signature_version="v4")), "accounts[0].signature_version", "unknown signature version 'v4'"),
+    (
+        "signature-version-bad",
+        doc(account(signature_version="v4")),
+        "accounts[0].signature_version",
+        "unknown signature version 'v4'",
+    ),
     ("signature-version-int", doc(account(signature_version=3)), "accounts[0].signature_version", "must be a string"),
-    ("tier-vocabulary-bad", doc(account(tier_vocabulary="meta")), "accounts[0].tier_vocabulary", "unknown tier vocabulary 'meta'"),
-    ("tier-vocabulary-typo", doc(glob={"tier_vocabulary": "legacy_consol"}), "global.tier_vocabulary", 'did you mean "legacy_console"'),
+    (
+        "tier-vocabulary-bad",
+        doc(account(tier_vocabulary="meta")),
+        "accounts[0].tier_vocabulary",
+        "unknown tier vocabulary 'meta'",
+    ),
+    (
+        "tier-vocabulary-typo",
+        doc(glob={"tier_vocabulary": "legacy_consol"}),
+        "global.tier_vocabulary",
+        'did you mean "legacy_console"',
+    ),
     # --- labels ---
     ("labels-not-mapping", doc(account(labels=["team"])), "accounts[0].labels", "must be a mapping"),
     ("label-bad-name", doc(account(labels={"team-name": "x"})), "accounts[0].labels.team-name", "invalid label name"),
     ("label-with-space", doc(account(labels={"my team": "x"})), "accounts[0].labels['my team']", "invalid label name"),
     ("label-starts-digit", doc(account(labels={"1team": "x"})), "accounts[0].labels.1team", "invalid label name"),
-    ("label-double-underscore", doc(account(labels={"__name__": "x"})), "accounts[0].labels.__name__", 'must not start with "__"'),
+    (
+        "label-double-underscore",
+        doc(account(labels={"__name__": "x"})),
+        "accounts[0].labels.__name__",
+        'must not start with "__"',
+    ),
     ("label-reserved", doc(account(labels={"phone_number": "x"})), "accounts[0].labels.phone_number", "reserved"),
     ("label-reserved-instance", doc(account(labels={"instance": "x"})), "accounts[0].labels.instance", "reserved"),
-    ("label-value-int", doc(account(labels={"team": 5})), "accounts[0].labels.team", "label value must be a string, got integer"),
-    ("label-value-bool", "accounts:\n- name: a\n  provider: alibaba_cams\n  credentials: {access_key_id: i, access_key_secret: \"${CAMS_SECRET}\"}\n  spaces: [{cust_space_id: s}]\n  labels: {team: yes}\n", "accounts[0].labels.team", "got boolean"),
+    (
+        "label-value-int",
+        doc(account(labels={"team": 5})),
+        "accounts[0].labels.team",
+        "label value must be a string, got integer",
+    ),
+    (
+        "label-value-bool",
+        _RAW_CAMS_ACCOUNT + "  labels: {team: yes}\n",
+        "accounts[0].labels.team",
+        "got boolean",
+    ),
     ("label-value-null", doc(account(labels={"team": None})), "accounts[0].labels.team", "got null"),
-    ("label-key-int", "accounts:\n- name: a\n  provider: alibaba_cams\n  credentials: {access_key_id: i, access_key_secret: \"${CAMS_SECRET}\"}\n  spaces: [{cust_space_id: s}]\n  labels: {1: x}\n", "accounts[0].labels", "label names must be strings"),
-    ("label-value-env-unset", doc(account(labels={"team": "${TEAM}"})), "accounts[0].labels.team", "environment variable TEAM is not set"),
+    (
+        "label-key-int",
+        _RAW_CAMS_ACCOUNT + "  labels: {1: x}\n",
+        "accounts[0].labels",
+        "label names must be strings",
+    ),
+    (
+        "label-value-env-unset",
+        doc(account(labels={"team": "${TEAM}"})),
+        "accounts[0].labels.team",
+        "environment variable TEAM is not set",
+    ),
     # --- waba / verification / staleness ---
-    ("waba-lt-poll", doc(account(poll_interval=120, waba_poll_interval=60)), "accounts[0].waba_poll_interval", "at least poll_interval (2m), got 1m"),
+    (
+        "waba-lt-poll",
+        doc(account(poll_interval=120, waba_poll_interval=60)),
+        "accounts[0].waba_poll_interval",
+        "at least poll_interval (2m), got 1m",
+    ),
     ("waba-negative", doc(account(waba_poll_interval=-1)), "accounts[0].waba_poll_interval", "must not be negative"),
-    ("waba-inherited-lt-poll", doc(account(poll_interval="15m"), glob={"waba_poll_interval": "10m"}), "accounts[0].waba_poll_interval", "inherited from global.waba_poll_interval"),
-    ("verification-lt-poll", doc(account(verification_poll_interval=30)), "accounts[0].verification_poll_interval", "at least poll_interval (1m)"),
+    (
+        "waba-inherited-lt-poll",
+        doc(account(poll_interval="15m"), glob={"waba_poll_interval": "10m"}),
+        "accounts[0].waba_poll_interval",
+        "inherited from global.waba_poll_interval",
+    ),
+    (
+        "verification-lt-poll",
+        doc(account(verification_poll_interval=30)),
+        "accounts[0].verification_poll_interval",
+        "at least poll_interval (1m)",
+    ),
     ("max-staleness-lt-poll", doc(account(max_staleness=30)), "accounts[0].max_staleness", "at least poll_interval"),
     # --- env syntax ---
     ("env-unterminated", doc(account(labels={"team": "${TEAM"})), "accounts[0].labels.team", "unterminated ${"),
-    ("env-bad-name", doc(account(labels={"team": "${1TEAM}"})), "accounts[0].labels.team", "invalid environment reference '${1TEAM}'"),
+    (
+        "env-bad-name",
+        doc(account(labels={"team": "${1TEAM}"})),
+        "accounts[0].labels.team",
+        "invalid environment reference '${1TEAM}'",
+    ),
     ("env-unbraced", doc(account(labels={"team": "$TEAM"})), "accounts[0].labels.team", "use ${VAR}"),
     # --- shared credential ---
-    ("shared-credential-qps", doc(account(qps=10), account(name="shop-2", qps=20)), "accounts[1].qps", "share one QPS budget, but declare different qps (10 vs 20)"),
-    ("shared-credential-qps-default-vs-explicit", doc(account(), account(name="shop-2", endpoint="https://CAMS.ap-southeast-1.aliyuncs.com/", qps=5)), "accounts[1].qps", "(10 vs 5)"),
+    (
+        "shared-credential-qps",
+        doc(account(qps=10), account(name="shop-2", qps=20)),
+        "accounts[1].qps",
+        "share one QPS budget, but declare different qps (10 vs 20)",
+    ),
+    (
+        "shared-credential-qps-default-vs-explicit",
+        doc(account(), account(name="shop-2", endpoint="https://CAMS.ap-southeast-1.aliyuncs.com/", qps=5)),
+        "accounts[1].qps",
+        "(10 vs 5)",
+    ),
 ]
 
 
-@pytest.mark.parametrize(
-    "text,path,fragment", [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
-)
+@pytest.mark.parametrize("text,path,fragment", [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES])
 def test_malformed_config(text, path, fragment, files):
     text = fmt(text, files)
     with pytest.raises(ConfigError) as info:
@@ -335,10 +587,13 @@ SECRET_CASES = [
     ("file-big", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{BIG_FILE}")))),
     ("file-binary", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{BINARY_FILE}")))),
     ("file-empty", doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="{EMPTY_FILE}")))),
-    ("secret-file-as-id-file-ok-but-qps-clash", doc(
-        account(credentials=creds(access_key_id=DEL, access_key_id_file="{SECRET_FILE}")),
-        account(name="b", qps=3, credentials=creds(access_key_id=DEL, access_key_id_file="{SECRET_FILE}")),
-    )),
+    (
+        "secret-file-as-id-file-ok-but-qps-clash",
+        doc(
+            account(credentials=creds(access_key_id=DEL, access_key_id_file="{SECRET_FILE}")),
+            account(name="b", qps=3, credentials=creds(access_key_id=DEL, access_key_id_file="{SECRET_FILE}")),
+        ),
+    ),
     ("secret-env-used-as-duration", doc(account(poll_interval="${CAMS_SECRET}"))),
     ("secret-env-used-as-qps", doc(account(qps="${CAMS_SECRET}"))),
     ("secret-env-used-as-name", doc(account(name="${SECRET_WITH_SPACE}"))),
@@ -347,8 +602,18 @@ SECRET_CASES = [
     ("endpoint-userinfo", doc(account(endpoint="https://id:" + INLINE_SECRET + "@cams.example.com"))),
     ("shared-credential-qps", doc(account(qps=1), account(name="b", qps=2))),
     ("yaml-unterminated-quote", 'accounts:\n- credentials:\n    access_key_secret: "' + INLINE_SECRET + "\n"),
-    ("yaml-bad-indent-after-secret", "accounts:\n- credentials:\n    access_key_secret: " + INLINE_SECRET + "\n   x: : :\n"),
-    ("yaml-duplicate-secret", "accounts:\n- credentials:\n    access_key_secret: " + INLINE_SECRET + "\n    access_key_secret: " + INLINE_SECRET + "\n"),
+    (
+        "yaml-bad-indent-after-secret",
+        "accounts:\n- credentials:\n    access_key_secret: " + INLINE_SECRET + "\n   x: : :\n",
+    ),
+    (
+        "yaml-duplicate-secret",
+        "accounts:\n- credentials:\n    access_key_secret: "
+        + INLINE_SECRET
+        + "\n    access_key_secret: "
+        + INLINE_SECRET
+        + "\n",
+    ),
     ("yaml-bad-escape", 'accounts:\n- credentials:\n    access_key_secret: "' + INLINE_SECRET + '\\q"\n'),
 ]
 
@@ -359,7 +624,7 @@ def test_errors_never_leak_secrets(text, files):
         parse(fmt(text, files))
     err = info.value
     rendered = [str(err), repr(err), err.path, err.message, repr(err.args), pickle.dumps(err).decode("latin-1")]
-    for secret in ALL_SECRETS + ("987654321",):
+    for secret in (*ALL_SECRETS, "987654321"):
         for r in rendered:
             assert secret not in r, (secret, r)
     assert "\n" not in str(err)
@@ -370,8 +635,9 @@ def test_secret_never_in_repr_or_str(files):
         account(),
         account(
             name="filed",
-            credentials=creds(access_key_id="${CAMS_ID_2}", access_key_secret=DEL,
-                              access_key_secret_file=files["good"]),
+            credentials=creds(
+                access_key_id="${CAMS_ID_2}", access_key_secret=DEL, access_key_secret_file=files["good"]
+            ),
         ),
     )
     cfg = parse(text)
@@ -386,7 +652,13 @@ def test_secret_never_in_repr_or_str(files):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="$\"'\\#:{}[],&*!|>%@`"), min_size=6, max_size=40))
+@given(
+    st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="$\"'\\#:{}[],&*!|>%@`"),
+        min_size=6,
+        max_size=40,
+    )
+)
 def test_property_inline_secret_never_echoed(secret):
     secret = "ZqX" + secret
     text = doc(account(credentials=creds(access_key_secret=secret)))
@@ -439,7 +711,17 @@ def test_defaults_applied():
 
 
 def test_derived_defaults_follow_poll_interval():
-    cfg = parse(doc(account(poll_interval="30m"), account(name="fast", poll_interval=10, spaces=[{"cust_space_id": "x"}], credentials=creds(access_key_id="${CAMS_ID_2}"))))
+    cfg = parse(
+        doc(
+            account(poll_interval="30m"),
+            account(
+                name="fast",
+                poll_interval=10,
+                spaces=[{"cust_space_id": "x"}],
+                credentials=creds(access_key_id="${CAMS_ID_2}"),
+            ),
+        )
+    )
     slow, fast = cfg.accounts
     assert slow.poll_jitter == 5.0  # min(5, 180)
     assert slow.waba_poll_interval == 1800.0  # max(600, interval)
@@ -462,13 +744,21 @@ def test_global_overrides_and_account_overrides_global():
         "max_staleness": "15m",
         "labels": {"env": "prod", "team": "global"},
     }
-    cfg = parse(doc(
-        account(),
-        account(name="override", poll_interval="90s", qps=7, tier_vocabulary="api_reference",
-                labels={"team": "growth"}, spaces=[{"cust_space_id": "s"}],
-                credentials=creds(access_key_id="${CAMS_ID_2}")),
-        glob=glob,
-    ))
+    cfg = parse(
+        doc(
+            account(),
+            account(
+                name="override",
+                poll_interval="90s",
+                qps=7,
+                tier_vocabulary="api_reference",
+                labels={"team": "growth"},
+                spaces=[{"cust_space_id": "s"}],
+                credentials=creds(access_key_id="${CAMS_ID_2}"),
+            ),
+            glob=glob,
+        )
+    )
     a, b = cfg.accounts
     assert (a.poll_interval, a.poll_jitter, a.timeout, a.qps) == (30.0, 2.0, 2.5, 4.0)
     assert a.signature_version == "v2"
@@ -481,15 +771,23 @@ def test_global_overrides_and_account_overrides_global():
 
 def test_env_expansion_everywhere():
     env = dict(ENV, TEAM="growth", HOST="cams.eu-central-1.aliyuncs.com", ISV="isv-1")
-    cfg = parse(doc(account(
-        name="shop-${TEAM}",
-        endpoint="https://${HOST}",
-        spaces=[{"cust_space_id": "${SPACE_ID}", "isv_code": "${ISV}"}, {"cust_space_id": "lit", "isv_code": "${NOPE:-}"}],
-        labels={"team": "${TEAM}", "cost": "$$5 ${MISSING:-none} ${EMPTY:-fallback}", "raw": "a$$b $ c 5$"},
-        qps="${QPS}",
-        poll_interval="${POLL}",
-        tier_vocabulary="${TIER:-legacy_console}",
-    )), env=env)
+    cfg = parse(
+        doc(
+            account(
+                name="shop-${TEAM}",
+                endpoint="https://${HOST}",
+                spaces=[
+                    {"cust_space_id": "${SPACE_ID}", "isv_code": "${ISV}"},
+                    {"cust_space_id": "lit", "isv_code": "${NOPE:-}"},
+                ],
+                labels={"team": "${TEAM}", "cost": "$$5 ${MISSING:-none} ${EMPTY:-fallback}", "raw": "a$$b $ c 5$"},
+                qps="${QPS}",
+                poll_interval="${POLL}",
+                tier_vocabulary="${TIER:-legacy_console}",
+            )
+        ),
+        env=env,
+    )
     (a,) = cfg.accounts
     assert a.name == "shop-growth"
     assert a.endpoint == "https://cams.eu-central-1.aliyuncs.com"
@@ -503,7 +801,9 @@ def test_env_expansion_everywhere():
 def test_env_defaults_to_os_environ(monkeypatch):
     monkeypatch.setenv("WA_TEST_ID", "LTAIfromOS")
     monkeypatch.setenv("WA_TEST_SECRET", "OsSecretValue")
-    cfg = parse_config(doc(account(credentials={"access_key_id": "${WA_TEST_ID}", "access_key_secret": "${WA_TEST_SECRET}"})))
+    cfg = parse_config(
+        doc(account(credentials={"access_key_id": "${WA_TEST_ID}", "access_key_secret": "${WA_TEST_SECRET}"}))
+    )
     assert cfg.accounts[0].credentials == Credentials("LTAIfromOS", "OsSecretValue")
     monkeypatch.delenv("WA_TEST_SECRET")
     with pytest.raises(ConfigError, match="WA_TEST_SECRET is not set"):
@@ -536,16 +836,28 @@ def test_secret_file_relative_to_config_file(tmp_path):
 
 def test_secret_file_path_from_env(files):
     env = dict(ENV, SECRET_PATH=files["good"])
-    cfg = parse(doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="${SECRET_PATH}"))), env=env)
+    cfg = parse(
+        doc(account(credentials=creds(access_key_secret=DEL, access_key_secret_file="${SECRET_PATH}"))), env=env
+    )
     assert cfg.accounts[0].credentials.access_key_secret == FILE_SECRET
 
 
 @pytest.mark.parametrize(
     "value,seconds",
     [
-        (60, 60.0), (7.5, 7.5), ("90s", 90.0), ("5m", 300.0), ("1h", 3600.0), ("1h30m", 5400.0),
-        ("1m30s", 90.0), ("1m500ms", 60.5), ("1.5m", 90.0), ("10500ms", 10.5), ("120", 120.0),
-        (" 45s ", 45.0), ("0.5h", 1800.0),
+        (60, 60.0),
+        (7.5, 7.5),
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1h30m", 5400.0),
+        ("1m30s", 90.0),
+        ("1m500ms", 60.5),
+        ("1.5m", 90.0),
+        ("10500ms", 10.5),
+        ("120", 120.0),
+        (" 45s ", 45.0),
+        ("0.5h", 1800.0),
     ],
 )
 def test_duration_parsing(value, seconds):
@@ -612,7 +924,12 @@ def test_shared_credential_same_qps_is_fine():
 
 
 def test_label_names_union_and_labels_immutable_hashable():
-    cfg = parse(doc(account(name="a", labels={"team": "x"}), account(name="b", labels={"env": "y"}, credentials=creds(access_key_id="other"))))
+    cfg = parse(
+        doc(
+            account(name="a", labels={"team": "x"}),
+            account(name="b", labels={"env": "y"}, credentials=creds(access_key_id="other")),
+        )
+    )
     assert cfg.label_names == ("env", "team")
     labels = cfg.accounts[0].labels
     with pytest.raises(TypeError):
@@ -625,14 +942,44 @@ def test_label_names_union_and_labels_immutable_hashable():
 
 def test_reserved_label_names_cover_spec():
     expected = {
-        "provider", "account", "phone_number", "space_id", "waba_id", "status", "quality_rating",
-        "tier", "code_verification_status", "name_status", "new_name_status",
-        "account_review_status", "action", "reason", "verified_name", "le", "quantile",
-        "instance", "job",
+        "provider",
+        "account",
+        "phone_number",
+        "space_id",
+        "waba_id",
+        "status",
+        "quality_rating",
+        "tier",
+        "code_verification_status",
+        "name_status",
+        "new_name_status",
+        "account_review_status",
+        "action",
+        "reason",
+        "verified_name",
+        "le",
+        "quantile",
+        "instance",
+        "job",
         # the labels of the health, portfolio and webhook families
-        "phone_number_id", "platform_type", "account_mode", "limit_scope", "can_send_message", "throughput_level",
-        "entity_type", "entity_id", "error_code", "error_description", "business_id", "restriction_type",
-        "ban_state", "violation_type", "header", "type", "event", "result",
+        "phone_number_id",
+        "platform_type",
+        "account_mode",
+        "limit_scope",
+        "can_send_message",
+        "throughput_level",
+        "entity_type",
+        "entity_id",
+        "error_code",
+        "error_description",
+        "business_id",
+        "restriction_type",
+        "ban_state",
+        "violation_type",
+        "header",
+        "type",
+        "event",
+        "result",
     }
     assert set(RESERVED_LABEL_NAMES) == expected
     for name in sorted(expected):
@@ -765,13 +1112,34 @@ json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(
-    st.sampled_from(sorted({"name", "provider", "endpoint", "credentials", "spaces", "poll_interval",
-                            "poll_jitter", "timeout", "qps", "signature_version", "waba_poll_interval",
-                            "verification_poll_interval", "tier_vocabulary", "labels", "max_staleness",
-                            "bogus"})),
-    json_values, max_size=6,
-))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            sorted(
+                {
+                    "name",
+                    "provider",
+                    "endpoint",
+                    "credentials",
+                    "spaces",
+                    "poll_interval",
+                    "poll_jitter",
+                    "timeout",
+                    "qps",
+                    "signature_version",
+                    "waba_poll_interval",
+                    "verification_poll_interval",
+                    "tier_vocabulary",
+                    "labels",
+                    "max_staleness",
+                    "bogus",
+                }
+            )
+        ),
+        json_values,
+        max_size=6,
+    )
+)
 def test_property_only_config_error_for_garbage_account(overrides):
     text = yaml.safe_dump({"accounts": [dict(account(), **overrides)]})
     try:
@@ -830,15 +1198,31 @@ def test_example_config_has_no_literal_secret_values():
 def test_config_package_stands_on_pydantic_and_stays_small():
     """Issue 15: a package of small modules on pydantic, instead of one 1,409-line hand-written validator."""
     package = REPO / "exporter" / "config"
-    stdlib = {"__future__", "collections", "dataclasses", "difflib", "hashlib", "json", "math", "os", "re", "typing",
-              "urllib"}
+    stdlib = {
+        "__future__",
+        "collections",
+        "dataclasses",
+        "difflib",
+        "hashlib",
+        "json",
+        "math",
+        "os",
+        "re",
+        "typing",
+        "urllib",
+    }
     for path in package.glob("*.py"):
         src = path.read_text()
         assert len(src.splitlines()) <= 400, path.name
         imports = {line.split()[1] for line in src.splitlines() if line.startswith(("import ", "from "))}
-        assert {i.split(".")[0] for i in imports if not i.startswith("exporter")} <= stdlib | {"pydantic", "pydantic_core"}
+        assert {i.split(".")[0] for i in imports if not i.startswith("exporter")} <= stdlib | {
+            "pydantic",
+            "pydantic_core",
+        }
         assert {i for i in imports if i.startswith("exporter") and not i.startswith("exporter.config")} <= {
-            "exporter", "exporter.exposition"}, path.name
+            "exporter",
+            "exporter.exposition",
+        }, path.name
 
 
 def test_env_not_mutated():

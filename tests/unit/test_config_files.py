@@ -26,8 +26,14 @@ ENV = {"CF_SECRET": SECRET, "NX_SECRET": "nx-" + SECRET}
 
 
 def check(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([*CMD, "--check-config", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **ENV}, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*CMD, "--check-config", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **ENV},
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def good(secret_line: str = 'access_key_secret: "${CF_SECRET}"') -> str:
@@ -59,6 +65,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 # --------------------------------------------------------------------------
 # Files that are not what they claim to be
 # --------------------------------------------------------------------------
+
 
 def test_config_fifo_is_refused_without_blocking(fifo):
     line = one_error_line(check("--config.file", str(fifo)))
@@ -98,8 +105,9 @@ def test_secret_file_fifo_is_refused_without_blocking(tmp_path, fifo):
     path = tmp_path / "c.yaml"
     path.write_text(good(f"access_key_secret_file: {fifo}"))
     line = one_error_line(check("--config.file", str(path)))
-    assert line == (f"error: accounts[0].credentials.access_key_secret_file: "
-                    f"cannot read {fifo}: not a regular file (a named pipe)")
+    assert line == (
+        f"error: accounts[0].credentials.access_key_secret_file: cannot read {fifo}: not a regular file (a named pipe)"
+    )
 
 
 def test_secret_file_device_is_refused(tmp_path):
@@ -172,7 +180,7 @@ EXPECTED = [
     'global.pol_interval: unknown key (did you mean "poll_interval"?)',
     "accounts[0].credentials.access_key_secret: inline secrets are not allowed",
     "accounts[1].timeout: must be less than poll_interval (5s), got 2m",
-    'accounts[2].apps[0].business_phones[1]: invalid phone number',
+    "accounts[2].apps[0].business_phones[1]: invalid phone number",
     "accounts[2].qps: must be greater than 0",
     "accounts[3].graph_api_version: invalid Graph API version '24'",
     "accounts[4].pod: unknown pod 'MARS'",
@@ -196,7 +204,7 @@ def test_every_problem_is_reported_in_the_same_run(tmp_path):
 
 def test_rules_between_accounts_are_checked_alongside_broken_accounts(tmp_path):
     """A duplicate name is found even while another account has problems of its own."""
-    text = MANY_MISTAKES.replace("    graph_api_version: \"24\"\n", "")
+    text = MANY_MISTAKES.replace('    graph_api_version: "24"\n', "")
     with pytest.raises(ConfigError) as info:
         parse_config(text, env=ENV)
     assert 'accounts[3].name: duplicate account name "fast" (also accounts[1])' in info.value.lines()

@@ -87,7 +87,9 @@ def test_graph_api_version_from_global_applies_to_meta_only():
 
 
 def test_cams_only_tunables_from_global_do_not_apply():
-    text = "global: {tier_vocabulary: legacy_console, waba_poll_interval: 20m}\n" + NX.replace("accounts:\n", "accounts:\n", 1)
+    text = "global: {tier_vocabulary: legacy_console, waba_poll_interval: 20m}\n" + NX.replace(
+        "accounts:\n", "accounts:\n", 1
+    )
     [a] = parse_config(text, env=ENV).accounts
     assert a.waba_poll_interval == 0
 
@@ -95,13 +97,25 @@ def test_cams_only_tunables_from_global_do_not_apply():
 @pytest.mark.parametrize(
     "text,path,fragment",
     [
-        (NX.replace("apps:", "spaces:").replace("appkey", "cust_space_id"), "accounts[0].spaces", 'not valid for provider "nxcloud"'),
+        (
+            NX.replace("apps:", "spaces:").replace("appkey", "cust_space_id"),
+            "accounts[0].spaces",
+            'not valid for provider "nxcloud"',
+        ),
         (NX.replace("access_key:", "access_key_id:"), "accounts[0].credentials.access_key_id", "unknown key"),
-        (NX.replace('access_secret: "${NX_SECRET}"', "access_secret: plain"), "accounts[0].credentials.access_secret", "inline secrets"),
+        (
+            NX.replace('access_secret: "${NX_SECRET}"', "access_secret: plain"),
+            "accounts[0].credentials.access_secret",
+            "inline secrets",
+        ),
         (NX.replace("- appkey: app-one", "- appkey: ''"), "accounts[0].apps[0].appkey", "must not be empty"),
         (NX.replace('"8613800000002"', '"abc"'), "accounts[0].apps[1].business_phones[1]", "invalid phone number"),
         (NX.replace('"8613800000002"', '"+8613800000001"'), "accounts[0].apps[1].business_phones[1]", "duplicate"),
-        (NX.replace("business_phones: [", "business_phones: [] #["), "accounts[0].apps[1].business_phones", "non-empty list"),
+        (
+            NX.replace("business_phones: [", "business_phones: [] #["),
+            "accounts[0].apps[1].business_phones",
+            "non-empty list",
+        ),
         (NX + "    signature_version: v2\n", "accounts[0].signature_version", 'not supported by provider "nxcloud"'),
         (NX + "    tier_vocabulary: legacy_console\n", "accounts[0].tier_vocabulary", "not supported"),
         (NX + "    pod: IN\n", "accounts[0].pod", 'not valid for provider "nxcloud"'),
@@ -109,20 +123,38 @@ def test_cams_only_tunables_from_global_do_not_apply():
         (KAL.replace("pod: SG", "pod: MARS"), "accounts[0].pod", "MARS"),
         (KAL + "    endpoint: https://api.in.kaleyra.io\n", "accounts[0]", "only one of pod and endpoint"),
         (KAL.replace("api_key:", "apikey:"), "accounts[0].credentials.apikey", "unknown key"),
-        (KAL.replace("wabas:", "apps:").replace("waba_id", "appkey"), "accounts[0].apps", 'not valid for provider "kaleyra"'),
+        (
+            KAL.replace("wabas:", "apps:").replace("waba_id", "appkey"),
+            "accounts[0].apps",
+            'not valid for provider "kaleyra"',
+        ),
         (KAL.replace('"1029384757"', '"1029384756"'), "accounts[0].wabas[1].waba_id", "duplicate"),
-        (KAL + "    graph_api_version: v24.0\n", "accounts[0].graph_api_version", 'not supported by provider "kaleyra"'),
+        (
+            KAL + "    graph_api_version: v24.0\n",
+            "accounts[0].graph_api_version",
+            'not supported by provider "kaleyra"',
+        ),
         (META + "    graph_api_version: 24\n", "accounts[0].graph_api_version", "must be a string"),
         (META + "    graph_api_version: v24\n", "accounts[0].graph_api_version", "invalid Graph API version"),
         (META + "    waba_poll_interval: 10m\n", "accounts[0].waba_poll_interval", 'not supported by provider "meta"'),
         (META + "    pod: IN\n", "accounts[0].pod", 'not valid for provider "meta"'),
-        (META.replace('access_token: "${META_TOKEN}"', "access_token: EAAinline"), "accounts[0].credentials.access_token",
-         "inline secrets"),
+        (
+            META.replace('access_token: "${META_TOKEN}"', "access_token: EAAinline"),
+            "accounts[0].credentials.access_token",
+            "inline secrets",
+        ),
         (META.replace('"${META_TOKEN}"', '"${NOPE}"'), "accounts[0].credentials.access_token", "NOPE is not set"),
-        (META.replace('app_id: "1234567890"', "app_id: 1234567890"), "accounts[0].credentials.app_id", "must be a string"),
+        (
+            META.replace('app_id: "1234567890"', "app_id: 1234567890"),
+            "accounts[0].credentials.app_id",
+            "must be a string",
+        ),
         (META.replace("access_token:", "token:"), "accounts[0].credentials.token", "unknown key"),
-        (META.replace("wabas:", "spaces:").replace("waba_id", "cust_space_id"), "accounts[0].spaces",
-         'not valid for provider "meta"'),
+        (
+            META.replace("wabas:", "spaces:").replace("waba_id", "cust_space_id"),
+            "accounts[0].spaces",
+            'not valid for provider "meta"',
+        ),
         (META.replace('"+15550100001"', '"x"'), "accounts[0].wabas[1].phone_numbers[0]", "invalid phone number"),
     ],
 )
@@ -148,12 +180,19 @@ def test_three_providers_in_one_file():
 
 
 def test_metrics_section_and_caps():
-    text = NX.replace("accounts:", """metrics:
+    text = (
+        NX.replace(
+            "accounts:",
+            """metrics:
   state_sets: active
   disable: [whatsapp_phone_number_new_name_status, whatsapp_waba_info]
   info_labels: [space_id]
 global: {max_numbers: 500}
-accounts:""", 1) + "    concurrency: 3\n"
+accounts:""",
+            1,
+        )
+        + "    concurrency: 3\n"
+    )
     config = parse_config(text, env=ENV)
     assert config.metrics.active_only
     assert config.metrics.disabled == {"whatsapp_phone_number_new_name_status", "whatsapp_waba_info"}

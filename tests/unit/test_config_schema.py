@@ -61,8 +61,9 @@ def test_committed_schema_is_the_generated_one():
 
 
 def test_the_flag_prints_the_schema():
-    result = subprocess.run([sys.executable, "-m", "exporter", "--config.schema"], capture_output=True, text=True,
-                            timeout=60, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--config.schema"], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == config_schema()
 
@@ -79,7 +80,7 @@ def test_schema_is_valid_json_schema_and_knows_every_provider():
 def test_example_config_points_editors_at_the_schema():
     first = (REPO / "examples" / "config.yaml").read_text().splitlines()[0]
     assert first.startswith(MODELINE)
-    assert (REPO / "examples" / first[len(MODELINE):]).resolve() == SCHEMA
+    assert (REPO / "examples" / first[len(MODELINE) :]).resolve() == SCHEMA
 
 
 def test_every_shipped_config_meets_the_schema(tmp_path):
@@ -100,14 +101,17 @@ def test_every_shipped_config_meets_the_schema(tmp_path):
         assert parse_config(path.read_text(), source=str(path), env=AnyEnv()).accounts, name
 
 
-@pytest.mark.parametrize("change,where", [
-    (lambda c: c["accounts"][0].update(pol_interval="5s"), "pol_interval"),
-    (lambda c: c["accounts"][0].update(provider="gupshup"), "provider"),
-    (lambda c: c["accounts"][0].update(qps="fast"), "qps"),
-    (lambda c: c["accounts"][0]["credentials"].update(access_key_secret="inline-secret"), "access_key_secret"),
-    (lambda c: c["accounts"][0].pop("spaces"), "spaces"),
-    (lambda c: c.update(metrics={"state_sets": "some"}), "state_sets"),
-])
+@pytest.mark.parametrize(
+    "change,where",
+    [
+        (lambda c: c["accounts"][0].update(pol_interval="5s"), "pol_interval"),
+        (lambda c: c["accounts"][0].update(provider="gupshup"), "provider"),
+        (lambda c: c["accounts"][0].update(qps="fast"), "qps"),
+        (lambda c: c["accounts"][0]["credentials"].update(access_key_secret="inline-secret"), "access_key_secret"),
+        (lambda c: c["accounts"][0].pop("spaces"), "spaces"),
+        (lambda c: c.update(metrics={"state_sets": "some"}), "state_sets"),
+    ],
+)
 def test_the_schema_catches_mistakes(tmp_path, change, where):
     """The schema is not a rubber stamp: an editor would flag each of these."""
     config = yaml.safe_load((REPO / "examples" / "config.yaml").read_text())

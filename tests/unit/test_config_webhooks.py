@@ -10,8 +10,12 @@ import pytest
 
 from exporter.config import ConfigError, parse_config
 
-ENV = {"SK": "sk-account-SECRET", "MS": "meta-app-SECRET-value", "VT": "verify-TOKEN-value",
-       "KT": "kaleyra-TOKEN-0123456789"}
+ENV = {
+    "SK": "sk-account-SECRET",
+    "MS": "meta-app-SECRET-value",
+    "VT": "verify-TOKEN-value",
+    "KT": "kaleyra-TOKEN-0123456789",
+}
 SECRET_VALUES = tuple(ENV.values())
 
 ACCOUNTS = """
@@ -22,7 +26,9 @@ accounts:
     spaces: [{cust_space_id: cams-1}]
 """
 
-FULL = ACCOUNTS + """
+FULL = (
+    ACCOUNTS
+    + """
 webhooks:
   listen_address: ":10068"
   debounce: 5s
@@ -33,6 +39,7 @@ webhooks:
     token: ${KT}
   nxcloud: {}
 """
+)
 
 
 def parse(text: str, env=None, source=None):
@@ -60,17 +67,23 @@ def test_defaults_and_secret_files(tmp_path):
     (tmp_path / "secrets" / "app").write_text("meta-from-FILE\n")
     (tmp_path / "secrets" / "verify").write_text("verify-from-FILE")
     (tmp_path / "secrets" / "kaleyra").write_text("kaleyra-from-FILE-0123456789\n")
-    text = ACCOUNTS + """
+    text = (
+        ACCOUNTS
+        + """
 webhooks:
   listen_address: "127.0.0.1:10068"
   meta: {app_secret_file: secrets/app, verify_token_file: secrets/verify}
   kaleyra: {token_file: secrets/kaleyra}
   nxcloud:
 """
+    )
     w = parse(text, source=str(tmp_path / "config.yaml")).webhooks
     assert w.debounce == 2.0
     assert (w.meta_app_secret, w.meta_verify_token, w.kaleyra_token) == (
-        "meta-from-FILE", "verify-from-FILE", "kaleyra-from-FILE-0123456789")
+        "meta-from-FILE",
+        "verify-from-FILE",
+        "kaleyra-from-FILE-0123456789",
+    )
     assert w.nxcloud and w.providers == ("meta", "nxcloud", "kaleyra")
 
 
@@ -84,33 +97,88 @@ def section(body: str) -> str:
 
 CASES = [
     ("missing listen_address", section("  nxcloud: {}\n"), "webhooks.listen_address: required"),
-    ("bad listen_address", section("  listen_address: '10068'\n  nxcloud: {}\n"), "webhooks.listen_address: invalid listen address"),
-    ("bad duration", section("  listen_address: ':1'\n  debounce: soon\n  nxcloud: {}\n"), "webhooks.debounce: invalid duration"),
-    ("duration out of range", section("  listen_address: ':1'\n  debounce: 90s\n  nxcloud: {}\n"), "webhooks.debounce: must be between 0s and 1m"),
-    ("negative duration", section("  listen_address: ':1'\n  debounce: -1\n  nxcloud: {}\n"), "webhooks.debounce: must be between"),
-    ("inline secret", section("  listen_address: ':1'\n  meta: {app_secret: meta-app-SECRET-value, verify_token: '${VT}'}\n"),
-     "webhooks.meta.app_secret: inline secrets are not allowed"),
-    ("fallback secret", section("  listen_address: ':1'\n  kaleyra: {token: '${NOPE:-kaleyra-TOKEN-0123456789}'}\n"),
-     "webhooks.kaleyra.token: a ${VAR:-default} fallback is an inline secret"),
-    ("unset secret", section("  listen_address: ':1'\n  kaleyra: {token: '${NOT_SET_ANYWHERE}'}\n"),
-     "webhooks.kaleyra.token: environment variable NOT_SET_ANYWHERE is not set"),
-    ("missing verify_token", section("  listen_address: ':1'\n  meta: {app_secret: '${MS}'}\n"),
-     "webhooks.meta.verify_token: required"),
-    ("missing app_secret", section("  listen_address: ':1'\n  meta: {verify_token: '${VT}'}\n"),
-     "webhooks.meta.app_secret: required"),
-    ("both value and file", section("  listen_address: ':1'\n  kaleyra: {token: '${KT}', token_file: /x}\n"),
-     "webhooks.kaleyra: set only one of token and token_file"),
-    ("unreadable file", section("  listen_address: ':1'\n  kaleyra: {token_file: /nonexistent/token}\n"),
-     "webhooks.kaleyra.token_file: cannot read /nonexistent/token"),
-    ("short kaleyra token", section("  listen_address: ':1'\n  kaleyra: {token: '${VT}'}\n").replace("${VT}", "${SHORT}"),
-     "webhooks.kaleyra.token: too short"),
-    ("unknown key", section("  listen_adress: ':1'\n  nxcloud: {}\n"), 'webhooks.listen_adress: unknown key (did you mean "listen_address"?)'),
-    ("unknown meta key", section("  listen_address: ':1'\n  meta: {secret: '${MS}'}\n"), "webhooks.meta.secret: unknown key"),
-    ("nxcloud takes no keys", section("  listen_address: ':1'\n  nxcloud: {access_secret: '${SK}'}\n"),
-     "webhooks.nxcloud.access_secret: unknown key"),
+    (
+        "bad listen_address",
+        section("  listen_address: '10068'\n  nxcloud: {}\n"),
+        "webhooks.listen_address: invalid listen address",
+    ),
+    (
+        "bad duration",
+        section("  listen_address: ':1'\n  debounce: soon\n  nxcloud: {}\n"),
+        "webhooks.debounce: invalid duration",
+    ),
+    (
+        "duration out of range",
+        section("  listen_address: ':1'\n  debounce: 90s\n  nxcloud: {}\n"),
+        "webhooks.debounce: must be between 0s and 1m",
+    ),
+    (
+        "negative duration",
+        section("  listen_address: ':1'\n  debounce: -1\n  nxcloud: {}\n"),
+        "webhooks.debounce: must be between",
+    ),
+    (
+        "inline secret",
+        section("  listen_address: ':1'\n  meta: {app_secret: meta-app-SECRET-value, verify_token: '${VT}'}\n"),
+        "webhooks.meta.app_secret: inline secrets are not allowed",
+    ),
+    (
+        "fallback secret",
+        section("  listen_address: ':1'\n  kaleyra: {token: '${NOPE:-kaleyra-TOKEN-0123456789}'}\n"),
+        "webhooks.kaleyra.token: a ${VAR:-default} fallback is an inline secret",
+    ),
+    (
+        "unset secret",
+        section("  listen_address: ':1'\n  kaleyra: {token: '${NOT_SET_ANYWHERE}'}\n"),
+        "webhooks.kaleyra.token: environment variable NOT_SET_ANYWHERE is not set",
+    ),
+    (
+        "missing verify_token",
+        section("  listen_address: ':1'\n  meta: {app_secret: '${MS}'}\n"),
+        "webhooks.meta.verify_token: required",
+    ),
+    (
+        "missing app_secret",
+        section("  listen_address: ':1'\n  meta: {verify_token: '${VT}'}\n"),
+        "webhooks.meta.app_secret: required",
+    ),
+    (
+        "both value and file",
+        section("  listen_address: ':1'\n  kaleyra: {token: '${KT}', token_file: /x}\n"),
+        "webhooks.kaleyra: set only one of token and token_file",
+    ),
+    (
+        "unreadable file",
+        section("  listen_address: ':1'\n  kaleyra: {token_file: /nonexistent/token}\n"),
+        "webhooks.kaleyra.token_file: cannot read /nonexistent/token",
+    ),
+    (
+        "short kaleyra token",
+        section("  listen_address: ':1'\n  kaleyra: {token: '${VT}'}\n").replace("${VT}", "${SHORT}"),
+        "webhooks.kaleyra.token: too short",
+    ),
+    (
+        "unknown key",
+        section("  listen_adress: ':1'\n  nxcloud: {}\n"),
+        'webhooks.listen_adress: unknown key (did you mean "listen_address"?)',
+    ),
+    (
+        "unknown meta key",
+        section("  listen_address: ':1'\n  meta: {secret: '${MS}'}\n"),
+        "webhooks.meta.secret: unknown key",
+    ),
+    (
+        "nxcloud takes no keys",
+        section("  listen_address: ':1'\n  nxcloud: {access_secret: '${SK}'}\n"),
+        "webhooks.nxcloud.access_secret: unknown key",
+    ),
     ("no provider", section("  listen_address: ':1'\n"), "webhooks: enable at least one of meta, kaleyra or nxcloud"),
     ("not a mapping", ACCOUNTS + "webhooks: [a]\n", "webhooks: must be a mapping, got list"),
-    ("provider not a mapping", section("  listen_address: ':1'\n  meta: yes\n"), "webhooks.meta: must be a mapping, got boolean"),
+    (
+        "provider not a mapping",
+        section("  listen_address: ':1'\n  meta: yes\n"),
+        "webhooks.meta: must be a mapping, got boolean",
+    ),
 ]
 
 
@@ -128,13 +196,21 @@ def test_errors_are_one_line_naming_the_key(name, text, message):
 CMD = [sys.executable, "-m", "exporter"]
 
 
-@pytest.mark.parametrize("name,text,message", [CASES[0], CASES[2], CASES[5], CASES[13], CASES[16]],
-                         ids=[CASES[i][0] for i in (0, 2, 5, 13, 16)])
+@pytest.mark.parametrize(
+    "name,text,message",
+    [CASES[0], CASES[2], CASES[5], CASES[13], CASES[16]],
+    ids=[CASES[i][0] for i in (0, 2, 5, 13, 16)],
+)
 def test_check_config_exits_2_with_one_line(tmp_path, name, text, message):
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    result = subprocess.run([*CMD, "--check-config", "--config.file", str(path)], capture_output=True, text=True,
-                            timeout=30, env={**os.environ, **ENV})
+    result = subprocess.run(
+        [*CMD, "--check-config", "--config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **ENV},
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.stderr
@@ -146,8 +222,13 @@ def test_check_config_exits_2_with_one_line(tmp_path, name, text, message):
 def test_check_config_ok_describes_webhooks_without_secrets(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(FULL)
-    result = subprocess.run([*CMD, "--check-config", "--config.file", str(path)], capture_output=True, text=True,
-                            timeout=30, env={**os.environ, **ENV})
+    result = subprocess.run(
+        [*CMD, "--check-config", "--config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **ENV},
+    )
     assert result.returncode == 0, result.stderr
     assert "webhooks OK: listening on :10068 for meta, nxcloud, kaleyra, debounce 5s" in result.stdout
     for secret in SECRET_VALUES:
@@ -156,14 +237,19 @@ def test_check_config_ok_describes_webhooks_without_secrets(tmp_path):
 
 # -- the bounds of issue 14: replay window, minimum refresh interval, Meta's hourly budget ----------------------
 
+
 def test_bounds_defaults():
     w = parse(FULL).webhooks
     assert (w.replay_window, w.min_refresh_interval, w.meta_refreshes_per_hour) == (600.0, 30.0, 20)
 
 
 def test_bounds_set():
-    w = parse(section("  listen_address: ':1'\n  nxcloud: {}\n  replay_window: 1h\n  min_refresh_interval: 0s\n"
-                      "  meta_refreshes_per_hour: 100\n")).webhooks
+    w = parse(
+        section(
+            "  listen_address: ':1'\n  nxcloud: {}\n  replay_window: 1h\n  min_refresh_interval: 0s\n"
+            "  meta_refreshes_per_hour: 100\n"
+        )
+    ).webhooks
     assert (w.replay_window, w.min_refresh_interval, w.meta_refreshes_per_hour) == (3600.0, 0.0, 100)
     assert isinstance(w.meta_refreshes_per_hour, int)
     assert "replay window 1h" in w.describe() and "100 per hour for Meta accounts" in w.describe()
@@ -173,15 +259,27 @@ BOUNDS_CASES = [
     ("replay_window zero", "replay_window: 0", "webhooks.replay_window: must be between 1s and 24h, got 0s"),
     ("replay_window too long", "replay_window: 2d", "webhooks.replay_window: invalid duration"),
     ("replay_window not a duration", "replay_window: [1]", "webhooks.replay_window: must be a duration"),
-    ("min_refresh_interval too long", "min_refresh_interval: 2h",
-     "webhooks.min_refresh_interval: must be between 0s and 1h, got 2h"),
+    (
+        "min_refresh_interval too long",
+        "min_refresh_interval: 2h",
+        "webhooks.min_refresh_interval: must be between 0s and 1h, got 2h",
+    ),
     ("min_refresh_interval negative", "min_refresh_interval: -5", "webhooks.min_refresh_interval: must be between"),
-    ("meta_refreshes_per_hour zero", "meta_refreshes_per_hour: 0",
-     "webhooks.meta_refreshes_per_hour: must be a whole number from 1 to 5000, got 0"),
-    ("meta_refreshes_per_hour fraction", "meta_refreshes_per_hour: 2.5",
-     "webhooks.meta_refreshes_per_hour: must be a whole number"),
-    ("meta_refreshes_per_hour text", "meta_refreshes_per_hour: many",
-     "webhooks.meta_refreshes_per_hour: must be a number"),
+    (
+        "meta_refreshes_per_hour zero",
+        "meta_refreshes_per_hour: 0",
+        "webhooks.meta_refreshes_per_hour: must be a whole number from 1 to 5000, got 0",
+    ),
+    (
+        "meta_refreshes_per_hour fraction",
+        "meta_refreshes_per_hour: 2.5",
+        "webhooks.meta_refreshes_per_hour: must be a whole number",
+    ),
+    (
+        "meta_refreshes_per_hour text",
+        "meta_refreshes_per_hour: many",
+        "webhooks.meta_refreshes_per_hour: must be a number",
+    ),
 ]
 
 
@@ -195,12 +293,21 @@ def test_bounds_errors_name_the_key(name, line, message):
 
 def test_bad_bounds_exit_2_one_line_per_problem(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(section("  listen_address: ':1'\n  nxcloud: {}\n  replay_window: 0\n  min_refresh_interval: 2h\n"
-                            "  meta_refreshes_per_hour: 0\n"))
-    result = subprocess.run([*CMD, "--check-config", "--config.file", str(path)], capture_output=True, text=True,
-                            timeout=30, env={**os.environ, **ENV})
+    path.write_text(
+        section(
+            "  listen_address: ':1'\n  nxcloud: {}\n  replay_window: 0\n  min_refresh_interval: 2h\n"
+            "  meta_refreshes_per_hour: 0\n"
+        )
+    )
+    result = subprocess.run(
+        [*CMD, "--check-config", "--config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **ENV},
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3, result.stderr
-    for key, line in zip(("replay_window", "min_refresh_interval", "meta_refreshes_per_hour"), lines):
+    for key, line in zip(("replay_window", "min_refresh_interval", "meta_refreshes_per_hour"), lines, strict=True):
         assert line.startswith(f"error: webhooks.{key}: "), result.stderr

@@ -41,8 +41,9 @@ def test_emulators_never_import_client_code():
     for path in paths:
         for module, _ in imported_modules(path, "emulators"):
             if module.split(".")[0] == "exporter":
-                assert module in SHARED_WITH_EMULATORS or module.rsplit(".", 1)[0] in SHARED_WITH_EMULATORS, \
+                assert module in SHARED_WITH_EMULATORS or module.rsplit(".", 1)[0] in SHARED_WITH_EMULATORS, (
                     f"{path.relative_to(ROOT)} imports {module}"
+                )
 
 
 def test_the_shared_yaml_loader_is_neutral():
@@ -59,15 +60,19 @@ def test_the_exporter_never_imports_the_emulators():
             if path.name != "demo.py":
                 assert module.split(".")[0] != "emulators", f"{path.relative_to(ROOT)} imports {module}"
             if module == "exporter.demo":
-                assert path.name == "cli.py" and not top, f"{path.relative_to(ROOT)} imports exporter.demo at module level"
+                assert path.name == "cli.py" and not top, (
+                    f"{path.relative_to(ROOT)} imports exporter.demo at module level"
+                )
 
 
 def test_running_the_exporter_loads_no_emulator_module():
-    code = ("import pkgutil, importlib, sys, exporter\n"
-            "for m in pkgutil.walk_packages(exporter.__path__, 'exporter.'):\n"
-            "    if m.name not in ('exporter.demo', 'exporter.__main__'):\n"
-            "        importlib.import_module(m.name)\n"
-            "print(sorted(n for n in sys.modules if n.split('.')[0] == 'emulators'))\n")
+    code = (
+        "import pkgutil, importlib, sys, exporter\n"
+        "for m in pkgutil.walk_packages(exporter.__path__, 'exporter.'):\n"
+        "    if m.name not in ('exporter.demo', 'exporter.__main__'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] == 'emulators'))\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -76,13 +81,25 @@ def test_running_the_exporter_loads_no_emulator_module():
 def test_polling_runs_on_the_event_loop_without_thread_pools_or_locks():
     """Issue 14: no BackgroundScheduler anywhere, no thread pool or lock in the polling runtime (the poller, the
     rate limiter, the providers), and optional provider capabilities are declared, never probed."""
-    runtime = [*sorted((PACKAGE / "poller").glob("*.py")), PACKAGE / "ratelimit.py", PACKAGE / "merge.py",
-               *sorted((PACKAGE / "providers").rglob("*.py"))]
+    runtime = [
+        *sorted((PACKAGE / "poller").glob("*.py")),
+        PACKAGE / "ratelimit.py",
+        PACKAGE / "merge.py",
+        *sorted((PACKAGE / "providers").rglob("*.py")),
+    ]
     for path in sorted(PACKAGE.rglob("*.py")):
         assert "BackgroundScheduler" not in path.read_text(), path
     for path in runtime:
         text = path.read_text()
-        for banned in ("ThreadPoolExecutor", "threading.Lock", "threading.RLock", "threading.Condition",
-                       "hasattr(", "getattr(rt.provider", "getattr(actor.provider", "getattr(self.provider"):
+        for banned in (
+            "ThreadPoolExecutor",
+            "threading.Lock",
+            "threading.RLock",
+            "threading.Condition",
+            "hasattr(",
+            "getattr(rt.provider",
+            "getattr(actor.provider",
+            "getattr(self.provider",
+        ):
             assert banned not in text, (path, banned)
     assert "AsyncIOScheduler" in (PACKAGE / "poller" / "facade.py").read_text()

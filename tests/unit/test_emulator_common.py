@@ -24,9 +24,18 @@ faults:
 """
 
 
-@pytest.mark.parametrize("digits,shown", [("8613800000001", "+86 13800000001"), ("12025550100", "+1 2025550100"),
-                                          ("79161234567", "+7 9161234567"), ("971501234567", "+971 501234567"),
-                                          ("447700900001", "+44 7700900001"), ("1", "+1"), ("+86", "+86")])
+@pytest.mark.parametrize(
+    "digits,shown",
+    [
+        ("8613800000001", "+86 13800000001"),
+        ("12025550100", "+1 2025550100"),
+        ("79161234567", "+7 9161234567"),
+        ("971501234567", "+971 501234567"),
+        ("447700900001", "+44 7700900001"),
+        ("1", "+1"),
+        ("+86", "+86"),
+    ],
+)
 def test_display_number(digits, shown):
     assert display_number(digits) == shown
 
@@ -35,7 +44,7 @@ def test_worst_health_and_wire_fields():
     assert worst_health([]) == "AVAILABLE"
     assert worst_health(["AVAILABLE", "LIMITED"]) == "LIMITED"
     assert worst_health(["LIMITED", "BLOCKED", "AVAILABLE"]) == "BLOCKED"
-    assert worst_health(["AVAILABLE", "SOMETHING_NEW"]) == "SOMETHING_NEW"     # unknown ranks as LIMITED
+    assert worst_health(["AVAILABLE", "SOMETHING_NEW"]) == "SOMETHING_NEW"  # unknown ranks as LIMITED
     state = {"a": 1, "b": None, "wire_extra": {"X": 2, "A": None}}
     assert wire_fields(state, [("a", "A"), ("b", "B")]) == {"X": 2}
     assert wire_fields(state, [("a", "A"), ("b", "B")], extra=False) == {"A": 1}
@@ -50,8 +59,21 @@ def test_integer_fault_codes_are_accepted_by_the_scenario_model():
 def test_cams_is_built_on_the_shared_machinery():
     assert cams.RequestRecord is common.RequestRecord
     assert all(issubclass(cls, ProviderEmulator) for cls in EMULATORS)
-    shared = ("start", "stop", "advance", "scenario_time", "inject", "clear_faults", "set_number", "set_waba",
-              "per_second_counts", "max_requests_in_any_second", "calls", "write_action_calls", "number_state")
+    shared = (
+        "start",
+        "stop",
+        "advance",
+        "scenario_time",
+        "inject",
+        "clear_faults",
+        "set_number",
+        "set_waba",
+        "per_second_counts",
+        "max_requests_in_any_second",
+        "calls",
+        "write_action_calls",
+        "number_state",
+    )
     for cls in EMULATORS:
         for name in shared:
             assert getattr(cls, name) is getattr(ProviderEmulator, name), (cls, name)

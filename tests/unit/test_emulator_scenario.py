@@ -23,8 +23,13 @@ from emulators.scenario import (
 
 MINIMAL = {
     "credentials": [{"access_key_id": "ak", "access_key_secret": "sk"}],
-    "spaces": [{"cust_space_id": "cams-1", "access_key_id": "ak",
-                "numbers": [{"phone_number": "8613800000000", "status": "CONNECTED"}]}],
+    "spaces": [
+        {
+            "cust_space_id": "cams-1",
+            "access_key_id": "ak",
+            "numbers": [{"phone_number": "8613800000000", "status": "CONNECTED"}],
+        }
+    ],
 }
 
 
@@ -53,9 +58,21 @@ def _error(data) -> ScenarioError:
 # durations and timelines
 
 
-@pytest.mark.parametrize("text,seconds", [(90, 90.0), (1.5, 1.5), ("90", 90.0), ("90s", 90.0), ("5m", 300.0),
-                                          ("1h", 3600.0), ("1m30s", 90.0), ("250ms", 0.25), ("2d", 172800.0),
-                                          (" 2m ", 120.0)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        (90, 90.0),
+        (1.5, 1.5),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1m30s", 90.0),
+        ("250ms", 0.25),
+        ("2d", 172800.0),
+        (" 2m ", 120.0),
+    ],
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -73,9 +90,9 @@ def test_timeline_evaluation_and_repeat():
     assert timeline.evaluate(base, 9.99)["q"] == "GREEN"
     assert timeline.evaluate(base, 10)["q"] == "YELLOW"
     assert timeline.evaluate(base, 25) == {"q": "RED", "s": "FLAGGED"}
-    assert timeline.evaluate(base, 30) == base            # loops back to the base state
+    assert timeline.evaluate(base, 30) == base  # loops back to the base state
     assert timeline.evaluate(base, 30 * 7 + 12)["q"] == "YELLOW"
-    assert base == {"q": "GREEN", "s": "CONNECTED"}       # not mutated
+    assert base == {"q": "GREEN", "s": "CONNECTED"}  # not mutated
     assert timeline.next_change_after(0) == 10
     assert timeline.next_change_after(20) == 30
     assert timeline.next_change_after(31) == 40
@@ -85,7 +102,8 @@ def test_timeline_evaluation_and_repeat():
 
 
 def test_number_state_from_yaml():
-    scenario = loads_scenario(textwrap.dedent("""
+    scenario = loads_scenario(
+        textwrap.dedent("""
         credentials: [{access_key_id: ak, access_key_secret: sk}]
         spaces:
           - cust_space_id: cams-1
@@ -98,10 +116,11 @@ def test_number_state_from_yaml():
                   - {at: 2m, set: {messaging_limit_tier: TIER_1K}}
                   - {at: 60s, set: {quality_rating: null}}
                 repeat_every: 5m
-    """))
+    """)
+    )
     number = scenario.space("cams-1").number("8613800000000")
     assert number.state_at(0)["quality_rating"] == "GREEN"
-    assert number.state_at(60)["quality_rating"] is None            # null = omit on the wire
+    assert number.state_at(60)["quality_rating"] is None  # null = omit on the wire
     assert number.state_at(150)["messaging_limit_tier"] == "TIER_1K"
     assert number.state_at(300)["messaging_limit_tier"] == "TIER_10K"
     assert number.state_at(0)["present"] is True and number.state_at(0)["phone_number"] == "8613800000000"
@@ -111,37 +130,52 @@ def test_number_state_from_yaml():
 # validation
 
 
-@pytest.mark.parametrize("path,value,where,words", [
-    (["credentials", 0, "access_key_secret"], ..., "credentials[0].access_key_secret", "required"),
-    (["credentials", 0, "qps"], 0, "credentials[0].qps", ">= 1"),
-    (["credentials", 0, "qps"], "ten", "credentials[0].qps", "integer"),
-    (["credentials", 0, "permissions"], "maybe", "credentials[0].permissions", "allowed"),
-    (["credentials", 0, "colour"], "red", "credentials[0].colour", "unknown key"),
-    (["spaces", 0, "access_key_id"], "ghost", "spaces[0].access_key_id", "not one of the credentials"),
-    (["spaces", 0, "cust_space_id"], ..., "spaces[0].cust_space_id", "required"),
-    (["spaces", 0, "numbers", 0, "phone_number"], 8613800000000, "spaces[0].numbers[0].phone_number", "quote it"),
-    (["spaces", 0, "numbers", 0, "QualityRating"], "GREEN", "spaces[0].numbers[0].QualityRating", "snake_case"),
-    (["spaces", 0, "numbers", 0, "timeline"], [{"at": "soon", "set": {"status": "X"}}],
-     "spaces[0].numbers[0].timeline[0].at", "invalid duration"),
-    (["spaces", 0, "numbers", 0, "timeline"], [{"at": 5}], "spaces[0].numbers[0].timeline[0].set", "mapping"),
-    (["spaces", 0, "numbers", 0, "timeline"], [{"at": 5, "set": {"phone_number": "1"}}],
-     "spaces[0].numbers[0].timeline[0].set.phone_number", "cannot be changed"),
-    (["spaces", 0, "numbers", 0, "timeline"], [{"at": 5, "when": 3, "set": {"a": 1}}],
-     "spaces[0].numbers[0].timeline[0].when", "unknown key"),
-    (["spaces", 0, "numbers", 0, "repeat_every"], "0s", "spaces[0].numbers[0].repeat_every", "> 0"),
-    (["spaces", 0, "numbers", 0, "present"], "yes", "spaces[0].numbers[0].present", "true or false"),
-    (["spaces", 0, "waba"], "Demo", "spaces[0].waba", "mapping"),
-    (["spaces", 0, "numbers"], {"a": 1}, "spaces[0].numbers", "list"),
-    (["faults"], [{"kind": "explode"}], "faults[0].kind", "must be one of"),
-    (["faults"], [{"kind": "error"}], "faults[0].code", "required"),
-    (["faults"], [{"kind": "delay"}], "faults[0].seconds", "required"),
-    (["faults"], [{"kind": "reset", "code": "X"}], "faults[0].code", "only valid"),
-    (["faults"], [{"kind": "error", "code": "X", "http_status": 99}], "faults[0].http_status", ">= 100"),
-    (["faults"], [{"kind": "error", "code": "X", "count": 0}], "faults[0].count", ">= 1"),
-    (["faults"], [{"kind": "error", "code": "X", "from": 10, "until": 5}], "faults[0].until", "later than"),
-    (["faults"], [{"kind": "error", "code": "X", "spaceid": "a"}], "faults[0].spaceid", "unknown key"),
-    (["extra_top"], 1, "extra_top", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "path,value,where,words",
+    [
+        (["credentials", 0, "access_key_secret"], ..., "credentials[0].access_key_secret", "required"),
+        (["credentials", 0, "qps"], 0, "credentials[0].qps", ">= 1"),
+        (["credentials", 0, "qps"], "ten", "credentials[0].qps", "integer"),
+        (["credentials", 0, "permissions"], "maybe", "credentials[0].permissions", "allowed"),
+        (["credentials", 0, "colour"], "red", "credentials[0].colour", "unknown key"),
+        (["spaces", 0, "access_key_id"], "ghost", "spaces[0].access_key_id", "not one of the credentials"),
+        (["spaces", 0, "cust_space_id"], ..., "spaces[0].cust_space_id", "required"),
+        (["spaces", 0, "numbers", 0, "phone_number"], 8613800000000, "spaces[0].numbers[0].phone_number", "quote it"),
+        (["spaces", 0, "numbers", 0, "QualityRating"], "GREEN", "spaces[0].numbers[0].QualityRating", "snake_case"),
+        (
+            ["spaces", 0, "numbers", 0, "timeline"],
+            [{"at": "soon", "set": {"status": "X"}}],
+            "spaces[0].numbers[0].timeline[0].at",
+            "invalid duration",
+        ),
+        (["spaces", 0, "numbers", 0, "timeline"], [{"at": 5}], "spaces[0].numbers[0].timeline[0].set", "mapping"),
+        (
+            ["spaces", 0, "numbers", 0, "timeline"],
+            [{"at": 5, "set": {"phone_number": "1"}}],
+            "spaces[0].numbers[0].timeline[0].set.phone_number",
+            "cannot be changed",
+        ),
+        (
+            ["spaces", 0, "numbers", 0, "timeline"],
+            [{"at": 5, "when": 3, "set": {"a": 1}}],
+            "spaces[0].numbers[0].timeline[0].when",
+            "unknown key",
+        ),
+        (["spaces", 0, "numbers", 0, "repeat_every"], "0s", "spaces[0].numbers[0].repeat_every", "> 0"),
+        (["spaces", 0, "numbers", 0, "present"], "yes", "spaces[0].numbers[0].present", "true or false"),
+        (["spaces", 0, "waba"], "Demo", "spaces[0].waba", "mapping"),
+        (["spaces", 0, "numbers"], {"a": 1}, "spaces[0].numbers", "list"),
+        (["faults"], [{"kind": "explode"}], "faults[0].kind", "must be one of"),
+        (["faults"], [{"kind": "error"}], "faults[0].code", "required"),
+        (["faults"], [{"kind": "delay"}], "faults[0].seconds", "required"),
+        (["faults"], [{"kind": "reset", "code": "X"}], "faults[0].code", "only valid"),
+        (["faults"], [{"kind": "error", "code": "X", "http_status": 99}], "faults[0].http_status", ">= 100"),
+        (["faults"], [{"kind": "error", "code": "X", "count": 0}], "faults[0].count", ">= 1"),
+        (["faults"], [{"kind": "error", "code": "X", "from": 10, "until": 5}], "faults[0].until", "later than"),
+        (["faults"], [{"kind": "error", "code": "X", "spaceid": "a"}], "faults[0].spaceid", "unknown key"),
+        (["extra_top"], 1, "extra_top", "unknown key"),
+    ],
+)
 def test_validation_errors_name_the_key_path(path, value, where, words):
     err = _error(_with(path, value))
     assert err.path == where
@@ -198,11 +232,19 @@ def test_fault_objects_validate_and_select():
 
 
 def test_credentials_permissions_and_accounts():
-    data = _with(["credentials"], [
-        {"access_key_id": "a", "access_key_secret": "x", "permissions": ["QueryChatappPhoneNumbers"], "account": "t"},
-        {"access_key_id": "b", "access_key_secret": "y", "permissions": "denied", "account": "t"},
-        {"access_key_id": "ak", "access_key_secret": "sk"},
-    ])
+    data = _with(
+        ["credentials"],
+        [
+            {
+                "access_key_id": "a",
+                "access_key_secret": "x",
+                "permissions": ["QueryChatappPhoneNumbers"],
+                "account": "t",
+            },
+            {"access_key_id": "b", "access_key_secret": "y", "permissions": "denied", "account": "t"},
+            {"access_key_id": "ak", "access_key_secret": "sk"},
+        ],
+    )
     scenario = parse_scenario(data)
     a, b = scenario.credential("a"), scenario.credential("b")
     assert a.allows("QueryChatappPhoneNumbers") and not a.allows("QueryChatappBindWaba")
@@ -229,11 +271,13 @@ def test_generate_fleet():
     assert "CONNECTED" in statuses and len(statuses) >= 3
     # deterministic per seed
     again = generate_fleet(spaces=50, numbers_per_space=5, access_key_id="fleet-ak", secret="s", qps=10, seed=7)
-    assert [n.attributes for s in again.spaces for n in s.numbers] == \
-        [n.attributes for s in fleet.spaces for n in s.numbers]
+    assert [n.attributes for s in again.spaces for n in s.numbers] == [
+        n.attributes for s in fleet.spaces for n in s.numbers
+    ]
     other = generate_fleet(spaces=50, numbers_per_space=5, access_key_id="fleet-ak", secret="s", qps=10, seed=8)
-    assert [n.attributes["status"] for s in other.spaces for n in s.numbers] != \
-        [n.attributes["status"] for s in fleet.spaces for n in s.numbers]
+    assert [n.attributes["status"] for s in other.spaces for n in s.numbers] != [
+        n.attributes["status"] for s in fleet.spaces for n in s.numbers
+    ]
 
 
 def test_generate_large_fleet():
@@ -277,7 +321,7 @@ def test_demo_transitions_loop_and_start_within_a_minute():
     demo = load_builtin_scenario("demo")
     numbers = {n.phone_number: n for s in demo.spaces for n in s.numbers}
     quality = [v for _, v in _trace(numbers["8613800000001"], "quality_rating")]
-    assert quality[:4] == ["GREEN", "YELLOW", "RED", "GREEN"] and len(quality) > 4   # loops
+    assert quality[:4] == ["GREEN", "YELLOW", "RED", "GREEN"] and len(quality) > 4  # loops
     status = [v for _, v in _trace(numbers["8613800000002"], "status")]
     assert status[:3] == ["CONNECTED", "FLAGGED", "CONNECTED"]
     tier = [v for _, v in _trace(numbers["8613800000003"], "messaging_limit_tier")]
@@ -291,11 +335,11 @@ def test_demo_transitions_loop_and_start_within_a_minute():
 
 def test_timeline_set_time():
     timeline = Timeline((Transition(30, {"a": 1}), Transition(60, {"b": 2}), Transition(90, {"a": 3})), 120)
-    assert timeline.set_time("a", 10) == 0.0              # the base value, set when the period began
+    assert timeline.set_time("a", 10) == 0.0  # the base value, set when the period began
     assert timeline.set_time("a", 45) == 30.0
-    assert timeline.set_time("a", 75) == 30.0             # a transition of another attribute does not count
+    assert timeline.set_time("a", 75) == 30.0  # a transition of another attribute does not count
     assert timeline.set_time("a", 100) == 90.0
-    assert timeline.set_time("a", 250) == 240.0           # third period (240..360), before its first transition
+    assert timeline.set_time("a", 250) == 240.0  # third period (240..360), before its first transition
     assert timeline.set_time("a", 275) == 270.0
     assert Timeline((Transition(30, {"a": 1}),)).set_time("a", 1000) == 30.0
 
@@ -322,8 +366,12 @@ NUMBER_EXTRA
 def _meta(waba_extra: str = "", number_extra: str = "", more: str = ""):
     from emulators.meta import MetaEmulator
 
-    text = META_BASE.replace("WABA_EXTRA", textwrap.indent(textwrap.dedent(waba_extra).strip("\n"), " " * 6)) \
-        .replace("NUMBER_EXTRA", textwrap.indent(textwrap.dedent(number_extra).strip("\n"), " " * 8)) + more
+    text = (
+        META_BASE.replace("WABA_EXTRA", textwrap.indent(textwrap.dedent(waba_extra).strip("\n"), " " * 6)).replace(
+            "NUMBER_EXTRA", textwrap.indent(textwrap.dedent(number_extra).strip("\n"), " " * 8)
+        )
+        + more
+    )
     return MetaEmulator(loads_scenario(text))
 
 
@@ -333,19 +381,27 @@ def _meta_error(**kw) -> ScenarioError:
     return info.value
 
 
-@pytest.mark.parametrize("number_extra,path", [
-    ("status: FLAGGED", "spaces[0].numbers[1].status"),
-    ("timeline: [{at: 90, set: {quality_rating: RED}}, {at: 30, set: {status: FLAGGED}}]",
-     "spaces[0].numbers[1].timeline[at=30s].set.status"),
-])
+@pytest.mark.parametrize(
+    "number_extra,path",
+    [
+        ("status: FLAGGED", "spaces[0].numbers[1].status"),
+        (
+            "timeline: [{at: 90, set: {quality_rating: RED}}, {at: 30, set: {status: FLAGGED}}]",
+            "spaces[0].numbers[1].timeline[at=30s].set.status",
+        ),
+    ],
+)
 def test_meta_scenarios_cannot_flag_a_number(number_extra, path):
-    second = f"""
+    second = """
 quality_rating: GREEN
-timeline: [{{at: 30, set: {{quality_rating: RED}}}}]
+timeline: [{at: 30, set: {quality_rating: RED}}]
 """
-    err = _meta_error(number_extra=second, more=f"""      - phone_number: "15550000002"
+    err = _meta_error(
+        number_extra=second,
+        more=f"""      - phone_number: "15550000002"
         {number_extra}
-""")
+""",
+    )
     assert err.path == path
     assert "FLAGGED since 7 October 2025" in err.message and "quality_rating RED" in err.message
     # the same scenario is fine for the emulators of the BSPs, whose APIs still report FLAGGED
@@ -362,36 +418,58 @@ def test_meta_refuses_flagging_at_run_time_too():
         emu.set_number("102", "15550000001", status="FLAGGED")
     with pytest.raises(ValueError, match="WABA-level"):
         emu.set_number("102", "15550000001", ban_state="DISABLE")
-    emu.set_number("102", "15550000001", quality_rating="RED", status="RESTRICTED")    # everything else is fine
+    emu.set_number("102", "15550000001", quality_rating="RED", status="RESTRICTED")  # everything else is fine
     with pytest.raises(ScenarioError, match="restriction_type"):
         emu.set_waba("102", restrictions=[{"duration": "1h"}])
 
 
-@pytest.mark.parametrize("waba_extra,number_extra,path,words", [
-    ("portfolio_messaging_limit: 2000", "whatsapp_business_manager_messaging_limit: TIER_2K",
-     "spaces[0].numbers[0].whatsapp_business_manager_messaging_limit", "lives on the business portfolio"),
-    ("timeline: [{at: 10, set: {portfolio_messaging_limit: -1}}]",
-     "timeline: [{at: 20, set: {whatsapp_business_manager_messaging_limit: TIER_10K}}]",
-     "spaces[0].numbers[0].timeline[at=20s].set.whatsapp_business_manager_messaging_limit", "portfolio"),
-    ("portfolio_messaging_limit: 1000", "", "spaces[0].waba.portfolio_messaging_limit", "TIER_* string"),
-    ("portfolio_messaging_limit: true", "", "spaces[0].waba.portfolio_messaging_limit", "UNLIMITED"),
-    ("", "ban_state: DISABLE", "spaces[0].numbers[0].ban_state", "WABA-level"),
-    ("", "restrictions: []", "spaces[0].numbers[0].restrictions", "WABA-level"),
-    ("restrictions: {restriction_type: X}", "", "spaces[0].waba.restrictions", "list"),
-    ("restrictions: [{duration: 1h}]", "", "spaces[0].waba.restrictions[0].restriction_type", "required"),
-    ("restrictions: [{restriction_type: X}]", "", "spaces[0].waba.restrictions[0].duration", "required"),
-    ("restrictions: [{restriction_type: X, duration: 0}]", "", "spaces[0].waba.restrictions[0].duration", "> 0"),
-    ("restrictions: [{restriction_type: X, duration: soon}]", "", "spaces[0].waba.restrictions[0].duration",
-     "invalid duration"),
-    ("restrictions: [{restriction_type: X, duration: 1h, until: 5}]", "", "spaces[0].waba.restrictions[0].until",
-     "unknown key"),
-    ("restrictions: [{restriction_type: X, duration: 1h}, {restriction_type: X, duration: 2h}]", "",
-     "spaces[0].waba.restrictions[1].restriction_type", "duplicate"),
-    ("timeline: [{at: 5, set: {ban_state: 3}}]", "", "spaces[0].waba.timeline[at=5s].set.ban_state", "string"),
-    ("ban_after: later", "", "spaces[0].waba.ban_after", "invalid duration"),
-    ("violation_type: ''", "", "spaces[0].waba.violation_type", "string"),
-    ("max_phone_numbers_per_waba: 0", "", "spaces[0].waba.max_phone_numbers_per_waba", "positive integer"),
-])
+@pytest.mark.parametrize(
+    "waba_extra,number_extra,path,words",
+    [
+        (
+            "portfolio_messaging_limit: 2000",
+            "whatsapp_business_manager_messaging_limit: TIER_2K",
+            "spaces[0].numbers[0].whatsapp_business_manager_messaging_limit",
+            "lives on the business portfolio",
+        ),
+        (
+            "timeline: [{at: 10, set: {portfolio_messaging_limit: -1}}]",
+            "timeline: [{at: 20, set: {whatsapp_business_manager_messaging_limit: TIER_10K}}]",
+            "spaces[0].numbers[0].timeline[at=20s].set.whatsapp_business_manager_messaging_limit",
+            "portfolio",
+        ),
+        ("portfolio_messaging_limit: 1000", "", "spaces[0].waba.portfolio_messaging_limit", "TIER_* string"),
+        ("portfolio_messaging_limit: true", "", "spaces[0].waba.portfolio_messaging_limit", "UNLIMITED"),
+        ("", "ban_state: DISABLE", "spaces[0].numbers[0].ban_state", "WABA-level"),
+        ("", "restrictions: []", "spaces[0].numbers[0].restrictions", "WABA-level"),
+        ("restrictions: {restriction_type: X}", "", "spaces[0].waba.restrictions", "list"),
+        ("restrictions: [{duration: 1h}]", "", "spaces[0].waba.restrictions[0].restriction_type", "required"),
+        ("restrictions: [{restriction_type: X}]", "", "spaces[0].waba.restrictions[0].duration", "required"),
+        ("restrictions: [{restriction_type: X, duration: 0}]", "", "spaces[0].waba.restrictions[0].duration", "> 0"),
+        (
+            "restrictions: [{restriction_type: X, duration: soon}]",
+            "",
+            "spaces[0].waba.restrictions[0].duration",
+            "invalid duration",
+        ),
+        (
+            "restrictions: [{restriction_type: X, duration: 1h, until: 5}]",
+            "",
+            "spaces[0].waba.restrictions[0].until",
+            "unknown key",
+        ),
+        (
+            "restrictions: [{restriction_type: X, duration: 1h}, {restriction_type: X, duration: 2h}]",
+            "",
+            "spaces[0].waba.restrictions[1].restriction_type",
+            "duplicate",
+        ),
+        ("timeline: [{at: 5, set: {ban_state: 3}}]", "", "spaces[0].waba.timeline[at=5s].set.ban_state", "string"),
+        ("ban_after: later", "", "spaces[0].waba.ban_after", "invalid duration"),
+        ("violation_type: ''", "", "spaces[0].waba.violation_type", "string"),
+        ("max_phone_numbers_per_waba: 0", "", "spaces[0].waba.max_phone_numbers_per_waba", "positive integer"),
+    ],
+)
 def test_meta_waba_level_attributes_are_validated(waba_extra, number_extra, path, words):
     err = _meta_error(waba_extra=waba_extra, number_extra=number_extra)
     assert err.path == path and words in err.message, (err.path, err.message)
@@ -407,7 +485,7 @@ def test_meta_wabas_of_one_business_share_its_limit():
     err = _meta_error(waba_extra="portfolio_messaging_limit: 2000", more=second.replace("LIMIT", "10000"))
     assert err.path == "spaces[1].waba.portfolio_messaging_limit" and "business 524" in err.message
     err = _meta_error(waba_extra="portfolio_messaging_limit: 2000", more=second.replace("LIMIT", "TIER_2K"))
-    assert "spaces[0].waba" in err.message      # the same level spelled differently is still another value
+    assert "spaces[0].waba" in err.message  # the same level spelled differently is still another value
     from emulators.meta import MetaEmulator
 
     switched = loads_scenario(META_BASE.replace("WABA_EXTRA", "").replace("NUMBER_EXTRA", ""))

@@ -17,8 +17,19 @@ def tracked(phone, **kw):
     return model.TrackedNumber(model.PhoneNumber(phone, **kw), model.ChangeTimes.first_seen(1700000000.0))
 
 
-def snapshot(name="acct", numbers=(), wabas=(), poll=True, labels=None, configured=None, usage=None, regain=None,
-             businesses=(), facts=model.NO_FACTS, sweep=None):
+def snapshot(
+    name="acct",
+    numbers=(),
+    wabas=(),
+    poll=True,
+    labels=None,
+    configured=None,
+    usage=None,
+    regain=None,
+    businesses=(),
+    facts=model.NO_FACTS,
+    sweep=None,
+):
     return AccountSnapshot(
         businesses={b.business_id: b for b in businesses},
         waba_facts=facts,
@@ -51,30 +62,51 @@ def samples(body: bytes, name: str) -> dict[str, float]:
 
 def test_state_sets_have_exactly_one_active_state_per_number():
     store = Store(options=ALL)  # every state of each state set (the default is active only, issue 17)
-    store.update(snapshot(numbers=[tracked("+1", status="FLAGGED", quality_rating="RED", messaging_limit_tier="TIER_1K"),
-                                   tracked("+2", status="OTHER")]))
+    store.update(
+        snapshot(
+            numbers=[
+                tracked("+1", status="FLAGGED", quality_rating="RED", messaging_limit_tier="TIER_1K"),
+                tracked("+2", status="OTHER"),
+            ]
+        )
+    )
     body = store.exposition.body
-    for family, vocab in [("whatsapp_phone_number_status", model.STATUS),
-                          ("whatsapp_phone_number_quality_rating", model.QUALITY_RATING),
-                          ("whatsapp_phone_number_messaging_limit_tier", model.TIER),
-                          ("whatsapp_phone_number_code_verification_status", model.CODE_VERIFICATION_STATUS),
-                          ("whatsapp_phone_number_name_status", model.NAME_STATUS),
-                          ("whatsapp_phone_number_new_name_status", model.NAME_STATUS)]:
+    for family, vocab in [
+        ("whatsapp_phone_number_status", model.STATUS),
+        ("whatsapp_phone_number_quality_rating", model.QUALITY_RATING),
+        ("whatsapp_phone_number_messaging_limit_tier", model.TIER),
+        ("whatsapp_phone_number_code_verification_status", model.CODE_VERIFICATION_STATUS),
+        ("whatsapp_phone_number_name_status", model.NAME_STATUS),
+        ("whatsapp_phone_number_new_name_status", model.NAME_STATUS),
+    ]:
         s = samples(body, family)
         for phone in ("+1", "+2"):
             mine = {k: v for k, v in s.items() if f'phone_number="{phone}"' in k}
             assert len(mine) == len(vocab.states)
             assert sum(mine.values()) == 1
-    assert samples(body, "whatsapp_phone_number_status")[
-        'whatsapp_phone_number_status{provider="alibaba_cams",account="acct",phone_number="+1",status="FLAGGED"}'] == 1
+    assert (
+        samples(body, "whatsapp_phone_number_status")[
+            'whatsapp_phone_number_status{provider="alibaba_cams",account="acct",phone_number="+1",status="FLAGGED"}'
+        ]
+        == 1
+    )
 
 
 def test_messaging_limit_values():
     store = Store()
-    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_UNLIMITED"),
-                                   tracked("+2", messaging_limit_tier="TIER_2K"),
-                                   tracked("+3", messaging_limit_tier="TIER_NOT_SET")]))
-    s = {k.split('phone_number="')[1].split('"')[0]: v for k, v in samples(store.exposition.body, "whatsapp_phone_number_messaging_limit").items()}
+    store.update(
+        snapshot(
+            numbers=[
+                tracked("+1", messaging_limit_tier="TIER_UNLIMITED"),
+                tracked("+2", messaging_limit_tier="TIER_2K"),
+                tracked("+3", messaging_limit_tier="TIER_NOT_SET"),
+            ]
+        )
+    )
+    s = {
+        k.split('phone_number="')[1].split('"')[0]: v
+        for k, v in samples(store.exposition.body, "whatsapp_phone_number_messaging_limit").items()
+    }
     assert s["+1"] == math.inf and s["+2"] == 2000 and "+3" not in s
 
 
@@ -82,10 +114,16 @@ def escaped_body() -> bytes:
     """Label values with quotes, backslashes, newlines and non-ASCII (promtool checks it in tests/e2e)."""
     store = Store()
     weird = 'Quote " back\\slash\nnewline 名字'
-    store.update(snapshot(numbers=[tracked("+1", verified_name=weird, space_id="cams-1", waba_id="w1"),
-                                   tracked("+2", status="OTHER")],
-                          wabas=[model.Waba("w1", weird, "APPROVED", "cams-1", "USD")],
-                          labels={"team": "growth"}))
+    store.update(
+        snapshot(
+            numbers=[
+                tracked("+1", verified_name=weird, space_id="cams-1", waba_id="w1"),
+                tracked("+2", status="OTHER"),
+            ],
+            wabas=[model.Waba("w1", weird, "APPROVED", "cams-1", "USD")],
+            labels={"team": "growth"},
+        )
+    )
     store.update(snapshot(name="second", numbers=[tracked("+3")], poll=False))
     return store.exposition.body
 
@@ -105,8 +143,11 @@ META_HEALTH = dict(
 
 
 FACTS = model.WabaFacts(
-    restrictions={("w1", "RESTRICTED_BIZ_INITIATED_MESSAGING"): model.WabaRestriction(
-        "w1", "RESTRICTED_BIZ_INITIATED_MESSAGING", 1700086400.0)},
+    restrictions={
+        ("w1", "RESTRICTED_BIZ_INITIATED_MESSAGING"): model.WabaRestriction(
+            "w1", "RESTRICTED_BIZ_INITIATED_MESSAGING", 1700086400.0
+        )
+    },
     bans={"w1": model.WabaBan("w1", "SCHEDULE_FOR_DISABLE", 1744848000.0, 1700000000.0)},
     violations={("w1", "ADULT"): 2},
 )
@@ -114,11 +155,18 @@ FACTS = model.WabaFacts(
 
 def test_every_family_has_help_and_type_once():
     store = Store()
-    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K"), tracked("+2"), tracked("+3", **META_HEALTH)],
-                          wabas=[model.Waba("w", space_id="cams-1")],
-                          configured={"+1": ("cams-1", True), "+9": ("cams-1", False)},
-                          usage={("business_use_case", "b1", "call_count"): 0.42}, regain={"b1": 0.0},
-                          businesses=[model.BusinessLimit("b1", "TIER_10K")], facts=FACTS, sweep=12.5))
+    store.update(
+        snapshot(
+            numbers=[tracked("+1", messaging_limit_tier="TIER_1K"), tracked("+2"), tracked("+3", **META_HEALTH)],
+            wabas=[model.Waba("w", space_id="cams-1")],
+            configured={"+1": ("cams-1", True), "+9": ("cams-1", False)},
+            usage={("business_use_case", "b1", "call_count"): 0.42},
+            regain={"b1": 0.0},
+            businesses=[model.BusinessLimit("b1", "TIER_10K")],
+            facts=FACTS,
+            sweep=12.5,
+        )
+    )
     text = store.exposition.body.decode()
     names = re.findall(r"^# TYPE (\S+) ", text, re.M)
     assert len(names) == len(set(names))
@@ -141,7 +189,7 @@ def test_unchanged_numbers_reuse_rendered_blocks():
     store.update(snapshot(numbers=numbers))
     before = list(store._rendered["acct"].blocks)
     changed = model.TrackedNumber(model.PhoneNumber("+7", status="FLAGGED"), numbers[7].changes)
-    store.update(snapshot(numbers=numbers[:7] + [changed] + numbers[8:]))
+    store.update(snapshot(numbers=[*numbers[:7], changed, *numbers[8:]]))
     after = store._rendered["acct"].blocks
     reused = [i for i, block in enumerate(after) if block is before[i]]
     assert len(after) == len(before) and len(reused) == len(after) - 1  # only the block holding +7 was rendered again
@@ -168,21 +216,37 @@ def test_account_without_poll_has_no_poll_success_yet():
     store.update(snapshot(poll=False))
     text = store.exposition.body.decode()
     assert "whatsapp_exporter_poll_success{" not in text
-    assert 'whatsapp_exporter_api_request_errors_total{provider="alibaba_cams",account="acct",action="QueryChatappBindWaba",reason="auth"} 0' in text
+    assert (
+        'whatsapp_exporter_api_request_errors_total{provider="alibaba_cams",account="acct",'
+        'action="QueryChatappBindWaba",reason="auth"} 0' in text
+    )
     assert not store.ready()
 
 
-@pytest.mark.parametrize("value,text", [(1.0, "1"), (0, "0"), (math.inf, "+Inf"), (1700000000.5, "1700000000.5"), (0.25, "0.25")])
+@pytest.mark.parametrize(
+    "value,text", [(1.0, "1"), (0, "0"), (math.inf, "+Inf"), (1700000000.5, "1700000000.5"), (0.25, "0.25")]
+)
 def test_fmt(value, text):
     assert ex.fmt(value) == text
 
 
 def meta_health_body() -> bytes:
     store = Store(options=ALL)  # every state of each state set (the default is active only, issue 17)
-    other = dict(META_HEALTH, can_send_message="AVAILABLE", blocking_errors=(),
-                 entities=(model.EntityHealth("WABA", "w1", "BLOCKED"), model.EntityHealth("APP", "a1", "AVAILABLE")))
-    store.update(snapshot(numbers=[tracked("+1", messaging_limit_tier="TIER_1K", limit_scope="phone_number"),
-                                   tracked("+3", **META_HEALTH), tracked("+4", **other)]))
+    other = dict(
+        META_HEALTH,
+        can_send_message="AVAILABLE",
+        blocking_errors=(),
+        entities=(model.EntityHealth("WABA", "w1", "BLOCKED"), model.EntityHealth("APP", "a1", "AVAILABLE")),
+    )
+    store.update(
+        snapshot(
+            numbers=[
+                tracked("+1", messaging_limit_tier="TIER_1K", limit_scope="phone_number"),
+                tracked("+3", **META_HEALTH),
+                tracked("+4", **other),
+            ]
+        )
+    )
     return store.exposition.body
 
 
@@ -190,15 +254,22 @@ def test_meta_health_families():
     """can-send and throughput only where the provider reported them; errors as info; entities once, worst state."""
     body = meta_health_body()
     can_send = samples(body, "whatsapp_phone_number_can_send_message")
-    assert can_send['whatsapp_phone_number_can_send_message{provider="alibaba_cams",account="acct",phone_number="+3",'
-                    'can_send_message="BLOCKED"}'] == 1
+    assert (
+        can_send[
+            'whatsapp_phone_number_can_send_message{provider="alibaba_cams",account="acct",phone_number="+3",'
+            'can_send_message="BLOCKED"}'
+        ]
+        == 1
+    )
     assert not any('phone_number="+1"' in k for k in can_send)  # not reported: not emitted
     assert len(can_send) == 2 * len(model.CAN_SEND_MESSAGE.states)
     assert len(samples(body, "whatsapp_phone_number_throughput_level")) == 2 * len(model.THROUGHPUT_LEVEL.states)
     errors = samples(body, "whatsapp_phone_number_blocking_error_info")
-    assert errors == {'whatsapp_phone_number_blocking_error_info{provider="alibaba_cams",account="acct",phone_number="+3",'
-                      'entity_type="PHONE_NUMBER",entity_id="pn1",error_code="141006",'
-                      'error_description="Payment \\"method\\" missing"}': 1}
+    assert errors == {
+        'whatsapp_phone_number_blocking_error_info{provider="alibaba_cams",account="acct",phone_number="+3",'
+        'entity_type="PHONE_NUMBER",entity_id="pn1",error_code="141006",'
+        'error_description="Payment \\"method\\" missing"}': 1
+    }
     entities = {k: v for k, v in samples(body, "whatsapp_entity_can_send_message").items() if v == 1}
     assert entities == {
         'whatsapp_entity_can_send_message{provider="alibaba_cams",account="acct",entity_type="APP",entity_id="a1",'
@@ -209,24 +280,34 @@ def test_meta_health_families():
         'can_send_message="BLOCKED"}': 1,  # +3 says LIMITED, +4 says BLOCKED: the worst wins
     }
     tiers = {k: v for k, v in samples(body, "whatsapp_phone_number_messaging_limit_tier").items() if v == 1}
-    assert 'whatsapp_phone_number_messaging_limit_tier{provider="alibaba_cams",account="acct",phone_number="+3",' \
-           'limit_scope="business_portfolio",tier="TIER_2K"}' in tiers
-    assert 'whatsapp_phone_number_messaging_limit_tier{provider="alibaba_cams",account="acct",phone_number="+1",' \
-           'limit_scope="phone_number",tier="TIER_1K"}' in tiers
+    assert (
+        'whatsapp_phone_number_messaging_limit_tier{provider="alibaba_cams",account="acct",phone_number="+3",'
+        'limit_scope="business_portfolio",tier="TIER_2K"}' in tiers
+    )
+    assert (
+        'whatsapp_phone_number_messaging_limit_tier{provider="alibaba_cams",account="acct",phone_number="+1",'
+        'limit_scope="phone_number",tier="TIER_1K"}' in tiers
+    )
 
 
 def test_usage_and_regain_rendered_per_business():
     store = Store()
-    store.update(snapshot(usage={("business_use_case", "b1", "call_count"): 0.95, ("app", "", "total_time"): 0.1},
-                          regain={"b1": 300.0}))
+    store.update(
+        snapshot(
+            usage={("business_use_case", "b1", "call_count"): 0.95, ("app", "", "total_time"): 0.1},
+            regain={"b1": 300.0},
+        )
+    )
     body = store.exposition.body
     assert samples(body, "whatsapp_exporter_api_usage_ratio") == {
-        'whatsapp_exporter_api_usage_ratio{provider="alibaba_cams",account="acct",header="app",business_id="",type="total_time"}': 0.1,
+        'whatsapp_exporter_api_usage_ratio{provider="alibaba_cams",account="acct",header="app",business_id="",'
+        'type="total_time"}': 0.1,
         'whatsapp_exporter_api_usage_ratio{provider="alibaba_cams",account="acct",header="business_use_case",business_id="b1",'
         'type="call_count"}': 0.95,
     }
     assert samples(body, "whatsapp_exporter_api_regain_access_seconds") == {
-        'whatsapp_exporter_api_regain_access_seconds{provider="alibaba_cams",account="acct",business_id="b1"}': 300}
+        'whatsapp_exporter_api_regain_access_seconds{provider="alibaba_cams",account="acct",business_id="b1"}': 300
+    }
 
 
 def test_sections_are_appended_and_removed():
@@ -260,12 +341,21 @@ def test_rerender_keeps_one_copy_of_unchanged_family_bytes():
 def test_portfolio_limit_is_exported_once_per_business_not_per_number():
     store = Store(options=ALL)  # every state of each state set (the default is active only, issue 17)
     portfolio = dict(limit_scope="business_portfolio", messaging_limit_tier="TIER_10K", business_id="b1")
-    store.update(snapshot(numbers=[tracked("+1", **portfolio), tracked("+2", **portfolio),
-                                   tracked("+3", messaging_limit_tier="TIER_1K", limit_scope="phone_number")],
-                          businesses=[model.BusinessLimit("b1", "TIER_10K"), model.BusinessLimit("b2", "TIER_UNLIMITED")]))
+    store.update(
+        snapshot(
+            numbers=[
+                tracked("+1", **portfolio),
+                tracked("+2", **portfolio),
+                tracked("+3", messaging_limit_tier="TIER_1K", limit_scope="phone_number"),
+            ],
+            businesses=[model.BusinessLimit("b1", "TIER_10K"), model.BusinessLimit("b2", "TIER_UNLIMITED")],
+        )
+    )
     body = store.exposition.body
     per_number = samples(body, "whatsapp_phone_number_messaging_limit")
-    assert list(per_number) == ['whatsapp_phone_number_messaging_limit{provider="alibaba_cams",account="acct",phone_number="+3"}']
+    assert list(per_number) == [
+        'whatsapp_phone_number_messaging_limit{provider="alibaba_cams",account="acct",phone_number="+3"}'
+    ]
     tiers = samples(body, "whatsapp_phone_number_messaging_limit_tier")
     assert {k.split('phone_number="')[1].split('"')[0] for k in tiers} == {"+3"}
     assert samples(body, "whatsapp_business_messaging_limit") == {
@@ -274,8 +364,13 @@ def test_portfolio_limit_is_exported_once_per_business_not_per_number():
     }
     business_tiers = samples(body, "whatsapp_business_messaging_limit_tier")
     assert len(business_tiers) == 2 * len(model.TIER.states)
-    assert business_tiers['whatsapp_business_messaging_limit_tier{provider="alibaba_cams",account="acct",'
-                          'business_id="b1",tier="TIER_10K"}'] == 1
+    assert (
+        business_tiers[
+            'whatsapp_business_messaging_limit_tier{provider="alibaba_cams",account="acct",'
+            'business_id="b1",tier="TIER_10K"}'
+        ]
+        == 1
+    )
 
 
 def waba_facts_body() -> bytes:
@@ -290,15 +385,18 @@ def test_waba_facts_render_restrictions_bans_and_violations():
     kind = 'restriction_type="RESTRICTED_BIZ_INITIATED_MESSAGING"'
     assert samples(body, "whatsapp_waba_restriction_info") == {f"whatsapp_waba_restriction_info{{{base},{kind}}}": 1}
     assert samples(body, "whatsapp_waba_restriction_expiration_timestamp_seconds") == {
-        f"whatsapp_waba_restriction_expiration_timestamp_seconds{{{base},{kind}}}": 1700086400}
+        f"whatsapp_waba_restriction_expiration_timestamp_seconds{{{base},{kind}}}": 1700086400
+    }
     bans = samples(body, "whatsapp_waba_ban_state")
     assert len(bans) == len(model.BAN_STATE.states)
     assert bans[f'whatsapp_waba_ban_state{{{base},ban_state="SCHEDULE_FOR_DISABLE"}}'] == 1
     assert sum(bans.values()) == 1
     assert samples(body, "whatsapp_waba_ban_timestamp_seconds") == {
-        f"whatsapp_waba_ban_timestamp_seconds{{{base}}}": 1744848000}
+        f"whatsapp_waba_ban_timestamp_seconds{{{base}}}": 1744848000
+    }
     assert samples(body, "whatsapp_waba_violations_total") == {
-        f'whatsapp_waba_violations_total{{{base},violation_type="ADULT"}}': 2}
+        f'whatsapp_waba_violations_total{{{base},violation_type="ADULT"}}': 2
+    }
 
 
 def test_health_sweep_duration_only_once_a_sweep_finished():
@@ -306,7 +404,8 @@ def test_health_sweep_duration_only_once_a_sweep_finished():
     store.update(snapshot(name="a"))
     store.update(snapshot(name="b", sweep=42.0))
     assert samples(store.exposition.body, "whatsapp_exporter_health_sweep_duration_seconds") == {
-        'whatsapp_exporter_health_sweep_duration_seconds{provider="alibaba_cams",account="b"}': 42}
+        'whatsapp_exporter_health_sweep_duration_seconds{provider="alibaba_cams",account="b"}': 42
+    }
 
 
 def test_gzip_body_is_compressed_once_per_generation_and_shared():

@@ -20,15 +20,21 @@ def test_details_meta_shape_prefers_the_portfolio_limit():
     n = parse.parse_details(data, "waba-1", "16315555555")
     assert n.phone_number == "+16315555555"
     assert (n.status, n.quality_rating, n.code_verification_status, n.name_status, n.new_name_status) == (
-        "CONNECTED", "GREEN", "VERIFIED", "APPROVED", "NONE")
+        "CONNECTED",
+        "GREEN",
+        "VERIFIED",
+        "APPROVED",
+        "NONE",
+    )
     assert n.messaging_limit_tier == "TIER_2K"  # whatsapp_business_manager_messaging_limit wins
     assert n.phone_number_id == "1906385232743451" and n.waba_id == "waba-1" and n.space_id == "waba-1"
     assert n.verified_name == "Jasper's Market"
 
 
 def test_deprecated_tier_used_when_the_new_field_is_absent_and_quality_score_fallback():
-    n = parse.parse_details({"status": "FLAGGED", "messaging_limit_tier": "TIER_10K", "quality_score": {"score": "RED"}},
-                            "w", "16315555555")
+    n = parse.parse_details(
+        {"status": "FLAGGED", "messaging_limit_tier": "TIER_10K", "quality_score": {"score": "RED"}}, "w", "16315555555"
+    )
     assert (n.status, n.messaging_limit_tier, n.quality_rating) == ("FLAGGED", "TIER_10K", "RED")
 
 
@@ -66,7 +72,10 @@ def test_errors(body, status, reason):
 @pytest.mark.parametrize(
     "data,expected",
     [
-        ([{"phone_number": "919876543210"}, {"display_phone_number": "+1 631-555-5555"}], ["919876543210", "16315555555"]),
+        (
+            [{"phone_number": "919876543210"}, {"display_phone_number": "+1 631-555-5555"}],
+            ["919876543210", "16315555555"],
+        ),
         ({"numbers": [{"number": "919876543210"}]}, ["919876543210"]),
         (["919876543210", "919876543210"], ["919876543210"]),
         (None, []),

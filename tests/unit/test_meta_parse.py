@@ -10,12 +10,24 @@ from exporter.providers.meta_object import parse_health_status, parse_phone_obje
 
 # Meta OpenAPI, getWhatsAppBusinessAccountPhoneNumbers (note LINKED: the list edge's own status vocabulary)
 LIST_EXAMPLE = {
-    "data": [{
-        "id": "1906385232743451", "display_phone_number": "+1 631-555-5555", "verified_name": "Jasper's Market",
-        "status": "LINKED", "quality_rating": "GREEN", "country_code": "US", "country_dial_code": "1",
-        "code_verification_status": "VERIFIED", "unified_cert_status": "APPROVED", "account_mode": "LIVE",
-        "host_platform": "CLOUD_API", "messaging_limit_tier": "TIER_1K", "is_official_business_account": True,
-        "username": "jaspers_market"}],
+    "data": [
+        {
+            "id": "1906385232743451",
+            "display_phone_number": "+1 631-555-5555",
+            "verified_name": "Jasper's Market",
+            "status": "LINKED",
+            "quality_rating": "GREEN",
+            "country_code": "US",
+            "country_dial_code": "1",
+            "code_verification_status": "VERIFIED",
+            "unified_cert_status": "APPROVED",
+            "account_mode": "LIVE",
+            "host_platform": "CLOUD_API",
+            "messaging_limit_tier": "TIER_1K",
+            "is_official_business_account": True,
+            "username": "jaspers_market",
+        }
+    ],
     "paging": {"cursors": {"after": "MTAxNTExOTQ1MjAwNzI5NDE="}},
 }
 
@@ -24,14 +36,31 @@ HEALTH_EXAMPLE = {
     "health_status": {
         "can_send_message": "BLOCKED",
         "entities": [
-            {"entity_type": "PHONE_NUMBER", "id": "106540352242922", "can_send_message": "BLOCKED",
-             "can_receive_call_sip": "AVAILABLE",
-             "errors": [{"error_code": 141006, "error_description": "The phone number is blocked.",
-                         "possible_solution": "Contact support."}]},
-            {"entity_type": "WABA", "id": "102290129340398", "can_send_message": "LIMITED",
-             "additional_info": ["Your WhatsApp Business Account has limited sending."]},
-            {"entity_type": "BUSINESS", "id": "524126980791429", "can_send_message": "BLOCKED",
-             "errors": [{"error_code": 141010, "error_description": "The business is not verified."}]},
+            {
+                "entity_type": "PHONE_NUMBER",
+                "id": "106540352242922",
+                "can_send_message": "BLOCKED",
+                "can_receive_call_sip": "AVAILABLE",
+                "errors": [
+                    {
+                        "error_code": 141006,
+                        "error_description": "The phone number is blocked.",
+                        "possible_solution": "Contact support.",
+                    }
+                ],
+            },
+            {
+                "entity_type": "WABA",
+                "id": "102290129340398",
+                "can_send_message": "LIMITED",
+                "additional_info": ["Your WhatsApp Business Account has limited sending."],
+            },
+            {
+                "entity_type": "BUSINESS",
+                "id": "524126980791429",
+                "can_send_message": "BLOCKED",
+                "errors": [{"error_code": 141010, "error_description": "The business is not verified."}],
+            },
             {"entity_type": "APP", "id": "1234567890", "can_send_message": "AVAILABLE"},
         ],
     },
@@ -42,10 +71,14 @@ HEALTH_EXAMPLE = {
     "platform_type": "CLOUD_API",
 }
 
-BUC_EXAMPLE = ('{"102290129340398":[{"type":"whatsapp_business_management","call_count":95,"total_cputime":20,'
-               '"total_time":48,"estimated_time_to_regain_access":0}]}')
-BUC_THROTTLED = ('{"102290129340398":[{"type":"whatsapp_business_management","call_count":100,'
-                 '"total_cputime":25,"total_time":50,"estimated_time_to_regain_access":7}]}')
+BUC_EXAMPLE = (
+    '{"102290129340398":[{"type":"whatsapp_business_management","call_count":95,"total_cputime":20,'
+    '"total_time":48,"estimated_time_to_regain_access":0}]}'
+)
+BUC_THROTTLED = (
+    '{"102290129340398":[{"type":"whatsapp_business_management","call_count":100,'
+    '"total_cputime":25,"total_time":50,"estimated_time_to_regain_access":7}]}'
+)
 
 
 def test_list_edge_example():
@@ -90,20 +123,36 @@ def test_health_status_example():
 
 
 def test_portfolio_limit_wins_and_neither_is_unknown():
-    both = {"display_phone_number": "1555", "messaging_limit_tier": "TIER_1K",
-            "whatsapp_business_manager_messaging_limit": "TIER_2K"}
+    both = {
+        "display_phone_number": "1555",
+        "messaging_limit_tier": "TIER_1K",
+        "whatsapp_business_manager_messaging_limit": "TIER_2K",
+    }
     n = parse_phone_object(both, "meta", "w")
     assert (n.messaging_limit_tier, n.limit_scope) == ("TIER_2K", "business_portfolio")
     n = parse_phone_object({"display_phone_number": "1555", "messaging_limit_tier": None}, "meta", "w")
     assert (n.messaging_limit_tier, n.limit_scope) == ("UNKNOWN", "unknown")
 
 
-@pytest.mark.parametrize("health", [
-    None, "BLOCKED", [], {"can_send_message": 7}, {"entities": "x"}, {"entities": [None, 3, {"id": 1}]},
-    {"can_send_message": "SOMETIMES", "entities": [{"entity_type": "WABA", "errors": "boom"},
-                                                   {"entity_type": {"x": 1}, "id": [1]},
-                                                   {"entity_type": "APP", "errors": [None, {}, {"error_code": True}]}]},
-])
+@pytest.mark.parametrize(
+    "health",
+    [
+        None,
+        "BLOCKED",
+        [],
+        {"can_send_message": 7},
+        {"entities": "x"},
+        {"entities": [None, 3, {"id": 1}]},
+        {
+            "can_send_message": "SOMETIMES",
+            "entities": [
+                {"entity_type": "WABA", "errors": "boom"},
+                {"entity_type": {"x": 1}, "id": [1]},
+                {"entity_type": "APP", "errors": [None, {}, {"error_code": True}]},
+            ],
+        },
+    ],
+)
 def test_health_status_garbage_never_raises(health):
     overall, entities, errors = parse_health_status(health, "meta")
     assert overall in model.CAN_SEND_MESSAGE.states
@@ -112,8 +161,15 @@ def test_health_status_garbage_never_raises(health):
 
 
 def test_unknown_values_are_other():
-    n = parse_phone_object({"display_phone_number": "1555", "throughput": {"level": "TURBO"},
-                            "health_status": {"can_send_message": "MAYBE"}}, "meta", "w")
+    n = parse_phone_object(
+        {
+            "display_phone_number": "1555",
+            "throughput": {"level": "TURBO"},
+            "health_status": {"can_send_message": "MAYBE"},
+        },
+        "meta",
+        "w",
+    )
     assert (n.throughput_level, n.can_send_message) == (model.OTHER, model.OTHER)
     n = parse_phone_object({"display_phone_number": "1555", "throughput": 80}, "meta", "w")
     assert n.throughput_level == model.UNKNOWN
@@ -130,17 +186,31 @@ def test_business_use_case_usage_header():
     assert parse.parse_business_use_case_usage(two) == {"1": ({"call_count": 0.4}, 120.0)}
 
 
-@pytest.mark.parametrize("header", [None, "", "not json", "[]", '{"1": "x"}', '{"1": [null, {"call_count": "lots"}]}',
-                                    '{"1": [{"call_count": NaN}]}', "[" * 100000])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "not json",
+        "[]",
+        '{"1": "x"}',
+        '{"1": [null, {"call_count": "lots"}]}',
+        '{"1": [{"call_count": NaN}]}',
+        "[" * 100000,
+    ],
+)
 def test_usage_headers_garbage(header):
-    for bid, (ratios, regain) in parse.parse_business_use_case_usage(header).items():
+    for ratios, regain in parse.parse_business_use_case_usage(header).values():
         assert all(0 <= v <= 1 for v in ratios.values()) and regain >= 0
     assert all(0 <= v <= 1 for v in parse.parse_app_usage(header).values())
 
 
 def test_app_usage_header():
     assert parse.parse_app_usage('{"call_count":28,"total_time":25,"total_cputime":25}') == {
-        "call_count": 0.28, "total_cputime": 0.25, "total_time": 0.25}
+        "call_count": 0.28,
+        "total_cputime": 0.25,
+        "total_time": 0.25,
+    }
     assert parse.parse_app_usage('{"call_count":250}') == {"call_count": 1.0}
 
 
@@ -205,15 +275,26 @@ def test_fields_follow_the_version():
     assert "health_status" not in fields_for("v25.0", health=False)
 
 
-@pytest.mark.parametrize("status, quality, expected", [
-    ("LINKED", "NA", ("CONNECTED", "UNKNOWN")),            # the OpenAPI spec's list-edge spellings
-    ("UNLINKED", "UNKNOWN", ("DISCONNECTED", "UNKNOWN")),
-    ("MESSAGING_LIMIT_TIER_2", "GREEN", ("OTHER", "GREEN")),  # a connection_status value, not a status
-    ("SOMETHING_NEW", "PURPLE", ("OTHER", "OTHER")),
-])
+@pytest.mark.parametrize(
+    "status, quality, expected",
+    [
+        ("LINKED", "NA", ("CONNECTED", "UNKNOWN")),  # the OpenAPI spec's list-edge spellings
+        ("UNLINKED", "UNKNOWN", ("DISCONNECTED", "UNKNOWN")),
+        ("MESSAGING_LIMIT_TIER_2", "GREEN", ("OTHER", "GREEN")),  # a connection_status value, not a status
+        ("SOMETHING_NEW", "PURPLE", ("OTHER", "OTHER")),
+    ],
+)
 def test_values_metas_own_specs_disagree_on_are_known_or_other(status, quality, expected):
     """Issue 12: never a failed poll, whatever spelling of Meta's enums arrives."""
-    n = parse.parse_number({"id": "1", "display_phone_number": "+1 555 0100", "status": status,
-                            "quality_rating": quality, "whatsapp_business_manager_messaging_limit": "TIER_2K"}, "w")
+    n = parse.parse_number(
+        {
+            "id": "1",
+            "display_phone_number": "+1 555 0100",
+            "status": status,
+            "quality_rating": quality,
+            "whatsapp_business_manager_messaging_limit": "TIER_2K",
+        },
+        "w",
+    )
     assert (n.status, n.quality_rating) == expected
     assert (n.messaging_limit_tier, n.limit_scope) == ("TIER_2K", "business_portfolio")

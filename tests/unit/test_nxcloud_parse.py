@@ -21,7 +21,11 @@ def test_documented_example_keyed_by_number():
     assert set(numbers) == {"86xxx24", "1xxx99"}  # the docs mask digits: kept as given
     jack = numbers["86xxx24"]
     assert (jack.status, jack.quality_rating, jack.name_status, jack.code_verification_status) == (
-        "CONNECTED", "GREEN", "APPROVED", "VERIFIED")
+        "CONNECTED",
+        "GREEN",
+        "APPROVED",
+        "VERIFIED",
+    )
     assert jack.messaging_limit_tier == "UNKNOWN"  # current_limit "" in the example
     assert jack.verified_name == "GLORY JACK" and jack.space_id == "jh42xxxd434"
     assert numbers["1xxx99"].code_verification_status == "NOT_VERIFIED"
@@ -31,7 +35,12 @@ def test_field_table_shape_with_unknow_spelling():
     data = parse.check_envelope(load("getphone_field_table_shape.json"), 200)
     [n] = parse.parse_phones(data, "app")
     assert n.phone_number == "+8613800000001"
-    assert (n.status, n.quality_rating, n.messaging_limit_tier, n.name_status) == ("FLAGGED", "UNKNOWN", "TIER_1K", "PENDING_REVIEW")
+    assert (n.status, n.quality_rating, n.messaging_limit_tier, n.name_status) == (
+        "FLAGGED",
+        "UNKNOWN",
+        "TIER_1K",
+        "PENDING_REVIEW",
+    )
 
 
 def test_real_digits_as_keys_become_e164():
@@ -40,14 +49,30 @@ def test_real_digits_as_keys_become_e164():
     assert n.phone_number == "+8613800000001" and n.messaging_limit_tier == "TIER_2K"
 
 
-@pytest.mark.parametrize("status", ["PENDING", "DELETED", "MIGRATED", "BANNED", "RESTRICTED", "RATE_LIMITED",
-                                    "FLAGGED", "CONNECTED", "DISCONNECTED", "UNKNOWN", "UNVERIFIED"])
+@pytest.mark.parametrize(
+    "status",
+    [
+        "PENDING",
+        "DELETED",
+        "MIGRATED",
+        "BANNED",
+        "RESTRICTED",
+        "RATE_LIMITED",
+        "FLAGGED",
+        "CONNECTED",
+        "DISCONNECTED",
+        "UNKNOWN",
+        "UNVERIFIED",
+    ],
+)
 def test_status_vocabulary(status):
     [n] = parse.parse_phones({"8613800000001": [{"status": status}]}, "app")
     assert n.status == status
 
 
-@pytest.mark.parametrize("name_status", ["APPROVED", "NONE", "AVAILABLE_WITHOUT_REVIEW", "DECLINED", "EXPIRED", "PENDING_REVIEW"])
+@pytest.mark.parametrize(
+    "name_status", ["APPROVED", "NONE", "AVAILABLE_WITHOUT_REVIEW", "DECLINED", "EXPIRED", "PENDING_REVIEW"]
+)
 def test_name_statuses(name_status):
     [n] = parse.parse_phones({"8613800000001": [{"name_status": name_status}]}, "app")
     assert n.name_status == name_status
@@ -61,7 +86,9 @@ def test_missing_current_limit_and_empty_data():
 
 
 def test_malformed_entries_are_skipped():
-    numbers = parse.parse_phones({"8613800000001": [], "8613800000002": ["x"], "8613800000003": [{"status": "FLAGGED"}]}, "app")
+    numbers = parse.parse_phones(
+        {"8613800000001": [], "8613800000002": ["x"], "8613800000003": [{"status": "FLAGGED"}]}, "app"
+    )
     assert [n.phone_number for n in numbers] == ["+8613800000003"]
     with pytest.raises(ProviderError) as err:
         parse.parse_phones(["x"], "app")
@@ -76,9 +103,21 @@ def test_documented_failure():
 
 @pytest.mark.parametrize(
     "code,reason",
-    [(1001, "auth"), (1002, "auth"), (1003, "auth"), (1004, "auth"), (1005, "permission"),
-     (9000, "request"), (9001, "upstream"), (9002, "request"), (9003, "request"), (9006, "request"),
-     (9008, "permission"), (-1, "upstream"), (12345, "upstream")],
+    [
+        (1001, "auth"),
+        (1002, "auth"),
+        (1003, "auth"),
+        (1004, "auth"),
+        (1005, "permission"),
+        (9000, "request"),
+        (9001, "upstream"),
+        (9002, "request"),
+        (9003, "request"),
+        (9006, "request"),
+        (9008, "permission"),
+        (-1, "upstream"),
+        (12345, "upstream"),
+    ],
 )
 def test_result_codes(code, reason):
     with pytest.raises(ProviderError) as err:
@@ -86,18 +125,36 @@ def test_result_codes(code, reason):
     assert err.value.reason == reason and err.value.code == str(code)
 
 
-@pytest.mark.parametrize("meta_code,reason", [(4, "throttled"), (80007, "throttled"), (130429, "throttled"),
-                                              (190, "auth"), (200, "permission"), (100, "request"), (131000, "upstream")])
+@pytest.mark.parametrize(
+    "meta_code,reason",
+    [
+        (4, "throttled"),
+        (80007, "throttled"),
+        (130429, "throttled"),
+        (190, "auth"),
+        (200, "permission"),
+        (100, "request"),
+        (131000, "upstream"),
+    ],
+)
 def test_9099_meta_errors(meta_code, reason):
-    body = {"code": 9099, "message": "WhatsApp error", "data": {"error": {"code": meta_code, "message": "x", "type": "OAuthException"}}}
+    body = {
+        "code": 9099,
+        "message": "WhatsApp error",
+        "data": {"error": {"code": meta_code, "message": "x", "type": "OAuthException"}},
+    }
     with pytest.raises(ProviderError) as err:
         parse.check_envelope(body, 200)
     assert err.value.reason == reason
 
 
 def test_http_statuses():
-    for status, body, reason in [(429, None, "throttled"), (502, "<html>", "upstream"), (200, [1], "parse"),
-                                 (200, {"message": "no code"}, "parse")]:
+    for status, body, reason in [
+        (429, None, "throttled"),
+        (502, "<html>", "upstream"),
+        (200, [1], "parse"),
+        (200, {"message": "no code"}, "parse"),
+    ]:
         with pytest.raises(ProviderError) as err:
             parse.check_envelope(body, status)
         assert err.value.reason == reason

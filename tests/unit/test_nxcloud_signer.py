@@ -16,7 +16,9 @@ def test_vectors(v):
     if "expected_string_to_sign" in v:
         got = signer.string_to_sign(v["accessKey"], v["action"], v["bizType"], v["ts"], body, v["accessSecret"])
         assert got == v["expected_string_to_sign"].encode()
-    assert signer.sign(v["accessKey"], v["action"], v["bizType"], v["ts"], body, v["accessSecret"]) == v["expected_sign"]
+    assert (
+        signer.sign(v["accessKey"], v["action"], v["bizType"], v["ts"], body, v["accessSecret"]) == v["expected_sign"]
+    )
 
 
 def test_serialize_is_compact_utf8_and_matches_a_vector():

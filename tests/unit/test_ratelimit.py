@@ -1,9 +1,11 @@
 """The per-credential budget (an asyncio primitive), on a fake clock: exact, never a window over budget."""
 
 import asyncio
+import itertools
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.ratelimit import BucketClosed, TokenBucket
 
@@ -43,6 +45,7 @@ def take(bucket, clock, n):
 
 def sent_log(bucket, clock, plan):
     """Acquire one token per action of ``plan`` in order; (time, action) of each."""
+
     async def run():
         sent = []
         for action in plan:
@@ -57,7 +60,7 @@ def test_calls_are_paced_evenly():
     clock = FakeClock()
     bucket = TokenBucket(10, clock=clock, sleep=clock.sleep, margin=0.0)
     times = take(bucket, clock, 25)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps == pytest.approx([0.1] * 24)
     assert max_in_window(times) == 10
 
@@ -70,8 +73,11 @@ def test_the_margin_keeps_closed_windows_within_budget():
     assert closed == 10
 
 
-@given(qps=st.integers(min_value=1, max_value=50), n=st.integers(min_value=1, max_value=300),
-       gaps=st.lists(st.floats(min_value=0, max_value=0.3), max_size=300))
+@given(
+    qps=st.integers(min_value=1, max_value=50),
+    n=st.integers(min_value=1, max_value=300),
+    gaps=st.lists(st.floats(min_value=0, max_value=0.3), max_size=300),
+)
 @settings(max_examples=60, deadline=None)
 def test_no_one_second_window_exceeds_budget(qps, n, gaps):
     clock = FakeClock()
@@ -146,7 +152,7 @@ def test_waiters_are_served_first_come_first_served():
     order = []
 
     async def unit(name):
-        for i in range(4):
+        for _ in range(4):
             await bucket.acquire()
             order.append(name)
 
@@ -197,15 +203,17 @@ def test_an_action_limit_inside_the_credential_budget():
     """Health reads at 5/s inside a 10/s credential: neither budget is exceeded in any window, other actions
     fill the credential's remaining budget, and the slow action keeps its own pace."""
     clock = FakeClock()
-    bucket = TokenBucket(10, action_qps={"GetWhatsappHealthStatus": 5, "QueryChatappPhoneNumbers": 10},
-                         clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(
+        10, action_qps={"GetWhatsappHealthStatus": 5, "QueryChatappPhoneNumbers": 10}, clock=clock, sleep=clock.sleep
+    )
     assert bucket.action_qps == {"GetWhatsappHealthStatus": 5}  # a limit equal to the credential's never binds
-    calls = sent_log(bucket, clock, ["GetWhatsappHealthStatus" if i % 3 else "QueryChatappPhoneNumbers"
-                                     for i in range(120)])
+    calls = sent_log(
+        bucket, clock, ["GetWhatsappHealthStatus" if i % 3 else "QueryChatappPhoneNumbers" for i in range(120)]
+    )
     health = [t for t, a in calls if a == "GetWhatsappHealthStatus"]
     assert max_in_window(health) == 5
     assert max_in_window([t for t, _ in calls]) <= 10
-    gaps = [b - a for a, b in zip(health, health[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(health)]
     assert min(gaps) == pytest.approx(1.025 / 5)
 
 
@@ -216,9 +224,9 @@ def test_a_call_that_waits_for_the_credential_does_not_crowd_its_action():
     bucket = TokenBucket(2, action_qps={"health": 1}, clock=clock, sleep=clock.sleep, margin=0.0)
     sent = sent_log(bucket, clock, ["other", "health", "other", "health", "health", "other", "health"])
     health = [t for t, a in sent if a == "health"]
-    assert all(b - a >= 1.0 - 1e-9 for a, b in zip(health, health[1:]))
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(health))
     everything = [t for t, _ in sent]
-    assert all(b - a >= 0.5 - 1e-9 for a, b in zip(everything, everything[1:]))
+    assert all(b - a >= 0.5 - 1e-9 for a, b in itertools.pairwise(everything))
 
 
 @given(plan=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=200))

@@ -14,7 +14,7 @@ def test_backoff_is_jittered_exponential_and_capped():
     for attempt in range(8):
         values = {round(backoff(attempt, err), 6) for _ in range(50)}
         assert len(values) > 40  # jitter
-        assert all(0.25 <= v <= min(30.0, 0.5 * 2 ** attempt) for v in values)
+        assert all(0.25 <= v <= min(30.0, 0.5 * 2**attempt) for v in values)
     throttled = ProviderError("throttled", "x")
     assert all(0.5 <= backoff(0, throttled) <= 1.0 for _ in range(50))
 
@@ -34,8 +34,10 @@ class Clock:
         self.now += seconds
 
 
-@pytest.mark.parametrize("reason,attempts", [("upstream", 4), ("timeout", 4), ("throttled", 4),
-                                             ("auth", 1), ("permission", 1), ("request", 1), ("parse", 1)])
+@pytest.mark.parametrize(
+    "reason,attempts",
+    [("upstream", 4), ("timeout", 4), ("throttled", 4), ("auth", 1), ("permission", 1), ("request", 1), ("parse", 1)],
+)
 def test_only_transient_reasons_are_retried_and_each_attempt_is_budgeted(reason, attempts):
     clock = Clock()
     bucket = TokenBucket(10, clock=clock, sleep=clock.sleep)

@@ -20,12 +20,19 @@ ADD = "RESTRICTED_ADD_PHONE_NUMBER_ACTION"
 
 
 def test_restriction_with_two_types():
-    value = {"event": "ACCOUNT_RESTRICTION", "restriction_info": [
-        {"restriction_type": BIZ, "expiration": 1641330498},
-        {"restriction_type": ADD, "expiration": 1641330498}]}
+    value = {
+        "event": "ACCOUNT_RESTRICTION",
+        "restriction_info": [
+            {"restriction_type": BIZ, "expiration": 1641330498},
+            {"restriction_type": ADD, "expiration": 1641330498},
+        ],
+    }
     update = parse_account_update(WABA, value, NOW)
-    assert update == WabaUpdate(WABA, "ACCOUNT_RESTRICTION", restrictions=(
-        model.WabaRestriction(WABA, BIZ, 1641330498.0), model.WabaRestriction(WABA, ADD, 1641330498.0)))
+    assert update == WabaUpdate(
+        WABA,
+        "ACCOUNT_RESTRICTION",
+        restrictions=(model.WabaRestriction(WABA, BIZ, 1641330498.0), model.WabaRestriction(WABA, ADD, 1641330498.0)),
+    )
 
 
 def test_ban_with_a_free_text_date():
@@ -39,47 +46,76 @@ def test_violation():
     assert parse_account_update(WABA, value, NOW) == WabaUpdate(WABA, "ACCOUNT_VIOLATION", violation_type="ADULT")
 
 
-@pytest.mark.parametrize("value", [
-    {"event": "PARTNER_REMOVED", "waba_info": {"waba_id": "1", "owner_business_id": "2"}},
-    {"event": "ACCOUNT_DELETED"},
-    {"event": None},
-    "not a mapping",
-    None,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"event": "PARTNER_REMOVED", "waba_info": {"waba_id": "1", "owner_business_id": "2"}},
+        {"event": "ACCOUNT_DELETED"},
+        {"event": None},
+        "not a mapping",
+        None,
+    ],
+)
 def test_events_without_such_facts_are_none(value):
     assert parse_account_update(WABA, value, NOW) is None
 
 
-@pytest.mark.parametrize("value, expected", [
-    # odd values land in UNKNOWN/OTHER, never an exception
-    ({"event": "DISABLED_UPDATE"}, model.WabaBan(WABA, "UNKNOWN", None, NOW)),
-    ({"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "SUSPEND_FOREVER", "waba_ban_date": "soon"}},
-     model.WabaBan(WABA, "OTHER", None, NOW)),
-    ({"event": "disabled_update", "ban_info": {"waba_ban_state": "schedule_for_disable", "waba_ban_date": "2026-12-24"}},
-     model.WabaBan(WABA, "SCHEDULE_FOR_DISABLE", 1798070400.0, NOW)),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        # odd values land in UNKNOWN/OTHER, never an exception
+        ({"event": "DISABLED_UPDATE"}, model.WabaBan(WABA, "UNKNOWN", None, NOW)),
+        (
+            {"event": "DISABLED_UPDATE", "ban_info": {"waba_ban_state": "SUSPEND_FOREVER", "waba_ban_date": "soon"}},
+            model.WabaBan(WABA, "OTHER", None, NOW),
+        ),
+        (
+            {
+                "event": "disabled_update",
+                "ban_info": {"waba_ban_state": "schedule_for_disable", "waba_ban_date": "2026-12-24"},
+            },
+            model.WabaBan(WABA, "SCHEDULE_FOR_DISABLE", 1798070400.0, NOW),
+        ),
+    ],
+)
 def test_odd_ban_values(value, expected):
     assert parse_account_update(WABA, value, NOW).ban == expected
 
 
 def test_odd_restrictions():
-    value = {"event": "ACCOUNT_RESTRICTION", "restriction_info": [
-        {"restriction_type": BIZ, "expiration": "1641330498000"},  # milliseconds, as a string
-        {"expiration": "never"},  # no type, no readable expiration
-        "junk"]}
+    value = {
+        "event": "ACCOUNT_RESTRICTION",
+        "restriction_info": [
+            {"restriction_type": BIZ, "expiration": "1641330498000"},  # milliseconds, as a string
+            {"expiration": "never"},  # no type, no readable expiration
+            "junk",
+        ],
+    }
     update = parse_account_update(WABA, value, NOW)
-    assert update.restrictions == (model.WabaRestriction(WABA, BIZ, 1641330498.0),
-                                   model.WabaRestriction(WABA, "UNKNOWN", math.inf))
+    assert update.restrictions == (
+        model.WabaRestriction(WABA, BIZ, 1641330498.0),
+        model.WabaRestriction(WABA, "UNKNOWN", math.inf),
+    )
 
 
 def test_violation_without_a_type():
     assert parse_account_update(WABA, {"event": "ACCOUNT_VIOLATION"}, NOW).violation_type == "UNKNOWN"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("April 17, 2025", 1744848000.0), ("Apr 17, 2025", 1744848000.0), ("17 April 2025", 1744848000.0),
-    ("2025-04-17", 1744848000.0), (1744848000, 1744848000.0), ("", None), ("tomorrow", None), (None, None), (True, None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("April 17, 2025", 1744848000.0),
+        ("Apr 17, 2025", 1744848000.0),
+        ("17 April 2025", 1744848000.0),
+        ("2025-04-17", 1744848000.0),
+        (1744848000, 1744848000.0),
+        ("", None),
+        ("tomorrow", None),
+        (None, None),
+        (True, None),
+    ],
+)
 def test_ban_dates(text, expected):
     assert parse_ban_date(text) == expected
 
@@ -104,7 +140,9 @@ def test_restrictions_accumulate_expire_and_an_empty_list_lifts_them():
 
 
 def test_bans_replace_and_violations_count():
-    facts = apply(model.NO_FACTS, WabaUpdate(WABA, "DISABLED_UPDATE", ban=model.WabaBan(WABA, "SCHEDULE_FOR_DISABLE")), NOW)
+    facts = apply(
+        model.NO_FACTS, WabaUpdate(WABA, "DISABLED_UPDATE", ban=model.WabaBan(WABA, "SCHEDULE_FOR_DISABLE")), NOW
+    )
     facts = apply(facts, WabaUpdate(WABA, "DISABLED_UPDATE", ban=model.WabaBan(WABA, "REINSTATE")), NOW)
     for _ in range(3):
         facts = apply(facts, WabaUpdate(WABA, "ACCOUNT_VIOLATION", violation_type="ADULT"), NOW)
@@ -116,9 +154,11 @@ def test_bans_replace_and_violations_count():
 
 
 FACTS = model.WabaFacts(
-    restrictions={(WABA, BIZ): model.WabaRestriction(WABA, BIZ, NOW + 600, "Appeal in Business Support Home"),
-                  (WABA, ADD): model.WabaRestriction(WABA, ADD, math.inf),
-                  (WABA, "GONE"): model.WabaRestriction(WABA, "GONE", NOW - 1)},
+    restrictions={
+        (WABA, BIZ): model.WabaRestriction(WABA, BIZ, NOW + 600, "Appeal in Business Support Home"),
+        (WABA, ADD): model.WabaRestriction(WABA, ADD, math.inf),
+        (WABA, "GONE"): model.WabaRestriction(WABA, "GONE", NOW - 1),
+    },
     bans={WABA: model.WabaBan(WABA, "SCHEDULE_FOR_DISABLE", 1744848000.0, NOW)},
     violations={(WABA, "ADULT"): 2},
 )
@@ -132,8 +172,9 @@ def test_state_survives_a_restart_without_what_expired(tmp_path):
     first.close()
     restored = StateFile(str(path)).load(NOW)
     assert set(restored) == {"shop", "other"}
-    assert restored["shop"] == model.WabaFacts({k: v for k, v in FACTS.restrictions.items() if k[1] != "GONE"},
-                                               FACTS.bans, FACTS.violations)
+    assert restored["shop"] == model.WabaFacts(
+        {k: v for k, v in FACTS.restrictions.items() if k[1] != "GONE"}, FACTS.bans, FACTS.violations
+    )
     assert wabafacts.restored(restored, "shop", NOW + 601).restrictions.keys() == {(WABA, ADD)}
     assert wabafacts.restored(restored, "unknown", NOW) == model.NO_FACTS
 
