@@ -18,11 +18,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from emulators.scenario import Fault, loads_scenario
+from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
 from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
-from tests.tools import ROOT
+from tests.tools import ROOT, promtool_check_metrics
 
 SECRETS = {"SK_ONE": "sk-one-SECRET-VALUE", "SK_TWO": "sk-two-SECRET-VALUE"}
 
@@ -113,6 +113,24 @@ def pollers_fixture(env: dict[str, str]):
     return make
 
 
+def current(store) -> dict[tuple[str, frozenset], float]:
+    """The samples of ``store``'s current exposition."""
+    return samples(store.exposition.body.decode())
+
+
+def poll(poller, store, *accounts: str) -> dict[tuple[str, frozenset], float]:
+    """``poller`` polls each of ``accounts`` once, in order; the samples of the exposition that follows."""
+    for name in accounts:
+        poller.poll_account(name)
+    return current(store)
+
+
+def assert_promtool_clean(exposition: bytes) -> None:
+    """``promtool check metrics`` finds nothing at all to say about ``exposition``."""
+    check = promtool_check_metrics(exposition)
+    assert check.returncode == 0 and not check.stdout and not check.stderr, check
+
+
 def scrape(url: str, path: str = "/metrics", gzip: bool = False) -> httpx.Response:
     headers = {"Accept-Encoding": "gzip" if gzip else "identity"}
     return httpx.get(url + path, headers=headers, timeout=10)
@@ -153,12 +171,14 @@ class FakeClock:
         return self.t
 
 
-def emulator_fixture(name: str, emulator_class, scenario_yaml: str):
-    """A fixture ``name``: the emulator serving ``scenario_yaml`` on a real socket for one test."""
+def emulator_fixture(name: str, emulator_class, scenario_yaml: str | None = None, *, builtin: str | None = None):
+    """A fixture ``name``: the emulator serving ``scenario_yaml`` (or the ``builtin`` scenario of that name, as the
+    demo runs it) on a real socket for one test."""
 
     @pytest.fixture(name=name)
     def serving():
-        with emulator_class(loads_scenario(scenario_yaml)) as emulator:
+        scenario = load_builtin_scenario(builtin) if builtin else loads_scenario(scenario_yaml)
+        with emulator_class(scenario) as emulator:
             yield emulator
 
     return serving
