@@ -60,21 +60,23 @@ def make_config(endpoint: str, **kw):
     return parse_config(config_yaml(endpoint, **kw), env=SECRETS)
 
 
+def cams_account(endpoint: str, name: str, access_key_id: str, secret_var: str, spaces, **keys) -> str:
+    """One Alibaba CAMS account as a YAML list item under ``accounts:``: ``spaces`` are its cust_space_ids, the
+    secret is ``${secret_var}``, ``keys`` more account keys in order (``timeout="0.3s"``, ``max_numbers=7``)."""
+    extra = "".join(f"    {key}: {value}\n" for key, value in keys.items())
+    return f"""  - name: {name}
+    provider: alibaba_cams
+    endpoint: {endpoint}
+    credentials: {{access_key_id: {access_key_id}, access_key_secret: "${{{secret_var}}}"}}
+{extra}    spaces: [{", ".join(f"{{cust_space_id: {space}}}" for space in spaces)}]
+"""
+
+
 def cams_config(endpoint: str, name: str, access_key_id: str, secret: str, spaces, **keys):
     """One Alibaba CAMS account, parsed: ``spaces`` are its cust_space_ids, ``keys`` more account keys
     (``timeout="0.3s"``, ``max_numbers=7``); the secret comes from the environment as a real config's does."""
-    extra = "".join(f"    {key}: {value}\n" for key, value in keys.items())
-    return parse_config(
-        f"""
-accounts:
-  - name: {name}
-    provider: alibaba_cams
-    endpoint: {endpoint}
-    credentials: {{access_key_id: {access_key_id}, access_key_secret: "${{CAMS_SECRET}}"}}
-{extra}    spaces: [{", ".join(f"{{cust_space_id: {space}}}" for space in spaces)}]
-""",
-        env={"CAMS_SECRET": secret},
-    )
+    text = "accounts:\n" + cams_account(endpoint, name, access_key_id, "CAMS_SECRET", spaces, **keys)
+    return parse_config(text, env={"CAMS_SECRET": secret})
 
 
 def poll_once(config, *accounts: str):
@@ -351,6 +353,32 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5, half_close: bool = 
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+#: the exporter's command line, as a user runs it
+EXPORTER = [sys.executable, "-m", "exporter"]
+
+
+def start_exporter(config_path, port: int, log, env: dict[str, str], *flags: str) -> subprocess.Popen:
+    """The exporter run as a process on ``config_path``, listening on 127.0.0.1:``port``, logging JSON at debug
+    level into the open file ``log``; ``env`` is added to this environment, ``flags`` to its command line."""
+    return subprocess.Popen(
+        [
+            *EXPORTER,
+            "--config.file",
+            str(config_path),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            *flags,
+            "--log.level",
+            "debug",
+            "--log.format",
+            "json",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
 
 
 @contextmanager

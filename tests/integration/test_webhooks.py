@@ -30,7 +30,16 @@ from exporter.webhooks import (
     WebhookManager,
     nxcloud_sign,
 )
-from tests.helpers import active_state, assert_no_secret_logged, free_port, samples, scrape, value, wait_for
+from tests.helpers import (
+    active_state,
+    assert_no_secret_logged,
+    free_port,
+    samples,
+    scrape,
+    start_exporter,
+    value,
+    wait_for,
+)
 from tests.integration.test_integration_providers import KAL_SCENARIO, NX_SCENARIO
 from tests.tools import promtool_check_metrics
 
@@ -695,10 +704,7 @@ def test_a_burst_of_events_leaves_one_pending_refresh(live):
 
 
 def test_exporter_process_serves_reloads_and_never_logs_secrets(emulator, tmp_path):
-    import os
     import signal
-    import subprocess
-    import sys
 
     from tests.helpers import SECRETS as CAMS_SECRETS
     from tests.helpers import config_yaml
@@ -722,24 +728,12 @@ webhooks:
     write(port_a)
     log_path = tmp_path / "exporter.log"
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--config.file",
-                str(tmp_path / "config.yaml"),
-                "--web.listen-address",
-                f"127.0.0.1:{port_m}",
-                "--web.enable-lifecycle",  # issue 13
-                "--log.level",
-                "debug",
-                "--log.format",
-                "json",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **CAMS_SECRETS, "META_VERIFY_TOKEN": VERIFY_TOKEN},
+        proc = start_exporter(
+            tmp_path / "config.yaml",
+            port_m,
+            log_file,
+            {**CAMS_SECRETS, "META_VERIFY_TOKEN": VERIFY_TOKEN},
+            "--web.enable-lifecycle",  # issue 13
         )
         try:
             metrics_url, a, b = (f"http://127.0.0.1:{p}" for p in (port_m, port_a, port_b))
