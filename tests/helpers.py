@@ -91,6 +91,15 @@ def poll_once(config, *accounts: str):
     return store
 
 
+#: quality ratings named HIGH/MEDIUM/LOW (Twilio's and Infobip's words) and the normalized rating of each
+HIGH_MEDIUM_LOW_QUALITY = [
+    ("HIGH", "GREEN"),
+    ("MEDIUM", "YELLOW"),
+    ("LOW", "RED"),
+    ("UNKNOWN", "UNKNOWN"),
+    (None, "UNKNOWN"),
+]
+
 #: the family most fault tests read: value(s, REQUEST_ERRORS, account=..., action=..., reason=...)
 REQUEST_ERRORS = "whatsapp_exporter_api_request_errors_total"
 
@@ -154,6 +163,11 @@ def value(all_samples, name: str, **labels) -> float | None:
         return None
     assert len(found) == 1, (name, labels, found)
     return found[0]
+
+
+def assert_fields(obj, **expected) -> None:
+    """``obj``'s attributes named in ``expected`` have those values (compared at once: a failure shows them all)."""
+    assert {name: getattr(obj, name) for name in expected} == expected
 
 
 def active_state(all_samples, name: str, label: str, **labels) -> str:
