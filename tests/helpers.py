@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -200,9 +201,14 @@ def emulator_fixture(name: str, emulator_class, scenario_yaml: str | None = None
     return serving
 
 
-def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float):
+#: where the emulator tests' clocks start: a quarter second into a calendar second (requests counted per second)
+EMULATOR_T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
+
+
+def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float = EMULATOR_T0, *, client=None):
     """One emulator's ``clock`` (a FakeClock at ``t0``) and ``emu`` (the emulator on that clock, serving on a real
-    socket) fixtures; a test module takes them with ``clock, emu = emulator_fixtures(...)``."""
+    socket) fixtures; a test module takes them with ``clock, emu = emulator_fixtures(...)``. With ``client`` (a
+    callable ``client(emu, clock)``), a third fixture ``client`` too: ``clock, emu, client = ...``."""
 
     @pytest.fixture
     def clock():
@@ -213,7 +219,15 @@ def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float):
         with emulator_class(loads_scenario(scenario_yaml), clock=clock) as emulator:
             yield emulator
 
-    return clock, emu
+    if client is None:
+        return clock, emu
+    make_client = client
+
+    @pytest.fixture(name="client")
+    def client_fixture(emu, clock):
+        return make_client(emu, clock)
+
+    return clock, emu, client_fixture
 
 
 def check_transport_faults(emu, call, ok):
@@ -236,6 +250,19 @@ def check_transport_faults(emu, call, ok):
     assert emu.requests[-1].code == "fault:reset" and emu.requests[-1].http_status == 0
     assert ok(call())  # still serving
     return page
+
+
+def check_garbage_requests(port: int, target: bytes = b"/", error_marker: bytes = b"") -> None:
+    """Requests no HTTP server should take, sent raw to an emulator on ``port``: each gets an error answer, not a
+    dropped connection; a bad Content-Length on ``target`` (a POST) gets the provider's own error envelope, which
+    holds ``error_marker``, and a huge one 413."""
+    assert b"400" in raw_exchange(port, b"GARBAGE\r\n\r\n")  # HTTP/0.9-style: the error page only
+    assert raw_exchange(port, b"\x00\xff junk HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.")
+    post = b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: "
+    for length in (b"nope", b"-5"):
+        bad_length = raw_exchange(port, post + length + b"\r\n\r\n")
+        assert b" 400 " in bad_length.split(b"\r\n")[0] and error_marker in bad_length, bad_length
+    assert b" 413 " in raw_exchange(port, post + b"99999999\r\n\r\n").split(b"\r\n")[0]
 
 
 class Resp:
