@@ -61,14 +61,15 @@ def make_config(endpoint: str, **kw):
     return parse_config(config_yaml(endpoint, **kw), env=SECRETS)
 
 
-def cams_account(endpoint: str, name: str, access_key_id: str, secret_var: str, spaces, **keys) -> str:
+def cams_account(endpoint: str | None, name: str, access_key_id: str, secret_var: str, spaces, **keys) -> str:
     """One Alibaba CAMS account as a YAML list item under ``accounts:``: ``spaces`` are its cust_space_ids, the
-    secret is ``${secret_var}``, ``keys`` more account keys in order (``timeout="0.3s"``, ``max_numbers=7``)."""
+    secret is ``${secret_var}``, ``keys`` more account keys in order (``timeout="0.3s"``, ``max_numbers=7``); no
+    ``endpoint``: the provider's default one."""
     extra = "".join(f"    {key}: {value}\n" for key, value in keys.items())
+    where = f"    endpoint: {endpoint}\n" if endpoint else ""
     return f"""  - name: {name}
     provider: alibaba_cams
-    endpoint: {endpoint}
-    credentials: {{access_key_id: {access_key_id}, access_key_secret: "${{{secret_var}}}"}}
+{where}    credentials: {{access_key_id: {access_key_id}, access_key_secret: "${{{secret_var}}}"}}
 {extra}    spaces: [{", ".join(f"{{cust_space_id: {space}}}" for space in spaces)}]
 """
 
@@ -398,6 +399,26 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5, half_close: bool = 
 
 #: the exporter's command line, as a user runs it
 EXPORTER = [sys.executable, "-m", "exporter"]
+
+
+def run_exporter(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """The exporter's command line run to its end with ``args`` (``env`` added to this environment, no stdin):
+    its exit code and its output as text."""
+    return subprocess.run(
+        [*EXPORTER, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def start_demo(command: list[str], port: int, **popen) -> subprocess.Popen:
+    """``command --demo`` (the exporter, however installed) serving on 127.0.0.1:``port``, logging JSON; its
+    output piped as text; ``popen``: more Popen arguments (``cwd``, ``env``)."""
+    argv = [*command, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
 def start_exporter(config_path, port: int, log, env: dict[str, str], *flags: str) -> subprocess.Popen:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from exporter.config import ConfigError, parse_config
+from tests.helpers import cams_account, run_exporter
 
 ENV = {
     "SK": "sk-account-SECRET",
@@ -18,13 +15,7 @@ ENV = {
 }
 SECRET_VALUES = tuple(ENV.values())
 
-ACCOUNTS = """
-accounts:
-  - name: shop
-    provider: alibaba_cams
-    credentials: {access_key_id: ak, access_key_secret: "${SK}"}
-    spaces: [{cust_space_id: cams-1}]
-"""
+ACCOUNTS = "\naccounts:\n" + cams_account(None, "shop", "ak", "SK", ["cams-1"])
 
 FULL = (
     ACCOUNTS
@@ -193,9 +184,6 @@ def test_errors_are_one_line_naming_the_key(name, text, message):
         assert secret not in got
 
 
-CMD = [sys.executable, "-m", "exporter"]
-
-
 @pytest.mark.parametrize(
     "name,text,message",
     [CASES[0], CASES[2], CASES[5], CASES[13], CASES[16]],
@@ -204,13 +192,7 @@ CMD = [sys.executable, "-m", "exporter"]
 def test_check_config_exits_2_with_one_line(tmp_path, name, text, message):
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    result = subprocess.run(
-        [*CMD, "--check-config", "--config.file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, **ENV},
-    )
+    result = run_exporter("--check-config", "--config.file", str(path), env=ENV)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.stderr
@@ -222,13 +204,7 @@ def test_check_config_exits_2_with_one_line(tmp_path, name, text, message):
 def test_check_config_ok_describes_webhooks_without_secrets(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(FULL)
-    result = subprocess.run(
-        [*CMD, "--check-config", "--config.file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, **ENV},
-    )
+    result = run_exporter("--check-config", "--config.file", str(path), env=ENV)
     assert result.returncode == 0, result.stderr
     assert "webhooks OK: listening on :10068 for meta, nxcloud, kaleyra, debounce 5s" in result.stdout
     for secret in SECRET_VALUES:
@@ -299,13 +275,7 @@ def test_bad_bounds_exit_2_one_line_per_problem(tmp_path):
             "  meta_refreshes_per_hour: 0\n"
         )
     )
-    result = subprocess.run(
-        [*CMD, "--check-config", "--config.file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, **ENV},
-    )
+    result = run_exporter("--check-config", "--config.file", str(path), env=ENV)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3, result.stderr
