@@ -361,6 +361,19 @@ def assert_no_secret_logged(records, secrets) -> None:
         assert not (record.levelno >= logging.ERROR and record.exc_info), record.getMessage()
 
 
+def no_secret_logged_fixture(secrets):
+    """A fixture: the exporter's log records, at debug level, captured (it yields ``caplog``); afterwards none of
+    them holds one of ``secrets`` (see :func:`assert_no_secret_logged`)."""
+
+    @pytest.fixture
+    def captured(caplog):
+        caplog.set_level(logging.DEBUG, logger="exporter")
+        yield caplog
+        assert_no_secret_logged(caplog.records, secrets)
+
+    return captured
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (as the kernel hands out)."""
     with socket.socket() as s:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +31,8 @@ from exporter.webhooks import (
 )
 from tests.helpers import (
     active_state,
-    assert_no_secret_logged,
     free_port,
+    no_secret_logged_fixture,
     samples,
     scrape,
     start_exporter,
@@ -213,11 +212,7 @@ def snapshot(name: str, provider: str, *numbers: tuple[str, str]) -> AccountSnap
     return AccountSnapshot(name=name, provider=provider, poll_interval=60.0, qps=1.0, numbers=tracked)
 
 
-@pytest.fixture
-def no_secret_logged(caplog):
-    caplog.set_level(logging.DEBUG, logger="exporter")
-    yield caplog
-    assert_no_secret_logged(caplog.records, SECRETS)
+no_secret_logged = no_secret_logged_fixture(SECRETS)
 
 
 @pytest.fixture

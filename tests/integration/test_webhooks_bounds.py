@@ -22,7 +22,7 @@ from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
 from exporter.webhooks import EVENTS_FAMILY, REFRESHES_FAMILY, ExpiringSet, RefreshGate, WebhookManager
-from tests.helpers import FakeClock, assert_no_secret_logged, wait_for
+from tests.helpers import FakeClock, no_secret_logged_fixture, wait_for
 from tests.integration.test_integration_providers import ENV as PROVIDER_ENV
 from tests.integration.test_integration_providers import META_SCENARIO, meta_account
 from tests.integration.test_webhooks import (
@@ -89,11 +89,7 @@ class ClockedPoller:
         return True
 
 
-@pytest.fixture
-def logs(caplog):
-    caplog.set_level(logging.DEBUG, logger="exporter")
-    yield caplog
-    assert_no_secret_logged(caplog.records, SECRETS)
+logs = no_secret_logged_fixture(SECRETS)
 
 
 @pytest.fixture
