@@ -102,6 +102,21 @@ HIGH_MEDIUM_LOW_QUALITY = [
     (None, "UNKNOWN"),
 ]
 
+
+def start_with_webhooks(config):
+    """A real Poller and WebhookManager on ``config`` started as the exporter starts them (the receiver's routes
+    committed once the poller runs): (store, poller, manager); the caller stops the manager, then the poller."""
+    from exporter.webhooks import WebhookManager
+
+    store = Store()
+    poller = Poller(config, store)
+    manager = WebhookManager(poller, store)
+    plan = manager.prepare(config)
+    poller.start()
+    plan.commit()
+    return store, poller, manager
+
+
 #: the family most fault tests read: value(s, REQUEST_ERRORS, account=..., action=..., reason=...)
 REQUEST_ERRORS = "whatsapp_exporter_api_request_errors_total"
 

@@ -18,7 +18,6 @@ from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import loads_scenario
 from exporter import model
 from exporter.config import parse_config
-from exporter.poller import Poller
 from exporter.store import AccountSnapshot, Store
 from exporter.web import App, HttpServer
 from exporter.webhooks import (
@@ -36,6 +35,7 @@ from tests.helpers import (
     samples,
     scrape,
     start_exporter,
+    start_with_webhooks,
     value,
     wait_for,
 )
@@ -613,12 +613,7 @@ def live(emulator, no_secret_logged, request):
         + WEBHOOKS.format(listen="127.0.0.1:0", debounce=debounce),
         env=ENV,
     )
-    store = Store()
-    poller = Poller(config, store)
-    manager = WebhookManager(poller, store)
-    plan = manager.prepare(config)
-    poller.start()
-    plan.commit()
+    store, poller, manager = start_with_webhooks(config)
     server = HttpServer(App(store), "127.0.0.1:0").start()
     wait_for(store.ready, "the first poll of every account")
     try:
