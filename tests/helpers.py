@@ -425,6 +425,23 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5, half_close: bool = 
     return b"".join(chunks)
 
 
+def load_script(name: str):
+    """``scripts/<name>`` (a file, not a package: its name has dashes) imported as a module of its own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py").replace("-", "_"), ROOT / "scripts" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python scripts/<name> ARGS`` run to its end: its exit code and its output as text."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
 #: the exporter's command line, as a user runs it
 EXPORTER = [sys.executable, "-m", "exporter"]
 
