@@ -271,14 +271,17 @@ def check_transport_faults(emu, call, ok):
 def check_garbage_requests(port: int, target: bytes = b"/", error_marker: bytes = b"") -> None:
     """Requests no HTTP server should take, sent raw to an emulator on ``port``: each gets an error answer, not a
     dropped connection; a bad Content-Length on ``target`` (a POST) gets the provider's own error envelope, which
-    holds ``error_marker``, and a huge one 413."""
+    holds ``error_marker``, a huge one 413; a bad chunk 400 and a 70 kB URL 414."""
     assert b"400" in raw_exchange(port, b"GARBAGE\r\n\r\n")  # HTTP/0.9-style: the error page only
     assert raw_exchange(port, b"\x00\xff junk HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.")
-    post = b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: "
+    assert raw_exchange(port, b"GET / HTTP/1.1\r\nthis is not a header\r\n\r\n").startswith(b"HTTP/1.")
+    assert b" 414" in raw_exchange(port, b"GET /?" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")[:20]
+    post = b"POST " + target + b" HTTP/1.1\r\nHost: x\r\n"
     for length in (b"nope", b"-5"):
-        bad_length = raw_exchange(port, post + length + b"\r\n\r\n")
+        bad_length = raw_exchange(port, post + b"Content-Length: " + length + b"\r\n\r\n")
         assert b" 400 " in bad_length.split(b"\r\n")[0] and error_marker in bad_length, bad_length
-    assert b" 413 " in raw_exchange(port, post + b"99999999\r\n\r\n").split(b"\r\n")[0]
+    assert b" 413 " in raw_exchange(port, post + b"Content-Length: 99999999\r\n\r\n").split(b"\r\n")[0]
+    assert b" 400 " in raw_exchange(port, post + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n").split(b"\r\n")[0]
 
 
 class Resp:

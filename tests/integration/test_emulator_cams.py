@@ -32,7 +32,6 @@ from tests.helpers import (
     check_transport_faults,
     emulator_fixtures,
     http_exchange,
-    raw_exchange,
     standalone_emulator,
 )
 from tests.helpers import Resp as BaseResp
@@ -1344,8 +1343,6 @@ def test_runtime_overrides(client, emu):
 
 def test_garbage_input_gets_error_answers_and_server_keeps_serving(client, emu):
     check_garbage_requests(emu.port)
-    assert raw_exchange(emu.port, b"GET / HTTP/1.1\r\nthis is not a header\r\n\r\n").startswith(b"HTTP/1.")
-    assert b" 414" in raw_exchange(emu.port, b"GET /?" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")[:20]
     bad_pct = client.send(
         "POST", "/?CustSpaceId=%FF%FE", {"x-acs-action": "QueryChatappPhoneNumbers", "x-acs-version": "2020-06-06"}
     )
