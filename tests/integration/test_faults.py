@@ -19,8 +19,8 @@ from tests.helpers import (
     active_state,
     cams_account,
     cams_config,
+    current,
     poll_once,
-    samples,
     value,
     wait_for,
 )
@@ -86,10 +86,6 @@ def setup_no_retries(emulator):
     stack = _setup(emulator, retries=0)
     yield stack
     stack[1].stop()
-
-
-def current(store):
-    return samples(store.exposition.body.decode())
 
 
 FAULTS = [
