@@ -19,6 +19,9 @@ from typing import Any, TypedDict, cast
 from exporter import model
 from exporter.providers.errors import ProviderError
 
+#: the longest provider message kept in an error (the rest is cut)
+MAX_MESSAGE = 300
+
 #: Meta's quality rating as Twilio and Infobip spell it
 QUALITY_LEVELS = {"HIGH": "GREEN", "MEDIUM": "YELLOW", "LOW": "RED", "UNKNOWN": model.UNKNOWN}
 
@@ -30,6 +33,26 @@ META_VOCABULARIES: Mapping[str, model.Vocabulary] = {
     "name_status": model.NAME_STATUS,
     "new_name_status": model.NAME_STATUS,
 }
+
+
+def json_object(body: Any, http_status: int) -> dict[str, Any]:
+    """The body of a successful answer, which must be a JSON object (else a ``parse`` error)."""
+    if not isinstance(body, dict):
+        raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
+    return body
+
+
+def answered_error(
+    reason: str, message: str, http_status: int, code: str = "", retry_after: float | None = None
+) -> ProviderError:
+    """An error the provider answered: its message cut to :data:`MAX_MESSAGE` (``HTTP <status>`` when it gave none)."""
+    return ProviderError(
+        reason,
+        message[:MAX_MESSAGE] or f"HTTP {http_status}",
+        code=code,
+        http_status=http_status,
+        retry_after=retry_after,
+    )
 
 
 def text(item: Any, key: str) -> str:

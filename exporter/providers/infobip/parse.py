@@ -22,10 +22,16 @@ from typing import Any
 from exporter import model
 from exporter.providers.cams.parse import normalize_phone_number
 from exporter.providers.errors import ProviderError
-from exporter.providers.wire import QUALITY_LEVELS, WireMap, first_per_number, list_field
+from exporter.providers.wire import (
+    QUALITY_LEVELS,
+    WireMap,
+    answered_error,
+    first_per_number,
+    json_object,
+    list_field,
+)
 
 PROVIDER = "infobip"
-MAX_MESSAGE = 300
 MAX_SENDERS_PER_CALL = 100
 
 LIMIT_MAP = {
@@ -87,23 +93,18 @@ def infobip_error(body: Any, http_status: int, retry_after: float | None = None)
                     f"{v.get('property', '')}: {v.get('violation', '')}" for v in violations[:5] if isinstance(v, dict)
                 )
                 message = f"{message} ({detail})" if message else detail
-    return ProviderError(
-        classify(code.upper(), http_status),
-        message[:MAX_MESSAGE] or f"HTTP {http_status}",
-        code=code[:40],
-        http_status=http_status,
-        retry_after=retry_after,
-    )
+    return answered_error(classify(code.upper(), http_status), message, http_status, code[:40], retry_after)
 
 
 def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict[str, Any]:
-    if 200 <= http_status < 300:
-        if not isinstance(body, dict):
-            raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
-        if "requestError" in body:
-            raise infobip_error(body, 400 if http_status < 400 else http_status, retry_after)
-        return body
-    raise infobip_error(body, http_status, retry_after)
+    """The decoded body of a successful answer, else a classified ProviderError (a legacy error body sent
+    with a 2xx status is a 400)."""
+    if not 200 <= http_status < 300:
+        raise infobip_error(body, http_status, retry_after)
+    answer = json_object(body, http_status)
+    if "requestError" in answer:
+        raise infobip_error(answer, 400, retry_after)
+    return answer
 
 
 map_quality = WireMap(PROVIDER, "qualityRating", QUALITY_LEVELS)

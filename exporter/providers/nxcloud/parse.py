@@ -15,7 +15,7 @@ from typing import Any
 from exporter import model
 from exporter.providers.cams.parse import normalize_phone_number
 from exporter.providers.errors import ProviderError
-from exporter.providers.wire import meta_states, text
+from exporter.providers.wire import first_per_number, meta_states, text
 
 PROVIDER = "nxcloud"
 log = logging.getLogger(__name__)
@@ -96,23 +96,23 @@ def _phone_items(data: Any) -> list[tuple[str, dict[str, Any]]]:
     return items
 
 
+def parse_phone(key: str, item: dict[str, Any], appkey: str) -> model.PhoneNumber | None:
+    """One phone object (under its key, when the answer has one) → the model; None when it names no number."""
+    raw_phone = key or text(item, "display_phone_number")
+    if not raw_phone:
+        return None
+    tier = model.TIER.normalize(item.get("current_limit"), PROVIDER)
+    return model.PhoneNumber(
+        phone_number=normalize_phone_number(raw_phone),
+        messaging_limit_tier=tier,
+        limit_scope=model.per_number_scope(tier),
+        verified_name=text(item, "verified_name"),
+        space_id=appkey,
+        waba_id=text(item, "waba_id"),
+        **meta_states(item, PROVIDER),
+    )
+
+
 def parse_phones(data: Any, appkey: str) -> list[model.PhoneNumber]:
-    numbers: dict[str, model.PhoneNumber] = {}
-    for key, item in _phone_items(data):
-        raw_phone = key or text(item, "display_phone_number")
-        if not raw_phone:
-            continue
-        phone = normalize_phone_number(raw_phone)
-        if phone in numbers:
-            continue
-        tier = model.TIER.normalize(item.get("current_limit"), PROVIDER)
-        numbers[phone] = model.PhoneNumber(
-            phone_number=phone,
-            messaging_limit_tier=tier,
-            limit_scope=model.per_number_scope(tier),
-            verified_name=text(item, "verified_name"),
-            space_id=appkey,
-            waba_id=text(item, "waba_id"),
-            **meta_states(item, PROVIDER),
-        )
-    return list(numbers.values())
+    """Every number of a ``getPhone`` answer, one per phone number (the first listed wins)."""
+    return first_per_number(parse_phone(key, item, appkey) for key, item in _phone_items(data))

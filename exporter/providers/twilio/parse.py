@@ -33,10 +33,17 @@ from typing import Any
 from exporter import model
 from exporter.providers.cams.parse import normalize_phone_number
 from exporter.providers.errors import ProviderError
-from exporter.providers.wire import QUALITY_LEVELS, WireMap, first_per_number, list_field, text
+from exporter.providers.wire import (
+    QUALITY_LEVELS,
+    WireMap,
+    answered_error,
+    first_per_number,
+    json_object,
+    list_field,
+    text,
+)
 
 PROVIDER = "twilio"
-MAX_MESSAGE = 300
 
 #: Twilio's sender status → the model's status
 STATUS_MAP = {
@@ -117,25 +124,18 @@ def twilio_error(body: Any, http_status: int, retry_after: float | None = None) 
         status = _int(body.get("status"))
         if http_status < 400 and status is not None and status >= 400:
             http_status = status  # an error body sent with 200
-    reason = classify(code, http_status)
-    return ProviderError(
-        reason,
-        message[:MAX_MESSAGE] or f"HTTP {http_status}",
-        code=str(code) if code is not None else "",
-        http_status=http_status,
-        retry_after=retry_after,
-    )
+    shown = str(code) if code is not None else ""
+    return answered_error(classify(code, http_status), message, http_status, shown, retry_after)
 
 
 def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict[str, Any]:
     """The decoded body of a successful answer, else a classified ProviderError."""
-    if 200 <= http_status < 300:
-        if not isinstance(body, dict):
-            raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
-        if "code" in body and "more_info" in body and _int(body.get("status")) not in (None, http_status):
-            raise twilio_error(body, http_status, retry_after)
-        return body
-    raise twilio_error(body, http_status, retry_after)
+    if not 200 <= http_status < 300:
+        raise twilio_error(body, http_status, retry_after)
+    answer = json_object(body, http_status)
+    if "code" in answer and "more_info" in answer and _int(answer.get("status")) not in (None, http_status):
+        raise twilio_error(answer, http_status, retry_after)
+    return answer
 
 
 def _leading_token(value: str) -> str:
