@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,17 +14,30 @@ logger = logging.getLogger("emulators.webhooks")
 
 
 #: messaging-limit tiers in increasing order (Meta's per-number and portfolio vocabularies merged)
-TIER_RANK = {
-    "TIER_NOT_SET": None,
-    "TIER_10": 10,
-    "TIER_50": 50,
-    "TIER_250": 250,
-    "TIER_1K": 1_000,
-    "TIER_2K": 2_000,
-    "TIER_10K": 10_000,
-    "TIER_100K": 100_000,
-    "TIER_UNLIMITED": float("inf"),
-}
+TIERS = (
+    "TIER_NOT_SET",
+    "TIER_10",
+    "TIER_50",
+    "TIER_250",
+    "TIER_1K",
+    "TIER_2K",
+    "TIER_10K",
+    "TIER_100K",
+    "TIER_UNLIMITED",
+)
+
+
+def _conversations(tier: str) -> float | None:
+    """What a tier's name allows: ``TIER_<n>`` n conversations, ``TIER_<n>K`` n thousand, ``TIER_UNLIMITED``
+    any number; None for ``TIER_NOT_SET``."""
+    level = re.fullmatch(r"TIER_([0-9]+)(K?)", tier)
+    if level is None:
+        return float("inf") if tier == "TIER_UNLIMITED" else None
+    return int(level[1]) * (1_000 if level[2] else 1)
+
+
+#: tier -> the conversations it allows (its rank)
+TIER_RANK = {tier: _conversations(tier) for tier in TIERS}
 
 
 #: name_status spellings (Meta's and the BSPs') -> phone_number_name_update ``decision``
