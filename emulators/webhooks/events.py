@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,31 +12,21 @@ from typing import Any
 logger = logging.getLogger("emulators.webhooks")
 
 
-#: messaging-limit tiers in increasing order (Meta's per-number and portfolio vocabularies merged)
-TIERS = (
-    "TIER_NOT_SET",
-    "TIER_10",
-    "TIER_50",
-    "TIER_250",
-    "TIER_1K",
-    "TIER_2K",
-    "TIER_10K",
-    "TIER_100K",
-    "TIER_UNLIMITED",
-)
+#: the conversation limits of the messaging-limit tiers, increasing (Meta's per-number and portfolio tiers merged)
+TIER_LEVELS = (10, 50, 250, 1_000, 2_000, 10_000, 100_000)
 
 
-def _conversations(tier: str) -> float | None:
-    """What a tier's name allows: ``TIER_<n>`` n conversations, ``TIER_<n>K`` n thousand, ``TIER_UNLIMITED``
-    any number; None for ``TIER_NOT_SET``."""
-    level = re.fullmatch(r"TIER_([0-9]+)(K?)", tier)
-    if level is None:
-        return float("inf") if tier == "TIER_UNLIMITED" else None
-    return int(level[1]) * (1_000 if level[2] else 1)
+def tier_name(conversations: int) -> str:
+    """A limit's tier: ``TIER_<n>``, or ``TIER_<n>K`` for thousands (``TIER_1K``, ``TIER_100K``)."""
+    return f"TIER_{conversations // 1_000}K" if conversations >= 1_000 else f"TIER_{conversations}"
 
 
-#: tier -> the conversations it allows (its rank)
-TIER_RANK = {tier: _conversations(tier) for tier in TIERS}
+#: tier -> the conversations it allows (its rank): None for TIER_NOT_SET, unbounded for TIER_UNLIMITED
+TIER_RANK: Mapping[str, float | None] = {
+    "TIER_NOT_SET": None,
+    **{tier_name(level): level for level in TIER_LEVELS},
+    "TIER_UNLIMITED": float("inf"),
+}
 
 
 #: name_status spellings (Meta's and the BSPs') -> phone_number_name_update ``decision``

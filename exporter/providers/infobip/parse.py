@@ -20,16 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from exporter import model
+from exporter.providers import wire
 from exporter.providers.cams.parse import normalize_phone_number
 from exporter.providers.errors import ProviderError
-from exporter.providers.wire import (
-    QUALITY_LEVELS,
-    WireMap,
-    answered_error,
-    first_per_number,
-    json_object,
-    list_field,
-)
 
 PROVIDER = "infobip"
 MAX_SENDERS_PER_CALL = 100
@@ -93,7 +86,7 @@ def infobip_error(body: Any, http_status: int, retry_after: float | None = None)
                     f"{v.get('property', '')}: {v.get('violation', '')}" for v in violations[:5] if isinstance(v, dict)
                 )
                 message = f"{message} ({detail})" if message else detail
-    return answered_error(classify(code.upper(), http_status), message, http_status, code[:40], retry_after)
+    return wire.answered_error(classify(code.upper(), http_status), message, http_status, code[:40], retry_after)
 
 
 def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict[str, Any]:
@@ -101,14 +94,14 @@ def check_response(body: Any, http_status: int, retry_after: float | None = None
     with a 2xx status is a 400)."""
     if not 200 <= http_status < 300:
         raise infobip_error(body, http_status, retry_after)
-    answer = json_object(body, http_status)
+    answer = wire.json_object(body, http_status)
     if "requestError" in answer:
         raise infobip_error(answer, 400, retry_after)
     return answer
 
 
-map_quality = WireMap(PROVIDER, "qualityRating", QUALITY_LEVELS)
-map_limit = WireMap(PROVIDER, "currentLimit", LIMIT_MAP)
+map_quality = wire.WireMap(PROVIDER, "qualityRating", wire.QUALITY_LEVELS)
+map_limit = wire.WireMap(PROVIDER, "currentLimit", LIMIT_MAP)
 
 
 def map_status(raw: Any) -> str:
@@ -161,7 +154,7 @@ def parse_result(item: Any, space_id: str = "") -> model.PhoneNumber | None:
 
 
 def parse_results(body: dict[str, Any], space_id: str = "") -> list[model.PhoneNumber]:
-    return first_per_number(parse_result(item, space_id) for item in list_field(body, "results"))
+    return wire.first_per_number(parse_result(item, space_id) for item in wire.list_field(body, "results"))
 
 
 def last_updated(body: dict[str, Any]) -> dict[str, float]:

@@ -31,17 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter import model
+from exporter.providers import wire
 from exporter.providers.cams.parse import normalize_phone_number
 from exporter.providers.errors import ProviderError
-from exporter.providers.wire import (
-    QUALITY_LEVELS,
-    WireMap,
-    answered_error,
-    first_per_number,
-    json_object,
-    list_field,
-    text,
-)
 
 PROVIDER = "twilio"
 
@@ -125,14 +117,14 @@ def twilio_error(body: Any, http_status: int, retry_after: float | None = None) 
         if http_status < 400 and status is not None and status >= 400:
             http_status = status  # an error body sent with 200
     shown = str(code) if code is not None else ""
-    return answered_error(classify(code, http_status), message, http_status, shown, retry_after)
+    return wire.answered_error(classify(code, http_status), message, http_status, shown, retry_after)
 
 
 def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict[str, Any]:
     """The decoded body of a successful answer, else a classified ProviderError."""
     if not 200 <= http_status < 300:
         raise twilio_error(body, http_status, retry_after)
-    answer = json_object(body, http_status)
+    answer = wire.json_object(body, http_status)
     if "code" in answer and "more_info" in answer and _int(answer.get("status")) not in (None, http_status):
         raise twilio_error(answer, http_status, retry_after)
     return answer
@@ -143,9 +135,9 @@ def _leading_token(value: str) -> str:
     return value.split()[0].upper()
 
 
-map_status = WireMap(PROVIDER, "status", STATUS_MAP)
-map_quality = WireMap(PROVIDER, "quality_rating", QUALITY_LEVELS)
-map_limit = WireMap(PROVIDER, "messaging_limit", LIMIT_TOKENS, _leading_token)
+map_status = wire.WireMap(PROVIDER, "status", STATUS_MAP)
+map_quality = wire.WireMap(PROVIDER, "quality_rating", wire.QUALITY_LEVELS)
+map_limit = wire.WireMap(PROVIDER, "messaging_limit", LIMIT_TOKENS, _leading_token)
 
 
 def offline_reasons(sender: dict[str, Any]) -> tuple[model.BlockingError, ...]:
@@ -153,14 +145,14 @@ def offline_reasons(sender: dict[str, Any]) -> tuple[model.BlockingError, ...]:
     reasons = sender.get("offline_reasons")
     if not isinstance(reasons, list):
         return ()
-    sid = text(sender, "sid")
+    sid = wire.text(sender, "sid")
     out: list[model.BlockingError] = []
     for item in reasons:
         if not isinstance(item, dict):
             continue
         code = item.get("code")
         code = str(code).strip() if isinstance(code, (str, int)) and not isinstance(code, bool) else ""
-        message = text(item, "message")
+        message = wire.text(item, "message")
         if not code and not message:
             continue
         error = model.BlockingError("PHONE_NUMBER", sid, code or model.UNKNOWN, message[:200])
@@ -181,7 +173,7 @@ def parse_sender(sender: Any, space_id: str = "") -> model.PhoneNumber | None:
     """One sender resource → the model; None when it is not a WhatsApp sender with a number."""
     if not isinstance(sender, dict):
         return None
-    phone = sender_phone(text(sender, "sender_id"))
+    phone = sender_phone(wire.text(sender, "sender_id"))
     if not phone.startswith("+"):
         return None
     properties = sender.get("properties")
@@ -199,10 +191,10 @@ def parse_sender(sender: Any, space_id: str = "") -> model.PhoneNumber | None:
         quality_rating=map_quality(properties.get("quality_rating")),
         messaging_limit_tier=tier,
         limit_scope=model.per_number_scope(tier),
-        verified_name=text(profile, "name"),
+        verified_name=wire.text(profile, "name"),
         space_id=space_id,
         waba_id=str(waba).strip() if isinstance(waba, (str, int)) and not isinstance(waba, bool) else "",
-        phone_number_id=text(sender, "sid"),
+        phone_number_id=wire.text(sender, "sid"),
         blocking_errors=offline_reasons(sender) if status == "OFFLINE" else (),
     )
 
@@ -220,7 +212,7 @@ def parse_page(body: dict[str, Any]) -> Page:
         raise ProviderError("parse", "list page without meta")
     named = meta.get("key")
     key = named if isinstance(named, str) and named else "senders"
-    records = list_field(body, key)
+    records = wire.list_field(body, key)
     nxt = meta.get("next_page_url")
     if nxt is not None and (not isinstance(nxt, str) or not nxt.strip()):
         nxt = None
@@ -229,4 +221,4 @@ def parse_page(body: dict[str, Any]) -> Page:
 
 def parse_senders(records: list[dict[str, Any]], space_id: str = "") -> list[model.PhoneNumber]:
     """Senders → numbers, one per phone number (the first listed wins)."""
-    return first_per_number(parse_sender(record, space_id) for record in records)
+    return wire.first_per_number(parse_sender(record, space_id) for record in records)
