@@ -85,7 +85,6 @@ class InfobipEmulator(ProviderEmulator):
     server_software = "SMS API"
     json_content_type = JSON
     known_number_attributes = _NUMBER_KNOWN
-    write_actions = frozenset()
     observed_number_fields = ("present", "status", "quality_rating", "current_limit")
     data_fault_actions = data_faults({ACTION})
     _logger = logger
