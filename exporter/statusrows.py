@@ -6,7 +6,7 @@ the summary tiles, and the rows of numbers, worst first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,30 +17,25 @@ if TYPE_CHECKING:
 GOOD, WARN, BAD, GREY = "good", "warn", "bad", "grey"
 _RANK = {BAD: 0, WARN: 1, GREY: 2, GOOD: 3}
 
-STATUS_CLASS = {
-    "CONNECTED": GOOD,
-    "FLAGGED": BAD,
-    "BANNED": BAD,
-    "RESTRICTED": BAD,
-    "DISCONNECTED": BAD,
-    "DELETED": BAD,
-    "RATE_LIMITED": WARN,
-    "PENDING": WARN,
-    "OFFLINE": WARN,
-    "PAUSED": WARN,
-    "UNVERIFIED": WARN,
-}
+
+def _classed(states: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """state → class, from the states of each class."""
+    return {state: cls for cls, members in states.items() for state in members}
+
+
+STATUS_CLASS = _classed(
+    {
+        GOOD: ("CONNECTED",),
+        BAD: ("FLAGGED", "BANNED", "RESTRICTED", "DISCONNECTED", "DELETED"),
+        WARN: ("RATE_LIMITED", "PENDING", "OFFLINE", "PAUSED", "UNVERIFIED"),
+    }
+)
 QUALITY_CLASS = {"GREEN": GOOD, "YELLOW": WARN, "RED": BAD}
 CAN_SEND_CLASS = {"AVAILABLE": GOOD, "LIMITED": WARN, "BLOCKED": BAD}
-TIER_CLASS = {
-    "TIER_50": WARN,
-    "TIER_250": WARN,
-    "TIER_1K": GOOD,
-    "TIER_2K": GOOD,
-    "TIER_10K": GOOD,
-    "TIER_100K": GOOD,
-    "TIER_UNLIMITED": GOOD,
-}
+#: the low tiers are a warning, from TIER_1K up all is well
+TIER_CLASS = _classed(
+    {WARN: ("TIER_50", "TIER_250"), GOOD: ("TIER_1K", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED")}
+)
 POLL_CLASS = {"ok": GOOD, "failing": BAD, "pending": GREY}
 #: a WABA's last ban decision (account_update DISABLED_UPDATE)
 BAN_CLASS = {"DISABLE": BAD, "SCHEDULE_FOR_DISABLE": BAD, "REINSTATE": GOOD}
