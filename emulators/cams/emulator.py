@@ -162,7 +162,7 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
             return fault_reply
 
         if not cred.allows(action):
-            raise _ApiError("Ram.PermissionDeny", access_denied=_access_denied_detail(cred, action))
+            raise _ApiError("Ram.PermissionDeny", detail=_access_denied_detail(cred, action))
         if action in WRITE_ACTIONS:
             raise _ApiError(
                 WRITE_REFUSED,
