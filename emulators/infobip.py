@@ -40,6 +40,7 @@ import hmac
 import logging
 import time
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, Unpack
 from urllib.parse import parse_qsl, urlsplit
 
@@ -58,14 +59,17 @@ MAX_SENDERS = 100
 DEFAULT_QPS = 10
 JSON = "application/json;charset=UTF-8"
 
-ERRORS: dict[str, tuple[int, str]] = {
-    "BAD_REQUEST": (400, "Bad request"),
-    "UNAUTHORIZED": (401, "Invalid login details"),
-    "FORBIDDEN": (403, "Forbidden"),
-    "NOT_FOUND": (404, "Not found"),
-    "TOO_MANY_REQUESTS": (429, "Too many requests"),
-    "GENERAL_ERROR": (500, "Something went wrong. Please contact support."),
+#: the legacy errors' texts by HTTP status; the ``messageId`` is the status' name (``TOO_MANY_REQUESTS``)
+_TEXTS = {
+    400: "Bad request",
+    401: "Invalid login details",
+    403: "Forbidden",
+    404: "Not found",
+    429: "Too many requests",
 }
+#: messageId -> (HTTP status, text); but a 500 is ``GENERAL_ERROR``
+ERRORS: dict[str, tuple[int, str]] = {HTTPStatus(status).name: (status, text) for status, text in _TEXTS.items()}
+ERRORS["GENERAL_ERROR"] = (500, "Something went wrong. Please contact support.")
 _NUMBER_KNOWN = frozenset({"status", "quality_rating", "current_limit", "last_updated", "present", "wire_extra"})
 
 
