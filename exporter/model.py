@@ -41,8 +41,6 @@ class Vocabulary:
         for alias, state in (aliases or {}).items():
             assert state in self.states, (alias, state)
             self._lookup[self._fold(alias)] = state
-        self._reported: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
 
     @staticmethod
     def _fold(value: str) -> str:
@@ -57,19 +55,25 @@ class Vocabulary:
         if not raw.strip():
             return UNKNOWN
         state = self._lookup.get(self._fold(raw))
-        if state is not None:
-            return state
-        key = (provider, raw)
-        with self._lock:
-            first = key not in self._reported
-            if first:
-                self._reported.add(key)
-        if first:
-            log.warning(
-                "unrecognised value, exported as OTHER",
-                extra={"field": self.field, "value": raw[:64], "provider": provider},
-            )
-        return OTHER
+        return note_other(self.field, raw, provider) if state is None else state
+
+
+_reported: set[tuple[str, str, str]] = set()
+_reported_lock = threading.Lock()
+
+
+def note_other(field_name: str, raw: str, provider: str = "") -> str:
+    """OTHER, for a wire value outside its vocabulary: logged once per field, provider and value."""
+    key = (field_name, provider, raw)
+    with _reported_lock:
+        first = key not in _reported
+        _reported.add(key)
+    if first:
+        log.warning(
+            "unrecognised value, exported as OTHER",
+            extra={"field": field_name, "value": raw[:64], "provider": provider},
+        )
+    return OTHER
 
 
 # Status of the number (QueryChatappPhoneNumbers.Status and Meta's phone-number status).
@@ -289,8 +293,18 @@ class Health:
     business_id: str = ""
 
 
+class _TierLimit:
+    """What a messaging-limit tier allows: business-initiated conversations per 24 h (None: not a level)."""
+
+    messaging_limit_tier: str
+
+    @property
+    def messaging_limit(self) -> float | None:
+        return TIER_LIMITS.get(self.messaging_limit_tier)
+
+
 @dataclass(frozen=True)
-class PhoneNumber:
+class PhoneNumber(_TierLimit):
     """One number as the exporter sees it, identical for every provider."""
 
     phone_number: str
@@ -330,10 +344,6 @@ class PhoneNumber:
         """The tier is its business portfolio's (exported once per business, not per number)."""
         return self.limit_scope == "business_portfolio" and bool(self.business_id)
 
-    @property
-    def messaging_limit(self) -> float | None:
-        return TIER_LIMITS.get(self.messaging_limit_tier)
-
 
 @dataclass(frozen=True)
 class Waba:
@@ -345,7 +355,7 @@ class Waba:
 
 
 @dataclass(frozen=True)
-class BusinessLimit:
+class BusinessLimit(_TierLimit):
     """The messaging limit of a business portfolio (shared by all its numbers since October 2025)."""
 
     business_id: str
@@ -353,10 +363,6 @@ class BusinessLimit:
     #: when the exporter read it (a poll) or was told it (a webhook)
     observed_at: float = 0.0
     source: str = "poll"  # "poll" or "webhook"
-
-    @property
-    def messaging_limit(self) -> float | None:
-        return TIER_LIMITS.get(self.messaging_limit_tier)
 
 
 @dataclass(frozen=True)
