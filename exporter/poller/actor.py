@@ -167,7 +167,7 @@ class _Actor(_HealthSweeps):
             )
             await asyncio.shield(self.publishing)
         else:
-            store.update(snapshot)
+            await store.publish(snapshot)  # one generation per loop turn for every account published in it
 
     async def _republish(self) -> None:
         cur = self.snapshot
