@@ -165,7 +165,7 @@ class _Actor(_HealthSweeps):
             )
             await asyncio.shield(self.publishing)
         else:
-            store.update(snapshot)
+            await store.publish(snapshot)  # one generation per loop turn for every account published in it
 
     async def _republish(self) -> None:
         cur = self.snapshot
@@ -205,7 +205,10 @@ class _Actor(_HealthSweeps):
                     return err
 
         try:
-            outcomes = await asyncio.gather(*(one(unit) for unit in account.units))
+            if len(account.units) == 1:  # no task of its own: the call starts in this step, not a loop turn later
+                outcomes = [await one(account.units[0])]
+            else:
+                outcomes = await asyncio.gather(*(one(unit) for unit in account.units))
         except asyncio.CancelledError:
             raise
         except Exception:

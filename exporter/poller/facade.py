@@ -94,8 +94,9 @@ class Poller(_LoopBridge):
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
+        first = _now_utc()  # one instant for every account: each round's polls become due together, in one wakeup
         for actor in self._actors.values():
-            self._add_jobs(actor)
+            self._add_jobs(actor, first)
         self._scheduler.start()
 
     def start(self) -> None:
@@ -157,7 +158,8 @@ class Poller(_LoopBridge):
 
     # -- scheduling -------------------------------------------------------------------------
 
-    def _add_jobs(self, actor: _Actor) -> None:
+    def _add_jobs(self, actor: _Actor, first: datetime | None = None) -> None:
+        """The account's jobs; its first poll at ``first`` (default: now), then every ``poll_interval``."""
         account, name = actor.account, actor.name
         self._jobs.add_job(
             self._job,
@@ -165,7 +167,7 @@ class Poller(_LoopBridge):
             args=[name, "poll"],
             id=name,
             name=f"poll {name}",
-            next_run_time=_now_utc(),
+            next_run_time=first or _now_utc(),
             replace_existing=True,
         )
         if Capability.HEALTH_SWEEP in actor.provider.capabilities:
