@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = "UNKNOWN"
 OTHER = "OTHER"
+#: wire spellings each vocabulary remembers (see Vocabulary.normalize)
+SEEN_SPELLINGS = 256
 
 
 class Vocabulary:
@@ -43,6 +45,9 @@ class Vocabulary:
             self._lookup[self._fold(alias)] = state
         self._reported: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        #: wire spellings already mapped to a known state: a poll normalizes several fields of every
+        #: number, nearly always in the same few spellings (bounded; OTHER is never remembered)
+        self._seen: dict[str, str] = {}
 
     @staticmethod
     def _fold(value: str) -> str:
@@ -52,12 +57,16 @@ class Vocabulary:
         """Map a raw wire value to a state; never raises."""
         if raw is None:
             return UNKNOWN
-        if not isinstance(raw, str):
+        if isinstance(raw, str):
+            state = self._seen.get(raw)
+            if state is not None:
+                return state
+        else:
             raw = str(raw)
-        if not raw.strip():
-            return UNKNOWN
-        state = self._lookup.get(self._fold(raw))
+        state = self._lookup.get(self._fold(raw)) if raw.strip() else UNKNOWN
         if state is not None:
+            if len(self._seen) < SEEN_SPELLINGS:
+                self._seen[raw] = state
             return state
         key = (provider, raw)
         with self._lock:
