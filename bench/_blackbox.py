@@ -275,6 +275,27 @@ def cpu_seconds_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
 
 
+def exporter_process(
+    root: Path, config_path: Path, port: int, log_path: Path, env: dict[str, str], *args: str, log_level: str = "warn"
+) -> subprocess.Popen[bytes]:
+    """``python -m exporter`` started in ``root`` with ``config_path`` and ``args``, the environment plus ``env``,
+    listening on ``127.0.0.1:port``; its log (JSON, from ``log_level``) goes to ``log_path``."""
+    flags = {
+        "--config.file": str(config_path),
+        "--log.format": "json",
+        "--log.level": log_level,
+        "--web.listen-address": f"127.0.0.1:{port}",
+    }
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "exporter", *(word for flag in flags.items() for word in flag), *args],
+            cwd=root,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 class Exporter:
     """``python -m exporter`` from ``tree`` with the configuration ``config``, listening on loopback.
 
@@ -291,30 +312,10 @@ class Exporter:
         self.config_path.write_text(config)
         self.log_path = workdir / "exporter.log"
         self.port = free_port()
-        env = {**os.environ, **MALLOC_ENV, "BENCH_SECRET": FLEET_SECRET, "PYTHONPATH": str(tree.root)}
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "exporter",
-                    "--config.file",
-                    str(self.config_path),
-                    "--log.format",
-                    "json",
-                    "--log.level",
-                    "warn",
-                    "--web.listen-address",
-                    f"127.0.0.1:{self.port}",
-                    "--storage.path",
-                    str(workdir / "data"),
-                    *args,
-                ],
-                cwd=tree.root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        env = {**MALLOC_ENV, "BENCH_SECRET": FLEET_SECRET, "PYTHONPATH": str(tree.root)}
+        self.proc = exporter_process(
+            tree.root, self.config_path, self.port, self.log_path, env, "--storage.path", str(workdir / "data"), *args
+        )
         self.pid = self.proc.pid
         deadline = time.monotonic() + ready_timeout
         while True:

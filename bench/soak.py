@@ -61,7 +61,6 @@ import argparse
 import collections
 import json
 import math
-import os
 import re
 import signal
 import subprocess
@@ -72,7 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _soak_emulators as emulators
-from bench._blackbox import free_port, get, rss_kib, series, threads_of
+from bench._blackbox import exporter_process, free_port, get, rss_kib, series, threads_of
 from exporter.config import PROVIDERS, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,26 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     numbers_total = sum(info["numbers"] for info in hello.values())
     progress(f"{numbers_total} numbers, {len(accounts)} accounts; workdir {workdir}")
 
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--config.file",
-                str(config_path),
-                "--log.format",
-                "json",
-                "--log.level",
-                "info",
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    proc = exporter_process(ROOT, config_path, port, log_path, env, log_level="info")
     crashed_at: float | None = None
     rss: list[tuple[float, int]] = []
     threads: list[int] = []  # the exporter's thread count at each RSS sample

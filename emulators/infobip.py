@@ -39,12 +39,14 @@ import base64
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from http import HTTPStatus
+from typing import Any, Unpack
 from urllib.parse import parse_qsl, urlsplit
 
 from .common import UNKNOWN_ENUM_VALUES, ApiError, BodyError, Context, ProviderEmulator, Reply, Request, json_bytes
+from .common.base import EmulatorOptions
+from .common.faults import data_faults
 from .scenario import Credential, Fault, Scenario
 
 __all__ = ["ACTION", "MAX_SENDERS", "PATH", "InfobipEmulator"]
@@ -57,23 +59,24 @@ MAX_SENDERS = 100
 DEFAULT_QPS = 10
 JSON = "application/json;charset=UTF-8"
 
-ERRORS: dict[str, tuple[int, str]] = {
-    "BAD_REQUEST": (400, "Bad request"),
-    "UNAUTHORIZED": (401, "Invalid login details"),
-    "FORBIDDEN": (403, "Forbidden"),
-    "NOT_FOUND": (404, "Not found"),
-    "TOO_MANY_REQUESTS": (429, "Too many requests"),
-    "GENERAL_ERROR": (500, "Something went wrong. Please contact support."),
+#: the legacy errors' texts by HTTP status; the ``messageId`` is the status' name (``TOO_MANY_REQUESTS``)
+_TEXTS = {
+    400: "Bad request",
+    401: "Invalid login details",
+    403: "Forbidden",
+    404: "Not found",
+    429: "Too many requests",
 }
-NEW_CODES = {
-    "BAD_REQUEST": "E400",
-    "UNAUTHORIZED": "E401",
-    "FORBIDDEN": "E403",
-    "NOT_FOUND": "E404",
-    "TOO_MANY_REQUESTS": "E429",
-    "GENERAL_ERROR": "E500",
-}
+#: messageId -> (HTTP status, text); but a 500 is ``GENERAL_ERROR``
+ERRORS: dict[str, tuple[int, str]] = {HTTPStatus(status).name: (status, text) for status, text in _TEXTS.items()}
+ERRORS["GENERAL_ERROR"] = (500, "Something went wrong. Please contact support.")
 _NUMBER_KNOWN = frozenset({"status", "quality_rating", "current_limit", "last_updated", "present", "wire_extra"})
+
+
+def new_code(message_id: Any) -> str:
+    """The ``errorCode`` of the newer format for a legacy ``messageId``: ``E`` + its HTTP status (``E404``)."""
+    known = ERRORS.get(message_id)
+    return f"E{known[0]}" if known else str(message_id)
 
 
 class _IbError(ApiError):
@@ -83,29 +86,22 @@ class _IbError(ApiError):
 
 class InfobipEmulator(ProviderEmulator):
     provider_name = "Infobip"
-    thread_prefix = "infobip"
     server_software = "SMS API"
     json_content_type = JSON
     known_number_attributes = _NUMBER_KNOWN
-    write_actions = frozenset()
     observed_number_fields = ("present", "status", "quality_rating", "current_limit")
-    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
-        kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")
-    }
+    data_fault_actions = data_faults({ACTION})
     _logger = logger
 
     def __init__(
         self,
         scenario: Scenario,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.time,
         *,
         error_format: str = "legacy",
         reject_plus: bool = False,
-        **kwargs: Any,
+        **options: Unpack[EmulatorOptions],
     ):
-        super().__init__(scenario, host, port, clock, **kwargs)
+        super().__init__(scenario, **options)
         if error_format not in ("legacy", "new"):
             raise ValueError("error_format must be legacy or new")
         self.error_format = error_format
@@ -132,7 +128,7 @@ class InfobipEmulator(ProviderEmulator):
             headers["Retry-After"] = str(err.retry_after)
         if self.error_format == "new":
             body: dict[str, Any] = {
-                "errorCode": NEW_CODES.get(err.code, str(err.code)),
+                "errorCode": new_code(err.code),
                 "description": err.message,
                 "action": "Check the request and try again.",
                 "violations": [{"property": k, "violation": m} for k, msgs in (err.detail or {}).items() for m in msgs],

@@ -56,13 +56,13 @@ import hmac
 import logging
 import re
 import threading
-import time
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, Unpack
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .common import UNKNOWN_ENUM_VALUES, ApiError, BodyError, Context, ProviderEmulator, Reply, Request, json_bytes
+from .common.base import EmulatorOptions
+from .common.faults import data_faults
 from .scenario import Credential, Fault, Scenario, Space
 
 __all__ = ["FETCH_ACTION", "LIST_ACTION", "TwilioEmulator", "sender_sid"]
@@ -120,34 +120,26 @@ class _TwError(ApiError):
 
 class TwilioEmulator(ProviderEmulator):
     provider_name = "Twilio"
-    thread_prefix = "twilio"
     server_software = "twilio"
     json_content_type = JSON
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = frozenset({"id", "name", "present"})
     write_actions = WRITE_ACTIONS
     observed_number_fields = ("present", "status", "quality_rating", "messaging_limit", "offline_reasons")
-    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
-        "unknown_enum": frozenset({LIST_ACTION, FETCH_ACTION}),
-        "null_fields": frozenset({LIST_ACTION, FETCH_ACTION}),
-        "duplicate_numbers": frozenset({LIST_ACTION}),
-    }
+    data_fault_actions = data_faults({LIST_ACTION, FETCH_ACTION}, {LIST_ACTION})
     _logger = logger
 
     def __init__(
         self,
         scenario: Scenario,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        clock: Callable[[], float] = time.time,
         *,
         max_concurrent: int | None = 2,
         retry_after: int | None = None,
         error_format: str = "legacy",
         next_page_host: str | None = None,
-        **kwargs: Any,
+        **options: Unpack[EmulatorOptions],
     ):
-        super().__init__(scenario, host, port, clock, **kwargs)
+        super().__init__(scenario, **options)
         if error_format not in ("legacy", "rfc9457"):
             raise ValueError("error_format must be legacy or rfc9457")
         self.max_concurrent = max_concurrent

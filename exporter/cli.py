@@ -86,20 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"Directory of the state file ({STATE_FILE_NAME}: WABA restrictions, bans and violations, "
         f"which only webhooks tell; default {DEFAULT_STORAGE_PATH}, none in --demo).",
     )
-    p.add_argument(
-        "--log.level",
-        dest="log_level",
-        default="info",
-        choices=list(logsetup.LEVELS),
-        help="Only log messages with the given severity or above (default info).",
-    )
-    p.add_argument(
-        "--log.format",
-        dest="log_format",
-        default="logfmt",
-        choices=list(logsetup.FORMATS),
-        help="Output format of log messages (default logfmt).",
-    )
+    for flag, choices, default, what in (
+        ("--log.level", logsetup.LEVELS, "info", "Only log messages with the given severity or above"),
+        ("--log.format", logsetup.FORMATS, "logfmt", "Output format of log messages"),
+    ):
+        dest = flag[2:].replace(".", "_")
+        p.add_argument(flag, dest=dest, default=default, choices=list(choices), help=f"{what} (default {default}).")
     p.add_argument(
         "--demo",
         action="store_true",

@@ -43,8 +43,6 @@ class Vocabulary:
         for alias, state in (aliases or {}).items():
             assert state in self.states, (alias, state)
             self._lookup[self._fold(alias)] = state
-        self._reported: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
         #: wire spellings already mapped to a known state: a poll normalizes several fields of every
         #: number, nearly always in the same few spellings (bounded; OTHER is never remembered)
         self._seen: dict[str, str] = {}
@@ -64,21 +62,29 @@ class Vocabulary:
         else:
             raw = str(raw)
         state = self._lookup.get(self._fold(raw)) if raw.strip() else UNKNOWN
-        if state is not None:
-            if len(self._seen) < SEEN_SPELLINGS:
-                self._seen[raw] = state
-            return state
-        key = (provider, raw)
-        with self._lock:
-            first = key not in self._reported
-            if first:
-                self._reported.add(key)
-        if first:
-            log.warning(
-                "unrecognised value, exported as OTHER",
-                extra={"field": self.field, "value": raw[:64], "provider": provider},
-            )
-        return OTHER
+        if state is None:
+            return note_other(self.field, raw, provider)
+        if len(self._seen) < SEEN_SPELLINGS:
+            self._seen[raw] = state
+        return state
+
+
+_reported: set[tuple[str, str, str]] = set()
+_reported_lock = threading.Lock()
+
+
+def note_other(field_name: str, raw: str, provider: str = "") -> str:
+    """OTHER, for a wire value outside its vocabulary: logged once per field, provider and value."""
+    key = (field_name, provider, raw)
+    with _reported_lock:
+        first = key not in _reported
+        _reported.add(key)
+    if first:
+        log.warning(
+            "unrecognised value, exported as OTHER",
+            extra={"field": field_name, "value": raw[:64], "provider": provider},
+        )
+    return OTHER
 
 
 # Status of the number (QueryChatappPhoneNumbers.Status and Meta's phone-number status).
@@ -298,8 +304,18 @@ class Health:
     business_id: str = ""
 
 
+class _TierLimit:
+    """What a messaging-limit tier allows: business-initiated conversations per 24 h (None: not a level)."""
+
+    messaging_limit_tier: str
+
+    @property
+    def messaging_limit(self) -> float | None:
+        return TIER_LIMITS.get(self.messaging_limit_tier)
+
+
 @dataclass(frozen=True)
-class PhoneNumber:
+class PhoneNumber(_TierLimit):
     """One number as the exporter sees it, identical for every provider."""
 
     phone_number: str
@@ -339,10 +355,6 @@ class PhoneNumber:
         """The tier is its business portfolio's (exported once per business, not per number)."""
         return self.limit_scope == "business_portfolio" and bool(self.business_id)
 
-    @property
-    def messaging_limit(self) -> float | None:
-        return TIER_LIMITS.get(self.messaging_limit_tier)
-
 
 @dataclass(frozen=True)
 class Waba:
@@ -354,7 +366,7 @@ class Waba:
 
 
 @dataclass(frozen=True)
-class BusinessLimit:
+class BusinessLimit(_TierLimit):
     """The messaging limit of a business portfolio (shared by all its numbers since October 2025)."""
 
     business_id: str
@@ -362,10 +374,6 @@ class BusinessLimit:
     #: when the exporter read it (a poll) or was told it (a webhook)
     observed_at: float = 0.0
     source: str = "poll"  # "poll" or "webhook"
-
-    @property
-    def messaging_limit(self) -> float | None:
-        return TIER_LIMITS.get(self.messaging_limit_tier)
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from exporter import __version__
+from exporter.statusrows import BAN_CLASS, GREY, POLL_CLASS, TILES, WARN, number_rows, poll_state
+from exporter.statusrows import state_class as state_class  # part of the board's interface
 
 if TYPE_CHECKING:
-    from exporter.model import PhoneNumber
     from exporter.store import AccountSnapshot, Store
 
 #: Numbers listed at most (worst first); the summary counts cover all of them.
@@ -60,63 +61,6 @@ CACHE_ENTRIES = 32
 STALE_INTERVALS = 3
 #: Refresh the page on its own (for a board on a wall screen); no script involved.
 REFRESH_SECONDS = 30
-
-GOOD, WARN, BAD, GREY = "good", "warn", "bad", "grey"
-_RANK = {BAD: 0, WARN: 1, GREY: 2, GOOD: 3}
-
-STATUS_CLASS = {
-    "CONNECTED": GOOD,
-    "FLAGGED": BAD,
-    "BANNED": BAD,
-    "RESTRICTED": BAD,
-    "DISCONNECTED": BAD,
-    "DELETED": BAD,
-    "RATE_LIMITED": WARN,
-    "PENDING": WARN,
-    "OFFLINE": WARN,
-    "PAUSED": WARN,
-    "UNVERIFIED": WARN,
-}
-QUALITY_CLASS = {"GREEN": GOOD, "YELLOW": WARN, "RED": BAD}
-CAN_SEND_CLASS = {"AVAILABLE": GOOD, "LIMITED": WARN, "BLOCKED": BAD}
-TIER_CLASS = {
-    "TIER_50": WARN,
-    "TIER_250": WARN,
-    "TIER_1K": GOOD,
-    "TIER_2K": GOOD,
-    "TIER_10K": GOOD,
-    "TIER_100K": GOOD,
-    "TIER_UNLIMITED": GOOD,
-}
-POLL_CLASS = {"ok": GOOD, "failing": BAD, "pending": GREY}
-
-#: statuses in which a number cannot send at all
-CANNOT_SEND_STATUSES = ("BANNED", "RESTRICTED", "DISCONNECTED", "DELETED")
-#: provider-specific statuses that mean "cannot send": Twilio's OFFLINE ("inactive; read offline_reasons"),
-#: which pages through WhatsAppNumberCannotSend (the CAMS console's OFFLINE does not)
-CANNOT_SEND_PROVIDER_STATUSES = frozenset({("twilio", "OFFLINE")})
-
-
-def cannot_send_reason(n: PhoneNumber, disabled_wabas: frozenset[str] = frozenset(), provider: str = "") -> str:
-    """Why the number cannot send ("" when nothing says it cannot): its status, Meta's health, or its WABA's ban."""
-    if n.status in CANNOT_SEND_STATUSES or (provider, n.status) in CANNOT_SEND_PROVIDER_STATUSES:
-        return f"status {n.status}"
-    if n.can_send_message == "BLOCKED":
-        return "health BLOCKED"
-    if n.waba_id and n.waba_id in disabled_wabas:
-        return "WABA disabled"
-    return ""
-
-
-# (label, test on a number) of the summary tiles, with the color a non-zero count gets; "Cannot send" comes first
-# and is counted with its reasons (see cannot_send_reason).
-_TILES: tuple[tuple[str, Callable[[PhoneNumber], bool], str], ...] = (
-    ("Quality RED", lambda n: n.quality_rating == "RED", BAD),
-    ("FLAGGED", lambda n: n.status == "FLAGGED", BAD),
-    ("LIMITED", lambda n: n.can_send_message == "LIMITED", WARN),
-    ("Quality YELLOW", lambda n: n.quality_rating == "YELLOW", WARN),
-    ("RATE_LIMITED", lambda n: n.status == "RATE_LIMITED", WARN),
-)
 
 CSS = """
 *{box-sizing:border-box}
@@ -195,18 +139,6 @@ def _param(query: Mapping[str, object] | None, name: str) -> str:
     return str(value).strip()
 
 
-def state_class(field: str, value: str) -> str:
-    """``good``, ``warn``, ``bad`` or ``grey`` for a state of ``status``, ``quality_rating``,
-    ``messaging_limit_tier`` or ``can_send_message``."""
-    table = {
-        "status": STATUS_CLASS,
-        "quality_rating": QUALITY_CLASS,
-        "messaging_limit_tier": TIER_CLASS,
-        "can_send_message": CAN_SEND_CLASS,
-    }[field]
-    return table.get(value, GREY)
-
-
 def ago(seconds: float) -> str:
     """A short human duration: ``12 s``, ``5 min``, ``3 h 20 min``, ``2 d 4 h``."""
     s = max(0, int(seconds))
@@ -227,15 +159,6 @@ def _href(**params: str) -> str:
     """A relative link to this page with the given filters (empty ones left out)."""
     kept = {k: v for k, v in params.items() if v}
     return escape("?" + urlencode(kept) if kept else "?")
-
-
-def _tier(snap: AccountSnapshot, n: PhoneNumber) -> str:
-    """The number's tier, or its business portfolio's when the limit is the portfolio's."""
-    if n.shares_portfolio_limit:
-        business = snap.businesses.get(n.business_id)
-        if business is not None:
-            return business.messaging_limit_tier
-    return n.messaging_limit_tier
 
 
 def _render_wabas(w: Callable[[str], None], accounts: list[AccountSnapshot], now: float) -> None:
@@ -263,7 +186,7 @@ def _render_wabas(w: Callable[[str], None], accounts: list[AccountSnapshot], now
             f"{left}<td>{escape(r.remediation)}</td></tr>\n"
         )
     for snap, b in sorted(bans, key=lambda x: x[1].waba_id):
-        cls = {"DISABLE": BAD, "SCHEDULE_FOR_DISABLE": BAD, "REINSTATE": GOOD}.get(b.ban_state, GREY)
+        cls = BAN_CLASS.get(b.ban_state, GREY)
         when = _utc(b.ban_date)[:10] if b.ban_date is not None else "&mdash;"
         w(
             f'<tr class="ban" data-account="{escape(snap.name)}" data-waba="{escape(b.waba_id)}" '
@@ -274,12 +197,6 @@ def _render_wabas(w: Callable[[str], None], accounts: list[AccountSnapshot], now
     w("</tbody></table>\n")
 
 
-def _poll_state(snap: AccountSnapshot) -> str:
-    if snap.poll is None:
-        return "pending"
-    return "ok" if snap.poll.success else "failing"
-
-
 def _render(
     store: Store, telemetry_path: str, now: float, provider: str, account: str, shard: tuple[int, int] | None
 ) -> bytes:
@@ -288,38 +205,9 @@ def _render(
     accounts = [a for a in snapshots if (not provider or a.provider == provider) and (not account or a.name == account)]
     show_names = "verified_name" in getattr(store.options, "info_labels", ("verified_name",))
 
-    rows = []
-    reasons: collections.Counter[str] = collections.Counter()
-    for snap in accounts:
-        disabled = frozenset(w for w, ban in snap.waba_facts.bans.items() if ban.ban_state == "DISABLE")
-        for tracked in snap.numbers.values():
-            n = tracked.number
-            tier = _tier(snap, n)
-            reason = cannot_send_reason(n, disabled, snap.provider)
-            if reason:
-                reasons[reason] += 1
-            classes = (
-                state_class("status", n.status),
-                state_class("quality_rating", n.quality_rating),
-                state_class("messaging_limit_tier", tier),
-                BAD if reason else state_class("can_send_message", n.can_send_message),
-            )
-            ranked = classes if n.can_send_message != "UNKNOWN" or reason else classes[:3]  # not read: no say
-            rows.append(
-                (
-                    min(_RANK[c] for c in ranked),
-                    snap.provider,
-                    snap.name,
-                    n.phone_number,
-                    snap,
-                    tracked,
-                    classes,
-                    tier,
-                    reason,
-                )
-            )
-    rows.sort(key=lambda r: r[:4])
-    numbers = [r[5].number for r in rows]
+    rows = number_rows(accounts)
+    numbers = [r.tracked.number for r in rows]
+    reasons = collections.Counter(r.reason for r in rows if r.reason)
 
     out: list[str] = []
     w = out.append
@@ -354,13 +242,13 @@ def _render(
         f'<div class="tile{" bad" if cannot else ""}" data-tile="Cannot send"><b>{cannot}</b>Cannot send'
         f"{f'<small>{detail}</small>' if detail else ''}</div>"
     )
-    for label, test, color in _TILES:
+    for label, test, color in TILES:
         count = sum(1 for n in numbers if test(n))
         w(
             f'<div class="tile{" " + color if count else ""}" data-tile="{escape(label)}">'
             f"<b>{count}</b>{escape(label)}</div>"
         )
-    failing = sum(1 for a in accounts if _poll_state(a) == "failing")
+    failing = sum(1 for a in accounts if poll_state(a) == "failing")
     w(
         f'<div class="tile{" bad" if failing else ""}" data-tile="failing accounts"><b>{failing}</b>'
         f"of {len(accounts)} accounts failing</div></section>\n"
@@ -398,7 +286,7 @@ def _render(
         "<th>Data age</th><th>Last poll</th><th>Numbers</th><th>Last error</th></tr></thead><tbody>\n"
     )
     for snap in accounts:
-        state = _poll_state(snap)
+        state = poll_state(snap)
         poll = snap.poll
         if poll is not None and poll.last_success_at is not None:
             age_s = now - poll.last_success_at
@@ -438,8 +326,10 @@ def _render(
             '(Meta, Kaleyra, CAMS); &mdash; where not read yet">Can send</th>'
             "</tr></thead><tbody>\n"
         )
-        for _, prov, name, phone, _snap, tracked, classes, tier, reason in rows[:MAX_ROWS]:
-            n, changes = tracked.number, tracked.changes
+        for row in rows[:MAX_ROWS]:
+            prov, name, classes, tier, reason = row.snap.provider, row.snap.name, row.classes, row.tier, row.reason
+            n, changes = row.tracked.number, row.tracked.changes
+            phone = n.phone_number
             verified = escape(n.verified_name) if show_names else "&mdash;"
             w(
                 f'<tr class="number" data-provider="{escape(prov)}" data-account="{escape(name)}" '

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -18,11 +19,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from emulators.scenario import Fault, loads_scenario
+from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
 from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
-from tests.tools import ROOT
+from tests.tools import ROOT, promtool_check_metrics
 
 SECRETS = {"SK_ONE": "sk-one-SECRET-VALUE", "SK_TWO": "sk-two-SECRET-VALUE"}
 
@@ -60,21 +61,24 @@ def make_config(endpoint: str, **kw):
     return parse_config(config_yaml(endpoint, **kw), env=SECRETS)
 
 
+def cams_account(endpoint: str | None, name: str, access_key_id: str, secret_var: str, spaces, **keys) -> str:
+    """One Alibaba CAMS account as a YAML list item under ``accounts:``: ``spaces`` are its cust_space_ids, the
+    secret is ``${secret_var}``, ``keys`` more account keys in order (``timeout="0.3s"``, ``max_numbers=7``); no
+    ``endpoint``: the provider's default one."""
+    extra = "".join(f"    {key}: {value}\n" for key, value in keys.items())
+    where = f"    endpoint: {endpoint}\n" if endpoint else ""
+    return f"""  - name: {name}
+    provider: alibaba_cams
+{where}    credentials: {{access_key_id: {access_key_id}, access_key_secret: "${{{secret_var}}}"}}
+{extra}    spaces: [{", ".join(f"{{cust_space_id: {space}}}" for space in spaces)}]
+"""
+
+
 def cams_config(endpoint: str, name: str, access_key_id: str, secret: str, spaces, **keys):
     """One Alibaba CAMS account, parsed: ``spaces`` are its cust_space_ids, ``keys`` more account keys
     (``timeout="0.3s"``, ``max_numbers=7``); the secret comes from the environment as a real config's does."""
-    extra = "".join(f"    {key}: {value}\n" for key, value in keys.items())
-    return parse_config(
-        f"""
-accounts:
-  - name: {name}
-    provider: alibaba_cams
-    endpoint: {endpoint}
-    credentials: {{access_key_id: {access_key_id}, access_key_secret: "${{CAMS_SECRET}}"}}
-{extra}    spaces: [{", ".join(f"{{cust_space_id: {space}}}" for space in spaces)}]
-""",
-        env={"CAMS_SECRET": secret},
-    )
+    text = "accounts:\n" + cams_account(endpoint, name, access_key_id, "CAMS_SECRET", spaces, **keys)
+    return parse_config(text, env={"CAMS_SECRET": secret})
 
 
 def poll_once(config, *accounts: str):
@@ -87,6 +91,30 @@ def poll_once(config, *accounts: str):
     finally:
         poller.stop()
     return store
+
+
+#: quality ratings named HIGH/MEDIUM/LOW (Twilio's and Infobip's words) and the normalized rating of each
+HIGH_MEDIUM_LOW_QUALITY = [
+    ("HIGH", "GREEN"),
+    ("MEDIUM", "YELLOW"),
+    ("LOW", "RED"),
+    ("UNKNOWN", "UNKNOWN"),
+    (None, "UNKNOWN"),
+]
+
+
+def start_with_webhooks(config):
+    """A real Poller and WebhookManager on ``config`` started as the exporter starts them (the receiver's routes
+    committed once the poller runs): (store, poller, manager); the caller stops the manager, then the poller."""
+    from exporter.webhooks import WebhookManager
+
+    store = Store()
+    poller = Poller(config, store)
+    manager = WebhookManager(poller, store)
+    plan = manager.prepare(config)
+    poller.start()
+    plan.commit()
+    return store, poller, manager
 
 
 #: the family most fault tests read: value(s, REQUEST_ERRORS, account=..., action=..., reason=...)
@@ -113,6 +141,24 @@ def pollers_fixture(env: dict[str, str]):
     return make
 
 
+def current(store) -> dict[tuple[str, frozenset], float]:
+    """The samples of ``store``'s current exposition."""
+    return samples(store.exposition.body.decode())
+
+
+def poll(poller, store, *accounts: str) -> dict[tuple[str, frozenset], float]:
+    """``poller`` polls each of ``accounts`` once, in order; the samples of the exposition that follows."""
+    for name in accounts:
+        poller.poll_account(name)
+    return current(store)
+
+
+def assert_promtool_clean(exposition: bytes) -> None:
+    """``promtool check metrics`` finds nothing at all to say about ``exposition``."""
+    check = promtool_check_metrics(exposition)
+    assert check.returncode == 0 and not check.stdout and not check.stderr, check
+
+
 def scrape(url: str, path: str = "/metrics", gzip: bool = False) -> httpx.Response:
     headers = {"Accept-Encoding": "gzip" if gzip else "identity"}
     return httpx.get(url + path, headers=headers, timeout=10)
@@ -136,6 +182,11 @@ def value(all_samples, name: str, **labels) -> float | None:
     return found[0]
 
 
+def assert_fields(obj, **expected) -> None:
+    """``obj``'s attributes named in ``expected`` have those values (compared at once: a failure shows them all)."""
+    assert {name: getattr(obj, name) for name in expected} == expected
+
+
 def active_state(all_samples, name: str, label: str, **labels) -> str:
     want = set(labels.items())
     states = [dict(ls)[label] for (n, ls), v in all_samples.items() if n == name and want <= set(ls) and v == 1]
@@ -153,20 +204,27 @@ class FakeClock:
         return self.t
 
 
-def emulator_fixture(name: str, emulator_class, scenario_yaml: str):
-    """A fixture ``name``: the emulator serving ``scenario_yaml`` on a real socket for one test."""
+def emulator_fixture(name: str, emulator_class, scenario_yaml: str | None = None, *, builtin: str | None = None):
+    """A fixture ``name``: the emulator serving ``scenario_yaml`` (or the ``builtin`` scenario of that name, as the
+    demo runs it) on a real socket for one test."""
 
     @pytest.fixture(name=name)
     def serving():
-        with emulator_class(loads_scenario(scenario_yaml)) as emulator:
+        scenario = load_builtin_scenario(builtin) if builtin else loads_scenario(scenario_yaml)
+        with emulator_class(scenario) as emulator:
             yield emulator
 
     return serving
 
 
-def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float):
+#: where the emulator tests' clocks start: a quarter second into a calendar second (requests counted per second)
+EMULATOR_T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp() + 0.25
+
+
+def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float = EMULATOR_T0, *, client=None):
     """One emulator's ``clock`` (a FakeClock at ``t0``) and ``emu`` (the emulator on that clock, serving on a real
-    socket) fixtures; a test module takes them with ``clock, emu = emulator_fixtures(...)``."""
+    socket) fixtures; a test module takes them with ``clock, emu = emulator_fixtures(...)``. With ``client`` (a
+    callable ``client(emu, clock)``), a third fixture ``client`` too: ``clock, emu, client = ...``."""
 
     @pytest.fixture
     def clock():
@@ -177,7 +235,15 @@ def emulator_fixtures(emulator_class, scenario_yaml: str, t0: float):
         with emulator_class(loads_scenario(scenario_yaml), clock=clock) as emulator:
             yield emulator
 
-    return clock, emu
+    if client is None:
+        return clock, emu
+    make_client = client
+
+    @pytest.fixture(name="client")
+    def client_fixture(emu, clock):
+        return make_client(emu, clock)
+
+    return clock, emu, client_fixture
 
 
 def check_transport_faults(emu, call, ok):
@@ -200,6 +266,22 @@ def check_transport_faults(emu, call, ok):
     assert emu.requests[-1].code == "fault:reset" and emu.requests[-1].http_status == 0
     assert ok(call())  # still serving
     return page
+
+
+def check_garbage_requests(port: int, target: bytes = b"/", error_marker: bytes = b"") -> None:
+    """Requests no HTTP server should take, sent raw to an emulator on ``port``: each gets an error answer, not a
+    dropped connection; a bad Content-Length on ``target`` (a POST) gets the provider's own error envelope, which
+    holds ``error_marker``, a huge one 413; a bad chunk 400 and a 70 kB URL 414."""
+    assert b"400" in raw_exchange(port, b"GARBAGE\r\n\r\n")  # HTTP/0.9-style: the error page only
+    assert raw_exchange(port, b"\x00\xff junk HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.")
+    assert raw_exchange(port, b"GET / HTTP/1.1\r\nthis is not a header\r\n\r\n").startswith(b"HTTP/1.")
+    assert b" 414" in raw_exchange(port, b"GET /?" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")[:20]
+    post = b"POST " + target + b" HTTP/1.1\r\nHost: x\r\n"
+    for length in (b"nope", b"-5"):
+        bad_length = raw_exchange(port, post + b"Content-Length: " + length + b"\r\n\r\n")
+        assert b" 400 " in bad_length.split(b"\r\n")[0] and error_marker in bad_length, bad_length
+    assert b" 413 " in raw_exchange(port, post + b"Content-Length: 99999999\r\n\r\n").split(b"\r\n")[0]
+    assert b" 400 " in raw_exchange(port, post + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n").split(b"\r\n")[0]
 
 
 class Resp:
@@ -297,6 +379,19 @@ def assert_no_secret_logged(records, secrets) -> None:
         assert not (record.levelno >= logging.ERROR and record.exc_info), record.getMessage()
 
 
+def no_secret_logged_fixture(secrets):
+    """A fixture: the exporter's log records, at debug level, captured (it yields ``caplog``); afterwards none of
+    them holds one of ``secrets`` (see :func:`assert_no_secret_logged`)."""
+
+    @pytest.fixture
+    def captured(caplog):
+        caplog.set_level(logging.DEBUG, logger="exporter")
+        yield caplog
+        assert_no_secret_logged(caplog.records, secrets)
+
+    return captured
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (as the kernel hands out)."""
     with socket.socket() as s:
@@ -331,6 +426,69 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5, half_close: bool = 
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def load_script(name: str):
+    """``scripts/<name>`` (a file, not a package: its name has dashes) imported as a module of its own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py").replace("-", "_"), ROOT / "scripts" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python scripts/<name> ARGS`` run to its end: its exit code and its output as text."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+#: the exporter's command line, as a user runs it
+EXPORTER = [sys.executable, "-m", "exporter"]
+
+
+def run_exporter(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """The exporter's command line run to its end with ``args`` (``env`` added to this environment, no stdin):
+    its exit code and its output as text."""
+    return subprocess.run(
+        [*EXPORTER, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def start_demo(command: list[str], port: int, **popen) -> subprocess.Popen:
+    """``command --demo`` (the exporter, however installed) serving on 127.0.0.1:``port``, logging JSON; its
+    output piped as text; ``popen``: more Popen arguments (``cwd``, ``env``)."""
+    argv = [*command, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def start_exporter(config_path, port: int, log, env: dict[str, str], *flags: str) -> subprocess.Popen:
+    """The exporter run as a process on ``config_path``, listening on 127.0.0.1:``port``, logging JSON at debug
+    level into the open file ``log``; ``env`` is added to this environment, ``flags`` to its command line."""
+    return subprocess.Popen(
+        [
+            *EXPORTER,
+            "--config.file",
+            str(config_path),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            *flags,
+            "--log.level",
+            "debug",
+            "--log.format",
+            "json",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
 
 
 @contextmanager

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Mapping
-from typing import ClassVar, Unpack
+from typing import Unpack
 from urllib.parse import urlsplit
 
 from ..common import BodyError, Context, EmulatorOptions, ProviderEmulator
+from ..common.faults import data_faults
 from ..common.wire import WRITE_REFUSED
 from ..scenario import Scenario
 from .actions import _ActionsMixin
@@ -43,8 +43,6 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
 
     provider_name = "CAMS"
 
-    thread_prefix = "cams"
-
     server_software = "Tengine"
 
     json_content_type = JSON_CONTENT_TYPE
@@ -55,11 +53,7 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
 
     write_actions = WRITE_ACTIONS
 
-    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
-        "unknown_enum": _ENUM_FAULT_ACTIONS,
-        "null_fields": _ENUM_FAULT_ACTIONS,
-        "duplicate_numbers": frozenset({"QueryChatappPhoneNumbers"}),
-    }
+    data_fault_actions = data_faults(_ENUM_FAULT_ACTIONS, {"QueryChatappPhoneNumbers"})
 
     padding_key = "EmulatorPadding"
 
@@ -168,7 +162,7 @@ class CamsEmulator(_AuthMixin, _RepliesMixin, _ActionsMixin, ProviderEmulator):
             return fault_reply
 
         if not cred.allows(action):
-            raise _ApiError("Ram.PermissionDeny", access_denied=_access_denied_detail(cred, action))
+            raise _ApiError("Ram.PermissionDeny", detail=_access_denied_detail(cred, action))
         if action in WRITE_ACTIONS:
             raise _ApiError(
                 WRITE_REFUSED,

@@ -53,7 +53,7 @@ class _RepliesMixin(_ServerMixin):
             fault.http_status,
             retry_after=fault.retry_after,
             http200=fault.http200,
-            access_denied=_access_denied_detail(None, ctx.action)
+            detail=_access_denied_detail(None, ctx.action)
             if fault.code in ("Ram.PermissionDeny", "Forbidden.RAM")
             else None,
         )
@@ -116,7 +116,7 @@ class _RepliesMixin(_ServerMixin):
 
     def _error_reply(self, ctx: Context, err: ApiError) -> _Reply:
         assert isinstance(ctx, _Ctx)  # see CamsEmulator._new_context
-        access_denied = err.access_denied if isinstance(err, _ApiError) else None
+        access_denied = err.detail if isinstance(err, _ApiError) else None
         headers = {"x-acs-request-id": ctx.request_id}
         if err.retry_after is not None:
             headers["x-acs-retry-after"] = str(err.retry_after)

@@ -18,20 +18,9 @@ from .model import DEFAULT_HOST_ID, ERROR_TABLE, MAX_PARAMS
 
 
 class _ApiError(ApiError):
-    ERRORS = ERROR_TABLE
+    """A CAMS error answer; its ``detail`` is the ``AccessDeniedDetail`` of a RAM refusal (None otherwise)."""
 
-    def __init__(
-        self,
-        code: str,
-        message: str | None = None,
-        status: int | None = None,
-        *,
-        access_denied: Any = None,
-        retry_after: int | None = None,
-        http200: bool = False,
-    ):
-        super().__init__(code, message, status, retry_after=retry_after, http200=http200)
-        self.access_denied = access_denied
+    ERRORS = ERROR_TABLE
 
 
 def _missing(param: str) -> _ApiError:

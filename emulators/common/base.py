@@ -52,9 +52,7 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
     ``clock() - start time + advance()`` offsets.
     """
 
-    provider_name = "Provider"  # for log lines and the standalone runner
-
-    thread_prefix = "provider"
+    provider_name = "Provider"  # for log lines, thread names and the standalone runner
 
     server_software = "nginx"
 
@@ -94,6 +92,10 @@ class ProviderEmulator(_ServerMixin, _FaultsMixin, _RequestLogMixin, _StateMixin
     webhook_secret_required = False
 
     _logger = logger
+
+    @property
+    def thread_prefix(self) -> str:
+        return self.provider_name.lower()
 
     def __init__(
         self,

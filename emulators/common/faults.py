@@ -7,12 +7,27 @@ import math
 import random
 import threading
 import uuid
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from ..scenario import DATA_FAULT_KINDS, WEBHOOK_FAULT_KINDS, Fault
 from .records import ActiveFault, ApiError, Context, Reply
+
+
+def data_faults(values: Iterable[str], lists: Iterable[str] | None = None) -> Mapping[str, frozenset[str]]:
+    """What each data fault alters, for :attr:`ProviderEmulator.data_fault_actions`.
+
+    ``unknown_enum`` and ``null_fields`` alter the answers of ``values`` (the actions that answer a
+    number's or WABA's fields), ``duplicate_numbers`` those of ``lists`` (the actions that answer a
+    list of numbers; default: the same actions).
+    """
+    altered = frozenset(values)
+    return {
+        "unknown_enum": altered,
+        "null_fields": altered,
+        "duplicate_numbers": altered if lists is None else frozenset(lists),
+    }
 
 
 class _FaultsMixin:

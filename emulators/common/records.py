@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..scenario import Fault
@@ -123,6 +123,18 @@ class Context:
     fault: str | None = None
     path: str = ""
     fault_spec: Fault | None = None  # the fault applied (its parameters, e.g. megabytes)
+
+    def record(self, time: float, http_status: int, code: str | None, method: str, path: str) -> RequestRecord:
+        """The request's record: how it was answered, and what of it is known here (the fields of the same name)."""
+        answered: dict[str, Any] = {
+            "time": time,
+            "http_status": http_status,
+            "code": code,
+            "method": method,
+            "path": path,
+        }
+        known = {f.name: getattr(self, f.name) for f in fields(RequestRecord) if f.name not in answered}
+        return RequestRecord(**answered, **known)
 
 
 class ActiveFault:

@@ -301,22 +301,7 @@ class _ServerMixin:
         return resp
 
     def _record(self, req_method: str, path: str, arrival: float, ctx: Context, reply: Reply) -> None:
-        record = RequestRecord(
-            time=arrival,
-            access_key_id=ctx.access_key_id,
-            action=ctx.action,
-            space_id=ctx.space_id,
-            http_status=0 if reply.reset else reply.status,
-            code=reply.code,
-            phone_number=ctx.phone_number,
-            signature_version=ctx.signature_version,
-            authenticated=ctx.authenticated,
-            throttled=ctx.throttled,
-            fault=ctx.fault,
-            request_id=ctx.request_id,
-            method=req_method,
-            path=path,
-        )
+        record = ctx.record(arrival, 0 if reply.reset else reply.status, reply.code, req_method, path)
         with self._lock:
             self._records.append(record)
 

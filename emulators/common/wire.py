@@ -155,20 +155,22 @@ def wire_fields(state: Mapping[str, Any], mapping: Iterable[tuple[str, str]], ex
     """
     out: dict[str, Any] = {}
     for attr, key in mapping:
-        value = state.get(attr)
-        if value is not None:
-            out[key] = value
+        put(out, key, state.get(attr))
     if extra:
         merge_wire_extra(out, state)
     return out
 
 
+def put(out: dict[str, Any], key: str, value: Any) -> None:
+    """``out[key] = value``; a None value leaves no ``key`` at all (the wire omits nulls)."""
+    if value is None:
+        out.pop(key, None)
+    else:
+        out[key] = value
+
+
 def merge_wire_extra(out: dict[str, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     extras = state.get("wire_extra")
-    if isinstance(extras, Mapping):
-        for key, value in extras.items():
-            if value is None:
-                out.pop(key, None)
-            else:
-                out[key] = value
+    for key, value in extras.items() if isinstance(extras, Mapping) else ():
+        put(out, key, value)
     return out

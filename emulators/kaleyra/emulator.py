@@ -53,8 +53,6 @@ class KaleyraEmulator(ProviderEmulator):
     """
 
     provider_name = "Kaleyra"
-    thread_prefix = "kaleyra"
-    server_software = "nginx"
     json_content_type = JSON_CONTENT_TYPE
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = _WABA_KNOWN

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
-from typing import ClassVar, Unpack
+from typing import Unpack
 
 from ..common import EmulatorOptions, ProviderEmulator
+from ..common.faults import data_faults
 from ..common.wire import PHONE_NODE_OBSERVED_FIELDS
 from ..scenario import Scenario
 from .answers import _AnswersMixin
@@ -43,8 +43,6 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
 
     provider_name = "Meta"
 
-    thread_prefix = "meta"
-
     server_software = "proxygen-bolt"
 
     json_content_type = JSON_CONTENT_TYPE
@@ -68,11 +66,7 @@ class MetaEmulator(_ThrottlingMixin, _MetaStateMixin, _MetaEventsMixin, _RoutesM
 
     webhook_secret_required = True
 
-    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
-        "unknown_enum": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
-        "null_fields": frozenset({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}),
-        "duplicate_numbers": frozenset({LIST_ACTION}),
-    }
+    data_fault_actions = data_faults({LIST_ACTION, NUMBER_ACTION, WABA_ACTION}, {LIST_ACTION})
 
     _logger = logger
 

@@ -25,17 +25,15 @@ class GraphError(ApiError):
     def __init__(
         self,
         code: Any,
-        message: str | None = None,
-        status: int | None = None,
-        *,
+        *args: Any,
         subcode: int | None = None,
         error_type: str = "OAuthException",
         transient: bool | None = None,
         user_title: str | None = None,
-        retry_after: int | None = None,
-        http200: bool = False,
+        **options: Any,
     ):
-        super().__init__(code, message, status, retry_after=retry_after, http200=http200)
+        """``args`` and ``options``: the message, status and options of :class:`ApiError`."""
+        super().__init__(code, *args, **options)
         self.subcode = subcode
         self.error_type = error_type
         self.transient = (code in TRANSIENT_CODES) if transient is None else transient

@@ -6,7 +6,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from ..common import (
     UNKNOWN_ENUM_VALUES,
@@ -20,6 +20,7 @@ from ..common import (
     json_bytes,
     merge_wire_extra,
 )
+from ..common.faults import data_faults
 from ..scenario import Credential, Fault, Scenario, ScenarioError, Space
 from ..webhooks import Event, OutgoingRequest
 from .model import (
@@ -89,16 +90,12 @@ class NxCloudEmulator(ProviderEmulator):
     """
 
     provider_name = "NxCloud"
-    thread_prefix = "nxcloud"
-    server_software = "nginx"
     json_content_type = JSON_CONTENT_TYPE
     known_number_attributes = _NUMBER_KNOWN
     known_waba_attributes = frozenset({"id", "name", "present"})
     write_actions = WRITE_ACTIONS
     webhooks_supported = True
-    data_fault_actions: ClassVar[Mapping[str, frozenset[str]]] = {
-        kind: frozenset({ACTION}) for kind in ("unknown_enum", "null_fields", "duplicate_numbers")
-    }
+    data_fault_actions = data_faults({ACTION})
     _logger = logger
 
     def _check_scenario(self, scenario: Scenario) -> None:

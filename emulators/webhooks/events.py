@@ -12,16 +12,19 @@ from typing import Any
 logger = logging.getLogger("emulators.webhooks")
 
 
-#: messaging-limit tiers in increasing order (Meta's per-number and portfolio vocabularies merged)
-TIER_RANK = {
+#: the conversation limits of the messaging-limit tiers, increasing (Meta's per-number and portfolio tiers merged)
+TIER_LEVELS = (10, 50, 250, 1_000, 2_000, 10_000, 100_000)
+
+
+def tier_name(conversations: int) -> str:
+    """A limit's tier: ``TIER_<n>``, or ``TIER_<n>K`` for thousands (``TIER_1K``, ``TIER_100K``)."""
+    return f"TIER_{conversations // 1_000}K" if conversations >= 1_000 else f"TIER_{conversations}"
+
+
+#: tier -> the conversations it allows (its rank): None for TIER_NOT_SET, unbounded for TIER_UNLIMITED
+TIER_RANK: Mapping[str, float | None] = {
     "TIER_NOT_SET": None,
-    "TIER_10": 10,
-    "TIER_50": 50,
-    "TIER_250": 250,
-    "TIER_1K": 1_000,
-    "TIER_2K": 2_000,
-    "TIER_10K": 10_000,
-    "TIER_100K": 100_000,
+    **{tier_name(level): level for level in TIER_LEVELS},
     "TIER_UNLIMITED": float("inf"),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -42,63 +43,57 @@ def unit_id_value(raw: Any, info: ValidationInfo) -> str:
 UnitId = Annotated[str, Parsed(unit_id_value, {"type": "string", "minLength": 1}, required=True)]
 
 
-def phone_list_value(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
-    """Phone numbers with country code, as digits (a leading + dropped), in linear time."""
-    if not isinstance(raw, list) or not raw:
-        bad("must be a non-empty list of phone numbers with country code")
-    seen: dict[str, int] = {}
+def number_list(items: str, one: str, short: str, read: Callable[[str, Any], str]) -> Parsed:
+    """A non-empty list of *items*, each *one* given as a string or an integer, with spaces, dashes and
+    brackets dropped, then checked by *read* (the value and the raw item → the value kept, or ``bad()``);
+    a *short* seen twice (a leading + aside) is a duplicate.  Parsed in linear time, as digits (+ dropped)."""
 
-    def check(i: int, item: Any) -> None:
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            bad(f"must be a phone number string, got {typename(item)}")
-        value = re.sub(r"[\s\-()]", "", expand(item, info) if isinstance(item, str) else str(item))
-        if not re.fullmatch(r"\+?[0-9]{6,20}", value):
-            bad(f'invalid phone number {show(item)} (digits with country code, e.g. "+8613800000000")')
-        if seen.setdefault(value.lstrip("+"), i) != i:
-            bad(f"duplicate phone number {show(item)}")
+    def parse(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
+        if not isinstance(raw, list) or not raw:
+            bad(f"must be a non-empty list of {items}")
+        seen: dict[str, int] = {}
 
-    each(enumerate(raw), check)
-    return tuple(seen)
+        def check(i: int, item: Any) -> None:
+            if isinstance(item, bool) or not isinstance(item, (str, int)):
+                bad(f"must be a {one} string, got {typename(item)}")
+            value = read(re.sub(r"[\s\-()]", "", expand(item, info) if isinstance(item, str) else str(item)), item)
+            if seen.setdefault(value.lstrip("+"), i) != i:
+                bad(f"duplicate {short} {show(item)}")
+
+        each(enumerate(raw), check)
+        return tuple(seen)
+
+    return Parsed(
+        parse, {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}
+    )
+
+
+def _phone_number(value: str, item: Any) -> str:
+    if not re.fullmatch(r"\+?[0-9]{6,20}", value):
+        bad(f'invalid phone number {show(item)} (digits with country code, e.g. "+8613800000000")')
+    return value
+
+
+def _sender(value: str, item: Any) -> str:
+    """Twilio senders: sender SIDs (``XE`` + 32 hex) or phone numbers with country code (kept as digits)."""
+    if value.lower().startswith("whatsapp:"):
+        value = value[len("whatsapp:") :]
+    if not (re.fullmatch(r"XE[0-9a-fA-F]{32}", value) or re.fullmatch(r"\+?[0-9]{6,20}", value)):
+        bad(
+            f'invalid sender {show(item)} (a sender SID "XE" + 32 hex characters, or a phone number '
+            f'with country code such as "+14155550100")'
+        )
+    return value
 
 
 PhoneList = Annotated[
     tuple[str, ...] | None,
-    Parsed(
-        phone_list_value,
-        {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
-    ),
+    number_list("phone numbers with country code", "phone number", "phone number", _phone_number),
 ]
-
-
-def sender_list_value(raw: Any, info: ValidationInfo) -> tuple[str, ...]:
-    """Twilio senders: sender SIDs (``XE`` + 32 hex) or phone numbers with country code (kept as digits)."""
-    if not isinstance(raw, list) or not raw:
-        bad("must be a non-empty list of sender SIDs (XE...) or phone numbers with country code")
-    seen: dict[str, int] = {}
-
-    def check(i: int, item: Any) -> None:
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            bad(f"must be a sender SID or phone number string, got {typename(item)}")
-        value = re.sub(r"[\s\-()]", "", expand(item, info) if isinstance(item, str) else str(item))
-        if value.lower().startswith("whatsapp:"):
-            value = value[len("whatsapp:") :]
-        if not (re.fullmatch(r"XE[0-9a-fA-F]{32}", value) or re.fullmatch(r"\+?[0-9]{6,20}", value)):
-            bad(
-                f'invalid sender {show(item)} (a sender SID "XE" + 32 hex characters, or a phone number '
-                f'with country code such as "+14155550100")'
-            )
-        if seen.setdefault(value.lstrip("+"), i) != i:
-            bad(f"duplicate sender {show(item)}")
-
-    each(enumerate(raw), check)
-    return tuple(seen)
-
-
 SenderList = Annotated[
     tuple[str, ...] | None,
-    Parsed(
-        sender_list_value,
-        {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+    number_list(
+        "sender SIDs (XE...) or phone numbers with country code", "sender SID or phone number", "sender", _sender
     ),
 ]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from exporter.poller.state import (
     _AccountState,
     _Credential,
     _Stats,
+    log,
 )
 from exporter.poller.sweeps import _HealthSweeps
 from exporter.providers.base import Capability, Provider, UnitResult
@@ -29,8 +29,6 @@ from exporter.store import AccountSnapshot, PollResult
 
 if TYPE_CHECKING:
     from exporter.poller.facade import Poller
-
-log = logging.getLogger("exporter.poller")  # one logger for the whole package, as before the split
 
 
 class _Actor(_HealthSweeps):

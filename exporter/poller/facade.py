@@ -18,14 +18,13 @@ from exporter import merge, model, wabafacts
 from exporter.config import Account, Config
 from exporter.poller.actor import _Actor
 from exporter.poller.bridge import _LoopBridge
-from exporter.poller.state import HINTS, _AccountState, _Credential, _now_utc, _Stats
+from exporter.poller.state import HINTS, _AccountState, _Credential, _now_utc, _Stats, log
 from exporter.providers import make_provider
 from exporter.providers.base import Capability
 from exporter.providers.errors import ProviderError
 from exporter.store import AccountSnapshot, PollResult, Store
 
 T = TypeVar("T")
-log = logging.getLogger("exporter.poller")  # one logger for the whole package, as before the split
 
 
 class Poller(_LoopBridge):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from exporter.poller.state import (
     HEALTH_PUBLISH_INTERVAL,
     Waiter,
     _AccountState,
+    log,
 )
 from exporter.providers.base import Capability, Provider
 from exporter.providers.errors import ProviderError
@@ -22,8 +22,6 @@ from exporter.store import AccountSnapshot
 
 if TYPE_CHECKING:
     from exporter.poller.facade import Poller
-
-log = logging.getLogger("exporter.poller")  # one logger for the whole package, as before the split
 
 
 class _HealthSweeps:

@@ -18,32 +18,27 @@ parse         the answer was not the documented JSON shape                retry 
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 REASONS = ("throttled", "auth", "permission", "request", "upstream", "timeout", "parse")
 
 
+@dataclass(eq=False, repr=False)
 class ProviderError(Exception):
     """A failed provider call.  ``str()`` never contains credentials."""
 
-    def __init__(
-        self,
-        reason: str,
-        message: str,
-        *,
-        code: str = "",
-        http_status: int | None = None,
-        request_id: str = "",
-        retry_after: float | None = None,
-        action: str = "",
-    ):
-        assert reason in REASONS, reason
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.code = code
-        self.http_status = http_status
-        self.request_id = request_id
-        self.retry_after = retry_after
-        self.action = action
+    reason: str
+    message: str
+    _: KW_ONLY
+    code: str = ""
+    http_status: int | None = None
+    request_id: str = ""
+    retry_after: float | None = None
+    action: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.reason in REASONS, self.reason
+        super().__init__(self.message)
 
     @property
     def retryable(self) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 
 from exporter import model
 from exporter.providers.cams.parse import normalize_phone_number
+from exporter.providers.wire import meta_states, text
 
 #: the portfolio-era limit first, then the deprecated per-number tier
 TIER_FIELDS = (
@@ -31,11 +32,6 @@ OWN_ENTITY_TYPES = ("PHONE_NUMBER", "MESSAGE_TEMPLATE")
 MAX_ENTITIES = 16
 MAX_ERRORS = 16
 MAX_TEXT = 256
-
-
-def _text(item: dict[str, Any], key: str) -> str:
-    value = item.get(key)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _token(value: Any, limit: int = 64) -> str:
@@ -128,23 +124,18 @@ def parse_phone_object(item: Any, provider: str, space_id: str, phone_hint: str 
     """One Meta phone-number object → the model; None when it names no number."""
     if not isinstance(item, dict):
         return None
-    raw_phone = _text(item, "display_phone_number") or _text(item, "phone_number") or phone_hint
+    raw_phone = text(item, "display_phone_number") or text(item, "phone_number") or phone_hint
     if not raw_phone:
         return None
     tier, limit_scope = tier_and_scope(item, provider)
     can_send, entities, blocking = parse_health_status(item.get("health_status"), provider)
     business_id = next((e.entity_id for e in entities if e.entity_type == "BUSINESS" and e.entity_id), "")
+    states = meta_states(item, provider)
+    states["quality_rating"] = quality_of(item, provider)  # falls back on quality_score
     return model.PhoneNumber(
         phone_number=normalize_phone_number(raw_phone),
-        status=model.STATUS.normalize(item.get("status"), provider),
-        quality_rating=quality_of(item, provider),
         messaging_limit_tier=tier,
-        code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(
-            item.get("code_verification_status"), provider
-        ),
-        name_status=model.NAME_STATUS.normalize(item.get("name_status"), provider),
-        new_name_status=model.NAME_STATUS.normalize(item.get("new_name_status"), provider),
-        verified_name=_text(item, "verified_name"),
+        verified_name=text(item, "verified_name"),
         space_id=space_id,
         phone_number_id=_token(item.get("id")),
         can_send_message=can_send,
@@ -155,4 +146,5 @@ def parse_phone_object(item: Any, provider: str, space_id: str, phone_hint: str 
         entities=entities,
         blocking_errors=blocking,
         business_id=business_id,
+        **states,
     )

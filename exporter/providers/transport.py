@@ -89,6 +89,18 @@ async def load_json(content: bytes) -> Any:
     return await off_loop(json.loads, content, size=len(content))
 
 
+async def json_body(status: int, content: bytes, retry_after: float | None = None) -> Any:
+    """An answer's decoded JSON (None when empty); a body that is not JSON is ``throttled`` with a 429,
+    ``upstream`` with a 5xx, else a ``parse`` error."""
+    try:
+        return await load_json(content) if content else None
+    except (ValueError, UnicodeDecodeError):
+        if status == 429:
+            raise ProviderError("throttled", "HTTP 429", http_status=429, retry_after=retry_after) from None
+        reason = "upstream" if status >= 500 else "parse"
+        raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
+
+
 class BudgetedClient:
     def __init__(
         self,

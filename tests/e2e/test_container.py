@@ -26,7 +26,7 @@ import pytest
 
 from exporter import __version__
 from exporter.cli import DEFAULT_LISTEN
-from tests.helpers import free_port, samples, wait_ready
+from tests.helpers import free_port, samples, start_demo, wait_ready
 from tests.tools import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -275,14 +275,7 @@ def test_wheel_installs_into_a_fresh_venv_and_serves_the_demo(dockerfile, tmp_pa
 
     # ENTRYPOINT on the demo, as `docker run IMAGE --demo` (and the compose stack) runs it.
     port = free_port()
-    proc = subprocess.Popen(
-        [*entrypoint, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-    )
+    proc = start_demo(entrypoint, port, cwd=tmp_path, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, "the installed exporter's readiness", process=proc)

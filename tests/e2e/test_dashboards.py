@@ -324,6 +324,19 @@ def _panel_query(dashboard: dict, title: str) -> str:
     return substitute(expr, {v["name"]: ".*" for v in dashboard["templating"]["list"]})
 
 
+def _cannot_send(dashboard: dict, count: int, rows: list[dict]) -> list[dict]:
+    """promtool tests at 10 minutes: the "Cannot send" tile shows ``count``; its table, ``rows`` (label sets)."""
+    expected = [{"labels": "{" + ",".join(f'{k}="{v}"' for k, v in row.items()) + "}", "value": 1} for row in rows]
+    return [
+        {
+            "expr": _panel_query(dashboard, "Cannot send"),
+            "eval_time": "10m",
+            "exp_samples": [{"labels": "{}", "value": count}],
+        },
+        {"expr": _panel_query(dashboard, "Numbers that cannot send"), "eval_time": "10m", "exp_samples": expected},
+    ]
+
+
 def _promtool_eval(tmp_path, series: list[dict], tests: list[dict]) -> subprocess.CompletedProcess:
     path = tmp_path / "queries.test.yml"
     path.write_text(
@@ -376,43 +389,21 @@ def test_cannot_send_tile_counts_each_number_once_and_the_table_gives_every_reas
         ]
 
     def row(phone, **labels):
-        return {
-            "labels": "{"
-            + ",".join(
-                f'{k}="{v}"'
-                for k, v in {"account": "shop", "phone_number": phone, "provider": "alibaba_cams", **labels}.items()
-            )
-            + "}",
-            "value": 1,
-        }
+        return {"account": "shop", "phone_number": phone, "provider": "alibaba_cams", **labels}
 
     def error(t, i, code, text):
         return dict(can_send_message="BLOCKED", entity_type=t, entity_id=i, error_code=code, error_description=text)
 
-    result = _promtool_eval(
-        tmp_path,
-        series,
-        [
-            {
-                "expr": _panel_query(fleet, "Cannot send"),
-                "eval_time": "10m",
-                "exp_samples": [{"labels": "{}", "value": 5}],
-            },
-            {
-                "expr": _panel_query(fleet, "Numbers that cannot send"),
-                "eval_time": "10m",
-                "exp_samples": [
-                    row("+8613800000001", status="BANNED"),
-                    row("+8613800000001", **error(*own)),
-                    row("+8613800000002", can_send_message="BLOCKED"),
-                    row("+8613800000003", status="RESTRICTED"),
-                    row("+8613800000005", **error(*pay)),
-                    row("+8613800000005", **error("PHONE_NUMBER", "8613800000005", "131031", "Account locked.")),
-                    row("+15550000007", waba_id="1022901", ban_state="DISABLE"),
-                ],
-            },
-        ],
-    )
+    rows = [
+        row("+8613800000001", status="BANNED"),
+        row("+8613800000001", **error(*own)),
+        row("+8613800000002", can_send_message="BLOCKED"),
+        row("+8613800000003", status="RESTRICTED"),
+        row("+8613800000005", **error(*pay)),
+        row("+8613800000005", **error("PHONE_NUMBER", "8613800000005", "131031", "Account locked.")),
+        row("+15550000007", waba_id="1022901", ban_state="DISABLE"),
+    ]
+    result = _promtool_eval(tmp_path, series, _cannot_send(fleet, 5, rows))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -465,41 +456,8 @@ def test_cannot_send_counts_a_twilio_offline_sender_with_its_reasons(dashboards,
     ]
 
     def row(phone, **labels):
-        return {
-            "labels": "{"
-            + ",".join(
-                f'{k}="{v}"'
-                for k, v in {
-                    "account": "a",
-                    "phone_number": phone,
-                    "provider": "twilio",
-                    "status": "OFFLINE",
-                    **labels,
-                }.items()
-            )
-            + "}",
-            "value": 1,
-        }
+        return {"account": "a", "phone_number": phone, "provider": "twilio", "status": "OFFLINE", **labels}
 
-    result = _promtool_eval(
-        tmp_path,
-        series,
-        [
-            {
-                "expr": _panel_query(fleet, "Cannot send"),
-                "eval_time": "10m",
-                "exp_samples": [{"labels": "{}", "value": 2}],
-            },
-            {
-                "expr": _panel_query(fleet, "Numbers that cannot send"),
-                "eval_time": "10m",
-                "exp_samples": [
-                    row(
-                        "+1415", entity_type="PHONE_NUMBER", entity_id="XE1", error_code="63020", error_description="x"
-                    ),
-                    row("+1416"),
-                ],
-            },
-        ],
-    )
+    reasons = dict(entity_type="PHONE_NUMBER", entity_id="XE1", error_code="63020", error_description="x")
+    result = _promtool_eval(tmp_path, series, _cannot_send(fleet, 2, [row("+1415", **reasons), row("+1416")]))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -12,7 +12,6 @@ emulator, which together must poll every account exactly once).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -34,7 +33,7 @@ from exporter.config import parse_config
 from exporter.sharding import select, shard_of
 from tests.e2e import test_e2e_alerting as e2e
 from tests.e2e.test_e2e_alerting import wait_for
-from tests.helpers import free_port, samples
+from tests.helpers import free_port, load_script, run_script, samples
 from tests.tools import ROOT, binary
 
 DEPLOY = ROOT / "deploy"
@@ -414,10 +413,7 @@ def test_service_servicemonitor_and_job_name(manifests):
 
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location("gen_prometheusrule", ROOT / "scripts" / "gen-prometheusrule.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen-prometheusrule.py")
 
 
 def test_prometheusrule_is_generated_from_alerts(manifests):
@@ -430,24 +426,14 @@ def test_prometheusrule_is_generated_from_alerts(manifests):
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     shipped = [g for p in e2e.RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]]
     assert rule["spec"]["groups"] == shipped
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gen-prometheusrule.py"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_script("gen-prometheusrule.py", "--check")
     assert result.returncode == 0, result.stderr
 
 
 def test_prometheusrule_check_notices_drift(tmp_path):
     stale = tmp_path / "prometheusrule.yaml"
     stale.write_text(load_generator().generate().replace("for: 5m", "for: 6m", 1))
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gen-prometheusrule.py"), "--check", "--output", str(stale)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_script("gen-prometheusrule.py", "--check", "--output", str(stale))
     assert result.returncode == 1 and "gen-prometheusrule.py" in result.stderr
 
 

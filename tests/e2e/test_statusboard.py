@@ -35,18 +35,16 @@ WINDOW = (1400, 1000)
 # -- building a store by hand ----------------------------------------------------------------
 
 
-def number(phone: str, status="CONNECTED", quality="GREEN", tier="TIER_1K", name="Shop", changed=(600, 600, 600)):
-    return model.TrackedNumber(
-        model.PhoneNumber(
-            phone,
-            status=status,
-            quality_rating=quality,
-            messaging_limit_tier=tier,
-            verified_name=name,
-            space_id="space-1",
-        ),
-        model.ChangeTimes(*(NOW - c for c in changed)),
-    )
+def tracked(phone: str, changed=(60, 60, 60), **fields) -> model.TrackedNumber:
+    """A number as the store keeps it: its PhoneNumber's ``fields``, changed ``changed`` seconds before NOW."""
+    return model.TrackedNumber(model.PhoneNumber(phone, **fields), model.ChangeTimes(*(NOW - c for c in changed)))
+
+
+def number(
+    phone: str, status="CONNECTED", quality="GREEN", tier="TIER_1K", name="Shop", changed=(600, 600, 600), **more
+):
+    fields = dict(status=status, quality_rating=quality, messaging_limit_tier=tier, verified_name=name)
+    return tracked(phone, changed, **fields, space_id="space-1", **more)
 
 
 def account(name: str, provider: str, numbers=(), *, success=True, age=30.0, error="", polled=True, interval=60.0):
@@ -235,29 +233,10 @@ def test_every_number_with_colored_cells_worst_first(fleet):
 
 
 def test_meta_health_column_and_tiles():
-    blocked = model.TrackedNumber(
-        model.PhoneNumber(
-            "+15550100001",
-            status="CONNECTED",
-            quality_rating="GREEN",
-            messaging_limit_tier="TIER_10K",
-            can_send_message="BLOCKED",
-            space_id="space-1",
-            blocking_errors=(model.BlockingError("PHONE_NUMBER", "1065", "141006", "Blocked."),),
-        ),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
-    )
-    limited = model.TrackedNumber(
-        model.PhoneNumber(
-            "+15550100002",
-            status="CONNECTED",
-            quality_rating="GREEN",
-            messaging_limit_tier="TIER_10K",
-            can_send_message="LIMITED",
-            space_id="space-1",
-        ),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
-    )
+    error = model.BlockingError("PHONE_NUMBER", "1065", "141006", "Blocked.")
+    meta = dict(tier="TIER_10K", name="", changed=(60, 60, 60))
+    blocked = number("+15550100001", **meta, can_send_message="BLOCKED", blocking_errors=(error,))
+    limited = number("+15550100002", **meta, can_send_message="LIMITED")
     _, b = board(
         store_with(
             account("meta-prod", "meta", [blocked, limited]),
@@ -661,30 +640,11 @@ def test_restrictions_bans_portfolio_limits_and_why_a_number_cannot_send():
         },
         bans={"w2": model.WabaBan("w2", "DISABLE", 1744848000.0, NOW)},
     )
-    portfolio = model.TrackedNumber(
-        model.PhoneNumber(
-            "+15550100001",
-            messaging_limit_tier="TIER_2K",
-            limit_scope="business_portfolio",
-            business_id="b1",
-            waba_id="w1",
-            space_id="w1",
-            can_send_message="AVAILABLE",
-        ),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
-    )
-    disabled = model.TrackedNumber(
-        model.PhoneNumber("+15550100002", waba_id="w2", space_id="w2"), model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60)
-    )
-    blocked = model.TrackedNumber(
-        model.PhoneNumber(
-            "+8613800000001",
-            can_send_message="BLOCKED",
-            space_id="s",
-            blocking_errors=(model.BlockingError("BUSINESS", "39920000", "141006", "payment method"),),
-        ),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
-    )
+    in_portfolio = dict(limit_scope="business_portfolio", business_id="b1", can_send_message="AVAILABLE")
+    portfolio = tracked("+15550100001", messaging_limit_tier="TIER_2K", **in_portfolio, waba_id="w1", space_id="w1")
+    disabled = tracked("+15550100002", waba_id="w2", space_id="w2")
+    error = model.BlockingError("BUSINESS", "39920000", "141006", "payment method")
+    blocked = tracked("+8613800000001", can_send_message="BLOCKED", space_id="s", blocking_errors=(error,))
     meta = dataclasses.replace(
         account("meta-prod", "meta", [portfolio, disabled]),
         waba_facts=facts,
@@ -706,17 +666,9 @@ def test_restrictions_bans_portfolio_limits_and_why_a_number_cannot_send():
 
 
 def test_twilio_offline_cannot_send_with_its_reason_and_cams_offline_not():
-    offline = model.TrackedNumber(
-        model.PhoneNumber(
-            "+14155550101",
-            status="OFFLINE",
-            quality_rating="GREEN",
-            messaging_limit_tier="TIER_10K",
-            space_id="AC1",
-            blocking_errors=(model.BlockingError("PHONE_NUMBER", "XE1", "63020", "x"),),
-        ),
-        model.ChangeTimes(NOW - 60, NOW - 60, NOW - 60),
-    )
+    error = model.BlockingError("PHONE_NUMBER", "XE1", "63020", "x")
+    fields = dict(status="OFFLINE", quality_rating="GREEN", messaging_limit_tier="TIER_10K", space_id="AC1")
+    offline = tracked("+14155550101", **fields, blocking_errors=(error,))
     _, b = board(
         store_with(
             account("tw", "twilio", [offline]),

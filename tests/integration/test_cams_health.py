@@ -19,7 +19,7 @@ from emulators.scenario import generate_fleet, loads_scenario
 from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.store import Store
-from tests.helpers import active_state, samples, value, wait_for
+from tests.helpers import active_state, current, value, wait_for
 
 HEALTH = "GetWhatsappHealthStatus"
 SECRET = {"SK": "sk-health-SECRET"}
@@ -83,10 +83,6 @@ def make():
     yield build
     for poller in made:
         poller.stop()
-
-
-def current(store: Store):
-    return samples(store.exposition.body.decode())
 
 
 def test_a_number_is_blocked_only_once_its_health_was_read(emulator, make):

@@ -6,42 +6,26 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import httpx
 import pytest
 
 from exporter import __version__
-from tests.helpers import free_port, samples, wait_ready
+from tests.helpers import EXPORTER, cams_account, free_port, run_exporter, samples, start_demo, wait_ready
 from tests.tools import promtool_check_metrics
 
-CMD = [sys.executable, "-m", "exporter"]
-
-
-def run(*args, env=None, timeout=30):
-    return subprocess.run(
-        [*CMD, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
-    )
-
-
-GOOD = """
-accounts:
-  - name: shop
-    provider: alibaba_cams
-    credentials: {access_key_id: ak, access_key_secret: "${CLI_TEST_SECRET}"}
-    spaces: [{cust_space_id: cams-1}]
-"""
+GOOD = "accounts:\n" + cams_account(None, "shop", "ak", "CLI_TEST_SECRET", ["cams-1"])
 
 
 def test_version():
-    result = run("--version")
+    result = run_exporter("--version")
     assert result.returncode == 0 and __version__ in result.stdout
 
 
 def test_check_config_ok(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(GOOD)
-    result = run("--check-config", "--config.file", str(path), env={"CLI_TEST_SECRET": "s3cr3t-cli"})
+    result = run_exporter("--check-config", "--config.file", str(path), env={"CLI_TEST_SECRET": "s3cr3t-cli"})
     assert result.returncode == 0, result.stderr
     assert "1 account" in result.stdout
 
@@ -58,7 +42,7 @@ def test_check_config_ok(tmp_path):
 def test_check_config_errors_are_one_line_exit_2(tmp_path, text, key):
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    result = run("--check-config", "--config.file", str(path), env={"CLI_TEST_SECRET": "s3cr3t-cli"})
+    result = run_exporter("--check-config", "--config.file", str(path), env={"CLI_TEST_SECRET": "s3cr3t-cli"})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0], result.stderr
@@ -69,34 +53,31 @@ def test_missing_secret_env_is_named_without_traceback(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(GOOD)
     env = {k: v for k, v in os.environ.items() if k != "CLI_TEST_SECRET"}
-    result = subprocess.run([*CMD, "--config.file", str(path)], capture_output=True, text=True, timeout=30, env=env)
+    result = subprocess.run(
+        [*EXPORTER, "--config.file", str(path)], capture_output=True, text=True, timeout=30, env=env
+    )
     assert result.returncode == 2
     assert "CLI_TEST_SECRET" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_config_file(tmp_path):
-    result = run("--config.file", str(tmp_path / "nope.yaml"))
+    result = run_exporter("--config.file", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_config_is_required_without_demo():
-    result = run()
+    result = run_exporter()
     assert result.returncode == 2 and "--config.file" in result.stderr
 
 
 def test_bad_listen_address():
-    result = run("--demo", "--web.listen-address", "nonsense")
+    result = run_exporter("--demo", "--web.listen-address", "nonsense")
     assert result.returncode == 2 and "--web.listen-address" in result.stderr
 
 
 def test_demo_serves_changing_metrics_and_stops_cleanly():
     port = free_port()
-    proc = subprocess.Popen(
-        [*CMD, "--demo", "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_demo(EXPORTER, port)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, "the demo's readiness", process=proc)

@@ -4,28 +4,19 @@ import base64
 import threading
 
 import httpx
-import pytest
 
 from emulators.infobip import InfobipEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
 from emulators.twilio import TwilioEmulator, sender_sid
-from tests.helpers import wait_for
+from tests.helpers import emulator_fixture, wait_for
 
 TW_AUTH = ("SKdemo0000000000000000000000000001", "twdemo-secret-0001")
 IB_AUTH = {"Authorization": "App ibdemo-api-key-0001"}
 LIST = "/v2/Channels/Senders"
 
 
-@pytest.fixture
-def twilio():
-    with TwilioEmulator(load_builtin_scenario("demo-twilio")) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def infobip():
-    with InfobipEmulator(load_builtin_scenario("demo-infobip")) as emulator:
-        yield emulator
+twilio = emulator_fixture("twilio", TwilioEmulator, builtin="demo-twilio")
+infobip = emulator_fixture("infobip", InfobipEmulator, builtin="demo-infobip")
 
 
 def test_twilio_auth_401_and_restricted_key_403():

@@ -577,22 +577,21 @@ def test_meta_ban_states_and_their_health():
         assert bans[1]["ban_info"]["waba_ban_date"] in {date_text(sent[1] - 2), date_text(sent[1])}
 
 
+PORTFOLIO_STEPS = [(60, "2000"), (120, "UNLIMITED"), (180, "TIER_250")]
+
+
 def test_meta_portfolio_limit_forms_and_business_capability_update():
-    yaml = f"""
-credentials:
-  - {{access_key_id: app-1, access_key_secret: token-1, qps: null}}
-spaces:
-  - space_id: "{WABA}"
-    access_key_id: app-1
-    waba:
-      id: "{WABA}"
-      business_id: "{BUSINESS}"
+    # both WABAs belong to one business, whose portfolio limit changes at 60, 120 and 180 s
+    changes = ", ".join(f"{{at: {at}, set: {{portfolio_messaging_limit: {limit}}}}}" for at, limit in PORTFOLIO_STEPS)
+    portfolio = f"""      business_id: "{BUSINESS}"
       portfolio_messaging_limit: TIER_250
-      max_phone_numbers_per_business: 2
-      timeline:
-        - {{at: 60, set: {{portfolio_messaging_limit: 2000}}}}
-        - {{at: 120, set: {{portfolio_messaging_limit: UNLIMITED}}}}
-        - {{at: 180, set: {{portfolio_messaging_limit: TIER_250}}}}
+      timeline: [{changes}]
+"""
+    yaml = (
+        META_PRELUDE
+        + f"""    waba:
+      id: "{WABA}"
+{portfolio}      max_phone_numbers_per_business: 2
     numbers:
       - {{phone_number: "15550000001", id: "106000000000001", status: CONNECTED, messaging_limit_tier: TIER_1K}}
       - {{phone_number: "15550000002", id: "106000000000002", status: CONNECTED}}
@@ -600,14 +599,9 @@ spaces:
     access_key_id: app-1
     waba:
       id: "102000000000002"
-      business_id: "{BUSINESS}"
-      portfolio_messaging_limit: TIER_250
-      timeline:
-        - {{at: 60, set: {{portfolio_messaging_limit: 2000}}}}
-        - {{at: 120, set: {{portfolio_messaging_limit: UNLIMITED}}}}
-        - {{at: 180, set: {{portfolio_messaging_limit: TIER_250}}}}
-    numbers: [{{phone_number: "15550000003", id: "106000000000003", status: CONNECTED}}]
+{portfolio}    numbers: [{{phone_number: "15550000003", id: "106000000000003", status: CONNECTED}}]
 """
+    )
     with Receiver() as rx, MetaEmulator(loads_scenario(yaml)) as emu:
         emu.set_webhook(rx.url, secret=APP_SECRET)
 

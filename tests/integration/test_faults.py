@@ -13,7 +13,17 @@ from exporter.config import parse_config
 from exporter.poller import Poller
 from exporter.ratelimit import TokenBucket
 from exporter.store import Store
-from tests.helpers import REQUEST_ERRORS, SECRETS, active_state, cams_config, poll_once, samples, value, wait_for
+from tests.helpers import (
+    REQUEST_ERRORS,
+    SECRETS,
+    active_state,
+    cams_account,
+    cams_config,
+    current,
+    poll_once,
+    value,
+    wait_for,
+)
 
 M = "whatsapp_phone_number_"
 
@@ -34,28 +44,19 @@ class Clock:
 
 
 def config(url, max_staleness="10m", retries=3):
-    return parse_config(
-        f"""
-accounts:
-  - name: shop
-    provider: alibaba_cams
-    endpoint: {url}
-    credentials: {{access_key_id: ak-one, access_key_secret: "${{SK_ONE}}"}}
-    poll_interval: 60s
-    timeout: 0.5s
-    max_staleness: {max_staleness}
-    retries: {retries}
-    spaces: [{{cust_space_id: cams-shop}}, {{cust_space_id: cams-support}}]
-  - name: other
-    provider: alibaba_cams
-    endpoint: {url}
-    credentials: {{access_key_id: ak-two, access_key_secret: "${{SK_TWO}}"}}
-    poll_interval: 60s
-    timeout: 0.5s
-    spaces: [{{cust_space_id: cams-other}}]
-""",
-        env=SECRETS,
+    common = dict(poll_interval="60s", timeout="0.5s")
+    shop = cams_account(
+        url,
+        "shop",
+        "ak-one",
+        "SK_ONE",
+        ["cams-shop", "cams-support"],
+        **common,
+        max_staleness=max_staleness,
+        retries=retries,
     )
+    other = cams_account(url, "other", "ak-two", "SK_TWO", ["cams-other"], **common)
+    return parse_config("accounts:\n" + shop + other, env=SECRETS)
 
 
 async def no_wait(seconds):
@@ -85,10 +86,6 @@ def setup_no_retries(emulator):
     stack = _setup(emulator, retries=0)
     yield stack
     stack[1].stop()
-
-
-def current(store):
-    return samples(store.exposition.body.decode())
 
 
 FAULTS = [

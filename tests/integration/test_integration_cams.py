@@ -30,28 +30,27 @@ from tests.tools import promtool_check_metrics
 M = "whatsapp_phone_number_"
 
 
-@pytest.fixture
-def stack(emulator):
-    """Store + poller (not started: tests drive polls) + HTTP server on a free port."""
-    config = make_config(emulator.url)
+def _serving(emulator, config):
+    """Store + poller on ``config`` (not started: tests drive polls) + HTTP server on a free port."""
     store = Store()
     poller = Poller(config, store)
     server = HttpServer(App(store), "127.0.0.1:0").start()
-    yield emulator, poller, server
-    poller.stop()
-    server.stop()
+    try:
+        yield emulator, poller, server
+    finally:
+        poller.stop()
+        server.stop()
+
+
+@pytest.fixture
+def stack(emulator):
+    yield from _serving(emulator, make_config(emulator.url))
 
 
 @pytest.fixture
 def stack_no_retries(emulator):
     """Like ``stack``, with ``retries: 0`` on both accounts: exactly one attempt per call."""
-    config = make_config(emulator.url, extra_one="    retries: 0", extra_two="    retries: 0")
-    store = Store()
-    poller = Poller(config, store)
-    server = HttpServer(App(store), "127.0.0.1:0").start()
-    yield emulator, poller, server
-    poller.stop()
-    server.stop()
+    yield from _serving(emulator, make_config(emulator.url, extra_one="    retries: 0", extra_two="    retries: 0"))
 
 
 def current(server):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 import time
 
 import pytest
@@ -14,8 +15,18 @@ from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import Fault, loads_scenario
 from exporter.web import App, HttpServer
 from tests.conftest import SCENARIO as CAMS_SCENARIO
-from tests.helpers import active_state, emulator_fixture, pollers_fixture, samples, scrape, value
-from tests.tools import promtool_check_metrics
+from tests.helpers import (
+    REQUEST_ERRORS,
+    active_state,
+    assert_promtool_clean,
+    current,
+    emulator_fixture,
+    poll,
+    pollers_fixture,
+    samples,
+    scrape,
+    value,
+)
 
 M = "whatsapp_phone_number_"
 ENV = {
@@ -142,14 +153,9 @@ cams = emulator_fixture("cams", CamsEmulator, CAMS_SCENARIO)
 make = pollers_fixture(ENV)
 
 
-def current(store):
-    return samples(store.exposition.body.decode())
-
-
 def test_nxcloud_both_shapes_and_transitions(nx, make):
     poller, store = make(nx_account(nx.url))
-    poller.poll_account("nx")
-    s = current(store)
+    s = poll(poller, store, "nx")
     shop = dict(provider="nxcloud", account="nx", phone_number="+6281300000001")
     assert active_state(s, M + "quality_rating", "quality_rating", **shop) == "GREEN"
     assert active_state(s, M + "messaging_limit_tier", "tier", **shop) == "TIER_1K"
@@ -163,22 +169,8 @@ def test_nxcloud_both_shapes_and_transitions(nx, make):
     assert value(s, "whatsapp_exporter_poll_success", account="nx") == 1
 
     nx.advance(150)
-    poller.poll_account("nx")
-    assert active_state(current(store), M + "quality_rating", "quality_rating", **shop) == "RED"
+    assert active_state(poll(poller, store, "nx"), M + "quality_rating", "quality_rating", **shop) == "RED"
     assert not nx.write_action_calls()
-
-
-def test_nxcloud_unbound_configured_number_is_reported_and_others_kept(nx, make):
-    apps = '[{appkey: app-shop, business_phones: ["6281300000001", "6281300000002", "6281399999999"]}]'
-    poller, store = make(nx_account(nx.url, apps))
-    poller.poll_account("nx")
-    s = current(store)
-    assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+6281399999999") == 0
-    assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+6281300000001") == 1
-    assert active_state(s, M + "status", "status", phone_number="+6281300000001") == "CONNECTED"
-    assert active_state(s, M + "status", "status", phone_number="+6281300000002") == "CONNECTED"
-    assert value(s, "whatsapp_exporter_poll_success", account="nx") == 0
-    assert value(s, "whatsapp_exporter_api_request_errors_total", action="getPhone", reason="request") >= 1
 
 
 def test_nxcloud_clock_skew_is_logged_as_a_clock_problem(make, caplog):
@@ -193,24 +185,14 @@ def test_nxcloud_clock_skew_is_logged_as_a_clock_problem(make, caplog):
     assert messages and "clock problem" in messages[0] and "behind" in messages[0]
 
 
-@pytest.mark.parametrize("code,reason", [(1003, "auth"), (1005, "permission"), (9001, "upstream"), (9099, "upstream")])
-def test_nxcloud_result_codes_counted(nx, make, code, reason):
-    nx.inject(Fault(kind="error", code=code))
-    poller, store = make(nx_account(nx.url, "[{appkey: app-shop}]", extra="    retries: 0"))
-    poller.poll_account("nx")
-    assert value(current(store), "whatsapp_exporter_api_request_errors_total", action="getPhone", reason=reason) == 1
-
-
 def test_nxcloud_wrong_secret_is_auth(nx, make):
     poller, store = make(nx_account(nx.url, "[{appkey: app-shop}]", secret="NX_WRONG"))
-    poller.poll_account("nx")
-    assert value(current(store), "whatsapp_exporter_api_request_errors_total", action="getPhone", reason="auth") == 1
+    assert value(poll(poller, store, "nx"), REQUEST_ERRORS, action="getPhone", reason="auth") == 1
 
 
 def test_kaleyra_discovery_details_and_transitions(kal, make):
     poller, store = make(kal_account(kal.url))
-    poller.poll_account("kal")
-    s = current(store)
+    s = poll(poller, store, "kal")
     one = dict(provider="kaleyra", account="kal", phone_number="+919876543210")
     assert active_state(s, M + "status", "status", **one) == "CONNECTED"
     assert active_state(s, M + "messaging_limit_tier", "tier", **one) == "TIER_10K"  # the portfolio limit wins
@@ -219,46 +201,95 @@ def test_kaleyra_discovery_details_and_transitions(kal, make):
     assert value(s, "whatsapp_exporter_api_requests_total", account="kal", action="number") == 1
     assert value(s, "whatsapp_exporter_api_requests_total", account="kal", action="phone_number_details") == 2
     kal.advance(150)
-    poller.poll_account("kal")
-    assert active_state(current(store), M + "status", "status", **one) == "FLAGGED"
+    assert active_state(poll(poller, store, "kal"), M + "status", "status", **one) == "FLAGGED"
     assert not kal.write_action_calls()
 
 
-def test_kaleyra_configured_numbers_one_unknown(kal, make):
-    wabas = '[{waba_id: "1029384756", phone_numbers: ["919876543210", "919800000000"]}]'
-    poller, store = make(kal_account(kal.url, wabas))
-    poller.poll_account("kal")
-    s = current(store)
-    assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+919800000000") == 0
-    assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+919876543210") == 1
-    assert value(s, "whatsapp_exporter_api_requests_total", action="number") == 0  # no discovery
-    assert value(s, "whatsapp_exporter_api_request_errors_total", action="phone_number_details", reason="request") == 1
-
-
-def test_kaleyra_wrong_key_is_auth_and_keeps_last_data(kal, make):
-    poller, store = make(kal_account(kal.url))
-    poller.poll_account("kal")
-    kal.inject(Fault(kind="error", code="RBC001"))  # "Incorrect SID or API key" from now on
-    poller.poll_account("kal")
-    s = current(store)
-    assert value(s, "whatsapp_exporter_api_request_errors_total", action="number", reason="auth") == 1
-    assert value(s, "whatsapp_exporter_poll_success", account="kal") == 0
-    assert value(s, "whatsapp_exporter_numbers", account="kal") == 2
+@pytest.mark.parametrize(
+    "provider,listed,unknown,known,more",
+    [
+        (
+            "nx",
+            '[{appkey: app-shop, business_phones: ["6281300000001", "6281300000002", "6281399999999"]}]',
+            "+6281399999999",
+            ["+6281300000001", "+6281300000002"],
+            # a listed number the app does not hold fails the account's poll (the others are still read)
+            [
+                ("whatsapp_exporter_poll_success", {}, operator.eq, 0),
+                (REQUEST_ERRORS, dict(action="getPhone", reason="request"), operator.ge, 1),
+            ],
+        ),
+        (
+            "kal",
+            '[{waba_id: "1029384756", phone_numbers: ["919876543210", "919800000000"]}]',
+            "+919800000000",
+            ["+919876543210"],
+            # listed numbers: no discovery call
+            [
+                ("whatsapp_exporter_api_requests_total", dict(action="number"), operator.eq, 0),
+                (REQUEST_ERRORS, dict(action="phone_number_details", reason="request"), operator.eq, 1),
+            ],
+        ),
+    ],
+)
+def test_a_listed_number_the_provider_does_not_hold_is_reported_and_the_others_kept(
+    request, make, provider, listed, unknown, known, more
+):
+    emulator = request.getfixturevalue(provider)
+    account = {"nx": nx_account, "kal": kal_account}[provider]
+    poller, store = make(account(emulator.url, listed))
+    s = poll(poller, store, provider)
+    assert value(s, "whatsapp_exporter_number_poll_success", phone_number=unknown) == 0
+    for number in known:
+        assert value(s, "whatsapp_exporter_number_poll_success", phone_number=number) == 1
+        assert active_state(s, M + "status", "status", phone_number=number) == "CONNECTED"
+    for family, labels, compare, expected in more:
+        assert compare(value(s, family, account=provider, **labels), expected), (family, labels)
 
 
 @pytest.mark.parametrize(
-    "fault,reason",
+    "provider,code,action",
     [
-        (dict(kind="error", code="WA500"), "upstream"),
-        (dict(kind="error", code="WA401", http_status=400), "permission"),
-        (dict(kind="malformed"), "parse"),
+        ("kal", "RBC001", "number"),  # "Incorrect SID or API key"
+        ("meta", "190", "phone_numbers"),  # "Invalid OAuth access token"
     ],
 )
-def test_kaleyra_errors_counted(kal, make, fault, reason):
-    kal.inject(Fault(**fault))
-    poller, store = make(kal_account(kal.url, extra="    retries: 0"))
-    poller.poll_account("kal")
-    assert value(current(store), "whatsapp_exporter_api_request_errors_total", action="number", reason=reason) == 1
+def test_a_refused_key_is_auth_and_keeps_the_last_data(request, make, provider, code, action):
+    emulator = request.getfixturevalue(provider)
+    poller, store = make({"kal": kal_account, "meta": meta_account}[provider](emulator.url))
+    poller.poll_account(provider)
+    emulator.inject(Fault(kind="error", code=code))  # from now on
+    s = poll(poller, store, provider)
+    assert value(s, REQUEST_ERRORS, action=action, reason="auth") == 1
+    assert value(s, "whatsapp_exporter_poll_success", account=provider) == 0
+    assert value(s, "whatsapp_exporter_numbers", account=provider) == 2
+
+
+#: what each provider's error-count test polls: (its account, lines for one app or WABA and no retries, the action)
+ERROR_ACCOUNTS = {
+    "nx": (lambda url: nx_account(url, "[{appkey: app-shop}]", extra="    retries: 0"), "getPhone"),
+    "kal": (lambda url: kal_account(url, extra="    retries: 0"), "number"),
+}
+
+
+@pytest.mark.parametrize(
+    "provider,fault,reason",
+    [
+        ("nx", dict(kind="error", code=1003), "auth"),
+        ("nx", dict(kind="error", code=1005), "permission"),
+        ("nx", dict(kind="error", code=9001), "upstream"),
+        ("nx", dict(kind="error", code=9099), "upstream"),
+        ("kal", dict(kind="error", code="WA500"), "upstream"),
+        ("kal", dict(kind="error", code="WA401", http_status=400), "permission"),
+        ("kal", dict(kind="malformed"), "parse"),
+    ],
+)
+def test_provider_errors_counted(request, make, provider, fault, reason):
+    emulator = request.getfixturevalue(provider)
+    emulator.inject(Fault(**fault))
+    account, action = ERROR_ACCOUNTS[provider]
+    poller, store = make(account(emulator.url))
+    assert value(poll(poller, store, provider), REQUEST_ERRORS, action=action, reason=reason) == 1
 
 
 def test_three_providers_in_one_scrape_and_one_failing_leaves_the_others(cams, nx, kal, make):
@@ -270,8 +301,7 @@ def test_three_providers_in_one_scrape_and_one_failing_leaves_the_others(cams, n
         body = scrape(server.url).content
         s = samples(body.decode())
         assert {dict(ls)["provider"] for (n, ls) in s if n == M + "info"} == {"alibaba_cams", "nxcloud", "kaleyra"}
-        check = promtool_check_metrics(body)
-        assert check.returncode == 0 and not check.stdout and not check.stderr, check
+        assert_promtool_clean(body)
 
         before = {k: v for k, v in s.items() if k[0].startswith(M) and dict(k[1])["provider"] != "nxcloud"}
         nx.inject(Fault(kind="error", code=9001))
@@ -292,8 +322,7 @@ def test_three_providers_in_one_scrape_and_one_failing_leaves_the_others(cams, n
 
 def test_meta_list_details_health_and_transitions(meta, make):
     poller, store = make(meta_account(meta.url))
-    poller.poll_account("meta")
-    s = current(store)
+    s = poll(poller, store, "meta")
     one = dict(provider="meta", account="meta", phone_number="+15550100001")
     assert active_state(s, M + "status", "status", **one) == "CONNECTED"
     # Since October 2025 the limit is the business portfolio's: once per business, not on the number.
@@ -315,29 +344,16 @@ def test_meta_list_details_health_and_transitions(meta, make):
     assert value(s, "whatsapp_exporter_api_requests_total", account="meta", action="phone_number") == 2
     assert value(s, "whatsapp_exporter_poll_success", account="meta") == 1
     meta.advance(150)
-    poller.poll_account("meta")
-    s = current(store)
+    s = poll(poller, store, "meta")
     assert active_state(s, M + "can_send_message", "can_send_message", **one) == "BLOCKED"
     assert not meta.write_action_calls()
     assert ENV["META"] not in store.exposition.body.decode()
 
 
-def test_meta_wrong_token_is_auth_and_keeps_last_data(meta, make):
-    poller, store = make(meta_account(meta.url))
-    poller.poll_account("meta")
-    meta.inject(Fault(kind="error", code="190"))  # "Invalid OAuth access token" from now on
-    poller.poll_account("meta")
-    s = current(store)
-    assert value(s, "whatsapp_exporter_api_request_errors_total", action="phone_numbers", reason="auth") == 1
-    assert value(s, "whatsapp_exporter_poll_success", account="meta") == 0
-    assert value(s, "whatsapp_exporter_numbers", account="meta") == 2
-
-
 def test_meta_throttled_is_counted_once_and_not_retried(meta, make):
     meta.inject(Fault(kind="error", code="80007", count=1, retry_after=300))
     poller, store = make(meta_account(meta.url))
-    poller.poll_account("meta")
-    s = current(store)
+    s = poll(poller, store, "meta")
     assert value(s, "whatsapp_exporter_api_request_errors_total", action="phone_numbers", reason="throttled") == 1
     assert len(meta.requests) == 1
     poller.poll_account("meta")  # before the advertised regain time: no request at all

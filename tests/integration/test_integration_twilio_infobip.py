@@ -12,8 +12,15 @@ import pytest
 from emulators.infobip import InfobipEmulator
 from emulators.scenario import Fault, load_builtin_scenario, loads_scenario
 from emulators.twilio import TwilioEmulator, sender_sid
-from tests.helpers import REQUEST_ERRORS, active_state, pollers_fixture, samples, value
-from tests.tools import promtool_check_metrics
+from tests.helpers import (
+    REQUEST_ERRORS,
+    active_state,
+    assert_promtool_clean,
+    emulator_fixture,
+    poll,
+    pollers_fixture,
+    value,
+)
 
 M = "whatsapp_phone_number_"
 TW_SK = "SKdemo0000000000000000000000000001"
@@ -46,29 +53,15 @@ def ib_account(url, senders, *, name="ib", key="IB", extra=""):
 IB_DEMO = ["447860099101", "447860099102", "447860099103", "4915730099101", "4915730099102", "447860099999"]
 
 
-@pytest.fixture
-def tw():
-    with TwilioEmulator(load_builtin_scenario("demo-twilio")) as emu:
-        yield emu
-
-
-@pytest.fixture
-def ib():
-    with InfobipEmulator(load_builtin_scenario("demo-infobip")) as emu:
-        yield emu
-
+tw = emulator_fixture("tw", TwilioEmulator, builtin="demo-twilio")
+ib = emulator_fixture("ib", InfobipEmulator, builtin="demo-infobip")
 
 make = pollers_fixture(ENV)
 
 
-def current(store):
-    return samples(store.exposition.body.decode())
-
-
 def test_twilio_paging_three_pages_offline_reason_and_back(tw, make):
     poller, store = make(tw_account(tw.url))
-    poller.poll_account("tw")
-    s = current(store)
+    s = poll(poller, store, "tw")
     one = dict(provider="twilio", account="tw", phone_number="+14155550101")
     assert value(s, "whatsapp_exporter_api_requests_total", account="tw", action="ListChannelsSender") == 3
     assert value(s, "whatsapp_exporter_numbers", account="tw") == 6
@@ -79,8 +72,7 @@ def test_twilio_paging_three_pages_offline_reason_and_back(tw, make):
     assert value(s, M + "info", **one, space_id=TW_AC, waba_id="203040506070801", verified_name="Demo Retail US") == 1
 
     tw.advance(50)
-    poller.poll_account("tw")
-    s = current(store)
+    s = poll(poller, store, "tw")
     assert active_state(s, M + "status", "status", **one) == "OFFLINE"
     assert (
         value(
@@ -95,21 +87,18 @@ def test_twilio_paging_three_pages_offline_reason_and_back(tw, make):
         == 1
     )
     tw.advance(200)
-    poller.poll_account("tw")
-    s = current(store)
+    s = poll(poller, store, "tw")
     assert active_state(s, M + "status", "status", **one) == "CONNECTED"
     assert value(s, M + "blocking_error_info", **one, error_code="63020") is None
     assert not tw.write_action_calls()
     assert "twdemo-secret-0001" not in store.exposition.body.decode()
-    check = promtool_check_metrics(store.exposition.body)
-    assert check.returncode == 0 and not check.stdout and not check.stderr, check
+    assert_promtool_clean(store.exposition.body)
 
 
 def test_twilio_never_follows_a_next_page_on_another_host(make):
     with TwilioEmulator(load_builtin_scenario("demo-twilio"), next_page_host="127.0.0.2:9") as emu:
         poller, store = make(tw_account(emu.url))
-        poller.poll_account("tw")
-        s = current(store)
+        s = poll(poller, store, "tw")
         assert value(s, "whatsapp_exporter_poll_success", account="tw") == 0
         assert len(emu.requests) == 1  # the first page only
 
@@ -118,8 +107,7 @@ def test_twilio_wrong_credentials_is_auth_and_rfc9457_too(make):
     for fmt in ("legacy", "rfc9457"):
         with TwilioEmulator(load_builtin_scenario("demo-twilio"), error_format=fmt) as emu:
             poller, store = make(tw_account(emu.url, name=f"tw-{fmt}", secret="WRONG"))
-            poller.poll_account(f"tw-{fmt}")
-            s = current(store)
+            s = poll(poller, store, f"tw-{fmt}")
             assert value(s, REQUEST_ERRORS, account=f"tw-{fmt}", action="ListChannelsSender", reason="auth") == 1
             assert value(s, "whatsapp_exporter_poll_success", account=f"tw-{fmt}") == 0
             assert len(emu.requests) == 1  # auth is not retried
@@ -129,13 +117,11 @@ def test_twilio_wrong_credentials_is_auth_and_rfc9457_too(make):
 def test_twilio_429_storm_backs_off_and_recovers(tw, make):
     tw.inject(Fault(kind="error", code="20429", http_status=429, count=3))
     poller, store = make(tw_account(tw.url, extra="    retries: 1\n"))
-    poller.poll_account("tw")
-    s = current(store)
+    s = poll(poller, store, "tw")
     assert value(s, "whatsapp_exporter_api_request_errors_total", action="ListChannelsSender", reason="throttled") == 2
     assert value(s, "whatsapp_exporter_poll_success", account="tw") == 0
     assert len(tw.requests) == 2  # one retry, not a hammering
-    poller.poll_account("tw")  # after the hold: the third refusal, one retry, then three pages
-    s = current(store)
+    s = poll(poller, store, "tw")  # after the hold: the third refusal, one retry, then three pages
     assert value(s, "whatsapp_exporter_poll_success", account="tw") == 1
     assert value(s, "whatsapp_exporter_numbers", account="tw") == 6
 
@@ -144,8 +130,7 @@ def test_twilio_configured_senders_by_sid_and_number(tw, make):
     sids = [sender_sid("14155550101"), "XE" + "0" * 32]
     senders = ', senders: ["+14155550102", ' + ", ".join(f'"{s}"' for s in sids) + "]"
     poller, store = make(tw_account(tw.url, senders=senders))
-    poller.poll_account("tw")
-    s = current(store)
+    s = poll(poller, store, "tw")
     assert value(s, "whatsapp_exporter_numbers", account="tw") == 2
     assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+14155550101") == 1
     assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+14155550102") == 1
@@ -155,8 +140,7 @@ def test_twilio_configured_senders_by_sid_and_number(tw, make):
 
 def test_infobip_quality_low_and_not_owned_sender(ib, make):
     poller, store = make(ib_account(ib.url, IB_DEMO))
-    poller.poll_account("ib")
-    s = current(store)
+    s = poll(poller, store, "ib")
     one = dict(provider="infobip", account="ib", phone_number="+447860099101")
     assert active_state(s, M + "quality_rating", "quality_rating", **one) == "GREEN"
     assert active_state(s, M + "messaging_limit_tier", "tier", phone_number="+447860099103") == "TIER_NOT_SET"
@@ -164,11 +148,9 @@ def test_infobip_quality_low_and_not_owned_sender(ib, make):
     assert value(s, "whatsapp_exporter_number_poll_success", **one) == 1
     assert value(s, "whatsapp_exporter_numbers", account="ib") == 5
     ib.advance(55)
-    poller.poll_account("ib")
-    s = current(store)
+    s = poll(poller, store, "ib")
     assert active_state(s, M + "quality_rating", "quality_rating", **one) == "RED"
-    check = promtool_check_metrics(store.exposition.body)
-    assert check.returncode == 0 and not check.stdout and not check.stderr, check
+    assert_promtool_clean(store.exposition.body)
 
 
 def big_infobip(n_owned: int, qps: int = 10) -> str:
@@ -190,8 +172,7 @@ def test_infobip_batch_of_more_than_100_configured_senders(make):
     with InfobipEmulator(loads_scenario(big_infobip(140))) as emu:
         senders = [f"4477009{i:05d}" for i in range(150)]  # 140 owned, 10 not
         poller, store = make(ib_account(emu.url, senders))
-        poller.poll_account("ib")
-        s = current(store)
+        s = poll(poller, store, "ib")
         assert sorted(emu.batch_sizes) == [50, 100]
         assert value(s, "whatsapp_exporter_numbers", account="ib") == 140
         assert value(s, "whatsapp_exporter_number_poll_success", phone_number="+447700900145") == 0
@@ -200,14 +181,12 @@ def test_infobip_batch_of_more_than_100_configured_senders(make):
 
 def test_infobip_wrong_key_and_429_storm(ib, make):
     poller, store = make(ib_account(ib.url, IB_DEMO, name="bad", key="WRONG"))
-    poller.poll_account("bad")
-    s = current(store)
+    s = poll(poller, store, "bad")
     assert value(s, "whatsapp_exporter_api_request_errors_total", account="bad", reason="auth") == 1
     ib.clear_requests()
     ib.inject(Fault(kind="error", code="TOO_MANY_REQUESTS", count=2))
     poller, store = make(ib_account(ib.url, IB_DEMO, extra="    retries: 1\n"))
-    poller.poll_account("ib")
-    s = current(store)
+    s = poll(poller, store, "ib")
     assert value(s, "whatsapp_exporter_api_request_errors_total", account="ib", reason="throttled") == 2
     assert len(ib.requests) == 2
 
@@ -236,9 +215,7 @@ spaces:
             ib_account(ibe.url, [f"4477009{i:05d}" for i in range(owned)]),
             tw_account(twe.url, extra="    qps: 8\n    max_concurrent_requests: 2\n", senders=f", senders: [{sids}]"),
         )
-        poller.poll_account("ib")
-        poller.poll_account("tw")
-        s = current(store)
+        s = poll(poller, store, "ib", "tw")
         assert value(s, "whatsapp_exporter_numbers", account="ib") == owned
         assert value(s, "whatsapp_exporter_numbers", account="tw") == 30
         assert len(ibe.requests) == 25 and len(twe.requests) == 30
@@ -264,8 +241,7 @@ spaces:
 def test_twilio_faults_are_classified(tw, make, fault, reason):
     tw.inject(fault)
     poller, store = make(tw_account(tw.url, extra="    poll_interval: 5s\n    timeout: 1s\n    retries: 0\n"))
-    poller.poll_account("tw")
-    s = current(store)
+    s = poll(poller, store, "tw")
     assert value(s, "whatsapp_exporter_api_request_errors_total", action="ListChannelsSender", reason=reason) == 1
     assert value(s, "whatsapp_exporter_poll_success", account="tw") == 0
 
@@ -282,8 +258,7 @@ def test_twilio_faults_are_classified(tw, make, fault, reason):
 def test_infobip_faults_are_classified(ib, make, fault, reason):
     ib.inject(fault)
     poller, store = make(ib_account(ib.url, IB_DEMO[:2], extra="    retries: 0\n"))
-    poller.poll_account("ib")
-    s = current(store)
+    s = poll(poller, store, "ib")
     if reason is None:  # new values land in OTHER, nothing fails
         assert active_state(s, M + "status", "status", phone_number="+447860099101") == "OTHER"
         assert active_state(s, M + "messaging_limit_tier", "tier", phone_number="+447860099101") == "OTHER"

@@ -5,15 +5,22 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 
 import httpx
 import pytest
 
 from emulators.scenario import Fault
-from tests.helpers import SECRETS, config_yaml, free_port, samples, value, wait_for, wait_ready
-
-CMD = [sys.executable, "-m", "exporter"]
+from tests.helpers import (
+    EXPORTER,
+    SECRETS,
+    config_yaml,
+    free_port,
+    samples,
+    start_exporter,
+    value,
+    wait_for,
+    wait_ready,
+)
 
 
 @pytest.fixture
@@ -27,23 +34,7 @@ def running(emulator, tmp_path):
 def _run_exporter(path, log, log_path):
     port = free_port()
     # --web.enable-lifecycle: since issue 13, POST/PUT /-/reload exists only with it (as in Prometheus)
-    proc = subprocess.Popen(
-        [
-            *CMD,
-            "--config.file",
-            str(path),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-            "--log.level",
-            "debug",
-            "--log.format",
-            "json",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **SECRETS},
-    )
+    proc = start_exporter(path, port, log, SECRETS, "--web.enable-lifecycle")
     url = f"http://127.0.0.1:{port}"
     wait_ready(url)
     yield proc, url, path, log_path
@@ -160,7 +151,7 @@ def test_http_reload_needs_web_enable_lifecycle_and_sighup_always_reloads(emulat
     path.write_text(config_yaml(emulator.url))
     port = free_port()
     proc = subprocess.Popen(
-        [*CMD, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}"],
+        [*EXPORTER, "--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **SECRETS},

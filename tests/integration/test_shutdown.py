@@ -3,42 +3,24 @@ that never answers, and no provider call starts after the signal."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
 
 import httpx
 
 from emulators.scenario import Fault
-from tests.helpers import SECRETS, free_port, wait_for
-from tests.integration.test_reload import CMD
+from tests.helpers import SECRETS, cams_account, free_port, start_exporter, wait_for
 
 
 def config_text(url: str) -> str:
     # shop: two spaces polled one at a time, the first never answers (timeout 2m: the client would wait);
     # other: two spaces at 0.2 calls per second, the second waits about 5 s for its token.
-    return f"""
-accounts:
-  - name: shop
-    provider: alibaba_cams
-    endpoint: {url}
-    credentials: {{access_key_id: ak-one, access_key_secret: "${{SK_ONE}}"}}
-    poll_interval: 5m
-    timeout: 2m
-    concurrency: 1
-    waba_poll_interval: 0
-    spaces: [{{cust_space_id: cams-shop}}, {{cust_space_id: cams-support}}]
-  - name: other
-    provider: alibaba_cams
-    endpoint: {url}
-    credentials: {{access_key_id: ak-two, access_key_secret: "${{SK_TWO}}"}}
-    poll_interval: 5m
-    timeout: 2m
-    qps: 0.2
-    waba_poll_interval: 0
-    spaces: [{{cust_space_id: cams-other}}, {{cust_space_id: cams-shop}}]
-"""
+    common = dict(poll_interval="5m", timeout="2m", waba_poll_interval=0)
+    return (
+        "accounts:\n"
+        + cams_account(url, "shop", "ak-one", "SK_ONE", ["cams-shop", "cams-support"], **common, concurrency=1)
+        + cams_account(url, "other", "ak-two", "SK_TWO", ["cams-other", "cams-shop"], **common, qps=0.2)
+    )
 
 
 def test_sigterm_while_a_poll_waits_on_a_provider_that_never_answers(emulator, tmp_path):
@@ -48,22 +30,7 @@ def test_sigterm_while_a_poll_waits_on_a_provider_that_never_answers(emulator, t
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(tmp_path / "exporter.log", "w") as log:
-        proc = subprocess.Popen(
-            [
-                *CMD,
-                "--config.file",
-                str(path),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-                "--log.level",
-                "debug",
-                "--log.format",
-                "json",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **SECRETS},
-        )
+        proc = start_exporter(path, port, log, SECRETS)
         try:
             wait_for(
                 lambda: httpx.get(url + "/-/healthy").status_code == 200,

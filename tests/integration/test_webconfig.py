@@ -36,71 +36,26 @@ def _openssl(*args: str, cwd: Path) -> None:
         pytest.fail(f"openssl {' '.join(args)} failed: {result.stderr.strip()}")
 
 
+def _new_key(directory: Path, name: str, *request: str) -> None:
+    """``openssl req``: a new P-256 key into ``name``.key, unencrypted, and what ``request`` asks for with it."""
+    ec_key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key")
+    _openssl("req", *ec_key, *request, cwd=directory)
+
+
 def _leaf(directory: Path, name: str, ca: str, cn: str, sans: str, usage: str) -> None:
-    _openssl(
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.csr",
-        "-subj",
-        f"/CN={cn}",
-        cwd=directory,
-    )
+    _new_key(directory, name, "-new", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
     (directory / f"{name}.ext").write_text(
         f"subjectAltName={sans}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
         f"extendedKeyUsage={usage}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
     )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        f"{name}.csr",
-        "-CA",
-        f"{ca}.crt",
-        "-CAkey",
-        f"{ca}.key",
-        "-CAcreateserial",
-        "-out",
-        f"{name}.crt",
-        "-days",
-        "2",
-        "-extfile",
-        f"{name}.ext",
-        cwd=directory,
-    )
+    signed_by_ca = ("-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial", "-days", "2")
+    files = ("-in", f"{name}.csr", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+    _openssl("x509", "-req", *files, *signed_by_ca, cwd=directory)
 
 
 def _ca(directory: Path, name: str) -> None:
-    _openssl(
-        "req",
-        "-x509",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.crt",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name}",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=directory,
-    )
+    extensions = ("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _new_key(directory, name, "-x509", "-new", "-out", f"{name}.crt", "-days", "2", "-subj", f"/CN={name}", *extensions)
 
 
 def make_pki(directory: Path) -> SimpleNamespace:
@@ -328,7 +283,13 @@ def test_lenient_client_auth_types_are_mapped_and_noted(pki, tmp_path):
 # Invalid files: one line, naming the key, never quoting a secret
 # --------------------------------------------------------------------------
 
-TLS = "tls_server_config:\n  cert_file: {crt}\n  key_file: {key}\n"
+
+def tls_files(cert: str, key: str) -> str:
+    """A tls_server_config naming these certificate and key files (placeholders filled in by the test)."""
+    return f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
+
+
+TLS = tls_files("{crt}", "{key}")
 
 BAD = [
     ("unknown top-level key", "tls_config: {{}}\n", "tls_config: unknown key"),
@@ -337,34 +298,18 @@ BAD = [
     ("cert_file missing", "tls_server_config:\n  key_file: {key}\n", "tls_server_config.cert_file: required"),
     (
         "unreadable cert",
-        "tls_server_config:\n  cert_file: /nonexistent/x.crt\n  key_file: {key}\n",
+        tls_files("/nonexistent/x.crt", "{key}"),
         "tls_server_config.cert_file: cannot read /nonexistent/x.crt: No such file or directory",
     ),
-    (
-        "unreadable key",
-        "tls_server_config:\n  cert_file: {crt}\n  key_file: missing.key\n",
-        "tls_server_config.key_file: cannot read",
-    ),
-    (
-        "cert is not a certificate",
-        "tls_server_config:\n  cert_file: {key}\n  key_file: {key}\n",
-        "tls_server_config.cert_file: no PEM certificate",
-    ),
-    (
-        "key is not a key",
-        "tls_server_config:\n  cert_file: {crt}\n  key_file: {crt}\n",
-        "tls_server_config.key_file: no PEM private key",
-    ),
+    ("unreadable key", tls_files("{crt}", "missing.key"), "tls_server_config.key_file: cannot read"),
+    ("cert is not a certificate", tls_files("{key}", "{key}"), "tls_server_config.cert_file: no PEM certificate"),
+    ("key is not a key", tls_files("{crt}", "{crt}"), "tls_server_config.key_file: no PEM private key"),
     (
         "key does not match",
-        "tls_server_config:\n  cert_file: {crt}\n  key_file: {client_key}\n",
+        tls_files("{crt}", "{client_key}"),
         "tls_server_config.key_file: the private key does not match the certificate",
     ),
-    (
-        "encrypted key",
-        "tls_server_config:\n  cert_file: {crt}\n  key_file: {enc_key}\n",
-        "tls_server_config.key_file: the private key is encrypted",
-    ),
+    ("encrypted key", tls_files("{crt}", "{enc_key}"), "tls_server_config.key_file: the private key is encrypted"),
     ("bad min_version", TLS + "  min_version: TLS1.2\n", "tls_server_config.min_version: unknown TLS version"),
     (
         "max below min",
@@ -394,11 +339,7 @@ BAD = [
     ),
     ("unknown curve", TLS + "  curve_preferences: [P256]\n", "tls_server_config.curve_preferences[0]: unknown curve"),
     ("tls not a mapping", "tls_server_config: yes\n", "tls_server_config: must be a mapping"),
-    (
-        "cert not a string",
-        "tls_server_config:\n  cert_file: [a]\n  key_file: {key}\n",
-        "tls_server_config.cert_file: must be a string",
-    ),
+    ("cert not a string", tls_files("[a]", "{key}"), "tls_server_config.cert_file: must be a string"),
     ("both cert and cert_file", TLS + "  cert: x\n", "tls_server_config.cert: set either cert or cert_file"),
     ("non-bcrypt hash", "basic_auth_users:\n  alice: {secret}\n", "basic_auth_users.alice: not a bcrypt hash"),
     ("truncated hash", "basic_auth_users:\n  alice: '{short_hash}'\n", "basic_auth_users.alice: not a bcrypt hash"),

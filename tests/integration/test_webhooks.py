@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,6 @@ from emulators.nxcloud import NxCloudEmulator
 from emulators.scenario import loads_scenario
 from exporter import model
 from exporter.config import parse_config
-from exporter.poller import Poller
 from exporter.store import AccountSnapshot, Store
 from exporter.web import App, HttpServer
 from exporter.webhooks import (
@@ -30,7 +28,17 @@ from exporter.webhooks import (
     WebhookManager,
     nxcloud_sign,
 )
-from tests.helpers import active_state, assert_no_secret_logged, free_port, samples, scrape, value, wait_for
+from tests.helpers import (
+    active_state,
+    free_port,
+    no_secret_logged_fixture,
+    samples,
+    scrape,
+    start_exporter,
+    start_with_webhooks,
+    value,
+    wait_for,
+)
 from tests.integration.test_integration_providers import KAL_SCENARIO, NX_SCENARIO
 from tests.tools import promtool_check_metrics
 
@@ -204,11 +212,7 @@ def snapshot(name: str, provider: str, *numbers: tuple[str, str]) -> AccountSnap
     return AccountSnapshot(name=name, provider=provider, poll_interval=60.0, qps=1.0, numbers=tracked)
 
 
-@pytest.fixture
-def no_secret_logged(caplog):
-    caplog.set_level(logging.DEBUG, logger="exporter")
-    yield caplog
-    assert_no_secret_logged(caplog.records, SECRETS)
+no_secret_logged = no_secret_logged_fixture(SECRETS)
 
 
 @pytest.fixture
@@ -609,12 +613,7 @@ def live(emulator, no_secret_logged, request):
         + WEBHOOKS.format(listen="127.0.0.1:0", debounce=debounce),
         env=ENV,
     )
-    store = Store()
-    poller = Poller(config, store)
-    manager = WebhookManager(poller, store)
-    plan = manager.prepare(config)
-    poller.start()
-    plan.commit()
+    store, poller, manager = start_with_webhooks(config)
     server = HttpServer(App(store), "127.0.0.1:0").start()
     wait_for(store.ready, "the first poll of every account")
     try:
@@ -695,10 +694,7 @@ def test_a_burst_of_events_leaves_one_pending_refresh(live):
 
 
 def test_exporter_process_serves_reloads_and_never_logs_secrets(emulator, tmp_path):
-    import os
     import signal
-    import subprocess
-    import sys
 
     from tests.helpers import SECRETS as CAMS_SECRETS
     from tests.helpers import config_yaml
@@ -722,24 +718,12 @@ webhooks:
     write(port_a)
     log_path = tmp_path / "exporter.log"
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--config.file",
-                str(tmp_path / "config.yaml"),
-                "--web.listen-address",
-                f"127.0.0.1:{port_m}",
-                "--web.enable-lifecycle",  # issue 13
-                "--log.level",
-                "debug",
-                "--log.format",
-                "json",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **CAMS_SECRETS, "META_VERIFY_TOKEN": VERIFY_TOKEN},
+        proc = start_exporter(
+            tmp_path / "config.yaml",
+            port_m,
+            log_file,
+            {**CAMS_SECRETS, "META_VERIFY_TOKEN": VERIFY_TOKEN},
+            "--web.enable-lifecycle",  # issue 13
         )
         try:
             metrics_url, a, b = (f"http://127.0.0.1:{p}" for p in (port_m, port_a, port_b))

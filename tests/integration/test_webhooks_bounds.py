@@ -19,10 +19,9 @@ import pytest
 from emulators.meta import MetaEmulator
 from emulators.scenario import loads_scenario
 from exporter.config import parse_config
-from exporter.poller import Poller
 from exporter.store import Store
 from exporter.webhooks import EVENTS_FAMILY, REFRESHES_FAMILY, ExpiringSet, RefreshGate, WebhookManager
-from tests.helpers import FakeClock, assert_no_secret_logged, wait_for
+from tests.helpers import FakeClock, no_secret_logged_fixture, start_with_webhooks, wait_for
 from tests.integration.test_integration_providers import ENV as PROVIDER_ENV
 from tests.integration.test_integration_providers import META_SCENARIO, meta_account
 from tests.integration.test_webhooks import (
@@ -89,11 +88,7 @@ class ClockedPoller:
         return True
 
 
-@pytest.fixture
-def logs(caplog):
-    caplog.set_level(logging.DEBUG, logger="exporter")
-    yield caplog
-    assert_no_secret_logged(caplog.records, SECRETS)
+logs = no_secret_logged_fixture(SECRETS)
 
 
 @pytest.fixture
@@ -132,12 +127,7 @@ def real_meta_stack(emu, interval: str):
         + BOUNDS.format(debounce="0s", interval=interval, window="10m", per_hour=100),
         env={**PROVIDER_ENV, **ENV},
     )
-    store = Store()
-    poller = Poller(config, store)
-    webhooks = WebhookManager(poller, store)
-    plan = webhooks.prepare(config)
-    poller.start()
-    plan.commit()
+    store, poller, webhooks = start_with_webhooks(config)
     try:
         wait_for(store.ready, "the first poll")
         yield webhooks.receiver.url, poller, webhooks

@@ -139,6 +139,25 @@ def secret_file_case(name, secret_file, message):
     return (name, doc(account(credentials=credentials)), "accounts[0].credentials.access_key_secret_file", message)
 
 
+def account_case(case_id, message, /, **keys):
+    """A BAD_CASES row: the account with one key set (or deleted: DEL), refused at that key with ``message``."""
+    ((key, _),) = keys.items()
+    return (case_id, doc(account(**keys)), f"accounts[0].{key}", message)
+
+
+def credentials_case(case_id, message, at=None, /, **overrides):
+    """A BAD_CASES row: the account's credentials with ``overrides``, refused with ``message`` at the first key
+    overridden (``at=""``: at the credentials themselves)."""
+    where = next(iter(overrides)) if at is None else at
+    path = "accounts[0].credentials" + (where and "." + where)
+    return (case_id, doc(account(credentials=creds(**overrides))), path, message)
+
+
+def label_case(case_id, name, label_value, message):
+    """A BAD_CASES row: the account with the one label ``name: label_value``, refused at it with ``message``."""
+    return (case_id, doc(account(labels={name: label_value})), f"accounts[0].labels.{name}", message)
+
+
 BAD_CASES = [
     # --- file level ---
     ("yaml-syntax", "accounts:\n  - name: [unclosed\n", "<config>:3:1", "YAML syntax error"),
@@ -168,62 +187,36 @@ BAD_CASES = [
     ("global-qps-bool", doc(glob={"qps": True}), "global.qps", "got boolean"),
     ("global-bad-label", doc(glob={"labels": {"job": "x"}}), "global.labels.job", "reserved"),
     # --- account keys ---
-    (
-        "unknown-account-key",
-        doc(account(pol_interval=60)),
-        "accounts[0].pol_interval",
-        'unknown key (did you mean "poll_interval"?)',
-    ),
+    account_case("unknown-account-key", 'unknown key (did you mean "poll_interval"?)', pol_interval=60),
     ("unknown-account-key-dash", doc(account(**{"poll-interval": 60})), "accounts[0].poll-interval", "unknown key"),
-    ("missing-name", doc(account(name=DEL)), "accounts[0].name", "required"),
-    ("name-null", doc(account(name=None)), "accounts[0].name", "required"),
-    ("name-not-string", doc(account(name=123)), "accounts[0].name", "must be a string"),
-    ("name-bad-chars", doc(account(name="shop prod")), "accounts[0].name", "invalid account name 'shop prod'"),
-    ("name-slash", doc(account(name="a/b")), "accounts[0].name", "invalid account name"),
-    ("name-too-long", doc(account(name="x" * 65)), "accounts[0].name", "1-64 characters"),
-    ("name-empty", doc(account(name="")), "accounts[0].name", "invalid account name"),
-    ("name-empty-env", doc(account(name="${EMPTY}")), "accounts[0].name", "invalid account name '${EMPTY}'"),
+    account_case("missing-name", "required", name=DEL),
+    account_case("name-null", "required", name=None),
+    account_case("name-not-string", "must be a string", name=123),
+    account_case("name-bad-chars", "invalid account name 'shop prod'", name="shop prod"),
+    account_case("name-slash", "invalid account name", name="a/b"),
+    account_case("name-too-long", "1-64 characters", name="x" * 65),
+    account_case("name-empty", "invalid account name", name=""),
+    account_case("name-empty-env", "invalid account name '${EMPTY}'", name="${EMPTY}"),
     (
         "duplicate-names",
         doc(account(), account(name="b", spaces=[{"cust_space_id": "s2"}]), account()),
         "accounts[2].name",
         'duplicate account name "shop-prod" (also accounts[0])',
     ),
-    ("missing-provider", doc(account(provider=DEL)), "accounts[0].provider", "required"),
-    ("unknown-provider", doc(account(provider="gupshup")), "accounts[0].provider", "unknown provider 'gupshup'"),
-    ("provider-typo", doc(account(provider="alibaba_cam")), "accounts[0].provider", 'did you mean "alibaba_cams"'),
+    account_case("missing-provider", "required", provider=DEL),
+    account_case("unknown-provider", "unknown provider 'gupshup'", provider="gupshup"),
+    account_case("provider-typo", 'did you mean "alibaba_cams"', provider="alibaba_cam"),
     # --- credentials ---
-    ("missing-credentials", doc(account(credentials=DEL)), "accounts[0].credentials", "required"),
-    ("credentials-string", doc(account(credentials="LTAI:secret")), "accounts[0].credentials", "must be a mapping"),
-    (
-        "credentials-unknown-key",
-        doc(account(credentials=creds(access_key_secrte="${CAMS_SECRET}"))),
-        "accounts[0].credentials.access_key_secrte",
-        'did you mean "access_key_secret"',
-    ),
-    (
-        "missing-access-key-id",
-        doc(account(credentials=creds(access_key_id=DEL))),
-        "accounts[0].credentials.access_key_id",
-        "required",
-    ),
-    (
-        "access-key-id-not-string",
-        doc(account(credentials=creds(access_key_id=12345))),
-        "accounts[0].credentials.access_key_id",
-        "must be a string",
-    ),
-    (
-        "access-key-id-empty",
-        doc(account(credentials=creds(access_key_id="${EMPTY}"))),
-        "accounts[0].credentials.access_key_id",
-        "must not be empty",
-    ),
-    (
+    account_case("missing-credentials", "required", credentials=DEL),
+    account_case("credentials-string", "must be a mapping", credentials="LTAI:secret"),
+    credentials_case("credentials-unknown-key", 'did you mean "access_key_secret"', access_key_secrte="${CAMS_SECRET}"),
+    credentials_case("missing-access-key-id", "required", access_key_id=DEL),
+    credentials_case("access-key-id-not-string", "must be a string", access_key_id=12345),
+    credentials_case("access-key-id-empty", "must not be empty", access_key_id="${EMPTY}"),
+    account_case(
         "access-key-id-both",
-        doc(account(credentials=creds(access_key_id_file="{SECRET_FILE}"))),
-        "accounts[0].credentials",
         "only one of access_key_id and access_key_id_file",
+        credentials=creds(access_key_id_file="{SECRET_FILE}"),
     ),
     (
         "access-key-id-file-missing",
@@ -231,61 +224,34 @@ BAD_CASES = [
         "accounts[0].credentials.access_key_id_file",
         "cannot read",
     ),
-    (
+    account_case(
         "secret-and-file",
-        doc(account(credentials=creds(access_key_secret_file="{SECRET_FILE}"))),
-        "accounts[0].credentials",
         "only one of access_key_secret and access_key_secret_file",
+        credentials=creds(access_key_secret_file="{SECRET_FILE}"),
     ),
     # Issue 15: a missing secret is reported at its own key, in the words of the webhook secrets.
-    (
-        "secret-neither",
-        doc(account(credentials=creds(access_key_secret=DEL))),
-        "accounts[0].credentials.access_key_secret",
-        "required (as ${ENV_VAR} or access_key_secret_file)",
-    ),
-    (
+    credentials_case("secret-neither", "required (as ${ENV_VAR} or access_key_secret_file)", access_key_secret=DEL),
+    credentials_case(
         "secret-inline",
-        doc(account(credentials=creds(access_key_secret=INLINE_SECRET))),
-        "accounts[0].credentials.access_key_secret",
         "inline secrets are not allowed; use ${ENV_VAR} or access_key_secret_file",
+        access_key_secret=INLINE_SECRET,
     ),
-    (
-        "secret-inline-number",
-        doc(account(credentials=creds(access_key_secret=987654321))),
-        "accounts[0].credentials.access_key_secret",
-        "inline secrets are not allowed",
-    ),
-    (
+    credentials_case("secret-inline-number", "inline secrets are not allowed", access_key_secret=987654321),
+    credentials_case(
         "secret-inline-partial-ref",
-        doc(account(credentials=creds(access_key_secret=INLINE_SECRET + "${CAMS_SECRET}"))),
-        "accounts[0].credentials.access_key_secret",
         "inline secrets are not allowed",
+        access_key_secret=INLINE_SECRET + "${CAMS_SECRET}",
     ),
-    (
-        "secret-inline-default",
-        doc(account(credentials=creds(access_key_secret="${NOPE:-" + INLINE_SECRET + "}"))),
-        "accounts[0].credentials.access_key_secret",
-        "fallback is an inline secret",
+    credentials_case(
+        "secret-inline-default", "fallback is an inline secret", access_key_secret="${NOPE:-" + INLINE_SECRET + "}"
     ),
-    (
+    credentials_case(
         "secret-unset-env",
-        doc(account(credentials=creds(access_key_secret="${CAMS_SECRET_MISSING}"))),
-        "accounts[0].credentials.access_key_secret",
         "environment variable CAMS_SECRET_MISSING is not set",
+        access_key_secret="${CAMS_SECRET_MISSING}",
     ),
-    (
-        "secret-empty-env",
-        doc(account(credentials=creds(access_key_secret="${EMPTY}"))),
-        "accounts[0].credentials.access_key_secret",
-        "environment variable EMPTY is empty",
-    ),
-    (
-        "secret-env-whitespace",
-        doc(account(credentials=creds(access_key_secret="${SECRET_WITH_SPACE}"))),
-        "accounts[0].credentials.access_key_secret",
-        "contains whitespace",
-    ),
+    credentials_case("secret-empty-env", "environment variable EMPTY is empty", access_key_secret="${EMPTY}"),
+    credentials_case("secret-env-whitespace", "contains whitespace", access_key_secret="${SECRET_WITH_SPACE}"),
     secret_file_case("secret-file-missing", "{MISSING_FILE}", "cannot read {MISSING_FILE}: No such file or directory"),
     secret_file_case("secret-file-is-dir", "{DIR}", "cannot read {DIR}: Is a directory"),
     secret_file_case("secret-file-empty", "{EMPTY_FILE}", "is empty"),
@@ -303,38 +269,22 @@ BAD_CASES = [
         "accounts[0].endpoint",
         "with a scheme",
     ),
-    ("endpoint-host-port-no-scheme", doc(account(endpoint="localhost:8080")), "accounts[0].endpoint", "with a scheme"),
-    (
-        "endpoint-ftp",
-        doc(account(endpoint="ftp://cams.example.com")),
-        "accounts[0].endpoint",
-        'scheme must be http or https, got "ftp"',
-    ),
-    (
-        "endpoint-path",
-        doc(account(endpoint="https://cams.example.com/api")),
-        "accounts[0].endpoint",
-        "must not have a path",
-    ),
-    ("endpoint-query", doc(account(endpoint="https://cams.example.com/?x=1")), "accounts[0].endpoint", "query"),
-    ("endpoint-no-host", doc(account(endpoint="https://")), "accounts[0].endpoint", "must have a host"),
-    (
-        "endpoint-bad-port",
-        doc(account(endpoint="https://cams.example.com:99999")),
-        "accounts[0].endpoint",
-        "invalid URL",
-    ),
-    (
+    account_case("endpoint-host-port-no-scheme", "with a scheme", endpoint="localhost:8080"),
+    account_case("endpoint-ftp", 'scheme must be http or https, got "ftp"', endpoint="ftp://cams.example.com"),
+    account_case("endpoint-path", "must not have a path", endpoint="https://cams.example.com/api"),
+    account_case("endpoint-query", "query", endpoint="https://cams.example.com/?x=1"),
+    account_case("endpoint-no-host", "must have a host", endpoint="https://"),
+    account_case("endpoint-bad-port", "invalid URL", endpoint="https://cams.example.com:99999"),
+    account_case(
         "endpoint-userinfo",
-        doc(account(endpoint="https://id:" + INLINE_SECRET + "@cams.example.com")),
-        "accounts[0].endpoint",
         "must not contain user information",
+        endpoint="https://id:" + INLINE_SECRET + "@cams.example.com",
     ),
-    ("endpoint-not-string", doc(account(endpoint=["https://x"])), "accounts[0].endpoint", "must be a string"),
+    account_case("endpoint-not-string", "must be a string", endpoint=["https://x"]),
     # --- spaces ---
-    ("spaces-missing", doc(account(spaces=DEL)), "accounts[0].spaces", "required"),
-    ("spaces-empty", doc(account(spaces=[])), "accounts[0].spaces", "at least one space"),
-    ("spaces-not-list", doc(account(spaces={"cust_space_id": "x"})), "accounts[0].spaces", "must be a list"),
+    account_case("spaces-missing", "required", spaces=DEL),
+    account_case("spaces-empty", "at least one space", spaces=[]),
+    account_case("spaces-not-list", "must be a list", spaces={"cust_space_id": "x"}),
     ("space-not-mapping", doc(account(spaces=["cams-abc"])), "accounts[0].spaces[0]", "must be a mapping"),
     (
         "space-no-id",
@@ -368,36 +318,16 @@ BAD_CASES = [
         "must be a string",
     ),
     # --- poll_interval / jitter / timeout ---
-    ("poll-interval-list", doc(account(poll_interval=[60])), "accounts[0].poll_interval", "must be a duration"),
-    ("poll-interval-bool", doc(account(poll_interval=True)), "accounts[0].poll_interval", "got boolean"),
-    (
-        "poll-interval-garbage",
-        doc(account(poll_interval="sixty")),
-        "accounts[0].poll_interval",
-        "invalid duration 'sixty'",
-    ),
-    ("poll-interval-bad-unit", doc(account(poll_interval="60d")), "accounts[0].poll_interval", "invalid duration"),
-    ("poll-interval-unit-order", doc(account(poll_interval="30m1h")), "accounts[0].poll_interval", "invalid duration"),
-    ("poll-interval-too-low", doc(account(poll_interval=4)), "accounts[0].poll_interval", "between 5s and 1h, got 4s"),
-    (
-        "poll-interval-too-high",
-        doc(account(poll_interval="2h")),
-        "accounts[0].poll_interval",
-        "between 5s and 1h, got 2h",
-    ),
-    (
-        "poll-interval-nan",
-        _RAW_CAMS_ACCOUNT + "  poll_interval: .nan\n",
-        "accounts[0].poll_interval",
-        "finite",
-    ),
-    (
-        "poll-interval-env-unset",
-        doc(account(poll_interval="${NOPE}")),
-        "accounts[0].poll_interval",
-        "environment variable NOPE is not set",
-    ),
-    ("jitter-negative", doc(account(poll_jitter=-1)), "accounts[0].poll_jitter", "must not be negative"),
+    account_case("poll-interval-list", "must be a duration", poll_interval=[60]),
+    account_case("poll-interval-bool", "got boolean", poll_interval=True),
+    account_case("poll-interval-garbage", "invalid duration 'sixty'", poll_interval="sixty"),
+    account_case("poll-interval-bad-unit", "invalid duration", poll_interval="60d"),
+    account_case("poll-interval-unit-order", "invalid duration", poll_interval="30m1h"),
+    account_case("poll-interval-too-low", "between 5s and 1h, got 4s", poll_interval=4),
+    account_case("poll-interval-too-high", "between 5s and 1h, got 2h", poll_interval="2h"),
+    ("poll-interval-nan", _RAW_CAMS_ACCOUNT + "  poll_interval: .nan\n", "accounts[0].poll_interval", "finite"),
+    account_case("poll-interval-env-unset", "environment variable NOPE is not set", poll_interval="${NOPE}"),
+    account_case("jitter-negative", "must not be negative", poll_jitter=-1),
     (
         "jitter-too-big",
         doc(account(poll_interval=10, poll_jitter=6)),
@@ -410,31 +340,21 @@ BAD_CASES = [
         "accounts[0].poll_jitter",
         "(inherited from global.poll_jitter)",
     ),
-    ("timeout-too-high", doc(account(timeout="5m")), "accounts[0].timeout", "between 100ms and 2m"),
-    ("timeout-zero", doc(account(timeout=0)), "accounts[0].timeout", "between 100ms and 2m, got 0s"),
-    ("timeout-ms-too-low", doc(account(timeout="50ms")), "accounts[0].timeout", "got 50ms"),
+    account_case("timeout-too-high", "between 100ms and 2m", timeout="5m"),
+    account_case("timeout-zero", "between 100ms and 2m, got 0s", timeout=0),
+    account_case("timeout-ms-too-low", "got 50ms", timeout="50ms"),
     # --- qps ---
-    ("qps-zero", doc(account(qps=0)), "accounts[0].qps", "greater than 0"),
-    ("qps-negative", doc(account(qps=-5)), "accounts[0].qps", "greater than 0"),
-    ("qps-too-high", doc(account(qps=1001)), "accounts[0].qps", "at most 1000"),
-    ("qps-bool", doc(account(qps=True)), "accounts[0].qps", "must be a number, got boolean"),
-    ("qps-string", doc(account(qps="10")), "accounts[0].qps", "must be a number, got string '10'"),
-    ("qps-env-not-number", doc(account(qps="${POLL}")), "accounts[0].qps", "did not expand to a number"),
-    ("qps-null-list", doc(account(qps=[1])), "accounts[0].qps", "must be a number, got list"),
+    account_case("qps-zero", "greater than 0", qps=0),
+    account_case("qps-negative", "greater than 0", qps=-5),
+    account_case("qps-too-high", "at most 1000", qps=1001),
+    account_case("qps-bool", "must be a number, got boolean", qps=True),
+    account_case("qps-string", "must be a number, got string '10'", qps="10"),
+    account_case("qps-env-not-number", "did not expand to a number", qps="${POLL}"),
+    account_case("qps-null-list", "must be a number, got list", qps=[1]),
     # --- enums ---
-    (
-        "signature-version-bad",
-        doc(account(signature_version="v4")),
-        "accounts[0].signature_version",
-        "unknown signature version 'v4'",
-    ),
-    ("signature-version-int", doc(account(signature_version=3)), "accounts[0].signature_version", "must be a string"),
-    (
-        "tier-vocabulary-bad",
-        doc(account(tier_vocabulary="meta")),
-        "accounts[0].tier_vocabulary",
-        "unknown tier vocabulary 'meta'",
-    ),
+    account_case("signature-version-bad", "unknown signature version 'v4'", signature_version="v4"),
+    account_case("signature-version-int", "must be a string", signature_version=3),
+    account_case("tier-vocabulary-bad", "unknown tier vocabulary 'meta'", tier_vocabulary="meta"),
     (
         "tier-vocabulary-typo",
         doc(glob={"tier_vocabulary": "legacy_consol"}),
@@ -442,43 +362,18 @@ BAD_CASES = [
         'did you mean "legacy_console"',
     ),
     # --- labels ---
-    ("labels-not-mapping", doc(account(labels=["team"])), "accounts[0].labels", "must be a mapping"),
-    ("label-bad-name", doc(account(labels={"team-name": "x"})), "accounts[0].labels.team-name", "invalid label name"),
+    account_case("labels-not-mapping", "must be a mapping", labels=["team"]),
+    label_case("label-bad-name", "team-name", "x", "invalid label name"),
     ("label-with-space", doc(account(labels={"my team": "x"})), "accounts[0].labels['my team']", "invalid label name"),
-    ("label-starts-digit", doc(account(labels={"1team": "x"})), "accounts[0].labels.1team", "invalid label name"),
-    (
-        "label-double-underscore",
-        doc(account(labels={"__name__": "x"})),
-        "accounts[0].labels.__name__",
-        'must not start with "__"',
-    ),
-    ("label-reserved", doc(account(labels={"phone_number": "x"})), "accounts[0].labels.phone_number", "reserved"),
-    ("label-reserved-instance", doc(account(labels={"instance": "x"})), "accounts[0].labels.instance", "reserved"),
-    (
-        "label-value-int",
-        doc(account(labels={"team": 5})),
-        "accounts[0].labels.team",
-        "label value must be a string, got integer",
-    ),
-    (
-        "label-value-bool",
-        _RAW_CAMS_ACCOUNT + "  labels: {team: yes}\n",
-        "accounts[0].labels.team",
-        "got boolean",
-    ),
-    ("label-value-null", doc(account(labels={"team": None})), "accounts[0].labels.team", "got null"),
-    (
-        "label-key-int",
-        _RAW_CAMS_ACCOUNT + "  labels: {1: x}\n",
-        "accounts[0].labels",
-        "label names must be strings",
-    ),
-    (
-        "label-value-env-unset",
-        doc(account(labels={"team": "${TEAM}"})),
-        "accounts[0].labels.team",
-        "environment variable TEAM is not set",
-    ),
+    label_case("label-starts-digit", "1team", "x", "invalid label name"),
+    label_case("label-double-underscore", "__name__", "x", 'must not start with "__"'),
+    label_case("label-reserved", "phone_number", "x", "reserved"),
+    label_case("label-reserved-instance", "instance", "x", "reserved"),
+    label_case("label-value-int", "team", 5, "label value must be a string, got integer"),
+    ("label-value-bool", _RAW_CAMS_ACCOUNT + "  labels: {team: yes}\n", "accounts[0].labels.team", "got boolean"),
+    label_case("label-value-null", "team", None, "got null"),
+    ("label-key-int", _RAW_CAMS_ACCOUNT + "  labels: {1: x}\n", "accounts[0].labels", "label names must be strings"),
+    label_case("label-value-env-unset", "team", "${TEAM}", "environment variable TEAM is not set"),
     # --- waba / verification / staleness ---
     (
         "waba-lt-poll",
@@ -486,29 +381,19 @@ BAD_CASES = [
         "accounts[0].waba_poll_interval",
         "at least poll_interval (2m), got 1m",
     ),
-    ("waba-negative", doc(account(waba_poll_interval=-1)), "accounts[0].waba_poll_interval", "must not be negative"),
+    account_case("waba-negative", "must not be negative", waba_poll_interval=-1),
     (
         "waba-inherited-lt-poll",
         doc(account(poll_interval="15m"), glob={"waba_poll_interval": "10m"}),
         "accounts[0].waba_poll_interval",
         "inherited from global.waba_poll_interval",
     ),
-    (
-        "verification-lt-poll",
-        doc(account(verification_poll_interval=30)),
-        "accounts[0].verification_poll_interval",
-        "at least poll_interval (1m)",
-    ),
-    ("max-staleness-lt-poll", doc(account(max_staleness=30)), "accounts[0].max_staleness", "at least poll_interval"),
+    account_case("verification-lt-poll", "at least poll_interval (1m)", verification_poll_interval=30),
+    account_case("max-staleness-lt-poll", "at least poll_interval", max_staleness=30),
     # --- env syntax ---
-    ("env-unterminated", doc(account(labels={"team": "${TEAM"})), "accounts[0].labels.team", "unterminated ${"),
-    (
-        "env-bad-name",
-        doc(account(labels={"team": "${1TEAM}"})),
-        "accounts[0].labels.team",
-        "invalid environment reference '${1TEAM}'",
-    ),
-    ("env-unbraced", doc(account(labels={"team": "$TEAM"})), "accounts[0].labels.team", "use ${VAR}"),
+    label_case("env-unterminated", "team", "${TEAM", "unterminated ${"),
+    label_case("env-bad-name", "team", "${1TEAM}", "invalid environment reference '${1TEAM}'"),
+    label_case("env-unbraced", "team", "$TEAM", "use ${VAR}"),
     # --- shared credential ---
     (
         "shared-credential-qps",

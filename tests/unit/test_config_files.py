@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -19,21 +18,14 @@ import pytest
 from exporter.config import ConfigError, load_config, parse_config
 from exporter.webconfig import WebConfigError, load_web_config
 from exporter.yamlfile import MAX_NODES
+from tests.helpers import run_exporter
 
-CMD = [sys.executable, "-m", "exporter"]
 SECRET = "S3cret-value-never-shown"
 ENV = {"CF_SECRET": SECRET, "NX_SECRET": "nx-" + SECRET}
 
 
 def check(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*CMD, "--check-config", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **ENV},
-        stdin=subprocess.DEVNULL,
-    )
+    return run_exporter("--check-config", *args, env=ENV, timeout=timeout)
 
 
 def good(secret_line: str = 'access_key_secret: "${CF_SECRET}"') -> str:

@@ -94,77 +94,72 @@ def test_cams_only_tunables_from_global_do_not_apply():
     assert a.waba_poll_interval == 0
 
 
-@pytest.mark.parametrize(
-    "text,path,fragment",
-    [
-        (
-            NX.replace("apps:", "spaces:").replace("appkey", "cust_space_id"),
-            "accounts[0].spaces",
-            'not valid for provider "nxcloud"',
-        ),
-        (NX.replace("access_key:", "access_key_id:"), "accounts[0].credentials.access_key_id", "unknown key"),
-        (
-            NX.replace('access_secret: "${NX_SECRET}"', "access_secret: plain"),
-            "accounts[0].credentials.access_secret",
-            "inline secrets",
-        ),
-        (NX.replace("- appkey: app-one", "- appkey: ''"), "accounts[0].apps[0].appkey", "must not be empty"),
-        (NX.replace('"8613800000002"', '"abc"'), "accounts[0].apps[1].business_phones[1]", "invalid phone number"),
-        (NX.replace('"8613800000002"', '"+8613800000001"'), "accounts[0].apps[1].business_phones[1]", "duplicate"),
-        (
-            NX.replace("business_phones: [", "business_phones: [] #["),
-            "accounts[0].apps[1].business_phones",
-            "non-empty list",
-        ),
-        (NX + "    signature_version: v2\n", "accounts[0].signature_version", 'not supported by provider "nxcloud"'),
-        (NX + "    tier_vocabulary: legacy_console\n", "accounts[0].tier_vocabulary", "not supported"),
-        (NX + "    pod: IN\n", "accounts[0].pod", 'not valid for provider "nxcloud"'),
-        (KAL.replace("    pod: SG\n", ""), "accounts[0].endpoint", "required (or pod"),
-        (KAL.replace("pod: SG", "pod: MARS"), "accounts[0].pod", "MARS"),
-        (KAL + "    endpoint: https://api.in.kaleyra.io\n", "accounts[0]", "only one of pod and endpoint"),
-        (KAL.replace("api_key:", "apikey:"), "accounts[0].credentials.apikey", "unknown key"),
-        (
-            KAL.replace("wabas:", "apps:").replace("waba_id", "appkey"),
-            "accounts[0].apps",
-            'not valid for provider "kaleyra"',
-        ),
-        (KAL.replace('"1029384757"', '"1029384756"'), "accounts[0].wabas[1].waba_id", "duplicate"),
-        (
-            KAL + "    graph_api_version: v24.0\n",
-            "accounts[0].graph_api_version",
-            'not supported by provider "kaleyra"',
-        ),
-        (META + "    graph_api_version: 24\n", "accounts[0].graph_api_version", "must be a string"),
-        (META + "    graph_api_version: v24\n", "accounts[0].graph_api_version", "invalid Graph API version"),
-        (META + "    waba_poll_interval: 10m\n", "accounts[0].waba_poll_interval", 'not supported by provider "meta"'),
-        (META + "    pod: IN\n", "accounts[0].pod", 'not valid for provider "meta"'),
-        (
-            META.replace('access_token: "${META_TOKEN}"', "access_token: EAAinline"),
-            "accounts[0].credentials.access_token",
-            "inline secrets",
-        ),
-        (META.replace('"${META_TOKEN}"', '"${NOPE}"'), "accounts[0].credentials.access_token", "NOPE is not set"),
-        (
-            META.replace('app_id: "1234567890"', "app_id: 1234567890"),
-            "accounts[0].credentials.app_id",
-            "must be a string",
-        ),
-        (META.replace("access_token:", "token:"), "accounts[0].credentials.token", "unknown key"),
-        (
-            META.replace("wabas:", "spaces:").replace("waba_id", "cust_space_id"),
-            "accounts[0].spaces",
-            'not valid for provider "meta"',
-        ),
-        (META.replace('"+15550100001"', '"x"'), "accounts[0].wabas[1].phone_numbers[0]", "invalid phone number"),
-    ],
-)
-def test_provider_config_errors(text, path, fragment):
+def refused(text: str) -> ConfigError:
+    """The error ``text`` is refused with; no secret of ENV is in it."""
     with pytest.raises(ConfigError) as err:
         parse_config(text, env=ENV)
-    assert err.value.path == path, str(err.value)
-    assert fragment in err.value.message, str(err.value)
     for secret in ENV.values():
         assert secret not in str(err.value)
+    return err.value
+
+
+@pytest.mark.parametrize(
+    "text,at,fragment",
+    [
+        (NX.replace("access_key:", "access_key_id:"), ".credentials.access_key_id", "unknown key"),
+        (NX.replace("- appkey: app-one", "- appkey: ''"), ".apps[0].appkey", "must not be empty"),
+        (NX.replace('"8613800000002"', '"abc"'), ".apps[1].business_phones[1]", "invalid phone number"),
+        (NX.replace('"8613800000002"', '"+8613800000001"'), ".apps[1].business_phones[1]", "duplicate"),
+        (NX.replace("business_phones: [", "business_phones: [] #["), ".apps[1].business_phones", "non-empty list"),
+        (NX + "    signature_version: v2\n", ".signature_version", 'not supported by provider "nxcloud"'),
+        (NX + "    tier_vocabulary: legacy_console\n", ".tier_vocabulary", "not supported"),
+        (NX + "    pod: IN\n", ".pod", 'not valid for provider "nxcloud"'),
+        (KAL.replace("    pod: SG\n", ""), ".endpoint", "required (or pod"),
+        (KAL.replace("pod: SG", "pod: MARS"), ".pod", "MARS"),
+        (KAL + "    endpoint: https://api.in.kaleyra.io\n", "", "only one of pod and endpoint"),
+        (KAL.replace("api_key:", "apikey:"), ".credentials.apikey", "unknown key"),
+        (KAL.replace('"1029384757"', '"1029384756"'), ".wabas[1].waba_id", "duplicate"),
+        (KAL + "    graph_api_version: v24.0\n", ".graph_api_version", 'not supported by provider "kaleyra"'),
+        (META + "    graph_api_version: 24\n", ".graph_api_version", "must be a string"),
+        (META + "    graph_api_version: v24\n", ".graph_api_version", "invalid Graph API version"),
+        (META + "    waba_poll_interval: 10m\n", ".waba_poll_interval", 'not supported by provider "meta"'),
+        (META + "    pod: IN\n", ".pod", 'not valid for provider "meta"'),
+        (META.replace('"${META_TOKEN}"', '"${NOPE}"'), ".credentials.access_token", "NOPE is not set"),
+        (META.replace('app_id: "1234567890"', "app_id: 1234567890"), ".credentials.app_id", "must be a string"),
+        (META.replace("access_token:", "token:"), ".credentials.token", "unknown key"),
+        (META.replace('"+15550100001"', '"x"'), ".wabas[1].phone_numbers[0]", "invalid phone number"),
+    ],
+)
+def test_provider_config_errors(text, at, fragment):
+    """``at``: where in the (one) account the error is."""
+    err = refused(text)
+    assert err.path == "accounts[0]" + at, str(err)
+    assert fragment in err.message, str(err)
+
+
+@pytest.mark.parametrize(
+    "text,provider,section,key,other_section,other_key",
+    [
+        (NX, "nxcloud", "apps", "appkey", "spaces", "cust_space_id"),
+        (KAL, "kaleyra", "wabas", "waba_id", "apps", "appkey"),
+        (META, "meta", "wabas", "waba_id", "spaces", "cust_space_id"),
+    ],
+)
+def test_another_providers_section_is_refused(text, provider, section, key, other_section, other_key):
+    err = refused(text.replace(f"{section}:", f"{other_section}:").replace(key, other_key))
+    assert err.path == f"accounts[0].{other_section}", str(err)
+    assert f'not valid for provider "{provider}"' in err.message, str(err)
+
+
+@pytest.mark.parametrize(
+    "text,secret_line,key",
+    [(NX, 'access_secret: "${NX_SECRET}"', "access_secret"), (META, 'access_token: "${META_TOKEN}"', "access_token")],
+)
+def test_an_inline_provider_secret_is_refused_without_showing_it(text, secret_line, key):
+    assert secret_line in text
+    err = refused(text.replace(secret_line, f"{key}: EAAinline-plain"))
+    assert err.path == f"accounts[0].credentials.{key}", str(err)
+    assert "inline secrets" in err.message and "EAAinline-plain" not in str(err), str(err)
 
 
 def test_three_providers_in_one_file():
@@ -225,7 +220,6 @@ def test_default_concurrency_follows_the_budget():
     ],
 )
 def test_metrics_and_cap_errors(section, path, fragment):
-    with pytest.raises(ConfigError) as err:
-        parse_config(section + "\n" + NX, env=ENV)
-    assert err.value.path == path, str(err.value)
-    assert fragment in err.value.message, str(err.value)
+    err = refused(section + "\n" + NX)
+    assert err.path == path, str(err)
+    assert fragment in err.message, str(err)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from exporter.config import ConfigError, parse_config
+from tests.helpers import cams_account, run_exporter
 
 ENV = {
     "SK": "sk-account-SECRET",
@@ -18,13 +15,7 @@ ENV = {
 }
 SECRET_VALUES = tuple(ENV.values())
 
-ACCOUNTS = """
-accounts:
-  - name: shop
-    provider: alibaba_cams
-    credentials: {access_key_id: ak, access_key_secret: "${SK}"}
-    spaces: [{cust_space_id: cams-1}]
-"""
+ACCOUNTS = "\naccounts:\n" + cams_account(None, "shop", "ak", "SK", ["cams-1"])
 
 FULL = (
     ACCOUNTS
@@ -193,9 +184,6 @@ def test_errors_are_one_line_naming_the_key(name, text, message):
         assert secret not in got
 
 
-CMD = [sys.executable, "-m", "exporter"]
-
-
 @pytest.mark.parametrize(
     "name,text,message",
     [CASES[0], CASES[2], CASES[5], CASES[13], CASES[16]],
@@ -204,13 +192,7 @@ CMD = [sys.executable, "-m", "exporter"]
 def test_check_config_exits_2_with_one_line(tmp_path, name, text, message):
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    result = subprocess.run(
-        [*CMD, "--check-config", "--config.file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, **ENV},
-    )
+    result = run_exporter("--check-config", "--config.file", str(path), env=ENV)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.stderr
@@ -222,13 +204,7 @@ def test_check_config_exits_2_with_one_line(tmp_path, name, text, message):
 def test_check_config_ok_describes_webhooks_without_secrets(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(FULL)
-    result = subprocess.run(
-        [*CMD, "--check-config", "--config.file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, **ENV},
-    )
+    result = run_exporter("--check-config", "--config.file", str(path), env=ENV)
     assert result.returncode == 0, result.stderr
     assert "webhooks OK: listening on :10068 for meta, nxcloud, kaleyra, debounce 5s" in result.stdout
     for secret in SECRET_VALUES:
@@ -255,40 +231,25 @@ def test_bounds_set():
     assert "replay window 1h" in w.describe() and "100 per hour for Meta accounts" in w.describe()
 
 
-BOUNDS_CASES = [
-    ("replay_window zero", "replay_window: 0", "webhooks.replay_window: must be between 1s and 24h, got 0s"),
-    ("replay_window too long", "replay_window: 2d", "webhooks.replay_window: invalid duration"),
-    ("replay_window not a duration", "replay_window: [1]", "webhooks.replay_window: must be a duration"),
-    (
-        "min_refresh_interval too long",
-        "min_refresh_interval: 2h",
-        "webhooks.min_refresh_interval: must be between 0s and 1h, got 2h",
-    ),
-    ("min_refresh_interval negative", "min_refresh_interval: -5", "webhooks.min_refresh_interval: must be between"),
-    (
-        "meta_refreshes_per_hour zero",
-        "meta_refreshes_per_hour: 0",
-        "webhooks.meta_refreshes_per_hour: must be a whole number from 1 to 5000, got 0",
-    ),
-    (
-        "meta_refreshes_per_hour fraction",
-        "meta_refreshes_per_hour: 2.5",
-        "webhooks.meta_refreshes_per_hour: must be a whole number",
-    ),
-    (
-        "meta_refreshes_per_hour text",
-        "meta_refreshes_per_hour: many",
-        "webhooks.meta_refreshes_per_hour: must be a number",
-    ),
-]
+#: each bound's bad values, with what the error says after "webhooks.<key>: "
+BAD_BOUNDS = {
+    "replay_window": {"0": "must be between 1s and 24h, got 0s", "2d": "invalid duration", "[1]": "must be a duration"},
+    "min_refresh_interval": {"2h": "must be between 0s and 1h, got 2h", "-5": "must be between"},
+    "meta_refreshes_per_hour": {
+        "0": "must be a whole number from 1 to 5000, got 0",
+        "2.5": "must be a whole number",
+        "many": "must be a number",
+    },
+}
+BOUNDS_CASES = [(key, value, message) for key, bad in BAD_BOUNDS.items() for value, message in bad.items()]
 
 
-@pytest.mark.parametrize("name,line,message", BOUNDS_CASES, ids=[c[0] for c in BOUNDS_CASES])
-def test_bounds_errors_name_the_key(name, line, message):
+@pytest.mark.parametrize("key,value,message", BOUNDS_CASES, ids=[f"{k}={v}" for k, v, _ in BOUNDS_CASES])
+def test_bounds_errors_name_the_key(key, value, message):
     with pytest.raises(ConfigError) as info:
-        parse(section(f"  listen_address: ':1'\n  nxcloud: {{}}\n  {line}\n"))
+        parse(section(f"  listen_address: ':1'\n  nxcloud: {{}}\n  {key}: {value}\n"))
     got = str(info.value)
-    assert "\n" not in got and got.startswith(message), got
+    assert "\n" not in got and got.startswith(f"webhooks.{key}: {message}"), got
 
 
 def test_bad_bounds_exit_2_one_line_per_problem(tmp_path):
@@ -299,13 +260,7 @@ def test_bad_bounds_exit_2_one_line_per_problem(tmp_path):
             "  meta_refreshes_per_hour: 0\n"
         )
     )
-    result = subprocess.run(
-        [*CMD, "--check-config", "--config.file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, **ENV},
-    )
+    result = run_exporter("--check-config", "--config.file", str(path), env=ENV)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3, result.stderr

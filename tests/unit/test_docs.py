@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 import exporter
+from tests.helpers import load_script, run_script
 from tests.tools import ROOT
 
 # How the docs name a provider, where it is not its configuration key capitalized.
@@ -133,12 +134,7 @@ def test_wheel_long_description_is_the_short_readme():
 
 
 def test_configuration_reference_is_generated_from_the_schema():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gen-config-reference.py"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_script("gen-config-reference.py", "--check")
     assert result.returncode == 0, result.stderr
     page = (ROOT / "docs" / "configuration-reference.md").read_text()
     for key in ("poll_interval", "state_sets", "listen_address", "graph_api_version", "appkey", "waba_id"):
@@ -146,11 +142,7 @@ def test_configuration_reference_is_generated_from_the_schema():
 
 
 def test_configuration_reference_check_detects_a_stale_page(tmp_path, monkeypatch):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gen_config_reference", ROOT / "scripts" / "gen-config-reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("gen-config-reference.py")
     stale = tmp_path / "configuration-reference.md"
     current = (ROOT / "docs" / "configuration-reference.md").read_text()
     stale.write_text(current.replace("poll_interval", "pol_interval"))

@@ -424,20 +424,31 @@ def test_meta_refuses_flagging_at_run_time_too():
 
 
 @pytest.mark.parametrize(
-    "waba_extra,number_extra,path,words",
+    "waba_limit,number_limit,at,words",
     [
         (
             "portfolio_messaging_limit: 2000",
             "whatsapp_business_manager_messaging_limit: TIER_2K",
-            "spaces[0].numbers[0].whatsapp_business_manager_messaging_limit",
+            "",
             "lives on the business portfolio",
         ),
         (
             "timeline: [{at: 10, set: {portfolio_messaging_limit: -1}}]",
             "timeline: [{at: 20, set: {whatsapp_business_manager_messaging_limit: TIER_10K}}]",
-            "spaces[0].numbers[0].timeline[at=20s].set.whatsapp_business_manager_messaging_limit",
+            "timeline[at=20s].set.",
             "portfolio",
         ),
+    ],
+)
+def test_meta_portfolio_limit_is_refused_on_a_number_when_its_waba_has_one(waba_limit, number_limit, at, words):
+    err = _meta_error(waba_extra=waba_limit, number_extra=number_limit)
+    assert err.path == f"spaces[0].numbers[0].{at}whatsapp_business_manager_messaging_limit", err.path
+    assert words in err.message, err.message
+
+
+@pytest.mark.parametrize(
+    "waba_extra,number_extra,path,words",
+    [
         ("portfolio_messaging_limit: 1000", "", "spaces[0].waba.portfolio_messaging_limit", "TIER_* string"),
         ("portfolio_messaging_limit: true", "", "spaces[0].waba.portfolio_messaging_limit", "UNLIMITED"),
         ("", "ban_state: DISABLE", "spaces[0].numbers[0].ban_state", "WABA-level"),

@@ -7,6 +7,7 @@ import pytest
 
 from exporter.providers.errors import ProviderError
 from exporter.providers.infobip import parse
+from tests.helpers import HIGH_MEDIUM_LOW_QUALITY, assert_fields
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "infobip"
 
@@ -15,12 +16,7 @@ def test_documented_sample():
     body = parse.check_response(json.loads((FIXTURES / "senders_quality_doc.json").read_text()), 200)
     numbers = {n.phone_number: n for n in parse.parse_results(body, "acme")}
     a, b = numbers["+441134960000"], numbers["+441134960001"]
-    assert (a.status, a.quality_rating, a.messaging_limit_tier, a.space_id) == (
-        "CONNECTED",
-        "YELLOW",
-        "TIER_100K",
-        "acme",
-    )
+    assert_fields(a, status="CONNECTED", quality_rating="YELLOW", messaging_limit_tier="TIER_100K", space_id="acme")
     assert (b.status, b.quality_rating, b.messaging_limit_tier) == ("BANNED", "RED", "TIER_UNLIMITED")
     assert parse.last_updated(body)["+441134960000"] == pytest.approx(1645171946.422)
 
@@ -50,17 +46,7 @@ def test_status_outside_metas(raw, state):
     assert parse.map_status(raw) == ("OTHER" if raw == "OFFLINE" else state)
 
 
-@pytest.mark.parametrize(
-    "raw,state",
-    [
-        ("HIGH", "GREEN"),
-        ("MEDIUM", "YELLOW"),
-        ("LOW", "RED"),
-        ("UNKNOWN", "UNKNOWN"),
-        (None, "UNKNOWN"),
-        ("SUPERB", "OTHER"),
-    ],
-)
+@pytest.mark.parametrize("raw,state", [*HIGH_MEDIUM_LOW_QUALITY, ("SUPERB", "OTHER")])
 def test_quality(raw, state):
     assert parse.map_quality(raw) == state
 
@@ -108,70 +94,40 @@ def test_unreadable_timestamps(raw):
     assert parse.parse_timestamp(raw) is None
 
 
+def service_exception(message_id: str, text: str, **more) -> dict:
+    """An error in the older envelope: ``{"requestError": {"serviceException": {...}}}``."""
+    return {"requestError": {"serviceException": {"messageId": message_id, "text": text, **more}}}
+
+
+def problem(code: str, description: str, **more) -> dict:
+    """An error in the newer envelope: ``{"errorCode": ..., "description": ..., ...}``."""
+    return {"errorCode": code, "description": description, **more}
+
+
+SIZE = "size must be between 1 and 100"
+
+
 @pytest.mark.parametrize(
     "status,body,reason,code",
     [
-        (
-            401,
-            {"requestError": {"serviceException": {"messageId": "UNAUTHORIZED", "text": "Invalid login details"}}},
-            "auth",
-            "E401",
-        ),
+        (401, service_exception("UNAUTHORIZED", "Invalid login details"), "auth", "E401"),
+        (429, service_exception("TOO_MANY_REQUESTS", "Too many requests"), "throttled", "E429"),
+        (400, service_exception("BAD_REQUEST", "Bad request", validationErrors={"senders": [SIZE]}), "request", "E400"),
+        (403, service_exception("FORBIDDEN", "Forbidden"), "permission", "E403"),
+        (500, service_exception("GENERAL_ERROR", "Error"), "upstream", "E500"),
         (
             429,
-            {"requestError": {"serviceException": {"messageId": "TOO_MANY_REQUESTS", "text": "Too many requests"}}},
+            problem("E429", "Too many requests", action="Slow down", violations=[], resources=[]),
             "throttled",
             "E429",
         ),
         (
             400,
-            {
-                "requestError": {
-                    "serviceException": {
-                        "messageId": "BAD_REQUEST",
-                        "text": "Bad request",
-                        "validationErrors": {"senders": ["size must be between 1 and 100"]},
-                    }
-                }
-            },
+            problem("E400", "Bad request", violations=[{"property": "senders", "violation": SIZE}]),
             "request",
             "E400",
         ),
-        (
-            403,
-            {"requestError": {"serviceException": {"messageId": "FORBIDDEN", "text": "Forbidden"}}},
-            "permission",
-            "E403",
-        ),
-        (
-            500,
-            {"requestError": {"serviceException": {"messageId": "GENERAL_ERROR", "text": "Error"}}},
-            "upstream",
-            "E500",
-        ),
-        (
-            429,
-            {
-                "errorCode": "E429",
-                "description": "Too many requests",
-                "action": "Slow down",
-                "violations": [],
-                "resources": [],
-            },
-            "throttled",
-            "E429",
-        ),
-        (
-            400,
-            {
-                "errorCode": "E400",
-                "description": "Bad request",
-                "violations": [{"property": "senders", "violation": "size must be between 1 and 100"}],
-            },
-            "request",
-            "E400",
-        ),
-        (401, {"errorCode": "E401", "description": "Unauthorized"}, "auth", "E401"),
+        (401, problem("E401", "Unauthorized"), "auth", "E401"),
         (502, None, "upstream", ""),
     ],
 )

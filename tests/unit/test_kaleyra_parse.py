@@ -7,6 +7,7 @@ import pytest
 
 from exporter.providers.errors import ProviderError
 from exporter.providers.kaleyra import parse
+from tests.helpers import assert_fields
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "kaleyra"
 
@@ -19,12 +20,13 @@ def test_details_meta_shape_prefers_the_portfolio_limit():
     data = parse.check_envelope(load("phone_number_details_meta_shape.json"), 200)
     n = parse.parse_details(data, "waba-1", "16315555555")
     assert n.phone_number == "+16315555555"
-    assert (n.status, n.quality_rating, n.code_verification_status, n.name_status, n.new_name_status) == (
-        "CONNECTED",
-        "GREEN",
-        "VERIFIED",
-        "APPROVED",
-        "NONE",
+    assert_fields(
+        n,
+        status="CONNECTED",
+        quality_rating="GREEN",
+        code_verification_status="VERIFIED",
+        name_status="APPROVED",
+        new_name_status="NONE",
     )
     assert n.messaging_limit_tier == "TIER_2K"  # whatsapp_business_manager_messaging_limit wins
     assert n.phone_number_id == "1906385232743451" and n.waba_id == "waba-1" and n.space_id == "waba-1"

@@ -7,6 +7,7 @@ import pytest
 
 from exporter.providers.errors import ProviderError
 from exporter.providers.nxcloud import parse
+from tests.helpers import assert_fields
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "nxcloud"
 
@@ -20,11 +21,8 @@ def test_documented_example_keyed_by_number():
     numbers = {n.phone_number: n for n in parse.parse_phones(data, "jh42xxxd434")}
     assert set(numbers) == {"86xxx24", "1xxx99"}  # the docs mask digits: kept as given
     jack = numbers["86xxx24"]
-    assert (jack.status, jack.quality_rating, jack.name_status, jack.code_verification_status) == (
-        "CONNECTED",
-        "GREEN",
-        "APPROVED",
-        "VERIFIED",
+    assert_fields(
+        jack, status="CONNECTED", quality_rating="GREEN", name_status="APPROVED", code_verification_status="VERIFIED"
     )
     assert jack.messaging_limit_tier == "UNKNOWN"  # current_limit "" in the example
     assert jack.verified_name == "GLORY JACK" and jack.space_id == "jh42xxxd434"
@@ -35,11 +33,8 @@ def test_field_table_shape_with_unknow_spelling():
     data = parse.check_envelope(load("getphone_field_table_shape.json"), 200)
     [n] = parse.parse_phones(data, "app")
     assert n.phone_number == "+8613800000001"
-    assert (n.status, n.quality_rating, n.messaging_limit_tier, n.name_status) == (
-        "FLAGGED",
-        "UNKNOWN",
-        "TIER_1K",
-        "PENDING_REVIEW",
+    assert_fields(
+        n, status="FLAGGED", quality_rating="UNKNOWN", messaging_limit_tier="TIER_1K", name_status="PENDING_REVIEW"
     )
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from exporter.providers.errors import ProviderError
 from exporter.providers.twilio import parse
+from tests.helpers import HIGH_MEDIUM_LOW_QUALITY, assert_fields
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "twilio"
 
@@ -29,20 +30,18 @@ def sender(**kw):
 def test_documented_offline_example():
     n = parse.parse_sender(load("fetch_offline_reasons.json"), "AC1")
     assert n.phone_number == "+15017122661"
-    assert (n.status, n.quality_rating, n.messaging_limit_tier, n.limit_scope) == (
-        "OFFLINE",
-        "GREEN",
-        "TIER_10K",
-        "phone_number",
+    assert_fields(
+        n, status="OFFLINE", quality_rating="GREEN", messaging_limit_tier="TIER_10K", limit_scope="phone_number"
     )
     assert n.waba_id == "1234567XXX" and n.space_id == "AC1" and n.verified_name == "Twilio"
     assert n.phone_number_id == "XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     [err] = n.blocking_errors
-    assert (err.entity_type, err.entity_id, err.error_code, err.error_description) == (
-        "PHONE_NUMBER",
-        "XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-        "30008",
-        "No delivery",
+    assert_fields(
+        err,
+        entity_type="PHONE_NUMBER",
+        entity_id="XEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        error_code="30008",
+        error_description="No delivery",
     )
     assert n.can_send_message == "UNKNOWN"  # Twilio has no health_status: not guessed
 
@@ -85,18 +84,7 @@ def test_status(raw, state):
     assert parse.parse_sender(sender(status=raw)).status == state
 
 
-@pytest.mark.parametrize(
-    "raw,state",
-    [
-        ("HIGH", "GREEN"),
-        ("MEDIUM", "YELLOW"),
-        ("LOW", "RED"),
-        ("UNKNOWN", "UNKNOWN"),
-        (None, "UNKNOWN"),
-        ("low", "RED"),
-        ("EXCELLENT", "OTHER"),
-    ],
-)
+@pytest.mark.parametrize("raw,state", [*HIGH_MEDIUM_LOW_QUALITY, ("low", "RED"), ("EXCELLENT", "OTHER")])
 def test_quality(raw, state):
     assert parse.parse_sender(sender(properties={"quality_rating": raw})).quality_rating == state
 

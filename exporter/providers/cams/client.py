@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, Unpack, overload
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 from urllib.parse import urlsplit
 
 from exporter import model
@@ -18,6 +18,17 @@ from exporter.providers.errors import ProviderError
 from exporter.providers.transport import BudgetedClient, ClientOptions, off_loop, retry_after_seconds
 
 T = TypeVar("T")
+
+
+class _Signed(TypedDict):
+    """What both signature versions sign, besides the time and the nonce."""
+
+    method: str
+    action: str
+    version: str
+    access_key_id: str
+    access_key_secret: str
+
 
 API_VERSION = "2020-06-06"
 DEFAULT_ENDPOINT = "https://cams.ap-southeast-1.aliyuncs.com"
@@ -63,33 +74,16 @@ class CamsClient(BudgetedClient):
     async def _attempt(
         self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Any] | None
     ) -> Any:
-        now = self._clock()
-        nonce = signer.new_nonce()
+        stamp = signer.utc_timestamp(self._clock())
+        signed = _Signed(
+            method="POST", action=action, version=API_VERSION, access_key_id=self._ak, access_key_secret=self._sk
+        )
         if self._signature_version == "v2":
-            query = signer.sign_v2(
-                method="POST",
-                action=action,
-                version=API_VERSION,
-                query=params,
-                access_key_id=self._ak,
-                access_key_secret=self._sk,
-                timestamp=signer.utc_timestamp(now),
-                nonce=nonce,
-            )
+            query = signer.sign_v2(query=params, timestamp=stamp, nonce=signer.new_nonce(), **signed)
             headers = {"host": self._host}
         else:
             query = dict(params)
-            headers = signer.sign_v3(
-                method="POST",
-                host=self._host,
-                action=action,
-                version=API_VERSION,
-                query=query,
-                access_key_id=self._ak,
-                access_key_secret=self._sk,
-                date=signer.utc_timestamp(now),
-                nonce=nonce,
-            )
+            headers = signer.sign_v3(host=self._host, query=query, date=stamp, nonce=signer.new_nonce(), **signed)
         status, content, response_headers = await self._send(
             "POST", self._base + "?" + signer.canonical_query(query), headers
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 from exporter import model
 from exporter.providers.errors import ProviderError
+from exporter.providers.wire import list_field, meta_states, text
 
 PROVIDER = "alibaba_cams"
 log = logging.getLogger(__name__)
@@ -94,6 +95,15 @@ def check_envelope(body: Any, http_status: int, retry_after: float | None = None
     )
 
 
+#: the model's vocabulary fields → CAMS' names for them (Meta's, in CamelCase)
+FIELD_KEYS = {
+    "status": "Status",
+    "quality_rating": "QualityRating",
+    "code_verification_status": "CodeVerificationStatus",
+    "name_status": "NameStatus",
+    "new_name_status": "NewNameStatus",
+}
+
 _DIGITS = re.compile(r"[\s\-().]")
 
 
@@ -109,11 +119,6 @@ def normalize_phone_number(raw: str) -> str:
     return value
 
 
-def _text(item: dict[str, Any], key: str) -> str:
-    value = item.get(key)
-    return value.strip() if isinstance(value, str) else ""
-
-
 def parse_phone_numbers(
     body: dict[str, Any], space_id: str, tier_vocabulary: str = "api_reference"
 ) -> list[model.PhoneNumber]:
@@ -122,15 +127,10 @@ def parse_phone_numbers(
     Tolerates missing fields (UNKNOWN), unknown values (OTHER) and malformed
     entries (skipped and logged); a missing ``PhoneNumbers`` key is an empty space.
     """
-    items = body.get("PhoneNumbers")
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise ProviderError("parse", "PhoneNumbers is not a list")
     numbers: dict[str, model.PhoneNumber] = {}
     malformed = duplicates = 0
-    for item in items:
-        if not isinstance(item, dict) or not _text(item, "PhoneNumber"):
+    for item in list_field(body, "PhoneNumbers"):
+        if not isinstance(item, dict) or not text(item, "PhoneNumber"):
             malformed += 1
             continue
         phone = normalize_phone_number(item["PhoneNumber"])
@@ -140,17 +140,11 @@ def parse_phone_numbers(
         tier = model.normalize_tier(item.get("MessagingLimitTier"), tier_vocabulary, PROVIDER)
         numbers[phone] = model.PhoneNumber(
             phone_number=phone,
-            status=model.STATUS.normalize(item.get("Status"), PROVIDER),
-            quality_rating=model.QUALITY_RATING.normalize(item.get("QualityRating"), PROVIDER),
             messaging_limit_tier=tier,
             limit_scope=model.per_number_scope(tier),
-            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(
-                item.get("CodeVerificationStatus"), PROVIDER
-            ),
-            name_status=model.NAME_STATUS.normalize(item.get("NameStatus"), PROVIDER),
-            new_name_status=model.NAME_STATUS.normalize(item.get("NewNameStatus"), PROVIDER),
-            verified_name=_text(item, "VerifiedName"),
+            verified_name=text(item, "VerifiedName"),
             space_id=space_id,
+            **meta_states(item, PROVIDER, FIELD_KEYS),
         )
     if malformed or duplicates:  # once per answer, not once per entry
         log.warning(
@@ -167,27 +161,27 @@ def parse_bind_waba(body: dict[str, Any], space_id: str) -> model.Waba | None:
         return None
     if not isinstance(data, dict):
         raise ProviderError("parse", "Data is not an object")
-    waba_id = _text(data, "Id")
+    waba_id = text(data, "Id")
     if not waba_id:
         return None
     return model.Waba(
         waba_id=waba_id,
-        name=_text(data, "Name"),
+        name=text(data, "Name"),
         account_review_status=model.ACCOUNT_REVIEW_STATUS.normalize(data.get("AccountReviewStatus"), PROVIDER),
         space_id=space_id,
-        currency=_text(data, "Currency"),
+        currency=text(data, "Currency"),
     )
 
 
 def parse_verification_status(body: dict[str, Any]) -> model.Verification:
     """``GetPhoneNumberVerificationStatus`` → the code-verification state of one number."""
     data = body.get("Data")
-    if not isinstance(data, dict) or not _text(data, "PhoneNumber"):
+    if not isinstance(data, dict) or not text(data, "PhoneNumber"):
         raise ProviderError("parse", "Data.PhoneNumber missing")
     return model.Verification(
         phone_number=normalize_phone_number(data["PhoneNumber"]),
         code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(data.get("CodeVerificationStatus"), PROVIDER),
-        phone_number_id=_text(data, "Id"),
+        phone_number_id=text(data, "Id"),
     )
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any, Unpack
 from urllib.parse import urlencode, urlsplit
 
-from exporter.providers.errors import ProviderError
 from exporter.providers.infobip import parse
-from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, json_body, retry_after_seconds
 
 PATH = "/whatsapp/1/senders/quality"
 #: the ``action`` label value: the operation of Infobip's SDK
@@ -29,13 +28,7 @@ class InfobipClient(BudgetedClient):
         url = f"{self._url}?" + urlencode({"senders": ",".join(senders)})
         status, content, headers = await self._send("GET", url, self._headers)
         retry_after = retry_after_seconds(headers, "retry-after")
-        try:
-            body = await load_json(content) if content else None
-        except (ValueError, UnicodeDecodeError):
-            if status == 429:
-                raise ProviderError("throttled", "HTTP 429", http_status=429, retry_after=retry_after) from None
-            reason = "upstream" if status >= 500 else "parse"
-            raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
+        body = await json_body(status, content, retry_after)
         return parse.check_response(body, status, retry_after)
 
     async def senders_quality(self, senders: tuple[str, ...]) -> dict[str, Any]:

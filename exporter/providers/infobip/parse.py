@@ -16,20 +16,17 @@ enum history shows values come and go).
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
 from exporter import model
+from exporter.providers import wire
 from exporter.providers.cams.parse import normalize_phone_number
 from exporter.providers.errors import ProviderError
 
 PROVIDER = "infobip"
-MAX_MESSAGE = 300
 MAX_SENDERS_PER_CALL = 100
-log = logging.getLogger(__name__)
 
-QUALITY_MAP = {"HIGH": "GREEN", "MEDIUM": "YELLOW", "LOW": "RED", "UNKNOWN": model.UNKNOWN}
 LIMIT_MAP = {
     "LIMIT_50": "TIER_50",
     "LIMIT_250": "TIER_250",
@@ -49,7 +46,6 @@ LEGACY_CODES = {
     "TOO_MANY_REQUESTS": "E429",
     "GENERAL_ERROR": "E500",
 }
-_reported: set[tuple[str, str]] = set()
 
 
 def classify(code: str, http_status: int) -> str:
@@ -90,51 +86,22 @@ def infobip_error(body: Any, http_status: int, retry_after: float | None = None)
                     f"{v.get('property', '')}: {v.get('violation', '')}" for v in violations[:5] if isinstance(v, dict)
                 )
                 message = f"{message} ({detail})" if message else detail
-    return ProviderError(
-        classify(code.upper(), http_status),
-        message[:MAX_MESSAGE] or f"HTTP {http_status}",
-        code=code[:40],
-        http_status=http_status,
-        retry_after=retry_after,
-    )
+    return wire.answered_error(classify(code.upper(), http_status), message, http_status, code[:40], retry_after)
 
 
 def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict[str, Any]:
-    if 200 <= http_status < 300:
-        if not isinstance(body, dict):
-            raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
-        if "requestError" in body:
-            raise infobip_error(body, 400 if http_status < 400 else http_status, retry_after)
-        return body
-    raise infobip_error(body, http_status, retry_after)
+    """The decoded body of a successful answer, else a classified ProviderError (a legacy error body sent
+    with a 2xx status is a 400)."""
+    if not 200 <= http_status < 300:
+        raise infobip_error(body, http_status, retry_after)
+    answer = wire.json_object(body, http_status)
+    if "requestError" in answer:
+        raise infobip_error(answer, 400, retry_after)
+    return answer
 
 
-def _note_other(field: str, raw: str) -> None:
-    if (field, raw) not in _reported:
-        _reported.add((field, raw))
-        log.warning(
-            "unrecognised value, exported as OTHER", extra={"field": field, "value": raw[:64], "provider": PROVIDER}
-        )
-
-
-def map_quality(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        return model.UNKNOWN
-    state = QUALITY_MAP.get(raw.strip().upper())
-    if state is None:
-        _note_other("qualityRating", raw)
-        return model.OTHER
-    return state
-
-
-def map_limit(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        return model.UNKNOWN
-    tier = LIMIT_MAP.get(raw.strip().upper())
-    if tier is None:
-        _note_other("currentLimit", raw)
-        return model.OTHER
-    return tier
+map_quality = wire.WireMap(PROVIDER, "qualityRating", wire.QUALITY_LEVELS)
+map_limit = wire.WireMap(PROVIDER, "currentLimit", LIMIT_MAP)
 
 
 def map_status(raw: Any) -> str:
@@ -142,8 +109,7 @@ def map_status(raw: Any) -> str:
     state = model.STATUS.normalize(raw, PROVIDER)
     # OFFLINE and PAUSED are in the model for CAMS' console; Infobip does not send them
     if state in ("OFFLINE", "PAUSED"):
-        _note_other("status", str(raw))
-        return model.OTHER
+        return model.note_other("status", str(raw), PROVIDER)
     return state
 
 
@@ -188,17 +154,7 @@ def parse_result(item: Any, space_id: str = "") -> model.PhoneNumber | None:
 
 
 def parse_results(body: dict[str, Any], space_id: str = "") -> list[model.PhoneNumber]:
-    results = body.get("results")
-    if results is None:
-        return []
-    if not isinstance(results, list):
-        raise ProviderError("parse", "results is not a list")
-    numbers: dict[str, model.PhoneNumber] = {}
-    for item in results:
-        number = parse_result(item, space_id)
-        if number is not None and number.phone_number not in numbers:
-            numbers[number.phone_number] = number
-    return list(numbers.values())
+    return wire.first_per_number(parse_result(item, space_id) for item in wire.list_field(body, "results"))
 
 
 def last_updated(body: dict[str, Any]) -> dict[str, float]:

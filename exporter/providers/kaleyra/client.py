@@ -11,9 +11,8 @@ from typing import Unpack
 from urllib.parse import quote, urlsplit
 
 from exporter import model
-from exporter.providers.errors import ProviderError
 from exporter.providers.kaleyra import parse
-from exporter.providers.transport import BudgetedClient, ClientOptions, load_json
+from exporter.providers.transport import BudgetedClient, ClientOptions, json_body
 
 # The `action` label values: the endpoints' last path segments.
 LIST_ACTION = "number"
@@ -29,14 +28,7 @@ class KaleyraClient(BudgetedClient):
 
     async def _get(self, path: str) -> object:
         status, content, _ = await self._send("GET", self._base + path, {"api-key": self._api_key})
-        try:
-            body = await load_json(content) if content else None
-        except (ValueError, UnicodeDecodeError):
-            if status == 429:
-                raise ProviderError("throttled", "HTTP 429", http_status=429) from None
-            reason = "upstream" if status >= 500 else "parse"
-            raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
-        return parse.check_envelope(body, status)
+        return parse.check_envelope(await json_body(status, content), status)
 
     async def list_numbers(self, waba_id: str) -> list[str]:
         data = await self.call(LIST_ACTION, lambda: self._get(f"/{quote(waba_id, safe='')}/number"))

@@ -15,6 +15,7 @@ from typing import Any
 from exporter import model
 from exporter.providers.cams.parse import normalize_phone_number
 from exporter.providers.errors import ProviderError
+from exporter.providers.wire import first_per_number, meta_states, text
 
 PROVIDER = "nxcloud"
 log = logging.getLogger(__name__)
@@ -70,11 +71,6 @@ def check_envelope(body: Any, http_status: int) -> Any:
     )
 
 
-def _text(item: dict[str, Any], key: str) -> str:
-    value = item.get(key)
-    return value.strip() if isinstance(value, str) else ""
-
-
 def _phone_items(data: Any) -> list[tuple[str, dict[str, Any]]]:
     """(phone key, phone object) pairs from either documented shape."""
     if data is None:
@@ -87,9 +83,7 @@ def _phone_items(data: Any) -> list[tuple[str, dict[str, Any]]]:
         for entry in listed:
             if isinstance(entry, dict):
                 key = (
-                    _text(entry, "business_phone")
-                    or _text(entry, "phone_number")
-                    or _text(entry, "display_phone_number")
+                    text(entry, "business_phone") or text(entry, "phone_number") or text(entry, "display_phone_number")
                 )
                 items.append((key, entry))
         return items
@@ -102,29 +96,23 @@ def _phone_items(data: Any) -> list[tuple[str, dict[str, Any]]]:
     return items
 
 
+def parse_phone(key: str, item: dict[str, Any], appkey: str) -> model.PhoneNumber | None:
+    """One phone object (under its key, when the answer has one) → the model; None when it names no number."""
+    raw_phone = key or text(item, "display_phone_number")
+    if not raw_phone:
+        return None
+    tier = model.TIER.normalize(item.get("current_limit"), PROVIDER)
+    return model.PhoneNumber(
+        phone_number=normalize_phone_number(raw_phone),
+        messaging_limit_tier=tier,
+        limit_scope=model.per_number_scope(tier),
+        verified_name=text(item, "verified_name"),
+        space_id=appkey,
+        waba_id=text(item, "waba_id"),
+        **meta_states(item, PROVIDER),
+    )
+
+
 def parse_phones(data: Any, appkey: str) -> list[model.PhoneNumber]:
-    numbers: dict[str, model.PhoneNumber] = {}
-    for key, item in _phone_items(data):
-        raw_phone = key or _text(item, "display_phone_number")
-        if not raw_phone:
-            continue
-        phone = normalize_phone_number(raw_phone)
-        if phone in numbers:
-            continue
-        tier = model.TIER.normalize(item.get("current_limit"), PROVIDER)
-        numbers[phone] = model.PhoneNumber(
-            phone_number=phone,
-            status=model.STATUS.normalize(item.get("status"), PROVIDER),
-            quality_rating=model.QUALITY_RATING.normalize(item.get("quality_rating"), PROVIDER),
-            messaging_limit_tier=tier,
-            limit_scope=model.per_number_scope(tier),
-            code_verification_status=model.CODE_VERIFICATION_STATUS.normalize(
-                item.get("code_verification_status"), PROVIDER
-            ),
-            name_status=model.NAME_STATUS.normalize(item.get("name_status"), PROVIDER),
-            new_name_status=model.NAME_STATUS.normalize(item.get("new_name_status"), PROVIDER),
-            verified_name=_text(item, "verified_name"),
-            space_id=appkey,
-            waba_id=_text(item, "waba_id"),
-        )
-    return list(numbers.values())
+    """Every number of a ``getPhone`` answer, one per phone number (the first listed wins)."""
+    return first_per_number(parse_phone(key, item, appkey) for key, item in _phone_items(data))

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from exporter.providers.errors import ProviderError
-from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, json_body, retry_after_seconds
 from exporter.providers.twilio import parse
 
 LIST_PATH = "/v2/Channels/Senders"
@@ -59,13 +59,7 @@ class TwilioClient(BudgetedClient):
     async def _get(self, url: str) -> dict[str, Any]:
         status, content, headers = await self._send("GET", url, self._headers)
         retry_after = retry_after_seconds(headers, "retry-after")
-        try:
-            body = await load_json(content) if content else None
-        except (ValueError, UnicodeDecodeError):
-            if status == 429:
-                raise ProviderError("throttled", "HTTP 429", http_status=429, retry_after=retry_after) from None
-            reason = "upstream" if status >= 500 else "parse"
-            raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
+        body = await json_body(status, content, retry_after)
         err_request_id = headers.get("t-request-id", "")
         try:
             return parse.check_response(body, status, retry_after)

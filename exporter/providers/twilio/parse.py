@@ -26,18 +26,16 @@ Nothing here raises on odd values inside an otherwise valid answer.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from exporter import model
+from exporter.providers import wire
 from exporter.providers.cams.parse import normalize_phone_number
 from exporter.providers.errors import ProviderError
 
 PROVIDER = "twilio"
-MAX_MESSAGE = 300
-log = logging.getLogger(__name__)
 
 #: Twilio's sender status → the model's status
 STATUS_MAP = {
@@ -51,8 +49,6 @@ STATUS_MAP = {
     "DRAFT": "PENDING",
     "STUBBED": model.OTHER,
 }
-
-QUALITY_MAP = {"HIGH": "GREEN", "MEDIUM": "YELLOW", "LOW": "RED", "UNKNOWN": model.UNKNOWN}
 
 #: leading token of ``messaging_limit`` → tier
 LIMIT_TOKENS = {
@@ -72,7 +68,6 @@ THROTTLE_CODES = frozenset({20429, 14107})
 REQUEST_CODES = frozenset({20001, 20404, 21211})
 
 _SID = re.compile(r"^XE[0-9a-fA-F]{32}$")
-_reported: set[tuple[str, str]] = set()
 
 
 def is_sender_sid(value: str) -> bool:
@@ -121,71 +116,28 @@ def twilio_error(body: Any, http_status: int, retry_after: float | None = None) 
         status = _int(body.get("status"))
         if http_status < 400 and status is not None and status >= 400:
             http_status = status  # an error body sent with 200
-    reason = classify(code, http_status)
-    return ProviderError(
-        reason,
-        message[:MAX_MESSAGE] or f"HTTP {http_status}",
-        code=str(code) if code is not None else "",
-        http_status=http_status,
-        retry_after=retry_after,
-    )
+    shown = str(code) if code is not None else ""
+    return wire.answered_error(classify(code, http_status), message, http_status, shown, retry_after)
 
 
 def check_response(body: Any, http_status: int, retry_after: float | None = None) -> dict[str, Any]:
     """The decoded body of a successful answer, else a classified ProviderError."""
-    if 200 <= http_status < 300:
-        if not isinstance(body, dict):
-            raise ProviderError("parse", "response is not a JSON object", http_status=http_status)
-        if "code" in body and "more_info" in body and _int(body.get("status")) not in (None, http_status):
-            raise twilio_error(body, http_status, retry_after)
-        return body
-    raise twilio_error(body, http_status, retry_after)
+    if not 200 <= http_status < 300:
+        raise twilio_error(body, http_status, retry_after)
+    answer = wire.json_object(body, http_status)
+    if "code" in answer and "more_info" in answer and _int(answer.get("status")) not in (None, http_status):
+        raise twilio_error(answer, http_status, retry_after)
+    return answer
 
 
-def _text(item: Any, key: str) -> str:
-    value = item.get(key) if isinstance(item, dict) else None
-    return value.strip() if isinstance(value, str) else ""
+def _leading_token(value: str) -> str:
+    """``"10K Customers/24hr"`` → ``10K``, upper case."""
+    return value.split()[0].upper()
 
 
-def _note_other(field: str, raw: str) -> None:
-    if (field, raw) not in _reported:
-        _reported.add((field, raw))
-        log.warning(
-            "unrecognised value, exported as OTHER", extra={"field": field, "value": raw[:64], "provider": PROVIDER}
-        )
-
-
-def map_status(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        return model.UNKNOWN
-    key = raw.strip().upper()
-    state = STATUS_MAP.get(key)
-    if state is None:
-        _note_other("status", raw)
-        return model.OTHER
-    return state
-
-
-def map_quality(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        return model.UNKNOWN
-    state = QUALITY_MAP.get(raw.strip().upper())
-    if state is None:
-        _note_other("quality_rating", raw)
-        return model.OTHER
-    return state
-
-
-def map_limit(raw: Any) -> str:
-    """``"10K Customers/24hr"`` → TIER_10K: the leading token, case-insensitively."""
-    if not isinstance(raw, str) or not raw.strip():
-        return model.UNKNOWN
-    token = raw.strip().split()[0].upper()
-    tier = LIMIT_TOKENS.get(token)
-    if tier is None:
-        _note_other("messaging_limit", raw)
-        return model.OTHER
-    return tier
+map_status = wire.WireMap(PROVIDER, "status", STATUS_MAP)
+map_quality = wire.WireMap(PROVIDER, "quality_rating", wire.QUALITY_LEVELS)
+map_limit = wire.WireMap(PROVIDER, "messaging_limit", LIMIT_TOKENS, _leading_token)
 
 
 def offline_reasons(sender: dict[str, Any]) -> tuple[model.BlockingError, ...]:
@@ -193,14 +145,14 @@ def offline_reasons(sender: dict[str, Any]) -> tuple[model.BlockingError, ...]:
     reasons = sender.get("offline_reasons")
     if not isinstance(reasons, list):
         return ()
-    sid = _text(sender, "sid")
+    sid = wire.text(sender, "sid")
     out: list[model.BlockingError] = []
     for item in reasons:
         if not isinstance(item, dict):
             continue
         code = item.get("code")
         code = str(code).strip() if isinstance(code, (str, int)) and not isinstance(code, bool) else ""
-        message = _text(item, "message")
+        message = wire.text(item, "message")
         if not code and not message:
             continue
         error = model.BlockingError("PHONE_NUMBER", sid, code or model.UNKNOWN, message[:200])
@@ -221,7 +173,7 @@ def parse_sender(sender: Any, space_id: str = "") -> model.PhoneNumber | None:
     """One sender resource → the model; None when it is not a WhatsApp sender with a number."""
     if not isinstance(sender, dict):
         return None
-    phone = sender_phone(_text(sender, "sender_id"))
+    phone = sender_phone(wire.text(sender, "sender_id"))
     if not phone.startswith("+"):
         return None
     properties = sender.get("properties")
@@ -239,10 +191,10 @@ def parse_sender(sender: Any, space_id: str = "") -> model.PhoneNumber | None:
         quality_rating=map_quality(properties.get("quality_rating")),
         messaging_limit_tier=tier,
         limit_scope=model.per_number_scope(tier),
-        verified_name=_text(profile, "name"),
+        verified_name=wire.text(profile, "name"),
         space_id=space_id,
         waba_id=str(waba).strip() if isinstance(waba, (str, int)) and not isinstance(waba, bool) else "",
-        phone_number_id=_text(sender, "sid"),
+        phone_number_id=wire.text(sender, "sid"),
         blocking_errors=offline_reasons(sender) if status == "OFFLINE" else (),
     )
 
@@ -260,11 +212,7 @@ def parse_page(body: dict[str, Any]) -> Page:
         raise ProviderError("parse", "list page without meta")
     named = meta.get("key")
     key = named if isinstance(named, str) and named else "senders"
-    records = body.get(key)
-    if records is None:
-        records = []
-    if not isinstance(records, list):
-        raise ProviderError("parse", f"{key[:40]} is not a list")
+    records = wire.list_field(body, key)
     nxt = meta.get("next_page_url")
     if nxt is not None and (not isinstance(nxt, str) or not nxt.strip()):
         nxt = None
@@ -273,9 +221,4 @@ def parse_page(body: dict[str, Any]) -> Page:
 
 def parse_senders(records: list[dict[str, Any]], space_id: str = "") -> list[model.PhoneNumber]:
     """Senders → numbers, one per phone number (the first listed wins)."""
-    numbers: dict[str, model.PhoneNumber] = {}
-    for record in records:
-        number = parse_sender(record, space_id)
-        if number is not None and number.phone_number not in numbers:
-            numbers[number.phone_number] = number
-    return list(numbers.values())
+    return wire.first_per_number(parse_sender(record, space_id) for record in records)
