@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = "UNKNOWN"
 OTHER = "OTHER"
+#: wire spellings each vocabulary remembers (see Vocabulary.normalize)
+SEEN_SPELLINGS = 256
 
 
 class Vocabulary:
@@ -41,6 +43,9 @@ class Vocabulary:
         for alias, state in (aliases or {}).items():
             assert state in self.states, (alias, state)
             self._lookup[self._fold(alias)] = state
+        #: wire spellings already mapped to a known state: a poll normalizes several fields of every
+        #: number, nearly always in the same few spellings (bounded; OTHER is never remembered)
+        self._seen: dict[str, str] = {}
 
     @staticmethod
     def _fold(value: str) -> str:
@@ -50,12 +55,18 @@ class Vocabulary:
         """Map a raw wire value to a state; never raises."""
         if raw is None:
             return UNKNOWN
-        if not isinstance(raw, str):
+        if isinstance(raw, str):
+            state = self._seen.get(raw)
+            if state is not None:
+                return state
+        else:
             raw = str(raw)
-        if not raw.strip():
-            return UNKNOWN
-        state = self._lookup.get(self._fold(raw))
-        return note_other(self.field, raw, provider) if state is None else state
+        state = self._lookup.get(self._fold(raw)) if raw.strip() else UNKNOWN
+        if state is None:
+            return note_other(self.field, raw, provider)
+        if len(self._seen) < SEEN_SPELLINGS:
+            self._seen[raw] = state
+        return state
 
 
 _reported: set[tuple[str, str, str]] = set()

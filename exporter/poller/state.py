@@ -65,7 +65,10 @@ class _Credential:
         self.qps = account.qps
         self.action_qps = dict(account.action_qps)
         self.bucket = TokenBucket(account.qps, action_qps=account.action_qps)
-        self.http: httpx.AsyncClient = new_http_client(account.timeout)
+        # as many connections as requests of the account can be in flight at once (units polled at once,
+        # or Twilio's own cap); accounts that share the credential share them (their requests are paced anyway)
+        in_flight = max(account.concurrency, account.max_concurrent_requests)
+        self.http: httpx.AsyncClient = new_http_client(account.timeout, in_flight)
         self.users = 0  # actors (live or retiring) that use it
 
     def fits(self, account: Account) -> bool:

@@ -139,6 +139,29 @@ def test_unknown_values_are_logged_once(caplog):
     assert sum(getattr(r, "value", None) == "UNSEEN_CAMS_STATE" for r in caplog.records) == 1
 
 
+def test_a_vocabulary_maps_a_spelling_the_same_way_every_time_and_still_logs_each_provider_once(caplog):
+    """Spellings are remembered after their first lookup (a parse speed-up): no answer may change."""
+    vocabulary = model.Vocabulary("test_field", ("GOOD", "BAD_STATE"), {"FINE": "GOOD"})
+    expected: dict[object, str] = {"GOOD": "GOOD", " good ": "GOOD", "fine": "GOOD", "bad-state": "BAD_STATE"}
+    expected |= {
+        "bad state": "BAD_STATE",
+        "": "UNKNOWN",
+        "   ": "UNKNOWN",
+        None: "UNKNOWN",
+        "WHAT": "OTHER",
+        7: "OTHER",
+    }
+    # more distinct spellings than a vocabulary remembers
+    expected |= {" " * i + "good": "GOOD" for i in range(model.SEEN_SPELLINGS + 8)}
+    with caplog.at_level(logging.WARNING):
+        first = {raw: vocabulary.normalize(raw, "p1") for raw in expected}
+        again = {raw: vocabulary.normalize(raw, "p1") for raw in expected}
+        assert vocabulary.normalize("WHAT", "p2") == "OTHER"  # an unknown value, now from another provider
+    assert first == again == expected
+    logged = [(r.value, r.provider) for r in caplog.records if getattr(r, "field", None) == "test_field"]
+    assert logged == [("WHAT", "p1"), ("7", "p1"), ("WHAT", "p2")]
+
+
 def test_malformed_entries_and_duplicates_are_skipped():
     body = {
         "Code": "OK",

@@ -6,6 +6,7 @@ name, so a typo cannot turn into a write against a customer's account.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypedDict, TypeVar, Unpack, overload
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 from exporter import model
 from exporter.providers.cams import parse, signer
 from exporter.providers.errors import ProviderError
-from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, off_loop, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, off_loop, retry_after_seconds
 
 T = TypeVar("T")
 
@@ -34,6 +35,20 @@ DEFAULT_ENDPOINT = "https://cams.ap-southeast-1.aliyuncs.com"
 READ_ONLY_ACTIONS = frozenset(
     {"QueryChatappPhoneNumbers", "QueryChatappBindWaba", "GetPhoneNumberVerificationStatus", "GetWhatsappHealthStatus"}
 )
+
+
+def _read_answer(
+    content: bytes, status: int, retry_after: float | None, parser: Callable[[dict[str, Any]], Any] | None
+) -> Any:
+    """Decode, check and (with ``parser``) parse one answer: pure, so it may run in a worker thread."""
+    try:
+        body = json.loads(content) if content else None
+    except (ValueError, UnicodeDecodeError):
+        if status >= 500:
+            raise ProviderError("upstream", f"HTTP {status} with a non-JSON body", http_status=status) from None
+        raise ProviderError("parse", f"HTTP {status} with a body that is not JSON", http_status=status) from None
+    body = parse.check_envelope(body, status, retry_after)
+    return body if parser is None else parser(body)
 
 
 class CamsClient(BudgetedClient):
@@ -72,15 +87,9 @@ class CamsClient(BudgetedClient):
         status, content, response_headers = await self._send(
             "POST", self._base + "?" + signer.canonical_query(query), headers
         )
-        try:
-            body = await load_json(content) if content else None
-        except (ValueError, UnicodeDecodeError):
-            if status >= 500:
-                raise ProviderError("upstream", f"HTTP {status} with a non-JSON body", http_status=status) from None
-            raise ProviderError("parse", f"HTTP {status} with a body that is not JSON", http_status=status) from None
-        body = parse.check_envelope(body, status, retry_after_seconds(response_headers, "x-acs-retry-after"))
-        # A large answer is parsed in a worker thread: the loop keeps serving scrapes meanwhile.
-        return body if parser is None else await off_loop(parser, body, size=len(content) // 256)
+        retry_after = retry_after_seconds(response_headers, "x-acs-retry-after")
+        # A large answer is decoded and parsed in a worker thread: the loop keeps serving scrapes meanwhile.
+        return await off_loop(_read_answer, content, status, retry_after, parser, size=len(content))
 
     @overload
     async def request(self, action: str, params: Mapping[str, str]) -> dict[str, Any]: ...

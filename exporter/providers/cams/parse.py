@@ -109,6 +109,8 @@ _DIGITS = re.compile(r"[\s\-().]")
 
 def normalize_phone_number(raw: str) -> str:
     """CAMS returns digits with the country code and no ``+``; export E.164 (``+8613800000000``)."""
+    if raw.isdigit() and not raw.startswith("00"):  # the usual spelling: nothing to strip
+        return "+" + raw
     value = _DIGITS.sub("", raw.strip())
     if value.startswith("00") and value[2:].isdigit():
         value = value[2:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 from exporter import model
 from exporter.providers.errors import ProviderError
 from exporter.providers.nxcloud import parse, signer
-from exporter.providers.transport import BudgetedClient, ClientOptions, load_json, off_loop
+from exporter.providers.transport import BudgetedClient, ClientOptions, off_loop
 
 BIZ_TYPE = "2"  # WhatsApp
 ACTION = "getPhone"
@@ -36,7 +37,7 @@ class NxCloudClient(BudgetedClient):
         self._secret = access_secret
         self._clock = clock
 
-    async def _attempt(self, payload: dict[str, Any]) -> tuple[object, int]:
+    async def _attempt(self, payload: dict[str, Any], appkey: str) -> list[model.PhoneNumber]:
         body = signer.serialize(payload)  # serialized once: these bytes are signed and sent
         ts = str(int(self._clock() * 1000))
         headers = {
@@ -49,12 +50,8 @@ class NxCloudClient(BudgetedClient):
         }
         status, content, response_headers = await self._send("POST", self._url, headers, body)
         try:
-            decoded = await load_json(content) if content else None
-        except (ValueError, UnicodeDecodeError):
-            reason = "upstream" if status >= 500 else "parse"
-            raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
-        try:
-            return parse.check_envelope(decoded, status), len(content)
+            # A large answer is decoded and parsed in a worker thread: the loop keeps serving scrapes meanwhile.
+            return await off_loop(_read_answer, content, status, appkey, size=len(content))
         except ProviderError as err:
             if err.code == "1004":
                 skew = _clock_skew(response_headers.get("date"), self._clock())
@@ -66,8 +63,17 @@ class NxCloudClient(BudgetedClient):
         payload = {"appkey": appkey, "messaging_product": "whatsapp"}
         if phones:
             payload["business_phones"] = ",".join(phones)
-        data, size = await self.call(ACTION, lambda: self._attempt(payload))
-        return await off_loop(parse.parse_phones, data, appkey, size=size // 256)
+        return await self.call(ACTION, lambda: self._attempt(payload, appkey))
+
+
+def _read_answer(content: bytes, status: int, appkey: str) -> list[model.PhoneNumber]:
+    """Decode, check and parse one answer: pure, so it may run in a worker thread."""
+    try:
+        decoded = json.loads(content) if content else None
+    except (ValueError, UnicodeDecodeError):
+        reason = "upstream" if status >= 500 else "parse"
+        raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
+    return parse.parse_phones(parse.check_envelope(decoded, status), appkey)
 
 
 def _clock_skew(date_header: str | None, now: float) -> str:
