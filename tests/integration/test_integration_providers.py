@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import operator
 import time
+from pathlib import Path
 
 import pytest
 
@@ -37,70 +38,11 @@ ENV = {
     "META": "EAAmetaTOKENvalue0001",
 }
 
-NX_SCENARIO = """
-credentials: [{access_key_id: nx-ak, access_key_secret: nx-secret-VALUE, qps: 10}]
-spaces:
-  - space_id: app-shop
-    access_key_id: nx-ak
-    numbers:
-      - phone_number: "6281300000001"
-        verified_name: Shop
-        status: CONNECTED
-        quality_rating: GREEN
-        messaging_limit_tier: TIER_1K
-        code_verification_status: VERIFIED
-        name_status: APPROVED
-        timeline: [{at: 100, set: {quality_rating: RED}}]
-      - {phone_number: "6281300000002", status: CONNECTED, quality_rating: UNKNOW, messaging_limit_tier: null}
-  - space_id: app-travel
-    access_key_id: nx-ak
-    extra: {response_shape: array}
-    numbers:
-      - {phone_number: "5511900000001", status: FLAGGED, quality_rating: YELLOW, messaging_limit_tier: TIER_10K}
-"""
-
-KAL_SCENARIO = """
-credentials: [{access_key_id: HXSID1, access_key_secret: kaleyra-key-VALUE, qps: 10}]
-spaces:
-  - space_id: "1029384756"
-    access_key_id: HXSID1
-    numbers:
-      - phone_number: "919876543210"
-        id: "5550001"
-        verified_name: Kal Shop
-        status: CONNECTED
-        quality_rating: GREEN
-        messaging_limit_tier: TIER_1K
-        whatsapp_business_manager_messaging_limit: TIER_10K
-        code_verification_status: VERIFIED
-        name_status: APPROVED
-        timeline: [{at: 100, set: {status: FLAGGED}}]
-      - {phone_number: "919876543211", status: CONNECTED, quality_rating: YELLOW, messaging_limit_tier: TIER_250}
-"""
-
-META_SCENARIO = """
-credentials: [{access_key_id: "7001", access_key_secret: EAAmetaTOKENvalue0001, qps: null}]
-spaces:
-  - space_id: "1022900001"
-    access_key_id: "7001"
-    extra: {calls_per_hour: 5000}
-    waba: {id: "1022900001", name: Meta Shop, account_review_status: APPROVED, business_id: "5241000001"}
-    numbers:
-      - phone_number: "15550100001"
-        id: "1065400001"
-        verified_name: Meta Shop
-        status: CONNECTED
-        quality_rating: GREEN
-        whatsapp_business_manager_messaging_limit: TIER_10K
-        throughput_level: HIGH
-        timeline:
-          - at: 100
-            set:
-              can_send_message: BLOCKED
-              errors: [{error_code: 141006, error_description: Blocked for the test.}]
-      - {phone_number: "15550100002", id: "1065400002", status: RESTRICTED, quality_rating: YELLOW,
-         messaging_limit_tier: TIER_1K, whatsapp_business_manager_messaging_limit: null}
-"""
+#: the providers' scenarios, as YAML data files
+SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios"
+NX_SCENARIO = (SCENARIOS / "nxcloud.yaml").read_text()
+KAL_SCENARIO = (SCENARIOS / "kaleyra.yaml").read_text()
+META_SCENARIO = (SCENARIOS / "meta.yaml").read_text()
 
 
 def nx_account(url, apps="[{appkey: app-shop}, {appkey: app-travel}]", name="nx", secret="NX", extra=""):
