@@ -211,3 +211,59 @@ def fold_poll(
         dropped,
         any(not isinstance(o, Exception) for o in outcomes),
     )
+
+
+@dataclass(frozen=True)
+class PollStep:
+    """An account's numbers after one poll (see :func:`poll_step`)."""
+
+    fold: PollFold
+    #: the tracked numbers to publish
+    numbers: dict[str, model.TrackedNumber]
+    #: numbers whose status or quality rating changed (none on the first poll)
+    changed: list[str]
+
+
+def poll_step(
+    unit_ids: list[str],
+    outcomes: Sequence[UnitResult | ProviderError],
+    prev_numbers: Mapping[str, model.TrackedNumber],
+    prev_wabas: Mapping[str, model.Waba],
+    number_last_success: Mapping[str, float],
+    space_last_success: Mapping[str, float],
+    refreshed_at: Mapping[str, float],
+    health_read_at: Mapping[str, float],
+    now: float,
+    tracked_at: float,
+    max_staleness: float,
+    max_numbers: int = 0,
+    *,
+    first: bool = False,
+) -> PollStep:
+    """One poll folded into the account's numbers: :func:`fold_poll`, then what is newer than the poll kept.
+
+    ``refreshed_at`` holds the numbers a webhook refresh re-read after the poll
+    started (``now``): their current reading is newer than the poll's.  Health
+    read after the poll started likewise stays (:func:`newer_health`).  The
+    numbers are tracked at ``tracked_at``.  Pure, and safe to run in a worker
+    thread while the account's actor waits for it.
+    """
+    fold = fold_poll(
+        unit_ids,
+        outcomes,
+        prev_numbers,
+        prev_wabas,
+        number_last_success,
+        space_last_success,
+        now,
+        max_staleness,
+        max_numbers,
+    )
+    found = dict(fold.found)
+    for phone in refreshed_at:
+        if phone in found and phone in prev_numbers:
+            found[phone] = prev_numbers[phone].number
+    if health_read_at:
+        found.update(newer_health(prev_numbers, found, health_read_at, now))
+    changed = [] if first else changed_numbers(prev_numbers, found)
+    return PollStep(fold, track(prev_numbers, found, tracked_at), changed)

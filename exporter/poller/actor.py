@@ -256,17 +256,32 @@ class _Actor(_HealthSweeps):
         account, state, poller = self.account, self.state, self.poller
         prev = self.snapshot
         first = prev.poll is None
-        fold = merge.fold_poll(
+        # A number re-read by a webhook refresh after this poll started is newer than this poll's reading.
+        state.refreshed_at = {p: t for p, t in state.refreshed_at.items() if t >= now}
+        step = functools.partial(
+            merge.poll_step,
             [u.id for u in account.units],
             outcomes,
             prev.numbers,
             prev.wabas,
             state.number_last_success,
             state.space_last_success,
+            state.refreshed_at,
+            state.health_read_at,
             now,
+            self.clock(),
             account.max_staleness,
             account.max_numbers,
+            first=first,
         )
+        polled = sum(len(o.numbers) for o in outcomes if isinstance(o, UnitResult))
+        if max(polled, len(prev.numbers)) > OFFLOAD_NUMBERS:
+            # Folding many numbers is CPU work: a worker thread, so that scrapes keep answering meanwhile.
+            # Nothing else changes this account's state while the actor waits for it (the actor is this task).
+            stepped = await asyncio.to_thread(step)
+        else:
+            stepped = step()
+        fold = stepped.fold
         for sid, err in fold.failures:
             poller._log_failure(account, sid, err)
         for sid, phones in fold.twice.items():  # once per unit and poll, not once per number
@@ -291,17 +306,7 @@ class _Actor(_HealthSweeps):
             )
         state.number_last_success = fold.number_last_success
         state.space_last_success = fold.space_last_success
-        found = dict(fold.found)
-        # A number re-read by a webhook refresh after this poll started is newer than this poll's reading.
-        state.refreshed_at = {p: t for p, t in state.refreshed_at.items() if t >= now}
-        for phone in state.refreshed_at:
-            if phone in found and phone in prev.numbers:
-                found[phone] = prev.numbers[phone].number
-        # Likewise a health read published after this poll's units were read: keep it, not the older one.
-        if state.health_read_at:
-            found.update(merge.newer_health(prev.numbers, found, state.health_read_at, now))
-        changed = [] if first else merge.changed_numbers(prev.numbers, found)
-        numbers = merge.track(prev.numbers, found, self.clock())
+        changed, numbers = stepped.changed, stepped.numbers
         state.tiers_read_at = now
         state.told_limits = {b: limit for b, limit in state.told_limits.items() if limit.observed_at > now}
         finished = self.clock()
