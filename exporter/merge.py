@@ -225,22 +225,16 @@ class PollStep:
 
 
 def poll_step(
-    unit_ids: list[str],
-    outcomes: Sequence[UnitResult | ProviderError],
+    fold: PollFold,
     prev_numbers: Mapping[str, model.TrackedNumber],
-    prev_wabas: Mapping[str, model.Waba],
-    number_last_success: Mapping[str, float],
-    space_last_success: Mapping[str, float],
     refreshed_at: Mapping[str, float],
     health_read_at: Mapping[str, float],
     now: float,
     tracked_at: float,
-    max_staleness: float,
-    max_numbers: int = 0,
     *,
     first: bool = False,
 ) -> PollStep:
-    """One poll folded into the account's numbers: :func:`fold_poll`, then what is newer than the poll kept.
+    """A poll's fold (:func:`fold_poll`) made the account's next numbers, keeping what is newer than the poll.
 
     ``refreshed_at`` holds the numbers a webhook refresh re-read after the poll
     started (``now``): their current reading is newer than the poll's.  Health
@@ -248,17 +242,6 @@ def poll_step(
     numbers are tracked at ``tracked_at``.  Pure, and safe to run in a worker
     thread while the account's actor waits for it.
     """
-    fold = fold_poll(
-        unit_ids,
-        outcomes,
-        prev_numbers,
-        prev_wabas,
-        number_last_success,
-        space_last_success,
-        now,
-        max_staleness,
-        max_numbers,
-    )
     found = dict(fold.found)
     for phone in refreshed_at:
         if phone in found and phone in prev_numbers:

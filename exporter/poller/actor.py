@@ -258,22 +258,24 @@ class _Actor(_HealthSweeps):
         first = prev.poll is None
         # A number re-read by a webhook refresh after this poll started is newer than this poll's reading.
         state.refreshed_at = {p: t for p, t in state.refreshed_at.items() if t >= now}
-        step = functools.partial(
-            merge.poll_step,
-            [u.id for u in account.units],
-            outcomes,
-            prev.numbers,
-            prev.wabas,
-            state.number_last_success,
-            state.space_last_success,
-            state.refreshed_at,
-            state.health_read_at,
-            now,
-            self.clock(),
-            account.max_staleness,
-            account.max_numbers,
-            first=first,
-        )
+        tracked_at = self.clock()
+
+        def step() -> merge.PollStep:
+            fold = merge.fold_poll(
+                [u.id for u in account.units],
+                outcomes,
+                prev.numbers,
+                prev.wabas,
+                state.number_last_success,
+                state.space_last_success,
+                now,
+                account.max_staleness,
+                account.max_numbers,
+            )
+            return merge.poll_step(
+                fold, prev.numbers, state.refreshed_at, state.health_read_at, now, tracked_at, first=first
+            )
+
         polled = sum(len(o.numbers) for o in outcomes if isinstance(o, UnitResult))
         if max(polled, len(prev.numbers)) > OFFLOAD_NUMBERS:
             # Folding many numbers is CPU work: a worker thread, so that scrapes keep answering meanwhile.

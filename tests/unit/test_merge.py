@@ -18,23 +18,28 @@ def tracked(*numbers: model.PhoneNumber, at: float = 0.0) -> dict[str, model.Tra
 
 
 def step(
-    outcomes: list[UnitResult | ProviderError], prev: dict[str, model.TrackedNumber], **kw: object
+    outcomes: list[UnitResult | ProviderError],
+    prev: dict[str, model.TrackedNumber],
+    *,
+    number_last_success: dict[str, float] | None = None,
+    refreshed_at: dict[str, float] | None = None,
+    health_read_at: dict[str, float] | None = None,
+    max_numbers: int = 0,
+    first: bool = False,
 ) -> merge.PollStep:
-    args: dict[str, object] = {
-        "unit_ids": ["s1", "s2"][: len(outcomes)],
-        "outcomes": outcomes,
-        "prev_numbers": prev,
-        "prev_wabas": {},
-        "number_last_success": {p: 0.0 for p in prev},
-        "space_last_success": {},
-        "refreshed_at": {},
-        "health_read_at": {},
-        "now": 100.0,
-        "tracked_at": 101.0,
-        "max_staleness": HOUR,
-    }
-    args.update(kw)
-    return merge.poll_step(**args)  # type: ignore[arg-type]
+    """One poll at t=100 (tracked at t=101) folded over ``prev``: fold_poll, then poll_step, as the actor does."""
+    fold = merge.fold_poll(
+        ["s1", "s2"][: len(outcomes)],
+        outcomes,
+        prev,
+        {},
+        {p: 0.0 for p in prev} if number_last_success is None else number_last_success,
+        {},
+        100.0,
+        HOUR,
+        max_numbers,
+    )
+    return merge.poll_step(fold, prev, refreshed_at or {}, health_read_at or {}, 100.0, 101.0, first=first)
 
 
 def test_an_unchanged_number_keeps_its_object_and_a_changed_one_advances():
