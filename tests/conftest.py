@@ -1,12 +1,11 @@
-from pathlib import Path
-
 import pytest
 
 from emulators.cams import CamsEmulator
 from emulators.scenario import loads_scenario
+from tests.helpers import scenario_text
 
-#: the CAMS scenario most tests share, a YAML data file
-SCENARIO = (Path(__file__).resolve().parent / "fixtures" / "scenarios" / "cams.yaml").read_text()
+#: the CAMS scenario most tests share
+SCENARIO = scenario_text("cams")
 
 
 @pytest.fixture

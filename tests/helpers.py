@@ -28,6 +28,11 @@ from tests.tools import ROOT, promtool_check_metrics
 SECRETS = {"SK_ONE": "sk-one-SECRET-VALUE", "SK_TWO": "sk-two-SECRET-VALUE"}
 
 
+def scenario_text(name: str) -> str:
+    """The YAML of the emulator scenario ``name`` in tests/fixtures/scenarios/ (cams, nxcloud, kaleyra, meta)."""
+    return (ROOT / "tests" / "fixtures" / "scenarios" / f"{name}.yaml").read_text()
+
+
 def config_yaml(endpoint: str, *, extra_one: str = "", extra_two: str = "", two: bool = True) -> str:
     text = f"""
 accounts:

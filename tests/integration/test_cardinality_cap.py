@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet
+from exporter.poller import OFFLOAD_NUMBERS, Poller
+from exporter.store import Store
 from tests.helpers import cams_config, poll_once, samples, value
 
 
@@ -26,9 +28,6 @@ def test_max_numbers_cap_drops_with_a_warning(caplog):
 def test_a_large_account_is_folded_and_rendered_off_the_loop_and_follows_changes():
     """More than OFFLOAD_NUMBERS numbers: the poll is folded and rendered in worker threads; a second poll
     publishes what changed between the two, and the unchanged numbers stay as they were."""
-    from exporter.poller import OFFLOAD_NUMBERS, Poller
-    from exporter.store import Store
-
     scenario = generate_fleet(spaces=3, numbers_per_space=200, access_key_id="big-ak", secret="big-sk", seed=5)
     assert scenario.number_count() > OFFLOAD_NUMBERS
     with CamsEmulator(scenario) as emu:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import operator
 import time
-from pathlib import Path
 
 import pytest
 
@@ -25,6 +24,7 @@ from tests.helpers import (
     poll,
     pollers_fixture,
     samples,
+    scenario_text,
     scrape,
     value,
 )
@@ -38,11 +38,9 @@ ENV = {
     "META": "EAAmetaTOKENvalue0001",
 }
 
-#: the providers' scenarios, as YAML data files
-SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios"
-NX_SCENARIO = (SCENARIOS / "nxcloud.yaml").read_text()
-KAL_SCENARIO = (SCENARIOS / "kaleyra.yaml").read_text()
-META_SCENARIO = (SCENARIOS / "meta.yaml").read_text()
+NX_SCENARIO = scenario_text("nxcloud")
+KAL_SCENARIO = scenario_text("kaleyra")
+META_SCENARIO = scenario_text("meta")
 
 
 def nx_account(url, apps="[{appkey: app-shop}, {appkey: app-travel}]", name="nx", secret="NX", extra=""):
