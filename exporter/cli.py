@@ -321,6 +321,12 @@ def _webhook_listen_error(config: Config, err: OSError) -> str:
 #: GIL, so the loop and every scrape wait for it (together about 40 ms of CPU per poll).  Most garbage is freed
 #: by reference counting; cycles are still collected, only after more allocations.
 GC_THRESHOLDS = (20_000, 50, 100)
+#: how long a thread may hold the GIL while another waits for it (Python's default: 5 ms).  A large poll is
+#: folded and rendered in a worker thread; a scrape on the loop needs the GIL several times (to read the
+#: request, to write the answer), and with the default it waited up to 5 ms each time: scrapes during that
+#: step took 10-20 ms instead of 2.  The cost is more switches while a worker thread runs (see
+#: docs/benchmarks-runtime.md).
+SWITCH_INTERVAL = 0.0005
 
 
 def run(config: Config, args: argparse.Namespace, demo: DemoFleet | None = None) -> int:
@@ -333,14 +339,16 @@ def run(config: Config, args: argparse.Namespace, demo: DemoFleet | None = None)
     loop's default executor.  SIGTERM/SIGINT cancel every poll at once, then
     the webhook listener and the HTTP server stop (HTTP last).
     """
-    thresholds = gc.get_threshold()
+    thresholds, switch = gc.get_threshold(), sys.getswitchinterval()
     gc.set_threshold(*GC_THRESHOLDS)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(_serve(config, args, demo))
     finally:
         gc.set_threshold(*thresholds)
+        sys.setswitchinterval(switch)
         loop.run_until_complete(loop.shutdown_default_executor())
         asyncio.set_event_loop(None)
         loop.close()

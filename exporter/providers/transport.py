@@ -16,10 +16,13 @@ request beyond them waits for a free connection without a deadline of its own
 (the bucket paces requests anyway; the account's timeout bounds each exchange).
 
 A cancelled task (shutdown, reload) stops at its next ``await``: while waiting
-for a token no request is sent, and an exchange in flight is abandoned.  An
-answer larger than :data:`OFFLOAD_BYTES` is decoded and parsed in a worker
-thread (:func:`off_loop`, :func:`load_json`), so the event loop keeps serving
-scrapes while many answers of a poll arrive at once.
+for a token no request is sent, and an exchange in flight is abandoned.
+
+Scrapes keep answering while many answers of a poll arrive at once: sending a
+request and decoding and parsing an answer each wait for a turn of the lane
+(:mod:`exporter.lane`), so the loop does one such step per pass and polls its
+sockets in between; an answer larger than :data:`OFFLOAD_BYTES` is decoded and
+parsed in a worker thread instead (:func:`off_loop`, :func:`load_json`).
 """
 
 from __future__ import annotations
@@ -34,13 +37,14 @@ from typing import Any, Required, TypedDict, TypeVar
 import httpx
 
 from exporter import __version__
+from exporter.lane import turn
 from exporter.providers.errors import ProviderError
 from exporter.ratelimit import BucketClosed, TokenBucket
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
-#: answers larger than this are decoded and parsed in a worker thread, not on the event loop: a CAMS
-#: answer of 100 numbers (40 KB) costs the loop about 0.5 ms, a worker thread's hop under 0.1 ms
-OFFLOAD_BYTES = 16 * 1024
+#: answers larger than this are decoded and parsed in a worker thread, not on the event loop (a CAMS answer of
+#: 100 numbers, 40 KB, takes about 0.5 ms and one turn of the lane on the loop, see the module's doc)
+OFFLOAD_BYTES = 256 * 1024
 #: connections a credential's client keeps beyond its requests in flight at once (a sweep, a refresh)
 SPARE_CONNECTIONS = 1
 T = TypeVar("T")
@@ -78,9 +82,11 @@ def new_http_client(timeout: float = 10.0, in_flight: int = 1) -> httpx.AsyncCli
 
 
 async def off_loop(func: Callable[..., T], *args: Any, size: int) -> T:
-    """``func(*args)`` (a pure decode or parse), in a worker thread when ``size`` (the answer's bytes) is large."""
+    """``func(*args)`` (a pure decode or parse): in a worker thread when ``size`` (the answer's bytes) is large,
+    else on the loop in a turn of its own (:mod:`exporter.lane`)."""
     if size > OFFLOAD_BYTES:
         return await asyncio.to_thread(func, *args)
+    await turn()
     return func(*args)
 
 
@@ -130,7 +136,9 @@ class BudgetedClient:
         self, method: str, url: str, headers: Mapping[str, str], content: bytes = b""
     ) -> tuple[int, bytes, httpx.Headers]:
         """One HTTP exchange; transport failures become ProviderError, bodies are size-capped."""
+        response: httpx.Response | None = None
         try:
+            await turn()  # building and sending a request is a step of its own
             async with self._http.stream(
                 method, url, headers=headers, content=content or None, timeout=self._deadlines
             ) as response:
@@ -157,6 +165,13 @@ class BudgetedClient:
             raise ProviderError("upstream", f"transport error: {type(exc).__name__}: {exc}"[:300]) from None
         except RuntimeError as exc:  # the shared client was closed under a retired provider
             raise ProviderError("upstream", f"transport closed: {exc}"[:300]) from None
+        finally:
+            if response is not None:
+                # httpx (0.28, 0.29) links a response and its stream both ways (encode/httpx#3733): the pair, its
+                # request and headers (about 50 objects) would wait for the cyclic collector, and collecting a
+                # poll's worth of them at once holds the interpreter for 10 ms or more.  The stream is closed by
+                # now; an empty one takes its place.
+                response.stream = httpx.ByteStream(b"")
 
     async def call(self, action: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """One logical call: budgeted, with bounded retries for transient failures."""
