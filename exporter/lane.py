@@ -1,4 +1,4 @@
-"""One poll step per event-loop turn: scrapes are answered between the steps of a poll.
+"""One poll step per event-loop turn, and none while an HTTP request is answered.
 
 A large poll has many answers in flight (16 spaces at once by default), and
 several of them can arrive while the loop is busy.  asyncio then runs every
@@ -6,33 +6,65 @@ ready task in the same turn of the loop before it looks at its sockets again,
 so a scrape that arrives meanwhile waits for all of them: a turn of 5 answers
 decoded and parsed at about 2 ms each keeps a scrape waiting 10 ms.
 
-A task calls :func:`turn` before each CPU-heavy step (sending a request,
-decoding and parsing an answer).  The lane lets one waiting task go per turn
-of the loop, in the order they asked; between two turns the loop polls its
-sockets, so a scrape waits for at most one step.  Waiting for a turn is
-cancellable, and a cancelled waiter never holds the lane.  When nothing else
-waits, a turn costs one pass of the loop.
+A task calls :func:`turn` before each CPU-heavy step of a poll (sending a
+request, handling the bytes of an answer as they arrive, decoding and parsing
+it).  The lane lets one waiting task go per turn of the loop, in the order
+they asked; between two turns the loop polls its sockets, so a scrape waits
+for at most one step.  Waiting for a turn is cancellable, and a cancelled
+waiter never holds the lane.  When nothing else waits, a turn costs one pass
+of the loop.
+
+HTTP requests go first.  The server's connection (:mod:`exporter.web.connection`)
+tells the lane when a request's header section has arrived and when its
+answer is written (:meth:`Lane.request_started`, :meth:`Lane.request_done`);
+in between, no step is let go, so the few loop passes that answer a scrape
+carry no poll work.  The pause is bounded: after :data:`MAX_PAUSE` one step
+goes anyway, and under a steady stream of requests (or one slow client) polls
+still take one step per ``MAX_PAUSE``.  While requests are answered the
+interpreter also switches threads more often (:data:`ANSWERING_SWITCH_INTERVAL`),
+so a worker thread that folds or renders a large poll hands the GIL back to
+the loop thread quickly after each of its system calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import sys
 import weakref
 
-__all__ = ["Lane", "turn"]
+__all__ = ["ANSWERING_SWITCH_INTERVAL", "MAX_PAUSE", "Lane", "lane", "turn"]
+
+#: the longest poll steps wait while HTTP requests are answered; under a steady stream of requests a poll still
+#: takes one step per MAX_PAUSE (10 ms: a scrape of 10,000 numbers is answered in about 2)
+MAX_PAUSE = 0.01
+#: the interpreter's switch interval while requests are answered (``sys.setswitchinterval``; the process runs
+#: with 0.5 ms otherwise, see exporter.cli): how long the loop thread may wait for the GIL held by a worker
+#: thread after each of its system calls
+ANSWERING_SWITCH_INTERVAL = 0.00005
 
 
 class Lane:
-    """Lets at most one waiter go per turn of the event loop (see the module's doc)."""
+    """Lets at most one waiter go per turn of the event loop, none while requests are answered (see the module)."""
 
     def __init__(self) -> None:
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._pumping = False
+        self._pumping = False  # a pump is scheduled: in the next pass, or at the end of a pause
+        self._timer: asyncio.TimerHandle | None = None  # the pump at the end of a pause
+        self._answering = 0  # HTTP requests whose header section arrived and whose answer is not written yet
+        self._paused_at = 0.0  # loop time at which the current pause began (or a step last went during it)
+        self._switch = 0.0  # the switch interval to restore once no request is answered
+        #: the longest steps wait while requests are answered (:data:`MAX_PAUSE`; a test may lengthen it)
+        self.max_pause = MAX_PAUSE
 
     def __len__(self) -> int:
         """Waiters not yet let go (some may have been cancelled)."""
         return len(self._waiters)
+
+    @property
+    def answering(self) -> int:
+        """HTTP requests being answered now."""
+        return self._answering
 
     async def turn(self) -> None:
         """Wait for this task's turn: a later pass of the loop than the previous waiter's."""
@@ -44,18 +76,48 @@ class Lane:
             loop.call_soon(self._pump, loop)
         await waiter
 
+    def request_started(self) -> None:
+        """A request's header section arrived: steps wait until it is answered (at most MAX_PAUSE)."""
+        if not self._answering:
+            self._paused_at = asyncio.get_running_loop().time()
+            self._switch = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch, ANSWERING_SWITCH_INTERVAL))
+        self._answering += 1
+
+    def request_done(self) -> None:
+        """A request started with :meth:`request_started` was answered, or its connection was lost."""
+        if self._answering <= 0:
+            raise RuntimeError("request_done() without request_started()")
+        self._answering -= 1
+        if self._answering:
+            return
+        sys.setswitchinterval(self._switch)
+        if self._timer is not None:  # the pause ends now, not at its deadline
+            self._timer.cancel()
+            self._timer = None
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._pump, loop)
+
     def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
         # A callback scheduled with call_soon runs in the next pass of the loop, after the sockets were polled:
         # one waiter is let go per pass, and its task runs in the pass after.
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():  # a cancelled waiter is skipped
-                waiter.set_result(None)
-                break
+        self._pumping, self._timer = False, None
+        while self._waiters and self._waiters[0].done():  # a cancelled waiter is skipped
+            self._waiters.popleft()
+        if not self._waiters:
+            return
+        if self._answering:
+            now = loop.time()
+            due = self._paused_at + self.max_pause
+            if now < due:  # requests are answered first
+                self._pumping = True
+                self._timer = loop.call_at(due, self._pump, loop)
+                return
+            self._paused_at = now  # paused for max_pause already: one step goes, the next waits another
+        self._waiters.popleft().set_result(None)
         if self._waiters:
+            self._pumping = True
             loop.call_soon(self._pump, loop)
-        else:
-            self._pumping = False
 
 
 _lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Lane] = weakref.WeakKeyDictionary()

@@ -19,10 +19,12 @@ A cancelled task (shutdown, reload) stops at its next ``await``: while waiting
 for a token no request is sent, and an exchange in flight is abandoned.
 
 Scrapes keep answering while many answers of a poll arrive at once: sending a
-request and decoding and parsing an answer each wait for a turn of the lane
-(:mod:`exporter.lane`), so the loop does one such step per pass and polls its
-sockets in between; an answer larger than :data:`OFFLOAD_BYTES` is decoded and
-parsed in a worker thread instead (:func:`off_loop`, :func:`load_json`).
+request, handling the bytes of an answer as they arrive
+(:mod:`exporter.providers.netlane`) and decoding and parsing it each wait for a
+turn of the lane (:mod:`exporter.lane`), so the loop does one such step per
+pass and polls its sockets in between; an answer larger than
+:data:`OFFLOAD_BYTES` is decoded and parsed in a worker thread instead
+(:func:`off_loop`, :func:`load_json`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import httpx
 from exporter import __version__
 from exporter.lane import turn
 from exporter.providers.errors import ProviderError
+from exporter.providers.netlane import lane_reads
 from exporter.ratelimit import BucketClosed, TokenBucket
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -73,11 +76,16 @@ def request_timeout(seconds: float) -> httpx.Timeout:
 def new_http_client(timeout: float = 10.0, in_flight: int = 1) -> httpx.AsyncClient:
     """The pooled HTTP client of one credential, for ``in_flight`` requests at once (see the module's doc)."""
     connections = max(1, in_flight) + SPARE_CONNECTIONS
+    transport = httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    )
+    if not lane_reads(transport):
+        log.warning("answers are handled without turns of the lane: this httpx builds its pool otherwise")
     return httpx.AsyncClient(
         timeout=request_timeout(timeout),
         headers={"accept": "application/json", "user-agent": f"whatsapp-number-exporter/{__version__}"},
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        transport=transport,
     )
 
 

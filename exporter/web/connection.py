@@ -12,6 +12,7 @@ from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from exporter.lane import lane
 from exporter.web.common import (
     LINGER_SECONDS,
     MAX_REQUEST_LINE,
@@ -48,6 +49,11 @@ class _Connection(RequestHandler):
     * a first line that has the HTTP/0.9 shape (method and path, no version)
       gets ``400`` at once instead of waiting for headers that never come.
 
+    The same two moments tell the poll's lane (:mod:`exporter.lane`) that a
+    request is being answered, from the end of its header section until its
+    answer is written (or the connection is lost): poll steps wait meanwhile,
+    for at most ``MAX_PAUSE``, so a scrape's few loop passes carry no poll work.
+
     Only the first request of a pipelined burst is watched this way; the ones
     queued behind it are bounded by aiohttp's own per-line and per-count
     limits and by the idle timeout.  Nothing here parses the request: that
@@ -72,6 +78,7 @@ class _Connection(RequestHandler):
         self._tail = b""  # its last bytes, to find the blank line across reads
         self._first_line: bytes | None = b""  # None once checked
         self._refused = False
+        self._answering = False  # told the lane that a request is being answered (exporter.lane)
 
     # -- the watch ---------------------------------------------------------------
 
@@ -81,6 +88,7 @@ class _Connection(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
+        self._answered()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -106,6 +114,7 @@ class _Connection(RequestHandler):
         try:
             return await super().finish_response(request, resp, start_time)
         finally:
+            self._answered()
             # the next bytes start the next request: its deadline is armed when its first byte arrives
             self._awaiting, self._seen, self._tail, self._first_line = True, 0, b"", b""
 
@@ -129,12 +138,20 @@ class _Connection(RequestHandler):
             self._seen += end - len(self._tail)
             self._awaiting = False
             self._disarm()
+            if not self._answering:  # the request is answered before the poll's next step
+                self._answering = True
+                lane().request_started()
         else:
             self._seen += len(data)
             self._tail = window[-3:]
         if self._seen > self._max_header_bytes:
             return 431, "Request Header Fields Too Large"
         return None
+
+    def _answered(self) -> None:
+        if self._answering:
+            self._answering = False
+            lane().request_done()
 
     def _arm(self) -> None:
         self._disarm()

@@ -1,5 +1,5 @@
 """The credential's HTTP client under load: where answers are parsed, how many connections, no per-request imports,
-no garbage left for the cyclic collector."""
+no garbage left for the cyclic collector, answers handled in turns of the lane."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import httpx
 
 from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet
+from exporter.lane import lane
 from exporter.providers.cams.client import CamsClient
 from exporter.providers.transport import OFFLOAD_BYTES, SPARE_CONNECTIONS, new_http_client
 from exporter.ratelimit import TokenBucket
@@ -154,3 +155,36 @@ def test_a_finished_exchange_leaves_no_garbage_for_the_cyclic_collector():
             assert [ref() for ref in responses] == [None, None]
         finally:
             gc.enable()
+
+
+def test_an_answer_s_bytes_wait_for_a_turn_of_the_lane_and_none_goes_while_a_request_is_answered():
+    """The credential's client hands what a socket read to httpx only in a turn of the lane: while the exporter
+    answers an HTTP request (a scrape), an arriving answer waits, and it is handled once the scrape is answered."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    async def run() -> tuple[int, bool, int]:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        http = new_http_client(5)
+        gate = lane()
+        gate.max_pause = 60.0  # longer than the test: only request_done() lets the answer through
+        try:
+            gate.request_started()  # as the server's connection does when a scrape's headers arrived
+            fetch = asyncio.ensure_future(http.get(url))
+            while not len(gate):  # until the answer's first bytes were read and wait for their turn
+                await asyncio.sleep(0.001)
+            waiting, held = len(gate), not fetch.done()
+            gate.request_done()
+            response = await asyncio.wait_for(fetch, timeout=10)
+            return waiting, held, response.status_code
+        finally:
+            await http.aclose()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(asyncio.wait_for(run(), timeout=10)) == (1, True, 200)
