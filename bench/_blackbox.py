@@ -111,6 +111,7 @@ class Fleet:
         timelines: bool = False,
         flow_control: bool = True,
         keys: int = 1,
+        cpus: set[int] | None = None,
     ):
         self.spaces, self.per_space, self.keys = spaces, per_space, keys
         self.proc = subprocess.Popen(
@@ -130,6 +131,7 @@ class Fleet:
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
+            preexec_fn=on_cpus(cpus),
         )
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http"):
@@ -268,6 +270,14 @@ def status_field(pid: int, name: str) -> int | None:
     return None
 
 
+def on_cpus(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that keeps a child process on ``cpus`` (Linux), or None for no pinning."""
+    if not cpus:
+        return None
+    chosen = set(cpus)
+    return lambda: os.sched_setaffinity(0, chosen)
+
+
 def cpu_seconds_of(pid: int) -> float:
     """utime + stime of a process, from /proc/<pid>/stat (every thread's)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -276,10 +286,17 @@ def cpu_seconds_of(pid: int) -> float:
 
 
 def exporter_process(
-    root: Path, config_path: Path, port: int, log_path: Path, env: dict[str, str], *args: str, log_level: str = "warn"
+    root: Path,
+    config_path: Path,
+    port: int,
+    log_path: Path,
+    env: dict[str, str],
+    *args: str,
+    log_level: str = "warn",
+    cpus: set[int] | None = None,
 ) -> subprocess.Popen[bytes]:
     """``python -m exporter`` started in ``root`` with ``config_path`` and ``args``, the environment plus ``env``,
-    listening on ``127.0.0.1:port``; its log (JSON, from ``log_level``) goes to ``log_path``."""
+    listening on ``127.0.0.1:port``, on ``cpus`` if given; its log (JSON, from ``log_level``) goes to ``log_path``."""
     flags = {
         "--config.file": str(config_path),
         "--log.format": "json",
@@ -293,6 +310,7 @@ def exporter_process(
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=on_cpus(cpus),
         )
 
 
@@ -304,7 +322,14 @@ class Exporter:
     """
 
     def __init__(
-        self, tree: Tree, config: str, workdir: Path, *, args: tuple[str, ...] = (), ready_timeout: float = 120
+        self,
+        tree: Tree,
+        config: str,
+        workdir: Path,
+        *,
+        args: tuple[str, ...] = (),
+        ready_timeout: float = 120,
+        cpus: set[int] | None = None,
     ):
         self.tree = tree
         workdir.mkdir(parents=True, exist_ok=True)
@@ -314,7 +339,15 @@ class Exporter:
         self.port = free_port()
         env = {**MALLOC_ENV, "BENCH_SECRET": FLEET_SECRET, "PYTHONPATH": str(tree.root)}
         self.proc = exporter_process(
-            tree.root, self.config_path, self.port, self.log_path, env, "--storage.path", str(workdir / "data"), *args
+            tree.root,
+            self.config_path,
+            self.port,
+            self.log_path,
+            env,
+            "--storage.path",
+            str(workdir / "data"),
+            *args,
+            cpus=cpus,
         )
         self.pid = self.proc.pid
         deadline = time.monotonic() + ready_timeout

@@ -24,18 +24,25 @@ a busy window and *idle* when it starts more than 0.5 s away from every one
 (and is not the first scrape of an exposition published between polls).
 The ratio of the two p99s is the figure of merit (target <= 2).
 
+The emulator and the scraper run on the same machine as the exporter; on a
+small machine they compete with it for the cores during a poll (in
+production the provider is elsewhere).  ``--pin`` (Linux) keeps the exporter
+on the first CPU and the emulator and the scraper on the others, so that the
+exporter's own share of the busy latency can be told from that competition.
+
 With ``--baseline REF`` the same measurement runs first against git REF
 (checked out into a temporary worktree under /tmp, removed afterwards), and
 the two columns are printed side by side.
 
 Usage:  python -m bench.scrape_poll [--numbers 10000] [--interval 10] [--seconds 120] [--every 0.05]
-                                   [--change 0.01] [--state-sets active|all] [--baseline REF] [--workdir DIR]
+                                   [--change 0.01] [--state-sets active|all] [--pin] [--baseline REF] [--workdir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -50,6 +57,7 @@ from bench._blackbox import (
     add_run_options,
     cams_config,
     compare,
+    on_cpus,
     percentile,
     polls,
     wait_for,
@@ -101,7 +109,7 @@ def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -
     config = cams_config(
         fleet, poll_interval=args.interval, qps=1000, concurrency=16, state_sets=args.state_sets, unpaced=True
     )
-    with Exporter(tree, config, workdir) as exp:
+    with Exporter(tree, config, workdir, cpus=args.exporter_cpus) as exp:
         first = wait_for(lambda: polls(exp.metrics()), timeout=args.interval * 3 + 60, what="the first poll")
         end, duration = next(iter(first.values()))
         anchor = end - duration  # polls start at anchor + n x interval
@@ -110,6 +118,7 @@ def measure(tree: Tree, fleet: Fleet, args: argparse.Namespace, workdir: Path) -
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=on_cpus(args.other_cpus),
         )
         started = time.time()
         seen: dict[float, float] = {}  # every poll's end -> duration, from the exporter's own families
@@ -149,13 +158,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--change", type=float, default=0.01, help="share of the numbers changed between two polls (default 0.01)"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the exporter on the first CPU, the emulator and the scraper on the others (Linux, 2+ CPUs)",
+    )
     add_run_options(parser, state_sets=True)
     args = parser.parse_args(argv)
-    fleet = Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE)
+    args.exporter_cpus = args.other_cpus = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs at least 2 CPUs")
+        args.exporter_cpus, args.other_cpus = {cpus[0]}, set(cpus[1:])
+    fleet = Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE, cpus=args.other_cpus)
     row = compare("scrape_poll", fleet, args, measure).table(
         f"numbers={fleet.numbers:,} (one account, {fleet.spaces} spaces); poll_interval {args.interval:g} s; "
         f"{args.change:.0%} of the numbers changed between polls; state_sets {args.state_sets or 'default'}; "
         f"gzip scrapes every {args.every:g} s for {args.seconds:g} s"
+        + (
+            f"; exporter on CPU {sorted(args.exporter_cpus)}, emulator and scraper on {sorted(args.other_cpus)}"
+            if args.pin
+            else ""
+        )
     )
 
     def ms(values: list[float]) -> str:
