@@ -319,8 +319,11 @@ def _webhook_listen_error(config: Config, err: OSError) -> str:
 #: long-lived objects (every number's model, rendered parts): with the default, a poll of 10,000 numbers set
 #: off about 30 young and 3 middle collections and, every few polls, a full one of about 50 ms that holds the
 #: GIL, so the loop and every scrape wait for it (together about 40 ms of CPU per poll).  Most garbage is freed
-#: by reference counting; cycles are still collected, only after more allocations.
-GC_THRESHOLDS = (20_000, 50, 100)
+#: by reference counting; cycles are still collected, only after more allocations.  A middle collection comes
+#: every 1,000,000 allocations (2,000 x 500), a full one after 100 of those; the young generation stays small,
+#: so a young collection during a poll holds the GIL for at most about 3 ms (with 20,000 young objects it
+#: was up to 11 ms, see docs/benchmarks-runtime.md).
+GC_THRESHOLDS = (2_000, 500, 100)
 #: how long a thread may hold the GIL while another waits for it (Python's default: 5 ms).  A large poll is
 #: folded and rendered in a worker thread; a scrape on the loop needs the GIL several times (to read the
 #: request, to write the answer), and with the default it waited up to 5 ms each time: scrapes during that
