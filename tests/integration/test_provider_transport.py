@@ -158,7 +158,7 @@ def test_a_finished_exchange_leaves_no_garbage_for_the_cyclic_collector():
 
 
 def test_an_answer_s_bytes_wait_for_a_turn_of_the_lane_and_none_goes_while_a_request_is_answered():
-    """The credential's client hands what a socket read to httpx only in a turn of the lane: while the exporter
+    """The credential's client hands what a socket read returns to httpx only in a turn of the lane: while the exporter
     answers an HTTP request (a scrape), an arriving answer waits, and it is handled once the scrape is answered."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
