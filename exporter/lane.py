@@ -22,18 +22,39 @@ carry no poll work.  The pause is bounded: after :data:`MAX_PAUSE` one step
 goes anyway, and under a steady stream of requests (or one slow client) polls
 still take one step per ``MAX_PAUSE``.  While requests are answered the
 interpreter also switches threads more often (:data:`ANSWERING_SWITCH_INTERVAL`),
-so a worker thread that folds or renders a large poll hands the GIL back to
-the loop thread quickly after each of its system calls.
+so a worker thread (a large answer decoded off the loop, a compression) hands
+the GIL back to the loop thread quickly after each of its system calls, and the
+cyclic garbage collector waits (a young collection after a poll's allocations
+can take a few milliseconds): it runs in the poll's next step instead, or once
+the pause reaches :data:`MAX_PAUSE`.
+
+Computations too long for one step (folding a poll of thousands of numbers,
+re-rendering them) are written as generators that ``yield`` every few hundred
+items (:data:`Steps`).  :func:`sliced` runs one on the loop in slices of
+about :data:`SLICE` seconds, each in a turn of its own, so a scrape that
+arrives meanwhile waits for one slice at most; :func:`finish` runs
+one to its end at once (small accounts, tests, other threads).  On the loop,
+not in a worker thread: a thread would hold the GIL through the C loops of a
+large computation (a sort, a join, a comprehension), which a scrape then waits
+for whatever the switch interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import sys
+import time
 import weakref
+from collections.abc import Generator
+from typing import TypeVar
 
-__all__ = ["ANSWERING_SWITCH_INTERVAL", "MAX_PAUSE", "Lane", "lane", "turn"]
+__all__ = ["ANSWERING_SWITCH_INTERVAL", "MAX_PAUSE", "SLICE", "Lane", "Steps", "finish", "lane", "sliced", "turn"]
+
+T = TypeVar("T")
+#: a computation cut into steps: a generator that yields (None) between two steps and returns its result
+Steps = Generator[None, None, T]
 
 #: the longest poll steps wait while HTTP requests are answered; under a steady stream of requests a poll still
 #: takes one step per MAX_PAUSE (10 ms: a scrape of 10,000 numbers is answered in about 2)
@@ -42,18 +63,23 @@ MAX_PAUSE = 0.01
 #: with 0.5 ms otherwise, see exporter.cli): how long the loop thread may wait for the GIL held by a worker
 #: thread after each of its system calls
 ANSWERING_SWITCH_INTERVAL = 0.00005
+#: how long :func:`sliced` computes before it lets the loop look at its sockets (a slice ends after the step that
+#: crosses it; a scrape of 10,000 numbers is answered in about 1.5 ms)
+SLICE = 0.0005
 
 
 class Lane:
     """Lets at most one waiter go per turn of the event loop, none while requests are answered (see the module)."""
 
     def __init__(self) -> None:
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: resolved with True when let go although requests are answered (the pause reached max_pause)
+        self._waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
         self._pumping = False  # a pump is scheduled: in the next pass, or at the end of a pause
         self._timer: asyncio.TimerHandle | None = None  # the pump at the end of a pause
         self._answering = 0  # HTTP requests whose header section arrived and whose answer is not written yet
         self._paused_at = 0.0  # loop time at which the current pause began (or a step last went during it)
         self._switch = 0.0  # the switch interval to restore once no request is answered
+        self._gc = False  # the cyclic collector was enabled when requests began to be answered (see _collect)
         #: the longest steps wait while requests are answered (:data:`MAX_PAUSE`; a test may lengthen it)
         self.max_pause = MAX_PAUSE
 
@@ -67,14 +93,27 @@ class Lane:
         return self._answering
 
     async def turn(self) -> None:
-        """Wait for this task's turn: a later pass of the loop than the previous waiter's."""
+        """Wait for this task's turn: a later pass of the loop than the previous waiter's.
+
+        A waiter is let go in one pass and its task runs in the next.  When a
+        request's header section arrived in between, the step would run before
+        the request's handler; it waits again instead, first in line.
+        """
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        if not self._pumping:
-            self._pumping = True
-            loop.call_soon(self._pump, loop)
-        await waiter
+        first = False
+        while True:
+            waiter: asyncio.Future[bool] = loop.create_future()
+            if first:
+                self._waiters.appendleft(waiter)
+            else:
+                self._waiters.append(waiter)
+            if not self._pumping:
+                self._pumping = True
+                loop.call_soon(self._pump, loop)
+            forced = await waiter
+            if forced or not self._answering:
+                return
+            first = True  # a request arrived since this waiter was let go: it goes first
 
     def request_started(self) -> None:
         """A request's header section arrived: steps wait until it is answered (at most MAX_PAUSE)."""
@@ -82,6 +121,8 @@ class Lane:
             self._paused_at = asyncio.get_running_loop().time()
             self._switch = sys.getswitchinterval()
             sys.setswitchinterval(min(self._switch, ANSWERING_SWITCH_INTERVAL))
+            self._gc = gc.isenabled()
+            gc.disable()  # a collection triggered by the answer's allocations waits for the poll's next step
         self._answering += 1
 
     def request_done(self) -> None:
@@ -92,11 +133,18 @@ class Lane:
         if self._answering:
             return
         sys.setswitchinterval(self._switch)
+        self._collect()
         if self._timer is not None:  # the pause ends now, not at its deadline
             self._timer.cancel()
             self._timer = None
             loop = asyncio.get_running_loop()
             loop.call_soon(self._pump, loop)
+
+    def _collect(self) -> None:
+        """Let the cyclic collector run again, if it ran before requests were answered."""
+        if self._gc:
+            self._gc = False
+            gc.enable()
 
     def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
         # A callback scheduled with call_soon runs in the next pass of the loop, after the sockets were polled:
@@ -106,6 +154,7 @@ class Lane:
             self._waiters.popleft()
         if not self._waiters:
             return
+        forced = False
         if self._answering:
             now = loop.time()
             due = self._paused_at + self.max_pause
@@ -114,7 +163,9 @@ class Lane:
                 self._timer = loop.call_at(due, self._pump, loop)
                 return
             self._paused_at = now  # paused for max_pause already: one step goes, the next waits another
-        self._waiters.popleft().set_result(None)
+            forced = True
+            self._collect()  # and collections are not put off any longer either
+        self._waiters.popleft().set_result(forced)
         if self._waiters:
             self._pumping = True
             loop.call_soon(self._pump, loop)
@@ -135,3 +186,32 @@ def lane() -> Lane:
 async def turn() -> None:
     """Wait for a turn in the running loop's lane before a CPU-heavy step of a poll."""
     await lane().turn()
+
+
+def finish(steps: Steps[T]) -> T:
+    """Run a computation cut into steps to its end, at once."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+
+async def sliced(steps: Steps[T], budget: float = SLICE) -> T:
+    """Run a computation cut into steps on the loop, ``budget`` seconds at a time, each slice in a turn of its own.
+
+    Cancellable between two slices (the generator is closed: it never resumes).
+    """
+    clock = time.perf_counter
+    try:
+        while True:
+            await turn()
+            deadline = clock() + budget
+            try:
+                next(steps)  # at least one step per slice
+                while clock() < deadline:
+                    next(steps)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+    finally:
+        steps.close()

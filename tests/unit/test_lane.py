@@ -1,13 +1,15 @@
 """The lane: one waiting task let go per pass of the event loop, in order, cancellable, one lane per loop;
-none while HTTP requests are answered, for at most max_pause."""
+none while HTTP requests are answered (nor a cyclic collection), for at most max_pause; computations cut into
+steps, run at once or in slices."""
 
 import asyncio
+import gc
 import itertools
 import sys
 
 import pytest
 
-from exporter.lane import ANSWERING_SWITCH_INTERVAL, Lane, lane, turn
+from exporter.lane import ANSWERING_SWITCH_INTERVAL, Lane, Steps, finish, lane, sliced, turn
 
 
 class Passes:
@@ -170,3 +172,154 @@ def test_request_done_without_a_started_request_is_a_bug():
 
     with pytest.raises(RuntimeError, match="without request_started"):
         asyncio.run(run())
+
+
+def test_a_step_let_go_just_before_a_request_arrived_waits_until_it_is_answered():
+    """A waiter is let go in one pass and runs in the next; a request whose header section arrives in between
+    goes first: the step waits again, first in line, instead of running before the request's handler."""
+
+    async def run() -> list[str]:
+        gate, order = Lane(), []
+        gate.max_pause = 60.0
+
+        async def step(i: int) -> None:
+            await gate.turn()
+            order.append(f"step {i}")
+
+        tasks = [asyncio.ensure_future(step(i)) for i in range(2)]
+        await asyncio.sleep(0)  # the tasks ask for their turns; the pump is scheduled
+        await asyncio.sleep(0)  # the pump has let step 0 go: its task runs in the next pass
+        assert order == [] and len(gate) == 1
+        gate.request_started()  # ... but a request arrives first
+        for _ in range(20):
+            await asyncio.sleep(0)
+        order.append("answered")
+        gate.request_done()
+        await asyncio.gather(*tasks)
+        return order
+
+    assert asyncio.run(run()) == ["answered", "step 0", "step 1"]
+
+
+def test_no_cyclic_collection_while_a_request_is_answered_until_max_pause():
+    async def run() -> list[bool]:
+        gate = Lane()
+        seen = [gc.isenabled()]
+        gate.request_started()
+        gate.request_started()
+        seen.append(gc.isenabled())
+        gate.request_done()
+        seen.append(gc.isenabled())  # one request still answered
+        gate.request_done()
+        seen.append(gc.isenabled())
+        # a pause that reaches max_pause lets one step go, and the collector too
+        gate.max_pause = 0.01
+        gate.request_started()
+        seen.append(gc.isenabled())
+        await asyncio.wait_for(gate.turn(), timeout=10)
+        seen.append(gc.isenabled())
+        gate.request_done()
+        seen.append(gc.isenabled())
+        return seen
+
+    assert gc.isenabled()
+    assert asyncio.run(run()) == [True, False, False, True, False, True, True]
+    assert gc.isenabled()
+
+
+def test_a_collector_disabled_before_stays_disabled():
+    async def run() -> bool:
+        gate = Lane()
+        gate.request_started()
+        gate.request_done()
+        return gc.isenabled()
+
+    gc.disable()
+    try:
+        assert asyncio.run(run()) is False
+    finally:
+        gc.enable()
+
+
+def counting(n: int, log: list[int]) -> Steps[int]:
+    """A computation of ``n`` steps that records each step and returns their sum."""
+    total = 0
+    for i in range(n):
+        log.append(i)
+        total += i
+        yield
+    return total
+
+
+def test_finish_runs_every_step_at_once_and_returns_the_result():
+    log: list[int] = []
+    assert finish(counting(5, log)) == 10
+    assert log == [0, 1, 2, 3, 4]
+
+
+def test_sliced_runs_each_slice_in_a_turn_of_its_own_and_lets_callbacks_run_between():
+    """With a budget of 0, every step is a slice: a callback scheduled by a step (an arriving scrape) runs
+    before the next step, and no two slices share a pass of the loop."""
+
+    async def run() -> tuple[int, list[object], list[int]]:
+        passes, order, at = Passes(), [], []
+        passes.start()
+
+        def steps() -> Steps[int]:
+            for i in range(4):
+                order.append(i)
+                at.append(passes.count)
+                asyncio.get_running_loop().call_soon(order.append, f"callback {i}")
+                yield
+            return 42
+
+        result = await sliced(steps(), budget=0.0)
+        passes.running = False
+        return result, order, at
+
+    result, order, at = asyncio.run(run())
+    assert result == 42
+    assert order == [0, "callback 0", 1, "callback 1", 2, "callback 2", 3, "callback 3"]
+    assert all(later > earlier for earlier, later in itertools.pairwise(at)), at
+
+
+def test_sliced_with_a_long_budget_runs_several_steps_per_slice():
+    async def run() -> tuple[int, int]:
+        passes, log = Passes(), []
+        passes.start()
+        first = passes.count
+        result = await sliced(counting(1000, log), budget=60.0)
+        passes.running = False
+        return result, passes.count - first
+
+    result, passes_taken = asyncio.run(run())
+    assert result == sum(range(1000))
+    assert passes_taken < 10  # one slice (and its turn), not a thousand
+
+
+def test_a_cancelled_sliced_computation_is_closed_and_never_resumes():
+    async def run() -> tuple[list[str], int]:
+        events: list[str] = []
+
+        def steps() -> Steps[None]:
+            try:
+                for _ in range(10_000):
+                    events.append("step")
+                    yield
+            finally:
+                events.append("closed")
+
+        task = asyncio.ensure_future(sliced(steps(), budget=0.0))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        done = len(events)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return events, done
+
+    events, done = asyncio.run(run())
+    assert events[-1] == "closed" and len(events) == done
+    assert 1 <= events.count("step") < 10_000
