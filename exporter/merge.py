@@ -3,6 +3,13 @@
 Nothing here does I/O or keeps state: each function takes what the account
 held and what was just read (a poll, a health sweep, a webhook) and returns
 what it holds next.
+
+The functions that walk every number of a poll come in two forms:
+``fold_poll_steps`` and ``poll_step_steps`` are generators that yield every
+:data:`STEP` numbers (their result is the generator's return value), so the
+actor can run them on the loop in slices between scrapes
+(:func:`exporter.lane.sliced`); ``fold_poll`` and ``poll_step`` run them to
+their end at once.
 """
 
 from __future__ import annotations
@@ -12,10 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from exporter import model
+from exporter.lane import Steps, finish
 
 if TYPE_CHECKING:
     from exporter.providers.base import UnitResult
     from exporter.providers.errors import ProviderError
+
+#: numbers handled between two steps of the generator forms (a few tens of microseconds)
+STEP = 256
 
 
 def business_limits(
@@ -29,8 +40,17 @@ def business_limits(
     reading wins, until the next reading.  A business none of the numbers
     belongs to any more is dropped.
     """
+    return finish(business_limits_steps(numbers, told, read_at))
+
+
+def business_limits_steps(
+    numbers: Iterable[model.PhoneNumber], told: Mapping[str, model.BusinessLimit], read_at: float
+) -> Steps[dict[str, model.BusinessLimit]]:
+    """:func:`business_limits` cut into steps (see the module)."""
     read: dict[str, str] = {}
-    for number in numbers:
+    for i, number in enumerate(numbers):
+        if not i % STEP:
+            yield
         if number.shares_portfolio_limit and number.business_id not in read:
             read[number.business_id] = number.messaging_limit_tier
     out = {}
@@ -74,8 +94,19 @@ def newer_health(
     health sweep running meanwhile may have published a newer reading, which
     the poll must not overwrite with the older one.
     """
+    return finish(_newer_health_steps(current, polled, health_read_at, poll_started))
+
+
+def _newer_health_steps(
+    current: Mapping[str, model.TrackedNumber],
+    polled: Mapping[str, model.PhoneNumber],
+    health_read_at: Mapping[str, float],
+    poll_started: float,
+) -> Steps[dict[str, model.PhoneNumber]]:
     out = {}
-    for phone, read_at in health_read_at.items():
+    for i, (phone, read_at) in enumerate(health_read_at.items()):
+        if not i % STEP:
+            yield
         if read_at < poll_started or phone not in polled or phone not in current:
             continue
         have = current[phone].number
@@ -87,14 +118,23 @@ def newer_health(
 
 def changed_numbers(before: Mapping[str, model.TrackedNumber], after: Mapping[str, model.PhoneNumber]) -> list[str]:
     """Numbers whose status or quality rating differs from before (not new ones): their health is read first."""
-    return sorted(
-        phone
-        for phone, number in after.items()
-        if phone in before
-        and (
-            before[phone].number.status != number.status or before[phone].number.quality_rating != number.quality_rating
-        )
-    )
+    return finish(_changed_steps(before, after))
+
+
+def _changed_steps(
+    before: Mapping[str, model.TrackedNumber], after: Mapping[str, model.PhoneNumber]
+) -> Steps[list[str]]:
+    changed = []
+    for i, (phone, number) in enumerate(after.items()):
+        if not i % STEP:
+            yield
+        old = before.get(phone)
+        if old is not None and (
+            old.number.status != number.status or old.number.quality_rating != number.quality_rating
+        ):
+            changed.append(phone)
+    changed.sort()
+    return changed
 
 
 def track(
@@ -102,8 +142,16 @@ def track(
 ) -> dict[str, model.TrackedNumber]:
     """The tracked numbers after a reading: a number unchanged keeps its very object (the store reuses its
     rendered chunks); a changed one advances its change times."""
+    return finish(_track_steps(prev, found, now))
+
+
+def _track_steps(
+    prev: Mapping[str, model.TrackedNumber], found: Mapping[str, model.PhoneNumber], now: float
+) -> Steps[dict[str, model.TrackedNumber]]:
     tracked = {}
-    for phone, number in found.items():
+    for i, (phone, number) in enumerate(found.items()):
+        if not i % STEP:
+            yield
         old = prev.get(phone)
         if old is None:
             tracked[phone] = model.TrackedNumber(number, model.ChangeTimes.first_seen(now))
@@ -151,6 +199,33 @@ def fold_poll(
     WABA goes once the unit has not answered for ``max_staleness``.  Beyond
     ``max_numbers`` the numbers sorting last are left out.
     """
+    return finish(
+        fold_poll_steps(
+            unit_ids,
+            outcomes,
+            prev_numbers,
+            prev_wabas,
+            number_last_success,
+            space_last_success,
+            now,
+            max_staleness,
+            max_numbers,
+        )
+    )
+
+
+def fold_poll_steps(
+    unit_ids: list[str],
+    outcomes: Sequence[UnitResult | ProviderError],
+    prev_numbers: Mapping[str, model.TrackedNumber],
+    prev_wabas: Mapping[str, model.Waba],
+    number_last_success: Mapping[str, float],
+    space_last_success: Mapping[str, float],
+    now: float,
+    max_staleness: float,
+    max_numbers: int = 0,
+) -> Steps[PollFold]:
+    """:func:`fold_poll` cut into steps (see the module)."""
     found: dict[str, model.PhoneNumber] = {}
     wabas = dict(prev_wabas)
     configured: dict[str, tuple[str, bool]] = {}
@@ -159,6 +234,7 @@ def fold_poll(
     last_ok = dict(number_last_success)
     space_last = dict(space_last_success)
     twice: dict[str, list[str]] = {}
+    yield
 
     def keep_last_good(phone: str) -> None:
         old = prev_numbers.get(phone)
@@ -169,13 +245,17 @@ def fold_poll(
         if isinstance(result, Exception):
             failures.append((sid, result))
             space_ok[sid] = False
-            for phone, tracked in prev_numbers.items():
+            for i, (phone, tracked) in enumerate(prev_numbers.items()):
                 if tracked.number.space_id == sid:
                     keep_last_good(phone)
+                if not i % STEP:
+                    yield
             if now - space_last.get(sid, now) > max_staleness:
                 wabas.pop(sid, None)
             continue
-        for number in result.numbers:
+        for i, number in enumerate(result.numbers):
+            if not i % STEP:
+                yield
             if number.phone_number in found:
                 twice.setdefault(sid, []).append(number.phone_number)
                 continue
@@ -197,15 +277,21 @@ def fold_poll(
     if max_numbers and len(found) > max_numbers:
         keep = sorted(found)[:max_numbers]
         dropped = len(found) - len(keep)
+        yield
         found = {phone: found[phone] for phone in keep}
-    last_ok = {phone: t for phone, t in last_ok.items() if phone in found}
+    kept = {}
+    for i, (phone, t) in enumerate(last_ok.items()):
+        if phone in found:
+            kept[phone] = t
+        if not i % STEP:
+            yield
     return PollFold(
         found,
         wabas,
         configured,
         space_ok,
         failures,
-        last_ok,
+        kept,
         space_last,
         twice,
         dropped,
@@ -239,14 +325,29 @@ def poll_step(
     ``refreshed_at`` holds the numbers a webhook refresh re-read after the poll
     started (``now``): their current reading is newer than the poll's.  Health
     read after the poll started likewise stays (:func:`newer_health`).  The
-    numbers are tracked at ``tracked_at``.  Pure, and safe to run in a worker
-    thread while the account's actor waits for it.
+    numbers are tracked at ``tracked_at``.
     """
+    return finish(poll_step_steps(fold, prev_numbers, refreshed_at, health_read_at, now, tracked_at, first=first))
+
+
+def poll_step_steps(
+    fold: PollFold,
+    prev_numbers: Mapping[str, model.TrackedNumber],
+    refreshed_at: Mapping[str, float],
+    health_read_at: Mapping[str, float],
+    now: float,
+    tracked_at: float,
+    *,
+    first: bool = False,
+) -> Steps[PollStep]:
+    """:func:`poll_step` cut into steps (see the module)."""
     found = dict(fold.found)
+    yield
     for phone in refreshed_at:
         if phone in found and phone in prev_numbers:
             found[phone] = prev_numbers[phone].number
     if health_read_at:
-        found.update(newer_health(prev_numbers, found, health_read_at, now))
-    changed = [] if first else changed_numbers(prev_numbers, found)
-    return PollStep(fold, track(prev_numbers, found, tracked_at), changed)
+        found.update((yield from _newer_health_steps(prev_numbers, found, health_read_at, now)))
+    changed = [] if first else (yield from _changed_steps(prev_numbers, found))
+    tracked = yield from _track_steps(prev_numbers, found, tracked_at)
+    return PollStep(fold, tracked, changed)

@@ -17,8 +17,9 @@ Building the next exposition does not walk every account:
   publishes once per loop turn, for every account rendered during that turn:
   a thousand accounts whose polls end together make one generation, not a
   thousand.  Each caller is answered once the generation holding its snapshot
-  is served.  :meth:`Store.update` (other threads, tests, reloads) publishes at
-  once.
+  is served.  :meth:`Store.publish_sliced` renders a large account in slices
+  between scrapes instead, and serves its generation once compressed.
+  :meth:`Store.update` (other threads, tests, reloads) publishes at once.
 
 The gzip body is compressed once per generation (:mod:`exporter.exposition.body`).
 """
@@ -34,8 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from exporter import exposition as ex
-from exporter import model
-from exporter.exposition.accounts import BLOCK_SIZE, FAMILIES, RenderedAccount, render_account
+from exporter import lane, model
+from exporter.exposition.accounts import BLOCK_SIZE, FAMILIES, RenderedAccount, render_account, render_account_steps
 from exporter.exposition.body import EXECUTOR, GZIP_LEVEL, Exposition, GzipBody
 
 __all__ = [
@@ -107,14 +108,16 @@ class _Bucket:
 
     def build(self, rendered: Mapping[str, RenderedAccount]) -> None:
         families: list[list[bytes]] = [[] for _ in FAMILIES]
+        sizes = [0] * len(FAMILIES)
         for name in self.names:
             account = rendered[name]
             parts, bounds = account.parts, account.bounds
             for i, into in enumerate(families):
                 if bounds[i] != bounds[i + 1]:
                     into += parts[bounds[i] : bounds[i + 1]]
+                    sizes[i] += account.sizes[i]
         self.families = families
-        self.sizes = [sum(map(len, f)) for f in families]
+        self.sizes = sizes
         self.dirty = False
 
 
@@ -221,6 +224,28 @@ class Store:
             landed = self._landed = loop.create_future()
             loop.call_soon(self._land, landed)
         await asyncio.shield(landed)  # a cancelled caller leaves the others' wait alone
+
+    async def publish_sliced(self, snapshot: AccountSnapshot) -> None:
+        """On the event loop, for a large snapshot: render it in slices between scrapes, then serve it.
+
+        The rendering runs in slices of about a millisecond with a lane turn
+        between two (:func:`exporter.lane.sliced`), so scrapes keep being
+        answered meanwhile; the new generation's gzip body is compressed (in
+        :data:`EXECUTOR`) before it replaces the served one, so no scrape waits
+        for that compression either.  A newer generation published meanwhile
+        wins: it holds this snapshot too.
+        """
+        options = self._options
+        previous = self._rendered.get(snapshot.name)
+        result = await lane.sliced(render_account_steps(snapshot, previous, options))
+        with self._lock:
+            self._install([(snapshot, previous, result, options)], ())
+            built = self._publish(swap=False)
+        await asyncio.wrap_future(built.gzip())
+        with self._lock:
+            if built.generation > self.exposition.generation:
+                self.exposition = built
+                self._changed.notify_all()
 
     def _land(self, landed: asyncio.Future[None]) -> None:
         if self._landed is landed:

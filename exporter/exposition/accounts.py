@@ -25,25 +25,39 @@ from typing import TYPE_CHECKING
 
 from exporter import exposition as ex
 from exporter import model
+from exporter.lane import Steps, finish
 from exporter.providers.errors import REASONS
 
 if TYPE_CHECKING:
     from exporter.store import AccountSnapshot
 
 BLOCK_SIZE = 8  # numbers per block at most on average (between 4 and 8)
+#: numbers re-rendered between two steps of :func:`render_account_steps` (about half a millisecond)
+STEP_NUMBERS = 24
+#: numbers looked at (not rendered) between two steps
+STEP_SCAN = 512
 #: every family in the order of the exposition: an account's parts come in this order
 FAMILIES: tuple[ex.Family, ...] = ex.NUMBER_FAMILIES + ex.WABA_FAMILIES + ex.ACCOUNT_FAMILIES
 
 
-def _entities(snap: AccountSnapshot) -> list[model.EntityHealth]:
+def _entities_steps(snap: AccountSnapshot) -> Steps[list[model.EntityHealth]]:
     """The WABA/BUSINESS/APP entities named by the account's numbers, each once (the worst reading wins)."""
     seen: dict[tuple[str, str], model.EntityHealth] = {}
     severity = model.CAN_SEND_SEVERITY
-    for e in itertools.chain(snap.node_entities, (e for t in snap.numbers.values() for e in t.number.entities)):
-        key = (e.entity_type, e.entity_id)
-        old = seen.get(key)
-        if old is None or severity.get(e.can_send_message, 2) > severity.get(old.can_send_message, 2):
-            seen[key] = e
+
+    def see(entities: Iterable[model.EntityHealth]) -> None:
+        for e in entities:
+            key = (e.entity_type, e.entity_id)
+            old = seen.get(key)
+            if old is None or severity.get(e.can_send_message, 2) > severity.get(old.can_send_message, 2):
+                seen[key] = e
+
+    see(snap.node_entities)
+    for i, tracked in enumerate(snap.numbers.values()):
+        if tracked.number.entities:
+            see(tracked.number.entities)
+        if not i % STEP_SCAN:
+            yield
     return list(seen.values())
 
 
@@ -72,17 +86,33 @@ def render_group(
     return Rendered(key, plain)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where an account's numbers are: blocks of phone numbers, and the same flattened (kept while the
+    account's set of numbers does not change)."""
+
+    phones: frozenset[str]
+    blocks: dict[int, list[str]]  # block index -> its phone numbers, sorted
+    #: every phone number, block after block
+    order: list[str]
+    #: the position (in layout order) of the block of each number of :attr:`order`
+    owner: list[int]
+
+
 @dataclass
 class RenderedAccount:
-    phones: frozenset[str]
-    layout: dict[int, list[str]]  # block index -> its phone numbers, sorted
+    layout: Layout
     blocks: list[Rendered]  # in layout order
+    #: the tracked numbers rendered, in :attr:`Layout.order` (compared by identity with the next snapshot's)
+    tracked: list[model.TrackedNumber]
     wabas: Rendered
     self_metrics: Rendered
     #: the non-empty byte strings of every family (:data:`FAMILIES` order), blocks in layout order
     parts: list[bytes]
     #: family i's parts are ``parts[bounds[i]:bounds[i + 1]]``
     bounds: tuple[int, ...]
+    #: bytes of every family
+    sizes: tuple[int, ...]
 
     def family(self, i: int) -> list[bytes]:
         return self.parts[self.bounds[i] : self.bounds[i + 1]]
@@ -90,25 +120,40 @@ class RenderedAccount:
 
 def render_account(snap: AccountSnapshot, previous: RenderedAccount | None, opts: ex.RenderOptions) -> RenderedAccount:
     """``snap`` rendered; with ``previous`` (the same account's last rendering), only its changed blocks."""
+    return finish(render_account_steps(snap, previous, opts))
+
+
+def render_account_steps(
+    snap: AccountSnapshot, previous: RenderedAccount | None, opts: ex.RenderOptions
+) -> Steps[RenderedAccount]:
+    """:func:`render_account` cut into steps: a few blocks, or one C pass over the numbers, at a time (see
+    :func:`exporter.lane.sliced`)."""
     base = ex.account_base(snap.provider, snap.name)
     suffix = ex.static_suffix(snap.static_labels)
-    phones = frozenset(snap.numbers)
     families = range(len(ex.NUMBER_FAMILIES))
     dirty: Iterable[int]
-    if previous is not None and previous.phones == phones:
+    same = previous is not None and len(previous.layout.order) == len(snap.numbers)
+    if same:
+        yield
+        same = previous.layout.phones == snap.numbers.keys()  # type: ignore[union-attr]
+    yield
+    if previous is not None and same:
         # Same numbers, same blocks: re-render only the blocks holding a changed number.
         layout = previous.layout
-        current = list(map(snap.numbers.__getitem__, (p for block in layout.values() for p in block)))
+        current = list(map(snap.numbers.__getitem__, layout.order))
+        yield
         blocks = list(previous.blocks)
-        before = [t for b in previous.blocks for t in b.key]
-        changed = itertools.compress(range(len(current)), map(operator.is_not, before, current))
-        owner = [position for position, block in enumerate(layout.values()) for _ in block]
-        dirty = sorted(set(map(owner.__getitem__, changed)))
+        changed = list(itertools.compress(range(len(current)), map(operator.is_not, previous.tracked, current)))
+        yield
+        dirty = sorted(set(map(layout.owner.__getitem__, changed)))
     else:
-        layout = _layout(phones)
+        layout = yield from _layout_steps(frozenset(snap.numbers))
+        current = list(map(snap.numbers.__getitem__, layout.order))
+        yield
         blocks = []
-        dirty = range(len(layout))
-    block_phones = list(layout.values())
+        dirty = range(len(layout.blocks))
+    block_phones = list(layout.blocks.values())
+    done = 0
     for position in dirty:
         numbers = [snap.numbers[p] for p in block_phones[position]]
         rendered = [
@@ -121,31 +166,44 @@ def render_account(snap: AccountSnapshot, previous: RenderedAccount | None, opts
             blocks[position] = group
         else:
             blocks.append(group)
+        done += len(numbers)
+        if done >= STEP_NUMBERS:
+            done = 0
+            yield
+    entities = yield from _entities_steps(snap)
     wabas = [ex.render_waba(base, suffix, w, opts) for _, w in sorted(snap.wabas.items())]
     waba_group = render_group(
         (),
         [
             "".join(w[0] for w in wabas),
             "".join(w[1] for w in wabas),
-            ex.render_entities(base, suffix, _entities(snap), opts),
+            ex.render_entities(base, suffix, entities, opts),
             *ex.render_waba_facts(base, suffix, snap.waba_facts, opts),
             *ex.render_businesses(base, suffix, snap.businesses.values(), opts),
         ],
     )
     self_group = render_group((), _render_self(snap, base, suffix))
+    yield
     # family by family: the blocks' bytes of that family (a transposition), then the WABAs' and the account's
     parts: list[bytes] = []
     bounds = [0]
-    columns: Iterable[Iterable[bytes]] = (
-        zip(*(b.plain for b in blocks), strict=True) if blocks else [()] * len(families)
-    )
-    for column in itertools.chain(columns, ([p] for p in waba_group.plain), ([p] for p in self_group.plain)):
-        parts.extend(filter(None, column))  # disabled or empty families leave b""
+    sizes = []
+    plains = list(map(operator.attrgetter("plain"), blocks))
+    for i in families:
+        column = list(filter(None, map(operator.itemgetter(i), plains)))  # disabled or empty families leave b""
+        parts += column
         bounds.append(len(parts))
-    return RenderedAccount(phones, layout, blocks, waba_group, self_group, parts, tuple(bounds))
+        sizes.append(sum(map(len, column)))
+        yield
+    for part in itertools.chain(waba_group.plain, self_group.plain):
+        if part:
+            parts.append(part)
+        bounds.append(len(parts))
+        sizes.append(len(part))
+    return RenderedAccount(layout, blocks, current, waba_group, self_group, parts, tuple(bounds), tuple(sizes))
 
 
-def _layout(phones: frozenset[str]) -> dict[int, list[str]]:
+def _layout_steps(phones: frozenset[str]) -> Steps[Layout]:
     """Spread the numbers over blocks by a stable hash.
 
     The block count is a power of two, so the layout changes only when the
@@ -154,10 +212,16 @@ def _layout(phones: frozenset[str]) -> dict[int, list[str]]:
     """
     needed = max(1, -(-len(phones) // BLOCK_SIZE))
     nblocks = 1 << (needed - 1).bit_length()
-    layout: dict[int, list[str]] = {}
-    for phone in sorted(phones):
-        layout.setdefault(zlib.crc32(phone.encode()) % nblocks, []).append(phone)
-    return dict(sorted(layout.items()))
+    blocks: dict[int, list[str]] = {}
+    for i, phone in enumerate(sorted(phones)):
+        blocks.setdefault(zlib.crc32(phone.encode()) % nblocks, []).append(phone)
+        if not i % STEP_SCAN:
+            yield
+    blocks = dict(sorted(blocks.items()))
+    yield
+    order = list(itertools.chain.from_iterable(blocks.values()))
+    owner = [position for position, block in enumerate(blocks.values()) for _ in block]
+    return Layout(phones, blocks, order, owner)
 
 
 def _render_self(snap: AccountSnapshot, base: str, suffix: str) -> list[str]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from exporter import merge, model, wabafacts
 from exporter.config import Account, Unit
+from exporter.lane import Steps, finish, sliced
 from exporter.poller.state import (
     HINTS,
     OFFLOAD_NUMBERS,
@@ -59,7 +59,7 @@ class _Actor(_HealthSweeps):
         self.poll_waiters: list[Waiter] = []  # resolved when the running poll is published
         self.next_waiters: list[Waiter] = []  # ... by the poll that follows it
         self.poll_again = False
-        self.publishing: Waiter | None = None  # a snapshot being rendered in a worker thread
+        self.publishing: asyncio.Future[None] | None = None  # a large snapshot being rendered and compressed
         self.waiters: set[Waiter] = set()  # callers waiting for a request to be done (Poller._ask)
         self.retired = False
 
@@ -157,12 +157,10 @@ class _Actor(_HealthSweeps):
         self.snapshot = snapshot
         store = self.poller._store
         if len(snapshot.numbers) > OFFLOAD_NUMBERS:
-            # Rendering many numbers is CPU work: a worker thread, so that scrapes keep answering; the
+            # Rendering many numbers is CPU work: in slices on the loop, so that scrapes keep answering; the
             # new exposition is compressed before it is served, so no scrape waits for its compression.
             # Shielded: once started it lands, and a retirement waits for it (see drain).
-            self.publishing = asyncio.ensure_future(
-                asyncio.to_thread(functools.partial(store.update, snapshot, compress_first=True))
-            )
+            self.publishing = asyncio.ensure_future(store.publish_sliced(snapshot))
             await asyncio.shield(self.publishing)
         else:
             await store.publish(snapshot)  # one generation per loop turn for every account published in it
@@ -260,8 +258,8 @@ class _Actor(_HealthSweeps):
         state.refreshed_at = {p: t for p, t in state.refreshed_at.items() if t >= now}
         tracked_at = self.clock()
 
-        def step() -> merge.PollStep:
-            fold = merge.fold_poll(
+        def step() -> Steps[tuple[merge.PollStep, dict[str, model.BusinessLimit]]]:
+            fold = yield from merge.fold_poll_steps(
                 [u.id for u in account.units],
                 outcomes,
                 prev.numbers,
@@ -272,17 +270,21 @@ class _Actor(_HealthSweeps):
                 account.max_staleness,
                 account.max_numbers,
             )
-            return merge.poll_step(
+            stepped = yield from merge.poll_step_steps(
                 fold, prev.numbers, state.refreshed_at, state.health_read_at, now, tracked_at, first=first
             )
+            # the business limits as read by this poll (told_limits is pruned below: only webhooks newer than now)
+            told = {b: limit for b, limit in state.told_limits.items() if limit.observed_at > now}
+            businesses = yield from merge.business_limits_steps((t.number for t in stepped.numbers.values()), told, now)
+            return stepped, businesses
 
         polled = sum(len(o.numbers) for o in outcomes if isinstance(o, UnitResult))
         if max(polled, len(prev.numbers)) > OFFLOAD_NUMBERS:
-            # Folding many numbers is CPU work: a worker thread, so that scrapes keep answering meanwhile.
+            # Folding many numbers is CPU work: in slices on the loop, so that scrapes keep answering meanwhile.
             # Nothing else changes this account's state while the actor waits for it (the actor is this task).
-            stepped = await asyncio.to_thread(step)
+            stepped, businesses = await sliced(step())
         else:
-            stepped = step()
+            stepped, businesses = finish(step())
         fold = stepped.fold
         for sid, err in fold.failures:
             poller._log_failure(account, sid, err)
@@ -327,7 +329,9 @@ class _Actor(_HealthSweeps):
                 "duration_seconds": round(result.duration, 3),
             },
         )
-        await self._publish(poller._snapshot(self, result, numbers, fold.wabas, fold.configured, fold.dropped))
+        await self._publish(
+            poller._snapshot(self, result, numbers, fold.wabas, fold.configured, fold.dropped, businesses)
+        )
         self._after_poll([e for e in failures if isinstance(e, ProviderError)], fold.any_unit_ok)
         if Capability.HEALTH_SWEEP in self.provider.capabilities:
             if first:

@@ -436,7 +436,10 @@ class Poller(_LoopBridge):
         wabas: Mapping[str, model.Waba],
         configured: Mapping[str, tuple[str, bool]],
         dropped: int = 0,
+        businesses: Mapping[str, model.BusinessLimit] | None = None,
     ) -> AccountSnapshot:
+        """The account's next snapshot; ``businesses``: its business limits, when the caller already has them
+        (:func:`merge.business_limits` of these numbers, as a poll computes them in slices)."""
         requests, errors = actor.stats.copy()
         provider, account, state = actor.provider, actor.account, actor.state
         now = self._clock()
@@ -461,7 +464,9 @@ class Poller(_LoopBridge):
             regain=regain,
             businesses=merge.business_limits(
                 (t.number for t in numbers.values()), state.told_limits, state.tiers_read_at
-            ),
+            )
+            if businesses is None
+            else businesses,
             waba_facts=state.facts.active(now),
             health_sweep_duration=provider.sweep_duration if sweeps else None,
             node_entities=provider.node_entities(now) if sweeps else (),

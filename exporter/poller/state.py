@@ -37,7 +37,7 @@ REFUSALS_BEFORE_PAUSE = 2
 HEALTH_ACTION = "GetWhatsappHealthStatus"
 #: a sweep publishes what it read at most this often
 HEALTH_PUBLISH_INTERVAL = 1.0
-#: snapshots with more numbers than this are rendered in a worker thread
+#: polls and snapshots with more numbers than this are folded and rendered in slices between scrapes
 OFFLOAD_NUMBERS = 500
 
 

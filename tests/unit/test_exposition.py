@@ -504,3 +504,59 @@ def test_a_newer_generation_is_not_replaced_by_an_older_one_compressed_first():
         f.result(10)
     assert store.exposition is newer  # the older build, compressed later, does not replace it
     assert b'quality_rating="RED"' in newer.body and b'phone_number="+9999"' in newer.body
+
+
+def test_a_large_render_is_cut_into_many_steps_and_gives_what_one_render_at_once_gives():
+    """Issue 14: the steps of a rendering (run in slices between scrapes) make the same bytes as a render at
+    once, on a first render and on an incremental one."""
+    from exporter.exposition.accounts import render_account, render_account_steps
+
+    numbers = [tracked(f"+{i}", status="CONNECTED") for i in range(2000)]
+    first = snapshot(numbers=numbers)
+    steps = render_account_steps(first, None, ex.DEFAULT_OPTIONS)
+    count = 0
+    try:
+        while True:
+            next(steps)
+            count += 1
+    except StopIteration as stop:
+        stepped = stop.value
+    assert count > 50  # 2,000 numbers in steps of a few blocks
+    whole = render_account(first, None, ex.DEFAULT_OPTIONS)
+    assert stepped.parts == whole.parts and stepped.bounds == whole.bounds and stepped.sizes == whole.sizes
+    assert stepped.sizes == tuple(sum(map(len, whole.family(i))) for i in range(len(whole.sizes)))
+    changed = [*numbers[:5], tracked("+5", status="FLAGGED"), *numbers[6:]]
+    again = render_account(snapshot(numbers=changed), stepped, ex.DEFAULT_OPTIONS)
+    fresh = render_account(snapshot(numbers=changed), None, ex.DEFAULT_OPTIONS)
+    assert again.parts == fresh.parts and again.sizes == fresh.sizes
+    assert sum(1 for a, b in zip(again.blocks, stepped.blocks, strict=True) if a is not b) == 1
+
+
+def test_publish_sliced_renders_between_other_callbacks_and_serves_once_compressed():
+    """Issue 14: a large account is rendered on the loop in slices (other callbacks, a scrape, run between
+    them) and its generation is served only once its gzip body is ready."""
+    import asyncio
+
+    async def run() -> tuple[int, bool, bool]:
+        store = Store()
+        store.update(snapshot(numbers=[tracked(f"+{i}") for i in range(3000)]))
+        before = store.exposition
+        ticks = 0
+        running = True
+
+        def tick() -> None:
+            nonlocal ticks
+            ticks += 1
+            if running:
+                asyncio.get_running_loop().call_soon(tick)
+
+        asyncio.get_running_loop().call_soon(tick)
+        await store.publish_sliced(snapshot(numbers=[tracked(f"+{i}", quality_rating="RED") for i in range(3000)]))
+        running = False
+        served = store.exposition
+        return ticks, served.generation > before.generation, served.gzip().done()
+
+    ticks, newer, compressed = asyncio.run(run())
+    assert ticks > 10  # the loop ran other callbacks while the 3,000 numbers were rendered
+    assert newer and compressed
+
