@@ -46,6 +46,7 @@ class LanedStream(httpcore.AsyncNetworkStream):
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         await self._inner.write(buffer, timeout)
+        await turn()  # what follows a write (the exchange's next state, the next read) is a step of its own
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -39,7 +39,7 @@ from typing import Any, Required, TypedDict, TypeVar
 import httpx
 
 from exporter import __version__
-from exporter.lane import turn
+from exporter.lane import Steps, finish, sliced, turn
 from exporter.providers.errors import ProviderError
 from exporter.providers.netlane import lane_reads
 from exporter.ratelimit import BucketClosed, TokenBucket
@@ -98,6 +98,14 @@ async def off_loop(func: Callable[..., T], *args: Any, size: int) -> T:
     return func(*args)
 
 
+async def off_loop_steps(steps: Steps[T], *, size: int) -> T:
+    """A pure parse cut into steps (:data:`exporter.lane.Steps`): in a worker thread when ``size`` (the answer's
+    bytes) is large, else on the loop in slices, each in a turn of its own (:func:`exporter.lane.sliced`)."""
+    if size > OFFLOAD_BYTES:
+        return await asyncio.to_thread(finish, steps)
+    return await sliced(steps)
+
+
 async def load_json(content: bytes) -> Any:
     """``json.loads``, in a worker thread for a large answer (the loop keeps serving scrapes)."""
     return await off_loop(json.loads, content, size=len(content))
@@ -146,7 +154,6 @@ class BudgetedClient:
         """One HTTP exchange; transport failures become ProviderError, bodies are size-capped."""
         response: httpx.Response | None = None
         try:
-            await turn()  # building and sending a request is a step of its own
             async with self._http.stream(
                 method, url, headers=headers, content=content or None, timeout=self._deadlines
             ) as response:
@@ -192,6 +199,7 @@ class BudgetedClient:
                     "timeout", "the credential was retired while waiting for its QPS budget", action=action
                 ) from None
             try:
+                await turn()  # signing, building and sending a request is a step of its own
                 result = await attempt()
             except ProviderError as err:
                 err.action = action

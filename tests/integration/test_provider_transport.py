@@ -15,7 +15,7 @@ import httpx
 
 from emulators.cams import CamsEmulator
 from emulators.scenario import generate_fleet
-from exporter.lane import lane
+from exporter.lane import Steps, lane
 from exporter.providers.cams.client import CamsClient
 from exporter.providers.transport import OFFLOAD_BYTES, SPARE_CONNECTIONS, new_http_client
 from exporter.ratelimit import TokenBucket
@@ -43,7 +43,8 @@ def test_a_large_answer_is_parsed_in_a_worker_thread_while_the_loop_runs_and_a_s
         loop_ran = threading.Event()
         loop = asyncio.get_running_loop()
 
-        def parser(body: dict) -> int:
+        def parser(body: dict) -> Steps[int]:  # a parse cut into steps, as the clients' are
+            yield
             if threading.get_ident() != loop_thread:  # off the loop: it must keep running meanwhile
                 loop.call_soon_threadsafe(loop_ran.set)
                 loop_ran.wait(timeout=30)

@@ -352,3 +352,23 @@ def test_health_status_without_data_is_a_parse_error():
     with pytest.raises(ProviderError) as err:
         parse.parse_health_status({"Code": "OK"})
     assert err.value.reason == "parse"
+
+
+def test_a_page_is_parsed_in_steps_with_duplicates_across_steps_still_skipped(caplog):
+    """Issue 14: the client parses an answer in steps of parse.STEP entries between scrapes; the result is the
+    same, and a duplicate in a later step than its first spelling is still skipped (and logged once)."""
+    entries = [{"PhoneNumber": f"86138{i:06d}", "Status": "CONNECTED"} for i in range(3 * parse.STEP)]
+    entries.append({"PhoneNumber": "86138000001", "Status": "FLAGGED"})  # a duplicate of the second entry
+    steps = parse.parse_phone_numbers_steps({"Code": "OK", "PhoneNumbers": entries}, "s")
+    count = 0
+    with caplog.at_level(logging.WARNING):
+        try:
+            while True:
+                next(steps)
+                count += 1
+        except StopIteration as stop:
+            numbers = stop.value
+    assert count == 3  # a step after every STEP entries
+    assert len(numbers) == 3 * parse.STEP
+    assert [n.status for n in numbers if n.phone_number == "+86138000001"] == ["CONNECTED"]
+    assert [r.duplicates for r in caplog.records if hasattr(r, "duplicates")] == [1]

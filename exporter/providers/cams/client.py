@@ -13,9 +13,10 @@ from typing import Any, TypedDict, TypeVar, Unpack, overload
 from urllib.parse import urlsplit
 
 from exporter import model
+from exporter.lane import Steps
 from exporter.providers.cams import parse, signer
 from exporter.providers.errors import ProviderError
-from exporter.providers.transport import BudgetedClient, ClientOptions, off_loop, retry_after_seconds
+from exporter.providers.transport import BudgetedClient, ClientOptions, off_loop, off_loop_steps, retry_after_seconds
 
 T = TypeVar("T")
 
@@ -37,18 +38,15 @@ READ_ONLY_ACTIONS = frozenset(
 )
 
 
-def _read_answer(
-    content: bytes, status: int, retry_after: float | None, parser: Callable[[dict[str, Any]], Any] | None
-) -> Any:
-    """Decode, check and (with ``parser``) parse one answer: pure, so it may run in a worker thread."""
+def _read_answer(content: bytes, status: int, retry_after: float | None) -> Any:
+    """Decode and check one answer: pure, so it may run in a worker thread."""
     try:
         body = json.loads(content) if content else None
     except (ValueError, UnicodeDecodeError):
         if status >= 500:
             raise ProviderError("upstream", f"HTTP {status} with a non-JSON body", http_status=status) from None
         raise ProviderError("parse", f"HTTP {status} with a body that is not JSON", http_status=status) from None
-    body = parse.check_envelope(body, status, retry_after)
-    return body if parser is None else parser(body)
+    return parse.check_envelope(body, status, retry_after)
 
 
 class CamsClient(BudgetedClient):
@@ -72,7 +70,7 @@ class CamsClient(BudgetedClient):
         self._clock = clock
 
     async def _attempt(
-        self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Any] | None
+        self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Steps[Any]] | None
     ) -> Any:
         stamp = signer.utc_timestamp(self._clock())
         signed = _Signed(
@@ -89,18 +87,22 @@ class CamsClient(BudgetedClient):
         )
         retry_after = retry_after_seconds(response_headers, "x-acs-retry-after")
         # A large answer is decoded and parsed in a worker thread: the loop keeps serving scrapes meanwhile.
-        return await off_loop(_read_answer, content, status, retry_after, parser, size=len(content))
+        # Else decoding and parsing are two steps on the loop, each in a turn of its own.
+        body = await off_loop(_read_answer, content, status, retry_after, size=len(content))
+        return body if parser is None else await off_loop_steps(parser(body), size=len(content))
 
     @overload
     async def request(self, action: str, params: Mapping[str, str]) -> dict[str, Any]: ...
 
     @overload
-    async def request(self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], T]) -> T: ...
+    async def request(
+        self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Steps[T]]
+    ) -> T: ...
 
     async def request(
-        self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Any] | None = None
+        self, action: str, params: Mapping[str, str], parser: Callable[[dict[str, Any]], Steps[Any]] | None = None
     ) -> Any:
-        """One read-only action; with ``parser``, its (pure) parse of the checked body."""
+        """One read-only action; with ``parser``, its (pure) parse of the checked body, cut into steps."""
         if action not in READ_ONLY_ACTIONS:
             raise ValueError(f"refusing to call {action}: not a read-only action")
         return await self.call(action, lambda: self._attempt(action, params, parser))
@@ -120,7 +122,7 @@ class CamsClient(BudgetedClient):
         return await self.request(
             "QueryChatappPhoneNumbers",
             self._space_params(space_id, isv_code),
-            lambda body: parse.parse_phone_numbers(body, space_id, tier_vocabulary),
+            lambda body: parse.parse_phone_numbers_steps(body, space_id, tier_vocabulary),
         )
 
     async def query_bind_waba(self, space_id: str, isv_code: str | None = None) -> model.Waba | None:

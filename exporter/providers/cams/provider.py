@@ -38,7 +38,8 @@ class CamsProvider(BaseProvider[CamsClient]):
         self._waba_checked_at: dict[str, float] = {}
         self._verifications: dict[str, dict[str, model.Verification]] = {}  # by space, then number
         self._verified_at: dict[str, float] = {}
-        self._health: dict[tuple[str, str], tuple[float, model.Health]] = {}  # (space, phone) -> (read at, health)
+        #: space -> phone -> (read at, health)
+        self._health: dict[str, dict[str, tuple[float, model.Health]]] = {}
         self._waba_health: dict[str, tuple[float, model.Health]] = {}  # by space
         self.sweep_duration: float | None = None  # the last complete sweep (set by the poller)
 
@@ -56,7 +57,7 @@ class CamsProvider(BaseProvider[CamsClient]):
     async def read_health(self, unit: Unit, phone_number: str, now: float) -> model.Health:
         """One number's health (one call), remembered for the following polls."""
         health = await self.client.get_health_status(unit.id, phone_number=phone_number)
-        self._health[(unit.id, phone_number)] = (now, health)
+        self._health.setdefault(unit.id, {})[phone_number] = (now, health)
         return health
 
     async def read_waba_health(self, unit: Unit, now: float) -> model.Health | None:
@@ -82,14 +83,17 @@ class CamsProvider(BaseProvider[CamsClient]):
         return tuple(entities)
 
     def with_health(self, unit: Unit, number: model.PhoneNumber, now: float) -> model.PhoneNumber:
-        reading = self._health.get((unit.id, number.phone_number))
+        reading = self._health.get(unit.id, {}).get(number.phone_number)
         if reading is None or now - reading[0] > self.health_max_age():
             return number
         return number.with_health(reading[1])
 
     def _forget_health(self, space_id: str, phones: set[str]) -> None:
-        for key in [k for k in self._health if k[0] == space_id and k[1] not in phones]:
-            del self._health[key]
+        """Readings of numbers that left the space go (the space's own readings only: one space per poll)."""
+        readings = self._health.get(space_id)
+        if readings:
+            for phone in [p for p in readings if p not in phones]:
+                del readings[phone]
 
     # -- polls -------------------------------------------------------------------
 

@@ -51,7 +51,9 @@ class NxCloudClient(BudgetedClient):
         status, content, response_headers = await self._send("POST", self._url, headers, body)
         try:
             # A large answer is decoded and parsed in a worker thread: the loop keeps serving scrapes meanwhile.
-            return await off_loop(_read_answer, content, status, appkey, size=len(content))
+            # Else decoding and parsing are two steps on the loop, each in a turn of its own.
+            body = await off_loop(_read_answer, content, status, size=len(content))
+            return await off_loop(parse.parse_phones, body, appkey, size=len(content))
         except ProviderError as err:
             if err.code == "1004":
                 skew = _clock_skew(response_headers.get("date"), self._clock())
@@ -66,14 +68,14 @@ class NxCloudClient(BudgetedClient):
         return await self.call(ACTION, lambda: self._attempt(payload, appkey))
 
 
-def _read_answer(content: bytes, status: int, appkey: str) -> list[model.PhoneNumber]:
-    """Decode, check and parse one answer: pure, so it may run in a worker thread."""
+def _read_answer(content: bytes, status: int) -> Any:
+    """Decode and check one answer: pure, so it may run in a worker thread."""
     try:
         decoded = json.loads(content) if content else None
     except (ValueError, UnicodeDecodeError):
         reason = "upstream" if status >= 500 else "parse"
         raise ProviderError(reason, f"HTTP {status} with a body that is not JSON", http_status=status) from None
-    return parse.parse_phones(parse.check_envelope(decoded, status), appkey)
+    return parse.check_envelope(decoded, status)
 
 
 def _clock_skew(date_header: str | None, now: float) -> str:
