@@ -2,8 +2,8 @@
 
 The gzip body is compressed once per generation, on the first gzip scrape
 after a change (or before the generation is served, see
-:meth:`exporter.store.Store.update`), in a worker thread (:data:`EXECUTOR`),
-never on the HTTP server's event loop, and kept; an uncompressed scrape writes
+:meth:`exporter.store.Store.update`), in a worker thread (:data:`EXECUTOR`,
+at the lowest CPU priority), never on the HTTP server's event loop, and kept; an uncompressed scrape writes
 the rendered pieces joined 128 KiB at a time, so the body is never held twice
 in memory.  The gzip body is one ordinary zlib stream (level
 :data:`GZIP_LEVEL` by default) stopped with a sync flush; a scrape appends the
@@ -15,7 +15,9 @@ flight.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import threading
 import time
 import zlib
@@ -28,8 +30,20 @@ GZIP_LEVEL = 1  # the whole exposition is compressed once per generation: speed 
 #: fresh pages (1 MiB pieces cost three times the CPU of the sending)
 PIECE_BYTES = 128 << 10
 
-#: where bodies are joined and compressed: off the event loop, two at most at once
-EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exposition")
+#: the CPU priority (nice value) of the threads that join and compress bodies: the lowest, so that the event
+#: loop's thread, when it has a scrape to answer, is not kept waiting for a CPU by a compression (Linux)
+BACKGROUND_NICE = 19
+
+
+def _background() -> None:
+    """Lower the calling worker thread's CPU priority (on Linux a thread has a nice value of its own)."""
+    # not Linux, or refused: the thread keeps the process's priority
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+
+
+#: where bodies are joined and compressed: off the event loop, two at most at once, at the lowest priority
+EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exposition", initializer=_background)
 
 
 def pieces(parts: Iterable[bytes], size: int = PIECE_BYTES) -> Iterator[bytes]:

@@ -560,3 +560,18 @@ def test_publish_sliced_renders_between_other_callbacks_and_serves_once_compress
     assert ticks > 10  # the loop ran other callbacks while the 3,000 numbers were rendered
     assert newer and compressed
 
+
+def test_the_threads_that_compress_run_at_the_lowest_cpu_priority():
+    """Issue 14: a compression never keeps the loop's thread from a CPU when a scrape is to be answered."""
+    import os
+    import sys
+    import threading
+
+    from exporter.exposition.body import BACKGROUND_NICE, EXECUTOR
+
+    if not sys.platform.startswith("linux"):
+        pytest.fail("this test runs on Linux, where a thread has a nice value of its own")
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    theirs = EXECUTOR.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result(10)
+    assert theirs == BACKGROUND_NICE == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller's is left alone
