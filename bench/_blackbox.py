@@ -112,6 +112,7 @@ class Fleet:
         flow_control: bool = True,
         keys: int = 1,
         cpus: set[int] | None = None,
+        nice: int = 0,
     ):
         self.spaces, self.per_space, self.keys = spaces, per_space, keys
         self.proc = subprocess.Popen(
@@ -131,7 +132,7 @@ class Fleet:
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
-            preexec_fn=on_cpus(cpus),
+            preexec_fn=on_cpus(cpus, nice),
         )
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http"):
@@ -270,12 +271,20 @@ def status_field(pid: int, name: str) -> int | None:
     return None
 
 
-def on_cpus(cpus: set[int] | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that keeps a child process on ``cpus`` (Linux), or None for no pinning."""
-    if not cpus:
+def on_cpus(cpus: set[int] | None, nice: int = 0) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that keeps a child process on ``cpus`` (Linux) and lowers its priority by ``nice``, or None
+    for neither."""
+    if not cpus and not nice:
         return None
-    chosen = set(cpus)
-    return lambda: os.sched_setaffinity(0, chosen)
+    chosen = set(cpus or ())
+
+    def setup() -> None:
+        if nice:
+            os.nice(nice)
+        if chosen:
+            os.sched_setaffinity(0, chosen)
+
+    return setup
 
 
 def cpu_seconds_of(pid: int) -> float:

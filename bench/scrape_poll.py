@@ -26,9 +26,13 @@ The ratio of the two p99s is the figure of merit (target <= 2).
 
 The emulator and the scraper run on the same machine as the exporter; on a
 small machine they compete with it for the cores during a poll (in
-production the provider is elsewhere).  ``--pin`` (Linux) keeps the exporter
-on the first CPU and the emulator and the scraper on the others, so that the
-exporter's own share of the busy latency can be told from that competition.
+production the provider is elsewhere).  The emulator runs at the lowest CPU
+priority (nice 19), so that it takes the CPU time the exporter and the
+scraper leave and never keeps the scraper (Prometheus' stand-in) waiting
+for a CPU: it stands in for a service on other machines.  ``--pin`` (Linux)
+keeps the exporter on the first CPU and the emulator and the scraper on the
+others, so that the exporter's own share of the busy latency can be told
+from that competition.
 
 With ``--baseline REF`` the same measurement runs first against git REF
 (checked out into a temporary worktree under /tmp, removed afterwards), and
@@ -65,6 +69,7 @@ from bench._blackbox import (
 
 PER_SPACE = 100
 GUARD = 0.5  # seconds around a busy window that count neither as busy nor as idle
+EMULATOR_NICE = 19  # the emulator stands in for a remote service: the lowest CPU priority
 
 
 def classify(scrapes: list[list], poll_list: list[tuple[float, float]]) -> dict:
@@ -171,11 +176,11 @@ def main(argv: list[str] | None = None) -> None:
         if len(cpus) < 2:
             parser.error("--pin needs at least 2 CPUs")
         args.exporter_cpus, args.other_cpus = {cpus[0]}, set(cpus[1:])
-    fleet = Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE, cpus=args.other_cpus)
+    fleet = Fleet(max(1, args.numbers // PER_SPACE), PER_SPACE, cpus=args.other_cpus, nice=EMULATOR_NICE)
     row = compare("scrape_poll", fleet, args, measure).table(
         f"numbers={fleet.numbers:,} (one account, {fleet.spaces} spaces); poll_interval {args.interval:g} s; "
         f"{args.change:.0%} of the numbers changed between polls; state_sets {args.state_sets or 'default'}; "
-        f"gzip scrapes every {args.every:g} s for {args.seconds:g} s"
+        f"gzip scrapes every {args.every:g} s for {args.seconds:g} s; emulator at nice {EMULATOR_NICE}"
         + (
             f"; exporter on CPU {sorted(args.exporter_cpus)}, emulator and scraper on {sorted(args.other_cpus)}"
             if args.pin
