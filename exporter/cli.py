@@ -324,11 +324,11 @@ def _webhook_listen_error(config: Config, err: OSError) -> str:
 #: so a young collection during a poll holds the GIL for at most about 3 ms (with 20,000 young objects it
 #: was up to 11 ms, see docs/benchmarks-runtime.md).
 GC_THRESHOLDS = (2_000, 500, 100)
-#: how long a thread may hold the GIL while another waits for it (Python's default: 5 ms).  A large poll is
-#: folded and rendered in a worker thread; a scrape on the loop needs the GIL several times (to read the
-#: request, to write the answer), and with the default it waited up to 5 ms each time: scrapes during that
-#: step took 10-20 ms instead of 2.  The cost is more switches while a worker thread runs (see
-#: docs/benchmarks-runtime.md).
+#: how long a thread may hold the GIL while another waits for it (Python's default: 5 ms).  A large answer is
+#: parsed and a new exposition compressed in worker threads; a scrape on the loop needs the GIL several times
+#: (to read the request, to write the answer), and with the default it waited up to 5 ms each time: scrapes
+#: took 10-20 ms instead of 2 while a large poll was folded in a worker thread (before it moved onto the loop
+#: in slices).  The cost is more switches while a worker thread runs (see docs/benchmarks-runtime.md).
 SWITCH_INTERVAL = 0.0005
 
 

@@ -195,7 +195,7 @@ class Store:
         compressed, instead of the first of them waiting for the compression.
         A newer generation published meanwhile wins: it holds these snapshots too.
         """
-        rendered = self._render(snapshots)  # outside the lock: a worker thread's render never holds up the loop
+        rendered = self._render(snapshots)  # outside the lock: another thread's render never holds up the loop
         with self._lock:
             self._install(rendered, remove)
             built = self._publish(swap=not compress_first)

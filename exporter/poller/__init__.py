@@ -22,8 +22,9 @@
   ``concurrency`` at once); every credential has one
   :class:`~exporter.ratelimit.TokenBucket` and one pooled
   :class:`httpx.AsyncClient`, shared by the accounts that sign with it.
-* Large snapshots are published (rendered) in a worker thread, so scrapes keep
-  answering meanwhile; the swap into the store is still a single step.
+* Large polls are folded and their snapshots rendered on the loop in slices
+  (:func:`exporter.lane.sliced`), so scrapes keep answering meanwhile; the swap
+  into the store is still a single step.
 * Shutdown (:meth:`Poller.begin_shutdown`) cancels every task at once and
   closes the buckets: no provider call starts after it.
 * A reload (:meth:`Poller.areconfigure`) retires changed and removed
