@@ -33,7 +33,8 @@ re-rendering them) are written as generators that ``yield`` every few hundred
 items (:data:`Steps`).  :func:`sliced` runs one on the loop in slices of
 about :data:`SLICE` seconds, each in a turn of its own, so a scrape that
 arrives meanwhile waits for one slice at most; :func:`finish` runs
-one to its end at once (small accounts, tests, other threads).  On the loop,
+one to its end at once (small accounts, tests, other threads), and
+:func:`at_once` makes the plain function of a generator's.  On the loop,
 not in a worker thread: a thread would hold the GIL through the C loops of a
 large computation (a sort, a join, a comprehension), which a scrape then waits
 for whatever the switch interval.
@@ -47,12 +48,24 @@ import gc
 import sys
 import time
 import weakref
-from collections.abc import Generator
-from typing import TypeVar
+from collections.abc import Callable, Generator
+from typing import ParamSpec, TypeVar
 
-__all__ = ["ANSWERING_SWITCH_INTERVAL", "MAX_PAUSE", "SLICE", "Lane", "Steps", "finish", "lane", "sliced", "turn"]
+__all__ = [
+    "ANSWERING_SWITCH_INTERVAL",
+    "MAX_PAUSE",
+    "SLICE",
+    "Lane",
+    "Steps",
+    "at_once",
+    "finish",
+    "lane",
+    "sliced",
+    "turn",
+]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 #: a computation cut into steps: a generator that yields (None) between two steps and returns its result
 Steps = Generator[None, None, T]
 
@@ -195,6 +208,16 @@ def finish(steps: Steps[T]) -> T:
             next(steps)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+
+
+def at_once(steps: Callable[P, Steps[T]]) -> Callable[P, T]:
+    """The plain form of a function that returns a computation cut into steps: it runs it to its end at once."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return finish(steps(*args, **kwargs))
+
+    run.__doc__ = steps.__doc__
+    return run
 
 
 async def sliced(steps: Steps[T], budget: float = SLICE) -> T:

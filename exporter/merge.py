@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from exporter import model
-from exporter.lane import Steps, finish
+from exporter.lane import Steps, at_once
 
 if TYPE_CHECKING:
     from exporter.providers.base import UnitResult
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 STEP = 256
 
 
-def business_limits(
+def business_limits_steps(
     numbers: Iterable[model.PhoneNumber], told: Mapping[str, model.BusinessLimit], read_at: float
-) -> dict[str, model.BusinessLimit]:
+) -> Steps[dict[str, model.BusinessLimit]]:
     """The messaging limit of every business portfolio the numbers belong to.
 
     A number whose tier is its portfolio's (:attr:`~model.PhoneNumber.shares_portfolio_limit`)
@@ -40,13 +40,6 @@ def business_limits(
     reading wins, until the next reading.  A business none of the numbers
     belongs to any more is dropped.
     """
-    return finish(business_limits_steps(numbers, told, read_at))
-
-
-def business_limits_steps(
-    numbers: Iterable[model.PhoneNumber], told: Mapping[str, model.BusinessLimit], read_at: float
-) -> Steps[dict[str, model.BusinessLimit]]:
-    """:func:`business_limits` cut into steps (see the module)."""
     read: dict[str, str] = {}
     for i, number in enumerate(numbers):
         if not i % STEP:
@@ -61,6 +54,9 @@ def business_limits_steps(
         else:
             out[business_id] = model.BusinessLimit(business_id, tier, read_at, "poll")
     return out
+
+
+business_limits = at_once(business_limits_steps)
 
 
 def with_health(
@@ -82,27 +78,18 @@ def with_health(
     return out
 
 
-def newer_health(
-    current: Mapping[str, model.TrackedNumber],
-    polled: Mapping[str, model.PhoneNumber],
-    health_read_at: Mapping[str, float],
-    poll_started: float,
-) -> dict[str, model.PhoneNumber]:
-    """Polled numbers whose health was read (and published) after the poll started: with that newer health.
-
-    A poll enriches its numbers with the health known when it read them; a
-    health sweep running meanwhile may have published a newer reading, which
-    the poll must not overwrite with the older one.
-    """
-    return finish(_newer_health_steps(current, polled, health_read_at, poll_started))
-
-
 def _newer_health_steps(
     current: Mapping[str, model.TrackedNumber],
     polled: Mapping[str, model.PhoneNumber],
     health_read_at: Mapping[str, float],
     poll_started: float,
 ) -> Steps[dict[str, model.PhoneNumber]]:
+    """Polled numbers whose health was read (and published) after the poll started: with that newer health.
+
+    A poll enriches its numbers with the health known when it read them; a
+    health sweep running meanwhile may have published a newer reading, which
+    the poll must not overwrite with the older one.
+    """
     out = {}
     for i, (phone, read_at) in enumerate(health_read_at.items()):
         if not i % STEP:
@@ -116,14 +103,13 @@ def _newer_health_steps(
     return out
 
 
-def changed_numbers(before: Mapping[str, model.TrackedNumber], after: Mapping[str, model.PhoneNumber]) -> list[str]:
-    """Numbers whose status or quality rating differs from before (not new ones): their health is read first."""
-    return finish(_changed_steps(before, after))
+newer_health = at_once(_newer_health_steps)
 
 
 def _changed_steps(
     before: Mapping[str, model.TrackedNumber], after: Mapping[str, model.PhoneNumber]
 ) -> Steps[list[str]]:
+    """Numbers whose status or quality rating differs from before (not new ones): their health is read first."""
     changed = []
     for i, (phone, number) in enumerate(after.items()):
         if not i % STEP:
@@ -137,17 +123,14 @@ def _changed_steps(
     return changed
 
 
-def track(
-    prev: Mapping[str, model.TrackedNumber], found: Mapping[str, model.PhoneNumber], now: float
-) -> dict[str, model.TrackedNumber]:
-    """The tracked numbers after a reading: a number unchanged keeps its very object (the store reuses its
-    rendered chunks); a changed one advances its change times."""
-    return finish(_track_steps(prev, found, now))
+changed_numbers = at_once(_changed_steps)
 
 
 def _track_steps(
     prev: Mapping[str, model.TrackedNumber], found: Mapping[str, model.PhoneNumber], now: float
 ) -> Steps[dict[str, model.TrackedNumber]]:
+    """The tracked numbers after a reading: a number unchanged keeps its very object (the store reuses its
+    rendered chunks); a changed one advances its change times."""
     tracked = {}
     for i, (phone, number) in enumerate(found.items()):
         if not i % STEP:
@@ -160,6 +143,9 @@ def _track_steps(
         else:
             tracked[phone] = model.TrackedNumber(number, old.changes.advanced(old.number, number, now))
     return tracked
+
+
+track = at_once(_track_steps)
 
 
 @dataclass(frozen=True)
@@ -181,39 +167,6 @@ class PollFold:
     any_unit_ok: bool
 
 
-def fold_poll(
-    unit_ids: list[str],
-    outcomes: Sequence[UnitResult | ProviderError],
-    prev_numbers: Mapping[str, model.TrackedNumber],
-    prev_wabas: Mapping[str, model.Waba],
-    number_last_success: Mapping[str, float],
-    space_last_success: Mapping[str, float],
-    now: float,
-    max_staleness: float,
-    max_numbers: int = 0,
-) -> PollFold:
-    """Fold one poll's outcomes (a UnitResult, or the exception that refused the whole unit, per unit).
-
-    A unit that failed keeps its numbers' last good data while they are
-    younger than ``max_staleness`` (likewise numbers a unit marked stale); its
-    WABA goes once the unit has not answered for ``max_staleness``.  Beyond
-    ``max_numbers`` the numbers sorting last are left out.
-    """
-    return finish(
-        fold_poll_steps(
-            unit_ids,
-            outcomes,
-            prev_numbers,
-            prev_wabas,
-            number_last_success,
-            space_last_success,
-            now,
-            max_staleness,
-            max_numbers,
-        )
-    )
-
-
 def fold_poll_steps(
     unit_ids: list[str],
     outcomes: Sequence[UnitResult | ProviderError],
@@ -225,7 +178,13 @@ def fold_poll_steps(
     max_staleness: float,
     max_numbers: int = 0,
 ) -> Steps[PollFold]:
-    """:func:`fold_poll` cut into steps (see the module)."""
+    """Fold one poll's outcomes (a UnitResult, or the exception that refused the whole unit, per unit).
+
+    A unit that failed keeps its numbers' last good data while they are
+    younger than ``max_staleness`` (likewise numbers a unit marked stale); its
+    WABA goes once the unit has not answered for ``max_staleness``.  Beyond
+    ``max_numbers`` the numbers sorting last are left out.
+    """
     found: dict[str, model.PhoneNumber] = {}
     wabas = dict(prev_wabas)
     configured: dict[str, tuple[str, bool]] = {}
@@ -299,6 +258,9 @@ def fold_poll_steps(
     )
 
 
+fold_poll = at_once(fold_poll_steps)
+
+
 @dataclass(frozen=True)
 class PollStep:
     """An account's numbers after one poll (see :func:`poll_step`)."""
@@ -308,26 +270,6 @@ class PollStep:
     numbers: dict[str, model.TrackedNumber]
     #: numbers whose status or quality rating changed (none on the first poll)
     changed: list[str]
-
-
-def poll_step(
-    fold: PollFold,
-    prev_numbers: Mapping[str, model.TrackedNumber],
-    refreshed_at: Mapping[str, float],
-    health_read_at: Mapping[str, float],
-    now: float,
-    tracked_at: float,
-    *,
-    first: bool = False,
-) -> PollStep:
-    """A poll's fold (:func:`fold_poll`) made the account's next numbers, keeping what is newer than the poll.
-
-    ``refreshed_at`` holds the numbers a webhook refresh re-read after the poll
-    started (``now``): their current reading is newer than the poll's.  Health
-    read after the poll started likewise stays (:func:`newer_health`).  The
-    numbers are tracked at ``tracked_at``.
-    """
-    return finish(poll_step_steps(fold, prev_numbers, refreshed_at, health_read_at, now, tracked_at, first=first))
 
 
 def poll_step_steps(
@@ -340,7 +282,13 @@ def poll_step_steps(
     *,
     first: bool = False,
 ) -> Steps[PollStep]:
-    """:func:`poll_step` cut into steps (see the module)."""
+    """A poll's fold (:func:`fold_poll`) made the account's next numbers, keeping what is newer than the poll.
+
+    ``refreshed_at`` holds the numbers a webhook refresh re-read after the poll
+    started (``now``): their current reading is newer than the poll's.  Health
+    read after the poll started likewise stays (:func:`newer_health`).  The
+    numbers are tracked at ``tracked_at``.
+    """
     found = dict(fold.found)
     yield
     for phone in refreshed_at:
@@ -351,3 +299,6 @@ def poll_step_steps(
     changed = [] if first else (yield from _changed_steps(prev_numbers, found))
     tracked = yield from _track_steps(prev_numbers, found, tracked_at)
     return PollStep(fold, tracked, changed)
+
+
+poll_step = at_once(poll_step_steps)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from exporter import exposition as ex
 from exporter import model
-from exporter.lane import Steps, finish
+from exporter.lane import Steps, at_once
 from exporter.providers.errors import REASONS
 
 if TYPE_CHECKING:
@@ -118,16 +118,10 @@ class RenderedAccount:
         return self.parts[self.bounds[i] : self.bounds[i + 1]]
 
 
-def render_account(snap: AccountSnapshot, previous: RenderedAccount | None, opts: ex.RenderOptions) -> RenderedAccount:
-    """``snap`` rendered; with ``previous`` (the same account's last rendering), only its changed blocks."""
-    return finish(render_account_steps(snap, previous, opts))
-
-
 def render_account_steps(
     snap: AccountSnapshot, previous: RenderedAccount | None, opts: ex.RenderOptions
 ) -> Steps[RenderedAccount]:
-    """:func:`render_account` cut into steps: a few blocks, or one C pass over the numbers, at a time (see
-    :func:`exporter.lane.sliced`)."""
+    """``snap`` rendered; with ``previous`` (the same account's last rendering), only its changed blocks."""
     base = ex.account_base(snap.provider, snap.name)
     suffix = ex.static_suffix(snap.static_labels)
     families = range(len(ex.NUMBER_FAMILIES))
@@ -201,6 +195,9 @@ def render_account_steps(
         bounds.append(len(parts))
         sizes.append(len(part))
     return RenderedAccount(layout, blocks, current, waba_group, self_group, parts, tuple(bounds), tuple(sizes))
+
+
+render_account = at_once(render_account_steps)
 
 
 def _layout_steps(phones: frozenset[str]) -> Steps[Layout]:

@@ -256,6 +256,8 @@ class _Actor(_HealthSweeps):
         first = prev.poll is None
         # A number re-read by a webhook refresh after this poll started is newer than this poll's reading.
         state.refreshed_at = {p: t for p, t in state.refreshed_at.items() if t >= now}
+        # This poll reads the business limits: only what webhooks told after it started still wins.
+        state.told_limits = {b: limit for b, limit in state.told_limits.items() if limit.observed_at > now}
         tracked_at = self.clock()
 
         def step() -> Steps[tuple[merge.PollStep, dict[str, model.BusinessLimit]]]:
@@ -273,9 +275,9 @@ class _Actor(_HealthSweeps):
             stepped = yield from merge.poll_step_steps(
                 fold, prev.numbers, state.refreshed_at, state.health_read_at, now, tracked_at, first=first
             )
-            # the business limits as read by this poll (told_limits is pruned below: only webhooks newer than now)
-            told = {b: limit for b, limit in state.told_limits.items() if limit.observed_at > now}
-            businesses = yield from merge.business_limits_steps((t.number for t in stepped.numbers.values()), told, now)
+            businesses = yield from merge.business_limits_steps(
+                (t.number for t in stepped.numbers.values()), state.told_limits, now
+            )
             return stepped, businesses
 
         polled = sum(len(o.numbers) for o in outcomes if isinstance(o, UnitResult))
@@ -312,7 +314,6 @@ class _Actor(_HealthSweeps):
         state.space_last_success = fold.space_last_success
         changed, numbers = stepped.changed, stepped.numbers
         state.tiers_read_at = now
-        state.told_limits = {b: limit for b, limit in state.told_limits.items() if limit.observed_at > now}
         finished = self.clock()
         failures = [err for _, err in fold.failures]
         success = not failures

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from exporter import model
-from exporter.lane import Steps, finish
+from exporter.lane import Steps, at_once
 from exporter.providers.errors import ProviderError
 from exporter.providers.wire import list_field, meta_states, text
 
@@ -122,22 +122,14 @@ def normalize_phone_number(raw: str) -> str:
     return value
 
 
-def parse_phone_numbers(
+def parse_phone_numbers_steps(
     body: dict[str, Any], space_id: str, tier_vocabulary: str = "api_reference"
-) -> list[model.PhoneNumber]:
+) -> Steps[list[model.PhoneNumber]]:
     """``QueryChatappPhoneNumbers`` → numbers of one space.
 
     Tolerates missing fields (UNKNOWN), unknown values (OTHER) and malformed
     entries (skipped and logged); a missing ``PhoneNumbers`` key is an empty space.
     """
-    return finish(parse_phone_numbers_steps(body, space_id, tier_vocabulary))
-
-
-def parse_phone_numbers_steps(
-    body: dict[str, Any], space_id: str, tier_vocabulary: str = "api_reference"
-) -> Steps[list[model.PhoneNumber]]:
-    """:func:`parse_phone_numbers` cut into steps of :data:`STEP` entries (the client runs it in slices
-    between scrapes, :func:`exporter.lane.sliced`)."""
     numbers: dict[str, model.PhoneNumber] = {}
     malformed = duplicates = 0
     for i, item in enumerate(list_field(body, "PhoneNumbers")):
@@ -165,6 +157,9 @@ def parse_phone_numbers_steps(
             extra={"space_id": space_id, "malformed": malformed, "duplicates": duplicates},
         )
     return list(numbers.values())
+
+
+parse_phone_numbers = at_once(parse_phone_numbers_steps)
 
 
 def parse_bind_waba(body: dict[str, Any], space_id: str) -> model.Waba | None:
